@@ -1,0 +1,60 @@
+"""Who may call what: bearer resolution and role checks as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.models import Role, User
+from confbridge.auth.service import Principal
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.errors import Forbidden, Unauthorized
+from confbridge.sites.models import Terminal
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    if not token:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    return auth_service.resolve_bearer(session=session, token=token, secret_key=settings.secret_key)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], User]:
+    """A dependency that lets through users holding one of `roles` (any role when empty)."""
+    allowed = set(roles) | {Role.admin}
+
+    def dependency(principal: PrincipalDep) -> User:
+        if principal.user is None:
+            raise Forbidden("terminals may not use this endpoint")
+        if roles and principal.user.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Forbidden(f"your role '{principal.user.role}' may not do this (needs {names})")
+        return principal.user
+
+    return dependency
+
+
+def require_terminal(principal: PrincipalDep) -> Terminal:
+    if principal.terminal is None:
+        raise Forbidden("only a terminal token may use this endpoint")
+    return principal.terminal
+
+
+CurrentUser = Annotated[User, Depends(require_roles())]
+AdminUser = Annotated[User, Depends(require_roles(Role.admin))]
+SecretariatUser = Annotated[User, Depends(require_roles(Role.secretariat))]
+SiteEditor = Annotated[User, Depends(require_roles(Role.secretariat, Role.it))]
+ITUser = Annotated[User, Depends(require_roles(Role.it))]
+TerminalDep = Annotated[Terminal, Depends(require_terminal)]

@@ -1,0 +1,159 @@
+"""Meeting series, their occurrences and the per-site bookings that conflicts are checked on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.sites.models import Site, Unit
+
+
+class MeetingKind(StrEnum):
+    giao_ban = "giao_ban"
+    so_ket = "so_ket"
+    tong_ket = "tong_ket"
+    tap_huan = "tap_huan"
+    chuyen_de = "chuyen_de"
+    khac = "khac"
+
+
+class MeetingMode(StrEnum):
+    online = "online"
+    in_person = "in_person"
+    hybrid = "hybrid"
+
+
+class OccurrenceStatus(StrEnum):
+    scheduled = "scheduled"
+    cancelled = "cancelled"
+
+
+series_sites = Table(
+    "series_sites",
+    Base.metadata,
+    Column("series_id", ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("site_id", ForeignKey("sites.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+series_units = Table(
+    "series_units",
+    Base.metadata,
+    Column("series_id", ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", ForeignKey("units.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    rrule: Mapped[str] = mapped_column(Text)
+    # Wall-clock time in `tz`, as RFC 5545 DTSTART;TZID=... (section 3.3.5, form #3).
+    dtstart: Mapped[datetime] = mapped_column(DateTime(timezone=False))
+    tz: Mapped[str] = mapped_column(String(64))
+    duration_min: Mapped[int] = mapped_column(Integer)
+    chair_site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
+    skip_holidays: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ISO strings: a date ("2026-02-16") excludes that day, a local date-time one occurrence.
+    exdates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Key of the series in a schedule file, so that re-applying the file updates in place.
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Occurrences exist up to here (UTC); open-ended rules are extended as time passes.
+    materialized_until_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when a series with past occurrences is deleted: history stays, nothing new is planned.
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    chair_site: Mapped[Site] = relationship()
+    sites: Mapped[list[Site]] = relationship(secondary=series_sites, order_by="Site.id")
+    units: Mapped[list[Unit]] = relationship(secondary=series_units, order_by="Unit.id")
+    occurrences: Mapped[list[Occurrence]] = relationship(
+        back_populates="series",
+        order_by="Occurrence.start_at",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class Occurrence(Base):
+    __tablename__ = "occurrences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    # The start the rule gave (RFC 5545 RECURRENCE-ID); stays put when the occurrence is moved.
+    recurrence_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=OccurrenceStatus.scheduled.value)
+    # RFC 5545 SEQUENCE: bumped on every move or cancellation so calendar clients update.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="occurrences")
+    bookings: Mapped[list[Booking]] = relationship(
+        back_populates="occurrence", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def moved(self) -> bool:
+        return self.start_at != self.recurrence_at
+
+    __table_args__ = (
+        UniqueConstraint("series_id", "recurrence_at", name="uq_occurrences_series_recurrence"),
+        Index("ix_occurrences_start_at", "start_at"),
+    )
+
+
+class Booking(Base):
+    """One site invited to one occurrence; times are copied so conflicts need one index."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # False once the occurrence is cancelled: the slot is free again.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_chair: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    occurrence: Mapped[Occurrence] = relationship(back_populates="bookings")
+
+    __table_args__ = (
+        UniqueConstraint("occurrence_id", "site_id", name="uq_bookings_occurrence_site"),
+        Index("ix_bookings_site_start", "site_id", "start_at"),
+    )
+
+
+class BookingLock(Base):
+    """A single row that every booking transaction updates first.
+
+    Taking its row lock serialises conflict check + insert on PostgreSQL, and on SQLite the
+    update takes the database write lock before anything is read.
+    """
+
+    __tablename__ = "booking_lock"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)

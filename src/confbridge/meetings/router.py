@@ -1,0 +1,296 @@
+"""Series, occurrences, calendars and terminal agendas over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser, TerminalDep
+from confbridge.db import utcnow
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.errors import Forbidden
+from confbridge.meetings import calendars
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence, Series
+from confbridge.meetings.schemas import (
+    Agenda,
+    AgendaItem,
+    OccurrenceDetail,
+    OccurrenceRead,
+    OccurrenceUpdate,
+    SeriesCreate,
+    SeriesRead,
+    SeriesUpdate,
+)
+from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
+from confbridge.sites import service as site_service
+from confbridge.timeutil import parse_window
+
+router = APIRouter(tags=["meetings"])
+ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
+TimeQuery = Annotated[str | None, Query(max_length=40)]
+FromQuery = Annotated[str | None, Query(alias="from", max_length=40)]
+
+
+def series_read(session: Session, series: Series) -> SeriesRead:
+    return SeriesRead(
+        id=series.id,
+        title=series.title,
+        kind=series.kind,
+        mode=series.mode,
+        rrule=series.rrule,
+        dtstart=series.dtstart,
+        tz=series.tz,
+        duration_min=series.duration_min,
+        chair_site_id=series.chair_site_id,
+        site_ids=[s.id for s in series.sites],
+        unit_ids=[u.id for u in series.units],
+        exdates=list(series.exdates),
+        skip_holidays=series.skip_holidays,
+        materialized_until_at=series.materialized_until_at,
+        ended_at=series.ended_at,
+        occurrence_count=meeting_service.occurrence_count(session=session, series_id=series.id),
+        created_at=series.created_at,
+        updated_at=series.updated_at,
+    )
+
+
+def occurrence_read(occurrence: Occurrence, site_count: int) -> OccurrenceRead:
+    series = occurrence.series
+    return OccurrenceRead(
+        id=occurrence.id,
+        series_id=series.id,
+        title=series.title,
+        kind=series.kind,
+        mode=series.mode,
+        chair_site_id=series.chair_site_id,
+        recurrence_at=occurrence.recurrence_at,
+        start_at=occurrence.start_at,
+        end_at=occurrence.end_at,
+        status=occurrence.status,
+        moved=occurrence.moved,
+        site_count=site_count,
+    )
+
+
+def _actor(user: object) -> str:
+    return f"user:{getattr(user, 'username', '?')}"
+
+
+@router.post("/series", response_model=SeriesRead, status_code=status.HTTP_201_CREATED)
+def create_series(
+    body: SeriesCreate, user: SecretariatUser, session: SessionDep, settings: SettingsDep
+) -> SeriesRead:
+    series = meeting_service.create(
+        session=session, series_in=body, settings=settings.meetings, now=utcnow()
+    )
+    auth_service.record(
+        session=session,
+        actor=_actor(user),
+        action="series_created",
+        entity="series",
+        entity_id=series.id,
+        detail={"title": series.title},
+    )
+    session.commit()
+    return series_read(session, series)
+
+
+@router.get("/series", response_model=Page[SeriesRead])
+def list_series(
+    _user: CurrentUser, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> Page[SeriesRead]:
+    items, total = meeting_service.list_(session=session, limit=limit, offset=offset)
+    return Page(
+        items=[series_read(session, s) for s in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/series/{series_id}", response_model=SeriesRead)
+def get_series(series_id: IdPath, _user: CurrentUser, session: SessionDep) -> SeriesRead:
+    return series_read(session, meeting_service.get(session=session, series_id=series_id))
+
+
+@router.patch("/series/{series_id}", response_model=SeriesRead)
+def update_series(
+    series_id: IdPath,
+    body: SeriesUpdate,
+    user: SecretariatUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> SeriesRead:
+    series = meeting_service.get(session=session, series_id=series_id)
+    meeting_service.update(
+        session=session, series=series, series_in=body, settings=settings.meetings, now=utcnow()
+    )
+    auth_service.record(
+        session=session,
+        actor=_actor(user),
+        action="series_updated",
+        entity="series",
+        entity_id=series.id,
+        detail=body.model_dump(mode="json", exclude_unset=True),
+    )
+    session.commit()
+    return series_read(session, series)
+
+
+@router.delete("/series/{series_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_series(series_id: IdPath, user: SecretariatUser, session: SessionDep) -> Response:
+    series = meeting_service.get(session=session, series_id=series_id)
+    removed = meeting_service.delete_series(session=session, series=series, now=utcnow())
+    auth_service.record(
+        session=session,
+        actor=_actor(user),
+        action="series_deleted" if removed else "series_ended",
+        entity="series",
+        entity_id=series_id,
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/series/{series_id}/occurrences", response_model=Page[OccurrenceRead])
+def list_series_occurrences(
+    series_id: IdPath,
+    _user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_: FromQuery = None,
+    to: TimeQuery = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> Page[OccurrenceRead]:
+    meeting_service.get(session=session, series_id=series_id)
+    return _occurrence_page(
+        session, settings.meetings.default_tz, from_, to, limit, offset, series_id=series_id
+    )
+
+
+@router.get("/occurrences", response_model=Page[OccurrenceRead])
+def list_occurrences(
+    _user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_: FromQuery = None,
+    to: TimeQuery = None,
+    site_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> Page[OccurrenceRead]:
+    if site_id is not None:
+        site_service.get_site(session=session, site_id=site_id)
+    return _occurrence_page(
+        session, settings.meetings.default_tz, from_, to, limit, offset, site_id=site_id
+    )
+
+
+def _occurrence_page(
+    session: Session,
+    tz: str,
+    from_: str | None,
+    to: str | None,
+    limit: int,
+    offset: int,
+    *,
+    series_id: int | None = None,
+    site_id: int | None = None,
+) -> Page[OccurrenceRead]:
+    from_at, to_at = parse_window(from_, to, tz=tz, now=utcnow())
+    rows, total = meeting_service.list_occurrences(
+        session=session,
+        from_at=from_at,
+        to_at=to_at,
+        series_id=series_id,
+        site_id=site_id,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[occurrence_read(o, n) for o, n in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/occurrences/{occurrence_id}", response_model=OccurrenceDetail)
+def get_occurrence(
+    occurrence_id: IdPath, _user: CurrentUser, session: SessionDep
+) -> OccurrenceDetail:
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    site_ids = meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+    return OccurrenceDetail(
+        **occurrence_read(occurrence, len(site_ids)).model_dump(), site_ids=site_ids
+    )
+
+
+@router.patch("/occurrences/{occurrence_id}", response_model=OccurrenceRead)
+def update_occurrence(
+    occurrence_id: IdPath, body: OccurrenceUpdate, user: SecretariatUser, session: SessionDep
+) -> OccurrenceRead:
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    meeting_service.update_occurrence(
+        session=session, occurrence=occurrence, start_at=body.start_at, status=body.status
+    )
+    auth_service.record(
+        session=session,
+        actor=_actor(user),
+        action="occurrence_updated",
+        entity="occurrence",
+        entity_id=occurrence.id,
+        detail=body.model_dump(mode="json", exclude_unset=True),
+    )
+    session.commit()
+    site_count = len(
+        meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+    )
+    return occurrence_read(occurrence, site_count)
+
+
+@router.get("/series/{series_id}/calendar.ics", response_class=Response)
+def series_calendar(series_id: IdPath, _user: CurrentUser, session: SessionDep) -> Response:
+    series = meeting_service.get(session=session, series_id=series_id)
+    body = calendars.series_calendar(session=session, series=series, now=utcnow())
+    return Response(body, media_type=ICS_MEDIA_TYPE)
+
+
+@router.get("/sites/{site_id}/calendar.ics", response_class=Response)
+def site_calendar(
+    site_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    site = site_service.get_site(session=session, site_id=site_id)
+    if principal.terminal is not None and principal.terminal.site_id != site.id:
+        raise Forbidden("a terminal may only read its own site's calendar")
+    body = calendars.site_calendar(
+        session=session, site=site, tz=settings.meetings.default_tz, now=utcnow()
+    )
+    return Response(body, media_type=ICS_MEDIA_TYPE)
+
+
+@router.get("/terminals/me/agenda", response_model=Agenda)
+def terminal_agenda(terminal: TerminalDep, session: SessionDep, settings: SettingsDep) -> Agenda:
+    rows = meeting_service.agenda(
+        session=session,
+        site_id=terminal.site_id,
+        now=utcnow(),
+        limit=settings.meetings.agenda_size,
+        max_duration_min=settings.meetings.max_duration_min,
+    )
+    return Agenda(
+        site_id=terminal.site_id,
+        site_name=terminal.site.name,
+        items=[
+            AgendaItem(
+                occurrence_id=r[0],
+                series_id=r[1],
+                title=r[2],
+                kind=r[3],
+                mode=r[4],
+                start_at=r[5],
+                end_at=r[6],
+                is_chair=r[7],
+            )
+            for r in rows
+        ],
+    )

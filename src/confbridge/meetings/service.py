@@ -1,0 +1,581 @@
+"""Meeting series and occurrences: booking, re-planning, moving, cancelling, agendas."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, insert, or_, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session
+
+from confbridge.db import utcnow
+from confbridge.errors import Conflict, Invalid, NotFound
+from confbridge.meetings.conflicts import (
+    MAX_REPORTED,
+    ConflictInfo,
+    Interval,
+    find_conflicts,
+    self_overlaps,
+)
+from confbridge.meetings.models import (
+    Booking,
+    BookingLock,
+    Occurrence,
+    OccurrenceStatus,
+    Series,
+    series_sites,
+)
+from confbridge.meetings.recurrence import Rule, normalise_rrule, parse_exdate, zone
+from confbridge.meetings.schemas import SeriesCreate, SeriesUpdate
+from confbridge.settings import MeetingSettings
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site, Unit
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_FIELDS = {
+    "rrule",
+    "dtstart",
+    "tz",
+    "duration_min",
+    "chair_site_id",
+    "site_ids",
+    "unit_ids",
+    "exdates",
+    "skip_holidays",
+}
+NON_NULLABLE = {
+    "title",
+    "kind",
+    "mode",
+    "rrule",
+    "dtstart",
+    "tz",
+    "duration_min",
+    "chair_site_id",
+    "skip_holidays",
+}
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass
+class SeriesSpec:
+    """Validated, normalised fields of a series."""
+
+    title: str
+    kind: str
+    mode: str
+    rrule: str
+    dtstart: datetime
+    tz: str
+    duration_min: int
+    chair_site_id: int
+    site_ids: list[int]
+    unit_ids: list[int]
+    exdates: list[str]
+    skip_holidays: bool
+
+    @property
+    def rule(self) -> Rule:
+        return Rule(
+            rrule=self.rrule,
+            dtstart=self.dtstart,
+            tz=self.tz,
+            exdates=tuple(parse_exdate(e) for e in self.exdates),
+            skip_holidays=self.skip_holidays,
+        )
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_min)
+
+
+def _wall_clock(value: datetime, tz: str) -> datetime:
+    """DTSTART as wall-clock time in `tz`; an aware value is converted first."""
+    if value.tzinfo is not None:
+        value = value.astimezone(zone(tz)).replace(tzinfo=None)
+    return value.replace(second=0, microsecond=0)
+
+
+def _exdate_strings(values: Sequence[date | datetime | str], tz: str) -> list[str]:
+    result = []
+    for value in values:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(zone(tz))
+        parsed = parse_exdate(value)
+        text = parsed.isoformat(timespec="minutes") if isinstance(parsed, datetime) else str(parsed)
+        result.append(text)
+    return sorted(set(result))
+
+
+def build_spec(data: dict[str, Any], *, default_tz: str) -> SeriesSpec:
+    tz = data.get("tz") or default_tz
+    zone(tz)
+    return SeriesSpec(
+        title=data["title"].strip(),
+        kind=str(data["kind"]),
+        mode=str(data["mode"]),
+        rrule=normalise_rrule(data["rrule"], tz),
+        dtstart=_wall_clock(data["dtstart"], tz),
+        tz=tz,
+        duration_min=data["duration_min"],
+        chair_site_id=data["chair_site_id"],
+        site_ids=sorted(set(data.get("site_ids") or [])),
+        unit_ids=sorted(set(data.get("unit_ids") or [])),
+        exdates=_exdate_strings(data.get("exdates") or [], tz),
+        skip_holidays=bool(data.get("skip_holidays", True)),
+    )
+
+
+def spec_of(series: Series) -> SeriesSpec:
+    return SeriesSpec(
+        title=series.title,
+        kind=series.kind,
+        mode=series.mode,
+        rrule=series.rrule,
+        dtstart=series.dtstart,
+        tz=series.tz,
+        duration_min=series.duration_min,
+        chair_site_id=series.chair_site_id,
+        site_ids=[s.id for s in series.sites],
+        unit_ids=[u.id for u in series.units],
+        exdates=list(series.exdates),
+        skip_holidays=series.skip_holidays,
+    )
+
+
+def lock_bookings(session: Session) -> None:
+    """Serialise booking transactions: the first statement takes the booking lock row."""
+    result = session.execute(
+        sql_update(BookingLock).where(BookingLock.id == 1).values(version=BookingLock.version + 1)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(BookingLock(id=1, version=1))
+        session.flush()
+
+
+def _load_sites(session: Session, site_ids: Sequence[int]) -> list[Site]:
+    sites: list[Site] = []
+    for start in range(0, len(site_ids), 900):
+        chunk = site_ids[start : start + 900]
+        sites.extend(session.scalars(select(Site).where(Site.id.in_(chunk))))
+    return sites
+
+
+def invited_site_ids(session: Session, spec: SeriesSpec) -> tuple[list[Site], list[Unit], set[int]]:
+    """Check the chair, sites and units exist; return them and every site the series books."""
+    wanted = sorted(set(spec.site_ids) | {spec.chair_site_id})
+    sites = _load_sites(session, wanted)
+    by_id = {s.id: s for s in sites}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        raise Invalid(f"unknown site ids: {', '.join(map(str, missing[:20]))}", site_ids=missing)
+    archived = [i for i in wanted if by_id[i].archived_at is not None]
+    if archived:
+        raise Invalid(f"archived sites cannot be booked: {', '.join(map(str, archived[:20]))}")
+    units = list(session.scalars(select(Unit).where(Unit.id.in_(spec.unit_ids))))
+    unknown_units = sorted(set(spec.unit_ids) - {u.id for u in units})
+    if unknown_units:
+        raise Invalid(f"unknown unit ids: {', '.join(map(str, unknown_units[:20]))}")
+    booked = set(wanted) | site_service.site_ids_under_units(
+        session=session, unit_ids=spec.unit_ids
+    )
+    explicit = [by_id[i] for i in sorted(set(spec.site_ids))]
+    return explicit, units, booked
+
+
+def _refuse_conflicts(conflicts: list[ConflictInfo]) -> None:
+    if conflicts:
+        raise Conflict(
+            f"{len(conflicts)} booking(s) would overlap meetings already booked for the same site",
+            conflicts=[c.as_dict() for c in conflicts[:MAX_REPORTED]],
+            conflict_count=len(conflicts),
+        )
+
+
+def _check_schedule(
+    session: Session,
+    *,
+    series_id: int | None,
+    occurrences: Sequence[Occurrence],
+    site_ids: set[int],
+) -> None:
+    intervals = [
+        Interval(o.start_at, o.end_at)
+        for o in occurrences
+        if o.status != OccurrenceStatus.cancelled
+    ]
+    overlapping = self_overlaps(intervals)
+    if overlapping:
+        first, second = overlapping[0]
+        raise Invalid(
+            "occurrences of this series would overlap each other "
+            f"({first.start_at.isoformat()} and {second.start_at.isoformat()}): "
+            "the duration is longer than the time between them"
+        )
+    _refuse_conflicts(
+        find_conflicts(
+            session=session, site_ids=site_ids, intervals=intervals, exclude_series_id=series_id
+        )
+    )
+
+
+def _insert_bookings(
+    session: Session, occurrences: Sequence[Occurrence], site_ids: set[int], chair_site_id: int
+) -> int:
+    rows = [
+        {
+            "occurrence_id": o.id,
+            "site_id": site_id,
+            "start_at": o.start_at,
+            "end_at": o.end_at,
+            "active": o.status != OccurrenceStatus.cancelled,
+            "is_chair": site_id == chair_site_id,
+        }
+        for o in occurrences
+        for site_id in sorted(site_ids)
+    ]
+    if rows:
+        session.execute(insert(Booking), rows)
+    return len(rows)
+
+
+def _apply_spec(series: Series, spec: SeriesSpec, sites: list[Site], units: list[Unit]) -> None:
+    series.title, series.kind, series.mode = spec.title, spec.kind, spec.mode
+    series.rrule, series.dtstart, series.tz = spec.rrule, spec.dtstart, spec.tz
+    series.duration_min, series.chair_site_id = spec.duration_min, spec.chair_site_id
+    series.exdates, series.skip_holidays = spec.exdates, spec.skip_holidays
+    series.sites, series.units = sites, units
+
+
+def create(
+    *,
+    session: Session,
+    series_in: SeriesCreate | dict[str, Any],
+    settings: MeetingSettings,
+    now: datetime,
+    source_key: str | None = None,
+) -> Series:
+    """Book a series: every occurrence up to the horizon, every invited site, no overlaps."""
+    data = series_in.model_dump() if isinstance(series_in, SeriesCreate) else series_in
+    spec = build_spec(data, default_tz=settings.default_tz)
+    lock_bookings(session)
+    sites, units, booked = invited_site_ids(session, spec)
+    until_at = now + timedelta(days=settings.horizon_days)
+    starts = spec.rule.starts(
+        after_at=None, until_at=until_at, limit=settings.max_occurrences_per_series
+    )
+    if not starts:
+        raise Invalid(f"the rule gives no occurrence before {until_at:%Y-%m-%d}")
+    series = Series(source_key=source_key, materialized_until_at=until_at)
+    _apply_spec(series, spec, sites, units)
+    occurrences = [
+        Occurrence(recurrence_at=s, start_at=s, end_at=s + spec.duration) for s in starts
+    ]
+    _check_schedule(session, series_id=None, occurrences=occurrences, site_ids=booked)
+    series.occurrences = occurrences
+    session.add(series)
+    session.flush()
+    _insert_bookings(session, occurrences, booked, spec.chair_site_id)
+    return series
+
+
+def update(
+    *,
+    session: Session,
+    series: Series,
+    series_in: SeriesUpdate | dict[str, Any],
+    settings: MeetingSettings,
+    now: datetime,
+) -> Series:
+    """Change a series; schedule changes re-plan its coming occurrences (past ones stay)."""
+    changes = (
+        series_in.model_dump(exclude_unset=True)
+        if isinstance(series_in, SeriesUpdate)
+        else series_in
+    )
+    nulls = sorted(k for k, v in changes.items() if v is None and k in NON_NULLABLE)
+    if nulls:
+        raise Invalid(f"{', '.join(nulls)}: may not be null")
+    if series.ended_at is not None:
+        raise Conflict(f"series {series.id} has ended and can no longer be changed")
+    current = spec_of(series)
+    merged = {**current.__dict__, **changes}
+    if "tz" in changes and "dtstart" not in changes:
+        merged["dtstart"] = current.dtstart  # keep the wall clock, in the new zone
+    spec = build_spec(merged, default_tz=settings.default_tz)
+    if not changes.keys() & SCHEDULE_FIELDS:
+        series.title, series.kind, series.mode = spec.title, spec.kind, spec.mode
+        session.flush()
+        return series
+    lock_bookings(session)
+    sites, units, booked = invited_site_ids(session, spec)
+    _apply_spec(series, spec, sites, units)
+    _replan(session, series, spec, booked, settings=settings, now=now)
+    return series
+
+
+def _replan(
+    session: Session,
+    series: Series,
+    spec: SeriesSpec,
+    booked: set[int],
+    *,
+    settings: MeetingSettings,
+    now: datetime,
+) -> None:
+    coming = [o for o in series.occurrences if o.start_at >= now and o.recurrence_at >= now]
+    if coming:
+        session.execute(
+            sql_delete(Booking).where(Booking.occurrence_id.in_([o.id for o in coming]))
+        )
+    until_at = max(series.materialized_until_at, now + timedelta(days=settings.horizon_days))
+    starts = spec.rule.starts(
+        after_at=now - ONE_MICROSECOND,
+        until_at=until_at,
+        limit=settings.max_occurrences_per_series,
+    )
+    existing = {o.recurrence_at: o for o in coming}
+    planned: list[Occurrence] = []
+    for start_at in starts:
+        occurrence = existing.pop(start_at, None)
+        if occurrence is None:
+            occurrence = Occurrence(recurrence_at=start_at, start_at=start_at)
+            series.occurrences.append(occurrence)
+        occurrence.end_at = occurrence.start_at + spec.duration
+        planned.append(occurrence)
+    for dropped in existing.values():
+        series.occurrences.remove(dropped)
+    series.materialized_until_at = until_at
+    session.flush()
+    _check_schedule(session, series_id=series.id, occurrences=planned, site_ids=booked)
+    _insert_bookings(session, planned, booked, spec.chair_site_id)
+
+
+def delete_series(*, session: Session, series: Series, now: datetime) -> bool:
+    """Delete a series; one with past occurrences is ended instead, keeping its history.
+
+    Returns True when the series was removed, False when it was ended.
+    """
+    lock_bookings(session)
+    coming = [o for o in series.occurrences if o.start_at >= now]
+    if len(coming) == len(series.occurrences):
+        session.delete(series)
+        session.flush()
+        return True
+    for occurrence in coming:
+        series.occurrences.remove(occurrence)
+    series.ended_at = now
+    session.flush()
+    return False
+
+
+def get(*, session: Session, series_id: int) -> Series:
+    series = session.get(Series, series_id)
+    if series is None:
+        raise NotFound(f"series {series_id} does not exist")
+    return series
+
+
+def get_by_source_key(*, session: Session, source_key: str) -> Series | None:
+    return session.scalar(select(Series).where(Series.source_key == source_key))
+
+
+def list_(*, session: Session, limit: int = 100, offset: int = 0) -> tuple[list[Series], int]:
+    total = session.scalar(select(func.count()).select_from(Series)) or 0
+    query = select(Series).order_by(Series.id).limit(limit).offset(offset)
+    return list(session.scalars(query)), total
+
+
+def occurrence_count(*, session: Session, series_id: int) -> int:
+    query = select(func.count()).where(Occurrence.series_id == series_id)
+    return session.scalar(query) or 0
+
+
+def get_occurrence(*, session: Session, occurrence_id: int) -> Occurrence:
+    occurrence = session.get(Occurrence, occurrence_id)
+    if occurrence is None:
+        raise NotFound(f"occurrence {occurrence_id} does not exist")
+    return occurrence
+
+
+def occurrence_site_ids(*, session: Session, occurrence_id: int) -> list[int]:
+    query = select(Booking.site_id).where(Booking.occurrence_id == occurrence_id)
+    return sorted(session.scalars(query))
+
+
+def list_occurrences(
+    *,
+    session: Session,
+    from_at: datetime,
+    to_at: datetime,
+    series_id: int | None = None,
+    site_id: int | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> tuple[list[tuple[Occurrence, int]], int]:
+    """Occurrences overlapping [from_at, to_at), each with its number of invited sites."""
+    site_count = (
+        select(func.count())
+        .where(Booking.occurrence_id == Occurrence.id)
+        .correlate(Occurrence)
+        .scalar_subquery()
+    )
+    query = select(Occurrence, site_count).where(
+        Occurrence.start_at < to_at, Occurrence.end_at > from_at
+    )
+    if series_id is not None:
+        query = query.where(Occurrence.series_id == series_id)
+    if site_id is not None:
+        invited = select(Booking.occurrence_id).where(Booking.site_id == site_id)
+        query = query.where(Occurrence.id.in_(invited))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(
+        query.order_by(Occurrence.start_at, Occurrence.id).limit(limit).offset(offset)
+    )
+    return [(row[0], row[1]) for row in rows], total
+
+
+def update_occurrence(
+    *,
+    session: Session,
+    occurrence: Occurrence,
+    start_at: datetime | None,
+    status: OccurrenceStatus | None,
+) -> Occurrence:
+    """Move and/or cancel (or restore) one occurrence; a move into a busy slot is refused."""
+    lock_bookings(session)
+    if occurrence.series.ended_at is not None and occurrence.start_at >= occurrence.series.ended_at:
+        raise Conflict("the series has ended")
+    duration = occurrence.end_at - occurrence.start_at
+    new_start = start_at if start_at is not None else occurrence.start_at
+    new_status = status.value if status is not None else occurrence.status
+    if new_status == OccurrenceStatus.scheduled:
+        site_ids = occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+        conflicts = find_conflicts(
+            session=session,
+            site_ids=site_ids,
+            intervals=[Interval(new_start, new_start + duration)],
+            exclude_occurrence_id=occurrence.id,
+        )
+        _refuse_conflicts(conflicts)
+    occurrence.start_at, occurrence.end_at = new_start, new_start + duration
+    occurrence.status = new_status
+    occurrence.sequence = (occurrence.sequence or 0) + 1
+    session.execute(
+        sql_update(Booking)
+        .where(Booking.occurrence_id == occurrence.id)
+        .values(
+            start_at=occurrence.start_at,
+            end_at=occurrence.end_at,
+            active=new_status == OccurrenceStatus.scheduled,
+        )
+    )
+    session.flush()
+    return occurrence
+
+
+def agenda(*, session: Session, site_id: int, now: datetime, limit: int, max_duration_min: int):
+    """The site's coming (and running) occurrences, soonest first."""
+    query = (
+        select(
+            Occurrence.id,
+            Series.id,
+            Series.title,
+            Series.kind,
+            Series.mode,
+            Booking.start_at,
+            Booking.end_at,
+            Booking.is_chair,
+        )
+        .join(Occurrence, Occurrence.id == Booking.occurrence_id)
+        .join(Series, Series.id == Occurrence.series_id)
+        .where(
+            Booking.site_id == site_id,
+            Booking.active.is_(True),
+            Booking.start_at > now - timedelta(minutes=max_duration_min),
+            Booking.end_at > now,
+        )
+        .order_by(Booking.start_at)
+        .limit(limit)
+    )
+    return session.execute(query).all()
+
+
+def site_commitments(*, session: Session, site_id: int) -> list[dict[str, object]]:
+    """Series that still need the site: it chairs them, is invited by id, or is booked ahead."""
+    booked_ahead = (
+        select(Occurrence.series_id)
+        .join(Booking, Booking.occurrence_id == Occurrence.id)
+        .where(Booking.site_id == site_id, Booking.active.is_(True), Booking.end_at > utcnow())
+    )
+    named = select(series_sites.c.series_id).where(series_sites.c.site_id == site_id)
+    query = select(Series.id, Series.title).where(
+        Series.ended_at.is_(None),
+        or_(
+            Series.chair_site_id == site_id,
+            Series.id.in_(named),
+            Series.id.in_(booked_ahead),
+        ),
+    )
+    return [{"id": i, "title": t} for i, t in session.execute(query)]
+
+
+@dataclass
+class ExtensionResult:
+    series_id: int
+    created: int
+    skipped: list[ConflictInfo]
+
+
+def extend_horizons(
+    *, session: Session, settings: MeetingSettings, now: datetime
+) -> list[ExtensionResult]:
+    """Plan open-ended series further ahead as time passes.
+
+    An occurrence that would clash with a booking made since is not created; it is reported so
+    that staff can move one of the two.
+    """
+    until_at = now + timedelta(days=settings.horizon_days)
+    lock_bookings(session)
+    due = session.scalars(
+        select(Series).where(Series.ended_at.is_(None), Series.materialized_until_at < until_at)
+    ).all()
+    results = []
+    for series in due:
+        spec = spec_of(series)
+        _, _, booked = invited_site_ids(session, spec)
+        starts = spec.rule.starts(
+            after_at=series.materialized_until_at,
+            until_at=until_at,
+            limit=settings.max_occurrences_per_series,
+        )
+        result = ExtensionResult(series.id, 0, [])
+        for start_at in starts:
+            occurrence = Occurrence(
+                recurrence_at=start_at, start_at=start_at, end_at=start_at + spec.duration
+            )
+            clashes = find_conflicts(
+                session=session,
+                site_ids=booked,
+                intervals=[Interval(occurrence.start_at, occurrence.end_at)],
+            )
+            if clashes:
+                log.warning(
+                    "series %s: %s not planned, %d clash(es)", series.id, start_at, len(clashes)
+                )
+                result.skipped.extend(clashes)
+                continue
+            series.occurrences.append(occurrence)
+            session.flush()
+            _insert_bookings(session, [occurrence], booked, spec.chair_site_id)
+            result.created += 1
+        series.materialized_until_at = until_at
+        results.append(result)
+    session.flush()
+    return results

@@ -1,0 +1,143 @@
+"""Settings: `config.yaml`, overridden by `CONFBRIDGE_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_SECRET = "change-me-in-production"
+CONFIG_ENV_VAR = "CONFBRIDGE_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line naming the key."""
+
+
+class MeetingSettings(BaseModel):
+    default_tz: str = "Asia/Ho_Chi_Minh"
+    # Occurrences of open-ended rules are materialised this far ahead; the server extends daily.
+    horizon_days: int = Field(default=400, ge=7, le=3660)
+    max_occurrences_per_series: int = Field(default=2000, ge=1, le=100_000)
+    max_duration_min: int = Field(default=24 * 60, ge=1)
+    agenda_size: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("default_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class DemoSettings(BaseModel):
+    enabled: bool = True
+    schedule_file: Path | None = None
+
+
+class Settings(BaseSettings):
+    """All settings of the control plane; one instance per process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONFBRIDGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    secret_key: str = DEFAULT_SECRET
+    admin_password: str | None = None
+    access_token_ttl_min: int = Field(default=12 * 60, ge=1, le=30 * 24 * 60)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    meetings: MeetingSettings = MeetingSettings()
+    demo: DemoSettings = DemoSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = _config_path()
+        if config_path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_development(self) -> Settings:
+        if self.env == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError(
+                "secret_key: the default value is refused outside development; "
+                "set CONFBRIDGE_SECRET_KEY"
+            )
+        if self.env == "production" and len(self.secret_key) < 32:
+            raise ValueError("secret_key: must be at least 32 characters in production")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with an explicit driver; SQLite under data_dir by default."""
+        if not self.database_url:
+            return f"sqlite:///{self.data_dir / 'confbridge.sqlite3'}"
+        return normalise_database_url(self.database_url)
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain `postgresql://` URLs to the psycopg 3 driver that ConfBridge ships with."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV_VAR)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config error: {CONFIG_ENV_VAR}: file {path} does not exist")
+        return path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning any problem into a one-line `ConfigError` that names the key."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        message = first["msg"].removeprefix("Value error, ")
+        if message.startswith(f"{key}:"):
+            raise ConfigError(f"config error: {message}") from None
+        raise ConfigError(f"config error: {key}: {message}") from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # a YAML syntax error, an unreadable file
+        raise ConfigError(f"config error: {_config_path()}: {exc}".replace("\n", " ")) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,91 @@
+"""Administrative units, sites (điểm cầu) and their terminals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from confbridge.db import Base, UTCDateTime, utcnow
+
+
+class UnitKind(StrEnum):
+    province = "province"
+    city = "city"  # three-level data from before 2025 (e.g. Hạ Long city)
+    district = "district"  # three-level data from before 2025
+    commune = "commune"
+    ward = "ward"
+    special_zone = "special_zone"
+    department = "department"
+    office = "office"  # Văn phòng UBND, the People's Committee office
+
+
+# Which kinds may sit directly under which: keeps the tree meaningful.
+ALLOWED_PARENT_KINDS: dict[UnitKind, set[UnitKind | None]] = {
+    UnitKind.province: {None},
+    UnitKind.city: {UnitKind.province, None},
+    UnitKind.district: {UnitKind.province, UnitKind.city},
+    UnitKind.commune: {UnitKind.province, UnitKind.city, UnitKind.district},
+    UnitKind.ward: {UnitKind.province, UnitKind.city, UnitKind.district},
+    UnitKind.special_zone: {UnitKind.province},
+    UnitKind.department: {UnitKind.province, UnitKind.city, UnitKind.district},
+    UnitKind.office: {UnitKind.province, UnitKind.city, UnitKind.district},
+}
+
+
+class Unit(Base):
+    __tablename__ = "units"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    code: Mapped[str | None] = mapped_column(String(40), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Unit]] = relationship(back_populates="parent", order_by="Unit.name")
+    sites: Mapped[list[Site]] = relationship(back_populates="unit", order_by="Site.name")
+
+    __table_args__ = (
+        UniqueConstraint("parent_id", "name", name="uq_units_parent_id_name"),
+        Index("ix_units_parent_id", "parent_id"),
+    )
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Sites with a meeting history are archived, not deleted: attendance keeps pointing at them.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    unit: Mapped[Unit] = relationship(back_populates="sites")
+    terminals: Mapped[list[Terminal]] = relationship(back_populates="site")
+
+    __table_args__ = (
+        UniqueConstraint("unit_id", "name", name="uq_sites_unit_id_name"),
+        Index("ix_sites_unit_id", "unit_id"),
+    )
+
+
+class Terminal(Base):
+    __tablename__ = "terminals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # SHA-256 of the token: tokens are long random strings, so a fast hash is enough.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    site: Mapped[Site] = relationship(back_populates="terminals")
+
+    __table_args__ = (Index("ix_terminals_site_id", "site_id"),)

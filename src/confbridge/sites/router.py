@@ -1,0 +1,171 @@
+"""Units, sites and terminals over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, ITUser, SecretariatUser, SiteEditor
+from confbridge.deps import SessionDep
+from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
+from confbridge.sites import service as site_service
+from confbridge.sites.models import UnitKind
+from confbridge.sites.schemas import (
+    SiteCreate,
+    SiteRead,
+    SiteUpdate,
+    TerminalCreate,
+    TerminalCreated,
+    UnitCreate,
+    UnitDetail,
+    UnitRead,
+)
+
+router = APIRouter(tags=["sites"])
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+@router.get("/units", response_model=Page[UnitRead])
+def list_units(
+    _user: CurrentUser,
+    session: SessionDep,
+    parent_id: OptionalId = None,
+    kind: UnitKind | None = None,
+    roots: bool = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[UnitRead]:
+    units, total = site_service.list_units(
+        session=session,
+        parent_id=parent_id,
+        kind=kind,
+        roots_only=roots,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(
+        items=[UnitRead.model_validate(u) for u in units], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED)
+def create_unit(body: UnitCreate, user: SecretariatUser, session: SessionDep) -> UnitRead:
+    unit = site_service.create_unit(
+        session=session, name=body.name, kind=body.kind, parent_id=body.parent_id, code=body.code
+    )
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="unit_created",
+        entity="unit",
+        entity_id=unit.id,
+        detail=body.model_dump(mode="json"),
+    )
+    session.commit()
+    return UnitRead.model_validate(unit)
+
+
+@router.get("/units/{unit_id}", response_model=UnitDetail)
+def get_unit(unit_id: IdPath, _user: CurrentUser, session: SessionDep) -> UnitDetail:
+    unit = site_service.get_unit(session=session, unit_id=unit_id)
+    return UnitDetail(
+        **UnitRead.model_validate(unit).model_dump(),
+        children=[UnitRead.model_validate(c) for c in unit.children],
+        site_ids=[s.id for s in unit.sites if s.archived_at is None],
+    )
+
+
+@router.get("/sites", response_model=Page[SiteRead])
+def list_sites(
+    _user: CurrentUser,
+    session: SessionDep,
+    unit_id: OptionalId = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[SiteRead]:
+    sites, total = site_service.list_sites(
+        session=session, unit_id=unit_id, q=q, limit=limit, offset=offset
+    )
+    return Page(
+        items=[SiteRead.model_validate(s) for s in sites], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post("/sites", response_model=SiteRead, status_code=status.HTTP_201_CREATED)
+def create_site(body: SiteCreate, user: SiteEditor, session: SessionDep) -> SiteRead:
+    site = site_service.create_site(session=session, name=body.name, unit_id=body.unit_id)
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="site_created",
+        entity="site",
+        entity_id=site.id,
+        detail=body.model_dump(mode="json"),
+    )
+    session.commit()
+    return SiteRead.model_validate(site)
+
+
+@router.get("/sites/{site_id}", response_model=SiteRead)
+def get_site(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> SiteRead:
+    return SiteRead.model_validate(site_service.get_site(session=session, site_id=site_id))
+
+
+@router.patch("/sites/{site_id}", response_model=SiteRead)
+def update_site(
+    site_id: IdPath, body: SiteUpdate, user: SiteEditor, session: SessionDep
+) -> SiteRead:
+    site = site_service.get_site(session=session, site_id=site_id)
+    site_service.update_site(session=session, site=site, name=body.name, unit_id=body.unit_id)
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="site_updated",
+        entity="site",
+        entity_id=site.id,
+        detail=body.model_dump(mode="json", exclude_unset=True),
+    )
+    session.commit()
+    return SiteRead.model_validate(site)
+
+
+@router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_site(site_id: IdPath, user: SiteEditor, session: SessionDep) -> Response:
+    site = site_service.get_site(session=session, site_id=site_id)
+    site_service.archive_site(session=session, site=site)
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="site_archived",
+        entity="site",
+        entity_id=site.id,
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/sites/{site_id}/terminals",
+    response_model=TerminalCreated,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_terminal(
+    site_id: IdPath, user: ITUser, session: SessionDep, body: TerminalCreate | None = None
+) -> TerminalCreated:
+    site = site_service.get_site(session=session, site_id=site_id)
+    terminal, token = site_service.create_terminal(
+        session=session, site=site, name=body.name if body else ""
+    )
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="terminal_created",
+        entity="terminal",
+        entity_id=terminal.id,
+        detail={"site_id": site.id},
+    )
+    session.commit()
+    return TerminalCreated(id=terminal.id, site_id=site.id, name=terminal.name, token=token)

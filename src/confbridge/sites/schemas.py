@@ -1,0 +1,71 @@
+"""Sites API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from confbridge.pagination import Id
+from confbridge.sites.models import UnitKind
+
+Name = Field(min_length=1, max_length=200)
+
+
+class UnitCreate(BaseModel):
+    name: str = Name
+    kind: UnitKind
+    parent_id: Id | None = None
+    code: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class UnitRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: UnitKind
+    parent_id: int | None
+    code: str | None
+
+
+class UnitDetail(UnitRead):
+    children: list[UnitRead]
+    site_ids: list[int]
+
+
+class SiteCreate(BaseModel):
+    name: str = Name
+    unit_id: Id
+
+
+class SiteUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    unit_id: Id | None = None
+
+
+class SiteRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    unit_id: int
+    archived_at: datetime | None
+
+
+class TerminalCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+
+
+class TerminalCreated(BaseModel):
+    id: int
+    site_id: int
+    name: str
+    token: str = Field(description="shown once; only its hash is stored")
+
+
+class ImportSummary(BaseModel):
+    province: str
+    units_created: int
+    sites_created: int
+    unchanged: int

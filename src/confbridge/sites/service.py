@@ -1,0 +1,187 @@
+"""Units, sites and terminals: the domain's verbs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from confbridge.auth import service as auth_service
+from confbridge.db import utcnow
+from confbridge.errors import Conflict, Invalid, NotFound
+from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Terminal, Unit, UnitKind
+
+
+def get_unit(*, session: Session, unit_id: int) -> Unit:
+    unit = session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(f"unit {unit_id} does not exist")
+    return unit
+
+
+def get_unit_by_code(*, session: Session, code: str) -> Unit | None:
+    return session.scalar(select(Unit).where(Unit.code == code))
+
+
+def get_unit_by_name(*, session: Session, name: str, parent_id: int | None) -> Unit | None:
+    query = select(Unit).where(Unit.name == name)
+    query = query.where(
+        Unit.parent_id.is_(None) if parent_id is None else Unit.parent_id == parent_id
+    )
+    return session.scalar(query)
+
+
+def list_units(
+    *,
+    session: Session,
+    parent_id: int | None = None,
+    kind: UnitKind | None = None,
+    roots_only: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Unit], int]:
+    query = select(Unit)
+    if parent_id is not None:
+        query = query.where(Unit.parent_id == parent_id)
+    elif roots_only:
+        query = query.where(Unit.parent_id.is_(None))
+    if kind is not None:
+        query = query.where(Unit.kind == kind.value)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    units = session.scalars(query.order_by(Unit.name, Unit.id).limit(limit).offset(offset))
+    return list(units), total
+
+
+def create_unit(
+    *,
+    session: Session,
+    name: str,
+    kind: UnitKind,
+    parent_id: int | None = None,
+    code: str | None = None,
+) -> Unit:
+    parent = get_unit(session=session, unit_id=parent_id) if parent_id is not None else None
+    check_parent_kind(kind=kind, parent_kind=UnitKind(parent.kind) if parent else None)
+    if code is not None and get_unit_by_code(session=session, code=code) is not None:
+        raise Conflict(f"a unit with code {code!r} already exists")
+    if get_unit_by_name(session=session, name=name, parent_id=parent_id) is not None:
+        raise Conflict(f"a unit named {name!r} already exists there")
+    unit = Unit(name=name, kind=kind.value, parent_id=parent_id, code=code)
+    session.add(unit)
+    session.flush()
+    return unit
+
+
+def check_parent_kind(*, kind: UnitKind, parent_kind: UnitKind | None) -> None:
+    allowed = ALLOWED_PARENT_KINDS[kind]
+    if parent_kind not in allowed:
+        where = "at the top" if parent_kind is None else f"under a {parent_kind.value}"
+        names = ", ".join(sorted(k.value if k else "no parent" for k in allowed))
+        raise Invalid(f"a {kind.value} cannot sit {where} (allowed parent: {names})")
+
+
+def descendant_unit_ids(*, session: Session, unit_ids: Iterable[int]) -> set[int]:
+    """The given units and every unit below them (recursive CTE, SQLite and PostgreSQL)."""
+    roots = list(set(unit_ids))
+    if not roots:
+        return set()
+    tree = select(Unit.id).where(Unit.id.in_(roots)).cte("tree", recursive=True)
+    tree = tree.union_all(select(Unit.id).where(Unit.parent_id == tree.c.id))
+    return set(session.scalars(select(tree.c.id)))
+
+
+def site_ids_under_units(*, session: Session, unit_ids: Iterable[int]) -> set[int]:
+    units = descendant_unit_ids(session=session, unit_ids=unit_ids)
+    if not units:
+        return set()
+    query = select(Site.id).where(Site.unit_id.in_(units), Site.archived_at.is_(None))
+    return set(session.scalars(query))
+
+
+def get_site(*, session: Session, site_id: int) -> Site:
+    site = session.get(Site, site_id)
+    if site is None:
+        raise NotFound(f"site {site_id} does not exist")
+    return site
+
+
+def get_site_by_name(*, session: Session, unit_id: int, name: str) -> Site | None:
+    return session.scalar(select(Site).where(Site.unit_id == unit_id, Site.name == name))
+
+
+def list_sites(
+    *,
+    session: Session,
+    unit_id: int | None = None,
+    q: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Site], int]:
+    query = select(Site).where(Site.archived_at.is_(None))
+    if unit_id is not None:
+        get_unit(session=session, unit_id=unit_id)
+        units = descendant_unit_ids(session=session, unit_ids=[unit_id])
+        query = query.where(Site.unit_id.in_(units))
+    if q:
+        query = query.where(Site.name.ilike(f"%{q}%"))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    sites = session.scalars(query.order_by(Site.name, Site.id).limit(limit).offset(offset))
+    return list(sites), total
+
+
+def create_site(*, session: Session, name: str, unit_id: int) -> Site:
+    get_unit(session=session, unit_id=unit_id)
+    if get_site_by_name(session=session, unit_id=unit_id, name=name) is not None:
+        raise Conflict(f"a site named {name!r} already exists in unit {unit_id}")
+    site = Site(name=name, unit_id=unit_id)
+    session.add(site)
+    session.flush()
+    return site
+
+
+def update_site(
+    *, session: Session, site: Site, name: str | None = None, unit_id: int | None = None
+) -> Site:
+    if site.archived_at is not None:
+        raise Conflict(f"site {site.id} is archived")
+    new_unit = unit_id if unit_id is not None else site.unit_id
+    new_name = name if name is not None else site.name
+    if unit_id is not None:
+        get_unit(session=session, unit_id=unit_id)
+    other = get_site_by_name(session=session, unit_id=new_unit, name=new_name)
+    if other is not None and other.id != site.id:
+        raise Conflict(f"a site named {new_name!r} already exists in unit {new_unit}")
+    site.name, site.unit_id = new_name, new_unit
+    session.flush()
+    return site
+
+
+def archive_site(*, session: Session, site: Site) -> None:
+    """Retire a site; refused while it chairs a series or is booked for a coming meeting."""
+    # Imported here: meetings depend on sites, not the other way round.
+    from confbridge.meetings import service as meeting_service
+
+    busy = meeting_service.site_commitments(session=session, site_id=site.id)
+    if busy:
+        raise Conflict(
+            f"site {site.id} is still used by {len(busy)} series; remove it from them first",
+            series=busy,
+        )
+    site.archived_at = utcnow()
+    for terminal in site.terminals:
+        terminal.revoked_at = terminal.revoked_at or site.archived_at
+    session.flush()
+
+
+def create_terminal(*, session: Session, site: Site, name: str = "") -> tuple[Terminal, str]:
+    """Create a terminal for `site`; returns it with its token, which is not stored."""
+    if site.archived_at is not None:
+        raise Conflict(f"site {site.id} is archived")
+    token, token_hash = auth_service.new_terminal_token()
+    terminal = Terminal(site_id=site.id, name=name, token_hash=token_hash)
+    session.add(terminal)
+    session.flush()
+    if not name:
+        terminal.name = f"{site.name} #{terminal.id}"
+    return terminal, token

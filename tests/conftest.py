@@ -1,0 +1,179 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL when asked), the app, users."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from confbridge import migrate
+from confbridge.auth import service as auth_service
+from confbridge.auth.models import Role
+from confbridge.db import Database
+from confbridge.main import create_app
+from confbridge.models import metadata
+from confbridge.settings import Settings, normalise_database_url
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site, Unit, UnitKind
+
+TEST_DB_ENV = "CONFBRIDGE_TEST_DATABASE_URL"
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+
+
+def _postgres_schema_url(base_url: str) -> tuple[str, str]:
+    """A fresh schema per test run, so parallel runs and old tables never meet."""
+    schema = f"cbtest_{uuid.uuid4().hex[:10]}"
+    url = normalise_database_url(base_url)
+    admin = create_engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"{TEST_DB_ENV} is set but PostgreSQL is unusable: {exc}") from exc
+        pytest.exit(f"{TEST_DB_ENV} is set but PostgreSQL is unusable: {exc}", returncode=3)
+    finally:
+        admin.dispose()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}", schema
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get(TEST_DB_ENV)
+    if not base:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    url, schema = _postgres_schema_url(base)
+    yield url
+    admin = create_engine(normalise_database_url(base))
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Database:
+    settings = make_settings(database_url, tmp_path_factory.mktemp("data"))
+    database = Database(settings)
+    migrate.upgrade(database.engine)
+    return database
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key=TEST_SECRET,
+        **overrides,
+    )
+
+
+def _empty_tables(database: Database) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables) if t.name != "booking_lock"]
+    if database.engine.dialect.name == "postgresql":
+        with database.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        return
+    with database.engine.connect() as connection:
+        # Units refer to units; SQLite checks row by row, so switch checks off to empty them.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        for table in tables:
+            connection.execute(text(f"DELETE FROM {table}"))
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+@pytest.fixture
+def database(migrated_database: Database) -> Iterator[Database]:
+    yield migrated_database
+    _empty_tables(migrated_database)
+
+
+@pytest.fixture
+def settings(database: Database, tmp_path: Path) -> Settings:
+    return make_settings(database.settings.database_url or "", tmp_path)
+
+
+@pytest.fixture
+def session(database: Database) -> Iterator[Session]:
+    with database.session() as session:
+        yield session
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database):
+    return create_app(settings, database=database)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_user(database: Database, client: TestClient) -> Callable[..., dict[str, str]]:
+    """Create a user with `role` and return Authorization headers for it."""
+    counter = iter(range(1, 10_000))
+
+    def factory(role: Role | str = Role.admin, username: str | None = None) -> dict[str, str]:
+        name = username or f"{Role(role).value}{next(counter)}"
+        with database.session() as s:
+            auth_service.create(session=s, username=name, password="correct-horse", role=Role(role))
+            s.commit()
+        response = client.post(
+            "/api/v1/auth/token", data={"username": name, "password": "correct-horse"}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return factory
+
+
+@pytest.fixture
+def admin(make_user: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_user(Role.admin, "admin")
+
+
+@pytest.fixture
+def secretariat(make_user: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_user(Role.secretariat, "vanphong")
+
+
+@pytest.fixture
+def province(session: Session) -> Unit:
+    """A small province: two wards, a department, a site each."""
+    unit = site_service.create_unit(session=session, name="Tỉnh Thử", kind=UnitKind.province)
+    site_service.create_site(session=session, name="Hội trường UBND tỉnh Thử", unit_id=unit.id)
+    for name in ("Phường Một", "Phường Hai"):
+        ward = site_service.create_unit(
+            session=session, name=name, kind=UnitKind.ward, parent_id=unit.id
+        )
+        site_service.create_site(session=session, name=f"Hội trường UBND {name}", unit_id=ward.id)
+    dept = site_service.create_unit(
+        session=session, name="Sở Thông tin", kind=UnitKind.department, parent_id=unit.id
+    )
+    site_service.create_site(session=session, name="Phòng họp Sở", unit_id=dept.id)
+    session.commit()
+    return unit
+
+
+@pytest.fixture
+def sites(session: Session, province: Unit) -> dict[str, Site]:
+    """The province's sites by a short name: hq, p1, p2, dept."""
+    found = {s.name: s for s in session.query(Site).all()}
+    return {
+        "hq": found["Hội trường UBND tỉnh Thử"],
+        "p1": found["Hội trường UBND Phường Một"],
+        "p2": found["Hội trường UBND Phường Hai"],
+        "dept": found["Phòng họp Sở"],
+    }
