@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy import update as sql_update
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from confbridge.db import utcnow
@@ -61,6 +62,7 @@ NON_NULLABLE = {
     "skip_holidays",
 }
 ONE_MICROSECOND = timedelta(microseconds=1)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -147,6 +149,18 @@ def spec_of(series: Series) -> SeriesSpec:
         exdates=list(series.exdates),
         skip_holidays=series.skip_holidays,
     )
+
+
+def _validated(model: type[M], value: M | dict[str, Any]) -> M:
+    """Accept a schema instance or plain data (from a schedule file), refusing bad fields."""
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Invalid(f"{where}: {first['msg']}") from None
 
 
 def lock_bookings(session: Session) -> None:
@@ -253,6 +267,12 @@ def _apply_spec(series: Series, spec: SeriesSpec, sites: list[Site], units: list
     series.sites, series.units = sites, units
 
 
+def planning_horizon(spec: SeriesSpec, *, settings: MeetingSettings, now: datetime) -> datetime:
+    """Plan `horizon_days` ahead of now, or of the first start when that is later."""
+    first_start_at = spec.dtstart.replace(tzinfo=zone(spec.tz)).astimezone(UTC)
+    return max(now, first_start_at) + timedelta(days=settings.horizon_days)
+
+
 def create(
     *,
     session: Session,
@@ -262,11 +282,11 @@ def create(
     source_key: str | None = None,
 ) -> Series:
     """Book a series: every occurrence up to the horizon, every invited site, no overlaps."""
-    data = series_in.model_dump() if isinstance(series_in, SeriesCreate) else series_in
+    data = _validated(SeriesCreate, series_in).model_dump()
     spec = build_spec(data, default_tz=settings.default_tz)
     lock_bookings(session)
     sites, units, booked = invited_site_ids(session, spec)
-    until_at = now + timedelta(days=settings.horizon_days)
+    until_at = planning_horizon(spec, settings=settings, now=now)
     starts = spec.rule.starts(
         after_at=None, until_at=until_at, limit=settings.max_occurrences_per_series
     )
@@ -294,11 +314,7 @@ def update(
     now: datetime,
 ) -> Series:
     """Change a series; schedule changes re-plan its coming occurrences (past ones stay)."""
-    changes = (
-        series_in.model_dump(exclude_unset=True)
-        if isinstance(series_in, SeriesUpdate)
-        else series_in
-    )
+    changes = _validated(SeriesUpdate, series_in).model_dump(exclude_unset=True)
     nulls = sorted(k for k, v in changes.items() if v is None and k in NON_NULLABLE)
     if nulls:
         raise Invalid(f"{', '.join(nulls)}: may not be null")
@@ -334,7 +350,7 @@ def _replan(
         session.execute(
             sql_delete(Booking).where(Booking.occurrence_id.in_([o.id for o in coming]))
         )
-    until_at = max(series.materialized_until_at, now + timedelta(days=settings.horizon_days))
+    until_at = max(series.materialized_until_at, planning_horizon(spec, settings=settings, now=now))
     starts = spec.rule.starts(
         after_at=now - ONE_MICROSECOND,
         until_at=until_at,
@@ -453,7 +469,7 @@ def update_occurrence(
     if occurrence.series.ended_at is not None and occurrence.start_at >= occurrence.series.ended_at:
         raise Conflict("the series has ended")
     duration = occurrence.end_at - occurrence.start_at
-    new_start = start_at if start_at is not None else occurrence.start_at
+    new_start = start_at.astimezone(UTC) if start_at is not None else occurrence.start_at
     new_status = status.value if status is not None else occurrence.status
     if new_status == OccurrenceStatus.scheduled:
         site_ids = occurrence_site_ids(session=session, occurrence_id=occurrence.id)

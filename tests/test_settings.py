@@ -1,0 +1,87 @@
+"""Settings: config.yaml, environment overrides, one-line errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from confbridge.settings import DEFAULT_SECRET, ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        "CONFBRIDGE_CONFIG",
+        "CONFBRIDGE_ENV",
+        "CONFBRIDGE_SECRET_KEY",
+        "CONFBRIDGE_DATABASE_URL",
+        "CONFBRIDGE_DATA_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_settings_defaults_without_file() -> None:
+    settings = load_settings()
+    assert settings.env == "development"
+    assert settings.meetings.default_tz == "Asia/Ho_Chi_Minh"
+    assert settings.sqlalchemy_url == "sqlite:///data/confbridge.sqlite3"
+
+
+def test_settings_read_yaml_and_env_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.yaml").write_text("port: 9000\nmeetings:\n  horizon_days: 100\n")
+    assert load_settings().port == 9000
+    monkeypatch.setenv("CONFBRIDGE_PORT", "9100")
+    monkeypatch.setenv("CONFBRIDGE_MEETINGS__HORIZON_DAYS", "200")
+    settings = load_settings()
+    assert (settings.port, settings.meetings.horizon_days) == (9100, 200)
+
+
+def test_settings_invalid_value_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("meetings:\n  horizon_days: soon\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "meetings.horizon_days" in message
+    assert "\n" not in message
+
+
+def test_settings_unknown_key_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("prot: 9000\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings()
+
+
+def test_settings_missing_explicit_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_CONFIG", "/nonexistent/confbridge.yaml")
+    with pytest.raises(ConfigError, match="CONFBRIDGE_CONFIG"):
+        load_settings()
+
+
+def test_settings_broken_yaml_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("port: [9000\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_settings_unknown_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_MEETINGS__DEFAULT_TZ", "Asia/Hanoi_City")
+    with pytest.raises(ConfigError, match="meetings.default_tz"):
+        load_settings()
+
+
+def test_settings_default_secret_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_ENV", "production")
+    with pytest.raises(ConfigError, match="secret_key"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", "x" * 40)
+    assert load_settings().secret_key != DEFAULT_SECRET
+
+
+def test_settings_postgres_url_gets_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    assert load_settings().sqlalchemy_url.startswith("postgresql+psycopg://")
