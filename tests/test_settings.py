@@ -70,7 +70,7 @@ def test_settings_broken_yaml_is_one_line(tmp_path: Path) -> None:
 
 def test_settings_unknown_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONFBRIDGE_MEETINGS__DEFAULT_TZ", "Asia/Hanoi_City")
-    with pytest.raises(ConfigError, match="meetings.default_tz"):
+    with pytest.raises(ConfigError, match=r"meetings\.default_tz"):
         load_settings()
 
 

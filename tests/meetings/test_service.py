@@ -18,7 +18,7 @@ NOW = datetime(2030, 3, 1, tzinfo=UTC)
 SHORT = MeetingSettings(horizon_days=30)
 
 
-def _create(session: Session, body: dict[str, Any], now: datetime = NOW):  # noqa: ANN202
+def _create(session: Session, body: dict[str, Any], now: datetime = NOW):
     series = meeting_service.create(session=session, series_in=body, settings=SHORT, now=now)
     session.commit()
     return series

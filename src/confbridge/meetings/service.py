@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy import update as sql_update
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from confbridge.db import utcnow
