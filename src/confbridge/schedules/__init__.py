@@ -1,0 +1,1 @@
+"""Schedules as files: YAML that declares units, sites and meeting series."""

@@ -1,0 +1,62 @@
+"""First start: migrate, create the admin once, seed the Hạ Long demo once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from confbridge.auth import service as auth_service
+from confbridge.bootstrap import prepare
+from confbridge.db import Database
+from confbridge.meetings.models import Series
+from confbridge.sites.models import Site, Terminal, Unit
+from tests.conftest import make_settings
+
+PASSWORD_LINE = "one-time password"
+TOKEN_PREFIX = "demo terminal for 'Hội trường UBND thành phố Hạ Long' (token shown once): "
+
+
+def _count(database: Database, model: type) -> int:
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """An empty SQLite database, not the shared test one."""
+    monkeypatch.delenv("CONFBRIDGE_ADMIN_PASSWORD", raising=False)
+    settings = make_settings(f"sqlite:///{tmp_path / 'fresh.sqlite3'}", tmp_path / "data")
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+def test_prepare_fresh_database_creates_admin_and_seeds_ha_long(fresh: Database) -> None:
+    echoed: list[str] = []
+
+    prepare(fresh.settings, fresh, echoed.append)
+
+    tokens = [line.removeprefix(TOKEN_PREFIX) for line in echoed if line.startswith(TOKEN_PREFIX)]
+    assert len([line for line in echoed if PASSWORD_LINE in line]) == 1
+    assert "demo data: ha-long.yaml: created 51, updated 0, unchanged 0" in echoed
+    assert _count(fresh, Site) == 24
+    assert _count(fresh, Series) == 1
+    assert len(tokens) == 1
+    with fresh.session() as session:
+        terminal = session.scalars(select(Terminal)).one()
+        assert terminal.token_hash == auth_service.hash_terminal_token(tokens[0])
+        assert terminal.site.name == "Hội trường UBND thành phố Hạ Long"
+
+
+def test_prepare_second_start_prints_no_password_and_seeds_nothing(fresh: Database) -> None:
+    prepare(fresh.settings, fresh, lambda _line: None)
+    before = {model: _count(fresh, model) for model in (Unit, Site, Series, Terminal)}
+    echoed: list[str] = []
+
+    prepare(fresh.settings, fresh, echoed.append)
+
+    assert echoed == []
+    assert {model: _count(fresh, model) for model in before} == before
