@@ -177,3 +177,62 @@ def sites(session: Session, province: Unit) -> dict[str, Site]:
         "p2": found["Hội trường UBND Phường Hai"],
         "dept": found["Phòng họp Sở"],
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerThread:
+    """An ASGI app on a real uvicorn server in a thread; it can be stopped and started again
+    on the same port, like a service that goes away and comes back."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: Any = None
+
+    def start(self) -> ServerThread:
+        import threading
+        import time
+
+        import uvicorn
+
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            assert self._thread.is_alive(), f"server on port {self.port} did not start"
+            assert time.monotonic() < deadline, f"server on port {self.port} did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+            self._server = self._thread = None
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., ServerThread]]:
+    """Start apps on real servers (`serve(app)`); every one is stopped after the test."""
+    servers: list[ServerThread] = []
+
+    def start(app: Any, port: int | None = None) -> ServerThread:
+        server = ServerThread(app, port)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

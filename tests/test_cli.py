@@ -42,9 +42,9 @@ def count(path: Path, table: str) -> int:
 def test_db_upgrade_then_current(database_file: Path) -> None:
     assert run("db", "current").exit_code == 1  # empty database: behind the code
     upgraded = run("db", "upgrade")
-    assert upgraded.exit_code == 0 and "revision 0001" in upgraded.stdout
+    assert upgraded.exit_code == 0 and "revision 0002" in upgraded.stdout
     current = run("db", "current")
-    assert current.exit_code == 0 and "database: 0001" in current.stdout
+    assert current.exit_code == 0 and "database: 0002" in current.stdout
 
 
 def test_sites_import_province_is_idempotent(database_file: Path) -> None:

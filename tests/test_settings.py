@@ -79,9 +79,59 @@ def test_settings_default_secret_refused_in_production(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match="secret_key"):
         load_settings()
     monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "n" * 40)
     assert load_settings().secret_key != DEFAULT_SECRET
 
 
 def test_settings_postgres_url_gets_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONFBRIDGE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     assert load_settings().sqlalchemy_url.startswith("postgresql+psycopg://")
+
+
+def test_settings_sfu_defaults(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "state")
+    assert settings.sfu.public_url == "http://127.0.0.1:8001"
+    assert settings.sfu.worker_admin_url == settings.sfu.public_url
+    assert settings.sfu.join_early_min == 15
+    assert settings.sfu.ice_servers == []
+    assert settings.grant_key_path == tmp_path / "state" / "grant-key.pem"
+
+
+def test_settings_sfu_from_yaml(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "sfu:\n"
+        "  public_url: https://sfu.example.vn/\n"
+        "  internal_url: http://10.0.0.5:8001\n"
+        "  ice_servers:\n"
+        "    - urls: [turn:turn.example.vn:3478]\n"
+        "      username: hall\n"
+        "      credential: pw\n"
+    )
+    sfu = load_settings().sfu
+    assert sfu.public_url == "https://sfu.example.vn"  # trailing slash dropped
+    assert sfu.worker_admin_url == "http://10.0.0.5:8001"
+    assert sfu.ice_servers[0].model_dump(exclude_none=True) == {
+        "urls": ["turn:turn.example.vn:3478"],
+        "username": "hall",
+        "credential": "pw",
+    }
+
+
+def test_settings_sfu_bad_url_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SFU__PUBLIC_URL", "sfu.example.vn")
+    with pytest.raises(ConfigError, match=r"sfu\.public_url"):
+        load_settings()
+
+
+def test_settings_default_node_secret_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_ENV", "production")
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", "x" * 40)
+    with pytest.raises(ConfigError, match=r"sfu\.node_secret"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "short")
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "n" * 40)
+    assert load_settings().sfu.node_secret == "n" * 40

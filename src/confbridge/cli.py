@@ -76,19 +76,49 @@ def serve(
     import uvicorn
 
     from confbridge.bootstrap import prepare
+    from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
 
     settings = _settings()
     database = _database(settings)
     prepare(settings, database, typer.echo)
     application = create_app(settings, database=database, run_scheduler=True)
-    uvicorn.run(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        proxy_headers=True,
-    )
+    listen_host, listen_port = host or settings.host, port or settings.port
+    workers = LocalWorkers(settings, control_url=f"http://127.0.0.1:{listen_port}")
+    workers.start()
+    try:
+        uvicorn.run(
+            application, host=listen_host, port=listen_port, log_level="info", proxy_headers=True
+        )
+    finally:
+        workers.close()
+
+
+@app.command()
+@clean_errors
+def sfu(
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port", min=1, max=65535)] = None,
+) -> None:
+    """Run one SFU worker (WHIP/WHEP); settings from CONFBRIDGE_SFU_* variables."""
+    from pydantic import ValidationError
+
+    from sfu.config import WorkerSettings
+    from sfu.main import run
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"config error: sfu.{'.'.join(map(str, first['loc']))}: {first['msg']}", code=2)
+        return
+    if not settings.grant_public_key_file.is_file():
+        fail(
+            f"no grant public key at {settings.grant_public_key_file} "
+            "(set CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE)"
+        )
+    run(settings)
 
 
 @db_app.command("upgrade")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from confbridge import __version__
 from confbridge.auth.router import router as auth_router
+from confbridge.bridge.router import router as bridge_router
 from confbridge.db import Database
 from confbridge.errors import install_error_handlers
 from confbridge.meetings.router import router as meetings_router
@@ -54,6 +55,7 @@ def create_app(
     api.include_router(auth_router)
     api.include_router(sites_router)
     api.include_router(meetings_router)
+    api.include_router(bridge_router)
     app.include_router(api)
 
     @app.get("/healthz", tags=["health"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +17,9 @@ from pydantic_settings import (
 )
 
 DEFAULT_SECRET = "change-me-in-production"
+# The same placeholder as the worker's default, so that a development setup works unconfigured.
+DEFAULT_NODE_SECRET = "change-me-in-production"
+GRANT_KEY_FILENAME = "grant-key.pem"
 CONFIG_ENV_VAR = "CONFBRIDGE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 
@@ -41,6 +44,60 @@ class MeetingSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
+
+
+class IceServer(BaseModel):
+    """A STUN/TURN server handed to terminals (the WebRTC `RTCIceServer` dictionary)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: str | list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = None
+
+
+def _http_base_url(value: str) -> str:
+    """An http(s) base URL without a trailing slash, so paths can be appended."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, got {value!r}")
+    return value.rstrip("/")
+
+
+class SfuSettings(BaseModel):
+    """How the control plane and the SFU workers reach and trust each other."""
+
+    # Terminals send WHIP/WHEP here, so it must be reachable from the halls.
+    public_url: str = "http://127.0.0.1:8001"
+    # The worker's admin API as seen from the control plane; empty: same as public_url.
+    internal_url: str | None = None
+    # Workers post events with it, the control plane calls workers with it.
+    node_secret: str = DEFAULT_NODE_SECRET
+    # Ed25519 private key (PEM) that signs join grants; empty: `<data_dir>/grant-key.pem`.
+    grant_key_file: Path | None = None
+    # Upper bound of a grant's life; the grant also ends shortly after its meeting.
+    grant_ttl_s: int = Field(default=4 * 3600, ge=60, le=48 * 3600)
+    join_early_min: int = Field(default=15, ge=0, le=24 * 60)
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    # `confbridge serve` starts this many worker processes beside the control plane (0: none,
+    # e.g. when workers run on other machines).
+    local_workers: int = Field(default=1, ge=0, le=64)
+    # Address the local worker gathers media (ICE host candidates) on.
+    media_ip: str = "127.0.0.1"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return _http_base_url(value)
+
+    @field_validator("internal_url")
+    @classmethod
+    def _internal_url(cls, value: str | None) -> str | None:
+        return _http_base_url(value) if value else None
+
+    @property
+    def worker_admin_url(self) -> str:
+        """Base URL of the worker's admin API (`internal_url`, else `public_url`)."""
+        return self.internal_url or self.public_url
 
 
 class DemoSettings(BaseModel):
@@ -68,6 +125,7 @@ class Settings(BaseSettings):
     public_url: str | None = None
     meetings: MeetingSettings = MeetingSettings()
     demo: DemoSettings = DemoSettings()
+    sfu: SfuSettings = SfuSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -93,7 +151,19 @@ class Settings(BaseSettings):
             )
         if self.env == "production" and len(self.secret_key) < 32:
             raise ValueError("secret_key: must be at least 32 characters in production")
+        if self.env == "production" and self.sfu.node_secret == DEFAULT_NODE_SECRET:
+            raise ValueError(
+                "sfu.node_secret: the default value is refused outside development; "
+                "set CONFBRIDGE_SFU__NODE_SECRET"
+            )
+        if self.env == "production" and len(self.sfu.node_secret) < 32:
+            raise ValueError("sfu.node_secret: must be at least 32 characters in production")
         return self
+
+    @property
+    def grant_key_path(self) -> Path:
+        """Where the join-grant signing key lives (created on first use)."""
+        return self.sfu.grant_key_file or self.data_dir / GRANT_KEY_FILENAME
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -113,6 +113,12 @@ def test_series_chair_counts_as_booked(
         ({"colour": "red"}, "colour"),
         ({"rrule": "FREQ=DAILY;BYHOUR=7,8;COUNT=4", "duration_min": 90}, "overlap each other"),
         ({"rrule": "FREQ=WEEKLY;UNTIL=20000101"}, "no occurrence"),
+        ({"dtstart": "9999-12-31T07:30"}, "year"),
+        ({"dtstart": "0001-01-01T07:30"}, "year"),
+        ({"dtstart": 1900000000}, "ISO date"),
+        ({"dtstart": "2030-03-04"}, "time of day"),
+        ({"exdates": [12345]}, "ISO date"),
+        ({"exdates": ["9999-01-01"]}, "year"),
     ],
 )
 def test_series_bad_input_is_422_with_a_reason(
@@ -217,6 +223,8 @@ def test_occurrence_bad_input(
     path = f"/api/v1/occurrences/{first['id']}"
     naive = client.patch(path, json={"start_at": "2030-03-04T10:00:00"}, headers=secretariat)
     assert naive.status_code == 422
+    far = client.patch(path, json={"start_at": "9999-12-31T23:00:00+07:00"}, headers=secretariat)
+    assert far.status_code == 422
     assert client.patch(path, json={"status": "maybe"}, headers=secretariat).status_code == 422
     assert (
         client.patch(

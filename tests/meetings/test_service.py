@@ -6,9 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge.errors import Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.settings import MeetingSettings
@@ -123,3 +125,13 @@ def test_cancelled_occurrence_stays_cancelled_after_replan(
     assert active == 0
     sites_now = meeting_service.occurrence_site_ids(session=session, occurrence_id=target.id)
     assert sites_now == sorted([sites["hq"].id, sites["p2"].id])
+
+
+def test_duration_above_the_configured_maximum_is_refused(
+    session: Session, series_body: Callable[..., dict[str, Any]]
+) -> None:
+    strict = MeetingSettings(max_duration_min=120)
+    with pytest.raises(Invalid, match="at most 120"):
+        meeting_service.create(
+            session=session, series_in=series_body(duration_min=180), settings=strict, now=NOW
+        )

@@ -11,8 +11,8 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session, joinedload
 
 from confbridge.auth.models import AuditEntry, Role, User
 from confbridge.db import utcnow
@@ -116,11 +116,21 @@ def hash_terminal_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Built once: terminals poll their agenda, and building the query cost more than running it.
+# The site comes in the same query, since the agenda names it.
+_TERMINAL_BY_TOKEN_HASH = (
+    select(Terminal)
+    .where(Terminal.token_hash == bindparam("token_hash"))
+    .options(joinedload(Terminal.site, innerjoin=True))
+)
+
+
 def resolve_bearer(*, session: Session, token: str, secret_key: str) -> Principal:
     """Turn a bearer token into a principal, or raise `Unauthorized` saying why."""
     if token.startswith(TERMINAL_TOKEN_PREFIX):
+        # Checked against the database on every request, so a revoked token stops at once.
         terminal = session.scalar(
-            select(Terminal).where(Terminal.token_hash == hash_terminal_token(token))
+            _TERMINAL_BY_TOKEN_HASH, {"token_hash": hash_terminal_token(token)}
         )
         if terminal is None or terminal.revoked_at is not None:
             raise Unauthorized("unknown or revoked terminal token")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,8 +70,12 @@ def find_conflicts(
 
     `intervals` must not overlap each other (check `self_overlaps` first): sorted by start, their
     ends are then sorted too, and one bisect finds the candidate an existing booking can hit.
-    One range query per chunk of sites: the cost is in the bookings already in the window, not
-    in sites × intervals.
+
+    Two steps, so that the cost follows the conflicts found rather than the bookings in the
+    window (a national series books ~3,355 sites × 50 occurrences):
+    1. per chunk of sites, the distinct booked slots (occurrence, start, end) in the window,
+       grouped by the database: a few per occurrence, however many sites it books;
+    2. for each slot that hits a candidate, the sites booked in it.
     """
     if not intervals:
         return []
@@ -80,53 +83,90 @@ def find_conflicts(
     window_start = ordered[0].start_at
     window_end = max(i.end_at for i in ordered)
     ends = [i.end_at for i in ordered]
-    sites = sorted(set(site_ids))
-    found: list[ConflictInfo] = []
+    wanted = set(site_ids)
+    sites = sorted(wanted)
+
+    slots: set[tuple[int, datetime, datetime]] = set()
     for chunk_start in range(0, len(sites), SITE_CHUNK):
         chunk = sites[chunk_start : chunk_start + SITE_CHUNK]
         query = (
-            select(
-                Booking.site_id,
-                Booking.start_at,
-                Booking.end_at,
-                Booking.occurrence_id,
-                Site.name,
-                Series.id,
-                Series.title,
-            )
-            .join(Occurrence, Occurrence.id == Booking.occurrence_id)
-            .join(Series, Series.id == Occurrence.series_id)
-            .join(Site, Site.id == Booking.site_id)
+            select(Booking.occurrence_id, Booking.start_at, Booking.end_at)
             .where(
                 Booking.site_id.in_(chunk),
                 Booking.active.is_(True),
                 Booking.start_at < window_end,
                 Booking.end_at > window_start,
             )
+            .group_by(Booking.occurrence_id, Booking.start_at, Booking.end_at)
         )
         if exclude_series_id is not None:
-            query = query.where(Occurrence.series_id != exclude_series_id)
+            query = query.join(Occurrence, Occurrence.id == Booking.occurrence_id).where(
+                Occurrence.series_id != exclude_series_id
+            )
         if exclude_occurrence_id is not None:
             query = query.where(Booking.occurrence_id != exclude_occurrence_id)
-        by_site: dict[int, list[tuple]] = defaultdict(list)
-        for row in session.execute(query):
-            by_site[row[0]].append(tuple(row))
-        for site_id, rows in by_site.items():
-            for _, start_at, end_at, occurrence_id, site_name, series_id, title in rows:
-                # The first candidate ending after this booking starts is the only one to test.
-                index = bisect.bisect_right(ends, start_at)
-                if index < len(ordered) and ordered[index].start_at < end_at:
-                    found.append(
-                        ConflictInfo(
-                            site_id,
-                            site_name,
-                            series_id,
-                            title,
-                            occurrence_id,
-                            start_at,
-                            end_at,
-                            ordered[index].start_at,
-                        )
-                    )
+        slots.update((o, s, e) for o, s, e in session.execute(query))
+
+    requested_by_slot: dict[tuple[int, datetime, datetime], datetime] = {}
+    for slot in slots:
+        _, start_at, end_at = slot
+        # The first candidate ending after this slot starts is the only one to test.
+        index = bisect.bisect_right(ends, start_at)
+        if index < len(ordered) and ordered[index].start_at < end_at:
+            requested_by_slot[slot] = ordered[index].start_at
+    if not requested_by_slot:
+        return []
+
+    series_of = _series_of(session, sorted({o for o, _, _ in requested_by_slot}))
+    hits: list[tuple[int, int, datetime, datetime, datetime]] = []
+    for (occurrence_id, start_at, end_at), requested_at in requested_by_slot.items():
+        booked = session.scalars(
+            select(Booking.site_id).where(
+                Booking.occurrence_id == occurrence_id,
+                Booking.start_at == start_at,
+                Booking.end_at == end_at,
+                Booking.active.is_(True),
+            )
+        )
+        hits.extend(
+            (site_id, occurrence_id, start_at, end_at, requested_at)
+            for site_id in booked
+            if site_id in wanted
+        )
+    names = _site_names(session, sorted({h[0] for h in hits}))
+    found = [
+        ConflictInfo(
+            site_id,
+            names[site_id],
+            series_of[occurrence_id][0],
+            series_of[occurrence_id][1],
+            occurrence_id,
+            start_at,
+            end_at,
+            requested_at,
+        )
+        for site_id, occurrence_id, start_at, end_at, requested_at in hits
+    ]
     found.sort(key=lambda c: (c.start_at, c.site_id))
     return found
+
+
+def _series_of(session: Session, occurrence_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Series id and title of each occurrence."""
+    result: dict[int, tuple[int, str]] = {}
+    for start in range(0, len(occurrence_ids), SITE_CHUNK):
+        query = (
+            select(Occurrence.id, Series.id, Series.title)
+            .join(Series, Series.id == Occurrence.series_id)
+            .where(Occurrence.id.in_(occurrence_ids[start : start + SITE_CHUNK]))
+        )
+        result.update((o, (s, t)) for o, s, t in session.execute(query))
+    return result
+
+
+def _site_names(session: Session, site_ids: list[int]) -> dict[int, str]:
+    result: dict[int, str] = {}
+    for start in range(0, len(site_ids), SITE_CHUNK):
+        query = select(Site.id, Site.name).where(Site.id.in_(site_ids[start : start + SITE_CHUNK]))
+        result.update((i, n) for i, n in session.execute(query))
+    return result

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser, TerminalDep
-from confbridge.db import utcnow
+from confbridge.auth.dependencies import (
+    CurrentUser,
+    PrincipalDep,
+    SecretariatUser,
+    get_principal,
+    oauth2_scheme,
+    require_terminal,
+)
+from confbridge.db import Database, utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden
 from confbridge.meetings import calendars
@@ -26,6 +34,7 @@ from confbridge.meetings.schemas import (
     SeriesUpdate,
 )
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
+from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.timeutil import parse_window
 
@@ -269,28 +278,44 @@ def site_calendar(
 
 
 @router.get("/terminals/me/agenda", response_model=Agenda)
-def terminal_agenda(terminal: TerminalDep, session: SessionDep, settings: SettingsDep) -> Agenda:
-    rows = meeting_service.agenda(
-        session=session,
-        site_id=terminal.site_id,
-        now=utcnow(),
-        limit=settings.meetings.agenda_size,
-        max_duration_min=settings.meetings.max_duration_min,
+async def terminal_agenda(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Agenda:
+    """The calling terminal's agenda.
+
+    Every terminal polls this, so it makes one trip to the thread pool for the whole request:
+    as sync dependencies, the session, settings, principal and terminal check would take one
+    trip each, and those trips cost several times the queries.
+    """
+    return await run_in_threadpool(
+        _terminal_agenda, request.app.state.db, request.app.state.settings, token
     )
-    return Agenda(
-        site_id=terminal.site_id,
-        site_name=terminal.site.name,
-        items=[
-            AgendaItem(
-                occurrence_id=r[0],
-                series_id=r[1],
-                title=r[2],
-                kind=r[3],
-                mode=r[4],
-                start_at=r[5],
-                end_at=r[6],
-                is_chair=r[7],
-            )
-            for r in rows
-        ],
-    )
+
+
+def _terminal_agenda(database: Database, settings: Settings, token: str | None) -> Agenda:
+    with database.session() as session:
+        terminal = require_terminal(get_principal(session, settings, token))
+        rows = meeting_service.agenda(
+            session=session,
+            site_id=terminal.site_id,
+            now=utcnow(),
+            limit=settings.meetings.agenda_size,
+            max_duration_min=settings.meetings.max_duration_min,
+        )
+        return Agenda(
+            site_id=terminal.site_id,
+            site_name=terminal.site.name,
+            items=[
+                AgendaItem(
+                    occurrence_id=r[0],
+                    series_id=r[1],
+                    title=r[2],
+                    kind=r[3],
+                    mode=r[4],
+                    start_at=r[5],
+                    end_at=r[6],
+                    is_chair=r[7],
+                )
+                for r in rows
+            ],
+        )

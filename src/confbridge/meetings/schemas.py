@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from confbridge.meetings.models import MeetingKind, MeetingMode, OccurrenceStatus
 from confbridge.pagination import Id
 
 Title = Field(min_length=1, max_length=300)
 MAX_INVITED = 20_000
+# Meetings are planned for this century and the next; anything else is a typo.
+MIN_YEAR, MAX_YEAR = 2000, 2199
+
+
+def _text_only(value: Any) -> Any:
+    """Refuse numbers (pydantic would read them as Unix timestamps)."""
+    if not isinstance(value, str | date):
+        raise ValueError("give an ISO date or date-time string, e.g. 2026-01-05T07:30")
+    return value
+
+
+def _with_time(value: Any) -> Any:
+    if isinstance(value, str) and "T" not in value and " " not in value.strip():
+        raise ValueError("needs a time of day, e.g. 2026-01-05T07:30")
+    return _text_only(value)
+
+
+def _plausible_year(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+StartTime = Annotated[datetime, BeforeValidator(_with_time), AfterValidator(_plausible_year)]
+ExDate = Annotated[date | datetime, BeforeValidator(_text_only), AfterValidator(_plausible_year)]
 
 
 class SeriesBase(BaseModel):
@@ -22,7 +48,7 @@ class SeriesCreate(SeriesBase):
     kind: MeetingKind
     mode: MeetingMode = MeetingMode.online
     rrule: str = Field(max_length=500, examples=["FREQ=WEEKLY;BYDAY=MO"])
-    dtstart: datetime = Field(
+    dtstart: StartTime = Field(
         description="first start, wall-clock time in `tz` (an offset, if given, is converted)"
     )
     tz: str | None = Field(default=None, max_length=64, description="IANA zone")
@@ -30,7 +56,7 @@ class SeriesCreate(SeriesBase):
     chair_site_id: Id
     site_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITED)
     unit_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITED)
-    exdates: list[date | datetime] = Field(default_factory=list, max_length=1000)
+    exdates: list[ExDate] = Field(default_factory=list, max_length=1000)
     skip_holidays: bool = True
 
 
@@ -39,13 +65,13 @@ class SeriesUpdate(SeriesBase):
     kind: MeetingKind | None = None
     mode: MeetingMode | None = None
     rrule: str | None = Field(default=None, max_length=500)
-    dtstart: datetime | None = None
+    dtstart: StartTime | None = None
     tz: str | None = Field(default=None, max_length=64)
     duration_min: int | None = Field(default=None, ge=1, le=24 * 60)
     chair_site_id: Id | None = None
     site_ids: list[Id] | None = Field(default=None, max_length=MAX_INVITED)
     unit_ids: list[Id] | None = Field(default=None, max_length=MAX_INVITED)
-    exdates: list[date | datetime] | None = Field(default=None, max_length=1000)
+    exdates: list[ExDate] | None = Field(default=None, max_length=1000)
     skip_holidays: bool | None = None
 
 
@@ -92,7 +118,7 @@ class OccurrenceDetail(OccurrenceRead):
 class OccurrenceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start_at: AwareDatetime | None = Field(
+    start_at: Annotated[AwareDatetime, AfterValidator(_plausible_year)] | None = Field(
         default=None, description="new start with its UTC offset, e.g. 2026-01-05T09:00:00+07:00"
     )
     status: OccurrenceStatus | None = None

@@ -1,0 +1,34 @@
+"""Worker settings: environment variables `CONFBRIDGE_SFU_*`."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """One SFU worker process."""
+
+    model_config = SettingsConfigDict(env_prefix="CONFBRIDGE_SFU_", extra="ignore")
+
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-sfu")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+    # The address media (ICE host candidates) is gathered on and announced to peers.
+    media_ip: str = "127.0.0.1"
+    control_url: str = "http://127.0.0.1:8000"
+    node_secret: str = "change-me-in-production"
+    grant_public_key_file: Path = Path("data/grant-key.pub.pem")
+    spool_dir: Path = Path("data/sfu-spool")
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list)
+    # Video codec of every room: publishers and viewers are answered with this one only.
+    video_codec: str = "video/VP8"
+    # A room stays open this long after its meeting's end, then closes.
+    room_grace_s: float = Field(default=300.0, ge=0)
+    stats_interval_s: float = Field(default=10.0, gt=0)
+    # Browsers on the control plane's pages call WHIP/WHEP from another origin.
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])

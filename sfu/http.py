@@ -1,0 +1,179 @@
+"""WHIP (RFC 9725) and WHEP ingest/egress endpoints, and the control plane's admin API."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from confbridge.contracts import FloorCommand
+from sfu.errors import SfuError
+from sfu.worker import Worker
+
+log = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+SDP_FRAG = "application/trickle-ice-sdpfrag"
+MAX_SDP_BYTES = 64 * 1024
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _error(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=status)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise SfuError(401, "send 'Authorization: Bearer <join grant>'")
+    return token.strip()
+
+
+async def _body(request: Request, content_type: str) -> str:
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if given != content_type:
+        raise SfuError(415, f"Content-Type must be {content_type}")
+    raw = await request.body()
+    if len(raw) > MAX_SDP_BYTES:
+        raise SfuError(413, "the SDP is too large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SfuError(400, "the SDP is not UTF-8 text") from None
+
+
+def ice_server_links(ice_servers: list[dict[str, Any]]) -> list[str]:
+    """RFC 9725 §4.6: one `Link: <url>; rel="ice-server"` per STUN/TURN URL."""
+    links = []
+    for server in ice_servers:
+        urls = server.get("urls", [])
+        for url in [urls] if isinstance(urls, str) else urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.get("username"):
+                credential = server.get("credential", "")
+                link += (
+                    f'; username="{server["username"]}"; credential="{credential}"'
+                    '; credential-type="password"'
+                )
+            links.append(link)
+    return links
+
+
+def build_app(worker: Worker) -> Starlette:
+    """The worker's HTTP face; `worker` owns rooms, peers and media."""
+
+    def guarded(handler: Handler) -> Handler:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SfuError as exc:
+                return _error(exc.status, exc.message)
+
+        return wrapper
+
+    def node_only(request: Request) -> None:
+        token = _bearer(request)
+        if not hmac.compare_digest(token.encode(), worker.settings.node_secret.encode()):
+            raise SfuError(401, "wrong node secret")
+
+    async def create_session(request: Request) -> Response:
+        direction = request.url.path.split("/")[1]  # "whip" or "whep"
+        room = request.path_params["room"]
+        grant = worker.verify_grant(_bearer(request), room=room)
+        offer = await _body(request, SDP)
+        peer, answer = await worker.create_peer(direction, room, grant, offer)
+        headers = {
+            "Location": f"/{direction}/{quote(room)}/{peer.id}",
+            "ETag": f'"{peer.etag}"',
+        }
+        links = ice_server_links(worker.settings.ice_servers)
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(answer, status_code=201, media_type=SDP, headers=headers)
+
+    async def patch_session(request: Request) -> Response:
+        peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
+        if_match = request.headers.get("if-match")
+        if if_match not in (None, "*", f'"{peer.etag}"'):
+            raise SfuError(412, "the session has changed (ETag mismatch)")
+        fragment = await _body(request, SDP_FRAG)
+        await worker.trickle(peer, fragment)
+        return Response(status_code=204)
+
+    async def delete_session(request: Request) -> Response:
+        peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
+        await worker.remove_peer(peer, reason="deleted")
+        return Response(status_code=200)
+
+    async def floor(request: Request) -> Response:
+        node_only(request)
+        room = request.path_params["room"]
+        if request.method == "GET":
+            return JSONResponse(worker.floor_state(room).model_dump(mode="json"))
+        try:
+            command = FloorCommand.model_validate(json.loads(await request.body() or b"{}"))
+        except (ValueError, ValidationError) as exc:
+            raise SfuError(422, f"invalid floor command: {exc}") from None
+        state = worker.apply_floor(room, command)
+        return JSONResponse(state.model_dump(mode="json"))
+
+    async def rooms(request: Request) -> Response:
+        node_only(request)
+        return JSONResponse(worker.describe())
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "node_id": worker.settings.node_id})
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/rooms", guarded(rooms), methods=["GET"]),
+        Route("/rooms/{room}/floor", guarded(floor), methods=["GET", "POST"]),
+    ]
+    for direction in ("whip", "whep"):
+        routes += [
+            Route(f"/{direction}/{{room}}", guarded(create_session), methods=["POST"]),
+            Route(
+                f"/{direction}/{{room}}/{{peer_id}}",
+                guarded(patch_session),
+                methods=["PATCH"],
+            ),
+            Route(
+                f"/{direction}/{{room}}/{{peer_id}}",
+                guarded(delete_session),
+                methods=["DELETE"],
+            ),
+        ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=worker.settings.cors_origins,
+            allow_methods=["POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["Location", "ETag", "Link"],
+        )
+    ]
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await worker.start()
+        try:
+            yield
+        finally:
+            await worker.close()
+
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,377 @@
+"""The SFU worker: rooms, WHIP/WHEP sessions, floor, housekeeping and events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from confbridge.contracts import (
+    EventType,
+    FloorCommand,
+    FloorState,
+    GrantClaims,
+    PeerRole,
+    PeerStats,
+    SfuEvent,
+)
+from sfu.aiortc_internals import offered_direction, restrict_codecs, use_host_addresses
+from sfu.config import WorkerSettings
+from sfu.errors import SfuError
+from sfu.events import EventReporter
+from sfu.floor import FloorError
+from sfu.forwarding import Slot, Source
+from sfu.grants import GrantError, GrantVerifier, WrongRoom
+from sfu.room import Peer, Room
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_S = 5.0
+AUDIO_CODECS = ["audio/opus"]
+# A peer that has not connected this long after its offer is given up.
+CONNECT_TIMEOUT_S = 30.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ice_ufrags(sdp: str) -> set[str]:
+    return {
+        line.split(":", 1)[1].strip()
+        for line in sdp.splitlines()
+        if line.startswith("a=ice-ufrag:")
+    }
+
+
+class Worker:
+    """Owns every room of this process; `start()` begins housekeeping, `close()` ends all."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        verifier: GrantVerifier | None = None,
+        reporter: EventReporter | None = None,
+    ) -> None:
+        self.settings = settings
+        self._verifier = verifier
+        self.reporter = reporter
+        self.rooms: dict[str, Room] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stats_due = 0.0
+
+    # lifecycle
+
+    async def start(self) -> None:
+        use_host_addresses([self.settings.media_ip])
+        if self._verifier is None:
+            self._verifier = GrantVerifier.from_file(self.settings.grant_public_key_file)
+        if self.reporter is None:
+            self.reporter = EventReporter(
+                self.settings.control_url, self.settings.node_secret, self.settings.spool_dir
+            )
+        self.reporter.start()
+        self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for room in list(self.rooms.values()):
+            await self._close_room(room, reason="worker_stopped")
+        if self.reporter is not None:
+            await self.reporter.close()
+
+    # grants
+
+    def verify_grant(self, token: str, *, room: str, site_id: int | None = None) -> GrantClaims:
+        assert self._verifier is not None, "start() the worker first"
+        try:
+            grant = self._verifier.verify(token, room=room)
+        except WrongRoom as exc:
+            raise SfuError(403, str(exc)) from None
+        except GrantError as exc:
+            raise SfuError(401, str(exc)) from None
+        if site_id is not None and grant.site_id != site_id:
+            raise SfuError(403, "this session belongs to another site")
+        return grant
+
+    # sessions
+
+    def _room_for(self, grant: GrantClaims) -> Room:
+        now = utcnow()
+        if now > grant.ends_at + timedelta(seconds=self.settings.room_grace_s):
+            raise SfuError(409, "the meeting has ended; the room is closed")
+        room = self.rooms.get(grant.room)
+        if room is None or room.closed:
+            room = Room(grant, on_floor_changed=self._floor_changed)
+            self.rooms[grant.room] = room
+            log.info("room %s opened (occurrence %s)", room.name, room.occurrence_id)
+        return room
+
+    async def create_peer(
+        self, direction: str, room_name: str, grant: GrantClaims, offer: str
+    ) -> tuple[Peer, str]:
+        """Answer a WHIP (publish) or WHEP (view) offer; the peer joins the room once connected."""
+        if direction == "whip" and grant.role == PeerRole.viewer:
+            raise SfuError(403, "a viewer grant cannot publish")
+        room = self._room_for(grant)
+        # No STUN/TURN for the worker itself: its media address is configured, not discovered
+        # (aiortc would otherwise ask a public STUN server).
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peer = Peer(
+            id=uuid.uuid4().hex,
+            direction="ingest" if direction == "whip" else "egress",
+            room_name=room.name,
+            site_id=grant.site_id,
+            site_name=grant.site_name,
+            role=grant.role,
+            pc=pc,
+            remote_ufrags=_ice_ufrags(offer),
+            etag=secrets.token_hex(8),
+            created_at=utcnow(),
+        )
+        try:
+            answer = await self._negotiate(peer, offer)
+        except BaseException:
+            await pc.close()
+            raise
+        self._watch(room, peer)
+        room.peers[peer.id] = peer
+        return peer, answer
+
+    async def _negotiate(self, peer: Peer, offer: str) -> str:
+        pc = peer.pc
+        if not offer.lstrip().startswith("v=0"):
+            raise SfuError(400, "malformed SDP offer: it must start with 'v=0'")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError... on malformed SDP
+            raise SfuError(400, f"malformed SDP offer: {exc or type(exc).__name__}") from None
+        transceivers = pc.getTransceivers()
+        if not transceivers:
+            raise SfuError(400, "the offer has no audio or video")
+        wanted_direction = "send" if peer.direction == "ingest" else "recv"
+        for transceiver in transceivers:
+            if wanted_direction not in offered_direction(transceiver):
+                verb = "send" if peer.direction == "ingest" else "receive"
+                raise SfuError(
+                    400, f"a {'WHIP' if verb == 'send' else 'WHEP'} offer must {verb} media"
+                )
+            allowed = [self.settings.video_codec] if transceiver.kind == "video" else AUDIO_CODECS
+            if not restrict_codecs(transceiver, allowed):
+                raise SfuError(
+                    422,
+                    f"unsupported {transceiver.kind} codec: this bridge takes {', '.join(allowed)}",
+                )
+        label = f"{peer.site_name} ({peer.id[:6]})"
+        for transceiver in transceivers:
+            if peer.direction == "ingest":
+                peer.sources[transceiver.kind] = Source.attach(transceiver, label=label)
+            else:
+                slot = Slot.attach(transceiver, label=label)
+                (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
+
+    def _watch(self, room: Room, peer: Peer) -> None:
+        @peer.pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            state = peer.pc.connectionState
+            if state == "connected" and not peer.connected:
+                peer.connected = True
+                room.add(peer)
+                self._emit(EventType.joined, room, peer)
+            elif state in ("failed", "closed"):
+                await self.remove_peer(peer, reason=f"connection {state}")
+
+        async def _give_up() -> None:
+            await asyncio.sleep(CONNECT_TIMEOUT_S)
+            if not peer.connected and peer.id in room.peers:
+                await self.remove_peer(peer, reason="never connected")
+
+        asyncio.get_running_loop().create_task(_give_up())
+
+    def find_peer(self, room_name: str, peer_id: str) -> Peer:
+        room = self.rooms.get(room_name)
+        peer = room.peers.get(peer_id) if room else None
+        if peer is None:
+            raise SfuError(404, "no such session")
+        return peer
+
+    async def trickle(self, peer: Peer, fragment: str) -> None:
+        """RFC 9725 §4.3.1: add trickled candidates; ICE restarts are not supported (422)."""
+        mid: str | None = None
+        candidates = []
+        for raw in fragment.splitlines():
+            line = raw.strip()
+            if line.startswith("a=ice-ufrag:") and line.split(":", 1)[1] not in peer.remote_ufrags:
+                raise SfuError(422, "ICE restart is not supported; start a new session")
+            if line.startswith("a=mid:"):
+                mid = line.split(":", 1)[1]
+            elif line.startswith("a=candidate:"):
+                try:
+                    candidate = candidate_from_sdp(line[len("a=candidate:") :])
+                except (ValueError, IndexError):
+                    raise SfuError(400, f"malformed candidate: {line[:80]}") from None
+                candidate.sdpMid = mid
+                candidates.append(candidate)
+        for candidate in candidates:
+            await peer.pc.addIceCandidate(candidate)
+
+    async def remove_peer(self, peer: Peer, *, reason: str) -> None:
+        room = self.rooms.get(peer.room_name)
+        if room is None or room.peers.get(peer.id) is not peer:
+            return
+        room.remove(peer)
+        if peer.connected:
+            self._emit(EventType.left, room, peer, detail={"reason": reason})
+        await peer.close()
+        log.info("peer %s of %s left %s: %s", peer.id[:6], peer.site_name, room.name, reason)
+
+    # floor
+
+    def _open_room(self, room_name: str) -> Room:
+        room = self.rooms.get(room_name)
+        if room is None or room.closed:
+            raise SfuError(404, f"room {room_name} is not open")
+        return room
+
+    def floor_state(self, room_name: str) -> FloorState:
+        return self._open_room(room_name).floor.state()
+
+    def apply_floor(self, room_name: str, command: FloorCommand) -> FloorState:
+        room = self._open_room(room_name)
+        try:
+            return room.apply_floor(command)
+        except FloorError as exc:
+            raise SfuError(422, str(exc)) from None
+
+    def _floor_changed(self, room: Room) -> None:
+        self._emit(EventType.floor_changed, room, None, floor=room.floor.state())
+
+    # events and housekeeping
+
+    def _emit(
+        self,
+        type_: EventType,
+        room: Room,
+        peer: Peer | None,
+        *,
+        stats: PeerStats | None = None,
+        floor: FloorState | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        if self.reporter is None:
+            return
+        self.reporter.emit(
+            SfuEvent(
+                id=uuid.uuid4().hex,
+                type=type_,
+                at=utcnow(),
+                node_id=self.settings.node_id,
+                room=room.name,
+                occurrence_id=room.occurrence_id,
+                site_id=peer.site_id if peer else None,
+                peer_id=peer.id if peer else None,
+                direction=peer.direction if peer else None,  # type: ignore[arg-type]
+                stats=stats,
+                floor=floor,
+                detail=detail or {},
+            )
+        )
+
+    async def _housekeeping(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stats_due = loop.time() + self.settings.stats_interval_s
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+            try:
+                await self._close_ended_rooms()
+                if loop.time() >= self._stats_due:
+                    self._stats_due = loop.time() + self.settings.stats_interval_s
+                    self.report_stats()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def _close_ended_rooms(self) -> None:
+        limit = utcnow() - timedelta(seconds=self.settings.room_grace_s)
+        for room in list(self.rooms.values()):
+            if room.ends_at < limit:
+                await self._close_room(room, reason="meeting_ended")
+
+    async def _close_room(self, room: Room, *, reason: str) -> None:
+        self.rooms.pop(room.name, None)
+        for peer in await room.close():
+            if peer.connected:
+                self._emit(EventType.left, room, peer, detail={"reason": reason})
+        log.info("room %s closed: %s", room.name, reason)
+
+    def report_stats(self) -> None:
+        """One `stats` event per connected peer: link quality since the last report."""
+        interval = self.settings.stats_interval_s
+        for room in self.rooms.values():
+            for peer in room.peers.values():
+                if peer.connected:
+                    self._emit(EventType.stats, room, peer, stats=self._peer_stats(peer, interval))
+
+    @staticmethod
+    def _peer_stats(peer: Peer, interval_s: float) -> PeerStats:
+        if peer.direction == "ingest":
+            sources = [s.stats() for s in peer.sources.values()]
+            total = sum(s.bytes_received for s in sources)
+            received = sum(s.packets_received for s in sources)
+            lost = sum(s.packets_lost for s in sources)
+            jitter = max((s.jitter_s for s in sources), default=0.0)
+            stats = PeerStats(
+                loss_ratio=lost / (received + lost) if received + lost else None,
+                jitter_ms=jitter * 1000,
+                packets=received,
+            )
+        else:
+            slots = [s.stats() for s in peer.slots]
+            total = sum(s.bytes_sent for s in slots)
+            rtts = [s.rtt_s for s in slots if s.rtt_s is not None]
+            losses = [s.fraction_lost for s in slots if s.fraction_lost is not None]
+            jitters = [s.jitter_s for s in slots if s.jitter_s is not None]
+            stats = PeerStats(
+                rtt_ms=max(rtts) * 1000 if rtts else None,
+                loss_ratio=max(losses) if losses else None,
+                jitter_ms=max(jitters) * 1000 if jitters else None,
+                packets=sum(s.packets_sent for s in slots),
+            )
+        stats.bitrate_kbps = max(0, total - peer.last_bytes) * 8 / 1000 / interval_s
+        peer.last_bytes = total
+        return stats
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "node_id": self.settings.node_id,
+            "rooms": [
+                {
+                    "room": room.name,
+                    "occurrence_id": room.occurrence_id,
+                    "floor": room.floor.state().model_dump(mode="json"),
+                    "peers": [
+                        {
+                            "id": p.id,
+                            "site_id": p.site_id,
+                            "direction": p.direction,
+                            "connected": p.connected,
+                        }
+                        for p in room.peers.values()
+                    ],
+                }
+                for room in self.rooms.values()
+            ],
+        }

@@ -1,0 +1,131 @@
+"""Joining a meeting, the floor, and the SFU workers' own endpoints over HTTP."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from confbridge.auth.dependencies import CurrentUser, PrincipalDep, TerminalDep
+from confbridge.bridge import grants
+from confbridge.bridge import service as bridge_service
+from confbridge.bridge.models import SfuEventRecord
+from confbridge.bridge.schemas import FloorRequest, SfuEventRead
+from confbridge.bridge.worker_client import WorkerClient
+from confbridge.contracts import (
+    EVENTS_PATH,
+    GRANT_KEY_PATH,
+    EventAck,
+    EventBatch,
+    EventType,
+    FloorState,
+    JoinInfo,
+)
+from confbridge.db import utcnow
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.errors import Unauthorized
+from confbridge.pagination import IdPath, Limit, Offset, Page
+
+router = APIRouter(tags=["bridge"])
+node_bearer = HTTPBearer(auto_error=False, description="the SFU node secret (sfu.node_secret)")
+PEM_MEDIA_TYPE = "application/x-pem-file"
+API_PREFIX = "/api/v1"
+
+
+def require_node(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(node_bearer)],
+) -> None:
+    """Let through SFU workers, who present the shared node secret."""
+    if credentials is None:
+        raise Unauthorized("node authentication required: send 'Authorization: Bearer <secret>'")
+    # Constant time, so the secret cannot be guessed byte by byte from response times.
+    if not hmac.compare_digest(credentials.credentials.encode(), settings.sfu.node_secret.encode()):
+        raise Unauthorized("wrong node secret")
+
+
+NodeDep = Annotated[None, Depends(require_node)]
+
+
+@router.post("/occurrences/{occurrence_id}/join", response_model=JoinInfo)
+def join(
+    occurrence_id: IdPath, terminal: TerminalDep, session: SessionDep, settings: SettingsDep
+) -> JoinInfo:
+    return bridge_service.join(
+        session=session,
+        occurrence_id=occurrence_id,
+        site=terminal.site,
+        settings=settings.sfu,
+        signer=grants.signer_for(settings.grant_key_path),
+        now=utcnow(),
+        tz=settings.meetings.default_tz,
+    )
+
+
+@router.post("/occurrences/{occurrence_id}/floor", response_model=FloorState)
+def floor(
+    occurrence_id: IdPath,
+    body: FloorRequest,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FloorState:
+    state = bridge_service.floor(
+        session=session,
+        occurrence_id=occurrence_id,
+        principal=principal,
+        action=body.action,
+        site_id=body.site_id,
+        client=WorkerClient(settings.sfu.worker_admin_url, settings.sfu.node_secret),
+    )
+    session.commit()
+    return state
+
+
+@router.get("/occurrences/{occurrence_id}/events", response_model=Page[SfuEventRead])
+def list_events(
+    occurrence_id: IdPath,
+    _user: CurrentUser,
+    session: SessionDep,
+    type_: Annotated[EventType | None, Query(alias="type")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[SfuEventRead]:
+    rows, total = bridge_service.list_events(
+        session=session, occurrence_id=occurrence_id, type_=type_, limit=limit, offset=offset
+    )
+    return Page(items=[event_read(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def event_read(record: SfuEventRecord) -> SfuEventRead:
+    return SfuEventRead(
+        id=record.id,
+        type=EventType(record.type),
+        at=record.at,
+        node_id=record.node_id,
+        room=record.room,
+        occurrence_id=record.occurrence_id,
+        site_id=record.site_id,
+        peer_id=record.peer_id,
+        direction=record.direction,
+        stats=record.payload.get("stats"),
+        floor=record.payload.get("floor"),
+        detail=record.payload.get("detail") or {},
+        received_at=record.received_at,
+    )
+
+
+@router.post(EVENTS_PATH.removeprefix(API_PREFIX), response_model=EventAck)
+def receive_events(batch: EventBatch, _node: NodeDep, session: SessionDep) -> EventAck:
+    ack = bridge_service.store_events(session=session, events=batch.events)
+    session.commit()
+    return ack
+
+
+@router.get(GRANT_KEY_PATH.removeprefix(API_PREFIX), response_class=Response)
+def grant_public_key(_node: NodeDep, settings: SettingsDep) -> Response:
+    """The public key that checks join grants (PEM); workers fetch it at start."""
+    pem = grants.signer_for(settings.grant_key_path).public_pem
+    return Response(pem, media_type=PEM_MEDIA_TYPE)

@@ -1,0 +1,40 @@
+"""Bridge API shapes that are not part of the worker contract (`confbridge.contracts`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from confbridge.contracts import EventType, FloorAction, FloorState, PeerStats
+from confbridge.pagination import Id
+
+
+class FloorRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: FloorAction
+    site_id: Id | None = Field(
+        default=None,
+        description=(
+            "target site: required for give, mute, unmute (and for raise_hand/lower_hand by a "
+            "user); a terminal's hand actions default to its own site; ignored for take, mute_all"
+        ),
+    )
+
+
+class SfuEventRead(BaseModel):
+    id: str
+    type: EventType
+    at: datetime
+    node_id: str
+    room: str
+    occurrence_id: int
+    site_id: int | None
+    peer_id: str | None
+    direction: str | None
+    stats: PeerStats | None = None
+    floor: FloorState | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    received_at: datetime

@@ -1,0 +1,342 @@
+"""The control plane's side of the bridge: join grants, floor control, events from workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.models import Role, User
+from confbridge.auth.service import Principal
+from confbridge.bridge.grants import GrantSigner
+from confbridge.bridge.models import SfuEventRecord
+from confbridge.bridge.worker_client import WorkerClient
+from confbridge.contracts import (
+    EventAck,
+    EventType,
+    FloorAction,
+    FloorCommand,
+    FloorState,
+    GrantClaims,
+    JoinInfo,
+    PeerRole,
+    SfuEvent,
+    room_name,
+)
+from confbridge.db import utcnow
+from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
+from confbridge.meetings.recurrence import zone
+from confbridge.settings import SfuSettings
+from confbridge.sites.models import Site
+
+log = logging.getLogger(__name__)
+
+# A grant outlives the scheduled end by this much: briefings overrun, and a terminal that drops
+# out at the end must rejoin with the grant it has, even while the control plane is away.
+GRANT_OVERRUN_MARGIN = timedelta(minutes=30)
+CHAIR_ACTIONS = frozenset(
+    {FloorAction.give, FloorAction.take, FloorAction.mute, FloorAction.unmute, FloorAction.mute_all}
+)
+UNTARGETED_ACTIONS = frozenset({FloorAction.take, FloorAction.mute_all})
+FLOOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
+# Rows per INSERT: 11 columns × 80 rows stays under the oldest SQLite limit of 999 parameters.
+EVENT_INSERT_CHUNK = 80
+MAX_UNKNOWN_LOGGED = 20
+
+
+# --- joining -----------------------------------------------------------------------------------
+
+
+def get_booking(*, session: Session, occurrence_id: int, site_id: int) -> Booking | None:
+    query = select(Booking).where(
+        Booking.occurrence_id == occurrence_id, Booking.site_id == site_id
+    )
+    return session.scalar(query)
+
+
+def chair_site_id(*, session: Session, occurrence: Occurrence) -> int:
+    """The occurrence's chair: its own booking says so, even if the series changed chair since."""
+    query = select(Booking.site_id).where(
+        Booking.occurrence_id == occurrence.id, Booking.is_chair.is_(True)
+    )
+    return session.scalar(query) or occurrence.series.chair_site_id
+
+
+def join_window(*, occurrence: Occurrence, join_early_min: int) -> tuple[datetime, datetime]:
+    """[opens_at, closes_at): terminals may join a little early, and until the scheduled end."""
+    return occurrence.start_at - timedelta(minutes=join_early_min), occurrence.end_at
+
+
+def grant_expiry(*, end_at: datetime, now: datetime, grant_ttl_s: int) -> datetime:
+    """The earlier of "shortly after the meeting" and "the configured grant lifetime"."""
+    return min(end_at + GRANT_OVERRUN_MARGIN, now + timedelta(seconds=grant_ttl_s))
+
+
+def _local(instant: datetime, tz: str) -> str:
+    return f"{instant.astimezone(zone(tz)):%Y-%m-%d %H:%M} ({tz})"
+
+
+def _refuse_cancelled(occurrence: Occurrence) -> None:
+    if occurrence.status == OccurrenceStatus.cancelled.value:
+        raise Conflict(f"occurrence {occurrence.id} has been cancelled")
+
+
+def _invited_booking(session: Session, occurrence: Occurrence, site: Site) -> Booking:
+    booking = get_booking(session=session, occurrence_id=occurrence.id, site_id=site.id)
+    if booking is None:
+        raise Forbidden(
+            f"site {site.id} ({site.name}) is not invited to occurrence {occurrence.id}"
+        )
+    return booking
+
+
+def _check_window(occurrence: Occurrence, *, join_early_min: int, now: datetime, tz: str) -> None:
+    opens_at, closes_at = join_window(occurrence=occurrence, join_early_min=join_early_min)
+    if now < opens_at:
+        raise Conflict(
+            f"joining opens at {_local(opens_at, tz)}, "
+            f"{join_early_min} minutes before the meeting starts",
+            opens_at=opens_at.isoformat(),
+        )
+    if now >= closes_at:
+        raise Conflict(
+            f"the meeting ended at {_local(closes_at, tz)}; joining is closed",
+            closed_at=closes_at.isoformat(),
+        )
+
+
+def join(
+    *,
+    session: Session,
+    occurrence_id: int,
+    site: Site,
+    settings: SfuSettings,
+    signer: GrantSigner,
+    now: datetime,
+    tz: str,
+) -> JoinInfo:
+    """Issue a join grant for `site` in the occurrence's room, if the site may join now."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    booking = _invited_booking(session, occurrence, site)
+    _refuse_cancelled(occurrence)
+    _check_window(occurrence, join_early_min=settings.join_early_min, now=now, tz=tz)
+    role = PeerRole.chair if booking.is_chair else PeerRole.site
+    # Whole seconds, as in the grant's `exp`.
+    expires_at = grant_expiry(
+        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s
+    ).replace(microsecond=0)
+    room = room_name(occurrence.id)
+    claims = GrantClaims(
+        jti=uuid.uuid4().hex,
+        room=room,
+        occurrence_id=occurrence.id,
+        site_id=site.id,
+        site_name=site.name,
+        role=role,
+        chair_site_id=chair_site_id(session=session, occurrence=occurrence),
+        starts_at=occurrence.start_at,
+        ends_at=occurrence.end_at,
+        iat=int(now.timestamp()),
+        exp=int(expires_at.timestamp()),
+    )
+    log.info("join grant %s: site %s, room %s, as %s", claims.jti, site.id, room, role)
+    return JoinInfo(
+        whip_url=f"{settings.public_url}/whip/{room}",
+        whep_url=f"{settings.public_url}/whep/{room}",
+        token=signer.sign(claims),
+        ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
+        expires_at=expires_at,
+        role=role,
+    )
+
+
+# --- the floor ---------------------------------------------------------------------------------
+
+
+def _require_floor_role(user: User) -> None:
+    if user.role not in FLOOR_ROLES:
+        raise Forbidden(
+            f"your role '{user.role}' may not control the floor (needs admin or secretariat)"
+        )
+
+
+def _terminal_floor_target(
+    session: Session,
+    principal: Principal,
+    occurrence: Occurrence,
+    action: FloorAction,
+    site_id: int | None,
+) -> int | None:
+    terminal = principal.terminal
+    assert terminal is not None
+    _invited_booking(session, occurrence, terminal.site)
+    if action in CHAIR_ACTIONS:
+        if terminal.site_id != chair_site_id(session=session, occurrence=occurrence):
+            raise Forbidden(f"only the chair site's terminal may {action.value.replace('_', ' ')}")
+        return site_id
+    if site_id not in (None, terminal.site_id):
+        raise Forbidden("a terminal may raise or lower only its own site's hand")
+    return terminal.site_id
+
+
+def authorize_floor(
+    *,
+    session: Session,
+    occurrence: Occurrence,
+    principal: Principal,
+    action: FloorAction,
+    site_id: int | None,
+) -> int | None:
+    """Check that the caller may take `action`; return its target site (None: the room)."""
+    if principal.user is not None:
+        _require_floor_role(principal.user)
+        target = site_id
+    else:
+        target = _terminal_floor_target(session, principal, occurrence, action, site_id)
+    if action in UNTARGETED_ACTIONS:
+        return None
+    if target is None:
+        raise Invalid(f"{action.value} needs a site_id")
+    booking = get_booking(session=session, occurrence_id=occurrence.id, site_id=target)
+    if booking is None or not booking.active:
+        raise Invalid(f"site {target} is not invited to occurrence {occurrence.id}")
+    return target
+
+
+def floor(
+    *,
+    session: Session,
+    occurrence_id: int,
+    principal: Principal,
+    action: FloorAction,
+    site_id: int | None,
+    client: WorkerClient,
+) -> FloorState:
+    """Apply a floor action in the occurrence's room through its worker, and audit it."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    _refuse_cancelled(occurrence)
+    target = authorize_floor(
+        session=session, occurrence=occurrence, principal=principal, action=action, site_id=site_id
+    )
+    command = FloorCommand(action=action, site_id=target, by=principal.actor)
+    state = client.send_floor(room=room_name(occurrence.id), command=command)
+    auth_service.record(
+        session=session,
+        actor=principal.actor,
+        action=f"floor_{action.value}",
+        entity="occurrence",
+        entity_id=occurrence.id,
+        detail={"site_id": target, "speaker_site_id": state.speaker_site_id},
+    )
+    return state
+
+
+# --- events from workers -----------------------------------------------------------------------
+
+
+def _dialect_insert(session: Session) -> Callable[..., Any]:
+    """INSERT with ON CONFLICT support: the two databases ConfBridge runs on."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"storing SFU events is not supported on {name}")
+
+
+def _event_row(event: SfuEvent, received_at: datetime) -> dict[str, Any]:
+    # Through JSON text, so that NaN or infinite stats become null (PostgreSQL refuses NaN).
+    payload = json.loads(event.model_dump_json(include={"stats", "floor", "detail"}))
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "at": event.at,
+        "node_id": event.node_id,
+        "room": event.room,
+        "occurrence_id": event.occurrence_id,
+        "site_id": event.site_id,
+        "peer_id": event.peer_id,
+        "direction": event.direction,
+        "payload": payload,
+        "received_at": received_at,
+    }
+
+
+def _log_unknown_occurrences(session: Session, events: Sequence[SfuEvent]) -> None:
+    """Events for occurrences this database lacks are kept, but someone should know."""
+    reported = {e.occurrence_id for e in events}
+    known = set(session.scalars(select(Occurrence.id).where(Occurrence.id.in_(reported))))
+    unknown = sorted(reported - known)
+    if unknown:
+        log.warning(
+            "stored %d SFU event(s) for unknown occurrence(s) %s",
+            sum(1 for e in events if e.occurrence_id in unknown),
+            ", ".join(map(str, unknown[:MAX_UNKNOWN_LOGGED])),
+        )
+
+
+def store_events(*, session: Session, events: Sequence[SfuEvent]) -> EventAck:
+    """Store each event once: an id already stored (or twice in the batch) is a duplicate.
+
+    The database decides (INSERT ... ON CONFLICT DO NOTHING), so two deliveries of one batch
+    racing each other still store every event once.
+    """
+    insert = _dialect_insert(session)
+    received_at = utcnow()
+    rows = [_event_row(e, received_at) for e in events]
+    stored: set[str] = set()
+    for start in range(0, len(rows), EVENT_INSERT_CHUNK):
+        statement = (
+            insert(SfuEventRecord)
+            .values(rows[start : start + EVENT_INSERT_CHUNK])
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(SfuEventRecord.id)
+        )
+        stored.update(session.scalars(statement))
+    new_events = [e for e in events if e.id in stored]
+    if new_events:
+        _log_unknown_occurrences(session, new_events)
+    return EventAck(stored=len(stored), duplicates=len(events) - len(stored))
+
+
+def _occurrence_known(session: Session, occurrence_id: int) -> bool:
+    """In the database, or reported on by a worker."""
+    if session.get(Occurrence, occurrence_id) is not None:
+        return True
+    any_event = select(SfuEventRecord.id).where(SfuEventRecord.occurrence_id == occurrence_id)
+    return session.scalar(any_event.limit(1)) is not None
+
+
+def list_events(
+    *,
+    session: Session,
+    occurrence_id: int,
+    type_: EventType | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[SfuEventRecord], int]:
+    """An occurrence's events, oldest first.
+
+    Events of an occurrence this database does not know are still returned (they are kept on
+    purpose); only an unknown occurrence without any event is "not found".
+    """
+    query = select(SfuEventRecord).where(SfuEventRecord.occurrence_id == occurrence_id)
+    if type_ is not None:
+        query = query.where(SfuEventRecord.type == type_.value)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if total == 0 and not _occurrence_known(session, occurrence_id):
+        raise NotFound(f"occurrence {occurrence_id} does not exist")
+    rows = session.scalars(
+        query.order_by(SfuEventRecord.at, SfuEventRecord.id).limit(limit).offset(offset)
+    )
+    return list(rows), total

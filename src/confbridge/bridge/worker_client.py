@@ -1,0 +1,102 @@
+"""The control plane's client for an SFU worker's admin API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from confbridge.contracts import FloorCommand, FloorState, floor_path
+from confbridge.errors import Conflict, DomainError
+
+log = logging.getLogger(__name__)
+
+# Floor commands are made by people waiting on a button: fail fast rather than hang.
+CONNECT_TIMEOUT_S = 2.0
+REQUEST_TIMEOUT_S = 5.0
+MAX_DETAIL_CHARS = 300
+
+
+class WorkerUnavailable(DomainError):
+    """The worker could not be reached (down, wrong address, or too slow)."""
+
+    status_code = 503
+
+
+class WorkerFailed(DomainError):
+    """The worker answered, but not with something the control plane can use."""
+
+    status_code = 502
+
+
+class WorkerClient:
+    """Calls one worker with `Authorization: Bearer <node_secret>`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        node_secret: str,
+        *,
+        timeout: httpx.Timeout | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {node_secret}"}
+        self._timeout = timeout or httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+
+    def send_floor(self, *, room: str, command: FloorCommand) -> FloorState:
+        """Apply a floor command in `room`; returns the floor as the worker now holds it."""
+        response = self._post(floor_path(room), command.model_dump(mode="json"))
+        if response.status_code == 404:
+            raise Conflict("the meeting room is not open yet", room=room)
+        self._raise_for_status(response)
+        try:
+            return FloorState.model_validate_json(response.content)
+        except ValidationError:
+            log.error(
+                "worker %s sent an unexpected floor state: %.300s", self.base_url, response.text
+            )
+            raise WorkerFailed("the SFU worker answered with an unexpected floor state") from None
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        url = self.base_url + path
+        try:
+            with httpx.Client(timeout=self._timeout, headers=self._headers) as http:
+                return http.post(url, json=body)
+        except httpx.TimeoutException:
+            raise WorkerUnavailable(
+                f"the SFU worker at {self.base_url} did not answer in time; try again"
+            ) from None
+        except httpx.TransportError as exc:
+            log.warning("worker %s unreachable: %s", self.base_url, exc)
+            raise WorkerUnavailable(
+                f"the SFU worker at {self.base_url} is unreachable; the media server may be down"
+            ) from None
+
+    def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        detail = _detail(response)
+        if status in (401, 403):
+            log.error("worker %s refused the node secret: %s", self.base_url, detail)
+            raise WorkerFailed(
+                "the SFU worker refused the control plane's credentials; "
+                "sfu.node_secret must be the same on both"
+            )
+        if status in (400, 409, 422):
+            raise Conflict(f"the SFU worker refused the command: {detail}")
+        log.error("worker %s failed with %s: %s", self.base_url, status, detail)
+        raise WorkerFailed(f"the SFU worker failed (HTTP {status}): {detail}")
+
+
+def _detail(response: httpx.Response) -> str:
+    """The worker's `detail` message when it sent one, else the start of its body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:MAX_DETAIL_CHARS] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:MAX_DETAIL_CHARS]
+    return str(body)[:MAX_DETAIL_CHARS]

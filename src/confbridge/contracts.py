@@ -1,0 +1,145 @@
+"""Messages shared by the control plane and the SFU workers.
+
+The SFU (`sfu/`) imports nothing else from `confbridge`: these schemas are the whole contract.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+GRANT_ISSUER = "confbridge"
+GRANT_AUDIENCE = "confbridge-sfu"
+# Ed25519 signatures: workers hold only the public key, so a worker cannot mint grants.
+GRANT_ALGORITHM = "EdDSA"
+MAX_EVENT_ID = 2**63 - 1
+
+
+class PeerRole(StrEnum):
+    """What a grant lets its holder do in a room."""
+
+    chair = "chair"  # the chair site: publishes, holds the programme by default
+    site = "site"  # an invited site: publishes, speaks when given the floor
+    viewer = "viewer"  # watches only (e.g. a screen in a hall)
+
+
+class FloorAction(StrEnum):
+    give = "give"
+    take = "take"
+    mute = "mute"
+    unmute = "unmute"
+    mute_all = "mute_all"
+    raise_hand = "raise_hand"
+    lower_hand = "lower_hand"
+
+
+def room_name(occurrence_id: int) -> str:
+    return f"occ-{occurrence_id}"
+
+
+# HTTP paths both sides use. Control plane, called by workers with the node secret:
+EVENTS_PATH = "/api/v1/sfu/events"
+GRANT_KEY_PATH = "/api/v1/sfu/grant-key"
+
+
+def floor_path(room: str) -> str:
+    """The worker's admin endpoint for floor commands, called by the control plane."""
+    return f"/rooms/{room}/floor"
+
+
+class GrantClaims(BaseModel):
+    """The signed part of a join grant (a JWT): who may join which room, as what, until when."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    iss: Literal["confbridge"] = GRANT_ISSUER
+    aud: Literal["confbridge-sfu"] = GRANT_AUDIENCE
+    jti: str = Field(description="grant id")
+    room: str
+    occurrence_id: int
+    site_id: int
+    site_name: str
+    role: PeerRole
+    chair_site_id: int
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime = Field(description="the room closes after this")
+    iat: int
+    exp: int
+
+
+class FloorCommand(BaseModel):
+    """A floor action sent by the control plane to the worker that hosts the room."""
+
+    action: FloorAction
+    site_id: int | None = Field(default=None, description="target site; None for mute_all")
+    by: str = Field(description="who acted, for the event log (e.g. 'user:vanphong')")
+
+
+class FloorState(BaseModel):
+    """The room's floor as the worker holds it."""
+
+    room: str
+    speaker_site_id: int | None
+    chair_site_id: int
+    muted_site_ids: list[int]
+    hands: list[int] = Field(description="sites with a raised hand, in the order raised")
+    voice_activated: bool = False
+
+
+class EventType(StrEnum):
+    joined = "joined"
+    left = "left"
+    floor_changed = "floor_changed"
+    stats = "stats"
+
+
+class PeerStats(BaseModel):
+    """Link quality of one peer over the last reporting interval."""
+
+    rtt_ms: float | None = None
+    loss_ratio: float | None = Field(default=None, ge=0, le=1)
+    jitter_ms: float | None = None
+    bitrate_kbps: float | None = None
+    packets: int = 0
+    frames: int | None = None
+
+
+class SfuEvent(BaseModel):
+    """One thing that happened on a worker; `id` makes delivery idempotent."""
+
+    id: str = Field(min_length=8, max_length=64)
+    type: EventType
+    at: AwareDatetime
+    node_id: str = Field(max_length=100)
+    room: str = Field(max_length=100)
+    # Bounded so that any id a worker sends fits the control plane's 64-bit columns.
+    occurrence_id: int = Field(ge=0, le=MAX_EVENT_ID)
+    site_id: int | None = Field(default=None, ge=0, le=MAX_EVENT_ID)
+    peer_id: str | None = Field(default=None, max_length=64)
+    direction: Literal["ingest", "egress"] | None = None
+    stats: PeerStats | None = None
+    floor: FloorState | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(BaseModel):
+    events: list[SfuEvent] = Field(max_length=1000)
+
+
+class EventAck(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class JoinInfo(BaseModel):
+    """What a terminal gets from `POST /api/v1/occurrences/{id}/join`."""
+
+    whip_url: str
+    whep_url: str
+    token: str
+    ice_servers: list[dict[str, Any]]
+    expires_at: datetime
+    role: PeerRole

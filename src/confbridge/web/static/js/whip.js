@@ -1,0 +1,212 @@
+// WHIP (RFC 9725) and WHEP clients for the browser: publish a camera and microphone to the
+// bridge, view the programme, leave again.
+//
+// Plain ES module without dependencies, so that it loads on closed networks without any CDN:
+//
+//   import { publish, view, stop } from "/static/js/whip.js";
+//   const camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+//   const outgoing = await publish(grant.whip_url, grant.token, camera);
+//   const programme = await view(grant.whep_url, grant.token);
+//   videoElement.srcObject = programme.stream;
+//   ...
+//   await stop();  // or outgoing.stop(), programme.stop()
+//
+// Offers are sent without trickle ICE: the module waits until the browser has gathered its
+// candidates (at most `options.gatheringTimeoutMs`) and sends them all in the offer. The
+// bridge's answer carries all of its own candidates, so no PATCH is ever needed. For the same
+// reason the ICE servers a WHIP server may list in `Link` headers come too late to be used;
+// give STUN/TURN servers in `options.rtcConfiguration` instead.
+//
+// Reconnecting after a network drop is the caller's job: watch `session.pc.connectionState`,
+// and on "failed" stop() the session and publish or view again.
+
+const SDP = "application/sdp";
+
+/** Longest wait for ICE gathering before the offer is sent with the candidates found so far. */
+export const GATHERING_TIMEOUT_MS = 5000;
+
+/** Longest wait for the bridge to answer a request; then the bridge counts as unreachable. */
+const REQUEST_TIMEOUT_MS = 10000;
+
+/** Reasons are shown to people on a kiosk screen and in logs: keep them to one short line. */
+const MAX_REASON_CHARS = 200;
+
+/** Sessions started by this module and not stopped yet; `stop()` without argument ends them. */
+const sessions = new Set();
+
+/**
+ * A failed WHIP/WHEP request. `status` is the HTTP status (0 when the server could not be
+ * reached), `reason` the first line of the server's answer, e.g.
+ * "unsupported video codec: this bridge takes video/VP8".
+ */
+export class WhipError extends Error {
+  constructor(status, reason, url) {
+    super(status ? `${status}: ${reason}` : reason);
+    this.name = "WhipError";
+    this.status = status;
+    this.reason = reason;
+    this.url = url;
+  }
+}
+
+/**
+ * One WHIP or WHEP session: the peer connection and the resource the server created for it.
+ * `stream` is the received MediaStream of a WHEP session, or the published one of a WHIP session.
+ */
+export class Session {
+  constructor(pc, resourceUrl, token, stream) {
+    this.pc = pc;
+    this.resourceUrl = resourceUrl;
+    this.token = token;
+    this.stream = stream;
+  }
+
+  /**
+   * Leave: DELETE the resource on the server, then close the peer connection. The published
+   * stream's tracks are left running; they belong to the caller (a preview may still show them).
+   * Safe to call more than once. The connection is closed even when the DELETE fails; the
+   * failure is then reported (WhipError), except 404: the server had already ended the session.
+   */
+  async stop() {
+    if (!sessions.delete(this)) {
+      return;
+    }
+    // DELETE first: the bridge then records a deliberate leave, not a dropped connection.
+    try {
+      const response = await request("DELETE", this.resourceUrl, this.token);
+      if (!response.ok && response.status !== 404) {
+        throw await errorFrom(response, this.resourceUrl);
+      }
+    } finally {
+      this.pc.close();
+    }
+  }
+}
+
+/**
+ * Publish `stream` (camera and microphone) with WHIP at `url`, authorised by the join grant
+ * `token`. Resolves once the server has answered; `session.pc.connectionState` then tells when
+ * media flows. Rejects with a WhipError if the server refuses the offer.
+ *
+ * Options (also for `view`): `rtcConfiguration`, given to RTCPeerConnection (e.g. iceServers
+ * for a TURN relay); `gatheringTimeoutMs`, the longest wait for ICE gathering.
+ */
+export async function publish(url, token, stream, options = {}) {
+  const pc = new RTCPeerConnection(options.rtcConfiguration);
+  try {
+    for (const track of stream.getTracks()) {
+      // sendonly: the bridge never sends media back on a WHIP session.
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    return await negotiate(pc, url, token, stream, options);
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
+}
+
+/**
+ * View the programme with WHEP at `url`: one video and one audio track, whoever holds the
+ * floor (the bridge switches the source without renegotiating). Resolves to a Session whose
+ * `stream` can be given to a <video> element's srcObject right away; frames arrive once
+ * `session.pc` is connected.
+ */
+export async function view(url, token, options = {}) {
+  const pc = new RTCPeerConnection(options.rtcConfiguration);
+  try {
+    const video = pc.addTransceiver("video", { direction: "recvonly" });
+    const audio = pc.addTransceiver("audio", { direction: "recvonly" });
+    // The receivers' tracks exist from the start; no need to wait for "track" events.
+    const stream = new MediaStream([video.receiver.track, audio.receiver.track]);
+    return await negotiate(pc, url, token, stream, options);
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
+}
+
+/** Stop `session`, or every session this module started when called without argument. */
+export async function stop(session) {
+  const targets = session ? [session] : [...sessions];
+  const results = await Promise.allSettled(targets.map((s) => s.stop()));
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) {
+    throw failed.reason;
+  }
+}
+
+// Offer/answer with the server: POST the complete offer, apply the 201's answer.
+async function negotiate(pc, url, token, stream, options) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc, options.gatheringTimeoutMs ?? GATHERING_TIMEOUT_MS);
+  const response = await request("POST", url, token, pc.localDescription.sdp);
+  if (response.status !== 201) {
+    throw await errorFrom(response, url);
+  }
+  const location = response.headers.get("Location");
+  if (!location) {
+    // Without it the session could never be ended; the server must expose the header (CORS).
+    throw new WhipError(response.status, "the answer has no Location header", url);
+  }
+  const resourceUrl = new URL(location, url).href;
+  try {
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  } catch (error) {
+    // The bridge made a session this browser cannot use: end it there too, without waiting.
+    request("DELETE", resourceUrl, token).catch(() => {});
+    throw error;
+  }
+  const session = new Session(pc, resourceUrl, token, stream);
+  sessions.add(session);
+  return session;
+}
+
+// Resolves when ICE gathering has completed, or after `timeoutMs` with what was gathered.
+function gatheringComplete(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", onChange);
+      resolve();
+    };
+    const onChange = () => {
+      if (pc.iceGatheringState === "complete") {
+        done();
+      }
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", onChange);
+  });
+}
+
+// fetch with the grant; a network failure or timeout becomes a WhipError with status 0.
+async function request(method, url, token, body = null) {
+  const init = {
+    method,
+    headers: { Authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  };
+  if (body !== null) {
+    init.headers["Content-Type"] = SDP;
+    init.body = body;
+  }
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    throw new WhipError(0, `cannot reach the bridge: ${error.message}`, url);
+  }
+}
+
+async function errorFrom(response, url) {
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    // The status alone still says what happened.
+  }
+  const line = text.split("\n", 1)[0].trim().slice(0, MAX_REASON_CHARS);
+  return new WhipError(response.status, line || response.statusText || "request failed", url);
+}

@@ -1,0 +1,133 @@
+"""The whole stack for media tests: the control plane on a real server, one SFU worker process,
+an occurrence that is on now, and a terminal token for each of its sites."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from confbridge.db import Database, utcnow
+from confbridge.local_workers import LocalWorkers
+from confbridge.main import create_app
+from confbridge.meetings import service as meeting_service
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
+from sfu.aiortc_internals import use_host_addresses
+from tests.conftest import ServerThread, free_port, make_settings
+from tests.sfu.peers import WhepViewer, WhipPublisher
+
+NODE_SECRET = "node-secret-for-tests-0123456789abcdef"
+WORKER_START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class Stack:
+    """The running stack, and the calls terminals and the secretariat make to it."""
+
+    control: str
+    worker: str
+    occurrence_id: int
+    tokens: dict[str, str]  # site key → terminal token
+    secretariat: dict[str, str]
+
+    async def join(self, site: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.control) as http:
+            response = await http.post(
+                f"/api/v1/occurrences/{self.occurrence_id}/join",
+                headers={"Authorization": f"Bearer {self.tokens[site]}"},
+            )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def floor(self, action: str, site_id: int | None = None) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.control, timeout=10) as http:
+            return await http.post(
+                f"/api/v1/occurrences/{self.occurrence_id}/floor",
+                json={"action": action, "site_id": site_id},
+                headers=self.secretariat,
+            )
+
+    async def events(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.control) as http:
+            response = await http.get(
+                f"/api/v1/occurrences/{self.occurrence_id}/events?limit=500",
+                headers=self.secretariat,
+            )
+        return response.json()["items"]
+
+
+@pytest.fixture
+def loopback() -> Iterator[None]:
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)
+
+
+def _wait_for_worker(url: str) -> None:
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the SFU worker did not start")
+
+
+@pytest.fixture
+def stack(
+    database: Database, tmp_path: Path, sites: dict[str, Site], secretariat: dict[str, str],
+    loopback: None,
+) -> Iterator[Stack]:
+    worker_port = free_port()
+    settings = make_settings(
+        database.settings.database_url or "", tmp_path,
+        sfu={"public_url": f"http://127.0.0.1:{worker_port}", "node_secret": NODE_SECRET},
+    )
+    control = ServerThread(create_app(settings, database=database)).start()
+    local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    with database.session() as session:
+        series = meeting_service.create(
+            session=session,
+            series_in={
+                "title": "Giao ban trực tuyến", "kind": "giao_ban", "mode": "online",
+                "rrule": "FREQ=DAILY;COUNT=1",
+                "dtstart": local_start.replace(tzinfo=None).isoformat(timespec="minutes"),
+                "duration_min": 60, "chair_site_id": sites["hq"].id,
+                "site_ids": [sites["p1"].id, sites["p2"].id], "skip_holidays": False,
+            },
+            settings=settings.meetings, now=utcnow(),
+        )
+        tokens = {}
+        for key in ("hq", "p1", "p2"):
+            site = session.get(Site, sites[key].id)
+            assert site is not None
+            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
+        session.commit()
+        occurrence_id = series.occurrences[0].id
+    workers = LocalWorkers(settings, control_url=control.url)
+    workers.start()
+    try:
+        worker_url = f"http://127.0.0.1:{worker_port}"
+        _wait_for_worker(worker_url)
+        yield Stack(control.url, worker_url, occurrence_id, tokens, secretariat)
+    finally:
+        workers.close()
+        control.stop()
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[list[WhipPublisher | WhepViewer]]:
+    started: list[WhipPublisher | WhepViewer] = []
+    yield started
+    for peer in started:
+        await peer.stop()

@@ -1,0 +1,118 @@
+"""Real WHIP/WHEP clients for tests: aiortc peers that talk HTTP to a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from tests.sfu.test_forwarding import SizedVideoTrack
+
+
+def _loopback_peer() -> RTCPeerConnection:
+    """A peer with no STUN server: tests stay on 127.0.0.1."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+@dataclass
+class Frame:
+    at: float
+    width: int
+
+
+@dataclass
+class WhipPublisher:
+    """A hall's camera and microphone, published with WHIP."""
+
+    url: str
+    token: str
+    width: int = 160
+    height: int = 120
+    pc: RTCPeerConnection = field(default_factory=_loopback_peer)
+    location: str | None = None
+
+    async def start(self) -> httpx.Response:
+        self.pc.addTrack(SizedVideoTrack(self.width, self.height))
+        self.pc.addTrack(AudioStreamTrack())
+        return await _offer(self, self.url)
+
+    async def stop(self) -> None:
+        await _delete(self)
+        await self.pc.close()
+
+
+@dataclass
+class WhepViewer:
+    """A hall's screen and loudspeaker, fed with WHEP; decodes what it receives."""
+
+    url: str
+    token: str
+    pc: RTCPeerConnection = field(default_factory=_loopback_peer)
+    location: str | None = None
+    frames: list[Frame] = field(default_factory=list)
+    audio_frames: int = 0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> httpx.Response:
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.on(
+            "track", lambda track: self._tasks.append(asyncio.create_task(self._read(track)))
+        )
+        return await _offer(self, self.url)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.create_task(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    self.frames.append(Frame(time.monotonic(), frame.width))
+                else:
+                    self.audio_frames += 1
+
+    def widths_since(self, moment: float) -> set[int]:
+        return {f.width for f in self.frames if f.at >= moment}
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _delete(self)
+        await self.pc.close()
+
+
+async def _offer(peer: WhipPublisher | WhepViewer, url: str) -> httpx.Response:
+    await peer.pc.setLocalDescription(await peer.pc.createOffer())
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            url,
+            content=peer.pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {peer.token}"},
+        )
+    if response.status_code == 201:
+        peer.location = str(httpx.URL(url).join(response.headers["location"]))
+        await peer.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+    return response
+
+
+async def _delete(peer: WhipPublisher | WhepViewer) -> None:
+    if peer.location:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await http.delete(peer.location, headers={"Authorization": f"Bearer {peer.token}"})
+        peer.location = None
+
+
+async def until(condition, timeout_s: float = 10.0, step_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(step_s)

@@ -1,0 +1,67 @@
+"""The floor as plain state: give, take, mute, hands, and what each hall sees and hears."""
+
+from __future__ import annotations
+
+import pytest
+
+from confbridge.contracts import FloorAction, FloorCommand
+from sfu.floor import Floor, FloorError
+
+CHAIR, WARD_A, WARD_B = 1, 2, 3
+PRESENT = {CHAIR, WARD_A, WARD_B}
+
+
+def act(floor: Floor, action: FloorAction, site: int | None = None) -> bool:
+    return floor.apply(FloorCommand(action=action, site_id=site, by="test"), PRESENT)
+
+
+def test_floor_chair_speaks_at_start() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    assert floor.state().speaker_site_id == CHAIR
+    assert floor.video_for(WARD_A) == CHAIR
+    assert floor.audio_for(WARD_A, 1) == [CHAIR]
+
+
+def test_floor_give_and_take() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    assert act(floor, FloorAction.give, WARD_A)
+    assert floor.video_for(WARD_B) == WARD_A and floor.video_for(CHAIR) == WARD_A
+    # The speaking hall sees the chair, and hears the chair but never itself.
+    assert floor.video_for(WARD_A) == CHAIR
+    assert floor.audio_for(WARD_A, 2) == [CHAIR, None]
+    assert floor.audio_for(WARD_B, 2) == [WARD_A, CHAIR]
+    assert act(floor, FloorAction.take)
+    assert floor.state().speaker_site_id == CHAIR
+    assert floor.video_for(CHAIR) == WARD_A  # the chair sees who spoke last
+    assert not act(floor, FloorAction.take)  # nothing changed
+
+
+def test_floor_hands_queue_in_order_and_give_lowers() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    act(floor, FloorAction.raise_hand, WARD_B)
+    act(floor, FloorAction.raise_hand, WARD_A)
+    assert not act(floor, FloorAction.raise_hand, WARD_B)  # already queued
+    assert floor.state().hands == [WARD_B, WARD_A]
+    act(floor, FloorAction.give, WARD_B)
+    assert floor.state().hands == [WARD_A]
+    act(floor, FloorAction.lower_hand, WARD_A)
+    assert floor.state().hands == []
+
+
+def test_floor_mute_all_spares_the_chair_and_give_unmutes() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    act(floor, FloorAction.mute_all)
+    assert floor.state().muted_site_ids == [WARD_A, WARD_B]
+    act(floor, FloorAction.give, WARD_A)
+    assert floor.state().muted_site_ids == [WARD_B]
+    act(floor, FloorAction.mute, WARD_A)
+    assert floor.audio_for(WARD_B, 2) == [CHAIR, None]  # the muted speaker is not heard
+    act(floor, FloorAction.unmute, WARD_A)
+    assert floor.audio_for(WARD_B, 2) == [WARD_A, CHAIR]
+
+
+def test_floor_site_is_required_where_it_matters() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    for action in (FloorAction.give, FloorAction.mute, FloorAction.raise_hand):
+        with pytest.raises(FloorError, match=action.value):
+            act(floor, action, None)
