@@ -54,6 +54,7 @@ from aiortc.rtp import (
     RtcpSenderInfo,
     RtcpSrPacket,
     RtpPacket,
+    pack_remb_fci,
     unpack_remb_fci,
     unwrap_rtx,
 )
@@ -331,6 +332,7 @@ class IngestStats:
     jitter_s: float
     nacks_sent: int
     plis_sent: int
+    rembs_sent: int
 
 
 class RtpIngest:
@@ -356,10 +358,14 @@ class RtpIngest:
         self._rtx_ssrc: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc
         self._streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams
         self._nack_generator = receiver._RTCRtpReceiver__nack_generator
+        # the receiver's remote bitrate estimator (video only): publishers learn from our REMB
+        # how much the path takes, since aiortc offers no transport-cc
+        self._estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
         self._apt: dict[int, int | None] = {}  # payload type → RTX apt (None: not RTX)
         self.media_ssrc: int | None = None
         self.nacks_sent = 0
         self.plis_sent = 0
+        self.rembs_sent = 0
         # touches RTCRtpReceiver._handle_rtp_packet, the coroutine RTCDtlsTransport awaits for
         # every routed RTP packet; an instance attribute shadows the method for this one only
         receiver._handle_rtp_packet = self._handle_rtp_packet
@@ -386,6 +392,7 @@ class RtpIngest:
             jitter_s=(stream.jitter / clock_rate) if stream and clock_rate else 0.0,
             nacks_sent=self.nacks_sent,
             plis_sent=self.plis_sent,
+            rembs_sent=self.rembs_sent,
         )
 
     def send_pli(self) -> bool:
@@ -405,9 +412,9 @@ class RtpIngest:
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         # same signature as RTCRtpReceiver._handle_rtp_packet; the await is aiortc's, the work
         # below is synchronous
-        self.handle(packet)
+        self.handle(packet, arrival_time_ms)
 
-    def handle(self, packet: RtpPacket) -> None:
+    def handle(self, packet: RtpPacket, arrival_time_ms: int | None = None) -> None:
         """Process one parsed RTP packet as the replaced handler does (public for benchmarks)."""
         # touches RTCRtpReceiver._enabled, which the transceiver direction sets
         if not self._receiver._enabled:
@@ -424,6 +431,8 @@ class RtpIngest:
             codec = self._codecs[pt]
             stream = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
+        if self._estimator is not None and arrival_time_ms is not None:
+            self._estimate_bandwidth(packet, arrival_time_ms)
         if apt is not None:
             original_ssrc = self._rtx_ssrc.get(packet.ssrc)
             if original_ssrc is None or len(packet.payload) < 2:
@@ -435,6 +444,25 @@ class RtpIngest:
         if generator is not None and generator.add(packet):
             self._send_nack(packet.ssrc, sorted(generator.missing))
         self._on_rtp(packet)
+
+    def _estimate_bandwidth(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        abs_send_time = packet.extensions.abs_send_time
+        if abs_send_time is None:
+            return
+        remb = self._estimator.add(
+            abs_send_time=abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=len(packet.payload) + packet.padding_size,
+            ssrc=packet.ssrc,
+        )
+        rtcp_ssrc = self._rtcp_ssrc()
+        if remb is None or rtcp_ssrc is None:
+            return
+        feedback = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+        )
+        if self._send_rtcp(bytes(feedback)):
+            self.rembs_sent += 1
 
     def _learn_payload_type(self, pt: int) -> int | None:
         codec = self._codecs.get(pt)

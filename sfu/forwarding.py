@@ -100,6 +100,7 @@ class SourceStats:
     jitter_s: float
     nacks_sent: int
     keyframe_requests_sent: int
+    bandwidth_reports_sent: int
     slots: int
 
 
@@ -253,6 +254,7 @@ class Source:
             jitter_s=ingest.jitter_s if ingest else 0.0,
             nacks_sent=ingest.nacks_sent if ingest else 0,
             keyframe_requests_sent=self._keyframe_requests,
+            bandwidth_reports_sent=ingest.rembs_sent if ingest else 0,
             slots=len(self._fanout),
         )
 

@@ -572,6 +572,13 @@ async def test_forwarding_viewers_decode_video_and_audio_without_sfu_decoding(
             await asyncio.wait_for(transceiver.receiver.track.recv(), 0.2)
 
 
+async def test_source_sends_bandwidth_estimates_to_its_publisher(bridge: Bridge) -> None:
+    """REMB goes back to the publisher (it has no transport-cc), so its encoder stays in bounds."""
+    sources, _ = await bridge.publish()
+    await bridge.view(sources)
+    await until(lambda: sources["video"].stats().bandwidth_reports_sent > 0, 8)
+
+
 async def test_forwarding_h264_publisher_reaches_viewer(bridge: Bridge) -> None:
     """An H.264 publisher (packetization-mode 1): the viewer decodes, starting at an IDR."""
     sources, _ = await bridge.publish(192, 144, video_codec="video/H264")
