@@ -11,9 +11,10 @@ For each database (a fresh SQLite file, and PostgreSQL in a throw-away schema):
 
 Prints figures; it asserts only what must hold for the figures to mean anything.
 
-    .venv/bin/python bench/booking.py [--postgres-url URL] [--skip-postgres] [--skip-agenda]
+    .venv/bin/python bench/booking.py [--postgres-url URL] [--skip-postgres] [--skip-sqlite]
+        [--skip-agenda]
         [--requests N] [--concurrency C[,C...]] [--load-tool auto|wrk|httpx]
-        [--server serve|uvicorn] [--processes N]
+        [--server serve|uvicorn] [--processes N] [--no-access-log]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -147,12 +148,11 @@ def tree_cpu_s(root_pid: int) -> float:
 
 @dataclass
 class Target:
-    """One database under test; `cleanup` drops what the benchmark created."""
+    """One database under test: a name for the report, its URL, the server's data directory."""
 
     name: str
     url: str
     data_dir: Path
-    cleanup: Callable[[], None] = field(default=lambda: None)
 
 
 @contextlib.contextmanager
@@ -370,10 +370,11 @@ class ServerSpec:
 
     kind: str  # "serve" or "uvicorn"
     processes: int
+    access_log: bool = True  # `serve` logs every request; only uvicorn's CLI can turn it off
 
     @property
     def label(self) -> str:
-        return f"{self.kind}×{self.processes}"
+        return f"{self.kind}×{self.processes}" + ("" if self.access_log else " no-access-log")
 
     def command(self, port: int) -> list[str]:
         if self.kind == "serve":
@@ -388,6 +389,7 @@ class ServerSpec:
             sys.executable, "-m", "uvicorn", "--factory", "confbridge.main:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.processes),
             "--log-level", "info", "--proxy-headers",
+            *([] if self.access_log else ["--no-access-log"]),
         ]  # fmt: skip
 
 
@@ -742,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-agenda", action="store_true", help="booking figures only")
     parser.add_argument(
         "--requests",
@@ -768,18 +771,25 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="server processes (uvicorn --workers N; with --server serve, serve --processes N)",
     )
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="with --server uvicorn: no access log line per request",
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.processes < 1:
         parser.error("--requests and --processes must be at least 1")
+    if args.no_access_log and args.server != "uvicorn":
+        parser.error("--no-access-log needs --server uvicorn (`confbridge serve` always logs)")
 
     print_environment()
     bookings: list[BookingFigures] = []
     loads: list[LoadFigures] = []
     with tempfile.TemporaryDirectory(prefix="confbridge-bench-") as tmp:
         work_dir = Path(tmp)
-        targets: list[Callable[[], contextlib.AbstractContextManager[Target]]] = [
-            lambda: sqlite_target(work_dir)
-        ]
+        targets: list[Callable[[], contextlib.AbstractContextManager[Target]]] = []
+        if not args.skip_sqlite:
+            targets.append(lambda: sqlite_target(work_dir))
         if not args.skip_postgres:
             targets.append(lambda: postgres_target(args.postgres_url, work_dir))
         for make_target in targets:
@@ -794,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
                         requests=args.requests,
                         concurrencies=args.concurrency,
                         tool=args.load_tool,
-                        server_spec=ServerSpec(args.server, args.processes),
+                        server_spec=ServerSpec(args.server, args.processes, not args.no_access_log),
                     )
     print_table(bookings, loads)
     return 0

@@ -14,6 +14,8 @@ ordinary aiortc peers in the same process keep their stock behaviour:
 - `use_host_addresses` chooses the addresses aioice gathers host candidates on.
 - `negotiated_rtp` reads what a transceiver negotiated (payload types, RTX, header extensions);
   `offered_direction` and `restrict_codecs` help answer an offer.
+- `accept_rsa_dtls_peers` adds ECDHE-RSA suites to aiortc's DTLS cipher list, so peers with an
+  RSA certificate can connect; unlike the rest it applies process-wide (ECDSA peers are unaffected).
 - `set_receive_filter`, `observe_rtp` and `nominated_datagram_transport` serve fault injection
   and observation in tests and benchmarks.
 
@@ -39,7 +41,12 @@ import aiortc
 import pylibsrtp
 from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcdtlstransport import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    SRTPProtectionProfile,
+    State,
+)
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
@@ -58,6 +65,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
     unwrap_rtx,
 )
+from OpenSSL import SSL
 
 from sfu.codecs import RtpCodec
 
@@ -954,3 +962,48 @@ def restrict_codecs(transceiver: RTCRtpTransceiver, mime_types: Sequence[str]) -
     rtx = [c for c in codecs if _is_rtx(c) and c.parameters.get("apt") in kept_pts]
     transceiver._codecs = kept + rtx
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# DTLS cipher suites: peers with an RSA certificate
+
+AIORTC_DTLS_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+)
+"""The cipher list aiortc 1.16.0 sets on every DTLS context: ECDSA-authenticated suites only."""
+RSA_DTLS_CIPHERS = (
+    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+)
+"""Suites offered as well, so that a DTLS server holding an RSA certificate finds one it can use."""
+
+_stock_create_ssl_context = RTCCertificate._create_ssl_context
+
+
+def _create_ssl_context_accepting_rsa(
+    self: RTCCertificate, srtp_profiles: list[SRTPProtectionProfile]
+) -> SSL.Context:
+    ctx = _stock_create_ssl_context(self, srtp_profiles)
+    ctx.set_cipher_list(f"{AIORTC_DTLS_CIPHERS}:{RSA_DTLS_CIPHERS}".encode("ascii"))
+    return ctx
+
+
+def accept_rsa_dtls_peers(enabled: bool = True) -> None:
+    """Let DTLS complete with peers whose certificate is RSA (False: back to stock). Idempotent.
+
+    aiortc offers ECDHE-ECDSA suites only. When the SFU answers an offer it is the DTLS client
+    (`a=setup:active`), and the peer, as DTLS server, must pick a suite its own certificate can
+    sign: a peer holding an RSA certificate (GStreamer webrtcbin 1.22, for one) then fails with
+    "no shared cipher". This adds the ECDHE-RSA suites after aiortc's own. The SFU's certificate
+    stays aiortc's ECDSA one, SRTP profiles and verification are unchanged, and between two
+    ECDSA peers the suite chosen is the same as before. Applies process-wide to DTLS transports
+    started afterwards (a worker calls it once at start).
+    """
+    # touches RTCCertificate._create_ssl_context(srtp_profiles), the method
+    # RTCDtlsTransport.start calls to build each transport's pyOpenSSL context, because aiortc
+    # hard-codes the cipher list there and offers no option for it; the stock method still
+    # builds the context (certificate, key, set_verify, SRTP profiles), only the list is reset
+    if enabled:
+        RTCCertificate._create_ssl_context = _create_ssl_context_accepting_rsa  # type: ignore[method-assign]
+    else:
+        RTCCertificate._create_ssl_context = _stock_create_ssl_context  # type: ignore[method-assign]

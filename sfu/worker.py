@@ -22,7 +22,12 @@ from confbridge.contracts import (
     PeerStats,
     SfuEvent,
 )
-from sfu.aiortc_internals import offered_direction, restrict_codecs, use_host_addresses
+from sfu.aiortc_internals import (
+    accept_rsa_dtls_peers,
+    offered_direction,
+    restrict_codecs,
+    use_host_addresses,
+)
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.events import EventReporter
@@ -72,6 +77,7 @@ class Worker:
 
     async def start(self) -> None:
         use_host_addresses([self.settings.media_ip])
+        accept_rsa_dtls_peers()
         if self._verifier is None:
             self._verifier = GrantVerifier.from_file(self.settings.grant_public_key_file)
         if self.reporter is None:

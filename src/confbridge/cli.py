@@ -71,6 +71,10 @@ def _database(settings: Settings) -> Database:
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port", min=1, max=65535)] = None,
+    processes: Annotated[
+        int, typer.Option(help="HTTP worker processes (one per core)", min=1, max=64)
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="log a line per HTTP request")] = True,
 ) -> None:
     """Run the control plane (migrating and seeding a fresh database first)."""
     import uvicorn
@@ -86,10 +90,21 @@ def serve(
     listen_host, listen_port = host or settings.host, port or settings.port
     workers = LocalWorkers(settings, control_url=f"http://127.0.0.1:{listen_port}")
     workers.start()
+    options: dict[str, Any] = {
+        "host": listen_host,
+        "port": listen_port,
+        "log_level": "info",
+        "proxy_headers": True,
+        "access_log": access_log,
+    }
     try:
-        uvicorn.run(
-            application, host=listen_host, port=listen_port, log_level="info", proxy_headers=True
-        )
+        if processes == 1:
+            uvicorn.run(application, **options)
+        else:
+            database.dispose()  # each process opens its own connections
+            uvicorn.run(
+                "confbridge.main:create_served_app", factory=True, workers=processes, **options
+            )
     finally:
         workers.close()
 

@@ -63,3 +63,8 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def create_served_app() -> FastAPI:
+    """App factory for `confbridge serve --processes N`: one app and scheduler per process."""
+    return create_app(run_scheduler=True)

@@ -305,3 +305,38 @@ async def test_aiortc_internals_hooks_are_per_instance_and_undone(pc: RTCPeerCon
         await client.close()
         await server.close()
         use_host_addresses(None)
+
+
+def test_aiortc_internals_dtls_context_and_rsa_suites() -> None:
+    from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from OpenSSL import SSL
+
+    # RTCDtlsTransport.start builds each context from its certificate through this method,
+    # which hard-codes aiortc's ECDSA-only cipher list; a peer connection's certificate is ECDSA
+    assert parameters(RTCCertificate._create_ssl_context) == ["srtp_profiles"]
+    assert "self.__local_certificate._create_ssl_context(" in source_of(RTCDtlsTransport.start)
+    create = source_of(internals._stock_create_ssl_context)
+    assert "ctx.set_cipher_list(" in create and "ctx.set_tlsext_use_srtp(" in create
+    assert f'b"{internals.AIORTC_DTLS_CIPHERS}"' in create
+    assert "RTCCertificate.generateCertificate()" in source_of(RTCPeerConnection.__init__)
+    assert "ec.generate_private_key(" in source_of(RTCCertificate.generateCertificate)
+
+    certificate = RTCCertificate.generateCertificate()
+
+    def offered() -> list[str]:
+        ctx = RTCCertificate._create_ssl_context(certificate, SRTP_PROFILES)
+        return [n for n in SSL.Connection(ctx).get_cipher_list() if not n.startswith("TLS_")]
+
+    stock = internals.AIORTC_DTLS_CIPHERS.split(":")
+    rsa = internals.RSA_DTLS_CIPHERS.split(":")
+    try:
+        assert offered() == stock
+        internals.accept_rsa_dtls_peers()
+        internals.accept_rsa_dtls_peers()  # idempotent
+        assert offered() == stock + rsa
+        assert isinstance(certificate._key, ec.EllipticCurvePrivateKey)  # own key unchanged
+    finally:
+        internals.accept_rsa_dtls_peers(False)
+    assert RTCCertificate._create_ssl_context is internals._stock_create_ssl_context
+    assert offered() == stock
