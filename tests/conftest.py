@@ -236,3 +236,18 @@ def serve() -> Iterator[Callable[..., ServerThread]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh SQLite file for CLI tests, run from a directory without config.yaml."""
+    for name in list(os.environ):
+        if name.startswith("CONFBRIDGE_"):
+            monkeypatch.delenv(name)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    path = tmp_path / "cli.sqlite3"
+    monkeypatch.setenv("CONFBRIDGE_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("CONFBRIDGE_DATA_DIR", str(tmp_path / "data"))
+    return path

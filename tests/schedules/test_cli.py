@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
@@ -13,21 +11,6 @@ from confbridge.cli import app
 
 SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 HA_LONG = SCHEDULES / "ha-long.yaml"
-
-
-@pytest.fixture
-def database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh SQLite file the CLI uses; run from a directory without config.yaml."""
-    for name in list(os.environ):
-        if name.startswith("CONFBRIDGE_"):
-            monkeypatch.delenv(name)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    path = tmp_path / "cli.sqlite3"
-    monkeypatch.setenv("CONFBRIDGE_DATABASE_URL", f"sqlite:///{path}")
-    monkeypatch.setenv("CONFBRIDGE_DATA_DIR", str(tmp_path / "data"))
-    return path
 
 
 def run(*args: str) -> Result:
