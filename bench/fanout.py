@@ -1,0 +1,1073 @@
+"""Fan-out of one publisher to N viewers through the real SFU worker process (prints figures).
+
+Setup: a temporary SQLite database, the control plane (`confbridge.main.create_app`) on uvicorn
+in a thread, one worker subprocess started by `confbridge.local_workers.LocalWorkers`, an
+occurrence that is on now, and `POST /api/v1/occurrences/{id}/join` for the chair site (the
+publisher's WHIP grant) and for one ward site (one grant shared by every viewer).
+
+- Publisher (this process): aiortc over WHIP, 640×360 VP8 at 30 fps pre-encoded once up front
+  (a loop of `av.Packet`s, keyframe at the start of the loop; a keyframe request from the worker
+  restarts the loop at its keyframe) plus aiortc's Opus silence.
+- Cheap viewers (client processes, `--clients` of them, each with its own event loop): aiortc
+  WHEP peers whose receivers are replaced by `RtpIngest` (RTCP RR/NACK stay, nothing is
+  depayloaded or decoded); they count RTP packets and note the first VP8 keyframe packet.
+- Two decoding viewers (this process): stock aiortc WHEP peers that decode video and audio;
+  they are reconnected at every N, which times WHEP POST → first decoded frame under load.
+
+Per N (cheap viewers; the worker forwards to N + 2 viewers), over a window of `--seconds`:
+- worker CPU µs per forwarded packet = Δ(utime + stime of the worker pid, /proc/<pid>/stat, all
+  threads) / (Δ RTP packets sent by the publisher (`getStats().packetsSent`, video + audio)
+  × (N + 2)); "viewers/core" = 1e6 / (µs per packet × publisher packets/s);
+- delivered = Δ packets counted at the cheap viewers / (Δ publisher packets × N);
+- RSS per viewer = (VmRSS at N − VmRSS with the publisher and no viewer) / (N + 2).
+The same per-packet figure is measured for aiortc's `MediaRelay` (a relay process: WHIP-ish
+answerer whose tracks go through `MediaRelay.subscribe()` to one answerer per viewer, i.e.
+decode once and encode per viewer), with the same publisher and cheap viewers.
+
+All processes share the machine: client and publisher CPU compete with the worker; their CPU
+over the window is printed too, and nothing is subtracted from the worker's figure.
+
+    .venv/bin/python bench/fanout.py [--viewers 10,50,100,250] [--seconds 10]
+                                     [--baseline-viewers 1,3] [--clients 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import av
+import httpx
+from aiortc import (
+    AudioStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from sfu.aiortc_internals import RtpIngest, set_receive_filter, use_host_addresses
+from sfu.codecs import is_keyframe
+
+WIDTH, HEIGHT, FPS = 640, 360, 30
+VIDEO_BITRATE = 1_000_000
+LOOP_FRAMES = 150  # 5 s of video, then the loop restarts at its keyframe
+JOIN_TIMEOUT_S = 45.0
+JOIN_CONCURRENCY = 3  # per client process
+STEP_TIMEOUT_S = 180.0
+SETTLE_S = 1.5
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+GOALS = {"cpu_us": 25.0, "viewers": 250, "delivered": 0.995, "first_p95_s": 1.0, "mb": 0.5}
+
+
+def loopback_peer() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc readings
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# pre-encoded publisher
+
+
+def encode_loop() -> list[av.Packet]:
+    """LOOP_FRAMES frames of a moving, textured test card, VP8 at ~VIDEO_BITRATE, once."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.bit_rate = VIDEO_BITRATE
+    codec.framerate = fractions.Fraction(FPS, 1)
+    codec.time_base = fractions.Fraction(1, FPS)
+    codec.gop_size = LOOP_FRAMES * 2
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "maxrate": str(VIDEO_BITRATE * 6 // 5),
+        "bufsize": str(VIDEO_BITRATE // 2),
+        "qmax": "60",
+    }
+    rng = random.Random(7)
+    # a gradient with a little noise, scrolled a few pixels per frame
+    texture = bytes((x * 255 // (WIDTH * 4) + rng.randrange(8)) & 255 for x in range(WIDTH * 4))
+    packets: list[av.Packet] = []
+    for index in range(LOOP_FRAMES):
+        frame = av.VideoFrame(width=WIDTH, height=HEIGHT, format="yuv420p")
+        for plane_index, plane in enumerate(frame.planes):
+            size = plane.line_size
+            rows = plane.buffer_size // size
+            shift = (index * (3 + plane_index)) % size
+            out = bytearray()
+            for row in range(rows):
+                offset = (shift + row * 7) % (len(texture) - size)
+                out += texture[offset : offset + size]
+            plane.update(bytes(out))
+        frame.pts = index
+        frame.time_base = codec.time_base
+        packets.extend(codec.encode(frame))
+    packets.extend(codec.encode(None))
+    return packets[:LOOP_FRAMES]
+
+
+class PreEncodedVideo(MediaStreamTrack):
+    """Serves the pre-encoded loop at FPS; `restart()` jumps back to its keyframe."""
+
+    kind = "video"
+
+    def __init__(self, packets: list[av.Packet]) -> None:
+        super().__init__()
+        self._packets = packets
+        self._index = 0
+        self._sent = 0
+        self._start: float | None = None
+        self.restarts = 0
+
+    def restart(self) -> None:
+        self._index = 0
+        self.restarts += 1
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self._sent / FPS - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = self._packets[self._index]
+        self._index = (self._index + 1) % len(self._packets)
+        packet.pts = self._sent * (90000 // FPS)
+        packet.time_base = fractions.Fraction(1, 90000)
+        self._sent += 1
+        return packet
+
+
+@dataclass
+class Publisher:
+    url: str
+    token: str
+    packets: list[av.Packet]
+    pc: RTCPeerConnection = field(default_factory=loopback_peer)
+    location: str | None = None
+    video: PreEncodedVideo | None = None
+
+    async def start(self) -> None:
+        self.video = PreEncodedVideo(self.packets)
+        sender = self.pc.addTrack(self.video)
+        # A PLI/FIR from the worker restarts the loop at its keyframe (no encoder here).
+        sender._send_keyframe = self.video.restart  # type: ignore[method-assign]
+        self.pc.addTrack(AudioStreamTrack())
+        self.location = await offer(self.pc, self.url, self.token)
+        await wait_connected(self.pc, 20)
+
+    async def packets_sent(self) -> int:
+        report = await self.pc.getStats()
+        return sum(s.packetsSent for s in report.values() if s.type == "outbound-rtp")
+
+    async def stop(self) -> None:
+        await delete(self.location, self.token)
+        await self.pc.close()
+
+
+async def offer(pc: RTCPeerConnection, url: str, token: str) -> str | None:
+    await pc.setLocalDescription(await pc.createOffer())
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            url,
+            content=pc.localDescription.sdp,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
+    if response.status_code != 201:
+        raise RuntimeError(f"{url}: {response.status_code} {response.text.strip()[:200]}")
+    await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+    return str(httpx.URL(url).join(response.headers["location"]))
+
+
+async def delete(location: str | None, token: str) -> None:
+    if location:
+        with contextlib.suppress(Exception):
+            async with httpx.AsyncClient(timeout=5) as http:
+                await http.delete(location, headers={"Authorization": f"Bearer {token}"})
+
+
+async def wait_connected(pc: RTCPeerConnection, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while pc.connectionState != "connected":
+        if pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
+            raise RuntimeError(f"peer not connected ({pc.connectionState})")
+        await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# viewers
+
+
+class CheapViewer:
+    """WHEP peer that counts RTP datagrams and decodes nothing.
+
+    Until its first VP8 keyframe, packets go through `RtpIngest` (SRTP unprotect and parse, no
+    depayloading) to spot it; from then on a receive filter on the ICE connection counts each
+    RTP datagram from its clear header and drops it before SRTP (STUN, DTLS and RTCP still pass),
+    so a viewer costs the client as little as possible. No NACK is sent for losses then: what
+    is counted is what the worker delivered.
+    """
+
+    def __init__(self) -> None:
+        self.pc = loopback_peer()
+        self.packets = 0
+        self.posted_at = 0.0
+        self.first_keyframe_s: float | None = None
+        self.location: str | None = None
+        self._closers = []
+        self._filtered = False
+        for kind in ("video", "audio"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            self._closers.append(RtpIngest(transceiver, self._counter(kind)).close)
+
+    def _counter(self, kind: str):
+        def count(packet) -> None:
+            if self._filtered:
+                return
+            self.packets += 1
+            if (
+                kind == "video"
+                and self.first_keyframe_s is None
+                and is_keyframe("video/VP8", packet.payload)
+            ):
+                self.first_keyframe_s = time.monotonic() - self.posted_at
+                self._install_filter()
+
+        return count
+
+    def _install_filter(self) -> None:
+        dtls = self.pc.getTransceivers()[0].receiver.transport
+        packets = self
+
+        def drop(data: bytes) -> bool:
+            # RTP (RFC 5761 demultiplexing): version 2, payload type outside RTCP's 64..95
+            if len(data) > 12 and 128 <= data[0] < 192 and not 64 <= (data[1] & 0x7F) < 96:
+                packets.packets += 1
+                return True
+            return False
+
+        self._filtered = True
+        set_receive_filter(dtls, drop)
+        self._closers.append(lambda: set_receive_filter(dtls, None))
+
+    async def start(self, url: str, token: str) -> None:
+        self.posted_at = time.monotonic()
+        self.location = await offer(self.pc, url, token)
+
+    async def stop(self, token: str) -> None:
+        await delete(self.location, token)
+        for close in self._closers:
+            with contextlib.suppress(Exception):
+                close()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+
+class DecodingViewer:
+    """Stock aiortc WHEP peer that decodes what it receives."""
+
+    def __init__(self) -> None:
+        self.pc = loopback_peer()
+        self.frames: list[float] = []
+        self.posted_at = 0.0
+        self.location: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.on(
+            "track", lambda track: self._tasks.append(asyncio.create_task(self._read(track)))
+        )
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+                if track.kind == "video":
+                    self.frames.append(time.monotonic())
+
+    @property
+    def first_frame_s(self) -> float | None:
+        return self.frames[0] - self.posted_at if self.frames else None
+
+    async def start(self, url: str, token: str) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.posted_at = time.monotonic()  # timed from the POST (the offer is ready)
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.post(
+                url,
+                content=self.pc.localDescription.sdp,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+            )
+        if response.status_code != 201:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text.strip()[:200]}")
+        self.location = str(httpx.URL(url).join(response.headers["location"]))
+        await self.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+
+    async def stop(self, token: str) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await delete(self.location, token)
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# client processes (cheap viewers)
+
+
+def client_main(conn: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent shuts us down
+    use_host_addresses(["127.0.0.1"])
+    asyncio.run(_client_loop(conn))
+
+
+async def _client_loop(conn: Any) -> None:
+    loop = asyncio.get_running_loop()
+    viewers: list[tuple[CheapViewer, str]] = []
+    failures: list[str] = []
+    try:
+        while True:
+            ready = await loop.run_in_executor(None, conn.poll, 1.0)
+            if not ready:
+                continue
+            command, *args = conn.recv()
+            if command == "add":
+                url, token, count = args
+                sem = asyncio.Semaphore(
+                    int(os.environ.get("FANOUT_JOIN_CONCURRENCY", JOIN_CONCURRENCY))
+                )
+                new: list[CheapViewer] = []
+
+                async def join_one(
+                    sem: asyncio.Semaphore = sem,
+                    new: list[CheapViewer] = new,
+                    url: str = url,
+                    token: str = token,
+                ) -> None:
+                    async with sem:
+                        viewer = CheapViewer()
+                        new.append(viewer)
+                        viewers.append((viewer, token))
+                        try:
+                            await asyncio.wait_for(viewer.start(url, token), JOIN_TIMEOUT_S)
+                            await wait_connected(viewer.pc, JOIN_TIMEOUT_S)
+                        except Exception as exc:
+                            failures.append(f"{type(exc).__name__}: {exc}"[:160])
+
+                await asyncio.gather(*(join_one() for _ in range(count)))
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and any(
+                    v.first_keyframe_s is None and v.pc.connectionState == "connected" for v in new
+                ):
+                    await asyncio.sleep(0.1)
+                conn.send(
+                    {
+                        "keyframe_s": [v.first_keyframe_s for v in new],
+                        "failures": list(failures),
+                    }
+                )
+                failures.clear()
+            elif command == "counts":
+                connected = [v for v, _ in viewers if v.pc.connectionState == "connected"]
+                conn.send(
+                    {
+                        "packets": sum(v.packets for v, _ in viewers),
+                        "per_viewer": [v.packets for v, _ in viewers],
+                        "connected": len(connected),
+                    }
+                )
+            elif command == "stop":
+                break
+    finally:
+        await asyncio.gather(
+            *(asyncio.wait_for(v.stop(t), 10) for v, t in viewers), return_exceptions=True
+        )
+        with contextlib.suppress(Exception):
+            conn.send("stopped")
+
+
+@dataclass
+class Client:
+    process: Any
+    conn: Any
+
+    def ask(self, message: tuple, timeout_s: float) -> Any:
+        self.conn.send(message)
+        if not self.conn.poll(timeout_s):
+            raise TimeoutError(f"client {self.process.pid} did not answer {message[0]!r}")
+        return self.conn.recv()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.send(("stop",))
+            self.conn.poll(30)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def start_clients(count: int) -> list[Client]:
+    ctx = mp.get_context("spawn")
+    clients = []
+    for _ in range(count):
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=client_main, args=(child,), daemon=True)
+        process.start()
+        clients.append(Client(process, parent))
+    return clients
+
+
+async def ask_all(clients: list[Client], messages: list[tuple], timeout_s: float) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    return await asyncio.gather(
+        *(
+            loop.run_in_executor(None, c.ask, m, timeout_s)
+            for c, m in zip(clients, messages, strict=True)
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the stack: control plane + worker process
+
+
+class ServerThread:
+    def __init__(self, app: Any, port: int) -> None:
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{port}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the control plane did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    control: ServerThread
+    workers: Any
+    worker_pid: int
+    worker_url: str
+    occurrence_id: int
+    tokens: dict[str, str]
+
+    def join(self, site: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.control.url}/api/v1/occurrences/{self.occurrence_id}/join",
+            headers={"Authorization": f"Bearer {self.tokens[site]}"},
+            timeout=10,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"join {site}: {response.status_code} {response.text[:200]}")
+        return response.json()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.workers.close()
+        with contextlib.suppress(Exception):
+            self.control.stop()
+
+
+def start_stack(data_dir: Path) -> Stack:
+    from confbridge import migrate
+    from confbridge.db import Database, utcnow
+    from confbridge.local_workers import LocalWorkers
+    from confbridge.main import create_app
+    from confbridge.meetings import service as meeting_service
+    from confbridge.settings import Settings
+    from confbridge.sites import service as site_service
+    from confbridge.sites.models import Site, UnitKind
+
+    worker_port = free_port()
+    settings = Settings(
+        env="test",
+        database_url=f"sqlite:///{data_dir / 'bench.sqlite3'}",
+        data_dir=data_dir,
+        secret_key="bench-secret-key-0123456789-abcdefghijklmnop",
+        sfu={
+            "public_url": f"http://127.0.0.1:{worker_port}",
+            "node_secret": "bench-node-secret-0123456789abcdef",
+        },
+    )
+    database = Database(settings)
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        province = site_service.create_unit(session=session, name="Tỉnh", kind=UnitKind.province)
+        hq = site_service.create_site(session=session, name="Hội trường tỉnh", unit_id=province.id)
+        ward = site_service.create_unit(
+            session=session, name="Phường", kind=UnitKind.ward, parent_id=province.id
+        )
+        p1 = site_service.create_site(session=session, name="Hội trường phường", unit_id=ward.id)
+        session.commit()
+        site_ids = {"hq": hq.id, "p1": p1.id}
+    control = ServerThread(create_app(settings, database=database), free_port()).start()
+    local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    with database.session() as session:
+        series = meeting_service.create(
+            session=session,
+            series_in={
+                "title": "Fan-out bench",
+                "kind": "giao_ban",
+                "mode": "online",
+                "rrule": "FREQ=DAILY;COUNT=1",
+                "dtstart": local_start.replace(tzinfo=None).isoformat(timespec="minutes"),
+                "duration_min": 120,
+                "chair_site_id": site_ids["hq"],
+                "site_ids": [site_ids["p1"]],
+                "skip_holidays": False,
+            },
+            settings=settings.meetings,
+            now=utcnow(),
+        )
+        tokens = {}
+        for key, site_id in site_ids.items():
+            site = session.get(Site, site_id)
+            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
+        session.commit()
+        occurrence_id = series.occurrences[0].id
+    workers = LocalWorkers(settings, control_url=control.url)
+    workers.start()
+    worker_url = f"http://127.0.0.1:{worker_port}"
+    stack = Stack(control, workers, workers._processes[0].pid, worker_url, occurrence_id, tokens)
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{worker_url}/healthz", timeout=1).status_code == 200:
+                break
+        if time.monotonic() > deadline:
+            stack.close()
+            raise RuntimeError("the SFU worker did not start")
+        time.sleep(0.1)
+    return stack
+
+
+# ---------------------------------------------------------------------------------------------
+# MediaRelay baseline: a relay process with a minimal WHIP/WHEP-like HTTP front
+
+
+def relay_main(port: int, ready: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    use_host_addresses(["127.0.0.1"])
+    asyncio.run(_relay_loop(port, ready))
+
+
+async def _relay_loop(port: int, ready: Any) -> None:
+    from aiortc.contrib.media import MediaRelay
+
+    relay = MediaRelay()
+    tracks: dict[str, MediaStreamTrack] = {}
+    pcs: dict[str, RTCPeerConnection] = {}
+    stop = asyncio.Event()
+
+    async def answer(path: str, sdp: str) -> tuple[int, str, str]:
+        pc = loopback_peer()
+        key = f"{len(pcs)}"
+        pcs[key] = pc
+        if path.startswith("/whip"):
+            pc.on("track", lambda track: tracks.__setitem__(track.kind, track))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        else:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            for kind in ("video", "audio"):
+                if kind in tracks:
+                    pc.addTrack(relay.subscribe(tracks[kind]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return 201, f"{path}/{key}", pc.localDescription.sdp
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = (await reader.readline()).decode().split()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            body = (await reader.readexactly(length)).decode() if length else ""
+            method, path = request[0], request[1]
+            if method == "POST":
+                status, location, text = await answer(path, body)
+            elif method == "DELETE":
+                pc = pcs.pop(path.rsplit("/", 1)[1], None)
+                if pc is not None:
+                    await pc.close()
+                status, location, text = 200, "", ""
+            else:
+                status, location, text = 405, "", ""
+            data = text.encode()
+            head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(data)}\r\n"
+            head += "Content-Type: application/sdp\r\nConnection: close\r\n"
+            if location:
+                head += f"Location: {location}\r\n"
+            writer.write(head.encode() + b"\r\n" + data)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    ready.set()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with server:
+        await stop.wait()
+    for pc in pcs.values():
+        with contextlib.suppress(Exception):
+            await pc.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+
+
+@dataclass
+class Row:
+    label: str
+    viewers: int  # cheap viewers
+    total_viewers: int  # all viewers the server feeds
+    connected: int = 0
+    pub_pps: float = 0.0
+    cpu_us: float = float("nan")
+    server_cores: float = 0.0
+    marginal_us: float = float("nan")
+    delivered: float = float("nan")
+    min_viewer: float = float("nan")
+    decoded_fps: list[float] = field(default_factory=list)
+    first_frame_s: list[float] = field(default_factory=list)
+    keyframe_s: list[float] = field(default_factory=list)
+    rss_mb: float = float("nan")
+    rss_per_viewer_mb: float = float("nan")
+    client_cores: float = 0.0
+    main_cores: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def viewers_per_core(self) -> float:
+        return 1e6 / (self.cpu_us * self.pub_pps) if self.cpu_us > 0 and self.pub_pps else 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class Bench:
+    def __init__(self, clients: list[Client], server_pid: int, seconds: float) -> None:
+        self.clients = clients
+        self.server_pid = server_pid
+        self.seconds = seconds
+        self.cheap = 0
+        self.decoders: list[DecodingViewer] = []
+
+    async def add_cheap(self, url: str, token: str, target: int) -> tuple[list, list]:
+        need = target - self.cheap
+        if need <= 0:
+            return [], []
+        shares = [
+            need // len(self.clients) + (i < need % len(self.clients))
+            for i in range(len(self.clients))
+        ]
+        replies = await ask_all(
+            self.clients, [("add", url, token, s) for s in shares], STEP_TIMEOUT_S
+        )
+        self.cheap = target
+        keyframes = [k for r in replies for k in r["keyframe_s"]]
+        failures = [f for r in replies for f in r["failures"]]
+        return keyframes, failures
+
+    async def restart_decoders(self, url: str, token: str, count: int) -> None:
+        for viewer in self.decoders:
+            await viewer.stop(token)
+        self.decoders = [DecodingViewer() for _ in range(count)]
+        await asyncio.gather(*(v.start(url, token) for v in self.decoders))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(v.frames for v in self.decoders):
+            await asyncio.sleep(0.05)
+
+    async def snapshot(self, publisher: Publisher) -> dict[str, Any]:
+        counts = await ask_all(self.clients, [("counts",)] * len(self.clients), 30)
+        return {
+            "at": time.monotonic(),
+            "server_cpu": proc_cpu_s(self.server_pid),
+            "client_cpu": sum(proc_cpu_s(c.process.pid) for c in self.clients),
+            "main_cpu": sum(os.times()[:2]),
+            "sent": await publisher.packets_sent(),
+            "received": sum(c["packets"] for c in counts),
+            "per_viewer": [p for c in counts for p in c["per_viewer"]],
+            "connected": sum(c["connected"] for c in counts),
+            "frames": [len(v.frames) for v in self.decoders],
+        }
+
+    async def measure(
+        self, row: Row, publisher: Publisher, rss0: float, url: str, token: str, decoders: int
+    ) -> Row:
+        keyframes, failures = await self.add_cheap(url, token, row.viewers)
+        row.keyframe_s = [k for k in keyframes if k is not None]
+        row.failures = failures + ["no keyframe within 10 s after joining"] * sum(
+            k is None for k in keyframes
+        )
+        if decoders:
+            await self.restart_decoders(url, token, decoders)
+            # a decoding viewer without a frame within 15 s counts as infinitely late
+            row.first_frame_s = [v.first_frame_s or float("inf") for v in self.decoders]
+        await asyncio.sleep(SETTLE_S)
+        before = await self.snapshot(publisher)
+        await asyncio.sleep(self.seconds)
+        after = await self.snapshot(publisher)
+        elapsed = after["at"] - before["at"]
+        sent = after["sent"] - before["sent"]
+        row.connected = after["connected"]
+        row.pub_pps = sent / elapsed
+        server_cpu = after["server_cpu"] - before["server_cpu"]
+        row.server_cores = server_cpu / elapsed
+        row.total_viewers = row.connected + len(self.decoders)  # viewers actually fed
+        if sent and row.total_viewers:
+            row.cpu_us = server_cpu * 1e6 / (sent * row.total_viewers)
+        if sent and row.viewers:
+            row.delivered = (after["received"] - before["received"]) / (sent * row.viewers)
+            deltas = [
+                a - b
+                for a, b in zip(
+                    after["per_viewer"],
+                    (before["per_viewer"] + [0] * len(after["per_viewer"]))[
+                        : len(after["per_viewer"])
+                    ],
+                    strict=True,
+                )
+            ]
+            row.min_viewer = min(deltas) / sent if deltas else float("nan")
+        row.decoded_fps = [
+            (a - b) / elapsed for a, b in zip(after["frames"], before["frames"], strict=True)
+        ]
+        row.rss_mb = proc_rss_mb(self.server_pid)
+        if row.total_viewers:
+            row.rss_per_viewer_mb = (row.rss_mb - rss0) / row.total_viewers
+        row.client_cores = (after["client_cpu"] - before["client_cpu"]) / elapsed
+        row.main_cores = (after["main_cpu"] - before["main_cpu"]) / elapsed
+        return row
+
+
+def fmt(value: float, spec: str = ".1f") -> str:
+    return "—" if value != value else format(value, spec)
+
+
+def print_table(rows: list[Row]) -> None:
+    head = (
+        f"{'server':<11}{'N':>5}{'fed':>5}{'conn':>5}{'pub pps':>8}{'srv core':>9}"
+        f"{'µs/pkt':>8}{'marg µs':>8}{'view/core':>10}{'deliv %':>9}{'min %':>7}{'dec fps':>12}"
+        f"{'1st frame s':>13}{'kf p50/p95 s':>14}{'RSS MB':>8}{'MB/view':>8}"
+        f"{'cli core':>9}{'pub core':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        fps = "/".join(fmt(f, ".0f") for f in r.decoded_fps) or "—"
+        first = "/".join(fmt(f, ".2f") for f in r.first_frame_s) or "—"
+        kf = (
+            f"{fmt(pct(r.keyframe_s, 0.5), '.2f')}/{fmt(pct(r.keyframe_s, 0.95), '.2f')}"
+            if r.keyframe_s
+            else "—"
+        )
+        print(
+            f"{r.label:<11}{r.viewers:>5}{r.total_viewers:>5}{r.connected:>5}"
+            f"{r.pub_pps:>8.0f}{r.server_cores:>9.2f}{fmt(r.cpu_us):>8}{fmt(r.marginal_us):>8}"
+            f"{fmt(r.viewers_per_core, '.0f'):>10}{fmt(r.delivered * 100, '.2f'):>9}"
+            f"{fmt(r.min_viewer * 100, '.1f'):>7}{fps:>12}{first:>13}{kf:>14}"
+            f"{fmt(r.rss_mb, '.0f'):>8}{fmt(r.rss_per_viewer_mb, '.3f'):>8}"
+            f"{r.client_cores:>9.2f}{r.main_cores:>9.2f}"
+        )
+    for r in rows:
+        if r.failures:
+            print(
+                f"  {r.label} N={r.viewers}: {len(r.failures)} failed joins, e.g. {r.failures[0]}"
+            )
+
+
+def print_goals(rows: list[Row]) -> None:
+    sfu = [r for r in rows if r.label == "sfu" and r.viewers > 0]
+    relay = [r for r in rows if r.label == "mediarelay" and r.viewers > 0]
+    if not sfu:
+        print("no SFU figures")
+        return
+    largest = max(sfu, key=lambda r: r.viewers)
+    worst_us = max((r.cpu_us for r in sfu if r.cpu_us == r.cpu_us), default=float("nan"))
+    print()
+    ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+    print(
+        f"goal ≤ {GOALS['cpu_us']:.0f} µs CPU per forwarded packet: "
+        f"{ok(worst_us <= GOALS['cpu_us'])}"
+        f" (worst {worst_us:.1f} µs; "
+        + ", ".join(f"N={r.viewers}: {r.cpu_us:.1f}" for r in sfu)
+        + ")"
+    )
+    reach = largest.viewers >= GOALS["viewers"] and largest.delivered >= GOALS["delivered"]
+    print(
+        f"goal ≥ {GOALS['viewers']} viewers with ≥ {GOALS['delivered'] * 100:.1f} % delivered: "
+        f"{ok(reach)} (N={largest.viewers}: {largest.connected} connected, "
+        f"{largest.delivered * 100:.2f} % delivered, worker {largest.server_cores:.2f} cores; "
+        f"implied {largest.viewers_per_core:.0f} viewers per core)"
+    )
+    firsts = [f for r in sfu for f in r.first_frame_s]
+    kfs = [k for r in sfu for k in r.keyframe_s]
+    p95 = pct(firsts, 0.95)
+    print(
+        f"goal first frame p95 ≤ {GOALS['first_p95_s']:.0f} s: {ok(p95 <= GOALS['first_p95_s'])}"
+        f" (decoding viewers: p50 {fmt(pct(firsts, 0.5), '.2f')} s, p95 {fmt(p95, '.2f')} s over "
+        f"{len(firsts)}; cheap viewers' first keyframe packet: p50 {fmt(pct(kfs, 0.5), '.2f')} s,"
+        f" p95 {fmt(pct(kfs, 0.95), '.2f')} s over {len(kfs)})"
+    )
+    mb = largest.rss_per_viewer_mb
+    print(
+        f"goal ≤ {GOALS['mb']} MB per viewer: {ok(mb <= GOALS['mb'])} (N={largest.viewers}: "
+        f"{mb:.3f} MB; " + ", ".join(f"N={r.viewers}: {r.rss_per_viewer_mb:.3f}" for r in sfu) + ")"
+    )
+    if relay:
+        small = {r.viewers: r for r in sfu}
+        for r in relay:
+            ref = min(sfu, key=lambda s: abs(s.total_viewers - r.total_viewers))
+            print(
+                f"baseline MediaRelay N={r.viewers}: {r.cpu_us:.1f} µs per forwarded packet, "
+                f"{r.cpu_us / ref.cpu_us:.1f}× the SFU's {ref.cpu_us:.1f} µs (SFU N={ref.viewers})"
+            )
+        del small
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def worker_peers(stack: Stack) -> str:
+    """What the worker's admin API says about its peers (connected ingest/egress)."""
+    with contextlib.suppress(Exception):
+        rooms = httpx.get(
+            f"{stack.worker_url}/rooms",
+            timeout=5,
+            headers={"Authorization": "Bearer bench-node-secret-0123456789abcdef"},
+        ).json()["rooms"]
+        peers = [p for room in rooms for p in room["peers"] if p["connected"]]
+        ingest = sum(p["direction"] == "ingest" for p in peers)
+        return f"worker: {ingest} publisher(s), {len(peers) - ingest} viewers connected"
+    return "worker: /rooms unavailable"
+
+
+async def run(args: argparse.Namespace, cleanup: list, rows: list[Row]) -> list[Row]:
+    use_host_addresses(["127.0.0.1"])
+    t0 = time.process_time()
+    packets = encode_loop()
+    size = sum(p.size for p in packets)
+    print(
+        f"pre-encoded {len(packets)} VP8 frames {WIDTH}x{HEIGHT} in "
+        f"{time.process_time() - t0:.1f} s CPU: {size * 8 * FPS / len(packets) / 1e6:.2f} Mbit/s,"
+        f" keyframe {packets[0].size} B",
+        flush=True,
+    )
+    clients = start_clients(args.clients)
+    cleanup.append(lambda: [c.close() for c in clients])
+
+    # --- the real worker
+    data_dir = Path(tempfile.mkdtemp(prefix="fanout-"))
+    cleanup.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
+    stack = await asyncio.to_thread(start_stack, data_dir)
+    cleanup.append(stack.close)
+    chair = stack.join("hq")
+    ward = stack.join("p1")
+    publisher = Publisher(chair["whip_url"], chair["token"], packets)
+    bench = Bench(clients, stack.worker_pid, args.seconds)
+    try:
+        await publisher.start()
+        await asyncio.sleep(2)
+        rss0 = proc_rss_mb(stack.worker_pid)
+        zero = Row("sfu", 0, 0)
+        await bench.measure(zero, publisher, rss0, ward["whep_url"], ward["token"], 0)
+        zero.rss_mb = rss0
+        rows.append(zero)
+        print(
+            f"worker pid {stack.worker_pid}: publisher only, RSS {rss0:.0f} MB, "
+            f"{zero.server_cores:.2f} cores",
+            flush=True,
+        )
+        for n in args.viewers:
+            row = Row("sfu", n, n + 2)
+            try:
+                await bench.measure(row, publisher, rss0, ward["whep_url"], ward["token"], 2)
+            except Exception as exc:
+                print(f"N={n}: {type(exc).__name__}: {exc}", flush=True)
+                break
+            if row.pub_pps:
+                row.marginal_us = (
+                    (row.server_cores - zero.server_cores) * 1e6 / (row.pub_pps * row.total_viewers)
+                )
+            rows.append(row)
+            print(
+                f"N={n}: {row.cpu_us:.1f} µs/pkt, {row.delivered * 100:.2f} % delivered, "
+                f"{row.connected} connected, worker {row.server_cores:.2f} cores, "
+                f"clients {row.client_cores:.2f}, publisher+decoders {row.main_cores:.2f}; "
+                f"{await asyncio.to_thread(worker_peers, stack)}",
+                flush=True,
+            )
+    finally:
+        for viewer in bench.decoders:
+            await viewer.stop(ward["token"])
+        await ask_all(clients, [("stop",)] * len(clients), 60)
+        await publisher.stop()
+        stack.close()
+
+    # --- baseline: aiortc MediaRelay in its own process
+    if args.baseline_viewers:
+        for c in clients:
+            c.process.join(10)
+        clients[:] = start_clients(args.clients)
+        ctx = mp.get_context("spawn")
+        port = free_port()
+        ready = ctx.Event()
+        relay = ctx.Process(target=relay_main, args=(port, ready), daemon=True)
+        relay.start()
+
+        def stop_relay() -> None:
+            if relay.is_alive():
+                relay.terminate()
+                relay.join(10)
+            if relay.is_alive():
+                relay.kill()
+
+        cleanup.append(stop_relay)
+        if not ready.wait(30):
+            raise RuntimeError("the relay did not start")
+        url = f"http://127.0.0.1:{port}"
+        publisher = Publisher(f"{url}/whip", "-", packets)
+        bench = Bench(clients, relay.pid, args.seconds)
+        try:
+            await publisher.start()
+            await asyncio.sleep(3)
+            rss0 = proc_rss_mb(relay.pid)
+            for n in args.baseline_viewers:
+                row = Row("mediarelay", n, n)
+                await bench.measure(row, publisher, rss0, f"{url}/whep", "-", 0)
+                rows.append(row)
+                print(
+                    f"MediaRelay N={n}: {row.cpu_us:.1f} µs/pkt, relay {row.server_cores:.2f}"
+                    f" cores, {row.delivered * 100:.2f} % delivered",
+                    flush=True,
+                )
+        finally:
+            await ask_all(clients, [("stop",)] * len(clients), 60)
+            await publisher.stop()
+            stop_relay()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ints = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
+    parser.add_argument("--viewers", type=ints, default=[10, 50, 100, 250])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--baseline-viewers", type=ints, default=[1, 3])
+    parser.add_argument("--clients", type=int, default=2, help="client processes for viewers")
+    parser.add_argument("--timeout", type=float, default=1200.0, help="bound on the whole run")
+    parser.add_argument(
+        "--join-concurrency",
+        type=int,
+        default=JOIN_CONCURRENCY,
+        help="WHEP joins in flight per client process",
+    )
+    args = parser.parse_args()
+    os.environ["FANOUT_JOIN_CONCURRENCY"] = str(args.join_concurrency)  # read by the clients
+    args.viewers = sorted(args.viewers)
+    cleanup: list = []
+    rows: list[Row] = []
+    print(
+        f"{os.cpu_count()} CPUs; CPU time from /proc/<pid>/stat (utime+stime, "
+        f"{1000 // CLK_TCK} ms ticks); RSS from /proc/<pid>/status VmRSS",
+        flush=True,
+    )
+    try:
+        asyncio.run(asyncio.wait_for(run(args, cleanup, rows), args.timeout))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    except Exception as exc:
+        print(f"stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        for step in reversed(cleanup):
+            with contextlib.suppress(Exception):
+                step()
+    if rows:
+        print()
+        print_table(rows)
+        print_goals(rows)
+        print(
+            "\nN: cheap viewers; fed: viewers the server sends to (N + 2 decoding viewers for "
+            "the SFU); µs/pkt: server CPU / (publisher packets × fed); marg µs: the same after "
+            "subtracting the worker's CPU with the publisher alone (N=0); view/core: 1e6 / "
+            "(µs/pkt × publisher packets/s); deliv/min %: packets "
+            "counted at cheap viewers / (publisher packets × N), all / worst viewer "
+            "(MediaRelay re-encodes, "
+            "so its packet counts differ from the publisher's: not a loss figure); cli core, "
+            "pub core: CPU of the viewer client processes and of this process (publisher, "
+            "decoding viewers, control plane) in the same window, competing for the same cores."
+        )
+
+
+if __name__ == "__main__":
+    main()
