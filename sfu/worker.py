@@ -71,6 +71,8 @@ class Worker:
         self.reporter = reporter
         self.rooms: dict[str, Room] = {}
         self._task: asyncio.Task[None] | None = None
+        # connection watchdogs of peers still connecting; owned here so close() can end them
+        self._pending: set[asyncio.Task[None]] = set()
         self._stats_due = 0.0
 
     # lifecycle
@@ -93,6 +95,9 @@ class Worker:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
         for room in list(self.rooms.values()):
             await self._close_room(room, reason="worker_stopped")
         if self.reporter is not None:
@@ -206,7 +211,9 @@ class Worker:
             if not peer.connected and peer.id in room.peers:
                 await self.remove_peer(peer, reason="never connected")
 
-        asyncio.get_running_loop().create_task(_give_up())
+        task = asyncio.get_running_loop().create_task(_give_up())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def find_peer(self, room_name: str, peer_id: str) -> Peer:
         room = self.rooms.get(room_name)
