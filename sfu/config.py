@@ -6,8 +6,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_NODE_SECRET = "change-me-in-production"
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
 class WorkerSettings(BaseSettings):
@@ -21,7 +24,7 @@ class WorkerSettings(BaseSettings):
     # The address media (ICE host candidates) is gathered on and announced to peers.
     media_ip: str = "127.0.0.1"
     control_url: str = "http://127.0.0.1:8000"
-    node_secret: str = "change-me-in-production"
+    node_secret: str = DEFAULT_NODE_SECRET
     grant_public_key_file: Path = Path("data/grant-key.pub.pem")
     spool_dir: Path = Path("data/sfu-spool")
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
@@ -32,3 +35,14 @@ class WorkerSettings(BaseSettings):
     stats_interval_s: float = Field(default=10.0, gt=0)
     # Browsers on the control plane's pages call WHIP/WHEP from another origin.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+    @model_validator(mode="after")
+    def _no_default_secret_off_loopback(self) -> WorkerSettings:
+        # The admin API (floor commands) trusts the node secret: a worker others can reach
+        # must not accept the well-known default.
+        if self.node_secret == DEFAULT_NODE_SECRET and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                "node_secret: the default value is refused when listening beyond loopback; "
+                "set CONFBRIDGE_SFU_NODE_SECRET"
+            )
+        return self

@@ -77,3 +77,10 @@ def test_unreachable_database_is_a_clean_error(
     result = run("db", "upgrade")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot use the database")
+
+
+def test_sfu_refuses_the_default_node_secret_beyond_loopback(database_file: Path) -> None:
+    result = run("sfu", "--host", "0.0.0.0")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("config error: sfu node_secret: the default value is refused")
+    assert "Traceback" not in result.output

@@ -126,7 +126,9 @@ def sfu(
         settings = WorkerSettings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        fail(f"config error: sfu.{'.'.join(map(str, first['loc']))}: {first['msg']}", code=2)
+        message = first["msg"].removeprefix("Value error, ")
+        key = ".".join(map(str, first["loc"]))
+        fail(f"config error: sfu.{key}: {message}" if key else f"config error: sfu {message}", 2)
         return
     if not settings.grant_public_key_file.is_file():
         fail(
