@@ -11,7 +11,8 @@ ordinary aiortc peers in the same process keep their stock behaviour:
   reused libsrtp buffer, then `sendto` on the nominated ICE pair), answers NACK from a bounded
   history, reports PLI/FIR, and reads RR; `ParkedTrack` keeps the stock send loop asleep while
   SR/SDES still go out.
-- `use_host_addresses` chooses the addresses aioice gathers host candidates on.
+- `use_host_candidates` chooses the addresses aioice gathers host candidates on, the UDP port
+  range and the address announced for them (`use_host_addresses`: addresses only).
 - `negotiated_rtp` reads what a transceiver negotiated (payload types, RTX, header extensions);
   `offered_direction` and `restrict_codecs` help answer an offer.
 - `accept_rsa_dtls_peers` adds ECDHE-RSA suites to aiortc's DTLS cipher list, so peers with an
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +92,9 @@ EGRESS_HISTORY_SIZE = 512
 """Packets kept per video slot to answer NACK (a power of two); about 4 s at 1 Mbit/s."""
 EGRESS_MAX_WRITE_BUFFER_BYTES = 256 * 1024
 """Above this many bytes queued in a viewer's socket transport, new packets are dropped."""
+INGEST_SOCKET_BUFFER_BYTES = 262144
+"""SO_RCVBUF of host sockets gathered here (as aioice's own): bursts queue in the kernel while
+the event loop is busy."""
 RTT_SMOOTHING = 0.85
 """Weight of the previous round-trip time in the running average (as aiortc's sender)."""
 
@@ -106,17 +111,39 @@ RtpCallback = Callable[[RtpPacket], None]
 
 
 _stock_get_host_addresses = aioice.ice.get_host_addresses
+_stock_get_component_candidates = aioice.ice.Connection.get_component_candidates
+
+
+class NoMediaPort(OSError):
+    """Every UDP port of the configured media range is taken."""
 
 
 def use_host_addresses(addresses: Sequence[str] | None) -> None:
     """Make aioice gather host candidates on exactly these addresses (None: back to stock).
 
     Applies process-wide to connections gathered afterwards. aioice leaves 127.0.0.1 out of its
-    own list, so tests pass ["127.0.0.1"]; a worker passes its configured media address.
+    own list, so tests pass ["127.0.0.1"]; a worker uses `use_host_candidates`.
+    """
+    use_host_candidates(addresses)
+
+
+def use_host_candidates(
+    addresses: Sequence[str] | None,
+    *,
+    announced_address: str | None = None,
+    port_range: tuple[int, int] | None = None,
+) -> None:
+    """Gather host candidates on `addresses`, on a port of `port_range`, announcing
+    `announced_address` instead of the bound one (a 1:1 NAT). None everywhere: stock aioice.
+
+    Applies process-wide (the worker is one process). A gathering that finds every port of the
+    range taken raises `NoMediaPort` from `setLocalDescription`.
     """
     if addresses is None:
-        # touches aioice.ice.get_host_addresses (module function) to restore stock gathering
+        # touches aioice.ice.get_host_addresses and Connection.get_component_candidates to
+        # restore stock gathering
         aioice.ice.get_host_addresses = _stock_get_host_addresses
+        aioice.ice.Connection.get_component_candidates = _stock_get_component_candidates  # type: ignore[method-assign]
         return
     chosen = list(addresses)
 
@@ -130,6 +157,64 @@ def use_host_addresses(addresses: Sequence[str] | None) -> None:
     # touches aioice.ice.get_host_addresses, the module-level function that
     # Connection.gather_candidates calls, because aioice has no option for it
     aioice.ice.get_host_addresses = get_host_addresses
+    if announced_address is None and port_range is None:
+        aioice.ice.Connection.get_component_candidates = _stock_get_component_candidates  # type: ignore[method-assign]
+        return
+
+    async def get_component_candidates(
+        self: aioice.Connection, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[aioice.Candidate]:
+        # aioice binds host sockets on port 0 and announces what it bound; it has no option for
+        # either, so host candidates are made here the way aioice makes them.
+        candidates = []
+        for address in addresses:
+            protocol = await _bind_host_protocol(self, address, port_range)
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            host = announced_address or host
+            protocol.local_candidate = aioice.Candidate(
+                foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+                component=component,
+                transport="udp",
+                priority=aioice.candidate.candidate_priority(component, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            # touches Connection._protocols, the list aioice reads and closes its sockets from
+            self._protocols.append(protocol)
+            candidates.append(protocol.local_candidate)
+        # STUN and TURN candidates (if any server is configured) as stock aioice makes them
+        return candidates + await _stock_get_component_candidates(self, component, [], timeout)
+
+    # touches aioice.ice.Connection.get_component_candidates (called by gather_candidates)
+    aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+async def _bind_host_protocol(
+    connection: aioice.Connection, address: str, port_range: tuple[int, int] | None
+) -> aioice.ice.StunProtocol:
+    loop = asyncio.get_running_loop()
+    if port_range is None:
+        ports = [0]
+    else:
+        low, high = port_range
+        start = random.randint(low, high)
+        ports = [*range(start, high + 1), *range(low, start)]
+    for port in ports:
+        try:
+            # touches aioice.ice.StunProtocol, the protocol aioice's sockets speak through
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(connection), local_addr=(address, port)
+            )
+        except OSError:
+            if port_range is None:
+                raise
+            continue
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_SOCKET_BUFFER_BYTES)
+        return protocol
+    raise NoMediaPort(f"no free UDP port in {port_range[0]}-{port_range[1]} on {address}")
 
 
 # --------------------------------------------------------------------------------------------

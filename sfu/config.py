@@ -13,6 +13,15 @@ DEFAULT_NODE_SECRET = "change-me-in-production"
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
+def check_port_range(low: int, high: int) -> None:
+    """Both 0 (ephemeral ports) or 1024 <= low <= high; ValueError naming the settings if not."""
+    if (low or high) and not (1024 <= low <= high):
+        raise ValueError(
+            "udp_port_min/udp_port_max: set both, with 1024 <= udp_port_min <= udp_port_max "
+            f"(got {low}-{high})"
+        )
+
+
 class WorkerSettings(BaseSettings):
     """One SFU worker process."""
 
@@ -23,6 +32,11 @@ class WorkerSettings(BaseSettings):
     port: int = Field(default=8001, ge=1, le=65535)
     # The address media (ICE host candidates) is gathered on and announced to peers.
     media_ip: str = "127.0.0.1"
+    # Announced in host candidates instead of media_ip, for a worker behind a 1:1 NAT.
+    announced_ip: str | None = None
+    # UDP ports media sockets bind in (firewall rules); 0 and 0: any ephemeral port.
+    udp_port_min: int = Field(default=0, ge=0, le=65535)
+    udp_port_max: int = Field(default=0, ge=0, le=65535)
     control_url: str = "http://127.0.0.1:8000"
     node_secret: str = DEFAULT_NODE_SECRET
     grant_public_key_file: Path = Path("data/grant-key.pub.pem")
@@ -35,6 +49,18 @@ class WorkerSettings(BaseSettings):
     stats_interval_s: float = Field(default=10.0, gt=0)
     # Browsers on the control plane's pages call WHIP/WHEP from another origin.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+    @property
+    def udp_port_range(self) -> tuple[int, int] | None:
+        """(first, last) media port, or None for ephemeral ports."""
+        if not self.udp_port_min and not self.udp_port_max:
+            return None
+        return self.udp_port_min, self.udp_port_max
+
+    @model_validator(mode="after")
+    def _valid_port_range(self) -> WorkerSettings:
+        check_port_range(self.udp_port_min, self.udp_port_max)
+        return self
 
     @model_validator(mode="after")
     def _no_default_secret_off_loopback(self) -> WorkerSettings:

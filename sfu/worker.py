@@ -23,10 +23,11 @@ from confbridge.contracts import (
     SfuEvent,
 )
 from sfu.aiortc_internals import (
+    NoMediaPort,
     accept_rsa_dtls_peers,
     offered_direction,
     restrict_codecs,
-    use_host_addresses,
+    use_host_candidates,
 )
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
@@ -78,7 +79,11 @@ class Worker:
     # lifecycle
 
     async def start(self) -> None:
-        use_host_addresses([self.settings.media_ip])
+        use_host_candidates(
+            [self.settings.media_ip],
+            announced_address=self.settings.announced_ip,
+            port_range=self.settings.udp_port_range,
+        )
         accept_rsa_dtls_peers()
         if self._verifier is None:
             self._verifier = GrantVerifier.from_file(self.settings.grant_public_key_file)
@@ -192,7 +197,13 @@ class Worker:
             else:
                 slot = Slot.attach(transceiver, label=label)
                 (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
-        await pc.setLocalDescription(await pc.createAnswer())
+        try:
+            await pc.setLocalDescription(await pc.createAnswer())
+        except NoMediaPort as exc:
+            log.warning("refused a %s session: %s", peer.direction, exc)
+            raise SfuError(
+                503, "this media server has no free media port; try again later"
+            ) from None
         return pc.localDescription.sdp
 
     def _watch(self, room: Room, peer: Peer) -> None:

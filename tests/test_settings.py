@@ -123,6 +123,14 @@ def test_settings_sfu_bad_url_names_the_key(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings()
 
 
+def test_settings_sfu_media_port_range_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SFU__UDP_PORT_MIN", "40000")
+    with pytest.raises(ConfigError, match="udp_port_min/udp_port_max: set both"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__UDP_PORT_MAX", "40999")
+    assert (load_settings().sfu.udp_port_min, load_settings().sfu.udp_port_max) == (40000, 40999)
+
+
 def test_settings_default_node_secret_refused_in_production(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

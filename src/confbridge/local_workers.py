@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -29,7 +30,7 @@ class LocalWorkers:
             settings.grant_key_path, settings.data_dir / PUBLIC_KEY_FILENAME
         )
         port = urlparse(settings.sfu.worker_admin_url).port or 8001
-        return {
+        environment = {
             **os.environ,
             "CONFBRIDGE_SFU_NODE_ID": f"local-{index}",
             "CONFBRIDGE_SFU_PORT": str(port + index),
@@ -38,7 +39,16 @@ class LocalWorkers:
             "CONFBRIDGE_SFU_NODE_SECRET": settings.sfu.node_secret,
             "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE": str(public_key),
             "CONFBRIDGE_SFU_SPOOL_DIR": str(settings.data_dir / f"sfu-spool-{index}"),
+            "CONFBRIDGE_SFU_UDP_PORT_MIN": str(settings.sfu.udp_port_min),
+            "CONFBRIDGE_SFU_UDP_PORT_MAX": str(settings.sfu.udp_port_max),
+            # handed to WHIP/WHEP clients in Link headers, as in join answers
+            "CONFBRIDGE_SFU_ICE_SERVERS": json.dumps(
+                [server.model_dump(exclude_none=True) for server in settings.sfu.ice_servers]
+            ),
         }
+        if settings.sfu.announced_ip:
+            environment["CONFBRIDGE_SFU_ANNOUNCED_IP"] = settings.sfu.announced_ip
+        return environment
 
     def start(self) -> None:
         for index in range(self._settings.sfu.local_workers):

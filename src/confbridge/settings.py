@@ -16,6 +16,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from sfu.config import check_port_range
+
 DEFAULT_SECRET = "change-me-in-production"
 # The same placeholder as the worker's default, so that a development setup works unconfigured.
 DEFAULT_NODE_SECRET = "change-me-in-production"
@@ -83,6 +85,11 @@ class SfuSettings(BaseModel):
     local_workers: int = Field(default=1, ge=0, le=64)
     # Address the local worker gathers media (ICE host candidates) on.
     media_ip: str = "127.0.0.1"
+    # Address announced to terminals instead of media_ip (a worker behind a 1:1 NAT).
+    announced_ip: str | None = None
+    # UDP ports of the local workers' media sockets, for firewall rules (0 and 0: ephemeral).
+    udp_port_min: int = Field(default=0, ge=0, le=65535)
+    udp_port_max: int = Field(default=0, ge=0, le=65535)
 
     @field_validator("public_url")
     @classmethod
@@ -93,6 +100,11 @@ class SfuSettings(BaseModel):
     @classmethod
     def _internal_url(cls, value: str | None) -> str | None:
         return _http_base_url(value) if value else None
+
+    @model_validator(mode="after")
+    def _valid_port_range(self) -> SfuSettings:
+        check_port_range(self.udp_port_min, self.udp_port_max)
+        return self
 
     @property
     def worker_admin_url(self) -> str:

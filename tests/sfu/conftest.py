@@ -3,6 +3,7 @@ an occurrence that is on now, and a terminal token for each of its sites."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from tests.conftest import ServerThread, free_port, make_settings
 from tests.sfu.peers import WhepViewer, WhipPublisher
 
 NODE_SECRET = "node-secret-for-tests-0123456789abcdef"
+# The worker binds media in a port range (as behind a firewall), below Linux's ephemeral range.
+MEDIA_PORTS = 100
 WORKER_START_TIMEOUT_S = 20.0
 
 
@@ -34,6 +37,7 @@ class Stack:
 
     control: str
     worker: str
+    media_ports: tuple[int, int]
     occurrence_id: int
     tokens: dict[str, str]  # site key → terminal token
     secretariat: dict[str, str]
@@ -89,9 +93,14 @@ def stack(
     loopback: None,
 ) -> Iterator[Stack]:
     worker_port = free_port()
+    first_media_port = random.randrange(20_000, 30_000 - MEDIA_PORTS)
+    media_ports = (first_media_port, first_media_port + MEDIA_PORTS - 1)
     settings = make_settings(
         database.settings.database_url or "", tmp_path,
-        sfu={"public_url": f"http://127.0.0.1:{worker_port}", "node_secret": NODE_SECRET},
+        sfu={
+            "public_url": f"http://127.0.0.1:{worker_port}", "node_secret": NODE_SECRET,
+            "udp_port_min": media_ports[0], "udp_port_max": media_ports[1],
+        },
     )
     control = ServerThread(create_app(settings, database=database)).start()
     local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
@@ -119,7 +128,7 @@ def stack(
     try:
         worker_url = f"http://127.0.0.1:{worker_port}"
         _wait_for_worker(worker_url)
-        yield Stack(control.url, worker_url, occurrence_id, tokens, secretariat)
+        yield Stack(control.url, worker_url, media_ports, occurrence_id, tokens, secretariat)
     finally:
         workers.close()
         control.stop()

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import importlib.util
 import inspect
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,11 +29,13 @@ from aiortc.rtp import RtcpRtpfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket,
 import sfu.aiortc_internals as internals
 from sfu.aiortc_internals import (
     AIORTC_VERSION,
+    NoMediaPort,
     ParkedTrack,
     RtpEgress,
     RtpIngest,
     negotiated_rtp,
     use_host_addresses,
+    use_host_candidates,
 )
 from sfu.codecs import EXT_ABS_SEND_TIME, EXT_MID
 
@@ -229,6 +232,109 @@ async def test_aiortc_internals_use_host_addresses_gathers_only_those() -> None:
         use_host_addresses(None)
     assert addresses == {"127.0.0.1"}
     assert aioice.ice.get_host_addresses is internals._stock_get_host_addresses
+
+
+def test_aiortc_internals_host_candidate_hooks_exist() -> None:
+    assert parameters(aioice.Connection.get_component_candidates) == [
+        "component",
+        "addresses",
+        "timeout",
+    ]
+    gather = source_of(aioice.Connection.gather_candidates)
+    assert "get_host_addresses(" in gather and "self.get_component_candidates(" in gather
+    assert "self._protocols: list[StunProtocol] = []" in source_of(aioice.Connection.__init__)
+    assert parameters(aioice.ice.StunProtocol.__init__) == ["receiver"]
+    assert parameters(aioice.Candidate.__init__)[:8] == [
+        "foundation",
+        "component",
+        "transport",
+        "priority",
+        "host",
+        "port",
+        "type",
+        "related_address",
+    ]
+
+
+def free_udp_ports(count: int) -> tuple[int, int]:
+    """`count` consecutive UDP ports on 127.0.0.1 that are free now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first, first + count - 1
+    raise RuntimeError("no free UDP port run")
+
+
+def local_candidates(pc: RTCPeerConnection) -> list[tuple[str, int]]:
+    return [
+        (line.split()[4], int(line.split()[5]))
+        for line in pc.localDescription.sdp.splitlines()
+        if line.startswith("a=candidate:")
+    ]
+
+
+async def test_aiortc_internals_host_candidates_announce_an_address_in_a_port_range() -> None:
+    low, high = free_udp_ports(4)
+    use_host_candidates(["127.0.0.1"], announced_address="192.0.2.10", port_range=(low, high))
+    pc = RTCPeerConnection(LOOPBACK_ONLY)
+    try:
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        candidates = local_candidates(pc)
+        gatherer = pc.getTransceivers()[0].sender.transport.transport.iceGatherer
+        bound = [p.transport.get_extra_info("sockname") for p in gatherer._connection._protocols]
+    finally:
+        await pc.close()
+        use_host_candidates(None)
+    assert [host for host, _ in candidates] == ["192.0.2.10"]
+    assert low <= candidates[0][1] <= high
+    assert bound == [("127.0.0.1", candidates[0][1])]  # bound locally, announced as the NAT's
+    assert aioice.Connection.get_component_candidates is internals._stock_get_component_candidates
+
+
+async def test_aiortc_internals_host_candidates_port_range_connects_and_runs_out() -> None:
+    low, high = free_udp_ports(2)
+    client = RTCPeerConnection(LOOPBACK_ONLY)
+    server = RTCPeerConnection(LOOPBACK_ONLY)
+    third = RTCPeerConnection(LOOPBACK_ONLY)
+    connected = asyncio.Event()
+
+    @server.on("connectionstatechange")
+    def _state() -> None:
+        if server.connectionState == "connected":
+            connected.set()
+
+    try:
+        use_host_addresses(["127.0.0.1"])
+        client.createDataChannel("probe")
+        await client.setLocalDescription(await client.createOffer())
+        use_host_candidates(["127.0.0.1"], port_range=(low, high))
+        await server.setRemoteDescription(client.localDescription)
+        await server.setLocalDescription(await server.createAnswer())
+        await client.setRemoteDescription(server.localDescription)
+        await asyncio.wait_for(connected.wait(), 10)
+        server_port = local_candidates(server)[0][1]
+        assert low <= server_port <= high
+        # the other port of the range is taken too: the next gathering has none left
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+            squatter.bind(("127.0.0.1", high if server_port == low else low))
+            third.addTransceiver("audio")
+            with pytest.raises(NoMediaPort, match=f"{low}-{high}"):
+                await third.setLocalDescription(await third.createOffer())
+    finally:
+        for pc in (client, server, third):
+            await pc.close()
+        use_host_candidates(None)
+    assert server.connectionState == "closed"
 
 
 async def test_aiortc_internals_parked_track_sleeps_until_stopped() -> None:

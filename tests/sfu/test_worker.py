@@ -24,6 +24,13 @@ async def test_worker_chair_reaches_wards_and_give_switches_the_programme(
     response = await chair.start()
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("application/sdp")
+    media_ports = [
+        int(line.split()[5])
+        for line in response.text.splitlines()
+        if line.startswith("a=candidate:")
+    ]
+    low, high = stack.media_ports
+    assert media_ports and all(low <= port <= high for port in media_ports)
 
     p1 = await stack.join("p1")
     viewer = WhepViewer(p1["whep_url"], p1["token"])
@@ -66,6 +73,7 @@ async def test_worker_refuses_bad_requests_with_reasons(stack: Stack, peers: lis
     grant = await stack.join("p1")
     whip = grant["whip_url"]
     async with httpx.AsyncClient(timeout=10) as http:
+
         def post(url: str, body: str, headers: dict[str, str]) -> Any:
             return http.post(url, content=body, headers=headers)
 
@@ -77,8 +85,9 @@ async def test_worker_refuses_bad_requests_with_reasons(stack: Stack, peers: lis
         assert wrong_type.status_code == 415
         garbage = await post(whip, "this is not SDP", {**auth, **sdp})
         assert garbage.status_code == 400 and "SDP" in garbage.text
-        other_room = await post(whip.replace(grant["whip_url"].rsplit("/", 1)[1], "occ-999999"),
-                                "v=0", {**auth, **sdp})
+        other_room = await post(
+            whip.replace(grant["whip_url"].rsplit("/", 1)[1], "occ-999999"), "v=0", {**auth, **sdp}
+        )
         assert other_room.status_code == 403
         forged = await post(whip, "v=0", {"Authorization": "Bearer x.y.z", **sdp})
         assert forged.status_code == 401
@@ -88,4 +97,3 @@ async def test_worker_refuses_bad_requests_with_reasons(stack: Stack, peers: lis
     publisher = WhipPublisher(whip, grant["token"])
     peers.append(publisher)
     assert (await publisher.start()).status_code == 201
-

@@ -1,0 +1,35 @@
+"""Worker settings from `CONFBRIDGE_SFU_*`: the media port range and the announced address."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from sfu.config import WorkerSettings
+
+
+def test_config_port_range_defaults_to_ephemeral_ports() -> None:
+    settings = WorkerSettings()
+    assert settings.udp_port_range is None
+    assert settings.announced_ip is None
+
+
+def test_config_port_range_and_announced_ip_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SFU_UDP_PORT_MIN", "40000")
+    monkeypatch.setenv("CONFBRIDGE_SFU_UDP_PORT_MAX", "40999")
+    monkeypatch.setenv("CONFBRIDGE_SFU_ANNOUNCED_IP", "203.0.113.7")
+    monkeypatch.setenv("CONFBRIDGE_SFU_ICE_SERVERS", '[{"urls": "stun:stun.example.vn:3478"}]')
+    settings = WorkerSettings()
+    assert settings.udp_port_range == (40000, 40999)
+    assert settings.announced_ip == "203.0.113.7"
+    assert settings.ice_servers == [{"urls": "stun:stun.example.vn:3478"}]
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(40000, 0), (0, 40000), (41000, 40000), (80, 90), (40000, 70000)]
+)
+def test_config_bad_port_range_is_refused_with_its_name(low: int, high: int) -> None:
+    with pytest.raises(ValidationError, match="udp_port"):
+        WorkerSettings(udp_port_min=low, udp_port_max=high)
