@@ -13,6 +13,9 @@ ordinary aiortc peers in the same process keep their stock behaviour:
   SR/SDES still go out.
 - `use_host_candidates` chooses the addresses aioice gathers host candidates on, the UDP port
   range and the address announced for them (`use_host_addresses`: addresses only).
+- `begin_ice_restart` / `complete_ice_restart` restart ICE of a connected, bundled peer
+  connection in place (new credentials, new checks) while DTLS and SRTP carry on, which aiortc
+  does not offer.
 - `negotiated_rtp` reads what a transceiver negotiated (payload types, RTX, header extensions);
   `offered_direction` and `restrict_codecs` help answer an offer.
 - `accept_rsa_dtls_peers` adds ECDHE-RSA suites to aiortc's DTLS cipher list, so peers with an
@@ -39,9 +42,10 @@ from typing import Any
 
 import aioice
 import aioice.ice
+import aioice.utils
 import aiortc
 import pylibsrtp
-from aiortc import RTCRtpTransceiver
+from aiortc import RTCIceCandidate, RTCPeerConnection, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import (
     RTCCertificate,
@@ -49,6 +53,7 @@ from aiortc.rtcdtlstransport import (
     SRTPProtectionProfile,
     State,
 )
+from aiortc.rtcicetransport import RTCIceTransport, candidate_from_aioice, candidate_to_aioice
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
@@ -67,6 +72,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
     unwrap_rtx,
 )
+from aiortc.sdp import candidate_to_sdp
 from OpenSSL import SSL
 
 from sfu.codecs import RtpCodec
@@ -215,6 +221,109 @@ async def _bind_host_protocol(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_SOCKET_BUFFER_BYTES)
         return protocol
     raise NoMediaPort(f"no free UDP port in {port_range[0]}-{port_range[1]} on {address}")
+
+
+# --------------------------------------------------------------------------------------------
+# ICE restart
+
+
+class IceRestartError(ValueError):
+    """The peer connection cannot restart ICE (not connected, or not bundled)."""
+
+
+@dataclass(frozen=True, eq=False)
+class IceCredentials:
+    """The local side of a restarted ICE session."""
+
+    ufrag: str
+    pwd: str
+    mid: str | None
+    candidates: list[str]
+    """Local candidates as SDP attribute values (what follows `a=candidate:`)."""
+
+
+def _bundled_ice_transport(pc: RTCPeerConnection) -> RTCIceTransport:
+    transports = {t.sender.transport for t in pc.getTransceivers() if t.sender.transport}
+    if len(transports) != 1:
+        raise IceRestartError("an ICE restart needs one bundled transport")
+    (dtls,) = transports
+    if dtls.state != "connected":
+        raise IceRestartError("an ICE restart needs a connected session")
+    return dtls.transport
+
+
+def begin_ice_restart(pc: RTCPeerConnection) -> IceCredentials:
+    """Restart ICE in place (RFC 8445 section 2.4) under a connected DTLS transport: new local
+    credentials, checks set back; `complete_ice_restart` then runs them with the remote side's.
+
+    The current pair keeps carrying media until the new checks select another (aioice replaces
+    the selected pair on nomination), so DTLS and SRTP never notice.
+    """
+    ice = _bundled_ice_transport(pc)
+    # touches RTCIceTransport._connection (aioice Connection) and the Connection's check state:
+    # aioice has no restart, so the state connect() starts from is set back, keeping the
+    # gathered local candidates (their sockets) and the selected pair (_nominated), whose
+    # absence would make recv() fail and close DTLS
+    connection = ice._connection
+    if connection._query_consent_task is not None:
+        connection._query_consent_task.cancel()
+        connection._query_consent_task = None
+    for pair in connection._check_list:
+        if pair.task is not None:
+            pair.task.cancel()
+    connection._check_list = []
+    connection._check_list_done = False
+    connection._check_list_state = asyncio.Queue()
+    connection._nominating = set()
+    connection._remote_candidates = []
+    connection._remote_candidates_end = False
+    connection._early_checks.clear()
+    connection._early_checks_done = False
+    connection._local_username = aioice.utils.random_string(4)
+    connection._local_password = aioice.utils.random_string(22)
+    local = [c for c in connection.local_candidates if c.component == _ICE_COMPONENT_RTP]
+    mids = [t.mid for t in pc.getTransceivers()]
+    return IceCredentials(
+        ufrag=connection.local_username,
+        pwd=connection.local_password,
+        mid=mids[0] if mids else None,
+        candidates=[candidate_to_sdp(candidate_from_aioice(c)) for c in local],
+    )
+
+
+async def complete_ice_restart(
+    pc: RTCPeerConnection,
+    *,
+    remote_ufrag: str,
+    remote_pwd: str,
+    remote_candidates: Sequence[RTCIceCandidate],
+    end_of_candidates: bool,
+) -> asyncio.Task[None]:
+    """Give the restarted session the remote credentials and candidates and start its checks.
+
+    Returns the task running them: it ends once a new pair is selected, and raises
+    ConnectionError if none can be.
+    """
+    ice = _bundled_ice_transport(pc)
+    connection = ice._connection
+    connection.remote_username = remote_ufrag
+    connection.remote_password = remote_pwd
+    # touches RTCIceGatherer._remote_candidates_end, which makes addRemoteCandidate a no-op
+    # after end-of-candidates; later trickled candidates belong to the new session
+    ice.iceGatherer._remote_candidates_end = end_of_candidates
+    for candidate in remote_candidates:
+        await connection.add_remote_candidate(candidate_to_aioice(candidate))
+    if end_of_candidates:
+        await connection.add_remote_candidate(None)
+    dtls = pc.getTransceivers()[0].sender.transport
+
+    async def checks() -> None:
+        await connection.connect()
+        # a "statechange" of the DTLS transport makes every _DatagramPath on it unbind, so
+        # the SFU's synchronous sends bind to the newly selected pair at their next packet
+        dtls.emit("statechange")
+
+    return asyncio.get_running_loop().create_task(checks(), name="ice-restart")
 
 
 # --------------------------------------------------------------------------------------------

@@ -111,8 +111,13 @@ def build_app(worker: Worker) -> Starlette:
         if if_match not in (None, "*", f'"{peer.etag}"'):
             raise SfuError(412, "the session has changed (ETag mismatch)")
         fragment = await _body(request, SDP_FRAG)
-        await worker.trickle(peer, fragment)
-        return Response(status_code=204)
+        answer = await worker.trickle(peer, fragment)
+        if answer is None:
+            return Response(status_code=204)
+        # an ICE restart (RFC 9725 §4.3.2): the new local credentials and candidates
+        return Response(
+            answer, status_code=200, media_type=SDP_FRAG, headers={"ETag": f'"{peer.etag}"'}
+        )
 
     async def delete_session(request: Request) -> Response:
         peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])

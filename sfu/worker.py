@@ -6,11 +6,17 @@ import asyncio
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge.contracts import (
@@ -23,8 +29,11 @@ from confbridge.contracts import (
     SfuEvent,
 )
 from sfu.aiortc_internals import (
+    IceRestartError,
     NoMediaPort,
     accept_rsa_dtls_peers,
+    begin_ice_restart,
+    complete_ice_restart,
     offered_direction,
     restrict_codecs,
     use_host_candidates,
@@ -72,8 +81,10 @@ class Worker:
         self.reporter = reporter
         self.rooms: dict[str, Room] = {}
         self._task: asyncio.Task[None] | None = None
-        # connection watchdogs of peers still connecting; owned here so close() can end them
+        # connection watchdogs and ICE restarts; owned here so close() can end them
         self._pending: set[asyncio.Task[None]] = set()
+        # the checks of each peer's latest ICE restart, by peer id
+        self._ice_restarts: dict[str, asyncio.Task[None]] = {}
         self._stats_due = 0.0
 
     # lifecycle
@@ -222,9 +233,7 @@ class Worker:
             if not peer.connected and peer.id in room.peers:
                 await self.remove_peer(peer, reason="never connected")
 
-        task = asyncio.get_running_loop().create_task(_give_up())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._own(asyncio.get_running_loop().create_task(_give_up()))
 
     def find_peer(self, room_name: str, peer_id: str) -> Peer:
         room = self.rooms.get(room_name)
@@ -233,16 +242,23 @@ class Worker:
             raise SfuError(404, "no such session")
         return peer
 
-    async def trickle(self, peer: Peer, fragment: str) -> None:
-        """RFC 9725 §4.3.1: add trickled candidates; ICE restarts are not supported (422)."""
+    async def trickle(self, peer: Peer, fragment: str) -> str | None:
+        """RFC 9725 §4.3: add trickled candidates, or restart ICE when the fragment carries new
+        credentials; returns the answer fragment of a restart (None for a plain trickle)."""
         mid: str | None = None
+        ufrag = pwd = None
+        end_of_candidates = False
         candidates = []
         for raw in fragment.splitlines():
             line = raw.strip()
-            if line.startswith("a=ice-ufrag:") and line.split(":", 1)[1] not in peer.remote_ufrags:
-                raise SfuError(422, "ICE restart is not supported; start a new session")
-            if line.startswith("a=mid:"):
+            if line.startswith("a=ice-ufrag:"):
+                ufrag = line.split(":", 1)[1]
+            elif line.startswith("a=ice-pwd:"):
+                pwd = line.split(":", 1)[1]
+            elif line.startswith("a=mid:"):
                 mid = line.split(":", 1)[1]
+            elif line == "a=end-of-candidates":
+                end_of_candidates = True
             elif line.startswith("a=candidate:"):
                 try:
                     candidate = candidate_from_sdp(line[len("a=candidate:") :])
@@ -250,14 +266,85 @@ class Worker:
                     raise SfuError(400, f"malformed candidate: {line[:80]}") from None
                 candidate.sdpMid = mid
                 candidates.append(candidate)
+        if ufrag is not None and ufrag not in peer.remote_ufrags:
+            if not pwd:
+                raise SfuError(400, "an ICE restart needs a=ice-pwd beside the new a=ice-ufrag")
+            return await self._restart_ice(peer, ufrag, pwd, candidates, end_of_candidates)
         for candidate in candidates:
             await peer.pc.addIceCandidate(candidate)
+        if end_of_candidates:
+            await peer.pc.addIceCandidate(None)  # type: ignore[arg-type]
+        return None
+
+    async def _restart_ice(
+        self,
+        peer: Peer,
+        ufrag: str,
+        pwd: str,
+        candidates: list[RTCIceCandidate],
+        end_of_candidates: bool,
+    ) -> str:
+        if not peer.connected:
+            raise SfuError(422, "ICE restart before the session connected; start a new session")
+        previous = self._ice_restarts.pop(peer.id, None)
+        if previous is not None:
+            previous.cancel()  # superseded: its checks run with credentials no longer in use
+        try:
+            local = begin_ice_restart(peer.pc)
+            checks = await complete_ice_restart(
+                peer.pc,
+                remote_ufrag=ufrag,
+                remote_pwd=pwd,
+                remote_candidates=candidates,
+                end_of_candidates=end_of_candidates,
+            )
+        except IceRestartError as exc:
+            raise SfuError(422, f"{exc}; start a new session") from None
+        peer.remote_ufrags = {ufrag}
+        peer.etag = secrets.token_hex(8)
+        room = self.rooms.get(peer.room_name)
+        self._ice_restarts[peer.id] = checks
+        self._own(checks, lambda task: self._ice_restart_ended(room, peer, task))
+        log.info("peer %s of %s restarts ICE", peer.id[:6], peer.site_name)
+        lines = [f"a=ice-ufrag:{local.ufrag}", f"a=ice-pwd:{local.pwd}"]
+        if local.mid is not None:
+            lines.append(f"a=mid:{local.mid}")
+        lines += [f"a=candidate:{candidate}" for candidate in local.candidates]
+        lines.append("a=end-of-candidates")
+        return "\r\n".join(lines) + "\r\n"
+
+    def _ice_restart_ended(self, room: Room | None, peer: Peer, task: asyncio.Task[None]) -> None:
+        if self._ice_restarts.get(peer.id) is task:
+            del self._ice_restarts[peer.id]
+        if task.cancelled() or room is None:
+            return
+        if task.exception() is None:
+            log.info("peer %s of %s: ICE restart completed", peer.id[:6], peer.site_name)
+            return
+        if room.peers.get(peer.id) is peer:
+            self._own(
+                asyncio.get_running_loop().create_task(
+                    self.remove_peer(peer, reason="ICE restart failed")
+                )
+            )
+
+    def _own(
+        self, task: asyncio.Task[None], on_done: Callable[[asyncio.Task[None]], None] | None = None
+    ) -> None:
+        """Keep `task` until it ends, so close() can cancel it."""
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        if on_done is not None:
+            task.add_done_callback(on_done)
 
     async def remove_peer(self, peer: Peer, *, reason: str) -> None:
         room = self.rooms.get(peer.room_name)
         if room is None or room.peers.get(peer.id) is not peer:
             return
         room.remove(peer)
+        restart = self._ice_restarts.pop(peer.id, None)
+        if restart is not None:
+            restart.cancel()
         if peer.connected:
             self._emit(EventType.left, room, peer, detail={"reason": reason})
         await peer.close()

@@ -256,6 +256,36 @@ def test_aiortc_internals_host_candidate_hooks_exist() -> None:
     ]
 
 
+def test_aiortc_internals_ice_restart_hooks_exist() -> None:
+    init = source_of(aioice.Connection.__init__)
+    for name in (
+        "_check_list",
+        "_check_list_done",
+        "_check_list_state",
+        "_early_checks",
+        "_early_checks_done",
+        "_local_username",
+        "_local_password",
+        "_nominated",
+        "_nominating",
+        "_remote_candidates",
+        "_remote_candidates_end",
+        "_query_consent_task",
+    ):
+        assert f"self.{name}" in init, name
+    connect = source_of(aioice.Connection.connect)
+    assert "self._early_checks_done = True" in connect
+    assert "await self._check_list_state.get()" in connect
+    assert "self._query_consent_task = asyncio.create_task" in connect
+    # the selected pair is replaced on nomination, and recv() needs one to be selected
+    assert "self._nominated[pair.component] = pair" in source_of(aioice.Connection.check_complete)
+    assert "if not len(self._nominated):" in source_of(aioice.Connection.recvfrom)
+    assert "self.__iceGatherer._remote_candidates_end" in source_of(
+        aiortc.RTCIceTransport.addRemoteCandidate
+    )
+    assert "self._remote_candidates_end = False" in source_of(aiortc.RTCIceGatherer.__init__)
+
+
 def free_udp_ports(count: int) -> tuple[int, int]:
     """`count` consecutive UDP ports on 127.0.0.1 that are free now."""
     for _ in range(50):
