@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -141,12 +142,17 @@ def build_app(worker: Worker) -> Starlette:
         node_only(request)
         return JSONResponse(worker.describe())
 
+    async def metrics(request: Request) -> Response:
+        node_only(request)
+        return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "node_id": worker.settings.node_id})
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/rooms", guarded(rooms), methods=["GET"]),
+        Route("/metrics", guarded(metrics), methods=["GET"]),
         Route("/rooms/{room}/floor", guarded(floor), methods=["GET", "POST"]),
     ]
     for direction in ("whip", "whep"):

@@ -44,6 +44,7 @@ from sfu.events import EventReporter
 from sfu.floor import FloorError
 from sfu.forwarding import Slot, Source
 from sfu.grants import GrantError, GrantVerifier, WrongRoom
+from sfu.metrics import WorkerMetrics
 from sfu.room import Peer, Room
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Worker:
         self._pending: set[asyncio.Task[None]] = set()
         # the checks of each peer's latest ICE restart, by peer id
         self._ice_restarts: dict[str, asyncio.Task[None]] = {}
+        self.metrics = WorkerMetrics(self)
         self._stats_due = 0.0
 
     # lifecycle
@@ -342,6 +344,7 @@ class Worker:
         if room is None or room.peers.get(peer.id) is not peer:
             return
         room.remove(peer)
+        self.metrics.retire(peer)
         restart = self._ice_restarts.pop(peer.id, None)
         if restart is not None:
             restart.cancel()
@@ -423,7 +426,9 @@ class Worker:
 
     async def _close_room(self, room: Room, *, reason: str) -> None:
         self.rooms.pop(room.name, None)
+        self.metrics.room_closed(room.name)
         for peer in await room.close():
+            self.metrics.retire(peer)
             if peer.connected:
                 self._emit(EventType.left, room, peer, detail={"reason": reason})
         log.info("room %s closed: %s", room.name, reason)
@@ -431,10 +436,13 @@ class Worker:
     def report_stats(self) -> None:
         """One `stats` event per connected peer: link quality since the last report."""
         interval = self.settings.stats_interval_s
+        self.metrics.sample_cpu()
         for room in self.rooms.values():
             for peer in room.peers.values():
                 if peer.connected:
-                    self._emit(EventType.stats, room, peer, stats=self._peer_stats(peer, interval))
+                    stats = self._peer_stats(peer, interval)
+                    self.metrics.observe(room.name, peer.direction, stats)
+                    self._emit(EventType.stats, room, peer, stats=stats)
 
     @staticmethod
     def _peer_stats(peer: Peer, interval_s: float) -> PeerStats:

@@ -1,0 +1,201 @@
+"""Prometheus metrics of one worker, read from its rooms when scraped.
+
+Counters are summed from the live sources and slots plus what peers that left had counted, so
+nothing is counted on the forwarding path itself. Link-quality histograms are fed from the
+periodic per-peer stats, one series per room, removed when the room closes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from confbridge.contracts import PeerStats
+
+if TYPE_CHECKING:
+    from sfu.room import Peer
+    from sfu.worker import Worker
+
+RTT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+LOSS_BUCKETS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+JITTER_BUCKETS_S = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
+
+
+@dataclass
+class ForwardingTotals:
+    """Counters of a set of peers: the sources they published and the slots they viewed."""
+
+    packets_received: int = 0
+    bytes_received: int = 0
+    packets_forwarded: int = 0
+    bytes_forwarded: int = 0
+    packets_dropped: int = 0
+    packets_retransmitted: int = 0
+    keyframe_requests_sent: int = 0
+    keyframe_requests_received: int = 0
+
+    def add_peer(self, peer: Peer) -> None:
+        for source in peer.sources.values():
+            stats = source.stats()
+            self.packets_received += stats.packets_received
+            self.bytes_received += stats.bytes_received
+            self.keyframe_requests_sent += stats.keyframe_requests_sent
+        for slot in peer.slots:
+            slot_stats = slot.stats()
+            self.packets_forwarded += slot_stats.packets_sent
+            self.bytes_forwarded += slot_stats.bytes_sent
+            self.packets_dropped += slot_stats.packets_dropped
+            self.packets_retransmitted += slot_stats.packets_retransmitted
+            self.keyframe_requests_received += slot_stats.keyframe_requests_received
+
+    def plus(self, other: ForwardingTotals) -> ForwardingTotals:
+        return ForwardingTotals(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+
+_COUNTERS = {
+    "packets_received": ("confbridge_sfu_packets_received", "RTP packets received from publishers"),
+    "bytes_received": ("confbridge_sfu_received_bytes", "RTP payload bytes from publishers"),
+    "packets_forwarded": ("confbridge_sfu_packets_forwarded", "RTP packets sent to viewers"),
+    "bytes_forwarded": ("confbridge_sfu_forwarded_bytes", "RTP payload bytes sent to viewers"),
+    "packets_dropped": (
+        "confbridge_sfu_packets_dropped",
+        "packets not sent to a viewer (slow link, switching)",
+    ),
+    "packets_retransmitted": (
+        "confbridge_sfu_packets_retransmitted",
+        "packets resent to viewers after a NACK",
+    ),
+    "keyframe_requests_sent": (
+        "confbridge_sfu_keyframe_requests_sent",
+        "keyframe requests (PLI) sent to publishers",
+    ),
+    "keyframe_requests_received": (
+        "confbridge_sfu_keyframe_requests_received",
+        "keyframe requests (PLI/FIR) received from viewers",
+    ),
+}
+
+
+class WorkerMetrics(Collector):
+    """The worker's registry: scrape-time gauges and counters, plus link-quality histograms."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self.retired = ForwardingTotals()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.rtt = Histogram(
+            "confbridge_sfu_rtt_seconds",
+            "round-trip time of viewers, per stats report",
+            ["room"],
+            buckets=RTT_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.loss = Histogram(
+            "confbridge_sfu_loss_ratio",
+            "fraction of packets lost, per stats report",
+            ["room", "direction"],
+            buckets=LOSS_BUCKETS,
+            registry=self.registry,
+        )
+        self.jitter = Histogram(
+            "confbridge_sfu_jitter_seconds",
+            "interarrival jitter, per stats report",
+            ["room", "direction"],
+            buckets=JITTER_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._cpu_mark = (time.process_time(), 0)
+        self.cpu_per_packet_s: float | None = None
+        self.registry.register(self)
+
+    def retire(self, peer: Peer) -> None:
+        """Keep what a leaving peer counted, so counters never go back."""
+        self.retired.add_peer(peer)
+
+    def room_closed(self, room: str) -> None:
+        """Drop the room's histogram series (room names never come back)."""
+        series = [(self.rtt, (room,))] + [
+            (histogram, (room, direction))
+            for histogram in (self.loss, self.jitter)
+            for direction in ("ingest", "egress")
+        ]
+        for histogram, labels in series:
+            with suppress(KeyError):
+                histogram.remove(*labels)
+
+    def observe(self, room: str, direction: str, stats: PeerStats) -> None:
+        if stats.rtt_ms is not None:
+            self.rtt.labels(room).observe(stats.rtt_ms / 1000)
+        if stats.loss_ratio is not None:
+            self.loss.labels(room, direction).observe(stats.loss_ratio)
+        if stats.jitter_ms is not None:
+            self.jitter.labels(room, direction).observe(stats.jitter_ms / 1000)
+
+    def totals(self) -> ForwardingTotals:
+        live = ForwardingTotals()
+        for room in self._worker.rooms.values():
+            for peer in room.peers.values():
+                live.add_peer(peer)
+        return self.retired.plus(live)
+
+    def sample_cpu(self) -> None:
+        """Process CPU per forwarded packet since the previous sample (the stats interval)."""
+        cpu, packets = time.process_time(), self.totals().packets_forwarded
+        last_cpu, last_packets = self._cpu_mark
+        if packets > last_packets:
+            self.cpu_per_packet_s = (cpu - last_cpu) / (packets - last_packets)
+        self._cpu_mark = (cpu, packets)
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._collect())
+
+    def _collect(self) -> Iterator[Metric]:
+        worker = self._worker
+        rooms = GaugeMetricFamily("confbridge_sfu_rooms", "open rooms")
+        rooms.add_metric([], len(worker.rooms))
+        yield rooms
+        peers = GaugeMetricFamily(
+            "confbridge_sfu_peers", "connected sessions", labels=["direction", "role"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for room in worker.rooms.values():
+            for peer in room.peers.values():
+                if peer.connected:
+                    key = (peer.direction, peer.role.value)
+                    counts[key] = counts.get(key, 0) + 1
+        for (direction, role), count in sorted(counts.items()):
+            peers.add_metric([direction, role], count)
+        yield peers
+        totals = self.totals()
+        for attribute, (name, documentation) in _COUNTERS.items():
+            counter = CounterMetricFamily(name, documentation)
+            counter.add_metric([], getattr(totals, attribute))
+            yield counter
+        if self.cpu_per_packet_s is not None:
+            cpu = GaugeMetricFamily(
+                "confbridge_sfu_cpu_per_packet_seconds",
+                "worker CPU time per forwarded packet over the last stats interval",
+            )
+            cpu.add_metric([], self.cpu_per_packet_s)
+            yield cpu
+        reporter = worker.reporter
+        if reporter is not None:
+            spool = GaugeMetricFamily(
+                "confbridge_sfu_event_spool_events", "events waiting for the control plane"
+            )
+            spool.add_metric([], reporter.depth)
+            yield spool
+            dropped = CounterMetricFamily(
+                "confbridge_sfu_events_dropped", "events dropped because the spool was full"
+            )
+            dropped.add_metric([], reporter.dropped)
+            yield dropped

@@ -1,0 +1,86 @@
+"""The worker's Prometheus metrics, scraped from the real process while an aiortc peer streams."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.sfu.conftest import NODE_SECRET, Stack
+from tests.sfu.peers import WhepViewer, WhipPublisher, until
+
+
+@pytest.fixture
+def fast_stats(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # the worker inherits it: a stats report at every housekeeping round (5 s)
+    monkeypatch.setenv("CONFBRIDGE_SFU_STATS_INTERVAL_S", "1")
+    yield
+
+
+async def scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            f"{stack.worker}/metrics", headers={"Authorization": f"Bearer {NODE_SECRET}"}
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_move_while_a_peer_streams(
+    fast_stats: None, stack: Stack, peers: list
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.get(f"{stack.worker}/metrics")).status_code == 401
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"])
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    grant = await stack.join("p1")
+    viewer = WhepViewer(grant["whep_url"], grant["token"])
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 5, timeout_s=15)
+
+    first = await scrape(stack)
+    assert first[("confbridge_sfu_rooms", ())] == 1
+    assert first[("confbridge_sfu_peers", (("direction", "ingest"), ("role", "chair")))] == 1
+    assert first[("confbridge_sfu_peers", (("direction", "egress"), ("role", "site")))] == 1
+    assert first[("confbridge_sfu_keyframe_requests_sent_total", ())] >= 1
+    await asyncio.sleep(1)
+    second = await scrape(stack)
+    for name in (
+        "confbridge_sfu_packets_received_total",
+        "confbridge_sfu_packets_forwarded_total",
+        "confbridge_sfu_forwarded_bytes_total",
+    ):
+        assert second[(name, ())] > first[(name, ())] > 0, name
+
+    # link quality arrives with the periodic stats; per room, as histograms
+    room = f"occ-{stack.occurrence_id}"
+    deadline = time.monotonic() + 15
+    while True:
+        latest = await scrape(stack)
+        count = latest.get(("confbridge_sfu_rtt_seconds_count", (("room", room),)), 0)
+        if count > 0 and ("confbridge_sfu_cpu_per_packet_seconds", ()) in latest:
+            break
+        assert time.monotonic() < deadline, sorted(k[0] for k in latest)
+        await asyncio.sleep(0.5)
+    assert 0 < latest[("confbridge_sfu_cpu_per_packet_seconds", ())] < 0.01
+    assert latest[("confbridge_sfu_event_spool_events", ())] >= 0
+
+    # a peer that leaves keeps its packets in the counters
+    before = latest[("confbridge_sfu_packets_forwarded_total", ())]
+    await viewer.stop()
+    peers.remove(viewer)
+    after = await scrape(stack)
+    assert after[("confbridge_sfu_packets_forwarded_total", ())] >= before
+    assert ("confbridge_sfu_peers", (("direction", "egress"), ("role", "site"))) not in after
