@@ -16,6 +16,8 @@ class Floor:
     """The chair holds the floor at the start; hands are served in the order they were raised.
 
     `mute_all` mutes every site but the chair; giving the floor unmutes the site given it.
+    `voice_on` lets the loudest unmuted site take the floor (see `sfu.voice`); an explicit
+    `give` or `take` turns that mode off again, so the chair's choice sticks.
     """
 
     room: str
@@ -68,6 +70,25 @@ class Floor:
         elif action == FloorAction.lower_hand:
             assert site is not None
             self._lower(site)
+        elif action == FloorAction.voice_on:
+            self.voice_activated = True
+        elif action == FloorAction.voice_off:
+            self.voice_activated = False
+        if action in (FloorAction.give, FloorAction.take):
+            # The chair picked the speaker: voice activation would undo that at the next word.
+            self.voice_activated = False
+        return self.state() != before
+
+    def follow_voice(self, site_id: int) -> bool:
+        """Give the floor to `site_id` because it is the loudest (voice-activated mode).
+
+        Unlike `give`, it leaves mutes alone and keeps the mode on. Returns True if it changed.
+        """
+        if not self.voice_activated or site_id in self.muted:
+            return False
+        before = self.state()
+        self._set_speaker(site_id)
+        self._lower(site_id)
         return self.state() != before
 
     def _set_speaker(self, site_id: int) -> None:

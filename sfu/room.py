@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +14,7 @@ from aiortc import RTCPeerConnection
 from confbridge.contracts import FloorCommand, FloorState, GrantClaims, PeerRole
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
+from sfu.voice import VOICE_TICK_INTERVAL_S, LevelSample, VoiceDetector
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,13 @@ class Peer:
 
 
 class Room:
-    """Owns its peers; routes the floor holder's sources into every viewer's slots."""
+    """Owns its peers; routes the floor holder's sources into every viewer's slots.
+
+    In voice-activated mode the room also owns a task that samples its audio sources' levels
+    every `VOICE_TICK_INTERVAL_S` and moves the floor to the loudest site (`sfu.voice`); the
+    task runs while `floor.voice_activated` is on and is cancelled when the mode goes off or
+    the room closes.
+    """
 
     def __init__(self, grant: GrantClaims, on_floor_changed: Callable[[Room], None]) -> None:
         self.name = grant.room
@@ -62,6 +71,11 @@ class Room:
         self._sources: dict[tuple[int, str], Source] = {}
         self._on_floor_changed = on_floor_changed
         self.closed = False
+        # when the current speaker got the floor (time.monotonic(), as Source levels)
+        self.speaker_since = time.monotonic()
+        self._voice_task: asyncio.Task[None] | None = None
+        # voice tasks cancelled by `voice_off`, still finishing; close() awaits them
+        self._stopping: set[asyncio.Task[None]] = set()
 
     def present_site_ids(self) -> set[int]:
         return {peer.site_id for peer in self.peers.values()}
@@ -84,10 +98,70 @@ class Room:
         self.reroute()
 
     def apply_floor(self, command: FloorCommand) -> FloorState:
+        speaker = self.floor.speaker_site_id
         if self.floor.apply(command, self.present_site_ids()):
-            self.reroute()
-            self._on_floor_changed(self)
+            self._floor_changed(speaker, time.monotonic())
+        self._run_voice(self.floor.voice_activated)
         return self.floor.state()
+
+    def _floor_changed(self, speaker_before: int | None, now: float) -> None:
+        if self.floor.speaker_site_id != speaker_before:
+            self.speaker_since = now
+        self.reroute()
+        self._on_floor_changed(self)
+
+    # voice-activated mode
+
+    def voice_samples(self) -> list[LevelSample]:
+        """The last audio level of every site whose audio feeds the room, if it sent one."""
+        samples = []
+        for (site_id, kind), source in self._sources.items():
+            level, at = source.audio_level_dbov, source.audio_level_at
+            if kind == "audio" and not source.closed and level is not None and at is not None:
+                samples.append(LevelSample(site_id, level, at))
+        return samples
+
+    def follow_voice(self, detector: VoiceDetector, now: float) -> bool:
+        """One voice-activation step: give the floor to the loudest site if the detector says
+        so. Returns True if the floor changed."""
+        if not self.floor.voice_activated or self.closed:
+            return False
+        speaker = self.floor.speaker_site_id
+        choice = detector.tick(
+            now,
+            self.voice_samples(),
+            speaker_site_id=speaker,
+            speaker_since=self.speaker_since,
+            muted=self.floor.muted,
+        )
+        if choice is None or not self.floor.follow_voice(choice):
+            return False
+        log.info("room %s: voice activation gives the floor to site %s", self.name, choice)
+        self._floor_changed(speaker, now)
+        return True
+
+    def _run_voice(self, on: bool) -> None:
+        task = self._voice_task
+        running = task is not None and not task.done()
+        if on and not running and not self.closed:
+            self._voice_task = asyncio.get_running_loop().create_task(
+                self._follow_voice(), name=f"sfu-voice-{self.name}"
+            )
+        elif not on and task is not None:
+            self._voice_task = None
+            if not task.done():
+                task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
+
+    async def _follow_voice(self) -> None:
+        detector = VoiceDetector()
+        while True:
+            await asyncio.sleep(VOICE_TICK_INTERVAL_S)
+            try:
+                self.follow_voice(detector, time.monotonic())
+            except Exception:
+                log.exception("room %s: voice activation failed", self.name)
 
     def reroute(self) -> None:
         """Point every slot at the source the floor says it should carry."""
@@ -113,6 +187,9 @@ class Room:
     async def close(self) -> list[Peer]:
         """Close every peer; returns them so the caller can report who left."""
         self.closed = True
+        self._run_voice(False)
+        stopping = list(self._stopping)
+        await asyncio.gather(*stopping, return_exceptions=True)
         peers = list(self.peers.values())
         self.peers.clear()
         self._sources.clear()

@@ -34,6 +34,8 @@ class FloorAction(StrEnum):
     mute_all = "mute_all"
     raise_hand = "raise_hand"
     lower_hand = "lower_hand"
+    voice_on = "voice_on"
+    voice_off = "voice_off"
 
 
 def room_name(occurrence_id: int) -> str:

@@ -662,3 +662,44 @@ def test_events_racing_deliveries_store_each_event_once(
     assert sum(a["stored"] for a in acks) == 50
     assert sum(a["duplicates"] for a in acks) == 50 * (contenders - 1)
     assert stored_count(database) == 50
+
+
+# (who, action, expected status): voice activation is the chair's, like give and take
+VOICE_MATRIX = [
+    ("terminal:hq", "voice_on", 200),
+    ("terminal:hq", "voice_off", 200),
+    ("terminal:p1", "voice_on", 403),
+    ("terminal:p1", "voice_off", 403),
+    ("terminal:dept", "voice_on", 403),
+    ("user:secretariat", "voice_on", 200),
+    ("user:secretariat", "voice_off", 200),
+    ("user:admin", "voice_on", 200),
+    ("user:viewer", "voice_on", 403),
+    ("user:it", "voice_off", 403),
+]
+
+
+@pytest.mark.parametrize(("who", "action", "expected"), VOICE_MATRIX)
+def test_floor_voice_activation_permissions(
+    who: str,
+    action: str,
+    expected: int,
+    client: TestClient,
+    live_meeting: int,
+    terminal: Callable[[str], Headers],
+    make_user: Callable[..., Headers],
+    sites: dict[str, Site],
+    worker: StubWorker,
+) -> None:
+    kind, name = who.split(":")
+    headers = terminal(name) if kind == "terminal" else make_user(Role(name))
+    # a site in the request is ignored: the mode is the room's, not a site's
+    response = floor(client, live_meeting, headers, action, sites["p1"].id)
+    assert response.status_code == expected, response.text
+    if expected != 200:
+        assert response.json()["detail"]
+        assert worker.received == []
+        return
+    room, _authorization, command = worker.received[-1]
+    assert room == room_name(live_meeting)
+    assert command.action == action and command.site_id is None

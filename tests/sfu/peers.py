@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import struct
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from av import AudioFrame
 
+from sfu.aiortc_internals import nominated_datagram_transport
 from tests.sfu.test_forwarding import SizedVideoTrack
+
+TONE_HZ = 400  # a whole number of periods in each 20 ms frame at 8 kHz: no click between frames
 
 
 def _loopback_peer() -> RTCPeerConnection:
@@ -35,10 +42,12 @@ class WhipPublisher:
     height: int = 120
     pc: RTCPeerConnection = field(default_factory=_loopback_peer)
     location: str | None = None
+    audio: MediaStreamTrack | None = None
+    """The microphone (silence if None)."""
 
     async def start(self) -> httpx.Response:
         self.pc.addTrack(SizedVideoTrack(self.width, self.height))
-        self.pc.addTrack(AudioStreamTrack())
+        self.pc.addTrack(self.audio or AudioStreamTrack())
         return await _offer(self, self.url)
 
     async def stop(self) -> None:
@@ -87,6 +96,50 @@ class WhepViewer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await _delete(self)
         await self.pc.close()
+
+
+class ToneTrack(AudioStreamTrack):
+    """A microphone picking up a steady tone; set `amplitude` (0..1 of full scale) at any time.
+
+    aiortc's sender measures each frame it encodes and sends the level in the RFC 6464
+    ssrc-audio-level header extension: about 20·log10(amplitude/√2) dBov, -127 when silent.
+    """
+
+    def __init__(self, amplitude: float = 0.0) -> None:
+        super().__init__()
+        self.amplitude = amplitude
+
+    async def recv(self) -> AudioFrame:
+        frame = await super().recv()
+        assert isinstance(frame, AudioFrame)
+        if self.amplitude > 0:
+            peak = self.amplitude * 32767
+            rate = frame.sample_rate
+            samples = [
+                round(peak * math.sin(2 * math.pi * TONE_HZ * i / rate))
+                for i in range(frame.samples)
+            ]
+            frame.planes[0].update(struct.pack(f"<{len(samples)}h", *samples))
+        return frame
+
+
+def vanish(pc: RTCPeerConnection) -> None:
+    """Cut a connected peer off the network without a word: nothing it sends leaves, nothing
+    sent to it is read, so it answers no ICE consent check (RFC 7675), as a hall whose
+    network or power went away. Closing `pc` afterwards still works."""
+    transports = {
+        id(found[0]): found[0]
+        for transceiver in pc.getTransceivers()
+        if (found := nominated_datagram_transport(transceiver.sender.transport)) is not None
+    }
+    assert transports, "the peer has no connected ICE pair"
+
+    def drop(*_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    for transport in transports.values():
+        transport.pause_reading()
+        transport.sendto = drop  # type: ignore[method-assign]
 
 
 async def _offer(peer: WhipPublisher | WhepViewer, url: str) -> httpx.Response:

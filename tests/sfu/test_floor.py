@@ -65,3 +65,39 @@ def test_floor_site_is_required_where_it_matters() -> None:
     for action in (FloorAction.give, FloorAction.mute, FloorAction.raise_hand):
         with pytest.raises(FloorError, match=action.value):
             act(floor, action, None)
+
+
+def test_floor_voice_mode_toggles_and_give_or_take_turns_it_off() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    assert act(floor, FloorAction.voice_on)
+    assert floor.state().voice_activated
+    assert not act(floor, FloorAction.voice_on)  # already on
+    assert floor.follow_voice(WARD_A)
+    assert floor.state().speaker_site_id == WARD_A and floor.state().voice_activated
+    # The chair's explicit choice sticks: voice activation goes off with give or take.
+    assert act(floor, FloorAction.take)
+    assert not floor.state().voice_activated
+    assert not floor.follow_voice(WARD_B)
+    act(floor, FloorAction.voice_on)
+    act(floor, FloorAction.give, WARD_B)
+    assert not floor.state().voice_activated and floor.state().speaker_site_id == WARD_B
+    act(floor, FloorAction.voice_on)
+    assert act(floor, FloorAction.voice_off)
+    assert not floor.state().voice_activated
+
+
+def test_floor_voice_never_picks_a_muted_site_and_serves_its_hand() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    act(floor, FloorAction.voice_on)
+    act(floor, FloorAction.mute, WARD_A)
+    act(floor, FloorAction.raise_hand, WARD_B)
+    assert not floor.follow_voice(WARD_A)
+    assert floor.follow_voice(WARD_B)
+    state = floor.state()
+    assert (
+        state.speaker_site_id == WARD_B and state.hands == [] and state.muted_site_ids == [WARD_A]
+    )
+    # mutes and hands leave the mode alone
+    act(floor, FloorAction.mute_all)
+    act(floor, FloorAction.raise_hand, WARD_A)
+    assert floor.state().voice_activated

@@ -45,9 +45,19 @@ log = logging.getLogger(__name__)
 # out at the end must rejoin with the grant it has, even while the control plane is away.
 GRANT_OVERRUN_MARGIN = timedelta(minutes=30)
 CHAIR_ACTIONS = frozenset(
-    {FloorAction.give, FloorAction.take, FloorAction.mute, FloorAction.unmute, FloorAction.mute_all}
+    {
+        FloorAction.give,
+        FloorAction.take,
+        FloorAction.mute,
+        FloorAction.unmute,
+        FloorAction.mute_all,
+        FloorAction.voice_on,
+        FloorAction.voice_off,
+    }
 )
-UNTARGETED_ACTIONS = frozenset({FloorAction.take, FloorAction.mute_all})
+UNTARGETED_ACTIONS = frozenset(
+    {FloorAction.take, FloorAction.mute_all, FloorAction.voice_on, FloorAction.voice_off}
+)
 FLOOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
 # Rows per INSERT: 11 columns × 80 rows stays under the oldest SQLite limit of 999 parameters.
 EVENT_INSERT_CHUNK = 80

@@ -1,0 +1,78 @@
+"""Peers that vanish without a DELETE are dropped once ICE consent (RFC 7675) expires.
+
+Slow by nature: the worker runs aioice's default consent timing, a check about every 5 s
+(CONSENT_INTERVAL, randomised ×0.8–1.2) and failure after 6 unanswered ones (CONSENT_FAILURES),
+so a vanished peer is dropped 27–40 s after it went silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from confbridge.sites.models import Site
+from tests.sfu.conftest import NODE_SECRET, Stack
+from tests.sfu.peers import WhepViewer, WhipPublisher, until, vanish
+
+# 6 checks × at most 6 s apart, each waiting 0.5 s for its answer, plus slack for a loaded host
+CONSENT_EXPIRY_MAX_S = 6 * (5 * 1.2 + 0.5) + 10
+
+
+async def _worker_peers(stack: Stack) -> dict[str, dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=stack.worker, timeout=10) as http:
+        response = await http.get("/rooms", headers={"Authorization": f"Bearer {NODE_SECRET}"})
+    assert response.status_code == 200, response.text
+    return {peer["id"]: peer for room in response.json()["rooms"] for peer in room["peers"]}
+
+
+async def test_peer_liveness_vanished_peers_are_dropped_after_consent_fails(
+    stack: Stack, peers: list[WhipPublisher | WhepViewer], sites: dict[str, Site]
+) -> None:
+    """A publisher and a viewer go silent; the worker drops both and reports why they left."""
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"])
+    p1 = await stack.join("p1")
+    publisher = WhipPublisher(p1["whip_url"], p1["token"])
+    p2 = await stack.join("p2")
+    viewer = WhepViewer(p2["whep_url"], p2["token"])
+    for peer in (chair, publisher, viewer):
+        peers.append(peer)
+        assert (await peer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 5, timeout_s=15)
+    assert publisher.location and viewer.location
+    gone = {publisher.location.rsplit("/", 1)[1], viewer.location.rsplit("/", 1)[1]}
+    present = await _worker_peers(stack)
+    assert gone <= present.keys() and all(present[id_]["connected"] for id_ in gone)
+
+    vanish(publisher.pc)
+    vanish(viewer.pc)
+    vanished_at = time.monotonic()
+    deadline = vanished_at + CONSENT_EXPIRY_MAX_S
+    while gone & (await _worker_peers(stack)).keys():
+        assert time.monotonic() < deadline, "the worker kept peers that answer no consent check"
+        await asyncio.sleep(0.5)
+    dropped_after_s = time.monotonic() - vanished_at
+    # dropped for consent, not for some earlier reason
+    assert dropped_after_s > 5, dropped_after_s
+
+    # The chair, still answering, stays; the control plane learns who left and why.
+    remaining = await _worker_peers(stack)
+    assert [peer["site_id"] for peer in remaining.values()] == [sites["hq"].id]
+    deadline = time.monotonic() + 15
+    while True:
+        left = {
+            event["peer_id"]: event
+            for event in await stack.events()
+            if event["type"] == "left" and event["peer_id"] in gone
+        }
+        if left.keys() == gone:
+            break
+        assert time.monotonic() < deadline, left
+        await asyncio.sleep(0.2)
+    assert {event["site_id"] for event in left.values()} == {sites["p1"].id, sites["p2"].id}
+    assert {event["direction"] for event in left.values()} == {"ingest", "egress"}
+    for event in left.values():
+        assert event["detail"]["reason"] in ("connection failed", "connection closed"), event
