@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
+from confbridge import migrate
 from confbridge.cli import app
 
 
@@ -26,9 +27,10 @@ def count(path: Path, table: str) -> int:
 def test_db_upgrade_then_current(database_file: Path) -> None:
     assert run("db", "current").exit_code == 1  # empty database: behind the code
     upgraded = run("db", "upgrade")
-    assert upgraded.exit_code == 0 and "revision 0002" in upgraded.stdout
+    head = migrate.head_revision()
+    assert upgraded.exit_code == 0 and f"revision {head}" in upgraded.stdout
     current = run("db", "current")
-    assert current.exit_code == 0 and "database: 0002" in current.stdout
+    assert current.exit_code == 0 and f"database: {head}" in current.stdout
 
 
 def test_sites_import_province_is_idempotent(database_file: Path) -> None:
@@ -84,3 +86,106 @@ def test_sfu_refuses_the_default_node_secret_beyond_loopback(database_file: Path
     assert result.exit_code == 2
     assert result.stderr.startswith("config error: sfu node_secret: the default value is refused")
     assert "Traceback" not in result.output
+
+
+def _book_past_meetings() -> None:
+    """Quảng Ninh in 2025: 4 online January briefings and one review in person."""
+    from confbridge.db import Database, utcnow
+    from confbridge.meetings import service as meeting_service
+    from confbridge.settings import load_settings
+    from confbridge.sites.models import Site, Unit
+
+    settings = load_settings()
+    database = Database(settings)
+    with database.session() as session:
+        province = session.query(Unit).filter(Unit.name == "Quảng Ninh").one()
+        hall = session.query(Site).filter(Site.unit_id == province.id).one()
+        common = {"chair_site_id": hall.id, "unit_ids": [province.id], "skip_holidays": False}
+        for body in (
+            {
+                "title": "Giao ban tuần",
+                "kind": "giao_ban",
+                "mode": "online",
+                "rrule": "FREQ=WEEKLY;BYDAY=TU;COUNT=4",
+                "dtstart": "2025-01-07T08:00:00",
+                "duration_min": 90,
+            },
+            {
+                "title": "Sơ kết quý",
+                "kind": "so_ket",
+                "mode": "in_person",
+                "rrule": "FREQ=DAILY;COUNT=1",
+                "dtstart": "2025-03-28T14:00:00",
+                "duration_min": 120,
+            },
+        ):
+            meeting_service.create(
+                session=session,
+                series_in={**body, **common},
+                settings=settings.meetings,
+                now=utcnow(),
+            )
+        session.commit()
+    database.dispose()
+
+
+def test_report_online_ratio_prints_a_table_and_writes_xlsx(
+    database_file: Path, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+
+    assert run("sites", "import-province", "Quảng Ninh").exit_code == 0
+    _book_past_meetings()
+    period = ("--from", "2025-01-01", "--to", "2025-12-31")
+    table = run("report", "online-ratio", *period, "--unit", "quang ninh", "--group-by", "quarter")
+    assert table.exit_code == 0, table.stderr
+    assert "Quảng Ninh" in table.stdout and "Quý I/2025" in table.stdout
+    assert "Tổng cộng" in table.stdout and "80.0%" in table.stdout  # 4 of 5 held online
+    assert "Briefings held online: 100.0% (4/4), chỉ tiêu ≥ 30%: đạt" in table.stdout
+    output = tmp_path / "ty-le.xlsx"
+    written = run(
+        "report",
+        "online-ratio",
+        *period,
+        "--unit",
+        "Quảng Ninh",
+        "--format",
+        "xlsx",
+        "-o",
+        str(output),
+    )
+    assert written.exit_code == 0, written.stderr
+    sheet = load_workbook(output)["Tỷ lệ họp trực tuyến"]
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert rows[0][:5] == ("Tháng 01/2025", 4, 4, 0, 0)
+    assert rows[-1][:6] == ("Tổng cộng", 5, 4, 0, 1, 0.8)
+
+
+def test_report_attendance_as_csv_and_json(database_file: Path) -> None:
+    import json
+
+    assert run("sites", "import-province", "Quảng Ninh").exit_code == 0
+    _book_past_meetings()
+    period = ("--from", "2025-01-01", "--to", "2025-01-31")
+    csv_out = run("report", "attendance", *period, "--format", "csv")
+    assert csv_out.exit_code == 0, csv_out.stderr
+    lines = csv_out.stdout.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("Điểm cầu,Đơn vị,Số cuộc họp được mời,Có mặt")
+    assert len(lines) == 1 + 55  # every site was invited, none connected
+    report = json.loads(run("report", "attendance", *period, "--format", "json").stdout)
+    assert (report["occurrences"], report["invited"], report["absent"]) == (4, 220, 220)
+    printed = run("report", "attendance", *period, "--unit", "22")
+    assert printed.exit_code == 0 and "0/220 lượt có mặt" in printed.stdout
+
+
+def test_report_bad_input_fails_cleanly(database_file: Path) -> None:
+    reversed_period = run("report", "online-ratio", "--from", "2025-12-31", "--to", "2025-01-01")
+    assert reversed_period.exit_code == 1
+    assert reversed_period.stderr.startswith("error: from: 2025-12-31 is after to: 2025-01-01")
+    unknown = run("report", "attendance", "--unit", "Atlantis")
+    assert unknown.exit_code == 1 and "no unit named 'Atlantis'" in unknown.stderr
+    no_file = run("report", "online-ratio", "--format", "xlsx")
+    assert no_file.exit_code == 1 and "--format xlsx needs --output FILE" in no_file.stderr
+    bad_group = run("report", "online-ratio", "--group-by", "week")
+    assert bad_group.exit_code == 1 and "group_by: unknown value 'week'" in bad_group.stderr
+    assert "Traceback" not in bad_group.output

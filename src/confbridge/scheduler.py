@@ -1,17 +1,23 @@
-"""The control plane's background loop: keeps open-ended series planned ahead."""
+"""The control plane's background loop: keeps open-ended series planned ahead, and stores the
+attendance of meetings that have just ended (so reports do not compute it on first read)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from contextlib import suppress
+from datetime import timedelta
 
+from confbridge.attendance import service as attendance_service
 from confbridge.db import Database, utcnow
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 EXTEND_INTERVAL_S = 3600.0
+ATTENDANCE_INTERVAL_S = 300.0
+ATTENDANCE_LOOKBACK = timedelta(days=2)
+"""Occurrences that started this long ago at most are brought up to date each round."""
 
 
 class Scheduler:
@@ -33,12 +39,37 @@ class Scheduler:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        extend_due = loop.time()
         while True:
+            if loop.time() >= extend_due:
+                extend_due = loop.time() + EXTEND_INTERVAL_S
+                try:
+                    await asyncio.to_thread(self.extend_horizons)
+                except Exception:  # keep the loop alive; the next round may succeed
+                    log.exception("extending series horizons failed")
             try:
-                await asyncio.to_thread(self.extend_horizons)
-            except Exception:  # keep the loop alive; the next round may succeed
-                log.exception("extending series horizons failed")
-            await asyncio.sleep(EXTEND_INTERVAL_S)
+                await asyncio.to_thread(self.store_attendance)
+            except Exception:
+                log.exception("storing attendance failed")
+            await asyncio.sleep(ATTENDANCE_INTERVAL_S)
+
+    def store_attendance(self) -> int:
+        """Store the attendance of recently ended occurrences not stored (or outdated) yet;
+        returns how many site records were written."""
+        now = utcnow()
+        with self._database.session() as session:
+            stored = attendance_service.refresh(
+                session=session,
+                from_at=now - ATTENDANCE_LOOKBACK,
+                to_at=now,
+                rule=self._settings.reports.attendance,
+                now=now,
+            )
+            session.commit()
+        if stored:
+            log.info("stored %d attendance record(s) of ended meetings", stored)
+        return stored
 
     def extend_horizons(self) -> int:
         with self._database.session() as session:

@@ -1,0 +1,197 @@
+"""Attendance of one occurrence, and its corrections, over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
+
+from confbridge.attendance import service as attendance_service
+from confbridge.attendance.models import AttendanceCorrection, AttendanceStatus
+from confbridge.attendance.schemas import (
+    AttendanceRecord,
+    AttendanceSummary,
+    CorrectionCreate,
+    CorrectionRead,
+    OccurrenceAttendance,
+)
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, SecretariatUser
+from confbridge.db import utcnow
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.meetings.recurrence import zone
+from confbridge.pagination import IdPath
+from confbridge.reports import export
+from confbridge.reports import service as report_service
+from confbridge.reports.schemas import ExportFormat
+from confbridge.settings import Settings
+
+router = APIRouter(tags=["attendance"])
+FormatQuery = Annotated[str, Query(alias="format", max_length=10, description="json, csv or xlsx")]
+
+
+def correction_read(correction: AttendanceCorrection) -> CorrectionRead:
+    return CorrectionRead(
+        id=correction.id,
+        occurrence_id=correction.occurrence_id,
+        site_id=correction.site_id,
+        status=AttendanceStatus(correction.status),
+        reason=correction.reason,
+        created_by=correction.created_by,
+        created_at=correction.created_at,
+    )
+
+
+def record_read(item: attendance_service.SiteAttendance, duration_s: float) -> AttendanceRecord:
+    figures = item.figures
+    return AttendanceRecord(
+        site_id=figures.site_id,
+        site_name=item.site_name,
+        unit_id=item.unit_id,
+        unit_name=item.unit_name,
+        is_chair=item.is_chair,
+        status=item.status,
+        computed_status=figures.status,
+        connected_min=round(figures.connected_s / 60, 1),
+        connected_ratio=round(figures.connected_s / duration_s, 4) if duration_s else 0.0,
+        first_join_at=figures.first_join_at,
+        last_leave_at=figures.last_leave_at,
+        last_leave_reason=figures.last_leave_reason,
+        reconnects=figures.reconnects,
+        joined_late=figures.joined_late,
+        left_early=figures.left_early,
+        rtt_median_ms=figures.rtt_median_ms,
+        loss_max=figures.loss_max,
+        correction=correction_read(item.correction) if item.correction else None,
+    )
+
+
+def occurrence_attendance(
+    *, session: Session, occurrence_id: int, settings: Settings, now: datetime
+) -> OccurrenceAttendance:
+    """The attendance of every invited site of one occurrence, with a summary."""
+    occurrence, items = attendance_service.for_occurrence(
+        session=session, occurrence_id=occurrence_id, rule=settings.reports.attendance, now=now
+    )
+    duration_s = (occurrence.end_at - occurrence.start_at).total_seconds()
+    records = [record_read(item, duration_s) for item in items]
+    series = occurrence.series
+
+    def count(wanted: AttendanceStatus) -> int:
+        return sum(r.status is wanted for r in records)
+
+    return OccurrenceAttendance(
+        occurrence_id=occurrence.id,
+        series_id=series.id,
+        title=series.title,
+        kind=series.kind,
+        mode=series.mode,
+        status=occurrence.status,
+        start_at=occurrence.start_at,
+        end_at=occurrence.end_at,
+        local_date=occurrence.start_at.astimezone(zone(series.tz)).date(),
+        duration_min=round(duration_s / 60),
+        ended=occurrence.end_at <= now,
+        summary=AttendanceSummary(
+            invited=len(records),
+            present=count(AttendanceStatus.present),
+            partial=count(AttendanceStatus.partial),
+            absent=count(AttendanceStatus.absent),
+            joined_late=sum(r.joined_late for r in records),
+            left_early=sum(r.left_early for r in records),
+            corrected=sum(r.correction is not None for r in records),
+        ),
+        records=records,
+    )
+
+
+def file_response(body: bytes, media_type: str, filename: str) -> Response:
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/occurrences/{occurrence_id}/attendance",
+    response_model=OccurrenceAttendance,
+    responses={200: {"content": {export.CSV_MEDIA_TYPE: {}, export.XLSX_MEDIA_TYPE: {}}}},
+)
+def get_attendance(
+    occurrence_id: IdPath,
+    _user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    format_: FormatQuery = "json",
+) -> OccurrenceAttendance | Response:
+    """Who attended: every invited site, from the SFU's events, with corrections applied."""
+    export_format = report_service.parse_format(format_)
+    now = utcnow()
+    result = occurrence_attendance(
+        session=session, occurrence_id=occurrence_id, settings=settings, now=now
+    )
+    session.commit()  # attendance computed on first read is kept
+    if export_format is ExportFormat.json:
+        return result
+    document = export.occurrence_attendance_document(
+        result, tz=settings.meetings.default_tz, generated_at=now
+    )
+    return file_response(*export.render(document, export_format.value))
+
+
+@router.post(
+    "/occurrences/{occurrence_id}/attendance/{site_id}/corrections",
+    response_model=AttendanceRecord,
+    status_code=status.HTTP_201_CREATED,
+)
+def correct_attendance(
+    occurrence_id: IdPath,
+    site_id: IdPath,
+    body: CorrectionCreate,
+    user: SecretariatUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> AttendanceRecord:
+    """Correct one site's attendance with a reason; the computed figures stay beside it."""
+    now = utcnow()
+    actor = f"user:{user.username}"
+    correction = attendance_service.correct(
+        session=session,
+        occurrence_id=occurrence_id,
+        site_id=site_id,
+        status=body.status,
+        reason=body.reason,
+        actor=actor,
+        rule=settings.reports.attendance,
+        now=now,
+    )
+    auth_service.record(
+        session=session,
+        actor=actor,
+        action="attendance_corrected",
+        entity="occurrence",
+        entity_id=occurrence_id,
+        detail={"site_id": site_id, "status": body.status.value, "correction_id": correction.id},
+    )
+    session.commit()
+    result = occurrence_attendance(
+        session=session, occurrence_id=occurrence_id, settings=settings, now=now
+    )
+    return next(r for r in result.records if r.site_id == site_id)
+
+
+@router.get(
+    "/occurrences/{occurrence_id}/attendance/{site_id}/corrections",
+    response_model=list[CorrectionRead],
+)
+def list_corrections(
+    occurrence_id: IdPath, site_id: IdPath, _user: CurrentUser, session: SessionDep
+) -> list[CorrectionRead]:
+    """Every correction of one site's attendance, oldest first."""
+    corrections = attendance_service.list_corrections(
+        session=session, occurrence_id=occurrence_id, site_id=site_id
+    )
+    return [correction_read(c) for c in corrections]

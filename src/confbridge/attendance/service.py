@@ -1,0 +1,508 @@
+"""Attendance (điểm danh) per occurrence and site, from the SFU's join/leave/stats events.
+
+A site joins with several peers (an ingest peer that publishes, an egress peer that watches);
+it is connected while at least one of them is. It may join, drop and rejoin: each time it goes
+from no peer to one peer starts a session. Figures:
+
+- `connected_s`: seconds connected within the scheduled [start, end) of the occurrence;
+- `first_join_at` / `last_leave_at` (None when still connected at the end) and the reason the
+  last peer gave for leaving (`detail.reason` of its `left` event);
+- `reconnects`: sessions after the first;
+- `joined_late`: first join after start + `late_grace_min`; `left_early`: last leave before
+  end - `early_leave_grace_min`;
+- link quality: the median RTT and the worst loss ratio over the site's `stats` events;
+- status by `reports.attendance`: present when connected for `present_min_ratio` of the
+  meeting, partial when connected less, absent when never connected while it ran.
+
+Ended occurrences are computed once into the `attendance` table (`refresh`), in one pass over
+their events in (occurrence, time) order; an occurrence is computed again when it received
+events since (`attendance_pending`) or was moved.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from confbridge.attendance.models import (
+    Attendance,
+    AttendanceCorrection,
+    AttendancePending,
+    AttendanceRun,
+    AttendanceStatus,
+)
+from confbridge.bridge.models import SfuEventRecord
+from confbridge.contracts import EventType
+from confbridge.errors import Conflict, Invalid
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
+from confbridge.settings import AttendanceRule
+from confbridge.sites.models import Site, Unit
+
+# Occurrence ids per IN (...) list: well under the oldest SQLite limit of 999 parameters.
+ID_CHUNK = 500
+JOINED, LEFT = EventType.joined.value, EventType.left.value
+ATTENDANCE_EVENT_TYPES = (JOINED, LEFT, EventType.stats.value)
+REASON_MAX_CHARS = 100
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass
+class SiteFigures:
+    """One site's attendance at one occurrence, as computed from events."""
+
+    site_id: int
+    status: AttendanceStatus = AttendanceStatus.absent
+    connected_s: int = 0
+    first_join_at: datetime | None = None
+    last_leave_at: datetime | None = None
+    last_leave_reason: str | None = None
+    reconnects: int = 0
+    joined_late: bool = False
+    left_early: bool = False
+    rtt_median_ms: float | None = None
+    loss_max: float | None = None
+
+    def row(self, occurrence_id: int, corrected_status: str | None) -> dict[str, Any]:
+        return {
+            "occurrence_id": occurrence_id,
+            "site_id": self.site_id,
+            "status": self.status.value,
+            "corrected_status": corrected_status,
+            "connected_s": self.connected_s,
+            "first_join_at": self.first_join_at,
+            "last_leave_at": self.last_leave_at,
+            "last_leave_reason": self.last_leave_reason,
+            "reconnects": self.reconnects,
+            "joined_late": self.joined_late,
+            "left_early": self.left_early,
+            "rtt_median_ms": self.rtt_median_ms,
+            "loss_max": self.loss_max,
+        }
+
+
+@dataclass
+class _SiteState:
+    """Running state of one site while its events are replayed."""
+
+    peers: set[str] = field(default_factory=set)
+    session_start_at: datetime | None = None
+    sessions: int = 0
+    connected_s: float = 0.0
+    first_join_at: datetime | None = None
+    last_leave_at: datetime | None = None
+    last_leave_reason: str | None = None
+    rtts: list[float] = field(default_factory=list)
+    loss_max: float | None = None
+
+
+@dataclass(frozen=True)
+class OccurrenceWindow:
+    """What the computation needs of an occurrence."""
+
+    id: int
+    start_at: datetime
+    end_at: datetime
+
+
+def _overlap_s(start_at: datetime, end_at: datetime, window: OccurrenceWindow) -> float:
+    lo, hi = max(start_at, window.start_at), min(end_at, window.end_at)
+    return max(0.0, (hi - lo).total_seconds())
+
+
+class OccurrenceReplay:
+    """Replays one occurrence's events, in time order, into per-site figures."""
+
+    def __init__(self, window: OccurrenceWindow, site_ids: Iterable[int]) -> None:
+        self.window = window
+        self.sites = {site_id: _SiteState() for site_id in site_ids}
+
+    def feed(
+        self,
+        site_id: int,
+        peer: str,
+        type_: str,
+        at: datetime,
+        rtt_ms: float | None = None,
+        loss_ratio: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """One event of the occurrence; events must come in time order."""
+        state = self.sites.get(site_id)
+        if state is None:  # not invited: such joins are refused, stray events are ignored
+            return
+        if type_ == JOINED:
+            if not state.peers:
+                state.session_start_at = at
+                state.sessions += 1
+                if state.first_join_at is None:
+                    state.first_join_at = at
+            state.peers.add(peer)
+        elif type_ == LEFT:
+            if peer not in state.peers:  # a leave without its join: nothing to close
+                return
+            state.peers.discard(peer)
+            if not state.peers and state.session_start_at is not None:
+                state.connected_s += _overlap_s(state.session_start_at, at, self.window)
+                state.session_start_at = None
+                state.last_leave_at = at
+                state.last_leave_reason = reason[:REASON_MAX_CHARS] if reason else None
+        else:
+            if rtt_ms is not None:
+                state.rtts.append(rtt_ms)
+            if loss_ratio is not None:
+                state.loss_max = max(state.loss_max or 0.0, loss_ratio)
+
+    def figures(self, rule: AttendanceRule, *, until_at: datetime) -> list[SiteFigures]:
+        """Per-site figures; sites still connected are counted as connected up to `until_at`."""
+        window = self.window
+        duration_s = (window.end_at - window.start_at).total_seconds()
+        late_s = rule.late_grace_min * 60
+        early_s = rule.early_leave_grace_min * 60
+        result = []
+        for site_id, state in sorted(self.sites.items()):
+            connected_s = state.connected_s
+            last_leave_at = state.last_leave_at
+            if state.session_start_at is not None:  # still connected: no last leave
+                connected_s += _overlap_s(state.session_start_at, until_at, window)
+                last_leave_at = None
+            figures = SiteFigures(
+                site_id=site_id,
+                connected_s=round(connected_s),
+                first_join_at=state.first_join_at,
+                last_leave_at=last_leave_at,
+                last_leave_reason=state.last_leave_reason if last_leave_at else None,
+                reconnects=max(state.sessions - 1, 0),
+                rtt_median_ms=round(statistics.median(state.rtts), 1) if state.rtts else None,
+                loss_max=state.loss_max,
+            )
+            if state.first_join_at is not None:
+                figures.joined_late = (state.first_join_at - window.start_at).total_seconds() > (
+                    late_s
+                )
+            if last_leave_at is not None:
+                figures.left_early = (window.end_at - last_leave_at).total_seconds() > early_s
+            if connected_s > 0 and connected_s >= rule.present_min_ratio * duration_s:
+                figures.status = AttendanceStatus.present
+            elif connected_s > 0:
+                figures.status = AttendanceStatus.partial
+            result.append(figures)
+        return result
+
+
+# --- reading events ------------------------------------------------------------------------------
+
+
+def _event_query(occurrence_ids: Sequence[int]) -> Any:
+    payload, type_ = SfuEventRecord.payload, SfuEventRecord.type
+    # JSON is read only where it matters: stats of `stats` events, the reason of `left` ones.
+    is_stats = type_ == EventType.stats.value
+    return (
+        select(
+            SfuEventRecord.occurrence_id,
+            SfuEventRecord.site_id,
+            func.coalesce(SfuEventRecord.peer_id, SfuEventRecord.direction, ""),
+            type_,
+            SfuEventRecord.at,
+            case((is_stats, payload[("stats", "rtt_ms")].as_float())),
+            case((is_stats, payload[("stats", "loss_ratio")].as_float())),
+            case((type_ == EventType.left.value, payload[("detail", "reason")].as_string())),
+        )
+        .where(
+            SfuEventRecord.occurrence_id.in_(occurrence_ids),
+            SfuEventRecord.type.in_(ATTENDANCE_EVENT_TYPES),
+            SfuEventRecord.site_id.is_not(None),
+        )
+        # The (occurrence_id, at) index gives this order; id only breaks ties.
+        .order_by(SfuEventRecord.occurrence_id, SfuEventRecord.at, SfuEventRecord.id)
+    )
+
+
+def _invited(session: Session, occurrence_ids: Sequence[int]) -> dict[int, list[int]]:
+    invited: dict[int, list[int]] = {i: [] for i in occurrence_ids}
+    query = select(Booking.occurrence_id, Booking.site_id).where(
+        Booking.occurrence_id.in_(occurrence_ids)
+    )
+    for occurrence_id, site_id in session.execute(query):
+        invited[occurrence_id].append(site_id)
+    return invited
+
+
+def compute(
+    *,
+    session: Session,
+    occurrences: Sequence[OccurrenceWindow],
+    rule: AttendanceRule,
+    now: datetime,
+) -> dict[int, list[SiteFigures]]:
+    """Attendance of every invited site of `occurrences`, in one pass over their events."""
+    result: dict[int, list[SiteFigures]] = {}
+    for start in range(0, len(occurrences), ID_CHUNK):
+        chunk = occurrences[start : start + ID_CHUNK]
+        ids = [o.id for o in chunk]
+        invited = _invited(session, ids)
+        replays = {o.id: OccurrenceReplay(o, invited[o.id]) for o in chunk}
+        for occurrence_id, *event in session.execute(_event_query(ids)):
+            replays[occurrence_id].feed(*event)
+        for occurrence in chunk:
+            until_at = min(now, occurrence.end_at)
+            result[occurrence.id] = replays[occurrence.id].figures(rule, until_at=until_at)
+    return result
+
+
+# --- the materialised table ----------------------------------------------------------------------
+
+
+def stale_occurrence_ids(
+    *, session: Session, from_at: datetime, to_at: datetime, now: datetime
+) -> list[int]:
+    """Ended, held occurrences starting in [from_at, to_at) whose stored attendance is missing
+    or out of date (events received since, or the occurrence was moved)."""
+    run = AttendanceRun
+    pending = select(AttendancePending.occurrence_id)
+    query = (
+        select(Occurrence.id)
+        .outerjoin(run, run.occurrence_id == Occurrence.id)
+        .where(
+            Occurrence.status == OccurrenceStatus.scheduled.value,
+            Occurrence.end_at <= now,
+            Occurrence.start_at >= from_at,
+            Occurrence.start_at < to_at,
+            or_(
+                run.occurrence_id.is_(None),
+                run.start_at != Occurrence.start_at,
+                run.end_at != Occurrence.end_at,
+                Occurrence.id.in_(pending),
+            ),
+        )
+        .order_by(Occurrence.id)
+    )
+    return list(session.scalars(query))
+
+
+def _latest_corrections(
+    session: Session, occurrence_ids: Sequence[int]
+) -> dict[tuple[int, int], str]:
+    query = (
+        select(
+            AttendanceCorrection.occurrence_id,
+            AttendanceCorrection.site_id,
+            AttendanceCorrection.status,
+        )
+        .where(AttendanceCorrection.occurrence_id.in_(occurrence_ids))
+        .order_by(AttendanceCorrection.id)
+    )
+    return {(o, s): status for o, s, status in session.execute(query)}
+
+
+def store(
+    *, session: Session, occurrence_ids: Sequence[int], rule: AttendanceRule, now: datetime
+) -> int:
+    """Compute and store the attendance of these (ended) occurrences; returns rows written."""
+    written = 0
+    for start in range(0, len(occurrence_ids), ID_CHUNK):
+        ids = sorted(occurrence_ids[start : start + ID_CHUNK])
+        # Lock the occurrences (PostgreSQL) so that two refreshes of one occurrence take turns;
+        # the pending marks go first, so events stored meanwhile mark it again.
+        windows = [
+            OccurrenceWindow(i, s, e)
+            for i, s, e in session.execute(
+                select(Occurrence.id, Occurrence.start_at, Occurrence.end_at)
+                .where(Occurrence.id.in_(ids))
+                .order_by(Occurrence.id)
+                .with_for_update()
+            )
+        ]
+        session.execute(delete(AttendancePending).where(AttendancePending.occurrence_id.in_(ids)))
+        figures = compute(session=session, occurrences=windows, rule=rule, now=now)
+        corrections = _latest_corrections(session, ids)
+        session.execute(delete(Attendance).where(Attendance.occurrence_id.in_(ids)))
+        session.execute(delete(AttendanceRun).where(AttendanceRun.occurrence_id.in_(ids)))
+        rows = [
+            f.row(occurrence_id, corrections.get((occurrence_id, f.site_id)))
+            for occurrence_id, site_figures in figures.items()
+            for f in site_figures
+        ]
+        if rows:
+            session.execute(Attendance.__table__.insert(), rows)
+        session.execute(
+            AttendanceRun.__table__.insert(),
+            [
+                {
+                    "occurrence_id": w.id,
+                    "start_at": w.start_at,
+                    "end_at": w.end_at,
+                    "computed_at": now,
+                    "records": len(figures[w.id]),
+                }
+                for w in windows
+            ],
+        )
+        written += len(rows)
+    return written
+
+
+def refresh(
+    *,
+    session: Session,
+    from_at: datetime,
+    to_at: datetime,
+    rule: AttendanceRule,
+    now: datetime,
+) -> int:
+    """Bring stored attendance up to date for occurrences starting in [from_at, to_at)."""
+    stale = stale_occurrence_ids(session=session, from_at=from_at, to_at=to_at, now=now)
+    return store(session=session, occurrence_ids=stale, rule=rule, now=now) if stale else 0
+
+
+# --- one occurrence ------------------------------------------------------------------------------
+
+
+@dataclass
+class SiteAttendance:
+    """A site's attendance with its site, its chair flag and its latest correction."""
+
+    figures: SiteFigures
+    site_name: str
+    unit_id: int
+    unit_name: str
+    is_chair: bool
+    correction: AttendanceCorrection | None
+
+    @property
+    def status(self) -> AttendanceStatus:
+        if self.correction is not None:
+            return AttendanceStatus(self.correction.status)
+        return self.figures.status
+
+
+def _figures_of(row: Attendance) -> SiteFigures:
+    return SiteFigures(
+        site_id=row.site_id,
+        status=AttendanceStatus(row.status),
+        connected_s=row.connected_s,
+        first_join_at=row.first_join_at,
+        last_leave_at=row.last_leave_at,
+        last_leave_reason=row.last_leave_reason,
+        reconnects=row.reconnects,
+        joined_late=row.joined_late,
+        left_early=row.left_early,
+        rtt_median_ms=row.rtt_median_ms,
+        loss_max=row.loss_max,
+    )
+
+
+def occurrence_figures(
+    *, session: Session, occurrence: Occurrence, rule: AttendanceRule, now: datetime
+) -> list[SiteFigures]:
+    """Stored figures of an ended occurrence (refreshed first if stale); live ones otherwise."""
+    window = OccurrenceWindow(occurrence.id, occurrence.start_at, occurrence.end_at)
+    ended = occurrence.end_at <= now and occurrence.status == OccurrenceStatus.scheduled.value
+    if not ended:
+        return compute(session=session, occurrences=[window], rule=rule, now=now)[occurrence.id]
+    stale = stale_occurrence_ids(
+        session=session, from_at=occurrence.start_at, to_at=occurrence.start_at + _TICK, now=now
+    )
+    if occurrence.id in stale:
+        store(session=session, occurrence_ids=[occurrence.id], rule=rule, now=now)
+    rows = session.scalars(select(Attendance).where(Attendance.occurrence_id == occurrence.id))
+    return [_figures_of(r) for r in rows]
+
+
+def for_occurrence(
+    *, session: Session, occurrence_id: int, rule: AttendanceRule, now: datetime
+) -> tuple[Occurrence, list[SiteAttendance]]:
+    """Every invited site's attendance at one occurrence, chair first, then by site name."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    figures = {
+        f.site_id: f
+        for f in occurrence_figures(session=session, occurrence=occurrence, rule=rule, now=now)
+    }
+    latest: dict[int, AttendanceCorrection] = {}
+    corrections = select(AttendanceCorrection).where(
+        AttendanceCorrection.occurrence_id == occurrence_id
+    )
+    for correction in session.scalars(corrections.order_by(AttendanceCorrection.id)):
+        latest[correction.site_id] = correction
+    query = (
+        select(Booking.site_id, Booking.is_chair, Site.name, Unit.id, Unit.name)
+        .join(Site, Site.id == Booking.site_id)
+        .join(Unit, Unit.id == Site.unit_id)
+        .where(Booking.occurrence_id == occurrence_id)
+        .order_by(Booking.is_chair.desc(), Site.name, Site.id)
+    )
+    result = [
+        SiteAttendance(
+            figures=figures.get(site_id) or SiteFigures(site_id=site_id),
+            site_name=site_name,
+            unit_id=unit_id,
+            unit_name=unit_name,
+            is_chair=is_chair,
+            correction=latest.get(site_id),
+        )
+        for site_id, is_chair, site_name, unit_id, unit_name in session.execute(query)
+    ]
+    return occurrence, result
+
+
+# --- corrections ---------------------------------------------------------------------------------
+
+
+def correct(
+    *,
+    session: Session,
+    occurrence_id: int,
+    site_id: int,
+    status: AttendanceStatus,
+    reason: str,
+    actor: str,
+    rule: AttendanceRule,
+    now: datetime,
+) -> AttendanceCorrection:
+    """Record a correction beside the computed attendance (which stays as it was)."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    if occurrence.status == OccurrenceStatus.cancelled.value:
+        raise Conflict(f"occurrence {occurrence_id} was cancelled; it has no attendance")
+    if occurrence.end_at > now:
+        raise Conflict(f"occurrence {occurrence_id} has not ended yet; correct it afterwards")
+    booking = session.scalar(
+        select(Booking.id).where(Booking.occurrence_id == occurrence_id, Booking.site_id == site_id)
+    )
+    if booking is None:
+        raise Invalid(f"site {site_id} was not invited to occurrence {occurrence_id}")
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("reason: say why the attendance is corrected")
+    occurrence_figures(session=session, occurrence=occurrence, rule=rule, now=now)
+    correction = AttendanceCorrection(
+        occurrence_id=occurrence_id,
+        site_id=site_id,
+        status=status.value,
+        reason=reason,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(correction)
+    row = session.get(Attendance, (occurrence_id, site_id))
+    if row is not None:
+        row.corrected_status = status.value
+    session.flush()
+    return correction
+
+
+def list_corrections(
+    *, session: Session, occurrence_id: int, site_id: int | None = None
+) -> list[AttendanceCorrection]:
+    """Corrections of an occurrence (one site's, if given), oldest first."""
+    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    conditions = [AttendanceCorrection.occurrence_id == occurrence_id]
+    if site_id is not None:
+        conditions.append(AttendanceCorrection.site_id == site_id)
+    query = select(AttendanceCorrection).where(and_(*conditions))
+    return list(session.scalars(query.order_by(AttendanceCorrection.id)))
