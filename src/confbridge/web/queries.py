@@ -1,0 +1,155 @@
+"""Reads the pages need that no domain service offers in this shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from confbridge.meetings.models import Booking, Occurrence, Series
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site, Unit
+
+SITE_CHUNK = 900
+
+
+@dataclass
+class UnitNode:
+    """A unit of the tree with its sub-units and its own sites, for the site picker."""
+
+    id: int
+    name: str
+    kind: str
+    depth: int = 0
+    children: list[UnitNode] = field(default_factory=list)
+    sites: list[tuple[int, str]] = field(default_factory=list)
+
+    def site_count(self) -> int:
+        return len(self.sites) + sum(child.site_count() for child in self.children)
+
+
+def unit_tree(session: Session) -> list[UnitNode]:
+    """Every unit, as a forest sorted by name, each with its active sites."""
+    nodes = {
+        unit_id: UnitNode(unit_id, name, kind)
+        for unit_id, name, kind in session.execute(select(Unit.id, Unit.name, Unit.kind))
+    }
+    roots: list[UnitNode] = []
+    for unit_id, parent_id in session.execute(select(Unit.id, Unit.parent_id)):
+        parent = nodes.get(parent_id) if parent_id is not None else None
+        (parent.children if parent else roots).append(nodes[unit_id])
+    sites = select(Site.id, Site.name, Site.unit_id).where(Site.archived_at.is_(None))
+    for site_id, name, unit_id in session.execute(sites.order_by(Site.name, Site.id)):
+        nodes[unit_id].sites.append((site_id, name))
+
+    def settle(node: UnitNode, depth: int) -> None:
+        node.depth = depth
+        node.children.sort(key=lambda n: (n.name, n.id))
+        for child in node.children:
+            settle(child, depth + 1)
+
+    roots.sort(key=lambda n: (n.name, n.id))
+    for root in roots:
+        settle(root, 0)
+    return roots
+
+
+def flatten(nodes: list[UnitNode]) -> list[UnitNode]:
+    """Depth first, as the tree reads top to bottom."""
+    result: list[UnitNode] = []
+    for node in nodes:
+        result.append(node)
+        result.extend(flatten(node.children))
+    return result
+
+
+@dataclass(frozen=True)
+class CalendarItem:
+    occurrence_id: int
+    series_id: int
+    title: str
+    kind: str
+    mode: str
+    status: str
+    start_at: datetime
+    end_at: datetime
+    moved: bool
+    site_count: int
+
+
+def calendar_items(
+    *,
+    session: Session,
+    from_at: datetime,
+    to_at: datetime,
+    unit_id: int | None = None,
+    kind: str | None = None,
+) -> list[CalendarItem]:
+    """Occurrences overlapping [from_at, to_at); with a unit, those inviting a site under it."""
+    site_count = (
+        select(func.count())
+        .where(Booking.occurrence_id == Occurrence.id)
+        .correlate(Occurrence)
+        .scalar_subquery()
+    )
+    query = (
+        select(Occurrence, Series.title, Series.kind, Series.mode, site_count)
+        .join(Series, Series.id == Occurrence.series_id)
+        .where(Occurrence.start_at < to_at, Occurrence.end_at > from_at)
+    )
+    if kind:
+        query = query.where(Series.kind == kind)
+    if unit_id is not None:
+        unit_ids = site_service.descendant_unit_ids(session=session, unit_ids=[unit_id])
+        in_unit = (
+            select(Booking.occurrence_id)
+            .join(Site, Site.id == Booking.site_id)
+            .where(Site.unit_id.in_(unit_ids))
+        )
+        query = query.where(Occurrence.id.in_(in_unit))
+    rows = session.execute(query.order_by(Occurrence.start_at, Occurrence.id))
+    return [
+        CalendarItem(
+            occurrence.id,
+            occurrence.series_id,
+            title,
+            kind_,
+            mode,
+            occurrence.status,
+            occurrence.start_at,
+            occurrence.end_at,
+            occurrence.moved,
+            count,
+        )
+        for occurrence, title, kind_, mode, count in rows
+    ]
+
+
+@dataclass(frozen=True)
+class InvitedSite:
+    site_id: int
+    name: str
+    unit_name: str
+    is_chair: bool
+
+
+def invited_sites(*, session: Session, occurrence_id: int) -> list[InvitedSite]:
+    """The occurrence's sites, chair first, then by name."""
+    query = (
+        select(Booking.site_id, Site.name, Unit.name, Booking.is_chair)
+        .join(Site, Site.id == Booking.site_id)
+        .join(Unit, Unit.id == Site.unit_id)
+        .where(Booking.occurrence_id == occurrence_id)
+        .order_by(Booking.is_chair.desc(), Site.name, Site.id)
+    )
+    return [InvitedSite(*row) for row in session.execute(query)]
+
+
+def site_names(*, session: Session, site_ids: list[int]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for start in range(0, len(site_ids), SITE_CHUNK):
+        chunk = site_ids[start : start + SITE_CHUNK]
+        names.update(session.execute(select(Site.id, Site.name).where(Site.id.in_(chunk))).all())
+    return names

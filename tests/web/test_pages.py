@@ -1,0 +1,272 @@
+"""The calendar, the booking form and the occurrence page, through HTTP as a browser sends it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from confbridge.auth.models import AuditEntry, Role
+from confbridge.db import Database, utcnow
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence, Series
+from confbridge.settings import Settings
+from tests.web.conftest import csrf_of, next_weekday
+
+
+def booking_data(client: TestClient, communes: dict[str, int], **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "csrf_token": csrf_of(client.get("/bookings/new").text),
+        "title": "Giao ban tuần các xã",
+        "kind": "giao_ban",
+        "mode": "online",
+        "words": "hằng tuần vào thứ Hai",
+        "start_date": next_weekday(0).isoformat(),
+        "start_time": "07:30",
+        "duration_min": "120",
+        "chair_site_id": str(communes["hq"]),
+        "site_ids": [str(communes[f"c{i}"]) for i in range(3)],
+        "skip_holidays": "1",
+        "action": "save",
+    }
+    data.update(changes)
+    return data
+
+
+def book_existing(
+    session: Session, settings: Settings, communes: dict[str, int], **changes: Any
+) -> Series:
+    values: dict[str, Any] = {
+        "title": "Họp chuyên đề chuyển đổi số",
+        "kind": "chuyen_de",
+        "mode": "hybrid",
+        "rrule": "FREQ=DAILY;COUNT=1",
+        "dtstart": f"{next_weekday(2).isoformat()}T14:00",
+        "duration_min": 120,
+        "chair_site_id": communes["dept"],
+        "site_ids": [communes["c0"]],
+        "skip_holidays": False,
+    }
+    values.update(changes)
+    series = meeting_service.create(
+        session=session, series_in=values, settings=settings.meetings, now=utcnow()
+    )
+    session.commit()
+    return series
+
+
+def test_booking_saves_a_weekly_briefing_and_shows_it_in_the_calendar(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session
+) -> None:
+    client = web(Role.secretariat)
+    response = client.post(
+        "/bookings/new", data=booking_data(client, communes), follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert "saved=" in response.headers["location"]
+    series = session.scalars(select(Series)).one()
+    assert series.rrule == "FREQ=WEEKLY;BYDAY=MO"
+    assert {s.id for s in series.sites} == {communes[f"c{i}"] for i in range(3)}
+    assert series.skip_holidays is True
+    audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "series_created")).one()
+    assert audit.actor.startswith("user:web-secretariat")
+    calendar = client.get(response.headers["location"])
+    assert "Đã lưu chuỗi cuộc họp." in calendar.text
+    item = re.compile(r'class="item mode-online"[^>]*href="/occurrences/(\d+)"')
+    assert item.search(calendar.text)
+    # The following month holds every Monday of it (a holiday may take one).
+    first = next_weekday(0)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    assert len(item.findall(client.get(f"/calendar?view=month&day={following}").text)) >= 3
+    week = client.get(f"/calendar?view=week&day={next_weekday(0).isoformat()}")
+    assert week.text.count("Giao ban tuần các xã") == 1
+    assert "07:30–09:30" in week.text
+
+
+def test_booking_check_previews_without_saving(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session
+) -> None:
+    client = web(Role.secretariat)
+    data = booking_data(client, communes, action="check", words="monthly on the first Friday")
+    response = client.post("/bookings/new", data=data)
+    assert response.status_code == 200
+    assert "Không trùng lịch." in response.text
+    assert "FREQ=MONTHLY;BYDAY=1FR" in response.text
+    assert session.scalars(select(Series)).first() is None
+    fragment = client.post("/bookings/check", data=data)
+    assert fragment.status_code == 200
+    assert fragment.text.lstrip().startswith('<div class="message ok"')
+
+
+def test_booking_names_the_clash_and_saves_nothing(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings
+) -> None:
+    book_existing(session, settings, communes)
+    client = web(Role.secretariat)
+    data = booking_data(
+        client, communes, words="hằng tuần vào thứ Tư", start_date=next_weekday(2).isoformat(),
+        start_time="14:30", site_ids=[str(communes["c0"]), str(communes["c1"])],
+    )  # fmt: skip
+    for action in ("check", "save"):
+        response = client.post("/bookings/new", data={**data, "action": action})
+        assert response.status_code == 409
+        assert (
+            "Hội trường UBND Xã An Bình đã có lịch “Họp chuyên đề chuyển đổi số”" in response.text
+        )
+        assert "Chưa lưu gì." in response.text
+        assert 'value="Giao ban tuần các xã"' in response.text  # the form keeps what was typed
+    assert session.scalars(select(func_count_series())).one() == 1
+
+
+def func_count_series() -> Any:
+    from sqlalchemy import func
+
+    return func.count(Series.id)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_message"),
+    [
+        ({"title": ""}, "Nhập tên cuộc họp."),
+        ({"title": "x" * 301}, "Tên cuộc họp quá dài"),
+        ({"kind": "party"}, "Chọn loại cuộc họp."),
+        ({"mode": "telepathy"}, "Chọn hình thức tổ chức."),
+        ({"words": "thỉnh thoảng"}, "Không hiểu các từ: thinh thoang"),
+        ({"words": ""}, "Cho biết cuộc họp lặp lại thế nào"),
+        ({"start_date": "31/02/2026"}, "Nhập ngày họp đầu tiên."),
+        ({"start_date": "1999-01-01"}, "Năm phải nằm trong khoảng"),
+        ({"start_time": "25:99"}, "Nhập giờ, ví dụ 07:30."),
+        ({"duration_min": "-5"}, "Nhập thời lượng từ 1 đến 1440 phút."),
+        ({"duration_min": "99999999999999999999"}, "Nhập thời lượng từ 1 đến 1440 phút."),
+        ({"chair_site_id": "abc"}, "Chọn điểm cầu chủ trì."),
+        ({"exdates": "tomorrow"}, "Nhập các ngày, ví dụ 16/02/2026"),
+    ],
+)
+def test_booking_bad_input_shows_the_form_with_a_message(
+    web: Callable[..., TestClient], communes: dict[str, int], changes: dict[str, Any],
+    field_message: str,
+) -> None:  # fmt: skip
+    client = web(Role.secretariat)
+    response = client.post("/bookings/new", data=booking_data(client, communes, **changes))
+    assert response.status_code == 422
+    assert field_message in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert "Vui lòng sửa các ô được đánh dấu bên dưới." in response.text
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"chair_site_id": "999999"},
+        {"site_ids": ["999999", "-1", "x", "9" * 40]},
+        {"unit_ids": ["424242"]},
+        {"words": "FREQ=SECONDLY"},
+        {"words": "FREQ=WEEKLY;BYDAY=XX"},
+        {"words": "FREQ=DAILY;BYHOUR=7,8"},
+        {"words": "FREQ=WEEKLY;COUNT=1", "exdates": next_weekday(0).isoformat()},
+    ],
+)
+def test_booking_refusals_by_the_service_are_shown_on_the_form(
+    web: Callable[..., TestClient], communes: dict[str, int], changes: dict[str, Any]
+) -> None:
+    client = web(Role.secretariat)
+    response = client.post("/bookings/new", data=booking_data(client, communes, **changes))
+    assert response.status_code in (409, 422), response.text[:500]
+    assert 'role="alert"' in response.text
+
+
+def test_series_edit_form_round_trips_the_words(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings
+) -> None:
+    series = book_existing(
+        session, settings, communes, rrule="FREQ=MONTHLY;BYDAY=1FR", title="Sơ kết tháng"
+    )
+    client = web(Role.secretariat)
+    page = client.get(f"/series/{series.id}/edit")
+    assert 'value="hằng tháng vào thứ Sáu đầu tiên"' in page.text
+    data = booking_data(
+        client, communes, title="Sơ kết tháng (đổi tên)", words="hằng tháng vào thứ Sáu đầu tiên",
+        start_date=series.dtstart.date().isoformat(), start_time="14:00",
+        chair_site_id=str(communes["dept"]), site_ids=[str(communes["c0"])], kind="so_ket",
+    )  # fmt: skip
+    data["csrf_token"] = csrf_of(page.text)
+    response = client.post(f"/series/{series.id}/edit", data=data, follow_redirects=False)
+    assert response.status_code == 303, response.text[:2000]
+    session.expire_all()
+    assert session.get(Series, series.id).title == "Sơ kết tháng (đổi tên)"  # type: ignore[union-attr]
+    assert client.get("/series/0/edit").status_code == 404
+    assert client.get("/series/abc/edit").status_code == 404
+
+
+def test_one_occurrence_is_moved_or_cancelled_and_a_clash_is_named(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings
+) -> None:
+    other = book_existing(session, settings, communes)
+    weekly = book_existing(
+        session, settings, communes, title="Giao ban tuần", rrule="FREQ=WEEKLY;COUNT=3",
+        dtstart=f"{next_weekday(2).isoformat()}T08:00", chair_site_id=communes["hq"],
+    )  # fmt: skip
+    occurrence = weekly.occurrences[0]
+    client = web(Role.secretariat)
+    page = client.get(f"/occurrences/{occurrence.id}")
+    assert page.status_code == 200
+    assert "Chỉ sửa buổi họp này" in page.text
+    token = csrf_of(page.text)
+    clash = client.post(
+        f"/occurrences/{occurrence.id}/edit",
+        data={"csrf_token": token, "start_date": next_weekday(2).isoformat(),
+              "start_time": "14:30", "status": "scheduled"},
+    )  # fmt: skip
+    assert clash.status_code == 409
+    assert f"đã có lịch “{other.title}”" in clash.text
+    moved = client.post(
+        f"/occurrences/{occurrence.id}/edit",
+        data={"csrf_token": token, "start_date": next_weekday(2).isoformat(),
+              "start_time": "10:00", "status": "cancelled"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert moved.status_code == 303
+    session.expire_all()
+    stored = session.get(Occurrence, occurrence.id)
+    assert stored is not None and stored.status == "cancelled" and stored.moved
+    bad = client.post(
+        f"/occurrences/{occurrence.id}/edit",
+        data={"csrf_token": token, "start_date": "soon", "start_time": "x", "status": "maybe"},
+    )
+    assert bad.status_code == 422
+    assert "Nhập ngày, ví dụ 05/01/2026." in bad.text
+
+
+def test_calendar_filters_by_unit_and_kind_and_survives_odd_queries(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings,
+    database: Database,
+) -> None:  # fmt: skip
+    book_existing(session, settings, communes)
+    client = web(Role.viewer)
+    day = next_weekday(2).isoformat()
+    assert "Họp chuyên đề chuyển đổi số" in client.get(f"/calendar?day={day}").text
+    commune_units = re.findall(
+        r'<option value="(\d+)">[\s\u00a0]*Xã Phú Lộc', client.get("/calendar").text
+    )
+    other_unit = client.get(f"/calendar?day={day}&unit_id={commune_units[0]}").text
+    assert "Họp chuyên đề chuyển đổi số" not in other_unit
+    assert (
+        "Họp chuyên đề chuyển đổi số" not in client.get(f"/calendar?day={day}&kind=giao_ban").text
+    )
+    assert "Họp chuyên đề chuyển đổi số" in client.get(f"/calendar?day={day}&kind=chuyen_de").text
+    for query in (
+        "view=year",
+        "day=2026-99-99",
+        "day=0001-01-01",
+        "unit_id=-1",
+        "unit_id=99999999999999999999999",
+        "kind=%00",
+        "day=" + "9" * 500,
+    ):
+        assert client.get(f"/calendar?{query}").status_code == 200, query  # fmt: skip
