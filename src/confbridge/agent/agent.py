@@ -1,0 +1,336 @@
+"""The agent's loops: heartbeats, the agenda, and attending each meeting from start to end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+from urllib.parse import urlparse
+
+from confbridge import __version__
+from confbridge.agent.backoff import Backoff
+from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
+from confbridge.agent.media import MediaSources
+from confbridge.agent.session import MeetingSession, SessionError
+from confbridge.contracts import JoinInfo
+from confbridge.db import utcnow
+
+log = logging.getLogger("confbridge.agent")
+T = TypeVar("T")
+
+AGENDA_INTERVAL_S = 30.0
+# A new grant is asked for this long before the current one expires.
+GRANT_RENEW_MARGIN_S = 120.0
+# A session that lasted this long was a success: the back-off starts again from its first step.
+STABLE_SESSION_S = 30.0
+IN_PERSON = "in_person"
+
+
+@dataclass
+class AgentOptions:
+    server: str
+    heartbeat_interval_s: float | None = None  # None: what the control plane says
+    agenda_interval_s: float = AGENDA_INTERVAL_S
+    # Join this long before the start (the bridge accepts joins from sfu.join_early_min before).
+    join_early_s: float = 0.0
+    relay_only: bool = False
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 8.0
+
+
+class TerminalAgent:
+    """Runs until cancelled, or until its token stops working (`run` then raises Revoked)."""
+
+    def __init__(self, client: ControlClient, media: MediaSources, options: AgentOptions) -> None:
+        self._client = client
+        self._media = media
+        self._options = options
+        self._occurrence_id: int | None = None
+        self._last_error: str | None = None
+        self._heartbeat_interval_s = options.heartbeat_interval_s or 30.0
+        # set on a join or a leave: the next heartbeat goes at once, so IT staff see it
+        self._beat_now = asyncio.Event()
+
+    # --- the whole life ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        me = await self._retrying(self._client.me, "identity")
+        if self._options.heartbeat_interval_s is None:
+            self._heartbeat_interval_s = float(me.heartbeat_interval_s)
+        log.info(
+            "terminal %s of site %s (%s) started, version %s",
+            me.terminal_id,
+            me.site_id,
+            me.site_name,
+            __version__,
+            extra={"event": "started", "terminal_id": me.terminal_id, "site_id": me.site_id},
+        )
+        heartbeats = asyncio.create_task(self._heartbeats(), name="agent-heartbeats")
+        schedule = asyncio.create_task(self._schedule(), name="agent-schedule")
+        try:
+            # whichever ends first (a revoked token) ends the agent
+            done, _pending = await asyncio.wait(
+                {heartbeats, schedule}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()
+        finally:
+            for task in (heartbeats, schedule):
+                task.cancel()
+            await asyncio.gather(heartbeats, schedule, return_exceptions=True)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Call until the control plane answers (a revoked token is final)."""
+        backoff = Backoff(self._options.backoff_initial_s, self._options.backoff_max_s)
+        while True:
+            try:
+                return await call()
+            except Revoked:
+                raise
+            except ControlError as exc:
+                delay = backoff.next_delay_s()
+                self._note_error(f"{what}: {exc}")
+                log.warning(
+                    "%s failed: %s; again in %.1f s",
+                    what,
+                    exc,
+                    delay,
+                    extra={"event": "control_error", "retry_in_s": round(delay, 1)},
+                )
+                await asyncio.sleep(delay)
+
+    def _note_error(self, message: str) -> None:
+        self._last_error = message[:500]
+
+    # --- heartbeats -------------------------------------------------------------------------
+
+    def _local_ip(self) -> str | None:
+        """The address this machine uses to reach the server (no packet is sent)."""
+        host = urlparse(self._options.server).hostname or "127.0.0.1"
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((host, 9))
+                return str(probe.getsockname()[0])
+        except OSError:
+            return None
+
+    def heartbeat_report(self) -> dict[str, object]:
+        return {
+            "kind": "agent",
+            "version": __version__,
+            "ip": self._local_ip(),
+            "camera": self._media.camera_ok,
+            "microphone": self._media.microphone_ok,
+            "occurrence_id": self._occurrence_id,
+            "last_error": self._last_error or self._media.error,
+        }
+
+    async def _heartbeats(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self._client.heartbeat(self.heartbeat_report())
+                if failing:
+                    log.info("heartbeat delivered again", extra={"event": "heartbeat_ok"})
+                failing = False
+            except Revoked:
+                log.error(
+                    "the terminal token was refused (revoked or re-paired); stopping",
+                    extra={"event": "revoked"},
+                )
+                raise
+            except ControlError as exc:
+                if not failing:
+                    log.warning("heartbeat failed: %s", exc, extra={"event": "heartbeat_failed"})
+                failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self._heartbeat_interval_s)
+            self._beat_now.clear()
+
+    # --- the agenda -------------------------------------------------------------------------
+
+    def _current(self, items: list[AgendaEntry], now: datetime) -> AgendaEntry | None:
+        early = timedelta(seconds=self._options.join_early_s)
+        for item in items:
+            if item.mode != IN_PERSON and item.start_at - early <= now < item.end_at:
+                return item
+        return None
+
+    async def _schedule(self) -> None:
+        announced: tuple[int, datetime] | None = None
+        while True:
+            agenda = await self._retrying(self._client.agenda, "agenda")
+            now = utcnow()
+            current = self._current(agenda.items, now)
+            if current is not None:
+                await self._attend(current)
+                continue
+            coming = [i for i in agenda.items if i.mode != IN_PERSON and i.start_at > now]
+            wait_s = self._options.agenda_interval_s
+            if coming:
+                following = min(coming, key=lambda i: i.start_at)
+                if announced != (following.occurrence_id, following.start_at):
+                    announced = (following.occurrence_id, following.start_at)
+                    log.info(
+                        'next meeting: occurrence %s "%s" at %s',
+                        following.occurrence_id,
+                        following.title,
+                        following.start_at.isoformat(),
+                        extra={
+                            "event": "next",
+                            "occurrence_id": following.occurrence_id,
+                            "start_at": following.start_at.isoformat(),
+                        },
+                    )
+                until_join = (
+                    following.start_at - timedelta(seconds=self._options.join_early_s) - now
+                ).total_seconds()
+                wait_s = max(0.0, min(wait_s, until_join))
+            await asyncio.sleep(wait_s)
+
+    # --- one meeting --------------------------------------------------------------------------
+
+    async def _still_on(self, item: AgendaEntry) -> AgendaEntry | None:
+        """The item as the agenda now has it (moved or shortened), None if it was cancelled;
+        the item unchanged while the control plane cannot be reached."""
+        try:
+            agenda = await self._client.agenda()
+        except Revoked:
+            raise
+        except ControlError:
+            return item
+        for entry in agenda.items:
+            if entry.occurrence_id == item.occurrence_id:
+                return entry
+        return None
+
+    async def _attend(self, item: AgendaEntry) -> None:
+        """Be in the meeting until its end: join, rejoin after every drop with back-off, take
+        a new grant before the old one expires, leave at the end."""
+        backoff = Backoff(self._options.backoff_initial_s, self._options.backoff_max_s)
+        occurrence_id = item.occurrence_id
+        self._occurrence_id = occurrence_id
+        session: MeetingSession | None = None
+        # After a drop the grant in hand is tried once more (the media plane does not need the
+        # control plane); it is dropped when that fails, e.g. because the room moved.
+        spare: JoinInfo | None = None
+        # the media server of the session that was lost, named in the next join
+        lost_node: str | None = None
+        renew = False
+        joined_at = time.monotonic()
+        try:
+            while True:
+                refreshed = await self._still_on(item)
+                if refreshed is None or utcnow() >= refreshed.end_at:
+                    break
+                item = refreshed
+                if session is None or renew:
+                    grant, spare = spare, None
+                    try:
+                        session = await self._join(
+                            item, grant=grant, previous=session, failed_node_id=lost_node
+                        )
+                    except Revoked:
+                        raise
+                    except (ControlError, SessionError) as exc:
+                        await self._pause_after_failure(backoff, item, f"joining failed: {exc}")
+                        continue
+                    renew = False
+                    lost_node = None
+                    joined_at = time.monotonic()
+                reason = await self._watch(session, item)
+                if reason == "end":
+                    break
+                if reason == "renew":
+                    renew = True
+                elif reason == "lost":
+                    if time.monotonic() - joined_at > STABLE_SESSION_S:
+                        backoff.reset()
+                    lost_reason = session.lost_reason
+                    lost_node = session.grant.node_id
+                    await session.close()
+                    spare, session = session.grant, None
+                    if spare.expires_at - utcnow() < timedelta(seconds=GRANT_RENEW_MARGIN_S):
+                        spare = None
+                    await self._pause_after_failure(
+                        backoff, item, f"connection lost ({lost_reason})"
+                    )
+        finally:
+            if session is not None:
+                await session.close()
+                log.info(
+                    "left occurrence %s",
+                    occurrence_id,
+                    extra={"event": "left", "occurrence_id": occurrence_id},
+                )
+            self._occurrence_id = None
+            self._beat_now.set()
+
+    async def _pause_after_failure(self, backoff: Backoff, item: AgendaEntry, what: str) -> None:
+        delay = backoff.next_delay_s()
+        self._note_error(f"occurrence {item.occurrence_id}: {what}")
+        log.warning(
+            "occurrence %s: %s; trying again in %.1f s",
+            item.occurrence_id,
+            what,
+            delay,
+            extra={
+                "event": "retry",
+                "occurrence_id": item.occurrence_id,
+                "retry_in_s": round(delay, 1),
+            },
+        )
+        await asyncio.sleep(delay)
+
+    async def _join(
+        self,
+        item: AgendaEntry,
+        *,
+        grant: JoinInfo | None,
+        previous: MeetingSession | None,
+        failed_node_id: str | None = None,
+    ) -> MeetingSession:
+        if grant is None:
+            grant = await self._client.join(item.occurrence_id, failed_node_id=failed_node_id)
+        video, audio = self._media.tracks()
+        session = MeetingSession(grant, video, audio, relay_only=self._options.relay_only)
+        await session.start()
+        if previous is not None:
+            await previous.close()  # after the new one is up: no gap in the hall's presence
+        log.info(
+            'joined occurrence %s "%s" as %s',
+            item.occurrence_id,
+            item.title,
+            grant.role.value,
+            extra={
+                "event": "joined",
+                "occurrence_id": item.occurrence_id,
+                "role": grant.role.value,
+                "renewed": previous is not None,
+            },
+        )
+        self._last_error = None
+        self._beat_now.set()
+        return session
+
+    async def _watch(self, session: MeetingSession, item: AgendaEntry) -> str:
+        """Wait until the session is lost ("lost"), its grant needs renewing ("renew"), the
+        agenda should be read again ("agenda") or the meeting ends ("end")."""
+        renew_at = session.grant.expires_at - timedelta(seconds=GRANT_RENEW_MARGIN_S)
+        check_at = utcnow() + timedelta(seconds=self._options.agenda_interval_s)
+        until = min(item.end_at, renew_at, check_at)
+        timeout_s = max(0.0, (until - utcnow()).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.lost.wait(), timeout=timeout_s)
+            return "lost"
+        if until == item.end_at:
+            return "end"
+        if until == renew_at:
+            return "renew"
+        return "agenda"

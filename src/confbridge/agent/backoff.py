@@ -1,0 +1,26 @@
+"""Capped exponential back-off with jitter, for rejoining and reconnecting."""
+
+from __future__ import annotations
+
+import random
+
+INITIAL_DELAY_S = 1.0
+MAX_DELAY_S = 30.0
+JITTER_RATIO = 0.2
+
+
+class Backoff:
+    """1 s, 2 s, 4 s ... up to `max_s`, each ±20 % so that halls do not rejoin in lockstep."""
+
+    def __init__(self, initial_s: float = INITIAL_DELAY_S, max_s: float = MAX_DELAY_S) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.attempts = 0
+
+    def next_delay_s(self) -> float:
+        base = min(self.initial_s * 2**self.attempts, self.max_s)
+        self.attempts += 1
+        return base * (1 + JITTER_RATIO * (2 * random.random() - 1))
+
+    def reset(self) -> None:
+        self.attempts = 0

@@ -1,0 +1,1 @@
+"""Ward-hall terminals: pairing, revocation, heartbeats and online status, the kiosk page."""

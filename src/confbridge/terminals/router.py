@@ -1,0 +1,336 @@
+"""Terminals over HTTP: IT staff create, list and revoke them; devices pair and report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Query, Request
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import ITUser, TerminalDep
+from confbridge.bridge import service as bridge_service
+from confbridge.contracts import floor_path, room_name
+from confbridge.db import utcnow
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.errors import DomainError, Forbidden
+from confbridge.meetings import service as meeting_service
+from confbridge.nodes import service as node_service
+from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
+from confbridge.settings import Settings
+from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.terminals.limiter import PairingLimiter
+from confbridge.terminals.models import PairingCode
+from confbridge.terminals.schemas import (
+    HeartbeatAck,
+    HeartbeatIn,
+    Paired,
+    PairingCodeRead,
+    PairRequest,
+    SpeakerRead,
+    TerminalCreate,
+    TerminalCreatedWithCode,
+    TerminalMe,
+    TerminalRead,
+    TerminalStatus,
+)
+
+router = APIRouter(tags=["terminals"])
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+FLOOR_TIMEOUT_S = 3.0
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+
+
+def _limiter(request: Request, settings: Settings) -> PairingLimiter:
+    """One limiter per app (per process), made at first use from the app's settings."""
+    limiter = getattr(request.app.state, "pairing_limiter", None)
+    if limiter is None:
+        limiter = PairingLimiter(
+            settings.terminals.pairing_max_failures, settings.terminals.pairing_failure_window_s
+        )
+        request.app.state.pairing_limiter = limiter
+    return limiter
+
+
+def terminal_read(view: terminal_service.TerminalView) -> TerminalRead:
+    terminal, state = view.terminal, view.state
+    return TerminalRead(
+        id=terminal.id,
+        site_id=terminal.site_id,
+        site_name=terminal.site.name,
+        name=terminal.name,
+        status=view.status,
+        created_at=terminal.created_at,
+        paired_at=terminal.paired_at,
+        revoked_at=terminal.revoked_at,
+        last_seen_at=terminal.last_seen_at,
+        kind=state.kind if state else None,
+        version=state.version if state else None,
+        ip=state.ip if state else None,
+        camera=state.camera if state else None,
+        microphone=state.microphone if state else None,
+        occurrence_id=state.occurrence_id if state else None,
+        last_error=state.last_error if state else None,
+    )
+
+
+def _pairing_read(request: Request, pairing: PairingCode, code: str) -> PairingCodeRead:
+    shown = terminal_service.format_code(code)
+    return PairingCodeRead(
+        terminal_id=pairing.terminal_id,
+        code=shown,
+        pairing_url=str(request.url_for("kiosk_page").include_query_params(code=shown)),
+        expires_at=pairing.expires_at,
+    )
+
+
+# --- IT staff ------------------------------------------------------------------------------------
+
+
+@router.post("/terminals", response_model=TerminalCreatedWithCode, status_code=201)
+def create_terminal(
+    body: TerminalCreate, user: ITUser, session: SessionDep, settings: SettingsDep, request: Request
+) -> TerminalCreatedWithCode:
+    """A terminal for a site, with a one-time pairing code (shown once)."""
+    now = utcnow()
+    terminal, pairing, code = terminal_service.create(
+        session=session,
+        site_id=body.site_id,
+        name=body.name,
+        secret_key=settings.secret_key,
+        ttl_min=settings.terminals.pairing_code_ttl_min,
+        now=now,
+        created_by=f"user:{user.username}",
+    )
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="terminal_created",
+        entity="terminal",
+        entity_id=terminal.id,
+        detail={"site_id": terminal.site_id},
+    )
+    session.commit()
+    view = terminal_service.view(
+        session=session,
+        terminal=terminal,
+        now=now,
+        offline_after_s=settings.terminals.offline_after_s,
+    )
+    return TerminalCreatedWithCode(
+        terminal=terminal_read(view), pairing=_pairing_read(request, pairing, code)
+    )
+
+
+@router.get("/terminals", response_model=Page[TerminalRead])
+def list_terminals(
+    _user: ITUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    site_id: OptionalId = None,
+    unit_id: OptionalId = None,
+    status: TerminalStatus | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[TerminalRead]:
+    """Terminals with their status: online (a heartbeat within `terminals.offline_after_s`),
+    offline or revoked, and what each last reported."""
+    views, total = terminal_service.list_(
+        session=session,
+        now=utcnow(),
+        offline_after_s=settings.terminals.offline_after_s,
+        site_id=site_id,
+        unit_id=unit_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(items=[terminal_read(v) for v in views], total=total, limit=limit, offset=offset)
+
+
+# --- the terminal itself (before the `{terminal_id}` routes, so that "me" is not an id) ---------
+
+
+@router.post("/terminals/pair", response_model=Paired)
+def pair(body: PairRequest, request: Request, session: SessionDep, settings: SettingsDep) -> Paired:
+    """Exchange a one-time pairing code for the terminal's token (no other credential needed)."""
+    limiter = _limiter(request, settings)
+    address = request.client.host if request.client else "unknown"
+    wait_s = limiter.retry_after_s(address)
+    if wait_s:
+        raise TooManyAttempts(
+            f"too many wrong pairing codes; try again in {wait_s} s", retry_after_s=wait_s
+        )
+    try:
+        terminal, token = terminal_service.pair(
+            session=session, code=body.code, secret_key=settings.secret_key, now=utcnow()
+        )
+    except DomainError:
+        limiter.failed(address)
+        raise
+    auth_service.record(
+        session=session,
+        actor=f"terminal:{terminal.id}",
+        action="terminal_paired",
+        entity="terminal",
+        entity_id=terminal.id,
+        detail={"address": address},
+    )
+    session.commit()
+    return Paired(
+        terminal_id=terminal.id,
+        site_id=terminal.site_id,
+        site_name=terminal.site.name,
+        token=token,
+        heartbeat_interval_s=settings.terminals.heartbeat_interval_s,
+    )
+
+
+@router.get("/terminals/me", response_model=TerminalMe)
+def me(terminal: TerminalDep, settings: SettingsDep) -> TerminalMe:
+    return TerminalMe(
+        terminal_id=terminal.id,
+        name=terminal.name,
+        site_id=terminal.site_id,
+        site_name=terminal.site.name,
+        heartbeat_interval_s=settings.terminals.heartbeat_interval_s,
+    )
+
+
+@router.post("/terminals/me/heartbeat", response_model=HeartbeatAck)
+def heartbeat(
+    body: HeartbeatIn,
+    terminal: TerminalDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> HeartbeatAck:
+    """The terminal is alive: version, address, camera and microphone, meeting, last error."""
+    terminal_service.heartbeat(
+        session=session,
+        terminal=terminal,
+        beat=body,
+        seen_ip=request.client.host if request.client else None,
+        now=utcnow(),
+    )
+    session.commit()
+    return HeartbeatAck(
+        status=TerminalStatus.online, next_in_s=settings.terminals.heartbeat_interval_s
+    )
+
+
+@router.get("/terminals/me/floor", response_model=SpeakerRead)
+def my_floor(
+    terminal: TerminalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    occurrence_id: Annotated[int, Query(ge=1, le=MAX_ID)],
+) -> SpeakerRead:
+    """Who holds the floor of a meeting the terminal's site is invited to (for its screen)."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    booking = bridge_service.get_booking(
+        session=session, occurrence_id=occurrence.id, site_id=terminal.site_id
+    )
+    if booking is None:
+        raise Forbidden(f"site {terminal.site_id} is not invited to occurrence {occurrence.id}")
+    server = node_service.room_server(
+        session=session, occurrence_id=occurrence.id, settings=settings.sfu
+    )
+    speaker: int | None = None
+    hands: list[int] = []
+    muted: list[int] = []
+    try:
+        response = httpx.get(
+            server.internal_url + floor_path(room_name(occurrence.id)),
+            headers={"Authorization": f"Bearer {settings.sfu.node_secret}"},
+            timeout=FLOOR_TIMEOUT_S,
+        )
+        if response.status_code == 200:
+            floor = response.json()
+            speaker = floor.get("speaker_site_id")
+            hands, muted = floor.get("hands", []), floor.get("muted_site_ids", [])
+    except (httpx.HTTPError, ValueError):
+        pass  # the room is not open or its worker is away: nobody speaks
+    speaker_site = session.get(Site, speaker) if speaker is not None else None
+    return SpeakerRead(
+        occurrence_id=occurrence.id,
+        speaker_site_id=speaker,
+        speaker_site_name=speaker_site.name if speaker_site else None,
+        hand_raised=terminal.site_id in hands,
+        muted=terminal.site_id in muted,
+    )
+
+
+# --- one terminal ---------------------------------------------------------------------------
+
+
+@router.get("/terminals/{terminal_id}", response_model=TerminalRead)
+def get_terminal(
+    terminal_id: IdPath, _user: ITUser, session: SessionDep, settings: SettingsDep
+) -> TerminalRead:
+    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    return terminal_read(
+        terminal_service.view(
+            session=session,
+            terminal=terminal,
+            now=utcnow(),
+            offline_after_s=settings.terminals.offline_after_s,
+        )
+    )
+
+
+@router.post(
+    "/terminals/{terminal_id}/pairing-code", response_model=PairingCodeRead, status_code=201
+)
+def new_pairing_code(
+    terminal_id: IdPath, user: ITUser, session: SessionDep, settings: SettingsDep, request: Request
+) -> PairingCodeRead:
+    """A new one-time code, e.g. for a replacement device; pairing it replaces the token."""
+    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    pairing, code = terminal_service.issue_pairing_code(
+        session=session,
+        terminal=terminal,
+        secret_key=settings.secret_key,
+        ttl_min=settings.terminals.pairing_code_ttl_min,
+        now=utcnow(),
+        created_by=f"user:{user.username}",
+    )
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="terminal_pairing_code",
+        entity="terminal",
+        entity_id=terminal.id,
+    )
+    session.commit()
+    return _pairing_read(request, pairing, code)
+
+
+@router.post("/terminals/{terminal_id}/revoke", response_model=TerminalRead)
+def revoke_terminal(
+    terminal_id: IdPath, user: ITUser, session: SessionDep, settings: SettingsDep
+) -> TerminalRead:
+    """Revoke: the terminal's token stops working with its next request."""
+    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    now = utcnow()
+    terminal_service.revoke(session=session, terminal=terminal, now=now)
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="terminal_revoked",
+        entity="terminal",
+        entity_id=terminal.id,
+    )
+    session.commit()
+    return terminal_read(
+        terminal_service.view(
+            session=session,
+            terminal=terminal,
+            now=now,
+            offline_after_s=settings.terminals.offline_after_s,
+        )
+    )

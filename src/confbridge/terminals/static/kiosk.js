@@ -1,0 +1,497 @@
+// The ward hall's kiosk: pairs once, shows the site, the clock, the agenda and a countdown,
+// joins each meeting at its start (WHIP + WHEP with the join grant), rejoins with back-off after
+// a drop or before the grant expires, leaves at the end, and reports a heartbeat.
+//
+// URL parameters: `code` (pair with this code, e.g. from a QR code), `lang=en`, `relay=1`
+// (TURN relay candidates only), `agenda_s` (how often the agenda is read, default 30).
+
+import * as whip from "/static/js/whip.js";
+
+const TOKEN_KEY = "confbridge.terminal.token";
+const IN_PERSON = "in_person";
+const BACKOFF_INITIAL_MS = 1000;
+const BACKOFF_MAX_MS = 8000;
+// A grant is renewed this long before it expires.
+const GRANT_RENEW_MARGIN_MS = 120000;
+// A connection "disconnected" for this long counts as lost (browsers may recover by themselves).
+const DISCONNECTED_GRACE_MS = 3000;
+const FLOOR_POLL_MS = 2000;
+const TZ = "Asia/Ho_Chi_Minh";
+
+const WORDS = {
+  vi: {
+    title: "Thiết bị đầu cuối", pair_title: "Kết nối thiết bị",
+    pair_help: "Nhập mã kết nối do cán bộ CNTT cung cấp (8 ký tự).", pair_button: "Kết nối",
+    next_meeting: "Cuộc họp tiếp theo", agenda: "Lịch họp", selftest: "Kiểm tra camera và micro",
+    selftest_button: "Bắt đầu kiểm tra", reconnecting: "Mất kết nối, đang kết nối lại…",
+    raise_hand: "Giơ tay", lower_hand: "Hạ tay", mute: "Tắt micro", unmute: "Bật micro",
+    muted_by_chair: "Chủ trì đã tắt tiếng", speaking: "Đang phát biểu", no_meeting: "Không có cuộc họp sắp tới",
+    starts_in: "Bắt đầu sau", in_progress: "Đang diễn ra", joining: "Đang vào cuộc họp…",
+    paired: "Đã kết nối thiết bị", revoked: "Thiết bị đã bị thu hồi; liên hệ cán bộ CNTT.",
+    no_camera: "Không tìm thấy camera hoặc micro",
+  },
+  en: {
+    title: "Terminal", pair_title: "Pair this terminal",
+    pair_help: "Type the pairing code IT staff gave you (8 characters).", pair_button: "Pair",
+    next_meeting: "Next meeting", agenda: "Agenda", selftest: "Camera and microphone test",
+    selftest_button: "Start the test", reconnecting: "Connection lost, reconnecting…",
+    raise_hand: "Raise hand", lower_hand: "Lower hand", mute: "Mute", unmute: "Unmute",
+    muted_by_chair: "Muted by the chair", speaking: "Speaking", no_meeting: "No coming meeting",
+    starts_in: "Starts in", in_progress: "In progress", joining: "Joining…",
+    paired: "Terminal paired", revoked: "This terminal was revoked; call IT staff.",
+    no_camera: "No camera or microphone found",
+  },
+};
+
+const params = new URLSearchParams(location.search);
+const lang = params.get("lang") === "en" ? "en" : "vi";
+const t = (key) => WORDS[lang][key] ?? WORDS.vi[key] ?? key;
+const $ = (id) => document.getElementById(id);
+const relayOnly = params.get("relay") === "1";
+const agendaIntervalMs = Math.max(1, Number(params.get("agenda_s") || 30)) * 1000;
+
+// What tests and IT staff can read from the page (also in document.body.dataset.state).
+const kiosk = (window.kiosk = {
+  state: "starting", joins: 0, lastError: null, occurrenceId: null, log: [],
+});
+
+function setState(state) {
+  kiosk.state = state;
+  document.body.dataset.state = state;
+}
+
+function note(event, detail = {}) {
+  const entry = { at: new Date().toISOString(), event, ...detail };
+  kiosk.log.push(entry);
+  console.info(`kiosk: ${event}`, JSON.stringify(detail));
+}
+
+function fail(message) {
+  kiosk.lastError = String(message).slice(0, 500);
+  $("status").textContent = kiosk.lastError;
+  note("error", { message: kiosk.lastError });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(`${status}: ${detail}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10000),
+    });
+  } catch (error) {
+    throw new ApiError(0, `cannot reach the server: ${error.message}`);
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    if (response.status === 401 && token && !path.endsWith("/pair")) revoked();
+    throw new ApiError(response.status, data.detail || response.statusText);
+  }
+  return data;
+}
+
+function revoked() {
+  localStorage.removeItem(TOKEN_KEY);
+  leave().catch(() => {});
+  showPairing();
+  fail(t("revoked"));
+}
+
+// --- words, clock ---------------------------------------------------------------------------
+
+function translate() {
+  document.documentElement.lang = lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+}
+
+const clockFormat = new Intl.DateTimeFormat("vi-VN", {
+  hour: "2-digit", minute: "2-digit", second: "2-digit", timeZone: TZ, hour12: false,
+});
+const whenFormat = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "vi-VN", {
+  weekday: "short", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
+  timeZone: TZ, hour12: false,
+});
+
+function duration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${h > 0 ? `${h}:` : ""}${pad(m)}:${pad(s % 60)}`;
+}
+
+// --- pairing ----------------------------------------------------------------------------------
+
+function showPairing() {
+  setState("unpaired");
+  $("pairing").hidden = false;
+  for (const id of ["next", "agenda-panel", "selftest"]) $(id).hidden = true;
+}
+
+async function pair(code) {
+  const answer = await api("POST", "/api/v1/terminals/pair", { code });
+  localStorage.setItem(TOKEN_KEY, answer.token);
+  note("paired", { terminal_id: answer.terminal_id, site_id: answer.site_id });
+  $("status").textContent = t("paired");
+}
+
+// --- agenda and schedule ------------------------------------------------------------------
+
+let agenda = [];
+let heartbeatMs = Number(document.body.dataset.heartbeatIntervalS || 30) * 1000;
+
+async function refreshAgenda() {
+  const data = await api("GET", "/api/v1/terminals/me/agenda");
+  $("site").textContent = data.site_name;
+  agenda = data.items
+    .filter((item) => item.mode !== IN_PERSON)
+    .map((item) => ({ ...item, start: Date.parse(item.start_at), end: Date.parse(item.end_at) }));
+  const list = $("agenda");
+  list.replaceChildren(
+    ...agenda.slice(0, 6).map((item) => {
+      const li = document.createElement("li");
+      const time = document.createElement("time");
+      time.dateTime = item.start_at;
+      time.textContent = whenFormat.format(item.start);
+      li.append(time, document.createTextNode(` ${item.title}`));
+      li.dataset.occurrenceId = item.occurrence_id;
+      return li;
+    }),
+  );
+}
+
+function current(now) {
+  return agenda.find((item) => item.start <= now && now < item.end) || null;
+}
+
+function tick() {
+  const now = Date.now();
+  $("clock").textContent = clockFormat.format(now);
+  const coming = agenda.find((item) => item.end > now);
+  $("next-title").textContent = coming ? coming.title : t("no_meeting");
+  $("countdown").textContent = !coming ? "" : coming.start > now
+    ? `${t("starts_in")} ${duration(coming.start - now)}` : t("in_progress");
+}
+
+// --- media: self-test, meeting ------------------------------------------------------------
+
+let camera = null;  // the MediaStream of the camera and microphone, kept between sessions
+let meter = null;
+
+async function openCamera() {
+  if (camera && camera.getTracks().every((track) => track.readyState === "live")) return camera;
+  camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  return camera;
+}
+
+async function selfTest() {
+  try {
+    const stream = await openCamera();
+    $("preview").srcObject = stream;
+    if (meter) return;
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 512;
+    context.createMediaStreamSource(stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const bar = $("meter").firstElementChild;
+    meter = () => {
+      analyser.getFloatTimeDomainData(samples);
+      const rms = Math.sqrt(samples.reduce((sum, v) => sum + v * v, 0) / samples.length);
+      const level = Math.min(100, Math.round(rms * 300));
+      bar.style.width = `${level}%`;
+      $("meter").setAttribute("aria-valuenow", String(level));
+      requestAnimationFrame(meter);
+    };
+    requestAnimationFrame(meter);
+    note("selftest");
+  } catch (error) {
+    fail(`${t("no_camera")}: ${error.message}`);
+  }
+}
+
+let meeting = null;  // { item, grant, outgoing, programme, lost, joinedAt }
+let handRaised = false;
+// A floor answer asked for before the last click on the hand button is stale for the hand.
+let handClickedAt = 0;
+
+function watch(session, state) {
+  let timer = null;
+  session.pc.addEventListener("connectionstatechange", () => {
+    const s = session.pc.connectionState;
+    if (s === "failed" || s === "closed") {
+      state.lost = `connection ${s}`;
+    } else if (s === "disconnected") {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (session.pc.connectionState === "disconnected") state.lost = "connection disconnected";
+      }, DISCONNECTED_GRACE_MS);
+    }
+  });
+}
+
+async function join(item) {
+  setState(kiosk.joins ? "reconnecting" : "joining");
+  $("status").textContent = t("joining");
+  const grant = await api("POST", `/api/v1/occurrences/${item.occurrence_id}/join`);
+  const options = {
+    rtcConfiguration: { iceServers: grant.ice_servers, iceTransportPolicy: relayOnly ? "relay" : "all" },
+  };
+  const stream = await openCamera();
+  const state = { item, grant, lost: null, joinedAt: Date.now() };
+  state.outgoing = await whip.publish(grant.whip_url, grant.token, stream, options);
+  try {
+    state.programme = await whip.view(grant.whep_url, grant.token, options);
+  } catch (error) {
+    await state.outgoing.stop().catch(() => {});
+    throw error;
+  }
+  watch(state.outgoing, state);
+  watch(state.programme, state);
+  $("programme").srcObject = state.programme.stream;
+  const previous = meeting;
+  meeting = state;
+  if (previous) await stopSessions(previous);
+  kiosk.joins += 1;
+  kiosk.occurrenceId = item.occurrence_id;
+  kiosk.lastError = null;
+  $("status").textContent = "";
+  setState("in_meeting");
+  note("joined", { occurrence_id: item.occurrence_id, role: grant.role, joins: kiosk.joins });
+  beatNow();
+  return state;
+}
+
+async function stopSessions(state) {
+  await Promise.allSettled([state.outgoing?.stop(), state.programme?.stop()]);
+}
+
+async function leave() {
+  if (!meeting) return;
+  const state = meeting;
+  meeting = null;
+  await stopSessions(state);
+  kiosk.occurrenceId = null;
+  $("programme").srcObject = null;
+  note("left", { occurrence_id: state.item.occurrence_id });
+  beatNow();
+}
+
+// Attend `item` until its end, rejoining after a drop (capped exponential back-off) and before
+// the grant expires.
+async function attend(item) {
+  let delay = BACKOFF_INITIAL_MS;
+  let nextAgendaAt = Date.now() + agendaIntervalMs;
+  while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY)) {
+    if (Date.now() >= nextAgendaAt) {
+      nextAgendaAt = Date.now() + agendaIntervalMs;
+      await refreshAgenda().catch(() => {});
+      const fresh = agenda.find((a) => a.occurrence_id === item.occurrence_id);
+      if (!fresh) break;  // cancelled
+      item = fresh;
+    }
+    const renew = meeting && Date.parse(meeting.grant.expires_at) - Date.now() < GRANT_RENEW_MARGIN_MS;
+    if (!meeting || meeting.lost || renew) {
+      if (meeting?.lost) {
+        note("lost", { occurrence_id: item.occurrence_id, reason: meeting.lost });
+        setState("reconnecting");
+        const dead = meeting;
+        meeting = null;
+        stopSessions(dead).catch(() => {});
+      }
+      try {
+        await join(item);
+        delay = BACKOFF_INITIAL_MS;
+      } catch (error) {
+        fail(`occurrence ${item.occurrence_id}: ${error.message}`);
+        if (error instanceof ApiError && error.status === 401) return;
+        const wait = delay * (0.8 + 0.4 * Math.random());
+        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+        note("retry", { occurrence_id: item.occurrence_id, retry_in_ms: Math.round(wait) });
+        await sleep(wait);
+        continue;
+      }
+    }
+    await sleep(250);
+  }
+  await leave();
+  setState("idle");
+}
+
+async function schedule() {
+  let nextAgendaAt = 0;
+  for (;;) {
+    if (!localStorage.getItem(TOKEN_KEY)) return;
+    if (Date.now() >= nextAgendaAt) {
+      try {
+        await refreshAgenda();
+        nextAgendaAt = Date.now() + agendaIntervalMs;
+      } catch (error) {
+        fail(error.message);
+        nextAgendaAt = Date.now() + BACKOFF_MAX_MS;
+      }
+    }
+    const item = current(Date.now());
+    if (item) {
+      await attend(item);
+      nextAgendaAt = 0;
+      continue;
+    }
+    await sleep(250);
+  }
+}
+
+// --- heartbeat, floor -----------------------------------------------------------------------
+
+async function devices() {
+  try {
+    const found = await navigator.mediaDevices.enumerateDevices();
+    return {
+      camera: found.some((d) => d.kind === "videoinput"),
+      microphone: found.some((d) => d.kind === "audioinput"),
+    };
+  } catch {
+    return { camera: false, microphone: false };
+  }
+}
+
+// Wakes the heartbeat loop early: IT staff see a join or a leave at once.
+let beatNow = () => {};
+
+async function heartbeats() {
+  for (;;) {
+    if (!localStorage.getItem(TOKEN_KEY)) return;
+    try {
+      await api("POST", "/api/v1/terminals/me/heartbeat", {
+        kind: "kiosk",
+        version: document.body.dataset.version || "",
+        ...(await devices()),
+        occurrence_id: kiosk.occurrenceId,
+        last_error: kiosk.lastError,
+      });
+    } catch (error) {
+      if (error.status === 401) return;
+    }
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, heartbeatMs);
+      beatNow = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+async function floorWatch() {
+  for (;;) {
+    await sleep(FLOOR_POLL_MS);
+    if (!meeting) continue;
+    try {
+      const askedAt = Date.now();
+      const floor = await api(
+        "GET", `/api/v1/terminals/me/floor?occurrence_id=${meeting.item.occurrence_id}`,
+      );
+      $("speaker").textContent = floor.speaker_site_name ? `${t("speaking")}: ${floor.speaker_site_name}` : "";
+      if (askedAt > handClickedAt) {
+        handRaised = floor.hand_raised;
+        $("hand").setAttribute("aria-pressed", String(handRaised));
+        $("hand").textContent = t(handRaised ? "lower_hand" : "raise_hand");
+      }
+      $("mic").disabled = floor.muted;
+      if (floor.muted) $("mic").textContent = t("muted_by_chair");
+      else setMicLabel();
+    } catch {
+      // the next poll may succeed; the programme goes on regardless
+    }
+  }
+}
+
+function setMicLabel() {
+  const enabled = camera?.getAudioTracks().some((track) => track.enabled) ?? true;
+  $("mic").textContent = t(enabled ? "mute" : "unmute");
+  $("mic").setAttribute("aria-pressed", String(!enabled));
+}
+
+$("hand").addEventListener("click", async () => {
+  if (!meeting) return;
+  const action = handRaised ? "lower_hand" : "raise_hand";
+  handClickedAt = Date.now();
+  try {
+    await api("POST", `/api/v1/occurrences/${meeting.item.occurrence_id}/floor`, { action });
+    handRaised = !handRaised;
+    $("hand").setAttribute("aria-pressed", String(handRaised));
+    $("hand").textContent = t(handRaised ? "lower_hand" : "raise_hand");
+    note(action);
+  } catch (error) {
+    fail(error.message);
+  }
+});
+
+$("mic").addEventListener("click", () => {
+  for (const track of camera?.getAudioTracks() ?? []) track.enabled = !track.enabled;
+  setMicLabel();
+});
+
+$("selftest-button").addEventListener("click", selfTest);
+
+$("pair-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await pair($("pair-code").value);
+    start();
+  } catch (error) {
+    fail(error.detail || error.message);
+  }
+});
+
+// --- start ---------------------------------------------------------------------------------
+
+function start() {
+  $("pairing").hidden = true;
+  for (const id of ["next", "agenda-panel", "selftest"]) $(id).hidden = false;
+  setState("idle");
+  api("GET", "/api/v1/terminals/me")
+    .then((me) => {
+      heartbeatMs = me.heartbeat_interval_s * 1000;
+      $("site").textContent = me.site_name;
+      note("started", { terminal_id: me.terminal_id, site_id: me.site_id });
+    })
+    .catch((error) => fail(error.message));
+  heartbeats();
+  schedule();
+}
+
+async function main() {
+  translate();
+  tick();
+  setInterval(tick, 1000);
+  floorWatch();
+  const code = params.get("code");
+  if (code) {
+    try {
+      await pair(code);
+    } catch (error) {
+      fail(error.detail || error.message);
+    }
+    params.delete("code");
+    history.replaceState(null, "", `${location.pathname}${params.size ? `?${params}` : ""}`);
+  }
+  if (localStorage.getItem(TOKEN_KEY)) start();
+  else showPairing();
+}
+
+main();
