@@ -27,8 +27,12 @@ decode once and encode per viewer), with the same publisher and cheap viewers.
 All processes share the machine: client and publisher CPU compete with the worker; their CPU
 over the window is printed too, and nothing is subtracted from the worker's figure.
 
+With `--workers 2` both local workers serve the room: the second relays the first through a
+pipe (`sfu/pipe.py`), client process i views through worker i mod 2 and the decoding viewers
+alternate; CPU and RSS are summed over both workers, and the viewer goal doubles (250 per core).
+
     .venv/bin/python bench/fanout.py [--viewers 10,50,100,250] [--seconds 10]
-                                     [--baseline-viewers 1,3] [--clients 2]
+                                     [--baseline-viewers 1,3] [--clients 2] [--workers 1|2]
 """
 
 from __future__ import annotations
@@ -508,10 +512,32 @@ def free_port() -> int:
 class Stack:
     control: ServerThread
     workers: Any
-    worker_pid: int
-    worker_url: str
+    worker_pids: list[int]
+    worker_urls: list[str]
     occurrence_id: int
     tokens: dict[str, str]
+    chair_site_id: int
+    ends_at: Any
+
+    @property
+    def worker_pid(self) -> int:
+        return self.worker_pids[0]
+
+    def extend(self, origin_url: str, edge_url: str) -> None:
+        """Have the worker at `edge_url` relay the room from `origin_url` (a pipe)."""
+        response = httpx.post(
+            f"{edge_url}/rooms/occ-{self.occurrence_id}/pipe",
+            json={
+                "origin_url": origin_url,
+                "occurrence_id": self.occurrence_id,
+                "chair_site_id": self.chair_site_id,
+                "ends_at": self.ends_at.isoformat(),
+            },
+            headers={"Authorization": f"Bearer {NODE_SECRET}"},
+            timeout=20,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"pipe: {response.status_code} {response.text[:200]}")
 
     def join(self, site: str) -> dict[str, Any]:
         response = httpx.post(
@@ -530,7 +556,26 @@ class Stack:
             self.control.stop()
 
 
-def start_stack(data_dir: Path) -> Stack:
+NODE_SECRET = "bench-node-secret-0123456789abcdef"
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free TCP ports (worker i listens on first + i)."""
+    import socket
+
+    for _ in range(100):
+        first = free_port()
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError("no run of free ports")
+
+
+def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
     from confbridge import migrate
     from confbridge.db import Database, utcnow
     from confbridge.local_workers import LocalWorkers
@@ -540,15 +585,17 @@ def start_stack(data_dir: Path) -> Stack:
     from confbridge.sites import service as site_service
     from confbridge.sites.models import Site, UnitKind
 
-    worker_port = free_port()
+    worker_port = free_ports(worker_count)
     settings = Settings(
         env="test",
         database_url=f"sqlite:///{data_dir / 'bench.sqlite3'}",
         data_dir=data_dir,
         secret_key="bench-secret-key-0123456789-abcdefghijklmnop",
+        log_format="text",
         sfu={
             "public_url": f"http://127.0.0.1:{worker_port}",
-            "node_secret": "bench-node-secret-0123456789abcdef",
+            "node_secret": NODE_SECRET,
+            "local_workers": worker_count,
         },
     )
     database = Database(settings)
@@ -587,19 +634,30 @@ def start_stack(data_dir: Path) -> Stack:
             _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
         session.commit()
         occurrence_id = series.occurrences[0].id
+        ends_at = series.occurrences[0].end_at
     workers = LocalWorkers(settings, control_url=control.url)
     workers.start()
-    worker_url = f"http://127.0.0.1:{worker_port}"
-    stack = Stack(control, workers, workers._processes[0].pid, worker_url, occurrence_id, tokens)
+    worker_urls = [f"http://127.0.0.1:{worker_port + i}" for i in range(worker_count)]
+    stack = Stack(
+        control,
+        workers,
+        [process.pid for process in workers.processes],
+        worker_urls,
+        occurrence_id,
+        tokens,
+        site_ids["hq"],
+        ends_at,
+    )
     deadline = time.monotonic() + 20
-    while True:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{worker_url}/healthz", timeout=1).status_code == 200:
-                break
-        if time.monotonic() > deadline:
-            stack.close()
-            raise RuntimeError("the SFU worker did not start")
-        time.sleep(0.1)
+    for worker_url in worker_urls:
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{worker_url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                stack.close()
+                raise RuntimeError("the SFU worker did not start")
+            time.sleep(0.1)
     return stack
 
 
@@ -714,14 +772,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, clients: list[Client], server_pid: int, seconds: float) -> None:
+    def __init__(self, clients: list[Client], server_pids: list[int], seconds: float) -> None:
         self.clients = clients
-        self.server_pid = server_pid
+        self.server_pids = server_pids
         self.seconds = seconds
         self.cheap = 0
         self.decoders: list[DecodingViewer] = []
 
-    async def add_cheap(self, url: str, token: str, target: int) -> tuple[list, list]:
+    async def add_cheap(self, urls: list[str], token: str, target: int) -> tuple[list, list]:
+        """Viewers up to `target`; client process i joins through urls[i % len(urls)]."""
         need = target - self.cheap
         if need <= 0:
             return [], []
@@ -730,18 +789,22 @@ class Bench:
             for i in range(len(self.clients))
         ]
         replies = await ask_all(
-            self.clients, [("add", url, token, s) for s in shares], STEP_TIMEOUT_S
+            self.clients,
+            [("add", urls[i % len(urls)], token, s) for i, s in enumerate(shares)],
+            STEP_TIMEOUT_S,
         )
         self.cheap = target
         keyframes = [k for r in replies for k in r["keyframe_s"]]
         failures = [f for r in replies for f in r["failures"]]
         return keyframes, failures
 
-    async def restart_decoders(self, url: str, token: str, count: int) -> None:
+    async def restart_decoders(self, urls: list[str], token: str, count: int) -> None:
         for viewer in self.decoders:
             await viewer.stop(token)
         self.decoders = [DecodingViewer() for _ in range(count)]
-        await asyncio.gather(*(v.start(url, token) for v in self.decoders))
+        await asyncio.gather(
+            *(v.start(urls[i % len(urls)], token) for i, v in enumerate(self.decoders))
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not all(v.frames for v in self.decoders):
             await asyncio.sleep(0.05)
@@ -750,7 +813,7 @@ class Bench:
         counts = await ask_all(self.clients, [("counts",)] * len(self.clients), 30)
         return {
             "at": time.monotonic(),
-            "server_cpu": proc_cpu_s(self.server_pid),
+            "server_cpu": sum(proc_cpu_s(pid) for pid in self.server_pids),
             "client_cpu": sum(proc_cpu_s(c.process.pid) for c in self.clients),
             "main_cpu": sum(os.times()[:2]),
             "sent": await publisher.packets_sent(),
@@ -761,15 +824,21 @@ class Bench:
         }
 
     async def measure(
-        self, row: Row, publisher: Publisher, rss0: float, url: str, token: str, decoders: int
+        self,
+        row: Row,
+        publisher: Publisher,
+        rss0: float,
+        urls: list[str],
+        token: str,
+        decoders: int,
     ) -> Row:
-        keyframes, failures = await self.add_cheap(url, token, row.viewers)
+        keyframes, failures = await self.add_cheap(urls, token, row.viewers)
         row.keyframe_s = [k for k in keyframes if k is not None]
         row.failures = failures + ["no keyframe within 10 s after joining"] * sum(
             k is None for k in keyframes
         )
         if decoders:
-            await self.restart_decoders(url, token, decoders)
+            await self.restart_decoders(urls, token, decoders)
             # a decoding viewer without a frame within 15 s counts as infinitely late
             row.first_frame_s = [v.first_frame_s or float("inf") for v in self.decoders]
         await asyncio.sleep(SETTLE_S)
@@ -801,7 +870,7 @@ class Bench:
         row.decoded_fps = [
             (a - b) / elapsed for a, b in zip(after["frames"], before["frames"], strict=True)
         ]
-        row.rss_mb = proc_rss_mb(self.server_pid)
+        row.rss_mb = sum(proc_rss_mb(pid) for pid in self.server_pids)
         if row.total_viewers:
             row.rss_per_viewer_mb = (row.rss_mb - rss0) / row.total_viewers
         row.client_cores = (after["client_cpu"] - before["client_cpu"]) / elapsed
@@ -846,7 +915,7 @@ def print_table(rows: list[Row]) -> None:
 
 
 def print_goals(rows: list[Row]) -> None:
-    sfu = [r for r in rows if r.label == "sfu" and r.viewers > 0]
+    sfu = [r for r in rows if r.label.startswith("sfu") and r.viewers > 0]
     relay = [r for r in rows if r.label == "mediarelay" and r.viewers > 0]
     if not sfu:
         print("no SFU figures")
@@ -862,11 +931,14 @@ def print_goals(rows: list[Row]) -> None:
         + ", ".join(f"N={r.viewers}: {r.cpu_us:.1f}" for r in sfu)
         + ")"
     )
-    reach = largest.viewers >= GOALS["viewers"] and largest.delivered >= GOALS["delivered"]
+    # one worker per core: the goal is 250 viewers per worker (500 on two cores)
+    workers = int(largest.label.split("×")[1]) if "×" in largest.label else 1
+    want = GOALS["viewers"] * workers
+    reach = largest.viewers >= want and largest.delivered >= GOALS["delivered"]
     print(
-        f"goal ≥ {GOALS['viewers']} viewers with ≥ {GOALS['delivered'] * 100:.1f} % delivered: "
+        f"goal ≥ {want} viewers with ≥ {GOALS['delivered'] * 100:.1f} % delivered: "
         f"{ok(reach)} (N={largest.viewers}: {largest.connected} connected, "
-        f"{largest.delivered * 100:.2f} % delivered, worker {largest.server_cores:.2f} cores; "
+        f"{largest.delivered * 100:.2f} % delivered, workers {largest.server_cores:.2f} cores; "
         f"implied {largest.viewers_per_core:.0f} viewers per core)"
     )
     firsts = [f for r in sfu for f in r.first_frame_s]
@@ -899,17 +971,20 @@ def print_goals(rows: list[Row]) -> None:
 
 
 def worker_peers(stack: Stack) -> str:
-    """What the worker's admin API says about its peers (connected ingest/egress)."""
-    with contextlib.suppress(Exception):
-        rooms = httpx.get(
-            f"{stack.worker_url}/rooms",
-            timeout=5,
-            headers={"Authorization": "Bearer bench-node-secret-0123456789abcdef"},
-        ).json()["rooms"]
+    """What each worker's admin API says about its peers (connected ingest/egress)."""
+    parts = []
+    for url in stack.worker_urls:
+        try:
+            rooms = httpx.get(
+                f"{url}/rooms", timeout=5, headers={"Authorization": f"Bearer {NODE_SECRET}"}
+            ).json()["rooms"]
+        except Exception:
+            parts.append(f"{url}: /rooms unavailable")
+            continue
         peers = [p for room in rooms for p in room["peers"] if p["connected"]]
         ingest = sum(p["direction"] == "ingest" for p in peers)
-        return f"worker: {ingest} publisher(s), {len(peers) - ingest} viewers connected"
-    return "worker: /rooms unavailable"
+        parts.append(f"{ingest} publisher(s), {len(peers) - ingest} viewers connected")
+    return "workers: " + "; ".join(parts)
 
 
 async def run(args: argparse.Namespace, cleanup: list, rows: list[Row]) -> list[Row]:
@@ -929,29 +1004,37 @@ async def run(args: argparse.Namespace, cleanup: list, rows: list[Row]) -> list[
     # --- the real worker
     data_dir = Path(tempfile.mkdtemp(prefix="fanout-"))
     cleanup.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
-    stack = await asyncio.to_thread(start_stack, data_dir)
+    stack = await asyncio.to_thread(start_stack, data_dir, args.workers)
     cleanup.append(stack.close)
     chair = stack.join("hq")
     ward = stack.join("p1")
     publisher = Publisher(chair["whip_url"], chair["token"], packets)
-    bench = Bench(clients, stack.worker_pid, args.seconds)
+    bench = Bench(clients, stack.worker_pids, args.seconds)
+    label = "sfu" if args.workers == 1 else f"sfu×{args.workers}"
     try:
         await publisher.start()
         await asyncio.sleep(2)
-        rss0 = proc_rss_mb(stack.worker_pid)
-        zero = Row("sfu", 0, 0)
-        await bench.measure(zero, publisher, rss0, ward["whep_url"], ward["token"], 0)
+        # one room over every worker: the others relay the origin's media through pipes
+        origin = chair["whip_url"].split("/whip/", 1)[0]
+        urls = [ward["whep_url"]]
+        for edge in stack.worker_urls:
+            if edge != origin:
+                await asyncio.to_thread(stack.extend, origin, edge)
+                urls.append(f"{edge}/whep/occ-{stack.occurrence_id}")
+        rss0 = sum(proc_rss_mb(pid) for pid in stack.worker_pids)
+        zero = Row(label, 0, 0)
+        await bench.measure(zero, publisher, rss0, urls, ward["token"], 0)
         zero.rss_mb = rss0
         rows.append(zero)
         print(
-            f"worker pid {stack.worker_pid}: publisher only, RSS {rss0:.0f} MB, "
+            f"worker pids {stack.worker_pids}: publisher only, RSS {rss0:.0f} MB, "
             f"{zero.server_cores:.2f} cores",
             flush=True,
         )
         for n in args.viewers:
-            row = Row("sfu", n, n + 2)
+            row = Row(label, n, n + 2)
             try:
-                await bench.measure(row, publisher, rss0, ward["whep_url"], ward["token"], 2)
+                await bench.measure(row, publisher, rss0, urls, ward["token"], 2)
             except Exception as exc:
                 print(f"N={n}: {type(exc).__name__}: {exc}", flush=True)
                 break
@@ -997,14 +1080,14 @@ async def run(args: argparse.Namespace, cleanup: list, rows: list[Row]) -> list[
             raise RuntimeError("the relay did not start")
         url = f"http://127.0.0.1:{port}"
         publisher = Publisher(f"{url}/whip", "-", packets)
-        bench = Bench(clients, relay.pid, args.seconds)
+        bench = Bench(clients, [relay.pid], args.seconds)
         try:
             await publisher.start()
             await asyncio.sleep(3)
             rss0 = proc_rss_mb(relay.pid)
             for n in args.baseline_viewers:
                 row = Row("mediarelay", n, n)
-                await bench.measure(row, publisher, rss0, f"{url}/whep", "-", 0)
+                await bench.measure(row, publisher, rss0, [f"{url}/whep"], "-", 0)
                 rows.append(row)
                 print(
                     f"MediaRelay N={n}: {row.cpu_us:.1f} µs/pkt, relay {row.server_cores:.2f}"
@@ -1025,6 +1108,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--baseline-viewers", type=ints, default=[1, 3])
     parser.add_argument("--clients", type=int, default=2, help="client processes for viewers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=[1, 2],
+        help="workers serving the room (2: the second relays the first through a pipe, and "
+        "client process i views through worker i mod 2)",
+    )
     parser.add_argument("--timeout", type=float, default=1200.0, help="bound on the whole run")
     parser.add_argument(
         "--join-concurrency",

@@ -13,6 +13,7 @@ ordinary aiortc peers in the same process keep their stock behaviour:
   SR/SDES still go out.
 - `use_host_candidates` chooses the addresses aioice gathers host candidates on, the UDP port
   range and the address announced for them (`use_host_addresses`: addresses only).
+- `set_consent_timing` sets how soon a silent peer's ICE consent expires.
 - `begin_ice_restart` / `complete_ice_restart` restart ICE of a connected, bundled peer
   connection in place (new credentials, new checks) while DTLS and SRTP carry on, which aiortc
   does not offer.
@@ -221,6 +222,15 @@ async def _bind_host_protocol(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_SOCKET_BUFFER_BYTES)
         return protocol
     raise NoMediaPort(f"no free UDP port in {port_range[0]}-{port_range[1]} on {address}")
+
+
+def set_consent_timing(interval_s: float, failures: int) -> None:
+    """ICE consent checks every `interval_s` (×0.8–1.2); `failures` unanswered in a row close
+    the connection. Process-wide (the worker is one process)."""
+    # touches aioice.ice.CONSENT_INTERVAL and CONSENT_FAILURES, module constants that
+    # Connection.query_consent reads at every round, because aioice has no option for them
+    aioice.ice.CONSENT_INTERVAL = interval_s  # type: ignore[assignment]
+    aioice.ice.CONSENT_FAILURES = failures
 
 
 # --------------------------------------------------------------------------------------------

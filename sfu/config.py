@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import socket
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +24,23 @@ def check_port_range(low: int, high: int) -> None:
             "udp_port_min/udp_port_max: set both, with 1024 <= udp_port_min <= udp_port_max "
             f"(got {low}-{high})"
         )
+
+
+def turn_rest_credential(*, secret: str, user: str, expires_at_unix: int) -> tuple[str, str]:
+    """A TURN REST credential (coturn `use-auth-secret`): username `<expiry>:<user>`,
+    password base64(HMAC-SHA1(secret, username)). Valid until `expires_at_unix`."""
+    username = f"{expires_at_unix}:{user}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
+
+
+def turn_ice_server(
+    *, urls: list[str], secret: str, user: str, ttl_s: int, now_unix: float | None = None
+) -> dict[str, Any]:
+    """An RTCIceServer dictionary for the TURN `urls` with a credential valid for `ttl_s`."""
+    expires = int((time.time() if now_unix is None else now_unix) + ttl_s)
+    username, credential = turn_rest_credential(secret=secret, user=user, expires_at_unix=expires)
+    return {"urls": list(urls), "username": username, "credential": credential}
 
 
 class WorkerSettings(BaseSettings):
@@ -38,17 +59,43 @@ class WorkerSettings(BaseSettings):
     udp_port_min: int = Field(default=0, ge=0, le=65535)
     udp_port_max: int = Field(default=0, ge=0, le=65535)
     control_url: str = "http://127.0.0.1:8000"
+    # Where terminals reach this worker (WHIP/WHEP) and where the control plane reaches its
+    # admin API; reported in heartbeats. Empty: http://<host>:<port>.
+    public_url: str | None = None
+    internal_url: str | None = None
+    # Sessions (WHIP + WHEP) this worker accepts before the control plane places rooms elsewhere.
+    capacity_peers: int = Field(default=300, ge=1)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=60)
+    # ICE consent freshness (RFC 7675): a check every interval (randomised ×0.8–1.2); a peer
+    # that leaves this many in a row unanswered is dropped (defaults: aioice's, about 30 s).
+    ice_consent_interval_s: float = Field(default=5.0, gt=0, le=60)
+    ice_consent_failures: int = Field(default=6, ge=1, le=100)
     node_secret: str = DEFAULT_NODE_SECRET
     grant_public_key_file: Path = Path("data/grant-key.pub.pem")
     spool_dir: Path = Path("data/sfu-spool")
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
+    # TURN with time-limited credentials minted per WHIP/WHEP answer (its Link headers):
+    # the server URLs, coturn's static-auth-secret and each credential's lifetime.
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: str | None = None
+    turn_credential_ttl_s: int = Field(default=12 * 3600, ge=60)
     # Video codec of every room: publishers and viewers are answered with this one only.
     video_codec: str = "video/VP8"
     # A room stays open this long after its meeting's end, then closes.
     room_grace_s: float = Field(default=300.0, ge=0)
     stats_interval_s: float = Field(default=10.0, gt=0)
+    log_format: Literal["json", "text"] = "json"
     # Browsers on the control plane's pages call WHIP/WHEP from another origin.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+    @property
+    def advertised_public_url(self) -> str:
+        """`public_url`, or this worker's own listening address."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def advertised_internal_url(self) -> str:
+        return (self.internal_url or self.advertised_public_url).rstrip("/")
 
     @property
     def udp_port_range(self) -> tuple[int, int] | None:

@@ -91,6 +91,14 @@ class Floor:
         self._lower(site_id)
         return self.state() != before
 
+    def mirror(self, state: FloorState) -> None:
+        """Take the floor as another worker holds it (a room extended over a pipe)."""
+        self.speaker_site_id = state.speaker_site_id
+        self.previous_speaker_site_id = state.previous_speaker_site_id
+        self.muted = set(state.muted_site_ids)
+        self.hands = list(state.hands)
+        self.voice_activated = state.voice_activated
+
     def _set_speaker(self, site_id: int) -> None:
         if site_id != self.speaker_site_id:
             self.previous_speaker_site_id = self.speaker_site_id
@@ -129,6 +137,7 @@ class Floor:
         return FloorState(
             room=self.room,
             speaker_site_id=self.speaker_site_id,
+            previous_speaker_site_id=self.previous_speaker_site_id,
             chair_site_id=self.chair_site_id,
             muted_site_ids=sorted(self.muted),
             hands=list(self.hands),

@@ -214,6 +214,11 @@ class Source:
         return self._codec
 
     @property
+    def codecs(self) -> tuple[RtpCodec, ...]:
+        """Every negotiated format, by payload type."""
+        return tuple(self._codecs_by_pt.values())
+
+    @property
     def clock_rate(self) -> int:
         """RTP clock rate of `codec`, in Hz."""
         return self._codec.clock_rate

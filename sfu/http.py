@@ -7,11 +7,11 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,7 +20,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from confbridge.contracts import FloorCommand
+from confbridge.logs import RequestId
+from sfu.config import turn_ice_server
 from sfu.errors import SfuError
+from sfu.pipe import ExtendRoom, PipeRequest, PipeState
 from sfu.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,18 @@ def ice_server_links(ice_servers: list[dict[str, Any]]) -> list[str]:
     return links
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _model(model: type[ModelT], body: bytes) -> ModelT:
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SfuError(422, f"invalid {model.__name__}: {where}: {first['msg']}") from None
+
+
 def build_app(worker: Worker) -> Starlette:
     """The worker's HTTP face; `worker` owns rooms, peers and media."""
 
@@ -84,6 +99,20 @@ def build_app(worker: Worker) -> Starlette:
                 return _error(exc.status, exc.message)
 
         return wrapper
+
+    def turn_servers(site_id: int) -> list[dict[str, Any]]:
+        """The TURN server with a fresh credential for this site, if TURN is configured."""
+        settings = worker.settings
+        if not (settings.turn_urls and settings.turn_secret):
+            return []
+        return [
+            turn_ice_server(
+                urls=settings.turn_urls,
+                secret=settings.turn_secret,
+                user=str(site_id),
+                ttl_s=settings.turn_credential_ttl_s,
+            )
+        ]
 
     def node_only(request: Request) -> None:
         token = _bearer(request)
@@ -100,7 +129,7 @@ def build_app(worker: Worker) -> Starlette:
             "Location": f"/{direction}/{quote(room)}/{peer.id}",
             "ETag": f'"{peer.etag}"',
         }
-        links = ice_server_links(worker.settings.ice_servers)
+        links = ice_server_links(worker.settings.ice_servers + turn_servers(grant.site_id))
         if links:
             headers["Link"] = ", ".join(links)
         return Response(answer, status_code=201, media_type=SDP, headers=headers)
@@ -138,6 +167,30 @@ def build_app(worker: Worker) -> Starlette:
         state = worker.apply_floor(room, command)
         return JSONResponse(state.model_dump(mode="json"))
 
+    async def extend(request: Request) -> Response:
+        """Control plane → this worker: serve the room for its origin (a pipe from there)."""
+        node_only(request)
+        body = _model(ExtendRoom, await request.body())
+        state = await worker.extend_room(request.path_params["room"], body)
+        return JSONResponse({"room": request.path_params["room"], "sources": len(state.sources)})
+
+    async def pipe_out(request: Request) -> Response:
+        """An edge → this worker (the origin): pipe the room's sources to it."""
+        node_only(request)
+        body = _model(PipeRequest, await request.body())
+        state = await worker.open_pipe_out(request.path_params["room"], body)
+        return JSONResponse(state.model_dump(mode="json"))
+
+    async def pipe_state(request: Request) -> Response:
+        """The origin → this worker (an edge): what the pipe carries now, and the floor."""
+        node_only(request)
+        body = _model(PipeState, await request.body())
+        room = worker.rooms.get(request.path_params["room"])
+        if room is None or room.closed:
+            raise SfuError(404, f"room {request.path_params['room']} is not open here")
+        worker.apply_pipe_state(room, body)
+        return JSONResponse({"sources": len(body.sources)})
+
     async def rooms(request: Request) -> Response:
         node_only(request)
         return JSONResponse(worker.describe())
@@ -154,6 +207,9 @@ def build_app(worker: Worker) -> Starlette:
         Route("/rooms", guarded(rooms), methods=["GET"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
         Route("/rooms/{room}/floor", guarded(floor), methods=["GET", "POST"]),
+        Route("/rooms/{room}/pipe", guarded(extend), methods=["POST"]),
+        Route("/rooms/{room}/pipe-out", guarded(pipe_out), methods=["POST"]),
+        Route("/rooms/{room}/pipe-state", guarded(pipe_state), methods=["POST"]),
     ]
     for direction in ("whip", "whep"):
         routes += [
@@ -170,13 +226,14 @@ def build_app(worker: Worker) -> Starlette:
             ),
         ]
     middleware = [
+        Middleware(RequestId),
         Middleware(
             CORSMiddleware,
             allow_origins=worker.settings.cors_origins,
             allow_methods=["POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-Match"],
             expose_headers=["Location", "ETag", "Link"],
-        )
+        ),
     ]
 
     @asynccontextmanager

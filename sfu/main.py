@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
+import logging.config
 
 import uvicorn
 
+from confbridge.logs import log_config
 from sfu.config import WorkerSettings
 from sfu.http import build_app
 from sfu.worker import Worker
@@ -13,12 +14,14 @@ from sfu.worker import Worker
 
 def run(settings: WorkerSettings) -> None:
     """Serve WHIP/WHEP and the admin API until interrupted; one event loop, one core."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = log_config(settings.log_format)
+    logging.config.dictConfig(config)
     worker = Worker(settings)
     uvicorn.run(
         build_app(worker),
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        log_config=config,
         lifespan="on",
     )

@@ -8,15 +8,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from aiortc import RTCPeerConnection
 
-from confbridge.contracts import FloorCommand, FloorState, GrantClaims, PeerRole
+from confbridge.contracts import FloorCommand, FloorState, PeerRole
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
+from sfu.pipe import PipeIn, PipeOut
 from sfu.voice import VOICE_TICK_INTERVAL_S, LevelSample, VoiceDetector
 
 log = logging.getLogger(__name__)
+
+
+class RoomInfo(Protocol):
+    """What a room is made from: a join grant, or the origin's description of a piped room."""
+
+    room: str
+    occurrence_id: int
+    chair_site_id: int
+    ends_at: datetime
+
+
+@dataclass(frozen=True)
+class PipedRoomInfo:
+    """A room an edge worker serves for the origin that holds its publishers."""
+
+    room: str
+    occurrence_id: int
+    chair_site_id: int
+    ends_at: datetime
 
 
 @dataclass(eq=False)
@@ -60,7 +81,7 @@ class Room:
     the room closes.
     """
 
-    def __init__(self, grant: GrantClaims, on_floor_changed: Callable[[Room], None]) -> None:
+    def __init__(self, grant: RoomInfo, on_floor_changed: Callable[[Room], None]) -> None:
         self.name = grant.room
         self.occurrence_id = grant.occurrence_id
         self.chair_site_id = grant.chair_site_id
@@ -71,11 +92,32 @@ class Room:
         self._sources: dict[tuple[int, str], Source] = {}
         self._on_floor_changed = on_floor_changed
         self.closed = False
+        # Set on an edge: the origin worker's admin URL; its programme arrives over `pipe_in`.
+        self.origin_url: str | None = None
+        self.pipe_in: PipeIn | None = None
+        # On an origin: a pipe to each edge (by node id) and the edge's admin URL.
+        self.pipes_out: dict[str, tuple[PipeOut, str]] = {}
         # when the current speaker got the floor (time.monotonic(), as Source levels)
         self.speaker_since = time.monotonic()
         self._voice_task: asyncio.Task[None] | None = None
         # voice tasks cancelled by `voice_off`, still finishing; close() awaits them
         self._stopping: set[asyncio.Task[None]] = set()
+
+    @property
+    def is_edge(self) -> bool:
+        return self.origin_url is not None
+
+    # pipes between workers (sfu.pipe)
+
+    def pipe_sources(self) -> list[tuple[int, Source]]:
+        """Every source feeding the room, with its site: what an origin pipes to its edges."""
+        return [(site_id, source) for (site_id, _kind), source in self._sources.items()]
+
+    def use_piped(self, sources: dict[tuple[int, str], Source], floor: FloorState) -> None:
+        """On an edge: the origin's sources (fed by the pipe) and floor replace the room's."""
+        self._sources = dict(sources)
+        self.floor.mirror(floor)
+        self.reroute()
 
     def present_site_ids(self) -> set[int]:
         return {peer.site_id for peer in self.peers.values()}
@@ -187,6 +229,12 @@ class Room:
     async def close(self) -> list[Peer]:
         """Close every peer; returns them so the caller can report who left."""
         self.closed = True
+        for pipe, _url in self.pipes_out.values():
+            pipe.close()
+        self.pipes_out.clear()
+        if self.pipe_in is not None:
+            self.pipe_in.close()
+            self.pipe_in = None
         self._run_voice(False)
         stopping = list(self._stopping)
         await asyncio.gather(*stopping, return_exceptions=True)

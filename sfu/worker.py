@@ -11,6 +11,7 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
@@ -36,6 +37,7 @@ from sfu.aiortc_internals import (
     complete_ice_restart,
     offered_direction,
     restrict_codecs,
+    set_consent_timing,
     use_host_candidates,
 )
 from sfu.config import WorkerSettings
@@ -44,8 +46,19 @@ from sfu.events import EventReporter
 from sfu.floor import FloorError
 from sfu.forwarding import Slot, Source
 from sfu.grants import GrantError, GrantVerifier, WrongRoom
+from sfu.heartbeat import Heartbeat
 from sfu.metrics import WorkerMetrics
-from sfu.room import Peer, Room
+from sfu.pipe import (
+    PIPE_REQUEST_TIMEOUT_S,
+    ExtendRoom,
+    PipeIn,
+    PipeOut,
+    PipeRequest,
+    PipeState,
+    pipe_out_path,
+    pipe_state_path,
+)
+from sfu.room import Peer, PipedRoomInfo, Room
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +100,9 @@ class Worker:
         # the checks of each peer's latest ICE restart, by peer id
         self._ice_restarts: dict[str, asyncio.Task[None]] = {}
         self.metrics = WorkerMetrics(self)
+        self.heartbeat = Heartbeat(self)
+        # calls to other workers' admin API (pipes), made lazily
+        self._admin: httpx.AsyncClient | None = None
         self._stats_due = 0.0
 
     # lifecycle
@@ -98,6 +114,7 @@ class Worker:
             port_range=self.settings.udp_port_range,
         )
         accept_rsa_dtls_peers()
+        set_consent_timing(self.settings.ice_consent_interval_s, self.settings.ice_consent_failures)
         if self._verifier is None:
             self._verifier = GrantVerifier.from_file(self.settings.grant_public_key_file)
         if self.reporter is None:
@@ -105,9 +122,11 @@ class Worker:
                 self.settings.control_url, self.settings.node_secret, self.settings.spool_dir
             )
         self.reporter.start()
+        self.heartbeat.start()
         self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
 
     async def close(self) -> None:
+        await self.heartbeat.close()
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
@@ -120,6 +139,9 @@ class Worker:
             await self._close_room(room, reason="worker_stopped")
         if self.reporter is not None:
             await self.reporter.close()
+        if self._admin is not None:
+            await self._admin.aclose()
+            self._admin = None
 
     # grants
 
@@ -155,6 +177,8 @@ class Worker:
         if direction == "whip" and grant.role == PeerRole.viewer:
             raise SfuError(403, "a viewer grant cannot publish")
         room = self._room_for(grant)
+        if direction == "whip" and room.is_edge:
+            raise SfuError(409, "this media server only relays the room; publish to its origin")
         # No STUN/TURN for the worker itself: its media address is configured, not discovered
         # (aiortc would otherwise ask a public STUN server).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -226,6 +250,8 @@ class Worker:
             if state == "connected" and not peer.connected:
                 peer.connected = True
                 room.add(peer)
+                if peer.sources:
+                    self._pipes_changed(room)
                 self._emit(EventType.joined, room, peer)
             elif state in ("failed", "closed"):
                 await self.remove_peer(peer, reason=f"connection {state}")
@@ -344,6 +370,8 @@ class Worker:
         if room is None or room.peers.get(peer.id) is not peer:
             return
         room.remove(peer)
+        if peer.sources:
+            self._pipes_changed(room)
         self.metrics.retire(peer)
         restart = self._ice_restarts.pop(peer.id, None)
         if restart is not None:
@@ -366,13 +394,123 @@ class Worker:
 
     def apply_floor(self, room_name: str, command: FloorCommand) -> FloorState:
         room = self._open_room(room_name)
+        if room.is_edge:
+            raise SfuError(409, "this media server relays the room; its origin takes the floor")
         try:
             return room.apply_floor(command)
         except FloorError as exc:
             raise SfuError(422, str(exc)) from None
 
     def _floor_changed(self, room: Room) -> None:
+        self._pipes_changed(room)
         self._emit(EventType.floor_changed, room, None, floor=room.floor.state())
+
+    # pipes: one room over several workers (sfu.pipe)
+
+    async def _admin_post(self, base_url: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        if self._admin is None:
+            self._admin = httpx.AsyncClient(
+                timeout=PIPE_REQUEST_TIMEOUT_S,
+                headers={"Authorization": f"Bearer {self.settings.node_secret}"},
+            )
+        return await self._admin.post(base_url.rstrip("/") + path, json=body)
+
+    async def extend_room(self, room_name: str, request: ExtendRoom) -> PipeState:
+        """Edge: serve `room_name` for the origin at `request.origin_url`, fed by a pipe.
+
+        Called again (the origin moved, or its pipe broke), it replaces the pipe.
+        """
+        room = self.rooms.get(room_name)
+        if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
+            raise SfuError(409, f"room {room_name} has its own publishers here; it is an origin")
+        if room is None or room.closed:
+            info = PipedRoomInfo(
+                room=room_name,
+                occurrence_id=request.occurrence_id,
+                chair_site_id=request.chair_site_id,
+                ends_at=request.ends_at,
+            )
+            room = Room(info, on_floor_changed=self._floor_changed)
+            self.rooms[room_name] = room
+            log.info("room %s opened as an edge of %s", room_name, request.origin_url)
+        if room.pipe_in is not None:
+            room.pipe_in.close()
+        pipe_in = await PipeIn.open(self.settings.media_ip)
+        room.pipe_in = pipe_in
+        room.origin_url = request.origin_url.rstrip("/")
+        ask = PipeRequest(
+            edge_node_id=self.settings.node_id,
+            edge_addr=pipe_in.local_addr,
+            edge_url=self.settings.advertised_internal_url,
+        )
+        try:
+            response = await self._admin_post(
+                room.origin_url, pipe_out_path(room_name), ask.model_dump(mode="json")
+            )
+        except httpx.HTTPError as exc:
+            raise SfuError(502, f"the origin at {room.origin_url} is unreachable: {exc}") from None
+        if response.status_code != 200:
+            raise SfuError(502, f"the origin refused the pipe: {response.text[:200]}")
+        state = PipeState.model_validate_json(response.content)
+        pipe_in.origin_addr = state.origin_addr
+        self.apply_pipe_state(room, state)
+        return state
+
+    async def open_pipe_out(self, room_name: str, request: PipeRequest) -> PipeState:
+        """Origin: pipe every source of the room to an edge; returns what it carries."""
+        room = self._open_room(room_name)
+        if room.is_edge:
+            raise SfuError(409, f"room {room_name} is relayed here; pipe from its origin")
+        previous = room.pipes_out.pop(request.edge_node_id, None)
+        if previous is not None:
+            previous[0].close()
+        pipe = await PipeOut.open(request.edge_node_id, request.edge_addr, self.settings.media_ip)
+        room.pipes_out[request.edge_node_id] = (pipe, request.edge_url)
+        log.info("room %s piped to %s at %s", room_name, request.edge_node_id, request.edge_addr)
+        return self._pipe_state(room, pipe)
+
+    @staticmethod
+    def _pipe_state(room: Room, pipe: PipeOut) -> PipeState:
+        return PipeState(
+            origin_addr=pipe.local_addr,
+            sources=pipe.sync(room.pipe_sources()),
+            floor=room.floor.state(),
+        )
+
+    def apply_pipe_state(self, room: Room, state: PipeState) -> None:
+        """Edge: take the origin's sources and floor."""
+        if room.pipe_in is None or not room.is_edge:
+            raise SfuError(409, f"room {room.name} is not relayed here")
+        sources = {
+            (piped.site_id, piped.kind): room.pipe_in.source_for(
+                piped, label=f"site {piped.site_id} from {room.origin_url}"
+            )
+            for piped in state.sources
+        }
+        room.pipe_in.retire({piped.ssrc for piped in state.sources})
+        room.use_piped(sources, state.floor)
+
+    def _pipes_changed(self, room: Room) -> None:
+        """Origin: tell every edge what the pipe now carries and who holds the floor."""
+        for edge_node_id, (pipe, edge_url) in list(room.pipes_out.items()):
+            state = self._pipe_state(room, pipe)
+            self._own(
+                asyncio.get_running_loop().create_task(
+                    self._push_pipe_state(room.name, edge_node_id, edge_url, state)
+                )
+            )
+
+    async def _push_pipe_state(
+        self, room_name: str, edge_node_id: str, edge_url: str, state: PipeState
+    ) -> None:
+        try:
+            response = await self._admin_post(
+                edge_url, pipe_state_path(room_name), state.model_dump(mode="json")
+            )
+            if response.status_code != 200:
+                log.warning("edge %s refused the pipe state: %s", edge_node_id, response.text)
+        except httpx.HTTPError as exc:
+            log.warning("edge %s unreachable for room %s: %s", edge_node_id, room_name, exc)
 
     # events and housekeeping
 

@@ -50,3 +50,14 @@ def test_local_workers_environment_without_announced_ip(tmp_path: Path) -> None:
     environment = workers.environment(0)
     assert "CONFBRIDGE_SFU_ANNOUNCED_IP" not in environment
     assert environment["CONFBRIDGE_SFU_UDP_PORT_MIN"] == "0"
+
+
+def test_local_workers_each_worker_registers_its_own_address(tmp_path: Path) -> None:
+    settings = make_settings(
+        "", tmp_path, sfu={"public_url": "http://127.0.0.1:8001", "local_workers": 2}
+    )
+    workers = LocalWorkers(settings, control_url="http://127.0.0.1:8000")
+    first, second = workers.environment(0), workers.environment(1)
+    assert first["CONFBRIDGE_SFU_PUBLIC_URL"] == "http://127.0.0.1:8001"
+    assert second["CONFBRIDGE_SFU_PUBLIC_URL"] == "http://127.0.0.1:8002"
+    assert second["CONFBRIDGE_SFU_INTERNAL_URL"] == "http://127.0.0.1:8002"

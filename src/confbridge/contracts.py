@@ -85,6 +85,9 @@ class FloorState(BaseModel):
 
     room: str
     speaker_site_id: int | None
+    previous_speaker_site_id: int | None = Field(
+        default=None, description="who spoke before (the speaking hall sees them)"
+    )
     chair_site_id: int
     muted_site_ids: list[int]
     hands: list[int] = Field(description="sites with a raised hand, in the order raised")
@@ -145,3 +148,39 @@ class JoinInfo(BaseModel):
     ice_servers: list[dict[str, Any]]
     expires_at: datetime
     role: PeerRole
+    node_id: str | None = Field(
+        default=None, description="the media server of the room (None: the configured one)"
+    )
+
+
+# --- the node registry: workers heartbeat to the control plane ----------------------------------
+
+NODE_HEARTBEAT_PATH = "/api/v1/sfu/nodes/heartbeat"
+
+
+class NodeLoad(BaseModel):
+    """How busy a worker is, as it reports itself every few seconds."""
+
+    rooms: int = Field(default=0, ge=0)
+    peers: int = Field(default=0, ge=0, description="connected WHIP and WHEP sessions")
+    packets_per_s: float = Field(default=0.0, ge=0, description="RTP packets forwarded")
+    cpu_ratio: float = Field(default=0.0, ge=0, description="CPU time / wall time (1.0 = a core)")
+    spool_events: int = Field(default=0, ge=0, description="events waiting to be delivered")
+
+
+class NodeHeartbeat(BaseModel):
+    """A worker's registration and heartbeat (the same message): who it is and its load."""
+
+    node_id: str = Field(min_length=1, max_length=100)
+    public_url: str = Field(max_length=500, description="where terminals send WHIP/WHEP")
+    internal_url: str = Field(max_length=500, description="its admin API, for the control plane")
+    version: str = Field(default="", max_length=50)
+    capacity_peers: int = Field(ge=1, le=1_000_000, description="sessions it accepts at most")
+    load: NodeLoad = Field(default_factory=NodeLoad)
+
+
+class NodeHeartbeatAck(BaseModel):
+    """The control plane's view of the node: `draining` nodes get no new rooms."""
+
+    node_id: str
+    draining: bool

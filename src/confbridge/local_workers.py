@@ -16,6 +16,18 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
 
 
+def _next_port(url: str, offset: int) -> str:
+    """`url` with its port raised by `offset` (worker i listens on the base port + i)."""
+    if offset == 0:
+        return url
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return parts._replace(netloc=f"{host}:{port + offset}").geturl()
+
+
 class LocalWorkers:
     """Owns the worker subprocesses: `start()` launches them, `close()` stops them."""
 
@@ -34,11 +46,15 @@ class LocalWorkers:
             **os.environ,
             "CONFBRIDGE_SFU_NODE_ID": f"local-{index}",
             "CONFBRIDGE_SFU_PORT": str(port + index),
+            # each worker registers with its own address (the next port for each one)
+            "CONFBRIDGE_SFU_PUBLIC_URL": _next_port(settings.sfu.public_url, index),
+            "CONFBRIDGE_SFU_INTERNAL_URL": _next_port(settings.sfu.worker_admin_url, index),
             "CONFBRIDGE_SFU_MEDIA_IP": settings.sfu.media_ip,
             "CONFBRIDGE_SFU_CONTROL_URL": self._control_url,
             "CONFBRIDGE_SFU_NODE_SECRET": settings.sfu.node_secret,
             "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE": str(public_key),
             "CONFBRIDGE_SFU_SPOOL_DIR": str(settings.data_dir / f"sfu-spool-{index}"),
+            "CONFBRIDGE_SFU_LOG_FORMAT": settings.log_format,
             "CONFBRIDGE_SFU_UDP_PORT_MIN": str(settings.sfu.udp_port_min),
             "CONFBRIDGE_SFU_UDP_PORT_MAX": str(settings.sfu.udp_port_max),
             # handed to WHIP/WHEP clients in Link headers, as in join answers
@@ -46,9 +62,20 @@ class LocalWorkers:
                 [server.model_dump(exclude_none=True) for server in settings.sfu.ice_servers]
             ),
         }
+        turn = settings.sfu.turn
+        if turn.enabled:
+            # the worker mints its own TURN credentials for its Link headers
+            environment["CONFBRIDGE_SFU_TURN_URLS"] = json.dumps(turn.urls)
+            environment["CONFBRIDGE_SFU_TURN_SECRET"] = turn.shared_secret or ""
+            environment["CONFBRIDGE_SFU_TURN_CREDENTIAL_TTL_S"] = str(turn.credential_ttl_s)
         if settings.sfu.announced_ip:
             environment["CONFBRIDGE_SFU_ANNOUNCED_IP"] = settings.sfu.announced_ip
         return environment
+
+    @property
+    def processes(self) -> tuple[subprocess.Popen[bytes], ...]:
+        """The worker processes, in the order of their node ids (`local-<index>`)."""
+        return tuple(self._processes)
 
     def start(self) -> None:
         for index in range(self._settings.sfu.local_workers):

@@ -41,6 +41,7 @@ class Stack:
     occurrence_id: int
     tokens: dict[str, str]  # site key → terminal token
     secretariat: dict[str, str]
+    workers: LocalWorkers
 
     async def join(self, site: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.control) as http:
@@ -75,6 +76,22 @@ def loopback() -> Iterator[None]:
     use_host_addresses(None)
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free TCP ports (local worker i listens on first + i)."""
+    import socket
+
+    for _ in range(100):
+        first = free_port()
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no run of free ports")
+
+
 def _wait_for_worker(url: str) -> None:
     deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -88,33 +105,58 @@ def _wait_for_worker(url: str) -> None:
 
 
 @pytest.fixture
+def stack_options() -> dict[str, Any]:
+    """Overridden by a test module for more settings (`settings`, `sfu`) or the control
+    plane's background loops (`run_background`: health checks, alert delivery)."""
+    return {}
+
+
+@pytest.fixture
 def stack(
-    database: Database, tmp_path: Path, sites: dict[str, Site], secretariat: dict[str, str],
+    database: Database,
+    tmp_path: Path,
+    sites: dict[str, Site],
+    secretariat: dict[str, str],
     loopback: None,
+    stack_options: dict[str, Any],
 ) -> Iterator[Stack]:
-    worker_port = free_port()
+    worker_port = free_ports(stack_options.get("sfu", {}).get("local_workers", 1))
     first_media_port = random.randrange(20_000, 30_000 - MEDIA_PORTS)
     media_ports = (first_media_port, first_media_port + MEDIA_PORTS - 1)
     settings = make_settings(
-        database.settings.database_url or "", tmp_path,
+        database.settings.database_url or "",
+        tmp_path,
         sfu={
-            "public_url": f"http://127.0.0.1:{worker_port}", "node_secret": NODE_SECRET,
-            "udp_port_min": media_ports[0], "udp_port_max": media_ports[1],
+            "public_url": f"http://127.0.0.1:{worker_port}",
+            "node_secret": NODE_SECRET,
+            "udp_port_min": media_ports[0],
+            "udp_port_max": media_ports[1],
+            "local_workers": 1,
+            **stack_options.get("sfu", {}),
         },
+        **stack_options.get("settings", {}),
     )
-    control = ServerThread(create_app(settings, database=database)).start()
+    application = create_app(
+        settings, database=database, run_scheduler=stack_options.get("run_background", False)
+    )
+    control = ServerThread(application).start()
     local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
     with database.session() as session:
         series = meeting_service.create(
             session=session,
             series_in={
-                "title": "Giao ban trực tuyến", "kind": "giao_ban", "mode": "online",
+                "title": "Giao ban trực tuyến",
+                "kind": "giao_ban",
+                "mode": "online",
                 "rrule": "FREQ=DAILY;COUNT=1",
                 "dtstart": local_start.replace(tzinfo=None).isoformat(timespec="minutes"),
-                "duration_min": 60, "chair_site_id": sites["hq"].id,
-                "site_ids": [sites["p1"].id, sites["p2"].id], "skip_holidays": False,
+                "duration_min": 60,
+                "chair_site_id": sites["hq"].id,
+                "site_ids": [sites["p1"].id, sites["p2"].id],
+                "skip_holidays": False,
             },
-            settings=settings.meetings, now=utcnow(),
+            settings=settings.meetings,
+            now=utcnow(),
         )
         tokens = {}
         for key in ("hq", "p1", "p2"):
@@ -127,8 +169,11 @@ def stack(
     workers.start()
     try:
         worker_url = f"http://127.0.0.1:{worker_port}"
-        _wait_for_worker(worker_url)
-        yield Stack(control.url, worker_url, media_ports, occurrence_id, tokens, secretariat)
+        for index in range(settings.sfu.local_workers):
+            _wait_for_worker(f"http://127.0.0.1:{worker_port + index}")
+        yield Stack(
+            control.url, worker_url, media_ports, occurrence_id, tokens, secretariat, workers
+        )
     finally:
         workers.close()
         control.stop()

@@ -158,8 +158,10 @@ async def _offer(peer: WhipPublisher | WhepViewer, url: str) -> httpx.Response:
 
 async def _delete(peer: WhipPublisher | WhepViewer) -> None:
     if peer.location:
-        async with httpx.AsyncClient(timeout=10) as http:
-            await http.delete(peer.location, headers={"Authorization": f"Bearer {peer.token}"})
+        # a worker that died with the session cannot be told
+        with contextlib.suppress(httpx.TransportError):
+            async with httpx.AsyncClient(timeout=10) as http:
+                await http.delete(peer.location, headers={"Authorization": f"Bearer {peer.token}"})
         peer.location = None
 
 

@@ -225,8 +225,10 @@ async def test_browser_publishes_views_and_follows_the_floor(
     )
     assert resource.startswith(chair_grant["whip_url"] + "/")
     await chair.wait_for(
-        lambda s: s["connection"] == "connected"
-        and (s.get("outbound-rtp/video", {}).get("framesEncoded") or 0) > 0,
+        lambda s: (
+            s["connection"] == "connected"
+            and (s.get("outbound-rtp/video", {}).get("framesEncoded") or 0) > 0
+        ),
         "the chair sending video",
         MEDIA_TIMEOUT_S,
     )
@@ -237,8 +239,10 @@ async def test_browser_publishes_views_and_follows_the_floor(
     await ward.wait_rising(_inbound("video", "framesDecoded"), "video framesDecoded")
     await ward.wait_rising(_inbound("audio", "packetsReceived"), "audio packetsReceived")
     shown = await ward.wait_for(
-        lambda s: _inbound("video", "frameWidth")(s) == CHAIR_CAMERA_WIDTH
-        and s["videoWidth"] == CHAIR_CAMERA_WIDTH,
+        lambda s: (
+            _inbound("video", "frameWidth")(s) == CHAIR_CAMERA_WIDTH
+            and s["videoWidth"] == CHAIR_CAMERA_WIDTH
+        ),
         "the chair's camera on the ward's screen",
         MEDIA_TIMEOUT_S,
     )
@@ -255,16 +259,19 @@ async def test_browser_publishes_views_and_follows_the_floor(
 
     # The secretariat gives the floor to a hall publishing from aiortc: the browser follows.
     speaker = WhipPublisher(
-        speaker_grant["whip_url"], speaker_grant["token"],
-        width=SPEAKER_WIDTH, height=SPEAKER_HEIGHT,
+        speaker_grant["whip_url"],
+        speaker_grant["token"],
+        width=SPEAKER_WIDTH,
+        height=SPEAKER_HEIGHT,
     )
     peers.append(speaker)
     assert (await speaker.start()).status_code == 201
     given = await stack.floor("give", sites["p2"].id)
     assert given.status_code == 200, given.text
     switched = await ward.wait_for(
-        lambda s: _inbound("video", "frameWidth")(s) == SPEAKER_WIDTH
-        and s["videoWidth"] == SPEAKER_WIDTH,
+        lambda s: (
+            _inbound("video", "frameWidth")(s) == SPEAKER_WIDTH and s["videoWidth"] == SPEAKER_WIDTH
+        ),
         "the speaker's camera on the ward's screen",
         SWITCH_TIMEOUT_S,
     )
@@ -291,9 +298,7 @@ async def test_browser_publishes_views_and_follows_the_floor(
     deadline = time.monotonic() + MEDIA_TIMEOUT_S
     while True:
         events = await stack.events()
-        reasons = {
-            e["site_id"]: e["detail"].get("reason") for e in events if e["type"] == "left"
-        }
+        reasons = {e["site_id"]: e["detail"].get("reason") for e in events if e["type"] == "left"}
         if {sites["hq"].id, sites["p1"].id} <= reasons.keys():
             break
         assert time.monotonic() < deadline, events
@@ -312,7 +317,8 @@ async def test_browser_whip_error_carries_status_and_reason(
     assert forged["status"] == 401
     async with httpx.AsyncClient(timeout=10) as http:
         direct = await http.post(
-            grant["whip_url"], content="v=0",
+            grant["whip_url"],
+            content="v=0",
             headers={"Authorization": "Bearer x.y.z", "Content-Type": "application/sdp"},
         )
     assert direct.status_code == 401

@@ -33,3 +33,14 @@ def test_config_port_range_and_announced_ip_from_environment(
 def test_config_bad_port_range_is_refused_with_its_name(low: int, high: int) -> None:
     with pytest.raises(ValidationError, match="udp_port"):
         WorkerSettings(udp_port_min=low, udp_port_max=high)
+
+
+def test_config_advertised_urls_default_to_the_listening_address() -> None:
+    settings = WorkerSettings(host="127.0.0.1", port=8011)
+    assert settings.advertised_public_url == "http://127.0.0.1:8011"
+    assert settings.advertised_internal_url == "http://127.0.0.1:8011"
+    behind_proxy = WorkerSettings(
+        public_url="https://sfu1.example.vn/", internal_url="http://10.0.0.7:8001"
+    )
+    assert behind_proxy.advertised_public_url == "https://sfu1.example.vn"
+    assert behind_proxy.advertised_internal_url == "http://10.0.0.7:8001"

@@ -33,4 +33,8 @@ class SfuEventRecord(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (Index("ix_sfu_events_occurrence_at", "occurrence_id", "at"),)
+    __table_args__ = (
+        Index("ix_sfu_events_occurrence_at", "occurrence_id", "at"),
+        # the monitor reads the latest stats of every live meeting
+        Index("ix_sfu_events_type_at", "type", "at"),
+    )

@@ -12,7 +12,7 @@ from confbridge.auth.dependencies import CurrentUser, PrincipalDep, TerminalDep
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.bridge.schemas import FloorRequest, SfuEventRead
+from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
 from confbridge.bridge.worker_client import WorkerClient
 from confbridge.contracts import (
     EVENTS_PATH,
@@ -26,6 +26,8 @@ from confbridge.contracts import (
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
+from confbridge.live import LiveBusDep, publish_events, publish_floor
+from confbridge.nodes import service as node_service
 from confbridge.pagination import IdPath, Limit, Offset, Page
 
 router = APIRouter(tags=["bridge"])
@@ -51,9 +53,16 @@ NodeDep = Annotated[None, Depends(require_node)]
 
 @router.post("/occurrences/{occurrence_id}/join", response_model=JoinInfo)
 def join(
-    occurrence_id: IdPath, terminal: TerminalDep, session: SessionDep, settings: SettingsDep
+    occurrence_id: IdPath,
+    terminal: TerminalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: JoinRequest | None = None,
 ) -> JoinInfo:
-    return bridge_service.join(
+    """A join grant; `failed_node_id` names the media server the terminal could not reach
+    with its previous grant, so that a dead node's rooms move without waiting for its
+    heartbeats to stop."""
+    info = bridge_service.join(
         session=session,
         occurrence_id=occurrence_id,
         site=terminal.site,
@@ -61,7 +70,10 @@ def join(
         signer=grants.signer_for(settings.grant_key_path),
         now=utcnow(),
         tz=settings.meetings.default_tz,
+        failed_node_id=body.failed_node_id if body else None,
     )
+    session.commit()  # the room's placement, made at its first join
+    return info
 
 
 @router.post("/occurrences/{occurrence_id}/floor", response_model=FloorState)
@@ -71,6 +83,7 @@ def floor(
     principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
+    live: LiveBusDep,
 ) -> FloorState:
     state = bridge_service.floor(
         session=session,
@@ -78,9 +91,15 @@ def floor(
         principal=principal,
         action=body.action,
         site_id=body.site_id,
-        client=WorkerClient(settings.sfu.worker_admin_url, settings.sfu.node_secret),
+        client=WorkerClient(
+            node_service.room_server(
+                session=session, occurrence_id=occurrence_id, settings=settings.sfu
+            ).internal_url,
+            settings.sfu.node_secret,
+        ),
     )
     session.commit()
+    publish_floor(live, occurrence_id, state)
     return state
 
 
@@ -118,9 +137,13 @@ def event_read(record: SfuEventRecord) -> SfuEventRead:
 
 
 @router.post(EVENTS_PATH.removeprefix(API_PREFIX), response_model=EventAck)
-def receive_events(batch: EventBatch, _node: NodeDep, session: SessionDep) -> EventAck:
+def receive_events(
+    batch: EventBatch, _node: NodeDep, session: SessionDep, live: LiveBusDep
+) -> EventAck:
     ack = bridge_service.store_events(session=session, events=batch.events)
     session.commit()
+    if ack.stored:
+        publish_events(live, batch.events)
     return ack
 
 

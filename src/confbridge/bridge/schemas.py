@@ -38,3 +38,13 @@ class SfuEventRead(BaseModel):
     floor: FloorState | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     received_at: datetime
+
+
+class JoinRequest(BaseModel):
+    """Optional body of a join: what went wrong with the previous grant, if anything."""
+
+    failed_node_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the node (JoinInfo.node_id) the terminal could not reach or lost",
+    )

@@ -36,8 +36,10 @@ from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.meetings.recurrence import zone
+from confbridge.nodes import service as node_service
 from confbridge.settings import SfuSettings
 from confbridge.sites.models import Site
+from sfu.config import turn_ice_server
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,27 @@ def _check_window(occurrence: Occurrence, *, join_early_min: int, now: datetime,
         )
 
 
+def _ice_servers(
+    settings: SfuSettings, *, site_id: int, now: datetime, expires_at: datetime
+) -> list[dict[str, Any]]:
+    """The configured STUN/TURN servers, plus TURN with a credential that lasts as long as the
+    grant (at most `sfu.turn.credential_ttl_s`)."""
+    servers = [s.model_dump(exclude_none=True) for s in settings.ice_servers]
+    turn = settings.turn
+    if turn.enabled and turn.shared_secret:
+        ttl_s = min(turn.credential_ttl_s, max(60, int((expires_at - now).total_seconds())))
+        servers.append(
+            turn_ice_server(
+                urls=turn.urls,
+                secret=turn.shared_secret,
+                user=str(site_id),
+                ttl_s=ttl_s,
+                now_unix=now.timestamp(),
+            )
+        )
+    return servers
+
+
 def join(
     *,
     session: Session,
@@ -134,8 +157,13 @@ def join(
     signer: GrantSigner,
     now: datetime,
     tz: str,
+    failed_node_id: str | None = None,
 ) -> JoinInfo:
-    """Issue a join grant for `site` in the occurrence's room, if the site may join now."""
+    """Issue a join grant for `site` in the occurrence's room, if the site may join now.
+
+    With `failed_node_id`, a node the terminal lost is checked first; a node that does not
+    answer is taken as down, and the room moves to another.
+    """
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     booking = _invited_booking(session, occurrence, site)
     _refuse_cancelled(occurrence)
@@ -159,14 +187,45 @@ def join(
         iat=int(now.timestamp()),
         exp=int(expires_at.timestamp()),
     )
-    log.info("join grant %s: site %s, room %s, as %s", claims.jti, site.id, room, role)
+    if failed_node_id is not None:
+        node_service.check_reported_failure(
+            session=session, occurrence_id=occurrence.id, node_id=failed_node_id, now=now
+        )
+    server = node_service.place_room(
+        session=session, occurrence_id=occurrence.id, settings=settings, now=now
+    )
+    # viewers go to the origin while it has room, then to nodes that relay it
+    viewing = node_service.place_viewer(
+        session=session,
+        occurrence_id=occurrence.id,
+        origin=server,
+        now=now,
+        extend=lambda node: node_service.extend_room(
+            node,
+            room=room,
+            origin=server,
+            occurrence_id=occurrence.id,
+            chair_site_id=claims.chair_site_id,
+            ends_at=claims.ends_at,
+            node_secret=settings.node_secret,
+        ),
+    )
+    log.info(
+        "join grant %s: site %s, room %s on %s, as %s",
+        claims.jti,
+        site.id,
+        room,
+        server.node_id or server.public_url,
+        role,
+    )
     return JoinInfo(
-        whip_url=f"{settings.public_url}/whip/{room}",
-        whep_url=f"{settings.public_url}/whep/{room}",
+        whip_url=f"{server.public_url}/whip/{room}",
+        whep_url=f"{viewing.public_url}/whep/{room}",
         token=signer.sign(claims),
-        ice_servers=[s.model_dump(exclude_none=True) for s in settings.ice_servers],
+        ice_servers=_ice_servers(settings, site_id=site.id, now=now, expires_at=expires_at),
         expires_at=expires_at,
         role=role,
+        node_id=server.node_id,
     )
 
 

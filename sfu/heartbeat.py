@@ -1,0 +1,98 @@
+"""The worker's registration with the control plane: a heartbeat with its load every few s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+import httpx
+
+from confbridge import __version__
+from confbridge.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck, NodeLoad
+
+if TYPE_CHECKING:
+    from sfu.worker import Worker
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_S = 1.0
+"""Until the control plane has heard from the worker once, retry this often (it may start
+after the worker)."""
+REQUEST_TIMEOUT_S = 5.0
+
+
+class Heartbeat:
+    """Owns one task that reports the worker to the control plane; `start()` / `close()`."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        settings = worker.settings
+        self._url = settings.control_url.rstrip("/") + NODE_HEARTBEAT_PATH
+        self._headers = {"Authorization": f"Bearer {settings.node_secret}"}
+        self._task: asyncio.Task[None] | None = None
+        self._mark = (time.monotonic(), time.process_time(), 0)
+        self.draining = False
+        self.beats = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sfu-heartbeat")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def message(self) -> NodeHeartbeat:
+        """The heartbeat as of now: load since the previous one."""
+        worker, settings = self._worker, self._worker.settings
+        wall, cpu = time.monotonic(), time.process_time()
+        packets = worker.metrics.totals().packets_forwarded
+        last_wall, last_cpu, last_packets = self._mark
+        elapsed = max(wall - last_wall, 1e-3)
+        self._mark = (wall, cpu, packets)
+        peers = sum(
+            1 for room in worker.rooms.values() for peer in room.peers.values() if peer.connected
+        )
+        return NodeHeartbeat(
+            node_id=settings.node_id,
+            public_url=settings.advertised_public_url,
+            internal_url=settings.advertised_internal_url,
+            version=__version__,
+            capacity_peers=settings.capacity_peers,
+            load=NodeLoad(
+                rooms=len(worker.rooms),
+                peers=peers,
+                packets_per_s=max(0, packets - last_packets) / elapsed,
+                cpu_ratio=max(0.0, cpu - last_cpu) / elapsed,
+                spool_events=worker.reporter.depth if worker.reporter else 0,
+            ),
+        )
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, headers=self._headers) as http:
+            while True:
+                try:
+                    await self._beat(http)
+                except Exception as exc:  # unreachable or refusing: try again next round
+                    log.warning("heartbeat to %s failed: %s", self._url, exc)
+                interval = self._worker.settings.heartbeat_interval_s
+                await asyncio.sleep(interval if self.beats else min(FIRST_RETRY_S, interval))
+
+    async def _beat(self, http: httpx.AsyncClient) -> None:
+        body = self.message().model_dump(mode="json")
+        response = await http.post(self._url, json=body)
+        if response.status_code in (401, 403):
+            log.error("the control plane refused the node secret; check sfu.node_secret")
+        response.raise_for_status()
+        ack = NodeHeartbeatAck.model_validate_json(response.content)
+        if ack.draining != self.draining:
+            log.info("node %s is %s", ack.node_id, "draining" if ack.draining else "in service")
+        self.draining = ack.draining
+        if not self.beats:
+            log.info("registered with the control plane as %s", ack.node_id)
+        self.beats += 1

@@ -1,0 +1,1 @@
+"""Alerts for IT staff: raised by the monitor, stored, shown, and sent to a webhook."""

@@ -1,0 +1,50 @@
+"""The IT dashboard's data over HTTP (the page reads it every few seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter
+
+from confbridge.alerts.router import alert_read
+from confbridge.auth.dependencies import ITUser
+from confbridge.dashboard import service as dashboard_service
+from confbridge.dashboard.schemas import (
+    LiveMeetingRead,
+    OfflineTerminalRead,
+    OverviewRead,
+    SiteLinkRead,
+)
+from confbridge.db import utcnow
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.nodes.router import node_read
+
+router = APIRouter(tags=["dashboard"])
+
+
+def overview_read(overview: dashboard_service.Overview) -> OverviewRead:
+    return OverviewRead(
+        at=overview.at,
+        nodes=[node_read(node) for node, _state in overview.nodes],
+        meetings=[
+            LiveMeetingRead(
+                occurrence_id=m.occurrence_id,
+                title=m.title,
+                start_at=m.start_at,
+                end_at=m.end_at,
+                sites=[SiteLinkRead(**asdict(s)) for s in m.sites],
+            )
+            for m in overview.meetings
+        ],
+        offline_terminals=[OfflineTerminalRead(**asdict(t)) for t in overview.offline_terminals],
+        offline_total=overview.offline_total,
+        alerts=[alert_read(a) for a in overview.alerts],
+    )
+
+
+@router.get("/overview", response_model=OverviewRead)
+def overview(_user: ITUser, session: SessionDep, settings: SettingsDep) -> OverviewRead:
+    """Nodes, live meetings with each site's link (worst first), offline terminals, alerts."""
+    return overview_read(
+        dashboard_service.overview(session=session, settings=settings, now=utcnow())
+    )

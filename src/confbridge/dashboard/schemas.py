@@ -1,0 +1,44 @@
+"""API models of the IT dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from confbridge.alerts.schemas import AlertRead
+from confbridge.nodes.schemas import NodeRead
+
+
+class SiteLinkRead(BaseModel):
+    site_id: int
+    site_name: str
+    rtt_ms: float | None
+    loss_ratio: float | None
+    reported_at: datetime
+    bad: bool
+
+
+class LiveMeetingRead(BaseModel):
+    occurrence_id: int
+    title: str
+    start_at: datetime
+    end_at: datetime
+    sites: list[SiteLinkRead]
+
+
+class OfflineTerminalRead(BaseModel):
+    terminal_id: int
+    name: str
+    site_id: int
+    site_name: str
+    last_seen_at: datetime | None
+
+
+class OverviewRead(BaseModel):
+    at: datetime
+    nodes: list[NodeRead]
+    meetings: list[LiveMeetingRead]
+    offline_terminals: list[OfflineTerminalRead]
+    offline_total: int
+    alerts: list[AlertRead]

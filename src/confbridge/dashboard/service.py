@@ -1,0 +1,170 @@
+"""What IT staff watch: nodes, live meetings with each site's link (worst first), terminals
+offline, open alerts, in one read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from confbridge.alerts import service as alert_service
+from confbridge.alerts.models import Alert
+from confbridge.bridge.models import SfuEventRecord
+from confbridge.contracts import EventType
+from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
+from confbridge.nodes import service as node_service
+from confbridge.nodes.models import SfuNode
+from confbridge.settings import Settings
+from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.terminals.schemas import TerminalStatus
+
+LINK_WINDOW = timedelta(seconds=60)
+"""A site's link is judged on the stats reported in the last minute."""
+MAX_OFFLINE_TERMINALS = 200
+
+
+@dataclass(frozen=True)
+class SiteLink:
+    site_id: int
+    site_name: str
+    rtt_ms: float | None
+    loss_ratio: float | None
+    reported_at: datetime
+    bad: bool
+
+
+@dataclass(frozen=True)
+class LiveMeeting:
+    occurrence_id: int
+    title: str
+    start_at: datetime
+    end_at: datetime
+    sites: list[SiteLink]  # worst link first
+
+
+@dataclass(frozen=True)
+class OfflineTerminal:
+    terminal_id: int
+    name: str
+    site_id: int
+    site_name: str
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Overview:
+    at: datetime
+    nodes: list[tuple[SfuNode, node_service.NodeState]]
+    meetings: list[LiveMeeting]
+    offline_terminals: list[OfflineTerminal]
+    offline_total: int
+    alerts: list[Alert]
+
+
+def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[LiveMeeting]:
+    rows = session.execute(
+        select(Occurrence, Series.title)
+        .join(Series, Series.id == Occurrence.series_id)
+        .where(
+            Occurrence.start_at <= now,
+            Occurrence.end_at > now,
+            Occurrence.status == OccurrenceStatus.scheduled.value,
+        )
+        .order_by(Occurrence.start_at)
+    ).all()
+    if not rows:
+        return []
+    ids = [occurrence.id for occurrence, _title in rows]
+    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    for occurrence_id, site_id, at, payload in session.execute(
+        select(
+            SfuEventRecord.occurrence_id,
+            SfuEventRecord.site_id,
+            SfuEventRecord.at,
+            SfuEventRecord.payload,
+        ).where(
+            SfuEventRecord.occurrence_id.in_(ids),
+            SfuEventRecord.type == EventType.stats.value,
+            SfuEventRecord.at >= now - LINK_WINDOW,
+        )
+    ):
+        if site_id is None:
+            continue
+        stats = (payload or {}).get("stats") or {}
+        key = (occurrence_id, site_id)
+        worst = latest.get(key)
+        # a site is as bad as its worst session (publish or view)
+        if worst is None or _badness(stats) > _badness(worst[1]):
+            latest[key] = (at, stats)
+    site_ids = {site_id for _occurrence, site_id in latest}
+    names = {
+        site_id: name
+        for site_id, name in session.execute(
+            select(Site.id, Site.name).where(Site.id.in_(site_ids))
+        )
+    }
+    alerts = settings.alerts
+    meetings = []
+    for occurrence, title in rows:
+        sites = [
+            SiteLink(
+                site_id=site_id,
+                site_name=names.get(site_id, f"#{site_id}"),
+                rtt_ms=stats.get("rtt_ms"),
+                loss_ratio=stats.get("loss_ratio"),
+                reported_at=at,
+                bad=(stats.get("loss_ratio") or 0) > alerts.link_loss_ratio
+                or (stats.get("rtt_ms") or 0) > alerts.link_rtt_ms,
+            )
+            for (occurrence_id, site_id), (at, stats) in latest.items()
+            if occurrence_id == occurrence.id
+        ]
+        sites.sort(key=lambda s: (-(s.loss_ratio or 0), -(s.rtt_ms or 0), s.site_name))
+        meetings.append(
+            LiveMeeting(occurrence.id, title, occurrence.start_at, occurrence.end_at, sites)
+        )
+    return meetings
+
+
+def _badness(stats: dict) -> tuple[float, float]:
+    return (stats.get("loss_ratio") or 0.0, stats.get("rtt_ms") or 0.0)
+
+
+def overview(*, session: Session, settings: Settings, now: datetime) -> Overview:
+    nodes = [
+        (node, node_service.state_of(node, now)) for node in node_service.list_(session=session)
+    ]
+    views, offline_total = terminal_service.list_(
+        session=session,
+        now=now,
+        offline_after_s=settings.terminals.offline_after_s,
+        status=TerminalStatus.offline,
+        limit=MAX_OFFLINE_TERMINALS,
+    )
+    offline = sorted(
+        (
+            OfflineTerminal(
+                terminal_id=view.terminal.id,
+                name=view.terminal.name,
+                site_id=view.terminal.site_id,
+                site_name=view.terminal.site.name,
+                last_seen_at=view.terminal.last_seen_at,
+            )
+            for view in views
+        ),
+        key=lambda t: (t.last_seen_at is not None, t.last_seen_at or now, t.site_name),
+    )
+    alerts, _total = alert_service.list_(
+        session=session, open_only=True, kind=None, limit=100, offset=0
+    )
+    return Overview(
+        at=now,
+        nodes=nodes,
+        meetings=_live_meetings(session, settings, now),
+        offline_terminals=offline,
+        offline_total=offline_total,
+        alerts=alerts,
+    )

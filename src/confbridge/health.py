@@ -1,0 +1,49 @@
+"""Readiness of the control plane: database, schema and media servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from confbridge import migrate
+from confbridge.db import Database, utcnow
+from confbridge.nodes import service as node_service
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def readiness(database: Database) -> list[Check]:
+    """Each check with a one-line reason; ready when all pass."""
+    try:
+        with database.session() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        return [Check("database", False, f"unreachable: {reason}")]
+    checks = [Check("database", True, "reachable")]
+    current, head = migrate.current_revision(database.engine), migrate.head_revision()
+    checks.append(
+        Check(
+            "migrations",
+            current == head,
+            f"at {current}" if current == head else f"at {current}, code needs {head}",
+        )
+    )
+    now = utcnow()
+    with database.session() as session:
+        nodes = node_service.list_(session=session)
+    up = [n.id for n in nodes if node_service.state_of(n, now) is not node_service.NodeState.down]
+    if up:
+        checks.append(Check("sfu_nodes", True, f"{len(up)} of {len(nodes)} up"))
+    elif nodes:
+        checks.append(Check("sfu_nodes", False, f"all {len(nodes)} registered nodes are down"))
+    else:
+        checks.append(Check("sfu_nodes", False, "no SFU node has registered"))
+    return checks

@@ -1,0 +1,379 @@
+"""The control plane's health loop: finds silent nodes, bad links, growing spools and halls
+whose terminals are offline before a meeting, and raises (or resolves) alerts for IT staff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from confbridge.alerts import service as alert_service
+from confbridge.alerts.service import AlertIn, AlertKind, Severity
+from confbridge.bridge import service as bridge_service
+from confbridge.bridge.models import SfuEventRecord
+from confbridge.contracts import EventType, SfuEvent
+from confbridge.db import Database, utcnow
+from confbridge.meetings.models import (
+    Booking,
+    MeetingMode,
+    Occurrence,
+    OccurrenceStatus,
+    Series,
+)
+from confbridge.meetings.recurrence import zone
+from confbridge.nodes import service as node_service
+from confbridge.settings import AlertSettings, TerminalSettings
+from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+
+log = logging.getLogger(__name__)
+
+SESSION_LOOKBACK = timedelta(days=1)
+"""Sessions of a node that went down are looked for among events this recent."""
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    at: datetime
+    loss_ratio: float | None
+    rtt_ms: float | None
+
+
+class Monitor:
+    """Owns one task running `check()` every `alerts.check_interval_s`."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: AlertSettings,
+        terminals: TerminalSettings | None = None,
+    ) -> None:
+        self._database = database
+        self._settings = settings
+        self._terminals = terminals or TerminalSettings()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="confbridge-monitor")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.check)
+            except Exception:  # keep watching; the next round may succeed
+                log.exception("health check failed")
+            await asyncio.sleep(self._settings.check_interval_s)
+
+    def check(self, now: datetime | None = None) -> None:
+        """One round of every check, in one transaction."""
+        now = now or utcnow()
+        with self._database.session() as session:
+            self.check_nodes(session, now)
+            self.check_links(session, now)
+            self.check_readiness(session, now)
+            session.commit()
+
+    # nodes: down, spool growing
+
+    def _deliver(self) -> bool:
+        return bool(self._settings.webhook_url)
+
+    def check_nodes(self, session: Session, now: datetime) -> None:
+        node_service.mark_down(session=session, now=now)
+        down_open = alert_service.open_subjects(session=session, kind=AlertKind.node_down)
+        spool_open = alert_service.open_subjects(session=session, kind=AlertKind.spool_growing)
+        for node in node_service.list_(session=session):
+            subject = f"node:{node.id}"
+            up = node_service.state_of(node, now) is not node_service.NodeState.down
+            if not up and subject not in down_open:
+                # its sessions ended when it went silent, though it could not say so
+                self.end_sessions_of(session, node.id, node.last_seen_at, now)
+                # silent for NODE_DOWN_AFTER_S, or found dead when a terminal reported it
+                alert_service.raise_(
+                    session=session,
+                    alert_in=AlertIn(
+                        kind=AlertKind.node_down,
+                        severity=Severity.critical,
+                        subject=subject,
+                        node_id=node.id,
+                        message=f"Máy chủ truyền hình {node.id} không còn hoạt động "
+                        f"(lần cuối {node.last_seen_at:%H:%M:%S} UTC)",
+                        message_en=f"SFU node {node.id} is down "
+                        f"(last heard from at {node.last_seen_at:%H:%M:%S} UTC)",
+                        details={
+                            "last_seen_at": node.last_seen_at.isoformat(),
+                            "rooms": node.rooms,
+                        },
+                    ),
+                    now=now,
+                    deliver=self._deliver(),
+                )
+            elif up and subject in down_open:
+                alert_service.resolve(
+                    session=session, kind=AlertKind.node_down, subject=subject, now=now
+                )
+            over = node.spool_events > self._settings.spool_events
+            if up and over and subject not in spool_open:
+                alert_service.raise_(
+                    session=session,
+                    alert_in=AlertIn(
+                        kind=AlertKind.spool_growing,
+                        severity=Severity.warning,
+                        subject=subject,
+                        node_id=node.id,
+                        message=f"Máy chủ {node.id} có {node.spool_events} sự kiện chưa gửi "
+                        "được về máy chủ điều khiển",
+                        message_en=f"SFU node {node.id} holds {node.spool_events} events not "
+                        "yet delivered to the control plane",
+                        details={"spool_events": node.spool_events},
+                    ),
+                    now=now,
+                    deliver=self._deliver(),
+                )
+            elif not over and subject in spool_open:
+                alert_service.resolve(
+                    session=session, kind=AlertKind.spool_growing, subject=subject, now=now
+                )
+
+    def end_sessions_of(
+        self, session: Session, node_id: str, last_seen_at: datetime, now: datetime
+    ) -> int:
+        """Record a `left` event (reason `node_down`, at the node's last heartbeat) for every
+        session the node reported joined and never reported left, so that attendance shows
+        the gap until the site rejoins elsewhere. Idempotent: the event ids derive from the
+        sessions'."""
+        since = now - SESSION_LOOKBACK
+        left = select(SfuEventRecord.peer_id).where(
+            SfuEventRecord.peer_id.is_not(None),
+            SfuEventRecord.node_id == node_id,
+            SfuEventRecord.type == EventType.left.value,
+            SfuEventRecord.at >= since,
+        )
+        joined = session.execute(
+            select(
+                SfuEventRecord.peer_id,
+                SfuEventRecord.room,
+                SfuEventRecord.occurrence_id,
+                SfuEventRecord.site_id,
+                SfuEventRecord.direction,
+            ).where(
+                SfuEventRecord.node_id == node_id,
+                SfuEventRecord.type == EventType.joined.value,
+                SfuEventRecord.at >= since,
+                SfuEventRecord.peer_id.not_in(left),
+            )
+        ).all()
+        events = [
+            SfuEvent(
+                id=f"node-down-{peer_id}"[:64],
+                type=EventType.left,
+                at=max(last_seen_at, now - SESSION_LOOKBACK),
+                node_id=node_id,
+                room=room,
+                occurrence_id=occurrence_id,
+                site_id=site_id,
+                peer_id=peer_id,
+                direction=direction,
+                detail={"reason": "node_down"},
+            )
+            for peer_id, room, occurrence_id, site_id, direction in joined
+            if peer_id is not None
+        ]
+        if events:
+            bridge_service.store_events(session=session, events=events)
+            log.warning("node %s is down: %d session(s) recorded as left", node_id, len(events))
+        return len(events)
+
+    # links: a site with high loss or round-trip time for a while in a live meeting
+
+    def _bad(self, report: LinkReport) -> bool:
+        loss, rtt = report.loss_ratio, report.rtt_ms
+        return (loss is not None and loss > self._settings.link_loss_ratio) or (
+            rtt is not None and rtt > self._settings.link_rtt_ms
+        )
+
+    def _bad_for_s(self, reports: list[LinkReport]) -> float:
+        """How long the trailing run of bad reports has lasted (0 if the latest is good)."""
+        if not reports or not self._bad(reports[-1]):
+            return 0.0
+        start = reports[-1].at
+        for report in reversed(reports):
+            if not self._bad(report):
+                start = report.at  # the bad run began after this good report
+                break
+            start = report.at
+        return (reports[-1].at - start).total_seconds()
+
+    def check_links(self, session: Session, now: datetime) -> None:
+        window = timedelta(seconds=2 * self._settings.link_bad_for_s + 30)
+        rows = session.execute(
+            select(
+                SfuEventRecord.occurrence_id,
+                SfuEventRecord.site_id,
+                SfuEventRecord.peer_id,
+                SfuEventRecord.at,
+                SfuEventRecord.payload,
+            )
+            .where(SfuEventRecord.type == EventType.stats.value, SfuEventRecord.at >= now - window)
+            .order_by(SfuEventRecord.at)
+        )
+        by_peer: dict[tuple[int, int, str], list[LinkReport]] = defaultdict(list)
+        for occurrence_id, site_id, peer_id, at, payload in rows:
+            stats = (payload or {}).get("stats") or {}
+            if site_id is None or peer_id is None:
+                continue
+            by_peer[(occurrence_id, site_id, peer_id)].append(
+                LinkReport(at, stats.get("loss_ratio"), stats.get("rtt_ms"))
+            )
+        # a site is as bad as its worst session; recent = reported in the last window
+        worst: dict[tuple[int, int], tuple[float, LinkReport]] = {}
+        for (occurrence_id, site_id, _peer), reports in by_peer.items():
+            key = (occurrence_id, site_id)
+            bad_for = self._bad_for_s(reports)
+            if key not in worst or bad_for > worst[key][0]:
+                worst[key] = (bad_for, reports[-1])
+        open_subjects = alert_service.open_subjects(session=session, kind=AlertKind.link_quality)
+        seen = set()
+        for (occurrence_id, site_id), (bad_for, latest) in worst.items():
+            subject = f"occurrence:{occurrence_id}/site:{site_id}"
+            seen.add(subject)
+            if bad_for > self._settings.link_bad_for_s and subject not in open_subjects:
+                loss = f"{latest.loss_ratio:.0%}" if latest.loss_ratio is not None else "?"
+                rtt = f"{latest.rtt_ms:.0f} ms" if latest.rtt_ms is not None else "?"
+                alert_service.raise_(
+                    session=session,
+                    alert_in=AlertIn(
+                        kind=AlertKind.link_quality,
+                        severity=Severity.warning,
+                        subject=subject,
+                        occurrence_id=occurrence_id,
+                        site_id=site_id,
+                        message=f"Đường truyền của điểm cầu {site_id} kém trong cuộc họp "
+                        f"{occurrence_id}: mất gói {loss}, trễ {rtt}, đã {bad_for:.0f} giây",
+                        message_en=f"Site {site_id} has a bad link in occurrence "
+                        f"{occurrence_id}: loss {loss}, RTT {rtt}, for {bad_for:.0f} s",
+                        details={
+                            "loss_ratio": latest.loss_ratio,
+                            "rtt_ms": latest.rtt_ms,
+                            "bad_for_s": bad_for,
+                        },
+                    ),
+                    now=now,
+                    deliver=self._deliver(),
+                )
+            elif bad_for == 0.0 and subject in open_subjects:
+                alert_service.resolve(
+                    session=session, kind=AlertKind.link_quality, subject=subject, now=now
+                )
+        # a site no longer reporting (left, or the meeting ended) has no bad link any more
+        for subject in open_subjects - seen:
+            alert_service.resolve(
+                session=session, kind=AlertKind.link_quality, subject=subject, now=now
+            )
+
+    # readiness: before a meeting, every invited hall needs a terminal online
+
+    def check_readiness(self, session: Session, now: datetime) -> None:
+        """From `terminals.readiness_lead_min` before an online or hybrid occurrence starts, an
+        invited site without a terminal online gets a `terminal_offline` alert; it resolves when
+        one of its terminals comes online, or when the occurrence ends (or is cancelled)."""
+        lead = timedelta(minutes=self._terminals.readiness_lead_min)
+        rows = session.execute(
+            select(
+                Booking.occurrence_id,
+                Booking.site_id,
+                Site.name,
+                Occurrence.start_at,
+                Series.title,
+                Series.tz,
+            )
+            .join(Occurrence, Occurrence.id == Booking.occurrence_id)
+            .join(Series, Series.id == Occurrence.series_id)
+            .join(Site, Site.id == Booking.site_id)
+            .where(
+                Booking.active.is_(True),
+                Occurrence.status == OccurrenceStatus.scheduled.value,
+                Series.mode != MeetingMode.in_person.value,
+                Occurrence.start_at <= now + lead,
+                Occurrence.end_at > now,
+            )
+        ).all()
+        online = terminal_service.online_site_ids(
+            session=session,
+            site_ids=[r.site_id for r in rows],
+            now=now,
+            offline_after_s=self._terminals.offline_after_s,
+        )
+        last_seen = terminal_service.last_seen_by_site(
+            session=session, site_ids=[r.site_id for r in rows if r.site_id not in online]
+        )
+        open_subjects = alert_service.open_subjects(
+            session=session, kind=AlertKind.terminal_offline
+        )
+        current = set()
+        for row in rows:
+            subject = f"occurrence:{row.occurrence_id}/site:{row.site_id}"
+            current.add(subject)
+            if row.site_id in online:
+                if subject in open_subjects:
+                    alert_service.resolve(
+                        session=session, kind=AlertKind.terminal_offline, subject=subject, now=now
+                    )
+                continue
+            # raised before the start only: a hall that drops out mid-meeting is the link
+            # checks' and the attendance's business
+            if subject in open_subjects or now >= row.start_at:
+                continue
+            self._raise_offline(session, now, row, last_seen.get(row.site_id))
+        for subject in open_subjects - current:
+            alert_service.resolve(
+                session=session, kind=AlertKind.terminal_offline, subject=subject, now=now
+            )
+
+    def _raise_offline(
+        self, session: Session, now: datetime, row: Any, last_seen_at: datetime | None
+    ) -> None:
+        local_start = row.start_at.astimezone(zone(row.tz))
+        minutes = max(0, round((row.start_at - now).total_seconds() / 60))
+        if last_seen_at is None:
+            seen_vi, seen_en = "chưa từng kết nối", "never seen"
+        else:
+            seen_vi = f"lần cuối {last_seen_at:%H:%M:%S} UTC"
+            seen_en = f"last seen at {last_seen_at:%H:%M:%S} UTC"
+        alert_service.raise_(
+            session=session,
+            alert_in=AlertIn(
+                kind=AlertKind.terminal_offline,
+                severity=Severity.warning,
+                subject=f"occurrence:{row.occurrence_id}/site:{row.site_id}",
+                occurrence_id=row.occurrence_id,
+                site_id=row.site_id,
+                message=f"Thiết bị đầu cuối của điểm cầu {row.name} mất kết nối ({seen_vi}); "
+                f'cuộc họp "{row.title}" bắt đầu lúc {local_start:%H:%M %d/%m/%Y} '
+                f"(còn {minutes} phút)",
+                message_en=f"No terminal of site {row.name} is online ({seen_en}); "
+                f'"{row.title}" starts at {local_start:%H:%M %d/%m/%Y} ({row.tz}), '
+                f"in {minutes} min",
+                details={
+                    "starts_at": row.start_at.isoformat(),
+                    "last_seen_at": last_seen_at.isoformat() if last_seen_at else None,
+                    "offline_after_s": self._terminals.offline_after_s,
+                },
+            ),
+            now=now,
+            deliver=self._deliver(),
+        )

@@ -1,0 +1,63 @@
+"""Registered SFU nodes and the placement of rooms on them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from confbridge.db import Base, UTCDateTime, utcnow
+
+
+class SfuNode(Base):
+    """One worker, as it last reported itself; `up`/`down` follows from `last_seen_at`."""
+
+    __tablename__ = "sfu_nodes"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    public_url: Mapped[str] = mapped_column(String(500))
+    internal_url: Mapped[str] = mapped_column(String(500))
+    version: Mapped[str] = mapped_column(String(50), default="")
+    capacity_peers: Mapped[int] = mapped_column(Integer)
+    # Set by IT staff: no new rooms are placed here; rooms already here carry on.
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    rooms: Mapped[int] = mapped_column(Integer, default=0)
+    peers: Mapped[int] = mapped_column(Integer, default=0)
+    packets_per_s: Mapped[float] = mapped_column(Float, default=0.0)
+    cpu_ratio: Mapped[float] = mapped_column(Float, default=0.0)
+    spool_events: Mapped[int] = mapped_column(Integer, default=0)
+    # Sessions sent here since the last heartbeat, which does not count them yet.
+    pending_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the monitor found the node silent (None while it heartbeats).
+    down_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class RoomPlacement(Base):
+    """The node an occurrence's room was placed on, at its first join."""
+
+    __tablename__ = "room_placements"
+
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("sfu_nodes.id", ondelete="CASCADE"), index=True
+    )
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RoomEdge(Base):
+    """A node that extends a room beyond its origin: it relays the origin's media to viewers."""
+
+    __tablename__ = "room_edges"
+
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("sfu_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

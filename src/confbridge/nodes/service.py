@@ -1,0 +1,303 @@
+"""Node heartbeats, node states, and the placement of rooms on the least-loaded node."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import httpx
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from confbridge.contracts import NodeHeartbeat
+from confbridge.errors import DomainError, NotFound
+from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
+from confbridge.settings import SfuSettings
+
+log = logging.getLogger(__name__)
+
+NODE_DOWN_AFTER_S = 15.0
+"""A node that has not sent a heartbeat for this long is `down`."""
+PROBE_TIMEOUT_S = 1.0
+EXTEND_TIMEOUT_S = 10.0
+"""How long a node may take to open a pipe from the room's origin."""
+"""How long a node reported dead by a terminal has to answer its health check."""
+
+
+class NodeState(StrEnum):
+    up = "up"
+    draining = "draining"  # up, but takes no new rooms
+    down = "down"
+
+
+class NoMediaServer(DomainError):
+    """Every registered node is down, draining or full."""
+
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class MediaServer:
+    """Where a room's terminals and the control plane reach its worker."""
+
+    node_id: str | None  # None: the configured single worker (no node has registered)
+    public_url: str
+    internal_url: str
+
+
+def state_of(node: SfuNode, now: datetime) -> NodeState:
+    # down_since: found silent by the monitor, or found dead when a terminal reported it;
+    # the node's next heartbeat clears it
+    if node.down_since is not None or now - node.last_seen_at > timedelta(
+        seconds=NODE_DOWN_AFTER_S
+    ):
+        return NodeState.down
+    return NodeState.draining if node.draining else NodeState.up
+
+
+def get(*, session: Session, node_id: str) -> SfuNode:
+    node = session.get(SfuNode, node_id)
+    if node is None:
+        raise NotFound(f"no SFU node {node_id!r}", node_id=node_id)
+    return node
+
+
+def list_(*, session: Session) -> list[SfuNode]:
+    return list(session.scalars(select(SfuNode).order_by(SfuNode.id)))
+
+
+def heartbeat(*, session: Session, beat: NodeHeartbeat, now: datetime) -> SfuNode:
+    """Register the node or refresh it; a node that was down is up again."""
+    node = session.get(SfuNode, beat.node_id)
+    if node is None:
+        node = SfuNode(id=beat.node_id, registered_at=now, draining=False)
+        session.add(node)
+        log.info("SFU node %s registered at %s", beat.node_id, beat.public_url)
+    elif node.down_since is not None:
+        log.info("SFU node %s is back after %s", node.id, now - node.down_since)
+    node.public_url = beat.public_url.rstrip("/")
+    node.internal_url = beat.internal_url.rstrip("/")
+    node.version = beat.version
+    node.capacity_peers = beat.capacity_peers
+    node.rooms = beat.load.rooms
+    node.peers = beat.load.peers
+    node.packets_per_s = beat.load.packets_per_s
+    node.cpu_ratio = beat.load.cpu_ratio
+    node.spool_events = beat.load.spool_events
+    node.pending_sessions = 0  # the reported load now includes them
+    node.last_seen_at = now
+    node.down_since = None
+    session.flush()
+    return node
+
+
+def set_draining(*, session: Session, node_id: str, draining: bool) -> SfuNode:
+    node = get(session=session, node_id=node_id)
+    node.draining = draining
+    session.flush()
+    return node
+
+
+def _sessions(node: SfuNode) -> int:
+    return node.peers + node.pending_sessions
+
+
+def _load(node: SfuNode) -> float:
+    return _sessions(node) / node.capacity_peers
+
+
+def _has_room(node: SfuNode) -> bool:
+    return _sessions(node) < node.capacity_peers
+
+
+def _placeable(session: Session, now: datetime) -> list[SfuNode]:
+    nodes = [
+        node
+        for node in list_(session=session)
+        if state_of(node, now) is NodeState.up and _has_room(node)
+    ]
+    # least loaded first; CPU breaks ties between equally filled nodes
+    return sorted(nodes, key=lambda node: (_load(node), node.cpu_ratio, node.id))
+
+
+def _server(node: SfuNode) -> MediaServer:
+    return MediaServer(node.id, node.public_url, node.internal_url)
+
+
+def _configured(settings: SfuSettings) -> MediaServer:
+    return MediaServer(None, settings.public_url, settings.worker_admin_url)
+
+
+def place_room(
+    *, session: Session, occurrence_id: int, settings: SfuSettings, now: datetime
+) -> MediaServer:
+    """The node that serves the occurrence's room, placing the room on first use.
+
+    A room stays on its node while the node is up (draining included); a room whose node is
+    down is placed again. With no node registered at all, the configured worker serves.
+    """
+    placement = session.get(RoomPlacement, occurrence_id)
+    if placement is not None:
+        node = session.get(SfuNode, placement.node_id)
+        if node is not None and state_of(node, now) is not NodeState.down:
+            node.pending_sessions += 1
+            return _server(node)
+        # the origin is gone: its edges relayed a pipe that no longer exists
+        session.execute(delete(RoomEdge).where(RoomEdge.occurrence_id == occurrence_id))
+    if session.scalar(select(SfuNode.id).limit(1)) is None:
+        return _configured(settings)
+    candidates = _placeable(session, now)
+    if not candidates:
+        raise NoMediaServer("no media server is available now (all down, draining or full)")
+    chosen = candidates[0]
+    try:
+        with session.begin_nested():
+            if placement is None:
+                session.add(RoomPlacement(occurrence_id=occurrence_id, node_id=chosen.id))
+            else:
+                log.warning(
+                    "room of occurrence %s moves from node %s (down) to %s",
+                    occurrence_id,
+                    placement.node_id,
+                    chosen.id,
+                )
+                placement.node_id = chosen.id
+                placement.placed_at = now
+    except IntegrityError:
+        # another join placed the room at the same moment: use its choice
+        session.expire_all()
+        placement = session.get(RoomPlacement, occurrence_id)
+        assert placement is not None
+        node = session.get(SfuNode, placement.node_id)
+        assert node is not None
+        node.pending_sessions += 1
+        return _server(node)
+    chosen.pending_sessions += 1
+    return _server(chosen)
+
+
+def room_server(*, session: Session, occurrence_id: int, settings: SfuSettings) -> MediaServer:
+    """The node a room was placed on (the configured worker if it was never placed)."""
+    placement = session.get(RoomPlacement, occurrence_id)
+    node = session.get(SfuNode, placement.node_id) if placement is not None else None
+    return _server(node) if node is not None else _configured(settings)
+
+
+def mark_down(*, session: Session, now: datetime) -> list[SfuNode]:
+    """Nodes that fell silent since the last look: their `down_since` is set and returned."""
+    newly_down = []
+    for node in list_(session=session):
+        silent = now - node.last_seen_at > timedelta(seconds=NODE_DOWN_AFTER_S)
+        if node.down_since is None and silent:
+            node.down_since = now
+            newly_down.append(node)
+    session.flush()
+    return newly_down
+
+
+def probe(node: SfuNode) -> bool:
+    """True if the node's worker answers its health check now."""
+    try:
+        response = httpx.get(f"{node.internal_url}/healthz", timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def check_reported_failure(
+    *, session: Session, occurrence_id: int, node_id: str, now: datetime
+) -> bool:
+    """A terminal lost the room's node: if the node does not answer, take it as down now
+    (rooms move at their next join) rather than after its heartbeats have stopped for
+    NODE_DOWN_AFTER_S. Returns True if the node was found dead."""
+    placement = session.get(RoomPlacement, occurrence_id)
+    if placement is None or placement.node_id != node_id:
+        return False  # the room has moved already, or the report is about another room
+    node = session.get(SfuNode, node_id)
+    if node is None or node.down_since is not None:
+        return False
+    if probe(node):
+        return False  # the node is fine: the terminal's own network failed
+    log.warning("SFU node %s does not answer (reported by a terminal): taken as down", node_id)
+    node.down_since = now
+    session.flush()
+    return True
+
+
+Extender = Callable[[SfuNode], bool]
+"""Asks a node to extend the room (pipe from its origin); True if it did."""
+
+
+def place_viewer(
+    *, session: Session, occurrence_id: int, origin: MediaServer, now: datetime, extend: Extender
+) -> MediaServer:
+    """Where a viewer of the room goes: its origin while it has room, else an edge node that
+    relays the origin (an existing one first, else the least-loaded other node, extended
+    now). With nowhere better, the origin takes the viewer beyond its capacity."""
+    if origin.node_id is None:
+        return origin
+    origin_node = session.get(SfuNode, origin.node_id)
+    assert origin_node is not None
+    if _has_room(origin_node):
+        origin_node.pending_sessions += 1
+        return origin
+    edge_ids = set(
+        session.scalars(select(RoomEdge.node_id).where(RoomEdge.occurrence_id == occurrence_id))
+    )
+    candidates = _placeable(session, now)
+    for node in candidates:
+        if node.id in edge_ids:
+            node.pending_sessions += 1
+            return _server(node)
+    for node in candidates:
+        if node.id == origin_node.id or node.id in edge_ids:
+            continue
+        if extend(node):
+            session.add(RoomEdge(occurrence_id=occurrence_id, node_id=node.id, created_at=now))
+            node.pending_sessions += 1
+            log.info("room of occurrence %s extended to node %s", occurrence_id, node.id)
+            return _server(node)
+    log.warning(
+        "room of occurrence %s: no node to extend to; %s takes more",
+        occurrence_id,
+        origin_node.id,
+    )
+    origin_node.pending_sessions += 1
+    return origin
+
+
+def extend_room(
+    node: SfuNode,
+    *,
+    room: str,
+    origin: MediaServer,
+    occurrence_id: int,
+    chair_site_id: int,
+    ends_at: datetime,
+    node_secret: str,
+) -> bool:
+    """Ask `node` to relay the room from its origin (the edge opens the pipe itself)."""
+    body = {
+        "origin_url": origin.internal_url,
+        "occurrence_id": occurrence_id,
+        "chair_site_id": chair_site_id,
+        "ends_at": ends_at.isoformat(),
+    }
+    try:
+        response = httpx.post(
+            f"{node.internal_url}/rooms/{room}/pipe",
+            json=body,
+            headers={"Authorization": f"Bearer {node_secret}"},
+            timeout=EXTEND_TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        log.warning("node %s could not extend room %s: %s", node.id, room, exc)
+        return False
+    if response.status_code != 200:
+        log.warning("node %s refused to extend room %s: %s", node.id, room, response.text[:200])
+        return False
+    return True

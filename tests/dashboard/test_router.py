@@ -1,0 +1,72 @@
+"""The IT overview: nodes, live meetings' links worst first, offline terminals, alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from confbridge.alerts import service as alert_service
+from confbridge.auth.models import Role
+from confbridge.bridge import service as bridge_service
+from confbridge.contracts import EventType, PeerStats, SfuEvent
+from confbridge.db import Database, utcnow
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
+from tests.alerts.test_service import node_down
+from tests.nodes.conftest import make_occurrences
+from tests.test_monitor import heartbeat
+
+
+def stats(occurrence_id: int, site_id: int, loss: float, rtt_ms: float) -> SfuEvent:
+    return SfuEvent(
+        id=uuid.uuid4().hex,
+        type=EventType.stats,
+        at=utcnow() - timedelta(seconds=5),
+        node_id="a",
+        room=f"occ-{occurrence_id}",
+        occurrence_id=occurrence_id,
+        site_id=site_id,
+        peer_id=f"peer-{site_id}",
+        direction="egress",
+        stats=PeerStats(loss_ratio=loss, rtt_ms=rtt_ms, packets=100),
+    )
+
+
+def test_router_overview_for_it_staff(
+    client: TestClient, database: Database, sites: dict[str, Site], make_user
+) -> None:
+    with database.session() as session:
+        (live, _tomorrow) = make_occurrences(session, sites, count=2)
+        heartbeat(session, "a", utcnow())
+        bridge_service.store_events(
+            session=session,
+            events=[
+                stats(live.id, sites["p1"].id, loss=0.01, rtt_ms=50),
+                stats(live.id, sites["p2"].id, loss=0.12, rtt_ms=80),
+                stats(live.id, sites["hq"].id, loss=0.0, rtt_ms=450),
+            ],
+        )
+        alert_service.raise_(session=session, alert_in=node_down("b"), now=utcnow(), deliver=False)
+        site = session.get(Site, sites["dept"].id)
+        assert site is not None
+        site_service.create_terminal(session=session, site=site)  # never heard from
+        session.commit()
+        live_id = live.id
+
+    assert client.get("/api/v1/overview", headers=make_user(Role.secretariat)).status_code == 403
+    overview = client.get("/api/v1/overview", headers=make_user(Role.it))
+    assert overview.status_code == 200, overview.text
+    body = overview.json()
+    assert [(n["id"], n["state"]) for n in body["nodes"]] == [("a", "up")]
+    (meeting,) = body["meetings"]
+    assert meeting["occurrence_id"] == live_id and meeting["title"] == "Giao ban"
+    assert [(s["site_id"], s["bad"]) for s in meeting["sites"]] == [
+        (sites["p2"].id, True),  # 12 % loss
+        (sites["p1"].id, False),
+        (sites["hq"].id, True),  # 450 ms
+    ]
+    assert [t["site_name"] for t in body["offline_terminals"]] == ["Phòng họp Sở"]
+    assert body["offline_terminals"][0]["last_seen_at"] is None
+    assert [a["subject"] for a in body["alerts"]] == ["node:b"]

@@ -1,0 +1,168 @@
+"""The node registry: heartbeats, states, and where rooms are placed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from confbridge.contracts import NodeHeartbeat, NodeLoad
+from confbridge.db import utcnow
+from confbridge.meetings.models import Occurrence
+from confbridge.nodes import service as node_service
+from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
+from confbridge.nodes.service import NodeState, NoMediaServer
+from confbridge.settings import SfuSettings
+from tests.nodes.conftest import make_occurrences
+
+CONFIGURED = SfuSettings(
+    public_url="http://sfu.example.vn:8001", internal_url="http://10.0.0.5:8001"
+)
+
+
+def beat(node_id: str, *, peers: int = 0, capacity: int = 100, cpu: float = 0.1) -> NodeHeartbeat:
+    return NodeHeartbeat(
+        node_id=node_id,
+        public_url=f"http://{node_id}.example.vn:8001/",
+        internal_url=f"http://{node_id}.internal:8001",
+        version="1.0",
+        capacity_peers=capacity,
+        load=NodeLoad(rooms=1, peers=peers, packets_per_s=100, cpu_ratio=cpu, spool_events=0),
+    )
+
+
+def test_service_heartbeat_registers_then_refreshes(session: Session) -> None:
+    now = utcnow()
+    node = node_service.heartbeat(session=session, beat=beat("a", peers=3), now=now)
+    assert (node.public_url, node.peers, node.registered_at) == ("http://a.example.vn:8001", 3, now)
+    later = now + timedelta(seconds=5)
+    node.down_since = now
+    again = node_service.heartbeat(session=session, beat=beat("a", peers=7), now=later)
+    assert again is node and again.peers == 7 and again.registered_at == now
+    assert again.last_seen_at == later and again.down_since is None
+
+
+def test_service_state_follows_silence_and_draining(session: Session) -> None:
+    now = utcnow()
+    node = node_service.heartbeat(session=session, beat=beat("a"), now=now)
+    assert node_service.state_of(node, now + timedelta(seconds=15)) is NodeState.up
+    assert node_service.state_of(node, now + timedelta(seconds=15.1)) is NodeState.down
+    node_service.set_draining(session=session, node_id="a", draining=True)
+    assert node_service.state_of(node, now) is NodeState.draining
+    marked = node_service.mark_down(session=session, now=now + timedelta(seconds=20))
+    assert marked == [node] and node.down_since == now + timedelta(seconds=20)
+    # marked once: a later look does not report it again
+    assert node_service.mark_down(session=session, now=now + timedelta(seconds=40)) == []
+
+
+def test_service_rooms_go_to_the_configured_worker_while_none_registered(
+    session: Session, sites: dict
+) -> None:
+    (occurrence,) = make_occurrences(session, sites, count=1)
+    server = node_service.place_room(
+        session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=utcnow()
+    )
+    assert (server.node_id, server.public_url, server.internal_url) == (
+        None,
+        "http://sfu.example.vn:8001",
+        "http://10.0.0.5:8001",
+    )
+    assert session.get(RoomPlacement, occurrence.id) is None
+
+
+def test_service_places_rooms_on_the_least_loaded_node_and_keeps_them_there(
+    session: Session, sites: dict
+) -> None:
+    first, second, third = make_occurrences(session, sites, count=3)
+    now = utcnow()
+    node_service.heartbeat(session=session, beat=beat("busy", peers=80), now=now)
+    node_service.heartbeat(session=session, beat=beat("idle", peers=10), now=now)
+    node_service.heartbeat(session=session, beat=beat("full", peers=100), now=now)
+
+    def place(occurrence: Occurrence, at=now) -> str | None:
+        return node_service.place_room(
+            session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=at
+        ).node_id
+
+    assert place(first) == "idle"
+    # the idle node fills up; the room stays where it is, a new room goes to the other
+    node_service.heartbeat(session=session, beat=beat("idle", peers=95), now=now)
+    assert place(first) == "idle"
+    assert place(second) == "busy"
+    # draining: rooms already there carry on, new rooms go elsewhere
+    node_service.set_draining(session=session, node_id="busy", draining=True)
+    assert place(second) == "busy"
+    assert place(third) == "idle"
+    # a node that goes silent loses its rooms to a node that is up
+    later = now + timedelta(seconds=20)
+    node_service.heartbeat(session=session, beat=beat("full", peers=10), now=later)
+    assert place(second, later) == "full"
+    assert session.get(RoomPlacement, second.id).node_id == "full"
+
+
+def test_service_no_node_available_is_a_clear_503(session: Session, sites: dict) -> None:
+    (occurrence,) = make_occurrences(session, sites, count=1)
+    now = utcnow()
+    node_service.heartbeat(session=session, beat=beat("a"), now=now - timedelta(minutes=1))
+    with pytest.raises(NoMediaServer, match="no media server is available") as refused:
+        node_service.place_room(
+            session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
+        )
+    assert refused.value.status_code == 503
+
+
+def test_service_viewers_fill_the_origin_then_extend_the_room(
+    session: Session, sites: dict
+) -> None:
+    (occurrence,) = make_occurrences(session, sites, count=1)
+    now = utcnow()
+    for node_id in ("a", "b", "c"):
+        node_service.heartbeat(session=session, beat=beat(node_id, capacity=2), now=now)
+    asked: list[str] = []
+
+    def extend(node) -> bool:  # type: ignore[no-untyped-def]
+        asked.append(node.id)
+        return node.id != "b"  # b cannot open the pipe
+
+    def join() -> tuple[str | None, str | None]:
+        origin = node_service.place_room(
+            session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
+        )
+        viewing = node_service.place_viewer(
+            session=session, occurrence_id=occurrence.id, origin=origin, now=now, extend=extend
+        )
+        return origin.node_id, viewing.node_id
+
+    assert join() == ("a", "a")  # publish + view: the origin is full
+    assert join() == ("a", "c")  # b refused; c relays the room now
+    assert asked == ["b", "c"]
+    assert join() == ("a", "c")  # the existing edge first
+    assert asked == ["b", "c"]
+    # everything full: the origin takes more rather than nobody
+    node_service.heartbeat(session=session, beat=beat("c", peers=2, capacity=2), now=now)
+    assert join()[1] == "a"
+    # a heartbeat replaces the guesses with what the node reports
+    node_service.heartbeat(session=session, beat=beat("a", peers=0, capacity=2), now=now)
+    assert session.get(SfuNode, "a").pending_sessions == 0
+
+
+def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: dict) -> None:
+    (occurrence,) = make_occurrences(session, sites, count=1)
+    now = utcnow()
+    for node_id in ("a", "b"):
+        node_service.heartbeat(session=session, beat=beat(node_id, capacity=1), now=now)
+    origin = node_service.place_room(
+        session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
+    )
+    edge = node_service.place_viewer(
+        session=session, occurrence_id=occurrence.id, origin=origin, now=now, extend=lambda n: True
+    )
+    assert (origin.node_id, edge.node_id) == ("a", "b")
+    later = now + timedelta(seconds=20)
+    node_service.heartbeat(session=session, beat=beat("b"), now=later)
+    moved = node_service.place_room(
+        session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=later
+    )
+    assert moved.node_id == "b"
+    assert session.query(RoomEdge).count() == 0

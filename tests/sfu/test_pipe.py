@@ -1,0 +1,155 @@
+"""One room on two workers: the origin pipes its sources to an edge, whose viewers decode the
+chair, and a floor change at the origin reaches them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from confbridge.auth.models import Role
+from confbridge.db import utcnow
+from confbridge.sites.models import Site
+from tests.sfu.conftest import NODE_SECRET, Stack
+from tests.sfu.peers import WhepViewer, WhipPublisher, until
+
+ADMIN = {"Authorization": f"Bearer {NODE_SECRET}"}
+
+
+@pytest.fixture
+def stack_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("CONFBRIDGE_SFU_HEARTBEAT_INTERVAL_S", "1")
+    return {"sfu": {"local_workers": 2}}
+
+
+def other_worker(url: str, stack: Stack) -> str:
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    first = int(stack.worker.rsplit(":", 1)[1])
+    return f"http://127.0.0.1:{first + 1 if port == first else first}"
+
+
+def base(url: str) -> str:
+    return url.split("/wh", 1)[0]
+
+
+async def test_pipe_edge_viewers_decode_the_chair_and_follow_the_floor(
+    stack: Stack, peers: list, sites: dict[str, Site], make_user: Any
+) -> None:
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    origin = base(chair_grant["whip_url"])
+    edge = other_worker(origin, stack)
+    room = f"occ-{stack.occurrence_id}"
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        extended = await http.post(
+            f"{edge}/rooms/{room}/pipe",
+            json={
+                "origin_url": origin,
+                "occurrence_id": stack.occurrence_id,
+                "chair_site_id": sites["hq"].id,
+                "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+            },
+            headers=ADMIN,
+        )
+        assert extended.status_code == 200, extended.text
+        assert extended.json()["sources"] == 2  # the chair's video and audio
+
+    viewer_grant = await stack.join("p1")
+    viewer = WhepViewer(f"{edge}/whep/{room}", viewer_grant["token"])
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 10 and viewer.audio_frames > 10, timeout_s=15)
+    assert viewer.widths_since(0) == {320}  # the chair, through the pipe
+
+    # a hall cannot publish to an edge, nor take the floor there
+    async with httpx.AsyncClient(timeout=10) as http:
+        refused = await http.post(
+            f"{edge}/rooms/{room}/floor", json={"action": "take", "by": "test"}, headers=ADMIN
+        )
+    assert refused.status_code == 409
+
+    p2 = await stack.join("p2")
+    speaker = WhipPublisher(p2["whip_url"], p2["token"], width=176, height=144)
+    peers.append(speaker)
+    assert base(p2["whip_url"]) == origin
+    assert (await speaker.start()).status_code == 201
+    given = await stack.floor("give", sites["p2"].id)
+    assert given.status_code == 200, given.text
+    switched_at = time.monotonic()
+    await until(lambda: 176 in viewer.widths_since(switched_at), timeout_s=10)
+    taken = await stack.floor("take")
+    assert taken.status_code == 200
+    back_at = time.monotonic()
+    await until(lambda: 320 in viewer.widths_since(back_at + 0.5), timeout_s=10)
+
+    # the edge's worker reports its viewer like any other
+    it = make_user(Role.it)
+    async with httpx.AsyncClient(base_url=stack.control) as http:
+        nodes = (await http.get("/api/v1/sfu/nodes", headers=it)).json()
+    assert len(nodes) == 2
+    deadline = time.monotonic() + 10
+    while True:
+        events = await stack.events()
+        joined = [e for e in events if e["type"] == "joined" and e["site_id"] == sites["p1"].id]
+        if joined:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    assert joined[0]["node_id"] != chair_grant.get("node_id")
+
+
+@pytest.fixture
+def small_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # each worker takes 2 sessions before the control plane extends the room to the other
+    monkeypatch.setenv("CONFBRIDGE_SFU_CAPACITY_PEERS", "2")
+
+
+async def test_pipe_the_control_plane_extends_a_full_room(
+    small_workers: None, stack: Stack, peers: list, sites: dict[str, Site], make_user: Any
+) -> None:
+    it = make_user(Role.it)
+
+    async def registered() -> bool:
+        async with httpx.AsyncClient(base_url=stack.control) as http:
+            nodes = (await http.get("/api/v1/sfu/nodes", headers=it)).json()
+        return len(nodes) == 2 and all(n["capacity_peers"] == 2 for n in nodes)
+
+    deadline = time.monotonic() + 10
+    while not await registered():
+        assert time.monotonic() < deadline, "the workers did not register"
+        await asyncio.sleep(0.2)
+
+    chair_grant = await stack.join("hq")  # publishes and views at the origin: it is full
+    origin = base(chair_grant["whip_url"])
+    assert base(chair_grant["whep_url"]) == origin
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+
+    first = await stack.join("p1")
+    second = await stack.join("p2")
+    edge = base(first["whep_url"])
+    assert edge != origin and base(second["whep_url"]) == edge  # one edge, reused
+    assert base(first["whip_url"]) == base(second["whip_url"]) == origin
+    viewers = [WhepViewer(g["whep_url"], g["token"]) for g in (first, second)]
+    for viewer in viewers:
+        peers.append(viewer)
+        assert (await viewer.start()).status_code == 201
+    await until(lambda: all(len(v.frames) > 5 for v in viewers), timeout_s=15)
+    assert all(v.widths_since(0) == {320} for v in viewers)
+
+    speaker = WhipPublisher(second["whip_url"], second["token"], width=176, height=144)
+    peers.append(speaker)
+    assert (await speaker.start()).status_code == 201
+    assert (await stack.floor("give", sites["p2"].id)).status_code == 200
+    given_at = time.monotonic()
+    # p1 on the edge sees p2; p2 (the speaker, on the edge too) sees the chair it followed
+    await until(lambda: 176 in viewers[0].widths_since(given_at), timeout_s=10)
+    assert 176 not in viewers[1].widths_since(given_at)

@@ -1,0 +1,54 @@
+"""`/healthz` and `/readyz` of the control plane."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from confbridge import migrate
+from confbridge.db import Database, utcnow
+from confbridge.nodes.models import SfuNode
+from tests.test_monitor import heartbeat
+
+
+def test_health_ready_only_with_a_node_up(client: TestClient, database: Database) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    alone = client.get("/readyz")
+    assert alone.status_code == 503
+    assert alone.json()["checks"]["sfu_nodes"] == {
+        "ok": False,
+        "detail": "no SFU node has registered",
+    }
+    assert alone.json()["checks"]["database"]["ok"] and alone.json()["checks"]["migrations"]["ok"]
+    with database.session() as session:
+        heartbeat(session, "a", utcnow())
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["sfu_nodes"]["detail"] == "1 of 1 up"
+    with database.session() as session:
+        node = session.get(SfuNode, "a")
+        assert node is not None
+        node.last_seen_at = utcnow() - timedelta(minutes=1)
+        session.commit()
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json()["checks"]["sfu_nodes"]["detail"] == "all 1 registered nodes are down"
+
+
+def test_health_not_ready_behind_on_migrations(client: TestClient, database: Database) -> None:
+    with database.session() as session:
+        heartbeat(session, "a", utcnow())
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    try:
+        behind = client.get("/readyz")
+        assert behind.status_code == 503
+        assert behind.json()["checks"]["migrations"]["detail"].startswith("at 0002, code needs")
+    finally:
+        with database.engine.begin() as connection:
+            connection.execute(
+                text("UPDATE alembic_version SET version_num = :head"),
+                {"head": migrate.head_revision()},
+            )

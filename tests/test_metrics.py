@@ -1,0 +1,46 @@
+"""The control plane's `/metrics`: request timings by route, meetings, nodes and alerts."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from confbridge.alerts import service as alert_service
+from confbridge.db import Database, utcnow
+from tests.alerts.test_service import node_down
+from tests.test_monitor import heartbeat
+
+NODE = {"Authorization": "Bearer change-me-in-production"}
+
+
+def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics", headers=NODE)
+    assert response.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_time_requests_by_route_and_read_state(
+    client: TestClient, database: Database
+) -> None:
+    assert client.get("/metrics").status_code == 401
+    for site_id in (1, 2, 3):
+        client.get(f"/api/v1/sites/{site_id}")
+    with database.session() as session:
+        heartbeat(session, "a", utcnow())
+        alert_service.raise_(session=session, alert_in=node_down("b"), now=utcnow(), deliver=False)
+        session.commit()
+    samples = scrape(client)
+    # one series for the three ids: the route's template, with the API prefix
+    key = (
+        "confbridge_http_request_duration_seconds_count",
+        (("method", "GET"), ("route", "/api/v1/sites/{site_id}"), ("status", "401")),
+    )
+    assert samples[key] == 3
+    assert samples[("confbridge_sfu_nodes", (("state", "up"),))] == 1
+    assert samples[("confbridge_sfu_nodes", (("state", "down"),))] == 0
+    assert samples[("confbridge_alerts_open", (("kind", "node_down"),))] == 1
+    assert samples[("confbridge_meetings_live", ())] == 0
