@@ -251,3 +251,43 @@ def database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CONFBRIDGE_DATABASE_URL", f"sqlite:///{path}")
     monkeypatch.setenv("CONFBRIDGE_DATA_DIR", str(tmp_path / "data"))
     return path
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that records what is POSTed to it; `fail_next` makes it answer
+    500 to that many requests first (a receiver that is down for a while)."""
+
+    def __init__(self) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.attempts = 0
+        self.fail_next = 0
+
+        async def hook(request: Request) -> Response:
+            self.attempts += 1
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return Response("down for maintenance", status_code=500)
+            self.received.append((dict(request.headers), await request.body()))
+            return Response(status_code=204)
+
+        self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+        self.server = ServerThread(self.app)
+        self.url = f"{self.server.url}/hook"
+
+    def bodies(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(body) for _headers, body in self.received]
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    receiver.server.start()
+    yield receiver
+    receiver.server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,7 @@ def test_settings_sfu_defaults(tmp_path: Path) -> None:
     assert settings.sfu.worker_admin_url == settings.sfu.public_url
     assert settings.sfu.join_early_min == 15
     assert settings.sfu.ice_servers == []
+    assert settings.sfu.local_workers == min(os.cpu_count() or 1, 64)  # one per core
     assert settings.grant_key_path == tmp_path / "state" / "grant-key.pem"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging.config
 import os
 import sys
 from collections.abc import Callable
@@ -27,11 +28,20 @@ sites_app = typer.Typer(help="Units and sites (điểm cầu).", no_args_is_help
 schedules_app = typer.Typer(help="Schedules declared in YAML files.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 meetings_app = typer.Typer(help="Meeting series.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports (báo cáo): online-meeting ratio and attendance.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(users_app, name="users")
 app.add_typer(meetings_app, name="meetings")
+app.add_typer(report_app, name="report")
+terminals_app = typer.Typer(
+    help="Terminals (thiết bị đầu cuối) of the sites: create with a pairing code, list, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(terminals_app, name="terminals")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,9 +91,12 @@ def serve(
 
     from confbridge.bootstrap import prepare
     from confbridge.local_workers import LocalWorkers
+    from confbridge.logs import log_config
     from confbridge.main import create_app
 
     settings = _settings()
+    logging_config = log_config(settings.log_format, settings.log_level.upper())
+    logging.config.dictConfig(logging_config)
     database = _database(settings)
     prepare(settings, database, typer.echo)
     application = create_app(settings, database=database, run_scheduler=True)
@@ -96,6 +109,7 @@ def serve(
         "log_level": "info",
         "proxy_headers": True,
         "access_log": access_log,
+        "log_config": logging_config,
     }
     try:
         if processes == 1:
@@ -136,6 +150,210 @@ def sfu(
             "(set CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE)"
         )
     run(settings)
+
+
+@app.command()
+def terminal(
+    server: Annotated[
+        str,
+        typer.Option(
+            help="the control plane, e.g. https://hop.example.vn",
+            envvar="CONFBRIDGE_TERMINAL_SERVER",
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(help="the terminal token (cbt_...)", envvar="CONFBRIDGE_TERMINAL_TOKEN"),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the token is kept (written after --pair)",
+            envvar="CONFBRIDGE_TERMINAL_TOKEN_FILE",
+        ),
+    ] = None,
+    pair: Annotated[
+        str | None,
+        typer.Option("--pair", help="a pairing code from IT staff, used once to get the token"),
+    ] = None,
+    camera: Annotated[
+        str | None, typer.Option(help="a V4L2 camera, e.g. /dev/video0 (else a test pattern)")
+    ] = None,
+    microphone: Annotated[
+        str | None, typer.Option(help="an ALSA capture device, e.g. hw:1 (else a tone)")
+    ] = None,
+    video_file: Annotated[
+        str | None, typer.Option(help="publish this file (looped) instead of a camera")
+    ] = None,
+    video_size: Annotated[str, typer.Option(help="camera capture size")] = "640x480",
+    relay_only: Annotated[
+        bool, typer.Option(help="use TURN relay candidates only (strict firewalls)")
+    ] = False,
+    host_address: Annotated[
+        list[str] | None,
+        typer.Option(help="gather ICE candidates on this local address (repeatable)"),
+    ] = None,
+    join_early_s: Annotated[
+        float, typer.Option(help="join this many seconds before the start", min=0)
+    ] = 0.0,
+    agenda_interval_s: Annotated[
+        float, typer.Option(help="read the agenda this often", min=1)
+    ] = 30.0,
+    heartbeat_interval_s: Annotated[
+        float | None, typer.Option(help="default: what the control plane says (30 s)", min=1)
+    ] = None,
+    backoff_max_s: Annotated[
+        float, typer.Option(help="longest wait between two rejoin attempts", min=0.1)
+    ] = 8.0,
+    log_format: Annotated[str, typer.Option(help="text or json")] = "text",
+) -> None:
+    """Run a ward-hall terminal: pair once, then join every meeting of its site by itself."""
+    import asyncio
+
+    from confbridge.agent.agent import AgentOptions
+    from confbridge.agent.client import Revoked
+    from confbridge.agent.media import MediaSources
+    from confbridge.agent.run import AgentSetupError, run_agent
+    from confbridge.logs import log_config
+
+    if log_format not in ("text", "json"):
+        fail(f"--log-format: unknown value {log_format!r} (text or json)", code=2)
+    if not server.startswith(("http://", "https://")):
+        fail(f"--server must start with http:// or https://, got {server!r}", code=2)
+    stored = token_file is not None and token_file.is_file() and token_file.stat().st_size > 0
+    if not (token or stored or pair):
+        fail("no terminal token: give --token, a --token-file holding one, or --pair CODE")
+    logging.config.dictConfig(log_config(log_format, "INFO"))  # type: ignore[arg-type]
+    # one line per agent event: the libraries' per-request and per-check lines stay out
+    for noisy in ("httpx", "aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    options = AgentOptions(
+        server=server,
+        heartbeat_interval_s=heartbeat_interval_s,
+        agenda_interval_s=agenda_interval_s,
+        join_early_s=join_early_s,
+        relay_only=relay_only,
+        backoff_max_s=backoff_max_s,
+    )
+    media = MediaSources(
+        camera=camera, microphone=microphone, video_file=video_file, video_size=video_size
+    )
+    try:
+        asyncio.run(
+            run_agent(
+                options,
+                media,
+                token=token,
+                token_file=token_file,
+                code=pair,
+                host_addresses=host_address or [],
+            )
+        )
+    except AgentSetupError as exc:
+        fail(str(exc))
+    except Revoked as exc:
+        # a distinct status: the systemd unit does not restart a revoked terminal
+        fail(f"the terminal token was refused: {exc.detail}", code=TERMINAL_REVOKED_EXIT)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass  # stopped (Ctrl-C, or SIGTERM from systemd) after leaving the meeting
+
+
+TERMINAL_REVOKED_EXIT = 3
+
+
+@terminals_app.command("create")
+@clean_errors
+def terminals_create(
+    site: Annotated[int, typer.Option("--site", help="the site's id")],
+    name: Annotated[str, typer.Option(help="e.g. 'Hội trường tầng 2'")] = "",
+) -> None:
+    """Create a terminal for a site and print its one-time pairing code."""
+    from confbridge import migrate
+    from confbridge.auth import service as auth_service
+    from confbridge.terminals import service as terminal_service
+
+    settings = _settings()
+    database = _database(settings)
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        terminal_row, pairing, code = terminal_service.create(
+            session=session,
+            site_id=site,
+            name=name,
+            secret_key=settings.secret_key,
+            ttl_min=settings.terminals.pairing_code_ttl_min,
+            now=utcnow(),
+            created_by="cli",
+        )
+        auth_service.record(
+            session=session,
+            actor="cli",
+            action="terminal_created",
+            entity="terminal",
+            entity_id=terminal_row.id,
+            detail={"site_id": site},
+        )
+        session.commit()
+        typer.echo(
+            f"terminal {terminal_row.id} ({terminal_row.name}): pairing code "
+            f"{terminal_service.format_code(code)}, valid until "
+            f"{pairing.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+@terminals_app.command("list")
+@clean_errors
+def terminals_list(
+    site: Annotated[int | None, typer.Option("--site", help="only this site's")] = None,
+) -> None:
+    """List terminals with their status (online, offline, revoked) and last heartbeat."""
+    from confbridge import migrate
+    from confbridge.terminals import service as terminal_service
+
+    settings = _settings()
+    database = _database(settings)
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        views, total = terminal_service.list_(
+            session=session,
+            now=utcnow(),
+            offline_after_s=settings.terminals.offline_after_s,
+            site_id=site,
+            limit=1000,
+        )
+        for view in views:
+            row, state = view.terminal, view.state
+            seen = f"{row.last_seen_at:%Y-%m-%d %H:%M:%S} UTC" if row.last_seen_at else "never"
+            extra = f", {state.kind} {state.version} at {state.ip}" if state else ""
+            typer.echo(
+                f"{row.id}\t{view.status.value}\t{row.site.name}\t{row.name}\t"
+                f"last seen {seen}{extra}"
+            )
+        typer.echo(f"{total} terminal(s)")
+
+
+@terminals_app.command("revoke")
+@clean_errors
+def terminals_revoke(terminal_id: Annotated[int, typer.Argument(help="the terminal's id")]) -> None:
+    """Revoke a terminal: its token stops working at once."""
+    from confbridge import migrate
+    from confbridge.auth import service as auth_service
+    from confbridge.terminals import service as terminal_service
+
+    database = _database(_settings())
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        row = terminal_service.get(session=session, terminal_id=terminal_id)
+        terminal_service.revoke(session=session, terminal=row, now=utcnow())
+        auth_service.record(
+            session=session,
+            actor="cli",
+            action="terminal_revoked",
+            entity="terminal",
+            entity_id=row.id,
+        )
+        session.commit()
+        typer.echo(f"terminal {row.id} ({row.name}) revoked")
 
 
 @db_app.command("upgrade")
@@ -267,6 +485,198 @@ def meetings_extend() -> None:
     settings = _settings()
     created = Scheduler(_database(settings), settings).extend_horizons()
     typer.echo(f"{created} occurrence(s) planned")
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+FromOption = Annotated[
+    str | None, typer.Option("--from", help="first local date, e.g. 2026-01-01 (default: 1 Jan)")
+]
+ToOption = Annotated[
+    str | None, typer.Option("--to", help="last local date, included (default: today)")
+]
+UnitOption = Annotated[
+    str | None,
+    typer.Option("--unit", help="a unit's name ('Quảng Ninh'), code or id; default: all"),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="table (printed), json, csv or xlsx (needs -o)")
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+]
+
+
+# Reports are wide; piped or redirected output is not cut at 80 columns.
+REPORT_MIN_WIDTH = 160
+
+
+def _report_console() -> Any:
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=REPORT_MIN_WIDTH)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _report_output(output_format: str, output: Path | None, model: Any, document: Any) -> bool:
+    """Write `model` as JSON or `document` as CSV/XLSX; False when a table is to be printed."""
+    from confbridge.reports import export
+
+    if output_format == "table":
+        return False
+    if output_format not in ("json", "csv", "xlsx"):
+        fail(f"--format: unknown value {output_format!r} (table, json, csv or xlsx)")
+    if output_format == "xlsx" and output is None:
+        fail("--format xlsx needs --output FILE")
+    if output_format == "json":
+        body = model.model_dump_json(indent=2).encode()
+    else:
+        body = export.render(document, output_format)[0]
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        typer.echo(f"written to {output}", err=True)
+    return True
+
+
+def _report_context(from_: str | None, to: str | None) -> tuple[Settings, Database, Any]:
+    from confbridge import migrate
+    from confbridge.meetings.recurrence import zone
+    from confbridge.reports import service as report_service
+
+    settings = _settings()
+    tz = settings.meetings.default_tz
+    today = utcnow().astimezone(zone(tz)).date()
+    period = report_service.parse_period(from_, to, tz=tz, today=today)
+    database = _database(settings)
+    migrate.upgrade(database.engine)
+    return settings, database, period
+
+
+@report_app.command("online-ratio")
+@clean_errors
+def report_online_ratio(
+    from_: FromOption = None,
+    to: ToOption = None,
+    unit: UnitOption = None,
+    group_by: Annotated[str, typer.Option(help="month, quarter, unit or kind")] = "month",
+    output_format: FormatOption = "table",
+    output: OutputOption = None,
+) -> None:
+    """Meetings held online / all held, and communes connected, beside the targets."""
+    from rich.table import Table
+
+    from confbridge.reports import export
+    from confbridge.reports import service as report_service
+
+    grouping = report_service.parse_group_by(group_by)
+    settings, database, period = _report_context(from_, to)
+    with database.session() as session:
+        unit_obj = report_service.find_unit(session=session, query=unit) if unit else None
+        report = report_service.online_ratio(
+            session=session,
+            period=period,
+            unit=unit_obj,
+            group_by=grouping,
+            settings=settings.reports,
+            now=utcnow(),
+        )
+        session.commit()
+    document = export.online_ratio_document(report, tz=settings.meetings.default_tz)
+    if _report_output(output_format, output, report, document):
+        return
+    title = (
+        f"Tỷ lệ cuộc họp trực tuyến — {report.unit.name if report.unit else 'toàn bộ'} — "
+        f"{period.from_date:%d/%m/%Y}–{period.to_date:%d/%m/%Y}"
+    )
+    table = Table(title=title)
+    table.add_column("", no_wrap=True)
+    for header in ("đã họp", "trực tuyến", "kết hợp", "trực tiếp", "tỷ lệ", "xã kết nối"):
+        table.add_column(header, justify="right")
+    for target in report.total.targets:
+        table.add_column(f"{target.key}\n≥ {target.target:.0%}", justify="right", no_wrap=True)
+    for row in [*report.rows, report.total]:
+        cells = [
+            row.label,
+            str(row.held),
+            str(row.online),
+            str(row.hybrid),
+            str(row.in_person),
+            _percent(row.ratio),
+            f"{row.communes_connected}/{row.communes}",
+        ]
+        for target in row.targets:
+            mark = "" if target.met is None else " ✓" if target.met else " ✗"
+            cells.append(_percent(target.actual) + mark)
+        table.add_row(*cells, end_section=row is report.rows[-1] if report.rows else False)
+    console = _report_console()
+    console.print(table)
+    for target in report.total.targets:
+        verdict = "—" if target.met is None else "đạt" if target.met else "không đạt"
+        console.print(
+            f"{target.label_vi} / {target.label_en}: {_percent(target.actual)} "
+            f"({target.numerator}/{target.denominator}), chỉ tiêu ≥ {target.target:.0%}: {verdict}",
+            soft_wrap=True,
+        )
+
+
+@report_app.command("attendance")
+@clean_errors
+def report_attendance(
+    from_: FromOption = None,
+    to: ToOption = None,
+    unit: UnitOption = None,
+    output_format: FormatOption = "table",
+    output: OutputOption = None,
+) -> None:
+    """Attendance per site: invited, present, partial, absent, late, left early, rate."""
+    from rich.table import Table
+
+    from confbridge.reports import export
+    from confbridge.reports import service as report_service
+
+    settings, database, period = _report_context(from_, to)
+    with database.session() as session:
+        unit_obj = report_service.find_unit(session=session, query=unit) if unit else None
+        report = report_service.attendance(
+            session=session, period=period, unit=unit_obj, settings=settings.reports, now=utcnow()
+        )
+        session.commit()
+    document = export.attendance_document(report, tz=settings.meetings.default_tz)
+    if _report_output(output_format, output, report, document):
+        return
+    title = (
+        f"Tỷ lệ tham dự — {report.unit.name if report.unit else 'toàn bộ'} — "
+        f"{period.from_date:%d/%m/%Y}–{period.to_date:%d/%m/%Y}"
+    )
+    table = Table(title=title)
+    table.add_column("điểm cầu", no_wrap=True)
+    for header in ("mời", "có mặt", "một phần", "vắng", "điều chỉnh", "muộn", "về sớm", "tỷ lệ"):
+        table.add_column(header, justify="right")
+    for row in report.rows:
+        table.add_row(
+            row.site_name,
+            str(row.invited),
+            str(row.present),
+            str(row.partial),
+            str(row.absent),
+            str(row.corrected),
+            str(row.joined_late),
+            str(row.left_early),
+            _percent(row.rate),
+        )
+    console = _report_console()
+    console.print(table)
+    console.print(
+        f"{report.occurrences} cuộc họp; {report.present}/{report.invited} lượt có mặt "
+        f"({_percent(report.rate)}), {report.partial} một phần, {report.absent} vắng"
+    )
 
 
 if __name__ == "__main__":

@@ -6,16 +6,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from confbridge import __version__
+from confbridge.alerts.delivery import AlertDelivery
+from confbridge.alerts.router import router as alerts_router
+from confbridge.attendance.router import router as attendance_router
 from confbridge.auth.router import router as auth_router
+from confbridge.bridge.router import NodeDep
 from confbridge.bridge.router import router as bridge_router
+from confbridge.dashboard.router import router as dashboard_router
 from confbridge.db import Database
 from confbridge.errors import install_error_handlers
+from confbridge.health import readiness
+from confbridge.live import InProcessBus
+from confbridge.live_redis import RedisBus
+from confbridge.logs import RequestId
 from confbridge.meetings.router import router as meetings_router
+from confbridge.metrics import ControlPlaneMetrics, RequestTimer
+from confbridge.monitor import Monitor
+from confbridge.nodes.router import router as nodes_router
+from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings, get_settings
 from confbridge.sites.router import router as sites_router
+from confbridge.terminals.pages import router as kiosk_router
+from confbridge.terminals.router import router as terminals_router
+from confbridge.web.app import install as install_web
 
 API_PREFIX = "/api/v1"
 
@@ -35,11 +53,21 @@ def create_app(
         scheduler = Scheduler(database, settings) if run_scheduler else None
         if scheduler:
             scheduler.start()
+        # health checks and alert delivery run beside the scheduler (`serve`)
+        monitor = Monitor(database, settings.alerts, settings.terminals) if run_scheduler else None
+        delivery = AlertDelivery(database, settings.alerts) if run_scheduler else None
+        if monitor and delivery:
+            monitor.start()
+            delivery.start()
         try:
             yield
         finally:
             if scheduler:
                 await scheduler.close()
+            if monitor and delivery:
+                await monitor.close()
+                await delivery.close()
+            app.state.live.close()
 
     app = FastAPI(
         title="ConfBridge",
@@ -49,18 +77,50 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = database
+    # Live events for the web pages (one process; a Redis-backed bus can replace it).
+    app.state.live = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     install_error_handlers(app)
+    app_metrics = ControlPlaneMetrics(database)
+    app.add_middleware(RequestTimer, metrics=app_metrics)
+    # outermost, so that every log line of a request carries its id
+    app.add_middleware(RequestId)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(sites_router)
     api.include_router(meetings_router)
     api.include_router(bridge_router)
+    api.include_router(nodes_router)
+    api.include_router(alerts_router)
+    api.include_router(dashboard_router)
+    api.include_router(attendance_router)
+    api.include_router(reports_router)
+    api.include_router(terminals_router)
     app.include_router(api)
+    app.include_router(kiosk_router)
+    install_web(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """200 when the database answers, its schema is current and an SFU node is up."""
+        checks = readiness(database)
+        ready = all(check.ok for check in checks)
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "not_ready",
+                "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
+            },
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics(_node: NodeDep) -> Response:
+        """Prometheus metrics; scrape with `Authorization: Bearer <sfu.node_secret>`."""
+        return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

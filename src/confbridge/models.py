@@ -1,22 +1,41 @@
 """Every table, imported in one place so that Alembic and `create_all` see them all."""
 
+from confbridge.alerts.models import Alert
+from confbridge.attendance.models import (
+    Attendance,
+    AttendanceCorrection,
+    AttendancePending,
+    AttendanceRun,
+)
 from confbridge.auth.models import AuditEntry, User
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Base
 from confbridge.meetings.models import Booking, BookingLock, Occurrence, Series
+from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.sites.models import Site, Terminal, Unit
+from confbridge.terminals.models import PairingCode, TerminalState
 
 metadata = Base.metadata
 
 __all__ = [
+    "Alert",
+    "Attendance",
+    "AttendanceCorrection",
+    "AttendancePending",
+    "AttendanceRun",
     "AuditEntry",
     "Booking",
     "BookingLock",
     "Occurrence",
+    "PairingCode",
+    "RoomEdge",
+    "RoomPlacement",
     "Series",
     "SfuEventRecord",
+    "SfuNode",
     "Site",
     "Terminal",
+    "TerminalState",
     "Unit",
     "User",
     "metadata",

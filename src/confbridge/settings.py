@@ -58,6 +58,52 @@ class IceServer(BaseModel):
     credential: str | None = None
 
 
+class TurnSettings(BaseModel):
+    """TURN with time-limited credentials (the TURN REST convention, coturn's
+    `use-auth-secret`): terminals get username `<expiry unix time>:<site id>` and password
+    base64(HMAC-SHA1(shared_secret, username)); coturn checks them with the same secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # e.g. ["turn:turn.example.vn:3478?transport=udp", "turn:turn.example.vn:3478?transport=tcp"]
+    urls: list[str] = Field(default_factory=list)
+    # coturn's static-auth-secret; empty: no TURN credentials are handed out.
+    shared_secret: str | None = None
+    # A credential is valid this long (at most; a join grant's credential ends with the grant).
+    credential_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+
+    @field_validator("urls")
+    @classmethod
+    def _turn_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"must start with turn: or turns:, got {url!r}")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls and self.shared_secret)
+
+
+class TerminalSettings(BaseModel):
+    """Ward-hall terminals: pairing, heartbeats, readiness before a meeting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Terminals report this often...
+    heartbeat_interval_s: int = Field(default=30, ge=1, le=3600)
+    # ...and count as offline when silent for longer than this.
+    offline_after_s: int = Field(default=90, ge=2, le=24 * 3600)
+    # This many minutes before an occurrence, every invited site needs a terminal online, or
+    # IT staff get a `terminal_offline` alert.
+    readiness_lead_min: int = Field(default=30, ge=0, le=24 * 60)
+    # A pairing code works once, within this many minutes.
+    pairing_code_ttl_min: int = Field(default=15, ge=1, le=24 * 60)
+    # Wrong pairing codes from one address within the window before it must wait.
+    pairing_max_failures: int = Field(default=10, ge=1, le=1000)
+    pairing_failure_window_s: int = Field(default=300, ge=1, le=24 * 3600)
+
+
 def _http_base_url(value: str) -> str:
     """An http(s) base URL without a trailing slash, so paths can be appended."""
     if not value.startswith(("http://", "https://")):
@@ -81,8 +127,9 @@ class SfuSettings(BaseModel):
     join_early_min: int = Field(default=15, ge=0, le=24 * 60)
     ice_servers: list[IceServer] = Field(default_factory=list)
     # `confbridge serve` starts this many worker processes beside the control plane (0: none,
-    # e.g. when workers run on other machines).
-    local_workers: int = Field(default=1, ge=0, le=64)
+    # e.g. when workers run on other machines); by default one per core, and a room that
+    # outgrows its worker is extended to the others.
+    local_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 64), ge=0, le=64)
     # Address the local worker gathers media (ICE host candidates) on.
     media_ip: str = "127.0.0.1"
     # Address announced to terminals instead of media_ip (a worker behind a 1:1 NAT).
@@ -90,6 +137,8 @@ class SfuSettings(BaseModel):
     # UDP ports of the local workers' media sockets, for firewall rules (0 and 0: ephemeral).
     udp_port_min: int = Field(default=0, ge=0, le=65535)
     udp_port_max: int = Field(default=0, ge=0, le=65535)
+    # TURN relay with time-limited credentials, handed out beside `ice_servers`.
+    turn: TurnSettings = TurnSettings()
 
     @field_validator("public_url")
     @classmethod
@@ -110,6 +159,107 @@ class SfuSettings(BaseModel):
     def worker_admin_url(self) -> str:
         """Base URL of the worker's admin API (`internal_url`, else `public_url`)."""
         return self.internal_url or self.public_url
+
+
+# The meeting kinds of `meetings.models.MeetingKind`, repeated here because settings are loaded
+# before any model (a test checks that the two lists agree).
+KindName = Literal["giao_ban", "so_ket", "tong_ket", "tap_huan", "chuyen_de", "khac"]
+
+
+class AttendanceRule(BaseModel):
+    """How a site's connection to an occurrence becomes present / partial / absent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Present: connected for at least this share of the scheduled meeting; partial: less, but
+    # connected at some point during it; absent: never connected during it.
+    present_min_ratio: float = Field(default=0.8, gt=0, le=1)
+    # A first join later than start + this is "joined late".
+    late_grace_min: int = Field(default=5, ge=0, le=24 * 60)
+    # A last leave earlier than end - this is "left early".
+    early_leave_grace_min: int = Field(default=5, ge=0, le=24 * 60)
+
+
+class Target(BaseModel):
+    """One target (chỉ tiêu) the reports show their actual figures against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # online_ratio: occurrences of `kinds` held online or hybrid / all held;
+    # communes_connected: communes with a site in an online meeting / all communes.
+    metric: Literal["online_ratio", "communes_connected"]
+    kinds: list[KindName] = Field(default_factory=list)
+    min_ratio: float = Field(ge=0, le=1)
+    label_vi: str = Field(min_length=1, max_length=200)
+    label_en: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _kinds_for_online_ratio(self) -> Target:
+        if self.metric == "online_ratio" and not self.kinds:
+            raise ValueError("kinds: an online_ratio target needs at least one meeting kind")
+        if self.metric == "communes_connected" and self.kinds:
+            raise ValueError("kinds: a communes_connected target takes no meeting kinds")
+        return self
+
+
+def _default_targets() -> dict[str, Target]:
+    return {
+        "online_ratio": Target(
+            metric="online_ratio",
+            kinds=["so_ket", "tong_ket", "tap_huan"],
+            min_ratio=0.80,
+            label_vi="Tỷ lệ cuộc họp sơ kết, tổng kết, tập huấn trực tuyến",
+            label_en="Review and training meetings held online",
+        ),
+        "briefing_online_ratio": Target(
+            metric="online_ratio",
+            kinds=["giao_ban"],
+            min_ratio=0.30,
+            label_vi="Tỷ lệ cuộc họp giao ban trực tuyến",
+            label_en="Briefings held online",
+        ),
+        "communes_connected": Target(
+            metric="communes_connected",
+            min_ratio=1.00,
+            label_vi="Tỷ lệ xã, phường, đặc khu kết nối hội nghị truyền hình",
+            label_en="Communes connected to the video bridge",
+        ),
+    }
+
+
+class ReportSettings(BaseModel):
+    """Attendance rule and the targets of the reports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attendance: AttendanceRule = AttendanceRule()
+    # Keyed by a short name (shown in exports); replacing the block replaces all targets.
+    targets: dict[str, Target] = Field(default_factory=_default_targets)
+
+
+class AlertSettings(BaseModel):
+    """Health checks of the bridge and where their alerts go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # New alerts are POSTed here as JSON (none: stored and shown only).
+    webhook_url: str | None = None
+    # Signs each webhook body: header X-ConfBridge-Signature: sha256=<HMAC-SHA256 hex>.
+    webhook_secret: str | None = None
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    check_interval_s: float = Field(default=5.0, gt=0, le=300)
+    # A site's link is bad above this loss or round-trip time...
+    link_loss_ratio: float = Field(default=0.05, gt=0, le=1)
+    link_rtt_ms: float = Field(default=400.0, gt=0)
+    # ...and alerted on when bad for this long in a live meeting.
+    link_bad_for_s: float = Field(default=30.0, ge=0, le=3600)
+    # A node holding more undelivered events than this gets an alert.
+    spool_events: int = Field(default=1000, ge=1)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return _http_base_url(value) if value else None
 
 
 class DemoSettings(BaseModel):
@@ -135,9 +285,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = None
+    # Redis (redis://host:6379/0) shared by control-plane replicas for live events (the pages'
+    # updates); none: one process serves the pages.
+    redis_url: str | None = None
+    # Log lines as JSON objects (with the HTTP request id), or as text for reading in a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     meetings: MeetingSettings = MeetingSettings()
     demo: DemoSettings = DemoSettings()
     sfu: SfuSettings = SfuSettings()
+    alerts: AlertSettings = AlertSettings()
+    reports: ReportSettings = ReportSettings()
+    terminals: TerminalSettings = TerminalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -333,9 +333,7 @@ def create(
     occurrences = [
         Occurrence(recurrence_at=s, start_at=s, end_at=s + spec.duration) for s in starts
     ]
-    _check_schedule(
-        session, series_id=None, occurrences=occurrences, site_ids=booked, tz=spec.tz
-    )
+    _check_schedule(session, series_id=None, occurrences=occurrences, site_ids=booked, tz=spec.tz)
     series.occurrences = occurrences
     session.add(series)
     session.flush()
@@ -409,9 +407,7 @@ def _replan(
         series.occurrences.remove(dropped)
     series.materialized_until_at = until_at
     session.flush()
-    _check_schedule(
-        session, series_id=series.id, occurrences=planned, site_ids=booked, tz=spec.tz
-    )
+    _check_schedule(session, series_id=series.id, occurrences=planned, site_ids=booked, tz=spec.tz)
     _insert_bookings(session, planned, booked, spec.chair_site_id)
 
 
