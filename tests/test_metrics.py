@@ -7,6 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from confbridge.alerts import service as alert_service
 from confbridge.db import Database, utcnow
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
 from tests.alerts.test_service import node_down
 from tests.test_monitor import heartbeat
 
@@ -24,7 +26,7 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 
 def test_metrics_time_requests_by_route_and_read_state(
-    client: TestClient, database: Database
+    client: TestClient, database: Database, sites: dict[str, Site]
 ) -> None:
     assert client.get("/metrics").status_code == 401
     for site_id in (1, 2, 3):
@@ -32,6 +34,13 @@ def test_metrics_time_requests_by_route_and_read_state(
     with database.session() as session:
         heartbeat(session, "a", utcnow())
         alert_service.raise_(session=session, alert_in=node_down("b"), now=utcnow(), deliver=False)
+        hall = session.get(Site, sites["p1"].id)
+        assert hall is not None
+        online, _ = site_service.create_terminal(session=session, site=hall)
+        online.last_seen_at = utcnow()
+        revoked, _ = site_service.create_terminal(session=session, site=hall)
+        revoked.revoked_at = utcnow()
+        site_service.create_terminal(session=session, site=hall)  # never heard from
         session.commit()
     samples = scrape(client)
     # one series for the three ids: the route's template, with the API prefix
@@ -44,3 +53,5 @@ def test_metrics_time_requests_by_route_and_read_state(
     assert samples[("confbridge_sfu_nodes", (("state", "down"),))] == 0
     assert samples[("confbridge_alerts_open", (("kind", "node_down"),))] == 1
     assert samples[("confbridge_meetings_live", ())] == 0
+    for status in ("online", "offline", "revoked"):
+        assert samples[("confbridge_terminals", (("status", status),))] == 1

@@ -80,7 +80,7 @@ def create_app(
     # Live events for the web pages (one process; a Redis-backed bus can replace it).
     app.state.live = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     install_error_handlers(app)
-    app_metrics = ControlPlaneMetrics(database)
+    app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
     app.add_middleware(RequestTimer, metrics=app_metrics)
     # outermost, so that every log line of a request carries its id
     app.add_middleware(RequestId)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confbridge.alerts.models import Alert
 from confbridge.db import Database, utcnow
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.nodes import service as node_service
+from confbridge.sites.models import Terminal
 
 API_PREFIX = "/api/v1"
 HTTP_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -23,8 +25,9 @@ HTTP_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0
 class ControlPlaneMetrics(Collector):
     """One registry per app: request durations, plus meetings, nodes and alerts at scrape."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, offline_after_s: int = 90) -> None:
         self._database = database
+        self._offline_after_s = offline_after_s
         self.registry = CollectorRegistry()
         self.http_duration = Histogram(
             "confbridge_http_request_duration_seconds",
@@ -49,6 +52,15 @@ class ControlPlaneMetrics(Collector):
                 )
             )
             nodes = node_service.list_(session=session)
+            online_since = now - timedelta(seconds=self._offline_after_s)
+            status = case(
+                (Terminal.revoked_at.is_not(None), "revoked"),
+                (Terminal.last_seen_at >= online_since, "online"),
+                else_="offline",
+            )
+            terminals = session.execute(
+                select(status, func.count(Terminal.id)).group_by(status)
+            ).all()
             open_alerts = session.execute(
                 select(Alert.kind, func.count(Alert.id))
                 .where(Alert.open_key.is_not(None))
@@ -75,6 +87,13 @@ class ControlPlaneMetrics(Collector):
             load.add_metric([node.id], node.cpu_ratio)
         yield peers
         yield load
+        by_status = GaugeMetricFamily(
+            "confbridge_terminals", "terminals by status", labels=["status"]
+        )
+        counted = {"online": 0, "offline": 0, "revoked": 0} | dict(terminals)
+        for status, count in counted.items():
+            by_status.add_metric([status], count)
+        yield by_status
         alerts = GaugeMetricFamily("confbridge_alerts_open", "open alerts by kind", labels=["kind"])
         for kind, count in open_alerts:
             alerts.add_metric([kind], count)
