@@ -244,10 +244,16 @@ function watch(session, state) {
   });
 }
 
-async function join(item) {
+// `lostNode`: the media server of a session that was lost, so that the control plane moves the
+// room at once if that server is dead.
+async function join(item, lostNode = null) {
   setState(kiosk.joins ? "reconnecting" : "joining");
   $("status").textContent = t("joining");
-  const grant = await api("POST", `/api/v1/occurrences/${item.occurrence_id}/join`);
+  const grant = await api(
+    "POST",
+    `/api/v1/occurrences/${item.occurrence_id}/join`,
+    lostNode ? { failed_node_id: lostNode } : undefined,
+  );
   const options = {
     rtcConfiguration: { iceServers: grant.ice_servers, iceTransportPolicy: relayOnly ? "relay" : "all" },
   };
@@ -295,6 +301,7 @@ async function leave() {
 // the grant expires.
 async function attend(item) {
   let delay = BACKOFF_INITIAL_MS;
+  let lostNode = null;
   let nextAgendaAt = Date.now() + agendaIntervalMs;
   while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY)) {
     if (Date.now() >= nextAgendaAt) {
@@ -310,11 +317,13 @@ async function attend(item) {
         note("lost", { occurrence_id: item.occurrence_id, reason: meeting.lost });
         setState("reconnecting");
         const dead = meeting;
+        lostNode = dead.grant.node_id || null;
         meeting = null;
         stopSessions(dead).catch(() => {});
       }
       try {
-        await join(item);
+        await join(item, lostNode);
+        lostNode = null;
         delay = BACKOFF_INITIAL_MS;
       } catch (error) {
         fail(`occurrence ${item.occurrence_id}: ${error.message}`);
