@@ -27,6 +27,7 @@ import httpx
 from pydantic import ValidationError
 
 from confbridge.contracts import EVENTS_PATH, EventAck, EventType, SfuEvent
+from confbridge.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ class EventReporter:
         self._unsaved_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("sfu-event-delivery")
         self._http: httpx.AsyncClient | None = None
         self.delivered = 0
         self.failures = 0
@@ -243,7 +244,7 @@ class EventReporter:
 
     def start(self) -> None:
         """Start delivering; call from the event loop that will own the task."""
-        if self._task is not None:
+        if self._task.running:
             return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -251,15 +252,11 @@ class EventReporter:
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
         )
-        self._task = asyncio.create_task(self._run(), name="sfu-event-delivery")
+        self._task.start(self._run())
 
     async def close(self) -> None:
         """Stop delivering; undelivered events stay in the spool for the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
         if self._http is not None:
             await self._http.aclose()
             self._http = None

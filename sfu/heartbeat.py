@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import httpx
 
 from confbridge import __version__
 from confbridge.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck, NodeLoad
+from confbridge.tasks import OwnedTask
 
 if TYPE_CHECKING:
     from sfu.worker import Worker
@@ -32,20 +32,16 @@ class Heartbeat:
         settings = worker.settings
         self._url = settings.control_url.rstrip("/") + NODE_HEARTBEAT_PATH
         self._headers = {"Authorization": f"Bearer {settings.node_secret}"}
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("sfu-heartbeat")
         self._mark = (time.monotonic(), time.process_time(), 0)
         self.draining = False
         self.beats = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sfu-heartbeat")
+        self._task.start(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     def message(self) -> NodeHeartbeat:
         """The heartbeat as of now: load since the previous one."""

@@ -111,15 +111,32 @@ class ExtendRoom(BaseModel):
     ends_at: AwareDatetime
 
 
-async def _open_socket(
-    loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.DatagramProtocol], host: str
-) -> asyncio.DatagramTransport:
-    transport, _protocol = await loop.create_datagram_endpoint(factory, local_addr=(host, 0))
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PIPE_SOCKET_BUFFER_BYTES)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_SOCKET_BUFFER_BYTES)
-    return transport  # type: ignore[return-value]
+class _PipeEnd(asyncio.DatagramProtocol):
+    """One end of a pipe: a UDP socket with room for bursts."""
+
+    transport: asyncio.DatagramTransport | None = None
+
+    async def bind(self, host: str) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _protocol = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(host, 0)
+        )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PIPE_SOCKET_BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_SOCKET_BUFFER_BYTES)
+        self.transport = transport
+
+    @property
+    def local_addr(self) -> tuple[str, int]:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def _close_socket(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
 
 # --- origin side ---------------------------------------------------------------------------------
@@ -178,27 +195,20 @@ class PipeEgress:
         self._closed = True
 
 
-class PipeOut(asyncio.DatagramProtocol):
+class PipeOut(_PipeEnd):
     """The origin's end of one pipe: a slot per piped source, PLI from the edge handled."""
 
     def __init__(self, edge_node_id: str, edge_addr: tuple[str, int]) -> None:
         self.edge_node_id = edge_node_id
         self.edge_addr = edge_addr
-        self.transport: asyncio.DatagramTransport | None = None
         # origin Source → (slot, its egress, the site it belongs to)
         self._slots: dict[Source, tuple[Slot, PipeEgress, int]] = {}
 
     @classmethod
     async def open(cls, edge_node_id: str, edge_addr: tuple[str, int], host: str) -> PipeOut:
         pipe = cls(edge_node_id, edge_addr)
-        pipe.transport = await _open_socket(asyncio.get_running_loop(), lambda: pipe, host)
+        await pipe.bind(host)
         return pipe
-
-    @property
-    def local_addr(self) -> tuple[str, int]:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
-        return host, port
 
     def sync(self, sources: Iterable[tuple[int, Source]]) -> list[PipedSource]:
         """Pipe exactly these (site id, source) pairs; returns what the edge should know."""
@@ -260,19 +270,16 @@ class PipeOut(asyncio.DatagramProtocol):
             slot.close()
             egress.close()
         self._slots.clear()
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        self._close_socket()
 
 
 # --- edge side -----------------------------------------------------------------------------------
 
 
-class PipeIn(asyncio.DatagramProtocol):
+class PipeIn(_PipeEnd):
     """The edge's end of one pipe: RTP from the origin into the sources registered by SSRC."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
         self.origin_addr: tuple[str, int] | None = None
         self._sources: dict[int, Source] = {}
         self._extensions = HeaderExtensionsMap()
@@ -289,14 +296,8 @@ class PipeIn(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, host: str) -> PipeIn:
         pipe = cls()
-        pipe.transport = await _open_socket(asyncio.get_running_loop(), lambda: pipe, host)
+        await pipe.bind(host)
         return pipe
-
-    @property
-    def local_addr(self) -> tuple[str, int]:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
-        return host, port
 
     def source_for(self, piped: PipedSource, label: str) -> Source:
         """The edge source fed by `piped`'s SSRC (made on first use)."""
@@ -342,6 +343,4 @@ class PipeIn(asyncio.DatagramProtocol):
         for source in self._sources.values():
             source.close()
         self._sources.clear()
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        self._close_socket()

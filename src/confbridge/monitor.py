@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from confbridge.meetings.recurrence import zone
 from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings, TerminalSettings
 from confbridge.sites.models import Site
+from confbridge.tasks import OwnedTask
 from confbridge.terminals import service as terminal_service
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,13 @@ class Monitor:
         self._database = database
         self._settings = settings
         self._terminals = terminals or TerminalSettings()
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("confbridge-monitor")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="confbridge-monitor")
+        self._task.start(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def _run(self) -> None:
         while True:

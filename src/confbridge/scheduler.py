@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
 from datetime import timedelta
 
 from confbridge.attendance import service as attendance_service
 from confbridge.db import Database, utcnow
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import Settings
+from confbridge.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 EXTEND_INTERVAL_S = 3600.0
@@ -26,17 +26,13 @@ class Scheduler:
     def __init__(self, database: Database, settings: Settings) -> None:
         self._database = database
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("confbridge-scheduler")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="confbridge-scheduler")
+        self._task.start(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

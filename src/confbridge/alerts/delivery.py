@@ -7,13 +7,13 @@ import hashlib
 import hmac
 import json
 import logging
-from contextlib import suppress
 
 import httpx
 
 from confbridge.alerts import service as alert_service
 from confbridge.db import Database, utcnow
 from confbridge.settings import AlertSettings
+from confbridge.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,14 @@ class AlertDelivery:
     def __init__(self, database: Database, settings: AlertSettings) -> None:
         self._database = database
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("confbridge-alert-delivery")
 
     def start(self) -> None:
         if self._settings.webhook_url:
-            self._task = asyncio.create_task(self._run(), name="confbridge-alert-delivery")
+            self._task.start(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S) as http:

@@ -127,7 +127,7 @@ def _check_window(occurrence: Occurrence, *, join_early_min: int, now: datetime,
         )
 
 
-def _ice_servers(
+def ice_servers(
     settings: SfuSettings, *, site_id: int, now: datetime, expires_at: datetime
 ) -> list[dict[str, Any]]:
     """The configured STUN/TURN servers, plus TURN with a credential that lasts as long as the
@@ -146,6 +146,37 @@ def _ice_servers(
             )
         )
     return servers
+
+
+def place_sessions(
+    *,
+    session: Session,
+    occurrence: Occurrence,
+    chair_site: int,
+    settings: SfuSettings,
+    now: datetime,
+) -> tuple[node_service.MediaServer, node_service.MediaServer]:
+    """Where a grant sends its holder: WHIP to the room's origin; WHEP to the origin while it
+    has room, then to a node that relays it (extended now if none does yet)."""
+    origin = node_service.place_room(
+        session=session, occurrence_id=occurrence.id, settings=settings, now=now
+    )
+    viewing = node_service.place_viewer(
+        session=session,
+        occurrence_id=occurrence.id,
+        origin=origin,
+        now=now,
+        extend=lambda node: node_service.extend_room(
+            node,
+            room=room_name(occurrence.id),
+            origin=origin,
+            occurrence_id=occurrence.id,
+            chair_site_id=chair_site,
+            ends_at=occurrence.end_at,
+            node_secret=settings.node_secret,
+        ),
+    )
+    return origin, viewing
 
 
 def join(
@@ -191,24 +222,12 @@ def join(
         node_service.check_reported_failure(
             session=session, occurrence_id=occurrence.id, node_id=failed_node_id, now=now
         )
-    server = node_service.place_room(
-        session=session, occurrence_id=occurrence.id, settings=settings, now=now
-    )
-    # viewers go to the origin while it has room, then to nodes that relay it
-    viewing = node_service.place_viewer(
+    server, viewing = place_sessions(
         session=session,
-        occurrence_id=occurrence.id,
-        origin=server,
+        occurrence=occurrence,
+        chair_site=claims.chair_site_id,
+        settings=settings,
         now=now,
-        extend=lambda node: node_service.extend_room(
-            node,
-            room=room,
-            origin=server,
-            occurrence_id=occurrence.id,
-            chair_site_id=claims.chair_site_id,
-            ends_at=claims.ends_at,
-            node_secret=settings.node_secret,
-        ),
     )
     log.info(
         "join grant %s: site %s, room %s on %s, as %s",
@@ -222,7 +241,7 @@ def join(
         whip_url=f"{server.public_url}/whip/{room}",
         whep_url=f"{viewing.public_url}/whep/{room}",
         token=signer.sign(claims),
-        ice_servers=_ice_servers(settings, site_id=site.id, now=now, expires_at=expires_at),
+        ice_servers=ice_servers(settings, site_id=site.id, now=now, expires_at=expires_at),
         expires_at=expires_at,
         role=role,
         node_id=server.node_id,

@@ -762,23 +762,12 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
     try:
         token = grants.signer_for(settings.grant_key_path).sign(claims)
         # Placed like a terminal's viewer: on the room's node, or a node relaying it.
-        origin = node_service.place_room(
-            session=page.session, occurrence_id=occurrence.id, settings=settings.sfu, now=now
-        )
-        viewing = node_service.place_viewer(
+        _origin, viewing = bridge_service.place_sessions(
             session=page.session,
-            occurrence_id=occurrence.id,
-            origin=origin,
+            occurrence=occurrence,
+            chair_site=claims.chair_site_id,
+            settings=settings.sfu,
             now=now,
-            extend=lambda node: node_service.extend_room(
-                node,
-                room=room,
-                origin=origin,
-                occurrence_id=occurrence.id,
-                chair_site_id=claims.chair_site_id,
-                ends_at=claims.ends_at,
-                node_secret=settings.sfu.node_secret,
-            ),
         )
         page.session.commit()
     except DomainError as exc:
@@ -789,7 +778,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
             "whep_url": f"{viewing.public_url}/whep/{room}",
             "token": token,
             # The same STUN/TURN servers a terminal gets (TURN credentials for "site" 0).
-            "ice_servers": bridge_service._ice_servers(
+            "ice_servers": bridge_service.ice_servers(
                 settings.sfu, site_id=CONSOLE_SITE_ID, now=now, expires_at=expires_at
             ),
         }
