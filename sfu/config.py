@@ -43,6 +43,14 @@ def turn_ice_server(
     return {"urls": list(urls), "username": username, "credential": credential}
 
 
+def _machine_id() -> str:
+    """This machine's identity (systemd's machine id, else the host name)."""
+    try:
+        return Path("/etc/machine-id").read_text().strip() or socket.gethostname()
+    except OSError:
+        return socket.gethostname()
+
+
 class WorkerSettings(BaseSettings):
     """One SFU worker process."""
 
@@ -63,6 +71,11 @@ class WorkerSettings(BaseSettings):
     # admin API; reported in heartbeats. Empty: http://<host>:<port>.
     public_url: str | None = None
     internal_url: str | None = None
+    # Workers of one machine extend rooms to each other over pipes; other machines cascade.
+    machine_id: str = Field(default_factory=_machine_id, max_length=100)
+    # The province this node serves (its code, e.g. "22" for Quảng Ninh): the control plane
+    # sends that province's sites here, relaying the room from its origin when it is elsewhere.
+    region: str = Field(default="", max_length=20)
     # Sessions (WHIP + WHEP) this worker accepts before the control plane places rooms elsewhere.
     capacity_peers: int = Field(default=300, ge=1)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=60)

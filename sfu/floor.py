@@ -133,6 +133,15 @@ class Floor:
         audible = [s for s in wanted if s not in self.muted]
         return (audible + [None] * slots)[:slots]
 
+    def relay_sites(self) -> tuple[list[int | None], list[int | None]]:
+        """The sites a relay (a media server below this one) needs for its halls.
+
+        Video: the speaker, and what the speaking hall sees. Audio: the speaker, and the chair
+        when someone else speaks. A muted site's track carries silence (nothing is sent).
+        """
+        speaker, chair = self.speaker_site_id, self.chair_site_id
+        return [speaker, self.video_for(speaker)], [speaker, chair if chair != speaker else None]
+
     def state(self) -> FloorState:
         return FloorState(
             room=self.room,

@@ -60,6 +60,8 @@ class Heartbeat:
             internal_url=settings.advertised_internal_url,
             version=__version__,
             capacity_peers=settings.capacity_peers,
+            machine_id=settings.machine_id,
+            region=settings.region,
             load=NodeLoad(
                 rooms=len(worker.rooms),
                 peers=peers,

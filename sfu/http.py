@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from confbridge.contracts import FloorCommand
+from confbridge.contracts import CascadeRequest, FloorCommand
 from confbridge.logs import RequestId
 from sfu.config import turn_ice_server
 from sfu.errors import SfuError
@@ -174,6 +174,13 @@ def build_app(worker: Worker) -> Starlette:
         state = await worker.extend_room(request.path_params["room"], body)
         return JSONResponse({"room": request.path_params["room"], "sources": len(state.sources)})
 
+    async def cascade(request: Request) -> Response:
+        """Control plane → this node (an edge): relay the room from the node above it."""
+        node_only(request)
+        body = _model(CascadeRequest, await request.body())
+        room = await worker.relay_room(request.path_params["room"], body)
+        return JSONResponse({"room": room.name, "upstream": room.origin_url})
+
     async def pipe_out(request: Request) -> Response:
         """An edge → this worker (the origin): pipe the room's sources to it."""
         node_only(request)
@@ -209,6 +216,7 @@ def build_app(worker: Worker) -> Starlette:
         Route("/rooms/{room}/floor", guarded(floor), methods=["GET", "POST"]),
         Route("/rooms/{room}/pipe", guarded(extend), methods=["POST"]),
         Route("/rooms/{room}/pipe-out", guarded(pipe_out), methods=["POST"]),
+        Route("/rooms/{room}/cascade", guarded(cascade), methods=["POST"]),
         Route("/rooms/{room}/pipe-state", guarded(pipe_state), methods=["POST"]),
     ]
     for direction in ("whip", "whep"):

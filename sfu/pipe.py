@@ -218,7 +218,11 @@ class PipeOut(_PipeEnd):
             slot.close()
             egress.close()
         for source, site_id in wanted.items():
-            if source not in self._slots:
+            if source in self._slots:
+                # a relayed track names another site when the floor moves (sfu.cascade)
+                slot, egress, _site = self._slots[source]
+                self._slots[source] = (slot, egress, site_id)
+            else:
                 codecs = tuple(
                     RtpCodec(
                         mime_type=c.mime_type,

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import httpx
 from aiortc import RTCPeerConnection
+from aiortc.rtcdatachannel import RTCDataChannel
 
 from confbridge.contracts import FloorCommand, FloorState, PeerRole
+from sfu.cascade import RelayState, Upstream, assign_tracks
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
 from sfu.pipe import PipeIn, PipeOut
@@ -32,7 +35,7 @@ class RoomInfo(Protocol):
 
 @dataclass(frozen=True)
 class PipedRoomInfo:
-    """A room an edge worker serves for the origin that holds its publishers."""
+    """A room an edge serves for the origin (or upstream edge) that holds its publishers."""
 
     room: str
     occurrence_id: int
@@ -59,6 +62,11 @@ class Peer:
     video_slots: list[Slot] = field(default_factory=list)
     audio_slots: list[Slot] = field(default_factory=list)
     last_bytes: int = 0
+    # a relay session (another node below this one): the site each track carries, and the
+    # channel that tells the relay (sfu.cascade.RelayState)
+    relay_video: list[int | None] = field(default_factory=list)
+    relay_audio: list[int | None] = field(default_factory=list)
+    floor_channel: RTCDataChannel | None = None
 
     @property
     def slots(self) -> list[Slot]:
@@ -92,9 +100,11 @@ class Room:
         self._sources: dict[tuple[int, str], Source] = {}
         self._on_floor_changed = on_floor_changed
         self.closed = False
-        # Set on an edge: the origin worker's admin URL; its programme arrives over `pipe_in`.
+        # Set on an edge: where its programme comes from, the origin worker's admin URL (fed
+        # by `pipe_in`) or the upstream node's WHEP URL (fed by `upstream`, sfu.cascade).
         self.origin_url: str | None = None
         self.pipe_in: PipeIn | None = None
+        self.upstream: Upstream | None = None
         # On an origin: a pipe to each edge (by node id) and the edge's admin URL.
         self.pipes_out: dict[str, tuple[PipeOut, str]] = {}
         # when the current speaker got the floor (time.monotonic(), as Source levels)
@@ -118,6 +128,27 @@ class Room:
         self._sources = dict(sources)
         self.floor.mirror(floor)
         self.reroute()
+
+    def use_relayed(self, state: RelayState | None) -> None:
+        """On a cascade edge: the upstream's floor, and its tracks under the sites they carry
+        (none until the upstream has said)."""
+        if state is not None:
+            self.floor.mirror(state.floor)
+        upstream = self.upstream
+        self._sources = upstream.sources_for(state) if upstream and state else {}
+        self.reroute()
+
+    def relay_state(self, peer: Peer) -> RelayState:
+        """What a relay session carries now, for its data channel."""
+        if not peer.relay_video and peer.video_slots:
+            self.reroute()  # not routed yet: assign its tracks now
+        return RelayState(
+            floor=self.floor.state(), video=list(peer.relay_video), audio=list(peer.relay_audio)
+        )
+
+    def relays(self) -> list[Peer]:
+        """The relay sessions of nodes below this one."""
+        return [peer for peer in self.peers.values() if peer.role is PeerRole.relay]
 
     def present_site_ids(self) -> set[int]:
         return {peer.site_id for peer in self.peers.values()}
@@ -213,11 +244,18 @@ class Room:
         for peer in self.peers.values():
             if peer.direction != "egress":
                 continue
-            video_site = self.floor.video_for(peer.site_id)
-            for slot in peer.video_slots:
-                slot.switch_to(self._source(video_site, "video"))
-            audio_sites = self.floor.audio_for(peer.site_id, len(peer.audio_slots))
-            for slot, site_id in zip(peer.audio_slots, audio_sites, strict=True):
+            if peer.role is PeerRole.relay:
+                wanted_video, wanted_audio = self.floor.relay_sites()
+                current_video = peer.relay_video or [None] * len(peer.video_slots)
+                current_audio = peer.relay_audio or [None] * len(peer.audio_slots)
+                video_sites = peer.relay_video = assign_tracks(current_video, wanted_video)
+                audio_sites = peer.relay_audio = assign_tracks(current_audio, wanted_audio)
+            else:
+                video_sites = [self.floor.video_for(peer.site_id)] * len(peer.video_slots)
+                audio_sites = self.floor.audio_for(peer.site_id, len(peer.audio_slots))
+            for slot, site_id in zip(peer.video_slots, video_sites, strict=False):
+                slot.switch_to(self._source(site_id, "video"))
+            for slot, site_id in zip(peer.audio_slots, audio_sites, strict=False):
                 slot.switch_to(self._source(site_id, "audio"))
 
     def _source(self, site_id: int | None, kind: str) -> Source | None:
@@ -226,9 +264,13 @@ class Room:
         source = self._sources.get((site_id, kind))
         return source if source is not None and not source.closed else None
 
-    async def close(self) -> list[Peer]:
-        """Close every peer; returns them so the caller can report who left."""
+    async def close(self, http: httpx.AsyncClient | None = None) -> list[Peer]:
+        """Close every peer (and the upstream session, told over `http` if given); returns
+        the peers so the caller can report who left."""
         self.closed = True
+        if self.upstream is not None:
+            await self.upstream.close(http)
+            self.upstream = None
         for pipe, _url in self.pipes_out.values():
             pipe.close()
         self.pipes_out.clear()

@@ -21,6 +21,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge.contracts import (
+    CascadeRequest,
     EventType,
     FloorCommand,
     FloorState,
@@ -39,6 +40,14 @@ from sfu.aiortc_internals import (
     restrict_codecs,
     set_consent_timing,
     use_host_candidates,
+)
+from sfu.cascade import (
+    FLOOR_CHANNEL,
+    RELAY_AUDIO_TRACKS,
+    RELAY_VIDEO_TRACKS,
+    RelayState,
+    Upstream,
+    send_state,
 )
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
@@ -66,6 +75,8 @@ HOUSEKEEPING_INTERVAL_S = 5.0
 AUDIO_CODECS = ["audio/opus"]
 # A peer that has not connected this long after its offer is given up.
 CONNECT_TIMEOUT_S = 30.0
+# A cascade edge that lost its upstream tries again after 1, 2, 4... seconds, at most this.
+UPSTREAM_RETRY_MAX_S = 15.0
 
 
 def utcnow() -> datetime:
@@ -174,8 +185,8 @@ class Worker:
         self, direction: str, room_name: str, grant: GrantClaims, offer: str
     ) -> tuple[Peer, str]:
         """Answer a WHIP (publish) or WHEP (view) offer; the peer joins the room once connected."""
-        if direction == "whip" and grant.role == PeerRole.viewer:
-            raise SfuError(403, "a viewer grant cannot publish")
+        if direction == "whip" and grant.role in (PeerRole.viewer, PeerRole.relay):
+            raise SfuError(403, f"a {grant.role.value} grant cannot publish")
         room = self._room_for(grant)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
@@ -194,6 +205,8 @@ class Worker:
             etag=secrets.token_hex(8),
             created_at=utcnow(),
         )
+        if peer.role is PeerRole.relay:
+            self._serve_floor_channel(room, peer)
         try:
             answer = await self._negotiate(peer, offer)
         except BaseException:
@@ -214,6 +227,17 @@ class Worker:
         transceivers = pc.getTransceivers()
         if not transceivers:
             raise SfuError(400, "the offer has no audio or video")
+        if peer.role is PeerRole.relay:
+            kinds = [t.kind for t in transceivers]
+            if (kinds.count("video"), kinds.count("audio")) != (
+                RELAY_VIDEO_TRACKS,
+                RELAY_AUDIO_TRACKS,
+            ):
+                raise SfuError(
+                    400,
+                    f"a relay offer carries {RELAY_VIDEO_TRACKS} video and "
+                    f"{RELAY_AUDIO_TRACKS} audio tracks",
+                )
         wanted_direction = "send" if peer.direction == "ingest" else "recv"
         for transceiver in transceivers:
             if wanted_direction not in offered_direction(transceiver):
@@ -242,6 +266,17 @@ class Worker:
                 503, "this media server has no free media port; try again later"
             ) from None
         return pc.localDescription.sdp
+
+    def _serve_floor_channel(self, room: Room, peer: Peer) -> None:
+        """A relay session's data channel carries the floor down the tree from its opening."""
+
+        @peer.pc.on("datachannel")
+        def _on_channel(channel: Any) -> None:
+            if channel.label != FLOOR_CHANNEL:
+                return
+            peer.floor_channel = channel
+            send_state(channel, room.relay_state(peer))
+            channel.on("open", lambda: send_state(channel, room.relay_state(peer)))
 
     def _watch(self, room: Room, peer: Peer) -> None:
         @peer.pc.on("connectionstatechange")
@@ -403,17 +438,100 @@ class Worker:
 
     def _floor_changed(self, room: Room) -> None:
         self._pipes_changed(room)
+        self._relay_floor(room)
         self._emit(EventType.floor_changed, room, None, floor=room.floor.state())
+
+    def _relay_floor(self, room: Room) -> None:
+        """Send the floor down to every relay session of the room (nodes below this one)."""
+        for peer in room.relays():
+            send_state(peer.floor_channel, room.relay_state(peer))
+
+    # the cascade: an edge node relays the room from the node above it (sfu.cascade)
+
+    def _http(self) -> httpx.AsyncClient:
+        """Calls to other workers and nodes; the node secret goes only where asked for."""
+        if self._admin is None:
+            self._admin = httpx.AsyncClient(timeout=PIPE_REQUEST_TIMEOUT_S)
+        return self._admin
+
+    async def relay_room(self, room_name: str, request: CascadeRequest) -> Room:
+        """Edge: serve `room_name` with the programme of the node at `upstream_whep_url`.
+
+        Called again with the same upstream, it keeps the session; with another (the room
+        moved), it replaces it.
+        """
+        room = self.rooms.get(room_name)
+        if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
+            raise SfuError(409, f"room {room_name} has its own publishers here; it is an origin")
+        if room is None or room.closed:
+            info = PipedRoomInfo(
+                room=room_name,
+                occurrence_id=request.occurrence_id,
+                chair_site_id=request.chair_site_id,
+                ends_at=request.ends_at,
+            )
+            room = Room(info, on_floor_changed=self._floor_changed)
+            self.rooms[room_name] = room
+            log.info("room %s opened as an edge of %s", room_name, request.upstream_whep_url)
+        current = room.upstream
+        if current is not None and current.url == request.upstream_whep_url:
+            current.token = request.token  # a fresher grant for the next reconnection
+            return room
+        if room.pipe_in is not None:  # fed over a pipe until now
+            room.pipe_in.close()
+            room.pipe_in = None
+        await self._connect_upstream(room, request.upstream_whep_url, request.token)
+        return room
+
+    async def _connect_upstream(self, room: Room, url: str, token: str) -> None:
+        upstream: Upstream | None = None
+
+        def on_state(state: RelayState) -> None:
+            if room.upstream is upstream and not room.closed:
+                room.use_relayed(state)
+                self._relay_floor(room)
+                self._pipes_changed(room)
+
+        def on_lost() -> None:
+            if room.upstream is upstream and not room.closed:
+                self._own(asyncio.get_running_loop().create_task(self._reconnect(room, url)))
+
+        upstream = Upstream(url, token, on_state=on_state, on_lost=on_lost)
+        try:
+            await upstream.open(self._http())
+        except BaseException:
+            await upstream.close()
+            raise
+        previous, room.upstream = room.upstream, upstream
+        room.origin_url = url
+        room.use_relayed(None)  # the upstream tells which track carries whom once connected
+        if previous is not None:
+            await previous.close(self._http())
+
+    async def _reconnect(self, room: Room, url: str) -> None:
+        """Open the upstream session again until it works, the room ends or moves."""
+        lost = room.upstream
+        delay = 1.0
+        while not room.closed and room.upstream is lost and lost is not None:
+            await asyncio.sleep(delay)
+            if room.closed or room.upstream is not lost:
+                return
+            try:
+                await self._connect_upstream(room, url, lost.token)
+                log.info("room %s: relay session to %s open again", room.name, url)
+                return
+            except Exception as exc:  # refused, unreachable, no media port: all retried
+                log.warning("room %s: relay session to %s: %s", room.name, url, exc)
+            delay = min(delay * 2, UPSTREAM_RETRY_MAX_S)
 
     # pipes: one room over several workers (sfu.pipe)
 
     async def _admin_post(self, base_url: str, path: str, body: dict[str, Any]) -> httpx.Response:
-        if self._admin is None:
-            self._admin = httpx.AsyncClient(
-                timeout=PIPE_REQUEST_TIMEOUT_S,
-                headers={"Authorization": f"Bearer {self.settings.node_secret}"},
-            )
-        return await self._admin.post(base_url.rstrip("/") + path, json=body)
+        return await self._http().post(
+            base_url.rstrip("/") + path,
+            json=body,
+            headers={"Authorization": f"Bearer {self.settings.node_secret}"},
+        )
 
     async def extend_room(self, room_name: str, request: ExtendRoom) -> PipeState:
         """Edge: serve `room_name` for the origin at `request.origin_url`, fed by a pipe.
@@ -435,6 +553,9 @@ class Worker:
             log.info("room %s opened as an edge of %s", room_name, request.origin_url)
         if room.pipe_in is not None:
             room.pipe_in.close()
+        if room.upstream is not None:  # relayed from another node until now
+            await room.upstream.close(self._http())
+            room.upstream = None
         pipe_in = await PipeIn.open(self.settings.media_ip)
         room.pipe_in = pipe_in
         room.origin_url = request.origin_url.rstrip("/")
@@ -459,8 +580,8 @@ class Worker:
     async def open_pipe_out(self, room_name: str, request: PipeRequest) -> PipeState:
         """Origin: pipe every source of the room to an edge; returns what it carries."""
         room = self._open_room(room_name)
-        if room.is_edge:
-            raise SfuError(409, f"room {room_name} is relayed here; pipe from its origin")
+        if room.pipe_in is not None:
+            raise SfuError(409, f"room {room_name} is piped here; pipe from its origin")
         previous = room.pipes_out.pop(request.edge_node_id, None)
         if previous is not None:
             previous[0].close()
@@ -524,8 +645,8 @@ class Worker:
         floor: FloorState | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        if self.reporter is None:
-            return
+        if self.reporter is None or (peer is not None and peer.role is PeerRole.relay):
+            return  # a relay is a node, not a site: not in attendance
         self.reporter.emit(
             SfuEvent(
                 id=uuid.uuid4().hex,
@@ -565,7 +686,7 @@ class Worker:
     async def _close_room(self, room: Room, *, reason: str) -> None:
         self.rooms.pop(room.name, None)
         self.metrics.room_closed(room.name)
-        for peer in await room.close():
+        for peer in await room.close(self._http()):
             self.metrics.retire(peer)
             if peer.connected:
                 self._emit(EventType.left, room, peer, detail={"reason": reason})
@@ -619,6 +740,8 @@ class Worker:
                     "room": room.name,
                     "occurrence_id": room.occurrence_id,
                     "floor": room.floor.state().model_dump(mode="json"),
+                    "upstream": room.origin_url,
+                    "relays": len(room.relays()),
                     "peers": [
                         {
                             "id": p.id,

@@ -192,10 +192,11 @@ class ServerThread:
     """An ASGI app on a real uvicorn server in a thread; it can be stopped and started again
     on the same port, like a service that goes away and comes back."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.app = app
+        self.host = host
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._server: Any = None
         self._thread: Any = None
 
@@ -205,7 +206,7 @@ class ServerThread:
 
         import uvicorn
 
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

@@ -24,6 +24,11 @@ class PeerRole(StrEnum):
     chair = "chair"  # the chair site: publishes, holds the programme by default
     site = "site"  # an invited site: publishes, speaks when given the floor
     viewer = "viewer"  # watches only (e.g. a screen in a hall)
+    relay = "relay"  # another media server that relays the programme to its own sites
+
+
+RELAY_SITE_ID = 0
+"""The `site_id` of a relay grant (a node, not a site; real site ids start at 1)."""
 
 
 class FloorAction(StrEnum):
@@ -70,6 +75,25 @@ class GrantClaims(BaseModel):
     ends_at: AwareDatetime = Field(description="the room closes after this")
     iat: int
     exp: int
+
+
+class CascadeRequest(BaseModel):
+    """Control plane → an edge node: relay the room from the node above it in the tree.
+
+    The edge opens a WHEP session at `upstream_whep_url` with `token`, a relay grant, and
+    serves the programme it receives to its own sites.
+    """
+
+    upstream_whep_url: str = Field(min_length=1, max_length=500)
+    token: str = Field(min_length=1)
+    occurrence_id: int
+    chair_site_id: int
+    ends_at: AwareDatetime
+
+
+def cascade_path(room: str) -> str:
+    """The edge's admin endpoint that makes it relay `room` (`CascadeRequest`)."""
+    return f"/rooms/{room}/cascade"
 
 
 class FloorCommand(BaseModel):
@@ -177,6 +201,12 @@ class NodeHeartbeat(BaseModel):
     version: str = Field(default="", max_length=50)
     capacity_peers: int = Field(ge=1, le=1_000_000, description="sessions it accepts at most")
     load: NodeLoad = Field(default_factory=NodeLoad)
+    machine_id: str = Field(
+        default="", max_length=100, description="workers of one machine are piped, not cascaded"
+    )
+    region: str = Field(
+        default="", max_length=20, description="the province it serves (its code, e.g. '22')"
+    )
 
 
 class NodeHeartbeatAck(BaseModel):

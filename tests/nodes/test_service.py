@@ -21,7 +21,15 @@ CONFIGURED = SfuSettings(
 )
 
 
-def beat(node_id: str, *, peers: int = 0, capacity: int = 100, cpu: float = 0.1) -> NodeHeartbeat:
+def beat(
+    node_id: str,
+    *,
+    peers: int = 0,
+    capacity: int = 100,
+    cpu: float = 0.1,
+    region: str = "",
+    machine_id: str = "",
+) -> NodeHeartbeat:
     return NodeHeartbeat(
         node_id=node_id,
         public_url=f"http://{node_id}.example.vn:8001/",
@@ -29,6 +37,8 @@ def beat(node_id: str, *, peers: int = 0, capacity: int = 100, cpu: float = 0.1)
         version="1.0",
         capacity_peers=capacity,
         load=NodeLoad(rooms=1, peers=peers, packets_per_s=100, cpu_ratio=cpu, spool_events=0),
+        region=region,
+        machine_id=machine_id or f"machine-{node_id}",
     )
 
 
@@ -121,7 +131,7 @@ def test_service_viewers_fill_the_origin_then_extend_the_room(
         node_service.heartbeat(session=session, beat=beat(node_id, capacity=2), now=now)
     asked: list[str] = []
 
-    def extend(node) -> bool:  # type: ignore[no-untyped-def]
+    def extend(node, kind) -> bool:  # type: ignore[no-untyped-def]
         asked.append(node.id)
         return node.id != "b"  # b cannot open the pipe
 
@@ -156,7 +166,11 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
         session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
     )
     edge = node_service.place_viewer(
-        session=session, occurrence_id=occurrence.id, origin=origin, now=now, extend=lambda n: True
+        session=session,
+        occurrence_id=occurrence.id,
+        origin=origin,
+        now=now,
+        extend=lambda n, kind: True,
     )
     assert (origin.node_id, edge.node_id) == ("a", "b")
     later = now + timedelta(seconds=20)
@@ -166,3 +180,58 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
     )
     assert moved.node_id == "b"
     assert session.query(RoomEdge).count() == 0
+
+
+def test_service_the_tree_sends_each_province_to_its_own_node(
+    session: Session, sites: dict
+) -> None:
+    """Hà Nội (01) holds the room; a site of Quảng Ninh (22) watches from the Quảng Ninh node,
+    relayed over the cascade; a worker on the origin's own machine is extended by a pipe; a
+    province with no node of its own watches from the origin."""
+    (occurrence,) = make_occurrences(session, sites, count=1)
+    now = utcnow()
+    for node_id, region, machine, capacity in (
+        ("hn-1", "01", "hn", 6),  # each join counts a publisher and a viewer here
+        ("hn-2", "01", "hn", 3),
+        ("qn-1", "22", "qn", 3),
+        ("qn-2", "22", "qn-b", 3),
+    ):
+        node_service.heartbeat(
+            session=session,
+            beat=beat(node_id, capacity=capacity, region=region, machine_id=machine),
+            now=now,
+        )
+    asked: list[tuple[str, str]] = []
+
+    def extend(node: SfuNode, kind: node_service.EdgeKind) -> bool:
+        asked.append((node.id, kind.value))
+        return True
+
+    def join(region: str | None) -> tuple[str | None, str | None]:
+        origin = node_service.place_room(
+            session=session,
+            occurrence_id=occurrence.id,
+            settings=CONFIGURED,
+            now=now,
+            region="01",
+        )
+        viewing = node_service.place_viewer(
+            session=session,
+            occurrence_id=occurrence.id,
+            origin=origin,
+            now=now,
+            extend=extend,
+            region=region,
+        )
+        return origin.node_id, viewing.node_id
+
+    assert join("01") == ("hn-1", "hn-1")  # the chair's province holds the room
+    assert join("22") == ("hn-1", "qn-1")  # Quảng Ninh's node relays it
+    assert asked == [("qn-1", "cascade")]
+    assert join("22") == ("hn-1", "qn-1")  # the existing edge, not another
+    assert join("48") == ("hn-1", "hn-1")  # no node of Đà Nẵng: the origin serves
+    # the origin is full now: its own machine's second worker takes the next by a pipe
+    assert join("01") == ("hn-1", "hn-2")
+    assert asked[-1] == ("hn-2", "pipe")
+    kinds = {edge.node_id: edge.kind for edge in session.query(RoomEdge)}
+    assert kinds == {"qn-1": "cascade", "hn-2": "pipe"}

@@ -19,6 +19,7 @@ from confbridge.db import Database, utcnow
 from confbridge.local_workers import LocalWorkers
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
+from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from sfu.aiortc_internals import use_host_addresses
@@ -111,6 +112,39 @@ def stack_options() -> dict[str, Any]:
     return {}
 
 
+def open_occurrence(
+    database: Database, settings: Settings, sites: dict[str, Site]
+) -> tuple[int, dict[str, str]]:
+    """A one-hour briefing that started a minute ago (chair hq, with p1 and p2), and a
+    terminal token for each of its sites."""
+    local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    with database.session() as session:
+        series = meeting_service.create(
+            session=session,
+            series_in={
+                "title": "Giao ban trực tuyến",
+                "kind": "giao_ban",
+                "mode": "online",
+                "rrule": "FREQ=DAILY;COUNT=1",
+                "dtstart": local_start.replace(tzinfo=None).isoformat(timespec="minutes"),
+                "duration_min": 60,
+                "chair_site_id": sites["hq"].id,
+                "site_ids": [sites["p1"].id, sites["p2"].id],
+                "skip_holidays": False,
+            },
+            settings=settings.meetings,
+            now=utcnow(),
+        )
+        tokens = {}
+        for key in ("hq", "p1", "p2"):
+            site = session.get(Site, sites[key].id)
+            assert site is not None
+            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
+        session.commit()
+        occurrence_id = series.occurrences[0].id
+    return occurrence_id, tokens
+
+
 @pytest.fixture
 def stack(
     database: Database,
@@ -140,31 +174,7 @@ def stack(
         settings, database=database, run_scheduler=stack_options.get("run_background", False)
     )
     control = ServerThread(application).start()
-    local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
-    with database.session() as session:
-        series = meeting_service.create(
-            session=session,
-            series_in={
-                "title": "Giao ban trực tuyến",
-                "kind": "giao_ban",
-                "mode": "online",
-                "rrule": "FREQ=DAILY;COUNT=1",
-                "dtstart": local_start.replace(tzinfo=None).isoformat(timespec="minutes"),
-                "duration_min": 60,
-                "chair_site_id": sites["hq"].id,
-                "site_ids": [sites["p1"].id, sites["p2"].id],
-                "skip_holidays": False,
-            },
-            settings=settings.meetings,
-            now=utcnow(),
-        )
-        tokens = {}
-        for key in ("hq", "p1", "p2"):
-            site = session.get(Site, sites[key].id)
-            assert site is not None
-            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
-        session.commit()
-        occurrence_id = series.occurrences[0].id
+    occurrence_id, tokens = open_occurrence(database, settings, sites)
     workers = LocalWorkers(settings, control_url=control.url)
     workers.start()
     try:

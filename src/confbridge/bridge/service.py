@@ -20,6 +20,8 @@ from confbridge.bridge.grants import GrantSigner
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.worker_client import WorkerClient
 from confbridge.contracts import (
+    RELAY_SITE_ID,
+    CascadeRequest,
     EventAck,
     EventType,
     FloorAction,
@@ -37,8 +39,9 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.meetings.recurrence import zone
 from confbridge.nodes import service as node_service
+from confbridge.nodes.models import SfuNode
 from confbridge.settings import SfuSettings
-from confbridge.sites.models import Site
+from confbridge.sites.models import Site, UnitKind
 from sfu.config import turn_ice_server
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,37 @@ def chair_site_id(*, session: Session, occurrence: Occurrence) -> int:
         Booking.occurrence_id == occurrence.id, Booking.is_chair.is_(True)
     )
     return session.scalar(query) or occurrence.series.chair_site_id
+
+
+def region_of(site: Site) -> str | None:
+    """The code of the province the site belongs to, if its units lead to one."""
+    unit = site.unit
+    while unit is not None:
+        if unit.kind == UnitKind.province.value and unit.code:
+            return unit.code
+        unit = unit.parent
+    return None
+
+
+def relay_grant(
+    *, occurrence: Occurrence, node_id: str, chair_site: int, now: datetime
+) -> GrantClaims:
+    """A node's grant to pull the room's programme from the node above it (the cascade);
+    it lasts as long as the meeting may, so the relay can reconnect on its own."""
+    expires_at = (occurrence.end_at + GRANT_OVERRUN_MARGIN).replace(microsecond=0)
+    return GrantClaims(
+        jti=uuid.uuid4().hex,
+        room=room_name(occurrence.id),
+        occurrence_id=occurrence.id,
+        site_id=RELAY_SITE_ID,
+        site_name=f"node {node_id}",
+        role=PeerRole.relay,
+        chair_site_id=chair_site,
+        starts_at=occurrence.start_at,
+        ends_at=occurrence.end_at,
+        iat=int(now.timestamp()),
+        exp=int(expires_at.timestamp()),
+    )
 
 
 def join_window(*, occurrence: Occurrence, join_early_min: int) -> tuple[datetime, datetime]:
@@ -154,27 +188,53 @@ def place_sessions(
     occurrence: Occurrence,
     chair_site: int,
     settings: SfuSettings,
+    signer: GrantSigner,
     now: datetime,
+    region: str | None = None,
 ) -> tuple[node_service.MediaServer, node_service.MediaServer]:
-    """Where a grant sends its holder: WHIP to the room's origin; WHEP to the origin while it
-    has room, then to a node that relays it (extended now if none does yet)."""
+    """Where a grant sends its holder (of province `region`): WHIP to the room's origin;
+    WHEP to a node of its own province relaying the room, or to the origin while it has
+    room, then to a node that relays it (extended now if none does yet)."""
+    chair = session.get(Site, chair_site)
     origin = node_service.place_room(
-        session=session, occurrence_id=occurrence.id, settings=settings, now=now
+        session=session,
+        occurrence_id=occurrence.id,
+        settings=settings,
+        now=now,
+        region=region_of(chair) if chair is not None else None,
     )
+    room = room_name(occurrence.id)
+
+    def extend(node: SfuNode, kind: node_service.EdgeKind) -> bool:
+        if kind is node_service.EdgeKind.pipe:
+            return node_service.extend_room(
+                node,
+                room=room,
+                origin=origin,
+                occurrence_id=occurrence.id,
+                chair_site_id=chair_site,
+                ends_at=occurrence.end_at,
+                node_secret=settings.node_secret,
+            )
+        grant = relay_grant(occurrence=occurrence, node_id=node.id, chair_site=chair_site, now=now)
+        request = CascadeRequest(
+            upstream_whep_url=f"{origin.public_url}/whep/{room}",
+            token=signer.sign(grant),
+            occurrence_id=occurrence.id,
+            chair_site_id=chair_site,
+            ends_at=occurrence.end_at,
+        )
+        return node_service.cascade_room(
+            node, room=room, request=request, node_secret=settings.node_secret
+        )
+
     viewing = node_service.place_viewer(
         session=session,
         occurrence_id=occurrence.id,
         origin=origin,
         now=now,
-        extend=lambda node: node_service.extend_room(
-            node,
-            room=room_name(occurrence.id),
-            origin=origin,
-            occurrence_id=occurrence.id,
-            chair_site_id=chair_site,
-            ends_at=occurrence.end_at,
-            node_secret=settings.node_secret,
-        ),
+        extend=extend,
+        region=region,
     )
     return origin, viewing
 
@@ -227,7 +287,9 @@ def join(
         occurrence=occurrence,
         chair_site=claims.chair_site_id,
         settings=settings,
+        signer=signer,
         now=now,
+        region=region_of(site),
     )
     log.info(
         "join grant %s: site %s, room %s on %s, as %s",

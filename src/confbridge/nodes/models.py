@@ -20,6 +20,10 @@ class SfuNode(Base):
     internal_url: Mapped[str] = mapped_column(String(500))
     version: Mapped[str] = mapped_column(String(50), default="")
     capacity_peers: Mapped[int] = mapped_column(Integer)
+    # Workers with the same machine id extend rooms over pipes; others over the cascade.
+    machine_id: Mapped[str] = mapped_column(String(100), default="")
+    # The province the node serves (a unit code); "" serves anywhere.
+    region: Mapped[str] = mapped_column(String(20), default="")
     # Set by IT staff: no new rooms are placed here; rooms already here carry on.
     draining: Mapped[bool] = mapped_column(Boolean, default=False)
     rooms: Mapped[int] = mapped_column(Integer, default=0)
@@ -60,4 +64,6 @@ class RoomEdge(Base):
     node_id: Mapped[str] = mapped_column(
         String(100), ForeignKey("sfu_nodes.id", ondelete="CASCADE"), primary_key=True
     )
+    # "pipe" (a worker of the origin's machine) or "cascade" (a node pulling over WHEP)
+    kind: Mapped[str] = mapped_column(String(10), default="pipe")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

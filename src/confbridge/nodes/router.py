@@ -26,6 +26,8 @@ def node_read(node: SfuNode) -> NodeRead:
         internal_url=node.internal_url,
         version=node.version,
         capacity_peers=node.capacity_peers,
+        machine_id=node.machine_id,
+        region=node.region,
         draining=node.draining,
         rooms=node.rooms,
         peers=node.peers,

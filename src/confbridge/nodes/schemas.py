@@ -16,6 +16,8 @@ class NodeRead(BaseModel):
     internal_url: str
     version: str
     capacity_peers: int
+    machine_id: str
+    region: str
     draining: bool
     rooms: int
     peers: int

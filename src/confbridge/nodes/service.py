@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from confbridge.contracts import NodeHeartbeat
+from confbridge.contracts import CascadeRequest, NodeHeartbeat, cascade_path
 from confbridge.errors import DomainError, NotFound
 from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.settings import SfuSettings
@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 NODE_DOWN_AFTER_S = 15.0
 """A node that has not sent a heartbeat for this long is `down`."""
 PROBE_TIMEOUT_S = 1.0
-EXTEND_TIMEOUT_S = 10.0
-"""How long a node may take to open a pipe from the room's origin."""
 """How long a node reported dead by a terminal has to answer its health check."""
+EXTEND_TIMEOUT_S = 10.0
+"""How long a node may take to open a pipe or a relay session from the room's origin."""
 
 
 class NodeState(StrEnum):
@@ -83,6 +83,8 @@ def heartbeat(*, session: Session, beat: NodeHeartbeat, now: datetime) -> SfuNod
     node.internal_url = beat.internal_url.rstrip("/")
     node.version = beat.version
     node.capacity_peers = beat.capacity_peers
+    node.machine_id = beat.machine_id
+    node.region = beat.region
     node.rooms = beat.load.rooms
     node.peers = beat.load.peers
     node.packets_per_s = beat.load.packets_per_s
@@ -114,14 +116,22 @@ def _has_room(node: SfuNode) -> bool:
     return _sessions(node) < node.capacity_peers
 
 
-def _placeable(session: Session, now: datetime) -> list[SfuNode]:
+def _placeable(session: Session, now: datetime, region: str | None = None) -> list[SfuNode]:
     nodes = [
         node
         for node in list_(session=session)
         if state_of(node, now) is NodeState.up and _has_room(node)
     ]
-    # least loaded first; CPU breaks ties between equally filled nodes
-    return sorted(nodes, key=lambda node: (_load(node), node.cpu_ratio, node.id))
+    # the region's own nodes first, then least loaded; CPU breaks ties between equally filled
+    return sorted(
+        nodes,
+        key=lambda node: (
+            not (region and node.region == region),
+            _load(node),
+            node.cpu_ratio,
+            node.id,
+        ),
+    )
 
 
 def _server(node: SfuNode) -> MediaServer:
@@ -133,9 +143,15 @@ def _configured(settings: SfuSettings) -> MediaServer:
 
 
 def place_room(
-    *, session: Session, occurrence_id: int, settings: SfuSettings, now: datetime
+    *,
+    session: Session,
+    occurrence_id: int,
+    settings: SfuSettings,
+    now: datetime,
+    region: str | None = None,
 ) -> MediaServer:
-    """The node that serves the occurrence's room, placing the room on first use.
+    """The node that serves the occurrence's room, placing the room on first use (on a node
+    of `region`, the chair's province, if one can take it).
 
     A room stays on its node while the node is up (draining included); a room whose node is
     down is placed again. With no node registered at all, the configured worker serves.
@@ -150,7 +166,7 @@ def place_room(
         session.execute(delete(RoomEdge).where(RoomEdge.occurrence_id == occurrence_id))
     if session.scalar(select(SfuNode.id).limit(1)) is None:
         return _configured(settings)
-    candidates = _placeable(session, now)
+    candidates = _placeable(session, now, region)
     if not candidates:
         raise NoMediaServer("no media server is available now (all down, draining or full)")
     chosen = candidates[0]
@@ -228,39 +244,77 @@ def check_reported_failure(
     return True
 
 
-Extender = Callable[[SfuNode], bool]
-"""Asks a node to extend the room (pipe from its origin); True if it did."""
+class EdgeKind(StrEnum):
+    pipe = "pipe"  # a worker on the origin's machine, fed over plain RTP
+    cascade = "cascade"  # a node elsewhere, pulling the programme over WHEP
+
+
+def edge_kind(node: SfuNode, origin: SfuNode) -> EdgeKind:
+    """Workers of the origin's machine take every source over a pipe; other machines take
+    the programme over an encrypted relay session."""
+    same_machine = bool(node.machine_id) and node.machine_id == origin.machine_id
+    return EdgeKind.pipe if same_machine else EdgeKind.cascade
+
+
+Extender = Callable[[SfuNode, EdgeKind], bool]
+"""Asks a node to extend the room from its origin, over a pipe or the cascade; True if done."""
 
 
 def place_viewer(
-    *, session: Session, occurrence_id: int, origin: MediaServer, now: datetime, extend: Extender
+    *,
+    session: Session,
+    occurrence_id: int,
+    origin: MediaServer,
+    now: datetime,
+    extend: Extender,
+    region: str | None = None,
 ) -> MediaServer:
-    """Where a viewer of the room goes: its origin while it has room, else an edge node that
-    relays the origin (an existing one first, else the least-loaded other node, extended
-    now). With nowhere better, the origin takes the viewer beyond its capacity."""
+    """Where a viewer of the room goes.
+
+    A site of `region` (its province) whose room is held elsewhere goes to a node of its
+    province, which relays the room (the tree: origin → a node per province → its sites).
+    Otherwise: the origin while it has room, else an edge node that relays the origin (an
+    existing one first, else the least-loaded other node, extended now). With nowhere
+    better, the origin takes the viewer beyond its capacity.
+    """
     if origin.node_id is None:
         return origin
     origin_node = session.get(SfuNode, origin.node_id)
     assert origin_node is not None
-    if _has_room(origin_node):
+    serves_region = not region or origin_node.region in ("", region)
+    if serves_region and _has_room(origin_node):
         origin_node.pending_sessions += 1
         return origin
     edge_ids = set(
         session.scalars(select(RoomEdge.node_id).where(RoomEdge.occurrence_id == occurrence_id))
     )
-    candidates = _placeable(session, now)
-    for node in candidates:
-        if node.id in edge_ids:
-            node.pending_sessions += 1
-            return _server(node)
-    for node in candidates:
-        if node.id == origin_node.id or node.id in edge_ids:
-            continue
-        if extend(node):
-            session.add(RoomEdge(occurrence_id=occurrence_id, node_id=node.id, created_at=now))
-            node.pending_sessions += 1
-            log.info("room of occurrence %s extended to node %s", occurrence_id, node.id)
-            return _server(node)
+    candidates = [n for n in _placeable(session, now, region) if n.id != origin_node.id]
+    in_region = [n for n in candidates if region and n.region == region]
+    if not serves_region and not in_region and _has_room(origin_node):
+        origin_node.pending_sessions += 1  # no node of its own province can take it
+        return origin
+    # the province's own nodes first (an edge already relaying, else one extended now)
+    for group in (in_region, [n for n in candidates if n not in in_region]):
+        for node in group:
+            if node.id in edge_ids:
+                node.pending_sessions += 1
+                return _server(node)
+        for node in group:
+            kind = edge_kind(node, origin_node)
+            if extend(node, kind):
+                session.add(
+                    RoomEdge(
+                        occurrence_id=occurrence_id,
+                        node_id=node.id,
+                        kind=kind.value,
+                        created_at=now,
+                    )
+                )
+                node.pending_sessions += 1
+                log.info(
+                    "room of occurrence %s extended to node %s (%s)", occurrence_id, node.id, kind
+                )
+                return _server(node)
     log.warning(
         "room of occurrence %s: no node to extend to; %s takes more",
         occurrence_id,
@@ -299,5 +353,23 @@ def extend_room(
         return False
     if response.status_code != 200:
         log.warning("node %s refused to extend room %s: %s", node.id, room, response.text[:200])
+        return False
+    return True
+
+
+def cascade_room(node: SfuNode, *, room: str, request: CascadeRequest, node_secret: str) -> bool:
+    """Ask `node` to relay the room from the node above it (the edge opens the session)."""
+    try:
+        response = httpx.post(
+            f"{node.internal_url}{cascade_path(room)}",
+            json=request.model_dump(mode="json"),
+            headers={"Authorization": f"Bearer {node_secret}"},
+            timeout=EXTEND_TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        log.warning("node %s could not relay room %s: %s", node.id, room, exc)
+        return False
+    if response.status_code != 200:
+        log.warning("node %s refused to relay room %s: %s", node.id, room, response.text[:200])
         return False
     return True

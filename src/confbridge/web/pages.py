@@ -760,13 +760,15 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
         exp=int(expires_at.timestamp()),
     )
     try:
-        token = grants.signer_for(settings.grant_key_path).sign(claims)
+        signer = grants.signer_for(settings.grant_key_path)
+        token = signer.sign(claims)
         # Placed like a terminal's viewer: on the room's node, or a node relaying it.
         _origin, viewing = bridge_service.place_sessions(
             session=page.session,
             occurrence=occurrence,
             chair_site=claims.chair_site_id,
             settings=settings.sfu,
+            signer=signer,
             now=now,
         )
         page.session.commit()

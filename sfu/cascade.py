@@ -1,0 +1,175 @@
+"""The cascade between nodes: an edge node pulls a room's programme from the node above it.
+
+Across machines (one node per province, say) the edge does not take every publisher of the
+room, as a pipe between workers does: it opens one WHEP session upstream with a relay grant,
+like a hall's screen, but with `RELAY_VIDEO_TRACKS` video and `RELAY_AUDIO_TRACKS` audio
+tracks that carry what the edge's halls may need (`Floor.relay_sites`): the speaker's video
+and what the speaking hall sees, the speaker's audio and the chair's. The upstream switches
+those tracks when the floor changes and tells the edge, over a data channel of the same
+session, the floor and the site each track carries now (`RelayState`); the edge routes its
+own halls from that. Media stays DTLS-SRTP encrypted on the way, nothing is decoded,
+and an edge can itself be the upstream of another edge (a deeper tree).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcdatachannel import RTCDataChannel
+from pydantic import BaseModel, Field, ValidationError
+
+from confbridge.contracts import FloorState
+from sfu.errors import SfuError
+from sfu.forwarding import Source
+
+log = logging.getLogger(__name__)
+
+RELAY_VIDEO_TRACKS = 2
+RELAY_AUDIO_TRACKS = 2
+FLOOR_CHANNEL = "floor"
+"""The data channel label of a relay session: the upstream sends `FloorState` JSON on it."""
+UPSTREAM_REQUEST_TIMEOUT_S = 10.0
+
+
+class RelayState(BaseModel):
+    """Upstream → a relay session, on its data channel: the floor, and the site each of its
+    tracks carries now (None: nothing)."""
+
+    floor: FloorState
+    video: list[int | None] = Field(max_length=RELAY_VIDEO_TRACKS)
+    audio: list[int | None] = Field(max_length=RELAY_AUDIO_TRACKS)
+
+
+def assign_tracks(current: list[int | None], wanted: list[int | None]) -> list[int | None]:
+    """Which site each relay track carries next: a track keeps its site while that site is
+    still wanted, so a floor change switches as few tracks as it can (the hall that takes the
+    floor keeps watching the chair on the same track, with no new keyframe to wait for)."""
+    needed = [site for site in dict.fromkeys(wanted) if site is not None]
+    kept = [site if site in needed else None for site in current]
+    missing = iter(site for site in needed if site not in kept)
+    return [site if site is not None else next(missing, None) for site in kept]
+
+
+def relayed_sources(
+    state: RelayState, video: list[Source], audio: list[Source]
+) -> dict[tuple[int, str], Source]:
+    """The relay tracks as the room's sources, each under the site it carries now."""
+    sources: dict[tuple[int, str], Source] = {}
+    for kind, sites, tracks in (("video", state.video, video), ("audio", state.audio, audio)):
+        for site_id, source in zip(sites, tracks, strict=False):
+            if site_id is not None:
+                sources[(site_id, kind)] = source
+    return sources
+
+
+class Upstream:
+    """An edge's WHEP session to the node above it: four programme tracks and the floor.
+
+    `on_state` gets every `RelayState` the upstream sends; `on_lost` is called once if the
+    session fails or closes before `close()`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        on_state: Callable[[RelayState], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.video: list[Source] = []
+        self.audio: list[Source] = []
+        self.location: str | None = None
+        self.connected = False
+        self.states_received = 0
+        self._on_state = on_state
+        self._on_lost = on_lost
+        self._closed = False
+
+    async def open(self, http: httpx.AsyncClient) -> None:
+        """Offer, get the upstream's answer; media and the floor follow once connected."""
+        pc = self.pc
+        videos = [
+            pc.addTransceiver("video", direction="recvonly") for _ in range(RELAY_VIDEO_TRACKS)
+        ]
+        audios = [
+            pc.addTransceiver("audio", direction="recvonly") for _ in range(RELAY_AUDIO_TRACKS)
+        ]
+        channel = pc.createDataChannel(FLOOR_CHANNEL)
+        channel.on("message", self._state_message)
+        pc.on("connectionstatechange", self._state_changed)
+        await pc.setLocalDescription(await pc.createOffer())
+        try:
+            response = await http.post(
+                self.url,
+                content=pc.localDescription.sdp,
+                headers={
+                    "Content-Type": "application/sdp",
+                    "Authorization": f"Bearer {self.token}",
+                },
+                timeout=UPSTREAM_REQUEST_TIMEOUT_S,
+            )
+        except httpx.HTTPError as exc:
+            raise SfuError(502, f"the upstream at {self.url} is unreachable: {exc}") from None
+        if response.status_code != 201:
+            raise SfuError(502, f"the upstream refused the relay session: {response.text[:200]}")
+        self.location = str(httpx.URL(self.url).join(response.headers.get("location", "")))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError... on a bad answer
+            raise SfuError(502, f"the upstream's answer is unusable: {exc}") from None
+        label = f"relayed from {self.url}"
+        self.video = [Source.attach(t, label=f"{label} (video {i})") for i, t in enumerate(videos)]
+        self.audio = [Source.attach(t, label=f"{label} (audio {i})") for i, t in enumerate(audios)]
+
+    def sources_for(self, state: RelayState) -> dict[tuple[int, str], Source]:
+        return relayed_sources(state, self.video, self.audio)
+
+    def _state_message(self, message: str | bytes) -> None:
+        try:
+            state = RelayState.model_validate_json(message)
+        except ValidationError as exc:
+            log.warning("upstream %s sent an unreadable relay state: %s", self.url, exc)
+            return
+        self.states_received += 1
+        self._on_state(state)
+
+    async def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self.connected = True
+            log.info("relay session to %s connected", self.url)
+        elif state in ("failed", "closed") and not self._closed:
+            self._closed = True
+            log.warning("relay session to %s %s", self.url, state)
+            self._on_lost()
+
+    async def close(self, http: httpx.AsyncClient | None = None) -> None:
+        """End the session (telling the upstream, if reachable) and its sources."""
+        self._closed = True
+        for source in [*self.video, *self.audio]:
+            source.close()
+        if http is not None and self.location is not None:
+            with contextlib.suppress(httpx.HTTPError):
+                await http.delete(
+                    self.location,
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    timeout=UPSTREAM_REQUEST_TIMEOUT_S,
+                )
+        self.location = None
+        await self.pc.close()
+
+
+def send_state(channel: RTCDataChannel | None, state: RelayState) -> bool:
+    """Upstream side: send one relay session its state, if its channel is open."""
+    if channel is None or channel.readyState != "open":
+        return False
+    channel.send(state.model_dump_json())
+    return True

@@ -1,0 +1,78 @@
+"""Separate hosts for multi-node tests: Linux network namespaces on one bridge.
+
+Each host is a namespace with one veth interface on a bridge in the test's own namespace,
+which holds the gateway address; the test process (control plane, terminals) reaches every
+host through the bridge, and hosts reach each other and the gateway. Nothing is routed
+beyond the bridge. Needs root and `ip` (iproute2).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+def netns_missing() -> str | None:
+    """Why namespaces cannot be made here, or None if they can."""
+    if shutil.which("ip") is None:
+        return "the `ip` command (iproute2) is not installed"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    return None
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@dataclass
+class Hosts:
+    """The namespaces made by `hosts()`: a name → its namespace and address."""
+
+    gateway: str
+    namespaces: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+
+    def command(self, host: str, argv: list[str]) -> list[str]:
+        """`argv` run inside `host`'s namespace."""
+        return ["ip", "netns", "exec", self.namespaces[host], *argv]
+
+
+@contextmanager
+def hosts(names: list[str]) -> Iterator[Hosts]:
+    """Namespaces named after `names`, on a private /24 with the gateway at .1."""
+    tag = f"{random.getrandbits(24):06x}"
+    subnet = f"10.231.{random.randrange(1, 255)}"
+    bridge = f"cbbr{tag}"
+    made = Hosts(gateway=f"{subnet}.1")
+    veths: list[str] = []
+    try:
+        _ip("link", "add", bridge, "type", "bridge")
+        _ip("addr", "add", f"{made.gateway}/24", "dev", bridge)
+        _ip("link", "set", bridge, "up")
+        for index, name in enumerate(names):
+            namespace = f"cb-{name}-{tag}"
+            veth = f"cbv{index}{tag}"
+            address = f"{subnet}.{index + 2}"
+            _ip("netns", "add", namespace)
+            made.namespaces[name] = namespace
+            _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+            veths.append(veth)
+            _ip("link", "set", veth, "master", bridge, "up")
+            _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
+            _ip("-n", namespace, "link", "set", "eth0", "up")
+            _ip("-n", namespace, "link", "set", "lo", "up")
+            made.addresses[name] = address
+        yield made
+    finally:
+        # the namespaces go away lazily; their veth pairs are deleted now
+        for veth in veths:
+            subprocess.run(["ip", "link", "del", veth], capture_output=True)
+        for namespace in made.namespaces.values():
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)

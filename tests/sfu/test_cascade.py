@@ -1,0 +1,343 @@
+"""The cascade between nodes: an edge relays the room from the node above it over WHEP.
+
+On separate hosts (network namespaces): the chair's province holds the room; the node of each
+other province relays it and serves that province's sites; the chair's floor changes reach
+them through the tree. On loopback: a deeper chain (origin → edge → edge) and the relay
+session's rules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from confbridge.auth.models import Role
+from confbridge.bridge import grants
+from confbridge.bridge import service as bridge_service
+from confbridge.contracts import FloorAction, FloorCommand
+from confbridge.db import Database, utcnow
+from confbridge.local_workers import LocalWorkers
+from confbridge.main import create_app
+from confbridge.meetings.models import Occurrence
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site, UnitKind
+from sfu.aiortc_internals import use_host_addresses
+from sfu.cascade import RelayState, assign_tracks, relayed_sources
+from sfu.codecs import RtpCodec
+from sfu.floor import Floor
+from sfu.forwarding import Source
+from tests.conftest import ServerThread, make_settings
+from tests.sfu.conftest import NODE_SECRET, Stack, open_occurrence
+from tests.sfu.netns import Hosts, hosts, netns_missing
+from tests.sfu.peers import WhepViewer, WhipPublisher, until
+
+ADMIN = {"Authorization": f"Bearer {NODE_SECRET}"}
+VP8 = RtpCodec(mime_type="video/VP8", clock_rate=90000, payload_type=96)
+OPUS = RtpCodec(mime_type="audio/opus", clock_rate=48000, payload_type=111, channels=2)
+WORKER_PORT = 8001
+# node → the province it serves: Hà Nội holds the chair, Quảng Ninh and Hải Phòng relay
+NODES = {"hanoi": "01", "quangninh": "22", "haiphong": "31"}
+
+
+# --- which relay track carries whom ---------------------------------------------------------
+
+
+def test_cascade_tracks_keep_their_site_while_it_is_wanted() -> None:
+    floor = Floor(room="r", chair_site_id=1)
+    video, audio = floor.relay_sites()
+    assert (video, audio) == ([1, None], [1, None])  # the chair speaks: one of each
+    tracks = assign_tracks([None, None], video)
+    assert tracks == [1, None]
+    floor.apply(FloorCommand(action=FloorAction.give, site_id=5, by="t"), {1, 5})
+    video, audio = floor.relay_sites()
+    assert (video, audio) == ([5, 1], [5, 1])
+    # the chair stays on its track (hall 5 watches it there, no switch); 5 takes the free one
+    tracks = assign_tracks(tracks, video)
+    assert tracks == [1, 5]
+    floor.apply(FloorCommand(action=FloorAction.give, site_id=7, by="t"), {1, 5, 7})
+    assert floor.relay_sites()[0] == [7, 5]  # hall 7 sees who spoke before
+    assert assign_tracks(tracks, floor.relay_sites()[0]) == [7, 5]
+    assert assign_tracks([3, 4], [None, None]) == [None, None]
+
+
+def test_cascade_relayed_sources_follow_the_state() -> None:
+    floor = Floor(room="r", chair_site_id=1).state()
+    video = [Source("video", [VP8]), Source("video", [VP8])]
+    audio = [Source("audio", [OPUS]), Source("audio", [OPUS])]
+    state = RelayState(floor=floor, video=[1, 5], audio=[5, None])
+    assert relayed_sources(state, video, audio) == {
+        (1, "video"): video[0],
+        (5, "video"): video[1],
+        (5, "audio"): audio[0],
+    }
+
+
+@dataclass
+class Cascade:
+    stack: Stack
+    hosts: Hosts
+
+    def node_url(self, node: str) -> str:
+        return f"http://{self.hosts.addresses[node]}:{WORKER_PORT}"
+
+
+def _in_provinces(session: Session, sites: dict[str, Site]) -> None:
+    """hq in Hà Nội (01), p1 in Quảng Ninh (22), p2 in Hải Phòng (31)."""
+    for key, code, name in (
+        ("hq", "01", "Hà Nội"),
+        ("p1", "22", "Quảng Ninh"),
+        ("p2", "31", "Hải Phòng"),
+    ):
+        unit = site_service.create_unit(
+            session=session, name=name, kind=UnitKind.province, code=code
+        )
+        site = session.get(Site, sites[key].id)
+        assert site is not None
+        site.unit_id = unit.id
+    session.commit()
+
+
+def _wait_until_registered(control: str, it_staff: dict[str, str], count: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        nodes = httpx.get(f"{control}/api/v1/sfu/nodes", headers=it_staff, timeout=5).json()
+        if sum(1 for node in nodes if node["state"] == "up") >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the nodes did not register: {nodes}")
+
+
+@pytest.fixture
+def cascade(
+    database: Database,
+    session: Session,
+    tmp_path: Path,
+    sites: dict[str, Site],
+    secretariat: dict[str, str],
+    make_user: Any,
+) -> Iterator[Cascade]:
+    if (missing := netns_missing()) is not None:
+        pytest.skip(missing)
+    _in_provinces(session, sites)
+    with hosts(list(NODES)) as made:
+        # terminals (this process) reach the nodes through the bridge, as from their halls
+        use_host_addresses([made.gateway])
+        settings = make_settings(
+            database.settings.database_url or "",
+            tmp_path,
+            sfu={"node_secret": NODE_SECRET, "local_workers": 0},
+        )
+        control = ServerThread(create_app(settings, database=database), host=made.gateway)
+        control.start()
+        processes: list[subprocess.Popen[bytes]] = []
+        environment = LocalWorkers(settings, control_url=control.url)
+        try:
+            for index, (node, region) in enumerate(NODES.items()):
+                address = made.addresses[node]
+                env = environment.environment(index) | {
+                    "CONFBRIDGE_SFU_NODE_ID": node,
+                    "CONFBRIDGE_SFU_HOST": address,
+                    "CONFBRIDGE_SFU_PORT": str(WORKER_PORT),
+                    "CONFBRIDGE_SFU_PUBLIC_URL": f"http://{address}:{WORKER_PORT}",
+                    "CONFBRIDGE_SFU_INTERNAL_URL": f"http://{address}:{WORKER_PORT}",
+                    "CONFBRIDGE_SFU_MEDIA_IP": address,
+                    "CONFBRIDGE_SFU_MACHINE_ID": f"machine-{node}",
+                    "CONFBRIDGE_SFU_REGION": region,
+                    "CONFBRIDGE_SFU_HEARTBEAT_INTERVAL_S": "1",
+                    "CONFBRIDGE_SFU_UDP_PORT_MIN": "0",
+                    "CONFBRIDGE_SFU_UDP_PORT_MAX": "0",
+                }
+                command = made.command(node, [sys.executable, "-m", "confbridge.cli", "sfu"])
+                processes.append(subprocess.Popen(command, env=env))
+            _wait_until_registered(control.url, make_user(Role.it), len(NODES))
+            occurrence_id, tokens = open_occurrence(database, settings, sites)
+            stack = Stack(control.url, "", (0, 0), occurrence_id, tokens, secretariat, environment)
+            yield Cascade(stack, made)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            control.stop()
+            use_host_addresses(None)
+
+
+async def test_cascade_origin_two_edges_viewers_and_the_floor(
+    cascade: Cascade, peers: list, sites: dict[str, Site]
+) -> None:
+    stack = cascade.stack
+    chair_grant = await stack.join("hq")
+    assert chair_grant["whip_url"].startswith(cascade.node_url("hanoi"))  # the chair's province
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+
+    # each ward publishes to the origin and watches from its own province's node
+    viewers: dict[str, WhepViewer] = {}
+    for key, node, width in (("p1", "quangninh", 176), ("p2", "haiphong", 240)):
+        grant = await stack.join(key)
+        assert grant["whip_url"].startswith(cascade.node_url("hanoi"))
+        assert grant["whep_url"].startswith(cascade.node_url(node)), grant["whep_url"]
+        publisher = WhipPublisher(grant["whip_url"], grant["token"], width=width, height=144)
+        peers.append(publisher)
+        assert (await publisher.start()).status_code == 201
+        viewer = WhepViewer(grant["whep_url"], grant["token"])
+        peers.append(viewer)
+        assert (await viewer.start()).status_code == 201
+        viewers[key] = viewer
+
+    # both edges relay the chair, video and sound, from the origin
+    await until(
+        lambda: all(len(v.frames) > 10 and v.audio_frames > 10 for v in viewers.values()),
+        timeout_s=20,
+    )
+    assert all(v.widths_since(time.monotonic() - 1) == {320} for v in viewers.values())
+    async with httpx.AsyncClient(timeout=10) as http:
+        for node in ("quangninh", "haiphong"):
+            rooms = (await http.get(f"{cascade.node_url(node)}/rooms", headers=ADMIN)).json()
+            (room,) = rooms["rooms"]
+            assert room["upstream"] == f"{cascade.node_url('hanoi')}/whep/{room['room']}"
+        origin = (await http.get(f"{cascade.node_url('hanoi')}/rooms", headers=ADMIN)).json()
+        assert origin["rooms"][0]["relays"] == 2
+
+    # the chair gives the floor to p1 (Quảng Ninh): Hải Phòng sees p1 through the tree;
+    # p1's own screen shows the chair (a hall never sees itself)
+    assert (await stack.floor("give", sites["p1"].id)).status_code == 200
+    moment = time.monotonic()
+    await until(lambda: 176 in viewers["p2"].widths_since(moment), timeout_s=10)
+    await until(lambda: viewers["p2"].widths_since(time.monotonic() - 0.5) == {176}, 10)
+    await until(lambda: len([f for f in viewers["p1"].frames if f.at > moment]) > 10, 10)
+    assert viewers["p1"].widths_since(moment) == {320}
+
+    # the floor moves to p2 (Hải Phòng): Quảng Ninh sees p2; p2 sees who spoke before (p1)
+    assert (await stack.floor("give", sites["p2"].id)).status_code == 200
+    moment = time.monotonic()
+    await until(lambda: viewers["p1"].widths_since(time.monotonic() - 0.5) == {240}, 10)
+    await until(lambda: viewers["p2"].widths_since(time.monotonic() - 0.5) == {176}, 10)
+
+    # relays are nodes, not sites: attendance knows only the halls
+    events = await stack.events()
+    assert {e["site_id"] for e in events if e["type"] == "joined"} == {
+        sites["hq"].id,
+        sites["p1"].id,
+        sites["p2"].id,
+    }
+
+
+def test_cascade_bad_relay_requests_get_clear_errors(cascade: Cascade) -> None:
+    edge = cascade.node_url("quangninh")
+    room = f"occ-{cascade.stack.occurrence_id}"
+    body = {
+        "upstream_whep_url": f"{cascade.node_url('hanoi')}/whep/{room}",
+        "token": "not-a-grant",
+        "occurrence_id": cascade.stack.occurrence_id,
+        "chair_site_id": 1,
+        "ends_at": "2030-01-01T00:00:00+00:00",
+    }
+    # without the node secret, then with a grant the origin refuses, then malformed
+    assert httpx.post(f"{edge}/rooms/{room}/cascade", json=body, timeout=10).status_code == 401
+    refused = httpx.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN, timeout=10)
+    assert refused.status_code == 502
+    assert "refused the relay session" in refused.text
+    malformed = httpx.post(
+        f"{edge}/rooms/{room}/cascade", json={"token": "x"}, headers=ADMIN, timeout=10
+    )
+    assert malformed.status_code == 422
+    assert "upstream_whep_url" in malformed.text
+
+
+# --- a deeper chain on one machine's workers ----------------------------------------------------
+
+
+@pytest.fixture
+def stack_options() -> dict[str, Any]:
+    return {"sfu": {"local_workers": 3}}
+
+
+def _worker_urls(stack: Stack) -> list[str]:
+    first = int(stack.worker.rsplit(":", 1)[1])
+    return [f"http://127.0.0.1:{first + index}" for index in range(3)]
+
+
+def _relay_token(database: Database, tmp_path: Path, stack: Stack, node_id: str) -> str:
+    settings = make_settings(database.settings.database_url or "", tmp_path)
+    with database.session() as session:
+        occurrence = session.get(Occurrence, stack.occurrence_id)
+        assert occurrence is not None
+        claims = bridge_service.relay_grant(
+            occurrence=occurrence,
+            node_id=node_id,
+            chair_site=occurrence.series.chair_site_id,
+            now=utcnow(),
+        )
+    return grants.signer_for(settings.grant_key_path).sign(claims)
+
+
+async def test_cascade_two_levels_deep_and_the_relay_rules(
+    stack: Stack, peers: list, sites: dict[str, Site], database: Database, tmp_path: Path
+) -> None:
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    origin = chair_grant["whip_url"].split("/whip", 1)[0]
+    first, second = [url for url in _worker_urls(stack) if url != origin]
+    room = f"occ-{stack.occurrence_id}"
+
+    async with httpx.AsyncClient(timeout=15) as http:
+        for edge, upstream in ((first, origin), (second, first)):
+            body = {
+                "upstream_whep_url": f"{upstream}/whep/{room}",
+                "token": _relay_token(database, tmp_path, stack, edge),
+                "occurrence_id": stack.occurrence_id,
+                "chair_site_id": sites["hq"].id,
+                "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+            }
+            relayed = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN)
+            assert relayed.status_code == 200, relayed.text
+            # asked again with the same upstream, the edge keeps its session
+            again = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN)
+            assert again.status_code == 200
+        # an edge takes no publisher and no floor command: the origin holds both
+        refused = await http.post(
+            f"{second}/rooms/{room}/floor", json={"action": "take", "by": "test"}, headers=ADMIN
+        )
+        assert refused.status_code == 409
+
+    p2 = await stack.join("p2")
+    speaker = WhipPublisher(p2["whip_url"], p2["token"], width=176, height=144)
+    peers.append(speaker)
+    assert (await speaker.start()).status_code == 201
+    p1 = await stack.join("p1")
+    viewer = WhepViewer(f"{second}/whep/{room}", p1["token"])  # two hops below the origin
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 10 and viewer.audio_frames > 10, timeout_s=20)
+    assert viewer.widths_since(time.monotonic() - 0.5) == {320}
+
+    assert (await stack.floor("give", sites["p2"].id)).status_code == 200
+    await until(lambda: viewer.widths_since(time.monotonic() - 0.5) == {176}, timeout_s=10)
+
+    # a relay grant neither publishes nor views like a hall
+    relay_token = _relay_token(database, tmp_path, stack, "someone")
+    publisher = WhipPublisher(f"{origin}/whip/{room}", relay_token)
+    peers.append(publisher)
+    assert (await publisher.start()).status_code == 403
+    plain = WhepViewer(f"{origin}/whep/{room}", relay_token)  # one video, one audio track
+    peers.append(plain)
+    answer = await plain.start()
+    assert answer.status_code == 400
+    assert "2 video and 2 audio" in answer.text
