@@ -175,6 +175,10 @@ class JoinInfo(BaseModel):
     node_id: str | None = Field(
         default=None, description="the media server of the room (None: the configured one)"
     )
+    viewing_node_id: str | None = Field(
+        default=None,
+        description="the media server of whep_url: the room's, or a node relaying it",
+    )
 
 
 # --- the node registry: workers heartbeat to the control plane ----------------------------------

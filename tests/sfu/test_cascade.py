@@ -7,6 +7,7 @@ session's rules."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +42,8 @@ from tests.sfu.netns import Hosts, hosts, netns_missing
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 
 ADMIN = {"Authorization": f"Bearer {NODE_SECRET}"}
+MEDIA_SILENCE_S = 1.0  # what a hall takes as a lost connection
+BACK_WITHIN_S = 10.0
 VP8 = RtpCodec(mime_type="video/VP8", clock_rate=90000, payload_type=96)
 OPUS = RtpCodec(mime_type="audio/opus", clock_rate=48000, payload_type=111, channels=2)
 WORKER_PORT = 8001
@@ -85,6 +88,7 @@ def test_cascade_relayed_sources_follow_the_state() -> None:
 class Cascade:
     stack: Stack
     hosts: Hosts
+    processes: dict[str, subprocess.Popen[bytes]]
 
     def node_url(self, node: str) -> str:
         return f"http://{self.hosts.addresses[node]}:{WORKER_PORT}"
@@ -138,7 +142,7 @@ def cascade(
         )
         control = ServerThread(create_app(settings, database=database), host=made.gateway)
         control.start()
-        processes: list[subprocess.Popen[bytes]] = []
+        processes: dict[str, subprocess.Popen[bytes]] = {}
         environment = LocalWorkers(settings, control_url=control.url)
         try:
             for index, (node, region) in enumerate(NODES.items()):
@@ -157,15 +161,15 @@ def cascade(
                     "CONFBRIDGE_SFU_UDP_PORT_MAX": "0",
                 }
                 command = made.command(node, [sys.executable, "-m", "confbridge.cli", "sfu"])
-                processes.append(subprocess.Popen(command, env=env))
+                processes[node] = subprocess.Popen(command, env=env)
             _wait_until_registered(control.url, make_user(Role.it), len(NODES))
             occurrence_id, tokens = open_occurrence(database, settings, sites)
             stack = Stack(control.url, "", (0, 0), occurrence_id, tokens, secretariat, environment)
-            yield Cascade(stack, made)
+            yield Cascade(stack, made, processes)
         finally:
-            for process in processes:
+            for process in processes.values():
                 process.terminate()
-            for process in processes:
+            for process in processes.values():
                 try:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
@@ -235,6 +239,43 @@ async def test_cascade_origin_two_edges_viewers_and_the_floor(
         sites["p1"].id,
         sites["p2"].id,
     }
+
+
+async def test_cascade_an_edge_lost_sends_its_halls_elsewhere_within_10_s(
+    cascade: Cascade, peers: list
+) -> None:
+    stack = cascade.stack
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    grant = await stack.join("p1")
+    assert (grant["node_id"], grant["viewing_node_id"]) == ("hanoi", "quangninh")
+    viewer = WhepViewer(grant["whep_url"], grant["token"])
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 5, timeout_s=20)
+
+    cascade.processes["quangninh"].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    await until(lambda: time.monotonic() - viewer.frames[-1].at > MEDIA_SILENCE_S, timeout_s=5)
+    # the hall joins again naming the node it lost; Quảng Ninh has no other node: the origin
+    async with httpx.AsyncClient(base_url=stack.control, timeout=10) as http:
+        response = await http.post(
+            f"/api/v1/occurrences/{stack.occurrence_id}/join",
+            json={"failed_node_id": grant["viewing_node_id"]},
+            headers={"Authorization": f"Bearer {stack.tokens['p1']}"},
+        )
+    assert response.status_code == 200, response.text
+    again = response.json()
+    assert (again["node_id"], again["viewing_node_id"]) == ("hanoi", "hanoi")
+    viewer2 = WhepViewer(again["whep_url"], again["token"])
+    peers.append(viewer2)
+    assert (await viewer2.start()).status_code == 201
+    await until(lambda: len(viewer2.frames) > 0, timeout_s=BACK_WITHIN_S)
+    back_after = time.monotonic() - killed_at
+    assert back_after <= BACK_WITHIN_S, back_after
+    assert viewer2.widths_since(0) == {320}
 
 
 def test_cascade_bad_relay_requests_get_clear_errors(cascade: Cascade) -> None:

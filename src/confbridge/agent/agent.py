@@ -253,7 +253,7 @@ class TerminalAgent:
                     if time.monotonic() - joined_at > STABLE_SESSION_S:
                         backoff.reset()
                     lost_reason = session.lost_reason
-                    lost_node = session.grant.node_id
+                    lost_node = session.lost_node
                     await session.close()
                     spare, session = session.grant, None
                     if spare.expires_at - utcnow() < timedelta(seconds=GRANT_RENEW_MARGIN_S):

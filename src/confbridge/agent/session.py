@@ -84,11 +84,14 @@ class MeetingSession:
     received: ReceivedMedia = field(default_factory=ReceivedMedia)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     lost_reason: str = ""
+    # the media server of the connection that was lost first (JoinInfo.node_id or
+    # JoinInfo.viewing_node_id), named in the next join
+    lost_node: str | None = None
     _resources: list[_Resource] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closing: bool = False
 
-    def _peer(self) -> RTCPeerConnection:
+    def _peer(self, node_id: str | None) -> RTCPeerConnection:
         pc = RTCPeerConnection(
             rtc_configuration(self.grant.ice_servers, relay_only=self.relay_only)
         )
@@ -96,17 +99,20 @@ class MeetingSession:
         @pc.on("connectionstatechange")
         def _state() -> None:
             if pc.connectionState in ("failed", "closed") and not self._closing:
-                self.lost_reason = self.lost_reason or f"connection {pc.connectionState}"
+                if not self.lost.is_set():
+                    self.lost_reason = f"connection {pc.connectionState}"
+                    self.lost_node = node_id
                 self.lost.set()
 
         return pc
 
     async def start(self) -> None:
         """Send both offers and wait until both connections are up (or raise)."""
-        publisher = _Resource(self.grant.whip_url, self._peer())
+        publisher = _Resource(self.grant.whip_url, self._peer(self.grant.node_id))
         publisher.pc.addTransceiver(self.video, direction="sendonly")
         publisher.pc.addTransceiver(self.audio, direction="sendonly")
-        viewer = _Resource(self.grant.whep_url, self._peer())
+        viewer_node = self.grant.viewing_node_id or self.grant.node_id
+        viewer = _Resource(self.grant.whep_url, self._peer(viewer_node))
         viewer.pc.addTransceiver("video", direction="recvonly")
         viewer.pc.addTransceiver("audio", direction="recvonly")
         viewer.pc.on("track", self._on_track)

@@ -46,5 +46,8 @@ class JoinRequest(BaseModel):
     failed_node_id: str | None = Field(
         default=None,
         max_length=100,
-        description="the node (JoinInfo.node_id) the terminal could not reach or lost",
+        description=(
+            "the node the terminal could not reach or lost "
+            "(JoinInfo.node_id or JoinInfo.viewing_node_id)"
+        ),
     )

@@ -307,6 +307,7 @@ def join(
         expires_at=expires_at,
         role=role,
         node_id=server.node_id,
+        viewing_node_id=viewing.node_id,
     )
 
 

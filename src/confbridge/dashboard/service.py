@@ -3,7 +3,7 @@ offline, open alerts, in one read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
-from confbridge.sites.models import Site
+from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.schemas import TerminalStatus
 
@@ -62,6 +62,8 @@ class Overview:
     offline_terminals: list[OfflineTerminal]
     offline_total: int
     alerts: list[Alert]
+    # province code → name, for the nodes' regions
+    regions: dict[str, str] = field(default_factory=dict)
 
 
 def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[LiveMeeting]:
@@ -160,9 +162,16 @@ def overview(*, session: Session, settings: Settings, now: datetime) -> Overview
     alerts, _total = alert_service.list_(
         session=session, open_only=True, kind=None, limit=100, offset=0
     )
+    codes = {node.region for node, _state in nodes if node.region}
+    provinces = session.execute(
+        select(Unit.code, Unit.name).where(
+            Unit.kind == UnitKind.province.value, Unit.code.in_(codes)
+        )
+    ).tuples()
     return Overview(
         at=now,
         nodes=nodes,
+        regions={code: name for code, name in provinces if code is not None},
         meetings=_live_meetings(session, settings, now),
         offline_terminals=offline,
         offline_total=offline_total,

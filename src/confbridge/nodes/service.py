@@ -227,11 +227,13 @@ def probe(node: SfuNode) -> bool:
 def check_reported_failure(
     *, session: Session, occurrence_id: int, node_id: str, now: datetime
 ) -> bool:
-    """A terminal lost the room's node: if the node does not answer, take it as down now
-    (rooms move at their next join) rather than after its heartbeats have stopped for
-    NODE_DOWN_AFTER_S. Returns True if the node was found dead."""
+    """A terminal lost the room's node (its origin, or an edge relaying it): if the node does
+    not answer, take it as down now (rooms move, viewers go elsewhere, at their next join)
+    rather than after its heartbeats have stopped for NODE_DOWN_AFTER_S. Returns True if the
+    node was found dead."""
     placement = session.get(RoomPlacement, occurrence_id)
-    if placement is None or placement.node_id != node_id:
+    is_edge = session.get(RoomEdge, (occurrence_id, node_id)) is not None
+    if placement is None or (placement.node_id != node_id and not is_edge):
         return False  # the room has moved already, or the report is about another room
     node = session.get(SfuNode, node_id)
     if node is None or node.down_since is not None:

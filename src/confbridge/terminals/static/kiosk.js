@@ -224,21 +224,26 @@ async function selfTest() {
   }
 }
 
-let meeting = null;  // { item, grant, outgoing, programme, lost, joinedAt }
+let meeting = null;  // { item, grant, outgoing, programme, lost, lostNode, joinedAt }
 let handRaised = false;
 // A floor answer asked for before the last click on the hand button is stale for the hand.
 let handClickedAt = 0;
 
-function watch(session, state) {
+// `nodeId`: the media server of this session, reported if it is the one lost first.
+function watch(session, state, nodeId) {
   let timer = null;
+  const lose = (reason) => {
+    if (!state.lost) state.lostNode = nodeId;
+    state.lost = reason;
+  };
   session.pc.addEventListener("connectionstatechange", () => {
     const s = session.pc.connectionState;
     if (s === "failed" || s === "closed") {
-      state.lost = `connection ${s}`;
+      lose(`connection ${s}`);
     } else if (s === "disconnected") {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        if (session.pc.connectionState === "disconnected") state.lost = "connection disconnected";
+        if (session.pc.connectionState === "disconnected") lose("connection disconnected");
       }, DISCONNECTED_GRACE_MS);
     }
   });
@@ -266,8 +271,8 @@ async function join(item, lostNode = null) {
     await state.outgoing.stop().catch(() => {});
     throw error;
   }
-  watch(state.outgoing, state);
-  watch(state.programme, state);
+  watch(state.outgoing, state, grant.node_id);
+  watch(state.programme, state, grant.viewing_node_id || grant.node_id);
   $("programme").srcObject = state.programme.stream;
   const previous = meeting;
   meeting = state;
@@ -317,7 +322,7 @@ async function attend(item) {
         note("lost", { occurrence_id: item.occurrence_id, reason: meeting.lost });
         setState("reconnecting");
         const dead = meeting;
-        lostNode = dead.grant.node_id || null;
+        lostNode = dead.lostNode || null;
         meeting = null;
         stopSessions(dead).catch(() => {});
       }
