@@ -13,8 +13,10 @@ and an edge can itself be the upstream of another edge (a deeper tree).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -31,8 +33,13 @@ log = logging.getLogger(__name__)
 RELAY_VIDEO_TRACKS = 2
 RELAY_AUDIO_TRACKS = 2
 FLOOR_CHANNEL = "floor"
-"""The data channel label of a relay session: the upstream sends `FloorState` JSON on it."""
+"""The data channel label of a relay session: the upstream sends `RelayState` JSON on it."""
 UPSTREAM_REQUEST_TIMEOUT_S = 10.0
+RELAY_KEEPALIVE_S = 1.0
+"""The upstream repeats each relay session's state this often, changed or not..."""
+UPSTREAM_SILENCE_S = 3.0
+"""...so an edge that has heard nothing for this long takes its upstream as lost (ICE consent
+would take about 30 s to say so)."""
 
 
 class RelayState(BaseModel):
@@ -69,8 +76,9 @@ def relayed_sources(
 class Upstream:
     """An edge's WHEP session to the node above it: four programme tracks and the floor.
 
-    `on_state` gets every `RelayState` the upstream sends; `on_lost` is called once if the
-    session fails or closes before `close()`.
+    `on_state` gets each new `RelayState` the upstream sends (repeats are only taken as
+    signs of life); `on_lost` is called once if the session fails, closes or falls silent
+    before `close()`.
     """
 
     def __init__(
@@ -88,10 +96,13 @@ class Upstream:
         self.audio: list[Source] = []
         self.location: str | None = None
         self.connected = False
-        self.states_received = 0
+        self.lost = False
+        self.state: RelayState | None = None
+        self._heard_at = time.monotonic()
         self._on_state = on_state
         self._on_lost = on_lost
         self._closed = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def open(self, http: httpx.AsyncClient) -> None:
         """Offer, get the upstream's answer; media and the floor follow once connected."""
@@ -128,6 +139,8 @@ class Upstream:
         label = f"relayed from {self.url}"
         self.video = [Source.attach(t, label=f"{label} (video {i})") for i, t in enumerate(videos)]
         self.audio = [Source.attach(t, label=f"{label} (audio {i})") for i, t in enumerate(audios)]
+        self._heard_at = time.monotonic()
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_silence())
 
     def sources_for(self, state: RelayState) -> dict[tuple[int, str], Source]:
         return relayed_sources(state, self.video, self.audio)
@@ -138,22 +151,39 @@ class Upstream:
         except ValidationError as exc:
             log.warning("upstream %s sent an unreadable relay state: %s", self.url, exc)
             return
-        self.states_received += 1
-        self._on_state(state)
+        self._heard_at = time.monotonic()
+        if state != self.state:
+            self.state = state
+            self._on_state(state)
 
     async def _state_changed(self) -> None:
         state = self.pc.connectionState
         if state == "connected":
             self.connected = True
             log.info("relay session to %s connected", self.url)
-        elif state in ("failed", "closed") and not self._closed:
-            self._closed = True
-            log.warning("relay session to %s %s", self.url, state)
-            self._on_lost()
+        elif state in ("failed", "closed"):
+            self._lose(f"connection {state}")
+
+    async def _watch_silence(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(RELAY_KEEPALIVE_S)
+            if time.monotonic() - self._heard_at > UPSTREAM_SILENCE_S:
+                self._lose(f"nothing heard for {UPSTREAM_SILENCE_S:.0f} s")
+                return
+
+    def _lose(self, reason: str) -> None:
+        if self._closed or self.lost:
+            return
+        self.lost = True
+        log.warning("relay session to %s lost: %s", self.url, reason)
+        self._on_lost()
 
     async def close(self, http: httpx.AsyncClient | None = None) -> None:
         """End the session (telling the upstream, if reachable) and its sources."""
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for source in [*self.video, *self.audio]:
             source.close()
         if http is not None and self.location is not None:

@@ -181,6 +181,12 @@ def build_app(worker: Worker) -> Starlette:
         room = await worker.relay_room(request.path_params["room"], body)
         return JSONResponse({"room": room.name, "upstream": room.origin_url})
 
+    async def hold(request: Request) -> Response:
+        """Control plane → this node: the room moved here; stop relaying it."""
+        node_only(request)
+        was_relayed = await worker.hold_room(request.path_params["room"])
+        return JSONResponse({"room": request.path_params["room"], "was_relayed": was_relayed})
+
     async def pipe_out(request: Request) -> Response:
         """An edge → this worker (the origin): pipe the room's sources to it."""
         node_only(request)
@@ -217,6 +223,7 @@ def build_app(worker: Worker) -> Starlette:
         Route("/rooms/{room}/pipe", guarded(extend), methods=["POST"]),
         Route("/rooms/{room}/pipe-out", guarded(pipe_out), methods=["POST"]),
         Route("/rooms/{room}/cascade", guarded(cascade), methods=["POST"]),
+        Route("/rooms/{room}/hold", guarded(hold), methods=["POST"]),
         Route("/rooms/{room}/pipe-state", guarded(pipe_state), methods=["POST"]),
     ]
     for direction in ("whip", "whep"):

@@ -138,6 +138,16 @@ class Room:
         self._sources = upstream.sources_for(state) if upstream and state else {}
         self.reroute()
 
+    def hold(self) -> None:
+        """Stop relaying (an edge whose room moved here): the halls and the floor stay, the
+        programme comes from this room's own publishers from now on."""
+        if self.pipe_in is not None:
+            self.pipe_in.close()
+            self.pipe_in = None
+        self.origin_url = None
+        self._sources = {}
+        self.reroute()
+
     def relay_state(self, peer: Peer) -> RelayState:
         """What a relay session carries now, for its data channel."""
         if not peer.relay_video and peer.video_slots:

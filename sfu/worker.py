@@ -44,6 +44,7 @@ from sfu.aiortc_internals import (
 from sfu.cascade import (
     FLOOR_CHANNEL,
     RELAY_AUDIO_TRACKS,
+    RELAY_KEEPALIVE_S,
     RELAY_VIDEO_TRACKS,
     RelayState,
     Upstream,
@@ -75,8 +76,10 @@ HOUSEKEEPING_INTERVAL_S = 5.0
 AUDIO_CODECS = ["audio/opus"]
 # A peer that has not connected this long after its offer is given up.
 CONNECT_TIMEOUT_S = 30.0
-# A cascade edge that lost its upstream tries again after 1, 2, 4... seconds, at most this.
-UPSTREAM_RETRY_MAX_S = 15.0
+# A cascade edge that lost its upstream tries again for this long (after 0.5, 1, 2... s),
+# then closes the room: its halls join again and the control plane sends them where the room
+# is now.
+UPSTREAM_GRACE_S = 2.0
 
 
 def utcnow() -> datetime:
@@ -135,6 +138,7 @@ class Worker:
         self.reporter.start()
         self.heartbeat.start()
         self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
+        self._own(asyncio.create_task(self._relay_keepalive(), name="sfu-relay-keepalive"))
 
     async def close(self) -> None:
         await self.heartbeat.close()
@@ -448,6 +452,13 @@ class Worker:
 
     # the cascade: an edge node relays the room from the node above it (sfu.cascade)
 
+    async def _relay_keepalive(self) -> None:
+        """Repeat every relay session's state: the edges below take silence as a lost link."""
+        while True:
+            await asyncio.sleep(RELAY_KEEPALIVE_S)
+            for room in list(self.rooms.values()):
+                self._relay_floor(room)
+
     def _http(self) -> httpx.AsyncClient:
         """Calls to other workers and nodes; the node secret goes only where asked for."""
         if self._admin is None:
@@ -457,8 +468,8 @@ class Worker:
     async def relay_room(self, room_name: str, request: CascadeRequest) -> Room:
         """Edge: serve `room_name` with the programme of the node at `upstream_whep_url`.
 
-        Called again with the same upstream, it keeps the session; with another (the room
-        moved), it replaces it.
+        Called again with the same upstream, it keeps the session (opening it again if it
+        was lost); with another (the room moved), it replaces it.
         """
         room = self.rooms.get(room_name)
         if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
@@ -474,7 +485,7 @@ class Worker:
             self.rooms[room_name] = room
             log.info("room %s opened as an edge of %s", room_name, request.upstream_whep_url)
         current = room.upstream
-        if current is not None and current.url == request.upstream_whep_url:
+        if current is not None and current.url == request.upstream_whep_url and not current.lost:
             current.token = request.token  # a fresher grant for the next reconnection
             return room
         if room.pipe_in is not None:  # fed over a pipe until now
@@ -482,6 +493,19 @@ class Worker:
             room.pipe_in = None
         await self._connect_upstream(room, request.upstream_whep_url, request.token)
         return room
+
+    async def hold_room(self, room_name: str) -> bool:
+        """This node holds the room now (it moved here): a relayed copy stops relaying and
+        takes publishers. Returns True if the room was relayed here until now."""
+        room = self.rooms.get(room_name)
+        if room is None or room.closed or not room.is_edge:
+            return False
+        upstream, room.upstream = room.upstream, None
+        room.hold()
+        if upstream is not None:
+            await upstream.close(self._http())
+        log.info("room %s: held here now; no longer relayed", room_name)
+        return True
 
     async def _connect_upstream(self, room: Room, url: str, token: str) -> None:
         upstream: Upstream | None = None
@@ -509,20 +533,25 @@ class Worker:
             await previous.close(self._http())
 
     async def _reconnect(self, room: Room, url: str) -> None:
-        """Open the upstream session again until it works, the room ends or moves."""
+        """Open the upstream session again; if that fails for UPSTREAM_GRACE_S, close the
+        room, so that its halls join again and go where the room is now."""
         lost = room.upstream
-        delay = 1.0
-        while not room.closed and room.upstream is lost and lost is not None:
+        delay = 0.5
+        give_up_at = asyncio.get_running_loop().time() + UPSTREAM_GRACE_S
+        while lost is not None and room.upstream is lost and not room.closed:
             await asyncio.sleep(delay)
             if room.closed or room.upstream is not lost:
-                return
+                return  # closed, or pointed elsewhere meanwhile
             try:
                 await self._connect_upstream(room, url, lost.token)
                 log.info("room %s: relay session to %s open again", room.name, url)
                 return
             except Exception as exc:  # refused, unreachable, no media port: all retried
                 log.warning("room %s: relay session to %s: %s", room.name, url, exc)
-            delay = min(delay * 2, UPSTREAM_RETRY_MAX_S)
+            if asyncio.get_running_loop().time() >= give_up_at:
+                await self._close_room(room, reason="upstream_lost")
+                return
+            delay *= 2
 
     # pipes: one room over several workers (sfu.pipe)
 

@@ -96,6 +96,12 @@ def cascade_path(room: str) -> str:
     return f"/rooms/{room}/cascade"
 
 
+def hold_path(room: str) -> str:
+    """The admin endpoint that makes a node the room's origin (the room moved there): a copy
+    it relayed stops relaying and keeps its halls and floor."""
+    return f"/rooms/{room}/hold"
+
+
 class FloorCommand(BaseModel):
     """A floor action sent by the control plane to the worker that hosts the room."""
 

@@ -175,10 +175,16 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
     assert (origin.node_id, edge.node_id) == ("a", "b")
     later = now + timedelta(seconds=20)
     node_service.heartbeat(session=session, beat=beat("b"), now=later)
+    told: list[str] = []
     moved = node_service.place_room(
-        session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=later
+        session=session,
+        occurrence_id=occurrence.id,
+        settings=CONFIGURED,
+        now=later,
+        hold=lambda node: told.append(node.id) is None,
     )
     assert moved.node_id == "b"
+    assert told == ["b"]  # b relayed the room: it is told to hold it now
     assert session.query(RoomEdge).count() == 0
 
 

@@ -278,6 +278,63 @@ async def test_cascade_an_edge_lost_sends_its_halls_elsewhere_within_10_s(
     assert viewer2.widths_since(0) == {320}
 
 
+async def test_cascade_the_origin_lost_moves_the_room_and_its_tree_within_10_s(
+    cascade: Cascade, peers: list
+) -> None:
+    """The chair's node dies: a hall that lost its programme names its edge, which answers;
+    the control plane then finds the origin dead, moves the room to another province's node
+    and points the edges there; the chair publishes again and both provinces see it."""
+    stack = cascade.stack
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    viewers = {}
+    for key in ("p1", "p2"):
+        grant = await stack.join(key)
+        viewers[key] = WhepViewer(grant["whep_url"], grant["token"])
+        peers.append(viewers[key])
+        assert (await viewers[key].start()).status_code == 201
+        viewers[key].grant = grant  # type: ignore[attr-defined]
+    await until(lambda: all(len(v.frames) > 5 for v in viewers.values()), timeout_s=20)
+
+    cascade.processes["hanoi"].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    await until(
+        lambda: time.monotonic() - viewers["p2"].frames[-1].at > MEDIA_SILENCE_S, timeout_s=5
+    )
+    async with httpx.AsyncClient(base_url=stack.control, timeout=10) as http:
+
+        async def rejoin(key: str, failed: str) -> dict[str, Any]:
+            response = await http.post(
+                f"/api/v1/occurrences/{stack.occurrence_id}/join",
+                json={"failed_node_id": failed},
+                headers={"Authorization": f"Bearer {stack.tokens[key]}"},
+            )
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        p2 = await rejoin("p2", viewers["p2"].grant["viewing_node_id"])  # type: ignore[attr-defined]
+        chair_again = await rejoin("hq", "hanoi")
+        p1 = await rejoin("p1", viewers["p1"].grant["viewing_node_id"])  # type: ignore[attr-defined]
+    new_origin = chair_again["node_id"]
+    assert new_origin in ("quangninh", "haiphong")
+    assert p1["node_id"] == p2["node_id"] == new_origin
+    # each province still watches from its own node
+    assert (p1["viewing_node_id"], p2["viewing_node_id"]) == ("quangninh", "haiphong")
+    chair2 = WhipPublisher(chair_again["whip_url"], chair_again["token"], width=320, height=240)
+    peers.append(chair2)
+    assert (await chair2.start()).status_code == 201
+    again = [WhepViewer(grant["whep_url"], grant["token"]) for grant in (p1, p2)]
+    for viewer in again:
+        peers.append(viewer)
+        assert (await viewer.start()).status_code == 201
+    await until(lambda: all(len(v.frames) > 0 for v in again), timeout_s=BACK_WITHIN_S)
+    back_after = time.monotonic() - killed_at
+    assert back_after <= BACK_WITHIN_S, back_after
+    assert all(v.widths_since(0) == {320} for v in again)
+
+
 def test_cascade_bad_relay_requests_get_clear_errors(cascade: Cascade) -> None:
     edge = cascade.node_url("quangninh")
     room = f"occ-{cascade.stack.occurrence_id}"

@@ -196,14 +196,15 @@ def place_sessions(
     WHEP to a node of its own province relaying the room, or to the origin while it has
     room, then to a node that relays it (extended now if none does yet)."""
     chair = session.get(Site, chair_site)
+    room = room_name(occurrence.id)
     origin = node_service.place_room(
         session=session,
         occurrence_id=occurrence.id,
         settings=settings,
         now=now,
         region=region_of(chair) if chair is not None else None,
+        hold=lambda node: node_service.hold_room(node, room=room, node_secret=settings.node_secret),
     )
-    room = room_name(occurrence.id)
 
     def extend(node: SfuNode, kind: node_service.EdgeKind) -> bool:
         if kind is node_service.EdgeKind.pipe:

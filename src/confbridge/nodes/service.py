@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from confbridge.contracts import CascadeRequest, NodeHeartbeat, cascade_path
+from confbridge.contracts import CascadeRequest, NodeHeartbeat, cascade_path, hold_path
 from confbridge.errors import DomainError, NotFound
 from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.settings import SfuSettings
@@ -149,12 +149,14 @@ def place_room(
     settings: SfuSettings,
     now: datetime,
     region: str | None = None,
+    hold: Callable[[SfuNode], bool] | None = None,
 ) -> MediaServer:
     """The node that serves the occurrence's room, placing the room on first use (on a node
     of `region`, the chair's province, if one can take it).
 
     A room stays on its node while the node is up (draining included); a room whose node is
-    down is placed again. With no node registered at all, the configured worker serves.
+    down is placed again, and `hold` tells the new node (see `hold_room`). With no node
+    registered at all, the configured worker serves.
     """
     placement = session.get(RoomPlacement, occurrence_id)
     if placement is not None:
@@ -183,6 +185,8 @@ def place_room(
                 )
                 placement.node_id = chosen.id
                 placement.placed_at = now
+                if hold is not None:
+                    hold(chosen)  # it may have relayed the room from the dead node
     except IntegrityError:
         # another join placed the room at the same moment: use its choice
         session.expire_all()
@@ -229,17 +233,32 @@ def check_reported_failure(
 ) -> bool:
     """A terminal lost the room's node (its origin, or an edge relaying it): if the node does
     not answer, take it as down now (rooms move, viewers go elsewhere, at their next join)
-    rather than after its heartbeats have stopped for NODE_DOWN_AFTER_S. Returns True if the
-    node was found dead."""
+    rather than after its heartbeats have stopped for NODE_DOWN_AFTER_S. Returns True if a
+    node was found dead.
+
+    An edge that answers may have lost its own upstream (it closes the room then): the
+    room's origin is checked too, and the edge is extended afresh at the next placement.
+    """
     placement = session.get(RoomPlacement, occurrence_id)
-    is_edge = session.get(RoomEdge, (occurrence_id, node_id)) is not None
-    if placement is None or (placement.node_id != node_id and not is_edge):
+    edge = session.get(RoomEdge, (occurrence_id, node_id))
+    if placement is None or (placement.node_id != node_id and edge is None):
         return False  # the room has moved already, or the report is about another room
+    if _found_dead(session, node_id, now):
+        return True
+    if edge is None:
+        return False  # the origin is fine: the terminal's own network failed
+    session.delete(edge)
+    session.flush()
+    return _found_dead(session, placement.node_id, now)
+
+
+def _found_dead(session: Session, node_id: str, now: datetime) -> bool:
+    """Probe the node; one that does not answer is marked down now."""
     node = session.get(SfuNode, node_id)
     if node is None or node.down_since is not None:
         return False
     if probe(node):
-        return False  # the node is fine: the terminal's own network failed
+        return False
     log.warning("SFU node %s does not answer (reported by a terminal): taken as down", node_id)
     node.down_since = now
     session.flush()
@@ -375,3 +394,18 @@ def cascade_room(node: SfuNode, *, room: str, request: CascadeRequest, node_secr
         log.warning("node %s refused to relay room %s: %s", node.id, room, response.text[:200])
         return False
     return True
+
+
+def hold_room(node: SfuNode, *, room: str, node_secret: str) -> bool:
+    """Tell `node` the room is placed on it now; a copy it relayed stops relaying (if it
+    cannot be told, it finds out when its upstream falls silent)."""
+    try:
+        response = httpx.post(
+            f"{node.internal_url}{hold_path(room)}",
+            headers={"Authorization": f"Bearer {node_secret}"},
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        log.warning("node %s could not be told it holds room %s: %s", node.id, room, exc)
+        return False
+    return response.status_code == 200
