@@ -19,11 +19,19 @@ import asyncio
 import logging
 import random
 import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Literal
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import RTCP_PSFB_PLI, HeaderExtensionsMap, RtcpPacket, RtcpPsfbPacket, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtpPacket,
+)
 from pydantic import AwareDatetime, BaseModel, Field
 
 from confbridge.contracts import FloorState
@@ -256,6 +264,12 @@ class PipeOut(_PipeEnd):
             for source, (_slot, egress, site_id) in self._slots.items()
         ]
 
+    def keepalive(self) -> None:
+        """An empty receiver report: the edge takes a silent pipe as a dead origin, and a room
+        whose publishers are all muted sends no RTP."""
+        if self.transport is not None:
+            self.transport.sendto(bytes(RtcpRrPacket(ssrc=0)), self.edge_addr)
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if addr[:2] != self.edge_addr or not _is_rtcp(data):
             return
@@ -296,6 +310,7 @@ class PipeIn(_PipeEnd):
             )
         )
         self.packets = 0
+        self.heard_at = time.monotonic()
 
     @classmethod
     async def open(cls, host: str) -> PipeIn:
@@ -332,8 +347,11 @@ class PipeIn(_PipeEnd):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         # only the origin feeds the room: anything else on this port is dropped
-        if addr[:2] != self.origin_addr or _is_rtcp(data):
+        if addr[:2] != self.origin_addr:
             return
+        self.heard_at = time.monotonic()
+        if _is_rtcp(data):
+            return  # its keepalive
         try:
             packet = RtpPacket.parse(data, self._extensions)
         except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -46,6 +47,7 @@ from sfu.cascade import (
     RELAY_AUDIO_TRACKS,
     RELAY_KEEPALIVE_S,
     RELAY_VIDEO_TRACKS,
+    UPSTREAM_SILENCE_S,
     RelayState,
     Upstream,
     send_state,
@@ -138,7 +140,7 @@ class Worker:
         self.reporter.start()
         self.heartbeat.start()
         self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
-        self._own(asyncio.create_task(self._relay_keepalive(), name="sfu-relay-keepalive"))
+        self._own(asyncio.create_task(self._keepalive(), name="sfu-keepalive"))
 
     async def close(self) -> None:
         await self.heartbeat.close()
@@ -452,12 +454,24 @@ class Worker:
 
     # the cascade: an edge node relays the room from the node above it (sfu.cascade)
 
-    async def _relay_keepalive(self) -> None:
-        """Repeat every relay session's state: the edges below take silence as a lost link."""
+    async def _keepalive(self) -> None:
+        """Every second: repeat each relay session's state and keep each pipe alive (the
+        edges below take silence as a lost origin), and close a piped room whose origin has
+        been silent for UPSTREAM_SILENCE_S, so that its halls join again elsewhere."""
         while True:
             await asyncio.sleep(RELAY_KEEPALIVE_S)
+            now = time.monotonic()
             for room in list(self.rooms.values()):
-                self._relay_floor(room)
+                try:
+                    self._relay_floor(room)
+                    for pipe, _url in room.pipes_out.values():
+                        pipe.keepalive()
+                    pipe_in = room.pipe_in
+                    if pipe_in is not None and now - pipe_in.heard_at > UPSTREAM_SILENCE_S:
+                        log.warning("room %s: origin %s fell silent", room.name, room.origin_url)
+                        await self._close_room(room, reason="upstream_lost")
+                except Exception:
+                    log.exception("room %s: keepalive failed", room.name)
 
     def _http(self) -> httpx.AsyncClient:
         """Calls to other workers and nodes; the node secret goes only where asked for."""

@@ -131,7 +131,7 @@ def test_service_viewers_fill_the_origin_then_extend_the_room(
         node_service.heartbeat(session=session, beat=beat(node_id, capacity=2), now=now)
     asked: list[str] = []
 
-    def extend(node, kind) -> bool:  # type: ignore[no-untyped-def]
+    def extend(node, kind, upstream) -> bool:  # type: ignore[no-untyped-def]
         asked.append(node.id)
         return node.id != "b"  # b cannot open the pipe
 
@@ -170,7 +170,7 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
         occurrence_id=occurrence.id,
         origin=origin,
         now=now,
-        extend=lambda n, kind: True,
+        extend=lambda n, kind, upstream: True,
     )
     assert (origin.node_id, edge.node_id) == ("a", "b")
     later = now + timedelta(seconds=20)
@@ -207,10 +207,10 @@ def test_service_the_tree_sends_each_province_to_its_own_node(
             beat=beat(node_id, capacity=capacity, region=region, machine_id=machine),
             now=now,
         )
-    asked: list[tuple[str, str]] = []
+    asked: list[tuple[str, str, str]] = []
 
-    def extend(node: SfuNode, kind: node_service.EdgeKind) -> bool:
-        asked.append((node.id, kind.value))
+    def extend(node: SfuNode, kind: node_service.EdgeKind, upstream: SfuNode) -> bool:
+        asked.append((node.id, kind.value, upstream.id))
         return True
 
     def join(region: str | None) -> tuple[str | None, str | None]:
@@ -233,11 +233,24 @@ def test_service_the_tree_sends_each_province_to_its_own_node(
 
     assert join("01") == ("hn-1", "hn-1")  # the chair's province holds the room
     assert join("22") == ("hn-1", "qn-1")  # Quảng Ninh's node relays it
-    assert asked == [("qn-1", "cascade")]
+    assert asked == [("qn-1", "cascade", "hn-1")]
     assert join("22") == ("hn-1", "qn-1")  # the existing edge, not another
     assert join("48") == ("hn-1", "hn-1")  # no node of Đà Nẵng: the origin serves
     # the origin is full now: its own machine's second worker takes the next by a pipe
     assert join("01") == ("hn-1", "hn-2")
-    assert asked[-1] == ("hn-2", "pipe")
+    assert asked[-1] == ("hn-2", "pipe", "hn-1")
+    # Quảng Ninh's node is full: its machine's second worker is piped from it, so the
+    # programme crosses to the province once
+    node_service.heartbeat(
+        session=session,
+        beat=beat("qn-1", peers=3, capacity=3, region="22", machine_id="qn"),
+        now=now,
+    )
+    node_service.heartbeat(
+        session=session, beat=beat("qn-3", capacity=3, region="22", machine_id="qn"), now=now
+    )
+    node_service.set_draining(session=session, node_id="qn-2", draining=True)
+    assert join("22") == ("hn-1", "qn-3")
+    assert asked[-1] == ("qn-3", "pipe", "qn-1")
     kinds = {edge.node_id: edge.kind for edge in session.query(RoomEdge)}
-    assert kinds == {"qn-1": "cascade", "hn-2": "pipe"}
+    assert kinds == {"qn-1": "cascade", "hn-2": "pipe", "qn-3": "pipe"}

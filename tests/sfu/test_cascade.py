@@ -362,12 +362,12 @@ def test_cascade_bad_relay_requests_get_clear_errors(cascade: Cascade) -> None:
 
 @pytest.fixture
 def stack_options() -> dict[str, Any]:
-    return {"sfu": {"local_workers": 3}}
+    return {"sfu": {"local_workers": 4}}
 
 
 def _worker_urls(stack: Stack) -> list[str]:
     first = int(stack.worker.rsplit(":", 1)[1])
-    return [f"http://127.0.0.1:{first + index}" for index in range(3)]
+    return [f"http://127.0.0.1:{first + index}" for index in range(4)]
 
 
 def _relay_token(database: Database, tmp_path: Path, stack: Stack, node_id: str) -> str:
@@ -384,7 +384,7 @@ def _relay_token(database: Database, tmp_path: Path, stack: Stack, node_id: str)
     return grants.signer_for(settings.grant_key_path).sign(claims)
 
 
-async def test_cascade_two_levels_deep_and_the_relay_rules(
+async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(
     stack: Stack, peers: list, sites: dict[str, Site], database: Database, tmp_path: Path
 ) -> None:
     chair_grant = await stack.join("hq")
@@ -392,7 +392,7 @@ async def test_cascade_two_levels_deep_and_the_relay_rules(
     peers.append(chair)
     assert (await chair.start()).status_code == 201
     origin = chair_grant["whip_url"].split("/whip", 1)[0]
-    first, second = [url for url in _worker_urls(stack) if url != origin]
+    first, second, piped = [url for url in _worker_urls(stack) if url != origin]
     room = f"occ-{stack.occurrence_id}"
 
     async with httpx.AsyncClient(timeout=15) as http:
@@ -409,6 +409,18 @@ async def test_cascade_two_levels_deep_and_the_relay_rules(
             # asked again with the same upstream, the edge keeps its session
             again = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN)
             assert again.status_code == 200
+        # a worker of the first edge's machine takes the room from it over a pipe
+        extended = await http.post(
+            f"{piped}/rooms/{room}/pipe",
+            json={
+                "origin_url": first,
+                "occurrence_id": stack.occurrence_id,
+                "chair_site_id": sites["hq"].id,
+                "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+            },
+            headers=ADMIN,
+        )
+        assert extended.status_code == 200, extended.text
         # an edge takes no publisher and no floor command: the origin holds both
         refused = await http.post(
             f"{second}/rooms/{room}/floor", json={"action": "take", "by": "test"}, headers=ADMIN
@@ -423,11 +435,22 @@ async def test_cascade_two_levels_deep_and_the_relay_rules(
     viewer = WhepViewer(f"{second}/whep/{room}", p1["token"])  # two hops below the origin
     peers.append(viewer)
     assert (await viewer.start()).status_code == 201
-    await until(lambda: len(viewer.frames) > 10 and viewer.audio_frames > 10, timeout_s=20)
+    screen = WhepViewer(f"{piped}/whep/{room}", p2["token"])  # p2's own screen, piped
+    peers.append(screen)
+    assert (await screen.start()).status_code == 201
+    await until(
+        lambda: all(len(v.frames) > 10 and v.audio_frames > 10 for v in (viewer, screen)),
+        timeout_s=20,
+    )
     assert viewer.widths_since(time.monotonic() - 0.5) == {320}
+    assert screen.widths_since(time.monotonic() - 0.5) == {320}
 
+    # p2 speaks: two hops down, p1 sees p2; below the pipe, p2 still sees the chair
     assert (await stack.floor("give", sites["p2"].id)).status_code == 200
+    given_at = time.monotonic()
     await until(lambda: viewer.widths_since(time.monotonic() - 0.5) == {176}, timeout_s=10)
+    await until(lambda: len([f for f in screen.frames if f.at > given_at + 1]) > 10, 10)
+    assert screen.widths_since(given_at) == {320}  # no switch at all: it kept its track
 
     # a relay grant neither publishes nor views like a hall
     relay_token = _relay_token(database, tmp_path, stack, "someone")

@@ -4,6 +4,7 @@ chair, and a floor change at the origin reaches them."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from confbridge.auth.models import Role
 from confbridge.db import utcnow
 from confbridge.sites.models import Site
+from sfu.cascade import UPSTREAM_SILENCE_S
 from tests.sfu.conftest import NODE_SECRET, Stack
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 
@@ -153,3 +155,58 @@ async def test_pipe_the_control_plane_extends_a_full_room(
     # p1 on the edge sees p2; p2 (the speaker, on the edge too) sees the chair it followed
     await until(lambda: 176 in viewers[0].widths_since(given_at), timeout_s=10)
     assert 176 not in viewers[1].widths_since(given_at)
+
+
+@pytest.fixture
+def one_session_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SFU_CAPACITY_PEERS", "1")
+
+
+async def test_pipe_an_edge_whose_origin_dies_closes_the_room(
+    one_session_workers: None, stack: Stack, peers: list, make_user: Any
+) -> None:
+    """The origin falls silent (killed): its edge closes the room after UPSTREAM_SILENCE_S, so
+    that its halls notice and join again, rather than watching a frozen programme."""
+    it = make_user(Role.it)
+
+    async def origin_sessions(node_id: str) -> int:
+        async with httpx.AsyncClient(base_url=stack.control) as http:
+            nodes = (await http.get("/api/v1/sfu/nodes", headers=it)).json()
+        return sum(n["peers"] for n in nodes if n["id"] == node_id and len(nodes) == 2)
+
+    # the chair's screen fills the origin (one session), with nothing published yet
+    chair_grant = await stack.join("hq")
+    chair_screen = WhepViewer(chair_grant["whep_url"], chair_grant["token"])
+    peers.append(chair_screen)
+    assert (await chair_screen.start()).status_code == 201
+    deadline = time.monotonic() + 10
+    while await origin_sessions(chair_grant["node_id"]) != 1:
+        assert time.monotonic() < deadline, "the origin did not report its session"
+        await asyncio.sleep(0.2)
+    grant = await stack.join("p1")
+    edge = base(grant["whep_url"])
+    assert edge != base(chair_grant["whip_url"])
+    viewer = WhepViewer(grant["whep_url"], grant["token"])
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+
+    async def edge_rooms() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=5) as http:
+            return (await http.get(f"{edge}/rooms", headers=ADMIN)).json()["rooms"]
+
+    # no media on the pipe yet: the origin's keepalive holds the edge's room open
+    await until(lambda: viewer.pc.connectionState == "connected", timeout_s=10)
+    await asyncio.sleep(UPSTREAM_SILENCE_S + 1)
+    assert len(await edge_rooms()) == 1
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 5, timeout_s=15)
+
+    origin_index = 0 if chair_grant["node_id"] == "local-0" else 1
+    stack.workers.processes[origin_index].send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + UPSTREAM_SILENCE_S + 3
+    while await edge_rooms():
+        assert time.monotonic() < deadline, "the edge still serves a room with no origin"
+        await asyncio.sleep(0.2)
+    await until(lambda: viewer.pc.connectionState in ("closed", "failed"), timeout_s=5)

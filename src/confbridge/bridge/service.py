@@ -206,12 +206,12 @@ def place_sessions(
         hold=lambda node: node_service.hold_room(node, room=room, node_secret=settings.node_secret),
     )
 
-    def extend(node: SfuNode, kind: node_service.EdgeKind) -> bool:
+    def extend(node: SfuNode, kind: node_service.EdgeKind, upstream: SfuNode) -> bool:
         if kind is node_service.EdgeKind.pipe:
             return node_service.extend_room(
                 node,
                 room=room,
-                origin=origin,
+                upstream=upstream,
                 occurrence_id=occurrence.id,
                 chair_site_id=chair_site,
                 ends_at=occurrence.end_at,
@@ -219,7 +219,7 @@ def place_sessions(
             )
         grant = relay_grant(occurrence=occurrence, node_id=node.id, chair_site=chair_site, now=now)
         request = CascadeRequest(
-            upstream_whep_url=f"{origin.public_url}/whep/{room}",
+            upstream_whep_url=f"{upstream.public_url}/whep/{room}",
             token=signer.sign(grant),
             occurrence_id=occurrence.id,
             chair_site_id=chair_site,

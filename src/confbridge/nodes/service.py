@@ -270,15 +270,25 @@ class EdgeKind(StrEnum):
     cascade = "cascade"  # a node elsewhere, pulling the programme over WHEP
 
 
-def edge_kind(node: SfuNode, origin: SfuNode) -> EdgeKind:
-    """Workers of the origin's machine take every source over a pipe; other machines take
-    the programme over an encrypted relay session."""
-    same_machine = bool(node.machine_id) and node.machine_id == origin.machine_id
-    return EdgeKind.pipe if same_machine else EdgeKind.cascade
+def _same_machine(a: SfuNode, b: SfuNode) -> bool:
+    return bool(a.machine_id) and a.machine_id == b.machine_id
 
 
-Extender = Callable[[SfuNode, EdgeKind], bool]
-"""Asks a node to extend the room from its origin, over a pipe or the cascade; True if done."""
+def upstream_for(
+    node: SfuNode, origin: SfuNode, relaying: list[SfuNode]
+) -> tuple[SfuNode, EdgeKind]:
+    """Where `node` takes the room from: a worker of its own machine that holds the room or
+    relays it from elsewhere, over a pipe (every source, no encryption, no other machine's
+    bandwidth); else the origin, over the cascade."""
+    for upstream in (origin, *relaying):
+        if _same_machine(node, upstream):
+            return upstream, EdgeKind.pipe
+    return origin, EdgeKind.cascade
+
+
+Extender = Callable[[SfuNode, EdgeKind, SfuNode], bool]
+"""Asks a node to extend the room from an upstream node, over a pipe or the cascade; True if
+done."""
 
 
 def place_viewer(
@@ -306,9 +316,16 @@ def place_viewer(
     if serves_region and _has_room(origin_node):
         origin_node.pending_sessions += 1
         return origin
-    edge_ids = set(
-        session.scalars(select(RoomEdge.node_id).where(RoomEdge.occurrence_id == occurrence_id))
-    )
+    edges = list(session.scalars(select(RoomEdge).where(RoomEdge.occurrence_id == occurrence_id)))
+    edge_ids = {edge.node_id for edge in edges}
+    # a room relayed over the cascade can be piped on from there to its machine's workers
+    relaying = [
+        node
+        for edge in edges
+        if edge.kind == EdgeKind.cascade.value
+        and (node := session.get(SfuNode, edge.node_id)) is not None
+        and state_of(node, now) is not NodeState.down
+    ]
     candidates = [n for n in _placeable(session, now, region) if n.id != origin_node.id]
     in_region = [n for n in candidates if region and n.region == region]
     if not serves_region and not in_region and _has_room(origin_node):
@@ -321,8 +338,8 @@ def place_viewer(
                 node.pending_sessions += 1
                 return _server(node)
         for node in group:
-            kind = edge_kind(node, origin_node)
-            if extend(node, kind):
+            upstream, kind = upstream_for(node, origin_node, relaying)
+            if extend(node, kind, upstream):
                 session.add(
                     RoomEdge(
                         occurrence_id=occurrence_id,
@@ -333,7 +350,11 @@ def place_viewer(
                 )
                 node.pending_sessions += 1
                 log.info(
-                    "room of occurrence %s extended to node %s (%s)", occurrence_id, node.id, kind
+                    "room of occurrence %s extended to node %s (%s from %s)",
+                    occurrence_id,
+                    node.id,
+                    kind,
+                    upstream.id,
                 )
                 return _server(node)
     log.warning(
@@ -349,15 +370,16 @@ def extend_room(
     node: SfuNode,
     *,
     room: str,
-    origin: MediaServer,
+    upstream: SfuNode,
     occurrence_id: int,
     chair_site_id: int,
     ends_at: datetime,
     node_secret: str,
 ) -> bool:
-    """Ask `node` to relay the room from its origin (the edge opens the pipe itself)."""
+    """Ask `node` to relay the room from `upstream`, a worker of its machine that holds or
+    relays the room (the edge opens the pipe itself)."""
     body = {
-        "origin_url": origin.internal_url,
+        "origin_url": upstream.internal_url,
         "occurrence_id": occurrence_id,
         "chair_site_id": chair_site_id,
         "ends_at": ends_at.isoformat(),
