@@ -35,11 +35,14 @@ RELAY_AUDIO_TRACKS = 2
 FLOOR_CHANNEL = "floor"
 """The data channel label of a relay session: the upstream sends `RelayState` JSON on it."""
 UPSTREAM_REQUEST_TIMEOUT_S = 10.0
+UPSTREAM_DELETE_TIMEOUT_S = 2.0
 RELAY_KEEPALIVE_S = 1.0
 """The upstream repeats each relay session's state this often, changed or not..."""
 UPSTREAM_SILENCE_S = 3.0
 """...so an edge that has heard nothing for this long takes its upstream as lost (ICE consent
 would take about 30 s to say so)."""
+UPSTREAM_CONNECT_TIMEOUT_S = 10.0
+"""A new session has this long to connect and send its first state."""
 
 
 class RelayState(BaseModel):
@@ -131,7 +134,8 @@ class Upstream:
             raise SfuError(502, f"the upstream at {self.url} is unreachable: {exc}") from None
         if response.status_code != 201:
             raise SfuError(502, f"the upstream refused the relay session: {response.text[:200]}")
-        self.location = str(httpx.URL(self.url).join(response.headers.get("location", "")))
+        location = response.headers.get("location")
+        self.location = str(httpx.URL(self.url).join(location)) if location else None
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError... on a bad answer
@@ -167,8 +171,9 @@ class Upstream:
     async def _watch_silence(self) -> None:
         while not self._closed:
             await asyncio.sleep(RELAY_KEEPALIVE_S)
-            if time.monotonic() - self._heard_at > UPSTREAM_SILENCE_S:
-                self._lose(f"nothing heard for {UPSTREAM_SILENCE_S:.0f} s")
+            limit_s = UPSTREAM_SILENCE_S if self.state is not None else UPSTREAM_CONNECT_TIMEOUT_S
+            if time.monotonic() - self._heard_at > limit_s:
+                self._lose(f"nothing heard for {limit_s:.0f} s")
                 return
 
     def _lose(self, reason: str) -> None:
@@ -179,19 +184,20 @@ class Upstream:
         self._on_lost()
 
     async def close(self, http: httpx.AsyncClient | None = None) -> None:
-        """End the session (telling the upstream, if reachable) and its sources."""
+        """End the session and its sources, telling the upstream over `http` unless the
+        session was lost (a dead or unreachable upstream would only hold the caller up)."""
         self._closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
         for source in [*self.video, *self.audio]:
             source.close()
-        if http is not None and self.location is not None:
+        if http is not None and self.location is not None and not self.lost:
             with contextlib.suppress(httpx.HTTPError):
                 await http.delete(
                     self.location,
                     headers={"Authorization": f"Bearer {self.token}"},
-                    timeout=UPSTREAM_REQUEST_TIMEOUT_S,
+                    timeout=UPSTREAM_DELETE_TIMEOUT_S,
                 )
         self.location = None
         await self.pc.close()

@@ -278,9 +278,6 @@ class Room:
         """Close every peer (and the upstream session, told over `http` if given); returns
         the peers so the caller can report who left."""
         self.closed = True
-        if self.upstream is not None:
-            await self.upstream.close(http)
-            self.upstream = None
         for pipe, _url in self.pipes_out.values():
             pipe.close()
         self.pipes_out.clear()
@@ -295,4 +292,7 @@ class Room:
         self._sources.clear()
         for peer in peers:
             await peer.close()
+        if self.upstream is not None:  # after the halls: they should hear of it first
+            await self.upstream.close(http)
+            self.upstream = None
         return peers

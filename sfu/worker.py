@@ -784,6 +784,7 @@ class Worker:
                     "occurrence_id": room.occurrence_id,
                     "floor": room.floor.state().model_dump(mode="json"),
                     "upstream": room.origin_url,
+                    "upstream_connected": room.upstream.connected if room.upstream else None,
                     "relays": len(room.relays()),
                     "peers": [
                         {
