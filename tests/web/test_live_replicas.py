@@ -63,3 +63,26 @@ def test_live_replicas_an_event_posted_to_one_streams_from_the_other(
             name, update = stream.next()
             assert name == "update"
             assert update["sites"][str(communes["c0"])]["state"] == "joined"
+
+
+def test_live_replicas_a_page_whose_replica_restarts_misses_nothing(
+    replicas: tuple[ServerThread, ServerThread],
+    database: Database,
+    occurrence_id: int,  # noqa: F811
+    communes: dict[str, int],
+) -> None:
+    """Events are stored before they are streamed: what happened while a page's replica was
+    restarting is in the snapshot the page gets when it connects again."""
+    first, second = replicas
+    second.stop()
+    joined = sfu_event(occurrence_id, "joined", communes["c1"], "p1", direction="ingest")
+    assert post_events(first, joined) == {"stored": 1, "duplicates": 0}
+    second.start()  # the same port, as the page's EventSource reconnects to it
+    bus = second.app.state.live
+    assert isinstance(bus, RedisBus) and bus.wait_listening(5)
+    with httpx.Client(base_url=second.url, timeout=10) as client:
+        sign_in_http(client, database)
+        with client.stream("GET", f"/occurrences/{occurrence_id}/live") as response:
+            name, snapshot = EventStream(response).next()
+    assert name == "snapshot"
+    assert snapshot["sites"][str(communes["c1"])]["state"] == "joined"
