@@ -25,6 +25,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from pydantic import BaseModel, Field, ValidationError
 
 from confbridge.contracts import FloorState
+from sfu.aiortc_internals import NoMediaPort
 from sfu.errors import SfuError
 from sfu.forwarding import Source
 
@@ -119,7 +120,13 @@ class Upstream:
         channel = pc.createDataChannel(FLOOR_CHANNEL)
         channel.on("message", self._state_message)
         pc.on("connectionstatechange", self._state_changed)
-        await pc.setLocalDescription(await pc.createOffer())
+        try:
+            await pc.setLocalDescription(await pc.createOffer())
+        except NoMediaPort as exc:
+            log.warning("cannot relay from %s: %s", self.url, exc)
+            raise SfuError(
+                503, "this media server has no free media port; try again later"
+            ) from None
         try:
             response = await http.post(
                 self.url,

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from confbridge.contracts import PeerStats
 
 if TYPE_CHECKING:
+    from sfu.forwarding import Source
     from sfu.room import Peer
     from sfu.worker import Worker
 
@@ -41,12 +42,15 @@ class ForwardingTotals:
     keyframe_requests_sent: int = 0
     keyframe_requests_received: int = 0
 
-    def add_peer(self, peer: Peer) -> None:
-        for source in peer.sources.values():
+    def add_sources(self, sources: Iterable[Source]) -> None:
+        for source in sources:
             stats = source.stats()
             self.packets_received += stats.packets_received
             self.bytes_received += stats.bytes_received
             self.keyframe_requests_sent += stats.keyframe_requests_sent
+
+    def add_peer(self, peer: Peer) -> None:
+        self.add_sources(peer.sources.values())
         for slot in peer.slots:
             slot_stats = slot.stats()
             self.packets_forwarded += slot_stats.packets_sent
@@ -62,8 +66,14 @@ class ForwardingTotals:
 
 
 _COUNTERS = {
-    "packets_received": ("confbridge_sfu_packets_received", "RTP packets received from publishers"),
-    "bytes_received": ("confbridge_sfu_received_bytes", "RTP payload bytes from publishers"),
+    "packets_received": (
+        "confbridge_sfu_packets_received",
+        "RTP packets received from publishers (or, on an edge, from its upstream)",
+    ),
+    "bytes_received": (
+        "confbridge_sfu_received_bytes",
+        "RTP payload bytes from publishers (or, on an edge, from its upstream)",
+    ),
     "packets_forwarded": ("confbridge_sfu_packets_forwarded", "RTP packets sent to viewers"),
     "bytes_forwarded": ("confbridge_sfu_forwarded_bytes", "RTP payload bytes sent to viewers"),
     "packets_dropped": (
@@ -101,14 +111,14 @@ class WorkerMetrics(Collector):
         )
         self.loss = Histogram(
             "confbridge_sfu_loss_ratio",
-            "fraction of packets lost, per stats report",
+            "fraction of packets lost, per stats report (direction upstream: an edge's feed)",
             ["room", "direction"],
             buckets=LOSS_BUCKETS,
             registry=self.registry,
         )
         self.jitter = Histogram(
             "confbridge_sfu_jitter_seconds",
-            "interarrival jitter, per stats report",
+            "interarrival jitter, per stats report (direction upstream: an edge's feed)",
             ["room", "direction"],
             buckets=JITTER_BUCKETS_S,
             registry=self.registry,
@@ -121,12 +131,16 @@ class WorkerMetrics(Collector):
         """Keep what a leaving peer counted, so counters never go back."""
         self.retired.add_peer(peer)
 
+    def retire_sources(self, sources: Iterable[Source]) -> None:
+        """Keep what an edge's closing feed (pipe or upstream session) counted."""
+        self.retired.add_sources(sources)
+
     def room_closed(self, room: str) -> None:
         """Drop the room's histogram series (room names never come back)."""
         series = [(self.rtt, (room,))] + [
             (histogram, (room, direction))
             for histogram in (self.loss, self.jitter)
-            for direction in ("ingest", "egress")
+            for direction in ("ingest", "egress", "upstream")
         ]
         for histogram, labels in series:
             with suppress(KeyError):
@@ -145,6 +159,7 @@ class WorkerMetrics(Collector):
         for room in self._worker.rooms.values():
             for peer in room.peers.values():
                 live.add_peer(peer)
+            live.add_sources(room.feed_sources())
         return self.retired.plus(live)
 
     def sample_cpu(self) -> None:

@@ -331,10 +331,15 @@ class PipeIn(_PipeEnd):
             self._sources[piped.ssrc] = source
         return source
 
-    def retire(self, keep: set[int]) -> None:
-        """Close the sources whose SSRC the origin no longer pipes."""
-        for ssrc in [s for s in self._sources if s not in keep]:
-            self._sources.pop(ssrc).close()
+    def sources(self) -> list[Source]:
+        return list(self._sources.values())
+
+    def retire(self, keep: set[int]) -> list[Source]:
+        """Close the sources whose SSRC the origin no longer pipes; returns them."""
+        retired = [self._sources.pop(ssrc) for ssrc in [s for s in self._sources if s not in keep]]
+        for source in retired:
+            source.close()
+        return retired
 
     def _send_pli(self, media_ssrc: int) -> bool:
         if self.transport is None or self.origin_addr is None:

@@ -156,6 +156,13 @@ class Room:
             floor=self.floor.state(), video=list(peer.relay_video), audio=list(peer.relay_audio)
         )
 
+    def feed_sources(self) -> list[Source]:
+        """On an edge: the sources its programme arrives on (pipe or upstream session)."""
+        sources = self.pipe_in.sources() if self.pipe_in is not None else []
+        if self.upstream is not None:
+            sources += [*self.upstream.video, *self.upstream.audio]
+        return sources
+
     def relays(self) -> list[Peer]:
         """The relay sessions of nodes below this one."""
         return [peer for peer in self.peers.values() if peer.role is PeerRole.relay]

@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -503,9 +503,16 @@ class Worker:
             current.token = request.token  # a fresher grant for the next reconnection
             return room
         if room.pipe_in is not None:  # fed over a pipe until now
+            self.metrics.retire_sources(room.pipe_in.sources())
             room.pipe_in.close()
             room.pipe_in = None
-        await self._connect_upstream(room, request.upstream_whep_url, request.token)
+        try:
+            await self._connect_upstream(room, request.upstream_whep_url, request.token)
+        except BaseException:
+            if room.upstream is None and not room.peers:
+                # opened for this request only: leave no room that would take publishers
+                await self._close_room(room, reason="relay_refused")
+            raise
         return room
 
     async def hold_room(self, room_name: str) -> bool:
@@ -514,6 +521,7 @@ class Worker:
         room = self.rooms.get(room_name)
         if room is None or room.closed or not room.is_edge:
             return False
+        self.metrics.retire_sources(room.feed_sources())
         upstream, room.upstream = room.upstream, None
         room.hold()
         if upstream is not None:
@@ -538,12 +546,13 @@ class Worker:
         try:
             await upstream.open(self._http())
         except BaseException:
-            await upstream.close()
+            await upstream.close(self._http())  # an answered session is ended upstream too
             raise
         previous, room.upstream = room.upstream, upstream
         room.origin_url = url
         room.use_relayed(None)  # the upstream tells which track carries whom once connected
         if previous is not None:
+            self.metrics.retire_sources([*previous.video, *previous.audio])
             await previous.close(self._http())
 
     async def _reconnect(self, room: Room, url: str) -> None:
@@ -594,6 +603,7 @@ class Worker:
             room = Room(info, on_floor_changed=self._floor_changed)
             self.rooms[room_name] = room
             log.info("room %s opened as an edge of %s", room_name, request.origin_url)
+        self.metrics.retire_sources(room.feed_sources())
         if room.pipe_in is not None:
             room.pipe_in.close()
         if room.upstream is not None:  # relayed from another node until now
@@ -651,7 +661,7 @@ class Worker:
             )
             for piped in state.sources
         }
-        room.pipe_in.retire({piped.ssrc for piped in state.sources})
+        self.metrics.retire_sources(room.pipe_in.retire({piped.ssrc for piped in state.sources}))
         room.use_piped(sources, state.floor)
 
     def _pipes_changed(self, room: Room) -> None:
@@ -729,6 +739,7 @@ class Worker:
     async def _close_room(self, room: Room, *, reason: str) -> None:
         self.rooms.pop(room.name, None)
         self.metrics.room_closed(room.name)
+        self.metrics.retire_sources(room.feed_sources())
         for peer in await room.close(self._http()):
             self.metrics.retire(peer)
             if peer.connected:
@@ -745,20 +756,28 @@ class Worker:
                     stats = self._peer_stats(peer, interval)
                     self.metrics.observe(room.name, peer.direction, stats)
                     self._emit(EventType.stats, room, peer, stats=stats)
+            if room.upstream is not None and room.upstream.connected:
+                # the link to the node above: its loss and jitter, for IT staff's charts
+                feed, _total = self._received_stats(room.feed_sources())
+                self.metrics.observe(room.name, "upstream", feed)
+
+    @staticmethod
+    def _received_stats(sources: Iterable[Source]) -> tuple[PeerStats, int]:
+        """Loss, jitter and packets of incoming tracks; and their payload bytes."""
+        counted = [source.stats() for source in sources]
+        received = sum(s.packets_received for s in counted)
+        lost = sum(s.packets_lost for s in counted)
+        stats = PeerStats(
+            loss_ratio=lost / (received + lost) if received + lost else None,
+            jitter_ms=max((s.jitter_s for s in counted), default=0.0) * 1000,
+            packets=received,
+        )
+        return stats, sum(s.bytes_received for s in counted)
 
     @staticmethod
     def _peer_stats(peer: Peer, interval_s: float) -> PeerStats:
         if peer.direction == "ingest":
-            sources = [s.stats() for s in peer.sources.values()]
-            total = sum(s.bytes_received for s in sources)
-            received = sum(s.packets_received for s in sources)
-            lost = sum(s.packets_lost for s in sources)
-            jitter = max((s.jitter_s for s in sources), default=0.0)
-            stats = PeerStats(
-                loss_ratio=lost / (received + lost) if received + lost else None,
-                jitter_ms=jitter * 1000,
-                packets=received,
-            )
+            stats, total = Worker._received_stats(peer.sources.values())
         else:
             slots = [s.stats() for s in peer.slots]
             total = sum(s.bytes_sent for s in slots)

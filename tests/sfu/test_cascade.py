@@ -350,6 +350,8 @@ def test_cascade_bad_relay_requests_get_clear_errors(cascade: Cascade) -> None:
     refused = httpx.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN, timeout=10)
     assert refused.status_code == 502
     assert "refused the relay session" in refused.text
+    # and it left no room behind that would take publishers as if it were the origin
+    assert httpx.get(f"{edge}/rooms", headers=ADMIN, timeout=10).json()["rooms"] == []
     malformed = httpx.post(
         f"{edge}/rooms/{room}/cascade", json={"token": "x"}, headers=ADMIN, timeout=10
     )
@@ -451,6 +453,16 @@ async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(
     await until(lambda: viewer.widths_since(time.monotonic() - 0.5) == {176}, timeout_s=10)
     await until(lambda: len([f for f in screen.frames if f.at > given_at + 1]) > 10, 10)
     assert screen.widths_since(given_at) == {320}  # no switch at all: it kept its track
+
+    # an edge counts what its feed brings, and charts the link to the node above
+    async with httpx.AsyncClient(timeout=10) as http:
+        metrics = (await http.get(f"{second}/metrics", headers=ADMIN)).text
+    received = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("confbridge_sfu_packets_received_total")
+    ]
+    assert received and received[0] > 100
 
     # a relay grant neither publishes nor views like a hall
     relay_token = _relay_token(database, tmp_path, stack, "someone")
