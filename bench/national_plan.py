@@ -1,11 +1,14 @@
 """A paper plan for a national briefing, computed from the fan-out benchmark's figures.
 
 Every site views the programme (one WHEP session each); a few speak (WHIP). Forwarding cost is
-what `bench/fanout.py` measured per forwarded packet; the programme's packet rate and bitrate
-are the benchmark's publisher's. The plan has two tiers, as the national conference network
-has: the origin holds the chair and pipes the programme to one edge per province, and each
-edge serves its province's sites. It prints the cores and nodes each tier needs and the
-bandwidth on each link, and, for comparison, the same audience on a single tier.
+what `bench/fanout.py` measured per forwarded packet; taking a relayed programme in, and the
+latency a hop adds, are what `bench/cascade.py` measured; the programme's packet rate and
+bitrate are the benchmarks' publisher's. The plan has two tiers, as the national conference
+network has: the origin holds the chair and relays the programme to one edge per province over
+the cascade (`sfu/cascade.py`: up to two videos and two audio tracks per relay session, the
+speaker's and what the speaking hall sees and hears), and each edge serves its province's
+sites. It prints the cores and nodes each tier needs and the bandwidth on each link, and, for
+comparison, the same audience on a single tier.
 
     .venv/bin/python bench/national_plan.py [--us-per-packet 16.8] [--cores-per-node 2] ...
 """
@@ -21,6 +24,14 @@ from dataclasses import dataclass
 MEASURED_US_PER_PACKET = 17.1
 PROGRAMME_PACKETS_PER_S = 167  # VP8 ~1 Mbit/s at 30 fps + Opus, as the benchmark's publisher
 PROGRAMME_MBIT_S = 1.1  # video 1.03 Mbit/s + Opus + RTP/SRTP/UDP/IP overhead
+# Measured with bench/cascade.py: a worker's CPU per programme packet it takes in from the
+# relay session above it (the edge feeding one viewer, less what fanout.py measured per packet
+# out), and the latency one hop adds at p95 on loopback (processing and scheduling only).
+MEASURED_US_PER_PACKET_IN = 165.0
+MEASURED_HOP_P95_MS = 4.4
+# A relay session carries at most two programmes' worth: the speaker's video and audio, and
+# what the speaking hall sees and hears (the chair), when a hall other than the chair speaks.
+RELAY_PROGRAMMES = 2
 PROVINCES = 34
 COMMUNES = 3_321  # communes, wards and special zones since July 2025
 
@@ -43,22 +54,25 @@ def plan(args: argparse.Namespace) -> list[Tier]:
     per_core = viewers_per_core(args.us_per_packet, args.packets_per_s, args.load)
     per_node = per_core * args.cores_per_node
     sites = args.provinces + args.communes
-    # origin: the chair's node; it feeds one pipe per province edge plus its own viewers
-    origin_sessions = args.provinces + args.speakers
+    # origin: the chair's node; one relay session per province edge (each up to two
+    # programmes' worth of packets) plus the speakers' own screens
+    relay_load = args.provinces * RELAY_PROGRAMMES
     origin = Tier(
         "origin (chair)",
         1,
-        origin_sessions,
-        origin_sessions / per_core,
-        origin_sessions * args.mbit_s,
+        args.provinces + args.speakers,
+        (relay_load + args.speakers) / per_core,
+        (relay_load + args.speakers) * args.mbit_s,
     )
     per_province = math.ceil(sites / args.provinces)
     edge_nodes_each = math.ceil(per_province / per_node)
+    # each edge node takes the relayed programme in once (its machine's other workers by pipe)
+    intake_cores = RELAY_PROGRAMMES * args.packets_per_s * args.us_per_packet_in / 1e6 / args.load
     edges = Tier(
         "province edges",
         args.provinces * edge_nodes_each,
         math.ceil(per_province / edge_nodes_each),
-        per_province / per_core / edge_nodes_each,
+        per_province / per_core / edge_nodes_each + intake_cores,
         per_province / edge_nodes_each * args.mbit_s,
     )
     flat_nodes = math.ceil(sites / per_node)
@@ -75,6 +89,8 @@ def plan(args: argparse.Namespace) -> list[Tier]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--us-per-packet", type=float, default=MEASURED_US_PER_PACKET)
+    parser.add_argument("--us-per-packet-in", type=float, default=MEASURED_US_PER_PACKET_IN)
+    parser.add_argument("--hop-p95-ms", type=float, default=MEASURED_HOP_P95_MS)
     parser.add_argument("--packets-per-s", type=float, default=PROGRAMME_PACKETS_PER_S)
     parser.add_argument("--mbit-s", type=float, default=PROGRAMME_MBIT_S)
     parser.add_argument("--cores-per-node", type=int, default=8)
@@ -108,11 +124,14 @@ def main() -> None:
             f"{tier.egress_mbit_per_node * tier.nodes / 1000:>10.2f} Gb"
         )
     print()
+    relay_mbit = RELAY_PROGRAMMES * args.mbit_s
     print(
-        "Each province edge receives the programme once from the origin "
-        f"({args.mbit_s} Mbit/s per province, {args.mbit_s * args.provinces:.0f} Mbit/s out of "
-        "the origin), so the national backbone carries 34 streams instead of one per site; "
-        "the sites' traffic stays inside their province."
+        "Each province edge takes the programme once from the origin over one relay session "
+        f"(at most {relay_mbit:.1f} Mbit/s, {relay_mbit * args.provinces:.0f} Mbit/s out of "
+        f"the origin), so the national backbone carries {args.provinces} sessions instead of "
+        "one per site; the sites' traffic stays inside their province. The edge tier adds one "
+        f"hop: {args.hop_p95_ms} ms at p95 measured on loopback, plus the network's own delay "
+        "between the origin and the province."
     )
 
 
