@@ -11,6 +11,7 @@ from confbridge.auth.dependencies import ITUser
 from confbridge.dashboard import service as dashboard_service
 from confbridge.dashboard.schemas import (
     LiveMeetingRead,
+    MeetingEdgeRead,
     OfflineTerminalRead,
     OverviewRead,
     SiteLinkRead,
@@ -33,6 +34,8 @@ def overview_read(overview: dashboard_service.Overview) -> OverviewRead:
                 start_at=m.start_at,
                 end_at=m.end_at,
                 sites=[SiteLinkRead(**asdict(s)) for s in m.sites],
+                origin_node_id=m.origin_node_id,
+                edges=[MeetingEdgeRead(**asdict(e)) for e in m.edges],
             )
             for m in overview.meetings
         ],

@@ -19,12 +19,19 @@ class SiteLinkRead(BaseModel):
     bad: bool
 
 
+class MeetingEdgeRead(BaseModel):
+    node_id: str
+    kind: str  # "pipe" or "cascade"
+
+
 class LiveMeetingRead(BaseModel):
     occurrence_id: int
     title: str
     start_at: datetime
     end_at: datetime
     sites: list[SiteLinkRead]
+    origin_node_id: str | None
+    edges: list[MeetingEdgeRead]
 
 
 class OfflineTerminalRead(BaseModel):

@@ -15,7 +15,7 @@ from confbridge.bridge.models import SfuEventRecord
 from confbridge.contracts import EventType
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode
+from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.settings import Settings
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
@@ -37,12 +37,22 @@ class SiteLink:
 
 
 @dataclass(frozen=True)
+class MeetingEdge:
+    """A node relaying a live meeting's room, and how (a pipe or the cascade)."""
+
+    node_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class LiveMeeting:
     occurrence_id: int
     title: str
     start_at: datetime
     end_at: datetime
     sites: list[SiteLink]  # worst link first
+    origin_node_id: str | None = None  # where the room is held (None: not placed yet)
+    edges: list[MeetingEdge] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,19 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
             select(Site.id, Site.name).where(Site.id.in_(site_ids))
         )
     }
+    origins = {
+        occurrence_id: node_id
+        for occurrence_id, node_id in session.execute(
+            select(RoomPlacement.occurrence_id, RoomPlacement.node_id).where(
+                RoomPlacement.occurrence_id.in_(ids)
+            )
+        )
+    }
+    edges: dict[int, list[MeetingEdge]] = {}
+    for edge in session.scalars(
+        select(RoomEdge).where(RoomEdge.occurrence_id.in_(ids)).order_by(RoomEdge.node_id)
+    ):
+        edges.setdefault(edge.occurrence_id, []).append(MeetingEdge(edge.node_id, edge.kind))
     alerts = settings.alerts
     meetings = []
     for occurrence, title in rows:
@@ -126,7 +149,15 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
         ]
         sites.sort(key=lambda s: (-(s.loss_ratio or 0), -(s.rtt_ms or 0), s.site_name))
         meetings.append(
-            LiveMeeting(occurrence.id, title, occurrence.start_at, occurrence.end_at, sites)
+            LiveMeeting(
+                occurrence.id,
+                title,
+                occurrence.start_at,
+                occurrence.end_at,
+                sites,
+                origin_node_id=origins.get(occurrence.id),
+                edges=edges.get(occurrence.id, []),
+            )
         )
     return meetings
 
