@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import ValidationError
 
-from confbridge.contracts import GRANT_ALGORITHM, GRANT_AUDIENCE, GRANT_ISSUER, GrantClaims
+from confbridge.contracts import (
+    GRANT_ALGORITHM,
+    GRANT_AUDIENCE,
+    GRANT_ISSUER,
+    GRANT_KEY_PATH,
+    GrantClaims,
+)
 
 # Clocks of the control plane and the workers may disagree a little.
 CLOCK_LEEWAY_S = 30
+KEY_FETCH_TIMEOUT_S = 10.0
+
+
+class GrantKeyUnavailable(RuntimeError):
+    """The worker cannot start: no public key on disk, and the control plane gave none."""
 
 
 class GrantError(Exception):
@@ -33,6 +45,32 @@ class GrantVerifier:
     @classmethod
     def from_file(cls, path: Path) -> GrantVerifier:
         return cls(path.read_bytes())
+
+    @classmethod
+    async def load(cls, path: Path, *, control_url: str, node_secret: str) -> GrantVerifier:
+        """The key in `path`; a node on another machine, which has none yet, fetches it from
+        the control plane (node secret) and keeps it there."""
+        if path.exists():
+            return cls.from_file(path)
+        url = control_url.rstrip("/") + GRANT_KEY_PATH
+        try:
+            async with httpx.AsyncClient(timeout=KEY_FETCH_TIMEOUT_S) as http:
+                response = await http.get(url, headers={"Authorization": f"Bearer {node_secret}"})
+        except httpx.HTTPError as exc:
+            raise GrantKeyUnavailable(
+                f"no grant key at {path}, and the control plane at {url} is unreachable: {exc}"
+            ) from None
+        if response.status_code != 200:
+            raise GrantKeyUnavailable(
+                f"no grant key at {path}, and the control plane refused it "
+                f"({response.status_code}: {response.text[:200]})"
+            )
+        verifier = cls(response.content)  # checked before it is kept
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_bytes(response.content)
+        temporary.replace(path)
+        return verifier
 
     def verify(self, token: str, *, room: str) -> GrantClaims:
         try:

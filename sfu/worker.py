@@ -132,7 +132,11 @@ class Worker:
         accept_rsa_dtls_peers()
         set_consent_timing(self.settings.ice_consent_interval_s, self.settings.ice_consent_failures)
         if self._verifier is None:
-            self._verifier = GrantVerifier.from_file(self.settings.grant_public_key_file)
+            self._verifier = await GrantVerifier.load(
+                self.settings.grant_public_key_file,
+                control_url=self.settings.control_url,
+                node_secret=self.settings.node_secret,
+            )
         if self.reporter is None:
             self.reporter = EventReporter(
                 self.settings.control_url, self.settings.node_secret, self.settings.spool_dir

@@ -10,6 +10,7 @@ from typer.testing import CliRunner, Result
 
 from confbridge import migrate
 from confbridge.cli import app
+from tests.conftest import free_port
 
 
 def run(*args: str) -> Result:
@@ -86,6 +87,20 @@ def test_sfu_refuses_the_default_node_secret_beyond_loopback(database_file: Path
     assert result.exit_code == 2
     assert result.stderr.startswith("config error: sfu node_secret: the default value is refused")
     assert "Traceback" not in result.output
+
+
+def test_sfu_without_a_grant_key_fetches_it_or_says_why_not(
+    database_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "node" / "grant-key.pub.pem"
+    monkeypatch.setenv("CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE", str(key_file))
+    monkeypatch.setenv("CONFBRIDGE_SFU_CONTROL_URL", f"http://127.0.0.1:{free_port()}")
+    result = run("sfu")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: no grant key at {key_file}, and the control plane")
+    assert "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE" in result.stderr
+    assert "Traceback" not in result.output
+    assert not key_file.exists()
 
 
 def _book_past_meetings() -> None:

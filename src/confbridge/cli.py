@@ -130,9 +130,12 @@ def sfu(
     port: Annotated[int | None, typer.Option(help="HTTP port", min=1, max=65535)] = None,
 ) -> None:
     """Run one SFU worker (WHIP/WHEP); settings from CONFBRIDGE_SFU_* variables."""
+    import asyncio
+
     from pydantic import ValidationError
 
     from sfu.config import WorkerSettings
+    from sfu.grants import GrantKeyUnavailable, GrantVerifier
     from sfu.main import run
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -145,10 +148,22 @@ def sfu(
         fail(f"config error: sfu.{key}: {message}" if key else f"config error: sfu {message}", 2)
         return
     if not settings.grant_public_key_file.is_file():
-        fail(
-            f"no grant public key at {settings.grant_public_key_file} "
-            "(set CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE)"
-        )
+        # a node on another machine: the key comes from the control plane it registers with
+        try:
+            asyncio.run(
+                GrantVerifier.load(
+                    settings.grant_public_key_file,
+                    control_url=settings.control_url,
+                    node_secret=settings.node_secret,
+                )
+            )
+        except (GrantKeyUnavailable, ValueError, OSError) as exc:
+            fail(
+                f"{exc} (set CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE, or CONFBRIDGE_SFU_CONTROL_URL "
+                "and CONFBRIDGE_SFU_NODE_SECRET)"
+            )
+            return
+        typer.echo(f"fetched the grant public key into {settings.grant_public_key_file}")
     run(settings)
 
 

@@ -159,6 +159,8 @@ def cascade(
                     "CONFBRIDGE_SFU_HEARTBEAT_INTERVAL_S": "1",
                     "CONFBRIDGE_SFU_UDP_PORT_MIN": "0",
                     "CONFBRIDGE_SFU_UDP_PORT_MAX": "0",
+                    # as on a machine of its own: the key comes from the control plane
+                    "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE": str(tmp_path / node / "grant.pem"),
                 }
                 command = made.command(node, [sys.executable, "-m", "confbridge.cli", "sfu"])
                 processes[node] = subprocess.Popen(command, env=env)
