@@ -728,6 +728,9 @@ class Worker:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
             try:
                 await self._close_ended_rooms()
+                for room in self.rooms.values():
+                    # pushes are not retried: an edge that missed one is set right here
+                    self._pipes_changed(room)
                 if loop.time() >= self._stats_due:
                     self._stats_due = loop.time() + self.settings.stats_interval_s
                     self.report_stats()

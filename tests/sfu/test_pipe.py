@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from aiortc.rtp import RtpPacket
 
 from confbridge.auth.models import Role
 from confbridge.db import utcnow
 from confbridge.sites.models import Site
 from sfu.cascade import UPSTREAM_SILENCE_S
+from sfu.pipe import PipedCodec, PipedSource, PipeIn
 from tests.sfu.conftest import NODE_SECRET, Stack
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 
@@ -210,3 +212,30 @@ async def test_pipe_an_edge_whose_origin_dies_closes_the_room(
         assert time.monotonic() < deadline, "the edge still serves a room with no origin"
         await asyncio.sleep(0.2)
     await until(lambda: viewer.pc.connectionState in ("closed", "failed"), timeout_s=5)
+
+
+async def test_pipe_an_edge_takes_rtp_only_from_its_origin() -> None:
+    """Anyone who can reach the edge's pipe port could otherwise inject media into the room."""
+    edge = await PipeIn.open("127.0.0.1")
+    origin = await PipeIn.open("127.0.0.1")  # any socket; only its address matters here
+    stranger = await PipeIn.open("127.0.0.1")
+    try:
+        edge.origin_addr = origin.local_addr
+        piped = PipedSource(
+            site_id=1,
+            kind="audio",
+            ssrc=1234,
+            codecs=[PipedCodec(mime_type="audio/opus", clock_rate=48000, payload_type=111)],
+        )
+        source = edge.source_for(piped, label="test")
+        packet = RtpPacket(payload_type=111, sequence_number=1, ssrc=1234, payload=b"x").serialize()
+        assert stranger.transport is not None and origin.transport is not None
+        stranger.transport.sendto(packet, edge.local_addr)
+        await asyncio.sleep(0.2)
+        assert edge.packets == 0 and source.stats().packets_received == 0
+        origin.transport.sendto(packet, edge.local_addr)
+        await until(lambda: edge.packets == 1, timeout_s=2)
+        assert source.stats().packets_received == 1
+    finally:
+        for end in (edge, origin, stranger):
+            end.close()
