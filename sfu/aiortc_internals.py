@@ -13,7 +13,8 @@ ordinary aiortc peers in the same process keep their stock behaviour:
   SR/SDES still go out.
 - `use_host_candidates` chooses the addresses aioice gathers host candidates on, the UDP port
   range and the address announced for them (`use_host_addresses`: addresses only).
-- `set_consent_timing` sets how soon a silent peer's ICE consent expires.
+- `set_consent_timing` sets how soon a silent peer's ICE consent expires, and lets consent
+  checks be answered late without expiring (process-wide, like `accept_rsa_dtls_peers`).
 - `begin_ice_restart` / `complete_ice_restart` restart ICE of a connected, bundled peer
   connection in place (new credentials, new checks) while DTLS and SRTP carry on, which aiortc
   does not offer.
@@ -43,6 +44,7 @@ from typing import Any
 
 import aioice
 import aioice.ice
+import aioice.stun
 import aioice.utils
 import aiortc
 import pylibsrtp
@@ -224,13 +226,57 @@ async def _bind_host_protocol(
     raise NoMediaPort(f"no free UDP port in {port_range[0]}-{port_range[1]} on {address}")
 
 
+CONSENT_RETRANSMISSIONS = 2
+"""A consent check is sent again after 0.5 and 1.5 s before it counts as unanswered (3.5 s)."""
+
+
 def set_consent_timing(interval_s: float, failures: int) -> None:
-    """ICE consent checks every `interval_s` (×0.8–1.2); `failures` unanswered in a row close
-    the connection. Process-wide (the worker is one process)."""
+    """ICE consent checks every `interval_s` (×0.8–1.2); a connection that has had no answer
+    for `interval_s × failures` (RFC 7675's 30 s by default) is closed. Process-wide (the
+    worker is one process).
+
+    aioice sends each check once and counts it unanswered after 0.5 s, so a peer whose answers
+    are late while either event loop is busy (a burst of joins: each DTLS handshake holds the
+    loop for milliseconds) loses consent though it never went away. Here each check is
+    retransmitted like any STUN request, and what expires consent is the time since the last
+    answer, as RFC 7675 §5.1 says.
+    """
     # touches aioice.ice.CONSENT_INTERVAL and CONSENT_FAILURES, module constants that
-    # Connection.query_consent reads at every round, because aioice has no option for them
+    # Connection.query_consent reads at every round, because aioice has no option for them;
+    # and Connection.query_consent itself, the coroutine connect() starts as
+    # self._query_consent_task, replaced on the class (the worker's process only)
     aioice.ice.CONSENT_INTERVAL = interval_s  # type: ignore[assignment]
     aioice.ice.CONSENT_FAILURES = failures
+    aioice.Connection.query_consent = _query_consent  # type: ignore[method-assign]
+
+
+async def _query_consent(self: aioice.Connection) -> None:
+    """aioice's Connection.query_consent with retransmitted checks and expiry by time."""
+    assert self.remote_password is not None
+    loop = asyncio.get_running_loop()
+    answered_at = loop.time()
+    while True:
+        interval_s = aioice.ice.CONSENT_INTERVAL
+        await asyncio.sleep(interval_s * (0.8 + 0.4 * random.random()))
+        # touches Connection._nominated (component → CandidatePair), build_request and
+        # CandidatePair.protocol.request, as the stock loop does
+        for pair in list(self._nominated.values()):
+            request = self.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=self.remote_password.encode("utf8"),
+                    retransmissions=CONSENT_RETRANSMISSIONS,
+                )
+                answered_at = loop.time()
+            except aioice.stun.TransactionError:
+                pass
+        if loop.time() - answered_at >= interval_s * aioice.ice.CONSENT_FAILURES:
+            log.info("ICE consent expired: no answer for %.0f s", loop.time() - answered_at)
+            self._query_consent_task = None
+            await self.close()
+            return
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from confbridge.logs import REQUEST_ID_HEADER, JsonFormatter, RequestId, TextFormatter, log_config
+from confbridge.logs import (
+    NOISY_MEDIA_LOGGERS,
+    REQUEST_ID_HEADER,
+    JsonFormatter,
+    RequestId,
+    TextFormatter,
+    log_config,
+)
 
 
 def logging_app() -> tuple[Starlette, io.StringIO]:
@@ -68,3 +75,13 @@ def test_logs_config_picks_the_formatter() -> None:
     assert log_config("text")["formatters"]["default"]["()"].endswith("TextFormatter")
     record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO", "name": "x"})
     assert TextFormatter().format(record).endswith("INFO x hello")
+
+
+def test_logs_quiet_loggers_keep_their_warnings_only() -> None:
+    config = log_config("json", "INFO", quiet=NOISY_MEDIA_LOGGERS)
+    assert {name: config["loggers"][name]["level"] for name in NOISY_MEDIA_LOGGERS} == {
+        "httpx": "WARNING",
+        "aioice": "WARNING",
+        "aiortc": "WARNING",
+    }
+    assert config["root"]["level"] == config["loggers"]["uvicorn"]["level"] == "INFO"

@@ -229,7 +229,7 @@ def terminal(
     from confbridge.agent.client import Revoked
     from confbridge.agent.media import MediaSources
     from confbridge.agent.run import AgentSetupError, run_agent
-    from confbridge.logs import log_config
+    from confbridge.logs import NOISY_MEDIA_LOGGERS, log_config
 
     if log_format not in ("text", "json"):
         fail(f"--log-format: unknown value {log_format!r} (text or json)", code=2)
@@ -238,10 +238,10 @@ def terminal(
     stored = token_file is not None and token_file.is_file() and token_file.stat().st_size > 0
     if not (token or stored or pair):
         fail("no terminal token: give --token, a --token-file holding one, or --pair CODE")
-    logging.config.dictConfig(log_config(log_format, "INFO"))  # type: ignore[arg-type]
     # one line per agent event: the libraries' per-request and per-check lines stay out
-    for noisy in ("httpx", "aioice", "aiortc"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.config.dictConfig(
+        log_config(log_format, "INFO", quiet=NOISY_MEDIA_LOGGERS)  # type: ignore[arg-type]
+    )
     options = AgentOptions(
         server=server,
         heartbeat_interval_s=heartbeat_interval_s,

@@ -60,8 +60,15 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def log_config(log_format: LogFormat, level: str = "INFO") -> dict[str, Any]:
-    """A `logging.config.dictConfig` for the process, uvicorn's own loggers included."""
+NOISY_MEDIA_LOGGERS = ("httpx", "aioice", "aiortc")
+"""Libraries that log each request and ICE check at INFO: thousands of lines in a join burst."""
+
+
+def log_config(
+    log_format: LogFormat, level: str = "INFO", *, quiet: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the process, uvicorn's own loggers included;
+    the `quiet` loggers log warnings and errors only."""
     formatter = (
         "confbridge.logs.JsonFormatter"
         if log_format == "json"
@@ -80,8 +87,11 @@ def log_config(log_format: LogFormat, level: str = "INFO") -> dict[str, Any]:
         },
         "root": {"handlers": ["default"], "level": level},
         "loggers": {
-            name: {"handlers": [], "propagate": True, "level": level}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "propagate": True, "level": level}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            **{name: {"handlers": [], "propagate": True, "level": "WARNING"} for name in quiet},
         },
     }
 

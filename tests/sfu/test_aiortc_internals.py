@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aioice
 import aioice.ice
+import aioice.stun
 import aiortc
 import pylibsrtp
 import pytest
@@ -286,6 +287,27 @@ def test_aiortc_internals_ice_restart_hooks_exist() -> None:
     assert "self._remote_candidates_end = False" in source_of(aiortc.RTCIceGatherer.__init__)
 
 
+# aioice's own consent loop, as imported (a worker started in this process replaces it)
+STOCK_QUERY_CONSENT = aioice.Connection.query_consent
+
+
+def test_aiortc_internals_consent_loop_is_the_one_replaced() -> None:
+    # what our consent loop mirrors of aioice's own (read before any worker replaced it)
+    stock = inspect.getsource(STOCK_QUERY_CONSENT)
+    for piece in (
+        "for pair in self._nominated.values():",
+        "request = self.build_request(pair, nominate=False)",
+        "await pair.protocol.request(",
+        "retransmissions=0,",
+        "self._query_consent_task = None",
+        "return await self.close()",
+    ):
+        assert piece in stock, piece
+    assert "self._query_consent_task = asyncio.create_task(self.query_consent())" in source_of(
+        aioice.Connection.connect
+    )
+
+
 def free_udp_ports(count: int) -> tuple[int, int]:
     """`count` consecutive UDP ports on 127.0.0.1 that are free now."""
     for _ in range(50):
@@ -476,3 +498,44 @@ def test_aiortc_internals_dtls_context_and_rsa_suites() -> None:
         internals.accept_rsa_dtls_peers(False)
     assert RTCCertificate._create_ssl_context is internals._stock_create_ssl_context
     assert offered() == stock
+
+
+async def test_aiortc_internals_consent_expires_by_the_time_since_the_last_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
+    monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 4)  # 0.2 s without an answer
+    answers = iter([False, False, True])  # then never again
+    loop = asyncio.get_running_loop()
+    answered_at: list[float] = []
+
+    class Protocol:
+        async def request(self, *_args: object, **kwargs: object) -> None:
+            assert kwargs["retransmissions"] == internals.CONSENT_RETRANSMISSIONS
+            if not next(answers, False):
+                raise aioice.stun.TransactionError()
+            answered_at.append(loop.time())
+
+    class Pair:
+        protocol = Protocol()
+        remote_addr = ("127.0.0.1", 9)
+
+    class Connection:
+        def __init__(self) -> None:
+            self.remote_password = "pw"
+            self._nominated = {1: Pair()}
+            self._query_consent_task: object = "running"
+            self.closed_at: float | None = None
+
+        def build_request(self, pair: Pair, nominate: bool) -> object:
+            return object()
+
+        async def close(self) -> None:
+            self.closed_at = loop.time()
+
+    connection = Connection()
+    await asyncio.wait_for(internals._query_consent(connection), timeout=5)  # type: ignore[arg-type]
+    # two unanswered checks did not expire it (0.1 s < 0.2 s); silence after the answer did
+    assert connection.closed_at is not None and len(answered_at) == 1
+    assert connection.closed_at - answered_at[0] >= 0.2
+    assert connection._query_consent_task is None
