@@ -483,25 +483,33 @@ class Worker:
             self._admin = httpx.AsyncClient(timeout=PIPE_REQUEST_TIMEOUT_S)
         return self._admin
 
+    def _edge_room(self, info: PipedRoomInfo, *, fed_by: str) -> Room:
+        """The room to serve as an edge (opened now if it is not open); 409 if this worker
+        holds the room's publishers itself."""
+        room = self.rooms.get(info.room)
+        if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
+            raise SfuError(409, f"room {info.room} has its own publishers here; it is an origin")
+        if room is None or room.closed:
+            room = Room(info, on_floor_changed=self._floor_changed)
+            self.rooms[info.room] = room
+            log.info("room %s opened as an edge of %s", info.room, fed_by)
+        return room
+
     async def relay_room(self, room_name: str, request: CascadeRequest) -> Room:
         """Edge: serve `room_name` with the programme of the node at `upstream_whep_url`.
 
         Called again with the same upstream, it keeps the session (opening it again if it
         was lost); with another (the room moved), it replaces it.
         """
-        room = self.rooms.get(room_name)
-        if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
-            raise SfuError(409, f"room {room_name} has its own publishers here; it is an origin")
-        if room is None or room.closed:
-            info = PipedRoomInfo(
+        room = self._edge_room(
+            PipedRoomInfo(
                 room=room_name,
                 occurrence_id=request.occurrence_id,
                 chair_site_id=request.chair_site_id,
                 ends_at=request.ends_at,
-            )
-            room = Room(info, on_floor_changed=self._floor_changed)
-            self.rooms[room_name] = room
-            log.info("room %s opened as an edge of %s", room_name, request.upstream_whep_url)
+            ),
+            fed_by=request.upstream_whep_url,
+        )
         current = room.upstream
         if current is not None and current.url == request.upstream_whep_url and not current.lost:
             current.token = request.token  # a fresher grant for the next reconnection
@@ -594,19 +602,15 @@ class Worker:
 
         Called again (the origin moved, or its pipe broke), it replaces the pipe.
         """
-        room = self.rooms.get(room_name)
-        if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
-            raise SfuError(409, f"room {room_name} has its own publishers here; it is an origin")
-        if room is None or room.closed:
-            info = PipedRoomInfo(
+        room = self._edge_room(
+            PipedRoomInfo(
                 room=room_name,
                 occurrence_id=request.occurrence_id,
                 chair_site_id=request.chair_site_id,
                 ends_at=request.ends_at,
-            )
-            room = Room(info, on_floor_changed=self._floor_changed)
-            self.rooms[room_name] = room
-            log.info("room %s opened as an edge of %s", room_name, request.origin_url)
+            ),
+            fed_by=request.origin_url,
+        )
         self.metrics.retire_sources(room.feed_sources())
         if room.pipe_in is not None:
             room.pipe_in.close()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import httpx
 from sqlalchemy import delete, select
@@ -384,50 +385,44 @@ def extend_room(
         "chair_site_id": chair_site_id,
         "ends_at": ends_at.isoformat(),
     }
-    try:
-        response = httpx.post(
-            f"{node.internal_url}/rooms/{room}/pipe",
-            json=body,
-            headers={"Authorization": f"Bearer {node_secret}"},
-            timeout=EXTEND_TIMEOUT_S,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("node %s could not extend room %s: %s", node.id, room, exc)
-        return False
-    if response.status_code != 200:
-        log.warning("node %s refused to extend room %s: %s", node.id, room, response.text[:200])
-        return False
-    return True
+    return _ask(node, f"/rooms/{room}/pipe", body, node_secret, f"extend room {room}")
 
 
 def cascade_room(node: SfuNode, *, room: str, request: CascadeRequest, node_secret: str) -> bool:
     """Ask `node` to relay the room from the node above it (the edge opens the session)."""
-    try:
-        response = httpx.post(
-            f"{node.internal_url}{cascade_path(room)}",
-            json=request.model_dump(mode="json"),
-            headers={"Authorization": f"Bearer {node_secret}"},
-            timeout=EXTEND_TIMEOUT_S,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("node %s could not relay room %s: %s", node.id, room, exc)
-        return False
-    if response.status_code != 200:
-        log.warning("node %s refused to relay room %s: %s", node.id, room, response.text[:200])
-        return False
-    return True
+    body = request.model_dump(mode="json")
+    return _ask(node, cascade_path(room), body, node_secret, f"relay room {room}")
 
 
 def hold_room(node: SfuNode, *, room: str, node_secret: str) -> bool:
     """Tell `node` the room is placed on it now; a copy it relayed stops relaying (if it
     cannot be told, it finds out when its upstream falls silent)."""
+    return _ask(
+        node, hold_path(room), None, node_secret, f"hold room {room}", timeout_s=PROBE_TIMEOUT_S
+    )
+
+
+def _ask(
+    node: SfuNode,
+    path: str,
+    body: dict[str, Any] | None,
+    node_secret: str,
+    what: str,
+    *,
+    timeout_s: float = EXTEND_TIMEOUT_S,
+) -> bool:
+    """POST to a node's admin API; False (logged) if it cannot be reached or refuses."""
     try:
         response = httpx.post(
-            f"{node.internal_url}{hold_path(room)}",
+            f"{node.internal_url}{path}",
+            json=body,
             headers={"Authorization": f"Bearer {node_secret}"},
-            timeout=PROBE_TIMEOUT_S,
+            timeout=timeout_s,
         )
     except httpx.HTTPError as exc:
-        log.warning("node %s could not be told it holds room %s: %s", node.id, room, exc)
+        log.warning("node %s could not %s: %s", node.id, what, exc)
         return False
-    return response.status_code == 200
+    if response.status_code != 200:
+        log.warning("node %s refused to %s: %s", node.id, what, response.text[:200])
+        return False
+    return True
