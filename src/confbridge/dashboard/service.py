@@ -198,7 +198,7 @@ def overview(*, session: Session, settings: Settings, now: datetime) -> Overview
         select(Unit.code, Unit.name).where(
             Unit.kind == UnitKind.province.value, Unit.code.in_(codes)
         )
-    ).tuples()
+    )
     return Overview(
         at=now,
         nodes=nodes,
