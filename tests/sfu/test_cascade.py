@@ -2,8 +2,9 @@
 
 On separate hosts (network namespaces): the chair's province holds the room; the node of each
 other province relays it and serves that province's sites; the chair's floor changes reach
-them through the tree. On loopback: a deeper chain (origin → edge → edge) and the relay
-session's rules."""
+them through the tree; an edge, then the origin, dies mid-meeting. On loopback: a deeper chain
+(origin → edge → edge, and a worker piped from the first edge) and the relay session's rules.
+First, the pure part: which relay track carries whom."""
 
 from __future__ import annotations
 
