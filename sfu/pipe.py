@@ -310,7 +310,9 @@ class PipeIn(_PipeEnd):
             )
         )
         self.packets = 0
-        self.heard_at = time.monotonic()
+        self.keepalives = 0
+        self._heard_at = time.monotonic()
+        self._heard_count = 0
 
     @classmethod
     async def open(cls, host: str) -> PipeIn:
@@ -330,6 +332,14 @@ class PipeIn(_PipeEnd):
             )
             self._sources[piped.ssrc] = source
         return source
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since the origin was last heard, as of `now` (`time.monotonic()`); called
+        once a second, so no packet pays for a clock read."""
+        heard = self.packets + self.keepalives
+        if heard != self._heard_count:
+            self._heard_count, self._heard_at = heard, now
+        return now - self._heard_at
 
     def sources(self) -> list[Source]:
         return list(self._sources.values())
@@ -354,9 +364,9 @@ class PipeIn(_PipeEnd):
         # only the origin feeds the room: anything else on this port is dropped
         if addr[:2] != self.origin_addr:
             return
-        self.heard_at = time.monotonic()
         if _is_rtcp(data):
-            return  # its keepalive
+            self.keepalives += 1
+            return
         try:
             packet = RtpPacket.parse(data, self._extensions)
         except ValueError:

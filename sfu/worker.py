@@ -471,7 +471,7 @@ class Worker:
                     for pipe, _url in room.pipes_out.values():
                         pipe.keepalive()
                     pipe_in = room.pipe_in
-                    if pipe_in is not None and now - pipe_in.heard_at > UPSTREAM_SILENCE_S:
+                    if pipe_in is not None and pipe_in.silent_for(now) > UPSTREAM_SILENCE_S:
                         log.warning("room %s: origin %s fell silent", room.name, room.origin_url)
                         await self._close_room(room, reason="upstream_lost")
                 except Exception:
@@ -483,16 +483,24 @@ class Worker:
             self._admin = httpx.AsyncClient(timeout=PIPE_REQUEST_TIMEOUT_S)
         return self._admin
 
-    def _edge_room(self, info: PipedRoomInfo, *, fed_by: str) -> Room:
-        """The room to serve as an edge (opened now if it is not open); 409 if this worker
-        holds the room's publishers itself."""
-        room = self.rooms.get(info.room)
+    def _edge_room(
+        self, room_name: str, request: CascadeRequest | ExtendRoom, *, fed_by: str
+    ) -> Room:
+        """The room to serve as an edge (opened now, as `request` describes it, if it is not
+        open); 409 if this worker holds the room's publishers itself."""
+        room = self.rooms.get(room_name)
         if room is not None and not room.closed and not room.is_edge and room.pipe_sources():
-            raise SfuError(409, f"room {info.room} has its own publishers here; it is an origin")
+            raise SfuError(409, f"room {room_name} has its own publishers here; it is an origin")
         if room is None or room.closed:
+            info = PipedRoomInfo(
+                room=room_name,
+                occurrence_id=request.occurrence_id,
+                chair_site_id=request.chair_site_id,
+                ends_at=request.ends_at,
+            )
             room = Room(info, on_floor_changed=self._floor_changed)
-            self.rooms[info.room] = room
-            log.info("room %s opened as an edge of %s", info.room, fed_by)
+            self.rooms[room_name] = room
+            log.info("room %s opened as an edge of %s", room_name, fed_by)
         return room
 
     async def relay_room(self, room_name: str, request: CascadeRequest) -> Room:
@@ -501,15 +509,7 @@ class Worker:
         Called again with the same upstream, it keeps the session (opening it again if it
         was lost); with another (the room moved), it replaces it.
         """
-        room = self._edge_room(
-            PipedRoomInfo(
-                room=room_name,
-                occurrence_id=request.occurrence_id,
-                chair_site_id=request.chair_site_id,
-                ends_at=request.ends_at,
-            ),
-            fed_by=request.upstream_whep_url,
-        )
+        room = self._edge_room(room_name, request, fed_by=request.upstream_whep_url)
         current = room.upstream
         if current is not None and current.url == request.upstream_whep_url and not current.lost:
             current.token = request.token  # a fresher grant for the next reconnection
@@ -602,15 +602,7 @@ class Worker:
 
         Called again (the origin moved, or its pipe broke), it replaces the pipe.
         """
-        room = self._edge_room(
-            PipedRoomInfo(
-                room=room_name,
-                occurrence_id=request.occurrence_id,
-                chair_site_id=request.chair_site_id,
-                ends_at=request.ends_at,
-            ),
-            fed_by=request.origin_url,
-        )
+        room = self._edge_room(room_name, request, fed_by=request.origin_url)
         self.metrics.retire_sources(room.feed_sources())
         if room.pipe_in is not None:
             room.pipe_in.close()

@@ -7,7 +7,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -44,6 +44,7 @@ terminals_app = typer.Typer(
 app.add_typer(terminals_app, name="terminals")
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -560,7 +561,11 @@ def _report_output(output_format: str, output: Path | None, model: Any, document
     return True
 
 
-def _report_context(from_: str | None, to: str | None) -> tuple[Settings, Database, Any]:
+def _run_report(
+    from_: str | None, to: str | None, unit: str | None, make: Callable[..., R]
+) -> tuple[Settings, R, str]:
+    """Migrate, then `make(session=, period=, unit=, settings=, now=)` for the period and
+    unit asked for; returns the settings, the report and the words for the table's title."""
     from confbridge import migrate
     from confbridge.meetings.recurrence import zone
     from confbridge.reports import service as report_service
@@ -571,7 +576,14 @@ def _report_context(from_: str | None, to: str | None) -> tuple[Settings, Databa
     period = report_service.parse_period(from_, to, tz=tz, today=today)
     database = _database(settings)
     migrate.upgrade(database.engine)
-    return settings, database, period
+    with database.session() as session:
+        unit_obj = report_service.find_unit(session=session, query=unit) if unit else None
+        report = make(
+            session=session, period=period, unit=unit_obj, settings=settings.reports, now=utcnow()
+        )
+        session.commit()  # attendance computed for the report is kept
+        scope = unit_obj.name if unit_obj else "toàn bộ"
+    return settings, report, f"{scope} — {period.from_date:%d/%m/%Y}–{period.to_date:%d/%m/%Y}"
 
 
 @report_app.command("online-ratio")
@@ -591,26 +603,13 @@ def report_online_ratio(
     from confbridge.reports import service as report_service
 
     grouping = report_service.parse_group_by(group_by)
-    settings, database, period = _report_context(from_, to)
-    with database.session() as session:
-        unit_obj = report_service.find_unit(session=session, query=unit) if unit else None
-        report = report_service.online_ratio(
-            session=session,
-            period=period,
-            unit=unit_obj,
-            group_by=grouping,
-            settings=settings.reports,
-            now=utcnow(),
-        )
-        session.commit()
+    settings, report, scope = _run_report(
+        from_, to, unit, partial(report_service.online_ratio, group_by=grouping)
+    )
     document = export.online_ratio_document(report, tz=settings.meetings.default_tz)
     if _report_output(output_format, output, report, document):
         return
-    title = (
-        f"Tỷ lệ cuộc họp trực tuyến — {report.unit.name if report.unit else 'toàn bộ'} — "
-        f"{period.from_date:%d/%m/%Y}–{period.to_date:%d/%m/%Y}"
-    )
-    table = Table(title=title)
+    table = Table(title=f"Tỷ lệ cuộc họp trực tuyến — {scope}")
     table.add_column("", no_wrap=True)
     for header in ("đã họp", "trực tuyến", "kết hợp", "trực tiếp", "tỷ lệ", "xã kết nối"):
         table.add_column(header, justify="right")
@@ -656,21 +655,11 @@ def report_attendance(
     from confbridge.reports import export
     from confbridge.reports import service as report_service
 
-    settings, database, period = _report_context(from_, to)
-    with database.session() as session:
-        unit_obj = report_service.find_unit(session=session, query=unit) if unit else None
-        report = report_service.attendance(
-            session=session, period=period, unit=unit_obj, settings=settings.reports, now=utcnow()
-        )
-        session.commit()
+    settings, report, scope = _run_report(from_, to, unit, report_service.attendance)
     document = export.attendance_document(report, tz=settings.meetings.default_tz)
     if _report_output(output_format, output, report, document):
         return
-    title = (
-        f"Tỷ lệ tham dự — {report.unit.name if report.unit else 'toàn bộ'} — "
-        f"{period.from_date:%d/%m/%Y}–{period.to_date:%d/%m/%Y}"
-    )
-    table = Table(title=title)
+    table = Table(title=f"Tỷ lệ tham dự — {scope}")
     table.add_column("điểm cầu", no_wrap=True)
     for header in ("mời", "có mặt", "một phần", "vắng", "điều chỉnh", "muộn", "về sớm", "tỷ lệ"):
         table.add_column(header, justify="right")

@@ -109,6 +109,27 @@ def _units(page: Page) -> list[queries.UnitNode]:
     return queries.flatten(queries.unit_tree(page.session))
 
 
+def _online_report(
+    page: Page,
+    from_date: str | None,
+    to_date: str | None,
+    unit_id: str | None,
+    group_by: str | None,
+) -> tuple[OnlineRatioReport, GroupBy]:
+    period, unit = _filters(page, from_date, to_date, unit_id)
+    grouping = report_service.parse_group_by(_query_value(group_by) or "month")
+    report = report_service.online_ratio(
+        session=page.session,
+        period=period,
+        unit=unit,
+        group_by=grouping,
+        settings=page.settings.reports,
+        now=utcnow(),
+    )
+    page.session.commit()  # attendance computed for the report is kept
+    return report, grouping
+
+
 @router.get("/reports")
 def online_ratio_page(
     page: UserPage,
@@ -130,17 +151,7 @@ def online_ratio_page(
         "message": None,
     }
     try:
-        period, unit = _filters(page, from_date, to_date, unit_id)
-        grouping = report_service.parse_group_by(_query_value(group_by) or "month")
-        report = report_service.online_ratio(
-            session=page.session,
-            period=period,
-            unit=unit,
-            group_by=grouping,
-            settings=page.settings.reports,
-            now=utcnow(),
-        )
-        page.session.commit()  # attendance computed for the report is kept
+        report, grouping = _online_report(page, from_date, to_date, unit_id, group_by)
     except DomainError as exc:
         page.session.rollback()
         values["message"] = page._("The report cannot be made: %(reason)s", reason=exc.message)
@@ -171,17 +182,7 @@ def online_ratio_file(
     if fmt not in DOWNLOAD_FORMATS:
         return page.render("error.html", 404, message=page._("This page does not exist."))
     try:
-        period, unit = _filters(page, from_date, to_date, unit_id)
-        grouping = report_service.parse_group_by(_query_value(group_by) or "month")
-        report = report_service.online_ratio(
-            session=page.session,
-            period=period,
-            unit=unit,
-            group_by=grouping,
-            settings=page.settings.reports,
-            now=utcnow(),
-        )
-        page.session.commit()
+        report, _grouping = _online_report(page, from_date, to_date, unit_id, group_by)
     except DomainError as exc:
         page.session.rollback()
         message = page._("The report cannot be made: %(reason)s", reason=exc.message)
