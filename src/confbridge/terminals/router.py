@@ -167,7 +167,11 @@ def pair(body: PairRequest, request: Request, session: SessionDep, settings: Set
         )
     try:
         terminal, token = terminal_service.pair(
-            session=session, code=body.code, secret_key=settings.secret_key, now=utcnow()
+            session=session,
+            code=body.code,
+            secret_key=settings.secret_key,
+            now=utcnow(),
+            grant_ttl_s=settings.sfu.grant_ttl_s,
         )
     except DomainError:
         limiter.failed(address)
