@@ -215,3 +215,47 @@ def test_terminal_kiosk_page_and_script_are_served(client: TestClient) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert 'from "/static/js/whip.js"' in script.text
     assert client.get("/static/js/whip.js").status_code == 200
+
+
+def test_terminal_pairing_campaign_from_many_addresses_does_not_lock_out_devices(
+    app, it: Headers, sites: dict[str, Site]
+) -> None:
+    """200 wrong codes from 20 addresses: a device with its right code still pairs; the
+    guessing addresses get one try each from then on."""
+    with TestClient(app, client=("10.9.9.9", 50000)) as staff:
+        code = create(staff, it, sites["p1"])["pairing"]["code"]
+    for index in range(20):
+        with TestClient(app, client=(f"203.0.113.{index}", 40000)) as guesser:
+            for _ in range(10):
+                wrong = guesser.post("/api/v1/terminals/pair", json={"code": "AAAA-AAAA"})
+                assert wrong.status_code == 401
+            assert guesser.post("/api/v1/terminals/pair", json={"code": code}).status_code == 429
+    with TestClient(app, client=("198.51.100.7", 40000)) as device:
+        assert pair(device, code)["site_id"] == sites["p1"].id
+    with TestClient(app, client=("198.51.100.8", 40000)) as another:
+        first = another.post("/api/v1/terminals/pair", json={"code": "BBBB-BBBB"})
+        assert first.status_code == 401
+        second = another.post("/api/v1/terminals/pair", json={"code": "CCCC-CCCC"})
+        assert second.status_code == 429 and second.json()["retry_after_s"] > 0
+
+
+def test_terminal_pairing_ignores_forwarded_for_unless_from_a_trusted_proxy(
+    database: Database, tmp_path, it: Headers, sites: dict[str, Site]
+) -> None:
+    from confbridge.main import create_app
+    from tests.conftest import make_settings
+
+    url = database.settings.database_url or ""
+    for trusted, limited in (([], True), (["127.0.0.0/8"], False)):
+        app = create_app(make_settings(url, tmp_path, trusted_proxies=trusted), database=database)
+        with TestClient(app, client=("127.0.0.1", 40000)) as proxied:
+            statuses = [
+                proxied.post(
+                    "/api/v1/terminals/pair",
+                    json={"code": "AAAA-AAAA"},
+                    headers={"X-Forwarded-For": f"1.1.1.1, 192.0.2.{index}"},
+                ).status_code
+                for index in range(11)
+            ]
+        assert (statuses[-1] == 429) is limited, (trusted, statuses)
+        assert statuses[:10] == [401] * 10

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITUser, TerminalDep
 from confbridge.bridge import service as bridge_service
+from confbridge.client_address import client_address
 from confbridge.contracts import floor_path, room_name
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import DomainError, Forbidden
+from confbridge.errors import DomainError, Forbidden, Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.nodes import service as node_service
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
@@ -157,13 +158,18 @@ def list_terminals(
 
 @router.post("/terminals/pair", response_model=Paired)
 def pair(body: PairRequest, request: Request, session: SessionDep, settings: SettingsDep) -> Paired:
-    """Exchange a one-time pairing code for the terminal's token (no other credential needed)."""
+    """Exchange a one-time pairing code for the terminal's token (no other credential needed).
+
+    Wrong codes are limited per client address, and more tightly during a guessing campaign
+    from many addresses (`terminals.limiter`); 429 with `retry_after_s` when an address must wait.
+    """
     limiter = _limiter(request, settings)
-    address = request.client.host if request.client else "unknown"
-    wait_s = limiter.retry_after_s(address)
-    if wait_s:
+    address = client_address(request)
+    attempt = limiter.begin(address)
+    if attempt.retry_after_s:
         raise TooManyAttempts(
-            f"too many wrong pairing codes; try again in {wait_s} s", retry_after_s=wait_s
+            f"too many wrong pairing codes; try again in {attempt.retry_after_s} s",
+            retry_after_s=attempt.retry_after_s,
         )
     try:
         terminal, token = terminal_service.pair(
@@ -173,9 +179,10 @@ def pair(body: PairRequest, request: Request, session: SessionDep, settings: Set
             now=utcnow(),
             grant_ttl_s=settings.sfu.grant_ttl_s,
         )
-    except DomainError:
-        limiter.failed(address)
+    except Invalid:
+        limiter.give_back(attempt)  # not a code at all: it guessed nothing
         raise
+    limiter.give_back(attempt)  # the right code: not a failure
     auth_service.record(
         session=session,
         actor=f"terminal:{terminal.id}",
@@ -218,7 +225,7 @@ def heartbeat(
         session=session,
         terminal=terminal,
         beat=body,
-        seen_ip=request.client.host if request.client else None,
+        seen_ip=client_address(request),
         now=utcnow(),
     )
     session.commit()
