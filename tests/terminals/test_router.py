@@ -259,3 +259,34 @@ def test_terminal_pairing_ignores_forwarded_for_unless_from_a_trusted_proxy(
             ]
         assert (statuses[-1] == 429) is limited, (trusted, statuses)
         assert statuses[:10] == [401] * 10
+
+
+def test_terminal_heartbeat_occurrence_must_exist_and_invite_its_site(
+    client: TestClient,
+    it: Headers,
+    sites: dict[str, Site],
+    database: Database,
+    settings,
+) -> None:
+    from tests.terminals.test_readiness import book
+
+    token = pair(client, create(client, it, sites["p2"])["pairing"]["code"])["token"]
+    other = book(database, settings, sites, utcnow() + timedelta(hours=1), invited=("p1",))
+    own = book(database, settings, sites, utcnow() + timedelta(hours=3), invited=("p2",))
+
+    def beat(occurrence_id: int):
+        return client.post(
+            "/api/v1/terminals/me/heartbeat",
+            json={"kind": "agent", "occurrence_id": occurrence_id},
+            headers=bearer(token),
+        )
+
+    missing = beat(999_999)
+    assert missing.status_code == 404 and "999999 does not exist" in missing.json()["detail"]
+    uninvited = beat(other)
+    assert uninvited.status_code == 422 and "not invited" in uninvited.json()["detail"]
+    listed = client.get(f"/api/v1/terminals?site_id={sites['p2'].id}", headers=it).json()
+    assert listed["items"][0]["occurrence_id"] is None  # nothing refused was stored
+    assert beat(own).status_code == 200
+    listed = client.get(f"/api/v1/terminals?site_id={sites['p2'].id}", headers=it).json()
+    assert listed["items"][0]["occurrence_id"] == own

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, joinedload
 from confbridge.auth import service as auth_service
 from confbridge.contracts import GrantRevocation as GrantRevocationMessage
 from confbridge.errors import Conflict, Invalid, NotFound, Unauthorized
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Booking
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Terminal
 from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
@@ -360,7 +362,25 @@ def grant_revocations(
 def heartbeat(
     *, session: Session, terminal: Terminal, beat: HeartbeatIn, seen_ip: str | None, now: datetime
 ) -> TerminalState:
-    """Record a heartbeat: the terminal is seen now, its report replaces the previous one."""
+    """Record a heartbeat: the terminal is seen now, its report replaces the previous one.
+
+    The meeting it says it is in must exist (else `NotFound`) and invite its site (else
+    `Invalid`): IT staff read it as where the terminal is.
+    """
+    if beat.occurrence_id is not None:
+        occurrence = meeting_service.get_occurrence(
+            session=session, occurrence_id=beat.occurrence_id
+        )
+        booking = session.scalar(
+            select(Booking.id).where(
+                Booking.occurrence_id == occurrence.id, Booking.site_id == terminal.site_id
+            )
+        )
+        if booking is None:
+            raise Invalid(
+                f"occurrence_id: site {terminal.site_id} ({terminal.site.name}) is not invited "
+                f"to occurrence {occurrence.id}; report the meeting the terminal is in, or none"
+            )
     state = session.get(TerminalState, terminal.id)
     if state is None:
         state = TerminalState(terminal_id=terminal.id)
