@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import httpx
@@ -40,6 +41,7 @@ from confbridge.terminals.schemas import (
 router = APIRouter(tags=["terminals"])
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 FLOOR_TIMEOUT_S = 3.0
+_limiter_lock = threading.Lock()
 
 
 class TooManyAttempts(DomainError):
@@ -48,12 +50,14 @@ class TooManyAttempts(DomainError):
 
 def _limiter(request: Request, settings: Settings) -> PairingLimiter:
     """One limiter per app (per process), made at first use from the app's settings."""
-    limiter = getattr(request.app.state, "pairing_limiter", None)
-    if limiter is None:
-        limiter = PairingLimiter(
-            settings.terminals.pairing_max_failures, settings.terminals.pairing_failure_window_s
-        )
-        request.app.state.pairing_limiter = limiter
+    with _limiter_lock:  # requests run in a thread pool: the first ones must share one
+        limiter = getattr(request.app.state, "pairing_limiter", None)
+        if limiter is None:
+            limiter = PairingLimiter(
+                settings.terminals.pairing_max_failures,
+                settings.terminals.pairing_failure_window_s,
+            )
+            request.app.state.pairing_limiter = limiter
     return limiter
 
 
