@@ -2,7 +2,8 @@
 
 Setup (`bench/fanout.py`'s `start_stack`): a temporary SQLite database, the control plane on
 uvicorn in a thread, `--hops` + 1 local SFU worker processes, an occurrence that is on now, and
-join grants for the chair site (the publisher) and one ward site (every viewer). The worker the
+join grants for the chair site (the publisher) and one ward site (every viewer, extra viewers
+with copies of its grant under ids of their own: a grant holds one session). The worker the
 chair's WHIP grant points at is the origin; edge 1 relays the room from the origin and edge 2
 (with `--hops 2`) from edge 1, each through `POST /rooms/{room}/cascade` (`CascadeRequest` with
 a relay grant from `confbridge.bridge.service.relay_grant`, signed with the control plane's
@@ -621,9 +622,8 @@ async def run(args: argparse.Namespace, cleanup: list[Callable[[], None]]) -> Fi
             load[:] = start_clients(1)
             cleanup.append(lambda: [c.close() for c in load])
             for node in nodes[1:]:
-                reply = await ask(
-                    load[0], ("add", f"{node.url}/whep/{room}", ward["token"], args.viewers), 180
-                )
+                tokens = stack.viewer_grants(ward, args.viewers)  # a grant holds one session
+                reply = await ask(load[0], ("add", f"{node.url}/whep/{room}", tokens), 180)
                 if reply["failures"]:
                     raise BenchError(
                         f"{len(reply['failures'])} extra viewers on {node.role} failed to join, "

@@ -3,7 +3,8 @@
 Setup: a temporary SQLite database, the control plane (`confbridge.main.create_app`) on uvicorn
 in a thread, one worker subprocess started by `confbridge.local_workers.LocalWorkers`, an
 occurrence that is on now, and `POST /api/v1/occurrences/{id}/join` for the chair site (the
-publisher's WHIP grant) and for one ward site (one grant shared by every viewer).
+publisher's WHIP grant) and for one ward site; every viewer watches as that site, each with a
+copy of its grant under an id of its own (a grant holds one WHEP session at a time).
 
 - Publisher (this process): aiortc over WHIP, 640×360 VP8 at 30 fps pre-encoded once up front
   (a loop of `av.Packet`s, keyframe at the start of the loop; a keyframe request from the worker
@@ -721,8 +722,9 @@ async def _client_loop(conn: Any) -> None:
                 continue
             command, *args = conn.recv()
             if command == "add":
-                # ("add", url, token, count[, "lean"]): a fifth element picks `LeanViewer`
-                url, token, count, *kind = args
+                # ("add", url, tokens[, "lean"]): a viewer per token (a grant holds one session
+                # at a time); a fourth element picks `LeanViewer`
+                url, tokens, *kind = args
                 make: Callable[[], CheapViewer | LeanViewer] = CheapViewer
                 if kind and kind[0] == "lean":
                     if http is None:
@@ -736,11 +738,11 @@ async def _client_loop(conn: Any) -> None:
                 new: list[CheapViewer | LeanViewer] = []
 
                 async def join_one(
+                    token: str,
                     sem: asyncio.Semaphore = sem,
                     new: list[CheapViewer | LeanViewer] = new,
                     make: Callable[[], CheapViewer | LeanViewer] = make,
                     url: str = url,
-                    token: str = token,
                 ) -> None:
                     async with sem:
                         viewer = make()
@@ -754,7 +756,7 @@ async def _client_loop(conn: Any) -> None:
                         except Exception as exc:
                             failures.append(f"{type(exc).__name__}: {exc}"[:160])
 
-                await asyncio.gather(*(join_one() for _ in range(count)))
+                await asyncio.gather(*(join_one(token) for token in tokens))
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline and any(
                     v.first_keyframe_s is None and v.pc.connectionState == "connected" for v in new
@@ -884,6 +886,7 @@ class Stack:
     tokens: dict[str, str]
     chair_site_id: int
     ends_at: Any
+    grant_key_path: Path | None = None
 
     @property
     def worker_pid(self) -> int:
@@ -914,6 +917,21 @@ class Stack:
         if response.status_code != 200:
             raise RuntimeError(f"join {site}: {response.status_code} {response.text[:200]}")
         return response.json()
+
+    def viewer_grants(self, grant: dict[str, Any], count: int) -> list[str]:
+        """`count` grants like `grant` (a join answer), each with its own id: a grant holds one
+        WHEP session at a time, and every viewer of the benchmark watches as the same site.
+        Signed with the control plane's key, as `bridge.service.join` signs them."""
+        import uuid
+
+        from confbridge.bridge import grants
+
+        assert self.grant_key_path is not None
+        signer = grants.signer_for(self.grant_key_path)
+        claims = grants.verify(grant["token"], signer.public_pem)
+        return [
+            signer.sign(claims.model_copy(update={"jti": uuid.uuid4().hex})) for _ in range(count)
+        ]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -1013,6 +1031,7 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
         tokens,
         site_ids["hq"],
         ends_at,
+        grant_key_path=settings.grant_key_path,
     )
     deadline = time.monotonic() + 20
     for worker_url in worker_urls:
@@ -1153,9 +1172,13 @@ class Bench:
         self.lean = lean  # the clients' viewers are `LeanViewer`s instead of `CheapViewer`s
         self.cheap = 0
         self.decoders: list[DecodingViewer] = []
+        self.decoder_tokens: list[str] = []
 
-    async def add_cheap(self, urls: list[str], token: str, target: int) -> tuple[list, list]:
-        """Viewers up to `target`; client process i joins through urls[i % len(urls)]."""
+    async def add_cheap(
+        self, urls: list[str], grants: Callable[[int], list[str]], target: int
+    ) -> tuple[list, list]:
+        """Viewers up to `target`, each with a grant of its own from `grants(count)`; client
+        process i joins through urls[i % len(urls)]."""
         need = target - self.cheap
         if need <= 0:
             return [], []
@@ -1166,7 +1189,7 @@ class Bench:
         replies = await ask_all(
             self.clients,
             [
-                ("add", urls[i % len(urls)], token, s, *(("lean",) if self.lean else ()))
+                ("add", urls[i % len(urls)], grants(s), *(("lean",) if self.lean else ()))
                 for i, s in enumerate(shares)
             ],
             STEP_TIMEOUT_S,
@@ -1176,12 +1199,22 @@ class Bench:
         failures = [f for r in replies for f in r["failures"]]
         return keyframes, failures
 
-    async def restart_decoders(self, urls: list[str], token: str, count: int) -> None:
-        for viewer in self.decoders:
+    async def stop_decoders(self) -> None:
+        for viewer, token in zip(self.decoders, self.decoder_tokens, strict=True):
             await viewer.stop(token)
+        self.decoders, self.decoder_tokens = [], []
+
+    async def restart_decoders(
+        self, urls: list[str], grants: Callable[[int], list[str]], count: int
+    ) -> None:
+        await self.stop_decoders()
         self.decoders = [DecodingViewer() for _ in range(count)]
+        self.decoder_tokens = grants(count)
         await asyncio.gather(
-            *(v.start(urls[i % len(urls)], token) for i, v in enumerate(self.decoders))
+            *(
+                v.start(urls[i % len(urls)], token)
+                for i, (v, token) in enumerate(zip(self.decoders, self.decoder_tokens, strict=True))
+            )
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not all(v.frames for v in self.decoders):
@@ -1210,16 +1243,16 @@ class Bench:
         publisher: Publisher,
         rss0: float,
         urls: list[str],
-        token: str,
+        grants: Callable[[int], list[str]],
         decoders: int,
     ) -> Row:
-        keyframes, failures = await self.add_cheap(urls, token, row.viewers)
+        keyframes, failures = await self.add_cheap(urls, grants, row.viewers)
         row.keyframe_s = [k for k in keyframes if k is not None]
         row.failures = failures + ["no keyframe within 10 s after joining"] * sum(
             k is None for k in keyframes
         )
         if decoders:
-            await self.restart_decoders(urls, token, decoders)
+            await self.restart_decoders(urls, grants, decoders)
             # a decoding viewer without a frame within 15 s counts as infinitely late
             row.first_frame_s = [v.first_frame_s or float("inf") for v in self.decoders]
         await asyncio.sleep(SETTLE_S)
@@ -1419,6 +1452,7 @@ async def run(
     chair = stack.join("hq")
     ward = stack.join("p1")
     publisher = Publisher(chair["whip_url"], chair["token"], packets)
+    ward_grants = functools.partial(stack.viewer_grants, ward)
     bench = Bench(clients, stack.worker_pids, args.seconds, lean=args.lean_viewers)
     label = "sfu" if args.workers == 1 else f"sfu×{args.workers}"
     try:
@@ -1433,7 +1467,7 @@ async def run(
                 urls.append(f"{edge}/whep/occ-{stack.occurrence_id}")
         rss0 = sum(proc_rss_mb(pid) for pid in stack.worker_pids)
         zero = Row(label, 0, 0)
-        await bench.measure(zero, publisher, rss0, urls, ward["token"], 0)
+        await bench.measure(zero, publisher, rss0, urls, ward_grants, 0)
         zero.rss_mb = rss0
         rows.append(zero)
         print(
@@ -1444,7 +1478,7 @@ async def run(
         for n in args.viewers:
             row = Row(label, n, n + 2)
             try:
-                await bench.measure(row, publisher, rss0, urls, ward["token"], 2)
+                await bench.measure(row, publisher, rss0, urls, ward_grants, 2)
             except Exception as exc:
                 print(f"N={n}: {type(exc).__name__}: {exc}", flush=True)
                 problems.append(f"N={n}: {type(exc).__name__}: {exc}")
@@ -1475,8 +1509,7 @@ async def run(
                 flush=True,
             )
     finally:
-        for viewer in bench.decoders:
-            await viewer.stop(ward["token"])
+        await bench.stop_decoders()
         await ask_all(clients, [("stop",)] * len(clients), 60)
         await publisher.stop()
         stack.close()

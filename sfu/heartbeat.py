@@ -91,6 +91,7 @@ class Heartbeat:
         if ack.draining != self.draining:
             log.info("node %s is %s", ack.node_id, "draining" if ack.draining else "in service")
         self.draining = ack.draining
+        await self._worker.apply_revocations(ack.revocations)
         if not self.beats:
             log.info("registered with the control plane as %s", ack.node_id)
         self.beats += 1

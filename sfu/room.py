@@ -67,6 +67,10 @@ class Peer:
     relay_video: list[int | None] = field(default_factory=list)
     relay_audio: list[int | None] = field(default_factory=list)
     floor_channel: RTCDataChannel | None = None
+    # the grant it was opened with (one live session per grant and direction) and the
+    # terminal token that grant was issued to (revocation closes the session)
+    grant_id: str = ""
+    credential_id: str | None = None
 
     @property
     def slots(self) -> list[Slot]:

@@ -27,6 +27,7 @@ from confbridge.contracts import (
     FloorCommand,
     FloorState,
     GrantClaims,
+    GrantRevocation,
     PeerRole,
     PeerStats,
     SfuEvent,
@@ -117,6 +118,11 @@ class Worker:
         self._ice_restarts: dict[str, asyncio.Task[None]] = {}
         self.metrics = WorkerMetrics(self)
         self.heartbeat = Heartbeat(self)
+        # credential ids of terminal tokens whose grants are void (the control plane's list,
+        # from the latest heartbeat answer), and the one live session of each grant and
+        # direction
+        self._revoked: dict[str, GrantRevocation] = {}
+        self._by_grant: dict[tuple[str, str], Peer] = {}
         # calls to other workers' admin API (pipes), made lazily
         self._admin: httpx.AsyncClient | None = None
         self._stats_due = 0.0
@@ -176,7 +182,37 @@ class Worker:
             raise SfuError(401, str(exc)) from None
         if site_id is not None and grant.site_id != site_id:
             raise SfuError(403, "this session belongs to another site")
+        self._refuse_revoked(grant)
         return grant
+
+    def _refuse_revoked(self, grant: GrantClaims) -> None:
+        if grant.credential_id is not None and grant.credential_id in self._revoked:
+            raise SfuError(
+                401,
+                "this join grant has been revoked (its terminal was revoked or paired again)",
+            )
+
+    async def apply_revocations(self, revocations: Iterable[GrantRevocation]) -> None:
+        """Take the control plane's revocation list (it replaces the previous one) and close
+        every live session opened with a grant it voids."""
+        self._revoked = {r.credential_id: r for r in revocations}
+        if not self._revoked:
+            return
+        doomed = [
+            peer
+            for room in self.rooms.values()
+            for peer in room.peers.values()
+            if peer.credential_id is not None and peer.credential_id in self._revoked
+        ]
+        for peer in doomed:
+            revocation = self._revoked[peer.credential_id]  # type: ignore[index]
+            log.warning(
+                "closing session %s of %s: terminal %s was revoked",
+                peer.id[:6],
+                peer.site_name,
+                revocation.terminal_id,
+            )
+            await self.remove_peer(peer, reason="revoked")
 
     # sessions
 
@@ -214,16 +250,28 @@ class Worker:
             remote_ufrags=_ice_ufrags(offer),
             etag=secrets.token_hex(8),
             created_at=utcnow(),
+            grant_id=grant.jti,
+            credential_id=grant.credential_id,
         )
         if peer.role is PeerRole.relay:
             self._serve_floor_channel(room, peer)
         try:
             answer = await self._negotiate(peer, offer)
+            self._refuse_revoked(grant)  # revoked while the offer was being answered
         except BaseException:
             await pc.close()
             raise
         self._watch(room, peer)
         room.peers[peer.id] = peer
+        # One live session per grant and direction: a hall that lost its network comes back
+        # with the grant it holds before its old session has timed out, so the newer session
+        # replaces the older one (rather than being refused), and a copied grant cannot open
+        # sessions beside the hall's own.
+        key = (grant.jti, peer.direction)
+        previous = self._by_grant.get(key)
+        self._by_grant[key] = peer
+        if previous is not None:
+            await self.remove_peer(previous, reason="replaced")
         return peer, answer
 
     async def _negotiate(self, peer: Peer, offer: str) -> str:
@@ -410,11 +458,17 @@ class Worker:
         if on_done is not None:
             task.add_done_callback(on_done)
 
+    def _forget(self, peer: Peer) -> None:
+        key = (peer.grant_id, peer.direction)
+        if self._by_grant.get(key) is peer:
+            del self._by_grant[key]
+
     async def remove_peer(self, peer: Peer, *, reason: str) -> None:
         room = self.rooms.get(peer.room_name)
         if room is None or room.peers.get(peer.id) is not peer:
             return
         room.remove(peer)
+        self._forget(peer)
         if peer.sources:
             self._pipes_changed(room)
         self.metrics.retire(peer)
@@ -744,6 +798,7 @@ class Worker:
         self.metrics.room_closed(room.name)
         self.metrics.retire_sources(room.feed_sources())
         for peer in await room.close(self._http()):
+            self._forget(peer)
             self.metrics.retire(peer)
             if peer.connected:
                 self._emit(EventType.left, room, peer, detail={"reason": reason})

@@ -192,8 +192,11 @@ class ServerThread:
     """An ASGI app on a real uvicorn server in a thread; it can be stopped and started again
     on the same port, like a service that goes away and comes back."""
 
-    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, host: str = "127.0.0.1", **options: Any
+    ) -> None:
         self.app = app
+        self.options = options  # more uvicorn.Config options
         self.host = host
         self.port = port or free_port()
         self.url = f"http://{host}:{self.port}"
@@ -206,7 +209,9 @@ class ServerThread:
 
         import uvicorn
 
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="warning", **self.options
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

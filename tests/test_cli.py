@@ -204,3 +204,56 @@ def test_report_bad_input_fails_cleanly(database_file: Path) -> None:
     bad_group = run("report", "online-ratio", "--group-by", "week")
     assert bad_group.exit_code == 1 and "group_by: unknown value 'week'" in bad_group.stderr
     assert "Traceback" not in bad_group.output
+
+
+def _served(monkeypatch: pytest.MonkeyPatch) -> tuple[object, dict]:
+    """Run `confbridge serve` up to the point where it hands its app to uvicorn; return the
+    app and the options it gives uvicorn (no workers are started, nothing listens)."""
+    import logging.config
+
+    import uvicorn
+
+    from confbridge.local_workers import LocalWorkers
+
+    handed: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: handed.update(app=app, **options))
+    monkeypatch.setattr(LocalWorkers, "start", lambda self: None)
+    monkeypatch.setattr(LocalWorkers, "close", lambda self: None)
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
+    result = run("serve", "--port", str(free_port()))
+    assert result.exit_code == 0, result.output
+    return handed.pop("app"), handed
+
+
+def test_serve_believes_forwarded_for_only_from_trusted_proxies(
+    database_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the uvicorn options `serve` uses, X-Forwarded-For from loopback does not
+    spread one address's wrong pairing codes over many, unless loopback is a trusted proxy."""
+    import httpx
+
+    from tests.conftest import ServerThread
+
+    monkeypatch.setenv("CONFBRIDGE_DEMO__ENABLED", "false")
+    for trusted, limited in (("", True), ("127.0.0.1", False)):
+        monkeypatch.setenv("CONFBRIDGE_TRUSTED_PROXIES", trusted)
+        application, options = _served(monkeypatch)
+        assert options["proxy_headers"] is True
+        server = ServerThread(
+            application,
+            proxy_headers=options["proxy_headers"],
+            forwarded_allow_ips=options.get("forwarded_allow_ips"),
+        ).start()
+        try:
+            statuses = [
+                httpx.post(
+                    f"{server.url}/api/v1/terminals/pair",
+                    json={"code": "AAAA-AAAA"},
+                    headers={"X-Forwarded-For": f"192.0.2.{index}"},
+                ).status_code
+                for index in range(11)
+            ]
+        finally:
+            server.stop()
+        assert statuses[:10] == [401] * 10
+        assert (statuses[10] == 429) is limited, (trusted, statuses)

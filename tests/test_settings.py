@@ -145,3 +145,18 @@ def test_settings_default_node_secret_refused_in_production(
         load_settings()
     monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "n" * 40)
     assert load_settings().sfu.node_secret == "n" * 40
+
+
+def test_settings_trusted_proxies_from_yaml_or_env_and_refused_when_not_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CONFBRIDGE_TRUSTED_PROXIES", raising=False)
+    assert load_settings().trusted_proxies == []
+    (tmp_path / "config.yaml").write_text("trusted_proxies: [10.0.0.5, 'fd00::/8']\n")
+    assert load_settings().trusted_proxies == ["10.0.0.5/32", "fd00::/8"]
+    monkeypatch.setenv("CONFBRIDGE_TRUSTED_PROXIES", "192.0.2.0/24, 127.0.0.1")
+    assert load_settings().trusted_proxies == ["192.0.2.0/24", "127.0.0.1/32"]
+    for bad in ("*", "proxy.example.org", "10.0.0.0/40"):
+        monkeypatch.setenv("CONFBRIDGE_TRUSTED_PROXIES", bad)
+        with pytest.raises(ConfigError, match=r"^config error: trusted_proxies: .* not an IP"):
+            load_settings()

@@ -109,6 +109,8 @@ def serve(
         "port": listen_port,
         "log_level": "info",
         "proxy_headers": True,
+        # X-Forwarded-* from these peers only (uvicorn trusts loopback unless told otherwise)
+        "forwarded_allow_ips": settings.trusted_proxies,
         "access_log": access_log,
         "log_config": logging_config,
     }

@@ -75,6 +75,12 @@ class GrantClaims(BaseModel):
     ends_at: AwareDatetime = Field(description="the room closes after this")
     iat: int
     exp: int
+    # Who holds the grant, so that revoking the terminal reaches workers (`GrantRevocation`);
+    # None in a relay grant (a node, not a terminal).
+    terminal_id: int | None = None
+    credential_id: str | None = Field(
+        default=None, description="the terminal token it was issued to (a one-way fingerprint)"
+    )
 
 
 class CascadeRequest(BaseModel):
@@ -219,8 +225,22 @@ class NodeHeartbeat(BaseModel):
     )
 
 
+class GrantRevocation(BaseModel):
+    """Grants issued to one terminal token are void: the terminal was revoked, or a new device
+    paired in its place. Listed until every such grant has expired (`until`)."""
+
+    terminal_id: int
+    credential_id: str = Field(description="`GrantClaims.credential_id` of the void grants")
+    until: AwareDatetime
+
+
 class NodeHeartbeatAck(BaseModel):
     """The control plane's view of the node: `draining` nodes get no new rooms."""
 
     node_id: str
     draining: bool
+    revocations: list[GrantRevocation] = Field(
+        default_factory=list,
+        description="every grant revocation in force: the worker refuses those grants and "
+        "closes their sessions",
+    )

@@ -13,7 +13,7 @@ from confbridge.db import Base
 from confbridge.meetings.models import Booking, BookingLock, Occurrence, Series
 from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.sites.models import Site, Terminal, Unit
-from confbridge.terminals.models import PairingCode, TerminalState
+from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
 
 metadata = Base.metadata
 
@@ -26,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "Booking",
     "BookingLock",
+    "GrantRevocation",
     "Occurrence",
     "PairingCode",
     "RoomEdge",

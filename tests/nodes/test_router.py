@@ -37,7 +37,8 @@ def test_router_heartbeat_needs_the_node_secret_and_registers(
     bad = client.post("/api/v1/sfu/nodes/heartbeat", json={"node_id": "a"}, headers=NODE)
     assert bad.status_code == 422
     ack = client.post("/api/v1/sfu/nodes/heartbeat", json=beat("a", 9001), headers=NODE)
-    assert ack.status_code == 200 and ack.json() == {"node_id": "a", "draining": False}
+    assert ack.status_code == 200
+    assert ack.json() == {"node_id": "a", "draining": False, "revocations": []}
 
     it = make_user(Role.it)
     secretariat = make_user(Role.secretariat)

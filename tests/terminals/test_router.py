@@ -215,3 +215,78 @@ def test_terminal_kiosk_page_and_script_are_served(client: TestClient) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert 'from "/static/js/whip.js"' in script.text
     assert client.get("/static/js/whip.js").status_code == 200
+
+
+def test_terminal_pairing_campaign_from_many_addresses_does_not_lock_out_devices(
+    app, it: Headers, sites: dict[str, Site]
+) -> None:
+    """200 wrong codes from 20 addresses: a device with its right code still pairs; the
+    guessing addresses get one try each from then on."""
+    with TestClient(app, client=("10.9.9.9", 50000)) as staff:
+        code = create(staff, it, sites["p1"])["pairing"]["code"]
+    for index in range(20):
+        with TestClient(app, client=(f"203.0.113.{index}", 40000)) as guesser:
+            for _ in range(10):
+                wrong = guesser.post("/api/v1/terminals/pair", json={"code": "AAAA-AAAA"})
+                assert wrong.status_code == 401
+            assert guesser.post("/api/v1/terminals/pair", json={"code": code}).status_code == 429
+    with TestClient(app, client=("198.51.100.7", 40000)) as device:
+        assert pair(device, code)["site_id"] == sites["p1"].id
+    with TestClient(app, client=("198.51.100.8", 40000)) as another:
+        first = another.post("/api/v1/terminals/pair", json={"code": "BBBB-BBBB"})
+        assert first.status_code == 401
+        second = another.post("/api/v1/terminals/pair", json={"code": "CCCC-CCCC"})
+        assert second.status_code == 429 and second.json()["retry_after_s"] > 0
+
+
+def test_terminal_pairing_ignores_forwarded_for_unless_from_a_trusted_proxy(
+    database: Database, tmp_path, it: Headers, sites: dict[str, Site]
+) -> None:
+    from confbridge.main import create_app
+    from tests.conftest import make_settings
+
+    url = database.settings.database_url or ""
+    for trusted, limited in (([], True), (["127.0.0.0/8"], False)):
+        app = create_app(make_settings(url, tmp_path, trusted_proxies=trusted), database=database)
+        with TestClient(app, client=("127.0.0.1", 40000)) as proxied:
+            statuses = [
+                proxied.post(
+                    "/api/v1/terminals/pair",
+                    json={"code": "AAAA-AAAA"},
+                    headers={"X-Forwarded-For": f"1.1.1.1, 192.0.2.{index}"},
+                ).status_code
+                for index in range(11)
+            ]
+        assert (statuses[-1] == 429) is limited, (trusted, statuses)
+        assert statuses[:10] == [401] * 10
+
+
+def test_terminal_heartbeat_occurrence_must_exist_and_invite_its_site(
+    client: TestClient,
+    it: Headers,
+    sites: dict[str, Site],
+    database: Database,
+    settings,
+) -> None:
+    from tests.terminals.test_readiness import book
+
+    token = pair(client, create(client, it, sites["p2"])["pairing"]["code"])["token"]
+    other = book(database, settings, sites, utcnow() + timedelta(hours=1), invited=("p1",))
+    own = book(database, settings, sites, utcnow() + timedelta(hours=3), invited=("p2",))
+
+    def beat(occurrence_id: int):
+        return client.post(
+            "/api/v1/terminals/me/heartbeat",
+            json={"kind": "agent", "occurrence_id": occurrence_id},
+            headers=bearer(token),
+        )
+
+    missing = beat(999_999)
+    assert missing.status_code == 404 and "999999 does not exist" in missing.json()["detail"]
+    uninvited = beat(other)
+    assert uninvited.status_code == 422 and "not invited" in uninvited.json()["detail"]
+    listed = client.get(f"/api/v1/terminals?site_id={sites['p2'].id}", headers=it).json()
+    assert listed["items"][0]["occurrence_id"] is None  # nothing refused was stored
+    assert beat(own).status_code == 200
+    listed = client.get(f"/api/v1/terminals?site_id={sites['p2'].id}", headers=it).json()
+    assert listed["items"][0]["occurrence_id"] == own

@@ -29,6 +29,7 @@ from confbridge.errors import Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
 from confbridge.nodes import service as node_service
 from confbridge.pagination import IdPath, Limit, Offset, Page
+from confbridge.terminals import service as terminal_service
 
 router = APIRouter(tags=["bridge"])
 node_bearer = HTTPBearer(auto_error=False, description="the SFU node secret (sfu.node_secret)")
@@ -71,6 +72,8 @@ def join(
         now=utcnow(),
         tz=settings.meetings.default_tz,
         failed_node_id=body.failed_node_id if body else None,
+        terminal_id=terminal.id,
+        credential_id=terminal_service.credential_id(terminal),
     )
     session.commit()  # the room's placement, made at its first join
     return info

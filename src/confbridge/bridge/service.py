@@ -250,11 +250,14 @@ def join(
     now: datetime,
     tz: str,
     failed_node_id: str | None = None,
+    terminal_id: int | None = None,
+    credential_id: str | None = None,
 ) -> JoinInfo:
     """Issue a join grant for `site` in the occurrence's room, if the site may join now.
 
     With `failed_node_id`, a node the terminal lost is checked first; a node that does not
-    answer is taken as down, and the room moves to another.
+    answer is taken as down, and the room moves to another. `terminal_id` and `credential_id`
+    name the terminal token the grant goes to, so that revoking it voids the grant on workers.
     """
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     booking = _invited_booking(session, occurrence, site)
@@ -278,6 +281,8 @@ def join(
         ends_at=occurrence.end_at,
         iat=int(now.timestamp()),
         exp=int(expires_at.timestamp()),
+        terminal_id=terminal_id,
+        credential_id=credential_id,
     )
     if failed_node_id is not None:
         node_service.check_reported_failure(

@@ -9,10 +9,11 @@ from confbridge.auth.dependencies import ITUser
 from confbridge.bridge.router import NodeDep
 from confbridge.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck
 from confbridge.db import utcnow
-from confbridge.deps import SessionDep
+from confbridge.deps import SessionDep, SettingsDep
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.schemas import NodeRead
+from confbridge.terminals import service as terminal_service
 
 router = APIRouter(tags=["nodes"])
 API_PREFIX = "/api/v1"
@@ -41,10 +42,17 @@ def node_read(node: SfuNode) -> NodeRead:
 
 
 @router.post(NODE_HEARTBEAT_PATH.removeprefix(API_PREFIX), response_model=NodeHeartbeatAck)
-def heartbeat(beat: NodeHeartbeat, _node: NodeDep, session: SessionDep) -> NodeHeartbeatAck:
-    node = node_service.heartbeat(session=session, beat=beat, now=utcnow())
+def heartbeat(
+    beat: NodeHeartbeat, _node: NodeDep, session: SessionDep, settings: SettingsDep
+) -> NodeHeartbeatAck:
+    now = utcnow()
+    node = node_service.heartbeat(session=session, beat=beat, now=now)
+    # the revocation list rides on every answer: a worker that missed one learns it next time
+    revocations = terminal_service.grant_revocations(
+        session=session, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+    )
     session.commit()
-    return NodeHeartbeatAck(node_id=node.id, draining=node.draining)
+    return NodeHeartbeatAck(node_id=node.id, draining=node.draining, revocations=revocations)
 
 
 @router.get("/sfu/nodes", response_model=list[NodeRead])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import httpx
@@ -10,10 +11,11 @@ from fastapi import APIRouter, Query, Request
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITUser, TerminalDep
 from confbridge.bridge import service as bridge_service
+from confbridge.client_address import client_address
 from confbridge.contracts import floor_path, room_name
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import DomainError, Forbidden
+from confbridge.errors import DomainError, Forbidden, Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.nodes import service as node_service
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
@@ -39,6 +41,7 @@ from confbridge.terminals.schemas import (
 router = APIRouter(tags=["terminals"])
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 FLOOR_TIMEOUT_S = 3.0
+_limiter_lock = threading.Lock()
 
 
 class TooManyAttempts(DomainError):
@@ -47,12 +50,14 @@ class TooManyAttempts(DomainError):
 
 def _limiter(request: Request, settings: Settings) -> PairingLimiter:
     """One limiter per app (per process), made at first use from the app's settings."""
-    limiter = getattr(request.app.state, "pairing_limiter", None)
-    if limiter is None:
-        limiter = PairingLimiter(
-            settings.terminals.pairing_max_failures, settings.terminals.pairing_failure_window_s
-        )
-        request.app.state.pairing_limiter = limiter
+    with _limiter_lock:  # requests run in a thread pool: the first ones must share one
+        limiter = getattr(request.app.state, "pairing_limiter", None)
+        if limiter is None:
+            limiter = PairingLimiter(
+                settings.terminals.pairing_max_failures,
+                settings.terminals.pairing_failure_window_s,
+            )
+            request.app.state.pairing_limiter = limiter
     return limiter
 
 
@@ -157,21 +162,31 @@ def list_terminals(
 
 @router.post("/terminals/pair", response_model=Paired)
 def pair(body: PairRequest, request: Request, session: SessionDep, settings: SettingsDep) -> Paired:
-    """Exchange a one-time pairing code for the terminal's token (no other credential needed)."""
+    """Exchange a one-time pairing code for the terminal's token (no other credential needed).
+
+    Wrong codes are limited per client address, and more tightly during a guessing campaign
+    from many addresses (`terminals.limiter`); 429 with `retry_after_s` when an address must wait.
+    """
     limiter = _limiter(request, settings)
-    address = request.client.host if request.client else "unknown"
-    wait_s = limiter.retry_after_s(address)
-    if wait_s:
+    address = client_address(request)
+    attempt = limiter.begin(address)
+    if attempt.retry_after_s:
         raise TooManyAttempts(
-            f"too many wrong pairing codes; try again in {wait_s} s", retry_after_s=wait_s
+            f"too many wrong pairing codes; try again in {attempt.retry_after_s} s",
+            retry_after_s=attempt.retry_after_s,
         )
     try:
         terminal, token = terminal_service.pair(
-            session=session, code=body.code, secret_key=settings.secret_key, now=utcnow()
+            session=session,
+            code=body.code,
+            secret_key=settings.secret_key,
+            now=utcnow(),
+            grant_ttl_s=settings.sfu.grant_ttl_s,
         )
-    except DomainError:
-        limiter.failed(address)
+    except Invalid:
+        limiter.give_back(attempt)  # not a code at all: it guessed nothing
         raise
+    limiter.give_back(attempt)  # the right code: not a failure
     auth_service.record(
         session=session,
         actor=f"terminal:{terminal.id}",
@@ -214,7 +229,7 @@ def heartbeat(
         session=session,
         terminal=terminal,
         beat=body,
-        seen_ip=request.client.host if request.client else None,
+        seen_ip=client_address(request),
         now=utcnow(),
     )
     session.commit()

@@ -9,20 +9,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from confbridge.auth import service as auth_service
+from confbridge.contracts import GrantRevocation as GrantRevocationMessage
 from confbridge.errors import Conflict, Invalid, NotFound, Unauthorized
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Booking
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Terminal
-from confbridge.terminals.models import PairingCode, TerminalState
+from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
 from confbridge.terminals.schemas import HeartbeatIn, TerminalStatus
 
 # Upper-case letters and digits without the ones people confuse (0/O, 1/I/L): 31 symbols,
 # 8 of them about 39.6 bits.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
+# A revocation is kept this much longer than the longest grant lifetime: workers accept a
+# grant up to 30 s after its expiry (clock leeway), and heartbeats take a few seconds.
+REVOCATION_MARGIN = timedelta(minutes=2)
+CREDENTIAL_ID_CHARS = 24
+# The stored token hash of a terminal no device has paired with yet (a SHA-256 hex digest
+# never starts so): no token opens it, and it held no grant that pairing would have to void.
+UNPAIRED_TOKEN_HASH_PREFIX = "unpaired-"
 
 
 def new_code() -> str:
@@ -42,6 +52,14 @@ def format_code(code: str) -> str:
 def hash_code(code: str, *, secret_key: str) -> str:
     """HMAC with the server's secret: a stolen database alone cannot be searched for codes."""
     return hmac.new(secret_key.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+def credential_id(terminal: Terminal) -> str:
+    """Names the terminal's current token in its join grants, so that workers can refuse the
+    grants of a token that was revoked or replaced. One-way: grants are readable by anyone
+    who holds them, and reveal nothing of the token or its stored hash."""
+    digest = hashlib.sha256(b"confbridge-grant-holder:" + terminal.token_hash.encode())
+    return digest.hexdigest()[:CREDENTIAL_ID_CHARS]
 
 
 def _valid_shape(code: str) -> bool:
@@ -210,8 +228,9 @@ def create(
     """A terminal for the site and its first pairing code (the terminal has no usable token
     until a device pairs)."""
     site = site_service.get_site(session=session, site_id=site_id)
-    # The token made here is never shown: pairing replaces it.
     terminal, _unused_token = site_service.create_terminal(session=session, site=site, name=name)
+    # The token made there is never shown: no token hashes to this, and pairing replaces it.
+    terminal.token_hash = UNPAIRED_TOKEN_HASH_PREFIX + secrets.token_hex(24)
     pairing, code = issue_pairing_code(
         session=session,
         terminal=terminal,
@@ -223,11 +242,14 @@ def create(
     return terminal, pairing, code
 
 
-def pair(*, session: Session, code: str, secret_key: str, now: datetime) -> tuple[Terminal, str]:
+def pair(
+    *, session: Session, code: str, secret_key: str, now: datetime, grant_ttl_s: int
+) -> tuple[Terminal, str]:
     """Exchange a pairing code for the terminal's long-lived token.
 
     A new token replaces the terminal's previous one, so pairing a replacement device cuts the
-    old device off. Raises `Invalid` for a malformed code and `Unauthorized` for a wrong,
+    old device off, the join grants it holds included (`grant_ttl_s`: how long they may last).
+    Raises `Invalid` for a malformed code and `Unauthorized` for a wrong,
     used or expired one (one message for all three, so nothing is learnt by guessing).
     """
     normalised = normalise_code(code)
@@ -255,6 +277,7 @@ def pair(*, session: Session, code: str, secret_key: str, now: datetime) -> tupl
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized("unknown, used or expired pairing code; ask IT staff for a new one")
+    _void_grants(session, terminal, now=now, grant_ttl_s=grant_ttl_s)
     token, token_hash = auth_service.new_terminal_token()
     terminal.token_hash = token_hash
     terminal.paired_at = now
@@ -262,8 +285,25 @@ def pair(*, session: Session, code: str, secret_key: str, now: datetime) -> tupl
     return terminal, token
 
 
+def _void_grants(session: Session, terminal: Terminal, *, now: datetime, grant_ttl_s: int) -> None:
+    """The join grants issued to the terminal's current token are void from now on (a new
+    token replaces it); a token that was never handed out has none."""
+    if terminal.token_hash.startswith(UNPAIRED_TOKEN_HASH_PREFIX):
+        return
+    session.add(
+        GrantRevocation(
+            terminal_id=terminal.id,
+            credential_id=credential_id(terminal),
+            revoked_at=now,
+            expires_at=now + timedelta(seconds=grant_ttl_s) + REVOCATION_MARGIN,
+        )
+    )
+
+
 def revoke(*, session: Session, terminal: Terminal, now: datetime) -> Terminal:
-    """Stop the terminal's token at once (every request checks it) and its pending codes."""
+    """Stop the terminal's token at once (every request checks it), its pending codes, and
+    the join grants it holds (workers learn it with their next heartbeat,
+    `grant_revocations`)."""
     if terminal.revoked_at is not None:
         raise Conflict(
             f"terminal {terminal.id} was revoked at {terminal.revoked_at:%Y-%m-%d %H:%M} UTC"
@@ -279,13 +319,68 @@ def revoke(*, session: Session, terminal: Terminal, now: datetime) -> Terminal:
     return terminal
 
 
+def grant_revocations(
+    *, session: Session, now: datetime, grant_ttl_s: int
+) -> list[GrantRevocationMessage]:
+    """Every grant revocation in force, for the workers' heartbeat answers: the tokens of
+    terminals revoked within the longest grant lifetime (however they were revoked, site
+    archiving included), and tokens replaced by a new pairing. Rows past their expiry are
+    deleted on the way: no grant they name is accepted any more."""
+    keep = timedelta(seconds=grant_ttl_s) + REVOCATION_MARGIN
+    revoked = session.scalars(
+        select(Terminal).where(Terminal.revoked_at > now - keep).order_by(Terminal.id)
+    )
+    found = [
+        GrantRevocationMessage(
+            terminal_id=terminal.id,
+            credential_id=credential_id(terminal),
+            until=terminal.revoked_at + keep,  # type: ignore[operator]
+        )
+        for terminal in revoked
+        if not terminal.token_hash.startswith(UNPAIRED_TOKEN_HASH_PREFIX)
+    ]
+    session.execute(
+        delete(GrantRevocation)
+        .where(GrantRevocation.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+    replaced = session.scalars(
+        select(GrantRevocation).where(GrantRevocation.expires_at > now).order_by(GrantRevocation.id)
+    )
+    found += [
+        GrantRevocationMessage(
+            terminal_id=row.terminal_id, credential_id=row.credential_id, until=row.expires_at
+        )
+        for row in replaced
+    ]
+    return found
+
+
 # --- heartbeats ----------------------------------------------------------------------------------
 
 
 def heartbeat(
     *, session: Session, terminal: Terminal, beat: HeartbeatIn, seen_ip: str | None, now: datetime
 ) -> TerminalState:
-    """Record a heartbeat: the terminal is seen now, its report replaces the previous one."""
+    """Record a heartbeat: the terminal is seen now, its report replaces the previous one.
+
+    The meeting it says it is in must exist (else `NotFound`) and invite its site (else
+    `Invalid`): IT staff read it as where the terminal is.
+    """
+    if beat.occurrence_id is not None:
+        occurrence = meeting_service.get_occurrence(
+            session=session, occurrence_id=beat.occurrence_id
+        )
+        booking = session.scalar(
+            select(Booking.id).where(
+                Booking.occurrence_id == occurrence.id, Booking.site_id == terminal.site_id
+            )
+        )
+        if booking is None:
+            raise Invalid(
+                f"occurrence_id: site {terminal.site_id} ({terminal.site.name}) is not invited "
+                f"to occurrence {occurrence.id}; report the meeting the terminal is in, or none"
+            )
     state = session.get(TerminalState, terminal.id)
     if state is None:
         state = TerminalState(terminal_id=terminal.id)
