@@ -18,11 +18,11 @@ def test_password_hash_is_not_the_password() -> None:
 
 
 def test_ensure_first_admin_uses_given_password_once(session: Session) -> None:
-    assert auth_service.ensure_first_admin(session=session, password="cho-truoc-1") is None
+    assert auth_service.ensure_first_admin(session=session, password="cho-truoc-mot-1") is None
     admin = session.scalar(select(User).where(User.username == "admin"))
     assert admin is not None and admin.role == Role.admin
-    assert auth_service.verify_password(admin.password_hash, "cho-truoc-1")
-    assert auth_service.ensure_first_admin(session=session, password="khac-nua-2") is None
+    assert auth_service.verify_password(admin.password_hash, "cho-truoc-mot-1")
+    assert auth_service.ensure_first_admin(session=session, password="khac-nua-hai-2") is None
     assert session.scalar(select(User).where(User.username == "admin")) is admin
 
 
