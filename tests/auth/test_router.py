@@ -385,11 +385,12 @@ def test_sign_in_unknown_username_takes_as_long_as_a_wrong_password(
         return time.perf_counter() - started
 
     known, unknown = [], []
-    for index in range(5):
+    for index in range(7):  # alternated, so that a busy moment of the machine hits both
         known.append(timed("xem"))
         unknown.append(timed(f"khong-co-ai-{index}"))
     ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.5 < ratio < 2, (known, unknown)
+    # The same within noise (a shared CI machine); before, the ratio was about 0.02.
+    assert 1 / 3 < ratio < 3, (known, unknown)
 
 
 def test_sign_in_hashes_at_most_two_passwords_at_once(
