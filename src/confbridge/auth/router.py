@@ -28,6 +28,9 @@ from confbridge.errors import NotFound, Unauthorized
 from confbridge.pagination import IdPath
 
 router = APIRouter(tags=["auth"])
+UNAUTHORIZED = {401: {"description": "no valid access token (or the session has ended)"}}
+NOT_ADMIN = {403: {"description": "not an administrator"}}
+NO_USER = {404: {"description": "no such user"}}
 
 
 def client_address(request: Request) -> str:
@@ -75,7 +78,7 @@ def sign_in(
     return Token(access_token=token, expires_in=ttl_min * 60)
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
 def sign_out(
     principal: PrincipalDep,
     session: SessionDep,
@@ -112,7 +115,14 @@ def me(principal: PrincipalDep) -> Me:
     )
 
 
-@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **UNAUTHORIZED,
+        422: {"description": "the current password is wrong, or the new one is too weak"},
+    },
+)
 def change_password(body: PasswordChange, user: SignedInUser, session: SessionDep) -> None:
     """Change your password; every session of yours ends, this token's too: sign in again."""
     auth_service.change_password(
@@ -124,7 +134,12 @@ def change_password(body: PasswordChange, user: SignedInUser, session: SessionDe
     session.commit()
 
 
-@router.post("/me/feed-token", response_model=FeedToken, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/me/feed-token",
+    response_model=FeedToken,
+    status_code=status.HTTP_201_CREATED,
+    responses={**UNAUTHORIZED, 403: {"description": "a terminal, or a password to change first"}},
+)
 def create_feed_token(user: CurrentUser, session: SessionDep) -> FeedToken:
     """A secret for calendar subscriptions (`…/calendar.ics?feed=<token>`), shown once.
 
@@ -142,7 +157,7 @@ def create_feed_token(user: CurrentUser, session: SessionDep) -> FeedToken:
     return FeedToken(feed_token=token)
 
 
-@router.delete("/me/feed-token", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/me/feed-token", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
 def revoke_feed_token(user: SignedInUser, session: SessionDep) -> None:
     """Revoke your calendar feed token: subscriptions using it stop updating."""
     if auth_service.revoke_feed_token(session=session, user=user):
@@ -195,12 +210,20 @@ def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> User
     return UserRead.model_validate(user)
 
 
-@router.get("/users/{user_id}", response_model=UserRead)
+@router.get("/users/{user_id}", response_model=UserRead, responses={**NOT_ADMIN, **NO_USER})
 def get_user(user: UserDep) -> UserRead:
     return UserRead.model_validate(user)
 
 
-@router.patch("/users/{user_id}", response_model=UserRead)
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserRead,
+    responses={
+        **NOT_ADMIN,
+        **NO_USER,
+        409: {"description": "it would leave no active administrator, or lock yourself out"},
+    },
+)
 def update_user(body: UserUpdate, user: UserDep, admin: AdminUser, session: SessionDep) -> UserRead:
     """Change a user's role, name, or disable (`active: false`) or enable the account.
 
@@ -218,7 +241,11 @@ def update_user(body: UserUpdate, user: UserDep, admin: AdminUser, session: Sess
     return UserRead.model_validate(user)
 
 
-@router.post("/users/{user_id}/password-reset", response_model=PasswordResetDone)
+@router.post(
+    "/users/{user_id}/password-reset",
+    response_model=PasswordResetDone,
+    responses={**NOT_ADMIN, **NO_USER, 422: {"description": "the given password is too weak"}},
+)
 def reset_password(
     user: UserDep, admin: AdminUser, session: SessionDep, body: PasswordReset | None = None
 ) -> PasswordResetDone:

@@ -87,7 +87,7 @@ def is_https(request: Request) -> bool:
 
 
 def _secure(request: Request) -> bool:
-    public_url = getattr(request.app.state.settings, "public_url", None) or ""
+    public_url = request.app.state.settings.public_url or ""
     return is_https(request) or public_url.startswith("https://")
 
 
