@@ -12,6 +12,7 @@ from confbridge.auth import service as auth_service
 from confbridge.bootstrap import prepare
 from confbridge.db import Database
 from confbridge.meetings.models import Series
+from confbridge.settings import ConfigError
 from confbridge.sites.models import Site, Terminal, Unit
 from tests.conftest import make_settings
 
@@ -60,3 +61,29 @@ def test_prepare_second_start_prints_no_password_and_seeds_nothing(fresh: Databa
 
     assert echoed == []
     assert {model: _count(fresh, model) for model in before} == before
+
+
+def test_prepare_refuses_a_weak_first_admin_password(tmp_path: Path) -> None:
+    for weak, reason in (("x", "too short"), ("aaaaaaaaaaaaaaaa", "single character")):
+        settings = make_settings(
+            f"sqlite:///{tmp_path / 'weak.sqlite3'}", tmp_path / "data", admin_password=weak
+        )
+        database = Database(settings)
+        with pytest.raises(ConfigError, match=reason):
+            prepare(settings, database, lambda _line: None)
+        database.dispose()
+    strong = make_settings(
+        f"sqlite:///{tmp_path / 'strong.sqlite3'}",
+        tmp_path / "data",
+        admin_password="mat-khau-quan-tri-dau-tien",
+        demo={"enabled": False},
+    )
+    database = Database(strong)
+    echoed: list[str] = []
+    prepare(strong, database, echoed.append)
+    with database.session() as session:
+        admin = auth_service.get_by_username(session=session, username="admin")
+        assert admin is not None
+        assert auth_service.verify_password(admin.password_hash, "mat-khau-quan-tri-dau-tien")
+    assert echoed == []  # a given password is not printed
+    database.dispose()

@@ -63,6 +63,55 @@ def test_users_create(database_file: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert count(database_file, "users") == 1
 
 
+def test_users_disable_set_role_reset_password(
+    database_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_NEW_PASSWORD", "mat-khau-van-phong")
+    assert run("users", "create", "vanphong", "--role", "viewer").exit_code == 0
+    monkeypatch.delenv("CONFBRIDGE_NEW_PASSWORD")
+    role = run("users", "set-role", "vanphong", "secretariat")
+    assert role.exit_code == 0 and "now has role secretariat" in role.stdout
+    assert run("users", "set-role", "vanphong", "boss").exit_code == 1
+    disabled = run("users", "disable", "vanphong")
+    assert disabled.exit_code == 0 and "disabled" in disabled.stdout
+    reset = run("users", "reset-password", "vanphong")
+    assert reset.exit_code == 0 and "one-time password (shown once): " in reset.stdout
+    assert run("users", "enable", "vanphong").exit_code == 0
+    missing = run("users", "disable", "nobody")
+    assert missing.exit_code == 1 and missing.stderr == "error: no user named 'nobody'\n"
+    monkeypatch.setenv("CONFBRIDGE_NEW_PASSWORD", "vanphong")
+    weak = run("users", "reset-password", "vanphong")
+    assert weak.exit_code == 1 and "too short" in weak.stderr
+    engine = create_engine(f"sqlite:///{database_file}")
+    with engine.connect() as connection:
+        user = connection.execute(
+            text("SELECT role, active, must_change_password FROM users")
+        ).one()
+        actions = connection.execute(text("SELECT actor, action FROM audit_log ORDER BY id")).all()
+    engine.dispose()
+    assert tuple(user) == ("secretariat", 1, 1)
+    assert [tuple(a) for a in actions] == [
+        ("cli", "user_created"),
+        ("cli", "user_updated"),
+        ("cli", "user_updated"),
+        ("cli", "password_reset"),
+        ("cli", "user_updated"),
+    ]
+
+
+def test_serve_refuses_a_weak_first_admin_password(
+    database_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_ADMIN_PASSWORD", "x")
+    result = run("serve", "--port", str(free_port()))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "config error: admin_password (CONFBRIDGE_ADMIN_PASSWORD): the password is too short: "
+        "it needs at least 12 characters\n"
+    )
+    assert not database_file.exists()  # refused before the database is touched
+
+
 def test_config_error_is_one_line_naming_the_key(
     database_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

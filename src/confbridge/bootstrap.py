@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from confbridge import migrate
 from confbridge.auth import service as auth_service
 from confbridge.db import Database, utcnow
-from confbridge.settings import Settings
+from confbridge.settings import ConfigError, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Unit
 
@@ -27,6 +27,11 @@ def demo_schedule_path(settings: Settings) -> Path | None:
 
 def prepare(settings: Settings, database: Database, echo: Callable[[str], None]) -> None:
     """Bring the database to the current schema and make a fresh install usable."""
+    # Refused before anything else, like any configuration error; also once the admin exists,
+    # so that a weak password never stays in the configuration unnoticed.
+    problem = auth_service.first_admin_password_problem(settings.admin_password)
+    if problem:
+        raise ConfigError(f"config error: admin_password (CONFBRIDGE_ADMIN_PASSWORD): {problem}")
     migrate.upgrade(database.engine)
     with database.session() as session:
         generated = auth_service.ensure_first_admin(

@@ -475,8 +475,6 @@ def users_create(
         if not sys.stdin.isatty():
             fail("no password: set CONFBRIDGE_NEW_PASSWORD or run in a terminal")
         password = getpass.getpass("password: ")
-    if len(password) < 8:
-        fail("the password must have at least 8 characters")
     database = _database(_settings())
     migrate.upgrade(database.engine)
     with database.session() as session:
@@ -488,10 +486,98 @@ def users_create(
             full_name=full_name,
         )
         auth_service.record(
-            session=session, actor="cli", action="user_created", entity="user", entity_id=user.id
+            session=session,
+            actor="cli",
+            action="user_created",
+            entity="user",
+            entity_id=user.id,
+            detail={"username": user.username, "role": user.role},
         )
         session.commit()
         typer.echo(f"user {username!r} created with role {role_value.value}")
+
+
+def _change_user(username: str, change: Callable[[Any, Any], str]) -> None:
+    """Run `change(session, user)` on a user found by name, commit, and print its line."""
+    from confbridge import migrate
+    from confbridge.auth import service as auth_service
+
+    database = _database(_settings())
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        user = auth_service.get_by_username(session=session, username=username)
+        if user is None:
+            fail(f"no user named {username!r}")
+            return
+        line = change(session, user)
+        session.commit()
+        typer.echo(line)
+
+
+@users_app.command("disable")
+@clean_errors
+def users_disable(username: str) -> None:
+    """Disable a user: its sessions end at once (users are never deleted)."""
+    from confbridge.auth import service as auth_service
+
+    def change(session: Any, user: Any) -> str:
+        auth_service.update(session=session, user=user, actor="cli", active=False)
+        return f"user {username!r} disabled; its sessions have ended"
+
+    _change_user(username, change)
+
+
+@users_app.command("enable")
+@clean_errors
+def users_enable(username: str) -> None:
+    """Enable a disabled user again."""
+    from confbridge.auth import service as auth_service
+
+    def change(session: Any, user: Any) -> str:
+        auth_service.update(session=session, user=user, actor="cli", active=True)
+        return f"user {username!r} enabled"
+
+    _change_user(username, change)
+
+
+@users_app.command("set-role")
+@clean_errors
+def users_set_role(username: str, role: str) -> None:
+    """Give a user another role (admin, secretariat, it or viewer)."""
+    from confbridge.auth import service as auth_service
+    from confbridge.auth.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r} (admin, secretariat, it, viewer)")
+        return
+
+    def change(session: Any, user: Any) -> str:
+        auth_service.update(session=session, user=user, actor="cli", role=role_value)
+        return f"user {username!r} now has role {role_value.value}"
+
+    _change_user(username, change)
+
+
+@users_app.command("reset-password")
+@clean_errors
+def users_reset_password(username: str) -> None:
+    """Set a one-time password (printed once), or CONFBRIDGE_NEW_PASSWORD; the user must
+    change it at the next sign-in, and its sessions end."""
+    from confbridge.auth import service as auth_service
+
+    given = os.environ.get("CONFBRIDGE_NEW_PASSWORD") or None
+
+    def change(session: Any, user: Any) -> str:
+        generated = auth_service.reset_password(
+            session=session, user=user, actor="cli", password=given
+        )
+        if generated:
+            return f"user {username!r}: one-time password (shown once): {generated}"
+        return f"user {username!r}: password set from CONFBRIDGE_NEW_PASSWORD"
+
+    _change_user(username, change)
 
 
 @meetings_app.command("extend")

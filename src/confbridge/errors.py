@@ -43,6 +43,18 @@ class Forbidden(DomainError):
     status_code = 403
 
 
+class TooManyRequests(DomainError):
+    """Refused for now; `retry_after_s` (in `extra`) becomes the Retry-After header."""
+
+    status_code = 429
+
+
+class Unavailable(DomainError):
+    """Cannot be served right now; `retry_after_s` (in `extra`) becomes the Retry-After header."""
+
+    status_code = 503
+
+
 def _body(message: str, **extra: Any) -> dict[str, Any]:
     return {"detail": message, **extra}
 
@@ -50,7 +62,9 @@ def _body(message: str, **extra: Any) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+        if isinstance(exc.extra.get("retry_after_s"), int):
+            headers["Retry-After"] = str(exc.extra["retry_after_s"])
         return JSONResponse(
             _body(exc.message, **exc.extra), status_code=exc.status_code, headers=headers
         )

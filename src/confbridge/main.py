@@ -19,6 +19,7 @@ from confbridge.bridge.router import router as bridge_router
 from confbridge.dashboard.router import router as dashboard_router
 from confbridge.db import Database
 from confbridge.errors import install_error_handlers
+from confbridge.headers import SecurityHeaders
 from confbridge.health import readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
@@ -82,6 +83,7 @@ def create_app(
     install_error_handlers(app)
     app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
     app.add_middleware(RequestTimer, metrics=app_metrics)
+    app.add_middleware(SecurityHeaders)
     # outermost, so that every log line of a request carries its id
     app.add_middleware(RequestId)
 

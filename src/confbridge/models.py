@@ -7,7 +7,7 @@ from confbridge.attendance.models import (
     AttendancePending,
     AttendanceRun,
 )
-from confbridge.auth.models import AuditEntry, User
+from confbridge.auth.models import AuditEntry, SignInThrottle, User, UserSession
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Base
 from confbridge.meetings.models import Booking, BookingLock, Occurrence, Series
@@ -34,10 +34,12 @@ __all__ = [
     "Series",
     "SfuEventRecord",
     "SfuNode",
+    "SignInThrottle",
     "Site",
     "Terminal",
     "TerminalState",
     "Unit",
     "User",
+    "UserSession",
     "metadata",
 ]

@@ -264,6 +264,20 @@ class AlertSettings(BaseModel):
         return _http_base_url(value) if value else None
 
 
+class AuthSettings(BaseModel):
+    """Limits on failed sign-ins (the API's and the web form's together)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # This many failures for one username within the window lock that username for lockout_s
+    # (counted for unknown usernames too, so a lock says nothing about who exists).
+    max_failures_per_user: int = Field(default=10, ge=1, le=1000)
+    # This many failures from one client address within the window lock that address.
+    max_failures_per_address: int = Field(default=50, ge=1, le=100_000)
+    failure_window_s: int = Field(default=900, ge=1, le=24 * 3600)
+    lockout_s: int = Field(default=900, ge=1, le=24 * 3600)
+
+
 class DemoSettings(BaseModel):
     enabled: bool = True
     schedule_file: Path | None = None
@@ -286,6 +300,9 @@ class Settings(BaseSettings):
     access_token_ttl_min: int = Field(default=12 * 60, ge=1, le=30 * 24 * 60)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The address users and terminals reach the control plane at (https://…): pairing links,
+    # calendar subscription links; an https one also makes cookies Secure. None: taken from
+    # the request, where that is safe.
     public_url: str | None = None
     # Redis (redis://host:6379/0) shared by control-plane replicas for live events (the pages'
     # updates); none: one process serves the pages.
@@ -299,6 +316,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     reports: ReportSettings = ReportSettings()
     terminals: TerminalSettings = TerminalSettings()
+    auth: AuthSettings = AuthSettings()
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty:
     # the header is ignored and a request comes from its connecting peer. A list in YAML; in
     # CONFBRIDGE_TRUSTED_PROXIES, comma-separated.
@@ -338,6 +356,11 @@ class Settings(BaseSettings):
         if config_path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_path))
         return tuple(sources)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        return _http_base_url(value) if value else None
 
     @model_validator(mode="after")
     def _no_default_secret_outside_development(self) -> Settings:

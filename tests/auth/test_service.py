@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import AuditEntry, Role, User
+from confbridge.errors import Conflict
 
 
 def test_password_hash_is_not_the_password() -> None:
@@ -18,11 +20,11 @@ def test_password_hash_is_not_the_password() -> None:
 
 
 def test_ensure_first_admin_uses_given_password_once(session: Session) -> None:
-    assert auth_service.ensure_first_admin(session=session, password="cho-truoc-1") is None
+    assert auth_service.ensure_first_admin(session=session, password="cho-truoc-mot-1") is None
     admin = session.scalar(select(User).where(User.username == "admin"))
     assert admin is not None and admin.role == Role.admin
-    assert auth_service.verify_password(admin.password_hash, "cho-truoc-1")
-    assert auth_service.ensure_first_admin(session=session, password="khac-nua-2") is None
+    assert auth_service.verify_password(admin.password_hash, "cho-truoc-mot-1")
+    assert auth_service.ensure_first_admin(session=session, password="khac-nua-hai-2") is None
     assert session.scalar(select(User).where(User.username == "admin")) is admin
 
 
@@ -49,3 +51,20 @@ def test_record_appends_audit_entry(session: Session) -> None:
         3,
         {"k": 1},
     )
+
+
+def test_update_keeps_one_active_administrator(session: Session) -> None:
+    admin = auth_service.create(
+        session=session, username="admin", password="mat-khau-quan-tri", role=Role.admin
+    )
+    with pytest.raises(Conflict, match="last active administrator"):
+        auth_service.update(session=session, user=admin, actor="cli", active=False)
+    with pytest.raises(Conflict, match="last active administrator"):
+        auth_service.update(session=session, user=admin, actor="cli", role=Role.it)
+    other = auth_service.create(
+        session=session, username="admin2", password="mat-khau-quan-tri", role=Role.admin
+    )
+    with pytest.raises(Conflict, match="your own account"):
+        auth_service.update(session=session, user=other, actor=other, active=False)
+    changes = auth_service.update(session=session, user=admin, actor=other, role=Role.it)
+    assert changes == {"role": ["admin", "it"]} and admin.role == "it"

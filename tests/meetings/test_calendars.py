@@ -6,11 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import recurring_ical_events
 from fastapi.testclient import TestClient
 from icalendar import Calendar
+from sqlalchemy import select
 
-from confbridge.auth.models import Role
+from confbridge.auth.models import Role, User
 from confbridge.sites.models import Site
 
 Headers = dict[str, str]
@@ -122,3 +124,76 @@ def test_site_feed_terminal_reads_only_its_own(
     assert own.status_code == 200
     other = client.get(f"/api/v1/sites/{sites['p2'].id}/calendar.ics", headers=auth)
     assert other.status_code == 403
+
+
+def test_feed_token_subscribes_without_a_header(
+    client: TestClient,
+    app: Any,
+    serve: Callable[..., Any],
+    secretariat: Headers,
+    book: Book,
+    occurrences: Occurrences,
+    sites: dict[str, Site],
+) -> None:
+    """A calendar program fetches the series and site feeds over HTTP with only `?feed=`."""
+    series = book()
+    created = client.post("/api/v1/me/feed-token", headers=secretariat)
+    assert created.status_code == 201
+    token = created.json()["feed_token"]
+    server = serve(app)
+    with httpx.Client(base_url=server.url) as program:  # no header, no cookie
+        series_feed = program.get(f"/api/v1/series/{series['id']}/calendar.ics?feed={token}")
+        site_feed = program.get(f"/api/v1/sites/{sites['p1'].id}/calendar.ics?feed={token}")
+        refused = program.get(f"/api/v1/series/{series['id']}/calendar.ics")
+        # The feed token reads calendars and nothing else.
+        other = program.get(f"/api/v1/series/{series['id']}?feed={token}")
+    assert series_feed.status_code == 200 and site_feed.status_code == 200
+    starts = _expanded_starts(Calendar.from_ical(series_feed.content))
+    assert starts == _scheduled_starts(occurrences(series["id"]))
+    assert len(Calendar.from_ical(site_feed.content).walk("VEVENT")) == 8
+    assert refused.status_code == 401
+    assert other.status_code == 401
+
+
+def test_feed_token_renewed_revoked_or_disabled_user_is_refused(
+    client: TestClient,
+    admin: Headers,
+    make_user: Callable[..., Headers],
+    book: Book,
+    session: Any,
+) -> None:
+    series = book()
+    viewer = make_user(Role.viewer, "xem")
+    path = f"/api/v1/series/{series['id']}/calendar.ics"
+    first = client.post("/api/v1/me/feed-token", headers=viewer).json()["feed_token"]
+    second = client.post("/api/v1/me/feed-token", headers=viewer).json()["feed_token"]
+    assert first != second and first.startswith("cbf_")
+    stored = session.scalar(select(User.feed_token_hash).where(User.username == "xem"))
+    assert stored and second not in stored  # kept as a hash only
+
+    replaced = client.get(f"{path}?feed={first}")
+    assert replaced.status_code == 401
+    assert "unknown or revoked calendar feed token" in replaced.json()["detail"]
+    assert client.get(f"{path}?feed={second}").status_code == 200
+
+    user_id = client.get("/api/v1/me", headers=viewer).json()["user"]["id"]
+    client.patch(f"/api/v1/users/{user_id}", json={"active": False}, headers=admin)
+    disabled = client.get(f"{path}?feed={second}")
+    assert disabled.status_code == 401
+    assert "disabled" in disabled.json()["detail"]
+    client.patch(f"/api/v1/users/{user_id}", json={"active": True}, headers=admin)
+    viewer = make_user_token(client, "xem")
+    assert client.get(f"{path}?feed={second}").status_code == 200
+
+    assert client.delete("/api/v1/me/feed-token", headers=viewer).status_code == 204
+    revoked = client.get(f"{path}?feed={second}")
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["detail"]
+
+
+def make_user_token(client: TestClient, username: str) -> Headers:
+    response = client.post(
+        "/api/v1/auth/token", data={"username": username, "password": "correct-horse"}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -173,6 +173,8 @@ async def test_kiosk_pairs_joins_on_time_and_rejoins(
             )
         (mine,) = listed.json()["items"]
         assert mine["kind"] == "kiosk" and mine["occurrence_id"] == stack.occurrence_id
+        # The page's policy refused nothing (a refusal breaks a script without a word).
+        assert [line for line in console if "Content Security Policy" in line] == []
     except Exception:
         print("\n".join(console[-60:]))
         raise

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from confbridge.auth.models import Role
 from confbridge.db import Database, utcnow
+from confbridge.main import create_app
 from confbridge.sites.models import Site, Terminal
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.models import PairingCode
+from tests.conftest import make_settings
 
 Headers = dict[str, str]
 
@@ -290,3 +293,50 @@ def test_terminal_heartbeat_occurrence_must_exist_and_invite_its_site(
     assert beat(own).status_code == 200
     listed = client.get(f"/api/v1/terminals?site_id={sites['p2'].id}", headers=it).json()
     assert listed["items"][0]["occurrence_id"] == own
+
+def test_pairing_url_never_reflects_a_forged_host(
+    client: TestClient, it: Headers, sites: dict[str, Site]
+) -> None:
+    forged = client.post(
+        "/api/v1/terminals",
+        json={"site_id": sites["p1"].id},
+        headers={**it, "Host": "evil.example:8000"},
+    )
+    assert forged.status_code == 201
+    url = forged.json()["pairing"]["pairing_url"]
+    code = forged.json()["pairing"]["code"]
+    assert url == f"/terminal?code={code}"  # on this server, whatever the Host said
+    local = client.post(
+        "/api/v1/terminals",
+        json={"site_id": sites["p1"].id},
+        headers={**it, "Host": "127.0.0.1:8000"},
+    ).json()["pairing"]
+    assert local["pairing_url"] == f"http://127.0.0.1:8000/terminal?code={local['code']}"
+
+
+def test_pairing_url_uses_the_configured_public_url(
+    database: Database, tmp_path: Path, sites: dict[str, Site]
+) -> None:
+    settings = make_settings(
+        database.settings.database_url or "", tmp_path, public_url="https://hop.example.vn/"
+    )
+    with TestClient(create_app(settings, database=database)) as client:
+        it = make_token(client, database, Role.it)
+        created = client.post(
+            "/api/v1/terminals",
+            json={"site_id": sites["p1"].id},
+            headers={**it, "Host": "evil.example"},
+        ).json()["pairing"]
+    assert created["pairing_url"] == f"https://hop.example.vn/terminal?code={created['code']}"
+
+
+def make_token(client: TestClient, database: Database, role: Role) -> Headers:
+    from confbridge.auth import service as auth_service
+
+    with database.session() as session:
+        auth_service.create(session=session, username="ktv", password="correct-horse", role=role)
+        session.commit()
+    response = client.post(
+        "/api/v1/auth/token", data={"username": "ktv", "password": "correct-horse"}
+    )
+    return bearer(response.json()["access_token"])

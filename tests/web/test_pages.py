@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -270,3 +271,73 @@ def test_calendar_filters_by_unit_and_kind_and_survives_odd_queries(
         "day=" + "9" * 500,
     ):
         assert client.get(f"/calendar?{query}").status_code == 200, query  # fmt: skip
+
+
+def test_calendar_subscription_link_is_made_shown_once_and_revoked(
+    web: Callable[..., TestClient],
+    communes: dict[str, int],
+    session: Session,
+    settings: Settings,
+    app: Any,
+    serve: Callable[..., Any],
+) -> None:
+    series = book_existing(session, settings, communes)
+    client = web(Role.viewer)
+    calendar = client.get("/calendar")
+    assert "Tạo liên kết đăng ký" in calendar.text and "Thu hồi liên kết" not in calendar.text
+    token = csrf_of(calendar.text)
+    made = client.post(
+        "/calendar/feed", data={"csrf_token": token, "action": "create", "target": "nonsense"}
+    )
+    assert made.status_code == 200
+    https = re.search(r'value="([^"]+)" id="feed-https"', made.text)
+    assert https, made.text
+    link = https.group(1).replace("&amp;", "&")
+    assert link.startswith(
+        f"http://testserver/api/v1/sites/{communes['hq']}/calendar.ics?feed=cbf_"
+    )
+    webcal = re.search(r'href="(webcal://[^"]+)" id="feed-webcal"', made.text)
+    assert webcal and webcal.group(1).replace("&amp;", "&") == "webcal://" + link[len("http://") :]
+    feed = link.split("feed=")[1]
+
+    # Another calendar, with the same secret: the page shows its links without a new token.
+    shown = client.post(
+        "/calendar/feed",
+        data={
+            "csrf_token": token,
+            "action": "show",
+            "token": feed,
+            "target": f"series:{series.id}",
+        },
+    )
+    assert f"/api/v1/series/{series.id}/calendar.ics?feed={feed}" in shown.text
+    server = serve(app)
+    fetched = httpx.get(f"{server.url}/api/v1/series/{series.id}/calendar.ics?feed={feed}")
+    assert fetched.status_code == 200 and b"BEGIN:VCALENDAR" in fetched.content
+
+    calendar = client.get("/calendar")
+    assert "Tạo liên kết đăng ký mới" in calendar.text and feed not in calendar.text
+    revoked = client.post(
+        "/calendar/feed", data={"csrf_token": token, "action": "revoke"}, follow_redirects=False
+    )
+    assert revoked.headers["location"] == "/calendar?feed=revoked"
+    assert "Đã thu hồi liên kết đăng ký" in client.get("/calendar?feed=revoked").text
+    gone = httpx.get(f"{server.url}/api/v1/series/{series.id}/calendar.ics?feed={feed}")
+    assert gone.status_code == 401
+    stale = client.post(
+        "/calendar/feed",
+        data={
+            "csrf_token": token,
+            "action": "show",
+            "token": feed,
+            "target": f"series:{series.id}",
+        },
+        follow_redirects=False,
+    )
+    assert stale.headers["location"] == "/calendar?feed=expired"
+    actions = session.scalars(
+        select(AuditEntry.action)
+        .where(AuditEntry.action.like("feed_token_%"))
+        .order_by(AuditEntry.id)
+    ).all()
+    assert actions == ["feed_token_created", "feed_token_revoked"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from fastapi.security import OAuth2PasswordBearer
 
 from confbridge.auth import service as auth_service
@@ -31,6 +31,41 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def get_feed_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    feed: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="a calendar feed token (POST /api/v1/me/feed-token), for calendar "
+            "programs that cannot send an Authorization header",
+        ),
+    ] = None,
+) -> Principal:
+    """A bearer token as usual, or else `?feed=<token>`: read-only calendars as that user."""
+    if token:
+        return auth_service.resolve_bearer(
+            session=session, token=token, secret_key=settings.secret_key
+        )
+    if feed:
+        return Principal(user=auth_service.resolve_feed_token(session=session, token=feed))
+    raise Unauthorized(
+        "authentication required: send 'Authorization: Bearer <token>' or '?feed=<feed token>'"
+    )
+
+
+FeedPrincipalDep = Annotated[Principal, Depends(get_feed_principal)]
+
+
+def signed_in_user(principal: PrincipalDep) -> User:
+    """Any signed-in user, also one who must still change a password set by an administrator."""
+    if principal.user is None:
+        raise Forbidden("terminals may not use this endpoint")
+    return principal.user
+
+
 def require_roles(*roles: Role) -> Callable[[Principal], User]:
     """A dependency that lets through users holding one of `roles` (any role when empty)."""
     allowed = set(roles) | {Role.admin}
@@ -38,6 +73,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], User]:
     def dependency(principal: PrincipalDep) -> User:
         if principal.user is None:
             raise Forbidden("terminals may not use this endpoint")
+        auth_service.check_password_fresh(principal.user)
         if roles and principal.user.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"your role '{principal.user.role}' may not do this (needs {names})")
@@ -53,6 +89,7 @@ def require_terminal(principal: PrincipalDep) -> Terminal:
 
 
 CurrentUser = Annotated[User, Depends(require_roles())]
+SignedInUser = Annotated[User, Depends(signed_in_user)]
 AdminUser = Annotated[User, Depends(require_roles(Role.admin))]
 SecretariatUser = Annotated[User, Depends(require_roles(Role.secretariat))]
 SiteEditor = Annotated[User, Depends(require_roles(Role.secretariat, Role.it))]

@@ -1,34 +1,104 @@
-"""Sign-in, the caller's identity, and user management."""
+"""Sign-in and sign-out, the caller's identity, calendar feed tokens, and user management."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import AdminUser, CurrentUser, PrincipalDep
-from confbridge.auth.schemas import Me, PasswordChange, Token, UserCreate, UserRead
+from confbridge.auth.dependencies import AdminUser, CurrentUser, PrincipalDep, SignedInUser
+from confbridge.auth.models import User
+from confbridge.auth.schemas import (
+    FeedToken,
+    Me,
+    PasswordChange,
+    PasswordReset,
+    PasswordResetDone,
+    Token,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from confbridge.client_address import client_address
+from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import Invalid
+from confbridge.errors import NotFound, Unauthorized
+from confbridge.pagination import IdPath
 
 router = APIRouter(tags=["auth"])
+UNAUTHORIZED = {401: {"description": "no valid access token (or the session has ended)"}}
+NOT_ADMIN = {403: {"description": "not an administrator"}}
+NO_USER = {404: {"description": "no such user"}}
 
 
-@router.post("/auth/token", response_model=Token)
+@router.post(
+    "/auth/token",
+    response_model=Token,
+    responses={
+        401: {"description": "wrong username or password, or a disabled account"},
+        429: {"description": "too many failed sign-ins; see Retry-After"},
+        503: {"description": "too many sign-ins at once; see Retry-After"},
+    },
+)
 def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
 ) -> Token:
-    user = auth_service.authenticate(
-        session=session, username=form.username, password=form.password
+    """An access token for a username and password (OAuth2 password form)."""
+    try:
+        user = auth_service.sign_in(
+            session=session,
+            username=form.username,
+            password=form.password,
+            address=client_address(request),
+            via="api",
+            limits=auth_service.SignInLimits.from_settings(settings.auth),
+            now=utcnow(),
+        )
+    except Unauthorized:
+        session.commit()  # the failure counts, and stays in the audit log
+        raise
+    ttl_min = settings.access_token_ttl_min
+    user_session = auth_service.start_session(
+        session=session, user=user, kind=auth_service.SESSION_API, ttl=timedelta(minutes=ttl_min)
     )
+    session.commit()
     token = auth_service.issue_access_token(
-        user=user, secret_key=settings.secret_key, ttl_min=settings.access_token_ttl_min
+        user=user, session_id=user_session.id, secret_key=settings.secret_key, ttl_min=ttl_min
     )
-    return Token(access_token=token, expires_in=settings.access_token_ttl_min * 60)
+    return Token(access_token=token, expires_in=ttl_min * 60)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+def sign_out(
+    principal: PrincipalDep,
+    session: SessionDep,
+    everywhere: Annotated[
+        bool, Query(description="end every session of this user, not only this token's")
+    ] = False,
+) -> None:
+    """End this access token's session (or every session of the user): the token stops working."""
+    if principal.user is None or principal.session_id is None:
+        raise Unauthorized("only a user's access token can sign out")
+    user = principal.user
+    if everywhere:
+        auth_service.revoke_sessions(session=session, user_id=user.id, now=utcnow())
+    else:
+        auth_service.revoke_session(session=session, session_id=principal.session_id)
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="sign_out",
+        entity="user",
+        entity_id=user.id,
+        detail={"via": "api", "everywhere": everywhere},
+    )
+    session.commit()
 
 
 @router.get("/me", response_model=Me)
@@ -41,19 +111,73 @@ def me(principal: PrincipalDep) -> Me:
     )
 
 
-@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(body: PasswordChange, user: CurrentUser, session: SessionDep) -> None:
-    if not auth_service.verify_password(user.password_hash, body.current_password):
-        raise Invalid("the current password is wrong")
-    auth_service.set_password(session=session, user=user, password=body.new_password)
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **UNAUTHORIZED,
+        422: {"description": "the current password is wrong, or the new one is too weak"},
+    },
+)
+def change_password(body: PasswordChange, user: SignedInUser, session: SessionDep) -> None:
+    """Change your password; every session of yours ends, this token's too: sign in again."""
+    auth_service.change_password(
+        session=session,
+        user=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    session.commit()
+
+
+@router.post(
+    "/me/feed-token",
+    response_model=FeedToken,
+    status_code=status.HTTP_201_CREATED,
+    responses={**UNAUTHORIZED, 403: {"description": "a terminal, or a password to change first"}},
+)
+def create_feed_token(user: CurrentUser, session: SessionDep) -> FeedToken:
+    """A secret for calendar subscriptions (`…/calendar.ics?feed=<token>`), shown once.
+
+    It reads calendars with your access and nothing else; a new one replaces the old one.
+    """
+    token = auth_service.new_feed_token(session=session, user=user)
     auth_service.record(
         session=session,
         actor=f"user:{user.username}",
-        action="password_changed",
+        action="feed_token_created",
         entity="user",
         entity_id=user.id,
     )
     session.commit()
+    return FeedToken(feed_token=token)
+
+
+@router.delete("/me/feed-token", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+def revoke_feed_token(user: SignedInUser, session: SessionDep) -> None:
+    """Revoke your calendar feed token: subscriptions using it stop updating."""
+    if auth_service.revoke_feed_token(session=session, user=user):
+        auth_service.record(
+            session=session,
+            actor=f"user:{user.username}",
+            action="feed_token_revoked",
+            entity="user",
+            entity_id=user.id,
+        )
+    session.commit()
+
+
+# --- administrators -----------------------------------------------------------------------------
+
+
+def valid_user_id(user_id: IdPath, _admin: AdminUser, session: SessionDep) -> User:
+    user = auth_service.get(session=session, user_id=user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return user
+
+
+UserDep = Annotated[User, Depends(valid_user_id)]
 
 
 @router.get("/users", response_model=list[UserRead])
@@ -76,7 +200,60 @@ def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> User
         action="user_created",
         entity="user",
         entity_id=user.id,
-        detail={"role": user.role},
+        detail={"username": user.username, "role": user.role},
     )
     session.commit()
     return UserRead.model_validate(user)
+
+
+@router.get("/users/{user_id}", response_model=UserRead, responses={**NOT_ADMIN, **NO_USER})
+def get_user(user: UserDep) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserRead,
+    responses={
+        **NOT_ADMIN,
+        **NO_USER,
+        409: {"description": "it would leave no active administrator, or lock yourself out"},
+    },
+)
+def update_user(body: UserUpdate, user: UserDep, admin: AdminUser, session: SessionDep) -> UserRead:
+    """Change a user's role, name, or disable (`active: false`) or enable the account.
+
+    Disabling ends the user's sessions at once. Users are never deleted.
+    """
+    auth_service.update(
+        session=session,
+        user=user,
+        actor=admin,
+        role=body.role,
+        active=body.active,
+        full_name=body.full_name,
+    )
+    session.commit()
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/users/{user_id}/password-reset",
+    response_model=PasswordResetDone,
+    responses={**NOT_ADMIN, **NO_USER, 422: {"description": "the given password is too weak"}},
+)
+def reset_password(
+    user: UserDep, admin: AdminUser, session: SessionDep, body: PasswordReset | None = None
+) -> PasswordResetDone:
+    """Set a password (given, or a generated one-time password returned once).
+
+    The user must change it at the next sign-in; the user's sessions and calendar feed token
+    end, and a sign-in lock on the username is lifted.
+    """
+    generated = auth_service.reset_password(
+        session=session, user=user, actor=admin, password=body.password if body else None
+    )
+    session.commit()
+    return PasswordResetDone(
+        user=UserRead.model_validate(user), password=generated, must_change_password=True
+    )

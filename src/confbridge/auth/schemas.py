@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from confbridge.auth.models import Role
+from confbridge.auth.passwords import MAX_LENGTH, MIN_LENGTH
+
+
+# The policy itself (not all one character, not the username, not a common password) is
+# checked by the service, with a message that says which rule failed.
+def _new_password(**options: Any) -> Any:
+    return Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, **options)
 
 
 class Token(BaseModel):
@@ -17,7 +25,7 @@ class Token(BaseModel):
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=8, max_length=200)
+    password: str = _new_password()
     role: Role
     full_name: str = Field(default="", max_length=200)
 
@@ -30,12 +38,46 @@ class UserRead(BaseModel):
     full_name: str
     role: Role
     active: bool
+    must_change_password: bool
     created_at: datetime
 
 
+class UserUpdate(BaseModel):
+    """An administrator's change; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    # false disables the account (its sessions end at once); users are never deleted, so the
+    # audit log keeps their names.
+    active: bool | None = None
+    full_name: str | None = Field(default=None, max_length=200)
+
+
+class PasswordReset(BaseModel):
+    """A given password, or none: a one-time password is generated and returned once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = _new_password(default=None)
+
+
+class PasswordResetDone(BaseModel):
+    user: UserRead
+    # the generated one-time password (shown once), or null when one was given
+    password: str | None
+    must_change_password: bool
+
+
+class FeedToken(BaseModel):
+    feed_token: str = Field(
+        description="append as ?feed=<token> to a calendar.ics URL; shown once, stored hashed"
+    )
+
+
 class PasswordChange(BaseModel):
-    current_password: str = Field(max_length=200)
-    new_password: str = Field(min_length=8, max_length=200)
+    current_password: str = Field(max_length=MAX_LENGTH)
+    new_password: str = _new_password()
 
 
 class Me(BaseModel):

@@ -1,35 +1,48 @@
-"""Users, passwords, access tokens, terminal tokens and the audit log."""
+"""Users, passwords, sign-in, sessions, access tokens, terminal and feed tokens, the audit log."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, joinedload
 
-from confbridge.auth.models import AuditEntry, Role, User
+from confbridge.auth import passwords, throttle
+from confbridge.auth.models import AuditEntry, Role, User, UserSession
 from confbridge.db import utcnow
-from confbridge.errors import Conflict, Unauthorized
+from confbridge.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
+from confbridge.settings import AuthSettings
 from confbridge.sites.models import Terminal
 
 JWT_ALGORITHM = "HS256"
 TERMINAL_TOKEN_PREFIX = "cbt_"
-_hasher = PasswordHasher()
+FEED_TOKEN_PREFIX = "cbf_"
+SESSION_API = "api"
+SESSION_WEB = "web"
+# The token type (`typ` claim) of each kind of session: an API token is not a web cookie.
+TOKEN_TYPES = {SESSION_API: "user", SESSION_WEB: "web"}
+FAILED_SIGN_IN = "wrong username or password"
+FIRST_ADMIN = "admin"
+
+# Kept here under their old names: other domains and tests hash and check through this module.
+hash_password = passwords.hash_password
+verify_password = passwords.verify_password
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a signed-in user or a site's terminal."""
+    """Who is calling: a signed-in user (and the session it signed in with) or a terminal."""
 
     user: User | None = None
     terminal: Terminal | None = None
+    session_id: str | None = None
 
     @property
     def actor(self) -> str:
@@ -39,15 +52,24 @@ class Principal:
         return f"terminal:{self.terminal.id}"
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class AccountDisabled(Unauthorized):
+    """The right password for a disabled account."""
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+@dataclass(frozen=True)
+class SignInLimits:
+    """How many failed sign-ins lock a username, or an address, and for how long."""
+
+    per_user: throttle.Limit
+    per_address: throttle.Limit
+
+    @classmethod
+    def from_settings(cls, settings: AuthSettings) -> SignInLimits:
+        window, lock = settings.failure_window_s, settings.lockout_s
+        return cls(
+            per_user=throttle.Limit(settings.max_failures_per_user, window, lock),
+            per_address=throttle.Limit(settings.max_failures_per_address, window, lock),
+        )
 
 
 def get(*, session: Session, user_id: int) -> User | None:
@@ -71,6 +93,7 @@ def create(
 ) -> User:
     if get_by_username(session=session, username=username) is not None:
         raise Conflict(f"user {username!r} already exists")
+    passwords.check_policy(password, username=username)
     user = User(
         username=username,
         password_hash=hash_password(password),
@@ -82,28 +105,327 @@ def create(
     return user
 
 
-def set_password(*, session: Session, user: User, password: str) -> None:
+def set_password(*, session: Session, user: User, password: str, must_change: bool = False) -> None:
+    """Give `user` a new password (checked against the policy) and end all its sessions."""
+    passwords.check_policy(password, username=user.username)
     user.password_hash = hash_password(password)
+    user.must_change_password = must_change
+    revoke_sessions(session=session, user_id=user.id, now=utcnow())
     session.flush()
 
 
-def authenticate(*, session: Session, username: str, password: str) -> User:
+def change_password(
+    *, session: Session, user: User, current_password: str, new_password: str
+) -> None:
+    """The user's own change: the current password first, then a new, different one."""
+    if not verify_password(user.password_hash, current_password):
+        raise Invalid("the current password is wrong", rule="current_wrong")
+    if new_password == current_password:
+        raise Invalid("the new password must differ from the current one", rule="unchanged")
+    set_password(session=session, user=user, password=new_password)
+    record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="password_changed",
+        entity="user",
+        entity_id=user.id,
+    )
+
+
+def _active_admins(session: Session) -> int:
+    query = select(func.count()).select_from(User).where(User.role == Role.admin.value)
+    return session.scalar(query.where(User.active.is_(True))) or 0
+
+
+def update(
+    *,
+    session: Session,
+    user: User,
+    actor: User | str,
+    role: Role | None = None,
+    active: bool | None = None,
+    full_name: str | None = None,
+) -> dict[str, Any]:
+    """An administrator's change of role, name or standing; returns what changed.
+
+    Disabling ends the user's sessions. The last active administrator cannot be demoted or
+    disabled (nobody could manage users any more), nor can administrators lock themselves out.
+    """
+    changes: dict[str, Any] = {}
+    if role is not None and role.value != user.role:
+        changes["role"] = [user.role, role.value]
+    if active is not None and active != user.active:
+        changes["active"] = [user.active, active]
+    if full_name is not None and full_name != user.full_name:
+        changes["full_name"] = [user.full_name, full_name]
+    losing_admin = (
+        user.role == Role.admin.value and user.active and ("role" in changes or active is False)
+    )
+    if losing_admin and isinstance(actor, User) and actor.id == user.id:
+        raise Conflict("you cannot demote or disable your own account; ask another administrator")
+    if losing_admin and _active_admins(session) <= 1:
+        raise Conflict("this is the last active administrator; make another user admin first")
+    if role is not None:
+        user.role = role.value
+    if active is not None:
+        user.active = active
+    if full_name is not None:
+        user.full_name = full_name
+    if active is False and "active" in changes:
+        revoke_sessions(session=session, user_id=user.id, now=utcnow())
+    if changes:
+        record(
+            session=session,
+            actor=_actor_name(actor),
+            action="user_updated",
+            entity="user",
+            entity_id=user.id,
+            detail={"username": user.username, "changes": changes},
+        )
+    session.flush()
+    return changes
+
+
+def reset_password(
+    *, session: Session, user: User, actor: User | str, password: str | None = None
+) -> str | None:
+    """Set a given password, or a generated one-time password (returned, to be shown once).
+
+    Either way the user must choose a new password at the next sign-in. The user's sessions
+    and calendar feed token end, and a sign-in lock on the username is lifted.
+    """
+    generated = None
+    if password is None:
+        generated = password = secrets.token_urlsafe(12)
+    set_password(session=session, user=user, password=password, must_change=True)
+    user.feed_token_hash = None
+    throttle.clear(session=session, key=throttle.user_key(user.username))
+    record(
+        session=session,
+        actor=_actor_name(actor),
+        action="password_reset",
+        entity="user",
+        entity_id=user.id,
+        detail={"username": user.username, "generated": generated is not None},
+    )
+    session.flush()
+    return generated
+
+
+def _actor_name(actor: User | str) -> str:
+    return f"user:{actor.username}" if isinstance(actor, User) else actor
+
+
+# --- sign-in ------------------------------------------------------------------------------------
+
+
+def sign_in(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    address: str,
+    via: str,
+    limits: SignInLimits,
+    now: datetime,
+) -> User:
+    """Check a username and password, within the limits of failed attempts.
+
+    Raises `TooManyRequests` while the username or the address is locked (without checking
+    the password), `Unauthorized` for a wrong username or password, a disabled account.
+    Failures are counted and audited in the session: the caller commits them also when it
+    answers with the error. Known and unknown usernames take the same time and are counted
+    alike, so neither the timing nor a lock tells which usernames exist.
+    """
+    user_key, address_key = throttle.user_key(username), throttle.address_key(address)
+    user_wait = throttle.wait_s(session=session, key=user_key, now=now)
+    address_wait = throttle.wait_s(session=session, key=address_key, now=now)
+    if user_wait or address_wait:
+        wait = max(user_wait, address_wait)
+        whose = "this account" if user_wait >= address_wait else "your address"
+        raise TooManyRequests(
+            f"too many failed sign-ins for {whose}; try again in {_minutes(wait)}",
+            retry_after_s=wait,
+        )
     user = get_by_username(session=session, username=username)
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        raise Unauthorized("wrong username or password")
+    if user is None:
+        matches = passwords.verify_nobody(password)
+    else:
+        matches = verify_password(user.password_hash, password)
+    detail = {"username": username[:80], "address": address, "via": via}
+    if matches and user is not None and user.active:
+        throttle.clear(session=session, key=user_key)
+        record(
+            session=session,
+            actor=f"user:{user.username}",
+            action="sign_in",
+            entity="user",
+            entity_id=user.id,
+            detail=detail,
+        )
+        return user
+    if matches and user is not None:
+        # The right password for a disabled account: only its owner learns that it is disabled.
+        record(
+            session=session,
+            actor="anonymous",
+            action="sign_in_failed",
+            entity="user",
+            entity_id=user.id,
+            detail={**detail, "reason": "disabled"},
+        )
+        raise AccountDisabled("this account is disabled; ask an administrator")
+    throttle.purge(session=session, now=now, window_s=limits.per_user.window_s)
+    locked = []
+    if throttle.failed(session=session, key=user_key, limit=limits.per_user, now=now):
+        locked.append(("username", limits.per_user.lock_s))
+    if throttle.failed(session=session, key=address_key, limit=limits.per_address, now=now):
+        locked.append(("address", limits.per_address.lock_s))
+    record(
+        session=session,
+        actor="anonymous",
+        action="sign_in_failed",
+        entity="user",
+        entity_id=user.id if user is not None else None,
+        detail={**detail, "reason": "unknown_user" if user is None else "wrong_password"},
+    )
+    for what, lock_s in locked:
+        until = now + timedelta(seconds=lock_s)
+        record(
+            session=session,
+            actor="anonymous",
+            action="sign_in_locked",
+            entity="user",
+            entity_id=user.id if user is not None else None,
+            detail={**detail, "locked": what, "until": until.isoformat()},
+        )
+    raise Unauthorized(FAILED_SIGN_IN)
+
+
+def _minutes(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{(seconds + 59) // 60} min"
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+
+def start_session(*, session: Session, user: User, kind: str, ttl: timedelta) -> UserSession:
+    """A new session of `user` (its id goes into the token or cookie)."""
+    now = utcnow()
+    # Expired sessions of this user are of no use any more; sign-in is a good time to go.
+    session.execute(
+        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now)
+    )
+    row = UserSession(
+        id=secrets.token_hex(16), user_id=user.id, kind=kind, created_at=now, expires_at=now + ttl
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def revoke_session(*, session: Session, session_id: str) -> None:
+    session.execute(
+        sql_update(UserSession)
+        .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def revoke_sessions(*, session: Session, user_id: int, now: datetime) -> int:
+    """End every live session of the user; returns how many."""
+    result = session.execute(
+        sql_update(UserSession)
+        .where(
+            UserSession.user_id == user_id,
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+_SESSION_WITH_USER = (
+    select(UserSession, User)
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.id == bindparam("session_id"))
+)
+
+
+def session_user(
+    *, session: Session, session_id: str, user_id: int, kind: str, now: datetime
+) -> User | None:
+    """The user of a live session (not revoked, not expired, of this kind, active account)."""
+    found = session.execute(_SESSION_WITH_USER, {"session_id": session_id}).first()
+    if found is None:
+        return None
+    row, user = found
+    if row.user_id != user_id or row.kind != kind or row.revoked_at is not None:
+        return None
+    if row.expires_at <= now or not user.active:
+        return None
     return user
 
 
-def issue_access_token(*, user: User, secret_key: str, ttl_min: int) -> str:
+def issue_access_token(*, user: User, session_id: str, secret_key: str, ttl_min: int) -> str:
     now = utcnow()
     claims = {
         "sub": str(user.id),
+        "sid": session_id,
         "role": user.role,
-        "typ": "user",
+        "typ": TOKEN_TYPES[SESSION_API],
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=ttl_min)).timestamp()),
     }
     return jwt.encode(claims, secret_key, algorithm=JWT_ALGORITHM)
+
+
+# --- calendar feed tokens -----------------------------------------------------------------------
+
+
+def new_feed_token(*, session: Session, user: User) -> str:
+    """A new calendar feed token for `user` (shown once; it replaces the previous one)."""
+    token = FEED_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user.feed_token_hash = hash_terminal_token(token)
+    session.flush()
+    return token
+
+
+def revoke_feed_token(*, session: Session, user: User) -> bool:
+    """Forget the user's feed token; False when there was none."""
+    had = user.feed_token_hash is not None
+    user.feed_token_hash = None
+    session.flush()
+    return had
+
+
+def feed_token_matches(*, user: User, token: str) -> bool:
+    """Whether `token` is the user's current feed token."""
+    stored = user.feed_token_hash
+    return stored is not None and hmac.compare_digest(stored, hash_terminal_token(token))
+
+
+def resolve_feed_token(*, session: Session, token: str) -> User:
+    """The user whose calendars `token` reads, or `Unauthorized` saying why not."""
+    if not token.startswith(FEED_TOKEN_PREFIX):
+        raise Unauthorized("this is not a calendar feed token (they start with 'cbf_')")
+    user = session.scalar(select(User).where(User.feed_token_hash == hash_terminal_token(token)))
+    if user is None:
+        raise Unauthorized("unknown or revoked calendar feed token; create a new subscription link")
+    if not user.active:
+        raise Unauthorized("the account of this calendar feed is disabled")
+    return user
+
+
+def check_password_fresh(user: User) -> None:
+    """Raise `Forbidden` while the user must still replace a password set by an administrator."""
+    if user.must_change_password:
+        raise Forbidden(
+            "change your password first (PUT /api/v1/me/password): it was set by an administrator"
+        )
 
 
 def new_terminal_token() -> tuple[str, str]:
@@ -141,12 +463,20 @@ def resolve_bearer(*, session: Session, token: str, secret_key: str) -> Principa
         raise Unauthorized("the access token has expired; sign in again") from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid access token") from None
-    if claims.get("typ") != "user" or not str(claims.get("sub", "")).isdigit():
+    subject, session_id = str(claims.get("sub", "")), claims.get("sid")
+    if claims.get("typ") != TOKEN_TYPES[SESSION_API] or not subject.isdigit():
         raise Unauthorized("invalid access token")
-    user = session.get(User, int(claims["sub"]))
-    if user is None or not user.active:
-        raise Unauthorized("the account no longer exists or is disabled")
-    return Principal(user=user)
+    if not isinstance(session_id, str):
+        raise Unauthorized("the access token is from an older version; sign in again")
+    user = session_user(
+        session=session, session_id=session_id, user_id=int(subject), kind=SESSION_API, now=utcnow()
+    )
+    if user is None:
+        raise Unauthorized(
+            "the session has ended (signed out, password changed, or account disabled); "
+            "sign in again"
+        )
+    return Principal(user=user, session_id=session_id)
 
 
 def record(
@@ -176,5 +506,16 @@ def ensure_first_admin(*, session: Session, password: str | None) -> str | None:
     generated = None
     if not password:
         generated = password = secrets.token_urlsafe(12)
-    create(session=session, username="admin", password=password, role=Role.admin)
+    create(session=session, username=FIRST_ADMIN, password=password, role=Role.admin)
     return generated
+
+
+def first_admin_password_problem(password: str | None) -> str | None:
+    """Why `password` cannot be the first admin's password (None: it can, or none is given)."""
+    if not password:
+        return None
+    try:
+        passwords.check_policy(password, username=FIRST_ADMIN)
+    except Invalid as exc:
+        return exc.message
+    return None

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import (
     CurrentUser,
-    PrincipalDep,
+    FeedPrincipalDep,
     SecretariatUser,
     get_principal,
     oauth2_scheme,
@@ -258,7 +258,12 @@ def update_occurrence(
 
 
 @router.get("/series/{series_id}/calendar.ics", response_class=Response)
-def series_calendar(series_id: IdPath, _user: CurrentUser, session: SessionDep) -> Response:
+def series_calendar(
+    series_id: IdPath, principal: FeedPrincipalDep, session: SessionDep
+) -> Response:
+    """The series as iCalendar; calendar programs subscribe with `?feed=<feed token>`."""
+    if principal.user is None:
+        raise Forbidden("terminals may not use this endpoint")
     series = meeting_service.get(session=session, series_id=series_id)
     body = calendars.series_calendar(session=session, series=series, now=utcnow())
     return Response(body, media_type=ICS_MEDIA_TYPE)
@@ -266,8 +271,9 @@ def series_calendar(series_id: IdPath, _user: CurrentUser, session: SessionDep) 
 
 @router.get("/sites/{site_id}/calendar.ics", response_class=Response)
 def site_calendar(
-    site_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    site_id: IdPath, principal: FeedPrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
+    """The site's meetings as iCalendar; calendar programs subscribe with `?feed=<token>`."""
     site = site_service.get_site(session=session, site_id=site_id)
     if principal.terminal is not None and principal.terminal.site_id != site.id:
         raise Forbidden("a terminal may only read its own site's calendar")

@@ -426,3 +426,9 @@ def _ask(
         log.warning("node %s refused to %s: %s", node.id, what, response.text[:200])
         return False
     return True
+
+
+def public_urls(*, session: Session, settings: SfuSettings) -> list[str]:
+    """Every address terminals may be sent to for media: the configured one and each node's."""
+    registered = session.scalars(select(SfuNode.public_url).distinct())
+    return sorted({settings.public_url, *registered})

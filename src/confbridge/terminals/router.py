@@ -24,6 +24,7 @@ from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.limiter import PairingLimiter
 from confbridge.terminals.models import PairingCode
+from confbridge.terminals.pages import kiosk_url
 from confbridge.terminals.schemas import (
     HeartbeatAck,
     HeartbeatIn,
@@ -88,7 +89,7 @@ def _pairing_read(request: Request, pairing: PairingCode, code: str) -> PairingC
     return PairingCodeRead(
         terminal_id=pairing.terminal_id,
         code=shown,
-        pairing_url=str(request.url_for("kiosk_page").include_query_params(code=shown)),
+        pairing_url=kiosk_url(request, shown),
         expires_at=pairing.expires_at,
     )
 

@@ -14,7 +14,13 @@ from confbridge.web.dashboard_pages import router as dashboard_router
 from confbridge.web.i18n import translations
 from confbridge.web.pages import router
 from confbridge.web.report_pages import router as report_router
-from confbridge.web.security import CsrfFailed, NotAllowed, SignInRequired
+from confbridge.web.security import (
+    PASSWORD_PAGE,
+    CsrfFailed,
+    NotAllowed,
+    PasswordChangeRequired,
+    SignInRequired,
+)
 
 
 def _error_page(request: Request, status_code: int, message: str) -> Response:
@@ -34,6 +40,11 @@ def install(app: FastAPI) -> None:
     async def _sign_in(request: Request, _exc: SignInRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _password_change(request: Request, _exc: PasswordChangeRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PASSWORD_PAGE}?next={quote(target, safe='')}", status_code=303)
 
     @app.exception_handler(NotAllowed)
     async def _not_allowed(request: Request, _exc: NotAllowed) -> Response:

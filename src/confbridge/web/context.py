@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gettext as gettext_module
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,11 +17,15 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from confbridge.deps import SessionDep, SettingsDep
+from confbridge.headers import page_policy
+from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
 from confbridge.web import i18n
 from confbridge.web.security import (
     CSRF_FIELD,
+    PASSWORD_PAGE,
     NotAllowed,
+    PasswordChangeRequired,
     SignInRequired,
     WebUser,
     check_csrf,
@@ -87,6 +91,10 @@ class Page:
     def render(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         return render(self.request, template, self.settings, self.user, status_code, **values)
 
+    def media_urls(self) -> list[str]:
+        """The media servers a page's script may call (WHIP/WHEP), for its CSP."""
+        return node_service.public_urls(session=self.session, settings=self.settings.sfu)
+
     @property
     def path_with_query(self) -> str:
         url = self.request.url
@@ -99,6 +107,8 @@ def render(
     settings: Settings,
     user: WebUser | None,
     status_code: int = 200,
+    *,
+    media_urls: Sequence[str] = (),
     **values: Any,
 ) -> HTMLResponse:
     language = language_of(request)
@@ -119,22 +129,11 @@ def render(
     }
     response = HTMLResponse(TEMPLATES.get_template(template).render(context), status_code)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = content_security_policy(settings)
+    response.headers["Content-Security-Policy"] = page_policy(media_urls)
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
     keep_csrf_cookie(response, request)
     return response
-
-
-def content_security_policy(settings: Settings) -> str:
-    """Only this site's own files run. Scripts may also call media servers (WHEP): any of
-    the registered nodes may host a room, so their addresses are not listed one by one."""
-    del settings  # the same policy whatever the media servers' addresses
-    return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "media-src 'self' blob: mediastream:; connect-src 'self' http: https:; "
-        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
-    )
 
 
 def get_page(request: Request, session: SessionDep, settings: SettingsDep) -> Page:
@@ -153,6 +152,8 @@ def get_page(request: Request, session: SessionDep, settings: SettingsDep) -> Pa
 def signed_in(page: Annotated[Page, Depends(get_page)]) -> Page:
     if page.user is None:
         raise SignInRequired
+    if page.user.must_change_password and page.request.url.path != PASSWORD_PAGE:
+        raise PasswordChangeRequired
     return page
 
 

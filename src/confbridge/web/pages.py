@@ -14,17 +14,20 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
 from starlette.datastructures import FormData
 
+from confbridge.auth import passwords
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
-from confbridge.auth.service import Principal
+from confbridge.auth.service import AccountDisabled, Principal
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.worker_client import WorkerClient
+from confbridge.client_address import client_address
 from confbridge.contracts import FloorAction, GrantClaims, PeerRole, room_name
 from confbridge.db import Database, utcnow
-from confbridge.errors import Conflict, DomainError, Unauthorized
+from confbridge.errors import Conflict, DomainError, TooManyRequests, Unauthorized, Unavailable
 from confbridge.live import LiveBusDep, occurrence_topic, publish_floor
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
@@ -45,7 +48,13 @@ from confbridge.web.context import (
 from confbridge.web.forms import BookingForm, OccurrenceForm, parse_date
 from confbridge.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
-from confbridge.web.security import end_session, issue_session, session_user
+from confbridge.web.security import (
+    PASSWORD_PAGE,
+    SESSION_TTL,
+    end_session,
+    issue_session,
+    session_user,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -102,32 +111,146 @@ def sign_in_page(page: AnyPage, next: str | None = None) -> Response:
     return page.render("sign_in.html", next=_local_path(next), username="", error=None)
 
 
+def _with_retry_after(response: Response, seconds: object) -> Response:
+    if isinstance(seconds, int):
+        response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @router.post("/sign-in")
 def sign_in(page: AnyPage, form: CheckedForm) -> Response:
     username = str(form.get("username") or "").strip()[:80]
     password = str(form.get("password") or "")[:200]
     target = _local_path(str(form.get("next") or ""))
+
+    def again(status_code: int, error: str) -> Response:
+        return page.render("sign_in.html", status_code, next=target, username=username, error=error)
+
+    if not username or not password:
+        return again(401, page._("Wrong username or password."))
     try:
-        if not username or not password:
-            raise Unauthorized("missing")
-        user = auth_service.authenticate(session=page.session, username=username, password=password)
-    except Unauthorized:
-        return page.render(
-            "sign_in.html",
-            401,
-            next=target,
+        user = auth_service.sign_in(
+            session=page.session,
             username=username,
-            error=page._("Wrong username or password."),
+            password=password,
+            address=client_address(page.request),
+            via="web",
+            limits=auth_service.SignInLimits.from_settings(page.settings.auth),
+            now=utcnow(),
         )
+    except AccountDisabled:
+        page.session.commit()
+        return again(401, page._("This account is disabled. Ask an administrator."))
+    except Unauthorized:
+        page.session.commit()  # the failure counts, and stays in the audit log
+        return again(401, page._("Wrong username or password."))
+    except TooManyRequests as exc:
+        wait = int(exc.extra.get("retry_after_s", 60))
+        message = page._(
+            "Too many failed sign-ins. Try again in %(minutes)s minutes.",
+            minutes=max(1, (wait + 59) // 60),
+        )
+        return _with_retry_after(again(429, message), wait)
+    except Unavailable as exc:
+        busy = again(503, page._("The server is busy. Try again in a moment."))
+        return _with_retry_after(busy, exc.extra.get("retry_after_s"))
+    web_session = auth_service.start_session(
+        session=page.session, user=user, kind=auth_service.SESSION_WEB, ttl=SESSION_TTL
+    )
+    page.session.commit()
+    if user.must_change_password:
+        target = f"{PASSWORD_PAGE}?next={quote(target, safe='')}"
     response = _redirect(target)
-    issue_session(response, page.request, user=user, secret_key=page.settings.secret_key)
+    issue_session(
+        response,
+        page.request,
+        user=user,
+        session_id=web_session.id,
+        secret_key=page.settings.secret_key,
+    )
     return response
 
 
 @router.post("/sign-out")
 def sign_out(page: AnyPage, _form: CheckedForm) -> Response:
+    if page.user is not None:
+        auth_service.revoke_session(session=page.session, session_id=page.user.session_id)
+        auth_service.record(
+            session=page.session,
+            actor=f"user:{page.user.username}",
+            action="sign_out",
+            entity="user",
+            entity_id=page.user.id,
+            detail={"via": "web"},
+        )
+        page.session.commit()
     response = _redirect("/sign-in")
     end_session(response, page.request)
+    return response
+
+
+# --- the user's own account -------------------------------------------------------------------
+
+
+def _password_message(page: Page, exc: DomainError) -> str:
+    """The refusal of a new password, in the reader's language."""
+    rule = exc.extra.get("rule")
+    messages = {
+        "too_short": page._(
+            "The new password is too short: it needs at least %(count)s characters.",
+            count=str(passwords.MIN_LENGTH),
+        ),
+        "too_long": page._("The new password is too long."),
+        "one_character": page._("The new password may not repeat a single character."),
+        "username": page._("The new password may not be your username."),
+        "common": page._("The new password is too common. Choose another one."),
+        "current_wrong": page._("The current password is wrong."),
+        "unchanged": page._("The new password must differ from the current one."),
+    }
+    return messages.get(str(rule), exc.message)
+
+
+@router.get(PASSWORD_PAGE)
+def password_page(page: UserPage, next: str | None = None) -> Response:
+    return page.render("account_password.html", next=_local_path(next), error=None)
+
+
+@router.post(PASSWORD_PAGE)
+def change_password(page: UserPage, form: CheckedForm) -> Response:
+    """Change the signed-in user's password: every session of the user ends, and this browser
+    gets a new one."""
+    assert page.user is not None
+    target = _local_path(str(form.get("next") or ""))
+    current = str(form.get("current_password") or "")[:200]
+    new = str(form.get("new_password") or "")[:201]
+    again = str(form.get("new_password_again") or "")[:201]
+    user = page.session.get(User, page.user.id)
+    assert user is not None
+    error = None
+    if new != again:
+        error = page._("The two new passwords differ.")
+    else:
+        try:
+            auth_service.change_password(
+                session=page.session, user=user, current_password=current, new_password=new
+            )
+        except DomainError as exc:
+            page.session.rollback()
+            error = _password_message(page, exc)
+    if error is not None:
+        return page.render("account_password.html", 422, next=target, error=error)
+    web_session = auth_service.start_session(
+        session=page.session, user=user, kind=auth_service.SESSION_WEB, ttl=SESSION_TTL
+    )
+    page.session.commit()
+    response = _redirect(target)
+    issue_session(
+        response,
+        page.request,
+        user=user,
+        session_id=web_session.id,
+        secret_key=page.settings.secret_key,
+    )
     return response
 
 
@@ -220,6 +343,94 @@ def calendar(
         month_link=link(view="month"),
         count=len(items),
         created=page.request.query_params.get("saved"),
+        has_feed=_has_feed_token(page),
+        feed_notice=page.request.query_params.get("feed"),
+    )
+
+
+def _has_feed_token(page: Page) -> bool:
+    assert page.user is not None
+    user = page.session.get(User, page.user.id)
+    return user is not None and user.feed_token_hash is not None
+
+
+# --- calendar subscriptions (feed token) -------------------------------------------------------
+
+
+def _external_base(page: Page) -> str:
+    """This server's address as calendar programs should use it: `public_url` when set."""
+    configured = page.settings.public_url
+    return (configured or str(page.request.base_url)).rstrip("/")
+
+
+def _feed_targets(page: Page) -> tuple[list[tuple[str, list[tuple[str, str]]]], list[str]]:
+    """What one can subscribe to, grouped for a <select>: sites by unit, then the series."""
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    for node in queries.flatten(queries.unit_tree(page.session)):
+        if node.sites:
+            groups.append((node.name, [(f"site:{i}", name) for i, name in node.sites]))
+    series = page.session.execute(select(Series.id, Series.title).order_by(Series.title, Series.id))
+    series_options = [(f"series:{i}", title) for i, title in series]
+    if series_options:
+        groups.append((page._("Meeting series"), series_options))
+    return groups, [value for _label, options in groups for value, _name in options]
+
+
+def _feed_links(page: Page, token: str, target: str) -> dict[str, str]:
+    kind, _sep, ident = target.partition(":")
+    path = "sites" if kind == "site" else "series"
+    https = f"{_external_base(page)}/api/v1/{path}/{ident}/calendar.ics?feed={quote(token)}"
+    return {"https": https, "webcal": "webcal://" + https.split("://", 1)[1]}
+
+
+@router.post("/calendar/feed")
+def calendar_feed(page: UserPage, form: CheckedForm) -> Response:
+    """Create (or renew) the user's calendar feed token, show its links, or revoke it."""
+    assert page.user is not None
+    user = page.session.get(User, page.user.id)
+    assert user is not None
+    action = str(form.get("action") or "")
+    actor = f"user:{user.username}"
+    if action == "revoke":
+        if auth_service.revoke_feed_token(session=page.session, user=user):
+            auth_service.record(
+                session=page.session,
+                actor=actor,
+                action="feed_token_revoked",
+                entity="user",
+                entity_id=user.id,
+                detail={"via": "web"},
+            )
+        page.session.commit()
+        return _redirect("/calendar?feed=revoked")
+    groups, values = _feed_targets(page)
+    target = str(form.get("target") or "")
+    if target not in values:
+        target = values[0] if values else ""
+    if action == "create":
+        token = auth_service.new_feed_token(session=page.session, user=user)
+        auth_service.record(
+            session=page.session,
+            actor=actor,
+            action="feed_token_created",
+            entity="user",
+            entity_id=user.id,
+            detail={"via": "web"},
+        )
+        page.session.commit()
+    elif action == "show":
+        # The token comes back from the page that showed it; it must still be this user's.
+        token = str(form.get("token") or "")[:200]
+        if not auth_service.feed_token_matches(user=user, token=token):
+            return _redirect("/calendar?feed=expired")
+    else:
+        return _redirect("/calendar")
+    return page.render(
+        "calendar_feed.html",
+        token=token,
+        target=target,
+        groups=groups,
+        links=_feed_links(page, token, target) if target else None,
     )
 
 
@@ -654,7 +865,13 @@ def console(page: EditorPage, occurrence_id: str) -> Response:
     if occurrence is None:
         return _not_found(page)
     context = _occurrence_context(page, occurrence)
-    return page.render("console.html", message=None, actions=labels.FLOOR_ACTIONS, **context)
+    return page.render(
+        "console.html",
+        message=None,
+        actions=labels.FLOOR_ACTIONS,
+        media_urls=page.media_urls(),
+        **context,
+    )
 
 
 def _floor_message(page: Page, exc: DomainError) -> str:
@@ -686,6 +903,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             return JSONResponse({"detail": message}, 422)
         return page.render(
             "console.html", 422, message=message, actions=labels.FLOOR_ACTIONS,
+            media_urls=page.media_urls(),
             **_occurrence_context(page, occurrence),
         )  # fmt: skip
     assert page.user is not None
@@ -714,6 +932,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
         context = _occurrence_context(page, occurrence)
         return page.render(
             "console.html", exc.status_code, message=message, actions=labels.FLOOR_ACTIONS,
+            media_urls=page.media_urls(),
             **context,
         )  # fmt: skip
     publish_floor(live, occurrence.id, state)

@@ -1,13 +1,20 @@
 """Sign-in sessions of the web pages (a signed cookie) and CSRF tokens for their forms.
 
 The session cookie is a short JWT signed with `secret_key`, like the API's access tokens but of
-its own type (`typ: web`), so neither can stand in for the other. The user is read from the
-database on every request: a disabled account is signed out at once.
+its own type (`typ: web`), so neither can stand in for the other. It names a session row
+(`sid`), read with the user on every request: signing out, a password change or a disabled
+account end the session at once, on every copy of the cookie.
 
-CSRF: every visitor gets a random `cb_csrf` cookie; forms carry HMAC(secret_key, cookie) and a
-state-changing request must present it (form field `csrf_token` or header `X-CSRF-Token`).
-Another site can make the browser send the cookie, but cannot read it to compute the token.
+CSRF: every visitor gets a random `cb_csrf` cookie; forms carry HMAC(secret_key, cookie and
+session id) and a state-changing request must present it (form field `csrf_token` or header
+`X-CSRF-Token`). Another site can make the browser send the cookie, but cannot read it to
+compute the token; and since the token is bound to the sign-in session, a token obtained in
+another session (with a cookie planted from a sibling domain, say) does not fit this one.
 The cookie is renewed at sign-in and sign-out.
+
+Cookies are `Secure` when the request came over https (as seen by uvicorn, which takes
+`X-Forwarded-Proto` only from the configured `trusted_proxies`)
+or when the configured `public_url` is https.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import jwt
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
+from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
 from confbridge.db import utcnow
 
@@ -35,10 +43,15 @@ JWT_ALGORITHM = "HS256"
 # Signed-in staff keep their session through a working day.
 SESSION_TTL = timedelta(hours=10)
 EDITOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
+PASSWORD_PAGE = "/account/password"
 
 
 class SignInRequired(Exception):
     """The page needs a signed-in user; the handler sends the browser to the sign-in page."""
+
+
+class PasswordChangeRequired(Exception):
+    """The user must replace a password set by an administrator before anything else."""
 
 
 class NotAllowed(Exception):
@@ -55,6 +68,8 @@ class WebUser:
     username: str
     full_name: str
     role: str
+    session_id: str
+    must_change_password: bool = False
 
     @property
     def can_edit(self) -> bool:
@@ -66,14 +81,24 @@ class WebUser:
         return self.full_name or self.username
 
 
-def _secure(request: Request) -> bool:
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over https (directly, or through a trusted proxy)."""
     return request.url.scheme == "https"
 
 
-def issue_session(response: Response, request: Request, *, user: User, secret_key: str) -> None:
+def _secure(request: Request) -> bool:
+    public_url = request.app.state.settings.public_url or ""
+    return is_https(request) or public_url.startswith("https://")
+
+
+def issue_session(
+    response: Response, request: Request, *, user: User, session_id: str, secret_key: str
+) -> None:
+    """Set the session cookie of a session row made by `auth_service.start_session`."""
     now = utcnow()
     claims = {
         "sub": str(user.id),
+        "sid": session_id,
         "typ": SESSION_TYPE,
         "iat": int(now.timestamp()),
         "exp": int((now + SESSION_TTL).timestamp()),
@@ -96,22 +121,43 @@ def end_session(response: Response, request: Request) -> None:
     new_csrf_cookie(response, request)
 
 
-def session_user(request: Request, session: Session, secret_key: str) -> WebUser | None:
-    """The signed-in user of this request, if any (an active account with a valid cookie)."""
+def _cookie_claims(request: Request, secret_key: str) -> tuple[int, str] | None:
+    """The user id and session id of this request's session cookie, if it is genuine."""
+    cached = getattr(request.state, "session_claims", False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    found = None
     token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    if token:
+        try:
+            claims: dict[str, Any] = jwt.decode(token, secret_key, algorithms=[JWT_ALGORITHM])
+        except jwt.PyJWTError:
+            claims = {}
+        subject, sid = str(claims.get("sub", "")), claims.get("sid")
+        if claims.get("typ") == SESSION_TYPE and subject.isdigit() and isinstance(sid, str):
+            found = (int(subject), sid)
+    request.state.session_claims = found
+    return found
+
+
+def session_user(request: Request, session: Session, secret_key: str) -> WebUser | None:
+    """The signed-in user of this request, if any (a live session of an active account)."""
+    claims = _cookie_claims(request, secret_key)
+    if claims is None:
         return None
-    try:
-        claims: dict[str, Any] = jwt.decode(token, secret_key, algorithms=[JWT_ALGORITHM])
-    except jwt.PyJWTError:
+    user_id, session_id = claims
+    user = auth_service.session_user(
+        session=session,
+        session_id=session_id,
+        user_id=user_id,
+        kind=auth_service.SESSION_WEB,
+        now=utcnow(),
+    )
+    if user is None:
         return None
-    subject = str(claims.get("sub", ""))
-    if claims.get("typ") != SESSION_TYPE or not subject.isdigit():
-        return None
-    user = session.get(User, int(subject))
-    if user is None or not user.active:
-        return None
-    return WebUser(user.id, user.username, user.full_name, user.role)
+    return WebUser(
+        user.id, user.username, user.full_name, user.role, session_id, user.must_change_password
+    )
 
 
 # --- CSRF ------------------------------------------------------------------------------------
@@ -149,11 +195,11 @@ def keep_csrf_cookie(response: Response, request: Request) -> None:
 
 
 def csrf_token(request: Request, secret_key: str) -> str:
-    """The token this browser's forms must carry."""
-    digest = hmac.new(
-        secret_key.encode(), b"csrf:" + csrf_seed(request).encode(), hashlib.sha256
-    ).hexdigest()
-    return digest
+    """The token this browser's forms must carry: bound to its CSRF cookie and its session."""
+    claims = _cookie_claims(request, secret_key)
+    session_id = claims[1] if claims else ""
+    message = f"csrf:{csrf_seed(request)}:{session_id}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def check_csrf(request: Request, secret_key: str, submitted: str | None) -> None:

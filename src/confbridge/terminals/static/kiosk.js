@@ -50,6 +50,19 @@ const $ = (id) => document.getElementById(id);
 const relayOnly = params.get("relay") === "1";
 const agendaIntervalMs = Math.max(1, Number(params.get("agenda_s") || 30)) * 1000;
 
+// The page's Content-Security-Policy lists the media servers known when it loaded. A node
+// registered later is refused (connect-src): load the page again, which lists it, at most
+// once every few minutes so that a lasting refusal cannot make the kiosk reload in a loop.
+const CSP_RELOAD_KEY = "confbridge.terminal.csp_reload_at";
+const CSP_RELOAD_MIN_MS = 300000;
+document.addEventListener("securitypolicyviolation", (event) => {
+  if (!event.effectiveDirective.startsWith("connect-src")) return;
+  const last = Number(sessionStorage.getItem(CSP_RELOAD_KEY) || 0);
+  if (Date.now() - last < CSP_RELOAD_MIN_MS) return;
+  sessionStorage.setItem(CSP_RELOAD_KEY, String(Date.now()));
+  setTimeout(() => location.reload(), 2000);
+});
+
 // What tests and IT staff can read from the page (also in document.body.dataset.state).
 const kiosk = (window.kiosk = {
   state: "starting", joins: 0, lastError: null, occurrenceId: null, log: [],
