@@ -18,13 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from confbridge.cli import app
 from tests.conftest import free_port
 
 NODE_SECRET = "serve-test-node-secret-0123456789abcdef"
 READY_TIMEOUT_S = 60.0
+REFUSAL_TIMEOUT_S = 30.0
 BLOCK_PASSWORD = re.compile(
     r"one-time password\s+║\n║ \(shown once; change it after signing in\): (\S+)"
 )
@@ -36,13 +35,27 @@ def test_serve_refuses_default_secrets_beyond_loopback(
     database_file: Path, monkeypatch: pytest.MonkeyPatch, env: str
 ) -> None:
     monkeypatch.setenv("CONFBRIDGE_ENV", env)
-    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(free_port())])
-    assert result.exit_code == 2, result.output
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith(
+    command = [sys.executable, "-m", "confbridge.cli", "serve", "--host", "0.0.0.0"]
+    # a process of its own: a serve that wrongly starts is ended, not left serving
+    process = subprocess.Popen(
+        [*command, "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=REFUSAL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("serve started on 0.0.0.0 with the public default secrets")
+    assert process.returncode == 2, stderr
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith(
         "config error: secret_key: is the public default, refused when listening on 0.0.0.0"
     )
-    assert "Traceback" not in result.output
+    assert "Traceback" not in stdout + stderr
     assert not database_file.exists()  # refused before touching anything
 
 
