@@ -39,7 +39,7 @@ STOP_TIMEOUT_S = 30.0
 MEDIA_TIMEOUT_S = 30.0
 EVENTS_TIMEOUT_S = 30.0
 FRAMES_WANTED = 15  # about half a second of the chair's camera and microphone
-DEMO_TOKEN = re.compile(r"\(token shown once\): (cbt_\S+)")
+DEMO_TOKEN = re.compile(r"token \(shown once\): (cbt_\S+)")
 ZONE = "Asia/Ho_Chi_Minh"
 
 

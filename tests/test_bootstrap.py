@@ -17,9 +17,8 @@ from confbridge.sites.models import Site, Terminal, Unit
 from tests.conftest import make_settings
 
 PASSWORD_LINE = "one-time password"
-TOKEN_LINE = re.compile(
-    r"demo terminal for 'Hội trường UBND thành phố Hạ Long' \(token shown once\): (cbt_\S+)"
-)
+SITE_LINE = "demo terminal for 'Hội trường UBND thành phố Hạ Long'"
+TOKEN_LINE = re.compile(r"token \(shown once\): (cbt_\S+)")
 BASE_URL = "http://127.0.0.1:8123"
 
 
@@ -45,7 +44,7 @@ def test_prepare_fresh_database_creates_admin_and_seeds_ha_long(fresh: Database)
 
     text = "\n".join(echoed)
     tokens = TOKEN_LINE.findall(text)
-    assert text.count(PASSWORD_LINE) == 1
+    assert text.count(PASSWORD_LINE) == 1 and text.count(SITE_LINE) == 1
     assert "demo data: ha-long.yaml: created 51, updated 0, unchanged 0" in echoed
     assert _count(fresh, Site) == 24
     assert _count(fresh, Series) == 1
@@ -81,7 +80,9 @@ def test_prepare_first_start_lines_stand_out_and_say_where_to_go(fresh: Database
     assert PASSWORD_LINE in inside and TOKEN_LINE.search(inside)
     assert f"sign in at {BASE_URL}/sign-in" in inside
     token = TOKEN_LINE.search(inside).group(1)  # type: ignore[union-attr]
-    assert f"confbridge terminal --server {BASE_URL} --token {token}" in inside
+    assert f"confbridge terminal --server {BASE_URL} \\" in inside
+    assert f"--token {token}" in inside
+    assert max(len(line) for line in block) <= 100  # fits a terminal, token lines included
 
 
 def test_prepare_demo_schedule_is_found_without_a_source_tree(

@@ -24,10 +24,8 @@ from tests.conftest import free_port
 NODE_SECRET = "serve-test-node-secret-0123456789abcdef"
 READY_TIMEOUT_S = 60.0
 REFUSAL_TIMEOUT_S = 30.0
-BLOCK_PASSWORD = re.compile(
-    r"one-time password\s+║\n║ \(shown once; change it after signing in\): (\S+)"
-)
-BLOCK_TOKEN = re.compile(r"\(token shown once\): (cbt_\S+)")
+BLOCK_PASSWORD = re.compile(r"one-time password \(shown once\): (\S+)")
+BLOCK_TOKEN = re.compile(r"token \(shown once\): (cbt_\S+)")
 
 
 @pytest.mark.parametrize("env", ["development", "test"])  # production: refused on any host

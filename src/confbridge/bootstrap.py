@@ -48,8 +48,9 @@ def prepare(
     notes: list[str] = []
     if generated:
         notes += [
-            "Đã tạo tài khoản 'admin' / created user 'admin' with a one-time password",
-            f"(shown once; change it after signing in): {generated}",
+            "Đã tạo tài khoản / created user: admin",
+            f"mật khẩu dùng một lần / one-time password (shown once): {generated}",
+            "(đổi sau khi đăng nhập / change it after signing in)",
         ]
     if settings.demo.enabled:
         demo_notes = seed_demo(settings, database, echo, base_url=base_url)
@@ -101,7 +102,9 @@ def seed_demo(
             session.commit()
             server = base_url or "http://127.0.0.1:8000"
             return [
-                f"demo terminal for '{site.name}' (token shown once): {token}",
-                f"  confbridge terminal --server {server} --token {token}",
+                f"demo terminal for '{site.name}'",
+                f"token (shown once): {token}",
+                f"run it: confbridge terminal --server {server} \\",
+                f"          --token {token}",
             ]
     return []
