@@ -194,3 +194,16 @@ def test_logs_alembic_connection_chatter_is_debug_but_upgrades_show(
     migration.info("Running upgrade %s -> %s, %s", "0005", "0006", "node machine")
     messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
     assert messages == ["Running upgrade 0005 -> 0006, node machine"]
+
+
+def test_logs_any_line_with_a_credential_in_a_url_is_masked(
+    configured: Callable[..., io.StringIO],
+) -> None:
+    stream = configured("text")
+    logging.getLogger("httpx").warning(
+        'HTTP Request: GET %s "HTTP/1.1 200 OK"', "https://hop.example.vn/cal.ics?feed=f33d"
+    )
+    logging.getLogger("tests.redact").info("pairing at /terminal?code=%s", "WXYZ-2345")
+    text = stream.getvalue()
+    assert "f33d" not in text and "WXYZ-2345" not in text
+    assert "cal.ics?feed=**********" in text and "/terminal?code=**********" in text

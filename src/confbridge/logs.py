@@ -59,20 +59,27 @@ def resolve_log_format(setting: str, stream: Any = None) -> LogFormat:
 
 
 class AccessLogFilter(logging.Filter):
-    """For uvicorn's access log: masks credentials in query strings (`?token=`, `?feed=`,
-    `?code=` ...) and moves the periodic machine calls (PERIODIC_PATHS) down to debug."""
+    """For uvicorn's access log: the periodic machine calls (PERIODIC_PATHS) go down to debug."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                redact_query(arg) if isinstance(arg, str) else arg for arg in record.args
-            )
-            path = record.args[_ACCESS_PATH_ARG] if len(record.args) > _ACCESS_PATH_ARG else ""
-            if isinstance(path, str) and path.split("?", 1)[0] in PERIODIC_PATHS:
-                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-                return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        elif isinstance(record.msg, str):
-            record.msg = redact_query(record.msg)
+        args = record.args if isinstance(record.args, tuple) else ()
+        path = args[_ACCESS_PATH_ARG] if len(args) > _ACCESS_PATH_ARG else ""
+        if isinstance(path, str) and path.split("?", 1)[0] in PERIODIC_PATHS:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+class RedactFilter(logging.Filter):
+    """For the handler, so every logger's lines pass it (uvicorn's access lines, httpx's
+    request lines ...): credentials in query strings (`?token=`, `?feed=`, `?code=` ...)
+    are masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_query(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True
 
 
@@ -145,11 +152,13 @@ def log_config(
         "filters": {
             "access": {"()": "confbridge.logs.AccessLogFilter"},
             "chatter": {"()": "confbridge.logs.ChatterFilter"},
+            "redact": {"()": "confbridge.logs.RedactFilter"},
         },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
+                "filters": ["redact"],
                 "stream": "ext://sys.stderr",
             }
         },
