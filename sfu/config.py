@@ -10,10 +10,17 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from confbridge.redact import Secret, blank_reason, is_loopback, weakness
+from confbridge.redact import (
+    TURN_SECRET_MIN_CHARS,
+    TURN_SECRET_TOO_SHORT,
+    Secret,
+    blank_reason,
+    is_loopback,
+    weakness,
+)
 
 DEFAULT_NODE_SECRET = "change-me-in-production"
 # Credentials: masked in repr(), so a settings object logged never shows them.
@@ -125,6 +132,13 @@ class WorkerSettings(BaseSettings):
     def _valid_port_range(self) -> WorkerSettings:
         check_port_range(self.udp_port_min, self.udp_port_max)
         return self
+
+    @field_validator("turn_secret")
+    @classmethod
+    def _strong_turn_secret(cls, value: str | None) -> str | None:
+        if value and len(value.strip()) < TURN_SECRET_MIN_CHARS:
+            raise ValueError(TURN_SECRET_TOO_SHORT)
+        return value or None
 
     @model_validator(mode="after")
     def _no_default_secret_off_loopback(self) -> WorkerSettings:

@@ -18,6 +18,13 @@ PUBLIC_PLACEHOLDERS = frozenset(
 STRONG_SECRET_MIN_CHARS = 32
 # A random secret of 32 characters has far more; "xxxx..." or "abab..." has fewer.
 STRONG_SECRET_MIN_DISTINCT = 8
+# Anyone who guesses coturn's static-auth-secret mints TURN credentials and relays through it.
+TURN_SECRET_MIN_CHARS = 16
+TURN_SECRET_TOO_SHORT = (
+    f"must be at least {TURN_SECRET_MIN_CHARS} characters (not counting spaces): whoever "
+    "guesses it can mint TURN credentials and relay traffic through your TURN server; use a "
+    "random string, e.g. `openssl rand -hex 32`"
+)
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 # Query parameters whose values are credentials: ?token=, ?feed=, ?code= (pairing), ...

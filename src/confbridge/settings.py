@@ -29,6 +29,8 @@ from pydantic_settings import (
 from confbridge.packaged import packaged_path
 from confbridge.redact import (
     PUBLIC_PLACEHOLDERS,
+    TURN_SECRET_MIN_CHARS,
+    TURN_SECRET_TOO_SHORT,
     Secret,
     SecretUrl,
     blank_reason,
@@ -46,9 +48,6 @@ GRANT_KEY_FILENAME = "grant-key.pem"
 SQLITE_FILENAME = "confbridge.sqlite3"
 CONFIG_ENV_VAR = "CONFBRIDGE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.yaml")
-# Anyone who guesses coturn's static-auth-secret mints TURN credentials and relays through it.
-TURN_SECRET_MIN_CHARS = 16
-
 # Settings that are credentials: masked in repr() (a settings object printed or logged).
 SecretText = Annotated[str, AfterValidator(Secret)]
 DatabaseUrl = Annotated[str, AfterValidator(SecretUrl)]
@@ -114,11 +113,7 @@ class TurnSettings(BaseModel):
         if not value:
             return None  # empty: no TURN credentials are handed out
         if len(value.strip()) < TURN_SECRET_MIN_CHARS:
-            raise ValueError(
-                f"must be at least {TURN_SECRET_MIN_CHARS} characters (not counting spaces): "
-                "whoever guesses it can mint TURN credentials and relay traffic through your "
-                "TURN server; use a random string, e.g. `openssl rand -hex 32`"
-            )
+            raise ValueError(TURN_SECRET_TOO_SHORT)
         return value
 
     @property

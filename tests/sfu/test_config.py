@@ -72,3 +72,9 @@ def test_config_secrets_are_masked_in_repr() -> None:
     )
     assert "worker-node-secret" not in repr(settings) and "turn-secret" not in repr(settings)
     assert settings.node_secret == "worker-node-secret-0123456789abcdef"
+
+
+def test_config_short_turn_secret_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError, match=r"at least 16 characters.*mint TURN credentials"):
+        WorkerSettings(turn_secret="x")
+    assert WorkerSettings(turn_secret="").turn_secret is None  # empty: no TURN
