@@ -1,9 +1,9 @@
 # ConfBridge: the control plane and its local SFU workers, installed from the wheel.
 #   docker build -t confbridge .
-#   docker run -p 8000:8000 -p 8001:8001 \
-#     -e CONFBRIDGE_SECRET_KEY="$(openssl rand -hex 32)" \
-#     -e CONFBRIDGE_SFU__NODE_SECRET="$(openssl rand -hex 32)" \
-#     -e CONFBRIDGE_ADMIN_PASSWORD=... -v confbridge-data:/data confbridge
+#   docker run -p 8000:8000 -p 8001:8001 -v confbridge-data:/data --env-file confbridge.env \
+#     -e CONFBRIDGE_ADMIN_PASSWORD=... confbridge
+# where confbridge.env holds CONFBRIDGE_SECRET_KEY and CONFBRIDGE_SFU__NODE_SECRET (two random
+# strings, `openssl rand -hex 32`): the image refuses to start with the public defaults.
 # The wheel carries both packages (confbridge, sfu) and, as package data, the default
 # config.yaml and the demo schedules; tests/test_dockerfile.py checks that the builder stage
 # copies everything the wheel is built from.
