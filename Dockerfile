@@ -1,28 +1,51 @@
-# ConfBridge control plane: a slim image that runs `confbridge serve` as a non-root user.
+# ConfBridge: the control plane and its local SFU workers, installed from the wheel.
 #   docker build -t confbridge .
-#   docker run -p 8000:8000 -e CONFBRIDGE_SECRET_KEY=... -e CONFBRIDGE_ADMIN_PASSWORD=... \
-#     -v confbridge-data:/data confbridge
+#   docker run -p 8000:8000 -p 8001:8001 -v confbridge-data:/data --env-file confbridge.env \
+#     -e CONFBRIDGE_ADMIN_PASSWORD=... confbridge
+# where confbridge.env holds CONFBRIDGE_SECRET_KEY and CONFBRIDGE_SFU__NODE_SECRET (two random
+# strings, `openssl rand -hex 32`): the image refuses to start with the public defaults.
+# The wheel carries both packages (confbridge, sfu) and, as package data, the default
+# config.yaml and the demo schedules; tests/test_dockerfile.py checks that the builder stage
+# copies everything the wheel is built from.
+
+# --- builder: the wheel, from the sources ------------------------------------------------------
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN pip install "build>=1.2"
+COPY pyproject.toml README.md config.yaml ./
+COPY src ./src
+COPY sfu ./sfu
+COPY schedules ./schedules
+RUN python -m build --wheel --outdir /dist
+
+# --- runtime: the wheel installed, nothing else of the sources -------------------------------
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CONFBRIDGE_ENV=production \
     CONFBRIDGE_DATA_DIR=/data \
-    CONFBRIDGE_CONFIG=/app/config.yaml \
-    CONFBRIDGE_DEMO__ENABLED=false \
-    CONFBRIDGE_DEMO__SCHEDULE_FILE=/app/schedules/ha-long.yaml
+    CONFBRIDGE_HOST=0.0.0.0 \
+    CONFBRIDGE_SFU_HOST=0.0.0.0 \
+    CONFBRIDGE_DEMO__ENABLED=false
 
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY src ./src
-RUN pip install . && useradd --system --uid 10001 --home-dir /data --create-home confbridge
-COPY config.yaml ./config.yaml
-COPY schedules ./schedules
+COPY --from=builder /dist/ /tmp/dist/
+RUN pip install /tmp/dist/*.whl \
+    && rm -rf /tmp/dist \
+    && useradd --system --uid 10001 --user-group --home-dir /data --create-home \
+       --shell /usr/sbin/nologin confbridge \
+    && chmod 0700 /data
 
 USER confbridge
+WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-CMD ["confbridge", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# 8000: the control plane (pages, API); 8001: the first local SFU worker (WHIP/WHEP). Media
+# itself goes over UDP: set CONFBRIDGE_SFU__UDP_PORT_MIN/MAX and publish that range too.
+EXPOSE 8000 8001
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+CMD ["confbridge", "serve", "--port", "8000"]

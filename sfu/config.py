@@ -8,13 +8,23 @@ import hmac
 import socket
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from confbridge.redact import (
+    TURN_SECRET_MIN_CHARS,
+    TURN_SECRET_TOO_SHORT,
+    Secret,
+    blank_reason,
+    is_loopback,
+    weakness,
+)
+
 DEFAULT_NODE_SECRET = "change-me-in-production"
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+# Credentials: masked in repr(), so a settings object logged never shows them.
+SecretText = Annotated[str, AfterValidator(Secret)]
 
 
 def check_port_range(low: int, high: int) -> None:
@@ -83,21 +93,22 @@ class WorkerSettings(BaseSettings):
     # that leaves this many in a row unanswered is dropped (defaults: aioice's, about 30 s).
     ice_consent_interval_s: float = Field(default=5.0, gt=0, le=60)
     ice_consent_failures: int = Field(default=6, ge=1, le=100)
-    node_secret: str = DEFAULT_NODE_SECRET
+    node_secret: SecretText = Secret(DEFAULT_NODE_SECRET)
     grant_public_key_file: Path = Path("data/grant-key.pub.pem")
     spool_dir: Path = Path("data/sfu-spool")
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
     # TURN with time-limited credentials minted per WHIP/WHEP answer (its Link headers):
     # the server URLs, coturn's static-auth-secret and each credential's lifetime.
     turn_urls: list[str] = Field(default_factory=list)
-    turn_secret: str | None = None
+    turn_secret: SecretText | None = None
     turn_credential_ttl_s: int = Field(default=12 * 3600, ge=60)
     # Video codec of every room: publishers and viewers are answered with this one only.
     video_codec: str = "video/VP8"
     # A room stays open this long after its meeting's end, then closes.
     room_grace_s: float = Field(default=300.0, ge=0)
     stats_interval_s: float = Field(default=10.0, gt=0)
-    log_format: Literal["json", "text"] = "json"
+    # auto: text when stderr is a terminal, else JSON (`serve` passes its own decision)
+    log_format: Literal["auto", "json", "text"] = "auto"
     # Browsers on the control plane's pages call WHIP/WHEP from another origin.
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
 
@@ -122,13 +133,31 @@ class WorkerSettings(BaseSettings):
         check_port_range(self.udp_port_min, self.udp_port_max)
         return self
 
+    @field_validator("turn_secret")
+    @classmethod
+    def _strong_turn_secret(cls, value: str | None) -> str | None:
+        if value and len(value.strip()) < TURN_SECRET_MIN_CHARS:
+            raise ValueError(TURN_SECRET_TOO_SHORT)
+        return value or None
+
     @model_validator(mode="after")
     def _no_default_secret_off_loopback(self) -> WorkerSettings:
         # The admin API (floor commands) trusts the node secret: a worker others can reach
         # must not accept the well-known default.
-        if self.node_secret == DEFAULT_NODE_SECRET and self.host not in LOOPBACK_HOSTS:
+        blank = blank_reason(self.node_secret)
+        if blank:
+            raise ValueError(f"node_secret: {blank}; set CONFBRIDGE_SFU_NODE_SECRET")
+        if is_loopback(self.host):
+            return self
+        if self.node_secret == DEFAULT_NODE_SECRET:
             raise ValueError(
                 "node_secret: the default value is refused when listening beyond loopback; "
                 "set CONFBRIDGE_SFU_NODE_SECRET"
+            )
+        reason = weakness(self.node_secret)
+        if reason:
+            raise ValueError(
+                f"node_secret: {reason}, refused when listening on {self.host} (beyond "
+                "loopback); set CONFBRIDGE_SFU_NODE_SECRET to a random string"
             )
         return self

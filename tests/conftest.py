@@ -297,3 +297,13 @@ def webhook() -> Iterator[WebhookReceiver]:
     receiver.server.start()
     yield receiver
     receiver.server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _keep_umask() -> Iterator[None]:
+    """`serve` and `sfu` set the process's umask (077); run in-process by a test, they would
+    leave it set for the tests after it."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)

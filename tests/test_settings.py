@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from pathlib import Path
 
+import jwt
 import pytest
 
 from confbridge.settings import DEFAULT_SECRET, ConfigError, load_settings
+
+# random-looking secrets as an operator makes them (`openssl rand -hex 20`)
+STRONG_KEY = "9f2c4e7a1b8d3f6e0a5c2b9d7e4f1a3c6b8d0e2f"
+STRONG_NODE_SECRET = "3b7e1d9a5c2f8e4b0d6a1c7f3e9b5d2a8c4f0e6b"
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +26,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "CONFBRIDGE_SECRET_KEY",
         "CONFBRIDGE_DATABASE_URL",
         "CONFBRIDGE_DATA_DIR",
+        "CONFBRIDGE_HOST",
+        "CONFBRIDGE_SFU__NODE_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -79,8 +88,8 @@ def test_settings_default_secret_refused_in_production(monkeypatch: pytest.Monke
     monkeypatch.setenv("CONFBRIDGE_ENV", "production")
     with pytest.raises(ConfigError, match="secret_key"):
         load_settings()
-    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", "x" * 40)
-    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "n" * 40)
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", STRONG_KEY)
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", STRONG_NODE_SECRET)
     assert load_settings().secret_key != DEFAULT_SECRET
 
 
@@ -137,14 +146,150 @@ def test_settings_default_node_secret_refused_in_production(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CONFBRIDGE_ENV", "production")
-    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", STRONG_KEY)
     with pytest.raises(ConfigError, match=r"sfu\.node_secret"):
         load_settings()
     monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "short")
     with pytest.raises(ConfigError, match="at least 32"):
         load_settings()
     monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", "n" * 40)
-    assert load_settings().sfu.node_secret == "n" * 40
+    with pytest.raises(ConfigError, match="too repetitive"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", STRONG_NODE_SECRET)
+    assert load_settings().sfu.node_secret == STRONG_NODE_SECRET
+
+
+@pytest.mark.parametrize("env", ["development", "test", "production"])
+def test_settings_default_secrets_refused_beyond_loopback_in_every_env(
+    monkeypatch: pytest.MonkeyPatch, env: str
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_ENV", env)
+    monkeypatch.setenv("CONFBRIDGE_HOST", "0.0.0.0")
+    with pytest.raises(ConfigError, match=r"^config error: secret_key: is the public default"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", STRONG_KEY)
+    with pytest.raises(ConfigError, match=r"^config error: sfu\.node_secret: is the public def"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", STRONG_NODE_SECRET)
+    assert load_settings().host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_settings_default_secrets_serve_loopback_in_development(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_HOST", host)
+    assert load_settings().secret_key == DEFAULT_SECRET
+
+
+def test_settings_whitespace_secret_refused_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", " " * 32)
+    with pytest.raises(ConfigError, match=r"secret_key: is blank"):
+        load_settings()  # development, loopback
+    monkeypatch.setenv("CONFBRIDGE_ENV", "production")
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", STRONG_NODE_SECRET)
+    with pytest.raises(ConfigError, match=r"secret_key: is blank"):
+        load_settings()
+    # padding does not count towards the length
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", " " * 28 + "a1b2c3d4e5")
+    with pytest.raises(ConfigError, match=r"secret_key: must be at least 32 characters"):
+        load_settings()
+
+
+def test_settings_node_secret_equal_to_secret_key_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SECRET_KEY", STRONG_KEY)
+    monkeypatch.setenv("CONFBRIDGE_SFU__NODE_SECRET", STRONG_KEY)
+    with pytest.raises(ConfigError, match=r"sfu\.node_secret: must differ from secret_key"):
+        load_settings()
+
+
+def test_settings_short_turn_secret_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SFU__TURN__SHARED_SECRET", "x")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(
+        "config error: sfu.turn.shared_secret: must be at least 16 characters"
+    )
+    assert "mint TURN credentials" in str(refused.value)
+    monkeypatch.setenv("CONFBRIDGE_SFU__TURN__SHARED_SECRET", " " * 20)
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__TURN__SHARED_SECRET", "a-long-turn-secret")
+    assert load_settings().sfu.turn.shared_secret == "a-long-turn-secret"
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "accepted"),
+    [
+        ("http://alerts.example.vn/hook", None, False),
+        ("http://10.0.0.9:9000/hook", None, False),
+        ("http://alerts.example.vn/hook", "webhook-signing-secret", True),
+        ("https://alerts.example.vn/hook", None, True),
+        ("http://127.0.0.1:9000/hook", None, True),
+        ("http://[::1]:9000/hook", None, True),
+    ],
+)
+def test_settings_plain_http_webhook_needs_a_secret_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch, url: str, secret: str | None, accepted: bool
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_ALERTS__WEBHOOK_URL", url)
+    if secret:
+        monkeypatch.setenv("CONFBRIDGE_ALERTS__WEBHOOK_SECRET", secret)
+    if accepted:
+        assert load_settings().alerts.webhook_url == url
+        return
+    with pytest.raises(ConfigError, match=r"^config error: alerts\.webhook_secret: required"):
+        load_settings()
+
+
+def test_settings_repr_and_logs_never_show_secrets(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets = {
+        "CONFBRIDGE_SECRET_KEY": STRONG_KEY,
+        "CONFBRIDGE_SFU__NODE_SECRET": STRONG_NODE_SECRET,
+        "CONFBRIDGE_ADMIN_PASSWORD": "quan-tri-vien-mat-khau",
+        "CONFBRIDGE_SFU__TURN__SHARED_SECRET": "turn-static-auth-secret",
+        "CONFBRIDGE_ALERTS__WEBHOOK_SECRET": "webhook-signing-secret",
+        "CONFBRIDGE_DATABASE_URL": "postgresql://bridge:db-password-123@10.0.0.5:5432/cb",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("tests.settings").info("settings: %s / %r", settings, settings)
+    shown = repr(settings) + str(settings) + caplog.text
+    for value in (*secrets.values(), "db-password-123"):
+        if "://" in value:
+            assert "postgresql://bridge:**********@10.0.0.5:5432/cb" in shown
+            continue
+        assert value not in shown, value
+    # the values still work as strings where they are used
+    assert settings.secret_key == STRONG_KEY and settings.sfu.node_secret.encode()
+
+
+def test_settings_default_key_signs_without_a_key_length_warning() -> None:
+    from confbridge.auth.service import JWT_ALGORITHM
+
+    settings = load_settings()
+    assert len(settings.secret_key.encode()) >= 32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyJWT's InsecureKeyLengthWarning would raise
+        token = jwt.encode({"sub": "1"}, settings.secret_key, algorithm=JWT_ALGORITHM)
+    assert jwt.decode(token, settings.secret_key, algorithms=[JWT_ALGORITHM]) == {"sub": "1"}
+
+
+def test_settings_without_config_file_use_the_shipped_default(tmp_path: Path) -> None:
+    from confbridge.packaged import packaged_path
+    from confbridge.settings import config_source
+
+    shipped = packaged_path("config.yaml")
+    assert shipped is not None and shipped.is_file()
+    assert not (tmp_path / "config.yaml").exists()  # the test runs in an empty directory
+    assert config_source().startswith(f"{shipped} (the default shipped with ConfBridge")
+    assert load_settings().reports.targets["communes_connected"].min_ratio == 1.0
 
 
 def test_settings_trusted_proxies_from_yaml_or_env_and_refused_when_not_addresses(

@@ -90,24 +90,33 @@ def serve(
     """Run the control plane (migrating and seeding a fresh database first)."""
     import uvicorn
 
-    from confbridge.bootstrap import prepare
+    from confbridge.bootstrap import check_admin_password, prepare
     from confbridge.local_workers import LocalWorkers
-    from confbridge.logs import log_config
+    from confbridge.logs import log_config, resolve_log_format
     from confbridge.main import create_app
+    from confbridge.private_files import make_process_private
+    from confbridge.settings import check_listen_address, config_source
 
     settings = _settings()
+    listen_host, listen_port = host or settings.host, port or settings.port
+    check_listen_address(settings, listen_host)
+    check_admin_password(settings)  # before a line is logged or a file is made
+    # decided once, here, and handed to the workers, so that all lines look alike
+    settings = settings.model_copy(update={"log_format": resolve_log_format(settings.log_format)})
     logging_config = log_config(settings.log_format, settings.log_level.upper())
     logging.config.dictConfig(logging_config)
+    make_process_private(settings.data_dir)
+    logging.getLogger("confbridge").info("configuration: %s", config_source())
     database = _database(settings)
-    prepare(settings, database, typer.echo)
+    base_url = _reachable_url(settings, listen_host, listen_port)
+    prepare(settings, database, typer.echo, base_url=base_url)
     application = create_app(settings, database=database, run_scheduler=True)
-    listen_host, listen_port = host or settings.host, port or settings.port
     workers = LocalWorkers(settings, control_url=f"http://127.0.0.1:{listen_port}")
     workers.start()
     options: dict[str, Any] = {
         "host": listen_host,
         "port": listen_port,
-        "log_level": "info",
+        "log_level": settings.log_level,
         "proxy_headers": True,
         # X-Forwarded-* from these peers only (uvicorn trusts loopback unless told otherwise)
         "forwarded_allow_ips": settings.trusted_proxies,
@@ -126,6 +135,15 @@ def serve(
         workers.close()
 
 
+def _reachable_url(settings: Settings, host: str, port: int) -> str:
+    """Where a person on this machine reaches `serve` (its public URL when configured)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @app.command()
 @clean_errors
 def sfu(
@@ -137,6 +155,7 @@ def sfu(
 
     from pydantic import ValidationError
 
+    from confbridge.private_files import make_process_private
     from sfu.config import WorkerSettings
     from sfu.grants import GrantKeyUnavailable, GrantVerifier
     from sfu.main import run
@@ -150,6 +169,8 @@ def sfu(
         key = ".".join(map(str, first["loc"]))
         fail(f"config error: sfu.{key}: {message}" if key else f"config error: sfu {message}", 2)
         return
+    # the spool and the fetched key: this worker's user alone reads them
+    make_process_private(settings.spool_dir)
     if not settings.grant_public_key_file.is_file():
         # a node on another machine: the key comes from the control plane it registers with
         try:

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from confbridge.settings import Settings
+from confbridge.private_files import private_dir, private_file
+from confbridge.settings import SQLITE_FILENAME, Settings
 
 # Stable constraint names so that Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -85,7 +86,8 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if not settings.database_url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.data_dir)
+            private_file(settings.data_dir / SQLITE_FILENAME)
         self.engine = make_engine(settings.sqlalchemy_url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -1,10 +1,12 @@
-"""Logging: one JSON object per line, carrying the id of the HTTP request being served."""
+"""Logging: one JSON object per line (or text in a terminal), carrying the id of the HTTP
+request being served; access lines without credentials, and without the periodic calls."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import sys
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -12,6 +14,9 @@ from typing import Any, Literal
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from confbridge.contracts import EVENTS_PATH, NODE_HEARTBEAT_PATH
+from confbridge.redact import redact_query
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept when it looks like one (a proxy's, a load balancer's), else replaced.
@@ -21,6 +26,61 @@ _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "ascti
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 LogFormat = Literal["json", "text"]
+LogFormatSetting = Literal["auto", "json", "text"]
+
+# Calls made every few seconds by machines (heartbeats, event batches, scrapes, probes, polls):
+# logged at debug, so that the access log at info shows what people and terminals do.
+PERIODIC_PATHS = frozenset(
+    {
+        NODE_HEARTBEAT_PATH,
+        EVENTS_PATH,
+        "/api/v1/terminals/me/heartbeat",
+        "/api/v1/terminals/me/floor",
+        "/it/body",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    }
+)
+# uvicorn's access record: (client address, method, path with query, HTTP version, status)
+_ACCESS_PATH_ARG = 2
+# What alembic says each time it opens a migration context (every readiness probe does).
+ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
+
+
+def resolve_log_format(setting: str, stream: Any = None) -> LogFormat:
+    """`auto` → text when `stream` (stderr) is a terminal, JSON when it is not (journald,
+    docker logs, a file); `json` and `text` as given. Workers get the resolved value."""
+    if setting in ("json", "text"):
+        return setting  # type: ignore[return-value]
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+class AccessLogFilter(logging.Filter):
+    """For uvicorn's access log: the periodic machine calls (PERIODIC_PATHS) go down to debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        path = args[_ACCESS_PATH_ARG] if len(args) > _ACCESS_PATH_ARG else ""
+        if isinstance(path, str) and path.split("?", 1)[0] in PERIODIC_PATHS:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+class RedactFilter(logging.Filter):
+    """For the handler, so every logger's lines pass it (uvicorn's access lines, httpx's
+    request lines ...): credentials in query strings (`?token=`, `?feed=`, `?code=` ...)
+    are masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_query(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,6 +108,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class ChatterFilter(logging.Filter):
+    """Moves alembic's per-connection lines (ALEMBIC_CHATTER) down to debug; the lines of an
+    actual upgrade stay at info."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(ALEMBIC_CHATTER):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 class TextFormatter(logging.Formatter):
     """For reading in a terminal: time, level, logger, request id, message."""
 
@@ -65,23 +136,29 @@ NOISY_MEDIA_LOGGERS = ("httpx", "aioice", "aiortc")
 
 
 def log_config(
-    log_format: LogFormat, level: str = "INFO", *, quiet: tuple[str, ...] = ()
+    log_format: LogFormatSetting, level: str = "INFO", *, quiet: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the process, uvicorn's own loggers included;
     the `quiet` loggers log warnings and errors only."""
     formatter = (
         "confbridge.logs.JsonFormatter"
-        if log_format == "json"
+        if resolve_log_format(log_format) == "json"
         else ("confbridge.logs.TextFormatter")
     )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": {"()": formatter}},
+        "filters": {
+            "access": {"()": "confbridge.logs.AccessLogFilter"},
+            "chatter": {"()": "confbridge.logs.ChatterFilter"},
+            "redact": {"()": "confbridge.logs.RedactFilter"},
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
+                "filters": ["redact"],
                 "stream": "ext://sys.stderr",
             }
         },
@@ -89,7 +166,18 @@ def log_config(
         "loggers": {
             **{
                 name: {"handlers": [], "propagate": True, "level": level}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+                for name in ("uvicorn", "uvicorn.error")
+            },
+            "uvicorn.access": {
+                "handlers": [],
+                "propagate": True,
+                "level": level,
+                "filters": ["access"],
+            },
+            "alembic.runtime.migration": {
+                "handlers": [],
+                "propagate": True,
+                "filters": ["chatter"],
             },
             **{name: {"handlers": [], "propagate": True, "level": "WARNING"} for name in quiet},
         },

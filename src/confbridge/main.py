@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from confbridge import __version__
@@ -37,6 +38,8 @@ from confbridge.terminals.router import router as terminals_router
 from confbridge.web.app import install as install_web
 
 API_PREFIX = "/api/v1"
+# Swagger UI's default validator badge calls validator.swagger.io: nothing leaves a closed network.
+SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 
 
 def create_app(
@@ -70,7 +73,9 @@ def create_app(
                 await delivery.close()
             app.state.live.close()
 
-    app = FastAPI(
+    # /docs and /redoc from files shipped in a package, not a CDN (closed government networks)
+    app = FastAPIOffline(
+        swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
         title="ConfBridge",
         version=__version__,
         description="Hội nghị truyền hình trực tuyến: lịch họp, điểm cầu, điểm danh.",

@@ -7,9 +7,19 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -18,14 +28,31 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from confbridge.packaged import packaged_path
+from confbridge.redact import (
+    PUBLIC_PLACEHOLDERS,
+    TURN_SECRET_MIN_CHARS,
+    TURN_SECRET_TOO_SHORT,
+    Secret,
+    SecretUrl,
+    blank_reason,
+    is_loopback,
+    weakness,
+)
 from sfu.config import check_port_range
 
-DEFAULT_SECRET = "change-me-in-production"
+# Long enough for HMAC-SHA256 (PyJWT warns below 32 bytes); public, so refused in production
+# and whenever the service listens beyond loopback.
+DEFAULT_SECRET = "development-only-secret-key-not-for-use-beyond-loopback"
 # The same placeholder as the worker's default, so that a development setup works unconfigured.
 DEFAULT_NODE_SECRET = "change-me-in-production"
 GRANT_KEY_FILENAME = "grant-key.pem"
+SQLITE_FILENAME = "confbridge.sqlite3"
 CONFIG_ENV_VAR = "CONFBRIDGE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.yaml")
+# Settings that are credentials: masked in repr() (a settings object printed or logged).
+SecretText = Annotated[str, AfterValidator(Secret)]
+DatabaseUrl = Annotated[str, AfterValidator(SecretUrl)]
 
 
 class ConfigError(Exception):
@@ -57,7 +84,7 @@ class IceServer(BaseModel):
 
     urls: str | list[str] = Field(min_length=1)
     username: str | None = None
-    credential: str | None = None
+    credential: SecretText | None = None
 
 
 class TurnSettings(BaseModel):
@@ -70,7 +97,7 @@ class TurnSettings(BaseModel):
     # e.g. ["turn:turn.example.vn:3478?transport=udp", "turn:turn.example.vn:3478?transport=tcp"]
     urls: list[str] = Field(default_factory=list)
     # coturn's static-auth-secret; empty: no TURN credentials are handed out.
-    shared_secret: str | None = None
+    shared_secret: SecretText | None = None
     # A credential is valid this long (at most; a join grant's credential ends with the grant).
     credential_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
 
@@ -80,6 +107,15 @@ class TurnSettings(BaseModel):
         for url in value:
             if not url.startswith(("turn:", "turns:")):
                 raise ValueError(f"must start with turn: or turns:, got {url!r}")
+        return value
+
+    @field_validator("shared_secret")
+    @classmethod
+    def _strong_turn_secret(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # empty: no TURN credentials are handed out
+        if len(value.strip()) < TURN_SECRET_MIN_CHARS:
+            raise ValueError(TURN_SECRET_TOO_SHORT)
         return value
 
     @property
@@ -121,7 +157,7 @@ class SfuSettings(BaseModel):
     # The worker's admin API as seen from the control plane; empty: same as public_url.
     internal_url: str | None = None
     # Workers post events with it, the control plane calls workers with it.
-    node_secret: str = DEFAULT_NODE_SECRET
+    node_secret: SecretText = Secret(DEFAULT_NODE_SECRET)
     # Ed25519 private key (PEM) that signs join grants; empty: `<data_dir>/grant-key.pem`.
     grant_key_file: Path | None = None
     # Upper bound of a grant's life; the grant also ends shortly after its meeting.
@@ -247,7 +283,8 @@ class AlertSettings(BaseModel):
     # New alerts are POSTed here as JSON (none: stored and shown only).
     webhook_url: str | None = None
     # Signs each webhook body: header X-ConfBridge-Signature: sha256=<HMAC-SHA256 hex>.
-    webhook_secret: str | None = None
+    # Required for a plain-http webhook beyond loopback (validate_default: checked when absent).
+    webhook_secret: SecretText | None = Field(default=None, validate_default=True)
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
     check_interval_s: float = Field(default=5.0, gt=0, le=300)
     # A site's link is bad above this loss or round-trip time...
@@ -262,6 +299,24 @@ class AlertSettings(BaseModel):
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
         return _http_base_url(value) if value else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _signed_unless_private(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Over plain http anyone on the path can forge or alter an alert; the signature is
+        # the receiver's only way to tell. Loopback (a local relay) needs none.
+        url = info.data.get("webhook_url")
+        if value is not None and blank_reason(value):
+            raise ValueError(blank_reason(value))
+        if url and url.startswith("http://") and not value:
+            host = urlparse(url).hostname or ""
+            if not is_loopback(host):
+                raise ValueError(
+                    f"required when alerts.webhook_url is plain http beyond loopback ({url}): "
+                    "set CONFBRIDGE_ALERTS__WEBHOOK_SECRET so the receiver can check each "
+                    "alert's signature, or use https"
+                )
+        return value
 
 
 class AuthSettings(BaseModel):
@@ -294,9 +349,9 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("data")
-    database_url: str | None = None
-    secret_key: str = DEFAULT_SECRET
-    admin_password: str | None = None
+    database_url: DatabaseUrl | None = None
+    secret_key: SecretText = Secret(DEFAULT_SECRET)
+    admin_password: SecretText | None = None
     access_token_ttl_min: int = Field(default=12 * 60, ge=1, le=30 * 24 * 60)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -307,8 +362,9 @@ class Settings(BaseSettings):
     # Redis (redis://host:6379/0) shared by control-plane replicas for live events (the pages'
     # updates); none: one process serves the pages.
     redis_url: str | None = None
-    # Log lines as JSON objects (with the HTTP request id), or as text for reading in a terminal.
-    log_format: Literal["json", "text"] = "json"
+    # Log lines as JSON objects (with the HTTP request id), or as text for reading in a terminal;
+    # auto: text when stderr is a terminal, else JSON (journald, docker logs, files).
+    log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     meetings: MeetingSettings = MeetingSettings()
     demo: DemoSettings = DemoSettings()
@@ -363,21 +419,10 @@ class Settings(BaseSettings):
         return _http_base_url(value) if value else None
 
     @model_validator(mode="after")
-    def _no_default_secret_outside_development(self) -> Settings:
-        if self.env == "production" and self.secret_key == DEFAULT_SECRET:
-            raise ValueError(
-                "secret_key: the default value is refused outside development; "
-                "set CONFBRIDGE_SECRET_KEY"
-            )
-        if self.env == "production" and len(self.secret_key) < 32:
-            raise ValueError("secret_key: must be at least 32 characters in production")
-        if self.env == "production" and self.sfu.node_secret == DEFAULT_NODE_SECRET:
-            raise ValueError(
-                "sfu.node_secret: the default value is refused outside development; "
-                "set CONFBRIDGE_SFU__NODE_SECRET"
-            )
-        if self.env == "production" and len(self.sfu.node_secret) < 32:
-            raise ValueError("sfu.node_secret: must be at least 32 characters in production")
+    def _secrets_fit_where_it_listens(self) -> Settings:
+        problem = secret_problem(self, listen_host=self.host)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -389,8 +434,51 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The database URL with an explicit driver; SQLite under data_dir by default."""
         if not self.database_url:
-            return f"sqlite:///{self.data_dir / 'confbridge.sqlite3'}"
+            return f"sqlite:///{self.data_dir / SQLITE_FILENAME}"
         return normalise_database_url(self.database_url)
+
+
+def secret_problem(settings: Settings, *, listen_host: str) -> str | None:
+    """Why the secrets cannot be used in this environment on this listen address, else None.
+
+    In every environment a blank secret is refused, and so is a node secret equal to
+    `secret_key`. In production, and whenever the service listens beyond loopback (where
+    others can send it tokens), the public defaults and short or repetitive secrets are refused.
+    """
+    secrets = (
+        ("secret_key", settings.secret_key, "CONFBRIDGE_SECRET_KEY"),
+        ("sfu.node_secret", settings.sfu.node_secret, "CONFBRIDGE_SFU__NODE_SECRET"),
+    )
+    for key, value, variable in secrets:
+        blank = blank_reason(value)
+        if blank:
+            return f"{key}: {blank}; set {variable}"
+    if settings.env == "production" or not is_loopback(listen_host):
+        where = (
+            "in production"
+            if settings.env == "production"
+            else f"when listening on {listen_host} (beyond loopback)"
+        )
+        for key, value, variable in secrets:
+            reason = weakness(value)
+            if reason:
+                return (
+                    f"{key}: {reason}, refused {where}; set {variable} to a random string "
+                    "(e.g. `openssl rand -hex 32`)"
+                )
+    if settings.secret_key == settings.sfu.node_secret and (
+        settings.secret_key not in PUBLIC_PLACEHOLDERS
+    ):
+        # every worker holds the node secret; with secret_key it could sign users' tokens
+        return "sfu.node_secret: must differ from secret_key; set CONFBRIDGE_SFU__NODE_SECRET"
+    return None
+
+
+def check_listen_address(settings: Settings, host: str) -> None:
+    """Refuse (ConfigError) to serve on `host` with secrets unfit for it (`serve --host`)."""
+    problem = secret_problem(settings, listen_host=host)
+    if problem:
+        raise ConfigError(f"config error: {problem}")
 
 
 def normalise_database_url(url: str) -> str:
@@ -408,7 +496,10 @@ def _config_path() -> Path | None:
         if not path.is_file():
             raise ConfigError(f"config error: {CONFIG_ENV_VAR}: file {path} does not exist")
         return path
-    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+    if DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    # none here: the commented default shipped with ConfBridge (the same values as the code's)
+    return packaged_path(DEFAULT_CONFIG_PATH.name)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -419,13 +510,25 @@ def load_settings(**overrides: object) -> Settings:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "config"
         message = first["msg"].removeprefix("Value error, ")
-        if message.startswith(f"{key}:"):
+        if not first["loc"] or message.startswith(f"{key}:"):  # a whole-model check names its key
             raise ConfigError(f"config error: {message}") from None
         raise ConfigError(f"config error: {key}: {message}") from None
     except ConfigError:
         raise
     except Exception as exc:  # a YAML syntax error, an unreadable file
         raise ConfigError(f"config error: {_config_path()}: {exc}".replace("\n", " ")) from None
+
+
+def config_source() -> str:
+    """Which file the settings come from, for the first log line of a service."""
+    path = _config_path()
+    if path is None:
+        return "built-in defaults (no config.yaml)"
+    if path == packaged_path(DEFAULT_CONFIG_PATH.name) and not os.environ.get(CONFIG_ENV_VAR):
+        return (
+            f"{path} (the default shipped with ConfBridge; copy it to ./config.yaml to change it)"
+        )
+    return str(path)
 
 
 @lru_cache(maxsize=1)

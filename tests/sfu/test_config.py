@@ -44,3 +44,37 @@ def test_config_advertised_urls_default_to_the_listening_address() -> None:
     )
     assert behind_proxy.advertised_public_url == "https://sfu1.example.vn"
     assert behind_proxy.advertised_internal_url == "http://10.0.0.7:8001"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_config_blank_node_secret_is_refused_on_any_address(host: str) -> None:
+    with pytest.raises(ValidationError, match="node_secret: is blank"):
+        WorkerSettings(host=host, node_secret=" " * 32)
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("change-me-in-production", "the default value is refused"),
+        ("short-secret", "at least 32 characters"),
+        ("n" * 40, "too repetitive"),
+    ],
+)
+def test_config_weak_node_secret_is_refused_beyond_loopback(secret: str, reason: str) -> None:
+    assert WorkerSettings(host="127.0.0.1", node_secret=secret).node_secret == secret
+    with pytest.raises(ValidationError, match=reason):
+        WorkerSettings(host="0.0.0.0", node_secret=secret)
+
+
+def test_config_secrets_are_masked_in_repr() -> None:
+    settings = WorkerSettings(
+        node_secret="worker-node-secret-0123456789abcdef", turn_secret="turn-secret-for-a-test"
+    )
+    assert "worker-node-secret" not in repr(settings) and "turn-secret" not in repr(settings)
+    assert settings.node_secret == "worker-node-secret-0123456789abcdef"
+
+
+def test_config_short_turn_secret_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError, match=r"at least 16 characters.*mint TURN credentials"):
+        WorkerSettings(turn_secret="x")
+    assert WorkerSettings(turn_secret="").turn_secret is None  # empty: no TURN

@@ -25,7 +25,7 @@ from sfu.config import WorkerSettings, turn_ice_server, turn_rest_credential
 from sfu.http import ice_server_links
 from tests.conftest import make_settings
 
-SECRET = "turn-secret"
+SECRET = "turn-shared-secret-for-tests"
 TURN_URL = "turn:turn.example.vn:3478?transport=udp"
 
 
