@@ -45,7 +45,9 @@ REQUEST_TIMEOUT_S = 15.0
 WRITE_BUSY_TIMEOUT_MS = 1000
 MAX_UNSAVED = 10_000
 DROPPABLE_TYPE = EventType.stats.value  # joined, left and floor_changed are never dropped
-PERMANENT_REJECTIONS = frozenset({400, 413, 422})
+# Refused for what the events say (malformed; or 403: another node's, or a room this node
+# never held): set apart and dropped. A refused key (401) is retried: it may be enrolled yet.
+PERMANENT_REJECTIONS = frozenset({400, 403, 413, 422})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -202,7 +204,7 @@ class EventReporter:
     def __init__(
         self,
         control_url: str,
-        node_secret: str,
+        node_key: str,
         spool_dir: Path | str,
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
@@ -215,7 +217,7 @@ class EventReporter:
             raise ValueError("batch_size must be between 1 and 1000")
         self.url = control_url.rstrip("/") + EVENTS_PATH
         self._headers = {
-            "Authorization": f"Bearer {node_secret}",
+            "Authorization": f"Bearer {node_key}",
             "Content-Type": "application/json",
         }
         self._spool = EventSpool(Path(spool_dir), max_rows=max_rows)
@@ -364,8 +366,8 @@ class EventReporter:
             await self._deliver(rows[:middle])
             await self._deliver(rows[middle:])
             return
-        if status in (401, 403):
-            raise _Retry(f"the control plane refused the node secret (HTTP {status})")
+        if status == 401:
+            raise _Retry("the control plane refused this node's key (HTTP 401)")
         raise _Retry(f"HTTP {status} from the control plane")
 
     async def _post(self, rows: Sequence[tuple[int, str]]) -> httpx.Response:

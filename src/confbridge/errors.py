@@ -16,6 +16,8 @@ class DomainError(Exception):
     """A refusal a caller can understand; `status_code` is its HTTP face."""
 
     status_code = 400
+    # Seconds the caller should wait before trying again (a `Retry-After` header), if any.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -50,7 +52,9 @@ def _body(message: str, **extra: Any) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+        if exc.retry_after_s is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
         return JSONResponse(
             _body(exc.message, **exc.extra), status_code=exc.status_code, headers=headers
         )
