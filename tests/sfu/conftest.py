@@ -49,12 +49,18 @@ class Stack:
     settings: Settings | None = None
     database: Database | None = None
 
+    def index(self, worker_url: str | None = None) -> int:
+        """The index of the local worker at `worker_url` (else the first)."""
+        port = int((worker_url or self.worker).rstrip("/").rsplit(":", 1)[1])
+        return port - int(self.worker.rstrip("/").rsplit(":", 1)[1])
+
+    def node_id(self, worker_url: str | None = None) -> str:
+        return f"local-{self.index(worker_url)}"
+
     def admin(self, worker_url: str | None = None) -> dict[str, str]:
         """Headers for a worker's admin API (the worker at `worker_url`, else the first):
         that worker's own key, as its operator uses it."""
-        port = int((worker_url or self.worker).rstrip("/").rsplit(":", 1)[1])
-        first = int(self.worker.rstrip("/").rsplit(":", 1)[1])
-        return {"Authorization": f"Bearer {self.workers.node_key(port - first)}"}
+        return {"Authorization": f"Bearer {self.workers.node_key(self.index(worker_url))}"}
 
     def relay_token(self) -> str:
         """A relay grant for the room, as the control plane gives an edge (pipes, cascade)."""

@@ -18,6 +18,7 @@ from confbridge.db import utcnow
 from confbridge.sites.models import Site
 from sfu.cascade import UPSTREAM_SILENCE_S
 from sfu.pipe import PipedCodec, PipedSource, PipeIn
+from tests.conftest import let_node_hold
 from tests.sfu.conftest import NODE_SECRET, Stack
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 
@@ -65,6 +66,9 @@ async def test_pipe_edge_viewers_decode_the_chair_and_follow_the_floor(
         )
         assert extended.status_code == 200, extended.text
         assert extended.json()["sources"] == 2  # the chair's video and audio
+    # as the control plane records an edge it extends the room to: its events are accepted
+    assert stack.database is not None
+    let_node_hold(stack.database, stack.node_id(edge), stack.occurrence_id)
 
     viewer_grant = await stack.join("p1")
     viewer = WhepViewer(f"{edge}/whep/{room}", viewer_grant["token"])
