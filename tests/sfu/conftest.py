@@ -48,6 +48,7 @@ class Stack:
     workers: LocalWorkers
     settings: Settings | None = None
     database: Database | None = None
+    server: ServerThread | None = None  # the control plane (stop it: the control plane away)
 
     def index(self, worker_url: str | None = None) -> int:
         """The index of the local worker at `worker_url` (else the first)."""
@@ -241,6 +242,7 @@ def stack(
             workers,
             settings,
             database,
+            control,
         )
     finally:
         workers.close()

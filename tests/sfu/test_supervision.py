@@ -8,12 +8,15 @@ import asyncio
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from confbridge.sites.models import Site
+from tests.agent.conftest import eventually
 from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhipPublisher
+from tests.sfu.peers import WhipPublisher, until
 from tests.test_local_workers import SECRETS
 
 BACK_WITHIN_S = 8.0
@@ -50,7 +53,7 @@ async def answers(url: str) -> bool:
         return False
 
 
-async def test_local_workers_a_killed_worker_is_back_and_joins_work_again(
+async def test_supervision_a_killed_worker_is_back_and_joins_work_again(
     secrets_in_environment: None, stack: Stack, peers: list, caplog: pytest.LogCaptureFixture
 ) -> None:
     """kill -9 the only worker: joins wait (503, Retry-After), never sent to the dead one or
@@ -93,7 +96,7 @@ async def test_local_workers_a_killed_worker_is_back_and_joins_work_again(
 
 
 @pytest.mark.parametrize("stack_options", [{"sfu": {"local_workers": 2}}])
-async def test_local_workers_the_rooms_of_a_dead_worker_move_at_once(
+async def test_supervision_the_rooms_of_a_dead_worker_move_at_once(
     stack: Stack,
     peers: list,
 ) -> None:
@@ -109,3 +112,45 @@ async def test_local_workers_the_rooms_of_a_dead_worker_move_at_once(
     chair = WhipPublisher(moved.json()["whip_url"], moved.json()["token"])
     peers.append(chair)
     assert (await chair.start()).status_code == 201
+
+
+async def test_supervision_a_hall_joined_while_the_control_plane_was_away_leaves_with_it(
+    stack: Stack, peers: list, sites: dict[str, Site]
+) -> None:
+    """Control plane away; a hall joins with the grant it holds (the worker spools the event);
+    the worker dies and is restarted; the control plane comes back: the hall's session,
+    learnt only from the spool, is closed (`node_restarted`), not "connected" to the end."""
+    assert stack.server is not None
+    grant = (await join(stack, "p1")).json()
+    stack.server.stop()
+    hall = WhipPublisher(grant["whip_url"], grant["token"])
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    await until(lambda: hall.pc.connectionState == "connected", timeout_s=10)
+    await asyncio.sleep(0.5)  # the worker spools `joined`
+    (process,) = stack.workers.processes
+    process.send_signal(signal.SIGKILL)
+    await asyncio.sleep(1.0)  # restarted meanwhile; it cannot report yet
+    stack.server.start()
+
+    async def closed() -> dict[str, Any] | None:
+        events = await stack.events()
+        mine = [e for e in events if e["site_id"] == sites["p1"].id]
+        left = [e for e in mine if e["type"] == "left"]
+        return (
+            {"joined": [e for e in mine if e["type"] == "joined"], "left": left} if left else None
+        )
+
+    seen = await eventually(closed, 30, "the hall's session closed after the restart")
+    (joined,) = seen["joined"]
+    (left,) = seen["left"]
+    assert left["detail"] == {"reason": "node_restarted"}
+    assert left["peer_id"] == joined["peer_id"] and left["at"] >= joined["at"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        attendance = await http.get(
+            f"{stack.control}/api/v1/occurrences/{stack.occurrence_id}/attendance",
+            headers=stack.secretariat,
+        )
+    (record,) = [r for r in attendance.json()["records"] if r["site_id"] == sites["p1"].id]
+    assert record["last_leave_at"] is not None
+    assert record["last_leave_reason"] == "node_restarted"
