@@ -266,7 +266,8 @@ def heartbeat(
     """Register the node or refresh it; a node that was down is up again.
 
     `enrolment` is the credential the heartbeat came with: it may speak for its own node
-    only, and its URLs are checked (and audited) when they are new or change. A new
+    only, and its URLs are checked when they are new, change (both audited) or a new worker
+    process reports them. A new
     incarnation (the worker process restarted) drops the rooms the node relayed or fed: the
     pipes and relay sessions died with the old process.
     """
@@ -324,11 +325,14 @@ def _check_registration(
             f"this key belongs to node {enrolment.node_id!r}, not {beat.node_id!r}",
             node_id=enrolment.node_id,
         )
-    if node is not None and (node.public_url, node.internal_url) == (public_url, internal_url):
-        return  # checked when they were registered
+    moved = node is None or (node.public_url, node.internal_url) != (public_url, internal_url)
+    if not moved and node is not None and node.incarnation == beat.incarnation:
+        return  # checked when this process registered them
     allow = enrolment.allow_loopback
     check_node_url(public_url, field="public_url", allow_loopback=allow)
     check_node_url(internal_url, field="internal_url", allow_loopback=allow)
+    if not moved:
+        return
     auth_service.record(
         session=session,
         actor=f"node:{enrolment.node_id}",
