@@ -104,7 +104,7 @@ FIRST_PACKET_TIMEOUT_S = 15.0
 SETTLE_S = 2.0
 GRACE_S = 1.0  # a packet seen at the origin's viewer at the window's end may still be on its way
 STAMP_LIMIT = 4096  # unclaimed datagram stamps (RTX, never matched) are dropped past this
-ADMIN = {"Authorization": f"Bearer {NODE_SECRET}"}
+READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # /rooms and /metrics
 SIOCGSTAMPNS = 0x8907  # <linux/sockios.h>
 
 
@@ -375,7 +375,9 @@ def cascade(stack: Stack, room: str, upstream: Node, edge: Node, token: str) -> 
         "chair_site_id": stack.chair_site_id,
         "ends_at": stack.ends_at.isoformat(),
     }
-    response = httpx.post(f"{edge.url}/rooms/{room}/cascade", json=body, headers=ADMIN, timeout=20)
+    response = httpx.post(
+        f"{edge.url}/rooms/{room}/cascade", json=body, headers=stack.admin(edge.url), timeout=20
+    )
     if response.status_code != 200:
         raise BenchError(
             f"{edge.role} ({edge.url}) refused to relay from {upstream.role}: "
@@ -395,7 +397,7 @@ def running(pid: int) -> bool:
 def admin_get(node: Node, path: str) -> httpx.Response:
     """GET on the worker's admin API; a worker that is gone or fails stops the run."""
     try:
-        response = httpx.get(f"{node.url}{path}", headers=ADMIN, timeout=5)
+        response = httpx.get(f"{node.url}{path}", headers=READER, timeout=5)
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise BenchError(

@@ -892,6 +892,33 @@ class Stack:
     def worker_pid(self) -> int:
         return self.worker_pids[0]
 
+    def admin(self, worker_url: str) -> dict[str, str]:
+        """The headers of a worker's own key (its admin API, as its operator calls it)."""
+        index = self.worker_urls.index(worker_url.rstrip("/"))
+        return {"Authorization": f"Bearer {self.workers.node_key(index)}"}
+
+    def relay_token(self, node_id: str) -> str:
+        """A relay grant for the room, signed as the control plane signs it for an edge."""
+        from confbridge.bridge.grants import signer_for
+        from confbridge.contracts import RELAY_SITE_ID, GrantClaims, PeerRole, room_name
+
+        assert self.grant_key_path is not None
+        now = int(time.time())
+        claims = GrantClaims(
+            jti=f"bench-{node_id}-{now}",
+            room=room_name(self.occurrence_id),
+            occurrence_id=self.occurrence_id,
+            site_id=RELAY_SITE_ID,
+            site_name=f"node {node_id}",
+            role=PeerRole.relay,
+            chair_site_id=self.chair_site_id,
+            starts_at=self.ends_at - timedelta(minutes=120),
+            ends_at=self.ends_at,
+            iat=now,
+            exp=int(self.ends_at.timestamp()) + 1800,
+        )
+        return signer_for(self.grant_key_path).sign(claims)
+
     def extend(self, origin_url: str, edge_url: str) -> None:
         """Have the worker at `edge_url` relay the room from `origin_url` (a pipe)."""
         response = httpx.post(
@@ -901,8 +928,9 @@ class Stack:
                 "occurrence_id": self.occurrence_id,
                 "chair_site_id": self.chair_site_id,
                 "ends_at": self.ends_at.isoformat(),
+                "token": self.relay_token(edge_url),
             },
-            headers={"Authorization": f"Bearer {NODE_SECRET}"},
+            headers=self.admin(edge_url),
             timeout=20,
         )
         if response.status_code != 200:
@@ -965,6 +993,7 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
     from confbridge.meetings import service as meeting_service
+    from confbridge.nodes import service as node_service
     from confbridge.settings import Settings
     from confbridge.sites import service as site_service
     from confbridge.sites.models import Site, UnitKind
@@ -1019,7 +1048,7 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
         session.commit()
         occurrence_id = series.occurrences[0].id
         ends_at = series.occurrences[0].end_at
-    workers = LocalWorkers(settings, control_url=control.url)
+    workers = LocalWorkers(settings, control_url=control.url, database=database)
     workers.start()
     worker_urls = [f"http://127.0.0.1:{worker_port + i}" for i in range(worker_count)]
     stack = Stack(
@@ -1034,15 +1063,20 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
         grant_key_path=settings.grant_key_path,
     )
     deadline = time.monotonic() + 20
-    for worker_url in worker_urls:
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{worker_url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                stack.close()
-                raise RuntimeError("the SFU worker did not start")
-            time.sleep(0.1)
+    # joins go to registered workers only: wait for each one's first heartbeat
+    while True:
+        with database.session() as session:
+            up = [
+                node
+                for node in node_service.list_(session=session)
+                if node_service.state_of(node, utcnow()) is node_service.NodeState.up
+            ]
+        if len(up) >= worker_count:
+            break
+        if time.monotonic() > deadline:
+            stack.close()
+            raise RuntimeError("the SFU workers did not start")
+        time.sleep(0.1)
     return stack
 
 

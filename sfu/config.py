@@ -93,7 +93,13 @@ class WorkerSettings(BaseSettings):
     # that leaves this many in a row unanswered is dropped (defaults: aioice's, about 30 s).
     ice_consent_interval_s: float = Field(default=5.0, gt=0, le=60)
     ice_consent_failures: int = Field(default=6, ge=1, le=100)
+    # This node's own key, from its enrolment on the control plane (`confbridge nodes enroll`;
+    # `serve` enrols its local workers itself): heartbeats, events and the grant key fetch.
+    node_key: SecretText | None = None
+    # Only for reading the worker's /metrics and /rooms (Prometheus); never for changes.
     node_secret: SecretText = Secret(DEFAULT_NODE_SECRET)
+    # Set by `serve` for its local workers: the worker exits when that process goes.
+    parent_pid: int | None = Field(default=None, ge=1)
     grant_public_key_file: Path = Path("data/grant-key.pub.pem")
     spool_dir: Path = Path("data/sfu-spool")
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
@@ -142,8 +148,8 @@ class WorkerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_off_loopback(self) -> WorkerSettings:
-        # The admin API (floor commands) trusts the node secret: a worker others can reach
-        # must not accept the well-known default.
+        # The node secret opens /metrics and /rooms: a worker others can reach must not
+        # accept the well-known default.
         blank = blank_reason(self.node_secret)
         if blank:
             raise ValueError(f"node_secret: {blank}; set CONFBRIDGE_SFU_NODE_SECRET")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import logging
 import random
 import sqlite3
@@ -45,7 +46,9 @@ REQUEST_TIMEOUT_S = 15.0
 WRITE_BUSY_TIMEOUT_MS = 1000
 MAX_UNSAVED = 10_000
 DROPPABLE_TYPE = EventType.stats.value  # joined, left and floor_changed are never dropped
-PERMANENT_REJECTIONS = frozenset({400, 413, 422})
+# Refused for what the events say (malformed; or 403: another node's, or a room this node
+# never held): set apart and dropped. A refused key (401) is retried: it may be enrolled yet.
+PERMANENT_REJECTIONS = frozenset({400, 403, 413, 422})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -188,6 +191,23 @@ def _lock_directory(path: Path) -> IO[str]:
     return lock_file
 
 
+def _refused_occurrences(response: httpx.Response) -> set[int]:
+    """The occurrences a 403 names (`occurrence_ids`): rooms this node never held."""
+    try:
+        named = response.json().get("occurrence_ids") or []
+    except (ValueError, AttributeError):
+        return set()
+    return {value for value in named if isinstance(value, int)}
+
+
+def _occurrence_of(body: str) -> int | None:
+    try:
+        value = json.loads(body).get("occurrence_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
 class _Retry(Exception):
     """Delivery failed for a reason that may pass (control plane down, overloaded)."""
 
@@ -202,7 +222,7 @@ class EventReporter:
     def __init__(
         self,
         control_url: str,
-        node_secret: str,
+        node_key: str,
         spool_dir: Path | str,
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
@@ -215,7 +235,7 @@ class EventReporter:
             raise ValueError("batch_size must be between 1 and 1000")
         self.url = control_url.rstrip("/") + EVENTS_PATH
         self._headers = {
-            "Authorization": f"Bearer {node_secret}",
+            "Authorization": f"Bearer {node_key}",
             "Content-Type": "application/json",
         }
         self._spool = EventSpool(Path(spool_dir), max_rows=max_rows)
@@ -346,7 +366,8 @@ class EventReporter:
         """Post `rows` and delete them once acknowledged.
 
         A batch refused as malformed is split until the bad event is alone, and that one is
-        dropped: one bad event must not hold up all the others behind it.
+        dropped: one bad event must not hold up all the others behind it. Events of rooms the
+        control plane names as never held here (403) are dropped at once, the rest sent again.
         """
         response = await self._post(rows)
         status = response.status_code
@@ -354,6 +375,20 @@ class EventReporter:
             self._check_ack(response, len(rows))
             await asyncio.to_thread(self._spool.delete, [seq for seq, _ in rows])
             self.delivered += len(rows)
+            return
+        refused = _refused_occurrences(response) if status == 403 else set()
+        dropped = [row for row in rows if _occurrence_of(row[1]) in refused]
+        if dropped:
+            log.error(
+                "control plane refused %d event(s) of rooms this node never held (%s): dropped",
+                len(dropped),
+                ", ".join(map(str, sorted(refused)[:20])),
+            )
+            await asyncio.to_thread(self._spool.delete, [seq for seq, _ in dropped])
+            gone = {seq for seq, _ in dropped}
+            kept = [row for row in rows if row[0] not in gone]
+            if kept:
+                await self._deliver(kept)
             return
         if status in PERMANENT_REJECTIONS:
             if len(rows) == 1:
@@ -364,8 +399,8 @@ class EventReporter:
             await self._deliver(rows[:middle])
             await self._deliver(rows[middle:])
             return
-        if status in (401, 403):
-            raise _Retry(f"the control plane refused the node secret (HTTP {status})")
+        if status == 401:
+            raise _Retry("the control plane refused this node's key (HTTP 401)")
         raise _Retry(f"HTTP {status} from the control plane")
 
     async def _post(self, rows: Sequence[tuple[int, str]]) -> httpx.Response:

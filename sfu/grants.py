@@ -11,10 +11,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import ValidationError
 
 from confbridge.contracts import (
+    ADMIN_AUDIENCE,
     GRANT_ALGORITHM,
     GRANT_AUDIENCE,
     GRANT_ISSUER,
     GRANT_KEY_PATH,
+    AdminClaims,
     GrantClaims,
 )
 
@@ -47,15 +49,15 @@ class GrantVerifier:
         return cls(path.read_bytes())
 
     @classmethod
-    async def load(cls, path: Path, *, control_url: str, node_secret: str) -> GrantVerifier:
+    async def load(cls, path: Path, *, control_url: str, node_key: str) -> GrantVerifier:
         """The key in `path`; a node on another machine, which has none yet, fetches it from
-        the control plane (node secret) and keeps it there."""
+        the control plane (with its own node key) and keeps it there."""
         if path.exists():
             return cls.from_file(path)
         url = control_url.rstrip("/") + GRANT_KEY_PATH
         try:
             async with httpx.AsyncClient(timeout=KEY_FETCH_TIMEOUT_S) as http:
-                response = await http.get(url, headers={"Authorization": f"Bearer {node_secret}"})
+                response = await http.get(url, headers={"Authorization": f"Bearer {node_key}"})
         except httpx.HTTPError as exc:
             raise GrantKeyUnavailable(
                 f"no grant key at {path}, and the control plane at {url} is unreachable: {exc}"
@@ -71,6 +73,30 @@ class GrantVerifier:
         temporary.write_bytes(response.content)
         temporary.replace(path)
         return verifier
+
+    def verify_admin(self, token: str, *, node_id: str, method: str, path: str) -> AdminClaims:
+        """A control-plane token for this node's admin API, for this very method and path."""
+        try:
+            claims = AdminClaims.model_validate(
+                jwt.decode(
+                    token,
+                    self._key,
+                    algorithms=[GRANT_ALGORITHM],
+                    audience=ADMIN_AUDIENCE,
+                    issuer=GRANT_ISSUER,
+                    leeway=CLOCK_LEEWAY_S,
+                    options={"require": ["exp", "iat", "jti", "sub"]},
+                )
+            )
+        except jwt.ExpiredSignatureError:
+            raise GrantError("the control plane's token has expired") from None
+        except (jwt.PyJWTError, ValidationError) as exc:
+            raise GrantError(f"invalid control plane token: {exc}") from None
+        if claims.sub != node_id:
+            raise GrantError(f"this token is for node {claims.sub!r}, not {node_id!r}")
+        if (claims.method, claims.path) != (method.upper(), path):
+            raise GrantError(f"this token is for {claims.method} {claims.path}")
+        return claims
 
     def verify(self, token: str, *, room: str) -> GrantClaims:
         try:

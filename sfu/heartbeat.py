@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -22,6 +25,8 @@ FIRST_RETRY_S = 1.0
 """Until the control plane has heard from the worker once, retry this often (it may start
 after the worker)."""
 REQUEST_TIMEOUT_S = 5.0
+LISTEN_CHECK_INTERVAL_S = 0.05
+ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 class Heartbeat:
@@ -31,9 +36,12 @@ class Heartbeat:
         self._worker = worker
         settings = worker.settings
         self._url = settings.control_url.rstrip("/") + NODE_HEARTBEAT_PATH
-        self._headers = {"Authorization": f"Bearer {settings.node_secret}"}
+        self._headers = {"Authorization": f"Bearer {settings.node_key or ''}"}
         self._task = OwnedTask("sfu-heartbeat")
         self._mark = (time.monotonic(), time.process_time(), 0)
+        # this process: the control plane ends the sessions of the previous one when it changes
+        self.incarnation = uuid.uuid4().hex
+        self.started_at = datetime.now(UTC)
         self.draining = False
         self.beats = 0
 
@@ -62,6 +70,8 @@ class Heartbeat:
             capacity_peers=settings.capacity_peers,
             machine_id=settings.machine_id,
             region=settings.region,
+            incarnation=self.incarnation,
+            started_at=self.started_at,
             load=NodeLoad(
                 rooms=len(worker.rooms),
                 peers=peers,
@@ -71,7 +81,26 @@ class Heartbeat:
             ),
         )
 
+    async def _listening(self) -> None:
+        """Wait until this worker accepts connections: registered before that, it would be
+        sent joins it cannot answer yet (the HTTP server starts after the worker)."""
+        settings = self._worker.settings
+        host = ANY_ADDRESS.get(settings.host, settings.host)
+        while True:
+            try:
+                _reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, settings.port), timeout=1.0
+                )
+            except (OSError, TimeoutError):
+                await asyncio.sleep(LISTEN_CHECK_INTERVAL_S)
+                continue
+            writer.close()
+            with suppress(OSError):
+                await writer.wait_closed()
+            return
+
     async def _run(self) -> None:
+        await self._listening()
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, headers=self._headers) as http:
             while True:
                 try:
@@ -84,8 +113,14 @@ class Heartbeat:
     async def _beat(self, http: httpx.AsyncClient) -> None:
         body = self.message().model_dump(mode="json")
         response = await http.post(self._url, json=body)
-        if response.status_code in (401, 403):
-            log.error("the control plane refused the node secret; check sfu.node_secret")
+        if response.status_code == 401:
+            log.error(
+                "the control plane refused this node's key; enrol node %s "
+                "(`confbridge nodes enroll`) and set CONFBRIDGE_SFU_NODE_KEY",
+                self._worker.settings.node_id,
+            )
+        elif response.status_code in (403, 422):
+            log.error("the control plane refused the registration: %s", response.text[:300])
         response.raise_for_status()
         ack = NodeHeartbeatAck.model_validate_json(response.content)
         if ack.draining != self.draining:

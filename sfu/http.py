@@ -114,10 +114,15 @@ def build_app(worker: Worker) -> Starlette:
             )
         ]
 
-    def node_only(request: Request) -> None:
+    def admin_only(request: Request) -> None:
+        """The control plane (a token for this node, method and path) or the node's key."""
+        worker.verify_admin(_bearer(request), method=request.method, path=request.url.path)
+
+    def reader(request: Request) -> None:
+        """Read-only views (/metrics, /rooms): also the scraping secret (sfu.node_secret)."""
         token = _bearer(request)
         if not hmac.compare_digest(token.encode(), worker.settings.node_secret.encode()):
-            raise SfuError(401, "wrong node secret")
+            admin_only(request)
 
     async def create_session(request: Request) -> Response:
         direction = request.url.path.split("/")[1]  # "whip" or "whep"
@@ -156,7 +161,7 @@ def build_app(worker: Worker) -> Starlette:
         return Response(status_code=200)
 
     async def floor(request: Request) -> Response:
-        node_only(request)
+        admin_only(request)
         room = request.path_params["room"]
         if request.method == "GET":
             return JSONResponse(worker.floor_state(room).model_dump(mode="json"))
@@ -169,47 +174,54 @@ def build_app(worker: Worker) -> Starlette:
 
     async def extend(request: Request) -> Response:
         """Control plane → this worker: serve the room for its origin (a pipe from there)."""
-        node_only(request)
+        admin_only(request)
         body = _model(ExtendRoom, await request.body())
         state = await worker.extend_room(request.path_params["room"], body)
         return JSONResponse({"room": request.path_params["room"], "sources": len(state.sources)})
 
     async def cascade(request: Request) -> Response:
         """Control plane → this node (an edge): relay the room from the node above it."""
-        node_only(request)
+        admin_only(request)
         body = _model(CascadeRequest, await request.body())
         room = await worker.relay_room(request.path_params["room"], body)
         return JSONResponse({"room": room.name, "upstream": room.origin_url})
 
     async def hold(request: Request) -> Response:
         """Control plane → this node: the room moved here; stop relaying it."""
-        node_only(request)
+        admin_only(request)
         was_relayed = await worker.hold_room(request.path_params["room"])
         return JSONResponse({"room": request.path_params["room"], "was_relayed": was_relayed})
 
     async def pipe_out(request: Request) -> Response:
-        """An edge → this worker (the origin): pipe the room's sources to it."""
-        node_only(request)
+        """An edge → this worker (the origin): pipe the room's sources to it. The edge shows
+        the relay grant the control plane gave it for this room."""
+        token = _bearer(request)
+        worker.verify_relay(token, room=request.path_params["room"])
         body = _model(PipeRequest, await request.body())
-        state = await worker.open_pipe_out(request.path_params["room"], body)
+        state = await worker.open_pipe_out(request.path_params["room"], body, token=token)
         return JSONResponse(state.model_dump(mode="json"))
 
     async def pipe_state(request: Request) -> Response:
-        """The origin → this worker (an edge): what the pipe carries now, and the floor."""
-        node_only(request)
-        body = _model(PipeState, await request.body())
+        """The origin → this worker (an edge): what the pipe carries now, and the floor. The
+        origin shows back the relay grant this edge asked for the pipe with."""
+        token = _bearer(request)
         room = worker.rooms.get(request.path_params["room"])
         if room is None or room.closed:
             raise SfuError(404, f"room {request.path_params['room']} is not open here")
+        if room.pipe_token is None or not hmac.compare_digest(
+            token.encode(), room.pipe_token.encode()
+        ):
+            raise SfuError(401, "not the origin of this room's pipe")
+        body = _model(PipeState, await request.body())
         worker.apply_pipe_state(room, body)
         return JSONResponse({"sources": len(body.sources)})
 
     async def rooms(request: Request) -> Response:
-        node_only(request)
+        reader(request)
         return JSONResponse(worker.describe())
 
     async def metrics(request: Request) -> Response:
-        node_only(request)
+        reader(request)
         return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_request: Request) -> Response:

@@ -111,12 +111,18 @@ class PipeState(BaseModel):
 
 
 class ExtendRoom(BaseModel):
-    """Control plane → edge: serve this room for the origin at `origin_url`."""
+    """Control plane → edge: serve this room for the origin at `origin_url`.
+
+    `token` is a relay grant for the room: the edge shows it to the origin to get the pipe,
+    and the origin shows it back with every pipe state (each checks it as its own: no secret
+    is shared between nodes).
+    """
 
     origin_url: str
     occurrence_id: int
     chair_site_id: int
     ends_at: AwareDatetime
+    token: str = Field(min_length=1)
 
 
 class _PipeEnd(asyncio.DatagramProtocol):

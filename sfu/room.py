@@ -108,9 +108,13 @@ class Room:
         # by `pipe_in`) or the upstream node's WHEP URL (fed by `upstream`, sfu.cascade).
         self.origin_url: str | None = None
         self.pipe_in: PipeIn | None = None
+        # On a piped edge: the relay grant its pipe was asked with; the origin sends it back
+        # with each pipe state, and nothing else may change this room's pipe.
+        self.pipe_token: str | None = None
         self.upstream: Upstream | None = None
-        # On an origin: a pipe to each edge (by node id) and the edge's admin URL.
-        self.pipes_out: dict[str, tuple[PipeOut, str]] = {}
+        # On an origin: a pipe to each edge (by node id), the edge's admin URL and the token
+        # the edge asked with (shown back to it).
+        self.pipes_out: dict[str, tuple[PipeOut, str, str]] = {}
         # when the current speaker got the floor (time.monotonic(), as Source levels)
         self.speaker_since = time.monotonic()
         self._voice_task: asyncio.Task[None] | None = None
@@ -289,7 +293,7 @@ class Room:
         """Close every peer (and the upstream session, told over `http` if given); returns
         the peers so the caller can report who left."""
         self.closed = True
-        for pipe, _url in self.pipes_out.values():
+        for pipe, _url, _token in self.pipes_out.values():
             pipe.close()
         self.pipes_out.clear()
         if self.pipe_in is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 import time
@@ -141,11 +142,11 @@ class Worker:
             self._verifier = await GrantVerifier.load(
                 self.settings.grant_public_key_file,
                 control_url=self.settings.control_url,
-                node_secret=self.settings.node_secret,
+                node_key=self.settings.node_key or "",
             )
         if self.reporter is None:
             self.reporter = EventReporter(
-                self.settings.control_url, self.settings.node_secret, self.settings.spool_dir
+                self.settings.control_url, self.settings.node_key or "", self.settings.spool_dir
             )
         self.reporter.start()
         self.heartbeat.start()
@@ -213,6 +214,26 @@ class Worker:
                 revocation.terminal_id,
             )
             await self.remove_peer(peer, reason="revoked")
+
+    def verify_admin(self, token: str, *, method: str, path: str) -> None:
+        """A call to the admin API: the control plane's token for this node and this call,
+        or this node's own key (its operator)."""
+        key = self.settings.node_key
+        if key and hmac.compare_digest(token.encode(), key.encode()):
+            return
+        assert self._verifier is not None, "start() the worker first"
+        try:
+            self._verifier.verify_admin(
+                token, node_id=self.settings.node_id, method=method, path=path
+            )
+        except GrantError as exc:
+            raise SfuError(401, str(exc)) from None
+
+    def verify_relay(self, token: str, *, room: str) -> None:
+        """Another worker asking for the room's pipe: a relay grant for this room."""
+        grant = self.verify_grant(token, room=room)
+        if grant.role is not PeerRole.relay:
+            raise SfuError(403, "only a relay grant may ask for a pipe")
 
     # sessions
 
@@ -522,7 +543,7 @@ class Worker:
             for room in list(self.rooms.values()):
                 try:
                     self._relay_floor(room)
-                    for pipe, _url in room.pipes_out.values():
+                    for pipe, _url, _token in room.pipes_out.values():
                         pipe.keepalive()
                     pipe_in = room.pipe_in
                     if pipe_in is not None and pipe_in.silent_for(now) > UPSTREAM_SILENCE_S:
@@ -532,7 +553,7 @@ class Worker:
                     log.exception("room %s: keepalive failed", room.name)
 
     def _http(self) -> httpx.AsyncClient:
-        """Calls to other workers and nodes; the node secret goes only where asked for."""
+        """Calls to other workers and nodes (each with the room's relay grant)."""
         if self._admin is None:
             self._admin = httpx.AsyncClient(timeout=PIPE_REQUEST_TIMEOUT_S)
         return self._admin
@@ -644,11 +665,15 @@ class Worker:
 
     # pipes: one room over several workers (sfu.pipe)
 
-    async def _admin_post(self, base_url: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _admin_post(
+        self, base_url: str, path: str, body: dict[str, Any], *, token: str
+    ) -> httpx.Response:
+        """POST to another worker's admin API with `token`: the room's relay grant, which
+        that worker checks itself (workers share no secret)."""
         return await self._http().post(
             base_url.rstrip("/") + path,
             json=body,
-            headers={"Authorization": f"Bearer {self.settings.node_secret}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
 
     async def extend_room(self, room_name: str, request: ExtendRoom) -> PipeState:
@@ -665,6 +690,7 @@ class Worker:
             room.upstream = None
         pipe_in = await PipeIn.open(self.settings.media_ip)
         room.pipe_in = pipe_in
+        room.pipe_token = request.token
         room.origin_url = request.origin_url.rstrip("/")
         ask = PipeRequest(
             edge_node_id=self.settings.node_id,
@@ -673,7 +699,10 @@ class Worker:
         )
         try:
             response = await self._admin_post(
-                room.origin_url, pipe_out_path(room_name), ask.model_dump(mode="json")
+                room.origin_url,
+                pipe_out_path(room_name),
+                ask.model_dump(mode="json"),
+                token=request.token,
             )
         except httpx.HTTPError as exc:
             raise SfuError(502, f"the origin at {room.origin_url} is unreachable: {exc}") from None
@@ -684,8 +713,9 @@ class Worker:
         self.apply_pipe_state(room, state)
         return state
 
-    async def open_pipe_out(self, room_name: str, request: PipeRequest) -> PipeState:
-        """Origin: pipe every source of the room to an edge; returns what it carries."""
+    async def open_pipe_out(self, room_name: str, request: PipeRequest, *, token: str) -> PipeState:
+        """Origin: pipe every source of the room to an edge; returns what it carries. `token`
+        (the edge's relay grant) goes back with every pipe state pushed to the edge."""
         room = self._open_room(room_name)
         if room.pipe_in is not None:
             raise SfuError(409, f"room {room_name} is piped here; pipe from its origin")
@@ -693,7 +723,7 @@ class Worker:
         if previous is not None:
             previous[0].close()
         pipe = await PipeOut.open(request.edge_node_id, request.edge_addr, self.settings.media_ip)
-        room.pipes_out[request.edge_node_id] = (pipe, request.edge_url)
+        room.pipes_out[request.edge_node_id] = (pipe, request.edge_url, token)
         log.info("room %s piped to %s at %s", room_name, request.edge_node_id, request.edge_addr)
         return self._pipe_state(room, pipe)
 
@@ -720,20 +750,20 @@ class Worker:
 
     def _pipes_changed(self, room: Room) -> None:
         """Origin: tell every edge what the pipe now carries and who holds the floor."""
-        for edge_node_id, (pipe, edge_url) in list(room.pipes_out.items()):
+        for edge_node_id, (pipe, edge_url, token) in list(room.pipes_out.items()):
             state = self._pipe_state(room, pipe)
             self._own(
                 asyncio.get_running_loop().create_task(
-                    self._push_pipe_state(room.name, edge_node_id, edge_url, state)
+                    self._push_pipe_state(room.name, edge_node_id, edge_url, state, token)
                 )
             )
 
     async def _push_pipe_state(
-        self, room_name: str, edge_node_id: str, edge_url: str, state: PipeState
+        self, room_name: str, edge_node_id: str, edge_url: str, state: PipeState, token: str
     ) -> None:
         try:
             response = await self._admin_post(
-                edge_url, pipe_state_path(room_name), state.model_dump(mode="json")
+                edge_url, pipe_state_path(room_name), state.model_dump(mode="json"), token=token
             )
             if response.status_code != 200:
                 log.warning("edge %s refused the pipe state: %s", edge_node_id, response.text)

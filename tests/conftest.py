@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from confbridge import migrate
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.db import Database
+from confbridge.contracts import NodeHeartbeat
+from confbridge.db import Database, utcnow
 from confbridge.main import create_app
 from confbridge.models import metadata
+from confbridge.nodes import service as node_service
 from confbridge.settings import Settings, normalise_database_url
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
@@ -177,6 +179,61 @@ def sites(session: Session, province: Unit) -> dict[str, Site]:
         "p2": found["Hội trường UBND Phường Hai"],
         "dept": found["Phòng họp Sở"],
     }
+
+
+def enrol_node(
+    database: Database,
+    node_id: str = "node-a",
+    *,
+    allow_loopback: bool = True,
+    rotate: bool = False,
+) -> dict[str, str]:
+    """Enrol an SFU node as an admin would (`rotate`: again, with a new key); the
+    Authorization headers of its own key."""
+    with database.session() as session:
+        _enrolment, key = node_service.enrol(
+            session=session,
+            node_id=node_id,
+            by="test",
+            now=utcnow(),
+            allow_loopback=allow_loopback,
+            rotate=rotate,
+        )
+        session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
+def register_node(
+    database: Database,
+    node_id: str = "node-a",
+    *,
+    public_url: str = "http://127.0.0.1:8001",
+    internal_url: str | None = None,
+) -> None:
+    """An SFU node up now, as its heartbeat registers it (joins are placed on it)."""
+    with database.session() as session:
+        node_service.heartbeat(
+            session=session,
+            beat=NodeHeartbeat(
+                node_id=node_id,
+                public_url=public_url,
+                internal_url=internal_url or public_url,
+                capacity_peers=1000,
+            ),
+            now=utcnow(),
+        )
+        session.commit()
+
+
+def let_node_hold(database: Database, node_id: str, *occurrence_ids: int) -> None:
+    """Record that `node_id` held these occurrences' rooms (as placing them would), so that
+    it may report their events."""
+    with database.session() as session:
+        for occurrence_id in occurrence_ids:
+            node_service.record_host(
+                session=session, occurrence_id=occurrence_id, node_id=node_id, now=utcnow()
+            )
+        session.commit()
 
 
 def free_port() -> int:

@@ -138,10 +138,45 @@ def test_sfu_refuses_the_default_node_secret_beyond_loopback(database_file: Path
     assert "Traceback" not in result.output
 
 
+def test_sfu_needs_its_own_node_key(database_file: Path) -> None:
+    result = run("sfu")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("config error: sfu.node_key: missing; enrol this node")
+    assert "confbridge nodes enroll" in result.stderr and "Traceback" not in result.output
+
+
+def test_nodes_enroll_list_revoke(database_file: Path) -> None:
+    enrolled = run("nodes", "enroll", "sfu-qn-1")
+    assert enrolled.exit_code == 0, enrolled.output
+    key = enrolled.stdout.split("(shown once): ")[1].split()[0]
+    assert key.startswith("cbn_") and "CONFBRIDGE_SFU_NODE_KEY=" in enrolled.stdout
+    assert count(database_file, "sfu_node_enrolments") == 1
+    engine = create_engine(f"sqlite:///{database_file}")
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT key_hash FROM sfu_node_enrolments")).scalar_one()
+    engine.dispose()
+    assert key not in stored  # only its hash is kept
+    again = run("nodes", "enroll", "sfu-qn-1")
+    assert again.exit_code == 1 and "already enrolled" in again.stderr
+    rotated = run("nodes", "enroll", "sfu-qn-1", "--rotate")
+    assert rotated.exit_code == 0 and key not in rotated.stdout
+    bad = run("nodes", "enroll", "local-3")
+    assert bad.exit_code == 1 and "belong to `serve`" in bad.stderr
+    listed = run("nodes", "list")
+    assert listed.stdout.startswith("sfu-qn-1\tnot registered\tremote\tenrolled ")
+    assert "1 node(s)" in listed.stdout
+    assert run("nodes", "revoke", "sfu-qn-1").stdout == "node sfu-qn-1 revoked\n"
+    missing = run("nodes", "revoke", "sfu-qn-1")
+    assert missing.exit_code == 1 and "not enrolled" in missing.stderr
+    assert count(database_file, "sfu_node_enrolments") == 0
+    assert count(database_file, "audit_log") == 3
+
+
 def test_sfu_without_a_grant_key_fetches_it_or_says_why_not(
     database_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_file = tmp_path / "node" / "grant-key.pub.pem"
+    monkeypatch.setenv("CONFBRIDGE_SFU_NODE_KEY", "cbn_enrolled-elsewhere")
     monkeypatch.setenv("CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE", str(key_file))
     monkeypatch.setenv("CONFBRIDGE_SFU_CONTROL_URL", f"http://127.0.0.1:{free_port()}")
     result = run("sfu")

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from confbridge import migrate
 from confbridge.db import Database, utcnow
+from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
 from tests.test_monitor import heartbeat
 
@@ -52,3 +53,21 @@ def test_health_not_ready_behind_on_migrations(client: TestClient, database: Dat
                 text("UPDATE alembic_version SET version_num = :head"),
                 {"head": migrate.head_revision()},
             )
+
+
+def test_health_a_node_of_the_previous_run_counts_only_once_it_reports_again(
+    database: Database, settings
+) -> None:
+    """Right after a restart the database still says "up" for the previous run's worker,
+    which may be dead: not ready until a node heartbeats to this run."""
+    with database.session() as session:
+        heartbeat(session, "local-0", utcnow() - timedelta(seconds=3))
+    with TestClient(create_app(settings, database=database)) as client:
+        before = client.get("/readyz")
+        assert before.status_code == 503
+        assert before.json()["checks"]["sfu_nodes"]["detail"] == (
+            "none of 1 registered nodes has reported since the start"
+        )
+        with database.session() as session:
+            heartbeat(session, "local-0", utcnow())
+        assert client.get("/readyz").status_code == 200

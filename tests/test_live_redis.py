@@ -9,14 +9,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from confbridge.contracts import room_name
 from confbridge.db import Database, utcnow
 from confbridge.live import occurrence_topic
 from confbridge.live_redis import RedisBus
 from confbridge.main import create_app
-from tests.conftest import ServerThread, make_settings
+from confbridge.sites.models import Site
+from tests.conftest import ServerThread, enrol_node, let_node_hold, make_settings
+from tests.nodes.conftest import make_occurrences
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-NODE = {"Authorization": "Bearer change-me-in-production"}
 
 
 @pytest.fixture
@@ -50,9 +52,14 @@ async def test_live_redis_a_message_reaches_every_replica_once(
 
 
 async def test_live_redis_events_posted_to_one_replica_reach_the_other(
-    database: Database, tmp_path
+    database: Database, tmp_path, sites: dict[str, Site]
 ) -> None:
     url = database.settings.database_url or ""
+    with database.session() as session:
+        (occurrence,) = make_occurrences(session, sites, count=1)
+        occurrence_id = occurrence.id
+    node = enrol_node(database, "node-a")
+    let_node_hold(database, "node-a", occurrence_id)
     replicas = [
         ServerThread(
             create_app(make_settings(url, tmp_path / name, redis_url=REDIS_URL), database=database)
@@ -66,17 +73,17 @@ async def test_live_redis_events_posted_to_one_replica_reach_the_other(
             "id": uuid.uuid4().hex,
             "type": "joined",
             "at": utcnow().isoformat(),
-            "node_id": "local-0",
-            "room": "occ-77",
-            "occurrence_id": 77,
+            "node_id": "node-a",
+            "room": room_name(occurrence_id),
+            "occurrence_id": occurrence_id,
             "site_id": 3,
             "peer_id": "p" * 32,
             "direction": "ingest",
         }
-        async with other_bus.subscribe(occurrence_topic(77)) as subscription:
+        async with other_bus.subscribe(occurrence_topic(occurrence_id)) as subscription:
             async with httpx.AsyncClient(base_url=replicas[0].url) as http:
                 stored = await http.post(
-                    "/api/v1/sfu/events", json={"events": [event]}, headers=NODE
+                    "/api/v1/sfu/events", json={"events": [event]}, headers=node
                 )
             assert stored.json() == {"stored": 1, "duplicates": 0}
             received = await next_message(subscription)

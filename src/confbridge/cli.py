@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging.config
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import partial, wraps
@@ -42,6 +43,11 @@ terminals_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(terminals_app, name="terminals")
+nodes_app = typer.Typer(
+    help="SFU nodes (máy chủ truyền hình): enrol one with its own key, list, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(nodes_app, name="nodes")
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -111,8 +117,9 @@ def serve(
     base_url = _reachable_url(settings, listen_host, listen_port)
     prepare(settings, database, typer.echo, base_url=base_url)
     application = create_app(settings, database=database, run_scheduler=True)
-    workers = LocalWorkers(settings, control_url=f"http://127.0.0.1:{listen_port}")
-    workers.start()
+    workers = LocalWorkers(
+        settings, control_url=f"http://127.0.0.1:{listen_port}", database=database
+    )
     options: dict[str, Any] = {
         "host": listen_host,
         "port": listen_port,
@@ -123,7 +130,13 @@ def serve(
         "access_log": access_log,
         "log_config": logging_config,
     }
+    # SIGTERM (systemd, docker stop) ends serve as Ctrl-C does: uvicorn shuts down
+    # gracefully, then raises the signal again, which lands in `_Terminated` here, so that
+    # the workers are stopped before serve goes.
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    terminated = False
     try:
+        workers.start()
         if processes == 1:
             uvicorn.run(application, **options)
         else:
@@ -131,8 +144,21 @@ def serve(
             uvicorn.run(
                 "confbridge.main:create_served_app", factory=True, workers=processes, **options
             )
+    except _Terminated:
+        terminated = True
     finally:
         workers.close()
+    if terminated:  # end as a process stopped by SIGTERM, which is what it is
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, so that no `except Exception` swallows it)."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated()
 
 
 def _reachable_url(settings: Settings, host: str, port: int) -> str:
@@ -158,7 +184,7 @@ def sfu(
     from confbridge.private_files import make_process_private
     from sfu.config import WorkerSettings
     from sfu.grants import GrantKeyUnavailable, GrantVerifier
-    from sfu.main import run
+    from sfu.main import die_with_parent, run
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     try:
@@ -169,6 +195,15 @@ def sfu(
         key = ".".join(map(str, first["loc"]))
         fail(f"config error: sfu.{key}: {message}" if key else f"config error: sfu {message}", 2)
         return
+    if settings.parent_pid is not None:
+        die_with_parent(settings.parent_pid)  # a worker of `serve`: it goes when serve goes
+    if not settings.node_key:
+        fail(
+            f"config error: sfu.node_key: missing; enrol this node on the control plane "
+            f"(`confbridge nodes enroll {settings.node_id}`) and set CONFBRIDGE_SFU_NODE_KEY",
+            2,
+        )
+        return
     # the spool and the fetched key: this worker's user alone reads them
     make_process_private(settings.spool_dir)
     if not settings.grant_public_key_file.is_file():
@@ -178,13 +213,13 @@ def sfu(
                 GrantVerifier.load(
                     settings.grant_public_key_file,
                     control_url=settings.control_url,
-                    node_secret=settings.node_secret,
+                    node_key=settings.node_key,
                 )
             )
         except (GrantKeyUnavailable, ValueError, OSError) as exc:
             fail(
                 f"{exc} (set CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE, or CONFBRIDGE_SFU_CONTROL_URL "
-                "and CONFBRIDGE_SFU_NODE_SECRET)"
+                "and CONFBRIDGE_SFU_NODE_KEY)"
             )
             return
         typer.echo(f"fetched the grant public key into {settings.grant_public_key_file}")
@@ -393,6 +428,78 @@ def terminals_revoke(terminal_id: Annotated[int, typer.Argument(help="the termin
         )
         session.commit()
         typer.echo(f"terminal {row.id} ({row.name}) revoked")
+
+
+@nodes_app.command("enroll")
+@clean_errors
+def nodes_enroll(
+    node_id: Annotated[str, typer.Argument(help="the node's id (CONFBRIDGE_SFU_NODE_ID)")],
+    allow_loopback: Annotated[
+        bool, typer.Option(help="it runs on this machine and registers 127.0.0.1 URLs")
+    ] = False,
+    rotate: Annotated[
+        bool, typer.Option(help="already enrolled: issue a new key (the old one stops)")
+    ] = False,
+) -> None:
+    """Enrol an SFU node and print its key once (give it to the node as
+    CONFBRIDGE_SFU_NODE_KEY)."""
+    from confbridge import migrate
+    from confbridge.nodes import service as node_service
+
+    database = _database(_settings())
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        _enrolment, key = node_service.enrol(
+            session=session,
+            node_id=node_id,
+            by="cli",
+            now=utcnow(),
+            allow_loopback=allow_loopback,
+            rotate=rotate,
+        )
+        session.commit()
+    typer.echo(f"node {node_id} enrolled; its key (shown once): {key}")
+    typer.echo(f"on the node: CONFBRIDGE_SFU_NODE_ID={node_id} CONFBRIDGE_SFU_NODE_KEY={key}")
+
+
+@nodes_app.command("list")
+@clean_errors
+def nodes_list() -> None:
+    """List enrolled SFU nodes with their state (never their keys)."""
+    from confbridge import migrate
+    from confbridge.nodes import service as node_service
+    from confbridge.nodes.models import SfuNode
+
+    database = _database(_settings())
+    migrate.upgrade(database.engine)
+    now = utcnow()
+    with database.session() as session:
+        enrolments = node_service.list_enrolments(session=session)
+        for enrolment in enrolments:
+            node = session.get(SfuNode, enrolment.node_id)
+            state = node_service.state_of(node, now).value if node else "not registered"
+            where = f"\t{node.public_url}" if node else ""
+            kind = "local" if enrolment.local else "remote"
+            typer.echo(
+                f"{enrolment.node_id}\t{state}\t{kind}\tenrolled "
+                f"{enrolment.enrolled_at:%Y-%m-%d %H:%M} UTC by {enrolment.enrolled_by}{where}"
+            )
+        typer.echo(f"{len(enrolments)} node(s)")
+
+
+@nodes_app.command("revoke")
+@clean_errors
+def nodes_revoke(node_id: Annotated[str, typer.Argument(help="the node's id")]) -> None:
+    """Revoke a node's key: it is refused at once and its rooms move at their next join."""
+    from confbridge import migrate
+    from confbridge.nodes import service as node_service
+
+    database = _database(_settings())
+    migrate.upgrade(database.engine)
+    with database.session() as session:
+        node_service.revoke(session=session, node_id=node_id, by="cli", now=utcnow())
+        session.commit()
+    typer.echo(f"node {node_id} revoked")
 
 
 @db_app.command("upgrade")

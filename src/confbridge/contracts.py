@@ -47,9 +47,11 @@ def room_name(occurrence_id: int) -> str:
     return f"occ-{occurrence_id}"
 
 
-# HTTP paths both sides use. Control plane, called by workers with the node secret:
+# HTTP paths both sides use. Control plane, called by workers with their own node key:
 EVENTS_PATH = "/api/v1/sfu/events"
 GRANT_KEY_PATH = "/api/v1/sfu/grant-key"
+NODE_KEY_PREFIX = "cbn_"
+"""Node keys (enrolled per node on the control plane) start with this."""
 
 
 def floor_path(room: str) -> str:
@@ -81,6 +83,30 @@ class GrantClaims(BaseModel):
     credential_id: str | None = Field(
         default=None, description="the terminal token it was issued to (a one-way fingerprint)"
     )
+
+
+ADMIN_AUDIENCE = "confbridge-sfu-admin"
+ADMIN_TOKEN_TTL_S = 60
+
+
+class AdminClaims(BaseModel):
+    """The control plane's call to one node's admin API, signed with the grant key.
+
+    The control plane keeps only a hash of each node's key, so it authenticates to a node with
+    this short token instead: it names the node (`sub`), the method and the path, so a token
+    sent to one node is worth nothing at another node or for another command.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    iss: Literal["confbridge"] = GRANT_ISSUER
+    aud: Literal["confbridge-sfu-admin"] = ADMIN_AUDIENCE
+    sub: str = Field(description="the node id")
+    method: str
+    path: str
+    jti: str
+    iat: int
+    exp: int
 
 
 class CascadeRequest(BaseModel):
@@ -222,6 +248,15 @@ class NodeHeartbeat(BaseModel):
     )
     region: str = Field(
         default="", max_length=20, description="the province it serves (its code, e.g. '22')"
+    )
+    incarnation: str = Field(
+        default="",
+        max_length=64,
+        description="a new value at every start of the worker process: a change means that "
+        "the sessions of the previous one are gone",
+    )
+    started_at: AwareDatetime | None = Field(
+        default=None, description="when this incarnation started (the worker's clock)"
     )
 
 

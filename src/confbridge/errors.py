@@ -16,11 +16,15 @@ class DomainError(Exception):
     """A refusal a caller can understand; `status_code` is its HTTP face."""
 
     status_code = 400
+    # Seconds the caller should wait before trying again (a `Retry-After` header), if any.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra
+        if isinstance(extra.get("retry_after_s"), int):
+            self.retry_after_s = extra["retry_after_s"]
 
 
 class NotFound(DomainError):
@@ -44,13 +48,13 @@ class Forbidden(DomainError):
 
 
 class TooManyRequests(DomainError):
-    """Refused for now; `retry_after_s` (in `extra`) becomes the Retry-After header."""
+    """Refused for now; `retry_after_s` becomes the Retry-After header."""
 
     status_code = 429
 
 
 class Unavailable(DomainError):
-    """Cannot be served right now; `retry_after_s` (in `extra`) becomes the Retry-After header."""
+    """Cannot be served right now; `retry_after_s` becomes the Retry-After header."""
 
     status_code = 503
 
@@ -63,8 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
-        if isinstance(exc.extra.get("retry_after_s"), int):
-            headers["Retry-After"] = str(exc.extra["retry_after_s"])
+        if exc.retry_after_s is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
         return JSONResponse(
             _body(exc.message, **exc.extra), status_code=exc.status_code, headers=headers
         )

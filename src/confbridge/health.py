@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,8 +20,9 @@ class Check:
     detail: str
 
 
-def readiness(database: Database) -> list[Check]:
-    """Each check with a one-line reason; ready when all pass."""
+def readiness(database: Database, heard_since: datetime | None = None) -> list[Check]:
+    """Each check with a one-line reason; ready when all pass. A node counts as up only if
+    it has heartbeated since `heard_since` (this process's start), not on an old record."""
     try:
         with database.session() as session:
             session.execute(text("SELECT 1"))
@@ -39,9 +41,19 @@ def readiness(database: Database) -> list[Check]:
     now = utcnow()
     with database.session() as session:
         nodes = node_service.list_(session=session)
-    up = [n.id for n in nodes if node_service.state_of(n, now) is not node_service.NodeState.down]
+    alive = [n for n in nodes if node_service.state_of(n, now) is not node_service.NodeState.down]
+    # a node last heard before this process started may be a worker of the previous run
+    up = [n for n in alive if heard_since is None or n.last_seen_at >= heard_since]
     if up:
         checks.append(Check("sfu_nodes", True, f"{len(up)} of {len(nodes)} up"))
+    elif alive:
+        checks.append(
+            Check(
+                "sfu_nodes",
+                False,
+                f"none of {len(nodes)} registered nodes has reported since the start",
+            )
+        )
     elif nodes:
         checks.append(Check("sfu_nodes", False, f"all {len(nodes)} registered nodes are down"))
     else:

@@ -15,10 +15,10 @@ from confbridge.alerts.delivery import AlertDelivery
 from confbridge.alerts.router import router as alerts_router
 from confbridge.attendance.router import router as attendance_router
 from confbridge.auth.router import router as auth_router
-from confbridge.bridge.router import NodeDep
+from confbridge.bridge.router import ScraperDep
 from confbridge.bridge.router import router as bridge_router
 from confbridge.dashboard.router import router as dashboard_router
-from confbridge.db import Database
+from confbridge.db import Database, utcnow
 from confbridge.errors import install_error_handlers
 from confbridge.headers import SecurityHeaders
 from confbridge.health import readiness
@@ -111,10 +111,14 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # a node heard from before this process started may have died meanwhile (a worker of
+    # the previous run): it counts once it heartbeats again
+    started_at = utcnow()
+
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
         """200 when the database answers, its schema is current and an SFU node is up."""
-        checks = readiness(database)
+        checks = readiness(database, heard_since=started_at)
         ready = all(check.ok for check in checks)
         return JSONResponse(
             {
@@ -125,7 +129,7 @@ def create_app(
         )
 
     @app.get("/metrics", tags=["health"], response_class=Response)
-    def metrics(_node: NodeDep) -> Response:
+    def metrics(_scraper: ScraperDep) -> Response:
         """Prometheus metrics; scrape with `Authorization: Bearer <sfu.node_secret>`."""
         return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +52,7 @@ class ControlPlaneMetrics(Collector):
                 )
             )
             nodes = node_service.list_(session=session)
+            enrolments = node_service.list_enrolments(session=session)
             online_since = now - timedelta(seconds=self._offline_after_s)
             status = case(
                 (Terminal.revoked_at.is_not(None), "revoked"),
@@ -87,6 +88,15 @@ class ControlPlaneMetrics(Collector):
             load.add_metric([node.id], node.cpu_ratio)
         yield peers
         yield load
+        restarts = CounterMetricFamily(
+            "confbridge_worker_restarts",
+            "local SFU workers restarted by `serve` after they died",
+            labels=["node"],
+        )
+        for enrolment in enrolments:
+            if enrolment.local:
+                restarts.add_metric([enrolment.node_id], enrolment.restarts)
+        yield restarts
         by_status = GaugeMetricFamily(
             "confbridge_terminals", "terminals by status", labels=["status"]
         )

@@ -11,7 +11,7 @@ from confbridge.auth.models import AuditEntry, SignInThrottle, User, UserSession
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Base
 from confbridge.meetings.models import Booking, BookingLock, Occurrence, Series
-from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
+from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
 from confbridge.sites.models import Site, Terminal, Unit
 from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
 
@@ -30,10 +30,12 @@ __all__ = [
     "Occurrence",
     "PairingCode",
     "RoomEdge",
+    "RoomHost",
     "RoomPlacement",
     "Series",
     "SfuEventRecord",
     "SfuNode",
+    "SfuNodeEnrolment",
     "SignInThrottle",
     "Site",
     "Terminal",

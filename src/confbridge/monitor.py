@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
-from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType, SfuEvent
+from confbridge.contracts import EventType
 from confbridge.db import Database, utcnow
 from confbridge.meetings.models import (
     Booking,
@@ -27,6 +26,7 @@ from confbridge.meetings.models import (
     Series,
 )
 from confbridge.meetings.recurrence import zone
+from confbridge.nodes import flows as node_flows
 from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings, TerminalSettings
 from confbridge.sites.models import Site
@@ -34,9 +34,6 @@ from confbridge.tasks import OwnedTask
 from confbridge.terminals import service as terminal_service
 
 log = logging.getLogger(__name__)
-
-SESSION_LOOKBACK = timedelta(days=1)
-"""Sessions of a node that went down are looked for among events this recent."""
 
 
 @dataclass(frozen=True)
@@ -149,50 +146,10 @@ class Monitor:
         self, session: Session, node_id: str, last_seen_at: datetime, now: datetime
     ) -> int:
         """Record a `left` event (reason `node_down`, at the node's last heartbeat) for every
-        session the node reported joined and never reported left, so that attendance shows
-        the gap until the site rejoins elsewhere. Idempotent: the event ids derive from the
-        sessions'."""
-        since = now - SESSION_LOOKBACK
-        left = select(SfuEventRecord.peer_id).where(
-            SfuEventRecord.peer_id.is_not(None),
-            SfuEventRecord.node_id == node_id,
-            SfuEventRecord.type == EventType.left.value,
-            SfuEventRecord.at >= since,
+        session the node reported joined and never reported left (see `nodes.flows`)."""
+        return node_flows.end_sessions(
+            session=session, node_id=node_id, at=last_seen_at, now=now, reason=node_flows.NODE_DOWN
         )
-        joined = session.execute(
-            select(
-                SfuEventRecord.peer_id,
-                SfuEventRecord.room,
-                SfuEventRecord.occurrence_id,
-                SfuEventRecord.site_id,
-                SfuEventRecord.direction,
-            ).where(
-                SfuEventRecord.node_id == node_id,
-                SfuEventRecord.type == EventType.joined.value,
-                SfuEventRecord.at >= since,
-                SfuEventRecord.peer_id.not_in(left),
-            )
-        ).all()
-        events = [
-            SfuEvent(
-                id=f"node-down-{peer_id}"[:64],
-                type=EventType.left,
-                at=max(last_seen_at, now - SESSION_LOOKBACK),
-                node_id=node_id,
-                room=room,
-                occurrence_id=occurrence_id,
-                site_id=site_id,
-                peer_id=peer_id,
-                direction=direction,
-                detail={"reason": "node_down"},
-            )
-            for peer_id, room, occurrence_id, site_id, direction in joined
-            if peer_id is not None
-        ]
-        if events:
-            bridge_service.store_events(session=session, events=events)
-            log.warning("node %s is down: %d session(s) recorded as left", node_id, len(events))
-        return len(events)
 
     # links: a site with high loss or round-trip time for a while in a live meeting
 

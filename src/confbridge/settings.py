@@ -156,7 +156,8 @@ class SfuSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8001"
     # The worker's admin API as seen from the control plane; empty: same as public_url.
     internal_url: str | None = None
-    # Workers post events with it, the control plane calls workers with it.
+    # Opens /metrics (control plane and workers) for Prometheus, and workers' read-only
+    # GET /rooms. Nodes authenticate with their own keys (`confbridge nodes enroll`).
     node_secret: SecretText = Secret(DEFAULT_NODE_SECRET)
     # Ed25519 private key (PEM) that signs join grants; empty: `<data_dir>/grant-key.pem`.
     grant_key_file: Path | None = None

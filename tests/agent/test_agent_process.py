@@ -25,7 +25,8 @@ from tests.agent.conftest import (
     soon,
 )
 from tests.conftest import ServerThread
-from tests.sfu.conftest import Stack, _wait_for_worker
+from tests.nodes.conftest import make_occurrences
+from tests.sfu.conftest import Stack, _wait_for_worker, wait_until_registered
 from tests.sfu.peers import WhepViewer, WhipPublisher
 
 CHAIR_WIDTH = 160  # the chair's synthetic camera (tests.sfu.peers.WhipPublisher)
@@ -113,6 +114,7 @@ async def test_agent_pairs_joins_on_time_and_rejoins_after_the_bridge_restarts(
     assert "connection" in lost["message"] or "joining failed" in lost["message"]
     stack.workers.start()
     _wait_for_worker(stack.worker)
+    wait_until_registered(database, ["local-0"])
     back_at = time.monotonic()
     await publish_chair(stack, peers)
     await agent.wait_for("joined", REJOIN_LIMIT_S + 5, after=1)
@@ -175,3 +177,34 @@ async def test_agent_stops_when_its_terminal_is_revoked(
     while agent.process.poll() is None and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert agent.process.returncode == TERMINAL_REVOKED_EXIT
+
+
+async def test_agent_waits_as_told_when_no_media_server_is_up(
+    app: Any,
+    serve: Callable[..., ServerThread],
+    database: Database,
+    sites: dict[str, Site],
+    make_user: Callable[..., dict[str, str]],
+    agents: Callable[[list[str]], AgentProcess],
+    tmp_path: Path,
+) -> None:
+    """A meeting on now, but no SFU worker up: each join gets 503 with Retry-After: 2 and the
+    agent waits that long (not its 1, 2, 4 s back-off) before it asks again."""
+    with database.session() as session:
+        make_occurrences(session, sites, count=1)
+    control = serve(app)
+    it = make_user(Role.it)
+    async with httpx.AsyncClient(base_url=control.url, timeout=10) as http:
+        created = (
+            await http.post("/api/v1/terminals", json={"site_id": sites["p1"].id}, headers=it)
+        ).json()
+    agent = agents(
+        ["--server", control.url, "--pair", created["pairing"]["code"], "--token-file",
+         str(tmp_path / "token")]
+    )  # fmt: skip
+    first = await agent.wait_for("retry", 30)
+    second = await agent.wait_for("retry", 10, after=1)
+    for retry in (first, second):
+        assert "503" in retry["message"]
+        assert 2.0 <= retry["retry_in_s"] <= 2.0 * 1.2 + 0.2, retry
+    assert (_at(second) - _at(first)).total_seconds() >= 2.0

@@ -17,12 +17,11 @@ from confbridge.contracts import EventType, PeerStats, SfuEvent, room_name
 from confbridge.db import Database
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
-from tests.conftest import make_settings
+from tests.conftest import enrol_node, let_node_hold, make_settings
 
 Headers = dict[str, str]
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NODE_SECRET = "node-secret-for-attendance-tests-0123456789"
-NODE = {"Authorization": f"Bearer {NODE_SECRET}"}
 
 
 @pytest.fixture
@@ -95,12 +94,15 @@ def event(
 
 
 @pytest.fixture
-def post_events(client: TestClient) -> Callable[..., None]:
-    """POST events to the SFU event endpoint with the node secret, as a worker does."""
+def post_events(client: TestClient, database: Database) -> Callable[..., None]:
+    """POST events to the SFU event endpoint with node-a's key, as a worker does (node-a
+    held the rooms: placed there at their first join)."""
+    node = enrol_node(database, "node-a")
 
     def post(*events: SfuEvent) -> None:
+        let_node_hold(database, "node-a", *{e.occurrence_id for e in events})
         body = {"events": [json.loads(e.model_dump_json()) for e in events]}
-        response = client.post("/api/v1/sfu/events", json=body, headers=NODE)
+        response = client.post("/api/v1/sfu/events", json=body, headers=node)
         assert response.status_code == 200, response.text
         assert response.json()["stored"] == len(events)
 

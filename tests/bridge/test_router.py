@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -30,18 +31,20 @@ from confbridge.contracts import (
     EventType,
     FloorCommand,
     FloorState,
+    NodeHeartbeat,
     PeerRole,
     SfuEvent,
     room_name,
 )
-from confbridge.db import Database
+from confbridge.db import Database, utcnow
 from confbridge.errors import Conflict
-from confbridge.main import create_app
 from confbridge.meetings.models import Occurrence
+from confbridge.nodes import service as node_service
+from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from tests.conftest import ServerThread, free_port, make_settings
+from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold, make_settings
 
 Headers = dict[str, str]
 NODE_SECRET = "node-secret-for-tests-0123456789abcdef"
@@ -50,7 +53,7 @@ ICE = [
     {"urls": ["stun:stun.example.test:3478"]},
     {"urls": "turn:t.example.test", "username": "u", "credential": "c"},
 ]
-NODE = {"Authorization": f"Bearer {NODE_SECRET}"}
+NODE_ID = "node-a"
 
 
 # --- a stand-in for the worker's admin API ------------------------------------------------------
@@ -100,7 +103,31 @@ def settings(database: Database, tmp_path: Path, worker: StubWorker) -> Settings
     """The shared settings, with this module's worker and node secret."""
     worker.open_rooms.clear()
     worker.received.clear()
-    return bridge_settings(database, tmp_path, internal_url=worker.url)
+    return bridge_settings(database, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def node(database: Database, worker: StubWorker) -> Headers:
+    """node-a, enrolled and up: terminals reach it at PUBLIC_URL, the control plane at the
+    stub worker; the Authorization headers of its own key."""
+    headers = enrol_node(database, NODE_ID)
+    register(database, internal_url=worker.url)
+    return headers
+
+
+def register(database: Database, *, internal_url: str) -> None:
+    with database.session() as session:
+        node_service.heartbeat(
+            session=session,
+            beat=NodeHeartbeat(
+                node_id=NODE_ID,
+                public_url=PUBLIC_URL,
+                internal_url=internal_url,
+                capacity_peers=1000,
+            ),
+            now=utcnow(),
+        )
+        session.commit()
 
 
 def bridge_settings(database: Database, data_dir: Path, **sfu: Any) -> Settings:
@@ -168,7 +195,13 @@ def join(client: TestClient, occurrence_id: int, headers: Headers) -> httpx.Resp
 
 
 def public_pem(client: TestClient) -> str:
-    response = client.get("/api/v1/sfu/grant-key", headers=NODE)
+    settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
+    return grants.signer_for(settings.grant_key_path).public_pem
+
+
+def fetched_pem(client: TestClient, node: Headers) -> str:
+    """The grant key as a node on another machine fetches it, with its own key."""
+    response = client.get("/api/v1/sfu/grant-key", headers=node)
     assert response.status_code == 200, response.text
     return response.text
 
@@ -219,8 +252,9 @@ def test_join_invited_site_gets_a_site_grant(
     assert claims.chair_site_id == sites["hq"].id
 
 
-def test_join_grant_key_is_only_the_public_key(client: TestClient) -> None:
-    pem = public_pem(client)
+def test_join_grant_key_is_only_the_public_key(client: TestClient, node: Headers) -> None:
+    pem = fetched_pem(client, node)
+    assert pem == public_pem(client)
     assert isinstance(serialization.load_pem_public_key(pem.encode()), Ed25519PublicKey)
     assert "PRIVATE" not in pem
 
@@ -264,6 +298,9 @@ def test_join_window_edges_exactly(
     tick = timedelta(microseconds=1)
 
     def attempt(at: datetime) -> str:
+        node = session.get(SfuNode, NODE_ID)
+        assert node is not None
+        node.last_seen_at = at  # the node is up at that moment
         try:
             bridge_service.join(
                 session=session,
@@ -327,10 +364,18 @@ def test_join_unknown_occurrence_is_not_found(
 # --- the floor ----------------------------------------------------------------------------------
 
 
+def place(database: Database, occurrence_id: int) -> None:
+    """The room placed on node-a, as its first join does."""
+    with database.session() as session:
+        node_service.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
+        session.commit()
+
+
 @pytest.fixture
-def live_meeting(meeting: Callable[..., int], worker: StubWorker) -> int:
+def live_meeting(meeting: Callable[..., int], worker: StubWorker, database: Database) -> int:
     """A running meeting whose room is open on the worker."""
     occurrence_id = meeting(now() - timedelta(minutes=5))
+    place(database, occurrence_id)
     worker.open_rooms.add(room_name(occurrence_id))
     return occurrence_id
 
@@ -397,7 +442,19 @@ def test_floor_permission_matrix(
     FloorState.model_validate(response.json())
     room, authorization, command = worker.received[-1]
     assert room == room_name(live_meeting)
-    assert authorization == f"Bearer {NODE_SECRET}"
+    # a token for this node and this call, signed with the grant key: no shared secret
+    admin = jwt.decode(
+        authorization.removeprefix("Bearer "),
+        serialization.load_pem_public_key(public_pem(client).encode()),  # type: ignore[arg-type]
+        algorithms=["EdDSA"],
+        audience="confbridge-sfu-admin",
+    )
+    assert (admin["sub"], admin["method"], admin["path"]) == (
+        NODE_ID,
+        "POST",
+        f"/rooms/{room}/floor",
+    )
+    assert admin["exp"] - admin["iat"] == 60
     assert command.action == action
     expected_site = site_id if action not in ("take", "mute_all") else None
     if kind == "terminal" and action in ("raise_hand", "lower_hand"):
@@ -461,12 +518,20 @@ def test_floor_unknown_action_is_unprocessable(
 
 def test_floor_room_not_open_is_a_conflict(
     client: TestClient,
+    database: Database,
     meeting: Callable[..., int],
     secretariat: Headers,
     sites: dict[str, Site],
     worker: StubWorker,
 ) -> None:
     occurrence_id = meeting(now() + timedelta(hours=2))
+    # nobody joined yet: the room is placed nowhere, no worker is asked
+    response = floor(client, occurrence_id, secretariat, "give", sites["p1"].id)
+    assert response.status_code == 409
+    assert response.json()["detail"] == "the meeting room is not open yet"
+    assert worker.received == []
+    # placed, but the worker has not opened it (no session yet)
+    place(database, occurrence_id)
     response = floor(client, occurrence_id, secretariat, "give", sites["p1"].id)
     assert response.status_code == 409
     assert response.json()["detail"] == "the meeting room is not open yet"
@@ -485,16 +550,16 @@ def test_floor_cancelled_meeting_is_a_conflict(
 
 
 def test_floor_worker_down_is_unavailable(
+    client: TestClient,
     database: Database,
-    tmp_path: Path,
     live_meeting: int,
     secretariat: Headers,
     sites: dict[str, Site],
     session: Session,
 ) -> None:
-    down = bridge_settings(database, tmp_path, internal_url=f"http://127.0.0.1:{free_port()}")
-    with TestClient(create_app(down, database=database)) as other:
-        response = floor(other, live_meeting, secretariat, "give", sites["p1"].id)
+    # the node now registers an admin address where nothing answers
+    register(database, internal_url=f"http://127.0.0.1:{free_port()}")
+    response = floor(client, live_meeting, secretariat, "give", sites["p1"].id)
     assert response.status_code == 503
     assert "unreachable" in response.json()["detail"]
     assert (
@@ -513,7 +578,7 @@ def event(occurrence_id: int, kind: EventType = EventType.joined, **changes: Any
         "id": f"evt-{uuid.uuid4().hex}",
         "type": kind,
         "at": now(),
-        "node_id": "node-a",
+        "node_id": NODE_ID,
         "room": room_name(occurrence_id),
         "occurrence_id": occurrence_id,
         "site_id": 3,
@@ -535,16 +600,28 @@ def stored_count(database: Database) -> int:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {NODE_SECRET}"}],
-    ids=["none", "wrong-secret", "not-bearer"],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {NODE_SECRET}"},  # the shared secret is for metrics only
+        {"Authorization": "Bearer cbn_not-an-enrolled-key"},
+    ],
+    ids=["none", "wrong", "shared-secret", "unknown-key"],
 )
-def test_events_need_the_node_secret(
-    client: TestClient, headers: Headers, database: Database
-) -> None:
+def test_events_need_a_node_key(client: TestClient, headers: Headers, database: Database) -> None:
     response = client.post("/api/v1/sfu/events", json=batch(event(1)), headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert client.get("/api/v1/sfu/grant-key", headers=headers).status_code == 401
+    assert stored_count(database) == 0
+
+
+def test_events_need_the_node_key_not_basic(
+    client: TestClient, node: Headers, database: Database
+) -> None:
+    basic = {"Authorization": node["Authorization"].replace("Bearer", "Basic")}
+    response = client.post("/api/v1/sfu/events", json=batch(event(1)), headers=basic)
+    assert response.status_code == 401
     assert stored_count(database) == 0
 
 
@@ -557,9 +634,14 @@ def test_events_refuse_a_user_token(
 
 
 def test_events_batch_stored_then_duplicates(
-    client: TestClient, meeting: Callable[..., int], make_user: Callable[..., Headers]
+    client: TestClient,
+    meeting: Callable[..., int],
+    make_user: Callable[..., Headers],
+    node: Headers,
+    database: Database,
 ) -> None:
     occurrence_id = meeting(now())
+    place(database, occurrence_id)
     stats = {
         "rtt_ms": 21.5,
         "loss_ratio": 0.01,
@@ -574,10 +656,10 @@ def test_events_batch_stored_then_duplicates(
             occurrence_id, EventType.left, at=now() - timedelta(seconds=1), detail={"reason": "bye"}
         ),
     ]
-    first = client.post("/api/v1/sfu/events", json=batch(*events), headers=NODE)
+    first = client.post("/api/v1/sfu/events", json=batch(*events), headers=node)
     assert first.status_code == 200, first.text
     assert first.json() == {"stored": 3, "duplicates": 0}
-    again = client.post("/api/v1/sfu/events", json=batch(*events), headers=NODE)
+    again = client.post("/api/v1/sfu/events", json=batch(*events), headers=node)
     assert again.json() == {"stored": 0, "duplicates": 3}
 
     viewer = make_user(Role.viewer)
@@ -594,64 +676,131 @@ def test_events_batch_stored_then_duplicates(
     assert [e["type"] for e in only_stats["items"]] == ["stats"]
 
 
+@pytest.fixture
+def held(meeting: Callable[..., int], database: Database) -> int:
+    """An occurrence whose room was placed on node-a."""
+    occurrence_id = meeting(now())
+    place(database, occurrence_id)
+    return occurrence_id
+
+
 def test_events_duplicate_within_one_batch_stored_once(
-    client: TestClient, database: Database
+    client: TestClient, database: Database, node: Headers, held: int
 ) -> None:
-    one = event(5)
-    response = client.post("/api/v1/sfu/events", json=batch(one, one), headers=NODE)
+    one = event(held)
+    response = client.post("/api/v1/sfu/events", json=batch(one, one), headers=node)
     assert response.json() == {"stored": 1, "duplicates": 1}
     assert stored_count(database) == 1
 
 
-def test_events_for_unknown_occurrences_are_kept(
-    client: TestClient, secretariat: Headers, caplog: pytest.LogCaptureFixture
+def test_events_for_rooms_the_node_never_held_are_refused_and_logged(
+    client: TestClient,
+    database: Database,
+    node: Headers,
+    held: int,
+    meeting: Callable[..., int],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    response = client.post("/api/v1/sfu/events", json=batch(event(777_777)), headers=NODE)
-    assert response.json() == {"stored": 1, "duplicates": 0}
-    assert "unknown occurrence(s) 777777" in caplog.text
-    listed = client.get("/api/v1/occurrences/777777/events", headers=secretariat)
-    assert listed.status_code == 200 and listed.json()["total"] == 1
-    assert client.get("/api/v1/occurrences/777778/events", headers=secretariat).status_code == 404
+    """A node cannot rewrite the attendance of a meeting another node held (or of one that
+    never met): the whole batch is refused, and the node sets the bad events apart."""
+    elsewhere = meeting(now() - timedelta(days=3))
+    enrol_node(database, "node-b")
+    let_node_hold(database, "node-b", elsewhere)
+    for occurrence_id in (elsewhere, 777_777):
+        response = client.post(
+            "/api/v1/sfu/events", json=batch(event(held), event(occurrence_id)), headers=node
+        )
+        assert response.status_code == 403, response.text
+        assert str(occurrence_id) in response.json()["detail"]
+    assert "never held" in caplog.text
+    assert stored_count(database) == 0
 
 
-def test_events_bad_input_is_unprocessable(client: TestClient, database: Database) -> None:
+def test_events_in_another_nodes_name_are_refused(
+    client: TestClient, database: Database, node: Headers, held: int
+) -> None:
+    enrol_node(database, "node-b")
+    let_node_hold(database, "node-b", held)
+    forged = event(held, node_id="node-b")
+    response = client.post("/api/v1/sfu/events", json=batch(forged), headers=node)
+    assert response.status_code == 403 and "node-b" in response.json()["detail"]
+    mislabelled = event(held, room=f"occ-{held + 1}")
+    response = client.post("/api/v1/sfu/events", json=batch(mislabelled), headers=node)
+    assert response.status_code == 422
+    assert stored_count(database) == 0
+
+
+def test_events_of_a_room_that_moved_away_are_still_accepted(
+    client: TestClient, database: Database, node: Headers, held: int
+) -> None:
+    """A node that held a room keeps reporting on it (its spool delivers late) after the room
+    moved to another node."""
+    other = enrol_node(database, "node-b")
+    with database.session() as session:
+        node_service.heartbeat(
+            session=session,
+            beat=NodeHeartbeat(
+                node_id="node-b",
+                public_url="http://127.0.0.1:9",
+                internal_url="http://127.0.0.1:9",
+                capacity_peers=10,
+            ),
+            now=utcnow(),
+        )
+        moved = session.get(SfuNode, NODE_ID)
+        assert moved is not None
+        moved.down_since = utcnow()
+        server = node_service.place_room(session=session, occurrence_id=held, now=utcnow())
+        assert server.node_id == "node-b"
+        session.commit()
+    late = client.post("/api/v1/sfu/events", json=batch(event(held)), headers=node)
+    assert late.status_code == 200 and late.json()["stored"] == 1
+    now_there = event(held, node_id="node-b", peer_id="peer-2")
+    assert (
+        client.post("/api/v1/sfu/events", json=batch(now_there), headers=other).status_code == 200
+    )
+
+
+def test_events_bad_input_is_unprocessable(
+    client: TestClient, database: Database, node: Headers
+) -> None:
     bad = batch(event(1))
     bad["events"][0]["occurrence_id"] = 2**70
-    assert client.post("/api/v1/sfu/events", json=bad, headers=NODE).status_code == 422
+    assert client.post("/api/v1/sfu/events", json=bad, headers=node).status_code == 422
     bad_type = batch(event(1))
     bad_type["events"][0]["type"] = "exploded"
-    assert client.post("/api/v1/sfu/events", json=bad_type, headers=NODE).status_code == 422
+    assert client.post("/api/v1/sfu/events", json=bad_type, headers=node).status_code == 422
     too_many = {"events": [batch(event(1))["events"][0]] * 1001}
-    assert client.post("/api/v1/sfu/events", json=too_many, headers=NODE).status_code == 422
+    assert client.post("/api/v1/sfu/events", json=too_many, headers=node).status_code == 422
     assert stored_count(database) == 0
 
 
 def test_events_nan_stats_stored_as_null(
-    client: TestClient, secretariat: Headers, database: Database
+    client: TestClient, secretariat: Headers, database: Database, node: Headers, held: int
 ) -> None:
-    body = batch(event(9, EventType.stats, stats={"rtt_ms": 1.0}))
+    body = batch(event(held, EventType.stats, stats={"rtt_ms": 1.0}))
     raw = json.dumps(body).replace('"rtt_ms": 1.0', '"rtt_ms": NaN')
     response = client.post(
         "/api/v1/sfu/events",
         content=raw,
-        headers={**NODE, "Content-Type": "application/json"},
+        headers={**node, "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text
-    listed = client.get("/api/v1/occurrences/9/events", headers=secretariat).json()
+    listed = client.get(f"/api/v1/occurrences/{held}/events", headers=secretariat).json()
     assert listed["items"][0]["stats"]["rtt_ms"] is None
 
 
 def test_events_racing_deliveries_store_each_event_once(
-    app: FastAPI, serve: Callable[..., ServerThread], database: Database
+    app: FastAPI, serve: Callable[..., ServerThread], database: Database, node: Headers, held: int
 ) -> None:
     """A worker retrying while its first delivery is still in flight: same batch, in parallel."""
     server = serve(app)
-    events = batch(*(event(11, EventType.stats, stats={"packets": i}) for i in range(50)))
+    events = batch(*(event(held, EventType.stats, stats={"packets": i}) for i in range(50)))
     contenders = 6
     barrier = threading.Barrier(contenders)
 
     def deliver(_: int) -> dict[str, int]:
-        with httpx.Client(base_url=server.url, headers=NODE, timeout=60) as http:
+        with httpx.Client(base_url=server.url, headers=node, timeout=60) as http:
             barrier.wait()
             response = http.post("/api/v1/sfu/events", json=events)
             assert response.status_code == 200, response.text

@@ -13,12 +13,7 @@ from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.nodes.service import NodeState, NoMediaServer
-from confbridge.settings import SfuSettings
 from tests.nodes.conftest import make_occurrences
-
-CONFIGURED = SfuSettings(
-    public_url="http://sfu.example.vn:8001", internal_url="http://10.0.0.5:8001"
-)
 
 
 def beat(
@@ -66,18 +61,15 @@ def test_service_state_follows_silence_and_draining(session: Session) -> None:
     assert node_service.mark_down(session=session, now=now + timedelta(seconds=40)) == []
 
 
-def test_service_rooms_go_to_the_configured_worker_while_none_registered(
+def test_service_no_node_registered_is_a_503_with_a_retry_after(
     session: Session, sites: dict
 ) -> None:
+    """Right after start no worker has registered: the join waits, it is never sent to an
+    address where nothing may listen yet."""
     (occurrence,) = make_occurrences(session, sites, count=1)
-    server = node_service.place_room(
-        session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=utcnow()
-    )
-    assert (server.node_id, server.public_url, server.internal_url) == (
-        None,
-        "http://sfu.example.vn:8001",
-        "http://10.0.0.5:8001",
-    )
+    with pytest.raises(NoMediaServer, match="no media server has registered yet") as refused:
+        node_service.place_room(session=session, occurrence_id=occurrence.id, now=utcnow())
+    assert (refused.value.status_code, refused.value.retry_after_s) == (503, 2)
     assert session.get(RoomPlacement, occurrence.id) is None
 
 
@@ -91,9 +83,7 @@ def test_service_places_rooms_on_the_least_loaded_node_and_keeps_them_there(
     node_service.heartbeat(session=session, beat=beat("full", peers=100), now=now)
 
     def place(occurrence: Occurrence, at=now) -> str | None:
-        return node_service.place_room(
-            session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=at
-        ).node_id
+        return node_service.place_room(session=session, occurrence_id=occurrence.id, now=at).node_id
 
     assert place(first) == "idle"
     # the idle node fills up; the room stays where it is, a new room goes to the other
@@ -116,9 +106,7 @@ def test_service_no_node_available_is_a_clear_503(session: Session, sites: dict)
     now = utcnow()
     node_service.heartbeat(session=session, beat=beat("a"), now=now - timedelta(minutes=1))
     with pytest.raises(NoMediaServer, match="no media server is available") as refused:
-        node_service.place_room(
-            session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
-        )
+        node_service.place_room(session=session, occurrence_id=occurrence.id, now=now)
     assert refused.value.status_code == 503
 
 
@@ -136,9 +124,7 @@ def test_service_viewers_fill_the_origin_then_extend_the_room(
         return node.id != "b"  # b cannot open the pipe
 
     def join() -> tuple[str | None, str | None]:
-        origin = node_service.place_room(
-            session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
-        )
+        origin = node_service.place_room(session=session, occurrence_id=occurrence.id, now=now)
         viewing = node_service.place_viewer(
             session=session, occurrence_id=occurrence.id, origin=origin, now=now, extend=extend
         )
@@ -162,9 +148,7 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
     now = utcnow()
     for node_id in ("a", "b"):
         node_service.heartbeat(session=session, beat=beat(node_id, capacity=1), now=now)
-    origin = node_service.place_room(
-        session=session, occurrence_id=occurrence.id, settings=CONFIGURED, now=now
-    )
+    origin = node_service.place_room(session=session, occurrence_id=occurrence.id, now=now)
     edge = node_service.place_viewer(
         session=session,
         occurrence_id=occurrence.id,
@@ -179,7 +163,6 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
     moved = node_service.place_room(
         session=session,
         occurrence_id=occurrence.id,
-        settings=CONFIGURED,
         now=later,
         hold=lambda node: told.append(node.id) is None,
     )
@@ -217,7 +200,6 @@ def test_service_the_tree_sends_each_province_to_its_own_node(
         origin = node_service.place_room(
             session=session,
             occurrence_id=occurrence.id,
-            settings=CONFIGURED,
             now=now,
             region="01",
         )

@@ -42,10 +42,11 @@ from confbridge.db import Database
 from confbridge.sites import service as site_service
 from confbridge.sites.divisions import import_province
 from confbridge.sites.models import Site, Unit, UnitKind
+from tests.conftest import enrol_node, let_node_hold
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NODE_SECRET = "node-secret-for-report-tests-0123456789"
-NODE = {"Authorization": f"Bearer {NODE_SECRET}"}
+NODE_ID = "node-qn"
 EVENT_BATCH = 1000
 CANCELLED_DATE = date(2025, 7, 28)
 BRIEFING_MIN, REVIEW_MIN, TRAINING_MIN = 90, 120, 180
@@ -88,8 +89,10 @@ class Year:
 class EventWriter:
     """Builds SFU events with unique ids and posts them in batches, as a worker does."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, database: Database) -> None:
         self.client = client
+        self.database = database
+        self.node = enrol_node(database, NODE_ID)
         self.pending: list[SfuEvent] = []
         self.count = 0
         self.posted = 0
@@ -112,7 +115,7 @@ class EventWriter:
                 id=f"year-{self.count:08d}",
                 type=kind,
                 at=at,
-                node_id="node-qn",
+                node_id=NODE_ID,
                 room=room_name(occurrence_id),
                 occurrence_id=occurrence_id,
                 site_id=site_id,
@@ -143,8 +146,10 @@ class EventWriter:
     def flush(self) -> None:
         if not self.pending:
             return
+        # the node held these rooms (placed there at their first join)
+        let_node_hold(self.database, NODE_ID, *{e.occurrence_id for e in self.pending})
         body = {"events": [json.loads(e.model_dump_json()) for e in self.pending]}
-        response = self.client.post("/api/v1/sfu/events", json=body, headers=NODE)
+        response = self.client.post("/api/v1/sfu/events", json=body, headers=self.node)
         assert response.status_code == 200, response.text
         assert response.json() == {"stored": len(self.pending), "duplicates": 0}
         self.posted += len(self.pending)
@@ -301,7 +306,7 @@ def build_year(database: Database, client: TestClient) -> Year:
         viewer=viewer,
     )
     year.extra["other_briefings"] = other
-    writer = EventWriter(client)
+    writer = EventWriter(client, database)
     for index, occurrence in enumerate(briefings):
         _briefing_events(writer, year, index, occurrence)
     for index, occurrence in enumerate(reviews_online):

@@ -15,10 +15,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from confbridge.bridge import grants
+from confbridge.bridge import service as bridge_service
 from confbridge.db import Database, utcnow
 from confbridge.local_workers import LocalWorkers
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
+from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
@@ -43,6 +46,37 @@ class Stack:
     tokens: dict[str, str]  # site key → terminal token
     secretariat: dict[str, str]
     workers: LocalWorkers
+    settings: Settings | None = None
+    database: Database | None = None
+    server: ServerThread | None = None  # the control plane (stop it: the control plane away)
+
+    def index(self, worker_url: str | None = None) -> int:
+        """The index of the local worker at `worker_url` (else the first)."""
+        port = int((worker_url or self.worker).rstrip("/").rsplit(":", 1)[1])
+        return port - int(self.worker.rstrip("/").rsplit(":", 1)[1])
+
+    def node_id(self, worker_url: str | None = None) -> str:
+        return f"local-{self.index(worker_url)}"
+
+    def admin(self, worker_url: str | None = None) -> dict[str, str]:
+        """Headers for a worker's admin API (the worker at `worker_url`, else the first):
+        that worker's own key, as its operator uses it."""
+        return {"Authorization": f"Bearer {self.workers.node_key(self.index(worker_url))}"}
+
+    def relay_token(self) -> str:
+        """A relay grant for the room, as the control plane gives an edge (pipes, cascade)."""
+        assert self.settings is not None and self.database is not None
+        with self.database.session() as session:
+            occurrence = meeting_service.get_occurrence(
+                session=session, occurrence_id=self.occurrence_id
+            )
+            claims = bridge_service.relay_grant(
+                occurrence=occurrence,
+                node_id="test",
+                chair_site=bridge_service.chair_site_id(session=session, occurrence=occurrence),
+                now=utcnow(),
+            )
+        return grants.signer_for(self.settings.grant_key_path).sign(claims)
 
     async def join(self, site: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.control) as http:
@@ -103,6 +137,22 @@ def _wait_for_worker(url: str) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("the SFU worker did not start")
+
+
+def wait_until_registered(database: Database, node_ids: list[str]) -> None:
+    """Joins go to registered nodes only: wait for each worker's first heartbeat."""
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with database.session() as session:
+            up = {
+                node.id
+                for node in node_service.list_(session=session)
+                if node_service.state_of(node, utcnow()) is node_service.NodeState.up
+            }
+        if up >= set(node_ids):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the SFU workers did not register: {sorted(up)} of {node_ids}")
 
 
 @pytest.fixture
@@ -175,14 +225,24 @@ def stack(
     )
     control = ServerThread(application).start()
     occurrence_id, tokens = open_occurrence(database, settings, sites)
-    workers = LocalWorkers(settings, control_url=control.url)
+    workers = LocalWorkers(settings, control_url=control.url, database=database)
     workers.start()
     try:
         worker_url = f"http://127.0.0.1:{worker_port}"
         for index in range(settings.sfu.local_workers):
             _wait_for_worker(f"http://127.0.0.1:{worker_port + index}")
+        wait_until_registered(database, [f"local-{i}" for i in range(settings.sfu.local_workers)])
         yield Stack(
-            control.url, worker_url, media_ports, occurrence_id, tokens, secretariat, workers
+            control.url,
+            worker_url,
+            media_ports,
+            occurrence_id,
+            tokens,
+            secretariat,
+            workers,
+            settings,
+            database,
+            control,
         )
     finally:
         workers.close()

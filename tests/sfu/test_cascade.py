@@ -37,12 +37,12 @@ from sfu.cascade import RelayState, assign_tracks, relayed_sources
 from sfu.codecs import RtpCodec
 from sfu.floor import Floor
 from sfu.forwarding import Source
-from tests.conftest import ServerThread, make_settings
+from tests.conftest import ServerThread, enrol_node, make_settings
 from tests.sfu.conftest import NODE_SECRET, Stack, open_occurrence
 from tests.sfu.netns import Hosts, hosts, netns_missing
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 
-ADMIN = {"Authorization": f"Bearer {NODE_SECRET}"}
+READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads /rooms and /metrics
 MEDIA_SILENCE_S = 1.0  # what a hall takes as a lost connection
 BACK_WITHIN_S = 10.0
 VP8 = RtpCodec(mime_type="video/VP8", clock_rate=90000, payload_type=96)
@@ -90,9 +90,14 @@ class Cascade:
     stack: Stack
     hosts: Hosts
     processes: dict[str, subprocess.Popen[bytes]]
+    keys: dict[str, str]
 
     def node_url(self, node: str) -> str:
         return f"http://{self.hosts.addresses[node]}:{WORKER_PORT}"
+
+    def admin(self, node: str) -> dict[str, str]:
+        """The node's own key, as its operator uses it on its admin API."""
+        return {"Authorization": f"Bearer {self.keys[node]}"}
 
 
 def _in_provinces(session: Session, sites: dict[str, Site]) -> None:
@@ -145,10 +150,15 @@ def cascade(
         control.start()
         processes: dict[str, subprocess.Popen[bytes]] = {}
         environment = LocalWorkers(settings, control_url=control.url)
+        # each node enrolled by an admin, its key given to it (remote: no loopback)
+        keys = {
+            node: enrol_node(database, node, allow_loopback=False)["Authorization"].split()[1]
+            for node in NODES
+        }
         try:
             for index, (node, region) in enumerate(NODES.items()):
                 address = made.addresses[node]
-                env = environment.environment(index) | {
+                env = environment.environment(index, keys[node]) | {
                     "CONFBRIDGE_SFU_NODE_ID": node,
                     "CONFBRIDGE_SFU_HOST": address,
                     "CONFBRIDGE_SFU_PORT": str(WORKER_PORT),
@@ -168,7 +178,7 @@ def cascade(
             _wait_until_registered(control.url, make_user(Role.it), len(NODES))
             occurrence_id, tokens = open_occurrence(database, settings, sites)
             stack = Stack(control.url, "", (0, 0), occurrence_id, tokens, secretariat, environment)
-            yield Cascade(stack, made, processes)
+            yield Cascade(stack, made, processes, keys)
         finally:
             for process in processes.values():
                 process.terminate()
@@ -214,10 +224,10 @@ async def test_cascade_origin_two_edges_viewers_and_the_floor(
     assert all(v.widths_since(time.monotonic() - 1) == {320} for v in viewers.values())
     async with httpx.AsyncClient(timeout=10) as http:
         for node in ("quangninh", "haiphong"):
-            rooms = (await http.get(f"{cascade.node_url(node)}/rooms", headers=ADMIN)).json()
+            rooms = (await http.get(f"{cascade.node_url(node)}/rooms", headers=READER)).json()
             (room,) = rooms["rooms"]
             assert room["upstream"] == f"{cascade.node_url('hanoi')}/whep/{room['room']}"
-        origin = (await http.get(f"{cascade.node_url('hanoi')}/rooms", headers=ADMIN)).json()
+        origin = (await http.get(f"{cascade.node_url('hanoi')}/rooms", headers=READER)).json()
         assert origin["rooms"][0]["relays"] == 2
 
     # the chair gives the floor to p1 (Quảng Ninh): Hải Phòng sees p1 through the tree;
@@ -348,15 +358,20 @@ def test_cascade_bad_relay_requests_get_clear_errors(cascade: Cascade) -> None:
         "chair_site_id": 1,
         "ends_at": "2030-01-01T00:00:00+00:00",
     }
-    # without the node secret, then with a grant the origin refuses, then malformed
+    # without a credential, with the shared metrics secret, with another node's key; then
+    # with a grant the origin refuses; then malformed
     assert httpx.post(f"{edge}/rooms/{room}/cascade", json=body, timeout=10).status_code == 401
-    refused = httpx.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN, timeout=10)
+    for wrong in (READER, cascade.admin("hanoi")):
+        denied = httpx.post(f"{edge}/rooms/{room}/cascade", json=body, headers=wrong, timeout=10)
+        assert denied.status_code == 401
+    admin = cascade.admin("quangninh")
+    refused = httpx.post(f"{edge}/rooms/{room}/cascade", json=body, headers=admin, timeout=10)
     assert refused.status_code == 502
     assert "refused the relay session" in refused.text
     # and it left no room behind that would take publishers as if it were the origin
-    assert httpx.get(f"{edge}/rooms", headers=ADMIN, timeout=10).json()["rooms"] == []
+    assert httpx.get(f"{edge}/rooms", headers=READER, timeout=10).json()["rooms"] == []
     malformed = httpx.post(
-        f"{edge}/rooms/{room}/cascade", json={"token": "x"}, headers=ADMIN, timeout=10
+        f"{edge}/rooms/{room}/cascade", json={"token": "x"}, headers=admin, timeout=10
     )
     assert malformed.status_code == 422
     assert "upstream_whep_url" in malformed.text
@@ -409,10 +424,11 @@ async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(
                 "chair_site_id": sites["hq"].id,
                 "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
             }
-            relayed = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN)
+            admin = stack.admin(edge)
+            relayed = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=admin)
             assert relayed.status_code == 200, relayed.text
             # asked again with the same upstream, the edge keeps its session
-            again = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=ADMIN)
+            again = await http.post(f"{edge}/rooms/{room}/cascade", json=body, headers=admin)
             assert again.status_code == 200
         # a worker of the first edge's machine takes the room from it over a pipe
         extended = await http.post(
@@ -422,13 +438,16 @@ async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(
                 "occurrence_id": stack.occurrence_id,
                 "chair_site_id": sites["hq"].id,
                 "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+                "token": _relay_token(database, tmp_path, stack, piped),
             },
-            headers=ADMIN,
+            headers=stack.admin(piped),
         )
         assert extended.status_code == 200, extended.text
         # an edge takes no publisher and no floor command: the origin holds both
         refused = await http.post(
-            f"{second}/rooms/{room}/floor", json={"action": "take", "by": "test"}, headers=ADMIN
+            f"{second}/rooms/{room}/floor",
+            json={"action": "take", "by": "test"},
+            headers=stack.admin(second),
         )
         assert refused.status_code == 409
 
@@ -459,7 +478,7 @@ async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(
 
     # an edge counts what its feed brings, and charts the link to the node above
     async with httpx.AsyncClient(timeout=10) as http:
-        metrics = (await http.get(f"{second}/metrics", headers=ADMIN)).text
+        metrics = (await http.get(f"{second}/metrics", headers=READER)).text
     received = [
         float(line.split()[-1])
         for line in metrics.splitlines()

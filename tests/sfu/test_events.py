@@ -18,20 +18,39 @@ from confbridge.bridge.models import SfuEventRecord
 from confbridge.contracts import EventType, SfuEvent, room_name
 from confbridge.db import Database
 from confbridge.settings import Settings
+from confbridge.sites.models import Site
 from sfu.events import SPOOL_FILENAME, EventReporter, SpoolInUse
-from tests.conftest import ServerThread, free_port
+from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold
+from tests.nodes.conftest import make_occurrences
 
 DELIVERY_TIMEOUT_S = 20.0
 # Fast retries: the tests wait for the control plane to come back, not for back-off.
 FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "linger_s": 0.01}
+NODE_ID = "node-test"
+# Set for each test by `held_room`: the node's key, the occurrence whose room it holds and
+# one whose room it does not.
+NODE: dict[str, Any] = {}
 
 
-def event(kind: EventType = EventType.joined, occurrence_id: int = 1, **changes: Any) -> SfuEvent:
+@pytest.fixture(autouse=True)
+def held_room(database: Database, sites: dict[str, Site]) -> None:
+    """node-test, enrolled, holds the room of a meeting on now (as after its first join)."""
+    with database.session() as session:
+        occurrence, tomorrow = make_occurrences(session, sites, count=2)
+        NODE["occurrence_id"], NODE["not_held"] = occurrence.id, tomorrow.id
+    NODE["key"] = enrol_node(database, NODE_ID)["Authorization"].split()[1]
+    let_node_hold(database, NODE_ID, NODE["occurrence_id"])
+
+
+def event(
+    kind: EventType = EventType.joined, occurrence_id: int | None = None, **changes: Any
+) -> SfuEvent:
+    occurrence_id = NODE["occurrence_id"] if occurrence_id is None else occurrence_id
     values: dict[str, Any] = {
         "id": f"evt-{uuid.uuid4().hex}",
         "type": kind,
         "at": datetime.now(UTC),
-        "node_id": "node-test",
+        "node_id": NODE_ID,
         "room": room_name(occurrence_id),
         "occurrence_id": occurrence_id,
         "site_id": 2,
@@ -61,7 +80,8 @@ def spooled(spool_dir: Path) -> list[tuple[str, str]]:
 
 
 def reporter(url: str, settings: Settings, spool_dir: Path, **options: Any) -> EventReporter:
-    return EventReporter(url, settings.sfu.node_secret, spool_dir, **{**FAST, **options})
+    """The reporter of node-test, with its own key."""
+    return EventReporter(url, NODE["key"], spool_dir, **{**FAST, **options})
 
 
 async def test_reporter_delivers_events(
@@ -147,14 +167,15 @@ async def test_reporter_redelivery_is_not_doubled(
     assert stored_ids(database) == sorted(e.id for e in events)
 
 
-async def test_reporter_wrong_secret_keeps_events(
+async def test_reporter_wrong_key_keeps_events(
     app: FastAPI,
     serve: Callable[..., ServerThread],
     database: Database,
     tmp_path: Path,
 ) -> None:
+    """A key refused (not enrolled yet, or revoked): the events wait in the spool."""
     server = serve(app)
-    sender = EventReporter(server.url, "not-the-secret", tmp_path / "spool", **FAST)
+    sender = EventReporter(server.url, "cbn_not-the-key", tmp_path / "spool", **FAST)
     sender.start()
     try:
         sender.emit(event())
@@ -180,6 +201,29 @@ async def test_reporter_drops_a_refused_event_alone(
     bad = SfuEvent.model_construct(**{**event().model_dump(), "occurrence_id": -5})
     sender = reporter(server.url, settings, tmp_path / "spool")
     for item in [*good[:2], bad, *good[2:]]:
+        sender.emit(item)
+    sender.start()
+    try:
+        assert await sender.drain(DELIVERY_TIMEOUT_S)
+    finally:
+        await sender.close()
+    assert stored_ids(database) == sorted(e.id for e in good)
+
+
+async def test_reporter_drops_events_of_rooms_it_never_held(
+    app: FastAPI,
+    serve: Callable[..., ServerThread],
+    settings: Settings,
+    database: Database,
+    tmp_path: Path,
+) -> None:
+    """The control plane refuses (403) events of a room the node did not hold: the worker
+    sets them apart and drops them, and the others arrive."""
+    server = serve(app)
+    good = [event(EventType.joined) for _ in range(4)]
+    foreign = event(EventType.joined, occurrence_id=NODE["not_held"])
+    sender = reporter(server.url, settings, tmp_path / "spool")
+    for item in [*good[:2], foreign, *good[2:]]:
         sender.emit(item)
     sender.start()
     try:

@@ -18,10 +18,11 @@ from confbridge.db import utcnow
 from confbridge.sites.models import Site
 from sfu.cascade import UPSTREAM_SILENCE_S
 from sfu.pipe import PipedCodec, PipedSource, PipeIn
+from tests.conftest import let_node_hold
 from tests.sfu.conftest import NODE_SECRET, Stack
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 
-ADMIN = {"Authorization": f"Bearer {NODE_SECRET}"}
+READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads /rooms
 
 
 @pytest.fixture
@@ -59,11 +60,15 @@ async def test_pipe_edge_viewers_decode_the_chair_and_follow_the_floor(
                 "occurrence_id": stack.occurrence_id,
                 "chair_site_id": sites["hq"].id,
                 "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+                "token": stack.relay_token(),
             },
-            headers=ADMIN,
+            headers=stack.admin(edge),
         )
         assert extended.status_code == 200, extended.text
         assert extended.json()["sources"] == 2  # the chair's video and audio
+    # as the control plane records an edge it extends the room to: its events are accepted
+    assert stack.database is not None
+    let_node_hold(stack.database, stack.node_id(edge), stack.occurrence_id)
 
     viewer_grant = await stack.join("p1")
     viewer = WhepViewer(f"{edge}/whep/{room}", viewer_grant["token"])
@@ -75,7 +80,9 @@ async def test_pipe_edge_viewers_decode_the_chair_and_follow_the_floor(
     # a hall cannot publish to an edge, nor take the floor there
     async with httpx.AsyncClient(timeout=10) as http:
         refused = await http.post(
-            f"{edge}/rooms/{room}/floor", json={"action": "take", "by": "test"}, headers=ADMIN
+            f"{edge}/rooms/{room}/floor",
+            json={"action": "take", "by": "test"},
+            headers=stack.admin(edge),
         )
     assert refused.status_code == 409
 
@@ -194,7 +201,7 @@ async def test_pipe_an_edge_whose_origin_dies_closes_the_room(
 
     async def edge_rooms() -> list[dict[str, Any]]:
         async with httpx.AsyncClient(timeout=5) as http:
-            return (await http.get(f"{edge}/rooms", headers=ADMIN)).json()["rooms"]
+            return (await http.get(f"{edge}/rooms", headers=READER)).json()["rooms"]
 
     # no media on the pipe yet: the origin's keepalive holds the edge's room open
     await until(lambda: viewer.pc.connectionState == "connected", timeout_s=10)

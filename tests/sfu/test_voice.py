@@ -33,7 +33,7 @@ from sfu.voice import (
     LevelSample,
     VoiceDetector,
 )
-from tests.sfu.conftest import NODE_SECRET, Stack
+from tests.sfu.conftest import Stack
 from tests.sfu.peers import ToneTrack, WhepViewer, WhipPublisher, until
 
 CHAIR, WARD_A, WARD_B = 1, 2, 3
@@ -319,10 +319,7 @@ E2E_SWITCH_TIMEOUT_S = 15.0
 
 async def _worker_floor(stack: Stack) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=stack.worker, timeout=10) as http:
-        response = await http.get(
-            floor_path(room_name(stack.occurrence_id)),
-            headers={"Authorization": f"Bearer {NODE_SECRET}"},
-        )
+        response = await http.get(floor_path(room_name(stack.occurrence_id)), headers=stack.admin())
     assert response.status_code == 200, response.text
     return response.json()
 

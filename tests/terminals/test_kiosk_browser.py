@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
 from confbridge.db import Database
 from confbridge.sites.models import Site
 from tests.agent.conftest import attendance_of, eventually, move_occurrence, soon
-from tests.sfu.conftest import NODE_SECRET, Stack, _wait_for_worker
+from tests.sfu.conftest import Stack, _wait_for_worker, wait_until_registered
 from tests.sfu.peers import WhepViewer, WhipPublisher
 from tests.sfu.test_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -132,7 +132,7 @@ async def test_kiosk_pairs_joins_on_time_and_rejoins(
             async with httpx.AsyncClient(timeout=10) as http:
                 floor = await http.get(
                     f"{stack.worker}/rooms/occ-{stack.occurrence_id}/floor",
-                    headers={"Authorization": f"Bearer {NODE_SECRET}"},
+                    headers=stack.admin(),
                 )
             return sites["p1"].id in floor.json()["hands"]
 
@@ -153,6 +153,7 @@ async def test_kiosk_pairs_joins_on_time_and_rejoins(
         stack.workers.close()
         stack.workers.start()
         _wait_for_worker(stack.worker)
+        wait_until_registered(database, ["local-0"])
         back_at = time.monotonic()
         await publish_chair(stack, peers)
         await eventually(lambda: in_meeting(2), REJOIN_LIMIT_S + 10, "the kiosk rejoined")
@@ -180,3 +181,48 @@ async def test_kiosk_pairs_joins_on_time_and_rejoins(
         raise
     finally:
         await context.close()
+
+
+async def test_kiosk_waits_as_told_by_a_503_retry_after(
+    stack: Stack, sites: dict[str, Site], it_user: dict[str, str], browser: Browser
+) -> None:
+    """No media server up for a moment: the join's 503 with Retry-After is waited out as asked
+    (1 s here, plus a little jitter), not with the kiosk's own back-off, then it joins."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(
+            f"{stack.control}/api/v1/terminals", json={"site_id": sites["p1"].id}, headers=it_user
+        )
+    pairing_url = created.json()["pairing"]["pairing_url"]
+    refusals = 2
+    refused_at: list[float] = []
+
+    async def no_media_server_yet(route: Route) -> None:
+        if len(refused_at) < refusals:
+            refused_at.append(time.monotonic())
+            await route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"detail": "no media server is available now"}',
+            )
+        else:
+            await route.continue_()
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    page = await context.new_page()
+    await page.route("**/api/v1/occurrences/*/join", no_media_server_yet)
+    try:
+        await page.goto(pairing_url)
+
+        async def joined() -> dict[str, Any] | None:
+            seen = await kiosk(page)
+            return seen if seen["state"] == "in_meeting" else None
+
+        seen = await eventually(joined, 40, "the kiosk in the meeting after two 503s")
+    finally:
+        await context.close()
+    retries = [e for e in seen["log"] if e["event"] == "retry"]
+    assert len(retries) == refusals
+    for retry in retries:
+        assert retry["retry_after_ms"] == 1000
+        assert 1000 <= retry["retry_in_ms"] <= 1000 * 1.2 + 200, retry
+    assert refused_at[1] - refused_at[0] >= 1.0

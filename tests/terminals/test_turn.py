@@ -23,7 +23,7 @@ from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from sfu.config import WorkerSettings, turn_ice_server, turn_rest_credential
 from sfu.http import ice_server_links
-from tests.conftest import make_settings
+from tests.conftest import make_settings, register_node
 
 SECRET = "turn-shared-secret-for-tests"
 TURN_URL = "turn:turn.example.vn:3478?transport=udp"
@@ -77,6 +77,7 @@ def test_turn_credentials_in_the_join_grant_end_with_it(
         assert site is not None
         _terminal, token = site_service.create_terminal(session=session, site=site)
         session.commit()
+    register_node(database)
     with TestClient(create_app(settings, database=database)) as client:
         occurrence_id = client.get(
             "/api/v1/terminals/me/agenda", headers={"Authorization": f"Bearer {token}"}

@@ -17,8 +17,9 @@ from confbridge.contracts import PeerRole
 from confbridge.db import Database, utcnow
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
+from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
-from tests.conftest import free_port, make_settings
+from tests.conftest import free_port, make_settings, register_node
 from tests.web.conftest import create_user, csrf_of, sign_in
 
 
@@ -52,6 +53,7 @@ def console_client(
     console_settings: Settings, database: Database
 ) -> Iterator[tuple[TestClient, str]]:
     create_user(database, "chutri", Role.secretariat)
+    register_node(database, public_url=console_settings.sfu.public_url)
     with TestClient(create_app(console_settings, database=database)) as client:
         assert sign_in(client, "chutri").status_code == 303
         yield client, csrf_of(client.get("/calendar").text)
@@ -105,6 +107,8 @@ def test_console_floor_actions_report_a_media_server_that_is_down(
 ) -> None:
     client, token = console_client
     occurrence_id = _occurrence(session, console_settings, communes, utcnow())
+    node_service.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
+    session.commit()  # the room is on the node, as after a first join
     path = f"/occurrences/{occurrence_id}/floor"
     form = {"csrf_token": token, "action": "give", "site_id": str(communes["c0"])}
     as_script = client.post(path, data=form, headers={"Accept": "application/json"})

@@ -23,7 +23,7 @@ from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.web import pages
 from confbridge.web.live_status import LiveStatus
-from tests.conftest import ServerThread, make_settings
+from tests.conftest import ServerThread, enrol_node, let_node_hold, make_settings
 from tests.web.conftest import PASSWORD, create_user, csrf_of
 
 NODE_SECRET = "node-secret-for-web-tests-0123456789abcdef"
@@ -149,10 +149,12 @@ def sign_in_http(client: httpx.Client, database: Database) -> None:
 
 
 def post_events(server: ServerThread, *events: dict[str, Any]) -> dict[str, int]:
+    """As node-1 (which held the rooms) posts them, with its own key."""
+    database: Database = server.app.state.db
+    headers = enrol_node(database, "node-1", rotate=True)
+    let_node_hold(database, "node-1", *{event["occurrence_id"] for event in events})
     response = httpx.post(
-        f"{server.url}/api/v1/sfu/events",
-        json={"events": list(events)},
-        headers={"Authorization": f"Bearer {NODE_SECRET}"},
+        f"{server.url}/api/v1/sfu/events", json={"events": list(events)}, headers=headers
     )
     assert response.status_code == 200, response.text
     return response.json()

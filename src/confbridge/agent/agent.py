@@ -14,7 +14,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from confbridge import __version__
-from confbridge.agent.backoff import Backoff
+from confbridge.agent.backoff import Backoff, retry_after_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
 from confbridge.agent.media import MediaSources
 from confbridge.agent.session import MeetingSession, SessionError
@@ -23,6 +23,15 @@ from confbridge.db import utcnow
 
 log = logging.getLogger("confbridge.agent")
 T = TypeVar("T")
+
+
+def retry_delay_s(backoff: Backoff, error: Exception | None) -> float:
+    """The wait before the next attempt: what the control plane asked for (503 with
+    `Retry-After`, jittered) instead of the back-off, which then does not grow."""
+    if isinstance(error, ControlError) and error.retry_after_s is not None:
+        return retry_after_delay_s(error.retry_after_s)
+    return backoff.next_delay_s()
+
 
 AGENDA_INTERVAL_S = 30.0
 # A new grant is asked for this long before the current one expires.
@@ -94,7 +103,7 @@ class TerminalAgent:
             except Revoked:
                 raise
             except ControlError as exc:
-                delay = backoff.next_delay_s()
+                delay = retry_delay_s(backoff, exc)
                 self._note_error(f"{what}: {exc}")
                 log.warning(
                     "%s failed: %s; again in %.1f s",
@@ -239,7 +248,9 @@ class TerminalAgent:
                     except Revoked:
                         raise
                     except (ControlError, SessionError) as exc:
-                        await self._pause_after_failure(backoff, item, f"joining failed: {exc}")
+                        await self._pause_after_failure(
+                            backoff, item, f"joining failed: {exc}", error=exc
+                        )
                         continue
                     renew = False
                     lost_node = None
@@ -272,8 +283,15 @@ class TerminalAgent:
             self._occurrence_id = None
             self._beat_now.set()
 
-    async def _pause_after_failure(self, backoff: Backoff, item: AgendaEntry, what: str) -> None:
-        delay = backoff.next_delay_s()
+    async def _pause_after_failure(
+        self,
+        backoff: Backoff,
+        item: AgendaEntry,
+        what: str,
+        *,
+        error: Exception | None = None,
+    ) -> None:
+        delay = retry_delay_s(backoff, error)
         self._note_error(f"occurrence {item.occurrence_id}: {what}")
         log.warning(
             "occurrence %s: %s; trying again in %.1f s",

@@ -7,6 +7,16 @@ import random
 INITIAL_DELAY_S = 1.0
 MAX_DELAY_S = 30.0
 JITTER_RATIO = 0.2
+MAX_RETRY_AFTER_S = 300.0
+"""A `Retry-After` longer than this is taken as this (a misconfigured server must not park a
+hall for hours)."""
+
+
+def retry_after_delay_s(retry_after_s: float) -> float:
+    """How long to wait when the server said `Retry-After`: at least that long, plus up to
+    20 % so that the halls it turned away do not all come back at the same instant."""
+    base = min(max(retry_after_s, 0.0), MAX_RETRY_AFTER_S)
+    return base * (1 + JITTER_RATIO * random.random()) + JITTER_RATIO * random.random()
 
 
 class Backoff:

@@ -14,13 +14,31 @@ REQUEST_TIMEOUT_S = 10.0
 
 
 class ControlError(Exception):
-    """The control plane refused or could not be reached (`status` 0)."""
+    """The control plane refused or could not be reached (`status` 0); `retry_after_s` is
+    its `Retry-After` (503: no media server up just now), when it sent one."""
 
-    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        body: dict[str, Any] | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(f"{status}: {detail}" if status else detail)
         self.status = status
         self.detail = detail
         self.body = body or {}
+        self.retry_after_s = retry_after_s
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The `Retry-After` header in seconds (the delay form; a date is ignored)."""
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 and seconds == seconds else None  # not NaN
 
 
 class Revoked(ControlError):
@@ -76,7 +94,7 @@ class ControlClient:
             body, detail = {}, response.text.strip()[:200]
         if response.status_code == 401 and self.token:
             raise Revoked(401, detail, body)
-        raise ControlError(response.status_code, detail, body)
+        raise ControlError(response.status_code, detail, body, retry_after_s(response))
 
     async def pair(self, code: str) -> dict[str, Any]:
         """Exchange a pairing code for a token; the client uses the token from then on."""

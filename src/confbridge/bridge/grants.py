@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,7 +18,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from confbridge.contracts import GRANT_ALGORITHM, GRANT_AUDIENCE, GRANT_ISSUER, GrantClaims
+from confbridge.contracts import (
+    ADMIN_TOKEN_TTL_S,
+    GRANT_ALGORITHM,
+    GRANT_AUDIENCE,
+    GRANT_ISSUER,
+    AdminClaims,
+    GrantClaims,
+)
 from confbridge.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -40,10 +49,27 @@ class GrantSigner:
         self._private_key = private_key
         self.public_pem = public_key_pem(private_key.public_key())
 
-    def sign(self, claims: GrantClaims) -> str:
+    def sign(self, claims: GrantClaims | AdminClaims) -> str:
         return jwt.encode(
             claims.model_dump(mode="json"), self._private_key, algorithm=GRANT_ALGORITHM
         )
+
+
+def admin_headers(
+    signer: GrantSigner, *, node_id: str, method: str, path: str, now_s: float | None = None
+) -> dict[str, str]:
+    """`Authorization` for one call to one node's admin API: a token for that node, method
+    and path, valid for ADMIN_TOKEN_TTL_S (the node checks it with the grant public key)."""
+    issued = int(time.time() if now_s is None else now_s)
+    claims = AdminClaims(
+        sub=node_id,
+        method=method.upper(),
+        path=path,
+        jti=uuid.uuid4().hex,
+        iat=issued,
+        exp=issued + ADMIN_TOKEN_TTL_S,
+    )
+    return {"Authorization": f"Bearer {signer.sign(claims)}"}
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> str:

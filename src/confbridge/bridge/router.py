@@ -13,7 +13,6 @@ from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
-from confbridge.bridge.worker_client import WorkerClient
 from confbridge.contracts import (
     EVENTS_PATH,
     GRANT_KEY_PATH,
@@ -28,28 +27,51 @@ from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
 from confbridge.nodes import service as node_service
+from confbridge.nodes.models import SfuNodeEnrolment
 from confbridge.pagination import IdPath, Limit, Offset, Page
 from confbridge.terminals import service as terminal_service
 
 router = APIRouter(tags=["bridge"])
-node_bearer = HTTPBearer(auto_error=False, description="the SFU node secret (sfu.node_secret)")
+node_bearer = HTTPBearer(
+    auto_error=False, description="the SFU node's own key (`confbridge nodes enroll`)"
+)
+scrape_bearer = HTTPBearer(
+    auto_error=False, description="the metrics scraping secret (sfu.node_secret)"
+)
 PEM_MEDIA_TYPE = "application/x-pem-file"
 API_PREFIX = "/api/v1"
 
 
 def require_node(
-    settings: SettingsDep,
+    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(node_bearer)],
-) -> None:
-    """Let through SFU workers, who present the shared node secret."""
+) -> SfuNodeEnrolment:
+    """Let through an enrolled SFU node, which presents its own key; returns its enrolment."""
     if credentials is None:
-        raise Unauthorized("node authentication required: send 'Authorization: Bearer <secret>'")
+        raise Unauthorized("node authentication required: send 'Authorization: Bearer <node key>'")
+    # Looked up by its SHA-256: the stored hash, not the key, is compared.
+    enrolment = node_service.authenticate(session=session, key=credentials.credentials)
+    if enrolment is None:
+        raise Unauthorized("unknown or revoked node key; enrol the node with `confbridge nodes`")
+    return enrolment
+
+
+NodeDep = Annotated[SfuNodeEnrolment, Depends(require_node)]
+
+
+def require_scraper(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scrape_bearer)],
+) -> None:
+    """Let through Prometheus, which presents `sfu.node_secret` (read-only: metrics)."""
+    if credentials is None:
+        raise Unauthorized("send 'Authorization: Bearer <sfu.node_secret>'")
     # Constant time, so the secret cannot be guessed byte by byte from response times.
     if not hmac.compare_digest(credentials.credentials.encode(), settings.sfu.node_secret.encode()):
-        raise Unauthorized("wrong node secret")
+        raise Unauthorized("wrong metrics secret")
 
 
-NodeDep = Annotated[None, Depends(require_node)]
+ScraperDep = Annotated[None, Depends(require_scraper)]
 
 
 @router.post("/occurrences/{occurrence_id}/join", response_model=JoinInfo)
@@ -94,12 +116,7 @@ def floor(
         principal=principal,
         action=body.action,
         site_id=body.site_id,
-        client=WorkerClient(
-            node_service.room_server(
-                session=session, occurrence_id=occurrence_id, settings=settings.sfu
-            ).internal_url,
-            settings.sfu.node_secret,
-        ),
+        signer=grants.signer_for(settings.grant_key_path),
     )
     session.commit()
     publish_floor(live, occurrence_id, state)
@@ -141,8 +158,11 @@ def event_read(record: SfuEventRecord) -> SfuEventRead:
 
 @router.post(EVENTS_PATH.removeprefix(API_PREFIX), response_model=EventAck)
 def receive_events(
-    batch: EventBatch, _node: NodeDep, session: SessionDep, live: LiveBusDep
+    batch: EventBatch, node: NodeDep, session: SessionDep, live: LiveBusDep
 ) -> EventAck:
+    """A node's events, each stored once; only its own, for rooms it holds or held (else
+    403 for the batch: the node sets the bad ones apart and drops them)."""
+    bridge_service.check_events_from(session=session, node_id=node.node_id, events=batch.events)
     ack = bridge_service.store_events(session=session, events=batch.events)
     session.commit()
     if ack.stored:

@@ -187,7 +187,6 @@ def place_sessions(
     session: Session,
     occurrence: Occurrence,
     chair_site: int,
-    settings: SfuSettings,
     signer: GrantSigner,
     now: datetime,
     region: str | None = None,
@@ -200,13 +199,13 @@ def place_sessions(
     origin = node_service.place_room(
         session=session,
         occurrence_id=occurrence.id,
-        settings=settings,
         now=now,
         region=region_of(chair) if chair is not None else None,
-        hold=lambda node: node_service.hold_room(node, room=room, node_secret=settings.node_secret),
+        hold=lambda node: node_service.hold_room(node, room=room, signer=signer),
     )
 
     def extend(node: SfuNode, kind: node_service.EdgeKind, upstream: SfuNode) -> bool:
+        grant = relay_grant(occurrence=occurrence, node_id=node.id, chair_site=chair_site, now=now)
         if kind is node_service.EdgeKind.pipe:
             return node_service.extend_room(
                 node,
@@ -215,9 +214,9 @@ def place_sessions(
                 occurrence_id=occurrence.id,
                 chair_site_id=chair_site,
                 ends_at=occurrence.end_at,
-                node_secret=settings.node_secret,
+                token=signer.sign(grant),  # shown to the origin when asking for the pipe
+                signer=signer,
             )
-        grant = relay_grant(occurrence=occurrence, node_id=node.id, chair_site=chair_site, now=now)
         request = CascadeRequest(
             upstream_whep_url=f"{upstream.public_url}/whep/{room}",
             token=signer.sign(grant),
@@ -225,9 +224,7 @@ def place_sessions(
             chair_site_id=chair_site,
             ends_at=occurrence.end_at,
         )
-        return node_service.cascade_room(
-            node, room=room, request=request, node_secret=settings.node_secret
-        )
+        return node_service.cascade_room(node, room=room, request=request, signer=signer)
 
     viewing = node_service.place_viewer(
         session=session,
@@ -292,7 +289,6 @@ def join(
         session=session,
         occurrence=occurrence,
         chair_site=claims.chair_site_id,
-        settings=settings,
         signer=signer,
         now=now,
         region=region_of(site),
@@ -302,7 +298,7 @@ def join(
         claims.jti,
         site.id,
         room,
-        server.node_id or server.public_url,
+        server.node_id,
         role,
     )
     return JoinInfo(
@@ -370,6 +366,15 @@ def authorize_floor(
     return target
 
 
+def room_client(*, session: Session, occurrence_id: int, signer: GrantSigner) -> WorkerClient:
+    """The client of the node holding the occurrence's room; Conflict if it was never placed
+    (nobody has joined: the room is not open anywhere)."""
+    server = node_service.room_server(session=session, occurrence_id=occurrence_id)
+    if server is None:
+        raise Conflict("the meeting room is not open yet", room=room_name(occurrence_id))
+    return WorkerClient(server.internal_url, node_id=server.node_id, signer=signer)
+
+
 def floor(
     *,
     session: Session,
@@ -377,7 +382,7 @@ def floor(
     principal: Principal,
     action: FloorAction,
     site_id: int | None,
-    client: WorkerClient,
+    signer: GrantSigner,
 ) -> FloorState:
     """Apply a floor action in the occurrence's room through its worker, and audit it."""
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
@@ -386,6 +391,7 @@ def floor(
         session=session, occurrence=occurrence, principal=principal, action=action, site_id=site_id
     )
     command = FloorCommand(action=action, site_id=target, by=principal.actor)
+    client = room_client(session=session, occurrence_id=occurrence.id, signer=signer)
     state = client.send_floor(room=room_name(occurrence.id), command=command)
     auth_service.record(
         session=session,
@@ -442,11 +448,42 @@ def _log_unknown_occurrences(session: Session, events: Sequence[SfuEvent]) -> No
         )
 
 
+def check_events_from(*, session: Session, node_id: str, events: Sequence[SfuEvent]) -> None:
+    """A node speaks only for itself and only of rooms it holds or held (placed there, or
+    relayed there): Forbidden, naming what was refused, otherwise."""
+    foreign = sorted({e.node_id for e in events if e.node_id != node_id})
+    if foreign:
+        log.warning("node %s sent events in the name of node(s) %s: refused", node_id, foreign)
+        raise Forbidden(
+            f"node {node_id!r} may not report events of node(s) {', '.join(foreign)}",
+            node_ids=foreign,
+        )
+    mislabelled = sorted({e.room for e in events if e.room != room_name(e.occurrence_id)})
+    if mislabelled:
+        raise Invalid(f"event room(s) {', '.join(mislabelled)} do not match their occurrence")
+    reported = {e.occurrence_id for e in events}
+    held = node_service.rooms_held(session=session, node_id=node_id, occurrence_ids=reported)
+    refused = sorted(reported - held)
+    if refused:
+        log.warning(
+            "node %s sent events for rooms it never held (occurrence(s) %s): refused",
+            node_id,
+            ", ".join(map(str, refused[:MAX_UNKNOWN_LOGGED])),
+        )
+        # every one named, so that the node drops their events at once (a batch holds 1000)
+        raise Forbidden(
+            f"node {node_id!r} never held the room of occurrence(s) "
+            f"{', '.join(map(str, refused[:MAX_UNKNOWN_LOGGED]))}",
+            occurrence_ids=refused,
+        )
+
+
 def store_events(*, session: Session, events: Sequence[SfuEvent]) -> EventAck:
     """Store each event once: an id already stored (or twice in the batch) is a duplicate.
 
     The database decides (INSERT ... ON CONFLICT DO NOTHING), so two deliveries of one batch
-    racing each other still store every event once.
+    racing each other still store every event once. Events from a node are checked first
+    (`check_events_from`); this stores what the control plane itself records too.
     """
     insert = _dialect_insert(session)
     received_at = utcnow()

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from confbridge.bridge.grants import GrantSigner, admin_headers
 from confbridge.contracts import FloorCommand, FloorState, floor_path
 from confbridge.errors import Conflict, DomainError
 
@@ -32,22 +33,32 @@ class WorkerFailed(DomainError):
 
 
 class WorkerClient:
-    """Calls one worker with `Authorization: Bearer <node_secret>`."""
+    """Calls one node's admin API, each request with a token for that node, method and path
+    (`grants.admin_headers`): the node checks it with the grant public key."""
 
     def __init__(
         self,
         base_url: str,
-        node_secret: str,
         *,
+        node_id: str,
+        signer: GrantSigner,
         timeout: httpx.Timeout | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {node_secret}"}
+        self.node_id = node_id
+        self._signer = signer
         self._timeout = timeout or httpx.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
 
     def send_floor(self, *, room: str, command: FloorCommand) -> FloorState:
         """Apply a floor command in `room`; returns the floor as the worker now holds it."""
-        response = self._post(floor_path(room), command.model_dump(mode="json"))
+        response = self._request("POST", floor_path(room), command.model_dump(mode="json"))
+        return self._floor(room, response)
+
+    def get_floor(self, *, room: str) -> FloorState:
+        """The floor of `room` as the worker holds it."""
+        return self._floor(room, self._request("GET", floor_path(room)))
+
+    def _floor(self, room: str, response: httpx.Response) -> FloorState:
         if response.status_code == 404:
             raise Conflict("the meeting room is not open yet", room=room)
         self._raise_for_status(response)
@@ -59,11 +70,14 @@ class WorkerClient:
             )
             raise WorkerFailed("the SFU worker answered with an unexpected floor state") from None
 
-    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
         url = self.base_url + path
+        headers = admin_headers(self._signer, node_id=self.node_id, method=method, path=path)
         try:
-            with httpx.Client(timeout=self._timeout, headers=self._headers) as http:
-                return http.post(url, json=body)
+            with httpx.Client(timeout=self._timeout, headers=headers) as http:
+                return http.request(method, url, json=body)
         except httpx.TimeoutException:
             raise WorkerUnavailable(
                 f"the SFU worker at {self.base_url} did not answer in time; try again"
@@ -80,10 +94,10 @@ class WorkerClient:
             return
         detail = _detail(response)
         if status in (401, 403):
-            log.error("worker %s refused the node secret: %s", self.base_url, detail)
+            log.error("worker %s refused the control plane's token: %s", self.base_url, detail)
             raise WorkerFailed(
-                "the SFU worker refused the control plane's credentials; "
-                "sfu.node_secret must be the same on both"
+                f"the SFU worker refused the control plane's credentials ({detail}); "
+                f"is it node {self.node_id!r}, with this control plane's grant key?"
             )
         if status in (400, 409, 422):
             raise Conflict(f"the SFU worker refused the command: {detail}")

@@ -37,6 +37,35 @@ class SfuNode(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # When the monitor found the node silent (None while it heartbeats).
     down_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The worker process reporting now (a new value at each start) and when it started.
+    incarnation: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # A new incarnation was seen: the sessions of the previous one are closed once the events
+    # it spooled have all arrived (the new one reports an empty spool).
+    restart_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last heartbeat of the previous incarnation.
+    previous_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class SfuNodeEnrolment(Base):
+    """A node's own credential: enrolled by an admin (or by `serve` for its local workers).
+
+    Only a hash of the key is stored; the key is shown once. Revoking deletes the row (the
+    audit log keeps the story), and the node's heartbeats and events are refused from then on.
+    """
+
+    __tablename__ = "sfu_node_enrolments"
+
+    node_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A worker started by `serve` on this machine (its key is rotated at every start).
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    # May register loopback URLs (a worker on the control plane's own machine).
+    allow_loopback: Mapped[bool] = mapped_column(Boolean, default=False)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enrolled_by: Mapped[str] = mapped_column(String(120), default="")
+    # Restarts of a local worker by `serve`'s supervisor since the key was issued.
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RoomPlacement(Base):
@@ -51,6 +80,19 @@ class RoomPlacement(Base):
         String(100), ForeignKey("sfu_nodes.id", ondelete="CASCADE"), index=True
     )
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RoomHost(Base):
+    """Every node that ever held or relayed an occurrence's room: a node's events are
+    accepted for these rooms only (placements and edges change; this history does not)."""
+
+    __tablename__ = "room_hosts"
+
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class RoomEdge(Base):

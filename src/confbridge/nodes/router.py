@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import ITUser
+from confbridge.auth.dependencies import AdminUser, ITUser
 from confbridge.bridge.router import NodeDep
 from confbridge.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
+from confbridge.nodes import flows as node_flows
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode
-from confbridge.nodes.schemas import NodeRead
+from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
+from confbridge.nodes.schemas import NodeEnrol, NodeEnrolled, NodeEnrolmentRead, NodeRead
 from confbridge.terminals import service as terminal_service
 
 router = APIRouter(tags=["nodes"])
@@ -43,16 +44,61 @@ def node_read(node: SfuNode) -> NodeRead:
 
 @router.post(NODE_HEARTBEAT_PATH.removeprefix(API_PREFIX), response_model=NodeHeartbeatAck)
 def heartbeat(
-    beat: NodeHeartbeat, _node: NodeDep, session: SessionDep, settings: SettingsDep
+    beat: NodeHeartbeat, enrolment: NodeDep, session: SessionDep, settings: SettingsDep
 ) -> NodeHeartbeatAck:
+    """A node registers and reports its load, with its own key and for its own id only."""
     now = utcnow()
-    node = node_service.heartbeat(session=session, beat=beat, now=now)
+    node = node_flows.receive_heartbeat(session=session, beat=beat, enrolment=enrolment, now=now)
     # the revocation list rides on every answer: a worker that missed one learns it next time
     revocations = terminal_service.grant_revocations(
         session=session, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     )
     session.commit()
     return NodeHeartbeatAck(node_id=node.id, draining=node.draining, revocations=revocations)
+
+
+def enrolment_read(session: SessionDep, enrolment: SfuNodeEnrolment) -> NodeEnrolmentRead:
+    node = session.get(SfuNode, enrolment.node_id)
+    return NodeEnrolmentRead(
+        node_id=enrolment.node_id,
+        local=enrolment.local,
+        allow_loopback=enrolment.allow_loopback,
+        enrolled_at=enrolment.enrolled_at,
+        enrolled_by=enrolment.enrolled_by,
+        restarts=enrolment.restarts,
+        state=node_service.state_of(node, utcnow()) if node is not None else None,
+    )
+
+
+@router.post("/sfu/nodes", response_model=NodeEnrolled, status_code=201)
+def enrol(body: NodeEnrol, user: AdminUser, session: SessionDep) -> NodeEnrolled:
+    """Enrol a node (or rotate its key): the key is in this answer only, give it to the node
+    as CONFBRIDGE_SFU_NODE_KEY."""
+    enrolment, key = node_service.enrol(
+        session=session,
+        node_id=body.node_id,
+        by=f"user:{user.username}",
+        now=utcnow(),
+        allow_loopback=body.allow_loopback,
+        rotate=body.rotate,
+    )
+    session.commit()
+    return NodeEnrolled(**enrolment_read(session, enrolment).model_dump(), key=key)
+
+
+@router.get("/sfu/enrolments", response_model=list[NodeEnrolmentRead])
+def list_enrolments(_user: ITUser, session: SessionDep) -> list[NodeEnrolmentRead]:
+    """Enrolled nodes, registered or not (never their keys)."""
+    return [enrolment_read(session, e) for e in node_service.list_enrolments(session=session)]
+
+
+@router.delete("/sfu/nodes/{node_id}", status_code=204, response_class=Response)
+def revoke(node_id: str, user: AdminUser, session: SessionDep) -> Response:
+    """Revoke the node's key: its heartbeats and events are refused from now on, and its
+    rooms move at their next join."""
+    node_service.revoke(session=session, node_id=node_id, by=f"user:{user.username}", now=utcnow())
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.get("/sfu/nodes", response_model=list[NodeRead])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from confbridge.nodes.service import NodeState
 
@@ -27,3 +27,32 @@ class NodeRead(BaseModel):
     registered_at: datetime
     last_seen_at: datetime
     down_since: datetime | None
+
+
+class NodeEnrol(BaseModel):
+    """An admin enrols a node: it gets a key of its own (shown once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str = Field(min_length=1, max_length=100, description="CONFBRIDGE_SFU_NODE_ID")
+    allow_loopback: bool = Field(
+        default=False,
+        description="it runs on the control plane's machine and registers 127.0.0.1 URLs",
+    )
+    rotate: bool = Field(
+        default=False, description="the node is enrolled already: issue a new key instead"
+    )
+
+
+class NodeEnrolmentRead(BaseModel):
+    node_id: str
+    local: bool = Field(description="a worker started by `confbridge serve`")
+    allow_loopback: bool
+    enrolled_at: datetime
+    enrolled_by: str
+    restarts: int = Field(description="restarts of a local worker by `serve` since enrolment")
+    state: NodeState | None = Field(description="None: it has not registered yet")
+
+
+class NodeEnrolled(NodeEnrolmentRead):
+    key: str = Field(description="CONFBRIDGE_SFU_NODE_KEY; shown once, stored as a hash")

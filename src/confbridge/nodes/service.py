@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import logging
-from collections.abc import Callable
+import re
+import secrets
+import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from confbridge.contracts import CascadeRequest, NodeHeartbeat, cascade_path, hold_path
-from confbridge.errors import DomainError, NotFound
-from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
+from confbridge.auth import service as auth_service
+from confbridge.bridge.grants import GrantSigner, admin_headers
+from confbridge.contracts import (
+    NODE_KEY_PREFIX,
+    CascadeRequest,
+    NodeHeartbeat,
+    cascade_path,
+    hold_path,
+)
+from confbridge.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
 from confbridge.settings import SfuSettings
 
 log = logging.getLogger(__name__)
@@ -35,19 +49,191 @@ class NodeState(StrEnum):
     down = "down"
 
 
+NO_MEDIA_SERVER_RETRY_AFTER_S = 2
+"""What a join without a live node is told to wait: a supervised worker is back in seconds."""
+NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NODE_KEY_BYTES = 32
+LOCAL_NODE_PREFIX = "local-"
+"""`serve` names its own workers `local-<i>` and enrols them itself."""
+# Addresses a node may never register: link-local (cloud metadata at 169.254.169.254),
+# multicast, unspecified, and the metadata services that sit elsewhere.
+METADATA_NETWORKS = (
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS, over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
+)
+
+
 class NoMediaServer(DomainError):
-    """Every registered node is down, draining or full."""
+    """Every registered node is down, draining or full, or none has registered yet."""
 
     status_code = 503
+    retry_after_s = NO_MEDIA_SERVER_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)
 class MediaServer:
     """Where a room's terminals and the control plane reach its worker."""
 
-    node_id: str | None  # None: the configured single worker (no node has registered)
+    node_id: str
     public_url: str
     internal_url: str
+
+
+# --- enrolment: each node's own key ---------------------------------------------------------------
+
+
+def hash_node_key(key: str) -> str:
+    """Keys are 256 random bits: a plain SHA-256 is enough to store them (no guessing)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_node_id(node_id: str) -> str:
+    if not NODE_ID_PATTERN.fullmatch(node_id):
+        raise Invalid(
+            f"node id {node_id!r}: use 1-100 letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit)"
+        )
+    return node_id
+
+
+def get_enrolment(*, session: Session, node_id: str) -> SfuNodeEnrolment:
+    enrolment = session.get(SfuNodeEnrolment, node_id)
+    if enrolment is None:
+        raise NotFound(f"SFU node {node_id!r} is not enrolled", node_id=node_id)
+    return enrolment
+
+
+def list_enrolments(*, session: Session) -> list[SfuNodeEnrolment]:
+    return list(session.scalars(select(SfuNodeEnrolment).order_by(SfuNodeEnrolment.node_id)))
+
+
+def enrol(
+    *,
+    session: Session,
+    node_id: str,
+    by: str,
+    now: datetime,
+    allow_loopback: bool = False,
+    local: bool = False,
+    rotate: bool = False,
+) -> tuple[SfuNodeEnrolment, str]:
+    """Issue `node_id` its own key; returns the enrolment and the key (shown once, stored as
+    a hash). An enrolled node gets 409 unless `rotate`: then its old key stops working."""
+    check_node_id(node_id)
+    if node_id.startswith(LOCAL_NODE_PREFIX) and not local:
+        raise Invalid(f"node ids starting with {LOCAL_NODE_PREFIX!r} belong to `serve`'s workers")
+    key = NODE_KEY_PREFIX + secrets.token_urlsafe(NODE_KEY_BYTES)
+    enrolment = session.get(SfuNodeEnrolment, node_id)
+    action = "node_key_rotated" if enrolment is not None else "node_enrolled"
+    if enrolment is not None and not rotate:
+        raise Conflict(
+            f"SFU node {node_id!r} is already enrolled; revoke it first or rotate its key",
+            node_id=node_id,
+        )
+    if enrolment is None:
+        enrolment = SfuNodeEnrolment(node_id=node_id)
+        session.add(enrolment)
+    enrolment.key_hash = hash_node_key(key)
+    enrolment.local = local
+    enrolment.allow_loopback = allow_loopback
+    enrolment.enrolled_at = now
+    enrolment.enrolled_by = by
+    enrolment.restarts = 0
+    auth_service.record(
+        session=session,
+        actor=by,
+        action=action,
+        entity="sfu_node",
+        detail={"node_id": node_id, "allow_loopback": allow_loopback, "local": local},
+    )
+    session.flush()
+    return enrolment, key
+
+
+def revoke(*, session: Session, node_id: str, by: str, now: datetime) -> None:
+    """The node's key stops working now; its rooms move at their next join."""
+    enrolment = get_enrolment(session=session, node_id=node_id)
+    session.delete(enrolment)
+    node = session.get(SfuNode, node_id)
+    if node is not None and node.down_since is None:
+        node.down_since = now
+    auth_service.record(
+        session=session,
+        actor=by,
+        action="node_revoked",
+        entity="sfu_node",
+        detail={"node_id": node_id},
+    )
+    session.flush()
+
+
+def authenticate(*, session: Session, key: str) -> SfuNodeEnrolment | None:
+    """The enrolment whose key this is, if any."""
+    if not key.startswith(NODE_KEY_PREFIX):
+        return None
+    return session.scalar(
+        select(SfuNodeEnrolment).where(SfuNodeEnrolment.key_hash == hash_node_key(key))
+    )
+
+
+def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The host's addresses: itself if it is one, else what it resolves to (nothing when it
+    does not resolve from here)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    found = []
+    for info in infos:
+        try:
+            found.append(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+        except ValueError:
+            continue
+    return found
+
+
+def check_node_url(url: str, *, field: str, allow_loopback: bool) -> str:
+    """A node's URL as the control plane and other nodes will call it, or Invalid.
+
+    http(s) only, no user or password in it, no query or fragment; never a link-local,
+    multicast, unspecified or cloud-metadata address (the control plane and other nodes post
+    to these URLs); loopback only for a node enrolled to run on this machine.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise Invalid(f"{field}: not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise Invalid(f"{field}: must start with http:// or https://")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid(f"{field}: must not carry a user name or password")
+    if parts.query or parts.fragment:
+        raise Invalid(f"{field}: must not have a query or fragment")
+    host = parts.hostname
+    if not host:
+        raise Invalid(f"{field}: has no host")
+    for address in _addresses(host):
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        forbidden = (
+            address.is_link_local
+            or address.is_multicast
+            or address.is_unspecified
+            or any(address in network for network in METADATA_NETWORKS)
+        )
+        if forbidden:
+            raise Invalid(f"{field}: {host} is a link-local, multicast or metadata address")
+        if address.is_loopback and not allow_loopback:
+            raise Invalid(
+                f"{field}: {host} is a loopback address; enrol the node with loopback "
+                "allowed if it runs on the control plane's machine"
+            )
+    return url.rstrip("/")
 
 
 def state_of(node: SfuNode, now: datetime) -> NodeState:
@@ -71,17 +257,41 @@ def list_(*, session: Session) -> list[SfuNode]:
     return list(session.scalars(select(SfuNode).order_by(SfuNode.id)))
 
 
-def heartbeat(*, session: Session, beat: NodeHeartbeat, now: datetime) -> SfuNode:
-    """Register the node or refresh it; a node that was down is up again."""
+def heartbeat(
+    *,
+    session: Session,
+    beat: NodeHeartbeat,
+    now: datetime,
+    enrolment: SfuNodeEnrolment | None = None,
+) -> SfuNode:
+    """Register the node or refresh it; a node that was down is up again.
+
+    `enrolment` is the credential the heartbeat came with: it may speak for its own node
+    only, and its URLs are checked when they are new, change (both audited) or a new worker
+    process reports them. A new
+    incarnation (the worker process restarted) drops the rooms the node relayed or fed: the
+    pipes and relay sessions died with the old process.
+    """
+    public_url, internal_url = beat.public_url.rstrip("/"), beat.internal_url.rstrip("/")
     node = session.get(SfuNode, beat.node_id)
+    if enrolment is not None:
+        _check_registration(session, beat, enrolment, node, public_url, internal_url)
     if node is None:
         node = SfuNode(id=beat.node_id, registered_at=now, draining=False)
         session.add(node)
-        log.info("SFU node %s registered at %s", beat.node_id, beat.public_url)
+        log.info("SFU node %s registered at %s", beat.node_id, public_url)
     elif node.down_since is not None:
         log.info("SFU node %s is back after %s", node.id, now - node.down_since)
-    node.public_url = beat.public_url.rstrip("/")
-    node.internal_url = beat.internal_url.rstrip("/")
+    if beat.incarnation and beat.incarnation != node.incarnation:
+        if node.incarnation:
+            log.warning("SFU node %s restarted (a new worker process)", node.id)
+            _drop_edges_of(session, node.id)
+        node.previous_seen_at = node.last_seen_at if node.incarnation else None
+        node.incarnation = beat.incarnation
+        node.started_at = beat.started_at or now
+        node.restart_pending = True
+    node.public_url = public_url
+    node.internal_url = internal_url
     node.version = beat.version
     node.capacity_peers = beat.capacity_peers
     node.machine_id = beat.machine_id
@@ -96,6 +306,84 @@ def heartbeat(*, session: Session, beat: NodeHeartbeat, now: datetime) -> SfuNod
     node.down_since = None
     session.flush()
     return node
+
+
+def _check_registration(
+    session: Session,
+    beat: NodeHeartbeat,
+    enrolment: SfuNodeEnrolment,
+    node: SfuNode | None,
+    public_url: str,
+    internal_url: str,
+) -> None:
+    if beat.node_id != enrolment.node_id:
+        log.warning(
+            "refused a heartbeat for node %r made with the key of node %r",
+            beat.node_id,
+            enrolment.node_id,
+        )
+        raise Forbidden(
+            f"this key belongs to node {enrolment.node_id!r}, not {beat.node_id!r}",
+            node_id=enrolment.node_id,
+        )
+    moved = node is None or (node.public_url, node.internal_url) != (public_url, internal_url)
+    if not moved and node is not None and node.incarnation == beat.incarnation:
+        return  # checked when this process registered them
+    allow = enrolment.allow_loopback
+    check_node_url(public_url, field="public_url", allow_loopback=allow)
+    check_node_url(internal_url, field="internal_url", allow_loopback=allow)
+    if not moved:
+        return
+    auth_service.record(
+        session=session,
+        actor=f"node:{enrolment.node_id}",
+        action="node_registered" if node is None else "node_address_changed",
+        entity="sfu_node",
+        detail={"node_id": beat.node_id, "public_url": public_url, "internal_url": internal_url},
+    )
+
+
+def _drop_edges_of(session: Session, node_id: str) -> None:
+    """Forget every edge the node was, and every edge fed by a room it held."""
+    held = select(RoomPlacement.occurrence_id).where(RoomPlacement.node_id == node_id)
+    session.execute(
+        delete(RoomEdge).where(or_(RoomEdge.node_id == node_id, RoomEdge.occurrence_id.in_(held)))
+    )
+
+
+def mark_node_down(*, session: Session, node_id: str, now: datetime) -> SfuNode | None:
+    """Its process is known to have died (a supervised local worker): no join goes there
+    until it heartbeats again."""
+    node = session.get(SfuNode, node_id)
+    if node is not None and node.down_since is None:
+        node.down_since = now
+        session.flush()
+    return node
+
+
+def record_host(*, session: Session, occurrence_id: int, node_id: str, now: datetime) -> None:
+    """Remember that `node_id` holds or relays the occurrence's room (once)."""
+    if session.get(RoomHost, (occurrence_id, node_id)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(RoomHost(occurrence_id=occurrence_id, node_id=node_id, first_at=now))
+    except IntegrityError:
+        pass  # recorded by a concurrent join
+
+
+def rooms_held(*, session: Session, node_id: str, occurrence_ids: Iterable[int]) -> set[int]:
+    """Of `occurrence_ids`, those whose room the node holds or ever held or relayed."""
+    wanted = set(occurrence_ids)
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(RoomHost.occurrence_id).where(
+                RoomHost.node_id == node_id, RoomHost.occurrence_id.in_(wanted)
+            )
+        )
+    )
 
 
 def set_draining(*, session: Session, node_id: str, draining: bool) -> SfuNode:
@@ -139,15 +427,10 @@ def _server(node: SfuNode) -> MediaServer:
     return MediaServer(node.id, node.public_url, node.internal_url)
 
 
-def _configured(settings: SfuSettings) -> MediaServer:
-    return MediaServer(None, settings.public_url, settings.worker_admin_url)
-
-
 def place_room(
     *,
     session: Session,
     occurrence_id: int,
-    settings: SfuSettings,
     now: datetime,
     region: str | None = None,
     hold: Callable[[SfuNode], bool] | None = None,
@@ -156,8 +439,9 @@ def place_room(
     of `region`, the chair's province, if one can take it).
 
     A room stays on its node while the node is up (draining included); a room whose node is
-    down is placed again, and `hold` tells the new node (see `hold_room`). With no node
-    registered at all, the configured worker serves.
+    down is placed again, and `hold` tells the new node (see `hold_room`). With no node up
+    (none registered yet, or all down, draining or full) the join waits: NoMediaServer, with
+    a time to retry after, rather than a worker that may not listen.
     """
     placement = session.get(RoomPlacement, occurrence_id)
     if placement is not None:
@@ -167,10 +451,10 @@ def place_room(
             return _server(node)
         # the origin is gone: its edges relayed a pipe that no longer exists
         session.execute(delete(RoomEdge).where(RoomEdge.occurrence_id == occurrence_id))
-    if session.scalar(select(SfuNode.id).limit(1)) is None:
-        return _configured(settings)
     candidates = _placeable(session, now, region)
     if not candidates:
+        if session.scalar(select(SfuNode.id).limit(1)) is None:
+            raise NoMediaServer("no media server has registered yet; try again shortly")
         raise NoMediaServer("no media server is available now (all down, draining or full)")
     chosen = candidates[0]
     try:
@@ -197,15 +481,16 @@ def place_room(
         assert node is not None
         node.pending_sessions += 1
         return _server(node)
+    record_host(session=session, occurrence_id=occurrence_id, node_id=chosen.id, now=now)
     chosen.pending_sessions += 1
     return _server(chosen)
 
 
-def room_server(*, session: Session, occurrence_id: int, settings: SfuSettings) -> MediaServer:
-    """The node a room was placed on (the configured worker if it was never placed)."""
+def room_server(*, session: Session, occurrence_id: int) -> MediaServer | None:
+    """The node a room was placed on (None: never placed, so not open anywhere)."""
     placement = session.get(RoomPlacement, occurrence_id)
     node = session.get(SfuNode, placement.node_id) if placement is not None else None
-    return _server(node) if node is not None else _configured(settings)
+    return _server(node) if node is not None else None
 
 
 def mark_down(*, session: Session, now: datetime) -> list[SfuNode]:
@@ -309,8 +594,6 @@ def place_viewer(
     existing one first, else the least-loaded other node, extended now). With nowhere
     better, the origin takes the viewer beyond its capacity.
     """
-    if origin.node_id is None:
-        return origin
     origin_node = session.get(SfuNode, origin.node_id)
     assert origin_node is not None
     serves_region = not region or origin_node.region in ("", region)
@@ -349,6 +632,7 @@ def place_viewer(
                         created_at=now,
                     )
                 )
+                record_host(session=session, occurrence_id=occurrence_id, node_id=node.id, now=now)
                 node.pending_sessions += 1
                 log.info(
                     "room of occurrence %s extended to node %s (%s from %s)",
@@ -375,48 +659,50 @@ def extend_room(
     occurrence_id: int,
     chair_site_id: int,
     ends_at: datetime,
-    node_secret: str,
+    token: str,
+    signer: GrantSigner,
 ) -> bool:
     """Ask `node` to relay the room from `upstream`, a worker of its machine that holds or
-    relays the room (the edge opens the pipe itself)."""
+    relays the room (the edge opens the pipe itself, showing the origin `token`, a relay
+    grant for the room)."""
     body = {
         "origin_url": upstream.internal_url,
         "occurrence_id": occurrence_id,
         "chair_site_id": chair_site_id,
         "ends_at": ends_at.isoformat(),
+        "token": token,
     }
-    return _ask(node, f"/rooms/{room}/pipe", body, node_secret, f"extend room {room}")
+    return _ask(node, f"/rooms/{room}/pipe", body, signer, f"extend room {room}")
 
 
-def cascade_room(node: SfuNode, *, room: str, request: CascadeRequest, node_secret: str) -> bool:
+def cascade_room(node: SfuNode, *, room: str, request: CascadeRequest, signer: GrantSigner) -> bool:
     """Ask `node` to relay the room from the node above it (the edge opens the session)."""
     body = request.model_dump(mode="json")
-    return _ask(node, cascade_path(room), body, node_secret, f"relay room {room}")
+    return _ask(node, cascade_path(room), body, signer, f"relay room {room}")
 
 
-def hold_room(node: SfuNode, *, room: str, node_secret: str) -> bool:
+def hold_room(node: SfuNode, *, room: str, signer: GrantSigner) -> bool:
     """Tell `node` the room is placed on it now; a copy it relayed stops relaying (if it
     cannot be told, it finds out when its upstream falls silent)."""
-    return _ask(
-        node, hold_path(room), None, node_secret, f"hold room {room}", timeout_s=PROBE_TIMEOUT_S
-    )
+    return _ask(node, hold_path(room), None, signer, f"hold room {room}", timeout_s=PROBE_TIMEOUT_S)
 
 
 def _ask(
     node: SfuNode,
     path: str,
     body: dict[str, Any] | None,
-    node_secret: str,
+    signer: GrantSigner,
     what: str,
     *,
     timeout_s: float = EXTEND_TIMEOUT_S,
 ) -> bool:
-    """POST to a node's admin API; False (logged) if it cannot be reached or refuses."""
+    """POST to a node's admin API with a token for that node and path; False (logged) if it
+    cannot be reached or refuses."""
     try:
         response = httpx.post(
             f"{node.internal_url}{path}",
             json=body,
-            headers={"Authorization": f"Bearer {node_secret}"},
+            headers=admin_headers(signer, node_id=node.id, method="POST", path=path),
             timeout=timeout_s,
         )
     except httpx.HTTPError as exc:

@@ -5,19 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Query, Request
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITUser, TerminalDep
+from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
-from confbridge.contracts import floor_path, room_name
+from confbridge.contracts import room_name
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import DomainError, Forbidden, Invalid
 from confbridge.meetings import service as meeting_service
-from confbridge.nodes import service as node_service
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
@@ -41,7 +40,6 @@ from confbridge.terminals.schemas import (
 
 router = APIRouter(tags=["terminals"])
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-FLOOR_TIMEOUT_S = 3.0
 _limiter_lock = threading.Lock()
 
 
@@ -253,23 +251,18 @@ def my_floor(
     )
     if booking is None:
         raise Forbidden(f"site {terminal.site_id} is not invited to occurrence {occurrence.id}")
-    server = node_service.room_server(
-        session=session, occurrence_id=occurrence.id, settings=settings.sfu
-    )
     speaker: int | None = None
     hands: list[int] = []
     muted: list[int] = []
     try:
-        response = httpx.get(
-            server.internal_url + floor_path(room_name(occurrence.id)),
-            headers={"Authorization": f"Bearer {settings.sfu.node_secret}"},
-            timeout=FLOOR_TIMEOUT_S,
+        client = bridge_service.room_client(
+            session=session,
+            occurrence_id=occurrence.id,
+            signer=grants.signer_for(settings.grant_key_path),
         )
-        if response.status_code == 200:
-            floor = response.json()
-            speaker = floor.get("speaker_site_id")
-            hands, muted = floor.get("hands", []), floor.get("muted_site_ids", [])
-    except (httpx.HTTPError, ValueError):
+        floor = client.get_floor(room=room_name(occurrence.id))
+        speaker, hands, muted = floor.speaker_site_id, floor.hands, floor.muted_site_ids
+    except DomainError:
         pass  # the room is not open or its worker is away: nobody speaks
     speaker_site = session.get(Site, speaker) if speaker is not None else None
     return SpeakerRead(

@@ -23,7 +23,6 @@ from confbridge.auth.models import User
 from confbridge.auth.service import AccountDisabled, Principal
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
-from confbridge.bridge.worker_client import WorkerClient
 from confbridge.client_address import client_address
 from confbridge.contracts import FloorAction, GrantClaims, PeerRole, room_name
 from confbridge.db import Database, utcnow
@@ -33,7 +32,6 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.meetings.recurrence import holiday_name, zone
 from confbridge.meetings.schemas import SeriesCreate
-from confbridge.nodes import service as node_service
 from confbridge.pagination import MAX_ID
 from confbridge.settings import Settings
 from confbridge.web import labels, live_status, queries
@@ -916,12 +914,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             principal=Principal(user=user),
             action=action,
             site_id=site_id,
-            client=WorkerClient(
-                node_service.room_server(
-                    session=page.session, occurrence_id=occurrence.id, settings=settings.sfu
-                ).internal_url,
-                settings.sfu.node_secret,
-            ),
+            signer=grants.signer_for(settings.grant_key_path),
         )
         page.session.commit()
     except DomainError as exc:
@@ -986,7 +979,6 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
             session=page.session,
             occurrence=occurrence,
             chair_site=claims.chair_site_id,
-            settings=settings.sfu,
             signer=signer,
             now=now,
         )

@@ -11,6 +11,8 @@ const TOKEN_KEY = "confbridge.terminal.token";
 const IN_PERSON = "in_person";
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 8000;
+// A Retry-After longer than this is taken as this.
+const RETRY_AFTER_MAX_S = 300;
 // A grant is renewed this long before it expires.
 const GRANT_RENEW_MARGIN_MS = 120000;
 // A connection "disconnected" for this long counts as lost (browsers may recover by themselves).
@@ -88,11 +90,28 @@ function fail(message) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class ApiError extends Error {
-  constructor(status, detail) {
+  // `retryAfterMs`: the server's Retry-After (503: no media server up just now), or null.
+  constructor(status, detail, retryAfterMs = null) {
     super(`${status}: ${detail}`);
     this.status = status;
     this.detail = detail;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+// Retry-After in seconds (the delay form; an HTTP date is ignored), as milliseconds.
+function retryAfterMs(response) {
+  const value = Number.parseFloat(response.headers.get("Retry-After") ?? "");
+  return Number.isFinite(value) && value >= 0 ? Math.min(value, RETRY_AFTER_MAX_S) * 1000 : null;
+}
+
+// The wait before the next join: what the server asked for, plus up to 20 % so that the
+// halls it turned away do not all come back at once; else the capped back-off.
+function retryDelayMs(error, backoffMs) {
+  if (error instanceof ApiError && error.retryAfterMs !== null) {
+    return error.retryAfterMs * (1 + 0.2 * Math.random()) + 200 * Math.random();
+  }
+  return backoffMs * (0.8 + 0.4 * Math.random());
 }
 
 async function api(method, path, body) {
@@ -112,7 +131,7 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401 && token && !path.endsWith("/pair")) revoked();
-    throw new ApiError(response.status, data.detail || response.statusText);
+    throw new ApiError(response.status, data.detail || response.statusText, retryAfterMs(response));
   }
   return data;
 }
@@ -346,9 +365,13 @@ async function attend(item) {
       } catch (error) {
         fail(`occurrence ${item.occurrence_id}: ${error.message}`);
         if (error instanceof ApiError && error.status === 401) return;
-        const wait = delay * (0.8 + 0.4 * Math.random());
-        delay = Math.min(delay * 2, BACKOFF_MAX_MS);
-        note("retry", { occurrence_id: item.occurrence_id, retry_in_ms: Math.round(wait) });
+        const wait = retryDelayMs(error, delay);
+        const told = error instanceof ApiError && error.retryAfterMs !== null;
+        if (!told) delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+        note("retry", {
+          occurrence_id: item.occurrence_id, retry_in_ms: Math.round(wait),
+          retry_after_ms: told ? error.retryAfterMs : null,
+        });
         await sleep(wait);
         continue;
       }
