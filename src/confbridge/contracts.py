@@ -5,11 +5,11 @@ The SFU (`sfu/`) imports nothing else from `confbridge`: these schemas are the w
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 GRANT_ISSUER = "confbridge"
 GRANT_AUDIENCE = "confbridge-sfu"
@@ -142,12 +142,23 @@ class PeerStats(BaseModel):
     frames: int | None = None
 
 
+def _in_utc(value: datetime) -> datetime:
+    """The instant in UTC; near year 1 or 9999 an offset leaves the range of `datetime`."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant is out of range") from None
+
+
+UtcInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class SfuEvent(BaseModel):
     """One thing that happened on a worker; `id` makes delivery idempotent."""
 
     id: str = Field(min_length=8, max_length=64)
     type: EventType
-    at: AwareDatetime
+    at: UtcInstant
     node_id: str = Field(max_length=100)
     room: str = Field(max_length=100)
     # Bounded so that any id a worker sends fits the control plane's 64-bit columns.

@@ -31,6 +31,7 @@ from confbridge.contracts import (
     FloorCommand,
     FloorState,
     PeerRole,
+    PeerStats,
     SfuEvent,
     room_name,
 )
@@ -626,7 +627,7 @@ def test_events_bad_input_is_unprocessable(client: TestClient, database: Databas
     assert stored_count(database) == 0
 
 
-def test_events_nan_stats_stored_as_null(
+def test_events_nan_token_is_refused_and_a_workers_nan_arrives_as_null(
     client: TestClient, secretariat: Headers, database: Database
 ) -> None:
     body = batch(event(9, EventType.stats, stats={"rtt_ms": 1.0}))
@@ -634,6 +635,18 @@ def test_events_nan_stats_stored_as_null(
     response = client.post(
         "/api/v1/sfu/events",
         content=raw,
+        headers={**NODE, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text  # NaN is not JSON
+    assert stored_count(database) == 0
+    # A worker writes its events with pydantic, which turns NaN into null.
+    stats = PeerStats(rtt_ms=float("nan"), packets=3)
+    sent = SfuEvent.model_validate({**body["events"][0], "stats": None}).model_copy(
+        update={"stats": stats}
+    )
+    response = client.post(
+        "/api/v1/sfu/events",
+        content='{"events": [' + sent.model_dump_json() + "]}",
         headers={**NODE, "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text

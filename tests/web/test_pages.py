@@ -135,6 +135,7 @@ def func_count_series() -> Any:
     [
         ({"title": ""}, "Nhập tên cuộc họp."),
         ({"title": "x" * 301}, "Tên cuộc họp quá dài"),
+        ({"title": "Giao ban\r\nDTSTART:20260101T000000Z"}, "phải viết trên một dòng"),
         ({"kind": "party"}, "Chọn loại cuộc họp."),
         ({"mode": "telepathy"}, "Chọn hình thức tổ chức."),
         ({"words": "thỉnh thoảng"}, "Không hiểu các từ: thinh thoang"),

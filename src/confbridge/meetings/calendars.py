@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus, Series
 from confbridge.meetings.recurrence import Rule, parse_exdate
 from confbridge.sites.models import Site
+from confbridge.text import one_line
 
 PRODID = "-//ConfBridge//Lịch họp trực tuyến//VI"
 UID_DOMAIN = "confbridge"
@@ -37,7 +38,9 @@ def _calendar(name: str, tz: str) -> Calendar:
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-calname", name)
+    # icalendar escapes CR/LF in known text properties but fails on them in X- ones, and passes
+    # other control characters through: names stored before they were checked are cleaned.
+    calendar.add("x-wr-calname", one_line(name))
     calendar.add("x-wr-timezone", tz)
     return calendar
 
@@ -51,7 +54,8 @@ def series_uid(series_id: int) -> str:
 
 
 def _describe(event: Event, series: Series, chair_name: str) -> None:
-    event.add("summary", series.title)
+    chair_name = one_line(chair_name)
+    event.add("summary", one_line(series.title))
     event.add("location", chair_name)
     event.add("categories", [KIND_LABELS.get(series.kind, series.kind)])
     event.add(

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 
 from confbridge.meetings.models import MeetingKind, MeetingMode, OccurrenceStatus
 from confbridge.pagination import Id
+from confbridge.text import SingleLine
 
 Title = Field(min_length=1, max_length=300)
 MAX_INVITED = 20_000
@@ -44,7 +45,7 @@ class SeriesBase(BaseModel):
 
 
 class SeriesCreate(SeriesBase):
-    title: str = Title
+    title: SingleLine = Title
     kind: MeetingKind
     mode: MeetingMode = MeetingMode.online
     rrule: str = Field(max_length=500, examples=["FREQ=WEEKLY;BYDAY=MO"])
@@ -61,7 +62,7 @@ class SeriesCreate(SeriesBase):
 
 
 class SeriesUpdate(SeriesBase):
-    title: str | None = Field(default=None, min_length=1, max_length=300)
+    title: SingleLine | None = Field(default=None, min_length=1, max_length=300)
     kind: MeetingKind | None = None
     mode: MeetingMode | None = None
     rrule: str | None = Field(default=None, max_length=500)

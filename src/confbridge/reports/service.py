@@ -50,6 +50,7 @@ from confbridge.reports.schemas import (
 )
 from confbridge.settings import ReportSettings, Target
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.timeutil import check_year
 
 COMMUNE_KINDS = frozenset({UnitKind.commune.value, UnitKind.ward.value, UnitKind.special_zone})
 ONLINE_MODES = frozenset({MeetingMode.online.value, MeetingMode.hybrid.value})
@@ -97,9 +98,11 @@ class Period:
 
 def _parse_date(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise Invalid(f"{name}: {value!r} is not a date like 2026-01-31") from None
+    check_year(day, name)
+    return day
 
 
 def parse_period(from_: str | None, to: str | None, *, tz: str, today: date) -> Period:
