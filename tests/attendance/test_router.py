@@ -261,3 +261,30 @@ def test_attendance_csv_has_vietnamese_headers_and_local_times(
     assert lines[0].startswith("Điểm cầu,Đơn vị,Chủ trì,Trạng thái,")
     p1 = next(line for line in lines if line.startswith(sites["p1"].name))
     assert ",Tham dự một phần," in p1 and ",2025-03-03 08:20," in p1
+
+
+def test_attendance_export_writes_a_formula_like_site_name_as_text(
+    client: TestClient,
+    secretariat: Headers,
+    sites: dict[str, Site],
+    meeting: Callable[..., int],
+) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    name = '=HYPERLINK("http://evil.example","Xem")'
+    renamed = client.patch(
+        f"/api/v1/sites/{sites['p2'].id}", json={"name": name}, headers=secretariat
+    )
+    assert renamed.status_code == 200, renamed.text
+    occ = meeting("2025-03-03T08:00:00", 60)
+    xlsx = client.get(f"/api/v1/occurrences/{occ}/attendance?format=xlsx", headers=secretariat)
+    assert xlsx.status_code == 200
+    sheet = load_workbook(io.BytesIO(xlsx.content))["Điểm danh"]
+    (cell,) = [c for c in sheet["A"] if c.value == name]
+    assert cell.data_type == "s"  # text, not a formula
+    text = client.get(f"/api/v1/occurrences/{occ}/attendance?format=csv", headers=secretariat)
+    rows = list(csv.reader(io.StringIO(text.content.decode("utf-8-sig"))))
+    assert ["'" + name] == [r[0] for r in rows if name in r[0]]
