@@ -104,6 +104,25 @@ def test_booking_check_previews_without_saving(
     assert fragment.text.lstrip().startswith('<div class="message ok"')
 
 
+@pytest.mark.parametrize(
+    "words",
+    ["FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "FREQ=YEARLY;BYSETPOS=-366;BYMONTH=2", "FREQ=HOURLY"],
+)
+def test_booking_check_answers_costly_rules_quickly(
+    web: Callable[..., TestClient], communes: dict[str, int], words: str
+) -> None:
+    """The form's live check books nothing and takes the same bounded path as the API."""
+    import time
+
+    client = web(Role.secretariat)
+    data = booking_data(client, communes, action="check", words=words)
+    started = time.perf_counter()
+    fragment = client.post("/bookings/check", data=data)
+    assert time.perf_counter() - started < 1.0  # a bound, not a benchmark
+    assert fragment.status_code == 200
+    assert "never occurs" in fragment.text or "once a day" in fragment.text
+
+
 def test_booking_names_the_clash_and_saves_nothing(
     web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrulestr
 from icalendar import Calendar, Event, vRecur
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -108,7 +107,7 @@ def series_calendar(*, session: Session, series: Series, now: datetime) -> bytes
     planned_until = series.materialized_until_at
     excluded: list[datetime] = []
     rule_starts: set[datetime] = set()
-    for local_start in rrulestr(rule_text, dtstart=series.dtstart.replace(tzinfo=tz)):
+    for local_start in rule.local_starts():
         start_at = local_start.astimezone(UTC)
         if start_at > planned_until + EXDATE_LOOKAHEAD:
             break

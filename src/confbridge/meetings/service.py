@@ -127,7 +127,7 @@ def build_spec(
     zone(tz)
     if max_duration_min is not None and data["duration_min"] > max_duration_min:
         raise Invalid(f"duration_min: at most {max_duration_min} minutes")
-    return SeriesSpec(
+    spec = SeriesSpec(
         title=data["title"].strip(),
         kind=str(data["kind"]),
         mode=str(data["mode"]),
@@ -141,6 +141,8 @@ def build_spec(
         exdates=_exdate_strings(data.get("exdates") or [], tz),
         skip_holidays=bool(data.get("skip_holidays", True)),
     )
+    spec.rule.check_occurs()  # before any expansion: a rule that never occurs costs seconds
+    return spec
 
 
 def spec_of(series: Series) -> SeriesSpec:
