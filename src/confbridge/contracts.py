@@ -138,8 +138,15 @@ class PeerStats(BaseModel):
     loss_ratio: float | None = Field(default=None, ge=0, le=1)
     jitter_ms: float | None = None
     bitrate_kbps: float | None = None
-    packets: int = 0
+    packets: int = Field(
+        default=0,
+        description="RTP packets since the peer connected: received from the hall (ingest) "
+        "or sent to it (egress); a rise between two reports means media flowed",
+    )
     frames: int | None = None
+    interval_s: float | None = Field(
+        default=None, gt=0, description="the worker's reporting interval (stats_interval_s)"
+    )
 
 
 def _in_utc(value: datetime) -> datetime:

@@ -233,6 +233,9 @@ class ReportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attendance: AttendanceRule = AttendanceRule()
+    # An online or hybrid meeting counts as held on the bridge (verified) when the chair site
+    # and at least one invited site had media flowing for this share of its scheduled time.
+    verified_min_ratio: float = Field(default=0.5, gt=0, le=1)
     # Keyed by a short name (shown in exports); replacing the block replaces all targets.
     targets: dict[str, Target] = Field(default_factory=_default_targets)
 

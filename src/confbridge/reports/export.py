@@ -205,10 +205,13 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
     columns = [
         Column(group_header, width=24),
         Column("Số cuộc họp đã tổ chức", Kind.integer),
-        Column("Trực tuyến", Kind.integer, 11),
-        Column("Kết hợp", Kind.integer, 10),
+        Column("Trực tuyến (theo lịch)", Kind.integer, 11),
+        Column("Kết hợp (theo lịch)", Kind.integer, 10),
         Column("Trực tiếp", Kind.integer, 10),
-        Column("Tỷ lệ trực tuyến", Kind.ratio, 12),
+        Column("Tỷ lệ trực tuyến (theo lịch)", Kind.ratio, 12),
+        Column("Trực tuyến (đã xác minh)", Kind.integer, 11),
+        Column("Kết hợp (đã xác minh)", Kind.integer, 10),
+        Column("Tỷ lệ trực tuyến (đã xác minh)", Kind.ratio, 12),
         Column("Số xã, phường", Kind.integer, 11),
         Column("Số xã, phường đã kết nối", Kind.integer),
     ]
@@ -227,6 +230,9 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
             row.hybrid,
             row.in_person,
             row.ratio,
+            row.online_verified,
+            row.hybrid_verified,
+            row.ratio_verified,
             row.communes,
             row.communes_connected,
         ]
@@ -265,6 +271,12 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
         ("Đến ngày", report.to_date),
         ("Đơn vị", _unit_label(report.unit)),
         ("Nhóm theo", group_header),
+        (
+            "Đã xác minh",
+            "cuộc họp trực tuyến hoặc kết hợp có điểm cầu chủ trì và ít nhất một điểm cầu "
+            "khác có tín hiệu hình, tiếng trong đủ thời gian quy định; chỉ tiêu tính theo "
+            "số đã xác minh",
+        ),
         ("Lập lúc", report.generated_at),
     ]
     name = f"ty-le-truc-tuyen_{report.from_date}_{report.to_date}"
@@ -330,6 +342,8 @@ def occurrence_attendance_document(
             Column("Trạng thái theo kết nối", width=18),
             Column("Số phút kết nối", Kind.number),
             Column("Tỷ lệ thời gian kết nối", Kind.ratio),
+            Column("Số phút có tín hiệu", Kind.number),
+            Column("Tỷ lệ thời gian có tín hiệu", Kind.ratio),
             Column("Vào lúc", Kind.datetime, 17),
             Column("Rời lúc", Kind.datetime, 17),
             Column("Lý do rời", width=20),
@@ -351,6 +365,8 @@ def occurrence_attendance_document(
                 STATUS_LABELS[record.computed_status.value],
                 record.connected_min,
                 record.connected_ratio,
+                record.media_min,
+                record.media_ratio,
                 record.first_join_at,
                 record.last_leave_at,
                 record.last_leave_reason,
