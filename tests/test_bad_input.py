@@ -141,8 +141,7 @@ def world(
         "site_id": sites["hq"].id,
         "terminal_id": 1,
         "alert_id": 1,
-        "unplanned_date": "2030-01-14",
-        "date": "2030-01-14",
+        "day": "2030-01-14",
     }
     terminal_headers = {"Authorization": f"Bearer {terminal.json()['token']}"}
 

@@ -290,3 +290,64 @@ def test_calendar_filters_by_unit_and_kind_and_survives_odd_queries(
         "day=" + "9" * 500,
     ):
         assert client.get(f"/calendar?{query}").status_code == 200, query  # fmt: skip
+
+
+def test_series_page_lists_unplanned_meetings_and_resolves_them(
+    web: Callable[..., TestClient],
+    communes: dict[str, int],
+    session: Session,
+    settings: Settings,
+) -> None:
+    """The planner could not book two Mondays (a training holds commune c0 both times): the
+    series page lists them; one is moved to the afternoon, the other's skip is accepted."""
+    from datetime import UTC, datetime, timedelta
+
+    from confbridge.meetings import flows as meeting_flows
+
+    settings.meetings.horizon_days = 30
+    briefing = book_existing(
+        session, settings, communes, title="Giao ban tuần", kind="giao_ban",
+        rrule="FREQ=WEEKLY;BYDAY=MO", dtstart="2030-03-04T07:30", duration_min=90,
+    )  # fmt: skip
+    book_existing(
+        session, settings, communes, title="Tập huấn", kind="tap_huan",
+        rrule="FREQ=WEEKLY;COUNT=2", dtstart="2030-04-15T08:00", duration_min=60,
+        chair_site_id=communes["c0"], site_ids=[],
+    )  # fmt: skip
+    meeting_flows.plan_ahead(
+        session=session, settings=settings, now=datetime(2030, 3, 29, tzinfo=UTC)
+    )
+    session.commit()
+    client = web(Role.secretariat)
+    page = client.get(f"/series/{briefing.id}/edit")
+    assert page.status_code == 200
+    assert "Cuộc họp chưa xếp được lịch" in page.text and "Tập huấn" in page.text
+    assert page.text.count("Chờ xử lý") == 2
+    token = csrf_of(page.text)
+    busy = client.post(
+        f"/series/{briefing.id}/unplanned/2030-04-15",
+        data={"csrf_token": token, "action": "move", "start_date": "2030-04-15",
+              "start_time": "08:30"},
+    )  # fmt: skip
+    assert busy.status_code == 409 and "Thời gian mới trùng với" in busy.text
+    moved = client.post(
+        f"/series/{briefing.id}/unplanned/2030-04-15",
+        data={"csrf_token": token, "action": "move", "start_date": "2030-04-15",
+              "start_time": "14:00"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert moved.status_code == 303, moved.text
+    skipped = client.post(
+        f"/series/{briefing.id}/unplanned/2030-04-22",
+        data={"csrf_token": token, "action": "skip"},
+        follow_redirects=False,
+    )
+    assert skipped.status_code == 303, skipped.text
+    page = client.get(skipped.headers["location"])
+    assert "Chờ xử lý" not in page.text and "Đã bỏ qua, do web-secretariat" in page.text
+    afternoon = datetime(2030, 4, 15, 7, 0, tzinfo=UTC)
+    session.expire_all()
+    starts = [o.start_at for o in session.get(Series, briefing.id).occurrences]
+    assert afternoon in starts and afternoon + timedelta(days=7) not in starts
+    no_token = client.post(f"/series/{briefing.id}/unplanned/2030-04-22", data={"action": "skip"})
+    assert no_token.status_code == 403

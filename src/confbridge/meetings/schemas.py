@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from confbridge.meetings.models import MeetingKind, MeetingMode, OccurrenceStatus
+from confbridge.meetings.models import (
+    MeetingKind,
+    MeetingMode,
+    OccurrenceStatus,
+    UnplannedStatus,
+)
 from confbridge.pagination import Id
 from confbridge.text import SingleLine
 
@@ -76,6 +82,20 @@ class SeriesUpdate(SeriesBase):
     skip_holidays: bool | None = None
 
 
+class UnplannedRead(BaseModel):
+    """A meeting of the series the planner could not book (a clash)."""
+
+    date: dt.date = Field(description="the date the rule gave, in the series' time zone")
+    start_at: datetime = Field(description="the start the rule gave")
+    reason: str = Field(description="clash: another meeting holds one of its sites then")
+    conflicts: list[dict[str, Any]] = Field(description="the bookings it clashes with")
+    status: UnplannedStatus = Field(
+        description="pending: to be moved or skipped; skipped: accepted that it does not take place"
+    )
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+
+
 class SeriesRead(BaseModel):
     id: int
     title: str
@@ -93,6 +113,9 @@ class SeriesRead(BaseModel):
     materialized_until_at: datetime
     ended_at: datetime | None
     occurrence_count: int
+    unplanned: list[UnplannedRead] = Field(
+        default_factory=list, description="meetings the planner could not book"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -140,3 +163,21 @@ class Agenda(BaseModel):
     site_id: int
     site_name: str
     items: list[AgendaItem]
+
+
+class UnplannedAction(BaseModel):
+    """Resolve an unplanned meeting: book it at another start, or accept the skip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["move", "skip"]
+    start_at: Annotated[AwareDatetime, AfterValidator(_plausible_year)] | None = Field(
+        default=None, description="for move: the new start with its UTC offset"
+    )
+
+
+class UnplannedResolved(BaseModel):
+    series: SeriesRead
+    occurrence: OccurrenceRead | None = Field(
+        default=None, description="the meeting booked by a move"
+    )
