@@ -879,6 +879,7 @@ class Worker:
                 packets=sum(s.packets_sent for s in slots),
             )
         stats.bitrate_kbps = max(0, total - peer.last_bytes) * 8 / 1000 / interval_s
+        stats.interval_s = interval_s  # attendance credits media at most two intervals back
         peer.last_bytes = total
         return stats
 

@@ -239,8 +239,10 @@ def test_report_online_ratio_prints_a_table_and_writes_xlsx(
     table = run("report", "online-ratio", *period, "--unit", "quang ninh", "--group-by", "quarter")
     assert table.exit_code == 0, table.stderr
     assert "Quảng Ninh" in table.stdout and "Quý I/2025" in table.stdout
-    assert "Tổng cộng" in table.stdout and "80.0%" in table.stdout  # 4 of 5 held online
-    assert "Briefings held online: 100.0% (4/4), chỉ tiêu ≥ 30%: đạt" in table.stdout
+    assert "Tổng cộng" in table.stdout and "80.0%" in table.stdout  # 4 of 5 booked online
+    assert "xác minh" in table.stdout
+    # no media event at all: booked online, but none verified as held on the bridge
+    assert "Briefings held online: 0.0% (0/4), chỉ tiêu ≥ 30%: không đạt" in table.stdout
     output = tmp_path / "ty-le.xlsx"
     written = run(
         "report",
@@ -257,7 +259,7 @@ def test_report_online_ratio_prints_a_table_and_writes_xlsx(
     sheet = load_workbook(output)["Tỷ lệ họp trực tuyến"]
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert rows[0][:5] == ("Tháng 01/2025", 4, 4, 0, 0)
-    assert rows[-1][:6] == ("Tổng cộng", 5, 4, 0, 1, 0.8)
+    assert rows[-1][:9] == ("Tổng cộng", 5, 4, 0, 1, 0.8, 0, 0, 0.0)
 
 
 def test_report_attendance_as_csv_and_json(database_file: Path) -> None:

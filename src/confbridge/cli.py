@@ -827,8 +827,20 @@ def report_online_ratio(
         return
     table = Table(title=f"Tỷ lệ cuộc họp trực tuyến — {scope}")
     table.add_column("", no_wrap=True)
-    for header in ("đã họp", "trực tuyến", "kết hợp", "trực tiếp", "tỷ lệ", "xã kết nối"):
-        table.add_column(header, justify="right")
+    # booked figures, then those verified on the bridge (media flowed), which targets judge
+    headers = (
+        "đã họp",
+        "trực\ntuyến",
+        "kết\nhợp",
+        "trực\ntiếp",
+        "tỷ lệ",
+        "xác minh:\ntrực tuyến",
+        "xác minh:\nkết hợp",
+        "xác minh:\ntỷ lệ",
+        "xã kết\nnối",
+    )
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
     for target in report.total.targets:
         table.add_column(f"{target.key}\n≥ {target.target:.0%}", justify="right", no_wrap=True)
     for row in [*report.rows, report.total]:
@@ -839,6 +851,9 @@ def report_online_ratio(
             str(row.hybrid),
             str(row.in_person),
             _percent(row.ratio),
+            str(row.online_verified),
+            str(row.hybrid_verified),
+            _percent(row.ratio_verified),
             f"{row.communes_connected}/{row.communes}",
         ]
         for target in row.targets:

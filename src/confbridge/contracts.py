@@ -5,11 +5,11 @@ The SFU (`sfu/`) imports nothing else from `confbridge`: these schemas are the w
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 GRANT_ISSUER = "confbridge"
 GRANT_AUDIENCE = "confbridge-sfu"
@@ -170,8 +170,26 @@ class PeerStats(BaseModel):
     loss_ratio: float | None = Field(default=None, ge=0, le=1)
     jitter_ms: float | None = None
     bitrate_kbps: float | None = None
-    packets: int = 0
+    packets: int = Field(
+        default=0,
+        description="RTP packets since the peer connected: received from the hall (ingest) "
+        "or sent to it (egress); a rise between two reports means media flowed",
+    )
     frames: int | None = None
+    interval_s: float | None = Field(
+        default=None, gt=0, description="the worker's reporting interval (stats_interval_s)"
+    )
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The instant in UTC; near year 1 or 9999 an offset leaves the range of `datetime`."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant is out of range") from None
+
+
+UtcInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class SfuEvent(BaseModel):
@@ -179,7 +197,7 @@ class SfuEvent(BaseModel):
 
     id: str = Field(min_length=8, max_length=64)
     type: EventType
-    at: AwareDatetime
+    at: UtcInstant
     node_id: str = Field(max_length=100)
     room: str = Field(max_length=100)
     # Bounded so that any id a worker sends fits the control plane's 64-bit columns.

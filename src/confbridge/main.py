@@ -33,6 +33,7 @@ from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings, get_settings
 from confbridge.sites.router import router as sites_router
+from confbridge.strict_json import StrictJsonBody
 from confbridge.terminals.pages import router as kiosk_router
 from confbridge.terminals.router import router as terminals_router
 from confbridge.web.app import install as install_web
@@ -86,6 +87,8 @@ def create_app(
     # Live events for the web pages (one process; a Redis-backed bus can replace it).
     app.state.live = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     install_error_handlers(app)
+    # NaN/Infinity and lone surrogates in any JSON body: 422 before a route sees them
+    app.add_middleware(StrictJsonBody)
     app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
     app.add_middleware(RequestTimer, metrics=app_metrics)
     app.add_middleware(SecurityHeaders)

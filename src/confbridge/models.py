@@ -10,7 +10,13 @@ from confbridge.attendance.models import (
 from confbridge.auth.models import AuditEntry, SignInThrottle, User, UserSession
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Base
-from confbridge.meetings.models import Booking, BookingLock, Occurrence, Series
+from confbridge.meetings.models import (
+    Booking,
+    BookingLock,
+    Occurrence,
+    Series,
+    UnplannedOccurrence,
+)
 from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
 from confbridge.sites.models import Site, Terminal, Unit
 from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
@@ -41,6 +47,7 @@ __all__ = [
     "Terminal",
     "TerminalState",
     "Unit",
+    "UnplannedOccurrence",
     "User",
     "UserSession",
     "metadata",

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from confbridge.attendance import service as attendance_service
 from confbridge.db import Database, utcnow
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import flows as meeting_flows
 from confbridge.settings import Settings
 from confbridge.tasks import OwnedTask
 
@@ -69,11 +69,14 @@ class Scheduler:
 
     def extend_horizons(self) -> int:
         with self._database.session() as session:
-            results = meeting_service.extend_horizons(
-                session=session, settings=self._settings.meetings, now=utcnow()
+            results = meeting_flows.plan_ahead(
+                session=session, settings=self._settings, now=utcnow()
             )
             session.commit()
         created = sum(r.created for r in results)
         if created:
             log.info("planned %d more occurrence(s) across %d series", created, len(results))
+        unplanned = sum(len(r.unplanned) for r in results)
+        if unplanned:
+            log.warning("%d occurrence(s) could not be planned (clashes): alerted", unplanned)
         return created

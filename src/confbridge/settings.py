@@ -206,12 +206,12 @@ KindName = Literal["giao_ban", "so_ket", "tong_ket", "tap_huan", "chuyen_de", "k
 
 
 class AttendanceRule(BaseModel):
-    """How a site's connection to an occurrence becomes present / partial / absent."""
+    """How a site's media at an occurrence becomes present / partial / absent."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Present: connected for at least this share of the scheduled meeting; partial: less, but
-    # connected at some point during it; absent: never connected during it.
+    # Present: media flowed from or to the hall for at least this share of the scheduled
+    # meeting; partial: less; absent: none (a bare connection is not attendance).
     present_min_ratio: float = Field(default=0.8, gt=0, le=1)
     # A first join later than start + this is "joined late".
     late_grace_min: int = Field(default=5, ge=0, le=24 * 60)
@@ -224,8 +224,8 @@ class Target(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # online_ratio: occurrences of `kinds` held online or hybrid / all held;
-    # communes_connected: communes with a site in an online meeting / all communes.
+    # online_ratio: occurrences of `kinds` held online or hybrid and verified / all held;
+    # communes_connected: communes with a site that had media in a verified meeting / all.
     metric: Literal["online_ratio", "communes_connected"]
     kinds: list[KindName] = Field(default_factory=list)
     min_ratio: float = Field(ge=0, le=1)
@@ -272,6 +272,9 @@ class ReportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attendance: AttendanceRule = AttendanceRule()
+    # An online or hybrid meeting counts as held on the bridge (verified) when the chair site
+    # and at least one invited site had media flowing for this share of its scheduled time.
+    verified_min_ratio: float = Field(default=0.5, gt=0, le=1)
     # Keyed by a short name (shown in exports); replacing the block replaces all targets.
     targets: dict[str, Target] = Field(default_factory=_default_targets)
 

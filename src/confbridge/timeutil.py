@@ -7,6 +7,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from confbridge.errors import Invalid
 from confbridge.meetings.recurrence import zone
 
+# Windows asked for stay within these years: near year 1 or 9999 a zone's offset, or the day
+# added to an end date, leaves what `datetime` can hold.
+MIN_QUERY_YEAR, MAX_QUERY_YEAR = 1900, 2999
+
+
+def check_year(value: date, name: str) -> None:
+    """Refuse a date far outside any meeting (a typo, or a probe for an overflow)."""
+    if not MIN_QUERY_YEAR <= value.year <= MAX_QUERY_YEAR:
+        raise Invalid(f"{name}: the year must be between {MIN_QUERY_YEAR} and {MAX_QUERY_YEAR}")
+
 
 def parse_instant(value: str, *, tz: str, name: str, end_of_day: bool = False) -> datetime:
     """'2026-01-05' is that local day (its end when `end_of_day`); offsets are honoured."""
@@ -14,6 +24,7 @@ def parse_instant(value: str, *, tz: str, name: str, end_of_day: bool = False) -
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
+            check_year(day, name)
             local = datetime.combine(day + timedelta(days=1) if end_of_day else day, time())
             return local.replace(tzinfo=zone(tz)).astimezone(UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -21,6 +32,7 @@ def parse_instant(value: str, *, tz: str, name: str, end_of_day: bool = False) -
         raise Invalid(
             f"{name}: {value!r} is not a date (2026-01-05) or a date-time (2026-01-05T07:30+07:00)"
         ) from None
+    check_year(parsed, name)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone(tz))
     return parsed.astimezone(UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -91,6 +91,43 @@ def event(
         stats=stats,
         detail={"reason": reason} if reason else {},
     )
+
+
+def media(
+    occurrence_id: int,
+    site_id: int,
+    start: datetime,
+    end: datetime,
+    peer: str = "i",
+    *,
+    every_min: int = 5,
+) -> list[SfuEvent]:
+    """A peer's `stats` reports from `start` to just before `end`, packets rising: media
+    flowing to or from the hall, as a worker reports it (every `every_min` minutes here)."""
+    reports, packets = [], 0
+    moment = start + timedelta(minutes=every_min)
+    stops = []
+    while moment < end:
+        stops.append(moment)
+        moment += timedelta(minutes=every_min)
+    stops.append(end - timedelta(seconds=1))  # before the leave at `end`
+    for when in stops:
+        packets += 1000
+        reports.append(
+            SfuEvent(
+                id=f"att-{uuid.uuid4().hex}",
+                type=EventType.stats,
+                at=when.astimezone(UTC),
+                node_id="node-a",
+                room=room_name(occurrence_id),
+                occurrence_id=occurrence_id,
+                site_id=site_id,
+                peer_id=f"{site_id}-{peer}",
+                direction="egress" if peer.startswith("e") else "ingest",
+                stats=PeerStats(packets=packets, interval_s=every_min * 60),
+            )
+        )
+    return reports
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from confbridge.auth.models import AuditEntry, Role
 from confbridge.contracts import EventType
 from confbridge.db import Database
 from confbridge.sites.models import Site
-from tests.attendance.conftest import TZ, event, local
+from tests.attendance.conftest import TZ, event, local, media
 
 Headers = dict[str, str]
 J, L, S = EventType.joined, EventType.left, EventType.stats
@@ -49,9 +49,11 @@ def test_attendance_of_an_ended_meeting(
         event(occ, hq, J, local("2025-03-03 07:50")),
         event(occ, hq, J, local("2025-03-03 07:50"), "e"),
         event(occ, hq, S, local("2025-03-03 08:10"), rtt_ms=35.0, loss_ratio=0.02),
+        *media(occ, hq, local("2025-03-03 07:50"), local("2025-03-03 09:01")),
         event(occ, hq, L, local("2025-03-03 09:01"), reason="meeting_ended"),
         event(occ, hq, L, local("2025-03-03 09:01"), "e", reason="meeting_ended"),
         event(occ, p1, J, local("2025-03-03 08:30")),
+        *media(occ, p1, local("2025-03-03 08:30"), local("2025-03-03 08:45")),
         event(occ, p1, L, local("2025-03-03 08:45"), reason="connection failed"),
     )
     body = attendance(client, occ, secretariat)
@@ -91,6 +93,7 @@ def test_attendance_late_events_are_folded_in(
     assert count(database, AttendancePending) == 0
     post_events(
         event(occ, p2, J, local("2025-03-03 07:59")),
+        *media(occ, p2, local("2025-03-03 07:59"), local("2025-03-03 09:00")),
         event(occ, p2, L, local("2025-03-03 09:00")),
     )
     assert count(database, AttendancePending) == 1  # marked by the database on insert
@@ -110,6 +113,7 @@ def test_attendance_moved_meeting_is_computed_again(
     p1 = sites["p1"].id
     post_events(
         event(occ, p1, J, local("2025-03-03 08:30")),
+        *media(occ, p1, local("2025-03-03 08:30"), local("2025-03-03 09:30")),
         event(occ, p1, L, local("2025-03-03 09:30")),
     )
     assert by_site(attendance(client, occ, secretariat))[p1]["status"] == "partial"
@@ -137,7 +141,10 @@ def test_attendance_running_meeting_shows_figures_so_far(
 ) -> None:
     started = (datetime.now(UTC) - timedelta(minutes=20)).astimezone(TZ).replace(second=0)
     occ = meeting(started.strftime("%Y-%m-%dT%H:%M:00"), 120)
-    post_events(event(occ, sites["p1"].id, J, started))
+    post_events(
+        event(occ, sites["p1"].id, J, started),
+        *media(occ, sites["p1"].id, started, datetime.now(UTC)),
+    )
     body = attendance(client, occ, secretariat)
     assert body["ended"] is False
     record = by_site(body)[sites["p1"].id]
@@ -252,7 +259,10 @@ def test_attendance_csv_has_vietnamese_headers_and_local_times(
     post_events: Callable[..., None],
 ) -> None:
     occ = meeting("2025-03-03T08:00:00", 60)
-    post_events(event(occ, sites["p1"].id, J, local("2025-03-03 08:20")))
+    post_events(
+        event(occ, sites["p1"].id, J, local("2025-03-03 08:20")),
+        *media(occ, sites["p1"].id, local("2025-03-03 08:20"), local("2025-03-03 09:00")),
+    )
     response = client.get(f"/api/v1/occurrences/{occ}/attendance?format=csv", headers=secretariat)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
@@ -261,3 +271,30 @@ def test_attendance_csv_has_vietnamese_headers_and_local_times(
     assert lines[0].startswith("Điểm cầu,Đơn vị,Chủ trì,Trạng thái,")
     p1 = next(line for line in lines if line.startswith(sites["p1"].name))
     assert ",Tham dự một phần," in p1 and ",2025-03-03 08:20," in p1
+
+
+def test_attendance_export_writes_a_formula_like_site_name_as_text(
+    client: TestClient,
+    secretariat: Headers,
+    sites: dict[str, Site],
+    meeting: Callable[..., int],
+) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    name = '=HYPERLINK("http://evil.example","Xem")'
+    renamed = client.patch(
+        f"/api/v1/sites/{sites['p2'].id}", json={"name": name}, headers=secretariat
+    )
+    assert renamed.status_code == 200, renamed.text
+    occ = meeting("2025-03-03T08:00:00", 60)
+    xlsx = client.get(f"/api/v1/occurrences/{occ}/attendance?format=xlsx", headers=secretariat)
+    assert xlsx.status_code == 200
+    sheet = load_workbook(io.BytesIO(xlsx.content))["Điểm danh"]
+    (cell,) = [c for c in sheet["A"] if c.value == name]
+    assert cell.data_type == "s"  # text, not a formula
+    text = client.get(f"/api/v1/occurrences/{occ}/attendance?format=csv", headers=secretariat)
+    rows = list(csv.reader(io.StringIO(text.content.decode("utf-8-sig"))))
+    assert ["'" + name] == [r[0] for r in rows if name in r[0]]

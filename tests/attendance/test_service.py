@@ -20,11 +20,37 @@ def at(minutes: float) -> datetime:
     return START + timedelta(minutes=minutes)
 
 
-def replay(*events: tuple[str, float, str], rule: AttendanceRule = RULE) -> SiteFigures:
-    """Events as (type, minutes after the start, peer); figures of the one site."""
+def replay(
+    *events: tuple[str, float, str], rule: AttendanceRule = RULE, media: bool = True
+) -> SiteFigures:
+    """Events as (type, minutes after the start, peer); figures of the one site.
+
+    With `media`, each connected peer also reports rising packets every half minute, as a
+    worker does while the hall's camera and the programme flow; "stats" events in `events`
+    report packets that did not rise (a stalled link).
+    """
     run = OccurrenceReplay(OccurrenceWindow(1, START, END), [SITE])
-    for kind, minutes, peer in events:
+    timeline = sorted(events, key=lambda e: e[1])
+    packets: dict[str, int] = {}
+    connected: set[str] = set()
+    last = timeline[0][1] if timeline else 0.0
+    for kind, minutes, peer in timeline:
+        if media:  # reports between the previous event and this one
+            tick = last + 0.5
+            while tick <= minutes:
+                for name in sorted(connected):
+                    packets[name] = packets.get(name, 0) + 50
+                    run.feed(SITE, name, "stats", at(tick), packets=packets[name], interval_s=30)
+                tick += 0.5
+        last = minutes
+        if kind == "stats":
+            run.feed(SITE, peer, kind, at(minutes), packets=packets.get(peer, 0), interval_s=30)
+            continue
         run.feed(SITE, peer, kind, at(minutes), reason=f"{kind}-{peer}")
+        if kind == "joined":
+            connected.add(peer)
+        elif kind == "left":
+            connected.discard(peer)
     (figures,) = run.figures(rule, until_at=END)
     return figures
 
@@ -134,5 +160,67 @@ def test_replay_ignores_sites_not_invited() -> None:
 def test_replay_running_meeting_counts_up_to_now() -> None:
     run = OccurrenceReplay(OccurrenceWindow(1, START, END), [SITE])
     run.feed(SITE, "i", "joined", at(0))
+    run.feed(SITE, "i", "stats", at(29.8), packets=900, interval_s=10)
     (figures,) = run.figures(RULE, until_at=at(30))
     assert figures.connected_s == 30 * 60 and figures.status is AttendanceStatus.partial
+    assert figures.media_s == 20  # two reporting intervals back at most
+
+
+# --- media: a connection is not attendance ---------------------------------------------------
+
+
+def test_replay_connected_without_media_is_absent() -> None:
+    """An ICE session that carries nothing (no camera, no programme) is not attendance."""
+    figures = replay(("joined", 0, "i"), ("left", 100, "i"), media=False)
+    assert figures.connected_s == 100 * 60 and figures.media_s == 0
+    assert figures.status is AttendanceStatus.absent and figures.first_join_at == at(0)
+
+
+def test_replay_reports_without_rising_packets_are_no_media() -> None:
+    run = OccurrenceReplay(OccurrenceWindow(1, START, END), [SITE])
+    run.feed(SITE, "i", "joined", at(0))
+    for minute in range(1, 101):
+        run.feed(SITE, "i", "stats", at(minute), packets=0, interval_s=60)
+    run.feed(SITE, "i", "left", at(100))
+    (figures,) = run.figures(RULE, until_at=END)
+    assert (figures.media_s, figures.status) == (0, AttendanceStatus.absent)
+
+
+def test_replay_media_spans_follow_the_reports() -> None:
+    """Packets rising from 0 to 50 minutes, stalled from 50 to 70, rising again to 100."""
+    run = OccurrenceReplay(OccurrenceWindow(1, START, END), [SITE])
+    run.feed(SITE, "i", "joined", at(0))
+    packets = 0
+    for minute in range(1, 101):
+        if not 50 < minute <= 70:
+            packets += 100
+        run.feed(SITE, "i", "stats", at(minute), packets=packets, interval_s=60)
+    run.feed(SITE, "i", "left", at(100))
+    (figures,) = run.figures(RULE, until_at=END)
+    assert figures.media_s == 80 * 60 and figures.status is AttendanceStatus.present
+
+
+def test_replay_media_is_credited_two_intervals_back_at_most() -> None:
+    """Reports lost on the way: one report of rising packets after 30 silent minutes proves
+    a packet, not half an hour of meeting."""
+    run = OccurrenceReplay(OccurrenceWindow(1, START, END), [SITE])
+    run.feed(SITE, "i", "joined", at(0))
+    run.feed(SITE, "i", "stats", at(30), packets=5, interval_s=10)
+    run.feed(SITE, "i", "stats", at(40), packets=9)  # no interval given: 10 s by default
+    (figures,) = run.figures(RULE, until_at=END)
+    assert figures.media_s == 40
+
+
+def test_replay_media_of_two_peers_is_counted_once() -> None:
+    """The hall's camera (ingest) and the programme it receives (egress) flow together."""
+    figures = replay(("joined", 0, "i"), ("joined", 0, "e"), ("left", 60, "i"), ("left", 90, "e"))
+    assert figures.media_s == 90 * 60 and figures.status is AttendanceStatus.present
+
+
+def test_replay_reports_of_a_peer_that_left_are_ignored() -> None:
+    run = OccurrenceReplay(OccurrenceWindow(1, START, END), [SITE])
+    run.feed(SITE, "i", "joined", at(0))
+    run.feed(SITE, "i", "left", at(10))
+    run.feed(SITE, "i", "stats", at(11), packets=500, interval_s=600)
+    (figures,) = run.figures(RULE, until_at=END)
+    assert figures.media_s == 0

@@ -33,6 +33,7 @@ from confbridge.contracts import (
     FloorState,
     NodeHeartbeat,
     PeerRole,
+    PeerStats,
     SfuEvent,
     room_name,
 )
@@ -775,7 +776,7 @@ def test_events_bad_input_is_unprocessable(
     assert stored_count(database) == 0
 
 
-def test_events_nan_stats_stored_as_null(
+def test_events_nan_token_is_refused_and_a_workers_nan_arrives_as_null(
     client: TestClient, secretariat: Headers, database: Database, node: Headers, held: int
 ) -> None:
     body = batch(event(held, EventType.stats, stats={"rtt_ms": 1.0}))
@@ -783,6 +784,18 @@ def test_events_nan_stats_stored_as_null(
     response = client.post(
         "/api/v1/sfu/events",
         content=raw,
+        headers={**node, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text  # NaN is not JSON
+    assert stored_count(database) == 0
+    # A worker writes its events with pydantic, which turns NaN into null.
+    stats = PeerStats(rtt_ms=float("nan"), packets=3)
+    sent = SfuEvent.model_validate({**body["events"][0], "stats": None}).model_copy(
+        update={"stats": stats}
+    )
+    response = client.post(
+        "/api/v1/sfu/events",
+        content='{"events": [' + sent.model_dump_json() + "]}",
         headers={**node, "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text

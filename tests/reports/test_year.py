@@ -76,11 +76,14 @@ def targets(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_year_events_went_through_the_worker_endpoint(year: Year) -> None:
-    # 55 sites × 2 peers × (join + leave) per briefing, less absences, plus the extra events.
+    # 55 sites × 2 peers × (join + leave) per briefing, less absences, plus the extra events,
+    # plus the media reports of every connection.
     briefings = 48 * SITES * 4 - (3 + 4) * 4 + 4 * 1 + 3
     reviews = 6 * SITES * 4 - 4
     trainings = 2 * SITES * 4
-    assert year.events_posted == briefings + reviews + trainings
+    media = year.extra["media_reports"]
+    assert media > 48 * SITES * 3
+    assert year.events_posted == briefings + reviews + trainings + media
 
 
 def test_year_online_ratio_by_month(year: Year, year_client: TestClient) -> None:
@@ -102,6 +105,9 @@ def test_year_online_ratio_by_month(year: Year, year_client: TestClient) -> None
             in_person,
         ), month
         assert row["ratio"] == pytest.approx((online + hybrid) / held)
+        # media flowed at every online meeting: all of them verified on the bridge
+        assert (row["online_verified"], row["hybrid_verified"]) == (online, hybrid)
+        assert row["ratio_verified"] == row["ratio"]
         assert targets(row)["briefing_online_ratio"]["met"] is True
     assert rows["2025-01"]["label"] == "Tháng 01/2025"
     # January: c0 took part in nothing online, so 53 of 54 communes were connected.
@@ -355,19 +361,22 @@ def test_year_online_ratio_xlsx_and_csv(
     workbook = load_workbook(tmp_path / "ratio.xlsx")
     sheet = workbook["Tỷ lệ họp trực tuyến"]
     header = [cell.value for cell in sheet[1]]
-    assert header[:6] == [
+    assert header[:9] == [
         "Tháng",
         "Số cuộc họp đã tổ chức",
-        "Trực tuyến",
-        "Kết hợp",
+        "Trực tuyến (theo lịch)",
+        "Kết hợp (theo lịch)",
         "Trực tiếp",
-        "Tỷ lệ trực tuyến",
+        "Tỷ lệ trực tuyến (theo lịch)",
+        "Trực tuyến (đã xác minh)",
+        "Kết hợp (đã xác minh)",
+        "Tỷ lệ trực tuyến (đã xác minh)",
     ]
     rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert len(rows) == 12 + 1 and rows[-1][0] == "Tổng cộng"
-    assert rows[0][:5] == ("Tháng 01/2025", 4, 4, 0, 0)
-    assert rows[-1][5] == pytest.approx(56 / 63)
-    assert sheet.cell(2, 6).number_format == "0.0%"
+    assert rows[0][:8] == ("Tháng 01/2025", 4, 4, 0, 0, 1, 4, 0)
+    assert rows[-1][5] == rows[-1][8] == pytest.approx(56 / 63)  # every one held on the bridge
+    assert sheet.cell(2, 6).number_format == sheet.cell(2, 9).number_format == "0.0%"
     goals = list(workbook["Chỉ tiêu"].iter_rows(min_row=2, values_only=True))
     by_label = {row[1]: row for row in goals}
     review = by_label["Review and training meetings held online"]
@@ -379,7 +388,8 @@ def test_year_online_ratio_xlsx_and_csv(
     ).content.decode("utf-8-sig")
     lines = list(csv.reader(io.StringIO(text)))
     assert lines[0][:2] == ["Tháng", "Số cuộc họp đã tổ chức"]
-    assert lines[0][5] == "Tỷ lệ trực tuyến (%)"
+    assert lines[0][5] == "Tỷ lệ trực tuyến (theo lịch) (%)"
+    assert lines[0][8] == "Tỷ lệ trực tuyến (đã xác minh) (%)"
     assert lines[1][:6] == ["Tháng 01/2025", "4", "4", "0", "0", "100.00"]
     assert lines[-1][0] == "Tổng cộng" and lines[-1][5] == f"{56 / 63 * 100:.2f}"
 
@@ -399,5 +409,6 @@ def test_year_occurrence_attendance_xlsx_has_local_times(
     rows = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
     late = rows[year.communes[2].name]
     assert late[3] == "Tham dự một phần" and late[5] == 70
-    assert late[7] == datetime(2025, 2, 10, 8, 20)  # local wall clock, a real date cell
+    assert late[7] == 70  # minutes with media: the same span
+    assert late[9] == datetime(2025, 2, 10, 8, 20)  # local wall clock, a real date cell
     assert occurrence.day == date(2025, 2, 10)

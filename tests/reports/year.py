@@ -7,7 +7,8 @@ as a worker would. Mondays that are public holidays are skipped (27 January: T�
 Hùng Kings; 1 September: National Day), and 28 July is cancelled: 48 briefings are held.
 
 Everyone joins at 07:55 (the chair at 07:50) with an ingest and an egress peer, and leaves at
-09:32 (09:35), except (communes in name order, c0 first):
+09:32 (09:35); media flows while a site is connected (its ingest peer reports rising packets
+every half hour), except (communes in name order, c0 first):
 - c0 is absent from the 3 January briefings and from the January review;
 - c1 is absent from the briefings of index 9, 19, 29 and 39;
 - c2 joins at 08:20 at briefings 4–8: 70 of 90 minutes, partial and late (5 times);
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,7 @@ NODE_ID = "node-qn"
 EVENT_BATCH = 1000
 CANCELLED_DATE = date(2025, 7, 28)
 BRIEFING_MIN, REVIEW_MIN, TRAINING_MIN = 90, 120, 180
+MEDIA_REPORT_EVERY = timedelta(minutes=30)
 
 Headers = dict[str, str]
 
@@ -96,6 +98,7 @@ class EventWriter:
         self.pending: list[SfuEvent] = []
         self.count = 0
         self.posted = 0
+        self.media_reports = 0
 
     def add(
         self,
@@ -138,10 +141,29 @@ class EventWriter:
         reason: str = "meeting_ended",
         round_: int = 0,
     ) -> None:
-        """Both peers of a site join at `join_at` and leave at `leave_at`."""
+        """Both peers of a site join at `join_at` and leave at `leave_at`; media flows."""
         for peer in (f"{round_}i", f"{round_}e"):
             self.add(occurrence_id, site_id, EventType.joined, join_at, peer)
+        self.media(occurrence_id, site_id, join_at, leave_at, f"{round_}i")
+        for peer in (f"{round_}i", f"{round_}e"):
             self.add(occurrence_id, site_id, EventType.left, leave_at, peer, reason=reason)
+
+    def media(
+        self, occurrence_id: int, site_id: int, start: datetime, end: datetime, peer: str
+    ) -> None:
+        """The peer's stats reports, packets rising, every half hour and just before `end`
+        (a worker reports every few seconds; fewer reports with a long interval say the
+        same and keep the year small)."""
+        moments = []
+        moment = start + MEDIA_REPORT_EVERY
+        while moment < end:
+            moments.append(moment)
+            moment += MEDIA_REPORT_EVERY
+        moments.append(end - timedelta(seconds=1))
+        self.media_reports += len(moments)
+        for number, when in enumerate(moments, start=1):
+            stats = PeerStats(packets=number * 1000, interval_s=MEDIA_REPORT_EVERY.total_seconds())
+            self.add(occurrence_id, site_id, EventType.stats, when, peer, stats=stats)
 
     def flush(self) -> None:
         if not self.pending:
@@ -329,6 +351,7 @@ def build_year(database: Database, client: TestClient) -> Year:
             )
     writer.flush()
     year.events_posted = writer.posted
+    year.extra["media_reports"] = writer.media_reports
     return year
 
 
@@ -360,6 +383,7 @@ def _briefing_events(writer: EventWriter, year: Year, index: int, occurrence: Oc
         if number == 6 and index == 12:
             writer.add(occ, site_id, EventType.joined, join_at, "0i")
             writer.add(occ, site_id, EventType.joined, join_at, "0e")
+            writer.media(occ, site_id, join_at, leave_at, "0i")
             writer.add(occ, site_id, EventType.left, local(day, "08:30"), "0e", reason="deleted")
             writer.add(occ, site_id, EventType.left, leave_at, "0i", reason="meeting_ended")
             continue
@@ -372,6 +396,6 @@ def _briefing_events(writer: EventWriter, year: Year, index: int, occurrence: Oc
                     site_id,
                     EventType.stats,
                     local(day, clock),
-                    "0i",
+                    "0e",  # what the hall's screen receives: the link's round trip
                     stats=PeerStats(rtt_ms=rtt, loss_ratio=loss, packets=1000),
                 )

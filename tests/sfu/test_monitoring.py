@@ -157,3 +157,14 @@ async def test_monitoring_bad_link_alert_and_metrics_move(
         (("direction", "ingest"), ("room", f"occ-{stack.occurrence_id}")),
     )
     assert worker_after[loss_count] > 0
+    # the same stats make attendance: media flowed from the chair's camera and to p1's screen
+    reports = [e for e in await stack.events() if e["type"] == "stats"]
+    assert reports and all(e["stats"]["interval_s"] == 1 for e in reports)
+    response = await get(
+        f"{stack.control}/api/v1/occurrences/{stack.occurrence_id}/attendance",
+        stack.secretariat,
+    )
+    records = {r["site_id"]: r for r in response.json()["records"]}
+    for site in ("hq", "p1"):
+        assert records[sites[site].id]["media_ratio"] > 0
+        assert records[sites[site].id]["status"] != "absent"

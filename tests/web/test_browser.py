@@ -4,6 +4,7 @@ the calendar on an office screen and on a phone, switch language. One server for
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from confbridge.auth.models import Role
+from confbridge.bridge import service as bridge_service
+from confbridge.contracts import PeerStats, SfuEvent, room_name
 from confbridge.db import Database, utcnow
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
@@ -237,10 +240,11 @@ def test_web_pages_fit_an_office_screen_and_a_phone(browser: Browser, website: W
 
 
 def test_web_reports_show_the_ratio_against_targets(page: Page, website: WebSite) -> None:
-    """A briefing held last week appears in the report's chart and table, and in attendance."""
+    """A review held last week on the bridge (the chair and a commune sent and received media)
+    appears in the report's chart and table, and in attendance."""
     start = utcnow() - timedelta(days=7)
     with website.database.session() as session:
-        meeting_service.create(
+        series = meeting_service.create(
             session=session,
             series_in={
                 "title": "Tổng kết năm", "kind": "tong_ket", "mode": "online",
@@ -250,6 +254,26 @@ def test_web_reports_show_the_ratio_against_targets(page: Page, website: WebSite
             },
             settings=website.settings.meetings, now=start - timedelta(days=1),
         )  # fmt: skip
+        occurrence = series.occurrences[0]
+        events = []
+        for site in ("hq", "c0"):
+            for minutes, kind in [(0, "joined"), *((m, "stats") for m in range(5, 60, 5))]:
+                stats = PeerStats(packets=minutes * 100, interval_s=300)
+                events.append(
+                    SfuEvent(
+                        id=uuid.uuid4().hex,
+                        type=kind,
+                        node_id="n",
+                        at=occurrence.start_at + timedelta(minutes=minutes),
+                        room=room_name(occurrence.id),
+                        occurrence_id=occurrence.id,
+                        site_id=website.sites[site],
+                        peer_id=f"{site}-i",
+                        direction="ingest",
+                        stats=stats if kind == "stats" else None,
+                    )
+                )
+        bridge_service.store_events(session=session, events=events)
         session.commit()
     sign_in(page)
     page.get_by_role("link", name="Báo cáo").click()

@@ -105,6 +105,25 @@ def test_booking_check_previews_without_saving(
     assert fragment.text.lstrip().startswith('<div class="message ok"')
 
 
+@pytest.mark.parametrize(
+    "words",
+    ["FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "FREQ=YEARLY;BYSETPOS=-366;BYMONTH=2", "FREQ=HOURLY"],
+)
+def test_booking_check_answers_costly_rules_quickly(
+    web: Callable[..., TestClient], communes: dict[str, int], words: str
+) -> None:
+    """The form's live check books nothing and takes the same bounded path as the API."""
+    import time
+
+    client = web(Role.secretariat)
+    data = booking_data(client, communes, action="check", words=words)
+    started = time.perf_counter()
+    fragment = client.post("/bookings/check", data=data)
+    assert time.perf_counter() - started < 1.0  # a bound, not a benchmark
+    assert fragment.status_code == 200
+    assert "never occurs" in fragment.text or "once a day" in fragment.text
+
+
 def test_booking_names_the_clash_and_saves_nothing(
     web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings
 ) -> None:
@@ -136,6 +155,7 @@ def func_count_series() -> Any:
     [
         ({"title": ""}, "Nhập tên cuộc họp."),
         ({"title": "x" * 301}, "Tên cuộc họp quá dài"),
+        ({"title": "Giao ban\r\nDTSTART:20260101T000000Z"}, "phải viết trên một dòng"),
         ({"kind": "party"}, "Chọn loại cuộc họp."),
         ({"mode": "telepathy"}, "Chọn hình thức tổ chức."),
         ({"words": "thỉnh thoảng"}, "Không hiểu các từ: thinh thoang"),
@@ -341,3 +361,64 @@ def test_calendar_subscription_link_is_made_shown_once_and_revoked(
         .order_by(AuditEntry.id)
     ).all()
     assert actions == ["feed_token_created", "feed_token_revoked"]
+
+
+def test_series_page_lists_unplanned_meetings_and_resolves_them(
+    web: Callable[..., TestClient],
+    communes: dict[str, int],
+    session: Session,
+    settings: Settings,
+) -> None:
+    """The planner could not book two Mondays (a training holds commune c0 both times): the
+    series page lists them; one is moved to the afternoon, the other's skip is accepted."""
+    from datetime import UTC, datetime, timedelta
+
+    from confbridge.meetings import flows as meeting_flows
+
+    settings.meetings.horizon_days = 30
+    briefing = book_existing(
+        session, settings, communes, title="Giao ban tuần", kind="giao_ban",
+        rrule="FREQ=WEEKLY;BYDAY=MO", dtstart="2030-03-04T07:30", duration_min=90,
+    )  # fmt: skip
+    book_existing(
+        session, settings, communes, title="Tập huấn", kind="tap_huan",
+        rrule="FREQ=WEEKLY;COUNT=2", dtstart="2030-04-15T08:00", duration_min=60,
+        chair_site_id=communes["c0"], site_ids=[],
+    )  # fmt: skip
+    meeting_flows.plan_ahead(
+        session=session, settings=settings, now=datetime(2030, 3, 29, tzinfo=UTC)
+    )
+    session.commit()
+    client = web(Role.secretariat)
+    page = client.get(f"/series/{briefing.id}/edit")
+    assert page.status_code == 200
+    assert "Cuộc họp chưa xếp được lịch" in page.text and "Tập huấn" in page.text
+    assert page.text.count("Chờ xử lý") == 2
+    token = csrf_of(page.text)
+    busy = client.post(
+        f"/series/{briefing.id}/unplanned/2030-04-15",
+        data={"csrf_token": token, "action": "move", "start_date": "2030-04-15",
+              "start_time": "08:30"},
+    )  # fmt: skip
+    assert busy.status_code == 409 and "Thời gian mới trùng với" in busy.text
+    moved = client.post(
+        f"/series/{briefing.id}/unplanned/2030-04-15",
+        data={"csrf_token": token, "action": "move", "start_date": "2030-04-15",
+              "start_time": "14:00"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert moved.status_code == 303, moved.text
+    skipped = client.post(
+        f"/series/{briefing.id}/unplanned/2030-04-22",
+        data={"csrf_token": token, "action": "skip"},
+        follow_redirects=False,
+    )
+    assert skipped.status_code == 303, skipped.text
+    page = client.get(skipped.headers["location"])
+    assert "Chờ xử lý" not in page.text and "Đã bỏ qua, do web-secretariat" in page.text
+    afternoon = datetime(2030, 4, 15, 7, 0, tzinfo=UTC)
+    session.expire_all()
+    starts = [o.start_at for o in session.get(Series, briefing.id).occurrences]
+    assert afternoon in starts and afternoon + timedelta(days=7) not in starts
+    no_token = client.post(f"/series/{briefing.id}/unplanned/2030-04-22", data={"action": "skip"})
+    assert no_token.status_code == 403

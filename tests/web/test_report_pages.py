@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
-from confbridge.contracts import SfuEvent
+from confbridge.contracts import PeerStats, SfuEvent
 from confbridge.db import utcnow
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Series
@@ -46,12 +46,21 @@ def held(session: Session, settings: Settings, communes: dict[str, int]) -> Seri
             detail={"reason": "deleted"} if type_ == "left" else {},
         )  # fmt: skip
 
+    def media(site: str, start: int, peer: str) -> list[SfuEvent]:
+        """Rising packets every ten minutes from `start` to the end: media flowing."""
+        reports = []
+        for number, minutes in enumerate(range(start + 10, 70, 10), start=1):
+            report = event("stats", site, min(minutes, 59), peer)
+            report.stats = PeerStats(packets=number * 500, interval_s=600)
+            reports.append(report)
+        return reports
+
     bridge_service.store_events(
         session=session,
         events=[
-            event("joined", "hq", 0, "a"), event("left", "hq", 60, "a"),
-            event("joined", "c0", 0, "b"), event("left", "c0", 60, "b"),
-            event("joined", "c1", 30, "c"), event("left", "c1", 60, "c"),
+            event("joined", "hq", 0, "a"), *media("hq", 0, "a"), event("left", "hq", 60, "a"),
+            event("joined", "c0", 0, "b"), *media("c0", 0, "b"), event("left", "c0", 60, "b"),
+            event("joined", "c1", 30, "c"), *media("c1", 30, "c"), event("left", "c1", 60, "c"),
         ],
     )  # fmt: skip
     session.commit()
@@ -68,6 +77,7 @@ def test_report_online_ratio_page_shows_targets_chart_and_table(
     assert page.text.count('<svg class="chart"') == 3
     assert 'role="img"' in page.text
     assert "100%" in page.text
+    assert "Đã xác minh trên hệ thống" in page.text  # verified beside booked
     by_kind = client.get(f"/reports?group_by=kind&{PERIOD}")
     assert '<th scope="row">Giao ban</th>' in by_kind.text
     client.get("/language/en")

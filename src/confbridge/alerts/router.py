@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.alerts.schemas import AlertRead
 from confbridge.alerts.service import AlertKind
-from confbridge.auth.dependencies import ITUser
+from confbridge.auth.dependencies import ITUser, require_roles
+from confbridge.auth.models import Role, User
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep
 from confbridge.pagination import IdPath, Limit, Offset, Page
 
 router = APIRouter(tags=["alerts"])
+# The secretariat reads alerts too: meetings the planner could not book are theirs to resolve.
+AlertReader = Annotated[User, Depends(require_roles(Role.it, Role.secretariat))]
 
 
 def alert_read(alert: Alert) -> AlertRead:
@@ -43,7 +46,7 @@ def alert_read(alert: Alert) -> AlertRead:
 
 @router.get("/alerts", response_model=Page[AlertRead])
 def list_alerts(
-    _user: ITUser,
+    _user: AlertReader,
     session: SessionDep,
     open_only: Annotated[bool, Query(alias="open")] = False,
     kind: AlertKind | None = None,

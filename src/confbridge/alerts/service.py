@@ -28,6 +28,7 @@ class AlertKind(StrEnum):
     terminal_offline = "terminal_offline"
     link_quality = "link_quality"
     spool_growing = "spool_growing"
+    occurrence_unplanned = "occurrence_unplanned"  # the planner could not book a meeting
 
 
 class Severity(StrEnum):

@@ -45,6 +45,8 @@ class Attendance(Base):
     corrected_status: Mapped[str | None] = mapped_column(String(10))
     # Seconds connected within the scheduled [start, end) of the occurrence.
     connected_s: Mapped[int] = mapped_column(Integer)
+    # Seconds of those with media flowing from or to the hall (what `status` is judged on).
+    media_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     first_join_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # None when the site was still connected when the meeting ended.
     last_leave_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

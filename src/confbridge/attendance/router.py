@@ -56,6 +56,8 @@ def record_read(item: attendance_service.SiteAttendance, duration_s: float) -> A
         computed_status=figures.status,
         connected_min=round(figures.connected_s / 60, 1),
         connected_ratio=round(figures.connected_s / duration_s, 4) if duration_s else 0.0,
+        media_min=round(figures.media_s / 60, 1),
+        media_ratio=round(figures.media_s / duration_s, 4) if duration_s else 0.0,
         first_join_at=figures.first_join_at,
         last_leave_at=figures.last_leave_at,
         last_leave_reason=figures.last_leave_reason,

@@ -39,6 +39,8 @@ class AttendanceRecord(BaseModel):
     computed_status: AttendanceStatus = Field(description="as computed from the SFU's events")
     connected_min: float
     connected_ratio: float = Field(description="share of the scheduled meeting, 0..1")
+    media_min: float = Field(description="minutes of those with media from or to the hall")
+    media_ratio: float = Field(description="share of the scheduled meeting with media, 0..1")
     first_join_at: datetime | None
     last_leave_at: datetime | None = Field(description="null: still connected at the end")
     last_leave_reason: str | None

@@ -5,14 +5,23 @@ it is connected while at least one of them is. It may join, drop and rejoin: eac
 from no peer to one peer starts a session. Figures:
 
 - `connected_s`: seconds connected within the scheduled [start, end) of the occurrence;
+- `media_s`: seconds within it that media flowed to or from the hall (see below);
 - `first_join_at` / `last_leave_at` (None when still connected at the end) and the reason the
   last peer gave for leaving (`detail.reason` of its `left` event);
 - `reconnects`: sessions after the first;
 - `joined_late`: first join after start + `late_grace_min`; `left_early`: last leave before
   end - `early_leave_grace_min`;
 - link quality: the median RTT and the worst loss ratio over the site's `stats` events;
-- status by `reports.attendance`: present when connected for `present_min_ratio` of the
-  meeting, partial when connected less, absent when never connected while it ran.
+- status by `reports.attendance`: present when media flowed for `present_min_ratio` of the
+  meeting, partial when it flowed less, absent when none flowed while it ran (a connection
+  that carried nothing, an ICE session with no camera and no programme, is not attendance).
+
+Media: the worker reports every peer's link every `stats_interval_s` with a `stats` event whose
+`packets` counts the RTP packets received from the hall (an ingest peer) or sent to it (an
+egress peer) since the peer connected. A report whose count rose since the peer's previous
+report (or since it joined) proves that media flowed over that span; a span is credited at
+most two reporting intervals back (`interval_s` of the event), so reports lost on the way do
+not turn one packet into an hour. A site's media time is the union of its peers' spans.
 
 Ended occurrences are computed once into the `attendance` table (`refresh`), in one pass over
 their events in (occurrence, time) order; an occurrence is computed again when it received
@@ -51,6 +60,10 @@ JOINED, LEFT = EventType.joined.value, EventType.left.value
 ATTENDANCE_EVENT_TYPES = (JOINED, LEFT, EventType.stats.value)
 REASON_MAX_CHARS = 100
 _TICK = timedelta(microseconds=1)
+# A report of rising packets credits media this many reporting intervals back at most...
+MEDIA_CREDIT_INTERVALS = 2
+# ...with this interval when the event does not say (the worker's default stats_interval_s).
+DEFAULT_STATS_INTERVAL_S = 10.0
 
 
 @dataclass
@@ -60,6 +73,7 @@ class SiteFigures:
     site_id: int
     status: AttendanceStatus = AttendanceStatus.absent
     connected_s: int = 0
+    media_s: int = 0
     first_join_at: datetime | None = None
     last_leave_at: datetime | None = None
     last_leave_reason: str | None = None
@@ -76,6 +90,7 @@ class SiteFigures:
             "status": self.status.value,
             "corrected_status": corrected_status,
             "connected_s": self.connected_s,
+            "media_s": self.media_s,
             "first_join_at": self.first_join_at,
             "last_leave_at": self.last_leave_at,
             "last_leave_reason": self.last_leave_reason,
@@ -100,6 +115,9 @@ class _SiteState:
     last_leave_reason: str | None = None
     rtts: list[float] = field(default_factory=list)
     loss_max: float | None = None
+    # each connected peer's last report: (when, packets so far); from its join at first
+    reports: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+    media: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,17 @@ class OccurrenceWindow:
 def _overlap_s(start_at: datetime, end_at: datetime, window: OccurrenceWindow) -> float:
     lo, hi = max(start_at, window.start_at), min(end_at, window.end_at)
     return max(0.0, (hi - lo).total_seconds())
+
+
+def _union_s(spans: list[tuple[datetime, datetime]], window: OccurrenceWindow) -> float:
+    """Seconds covered by `spans` within the window (spans of several peers overlap)."""
+    total, covered_to = 0.0, window.start_at
+    for start_at, end_at in sorted(spans):
+        start_at, end_at = max(start_at, covered_to), min(end_at, window.end_at)
+        if end_at > start_at:
+            total += (end_at - start_at).total_seconds()
+            covered_to = end_at
+    return total
 
 
 class OccurrenceReplay:
@@ -132,6 +161,8 @@ class OccurrenceReplay:
         rtt_ms: float | None = None,
         loss_ratio: float | None = None,
         reason: str | None = None,
+        packets: int | None = None,
+        interval_s: float | None = None,
     ) -> None:
         """One event of the occurrence; events must come in time order."""
         state = self.sites.get(site_id)
@@ -144,10 +175,12 @@ class OccurrenceReplay:
                 if state.first_join_at is None:
                     state.first_join_at = at
             state.peers.add(peer)
+            state.reports.setdefault(peer, (at, 0))
         elif type_ == LEFT:
             if peer not in state.peers:  # a leave without its join: nothing to close
                 return
             state.peers.discard(peer)
+            state.reports.pop(peer, None)
             if not state.peers and state.session_start_at is not None:
                 state.connected_s += _overlap_s(state.session_start_at, at, self.window)
                 state.session_start_at = None
@@ -158,6 +191,21 @@ class OccurrenceReplay:
                 state.rtts.append(rtt_ms)
             if loss_ratio is not None:
                 state.loss_max = max(state.loss_max or 0.0, loss_ratio)
+            self._media(state, peer, at, packets or 0, interval_s)
+
+    @staticmethod
+    def _media(
+        state: _SiteState, peer: str, at: datetime, packets: int, interval_s: float | None
+    ) -> None:
+        """Credit the span since the peer's previous report if packets flowed in it."""
+        previous = state.reports.get(peer)
+        if previous is None:  # a report of a peer that is not connected: nothing to credit
+            return
+        since_at, before = previous
+        if packets > before:
+            interval = timedelta(seconds=interval_s or DEFAULT_STATS_INTERVAL_S)
+            state.media.append((max(since_at, at - MEDIA_CREDIT_INTERVALS * interval), at))
+        state.reports[peer] = (at, packets)
 
     def figures(self, rule: AttendanceRule, *, until_at: datetime) -> list[SiteFigures]:
         """Per-site figures; sites still connected are counted as connected up to `until_at`."""
@@ -172,9 +220,11 @@ class OccurrenceReplay:
             if state.session_start_at is not None:  # still connected: no last leave
                 connected_s += _overlap_s(state.session_start_at, until_at, window)
                 last_leave_at = None
+            media_s = _union_s(state.media, window)
             figures = SiteFigures(
                 site_id=site_id,
                 connected_s=round(connected_s),
+                media_s=round(media_s),
                 first_join_at=state.first_join_at,
                 last_leave_at=last_leave_at,
                 last_leave_reason=state.last_leave_reason if last_leave_at else None,
@@ -188,9 +238,9 @@ class OccurrenceReplay:
                 )
             if last_leave_at is not None:
                 figures.left_early = (window.end_at - last_leave_at).total_seconds() > early_s
-            if connected_s > 0 and connected_s >= rule.present_min_ratio * duration_s:
+            if media_s > 0 and media_s >= rule.present_min_ratio * duration_s:
                 figures.status = AttendanceStatus.present
-            elif connected_s > 0:
+            elif media_s > 0:
                 figures.status = AttendanceStatus.partial
             result.append(figures)
         return result
@@ -213,6 +263,8 @@ def _event_query(occurrence_ids: Sequence[int]) -> Any:
             case((is_stats, payload[("stats", "rtt_ms")].as_float())),
             case((is_stats, payload[("stats", "loss_ratio")].as_float())),
             case((type_ == EventType.left.value, payload[("detail", "reason")].as_string())),
+            case((is_stats, payload[("stats", "packets")].as_integer())),
+            case((is_stats, payload[("stats", "interval_s")].as_float())),
         )
         .where(
             SfuEventRecord.occurrence_id.in_(occurrence_ids),
@@ -387,6 +439,7 @@ def _figures_of(row: Attendance) -> SiteFigures:
         site_id=row.site_id,
         status=AttendanceStatus(row.status),
         connected_s=row.connected_s,
+        media_s=row.media_s,
         first_join_at=row.first_join_at,
         last_leave_at=row.last_leave_at,
         last_leave_reason=row.last_leave_reason,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrulestr
 from icalendar import Calendar, Event, vRecur
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus, Series
 from confbridge.meetings.recurrence import Rule, parse_exdate
 from confbridge.sites.models import Site
+from confbridge.text import one_line
 
 PRODID = "-//ConfBridge//Lịch họp trực tuyến//VI"
 UID_DOMAIN = "confbridge"
@@ -37,7 +37,9 @@ def _calendar(name: str, tz: str) -> Calendar:
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-calname", name)
+    # icalendar escapes CR/LF in known text properties but fails on them in X- ones, and passes
+    # other control characters through: names stored before they were checked are cleaned.
+    calendar.add("x-wr-calname", one_line(name))
     calendar.add("x-wr-timezone", tz)
     return calendar
 
@@ -51,7 +53,8 @@ def series_uid(series_id: int) -> str:
 
 
 def _describe(event: Event, series: Series, chair_name: str) -> None:
-    event.add("summary", series.title)
+    chair_name = one_line(chair_name)
+    event.add("summary", one_line(series.title))
     event.add("location", chair_name)
     event.add("categories", [KIND_LABELS.get(series.kind, series.kind)])
     event.add(
@@ -104,7 +107,7 @@ def series_calendar(*, session: Session, series: Series, now: datetime) -> bytes
     planned_until = series.materialized_until_at
     excluded: list[datetime] = []
     rule_starts: set[datetime] = set()
-    for local_start in rrulestr(rule_text, dtstart=series.dtstart.replace(tzinfo=tz)):
+    for local_start in rule.local_starts():
         start_at = local_start.astimezone(UTC)
         if start_at > planned_until + EXDATE_LOOKAHEAD:
             break

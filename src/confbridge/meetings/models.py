@@ -44,6 +44,11 @@ class OccurrenceStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class UnplannedStatus(StrEnum):
+    pending = "pending"  # waiting for the secretariat: move it, or accept the skip
+    skipped = "skipped"  # the secretariat accepted that it does not take place
+
+
 series_sites = Table(
     "series_sites",
     Base.metadata,
@@ -157,3 +162,27 @@ class BookingLock(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UnplannedOccurrence(Base):
+    """A start the rule gives that the planner could not book (a clash), kept so that nothing
+    vanishes: listed on the series, alerted on, until it is moved (then it is an occurrence)
+    or its skip is accepted (then it stays here, `skipped`)."""
+
+    __tablename__ = "unplanned_occurrences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    # The start the rule gave (as Occurrence.recurrence_at).
+    recurrence_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(20))
+    # The bookings it clashed with, as the 409 of a booking names them.
+    conflicts: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default=UnplannedStatus.pending.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(150))
+
+    __table_args__ = (
+        UniqueConstraint("series_id", "recurrence_at", name="uq_unplanned_series_recurrence"),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -19,8 +20,9 @@ from confbridge.auth.dependencies import (
 )
 from confbridge.db import Database, utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import Forbidden
+from confbridge.errors import Forbidden, Invalid
 from confbridge.meetings import calendars
+from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
 from confbridge.meetings.schemas import (
@@ -32,6 +34,9 @@ from confbridge.meetings.schemas import (
     SeriesCreate,
     SeriesRead,
     SeriesUpdate,
+    UnplannedAction,
+    UnplannedRead,
+    UnplannedResolved,
 )
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
@@ -62,6 +67,18 @@ def series_read(session: Session, series: Series) -> SeriesRead:
         materialized_until_at=series.materialized_until_at,
         ended_at=series.ended_at,
         occurrence_count=meeting_service.occurrence_count(session=session, series_id=series.id),
+        unplanned=[
+            UnplannedRead(
+                date=meeting_service.local_date(item, series),
+                start_at=item.recurrence_at,
+                reason=item.reason,
+                conflicts=item.conflicts or [],
+                status=item.status,
+                resolved_at=item.resolved_at,
+                resolved_by=item.resolved_by,
+            )
+            for item in meeting_service.list_unplanned(session=session, series_id=series.id)
+        ],
         created_at=series.created_at,
         updated_at=series.updated_at,
     )
@@ -132,8 +149,13 @@ def update_series(
     settings: SettingsDep,
 ) -> SeriesRead:
     series = meeting_service.get(session=session, series_id=series_id)
+    now = utcnow()
     meeting_service.update(
-        session=session, series=series, series_in=body, settings=settings.meetings, now=utcnow()
+        session=session, series=series, series_in=body, settings=settings.meetings, now=now
+    )
+    # a re-plan drops unplanned meetings the new rule no longer gives: their alerts close
+    meeting_flows.sync_unplanned_alerts(
+        session=session, deliver=bool(settings.alerts.webhook_url), now=now
     )
     auth_service.record(
         session=session,
@@ -148,9 +170,15 @@ def update_series(
 
 
 @router.delete("/series/{series_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_series(series_id: IdPath, user: SecretariatUser, session: SessionDep) -> Response:
+def delete_series(
+    series_id: IdPath, user: SecretariatUser, session: SessionDep, settings: SettingsDep
+) -> Response:
     series = meeting_service.get(session=session, series_id=series_id)
-    removed = meeting_service.delete_series(session=session, series=series, now=utcnow())
+    now = utcnow()
+    removed = meeting_service.delete_series(session=session, series=series, now=now)
+    meeting_flows.sync_unplanned_alerts(
+        session=session, deliver=bool(settings.alerts.webhook_url), now=now
+    )
     auth_service.record(
         session=session,
         actor=_actor(user),
@@ -160,6 +188,51 @@ def delete_series(series_id: IdPath, user: SecretariatUser, session: SessionDep)
     )
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/series/{series_id}/unplanned/{day}", response_model=UnplannedResolved)
+def resolve_unplanned(
+    series_id: IdPath,
+    day: date,
+    body: UnplannedAction,
+    user: SecretariatUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> UnplannedResolved:
+    """A meeting the planner could not book (listed in the series' `unplanned`): `move` books
+    it at `start_at` (409 with the clashes if that is busy too), `skip` accepts that it does
+    not take place (it stays listed, as skipped, and its alert closes)."""
+    series = meeting_service.get(session=session, series_id=series_id)
+    item = meeting_service.get_unplanned(session=session, series=series, day=day)
+    now = utcnow()
+    occurrence = None
+    if body.action == "move":
+        if body.start_at is None:
+            raise Invalid("start_at: give the new start to move the meeting to")
+        occurrence = meeting_service.move_unplanned(
+            session=session, series=series, item=item, start_at=body.start_at
+        )
+    else:
+        meeting_service.skip_unplanned(
+            session=session, series=series, item=item, actor=_actor(user), now=now
+        )
+    meeting_flows.sync_unplanned_alerts(
+        session=session, deliver=bool(settings.alerts.webhook_url), now=now
+    )
+    auth_service.record(
+        session=session,
+        actor=_actor(user),
+        action=f"unplanned_{'moved' if occurrence else 'skipped'}",
+        entity="series",
+        entity_id=series.id,
+        detail={"date": day.isoformat(), **body.model_dump(mode="json", exclude_none=True)},
+    )
+    session.commit()
+    read = None
+    if occurrence is not None:
+        sites = meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+        read = occurrence_read(occurrence, len(sites))
+    return UnplannedResolved(series=series_read(session, series), occurrence=read)
 
 
 @router.get("/series/{series_id}/occurrences", response_model=Page[OccurrenceRead])

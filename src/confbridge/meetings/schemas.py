@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from confbridge.meetings.models import MeetingKind, MeetingMode, OccurrenceStatus
+from confbridge.meetings.models import (
+    MeetingKind,
+    MeetingMode,
+    OccurrenceStatus,
+    UnplannedStatus,
+)
 from confbridge.pagination import Id
+from confbridge.text import SingleLine
 
 Title = Field(min_length=1, max_length=300)
 MAX_INVITED = 20_000
@@ -44,7 +51,7 @@ class SeriesBase(BaseModel):
 
 
 class SeriesCreate(SeriesBase):
-    title: str = Title
+    title: SingleLine = Title
     kind: MeetingKind
     mode: MeetingMode = MeetingMode.online
     rrule: str = Field(max_length=500, examples=["FREQ=WEEKLY;BYDAY=MO"])
@@ -61,7 +68,7 @@ class SeriesCreate(SeriesBase):
 
 
 class SeriesUpdate(SeriesBase):
-    title: str | None = Field(default=None, min_length=1, max_length=300)
+    title: SingleLine | None = Field(default=None, min_length=1, max_length=300)
     kind: MeetingKind | None = None
     mode: MeetingMode | None = None
     rrule: str | None = Field(default=None, max_length=500)
@@ -73,6 +80,20 @@ class SeriesUpdate(SeriesBase):
     unit_ids: list[Id] | None = Field(default=None, max_length=MAX_INVITED)
     exdates: list[ExDate] | None = Field(default=None, max_length=1000)
     skip_holidays: bool | None = None
+
+
+class UnplannedRead(BaseModel):
+    """A meeting of the series the planner could not book (a clash)."""
+
+    date: dt.date = Field(description="the date the rule gave, in the series' time zone")
+    start_at: datetime = Field(description="the start the rule gave")
+    reason: str = Field(description="clash: another meeting holds one of its sites then")
+    conflicts: list[dict[str, Any]] = Field(description="the bookings it clashes with")
+    status: UnplannedStatus = Field(
+        description="pending: to be moved or skipped; skipped: accepted that it does not take place"
+    )
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
 
 
 class SeriesRead(BaseModel):
@@ -92,6 +113,9 @@ class SeriesRead(BaseModel):
     materialized_until_at: datetime
     ended_at: datetime | None
     occurrence_count: int
+    unplanned: list[UnplannedRead] = Field(
+        default_factory=list, description="meetings the planner could not book"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -139,3 +163,21 @@ class Agenda(BaseModel):
     site_id: int
     site_name: str
     items: list[AgendaItem]
+
+
+class UnplannedAction(BaseModel):
+    """Resolve an unplanned meeting: book it at another start, or accept the skip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["move", "skip"]
+    start_at: Annotated[AwareDatetime, AfterValidator(_plausible_year)] | None = Field(
+        default=None, description="for move: the new start with its UTC offset"
+    )
+
+
+class UnplannedResolved(BaseModel):
+    series: SeriesRead
+    occurrence: OccurrenceRead | None = Field(
+        default=None, description="the meeting booked by a move"
+    )

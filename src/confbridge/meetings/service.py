@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,6 +29,8 @@ from confbridge.meetings.models import (
     Occurrence,
     OccurrenceStatus,
     Series,
+    UnplannedOccurrence,
+    UnplannedStatus,
     series_sites,
 )
 from confbridge.meetings.recurrence import Rule, normalise_rrule, parse_exdate, zone
@@ -68,6 +70,7 @@ INSERT_SITE_CHUNK = 600
 INSERT_OCCURRENCE_CHUNK = 300
 BOOKING_COLUMNS = ["occurrence_id", "site_id", "start_at", "end_at", "active", "is_chair"]
 M = TypeVar("M", bound=BaseModel)
+UNPLANNED_CLASH = "clash"  # the reason: another meeting holds one of its sites at that time
 
 
 @dataclass
@@ -127,7 +130,7 @@ def build_spec(
     zone(tz)
     if max_duration_min is not None and data["duration_min"] > max_duration_min:
         raise Invalid(f"duration_min: at most {max_duration_min} minutes")
-    return SeriesSpec(
+    spec = SeriesSpec(
         title=data["title"].strip(),
         kind=str(data["kind"]),
         mode=str(data["mode"]),
@@ -141,6 +144,8 @@ def build_spec(
         exdates=_exdate_strings(data.get("exdates") or [], tz),
         skip_holidays=bool(data.get("skip_holidays", True)),
     )
+    spec.rule.check_occurs()  # before any expansion: a rule that never occurs costs seconds
+    return spec
 
 
 def spec_of(series: Series) -> SeriesSpec:
@@ -394,9 +399,22 @@ def _replan(
         until_at=until_at,
         limit=settings.max_occurrences_per_series,
     )
+    # Unplanned starts the new rule still gives stay as they are (waiting for the secretariat,
+    # or skipped on purpose); those it no longer gives are no longer part of the series.
+    unplanned = {
+        u.recurrence_at: u
+        for u in list_unplanned(session=session, series_id=series.id)
+        if u.recurrence_at >= now
+    }
+    kept = set(starts) & set(unplanned)
+    for start_at, item in unplanned.items():
+        if start_at not in kept:
+            session.delete(item)
     existing = {o.recurrence_at: o for o in coming}
     planned: list[Occurrence] = []
     for start_at in starts:
+        if start_at in kept:
+            continue
         occurrence = existing.pop(start_at, None)
         if occurrence is None:
             occurrence = Occurrence(recurrence_at=start_at, start_at=start_at)
@@ -419,11 +437,19 @@ def delete_series(*, session: Session, series: Series, now: datetime) -> bool:
     lock_bookings(session)
     coming = [o for o in series.occurrences if o.start_at >= now]
     if len(coming) == len(series.occurrences):
+        session.execute(
+            sql_delete(UnplannedOccurrence).where(UnplannedOccurrence.series_id == series.id)
+        )
         session.delete(series)
         session.flush()
         return True
     for occurrence in coming:
         series.occurrences.remove(occurrence)
+    session.execute(
+        sql_delete(UnplannedOccurrence).where(
+            UnplannedOccurrence.series_id == series.id, UnplannedOccurrence.recurrence_at >= now
+        )
+    )
     series.ended_at = now
     session.flush()
     return False
@@ -606,6 +632,7 @@ class ExtensionResult:
     series_id: int
     created: int
     skipped: list[ConflictInfo]
+    unplanned: list[UnplannedOccurrence] = field(default_factory=list)
 
 
 def extend_horizons(
@@ -613,8 +640,9 @@ def extend_horizons(
 ) -> list[ExtensionResult]:
     """Plan open-ended series further ahead as time passes.
 
-    An occurrence that would clash with a booking made since is not created; it is reported so
-    that staff can move one of the two.
+    An occurrence that would clash with a booking made since is not created: it is recorded as
+    unplanned (`UnplannedOccurrence`), with what it clashes with, until the secretariat moves
+    it or accepts that it is skipped.
     """
     until_at = now + timedelta(days=settings.horizon_days)
     lock_bookings(session)
@@ -630,8 +658,11 @@ def extend_horizons(
             until_at=until_at,
             limit=settings.max_occurrences_per_series,
         )
+        known = {u.recurrence_at for u in list_unplanned(session=session, series_id=series.id)}
         result = ExtensionResult(series.id, 0, [])
         for start_at in starts:
+            if start_at in known:
+                continue
             occurrence = Occurrence(
                 recurrence_at=start_at, start_at=start_at, end_at=start_at + spec.duration
             )
@@ -642,9 +673,22 @@ def extend_horizons(
             )
             if clashes:
                 log.warning(
-                    "series %s: %s not planned, %d clash(es)", series.id, start_at, len(clashes)
+                    "series %s: %s not planned, %d clash(es); recorded as unplanned",
+                    series.id,
+                    start_at,
+                    len(clashes),
                 )
+                item = UnplannedOccurrence(
+                    series_id=series.id,
+                    recurrence_at=start_at,
+                    reason=UNPLANNED_CLASH,
+                    conflicts=[c.as_dict() for c in clashes[:MAX_REPORTED]],
+                    status=UnplannedStatus.pending.value,
+                    created_at=now,
+                )
+                session.add(item)
                 result.skipped.extend(clashes)
+                result.unplanned.append(item)
                 continue
             series.occurrences.append(occurrence)
             session.flush()
@@ -654,3 +698,86 @@ def extend_horizons(
         results.append(result)
     session.flush()
     return results
+
+
+# --- occurrences the planner could not place -----------------------------------------------------
+
+
+def list_unplanned(*, session: Session, series_id: int) -> list[UnplannedOccurrence]:
+    """The series' unplanned starts (waiting or skipped), in date order."""
+    query = select(UnplannedOccurrence).where(UnplannedOccurrence.series_id == series_id)
+    return list(session.scalars(query.order_by(UnplannedOccurrence.recurrence_at)))
+
+
+def pending_unplanned(*, session: Session) -> list[tuple[UnplannedOccurrence, Series]]:
+    """Every unplanned start still waiting for the secretariat, with its series."""
+    query = (
+        select(UnplannedOccurrence, Series)
+        .join(Series, Series.id == UnplannedOccurrence.series_id)
+        .where(UnplannedOccurrence.status == UnplannedStatus.pending.value)
+        .order_by(UnplannedOccurrence.recurrence_at)
+    )
+    return [(item, series) for item, series in session.execute(query)]
+
+
+def local_date(item: UnplannedOccurrence, series: Series) -> date:
+    """The date the rule gave it, in the series' time zone (the key the API uses)."""
+    return item.recurrence_at.astimezone(zone(series.tz)).date()
+
+
+def get_unplanned(*, session: Session, series: Series, day: date) -> UnplannedOccurrence:
+    """The unplanned start of the series on `day` (a series meets at most once a day)."""
+    for item in list_unplanned(session=session, series_id=series.id):
+        if local_date(item, series) == day:
+            return item
+    raise NotFound(f"series {series.id} has no unplanned meeting on {day.isoformat()}")
+
+
+def _check_pending(series: Series, item: UnplannedOccurrence) -> None:
+    if series.ended_at is not None:
+        raise Conflict(f"series {series.id} has ended")
+    if item.status != UnplannedStatus.pending.value:
+        raise Conflict(f"the meeting of {item.recurrence_at:%Y-%m-%d} was already {item.status}")
+
+
+def move_unplanned(
+    *, session: Session, series: Series, item: UnplannedOccurrence, start_at: datetime
+) -> Occurrence:
+    """Book an unplanned start at `start_at` instead: it becomes an occurrence like the others
+    (moved from the start the rule gave), or 409 with the clashes, and nothing changes."""
+    lock_bookings(session)
+    _check_pending(series, item)
+    spec = spec_of(series)
+    _, _, booked = invited_site_ids(session, spec)
+    new_start = start_at.astimezone(UTC)
+    interval = Interval(new_start, new_start + spec.duration)
+    own = [
+        Interval(o.start_at, o.end_at)
+        for o in series.occurrences
+        if o.status != OccurrenceStatus.cancelled.value
+    ]
+    if any(interval.overlaps(other) for other in own):
+        raise Conflict("the new time overlaps another meeting of this series")
+    _refuse_conflicts(find_conflicts(session=session, site_ids=booked, intervals=[interval]))
+    occurrence = Occurrence(
+        recurrence_at=item.recurrence_at,
+        start_at=interval.start_at,
+        end_at=interval.end_at,
+        sequence=1,
+    )
+    series.occurrences.append(occurrence)
+    session.delete(item)
+    session.flush()
+    _insert_bookings(session, [occurrence], booked, spec.chair_site_id)
+    return occurrence
+
+
+def skip_unplanned(
+    *, session: Session, series: Series, item: UnplannedOccurrence, actor: str, now: datetime
+) -> UnplannedOccurrence:
+    """Accept that the meeting does not take place: it stays listed, as skipped."""
+    _check_pending(series, item)
+    item.status = UnplannedStatus.skipped.value
+    item.resolved_at, item.resolved_by = now, actor
+    session.flush()
+    return item

@@ -33,6 +33,9 @@ MET, NOT_MET, NO_DATA = "Đạt", "Không đạt", "—"
 STATUS_LABELS = {"present": "Có mặt", "partial": "Tham dự một phần", "absent": "Vắng mặt"}
 MODE_LABELS = {"online": "Trực tuyến", "in_person": "Trực tiếp", "hybrid": "Kết hợp"}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+# A cell starting with one of these is read as a formula by spreadsheets (OWASP, CSV injection):
+# a site named "=HYPERLINK(...)" must stay a name.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Kind(StrEnum):
@@ -72,9 +75,19 @@ def _local(value: datetime, tz: str) -> datetime:
     return value.astimezone(zone(tz)).replace(tzinfo=None)
 
 
+def _inert(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula, with a leading apostrophe (OWASP): the
+    apostrophe tells the spreadsheet that what follows is text."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_value(value: Any, kind: Kind, tz: str) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return _inert(value)
     if kind is Kind.ratio:
         return f"{value * 100:.2f}"
     if kind is Kind.datetime:
@@ -89,7 +102,9 @@ def to_csv(document: Document) -> bytes:
     table = document.tables[0]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([c.header + (" (%)" if c.kind is Kind.ratio else "") for c in table.columns])
+    writer.writerow(
+        [_inert(c.header + (" (%)" if c.kind is Kind.ratio else "")) for c in table.columns]
+    )
     for row in table.rows:
         writer.writerow(
             [_csv_value(v, c.kind, document.tz) for v, c in zip(row, table.columns, strict=True)]
@@ -103,6 +118,15 @@ def _xlsx_value(value: Any, kind: Kind, tz: str) -> Any:
     return value
 
 
+def _as_text(cells: Any) -> None:
+    """Store text cells as text: openpyxl takes a string starting with '=' for a formula, and a
+    spreadsheet re-reads a typed '+', '-' or '@' as one when the cell is edited."""
+    for cell in cells:
+        if isinstance(cell.value, str) and cell.value.startswith(FORMULA_PREFIXES):
+            cell.data_type = "s"
+            cell.quotePrefix = True
+
+
 def to_xlsx(document: Document) -> bytes:
     """A workbook: a sheet per table, typed cells, a frozen header row, then the cover sheet."""
     workbook = Workbook()
@@ -111,6 +135,7 @@ def to_xlsx(document: Document) -> bytes:
     for table in document.tables:
         sheet = workbook.create_sheet(table.title[:SHEET_TITLE_MAX])
         sheet.append([c.header for c in table.columns])
+        _as_text(sheet[1])
         for cell in sheet[1]:
             cell.font, cell.fill = bold, HEADER_FILL
             cell.alignment = Alignment(wrap_text=True, vertical="top")
@@ -121,6 +146,7 @@ def to_xlsx(document: Document) -> bytes:
                     for v, c in zip(row, table.columns, strict=True)
                 ]
             )
+            _as_text(sheet[sheet.max_row])
         for index, column in enumerate(table.columns, start=1):
             letter = get_column_letter(index)
             sheet.column_dimensions[letter].width = column.width
@@ -140,6 +166,7 @@ def to_xlsx(document: Document) -> bytes:
     cover = workbook.create_sheet("Thông tin")
     for label, value in document.info:
         cover.append([label, value])
+        _as_text(cover[cover.max_row])
         cover.cell(cover.max_row, 1).font = bold
         if isinstance(value, date) and not isinstance(value, datetime):
             cover.cell(cover.max_row, 2).number_format = DATE_FORMAT
@@ -178,10 +205,13 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
     columns = [
         Column(group_header, width=24),
         Column("Số cuộc họp đã tổ chức", Kind.integer),
-        Column("Trực tuyến", Kind.integer, 11),
-        Column("Kết hợp", Kind.integer, 10),
+        Column("Trực tuyến (theo lịch)", Kind.integer, 11),
+        Column("Kết hợp (theo lịch)", Kind.integer, 10),
         Column("Trực tiếp", Kind.integer, 10),
-        Column("Tỷ lệ trực tuyến", Kind.ratio, 12),
+        Column("Tỷ lệ trực tuyến (theo lịch)", Kind.ratio, 12),
+        Column("Trực tuyến (đã xác minh)", Kind.integer, 11),
+        Column("Kết hợp (đã xác minh)", Kind.integer, 10),
+        Column("Tỷ lệ trực tuyến (đã xác minh)", Kind.ratio, 12),
         Column("Số xã, phường", Kind.integer, 11),
         Column("Số xã, phường đã kết nối", Kind.integer),
     ]
@@ -200,6 +230,9 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
             row.hybrid,
             row.in_person,
             row.ratio,
+            row.online_verified,
+            row.hybrid_verified,
+            row.ratio_verified,
             row.communes,
             row.communes_connected,
         ]
@@ -238,6 +271,12 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
         ("Đến ngày", report.to_date),
         ("Đơn vị", _unit_label(report.unit)),
         ("Nhóm theo", group_header),
+        (
+            "Đã xác minh",
+            "cuộc họp trực tuyến hoặc kết hợp có điểm cầu chủ trì và ít nhất một điểm cầu "
+            "khác có tín hiệu hình, tiếng trong đủ thời gian quy định; chỉ tiêu tính theo "
+            "số đã xác minh",
+        ),
         ("Lập lúc", report.generated_at),
     ]
     name = f"ty-le-truc-tuyen_{report.from_date}_{report.to_date}"
@@ -303,6 +342,8 @@ def occurrence_attendance_document(
             Column("Trạng thái theo kết nối", width=18),
             Column("Số phút kết nối", Kind.number),
             Column("Tỷ lệ thời gian kết nối", Kind.ratio),
+            Column("Số phút có tín hiệu", Kind.number),
+            Column("Tỷ lệ thời gian có tín hiệu", Kind.ratio),
             Column("Vào lúc", Kind.datetime, 17),
             Column("Rời lúc", Kind.datetime, 17),
             Column("Lý do rời", width=20),
@@ -324,6 +365,8 @@ def occurrence_attendance_document(
                 STATUS_LABELS[record.computed_status.value],
                 record.connected_min,
                 record.connected_ratio,
+                record.media_min,
+                record.media_ratio,
                 record.first_join_at,
                 record.last_leave_at,
                 record.last_leave_reason,

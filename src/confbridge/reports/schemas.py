@@ -30,7 +30,9 @@ class TargetResult(BaseModel):
     label_en: str
     kinds: list[str]
     target: float = Field(description="the minimum ratio, 0..1")
-    numerator: int = Field(description="held online or hybrid / communes connected")
+    numerator: int = Field(
+        description="held online or hybrid and verified on the bridge / communes connected"
+    )
     denominator: int = Field(description="held / communes")
     actual: float | None = Field(description="numerator / denominator; null when nothing counts")
     met: bool | None = Field(description="actual ≥ target; null when there is no actual")
@@ -40,10 +42,18 @@ class OnlineRatioRow(BaseModel):
     group: str = Field(description="2026-01, 2026-Q1, a unit id or a meeting kind")
     label: str
     held: int = Field(description="occurrences held (ended, not cancelled)")
-    online: int
-    hybrid: int
+    online: int = Field(description="held, booked online")
+    hybrid: int = Field(description="held, booked hybrid")
     in_person: int
-    ratio: float | None = Field(description="(online + hybrid) / held")
+    ratio: float | None = Field(description="(online + hybrid) / held: as booked")
+    online_verified: int = Field(
+        description="online meetings held on the bridge: the chair and an invited site had "
+        "media for reports.verified_min_ratio of the meeting"
+    )
+    hybrid_verified: int = Field(description="hybrid meetings held on the bridge, likewise")
+    ratio_verified: float | None = Field(
+        description="(online_verified + hybrid_verified) / held: what targets are judged on"
+    )
     communes: int
     communes_connected: int
     targets: list[TargetResult]

@@ -3,10 +3,14 @@
 What counts:
 - an occurrence is *held* once it has ended and was not cancelled; it belongs to the period of
   its start's date in its series' time zone, and to the unit of its chair site (a unit
-  includes its descendants); online and hybrid meetings count as online;
+  includes its descendants);
+- an online or hybrid occurrence is *booked* online; it is *verified* (held on the bridge) when
+  its chair site and at least one other invited site had media flowing (attendance `media_s`)
+  for `reports.verified_min_ratio` of its scheduled time. Rows give both figures; targets
+  are judged on the verified ones;
 - a commune (commune, ward or special zone) is *connected* in a period when one of its sites
-  took part (was connected, by the SFU's events) in at least one online or hybrid meeting held
-  in it, whoever chaired it;
+  had media flowing for `verified_min_ratio` of a verified meeting held in it, whoever
+  chaired it;
 - a site's attendance rate is present / invited over the online and hybrid occurrences held
   that it was invited to, corrections included (in-person meetings have no SFU events).
 
@@ -16,6 +20,7 @@ period), grouped by the database; occurrences, a few hundred a year, are grouped
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from confbridge.attendance import service as attendance_service
@@ -50,6 +55,7 @@ from confbridge.reports.schemas import (
 )
 from confbridge.settings import ReportSettings, Target
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.timeutil import check_year
 
 COMMUNE_KINDS = frozenset({UnitKind.commune.value, UnitKind.ward.value, UnitKind.special_zone})
 ONLINE_MODES = frozenset({MeetingMode.online.value, MeetingMode.hybrid.value})
@@ -97,9 +103,11 @@ class Period:
 
 def _parse_date(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise Invalid(f"{name}: {value!r} is not a date like 2026-01-31") from None
+    check_year(day, name)
+    return day
 
 
 def parse_period(from_: str | None, to: str | None, *, tz: str, today: date) -> Period:
@@ -236,10 +244,15 @@ class HeldOccurrence:
     kind: str
     mode: str
     chair_unit_id: int
+    duration_s: float = 0.0
 
     @property
     def online(self) -> bool:
         return self.mode in ONLINE_MODES
+
+    def media_needed_s(self, min_ratio: float) -> int:
+        """Seconds of media a site needs for the meeting to count as held on the bridge."""
+        return max(1, math.ceil(min_ratio * self.duration_s - 1e-6))
 
 
 def held_occurrences(*, session: Session, period: Period, now: datetime) -> list[HeldOccurrence]:
@@ -256,6 +269,7 @@ def held_occurrences(*, session: Session, period: Period, now: datetime) -> list
         select(
             Occurrence.id,
             Occurrence.start_at,
+            Occurrence.end_at,
             Series.tz,
             Series.kind,
             Series.mode,
@@ -271,11 +285,46 @@ def held_occurrences(*, session: Session, period: Period, now: datetime) -> list
         .order_by(Occurrence.start_at, Occurrence.id)
     )
     held = []
-    for occurrence_id, start_at, tz, kind, mode, chair_unit_id in session.execute(query):
+    for occurrence_id, start_at, end_at, tz, kind, mode, chair_unit_id in session.execute(query):
         local_date = start_at.astimezone(zone(tz)).date()
         if period.contains(local_date):
-            held.append(HeldOccurrence(occurrence_id, local_date, kind, mode, chair_unit_id))
+            duration_s = (end_at - start_at).total_seconds()
+            held.append(
+                HeldOccurrence(occurrence_id, local_date, kind, mode, chair_unit_id, duration_s)
+            )
     return held
+
+
+def verified_occurrence_ids(
+    *, session: Session, occurrences: Sequence[HeldOccurrence], min_ratio: float
+) -> set[int]:
+    """The online and hybrid occurrences held on the bridge: their chair site and at least one
+    other invited site had media flowing for `min_ratio` of the scheduled time (computed
+    attendance, not corrections: a hall on the phone is not the bridge)."""
+    online = {o.id: o for o in occurrences if o.online}
+    best: dict[int, dict[bool, int]] = defaultdict(dict)  # the most media, chair and others
+    for chunk in _chunks(sorted(online)):
+        query = (
+            select(Attendance.occurrence_id, Booking.is_chair, func.max(Attendance.media_s))
+            .join(
+                Booking,
+                and_(
+                    Booking.occurrence_id == Attendance.occurrence_id,
+                    Booking.site_id == Attendance.site_id,
+                ),
+            )
+            .where(Attendance.occurrence_id.in_(chunk))
+            .group_by(Attendance.occurrence_id, Booking.is_chair)
+        )
+        for occurrence_id, is_chair, media_s in session.execute(query):
+            best[occurrence_id][bool(is_chair)] = int(media_s or 0)
+    verified = set()
+    for occurrence in online.values():
+        needed = occurrence.media_needed_s(min_ratio)
+        media = best.get(occurrence.id, {})
+        if media.get(True, 0) >= needed and media.get(False, 0) >= needed:
+            verified.add(occurrence.id)
+    return verified
 
 
 def _refresh(session: Session, period: Period, settings: ReportSettings, now: datetime) -> None:
@@ -305,14 +354,15 @@ def connected_communes(
     *,
     session: Session,
     occurrence_groups: dict[int, int],
+    media_needed_s: dict[int, int],
     site_ids: Sequence[int] | None = None,
 ) -> dict[int, set[int]]:
-    """Group number → units of sites that took part in one of the group's occurrences.
+    """Group number → units of sites that had media in one of the group's occurrences.
 
-    `occurrence_groups` maps online occurrences to a group number; `site_ids`, when given,
-    limits the sites looked at (a province's communes: read through the site index). Computed
-    status, not a correction: a correction may say a hall joined by phone, which is not the
-    video bridge.
+    `occurrence_groups` maps verified online occurrences to a group number, `media_needed_s`
+    gives each the seconds of media a site needs in it; `site_ids`, when given, limits the sites
+    looked at (a province's communes: read through the site index). Computed figures, not a
+    correction: a correction may say a hall joined by phone, which is not the video bridge.
     """
     result: dict[int, set[int]] = defaultdict(set)
     ids = sorted(occurrence_groups)
@@ -320,13 +370,11 @@ def connected_communes(
         return result
     for chunk in _chunks(ids):
         group = _int_case(Attendance.occurrence_id, {i: occurrence_groups[i] for i in chunk})
+        needed = _int_case(Attendance.occurrence_id, {i: media_needed_s[i] for i in chunk})
         query = (
             select(group, Site.unit_id)
             .join(Site, Site.id == Attendance.site_id)
-            .where(
-                Attendance.occurrence_id.in_(chunk),
-                Attendance.status != AttendanceStatus.absent.value,
-            )
+            .where(Attendance.occurrence_id.in_(chunk), Attendance.media_s >= needed)
             .group_by(group, Site.unit_id)
         )
         if site_ids is not None:
@@ -366,14 +414,16 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 def _target_results(
     targets: dict[str, Target],
     occurrences: Sequence[HeldOccurrence],
+    verified: set[int],
     communes: int,
     connected: int,
 ) -> list[TargetResult]:
     results = []
     for key, target in targets.items():
         if target.metric == "online_ratio":
+            # judged on the meetings verified on the bridge, not on those booked online
             counted = [o for o in occurrences if o.kind in target.kinds]
-            numerator, denominator = sum(o.online for o in counted), len(counted)
+            numerator, denominator = sum(o.id in verified for o in counted), len(counted)
         else:
             numerator, denominator = connected, communes
         actual = _ratio(numerator, denominator)
@@ -399,14 +449,20 @@ def _row(
     group: str,
     label: str,
     occurrences: Sequence[HeldOccurrence],
+    verified: set[int],
     communes: set[int],
     connected: set[int],
     targets: dict[str, Target],
 ) -> OnlineRatioRow:
-    modes = defaultdict(int)
+    modes: dict[str, int] = defaultdict(int)
+    checked: dict[str, int] = defaultdict(int)
     for occurrence in occurrences:
         modes[occurrence.mode] += 1
+        if occurrence.id in verified:
+            checked[occurrence.mode] += 1
     online, hybrid = modes[MeetingMode.online.value], modes[MeetingMode.hybrid.value]
+    online_verified = checked[MeetingMode.online.value]
+    hybrid_verified = checked[MeetingMode.hybrid.value]
     reached = len(communes & connected)
     return OnlineRatioRow(
         group=group,
@@ -416,9 +472,12 @@ def _row(
         hybrid=hybrid,
         in_person=modes[MeetingMode.in_person.value],
         ratio=_ratio(online + hybrid, len(occurrences)),
+        online_verified=online_verified,
+        hybrid_verified=hybrid_verified,
+        ratio_verified=_ratio(online_verified + hybrid_verified, len(occurrences)),
         communes=len(communes),
         communes_connected=reached,
-        targets=_target_results(targets, occurrences, len(communes), reached),
+        targets=_target_results(targets, occurrences, verified, len(communes), reached),
     )
 
 
@@ -460,20 +519,29 @@ def online_ratio(
         key_of = {o.id: str(tree.branch_of(o.chair_unit_id, top)) for o in in_scope}
 
     # Communes connected: by the same groups, except for `unit`, where a commune is in its
-    # branch and is connected by any online meeting of the period.
-    online = [o for o in held if o.online]
+    # branch and is connected by any verified online meeting of the period.
+    min_ratio = settings.verified_min_ratio
+    verified = verified_occurrence_ids(session=session, occurrences=held, min_ratio=min_ratio)
+    online = [o for o in held if o.id in verified]
+    needed = {o.id: o.media_needed_s(min_ratio) for o in online}
     # For one unit, only its communes' sites are read (through the site index).
     commune_sites = _site_ids_of_units(session, scope_communes) if unit is not None else None
     if group_by is GroupBy.unit:
         per_group = connected_communes(
-            session=session, occurrence_groups={o.id: 0 for o in online}, site_ids=commune_sites
+            session=session,
+            occurrence_groups={o.id: 0 for o in online},
+            media_needed_s=needed,
+            site_ids=commune_sites,
         )
         connected_all = per_group.get(0, set())
     else:
         numbers = {key: n for n, key in enumerate(labels)}
         occurrence_groups = {o.id: numbers[_group_key(o, group_by)] for o in online}
         per_group = connected_communes(
-            session=session, occurrence_groups=occurrence_groups, site_ids=commune_sites
+            session=session,
+            occurrence_groups=occurrence_groups,
+            media_needed_s=needed,
+            site_ids=commune_sites,
         )
         connected_all = set().union(*per_group.values()) if per_group else set()
 
@@ -491,8 +559,8 @@ def online_ratio(
             connected = connected_all
         else:
             communes, connected = scope_communes, per_group.get(n, set())
-        rows.append(_row(key, label, by_group.get(key, []), communes, connected, targets))
-    total = _row("total", "Tổng cộng", in_scope, scope_communes, connected_all, targets)
+        rows.append(_row(key, label, by_group.get(key, []), verified, communes, connected, targets))
+    total = _row("total", "Tổng cộng", in_scope, verified, scope_communes, connected_all, targets)
     return OnlineRatioReport(
         from_date=period.from_date,
         to_date=period.to_date,

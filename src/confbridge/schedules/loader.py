@@ -35,6 +35,7 @@ from confbridge.meetings.recurrence import normalise_rrule
 from confbridge.sites import divisions
 from confbridge.sites import service as site_service
 from confbridge.sites.models import UnitKind
+from confbridge.text import single_line
 
 Loc = tuple[str | int, ...]
 
@@ -87,11 +88,13 @@ Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_nfc),
+    AfterValidator(single_line),
 ]
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
     AfterValidator(_nfc),
+    AfterValidator(single_line),
 ]
 
 

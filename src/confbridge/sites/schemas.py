@@ -8,12 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from confbridge.pagination import Id
 from confbridge.sites.models import UnitKind
+from confbridge.text import SingleLine
 
 Name = Field(min_length=1, max_length=200)
 
 
 class UnitCreate(BaseModel):
-    name: str = Name
+    name: SingleLine = Name
     kind: UnitKind
     parent_id: Id | None = None
     code: str | None = Field(default=None, min_length=1, max_length=40)
@@ -35,12 +36,12 @@ class UnitDetail(UnitRead):
 
 
 class SiteCreate(BaseModel):
-    name: str = Name
+    name: SingleLine = Name
     unit_id: Id
 
 
 class SiteUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
     unit_id: Id | None = None
 
 

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from confbridge.meetings.models import MeetingKind, MeetingMode, Occurrence, Series
 from confbridge.meetings.recurrence import zone
 from confbridge.pagination import MAX_ID
+from confbridge.text import control_character
 from confbridge.web.recurrence_words import RecurrenceWordsError, describe, parse
 
 MAX_TITLE = 300
@@ -123,6 +124,8 @@ class BookingForm:
             errors["title"] = _("Enter a title.")
         elif len(self.title) > MAX_TITLE:
             errors["title"] = _("The title is too long (at most 300 characters).")
+        elif control_character(self.title) is not None:
+            errors["title"] = _("The title must be one line, without line breaks or tabs.")
         if self.kind not in MeetingKind.__members__:
             errors["kind"] = _("Choose a kind of meeting.")
         if self.mode not in MeetingMode.__members__:

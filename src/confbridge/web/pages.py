@@ -26,10 +26,18 @@ from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
 from confbridge.contracts import FloorAction, GrantClaims, PeerRole, room_name
 from confbridge.db import Database, utcnow
-from confbridge.errors import Conflict, DomainError, TooManyRequests, Unauthorized, Unavailable
+from confbridge.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 from confbridge.live import LiveBusDep, occurrence_topic, publish_floor
+from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
-from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
+from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series, UnplannedStatus
 from confbridge.meetings.recurrence import holiday_name, zone
 from confbridge.meetings.schemas import SeriesCreate
 from confbridge.pagination import MAX_ID
@@ -435,10 +443,36 @@ def calendar_feed(page: UserPage, form: CheckedForm) -> Response:
 # --- booking ----------------------------------------------------------------------------------
 
 
+def _unplanned_rows(page: Page, series: Series | None) -> list[dict[str, Any]]:
+    """The series' meetings the planner could not book, as the series page lists them."""
+    if series is None:
+        return []
+    rows = []
+    local_tz = zone(series.tz)
+    for item in meeting_service.list_unplanned(session=page.session, series_id=series.id):
+        day = meeting_service.local_date(item, series)
+        titles = sorted({str(c.get("series_title", "")) for c in item.conflicts or []} - {""})
+        sites = sorted({str(c.get("site_name", "")) for c in item.conflicts or []} - {""})
+        rows.append(
+            {
+                "date_iso": day.isoformat(),
+                "when": page.fmt.long_datetime(item.recurrence_at),
+                "time": item.recurrence_at.astimezone(local_tz).strftime("%H:%M"),
+                "clashes": ", ".join(titles[:5]),
+                "sites": ", ".join(sites[:5]) + (" …" if len(sites) > 5 else ""),
+                "pending": item.status == UnplannedStatus.pending.value,
+                "resolved_by": (item.resolved_by or "").removeprefix("user:"),
+            }
+        )
+    return rows
+
+
 def _booking_context(page: Page, form: BookingForm, **values: Any) -> dict[str, Any]:
     tree = queries.unit_tree(page.session)
     flat = queries.flatten(tree)
     return {
+        "unplanned": _unplanned_rows(page, values.get("series")),
+        "unplanned_message": None,
         "form": form,
         "tree": tree,
         "chair_groups": [(n, n.sites) for n in flat if n.sites],
@@ -541,6 +575,10 @@ def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> R
     saved, outcome = _try_booking(page, data, series, keep=action == "save")
     if saved is not None:
         assert page.user is not None
+        # a re-plan drops unplanned meetings the new rule no longer gives: their alerts close
+        meeting_flows.sync_unplanned_alerts(
+            session=page.session, deliver=bool(page.settings.alerts.webhook_url), now=utcnow()
+        )
         auth_service.record(
             session=page.session,
             actor=f"user:{page.user.username}",
@@ -623,6 +661,9 @@ def delete_series(page: EditorPage, series_id: str, _form: CheckedForm) -> Respo
         return _not_found(page)
     assert page.user is not None
     removed = meeting_service.delete_series(session=page.session, series=series, now=utcnow())
+    meeting_flows.sync_unplanned_alerts(
+        session=page.session, deliver=bool(page.settings.alerts.webhook_url), now=utcnow()
+    )
     auth_service.record(
         session=page.session,
         actor=f"user:{page.user.username}",
@@ -633,6 +674,63 @@ def delete_series(page: EditorPage, series_id: str, _form: CheckedForm) -> Respo
     )
     page.session.commit()
     return _redirect("/calendar")
+
+
+@router.post("/series/{series_id}/unplanned/{day}")
+def resolve_unplanned(page: EditorPage, series_id: str, day: str, form: CheckedForm) -> Response:
+    """Move a meeting the planner could not book, or accept that it is skipped."""
+    series = _series_or_none(page, series_id)
+    parsed_day = parse_date(day)
+    if series is None or parsed_day is None:
+        return _not_found(page)
+    action = str(form.get("action") or "")
+    moved = OccurrenceForm.from_form(form)
+    moved.status = OccurrenceStatus.scheduled.value  # a move books it; nothing to cancel
+    message, status_code = None, 422
+    try:
+        item = meeting_service.get_unplanned(session=page.session, series=series, day=parsed_day)
+        assert page.user is not None
+        actor = f"user:{page.user.username}"
+        if action == "move":
+            checked = moved.validate(page.translations.gettext, series.tz)
+            if checked is None:
+                raise Invalid(page._("Enter a date such as 2026-01-05 and a time such as 07:30."))
+            meeting_service.move_unplanned(
+                session=page.session, series=series, item=item, start_at=checked[0]
+            )
+        elif action == "skip":
+            meeting_service.skip_unplanned(
+                session=page.session, series=series, item=item, actor=actor, now=utcnow()
+            )
+        else:
+            raise Invalid(page._("Choose to move the meeting or to accept the skip."))
+        meeting_flows.sync_unplanned_alerts(
+            session=page.session, deliver=bool(page.settings.alerts.webhook_url), now=utcnow()
+        )
+        auth_service.record(
+            session=page.session,
+            actor=actor,
+            action=f"unplanned_{'moved' if action == 'move' else 'skipped'}",
+            entity="series",
+            entity_id=series.id,
+            detail={"date": parsed_day.isoformat(), "via": "web"},
+        )
+        page.session.commit()
+        return _redirect(f"/series/{series.id}/edit?resolved={action}#unplanned")
+    except DomainError as exc:
+        page.session.rollback()
+        status_code = exc.status_code
+        message = page._("The change was refused: %(reason)s", reason=exc.message)
+        if isinstance(exc, Conflict):
+            lines, _count = _conflict_lines(page, exc)
+            if lines:
+                clashes = "; ".join(f"{c['site']} – {c['title']} ({c['when']})" for c in lines)
+                message = page._("The new time clashes with: %(clashes)s", clashes=clashes)
+    series = page.session.get(Series, series.id) or series
+    booking = BookingForm.from_series(series, page.translations.gettext, language=page.language)
+    context = _booking_context(page, booking, series=series)
+    context["unplanned_message"] = message
+    return page.render("booking.html", status_code, **context)
 
 
 # --- an occurrence ----------------------------------------------------------------------------

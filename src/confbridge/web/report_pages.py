@@ -163,6 +163,7 @@ def online_ratio_page(
     )
     values.update(
         report=report,
+        verified_min_ratio=page.settings.reports.verified_min_ratio,
         rows=[(row, _group_label(page, row, grouping)) for row in report.rows],
         charts=_charts(page, report),
         downloads=_download_links(page, "/reports/online-ratio"),
