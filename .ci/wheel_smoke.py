@@ -208,8 +208,7 @@ def smoke(work: Path) -> None:
             raise SmokeFailure(f"serve exited with {code} after SIGTERM")
         say(f"serve stopped (exit {code})")
         if served.leftovers:
-            # its workers outliving it is a known fault of its own, checked elsewhere
-            say("WARNING: SFU worker processes outlived serve; ended them")
+            raise SmokeFailure("SFU worker processes outlived serve")
         check_private(home / "data")
         logged = "\n".join(served.stderr)
         for secret in (admin_password, token.group(1)):

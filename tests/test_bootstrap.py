@@ -92,6 +92,7 @@ def test_prepare_refuses_a_weak_first_admin_password(tmp_path: Path) -> None:
     assert echoed == []  # a given password is not printed
     database.dispose()
 
+
 def test_prepare_first_start_lines_stand_out_and_say_where_to_go(fresh: Database) -> None:
     """The password and the token come in one framed block with the sign-in page's URL."""
     echoed: list[str] = []

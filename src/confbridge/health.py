@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from confbridge import migrate
 from confbridge.db import Database, utcnow
 from confbridge.nodes import service as node_service
+
+
+class CheckAnswer(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    """The answer of `/readyz` (200 when ready, else 503 with the same body)."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, CheckAnswer]
 
 
 @dataclass(frozen=True)

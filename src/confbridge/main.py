@@ -21,7 +21,7 @@ from confbridge.dashboard.router import router as dashboard_router
 from confbridge.db import Database, utcnow
 from confbridge.errors import install_error_handlers
 from confbridge.headers import SecurityHeaders
-from confbridge.health import readiness
+from confbridge.health import Readiness, readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
 from confbridge.logs import RequestId
@@ -29,6 +29,7 @@ from confbridge.meetings.router import router as meetings_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
+from confbridge.openapi import install as install_openapi
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings, get_settings
@@ -87,6 +88,7 @@ def create_app(
     # Live events for the web pages (one process; a Redis-backed bus can replace it).
     app.state.live = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
     install_error_handlers(app)
+    install_openapi(app)
     # NaN/Infinity and lone surrogates in any JSON body: 422 before a route sees them
     app.add_middleware(StrictJsonBody)
     app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
@@ -118,7 +120,12 @@ def create_app(
     # the previous run): it counts once it heartbeats again
     started_at = utcnow()
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "not ready: see the failing checks"}},
+    )
     def readyz() -> JSONResponse:
         """200 when the database answers, its schema is current and an SFU node is up."""
         checks = readiness(database, heard_since=started_at)

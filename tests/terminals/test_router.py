@@ -294,6 +294,7 @@ def test_terminal_heartbeat_occurrence_must_exist_and_invite_its_site(
     listed = client.get(f"/api/v1/terminals?site_id={sites['p2'].id}", headers=it).json()
     assert listed["items"][0]["occurrence_id"] == own
 
+
 def test_pairing_url_never_reflects_a_forged_host(
     client: TestClient, it: Headers, sites: dict[str, Site]
 ) -> None:

@@ -1,7 +1,7 @@
 """revocable sign-in sessions, sign-in limits, forced password change, calendar feed tokens
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0007
 Create Date: 2026-12-03 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0009"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

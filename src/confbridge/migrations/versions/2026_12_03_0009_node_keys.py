@@ -1,6 +1,6 @@
 """per-node keys, the rooms each node held, worker incarnations
 
-Revision ID: 0007
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03 09:00:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
