@@ -4,7 +4,7 @@
 #     -e CONFBRIDGE_ADMIN_PASSWORD=... confbridge
 # where confbridge.env holds CONFBRIDGE_SECRET_KEY and CONFBRIDGE_SFU__NODE_SECRET (two random
 # strings, `openssl rand -hex 32`): the image refuses to start with the public defaults.
-# The wheel carries both packages (confbridge, sfu) and, as package data, the default
+# The wheel carries its packages (confbridge, confbridge_kernel, sfu) and, as package data, the default
 # config.yaml and the demo schedules; tests/test_dockerfile.py checks that the builder stage
 # copies everything the wheel is built from.
 

@@ -414,7 +414,7 @@ def describe(node: Node) -> dict[str, Any]:
 
 def wait_relay_connected(upstream: Node, edge: Node, timeout_s: float) -> None:
     """Until the upstream's room has a connected relay session (the edge's WHEP session)."""
-    from confbridge.contracts import RELAY_SITE_ID
+    from confbridge_kernel.contracts import RELAY_SITE_ID
 
     deadline = time.monotonic() + timeout_s
     room: dict[str, Any] = {}

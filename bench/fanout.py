@@ -900,7 +900,7 @@ class Stack:
     def relay_token(self, node_id: str) -> str:
         """A relay grant for the room, signed as the control plane signs it for an edge."""
         from confbridge.bridge.grants import signer_for
-        from confbridge.contracts import RELAY_SITE_ID, GrantClaims, PeerRole, room_name
+        from confbridge_kernel.contracts import RELAY_SITE_ID, GrantClaims, PeerRole, room_name
 
         assert self.grant_key_path is not None
         now = int(time.time())

@@ -24,7 +24,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdatachannel import RTCDataChannel
 from pydantic import BaseModel, Field, ValidationError
 
-from confbridge.contracts import FloorState
+from confbridge_kernel.contracts import FloorState
 from sfu.aiortc_internals import NoMediaPort
 from sfu.errors import SfuError
 from sfu.forwarding import Source

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import socket
-import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from confbridge.redact import (
+from confbridge_kernel.ports import check_port_range
+from confbridge_kernel.redact import (
     TURN_SECRET_MIN_CHARS,
     TURN_SECRET_TOO_SHORT,
     Secret,
@@ -25,32 +22,6 @@ from confbridge.redact import (
 DEFAULT_NODE_SECRET = "change-me-in-production"
 # Credentials: masked in repr(), so a settings object logged never shows them.
 SecretText = Annotated[str, AfterValidator(Secret)]
-
-
-def check_port_range(low: int, high: int) -> None:
-    """Both 0 (ephemeral ports) or 1024 <= low <= high; ValueError naming the settings if not."""
-    if (low or high) and not (1024 <= low <= high):
-        raise ValueError(
-            "udp_port_min/udp_port_max: set both, with 1024 <= udp_port_min <= udp_port_max "
-            f"(got {low}-{high})"
-        )
-
-
-def turn_rest_credential(*, secret: str, user: str, expires_at_unix: int) -> tuple[str, str]:
-    """A TURN REST credential (coturn `use-auth-secret`): username `<expiry>:<user>`,
-    password base64(HMAC-SHA1(secret, username)). Valid until `expires_at_unix`."""
-    username = f"{expires_at_unix}:{user}"
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
-
-
-def turn_ice_server(
-    *, urls: list[str], secret: str, user: str, ttl_s: int, now_unix: float | None = None
-) -> dict[str, Any]:
-    """An RTCIceServer dictionary for the TURN `urls` with a credential valid for `ttl_s`."""
-    expires = int((time.time() if now_unix is None else now_unix) + ttl_s)
-    username, credential = turn_rest_credential(secret=secret, user=user, expires_at_unix=expires)
-    return {"urls": list(urls), "username": username, "credential": credential}
 
 
 def _machine_id() -> str:

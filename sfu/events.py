@@ -27,8 +27,8 @@ from typing import IO
 import httpx
 from pydantic import ValidationError
 
-from confbridge.contracts import EVENTS_PATH, EventAck, EventType, SfuEvent
-from confbridge.tasks import OwnedTask
+from confbridge_kernel.contracts import EVENTS_PATH, EventAck, EventType, SfuEvent
+from confbridge_kernel.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 

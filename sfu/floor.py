@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from confbridge.contracts import FloorAction, FloorCommand, FloorState
+from confbridge_kernel.contracts import FloorAction, FloorCommand, FloorState
 
 
 class FloorError(ValueError):

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import ValidationError
 
-from confbridge.contracts import (
+from confbridge_kernel.contracts import (
     ADMIN_AUDIENCE,
     GRANT_ALGORITHM,
     GRANT_AUDIENCE,

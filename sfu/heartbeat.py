@@ -12,9 +12,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from confbridge import __version__
-from confbridge.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck, NodeLoad
-from confbridge.tasks import OwnedTask
+from confbridge_kernel import __version__
+from confbridge_kernel.contracts import (
+    NODE_HEARTBEAT_PATH,
+    NodeHeartbeat,
+    NodeHeartbeatAck,
+    NodeLoad,
+)
+from confbridge_kernel.tasks import OwnedTask
 
 if TYPE_CHECKING:
     from sfu.worker import Worker

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from confbridge.contracts import CascadeRequest, FloorCommand
-from confbridge.logs import RequestId
-from sfu.config import turn_ice_server
+from confbridge_kernel.contracts import CascadeRequest, FloorCommand
+from confbridge_kernel.logs import RequestId
+from confbridge_kernel.turn import turn_ice_server
 from sfu.errors import SfuError
 from sfu.pipe import ExtendRoom, PipeRequest, PipeState
 from sfu.worker import Worker

@@ -11,7 +11,7 @@ import sys
 
 import uvicorn
 
-from confbridge.logs import NOISY_MEDIA_LOGGERS, log_config
+from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
 from sfu.config import WorkerSettings
 from sfu.http import build_app
 from sfu.worker import Worker

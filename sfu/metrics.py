@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from confbridge.contracts import PeerStats
+from confbridge_kernel.contracts import PeerStats
 
 if TYPE_CHECKING:
     from sfu.forwarding import Source

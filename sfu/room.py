@@ -14,7 +14,7 @@ import httpx
 from aiortc import RTCPeerConnection
 from aiortc.rtcdatachannel import RTCDataChannel
 
-from confbridge.contracts import FloorCommand, FloorState, PeerRole
+from confbridge_kernel.contracts import FloorCommand, FloorState, PeerRole
 from sfu.cascade import RelayState, Upstream, assign_tracks
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source

@@ -22,7 +22,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from confbridge.contracts import (
+from confbridge_kernel.contracts import (
     CascadeRequest,
     EventType,
     FloorCommand,

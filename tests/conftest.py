@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from confbridge import migrate
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.contracts import NodeHeartbeat
 from confbridge.db import Database, utcnow
 from confbridge.main import create_app
 from confbridge.models import metadata
@@ -24,6 +23,7 @@ from confbridge.nodes import service as node_service
 from confbridge.settings import Settings, normalise_database_url
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge_kernel.contracts import NodeHeartbeat
 
 TEST_DB_ENV = "CONFBRIDGE_TEST_DATABASE_URL"
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"

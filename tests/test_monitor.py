@@ -11,11 +11,11 @@ from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.alerts.service import AlertKind
 from confbridge.bridge import service as bridge_service
-from confbridge.contracts import EventType, NodeHeartbeat, NodeLoad, PeerStats, SfuEvent
 from confbridge.db import Database, utcnow
 from confbridge.monitor import Monitor
 from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings
+from confbridge_kernel.contracts import EventType, NodeHeartbeat, NodeLoad, PeerStats, SfuEvent
 
 
 def open_alerts(session: Session, kind: AlertKind) -> list[Alert]:

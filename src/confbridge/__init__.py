@@ -1,3 +1,5 @@
 """ConfBridge: the video-conference bridge for city and provincial governments."""
 
-__version__ = "0.1.0"
+from confbridge_kernel import __version__
+
+__all__ = ["__version__"]

@@ -98,10 +98,10 @@ def serve(
 
     from confbridge.bootstrap import check_admin_password, prepare
     from confbridge.local_workers import LocalWorkers
-    from confbridge.logs import log_config, resolve_log_format
     from confbridge.main import create_app
     from confbridge.private_files import make_process_private
     from confbridge.settings import check_listen_address, config_source
+    from confbridge_kernel.logs import log_config, resolve_log_format
 
     settings = _settings()
     listen_host, listen_port = host or settings.host, port or settings.port
@@ -288,7 +288,7 @@ def terminal(
     from confbridge.agent.client import Revoked
     from confbridge.agent.media import MediaSources
     from confbridge.agent.run import AgentSetupError, run_agent
-    from confbridge.logs import NOISY_MEDIA_LOGGERS, log_config
+    from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
 
     if log_format not in ("text", "json"):
         fail(f"--log-format: unknown value {log_format!r} (text or json)", code=2)

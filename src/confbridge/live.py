@@ -22,7 +22,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
-from confbridge.contracts import FloorState, SfuEvent
+from confbridge_kernel.contracts import FloorState, SfuEvent
 
 log = logging.getLogger(__name__)
 

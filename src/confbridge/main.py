@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from confbridge import __version__
 from confbridge.alerts.delivery import AlertDelivery
 from confbridge.alerts.router import router as alerts_router
 from confbridge.attendance.router import router as attendance_router
@@ -24,7 +23,6 @@ from confbridge.headers import SecurityHeaders
 from confbridge.health import Readiness, readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
-from confbridge.logs import RequestId
 from confbridge.meetings.router import router as meetings_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
@@ -38,6 +36,8 @@ from confbridge.strict_json import StrictJsonBody
 from confbridge.terminals.pages import router as kiosk_router
 from confbridge.terminals.router import router as terminals_router
 from confbridge.web.app import install as install_web
+from confbridge_kernel import __version__
+from confbridge_kernel.logs import RequestId
 
 API_PREFIX = "/api/v1"
 # Swagger UI's default validator badge calls validator.swagger.io: nothing leaves a closed network.

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType
 from confbridge.db import Database, utcnow
 from confbridge.meetings.models import (
     Booking,
@@ -30,8 +29,9 @@ from confbridge.nodes import flows as node_flows
 from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings, TerminalSettings
 from confbridge.sites.models import Site
-from confbridge.tasks import OwnedTask
 from confbridge.terminals import service as terminal_service
+from confbridge_kernel.contracts import EventType
+from confbridge_kernel.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 

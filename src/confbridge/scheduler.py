@@ -11,7 +11,7 @@ from confbridge.attendance import service as attendance_service
 from confbridge.db import Database, utcnow
 from confbridge.meetings import flows as meeting_flows
 from confbridge.settings import Settings
-from confbridge.tasks import OwnedTask
+from confbridge_kernel.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 EXTEND_INTERVAL_S = 3600.0

@@ -29,7 +29,8 @@ from pydantic_settings import (
 )
 
 from confbridge.packaged import packaged_path
-from confbridge.redact import (
+from confbridge_kernel.ports import check_port_range
+from confbridge_kernel.redact import (
     PUBLIC_PLACEHOLDERS,
     TURN_SECRET_MIN_CHARS,
     TURN_SECRET_TOO_SHORT,
@@ -39,7 +40,6 @@ from confbridge.redact import (
     is_loopback,
     weakness,
 )
-from sfu.config import check_port_range
 
 # Long enough for HMAC-SHA256 (PyJWT warns below 32 bytes); public, so refused in production
 # and whenever the service listens beyond loopback.

@@ -7,8 +7,8 @@ from datetime import timedelta
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from confbridge.agent.session import MeetingSession
-from confbridge.contracts import JoinInfo, PeerRole
 from confbridge.db import utcnow
+from confbridge_kernel.contracts import JoinInfo, PeerRole
 from tests.sfu.peers import until
 
 

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from confbridge.contracts import EventType, PeerStats, SfuEvent, room_name
 from confbridge.db import Database
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent, room_name
 from tests.conftest import enrol_node, let_node_hold, make_settings
 
 Headers = dict[str, str]

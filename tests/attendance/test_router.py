@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from confbridge.attendance.models import Attendance, AttendancePending, AttendanceRun
 from confbridge.auth.models import AuditEntry, Role
-from confbridge.contracts import EventType
 from confbridge.db import Database
 from confbridge.sites.models import Site
+from confbridge_kernel.contracts import EventType
 from tests.attendance.conftest import TZ, event, local, media
 
 Headers = dict[str, str]

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from confbridge.attendance.models import AttendanceRun
-from confbridge.contracts import EventType
 from confbridge.db import Database, utcnow
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge_kernel.contracts import EventType
 from tests.attendance.conftest import TZ, event
 
 

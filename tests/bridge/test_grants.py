@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from confbridge.bridge import grants
 from confbridge.bridge.service import GRANT_OVERRUN_MARGIN, grant_expiry
-from confbridge.contracts import GrantClaims, PeerRole
+from confbridge_kernel.contracts import GrantClaims, PeerRole
 
 NOW = datetime(2030, 3, 4, 0, 15, tzinfo=UTC)
 

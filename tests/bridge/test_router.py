@@ -27,7 +27,15 @@ from confbridge.auth.models import AuditEntry, Role
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import (
+from confbridge.db import Database, utcnow
+from confbridge.errors import Conflict
+from confbridge.meetings.models import Occurrence
+from confbridge.nodes import service as node_service
+from confbridge.nodes.models import SfuNode
+from confbridge.settings import Settings
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
+from confbridge_kernel.contracts import (
     EventType,
     FloorCommand,
     FloorState,
@@ -37,14 +45,6 @@ from confbridge.contracts import (
     SfuEvent,
     room_name,
 )
-from confbridge.db import Database, utcnow
-from confbridge.errors import Conflict
-from confbridge.meetings.models import Occurrence
-from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode
-from confbridge.settings import Settings
-from confbridge.sites import service as site_service
-from confbridge.sites.models import Site
 from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold, make_settings
 
 Headers = dict[str, str]

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
-from confbridge.contracts import EventType, PeerStats, SfuEvent
 from confbridge.db import Database, utcnow
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.alerts.test_service import node_down
 from tests.nodes.conftest import make_occurrences
 from tests.test_monitor import heartbeat

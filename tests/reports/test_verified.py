@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from confbridge.contracts import EventType
 from confbridge.sites.models import Site, Unit
+from confbridge_kernel.contracts import EventType
 from tests.attendance.conftest import event, local, media, meeting, post_events, settings
 
 __all__ = ["meeting", "post_events", "settings"]  # fixtures shared with the attendance tests

@@ -38,11 +38,11 @@ from fastapi.testclient import TestClient
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.contracts import EventType, PeerStats, SfuEvent, room_name
 from confbridge.db import Database
 from confbridge.sites import service as site_service
 from confbridge.sites.divisions import import_province
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent, room_name
 from tests.conftest import enrol_node, let_node_hold
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType, SfuEvent, room_name
 from confbridge.db import Database
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge_kernel.contracts import EventType, SfuEvent, room_name
 from sfu.events import SPOOL_FILENAME, EventReporter, SpoolInUse
 from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold
 from tests.nodes.conftest import make_occurrences

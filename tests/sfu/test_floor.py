@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from confbridge.contracts import FloorAction, FloorCommand
+from confbridge_kernel.contracts import FloorAction, FloorCommand
 from sfu.floor import Floor, FloorError
 
 CHAIR, WARD_A, WARD_B = 1, 2, 3

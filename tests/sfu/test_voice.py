@@ -12,7 +12,8 @@ import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from confbridge.contracts import (
+from confbridge.sites.models import Site
+from confbridge_kernel.contracts import (
     FloorAction,
     FloorCommand,
     GrantClaims,
@@ -20,7 +21,6 @@ from confbridge.contracts import (
     floor_path,
     room_name,
 )
-from confbridge.sites.models import Site
 from sfu.codecs import RtpCodec
 from sfu.forwarding import Source
 from sfu.room import Peer, Room

@@ -21,7 +21,8 @@ from confbridge.meetings import service as meeting_service
 from confbridge.settings import ConfigError, load_settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from sfu.config import WorkerSettings, turn_ice_server, turn_rest_credential
+from confbridge_kernel.turn import turn_ice_server, turn_rest_credential
+from sfu.config import WorkerSettings
 from sfu.http import ice_server_links
 from tests.conftest import make_settings, register_node
 

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from confbridge import __version__
 from confbridge.agent.backoff import Backoff, retry_after_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
 from confbridge.agent.media import MediaSources
 from confbridge.agent.session import MeetingSession, SessionError
-from confbridge.contracts import JoinInfo
 from confbridge.db import utcnow
+from confbridge_kernel import __version__
+from confbridge_kernel.contracts import JoinInfo
 
 log = logging.getLogger("confbridge.agent")
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from confbridge.contracts import JoinInfo
+from confbridge_kernel.contracts import JoinInfo
 
 REQUEST_TIMEOUT_S = 10.0
 

@@ -20,7 +20,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from confbridge.contracts import JoinInfo
+from confbridge_kernel.contracts import JoinInfo
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import httpx
 from confbridge.alerts import service as alert_service
 from confbridge.db import Database, utcnow
 from confbridge.settings import AlertSettings
-from confbridge.tasks import OwnedTask
+from confbridge_kernel.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 

@@ -47,12 +47,12 @@ from confbridge.attendance.models import (
     AttendanceStatus,
 )
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType
 from confbridge.errors import Conflict, Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.settings import AttendanceRule
 from confbridge.sites.models import Site, Unit
+from confbridge_kernel.contracts import EventType
 
 # Occurrence ids per IN (...) list: well under the oldest SQLite limit of 999 parameters.
 ID_CHUNK = 500

@@ -18,7 +18,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from confbridge.contracts import (
+from confbridge.errors import DomainError
+from confbridge_kernel.contracts import (
     ADMIN_TOKEN_TTL_S,
     GRANT_ALGORITHM,
     GRANT_AUDIENCE,
@@ -26,7 +27,6 @@ from confbridge.contracts import (
     AdminClaims,
     GrantClaims,
 )
-from confbridge.errors import DomainError
 
 log = logging.getLogger(__name__)
 

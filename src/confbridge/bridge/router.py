@@ -13,15 +13,6 @@ from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
-from confbridge.contracts import (
-    EVENTS_PATH,
-    GRANT_KEY_PATH,
-    EventAck,
-    EventBatch,
-    EventType,
-    FloorState,
-    JoinInfo,
-)
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
@@ -30,6 +21,15 @@ from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNodeEnrolment
 from confbridge.pagination import IdPath, Limit, Offset, Page
 from confbridge.terminals import service as terminal_service
+from confbridge_kernel.contracts import (
+    EVENTS_PATH,
+    GRANT_KEY_PATH,
+    EventAck,
+    EventBatch,
+    EventType,
+    FloorState,
+    JoinInfo,
+)
 
 router = APIRouter(tags=["bridge"])
 node_bearer = HTTPBearer(

@@ -1,4 +1,4 @@
-"""Bridge API shapes that are not part of the worker contract (`confbridge.contracts`)."""
+"""Bridge API shapes that are not part of the worker contract (`confbridge_kernel.contracts`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from confbridge.contracts import EventType, FloorAction, FloorState, PeerStats
 from confbridge.pagination import Id
+from confbridge_kernel.contracts import EventType, FloorAction, FloorState, PeerStats
 
 
 class FloorRequest(BaseModel):

@@ -9,8 +9,8 @@ import httpx
 from pydantic import ValidationError
 
 from confbridge.bridge.grants import GrantSigner, admin_headers
-from confbridge.contracts import FloorCommand, FloorState, floor_path
 from confbridge.errors import Conflict, DomainError
+from confbridge_kernel.contracts import FloorCommand, FloorState, floor_path
 
 log = logging.getLogger(__name__)
 

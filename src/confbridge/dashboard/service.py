@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
@@ -20,6 +19,7 @@ from confbridge.settings import Settings
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.schemas import TerminalStatus
+from confbridge_kernel.contracts import EventType
 
 LINK_WINDOW = timedelta(seconds=60)
 """A site's link is judged on the stats reported in the last minute."""

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType, NodeHeartbeat, SfuEvent
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
+from confbridge_kernel.contracts import EventType, NodeHeartbeat, SfuEvent
 
 log = logging.getLogger(__name__)
 

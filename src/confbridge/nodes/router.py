@@ -7,7 +7,6 @@ from fastapi import APIRouter, Response
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import AdminUser, ITUser
 from confbridge.bridge.router import NodeDep
-from confbridge.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck
 from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.nodes import flows as node_flows
@@ -15,6 +14,7 @@ from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
 from confbridge.nodes.schemas import NodeEnrol, NodeEnrolled, NodeEnrolmentRead, NodeRead
 from confbridge.terminals import service as terminal_service
+from confbridge_kernel.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck
 
 router = APIRouter(tags=["nodes"])
 API_PREFIX = "/api/v1"

@@ -22,16 +22,16 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.bridge.grants import GrantSigner, admin_headers
-from confbridge.contracts import (
+from confbridge.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
+from confbridge.settings import SfuSettings
+from confbridge_kernel.contracts import (
     NODE_KEY_PREFIX,
     CascadeRequest,
     NodeHeartbeat,
     cascade_path,
     hold_path,
 )
-from confbridge.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
-from confbridge.settings import SfuSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from confbridge import __version__
 from confbridge.headers import page_policy
 from confbridge.nodes import service as node_service
+from confbridge_kernel import __version__
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -13,7 +13,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from confbridge.auth import service as auth_service
-from confbridge.contracts import GrantRevocation as GrantRevocationMessage
 from confbridge.errors import Conflict, Invalid, NotFound, Unauthorized
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking
@@ -21,6 +20,7 @@ from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Terminal
 from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
 from confbridge.terminals.schemas import HeartbeatIn, TerminalStatus
+from confbridge_kernel.contracts import GrantRevocation as GrantRevocationMessage
 
 # Upper-case letters and digits without the ones people confuse (0/O, 1/I/L): 31 symbols,
 # 8 of them about 39.6 bits.

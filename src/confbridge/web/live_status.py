@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.contracts import EventType
+from confbridge_kernel.contracts import EventType
 
 # Leaving on purpose (the terminal ended its session, the meeting ended) is not a drop.
 DELIBERATE_LEAVE_REASONS = frozenset({"deleted", "meeting_ended"})

@@ -24,7 +24,6 @@ from confbridge.auth.service import AccountDisabled, Principal
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
-from confbridge.contracts import FloorAction, GrantClaims, PeerRole, room_name
 from confbridge.db import Database, utcnow
 from confbridge.errors import (
     Conflict,
@@ -61,6 +60,7 @@ from confbridge.web.security import (
     issue_session,
     session_user,
 )
+from confbridge_kernel.contracts import FloorAction, GrantClaims, PeerRole, room_name
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from confbridge.logs import (
+from confbridge_kernel.logs import (
     NOISY_MEDIA_LOGGERS,
     REQUEST_ID_HEADER,
     JsonFormatter,

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from confbridge.contracts import EVENTS_PATH, NODE_HEARTBEAT_PATH
-from confbridge.redact import redact_query
+from confbridge_kernel.contracts import EVENTS_PATH, NODE_HEARTBEAT_PATH
+from confbridge_kernel.redact import redact_query
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is kept when it looks like one (a proxy's, a load balancer's), else replaced.
@@ -141,18 +141,18 @@ def log_config(
     """A `logging.config.dictConfig` for the process, uvicorn's own loggers included;
     the `quiet` loggers log warnings and errors only."""
     formatter = (
-        "confbridge.logs.JsonFormatter"
+        "confbridge_kernel.logs.JsonFormatter"
         if resolve_log_format(log_format) == "json"
-        else ("confbridge.logs.TextFormatter")
+        else ("confbridge_kernel.logs.TextFormatter")
     )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": {"()": formatter}},
         "filters": {
-            "access": {"()": "confbridge.logs.AccessLogFilter"},
-            "chatter": {"()": "confbridge.logs.ChatterFilter"},
-            "redact": {"()": "confbridge.logs.RedactFilter"},
+            "access": {"()": "confbridge_kernel.logs.AccessLogFilter"},
+            "chatter": {"()": "confbridge_kernel.logs.ChatterFilter"},
+            "redact": {"()": "confbridge_kernel.logs.RedactFilter"},
         },
         "handlers": {
             "default": {

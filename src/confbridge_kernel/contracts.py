@@ -1,6 +1,9 @@
-"""Messages shared by the control plane and the SFU workers.
+"""Messages between the control plane and the SFU workers: join grants' claims, floor
+commands, events, heartbeats, cascade requests.
 
-The SFU (`sfu/`) imports nothing else from `confbridge`: these schemas are the whole contract.
+These schemas are the whole contract between the planes; besides them the SFU imports only the
+rest of this kernel (logging, tasks, redaction, TURN credentials), never `confbridge` (the
+import contracts in `pyproject.toml` check it).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from confbridge.tasks import OwnedTask
+from confbridge_kernel.tasks import OwnedTask
 
 
 async def test_tasks_close_cancels_and_waits() -> None:
