@@ -70,13 +70,13 @@ class Stack:
             occurrence = meeting_service.get_occurrence(
                 session=session, occurrence_id=self.occurrence_id
             )
-            claims = bridge_service.relay_grant(
+            return bridge_service.relay_grant(
                 occurrence=occurrence,
                 node_id="test",
                 chair_site=bridge_service.chair_site_id(session=session, occurrence=occurrence),
+                signer=grants.signer_for(self.settings.grant_key_path),
                 now=utcnow(),
             )
-        return grants.signer_for(self.settings.grant_key_path).sign(claims)
 
     async def join(self, site: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.control) as http:

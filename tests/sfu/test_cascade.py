@@ -395,13 +395,13 @@ def _relay_token(database: Database, tmp_path: Path, stack: Stack, node_id: str)
     with database.session() as session:
         occurrence = session.get(Occurrence, stack.occurrence_id)
         assert occurrence is not None
-        claims = bridge_service.relay_grant(
+        return bridge_service.relay_grant(
             occurrence=occurrence,
             node_id=node_id,
             chair_site=occurrence.series.chair_site_id,
+            signer=grants.signer_for(settings.grant_key_path),
             now=utcnow(),
         )
-    return grants.signer_for(settings.grant_key_path).sign(claims)
 
 
 async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(

@@ -21,7 +21,7 @@ from confbridge.db import Database, utcnow
 from confbridge.live import InProcessBus
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
-from confbridge.web import pages
+from confbridge.web import occurrence_pages
 from confbridge.web.live_status import LiveStatus
 from tests.conftest import ServerThread, enrol_node, let_node_hold, make_settings
 from tests.web.conftest import PASSWORD, create_user, csrf_of
@@ -244,7 +244,7 @@ def test_live_stream_ends_after_a_while_for_the_browser_to_reconnect(
     occurrence_id: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pages, "SSE_STREAM_MAX_S", 0.5)
+    monkeypatch.setattr(occurrence_pages, "SSE_STREAM_MAX_S", 0.5)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         sign_in_http(client, database)
         started = time.monotonic()

@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -97,25 +98,64 @@ def region_of(site: Site) -> str | None:
     return None
 
 
-def relay_grant(
-    *, occurrence: Occurrence, node_id: str, chair_site: int, now: datetime
-) -> GrantClaims:
-    """A node's grant to pull the room's programme from the node above it (the cascade);
-    it lasts as long as the meeting may, so the relay can reconnect on its own."""
-    expires_at = (occurrence.end_at + GRANT_OVERRUN_MARGIN).replace(microsecond=0)
-    return GrantClaims(
+@dataclass(frozen=True)
+class IssuedGrant:
+    """A join grant as issued: its claims, and the signed token that carries them."""
+
+    claims: GrantClaims
+    token: str
+
+
+def issue_grant(
+    *,
+    signer: GrantSigner,
+    occurrence: Occurrence,
+    site_id: int,
+    site_name: str,
+    role: PeerRole,
+    chair_site: int,
+    now: datetime,
+    expires_at: datetime,
+    terminal_id: int | None = None,
+    credential_id: str | None = None,
+) -> IssuedGrant:
+    """Build and sign a grant to the occurrence's room for one holder (a site's terminal, a
+    relaying node, the chair console); every grant the control plane hands out comes from here."""
+    claims = GrantClaims(
         jti=uuid.uuid4().hex,
         room=room_name(occurrence.id),
         occurrence_id=occurrence.id,
-        site_id=RELAY_SITE_ID,
-        site_name=f"node {node_id}",
-        role=PeerRole.relay,
+        site_id=site_id,
+        site_name=site_name,
+        role=role,
         chair_site_id=chair_site,
         starts_at=occurrence.start_at,
         ends_at=occurrence.end_at,
         iat=int(now.timestamp()),
         exp=int(expires_at.timestamp()),
+        terminal_id=terminal_id,
+        credential_id=credential_id,
     )
+    return IssuedGrant(claims=claims, token=signer.sign(claims))
+
+
+def relay_grant(
+    *, occurrence: Occurrence, node_id: str, chair_site: int, signer: GrantSigner, now: datetime
+) -> str:
+    """A node's signed grant to pull the room's programme from the node above it (the
+    cascade); it lasts as long as the meeting may, so the relay can reconnect on its own."""
+    expires_at = (occurrence.end_at + GRANT_OVERRUN_MARGIN).replace(microsecond=0)
+    grant = issue_grant(
+        signer=signer,
+        occurrence=occurrence,
+        site_id=RELAY_SITE_ID,
+        site_name=f"node {node_id}",
+        role=PeerRole.relay,
+        chair_site=chair_site,
+        now=now,
+        expires_at=expires_at,
+    )
+    return grant.token
 
 
 def join_window(*, occurrence: Occurrence, join_early_min: int) -> tuple[datetime, datetime]:
@@ -205,7 +245,9 @@ def place_sessions(
     )
 
     def extend(node: SfuNode, kind: node_service.EdgeKind, upstream: SfuNode) -> bool:
-        grant = relay_grant(occurrence=occurrence, node_id=node.id, chair_site=chair_site, now=now)
+        token = relay_grant(
+            occurrence=occurrence, node_id=node.id, chair_site=chair_site, signer=signer, now=now
+        )
         if kind is node_service.EdgeKind.pipe:
             return node_service.extend_room(
                 node,
@@ -214,12 +256,12 @@ def place_sessions(
                 occurrence_id=occurrence.id,
                 chair_site_id=chair_site,
                 ends_at=occurrence.end_at,
-                token=signer.sign(grant),  # shown to the origin when asking for the pipe
+                token=token,  # shown to the origin when asking for the pipe
                 signer=signer,
             )
         request = CascadeRequest(
             upstream_whep_url=f"{upstream.public_url}/whep/{room}",
-            token=signer.sign(grant),
+            token=token,
             occurrence_id=occurrence.id,
             chair_site_id=chair_site,
             ends_at=occurrence.end_at,
@@ -266,21 +308,19 @@ def join(
         end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s
     ).replace(microsecond=0)
     room = room_name(occurrence.id)
-    claims = GrantClaims(
-        jti=uuid.uuid4().hex,
-        room=room,
-        occurrence_id=occurrence.id,
+    grant = issue_grant(
+        signer=signer,
+        occurrence=occurrence,
         site_id=site.id,
         site_name=site.name,
         role=role,
-        chair_site_id=chair_site_id(session=session, occurrence=occurrence),
-        starts_at=occurrence.start_at,
-        ends_at=occurrence.end_at,
-        iat=int(now.timestamp()),
-        exp=int(expires_at.timestamp()),
+        chair_site=chair_site_id(session=session, occurrence=occurrence),
+        now=now,
+        expires_at=expires_at,
         terminal_id=terminal_id,
         credential_id=credential_id,
     )
+    claims = grant.claims
     if failed_node_id is not None:
         node_service.check_reported_failure(
             session=session, occurrence_id=occurrence.id, node_id=failed_node_id, now=now
@@ -304,7 +344,7 @@ def join(
     return JoinInfo(
         whip_url=f"{server.public_url}/whip/{room}",
         whep_url=f"{viewing.public_url}/whep/{room}",
-        token=signer.sign(claims),
+        token=grant.token,
         ice_servers=ice_servers(settings, site_id=site.id, now=now, expires_at=expires_at),
         expires_at=expires_at,
         role=role,

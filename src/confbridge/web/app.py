@@ -8,11 +8,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from confbridge.web import STATIC_DIR
+from confbridge.web import (
+    STATIC_DIR,
+    booking_pages,
+    calendar_pages,
+    console_pages,
+    occurrence_pages,
+    signin_pages,
+)
 from confbridge.web.context import language_of, render
 from confbridge.web.dashboard_pages import router as dashboard_router
 from confbridge.web.i18n import translations
-from confbridge.web.pages import router
 from confbridge.web.report_pages import router as report_router
 from confbridge.web.security import (
     PASSWORD_PAGE,
@@ -31,7 +37,8 @@ def _error_page(request: Request, status_code: int, message: str) -> Response:
 
 def install(app: FastAPI) -> None:
     """Serve the pages at the site's root and the browser's files under /static."""
-    app.include_router(router)
+    for pages in (signin_pages, calendar_pages, booking_pages, occurrence_pages, console_pages):
+        app.include_router(pages.router)
     app.include_router(report_router)
     app.include_router(dashboard_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,134 @@
+"""`confbridge terminal`: the ward-hall terminal agent (pairs once, then joins its site's
+meetings by itself)."""
+
+from __future__ import annotations
+
+import logging.config
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from confbridge.cli.common import fail
+
+# The exit status when the control plane refuses the terminal token (revoked).
+TERMINAL_REVOKED_EXIT = 3
+
+ServerOption = Annotated[
+    str,
+    typer.Option(
+        help="the control plane, e.g. https://hop.example.vn",
+        envvar="CONFBRIDGE_TERMINAL_SERVER",
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(help="the terminal token (cbt_...)", envvar="CONFBRIDGE_TERMINAL_TOKEN"),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="where the token is kept (written after --pair)",
+        envvar="CONFBRIDGE_TERMINAL_TOKEN_FILE",
+    ),
+]
+PairOption = Annotated[
+    str | None,
+    typer.Option("--pair", help="a pairing code from IT staff, used once to get the token"),
+]
+CameraOption = Annotated[
+    str | None, typer.Option(help="a V4L2 camera, e.g. /dev/video0 (else a test pattern)")
+]
+MicrophoneOption = Annotated[
+    str | None, typer.Option(help="an ALSA capture device, e.g. hw:1 (else a tone)")
+]
+VideoFileOption = Annotated[
+    str | None, typer.Option(help="publish this file (looped) instead of a camera")
+]
+VideoSizeOption = Annotated[str, typer.Option(help="camera capture size")]
+RelayOnlyOption = Annotated[
+    bool, typer.Option(help="use TURN relay candidates only (strict firewalls)")
+]
+HostAddressOption = Annotated[
+    list[str] | None,
+    typer.Option(help="gather ICE candidates on this local address (repeatable)"),
+]
+JoinEarlyOption = Annotated[
+    float, typer.Option(help="join this many seconds before the start", min=0)
+]
+AgendaIntervalOption = Annotated[float, typer.Option(help="read the agenda this often", min=1)]
+HeartbeatIntervalOption = Annotated[
+    float | None, typer.Option(help="default: what the control plane says (30 s)", min=1)
+]
+BackoffMaxOption = Annotated[
+    float, typer.Option(help="longest wait between two rejoin attempts", min=0.1)
+]
+LogFormatOption = Annotated[str, typer.Option(help="text or json")]
+
+
+def terminal(
+    server: ServerOption,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+    pair: PairOption = None,
+    camera: CameraOption = None,
+    microphone: MicrophoneOption = None,
+    video_file: VideoFileOption = None,
+    video_size: VideoSizeOption = "640x480",
+    relay_only: RelayOnlyOption = False,
+    host_address: HostAddressOption = None,
+    join_early_s: JoinEarlyOption = 0.0,
+    agenda_interval_s: AgendaIntervalOption = 30.0,
+    heartbeat_interval_s: HeartbeatIntervalOption = None,
+    backoff_max_s: BackoffMaxOption = 8.0,
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Run a ward-hall terminal: pair once, then join every meeting of its site by itself."""
+    import asyncio
+
+    from confbridge.agent.agent import AgentOptions
+    from confbridge.agent.client import Revoked
+    from confbridge.agent.media import MediaSources
+    from confbridge.agent.run import AgentSetupError, run_agent
+    from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
+
+    if log_format not in ("text", "json"):
+        fail(f"--log-format: unknown value {log_format!r} (text or json)", code=2)
+    if not server.startswith(("http://", "https://")):
+        fail(f"--server must start with http:// or https://, got {server!r}", code=2)
+    stored = token_file is not None and token_file.is_file() and token_file.stat().st_size > 0
+    if not (token or stored or pair):
+        fail("no terminal token: give --token, a --token-file holding one, or --pair CODE")
+    # one line per agent event: the libraries' per-request and per-check lines stay out
+    logging.config.dictConfig(
+        log_config(log_format, "INFO", quiet=NOISY_MEDIA_LOGGERS)  # type: ignore[arg-type]
+    )
+    options = AgentOptions(
+        server=server,
+        heartbeat_interval_s=heartbeat_interval_s,
+        agenda_interval_s=agenda_interval_s,
+        join_early_s=join_early_s,
+        relay_only=relay_only,
+        backoff_max_s=backoff_max_s,
+    )
+    media = MediaSources(
+        camera=camera, microphone=microphone, video_file=video_file, video_size=video_size
+    )
+    try:
+        asyncio.run(
+            run_agent(
+                options,
+                media,
+                token=token,
+                token_file=token_file,
+                code=pair,
+                host_addresses=host_address or [],
+            )
+        )
+    except AgentSetupError as exc:
+        fail(str(exc))
+    except Revoked as exc:
+        # a distinct status: the systemd unit does not restart a revoked terminal
+        fail(f"the terminal token was refused: {exc.detail}", code=TERMINAL_REVOKED_EXIT)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass  # stopped (Ctrl-C, or SIGTERM from systemd) after leaving the meeting

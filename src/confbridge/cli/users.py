@@ -1,0 +1,136 @@
+"""`confbridge users`: user accounts (create, disable, enable, set a role, reset a password)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from confbridge.cli.common import clean_errors, fail, migrated_session
+
+app = typer.Typer(help="User accounts.", no_args_is_help=True)
+
+
+@app.command("create")
+@clean_errors
+def users_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, secretariat, it or viewer")],
+    full_name: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create a user; the password comes from CONFBRIDGE_NEW_PASSWORD or a prompt."""
+    from confbridge.auth import service as auth_service
+    from confbridge.auth.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r} (admin, secretariat, it, viewer)")
+        return
+    password = os.environ.get("CONFBRIDGE_NEW_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            fail("no password: set CONFBRIDGE_NEW_PASSWORD or run in a terminal")
+        password = getpass.getpass("password: ")
+    with migrated_session() as session:
+        user = auth_service.create(
+            session=session,
+            username=username,
+            password=password,
+            role=role_value,
+            full_name=full_name,
+        )
+        auth_service.record(
+            session=session,
+            actor="cli",
+            action="user_created",
+            entity="user",
+            entity_id=user.id,
+            detail={"username": user.username, "role": user.role},
+        )
+        session.commit()
+        typer.echo(f"user {username!r} created with role {role_value.value}")
+
+
+def _change_user(username: str, change: Callable[[Any, Any], str]) -> None:
+    """Run `change(session, user)` on a user found by name, commit, and print its line."""
+    from confbridge.auth import service as auth_service
+
+    with migrated_session() as session:
+        user = auth_service.get_by_username(session=session, username=username)
+        if user is None:
+            fail(f"no user named {username!r}")
+            return
+        line = change(session, user)
+        session.commit()
+        typer.echo(line)
+
+
+@app.command("disable")
+@clean_errors
+def users_disable(username: str) -> None:
+    """Disable a user: its sessions end at once (users are never deleted)."""
+    from confbridge.auth import service as auth_service
+
+    def change(session: Any, user: Any) -> str:
+        auth_service.update(session=session, user=user, actor="cli", active=False)
+        return f"user {username!r} disabled; its sessions have ended"
+
+    _change_user(username, change)
+
+
+@app.command("enable")
+@clean_errors
+def users_enable(username: str) -> None:
+    """Enable a disabled user again."""
+    from confbridge.auth import service as auth_service
+
+    def change(session: Any, user: Any) -> str:
+        auth_service.update(session=session, user=user, actor="cli", active=True)
+        return f"user {username!r} enabled"
+
+    _change_user(username, change)
+
+
+@app.command("set-role")
+@clean_errors
+def users_set_role(username: str, role: str) -> None:
+    """Give a user another role (admin, secretariat, it or viewer)."""
+    from confbridge.auth import service as auth_service
+    from confbridge.auth.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"unknown role {role!r} (admin, secretariat, it, viewer)")
+        return
+
+    def change(session: Any, user: Any) -> str:
+        auth_service.update(session=session, user=user, actor="cli", role=role_value)
+        return f"user {username!r} now has role {role_value.value}"
+
+    _change_user(username, change)
+
+
+@app.command("reset-password")
+@clean_errors
+def users_reset_password(username: str) -> None:
+    """Set a one-time password (printed once), or CONFBRIDGE_NEW_PASSWORD; the user must
+    change it at the next sign-in, and its sessions end."""
+    from confbridge.auth import service as auth_service
+
+    given = os.environ.get("CONFBRIDGE_NEW_PASSWORD") or None
+
+    def change(session: Any, user: Any) -> str:
+        generated = auth_service.reset_password(
+            session=session, user=user, actor="cli", password=given
+        )
+        if generated:
+            return f"user {username!r}: one-time password (shown once): {generated}"
+        return f"user {username!r}: password set from CONFBRIDGE_NEW_PASSWORD"
+
+    _change_user(username, change)

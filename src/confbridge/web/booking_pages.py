@@ -1,0 +1,303 @@
+"""Booking: the series form (create, edit, end), its live clash check, and the meetings
+the planner could not book."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from starlette.datastructures import FormData
+
+from confbridge.auth import service as auth_service
+from confbridge.db import utcnow
+from confbridge.errors import Conflict, DomainError, Invalid
+from confbridge.meetings import flows as meeting_flows
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import OccurrenceStatus, Series, UnplannedStatus
+from confbridge.meetings.recurrence import holiday_name, zone
+from confbridge.meetings.schemas import SeriesCreate
+from confbridge.web import labels, queries
+from confbridge.web.context import CheckedForm, EditorPage, Page
+from confbridge.web.forms import BookingForm, OccurrenceForm, parse_date
+from confbridge.web.shared import conflict_lines, not_found, parse_id, redirect
+
+router = APIRouter(include_in_schema=False)
+PREVIEW_OCCURRENCES = 8
+PREVIEW_HOLIDAYS = 12
+
+
+def _unplanned_rows(page: Page, series: Series | None) -> list[dict[str, Any]]:
+    """The series' meetings the planner could not book, as the series page lists them."""
+    if series is None:
+        return []
+    rows = []
+    local_tz = zone(series.tz)
+    for item in meeting_service.list_unplanned(session=page.session, series_id=series.id):
+        day = meeting_service.local_date(item, series)
+        titles = sorted({str(c.get("series_title", "")) for c in item.conflicts or []} - {""})
+        sites = sorted({str(c.get("site_name", "")) for c in item.conflicts or []} - {""})
+        rows.append(
+            {
+                "date_iso": day.isoformat(),
+                "when": page.fmt.long_datetime(item.recurrence_at),
+                "time": item.recurrence_at.astimezone(local_tz).strftime("%H:%M"),
+                "clashes": ", ".join(titles[:5]),
+                "sites": ", ".join(sites[:5]) + (" …" if len(sites) > 5 else ""),
+                "pending": item.status == UnplannedStatus.pending.value,
+                "resolved_by": (item.resolved_by or "").removeprefix("user:"),
+            }
+        )
+    return rows
+
+
+def _booking_context(page: Page, form: BookingForm, **values: Any) -> dict[str, Any]:
+    tree = queries.unit_tree(page.session)
+    flat = queries.flatten(tree)
+    return {
+        "unplanned": _unplanned_rows(page, values.get("series")),
+        "unplanned_message": None,
+        "form": form,
+        "tree": tree,
+        "chair_groups": [(n, n.sites) for n in flat if n.sites],
+        "kinds": labels.KINDS,
+        "modes": labels.MODES,
+        "unit_kinds": labels.UNIT_KINDS,
+        "preview": None,
+        "conflicts": [],
+        "conflict_count": 0,
+        "message": None,
+        **values,
+    }
+
+
+def _holidays_skipped(page: Page, data: dict[str, Any]) -> list[tuple[str, str]]:
+    if not data.get("skip_holidays"):
+        return []
+    try:
+        checked = SeriesCreate.model_validate(data).model_dump()
+        spec = meeting_service.build_spec(checked, default_tz=page.settings.meetings.default_tz)
+        until_at = meeting_service.planning_horizon(
+            spec, settings=page.settings.meetings, now=utcnow()
+        )
+        found = []
+        for local_start in spec.rule.excluded_starts(until_at=until_at):
+            name = holiday_name(local_start.date())
+            if name and local_start.astimezone(UTC) >= utcnow():
+                found.append((page.fmt.date(local_start.date()), name))
+            if len(found) >= PREVIEW_HOLIDAYS:
+                break
+        return found
+    except (DomainError, ValueError):
+        return []
+
+
+def _try_booking(
+    page: Page, data: dict[str, Any], series: Series | None, *, keep: bool
+) -> tuple[Series | None, dict[str, Any]]:
+    """Create or update the series; with `keep` False, only find out what would happen."""
+    outcome: dict[str, Any] = {"conflicts": [], "conflict_count": 0, "message": None}
+    settings = page.settings.meetings
+    try:
+        if series is None:
+            series = meeting_service.create(
+                session=page.session, series_in=data, settings=settings, now=utcnow()
+            )
+        else:
+            meeting_service.update(
+                session=page.session, series=series, series_in=data, settings=settings, now=utcnow()
+            )
+        coming = [
+            o
+            for o in sorted(series.occurrences, key=lambda o: o.start_at)
+            if o.end_at > utcnow() and o.status == OccurrenceStatus.scheduled.value
+        ]
+        outcome["preview"] = {
+            "count": len(coming),
+            "first": [page.fmt.long_datetime(o.start_at) for o in coming[:PREVIEW_OCCURRENCES]],
+            "holidays": _holidays_skipped(page, data),
+        }
+        if keep:
+            return series, outcome
+    except Conflict as exc:
+        outcome["conflicts"], outcome["conflict_count"] = conflict_lines(page, exc)
+        if not outcome["conflicts"]:
+            outcome["message"] = page._("The booking was refused: %(reason)s", reason=exc.message)
+    except DomainError as exc:
+        outcome["message"] = page._("The booking was refused: %(reason)s", reason=exc.message)
+    page.session.rollback()
+    return None, outcome
+
+
+def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> Response:
+    form = BookingForm.from_form(form_data)
+    action = str(form_data.get("action") or "check")
+    data = form.validate(page.translations.gettext)
+    template_values = {"series": series}
+    if data is None:
+        context = _booking_context(
+            page, form, message=page._("Please correct the fields marked below."), **template_values
+        )
+        return page.render("booking.html", 422, **context)
+    if series is not None:
+        data.pop("tz", None)
+    saved, outcome = _try_booking(page, data, series, keep=action == "save")
+    if saved is not None:
+        assert page.user is not None
+        # a re-plan drops unplanned meetings the new rule no longer gives: their alerts close
+        meeting_flows.sync_unplanned_alerts(
+            session=page.session, deliver=bool(page.settings.alerts.webhook_url), now=utcnow()
+        )
+        auth_service.record(
+            session=page.session,
+            actor=f"user:{page.user.username}",
+            action="series_created" if series is None else "series_updated",
+            entity="series",
+            entity_id=saved.id,
+            detail={"title": saved.title, "via": "web"},
+        )
+        page.session.commit()
+        first = min((o.start_at for o in saved.occurrences), default=utcnow())
+        local = first.astimezone(zone(page.settings.meetings.default_tz)).date()
+        return redirect(f"/calendar?view=month&day={local.isoformat()}&saved={saved.id}")
+    status = 409 if outcome["conflicts"] else 422 if outcome["message"] else 200
+    context = _booking_context(page, form, **outcome, **template_values)
+    return page.render("booking.html", status, **context)
+
+
+@router.get("/bookings/new")
+def new_booking(page: EditorPage) -> Response:
+    tz = page.settings.meetings.default_tz
+    today = utcnow().astimezone(zone(tz)).date()
+    form = BookingForm(start_date=(today + timedelta(days=1)).isoformat())
+    return page.render("booking.html", **_booking_context(page, form, series=None))
+
+
+@router.post("/bookings/new")
+def create_booking(page: EditorPage, form: CheckedForm) -> Response:
+    return _handle_booking(page, form, None)
+
+
+@router.post("/bookings/check")
+def check_booking(page: EditorPage, form: CheckedForm) -> Response:
+    """The check panel alone, for the form's script to refresh while the user types."""
+    series = None
+    series_id = parse_id(str(form.get("series_id") or ""))
+    if series_id is not None:
+        series = page.session.get(Series, series_id)
+    booking = BookingForm.from_form(form)
+    data = booking.validate(page.translations.gettext)
+    outcome: dict[str, Any] = {"preview": None, "conflicts": [], "conflict_count": 0}
+    outcome["message"] = None
+    if data is not None:
+        _, found = _try_booking(page, data, series, keep=False)
+        outcome.update(found)
+    return page.render("_check.html", form=booking, **outcome)
+
+
+def _series_or_none(page: Page, series_id: str) -> Series | None:
+    parsed = parse_id(series_id)
+    return page.session.get(Series, parsed) if parsed is not None else None
+
+
+@router.get("/series/{series_id}/edit")
+def edit_series(page: EditorPage, series_id: str) -> Response:
+    series = _series_or_none(page, series_id)
+    if series is None:
+        return not_found(page)
+    form = BookingForm.from_series(series, page.translations.gettext, language=page.language)
+    return page.render("booking.html", **_booking_context(page, form, series=series))
+
+
+@router.post("/series/{series_id}/edit")
+def update_series(page: EditorPage, series_id: str, form: CheckedForm) -> Response:
+    series = _series_or_none(page, series_id)
+    if series is None:
+        return not_found(page)
+    if series.ended_at is not None:
+        booking = BookingForm.from_series(series, page.translations.gettext, language=page.language)
+        context = _booking_context(
+            page, booking, series=series, message=page._("This series has ended.")
+        )
+        return page.render("booking.html", 409, **context)
+    return _handle_booking(page, form, series)
+
+
+@router.post("/series/{series_id}/delete")
+def delete_series(page: EditorPage, series_id: str, _form: CheckedForm) -> Response:
+    series = _series_or_none(page, series_id)
+    if series is None:
+        return not_found(page)
+    assert page.user is not None
+    removed = meeting_service.delete_series(session=page.session, series=series, now=utcnow())
+    meeting_flows.sync_unplanned_alerts(
+        session=page.session, deliver=bool(page.settings.alerts.webhook_url), now=utcnow()
+    )
+    auth_service.record(
+        session=page.session,
+        actor=f"user:{page.user.username}",
+        action="series_deleted" if removed else "series_ended",
+        entity="series",
+        entity_id=series.id,
+        detail={"via": "web"},
+    )
+    page.session.commit()
+    return redirect("/calendar")
+
+
+@router.post("/series/{series_id}/unplanned/{day}")
+def resolve_unplanned(page: EditorPage, series_id: str, day: str, form: CheckedForm) -> Response:
+    """Move a meeting the planner could not book, or accept that it is skipped."""
+    series = _series_or_none(page, series_id)
+    parsed_day = parse_date(day)
+    if series is None or parsed_day is None:
+        return not_found(page)
+    action = str(form.get("action") or "")
+    moved = OccurrenceForm.from_form(form)
+    moved.status = OccurrenceStatus.scheduled.value  # a move books it; nothing to cancel
+    message, status_code = None, 422
+    try:
+        item = meeting_service.get_unplanned(session=page.session, series=series, day=parsed_day)
+        assert page.user is not None
+        actor = f"user:{page.user.username}"
+        if action == "move":
+            checked = moved.validate(page.translations.gettext, series.tz)
+            if checked is None:
+                raise Invalid(page._("Enter a date such as 2026-01-05 and a time such as 07:30."))
+            meeting_service.move_unplanned(
+                session=page.session, series=series, item=item, start_at=checked[0]
+            )
+        elif action == "skip":
+            meeting_service.skip_unplanned(
+                session=page.session, series=series, item=item, actor=actor, now=utcnow()
+            )
+        else:
+            raise Invalid(page._("Choose to move the meeting or to accept the skip."))
+        meeting_flows.sync_unplanned_alerts(
+            session=page.session, deliver=bool(page.settings.alerts.webhook_url), now=utcnow()
+        )
+        auth_service.record(
+            session=page.session,
+            actor=actor,
+            action=f"unplanned_{'moved' if action == 'move' else 'skipped'}",
+            entity="series",
+            entity_id=series.id,
+            detail={"date": parsed_day.isoformat(), "via": "web"},
+        )
+        page.session.commit()
+        return redirect(f"/series/{series.id}/edit?resolved={action}#unplanned")
+    except DomainError as exc:
+        page.session.rollback()
+        status_code = exc.status_code
+        message = page._("The change was refused: %(reason)s", reason=exc.message)
+        if isinstance(exc, Conflict):
+            lines, _count = conflict_lines(page, exc)
+            if lines:
+                clashes = "; ".join(f"{c['site']} – {c['title']} ({c['when']})" for c in lines)
+                message = page._("The new time clashes with: %(clashes)s", clashes=clashes)
+    series = page.session.get(Series, series.id) or series
+    booking = BookingForm.from_series(series, page.translations.gettext, language=page.language)
+    context = _booking_context(page, booking, series=series)
+    context["unplanned_message"] = message
+    return page.render("booking.html", status_code, **context)

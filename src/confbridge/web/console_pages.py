@@ -1,0 +1,164 @@
+"""The chair console: the floor actions and the programme viewer's join grant."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from confbridge.auth.models import User
+from confbridge.auth.service import Principal
+from confbridge.bridge import grants
+from confbridge.bridge import service as bridge_service
+from confbridge.db import utcnow
+from confbridge.errors import Conflict, DomainError
+from confbridge.live import LiveBusDep, publish_floor
+from confbridge.meetings.models import OccurrenceStatus
+from confbridge.web import labels
+from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
+from confbridge.web.occurrence_pages import occurrence_context, occurrence_or_none
+from confbridge.web.shared import not_found, parse_id, redirect
+from confbridge_kernel.contracts import FloorAction, PeerRole, room_name
+
+router = APIRouter(include_in_schema=False)
+CONSOLE_SITE_ID = 0  # the console watches the programme; it is not a site of the meeting
+CONSOLE_ACTIONS = frozenset(
+    {FloorAction.give, FloorAction.take, FloorAction.mute, FloorAction.unmute, FloorAction.mute_all}
+)
+
+
+@router.get("/occurrences/{occurrence_id}/console")
+def console(page: EditorPage, occurrence_id: str) -> Response:
+    occurrence = occurrence_or_none(page, occurrence_id)
+    if occurrence is None:
+        return not_found(page)
+    context = occurrence_context(page, occurrence)
+    return page.render(
+        "console.html",
+        message=None,
+        actions=labels.FLOOR_ACTIONS,
+        media_urls=page.media_urls(),
+        **context,
+    )
+
+
+def _floor_message(page: Page, exc: DomainError) -> str:
+    if isinstance(exc, Conflict) and "not open" in exc.message:
+        return page._("The meeting room is not open yet: it opens when a site joins.")
+    if exc.status_code in (502, 503):
+        return page._("The media server cannot be reached; try again.")
+    return page._("The action failed: %(reason)s", reason=exc.message)
+
+
+@router.post("/occurrences/{occurrence_id}/floor")
+def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBusDep) -> Response:
+    """A floor action from the console: JSON for its script, or the console page again."""
+    wants_json = "application/json" in page.request.headers.get("accept", "")
+    occurrence = occurrence_or_none(page, occurrence_id)
+    if occurrence is None:
+        return (
+            JSONResponse({"detail": "no such occurrence"}, 404) if wants_json else not_found(page)
+        )
+    action_text = str(form.get("action") or "")
+    site_id = parse_id(str(form.get("site_id") or ""))
+    try:
+        action = FloorAction(action_text)
+        if action not in CONSOLE_ACTIONS:
+            raise ValueError(action_text)
+    except ValueError:
+        message = page._("Unknown action.")
+        if wants_json:
+            return JSONResponse({"detail": message}, 422)
+        return page.render(
+            "console.html", 422, message=message, actions=labels.FLOOR_ACTIONS,
+            media_urls=page.media_urls(),
+            **occurrence_context(page, occurrence),
+        )  # fmt: skip
+    assert page.user is not None
+    user = page.session.get(User, page.user.id)
+    settings = page.settings
+    try:
+        state = bridge_service.floor(
+            session=page.session,
+            occurrence_id=occurrence.id,
+            principal=Principal(user=user),
+            action=action,
+            site_id=site_id,
+            signer=grants.signer_for(settings.grant_key_path),
+        )
+        page.session.commit()
+    except DomainError as exc:
+        page.session.rollback()
+        message = _floor_message(page, exc)
+        if wants_json:
+            return JSONResponse({"detail": message}, exc.status_code)
+        context = occurrence_context(page, occurrence)
+        return page.render(
+            "console.html", exc.status_code, message=message, actions=labels.FLOOR_ACTIONS,
+            media_urls=page.media_urls(),
+            **context,
+        )  # fmt: skip
+    publish_floor(live, occurrence.id, state)
+    if wants_json:
+        return JSONResponse({"floor": state.model_dump(mode="json")})
+    return redirect(f"/occurrences/{occurrence.id}/console")
+
+
+@router.post("/occurrences/{occurrence_id}/console/grant")
+def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest) -> Response:
+    """A viewer's join grant for the console's programme video (WHEP)."""
+    occurrence = occurrence_or_none(page, occurrence_id)
+    if occurrence is None:
+        return JSONResponse({"detail": page._("This page does not exist.")}, 404)
+    settings = page.settings
+    now = utcnow()
+    opens_at, closes_at = bridge_service.join_window(
+        occurrence=occurrence, join_early_min=settings.sfu.join_early_min
+    )
+    if occurrence.status == OccurrenceStatus.cancelled.value:
+        return JSONResponse({"detail": page._("This meeting has been cancelled.")}, 409)
+    if not opens_at <= now < closes_at:
+        detail = page._(
+            "The programme can be watched from %(opens)s until %(closes)s.",
+            opens=page.fmt.datetime(opens_at),
+            closes=page.fmt.datetime(closes_at),
+        )
+        return JSONResponse({"detail": detail}, 409)
+    expires_at = bridge_service.grant_expiry(
+        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+    ).replace(microsecond=0)
+    room = room_name(occurrence.id)
+    chair_site = bridge_service.chair_site_id(session=page.session, occurrence=occurrence)
+    try:
+        signer = grants.signer_for(settings.grant_key_path)
+        grant = bridge_service.issue_grant(
+            signer=signer,
+            occurrence=occurrence,
+            site_id=CONSOLE_SITE_ID,
+            site_name=page._("Chair console"),
+            role=PeerRole.viewer,
+            chair_site=chair_site,
+            now=now,
+            expires_at=expires_at,
+        )
+        # Placed like a terminal's viewer: on the room's node, or a node relaying it.
+        _origin, viewing = bridge_service.place_sessions(
+            session=page.session,
+            occurrence=occurrence,
+            chair_site=chair_site,
+            signer=signer,
+            now=now,
+        )
+        page.session.commit()
+    except DomainError as exc:
+        page.session.rollback()
+        return JSONResponse({"detail": exc.message}, exc.status_code)
+    return JSONResponse(
+        {
+            "whep_url": f"{viewing.public_url}/whep/{room}",
+            "token": grant.token,
+            # The same STUN/TURN servers a terminal gets (TURN credentials for "site" 0).
+            "ice_servers": bridge_service.ice_servers(
+                settings.sfu, site_id=CONSOLE_SITE_ID, now=now, expires_at=expires_at
+            ),
+        }
+    )

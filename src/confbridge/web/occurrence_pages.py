@@ -1,0 +1,247 @@
+"""An occurrence: its page with live site status (server-sent events) and its edit form."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from confbridge.auth import service as auth_service
+from confbridge.db import Database, utcnow
+from confbridge.errors import Conflict, DomainError
+from confbridge.live import LiveBusDep, occurrence_topic
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence, OccurrenceStatus
+from confbridge.settings import Settings
+from confbridge.web import labels, live_status, queries
+from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage
+from confbridge.web.forms import OccurrenceForm
+from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
+from confbridge.web.security import session_user
+from confbridge.web.shared import conflict_lines, not_found, parse_id, redirect, script_json
+
+router = APIRouter(include_in_schema=False)
+# A comment line every so often keeps proxies from closing a quiet event stream.
+SSE_HEARTBEAT_S = 15.0
+# Changes arriving together are sent as one update.
+SSE_COALESCE_S = 0.2
+# A stream ends after this long and the browser reconnects (with a fresh snapshot): an open
+# stream would otherwise hold up a server shutdown, which waits for responses to finish.
+SSE_STREAM_MAX_S = 30.0
+SSE_RETRY_MS = 1000
+
+
+def occurrence_or_none(page: Page, occurrence_id: str) -> Occurrence | None:
+    parsed = parse_id(occurrence_id)
+    return page.session.get(Occurrence, parsed) if parsed is not None else None
+
+
+def _live_labels(page: Page) -> dict[str, Any]:
+    return {
+        "states": labels.translated(labels.SITE_STATES, page.translations.gettext),
+        "qualities": labels.translated(labels.QUALITIES, page.translations.gettext),
+        "speaking": page._("Speaking"),
+        "muted": page._("Muted"),
+        "hand": page._("Hand raised (%(position)s)"),
+        "none": page._("None"),
+        "connection": page._("Live updates"),
+        "connected": page._("connected"),
+        "reconnecting": page._("reconnecting…"),
+        "failed": page._("The action failed: %(reason)s"),
+        "not_open": page._("The meeting room is not open yet: it opens when a site joins."),
+        "unreachable": page._("The media server cannot be reached; try again."),
+        "programme_failed": page._("The programme cannot be shown: %(reason)s"),
+        "programme_on": page._("Programme connected."),
+        "programme_wait": page._("Connecting to the programme…"),
+        "rtt": page._("RTT %(rtt)s ms"),
+        "loss": page._("loss"),
+    }
+
+
+def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
+    series = occurrence.series
+    sites = queries.invited_sites(session=page.session, occurrence_id=occurrence.id)
+    chair = next((s.site_id for s in sites if s.is_chair), series.chair_site_id)
+    status = live_status.load(
+        session=page.session,
+        occurrence_id=occurrence.id,
+        site_ids=[s.site_id for s in sites],
+        chair_site_id=chair,
+        now=utcnow(),
+    )
+    return {
+        "occurrence": occurrence,
+        "series": series,
+        "sites": sites,
+        "site_names": {s.site_id: s.name for s in sites},
+        "chair_site_id": chair,
+        "live": status,
+        "views": {s.site_id: status.site_view(s.site_id) for s in sites},
+        "counts": status.counts(),
+        "kinds": labels.KINDS,
+        "modes": labels.MODES,
+        "states": labels.SITE_STATES,
+        "qualities": labels.QUALITIES,
+        "statuses": labels.OCCURRENCE_STATUSES,
+        "live_labels": script_json(_live_labels(page)),
+        "live_initial": script_json(status.view()),
+        "site_names_json": script_json({str(s.site_id): s.name for s in sites}),
+        "attendance": _attendance(page, occurrence),
+        "attendance_statuses": ATTENDANCE_STATUSES,
+    }
+
+
+@router.get("/occurrences/{occurrence_id}")
+def occurrence_page(page: UserPage, occurrence_id: str) -> Response:
+    occurrence = occurrence_or_none(page, occurrence_id)
+    if occurrence is None:
+        return not_found(page)
+    form = OccurrenceForm.from_occurrence(occurrence, page.settings.meetings.default_tz)
+    context = occurrence_context(page, occurrence)
+    return page.render("occurrence.html", form=form, message=None, conflicts=[], **context)
+
+
+def _attendance(page: Page, occurrence: Occurrence) -> Any:
+    """Attendance once the meeting has started (figures so far while it runs)."""
+    if occurrence.start_at > utcnow() or occurrence.status != OccurrenceStatus.scheduled.value:
+        return None
+    return occurrence_attendance_or_none(page, occurrence.id)
+
+
+@router.post("/occurrences/{occurrence_id}/edit")
+def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm) -> Response:
+    occurrence = occurrence_or_none(page, occurrence_id)
+    if occurrence is None:
+        return not_found(page)
+    form = OccurrenceForm.from_form(form_data)
+    tz = page.settings.meetings.default_tz
+    checked = form.validate(page.translations.gettext, tz)
+    message: str | None = None
+    conflicts: list[dict[str, str]] = []
+    status_code = 422
+    if checked is None:
+        message = page._("Please correct the fields marked below.")
+    else:
+        start_at, status = checked
+        try:
+            meeting_service.update_occurrence(
+                session=page.session,
+                occurrence=occurrence,
+                start_at=start_at if start_at != occurrence.start_at else None,
+                status=OccurrenceStatus(status),
+            )
+            assert page.user is not None
+            auth_service.record(
+                session=page.session,
+                actor=f"user:{page.user.username}",
+                action="occurrence_updated",
+                entity="occurrence",
+                entity_id=occurrence.id,
+                detail={"start_at": start_at.isoformat(), "status": status, "via": "web"},
+            )
+            page.session.commit()
+            return redirect(f"/occurrences/{occurrence.id}?saved=1")
+        except Conflict as exc:
+            page.session.rollback()
+            conflicts, _count = conflict_lines(page, exc)
+            message = None if conflicts else exc.message
+            status_code = 409
+        except DomainError as exc:
+            page.session.rollback()
+            message = page._("The change was refused: %(reason)s", reason=exc.message)
+            status_code = exc.status_code
+        occurrence = page.session.get(Occurrence, occurrence.id) or occurrence
+    context = occurrence_context(page, occurrence)
+    return page.render(
+        "occurrence.html", status_code, form=form, message=message, conflicts=conflicts, **context
+    )
+
+
+def _stream_setup(
+    database: Database, settings: Settings, request: Request, occurrence_id: int
+) -> tuple[bool, list[int], int] | None:
+    """Who may watch, and the occurrence's sites; None when the occurrence does not exist."""
+    with database.session() as session:
+        if session_user(request, session, settings.secret_key) is None:
+            return False, [], 0
+        occurrence = session.get(Occurrence, occurrence_id)
+        if occurrence is None:
+            return None
+        sites = queries.invited_sites(session=session, occurrence_id=occurrence_id)
+        chair = next((s.site_id for s in sites if s.is_chair), occurrence.series.chair_site_id)
+        return True, [s.site_id for s in sites], chair
+
+
+def _load_status(
+    database: Database, occurrence_id: int, site_ids: list[int], chair: int
+) -> live_status.LiveStatus:
+    with database.session() as session:
+        return live_status.load(
+            session=session,
+            occurrence_id=occurrence_id,
+            site_ids=site_ids,
+            chair_site_id=chair,
+            now=utcnow(),
+        )
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/occurrences/{occurrence_id}/live")
+async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep) -> Response:
+    """Server-sent events: a `snapshot` of every site, then `update`s of the sites that change."""
+    parsed = parse_id(occurrence_id)
+    database: Database = request.app.state.db
+    settings: Settings = request.app.state.settings
+    setup = await run_in_threadpool(_stream_setup, database, settings, request, parsed or 0)
+    if setup is None or parsed is None:
+        return JSONResponse({"detail": "no such occurrence"}, status_code=404)
+    allowed, site_ids, chair = setup
+    if not allowed:
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+
+    async def stream() -> AsyncIterator[str]:
+        async with live.subscribe(occurrence_topic(parsed)) as subscription:
+            # Subscribed first, then read: an event stored meanwhile comes twice, and the
+            # status skips event ids it has seen.
+            status = await run_in_threadpool(_load_status, database, parsed, site_ids, chair)
+            yield f"retry: {SSE_RETRY_MS}\n\n"
+            yield _sse("snapshot", status.view())
+            dropped = subscription.dropped
+            loop = asyncio.get_running_loop()
+            ends_at = loop.time() + SSE_STREAM_MAX_S
+            while (left := ends_at - loop.time()) > 0:
+                try:
+                    message = await asyncio.wait_for(subscription.get(), min(SSE_HEARTBEAT_S, left))
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if message is None:
+                    return
+                changed, floor_changed = status.apply(message)
+                await asyncio.sleep(SSE_COALESCE_S)
+                while (more := subscription.get_nowait()) is not None:
+                    more_changed, more_floor = status.apply(more)
+                    changed |= more_changed
+                    floor_changed = floor_changed or more_floor
+                if subscription.dropped != dropped:
+                    dropped = subscription.dropped
+                    status = await run_in_threadpool(
+                        _load_status, database, parsed, site_ids, chair
+                    )
+                    yield _sse("snapshot", status.view())
+                elif changed or floor_changed:
+                    yield _sse("update", status.view(changed))
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,59 @@
+"""What the page modules share: ids read from a path, redirects that stay on this site, the
+"not found" page, clash lines of a refused booking, JSON for a page's scripts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi.responses import RedirectResponse, Response
+
+from confbridge.errors import DomainError
+from confbridge.pagination import MAX_ID
+from confbridge.web.context import Page
+
+MAX_CONFLICTS_SHOWN = 20
+
+
+def parse_id(text: str) -> int | None:
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_ID else None
+
+
+def local_path(target: str | None, default: str = "/calendar") -> str:
+    """Redirect targets stay on this site: a path, never another host."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+def not_found(page: Page) -> Response:
+    return page.render("error.html", 404, message=page._("This page does not exist."))
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def conflict_lines(page: Page, exc: DomainError) -> tuple[list[dict[str, str]], int]:
+    lines = []
+    for conflict in exc.extra.get("conflicts", [])[:MAX_CONFLICTS_SHOWN]:
+        start_at = datetime.fromisoformat(conflict["start_at"])
+        lines.append(
+            {
+                "site": conflict["site_name"],
+                "title": conflict["series_title"],
+                "when": page.fmt.long_datetime(start_at),
+                "occurrence_id": str(conflict.get("occurrence_id") or ""),
+            }
+        )
+    return lines, int(exc.extra.get("conflict_count", len(lines)))
+
+
+def script_json(value: Any) -> str:
+    """JSON to place inside a <script> element: "<" cannot end the element early."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
