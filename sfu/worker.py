@@ -33,17 +33,6 @@ from confbridge_kernel.contracts import (
     PeerStats,
     SfuEvent,
 )
-from sfu.aiortc_internals import (
-    IceRestartError,
-    NoMediaPort,
-    accept_rsa_dtls_peers,
-    begin_ice_restart,
-    complete_ice_restart,
-    offered_direction,
-    restrict_codecs,
-    set_consent_timing,
-    use_host_candidates,
-)
 from sfu.cascade import (
     FLOOR_CHANNEL,
     RELAY_AUDIO_TRACKS,
@@ -73,6 +62,16 @@ from sfu.pipe import (
     pipe_state_path,
 )
 from sfu.room import Peer, PipedRoomInfo, Room
+from sfu.rtc.ice import (
+    IceRestartError,
+    NoMediaPort,
+    begin_ice_restart,
+    complete_ice_restart,
+    set_consent_timing,
+    use_host_candidates,
+)
+from sfu.rtc.sdp import offered_direction, restrict_codecs
+from sfu.rtc.transport import accept_rsa_dtls_peers
 
 log = logging.getLogger(__name__)
 
