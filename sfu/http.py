@@ -129,7 +129,7 @@ def build_app(worker: Worker) -> Starlette:
         room = request.path_params["room"]
         grant = worker.verify_grant(_bearer(request), room=room)
         offer = await _body(request, SDP)
-        peer, answer = await worker.create_peer(direction, room, grant, offer)
+        peer, answer = await worker.sessions.create_peer(direction, room, grant, offer)
         headers = {
             "Location": f"/{direction}/{quote(room)}/{peer.id}",
             "ETag": f'"{peer.etag}"',
@@ -140,13 +140,15 @@ def build_app(worker: Worker) -> Starlette:
         return Response(answer, status_code=201, media_type=SDP, headers=headers)
 
     async def patch_session(request: Request) -> Response:
-        peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        peer = worker.sessions.find_peer(
+            request.path_params["room"], request.path_params["peer_id"]
+        )
         worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
         if_match = request.headers.get("if-match")
         if if_match not in (None, "*", f'"{peer.etag}"'):
             raise SfuError(412, "the session has changed (ETag mismatch)")
         fragment = await _body(request, SDP_FRAG)
-        answer = await worker.trickle(peer, fragment)
+        answer = await worker.sessions.trickle(peer, fragment)
         if answer is None:
             return Response(status_code=204)
         # an ICE restart (RFC 9725 §4.3.2): the new local credentials and candidates
@@ -155,9 +157,11 @@ def build_app(worker: Worker) -> Starlette:
         )
 
     async def delete_session(request: Request) -> Response:
-        peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        peer = worker.sessions.find_peer(
+            request.path_params["room"], request.path_params["peer_id"]
+        )
         worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
-        await worker.remove_peer(peer, reason="deleted")
+        await worker.sessions.remove_peer(peer, reason="deleted")
         return Response(status_code=200)
 
     async def floor(request: Request) -> Response:
@@ -176,20 +180,20 @@ def build_app(worker: Worker) -> Starlette:
         """Control plane → this worker: serve the room for its origin (a pipe from there)."""
         admin_only(request)
         body = _model(ExtendRoom, await request.body())
-        state = await worker.extend_room(request.path_params["room"], body)
+        state = await worker.edges.extend_room(request.path_params["room"], body)
         return JSONResponse({"room": request.path_params["room"], "sources": len(state.sources)})
 
     async def cascade(request: Request) -> Response:
         """Control plane → this node (an edge): relay the room from the node above it."""
         admin_only(request)
         body = _model(CascadeRequest, await request.body())
-        room = await worker.relay_room(request.path_params["room"], body)
+        room = await worker.edges.relay_room(request.path_params["room"], body)
         return JSONResponse({"room": room.name, "upstream": room.origin_url})
 
     async def hold(request: Request) -> Response:
         """Control plane → this node: the room moved here; stop relaying it."""
         admin_only(request)
-        was_relayed = await worker.hold_room(request.path_params["room"])
+        was_relayed = await worker.edges.hold_room(request.path_params["room"])
         return JSONResponse({"room": request.path_params["room"], "was_relayed": was_relayed})
 
     async def pipe_out(request: Request) -> Response:
@@ -198,7 +202,7 @@ def build_app(worker: Worker) -> Starlette:
         token = _bearer(request)
         worker.verify_relay(token, room=request.path_params["room"])
         body = _model(PipeRequest, await request.body())
-        state = await worker.open_pipe_out(request.path_params["room"], body, token=token)
+        state = await worker.edges.open_pipe_out(request.path_params["room"], body, token=token)
         return JSONResponse(state.model_dump(mode="json"))
 
     async def pipe_state(request: Request) -> Response:
@@ -213,7 +217,7 @@ def build_app(worker: Worker) -> Starlette:
         ):
             raise SfuError(401, "not the origin of this room's pipe")
         body = _model(PipeState, await request.body())
-        worker.apply_pipe_state(room, body)
+        worker.edges.apply_pipe_state(room, body)
         return JSONResponse({"sources": len(body.sources)})
 
     async def rooms(request: Request) -> Response:
