@@ -96,7 +96,9 @@ from fanout import (
     wait_connected,
 )
 
-from sfu.aiortc_internals import RtpIngest, set_receive_filter, use_host_addresses
+from sfu.rtc.ice import use_host_addresses
+from sfu.rtc.ingest import RtpIngest
+from sfu.rtc.observe import set_receive_filter
 
 GOAL_MS = 50.0  # per hop, at p95
 CONNECT_TIMEOUT_S = 20.0

@@ -94,14 +94,11 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from sfu.aiortc_internals import (
-    RtpIngest,
-    negotiated_rtp,
-    nominated_datagram_transport,
-    set_receive_filter,
-    use_host_addresses,
-)
 from sfu.codecs import is_keyframe
+from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
+from sfu.rtc.ingest import RtpIngest
+from sfu.rtc.observe import set_receive_filter
+from sfu.rtc.sdp import negotiated_rtp
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 VIDEO_BITRATE = 1_000_000

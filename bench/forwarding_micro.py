@@ -56,13 +56,10 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.rtp import RtpPacket
 from av import VideoFrame
 
-from sfu.aiortc_internals import (
-    RtpIngest,
-    negotiated_rtp,
-    nominated_datagram_transport,
-    use_host_addresses,
-)
 from sfu.forwarding import Slot, Source
+from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
+from sfu.rtc.ingest import RtpIngest
+from sfu.rtc.sdp import negotiated_rtp
 
 LOOPBACK_ONLY = RTCConfiguration(iceServers=[])
 WARMUP_S = 1.5

@@ -25,9 +25,9 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from pydantic import BaseModel, Field, ValidationError
 
 from confbridge_kernel.contracts import FloorState
-from sfu.aiortc_internals import NoMediaPort
 from sfu.errors import SfuError
 from sfu.forwarding import Source
+from sfu.rtc.ice import NoMediaPort
 
 log = logging.getLogger(__name__)
 

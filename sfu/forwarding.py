@@ -28,15 +28,6 @@ from typing import Protocol
 from aiortc import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
 
-from sfu.aiortc_internals import (
-    EGRESS_HISTORY_SIZE,
-    EGRESS_MAX_WRITE_BUFFER_BYTES,
-    EgressStats,
-    NegotiatedRtp,
-    RtpEgress,
-    RtpIngest,
-    negotiated_rtp,
-)
 from sfu.codecs import (
     EXT_ABS_SEND_TIME,
     EXT_AUDIO_LEVEL,
@@ -45,6 +36,14 @@ from sfu.codecs import (
     is_keyframe,
     match_codec,
 )
+from sfu.rtc.egress import (
+    EGRESS_HISTORY_SIZE,
+    EGRESS_MAX_WRITE_BUFFER_BYTES,
+    EgressStats,
+    RtpEgress,
+)
+from sfu.rtc.ingest import RtpIngest
+from sfu.rtc.sdp import NegotiatedRtp, negotiated_rtp
 
 log = logging.getLogger(__name__)
 

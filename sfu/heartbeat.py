@@ -6,25 +6,29 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from confbridge_kernel import __version__
 from confbridge_kernel.contracts import (
     NODE_HEARTBEAT_PATH,
+    GrantRevocation,
     NodeHeartbeat,
     NodeHeartbeatAck,
     NodeLoad,
 )
 from confbridge_kernel.tasks import OwnedTask
+from sfu.metrics import ObservedWorker, WorkerMetrics
 
 if TYPE_CHECKING:
-    from sfu.worker import Worker
+    from sfu.config import WorkerSettings
 
 log = logging.getLogger(__name__)
+
 
 FIRST_RETRY_S = 1.0
 """Until the control plane has heard from the worker once, retry this often (it may start
@@ -34,10 +38,24 @@ LISTEN_CHECK_INTERVAL_S = 0.05
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
+class ReportingWorker(ObservedWorker, Protocol):
+    """What the heartbeat reads of a worker (settings, rooms, load, spool) and the revocation
+    list it hands back from the control plane's answer (not `sfu.worker.Worker` itself, which
+    builds the heartbeat)."""
+
+    @property
+    def settings(self) -> WorkerSettings: ...
+
+    @property
+    def metrics(self) -> WorkerMetrics: ...
+
+    async def apply_revocations(self, revocations: Iterable[GrantRevocation]) -> None: ...
+
+
 class Heartbeat:
     """Owns one task that reports the worker to the control plane; `start()` / `close()`."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: ReportingWorker) -> None:
         self._worker = worker
         settings = worker.settings
         self._url = settings.control_url.rstrip("/") + NODE_HEARTBEAT_PATH

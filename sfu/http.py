@@ -88,65 +88,72 @@ def _model(model: type[ModelT], body: bytes) -> ModelT:
         raise SfuError(422, f"invalid {model.__name__}: {where}: {first['msg']}") from None
 
 
-def build_app(worker: Worker) -> Starlette:
-    """The worker's HTTP face; `worker` owns rooms, peers and media."""
+def _guarded(handler: Handler) -> Handler:
+    """Answer an `SfuError` raised by `handler` as plain text with its status."""
 
-    def guarded(handler: Handler) -> Handler:
-        async def wrapper(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SfuError as exc:
-                return _error(exc.status, exc.message)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SfuError as exc:
+            return _error(exc.status, exc.message)
 
-        return wrapper
+    return wrapper
 
-    def turn_servers(site_id: int) -> list[dict[str, Any]]:
-        """The TURN server with a fresh credential for this site, if TURN is configured."""
-        settings = worker.settings
-        if not (settings.turn_urls and settings.turn_secret):
-            return []
-        return [
-            turn_ice_server(
-                urls=settings.turn_urls,
-                secret=settings.turn_secret,
-                user=str(site_id),
-                ttl_s=settings.turn_credential_ttl_s,
-            )
-        ]
 
-    def admin_only(request: Request) -> None:
-        """The control plane (a token for this node, method and path) or the node's key."""
-        worker.verify_admin(_bearer(request), method=request.method, path=request.url.path)
+def _admin_only(worker: Worker, request: Request) -> None:
+    """The control plane (a token for this node, method and path) or the node's key."""
+    worker.verify_admin(_bearer(request), method=request.method, path=request.url.path)
 
-    def reader(request: Request) -> None:
-        """Read-only views (/metrics, /rooms): also the scraping secret (sfu.node_secret)."""
-        token = _bearer(request)
-        if not hmac.compare_digest(token.encode(), worker.settings.node_secret.encode()):
-            admin_only(request)
+
+def _reader(worker: Worker, request: Request) -> None:
+    """Read-only views (/metrics, /rooms): also the scraping secret (sfu.node_secret)."""
+    token = _bearer(request)
+    if not hmac.compare_digest(token.encode(), worker.settings.node_secret.encode()):
+        _admin_only(worker, request)
+
+
+def _turn_servers(worker: Worker, site_id: int) -> list[dict[str, Any]]:
+    """The TURN server with a fresh credential for this site, if TURN is configured."""
+    settings = worker.settings
+    if not (settings.turn_urls and settings.turn_secret):
+        return []
+    return [
+        turn_ice_server(
+            urls=settings.turn_urls,
+            secret=settings.turn_secret,
+            user=str(site_id),
+            ttl_s=settings.turn_credential_ttl_s,
+        )
+    ]
+
+
+def _session_routes(worker: Worker) -> list[Route]:
+    """WHIP and WHEP: create a session, trickle to it or restart its ICE, delete it."""
+    sessions = worker.sessions
 
     async def create_session(request: Request) -> Response:
         direction = request.url.path.split("/")[1]  # "whip" or "whep"
         room = request.path_params["room"]
         grant = worker.verify_grant(_bearer(request), room=room)
         offer = await _body(request, SDP)
-        peer, answer = await worker.create_peer(direction, room, grant, offer)
+        peer, answer = await sessions.create_peer(direction, room, grant, offer)
         headers = {
             "Location": f"/{direction}/{quote(room)}/{peer.id}",
             "ETag": f'"{peer.etag}"',
         }
-        links = ice_server_links(worker.settings.ice_servers + turn_servers(grant.site_id))
+        links = ice_server_links(worker.settings.ice_servers + _turn_servers(worker, grant.site_id))
         if links:
             headers["Link"] = ", ".join(links)
         return Response(answer, status_code=201, media_type=SDP, headers=headers)
 
     async def patch_session(request: Request) -> Response:
-        peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        peer = sessions.find_peer(request.path_params["room"], request.path_params["peer_id"])
         worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
         if_match = request.headers.get("if-match")
         if if_match not in (None, "*", f'"{peer.etag}"'):
             raise SfuError(412, "the session has changed (ETag mismatch)")
         fragment = await _body(request, SDP_FRAG)
-        answer = await worker.trickle(peer, fragment)
+        answer = await sessions.trickle(peer, fragment)
         if answer is None:
             return Response(status_code=204)
         # an ICE restart (RFC 9725 §4.3.2): the new local credentials and candidates
@@ -155,13 +162,28 @@ def build_app(worker: Worker) -> Starlette:
         )
 
     async def delete_session(request: Request) -> Response:
-        peer = worker.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        peer = sessions.find_peer(request.path_params["room"], request.path_params["peer_id"])
         worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
-        await worker.remove_peer(peer, reason="deleted")
+        await sessions.remove_peer(peer, reason="deleted")
         return Response(status_code=200)
 
+    routes = []
+    for direction in ("whip", "whep"):
+        session = f"/{direction}/{{room}}/{{peer_id}}"
+        routes += [
+            Route(f"/{direction}/{{room}}", _guarded(create_session), methods=["POST"]),
+            Route(session, _guarded(patch_session), methods=["PATCH"]),
+            Route(session, _guarded(delete_session), methods=["DELETE"]),
+        ]
+    return routes
+
+
+def _control_routes(worker: Worker) -> list[Route]:
+    """The control plane's admin calls on a room: the floor, a pipe, the cascade, a hold."""
+    edges = worker.edges
+
     async def floor(request: Request) -> Response:
-        admin_only(request)
+        _admin_only(worker, request)
         room = request.path_params["room"]
         if request.method == "GET":
             return JSONResponse(worker.floor_state(room).model_dump(mode="json"))
@@ -174,23 +196,36 @@ def build_app(worker: Worker) -> Starlette:
 
     async def extend(request: Request) -> Response:
         """Control plane → this worker: serve the room for its origin (a pipe from there)."""
-        admin_only(request)
+        _admin_only(worker, request)
         body = _model(ExtendRoom, await request.body())
-        state = await worker.extend_room(request.path_params["room"], body)
+        state = await edges.extend_room(request.path_params["room"], body)
         return JSONResponse({"room": request.path_params["room"], "sources": len(state.sources)})
 
     async def cascade(request: Request) -> Response:
         """Control plane → this node (an edge): relay the room from the node above it."""
-        admin_only(request)
+        _admin_only(worker, request)
         body = _model(CascadeRequest, await request.body())
-        room = await worker.relay_room(request.path_params["room"], body)
+        room = await edges.relay_room(request.path_params["room"], body)
         return JSONResponse({"room": room.name, "upstream": room.origin_url})
 
     async def hold(request: Request) -> Response:
         """Control plane → this node: the room moved here; stop relaying it."""
-        admin_only(request)
-        was_relayed = await worker.hold_room(request.path_params["room"])
+        _admin_only(worker, request)
+        was_relayed = await edges.hold_room(request.path_params["room"])
         return JSONResponse({"room": request.path_params["room"], "was_relayed": was_relayed})
+
+    return [
+        Route("/rooms/{room}/floor", _guarded(floor), methods=["GET", "POST"]),
+        Route("/rooms/{room}/pipe", _guarded(extend), methods=["POST"]),
+        Route("/rooms/{room}/cascade", _guarded(cascade), methods=["POST"]),
+        Route("/rooms/{room}/hold", _guarded(hold), methods=["POST"]),
+    ]
+
+
+def _pipe_routes(worker: Worker) -> list[Route]:
+    """Between workers of one room: an edge asks the origin for a pipe, the origin pushes
+    what the pipe carries; each shows the room's relay grant."""
+    edges = worker.edges
 
     async def pipe_out(request: Request) -> Response:
         """An edge → this worker (the origin): pipe the room's sources to it. The edge shows
@@ -198,7 +233,7 @@ def build_app(worker: Worker) -> Starlette:
         token = _bearer(request)
         worker.verify_relay(token, room=request.path_params["room"])
         body = _model(PipeRequest, await request.body())
-        state = await worker.open_pipe_out(request.path_params["room"], body, token=token)
+        state = await edges.open_pipe_out(request.path_params["room"], body, token=token)
         return JSONResponse(state.model_dump(mode="json"))
 
     async def pipe_state(request: Request) -> Response:
@@ -213,46 +248,39 @@ def build_app(worker: Worker) -> Starlette:
         ):
             raise SfuError(401, "not the origin of this room's pipe")
         body = _model(PipeState, await request.body())
-        worker.apply_pipe_state(room, body)
+        edges.apply_pipe_state(room, body)
         return JSONResponse({"sources": len(body.sources)})
 
+    return [
+        Route("/rooms/{room}/pipe-out", _guarded(pipe_out), methods=["POST"]),
+        Route("/rooms/{room}/pipe-state", _guarded(pipe_state), methods=["POST"]),
+    ]
+
+
+def _reading_routes(worker: Worker) -> list[Route]:
+    """Health, the rooms and the Prometheus metrics."""
+
     async def rooms(request: Request) -> Response:
-        reader(request)
+        _reader(worker, request)
         return JSONResponse(worker.describe())
 
     async def metrics(request: Request) -> Response:
-        reader(request)
+        _reader(worker, request)
         return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "node_id": worker.settings.node_id})
 
-    routes = [
+    return [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/rooms", guarded(rooms), methods=["GET"]),
-        Route("/metrics", guarded(metrics), methods=["GET"]),
-        Route("/rooms/{room}/floor", guarded(floor), methods=["GET", "POST"]),
-        Route("/rooms/{room}/pipe", guarded(extend), methods=["POST"]),
-        Route("/rooms/{room}/pipe-out", guarded(pipe_out), methods=["POST"]),
-        Route("/rooms/{room}/cascade", guarded(cascade), methods=["POST"]),
-        Route("/rooms/{room}/hold", guarded(hold), methods=["POST"]),
-        Route("/rooms/{room}/pipe-state", guarded(pipe_state), methods=["POST"]),
+        Route("/rooms", _guarded(rooms), methods=["GET"]),
+        Route("/metrics", _guarded(metrics), methods=["GET"]),
     ]
-    for direction in ("whip", "whep"):
-        routes += [
-            Route(f"/{direction}/{{room}}", guarded(create_session), methods=["POST"]),
-            Route(
-                f"/{direction}/{{room}}/{{peer_id}}",
-                guarded(patch_session),
-                methods=["PATCH"],
-            ),
-            Route(
-                f"/{direction}/{{room}}/{{peer_id}}",
-                guarded(delete_session),
-                methods=["DELETE"],
-            ),
-        ]
-    middleware = [
+
+
+def _middleware(worker: Worker) -> list[Middleware]:
+    """Request ids, and CORS for browsers calling WHIP/WHEP from the pages' origins."""
+    return [
         Middleware(RequestId),
         Middleware(
             CORSMiddleware,
@@ -263,6 +291,16 @@ def build_app(worker: Worker) -> Starlette:
         ),
     ]
 
+
+def build_app(worker: Worker) -> Starlette:
+    """The worker's HTTP face; `worker` owns rooms, peers and media."""
+    routes = [
+        *_reading_routes(worker),
+        *_control_routes(worker),
+        *_pipe_routes(worker),
+        *_session_routes(worker),
+    ]
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await worker.start()
@@ -271,4 +309,4 @@ def build_app(worker: Worker) -> Starlette:
         finally:
             await worker.close()
 
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=routes, middleware=_middleware(worker), lifespan=lifespan)

@@ -8,10 +8,10 @@ periodic per-peer stats, one series per room, removed when the room closes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,9 +20,21 @@ from prometheus_client.registry import Collector
 from confbridge_kernel.contracts import PeerStats
 
 if TYPE_CHECKING:
+    from sfu.events import EventReporter
     from sfu.forwarding import Source
-    from sfu.room import Peer
-    from sfu.worker import Worker
+    from sfu.room import Peer, Room
+
+
+class ObservedWorker(Protocol):
+    """What metrics read of a worker: its rooms and its event spool (not `sfu.worker.Worker`
+    itself, which builds them)."""
+
+    @property
+    def rooms(self) -> Mapping[str, Room]: ...
+
+    @property
+    def reporter(self) -> EventReporter | None: ...
+
 
 RTT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 LOSS_BUCKETS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -98,7 +110,7 @@ _COUNTERS = {
 class WorkerMetrics(Collector):
     """The worker's registry: scrape-time gauges and counters, plus link-quality histograms."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: ObservedWorker) -> None:
         self._worker = worker
         self.retired = ForwardingTotals()
         self.registry = CollectorRegistry(auto_describe=True)
@@ -214,3 +226,38 @@ class WorkerMetrics(Collector):
             )
             dropped.add_metric([], reporter.dropped)
             yield dropped
+
+
+def received_stats(sources: Iterable[Source]) -> tuple[PeerStats, int]:
+    """Loss, jitter and packets of incoming tracks; and their payload bytes."""
+    counted = [source.stats() for source in sources]
+    received = sum(s.packets_received for s in counted)
+    lost = sum(s.packets_lost for s in counted)
+    stats = PeerStats(
+        loss_ratio=lost / (received + lost) if received + lost else None,
+        jitter_ms=max((s.jitter_s for s in counted), default=0.0) * 1000,
+        packets=received,
+    )
+    return stats, sum(s.bytes_received for s in counted)
+
+
+def peer_stats(peer: Peer, interval_s: float) -> PeerStats:
+    """Link quality of one session since the previous report, `interval_s` ago."""
+    if peer.direction == "ingest":
+        stats, total = received_stats(peer.sources.values())
+    else:
+        slots = [s.stats() for s in peer.slots]
+        total = sum(s.bytes_sent for s in slots)
+        rtts = [s.rtt_s for s in slots if s.rtt_s is not None]
+        losses = [s.fraction_lost for s in slots if s.fraction_lost is not None]
+        jitters = [s.jitter_s for s in slots if s.jitter_s is not None]
+        stats = PeerStats(
+            rtt_ms=max(rtts) * 1000 if rtts else None,
+            loss_ratio=max(losses) if losses else None,
+            jitter_ms=max(jitters) * 1000 if jitters else None,
+            packets=sum(s.packets_sent for s in slots),
+        )
+    stats.bitrate_kbps = max(0, total - peer.last_bytes) * 8 / 1000 / interval_s
+    stats.interval_s = interval_s  # attendance credits media at most two intervals back
+    peer.last_bytes = total
+    return stats

@@ -35,9 +35,10 @@ from aiortc.rtp import (
 from pydantic import AwareDatetime, BaseModel, Field
 
 from confbridge_kernel.contracts import FloorState
-from sfu.aiortc_internals import EgressStats, NegotiatedRtp
 from sfu.codecs import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, RtpCodec
 from sfu.forwarding import Slot, Source
+from sfu.rtc.egress import EgressStats
+from sfu.rtc.sdp import NegotiatedRtp
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -16,6 +16,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 
 from confbridge_kernel.contracts import FloorCommand, FloorState, PeerRole
 from sfu.cascade import RelayState, Upstream, assign_tracks
+from sfu.errors import SfuError
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
 from sfu.pipe import PipeIn, PipeOut
@@ -311,3 +312,11 @@ class Room:
             await self.upstream.close(http)
             self.upstream = None
         return peers
+
+
+def open_room(rooms: Mapping[str, Room], name: str) -> Room:
+    """The open room called `name`; 404 if there is none."""
+    room = rooms.get(name)
+    if room is None or room.closed:
+        raise SfuError(404, f"room {name} is not open")
+    return room

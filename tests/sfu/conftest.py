@@ -25,7 +25,7 @@ from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from sfu.aiortc_internals import use_host_addresses
+from sfu.rtc.ice import use_host_addresses
 from tests.conftest import ServerThread, free_port, make_settings
 from tests.sfu.peers import WhepViewer, WhipPublisher
 

@@ -15,7 +15,7 @@ from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamTrack
 from av import AudioFrame
 
-from sfu.aiortc_internals import nominated_datagram_transport
+from sfu.rtc.ice import nominated_datagram_transport
 from tests.sfu.test_forwarding import SizedVideoTrack
 
 TONE_HZ = 400  # a whole number of periods in each 20 ms frame at 8 kHz: no click between frames

@@ -32,11 +32,11 @@ from confbridge.meetings.models import Occurrence
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, UnitKind
 from confbridge_kernel.contracts import FloorAction, FloorCommand
-from sfu.aiortc_internals import use_host_addresses
 from sfu.cascade import RelayState, assign_tracks, relayed_sources
 from sfu.codecs import RtpCodec
 from sfu.floor import Floor
 from sfu.forwarding import Source
+from sfu.rtc.ice import use_host_addresses
 from tests.conftest import ServerThread, enrol_node, make_settings
 from tests.sfu.conftest import NODE_SECRET, Stack, open_occurrence
 from tests.sfu.netns import Hosts, hosts, netns_missing

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import SSL
 
-from sfu.aiortc_internals import accept_rsa_dtls_peers
 from sfu.forwarding import Source
+from sfu.rtc.transport import accept_rsa_dtls_peers
 from tests.sfu.conftest import Stack
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 from tests.sfu.test_forwarding import LOOPBACK_ONLY, SizedVideoTrack

@@ -29,17 +29,12 @@ from aiortc.rtp import RtpPacket, unpack_header_extensions
 from av import VideoFrame
 
 import sfu.forwarding
-from sfu.aiortc_internals import (
-    EgressStats,
-    NegotiatedRtp,
-    negotiated_rtp,
-    nominated_datagram_transport,
-    observe_rtp,
-    set_receive_filter,
-    use_host_addresses,
-)
 from sfu.codecs import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID, RtpCodec
 from sfu.forwarding import PLI_MIN_INTERVAL_S, Slot, Source
+from sfu.rtc.egress import EgressStats
+from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
+from sfu.rtc.observe import observe_rtp, set_receive_filter
+from sfu.rtc.sdp import NegotiatedRtp, negotiated_rtp
 
 LOOPBACK_ONLY = RTCConfiguration(iceServers=[])
 VP8_PT_PUBLISHER = 97

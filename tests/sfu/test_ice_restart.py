@@ -10,7 +10,7 @@ import httpx
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge.sites.models import Site
-from sfu.aiortc_internals import begin_ice_restart, complete_ice_restart
+from sfu.rtc.ice import begin_ice_restart, complete_ice_restart
 from tests.sfu.conftest import Stack
 from tests.sfu.peers import WhepViewer, WhipPublisher, until
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from confbridge.agent.agent import AgentOptions, TerminalAgent
 from confbridge.agent.client import ControlClient, ControlError
 from confbridge.agent.media import MediaSources
-from sfu.aiortc_internals import set_consent_timing, use_host_addresses
+from sfu.rtc.ice import set_consent_timing, use_host_addresses
 
 log = logging.getLogger("confbridge.agent")
 

@@ -1,0 +1,112 @@
+"""What an offer/answer negotiated, read from aiortc's transceivers, and the helpers that
+shape an answer.
+
+- `negotiated_rtp` reads what a transceiver negotiated (payload types, RTX, header extensions).
+- `offered_direction` and `restrict_codecs` help answer an offer: every publisher and viewer
+  of a room must share one format, since packets are forwarded as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aiortc import RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from sfu.codecs import RtpCodec
+
+
+@dataclass(frozen=True, eq=False)
+class NegotiatedRtp:
+    """What one transceiver negotiated: its formats, header extensions and MID."""
+
+    kind: str
+    mid: str | None
+    codecs: tuple[RtpCodec, ...]
+    """Media formats (RTX excluded), in the negotiated order of preference."""
+    header_extensions: Mapping[str, int] = field(default_factory=dict)
+    """Header extension URI → negotiated id."""
+
+    def codec_for(self, payload_type: int) -> RtpCodec | None:
+        """The media format with this payload type, if any."""
+        for codec in self.codecs:
+            if codec.payload_type == payload_type:
+                return codec
+        return None
+
+
+def is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
+def _rtp_codecs(codecs: Sequence[RTCRtpCodecParameters]) -> tuple[RtpCodec, ...]:
+    rtx_for: dict[int, int] = {}
+    for codec in codecs:
+        apt = codec.parameters.get("apt")
+        if is_rtx(codec) and isinstance(apt, int):
+            rtx_for[apt] = codec.payloadType
+    return tuple(
+        RtpCodec(
+            mime_type=codec.mimeType,
+            clock_rate=codec.clockRate,
+            payload_type=codec.payloadType,
+            channels=codec.channels,
+            parameters=dict(codec.parameters),
+            rtx_payload_type=rtx_for.get(codec.payloadType),
+            nack=any(fb.type == "nack" and not fb.parameter for fb in codec.rtcpFeedback),
+        )
+        for codec in codecs
+        if not is_rtx(codec)
+    )
+
+
+def negotiated_rtp(transceiver: RTCRtpTransceiver) -> NegotiatedRtp:
+    """Read the payload types, RTX payload types and header extension ids of a transceiver.
+
+    Valid once the remote description has been applied (aiortc fills these then); raises
+    ValueError before.
+    """
+    # touches RTCRtpTransceiver._codecs / ._headerExtensions, which RTCPeerConnection fills on
+    # setRemoteDescription and which aiortc exposes nowhere else before the sender starts
+    codecs = transceiver._codecs
+    extensions = transceiver._headerExtensions
+    if not codecs:
+        raise ValueError("the transceiver has not negotiated yet (apply the remote description)")
+    return NegotiatedRtp(
+        kind=transceiver.kind,
+        mid=transceiver.mid,
+        codecs=_rtp_codecs(codecs),
+        header_extensions={ext.uri: ext.id for ext in extensions},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# answering offers
+
+
+def offered_direction(transceiver: RTCRtpTransceiver) -> str:
+    """The direction the remote offer gave this m-line, as the offerer wrote it."""
+    # touches RTCRtpTransceiver._offerDirection, set by setRemoteDescription (already reversed
+    # to the answerer's point of view) and not exposed otherwise
+    local = transceiver._offerDirection or "inactive"
+    return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(local, local)
+
+
+def restrict_codecs(transceiver: RTCRtpTransceiver, mime_types: Sequence[str]) -> bool:
+    """Keep only `mime_types` (and their RTX) among the codecs negotiated from an offer.
+
+    Every publisher and viewer of a room must share one format, since packets are forwarded
+    as they are. Call it between setRemoteDescription and createAnswer; returns False when the
+    offer has none of them.
+    """
+    wanted = {m.lower() for m in mime_types}
+    # touches RTCRtpTransceiver._codecs, which createAnswer turns into the answer's formats
+    codecs = transceiver._codecs
+    kept = [c for c in codecs if c.mimeType.lower() in wanted]
+    if not kept:
+        return False
+    kept_pts = {c.payloadType for c in kept}
+    rtx = [c for c in codecs if is_rtx(c) and c.parameters.get("apt") in kept_pts]
+    transceiver._codecs = kept + rtx
+    return True
