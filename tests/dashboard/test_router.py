@@ -15,7 +15,7 @@ from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.alerts.test_service import node_down
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import make_occurrences
 from tests.test_monitor import heartbeat
 
 

@@ -220,6 +220,7 @@ def test_aiortc_internals_aioice_names() -> None:
     assert "self.protocol = protocol" in source_of(aioice.ice.CandidatePair.__init__)
 
 
+@pytest.mark.integration
 async def test_aiortc_internals_use_host_addresses_gathers_only_those() -> None:
     use_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(LOOPBACK_ONLY)
@@ -334,6 +335,7 @@ def local_candidates(pc: RTCPeerConnection) -> list[tuple[str, int]]:
     ]
 
 
+@pytest.mark.integration
 async def test_aiortc_internals_host_candidates_announce_an_address_in_a_port_range() -> None:
     low, high = free_udp_ports(4)
     use_host_candidates(["127.0.0.1"], announced_address="192.0.2.10", port_range=(low, high))
@@ -353,6 +355,7 @@ async def test_aiortc_internals_host_candidates_announce_an_address_in_a_port_ra
     assert aioice.Connection.get_component_candidates is internals._stock_get_component_candidates
 
 
+@pytest.mark.integration
 async def test_aiortc_internals_host_candidates_port_range_connects_and_runs_out() -> None:
     low, high = free_udp_ports(2)
     client = RTCPeerConnection(LOOPBACK_ONLY)
@@ -409,6 +412,7 @@ async def negotiated_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
     return client, server
 
 
+@pytest.mark.integration
 async def test_aiortc_internals_negotiated_rtp_reads_payload_types_and_extensions(
     pc: RTCPeerConnection,
 ) -> None:
@@ -436,6 +440,7 @@ async def test_aiortc_internals_negotiated_rtp_reads_payload_types_and_extension
         use_host_addresses(None)
 
 
+@pytest.mark.integration
 async def test_aiortc_internals_hooks_are_per_instance_and_undone(pc: RTCPeerConnection) -> None:
     use_host_addresses(["127.0.0.1"])
     client, server = await negotiated_pair()

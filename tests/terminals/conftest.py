@@ -1,4 +1,2 @@
-"""The media stack of tests/sfu, for the kiosk page in a browser."""
-
-from tests.agent.conftest import it_user  # noqa: F401
-from tests.sfu.conftest import loopback, peers, stack, stack_options  # noqa: F401
+"""The kiosk page in a browser uses the media stack of `tests/conftest.py` (`stack`, `peers`,
+`it_user`)."""

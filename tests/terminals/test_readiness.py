@@ -18,7 +18,8 @@ from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
-from tests.conftest import ServerThread, WebhookReceiver, make_settings
+from tests.support.factories import make_settings
+from tests.support.servers import ServerThread, WebhookReceiver
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
