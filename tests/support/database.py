@@ -19,10 +19,10 @@ class PostgresUnusable(RuntimeError):
     """`CONFBRIDGE_TEST_DATABASE_URL` names a server the tests cannot use."""
 
 
-def postgres_schema_url(base_url: str) -> tuple[str, str]:
-    """A fresh schema per test run, so parallel runs and old tables never meet: the URL that
-    uses it, and its name."""
-    schema = f"cbtest_{uuid.uuid4().hex[:10]}"
+def postgres_schema_url(base_url: str, prefix: str = "cbtest") -> tuple[str, str]:
+    """A fresh schema `<prefix>_<random>` per run, so parallel runs and old tables never meet:
+    the URL that reaches it (through search_path), and its name."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     url = normalise_database_url(base_url)
     admin = create_engine(url)
     try:
@@ -39,8 +39,18 @@ def postgres_schema_url(base_url: str) -> tuple[str, str]:
 def drop_schema(base_url: str, schema: str) -> None:
     admin = create_engine(normalise_database_url(base_url))
     with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     admin.dispose()
+
+
+def server_version(url: str) -> str:
+    """PostgreSQL's version number, e.g. `15.20`."""
+    engine = create_engine(normalise_database_url(url))
+    try:
+        with engine.connect() as connection:
+            return str(connection.scalar(text("SHOW server_version"))).split()[0]
+    finally:
+        engine.dispose()
 
 
 def empty_tables(database: Database) -> None:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
 from confbridge.db import Database, utcnow
@@ -21,7 +22,7 @@ from confbridge.nodes import service as node_service
 from confbridge.settings import MeetingSettings, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
-from confbridge_kernel.contracts import NodeHeartbeat
+from confbridge_kernel.contracts import NodeHeartbeat, NodeLoad
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 PASSWORD = "correct-horse"
@@ -240,3 +241,64 @@ def let_node_hold(database: Database, node_id: str, *occurrence_ids: int) -> Non
                 session=session, occurrence_id=occurrence_id, node_id=node_id, now=utcnow()
             )
         session.commit()
+
+
+def heartbeat(session: Session, node_id: str, at: datetime, spool_events: int = 0) -> None:
+    """A node's heartbeat received `at` (committed), with `spool_events` waiting."""
+    node_service.heartbeat(
+        session=session,
+        beat=NodeHeartbeat(
+            node_id=node_id,
+            public_url="http://127.0.0.1:9001",
+            internal_url="http://127.0.0.1:9001",
+            capacity_peers=100,
+            load=NodeLoad(spool_events=spool_events),
+        ),
+        now=at,
+    )
+    session.commit()
+
+
+def node_down(node_id: str = "a") -> AlertIn:
+    """The alert the health loop raises for a silent node."""
+    return AlertIn(
+        kind=AlertKind.node_down,
+        severity=Severity.critical,
+        subject=f"node:{node_id}",
+        node_id=node_id,
+        message=f"Máy chủ {node_id} không còn hoạt động",
+        message_en=f"SFU node {node_id} is down",
+    )
+
+
+def book_occurrence(
+    database: Database,
+    settings: Settings,
+    sites: dict[str, Site],
+    start_at: datetime,
+    *,
+    mode: str = "online",
+    invited: tuple[str, ...] = ("p1",),
+    duration_min: int = 60,
+) -> int:
+    """One occurrence chaired by hq at `start_at` (whole minutes), inviting `invited`."""
+    local = start_at.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    with database.session() as session:
+        series = meeting_service.create(
+            session=session,
+            series_in={
+                "title": "Giao ban tuần",
+                "kind": "giao_ban",
+                "mode": mode,
+                "rrule": "FREQ=DAILY;COUNT=1",
+                "dtstart": local.isoformat(timespec="minutes"),
+                "duration_min": duration_min,
+                "chair_site_id": sites["hq"].id,
+                "site_ids": [sites[k].id for k in invited],
+                "skip_holidays": False,
+            },
+            settings=settings.meetings,
+            now=utcnow(),
+        )
+        session.commit()
+        return series.occurrences[0].id

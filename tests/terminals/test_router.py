@@ -271,11 +271,13 @@ def test_terminal_heartbeat_occurrence_must_exist_and_invite_its_site(
     database: Database,
     settings,
 ) -> None:
-    from tests.terminals.test_readiness import book
+    from tests.support.factories import book_occurrence
 
     token = pair(client, create(client, it, sites["p2"])["pairing"]["code"])["token"]
-    other = book(database, settings, sites, utcnow() + timedelta(hours=1), invited=("p1",))
-    own = book(database, settings, sites, utcnow() + timedelta(hours=3), invited=("p2",))
+    other = book_occurrence(
+        database, settings, sites, utcnow() + timedelta(hours=1), invited=("p1",)
+    )
+    own = book_occurrence(database, settings, sites, utcnow() + timedelta(hours=3), invited=("p2",))
 
     def beat(occurrence_id: int):
         return client.post(

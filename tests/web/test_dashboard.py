@@ -19,12 +19,10 @@ from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from tests.alerts.test_service import node_down
 from tests.support.browsers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, artifact
-from tests.support.factories import PASSWORD, create_user
+from tests.support.factories import PASSWORD, create_user, heartbeat, node_down
 from tests.support.servers import ServerThread
 from tests.support.web import csrf_of
-from tests.test_monitor import heartbeat
 
 
 @pytest.fixture

@@ -1,1 +1,0 @@
-"""Occurrences to place rooms for: `tests.support.factories.make_occurrences`."""
