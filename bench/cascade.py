@@ -87,7 +87,6 @@ from fanout import (
     Stack,
     delete,
     encode_loop,
-    loopback_peer,
     offer,
     pct,
     proc_cpu_s,
@@ -97,6 +96,7 @@ from fanout import (
 )
 
 from sfu.aiortc_internals import RtpIngest, set_receive_filter, use_host_addresses
+from tests.support.peers import loopback_peer
 
 GOAL_MS = 50.0  # per hop, at p95
 CONNECT_TIMEOUT_S = 20.0

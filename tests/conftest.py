@@ -37,8 +37,10 @@ from tests.support.servers import ServerThread, Stack, WebhookReceiver, running_
 if TYPE_CHECKING:
     from tests.support.peers import WhepViewer, WhipPublisher
 
-# What a test uses decides its kind; the first kind that matches wins. A module or a test can
-# say it instead (`pytestmark = pytest.mark.integration`, `@pytest.mark.browser`).
+# What a test uses (its fixtures, or a browser test module's name) decides its kind, the most
+# demanding one that matches: netns, browser, integration, else unit. A test that starts a
+# server, a process, a peer or a database in its own body says so itself
+# (`@pytest.mark.integration`, or `pytestmark = pytest.mark.integration` for a whole module).
 TEST_KINDS = ("unit", "integration", "browser", "netns")
 NETNS_FIXTURES = {"cascade"}  # tests/sfu/test_cascade.py: hosts in network namespaces
 BROWSER_FIXTURES = {"browser"}  # every Playwright test module's Chromium fixture
