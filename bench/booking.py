@@ -28,14 +28,12 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,8 +42,10 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from vietnam_provinces import Province
 
@@ -55,10 +55,12 @@ from confbridge.errors import Conflict
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence
 from confbridge.meetings.schemas import SeriesCreate
-from confbridge.settings import MeetingSettings, Settings, normalise_database_url
+from confbridge.settings import MeetingSettings, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.divisions import hall_name, import_province
 from confbridge.sites.models import Site
+from tests.support.database import drop_schema, postgres_schema_url, server_version
+from tests.support.servers import free_port
 
 T = TypeVar("T")
 
@@ -164,26 +166,15 @@ def sqlite_target(work_dir: Path) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def postgres_target(base_url: str, work_dir: Path) -> Iterator[Target]:
-    """A fresh schema, reached through search_path in the URL (as tests/conftest.py does)."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    url = normalise_database_url(base_url)
-    admin = create_engine(url)
+    """A fresh schema `bench_<random>`, reached through search_path in the URL as the tests
+    reach theirs (`tests.support.database`); dropped at the end, even on error."""
+    url, schema = postgres_schema_url(base_url, prefix="bench")
     try:
-        with admin.begin() as connection:
-            version = connection.scalar(text("SHOW server_version"))
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in url else "?"
         data_dir = work_dir / "postgres"
         data_dir.mkdir()
-        yield Target(
-            f"PostgreSQL {str(version).split()[0]}",
-            f"{url}{separator}options=-csearch_path%3D{schema}",
-            data_dir,
-        )
+        yield Target(f"PostgreSQL {server_version(url)}", url, data_dir)
     finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        drop_schema(base_url, schema)
 
 
 def bench_settings(target: Target) -> Settings:
@@ -343,12 +334,6 @@ class LoadFigures:
     @property
     def client_cpu_ms_per_request(self) -> float:
         return self.run.client_cpu_s * 1000 / max(self.run.requests, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def make_terminal(target: Target) -> tuple[str, int]:

@@ -87,7 +87,6 @@ from fanout import (
     Stack,
     delete,
     encode_loop,
-    loopback_peer,
     offer,
     pct,
     proc_cpu_s,
@@ -99,6 +98,7 @@ from fanout import (
 from sfu.rtc.ice import use_host_addresses
 from sfu.rtc.ingest import RtpIngest
 from sfu.rtc.observe import set_receive_filter
+from tests.support.peers import loopback_peer
 
 GOAL_MS = 50.0  # per hop, at p95
 CONNECT_TIMEOUT_S = 20.0

@@ -70,7 +70,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -78,7 +77,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -87,7 +85,6 @@ import httpx
 import pylibsrtp
 from aiortc import (
     AudioStreamTrack,
-    RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -99,6 +96,9 @@ from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
 from sfu.rtc.ingest import RtpIngest
 from sfu.rtc.observe import set_receive_filter
 from sfu.rtc.sdp import negotiated_rtp
+from tests.support.factories import make_province, make_settings, open_occurrence, province_sites
+from tests.support.peers import loopback_peer
+from tests.support.servers import ServerThread, free_port, free_ports, wait_until_registered
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 VIDEO_BITRATE = 1_000_000
@@ -114,10 +114,6 @@ LEAN_BATCH = 64  # datagrams read per recvmmsg(2) call
 LEAN_SLOT_BYTES = 4096  # per datagram: RTP from the worker, STUN and DTLS all fit
 LEAN_RCVBUF_BYTES = 1 << 20  # SO_RCVBUF of a lean viewer's socket (the kernel caps it at rmem_max)
 GOALS = {"cpu_us": 25.0, "viewers": 250, "delivered": 0.995, "first_p95_s": 1.0, "mb": 0.5}
-
-
-def loopback_peer() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -841,38 +837,6 @@ async def ask_all(clients: list[Client], messages: list[tuple], timeout_s: float
 # the stack: control plane + worker process
 
 
-class ServerThread:
-    def __init__(self, app: Any, port: int) -> None:
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the control plane did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Stack:
     control: ServerThread
@@ -966,41 +930,22 @@ class Stack:
 
 
 NODE_SECRET = "bench-node-secret-0123456789abcdef"
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free TCP ports (worker i listens on first + i)."""
-    import socket
-
-    for _ in range(100):
-        first = free_port()
-        try:
-            for port in range(first + 1, first + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
-    raise RuntimeError("no run of free ports")
+CONTROL_START_TIMEOUT_S = 15.0
 
 
 def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
+    """The control plane and `worker_count` local workers on a fresh SQLite database, with an
+    occurrence on now (chair hq, inviting p1) and a terminal token for both sites."""
     from confbridge import migrate
-    from confbridge.db import Database, utcnow
+    from confbridge.db import Database
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
-    from confbridge.meetings import service as meeting_service
-    from confbridge.nodes import service as node_service
-    from confbridge.settings import Settings
-    from confbridge.sites import service as site_service
-    from confbridge.sites.models import Site, UnitKind
+    from confbridge.meetings.models import Occurrence
 
     worker_port = free_ports(worker_count)
-    settings = Settings(
-        env="test",
-        database_url=f"sqlite:///{data_dir / 'bench.sqlite3'}",
-        data_dir=data_dir,
-        secret_key="bench-secret-key-0123456789-abcdefghijklmnop",
+    settings = make_settings(
+        f"sqlite:///{data_dir / 'bench.sqlite3'}",
+        data_dir,
         log_format="text",
         sfu={
             "public_url": f"http://127.0.0.1:{worker_port}",
@@ -1011,40 +956,18 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
     database = Database(settings)
     migrate.upgrade(database.engine)
     with database.session() as session:
-        province = site_service.create_unit(session=session, name="Tỉnh", kind=UnitKind.province)
-        hq = site_service.create_site(session=session, name="Hội trường tỉnh", unit_id=province.id)
-        ward = site_service.create_unit(
-            session=session, name="Phường", kind=UnitKind.ward, parent_id=province.id
-        )
-        p1 = site_service.create_site(session=session, name="Hội trường phường", unit_id=ward.id)
-        session.commit()
-        site_ids = {"hq": hq.id, "p1": p1.id}
-    control = ServerThread(create_app(settings, database=database), free_port()).start()
-    local_start = (utcnow() - timedelta(minutes=1)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        make_province(session)
+        sites = province_sites(session)
+    control = ServerThread(
+        create_app(settings, database=database), start_timeout_s=CONTROL_START_TIMEOUT_S
+    ).start()
+    occurrence_id, tokens = open_occurrence(
+        database, settings, sites, invited=("p1",), duration_min=120, title="Fan-out bench"
+    )
     with database.session() as session:
-        series = meeting_service.create(
-            session=session,
-            series_in={
-                "title": "Fan-out bench",
-                "kind": "giao_ban",
-                "mode": "online",
-                "rrule": "FREQ=DAILY;COUNT=1",
-                "dtstart": local_start.replace(tzinfo=None).isoformat(timespec="minutes"),
-                "duration_min": 120,
-                "chair_site_id": site_ids["hq"],
-                "site_ids": [site_ids["p1"]],
-                "skip_holidays": False,
-            },
-            settings=settings.meetings,
-            now=utcnow(),
-        )
-        tokens = {}
-        for key, site_id in site_ids.items():
-            site = session.get(Site, site_id)
-            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
-        session.commit()
-        occurrence_id = series.occurrences[0].id
-        ends_at = series.occurrences[0].end_at
+        occurrence = session.get(Occurrence, occurrence_id)
+        assert occurrence is not None
+        ends_at = occurrence.end_at
     workers = LocalWorkers(settings, control_url=control.url, database=database)
     workers.start()
     worker_urls = [f"http://127.0.0.1:{worker_port + i}" for i in range(worker_count)]
@@ -1055,25 +978,15 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
         worker_urls,
         occurrence_id,
         tokens,
-        site_ids["hq"],
+        sites["hq"].id,
         ends_at,
         grant_key_path=settings.grant_key_path,
     )
-    deadline = time.monotonic() + 20
-    # joins go to registered workers only: wait for each one's first heartbeat
-    while True:
-        with database.session() as session:
-            up = [
-                node
-                for node in node_service.list_(session=session)
-                if node_service.state_of(node, utcnow()) is node_service.NodeState.up
-            ]
-        if len(up) >= worker_count:
-            break
-        if time.monotonic() > deadline:
-            stack.close()
-            raise RuntimeError("the SFU workers did not start")
-        time.sleep(0.1)
+    try:
+        wait_until_registered(database, [f"local-{i}" for i in range(worker_count)])
+    except AssertionError as exc:
+        stack.close()
+        raise RuntimeError("the SFU workers did not start") from exc
     return stack
 
 

@@ -47,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiortc import (
     MediaStreamTrack,
-    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpTransceiver,
     VideoStreamTrack,
@@ -60,8 +59,8 @@ from sfu.forwarding import Slot, Source
 from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
 from sfu.rtc.ingest import RtpIngest
 from sfu.rtc.sdp import negotiated_rtp
+from tests.support.peers import LOOPBACK_ONLY
 
-LOOPBACK_ONLY = RTCConfiguration(iceServers=[])
 WARMUP_S = 1.5
 START_TIMEOUT_S = 30.0
 WIDTH, HEIGHT = 640, 360

@@ -36,14 +36,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, func, select, text
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from vietnam_provinces import Province
 
@@ -57,9 +58,10 @@ from confbridge.meetings.models import Booking, MeetingMode, Occurrence, Series
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy
-from confbridge.settings import MeetingSettings, Settings, normalise_database_url
+from confbridge.settings import MeetingSettings, Settings
 from confbridge.sites.divisions import hall_name, import_province
 from confbridge.sites.models import Site, Unit
+from tests.support.database import drop_schema, postgres_schema_url, server_version
 
 T = TypeVar("T")
 
@@ -139,26 +141,15 @@ def sqlite_target(work_dir: Path) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def postgres_target(base_url: str, work_dir: Path) -> Iterator[Target]:
-    """A fresh schema, reached through search_path in the URL (as tests/conftest.py does)."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    url = normalise_database_url(base_url)
-    admin = create_engine(url)
+    """A fresh schema `bench_<random>`, reached through search_path in the URL as the tests
+    reach theirs (`tests.support.database`); dropped at the end, even on error."""
+    url, schema = postgres_schema_url(base_url, prefix="bench")
     try:
-        with admin.begin() as connection:
-            version = connection.scalar(text("SHOW server_version"))
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         data_dir = work_dir / "postgres"
         data_dir.mkdir()
-        separator = "&" if "?" in url else "?"
-        yield Target(
-            f"PostgreSQL {str(version).split()[0]}",
-            f"{url}{separator}options=-csearch_path%3D{schema}",
-            data_dir,
-        )
+        yield Target(f"PostgreSQL {server_version(url)}", url, data_dir)
     finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        drop_schema(base_url, schema)
 
 
 def bench_settings(target: Target) -> Settings:

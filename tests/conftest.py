@@ -1,50 +1,79 @@
-"""Shared fixtures: a migrated database (SQLite, or PostgreSQL when asked), the app, users."""
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL when asked), the app, users,
+real servers and the whole media stack; and the kind of each test (`unit`, `integration`,
+`browser`, `netns`: see `pytest_collection_modifyitems`).
+
+The fixtures call plain functions in `tests.support`; tests import those from there, never
+from a conftest."""
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from confbridge import migrate
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
-from confbridge.models import metadata
-from confbridge.nodes import service as node_service
-from confbridge.settings import Settings, normalise_database_url
-from confbridge.sites import service as site_service
-from confbridge.sites.models import Site, Unit, UnitKind
-from confbridge_kernel.contracts import NodeHeartbeat
+from confbridge.settings import Settings
+from confbridge.sites.models import Site, Unit
+from tests.support.database import (
+    TEST_DB_ENV,
+    PostgresUnusable,
+    drop_schema,
+    empty_tables,
+    is_ci,
+    postgres_schema_url,
+)
+from tests.support.factories import PASSWORD, make_province, make_settings, province_sites
+from tests.support.servers import ServerThread, Stack, WebhookReceiver, running_stack
 
-TEST_DB_ENV = "CONFBRIDGE_TEST_DATABASE_URL"
-TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+if TYPE_CHECKING:
+    from tests.support.peers import WhepViewer, WhipPublisher
+
+# What a test uses (its fixtures, or a browser test module's name) decides its kind, the most
+# demanding one that matches: netns, browser, integration, else unit. A test that starts a
+# server, a process, a peer or a database in its own body says so itself
+# (`@pytest.mark.integration`, or `pytestmark = pytest.mark.integration` for a whole module).
+TEST_KINDS = ("unit", "integration", "browser", "netns")
+NETNS_FIXTURES = {"cascade"}  # tests/sfu/test_cascade.py: hosts in network namespaces
+BROWSER_FIXTURES = {"browser"}  # every Playwright test module's Chromium fixture
+INTEGRATION_FIXTURES = {
+    "database_url",  # behind database, session, app, client, make_user, sites...
+    "database_file",  # CLI runs against an SQLite file
+    "serve",
+    "webhook",
+    "stack",
+    "loopback",
+    "start_serve",  # tests/test_cli_serve.py: `confbridge serve` as a process
+    "bridge",  # tests/sfu/test_forwarding.py: aiortc peers through Slot/Source on loopback
+}
 
 
-def _postgres_schema_url(base_url: str) -> tuple[str, str]:
-    """A fresh schema per test run, so parallel runs and old tables never meet."""
-    schema = f"cbtest_{uuid.uuid4().hex[:10]}"
-    url = normalise_database_url(base_url)
-    admin = create_engine(url)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            raise RuntimeError(f"{TEST_DB_ENV} is set but PostgreSQL is unusable: {exc}") from exc
-        pytest.exit(f"{TEST_DB_ENV} is set but PostgreSQL is unusable: {exc}", returncode=3)
-    finally:
-        admin.dispose()
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}", schema
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one of TEST_KINDS, so that `-m unit` is the fast loop."""
+    for item in items:
+        said = {mark.name for mark in item.iter_markers() if mark.name in TEST_KINDS}
+        if len(said) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: more than one kind: {sorted(said)}")
+        if said:
+            continue
+        used = set(getattr(item, "fixturenames", ()))
+        if used & NETNS_FIXTURES:
+            kind = "netns"
+        elif used & BROWSER_FIXTURES or "browser" in item.path.stem:
+            kind = "browser"
+        elif used & INTEGRATION_FIXTURES:
+            kind = "integration"
+        else:
+            kind = "unit"
+        item.add_marker(kind)
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +82,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
         return
-    url, schema = _postgres_schema_url(base)
+    try:
+        url, schema = postgres_schema_url(base)
+    except PostgresUnusable as exc:
+        if is_ci():
+            raise
+        pytest.exit(str(exc), returncode=3)
     yield url
-    admin = create_engine(normalise_database_url(base))
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    drop_schema(base, schema)
 
 
 @pytest.fixture(scope="session")
@@ -69,35 +100,10 @@ def migrated_database(database_url: str, tmp_path_factory: pytest.TempPathFactor
     return database
 
 
-def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    return Settings(
-        env="test",
-        database_url=database_url,
-        data_dir=data_dir,
-        secret_key=TEST_SECRET,
-        **overrides,
-    )
-
-
-def _empty_tables(database: Database) -> None:
-    tables = [t.name for t in reversed(metadata.sorted_tables) if t.name != "booking_lock"]
-    if database.engine.dialect.name == "postgresql":
-        with database.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        return
-    with database.engine.connect() as connection:
-        # Units refer to units; SQLite checks row by row, so switch checks off to empty them.
-        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-        for table in tables:
-            connection.execute(text(f"DELETE FROM {table}"))
-        connection.commit()
-        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-
-
 @pytest.fixture
 def database(migrated_database: Database) -> Iterator[Database]:
     yield migrated_database
-    _empty_tables(migrated_database)
+    empty_tables(migrated_database)
 
 
 @pytest.fixture
@@ -130,11 +136,9 @@ def make_user(database: Database, client: TestClient) -> Callable[..., dict[str,
     def factory(role: Role | str = Role.admin, username: str | None = None) -> dict[str, str]:
         name = username or f"{Role(role).value}{next(counter)}"
         with database.session() as s:
-            auth_service.create(session=s, username=name, password="correct-horse", role=Role(role))
+            auth_service.create(session=s, username=name, password=PASSWORD, role=Role(role))
             s.commit()
-        response = client.post(
-            "/api/v1/auth/token", data={"username": name, "password": "correct-horse"}
-        )
+        response = client.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -154,136 +158,13 @@ def secretariat(make_user: Callable[..., dict[str, str]]) -> dict[str, str]:
 @pytest.fixture
 def province(session: Session) -> Unit:
     """A small province: two wards, a department, a site each."""
-    unit = site_service.create_unit(session=session, name="Tỉnh Thử", kind=UnitKind.province)
-    site_service.create_site(session=session, name="Hội trường UBND tỉnh Thử", unit_id=unit.id)
-    for name in ("Phường Một", "Phường Hai"):
-        ward = site_service.create_unit(
-            session=session, name=name, kind=UnitKind.ward, parent_id=unit.id
-        )
-        site_service.create_site(session=session, name=f"Hội trường UBND {name}", unit_id=ward.id)
-    dept = site_service.create_unit(
-        session=session, name="Sở Thông tin", kind=UnitKind.department, parent_id=unit.id
-    )
-    site_service.create_site(session=session, name="Phòng họp Sở", unit_id=dept.id)
-    session.commit()
-    return unit
+    return make_province(session)
 
 
 @pytest.fixture
 def sites(session: Session, province: Unit) -> dict[str, Site]:
     """The province's sites by a short name: hq, p1, p2, dept."""
-    found = {s.name: s for s in session.query(Site).all()}
-    return {
-        "hq": found["Hội trường UBND tỉnh Thử"],
-        "p1": found["Hội trường UBND Phường Một"],
-        "p2": found["Hội trường UBND Phường Hai"],
-        "dept": found["Phòng họp Sở"],
-    }
-
-
-def enrol_node(
-    database: Database,
-    node_id: str = "node-a",
-    *,
-    allow_loopback: bool = True,
-    rotate: bool = False,
-) -> dict[str, str]:
-    """Enrol an SFU node as an admin would (`rotate`: again, with a new key); the
-    Authorization headers of its own key."""
-    with database.session() as session:
-        _enrolment, key = node_service.enrol(
-            session=session,
-            node_id=node_id,
-            by="test",
-            now=utcnow(),
-            allow_loopback=allow_loopback,
-            rotate=rotate,
-        )
-        session.commit()
-    return {"Authorization": f"Bearer {key}"}
-
-
-def register_node(
-    database: Database,
-    node_id: str = "node-a",
-    *,
-    public_url: str = "http://127.0.0.1:8001",
-    internal_url: str | None = None,
-) -> None:
-    """An SFU node up now, as its heartbeat registers it (joins are placed on it)."""
-    with database.session() as session:
-        node_service.heartbeat(
-            session=session,
-            beat=NodeHeartbeat(
-                node_id=node_id,
-                public_url=public_url,
-                internal_url=internal_url or public_url,
-                capacity_peers=1000,
-            ),
-            now=utcnow(),
-        )
-        session.commit()
-
-
-def let_node_hold(database: Database, node_id: str, *occurrence_ids: int) -> None:
-    """Record that `node_id` held these occurrences' rooms (as placing them would), so that
-    it may report their events."""
-    with database.session() as session:
-        for occurrence_id in occurrence_ids:
-            node_service.record_host(
-                session=session, occurrence_id=occurrence_id, node_id=node_id, now=utcnow()
-            )
-        session.commit()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class ServerThread:
-    """An ASGI app on a real uvicorn server in a thread; it can be stopped and started again
-    on the same port, like a service that goes away and comes back."""
-
-    def __init__(
-        self, app: Any, port: int | None = None, host: str = "127.0.0.1", **options: Any
-    ) -> None:
-        self.app = app
-        self.options = options  # more uvicorn.Config options
-        self.host = host
-        self.port = port or free_port()
-        self.url = f"http://{host}:{self.port}"
-        self._server: Any = None
-        self._thread: Any = None
-
-    def start(self) -> ServerThread:
-        import threading
-        import time
-
-        import uvicorn
-
-        config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, log_level="warning", **self.options
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert self._thread.is_alive(), f"server on port {self.port} did not start"
-            assert time.monotonic() < deadline, f"server on port {self.port} did not start"
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            self._server = self._thread = None
+    return province_sites(session)
 
 
 @pytest.fixture
@@ -316,44 +197,58 @@ def database_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-class WebhookReceiver:
-    """A local HTTP endpoint that records what is POSTed to it; `fail_next` makes it answer
-    500 to that many requests first (a receiver that is down for a while)."""
-
-    def __init__(self) -> None:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.attempts = 0
-        self.fail_next = 0
-
-        async def hook(request: Request) -> Response:
-            self.attempts += 1
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                return Response("down for maintenance", status_code=500)
-            self.received.append((dict(request.headers), await request.body()))
-            return Response(status_code=204)
-
-        self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-        self.server = ServerThread(self.app)
-        self.url = f"{self.server.url}/hook"
-
-    def bodies(self) -> list[dict[str, Any]]:
-        import json
-
-        return [json.loads(body) for _headers, body in self.received]
-
-
 @pytest.fixture
 def webhook() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     receiver.server.start()
     yield receiver
     receiver.server.stop()
+
+
+@pytest.fixture
+def it_user(make_user: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return make_user(Role.it)
+
+
+@pytest.fixture
+def loopback() -> Iterator[None]:
+    """ICE candidates on 127.0.0.1 only, for this test."""
+    from sfu.rtc.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    yield
+    use_host_addresses(None)
+
+
+@pytest.fixture
+def stack_options() -> dict[str, Any]:
+    """Overridden by a test module for more settings (`settings`, `sfu`) or the control
+    plane's background loops (`run_background`: health checks, alert delivery)."""
+    return {}
+
+
+@pytest.fixture
+def stack(
+    database: Database,
+    tmp_path: Path,
+    sites: dict[str, Site],
+    secretariat: dict[str, str],
+    loopback: None,
+    stack_options: dict[str, Any],
+) -> Iterator[Stack]:
+    """The control plane on a real server, one SFU worker process (more with
+    `stack_options`), an occurrence that is on now, and a terminal token for each site."""
+    with running_stack(database, tmp_path, sites, secretariat, stack_options) as running:
+        yield running
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[list[WhipPublisher | WhepViewer]]:
+    """Publishers and viewers a test starts (it appends them); stopped after the test."""
+    started: list[WhipPublisher | WhepViewer] = []
+    yield started
+    for peer in started:
+        await peer.stop()
 
 
 @pytest.fixture(autouse=True)

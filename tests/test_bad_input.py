@@ -23,8 +23,8 @@ from confbridge.auth.models import Role
 from confbridge.db import Database
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
-from tests.conftest import make_settings
-from tests.web.conftest import create_user, sign_in
+from tests.support.factories import create_user, make_settings
+from tests.support.web import sign_in
 
 Headers = dict[str, str]
 NODE_SECRET = "node-secret-for-bad-input-tests-0123456789"

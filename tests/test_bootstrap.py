@@ -15,7 +15,10 @@ from confbridge.db import Database
 from confbridge.meetings.models import Series
 from confbridge.settings import ConfigError
 from confbridge.sites.models import Site, Terminal, Unit
-from tests.conftest import make_settings
+from tests.support.factories import make_settings
+
+# Every test migrates and seeds an SQLite database of its own.
+pytestmark = pytest.mark.integration
 
 PASSWORD_LINE = "one-time password"
 SITE_LINE = "demo terminal for 'Hội trường UBND thành phố Hạ Long'"

@@ -10,7 +10,7 @@ from typer.testing import CliRunner, Result
 
 from confbridge import migrate
 from confbridge.cli import app
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 
 def run(*args: str) -> Result:
@@ -318,7 +318,7 @@ def test_serve_believes_forwarded_for_only_from_trusted_proxies(
     spread one address's wrong pairing codes over many, unless loopback is a trusted proxy."""
     import httpx
 
-    from tests.conftest import ServerThread
+    from tests.support.servers import ServerThread
 
     monkeypatch.setenv("CONFBRIDGE_DEMO__ENABLED", "false")
     for trusted, limited in (("", True), ("127.0.0.1", False)):

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 NODE_SECRET = "serve-test-node-secret-0123456789abcdef"
 READY_TIMEOUT_S = 60.0

@@ -11,7 +11,7 @@ from confbridge import migrate
 from confbridge.db import Database, utcnow
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
-from tests.test_monitor import heartbeat
+from tests.support.factories import heartbeat
 
 
 def test_health_ready_only_with_a_node_up(client: TestClient, database: Database) -> None:

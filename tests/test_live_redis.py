@@ -15,8 +15,8 @@ from confbridge.live_redis import RedisBus
 from confbridge.main import create_app
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import room_name
-from tests.conftest import ServerThread, enrol_node, let_node_hold, make_settings
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import enrol_node, let_node_hold, make_occurrences, make_settings
+from tests.support.servers import ServerThread
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -35,6 +35,7 @@ async def next_message(subscription, timeout_s: float = 5.0) -> dict:  # type: i
     return await asyncio.wait_for(subscription.get(), timeout_s)
 
 
+@pytest.mark.integration
 async def test_live_redis_a_message_reaches_every_replica_once(
     buses: tuple[RedisBus, RedisBus],
 ) -> None:

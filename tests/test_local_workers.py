@@ -17,7 +17,8 @@ from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
 from confbridge.nodes import service as node_service
 from sfu.config import WorkerSettings
-from tests.conftest import free_port, make_settings
+from tests.support.factories import make_settings
+from tests.support.servers import free_port
 
 SECRETS = {
     "CONFBRIDGE_ADMIN_PASSWORD": "the-first-admin-password",
@@ -209,6 +210,7 @@ def _gone(pids: list[int], timeout_s: float = 15) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.integration
 def test_local_workers_die_with_serve_on_sigterm_and_on_sigkill(tmp_path: Path) -> None:
     """SIGTERM: serve stops its workers and goes; SIGKILL: its workers follow it (parent-death
     signal). Either way the next serve's workers start (no orphan holds their spool)."""

@@ -9,8 +9,7 @@ from confbridge.alerts import service as alert_service
 from confbridge.db import Database, utcnow
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from tests.alerts.test_service import node_down
-from tests.test_monitor import heartbeat
+from tests.support.factories import heartbeat, node_down
 
 NODE = {"Authorization": "Bearer change-me-in-production"}
 

@@ -13,29 +13,14 @@ from confbridge.alerts.service import AlertKind
 from confbridge.bridge import service as bridge_service
 from confbridge.db import Database, utcnow
 from confbridge.monitor import Monitor
-from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings
-from confbridge_kernel.contracts import EventType, NodeHeartbeat, NodeLoad, PeerStats, SfuEvent
+from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
+from tests.support.factories import heartbeat
 
 
 def open_alerts(session: Session, kind: AlertKind) -> list[Alert]:
     rows, _ = alert_service.list_(session=session, open_only=True, kind=kind, limit=50, offset=0)
     return rows
-
-
-def heartbeat(session: Session, node_id: str, at: datetime, spool_events: int = 0) -> None:
-    node_service.heartbeat(
-        session=session,
-        beat=NodeHeartbeat(
-            node_id=node_id,
-            public_url="http://127.0.0.1:9001",
-            internal_url="http://127.0.0.1:9001",
-            capacity_peers=100,
-            load=NodeLoad(spool_events=spool_events),
-        ),
-        now=at,
-    )
-    session.commit()
 
 
 def test_monitor_node_down_then_back(database: Database) -> None:
@@ -139,14 +124,14 @@ def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> 
     from confbridge.settings import Settings, TerminalSettings
     from confbridge.sites import service as site_service
     from confbridge.sites.models import Site, Terminal
-    from tests.terminals.test_readiness import book
+    from tests.support.factories import book_occurrence
 
     settings = Settings(env="test", secret_key="x" * 40)
     monitor = Monitor(database, AlertSettings(), TerminalSettings(offline_after_s=90))
     now = utcnow().replace(second=0, microsecond=0) + timedelta(days=1)
     start = now + timedelta(minutes=40)
-    occurrence_id = book(database, settings, sites, start, invited=("p1", "p2"))
-    book(database, settings, sites, start + timedelta(hours=2), mode="in_person")
+    occurrence_id = book_occurrence(database, settings, sites, start, invited=("p1", "p2"))
+    book_occurrence(database, settings, sites, start + timedelta(hours=2), mode="in_person")
     with database.session() as session:
         terminal_ids = {}
         for key in ("hq", "p1"):

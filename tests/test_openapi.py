@@ -28,7 +28,7 @@ EXAMPLES_PER_OPERATION = 12
 def _operations() -> list[tuple[str, str]]:
     """(method, path) of every operation, read from an app built for this purpose only."""
     from confbridge.main import create_app
-    from tests.conftest import make_settings
+    from tests.support.factories import make_settings
 
     with tempfile.TemporaryDirectory() as data_dir:
         settings = make_settings(f"sqlite:///{data_dir}/unused.sqlite3", Path(data_dir))

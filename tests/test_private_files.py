@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from confbridge.db import Database
 from confbridge.private_files import private_dir
 from confbridge.settings import Settings
@@ -24,6 +26,7 @@ def test_private_files_existing_data_dir_loses_group_and_other_access(tmp_path: 
     assert mode(data) == 0o700
 
 
+@pytest.mark.integration
 def test_private_files_sqlite_database_is_created_0600(tmp_path: Path) -> None:
     settings = Settings(env="test", data_dir=tmp_path / "data")
     database = Database(settings)
@@ -37,6 +40,7 @@ def test_private_files_sqlite_database_is_created_0600(tmp_path: Path) -> None:
     assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
 
 
+@pytest.mark.integration
 def test_private_files_process_umask_covers_what_it_writes_later(tmp_path: Path) -> None:
     """In a child process (the umask is process-wide): a file written after the call is 0600."""
     script = (

@@ -16,20 +16,20 @@ from confbridge.auth.models import Role
 from confbridge.cli import TERMINAL_REVOKED_EXIT
 from confbridge.db import Database
 from confbridge.sites.models import Site
-from tests.agent.conftest import (
+from tests.support.factories import make_occurrences, move_occurrence, soon
+from tests.support.peers import WhepViewer, WhipPublisher
+from tests.support.polling import eventually
+from tests.support.servers import (
     AgentProcess,
+    ServerThread,
+    Stack,
     attendance_of,
-    eventually,
-    move_occurrence,
     pairing_code,
-    soon,
+    wait_for_worker,
+    wait_until_registered,
 )
-from tests.conftest import ServerThread
-from tests.nodes.conftest import make_occurrences
-from tests.sfu.conftest import Stack, _wait_for_worker, wait_until_registered
-from tests.sfu.peers import WhepViewer, WhipPublisher
 
-CHAIR_WIDTH = 160  # the chair's synthetic camera (tests.sfu.peers.WhipPublisher)
+CHAIR_WIDTH = 160  # the chair's synthetic camera (tests.support.peers.WhipPublisher)
 REJOIN_LIMIT_S = 10.0
 
 
@@ -113,7 +113,7 @@ async def test_agent_pairs_joins_on_time_and_rejoins_after_the_bridge_restarts(
     lost = await agent.wait_for("retry", 15)
     assert "connection" in lost["message"] or "joining failed" in lost["message"]
     stack.workers.start()
-    _wait_for_worker(stack.worker)
+    wait_for_worker(stack.worker)
     wait_until_registered(database, ["local-0"])
     back_at = time.monotonic()
     await publish_chair(stack, peers)

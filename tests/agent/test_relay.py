@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from confbridge.sites.models import Site
-from tests.agent.conftest import AgentProcess, pairing_code
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher
+from tests.support.peers import WhepViewer, WhipPublisher
+from tests.support.servers import AgentProcess, Stack, pairing_code
 
 TURNSERVER = shutil.which("turnserver")
 if TURNSERVER is None and not os.environ.get("CI"):
@@ -180,6 +179,6 @@ async def test_relay_only_terminal_receives_media_through_coturn(
 
 
 def _node_secret() -> str:
-    from tests.sfu.conftest import NODE_SECRET
+    from tests.support.servers import NODE_SECRET
 
     return NODE_SECRET

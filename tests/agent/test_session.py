@@ -9,7 +9,7 @@ from aiortc import AudioStreamTrack, VideoStreamTrack
 from confbridge.agent.session import MeetingSession
 from confbridge.db import utcnow
 from confbridge_kernel.contracts import JoinInfo, PeerRole
-from tests.sfu.peers import until
+from tests.support.peers import until
 
 
 def grant() -> JoinInfo:

@@ -12,8 +12,8 @@ from confbridge.alerts.delivery import SIGNATURE_HEADER, AlertDelivery
 from confbridge.alerts.models import Alert
 from confbridge.db import Database, utcnow
 from confbridge.settings import AlertSettings
-from tests.alerts.test_service import node_down
-from tests.conftest import WebhookReceiver
+from tests.support.factories import node_down
+from tests.support.servers import WebhookReceiver
 
 
 async def test_delivery_signs_and_retries_until_the_receiver_answers(

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
 from confbridge.db import Database, utcnow
-from tests.alerts.test_service import node_down
+from tests.support.factories import node_down
 
 
 def test_router_lists_and_acknowledges(client: TestClient, database: Database, make_user) -> None:

@@ -8,20 +8,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
-from confbridge.alerts.service import AlertIn, AlertKind, Severity
+from confbridge.alerts.service import AlertKind
 from confbridge.db import utcnow
 from confbridge.errors import Conflict
-
-
-def node_down(node_id: str = "a") -> AlertIn:
-    return AlertIn(
-        kind=AlertKind.node_down,
-        severity=Severity.critical,
-        subject=f"node:{node_id}",
-        node_id=node_id,
-        message=f"Máy chủ {node_id} không còn hoạt động",
-        message_en=f"SFU node {node_id} is down",
-    )
+from tests.support.factories import node_down
 
 
 def test_service_an_open_alert_is_raised_once(session: Session) -> None:

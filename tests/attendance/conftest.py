@@ -1,14 +1,13 @@
-"""Meetings in the past or running now, and SFU events posted as a worker posts them."""
+"""Meetings in the past or running now, and SFU events (`tests.support.events`) posted as a
+worker posts them."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,11 +15,10 @@ from fastapi.testclient import TestClient
 from confbridge.db import Database
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
-from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent, room_name
-from tests.conftest import enrol_node, let_node_hold, make_settings
+from confbridge_kernel.contracts import SfuEvent
+from tests.support.factories import enrol_node, let_node_hold, make_settings
 
 Headers = dict[str, str]
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NODE_SECRET = "node-secret-for-attendance-tests-0123456789"
 
 
@@ -29,11 +27,6 @@ def settings(database: Database, tmp_path: Path) -> Settings:
     return make_settings(
         database.settings.database_url or "", tmp_path, sfu={"node_secret": NODE_SECRET}
     )
-
-
-def local(text: str) -> datetime:
-    """'2025-03-03 08:10' in Asia/Ho_Chi_Minh."""
-    return datetime.fromisoformat(text).replace(tzinfo=TZ)
 
 
 @pytest.fixture
@@ -62,72 +55,6 @@ def meeting(client: TestClient, secretariat: Headers, sites: dict[str, Site]) ->
         return listed.json()["items"][0]["id"]
 
     return book
-
-
-def event(
-    occurrence_id: int,
-    site_id: int,
-    kind: EventType,
-    at: datetime,
-    peer: str = "i",
-    *,
-    reason: str | None = None,
-    rtt_ms: float | None = None,
-    loss_ratio: float | None = None,
-) -> SfuEvent:
-    stats = None
-    if kind is EventType.stats:
-        stats = PeerStats(rtt_ms=rtt_ms, loss_ratio=loss_ratio, packets=100)
-    return SfuEvent(
-        id=f"att-{uuid.uuid4().hex}",
-        type=kind,
-        at=at.astimezone(UTC),
-        node_id="node-a",
-        room=room_name(occurrence_id),
-        occurrence_id=occurrence_id,
-        site_id=site_id,
-        peer_id=f"{site_id}-{peer}",
-        direction="egress" if peer.startswith("e") else "ingest",
-        stats=stats,
-        detail={"reason": reason} if reason else {},
-    )
-
-
-def media(
-    occurrence_id: int,
-    site_id: int,
-    start: datetime,
-    end: datetime,
-    peer: str = "i",
-    *,
-    every_min: int = 5,
-) -> list[SfuEvent]:
-    """A peer's `stats` reports from `start` to just before `end`, packets rising: media
-    flowing to or from the hall, as a worker reports it (every `every_min` minutes here)."""
-    reports, packets = [], 0
-    moment = start + timedelta(minutes=every_min)
-    stops = []
-    while moment < end:
-        stops.append(moment)
-        moment += timedelta(minutes=every_min)
-    stops.append(end - timedelta(seconds=1))  # before the leave at `end`
-    for when in stops:
-        packets += 1000
-        reports.append(
-            SfuEvent(
-                id=f"att-{uuid.uuid4().hex}",
-                type=EventType.stats,
-                at=when.astimezone(UTC),
-                node_id="node-a",
-                room=room_name(occurrence_id),
-                occurrence_id=occurrence_id,
-                site_id=site_id,
-                peer_id=f"{site_id}-{peer}",
-                direction="egress" if peer.startswith("e") else "ingest",
-                stats=PeerStats(packets=packets, interval_s=every_min * 60),
-            )
-        )
-    return reports
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from confbridge.auth.models import AuditEntry, Role
 from confbridge.db import Database
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import EventType
-from tests.attendance.conftest import TZ, event, local, media
+from tests.support.events import TZ, event, local, media
 
 Headers = dict[str, str]
 J, L, S = EventType.joined, EventType.left, EventType.stats

@@ -11,7 +11,7 @@ from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import EventType
-from tests.attendance.conftest import TZ, event
+from tests.support.events import TZ, event
 
 
 def test_scheduled_store_ended_meetings_once(

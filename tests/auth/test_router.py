@@ -22,7 +22,7 @@ from confbridge.auth.models import AuditEntry, Role
 from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.sites.models import Site, Terminal
-from tests.conftest import TEST_SECRET, make_settings
+from tests.support.factories import TEST_SECRET, make_settings
 
 Headers = dict[str, str]
 

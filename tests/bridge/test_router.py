@@ -45,7 +45,8 @@ from confbridge_kernel.contracts import (
     SfuEvent,
     room_name,
 )
-from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold, make_settings
+from tests.support.factories import enrol_node, let_node_hold, make_settings
+from tests.support.servers import ServerThread, free_port
 
 Headers = dict[str, str]
 NODE_SECRET = "node-secret-for-tests-0123456789abcdef"

@@ -14,9 +14,7 @@ from confbridge.db import Database, utcnow
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
-from tests.alerts.test_service import node_down
-from tests.nodes.conftest import make_occurrences
-from tests.test_monitor import heartbeat
+from tests.support.factories import heartbeat, make_occurrences, node_down
 
 
 def stats(occurrence_id: int, site_id: int, loss: float, rtt_ms: float) -> SfuEvent:

@@ -13,7 +13,7 @@ from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import UnitKind
 from confbridge_kernel.contracts import NodeHeartbeat
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import make_occurrences
 
 
 def test_service_nodes_show_the_province_they_serve(session: Session, settings: Settings) -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -21,30 +18,17 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Series
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from tests.support.servers import ServerThread
 
 CONTENDERS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     """The app on a real uvicorn server in a thread, so requests really run in parallel."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = ServerThread(app).start()
+    yield server.url
+    server.stop()
 
 
 def _booked_series(database: Database) -> int:

@@ -31,7 +31,7 @@ CLASH_START = datetime(2030, 4, 15, 0, 30, tzinfo=UTC)  # 07:30 in Hà Nội
 
 @pytest.fixture
 def settings(database: Database, tmp_path: Any) -> Settings:
-    from tests.conftest import make_settings
+    from tests.support.factories import make_settings
 
     return make_settings(database.settings.database_url or "", tmp_path, **SHORT)
 

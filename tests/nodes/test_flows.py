@@ -20,8 +20,7 @@ from confbridge.nodes.models import RoomEdge, SfuNode
 from confbridge.settings import AttendanceRule
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import EventType, SfuEvent, room_name
-from tests.conftest import enrol_node, let_node_hold
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import enrol_node, let_node_hold, make_occurrences
 
 HEARTBEAT = "/api/v1/sfu/nodes/heartbeat"
 EVENTS = "/api/v1/sfu/events"

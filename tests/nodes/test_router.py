@@ -13,8 +13,8 @@ from confbridge.db import Database
 from confbridge.nodes.models import SfuNode
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from tests.conftest import enrol_node, free_port
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import enrol_node, make_occurrences
+from tests.support.servers import free_port
 
 
 def beat(node_id: str, port: int, peers: int = 0) -> dict:

@@ -13,7 +13,7 @@ from confbridge.nodes import service as node_service
 from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
 from confbridge.nodes.service import NodeState, NoMediaServer
 from confbridge_kernel.contracts import NodeHeartbeat, NodeLoad
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import make_occurrences
 
 
 def beat(

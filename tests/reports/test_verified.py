@@ -14,7 +14,8 @@ from openpyxl import load_workbook
 
 from confbridge.sites.models import Site, Unit
 from confbridge_kernel.contracts import EventType
-from tests.attendance.conftest import event, local, media, meeting, post_events, settings
+from tests.attendance.conftest import meeting, post_events, settings
+from tests.support.events import event, local, media
 
 __all__ = ["meeting", "post_events", "settings"]  # fixtures shared with the attendance tests
 

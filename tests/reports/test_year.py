@@ -15,7 +15,6 @@ from openpyxl import load_workbook
 
 from confbridge.db import Database
 from confbridge.main import create_app
-from tests.conftest import _empty_tables, make_settings
 from tests.reports.year import (
     BRIEFING_MIN,
     NODE_SECRET,
@@ -24,6 +23,8 @@ from tests.reports.year import (
     Year,
     build_year,
 )
+from tests.support.database import empty_tables
+from tests.support.factories import make_settings
 
 # Online and hybrid occurrences held in 2025, each inviting the 55 sites of Quảng Ninh:
 # 48 briefings, 6 online reviews, 2 hybrid trainings.
@@ -57,7 +58,7 @@ def year_client(
     )
     with TestClient(create_app(settings, database=migrated_database)) as client:
         yield client
-    _empty_tables(migrated_database)
+    empty_tables(migrated_database)
 
 
 @pytest.fixture(scope="module")

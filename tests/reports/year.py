@@ -43,7 +43,7 @@ from confbridge.sites import service as site_service
 from confbridge.sites.divisions import import_province
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent, room_name
-from tests.conftest import enrol_node, let_node_hold
+from tests.support.factories import enrol_node, let_node_hold
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 NODE_SECRET = "node-secret-for-report-tests-0123456789"

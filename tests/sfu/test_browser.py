@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -22,27 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from confbridge.sites.models import Site
 from confbridge.web import STATIC_DIR
-from tests.conftest import ServerThread
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.browsers import artifact, async_chromium, skip_without_chromium
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import NODE_SECRET, ServerThread, Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is not installed (CI installs it)", allow_module_level=True)
+skip_without_chromium()
 
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",  # a 640x480 test pattern and a beeping microphone
-    "--use-fake-ui-for-media-stream",  # getUserMedia is granted without a prompt
-    "--allow-loopback-in-peer-connection",  # ICE candidates on 127.0.0.1
-    "--no-sandbox",  # tests run as root
-    "--disable-gpu",
-    "--no-first-run",
-    # The machine has no route outside: keep Chromium from trying.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHAIR_CAMERA_WIDTH = 640  # Chromium's fake camera
 SPEAKER_WIDTH, SPEAKER_HEIGHT = 176, 144
 MEDIA_TIMEOUT_S = 15.0
@@ -147,8 +130,7 @@ class Terminal:
         return read(later) or 0
 
     async def screenshot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        await self.page.screenshot(path=str(ARTIFACTS / name))
+        await self.page.screenshot(path=artifact(name))
 
 
 def _inbound(kind: str, field: str) -> Callable[[dict[str, Any]], Any]:
@@ -173,14 +155,8 @@ def page_url(serve: Callable[..., ServerThread]) -> str:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with async_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -37,10 +37,10 @@ from sfu.codecs import RtpCodec
 from sfu.floor import Floor
 from sfu.forwarding import Source
 from sfu.rtc.ice import use_host_addresses
-from tests.conftest import ServerThread, enrol_node, make_settings
-from tests.sfu.conftest import NODE_SECRET, Stack, open_occurrence
-from tests.sfu.netns import Hosts, hosts, netns_missing
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.factories import enrol_node, make_settings, open_occurrence
+from tests.support.netns import Hosts, hosts, netns_missing
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import NODE_SECRET, ServerThread, Stack
 
 READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads /rooms and /metrics
 MEDIA_SILENCE_S = 1.0  # what a hall takes as a lost connection

@@ -22,9 +22,8 @@ from OpenSSL import SSL
 
 from sfu.forwarding import Source
 from sfu.rtc.transport import accept_rsa_dtls_peers
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
-from tests.sfu.test_forwarding import LOOPBACK_ONLY, SizedVideoTrack
+from tests.support.peers import LOOPBACK_ONLY, SizedVideoTrack, WhepViewer, WhipPublisher, until
+from tests.support.servers import Stack
 
 RSA_ONLY_CIPHERS = b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
 

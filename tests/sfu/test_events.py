@@ -20,8 +20,8 @@ from confbridge.settings import Settings
 from confbridge.sites.models import Site
 from confbridge_kernel.contracts import EventType, SfuEvent, room_name
 from sfu.events import SPOOL_FILENAME, EventReporter, SpoolInUse
-from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold
-from tests.nodes.conftest import make_occurrences
+from tests.support.factories import enrol_node, let_node_hold, make_occurrences
+from tests.support.servers import ServerThread, free_port
 
 DELIVERY_TIMEOUT_S = 20.0
 # Fast retries: the tests wait for the control plane to come back, not for back-off.

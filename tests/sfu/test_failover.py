@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from confbridge.auth.models import Role
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import Stack
 
 MEDIA_SILENCE_S = 1.0  # what a hall takes as a lost connection
 BACK_WITHIN_S = 10.0

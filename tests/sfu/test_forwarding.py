@@ -19,14 +19,11 @@ import pytest
 from aiortc import (
     AudioStreamTrack,
     MediaStreamTrack,
-    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
     RTCRtpTransceiver,
-    VideoStreamTrack,
 )
 from aiortc.rtp import RtpPacket, unpack_header_extensions
-from av import VideoFrame
 
 import sfu.forwarding
 from sfu.codecs import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID, RtpCodec
@@ -35,8 +32,8 @@ from sfu.rtc.egress import EgressStats
 from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
 from sfu.rtc.observe import observe_rtp, set_receive_filter
 from sfu.rtc.sdp import NegotiatedRtp, negotiated_rtp
+from tests.support.peers import LOOPBACK_ONLY, SizedVideoTrack
 
-LOOPBACK_ONLY = RTCConfiguration(iceServers=[])
 VP8_PT_PUBLISHER = 97
 VP8_PT_VIEWER = 120
 OPUS_PT_PUBLISHER = 111
@@ -373,25 +370,6 @@ def loopback_host_candidates() -> Iterator[None]:
     use_host_addresses(["127.0.0.1"])
     yield
     use_host_addresses(None)
-
-
-class SizedVideoTrack(VideoStreamTrack):
-    """Synthetic camera: frames of a fixed size (which tells publishers apart at the viewer)."""
-
-    def __init__(self, width: int, height: int) -> None:
-        super().__init__()
-        self.width = width
-        self.height = height
-
-    async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        image = VideoFrame(width=self.width, height=self.height)
-        shade = (pts // 3000) % 200
-        for plane in image.planes:
-            plane.update(bytes((shade,)) * plane.buffer_size)
-        image.pts = pts
-        image.time_base = time_base
-        return image
 
 
 @dataclass

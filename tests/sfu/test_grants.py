@@ -12,8 +12,8 @@ import pytest
 
 from confbridge.auth.models import Role
 from confbridge.sites.models import Site
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import NODE_SECRET, Stack
 
 # The worker's heartbeat interval (5 s by default) and slack for a loaded host.
 REVOCATION_MAX_S = 5 + 10

@@ -11,8 +11,8 @@ from aiortc.sdp import candidate_from_sdp
 
 from confbridge.sites.models import Site
 from sfu.rtc.ice import begin_ice_restart, complete_ice_restart
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import Stack
 
 SDP_FRAG = "application/trickle-ice-sdpfrag"
 

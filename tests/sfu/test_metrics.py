@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import NODE_SECRET, Stack
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from confbridge.auth.models import Role
 from confbridge.sites.models import Site
 from sfu.rtc.ice import nominated_datagram_transport
-from tests.conftest import WebhookReceiver
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import NODE_SECRET, Stack, WebhookReceiver
 
 LINK_BAD_FOR_S = 4.0
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from confbridge.sites.models import Site
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until, vanish
+from tests.support.peers import WhepViewer, WhipPublisher, until, vanish
+from tests.support.servers import NODE_SECRET, Stack
 
 CONSENT_INTERVAL_S = 1.0
 CONSENT_FAILURES = 3

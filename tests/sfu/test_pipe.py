@@ -18,9 +18,9 @@ from confbridge.db import utcnow
 from confbridge.sites.models import Site
 from sfu.cascade import UPSTREAM_SILENCE_S
 from sfu.pipe import PipedCodec, PipedSource, PipeIn
-from tests.conftest import let_node_hold
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.factories import let_node_hold
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import NODE_SECRET, Stack
 
 READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads /rooms
 
@@ -221,6 +221,7 @@ async def test_pipe_an_edge_whose_origin_dies_closes_the_room(
     await until(lambda: viewer.pc.connectionState in ("closed", "failed"), timeout_s=5)
 
 
+@pytest.mark.integration
 async def test_pipe_an_edge_takes_rtp_only_from_its_origin() -> None:
     """Anyone who can reach the edge's pipe port could otherwise inject media into the room."""
     edge = await PipeIn.open("127.0.0.1")

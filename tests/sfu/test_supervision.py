@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from confbridge.sites.models import Site
-from tests.agent.conftest import eventually
-from tests.sfu.conftest import NODE_SECRET, Stack
-from tests.sfu.peers import WhipPublisher, until
+from tests.support.peers import WhipPublisher, until
+from tests.support.polling import eventually
+from tests.support.servers import NODE_SECRET, Stack
 from tests.test_local_workers import SECRETS
 
 BACK_WITHIN_S = 8.0

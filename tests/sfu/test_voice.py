@@ -33,8 +33,8 @@ from sfu.voice import (
     LevelSample,
     VoiceDetector,
 )
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import ToneTrack, WhepViewer, WhipPublisher, until
+from tests.support.peers import ToneTrack, WhepViewer, WhipPublisher, until
+from tests.support.servers import Stack
 
 CHAIR, WARD_A, WARD_B = 1, 2, 3
 LOUD_DBOV = -12.0

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from confbridge.sites.models import Site
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import Stack
 
 
 async def test_worker_chair_reaches_wards_and_give_switches_the_programme(

@@ -11,14 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route
 
 from confbridge.db import Database
 from confbridge.sites.models import Site
-from tests.agent.conftest import attendance_of, eventually, move_occurrence, soon
-from tests.sfu.conftest import Stack, _wait_for_worker, wait_until_registered
-from tests.sfu.peers import WhepViewer, WhipPublisher
-from tests.sfu.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browsers import async_chromium, skip_without_chromium
+from tests.support.factories import move_occurrence, soon
+from tests.support.peers import WhepViewer, WhipPublisher
+from tests.support.polling import eventually
+from tests.support.servers import Stack, attendance_of, wait_for_worker, wait_until_registered
+
+skip_without_chromium()
 
 CHAIR_WIDTH = 160
 REJOIN_LIMIT_S = 10.0
@@ -27,14 +30,8 @@ PAGE_TIMEOUT_MS = 30_000
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with async_chromium() as chromium:
+        yield chromium
 
 
 async def kiosk(page: Page) -> dict[str, Any]:
@@ -152,7 +149,7 @@ async def test_kiosk_pairs_joins_on_time_and_rejoins(
         # the bridge goes away and comes back
         stack.workers.close()
         stack.workers.start()
-        _wait_for_worker(stack.worker)
+        wait_for_worker(stack.worker)
         wait_until_registered(database, ["local-0"])
         back_at = time.monotonic()
         await publish_chair(stack, peers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,45 +15,11 @@ import httpx
 from confbridge.auth.models import Role
 from confbridge.db import Database, utcnow
 from confbridge.main import create_app
-from confbridge.meetings import service as meeting_service
-from confbridge.settings import Settings
 from confbridge.sites.models import Site
-from tests.conftest import ServerThread, WebhookReceiver, make_settings
+from tests.support.factories import book_occurrence, make_settings
+from tests.support.servers import ServerThread, WebhookReceiver
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def book(
-    database: Database,
-    settings: Settings,
-    sites: dict[str, Site],
-    start_at: datetime,
-    *,
-    mode: str = "online",
-    invited: tuple[str, ...] = ("p1",),
-    duration_min: int = 60,
-) -> int:
-    """One occurrence chaired by hq at `start_at` (whole minutes), inviting `invited`."""
-    local = start_at.astimezone(TZ).replace(tzinfo=None)
-    with database.session() as session:
-        series = meeting_service.create(
-            session=session,
-            series_in={
-                "title": "Giao ban tuần",
-                "kind": "giao_ban",
-                "mode": mode,
-                "rrule": "FREQ=DAILY;COUNT=1",
-                "dtstart": local.isoformat(timespec="minutes"),
-                "duration_min": duration_min,
-                "chair_site_id": sites["hq"].id,
-                "site_ids": [sites[k].id for k in invited],
-                "skip_holidays": False,
-            },
-            settings=settings.meetings,
-            now=utcnow(),
-        )
-        session.commit()
-        return series.occurrences[0].id
 
 
 def eventually(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -109,7 +75,7 @@ def test_readiness_alert_reaches_the_webhook_when_heartbeats_stop(
             beat("hq", "p1", "p2")
             # the briefing is booked once every hall reports
             start = (utcnow() + timedelta(minutes=12)).replace(second=0, microsecond=0)
-            occurrence_id = book(database, settings, sites, start, invited=("p1", "p2"))
+            occurrence_id = book_occurrence(database, settings, sites, start, invited=("p1", "p2"))
             # every hall reports for a while: no alert
             for _ in range(6):
                 beat("hq", "p1", "p2")

@@ -15,7 +15,7 @@ from confbridge.main import create_app
 from confbridge.sites.models import Site, Terminal
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.models import PairingCode
-from tests.conftest import make_settings
+from tests.support.factories import make_settings
 
 Headers = dict[str, str]
 
@@ -246,7 +246,7 @@ def test_terminal_pairing_ignores_forwarded_for_unless_from_a_trusted_proxy(
     database: Database, tmp_path, it: Headers, sites: dict[str, Site]
 ) -> None:
     from confbridge.main import create_app
-    from tests.conftest import make_settings
+    from tests.support.factories import make_settings
 
     url = database.settings.database_url or ""
     for trusted, limited in (([], True), (["127.0.0.0/8"], False)):
@@ -271,11 +271,13 @@ def test_terminal_heartbeat_occurrence_must_exist_and_invite_its_site(
     database: Database,
     settings,
 ) -> None:
-    from tests.terminals.test_readiness import book
+    from tests.support.factories import book_occurrence
 
     token = pair(client, create(client, it, sites["p2"])["pairing"]["code"])["token"]
-    other = book(database, settings, sites, utcnow() + timedelta(hours=1), invited=("p1",))
-    own = book(database, settings, sites, utcnow() + timedelta(hours=3), invited=("p2",))
+    other = book_occurrence(
+        database, settings, sites, utcnow() + timedelta(hours=1), invited=("p1",)
+    )
+    own = book_occurrence(database, settings, sites, utcnow() + timedelta(hours=3), invited=("p2",))
 
     def beat(occurrence_id: int):
         return client.post(

@@ -12,7 +12,7 @@ from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Terminal
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.models import GrantRevocation
-from tests.conftest import TEST_SECRET
+from tests.support.factories import TEST_SECRET
 
 TTL_S = 3600
 

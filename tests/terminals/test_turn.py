@@ -24,7 +24,7 @@ from confbridge.sites.models import Site
 from confbridge_kernel.turn import turn_ice_server, turn_rest_credential
 from sfu.config import WorkerSettings
 from sfu.http import ice_server_links
-from tests.conftest import make_settings, register_node
+from tests.support.factories import make_settings, register_node
 
 SECRET = "turn-shared-secret-for-tests"
 TURN_URL = "turn:turn.example.vn:3478?transport=udp"

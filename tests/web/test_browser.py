@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
@@ -19,16 +19,17 @@ from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import Settings
 from confbridge_kernel.contracts import PeerStats, SfuEvent, room_name
-from tests.conftest import ServerThread, _empty_tables, make_settings
-from tests.web.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.support.browsers import (
     DESKTOP,
     PHONE,
     artifact,
     skip_without_chromium,
+    sync_chromium,
 )
-from tests.web.conftest import PASSWORD, create_user, make_commune_province, next_weekday
+from tests.support.database import empty_tables
+from tests.support.factories import PASSWORD, create_user, make_commune_province, make_settings
+from tests.support.servers import ServerThread
+from tests.support.web import next_weekday
 
 skip_without_chromium()
 
@@ -58,17 +59,13 @@ def website(
         yield WebSite(server.url, sites, settings, migrated_database)
     finally:
         server.stop()
-        _empty_tables(migrated_database)
+        empty_tables(migrated_database)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with sync_chromium() as chromium:
+        yield chromium
 
 
 def open_page(browser: Browser, website: WebSite, viewport: dict[str, int] = DESKTOP) -> Page:

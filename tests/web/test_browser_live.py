@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from confbridge.sites.models import Site
-from tests.sfu.conftest import Stack
-from tests.sfu.peers import WhepViewer, WhipPublisher, until
-from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, artifact, skip_without_chromium
-from tests.web.conftest import PASSWORD
+from tests.support.browsers import DESKTOP, artifact, async_chromium, skip_without_chromium
+from tests.support.factories import PASSWORD
+from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.servers import Stack
 
 skip_without_chromium()
 
@@ -42,14 +42,8 @@ PROGRAMME_STATS_JS = """async () => {
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with async_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

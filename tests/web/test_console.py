@@ -19,8 +19,9 @@ from confbridge.meetings import service as meeting_service
 from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
 from confbridge_kernel.contracts import PeerRole
-from tests.conftest import free_port, make_settings, register_node
-from tests.web.conftest import create_user, csrf_of, sign_in
+from tests.support.factories import create_user, make_settings, register_node
+from tests.support.servers import free_port
+from tests.support.web import csrf_of, sign_in
 
 
 @pytest.fixture

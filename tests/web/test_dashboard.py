@@ -19,11 +19,10 @@ from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
-from tests.alerts.test_service import node_down
-from tests.conftest import ServerThread
-from tests.test_monitor import heartbeat
-from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, artifact
-from tests.web.conftest import PASSWORD, create_user, csrf_of
+from tests.support.browsers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, artifact
+from tests.support.factories import PASSWORD, create_user, heartbeat, node_down
+from tests.support.servers import ServerThread
+from tests.support.web import csrf_of
 
 
 @pytest.fixture
@@ -80,6 +79,7 @@ def served(settings: Settings, database: Database) -> Iterator[str]:
     server.stop()
 
 
+@pytest.mark.browser
 def test_dashboard_in_chromium_follows_a_node_going_down(
     served: str, database: Database, bridge_state: int
 ) -> None:

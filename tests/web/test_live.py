@@ -23,8 +23,9 @@ from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.web import occurrence_pages
 from confbridge.web.live_status import LiveStatus
-from tests.conftest import ServerThread, enrol_node, let_node_hold, make_settings
-from tests.web.conftest import PASSWORD, create_user, csrf_of
+from tests.support.factories import PASSWORD, create_user, enrol_node, let_node_hold, make_settings
+from tests.support.servers import ServerThread
+from tests.support.web import csrf_of
 
 NODE_SECRET = "node-secret-for-web-tests-0123456789abcdef"
 

@@ -12,7 +12,8 @@ import pytest
 from confbridge.db import Database
 from confbridge.live_redis import RedisBus
 from confbridge.main import create_app
-from tests.conftest import ServerThread, make_settings
+from tests.support.factories import make_settings
+from tests.support.servers import ServerThread
 from tests.web.test_live import (
     NODE_SECRET,
     EventStream,

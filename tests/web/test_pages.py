@@ -18,7 +18,7 @@ from confbridge.db import Database, utcnow
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
 from confbridge.settings import Settings
-from tests.web.conftest import csrf_of, next_weekday
+from tests.support.web import csrf_of, next_weekday
 
 
 def booking_data(client: TestClient, communes: dict[str, int], **changes: Any) -> dict[str, Any]:

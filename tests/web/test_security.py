@@ -19,8 +19,9 @@ from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
 from confbridge.web.security import CSRF_COOKIE, SESSION_COOKIE
-from tests.conftest import free_port, make_settings
-from tests.web.conftest import PASSWORD, create_user, csrf_of, sign_in
+from tests.support.factories import PASSWORD, create_user, make_settings
+from tests.support.servers import free_port
+from tests.support.web import csrf_of, sign_in
 
 
 def test_pages_send_a_visitor_to_sign_in_and_back(client: TestClient) -> None:

@@ -65,6 +65,7 @@ async def test_parked_track_sleeps_until_stopped() -> None:
     assert track.readyState == "ended"
 
 
+@pytest.mark.integration
 async def test_hooks_are_per_instance_and_undone(pc: RTCPeerConnection) -> None:
     use_host_addresses(["127.0.0.1"])
     client, server = await negotiated_pair()

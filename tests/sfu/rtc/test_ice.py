@@ -35,6 +35,7 @@ def test_aioice_names() -> None:
     assert "self.protocol = protocol" in source_of(aioice.ice.CandidatePair.__init__)
 
 
+@pytest.mark.integration
 async def test_use_host_addresses_gathers_only_those() -> None:
     use_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(LOOPBACK_ONLY)
@@ -149,6 +150,7 @@ def local_candidates(pc: RTCPeerConnection) -> list[tuple[str, int]]:
     ]
 
 
+@pytest.mark.integration
 async def test_host_candidates_announce_an_address_in_a_port_range() -> None:
     low, high = free_udp_ports(4)
     use_host_candidates(["127.0.0.1"], announced_address="192.0.2.10", port_range=(low, high))
@@ -168,6 +170,7 @@ async def test_host_candidates_announce_an_address_in_a_port_range() -> None:
     assert aioice.Connection.get_component_candidates is ice._stock_get_component_candidates
 
 
+@pytest.mark.integration
 async def test_host_candidates_port_range_connects_and_runs_out() -> None:
     low, high = free_udp_ports(2)
     client = RTCPeerConnection(LOOPBACK_ONLY)

@@ -27,6 +27,7 @@ async def test_offer_direction_and_codec_list(pc: RTCPeerConnection) -> None:
     )
 
 
+@pytest.mark.integration
 async def test_negotiated_rtp_reads_payload_types_and_extensions(
     pc: RTCPeerConnection,
 ) -> None:

@@ -1,4 +1,5 @@
-"""Real WHIP/WHEP clients for tests: aiortc peers that talk HTTP to a running worker."""
+"""Real WHIP/WHEP clients for tests and benchmarks: aiortc peers that talk HTTP to a running
+worker, and the synthetic camera and microphone they publish."""
 
 from __future__ import annotations
 
@@ -11,19 +12,59 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    AudioStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from aiortc.mediastreams import MediaStreamTrack
-from av import AudioFrame
+from av import AudioFrame, VideoFrame
 
 from sfu.rtc.ice import nominated_datagram_transport
-from tests.sfu.test_forwarding import SizedVideoTrack
+from tests.support.polling import until
 
 TONE_HZ = 400  # a whole number of periods in each 20 ms frame at 8 kHz: no click between frames
 
 
-def _loopback_peer() -> RTCPeerConnection:
+__all__ = [
+    "LOOPBACK_ONLY",
+    "Frame",
+    "SizedVideoTrack",
+    "ToneTrack",
+    "WhepViewer",
+    "WhipPublisher",
+    "loopback_peer",
+    "until",
+    "vanish",
+]
+
+LOOPBACK_ONLY = RTCConfiguration(iceServers=[])
+
+
+def loopback_peer() -> RTCPeerConnection:
     """A peer with no STUN server: tests stay on 127.0.0.1."""
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+class SizedVideoTrack(VideoStreamTrack):
+    """Synthetic camera: frames of a fixed size (which tells publishers apart at the viewer)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__()
+        self.width = width
+        self.height = height
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        image = VideoFrame(width=self.width, height=self.height)
+        shade = (pts // 3000) % 200
+        for plane in image.planes:
+            plane.update(bytes((shade,)) * plane.buffer_size)
+        image.pts = pts
+        image.time_base = time_base
+        return image
 
 
 @dataclass
@@ -40,7 +81,7 @@ class WhipPublisher:
     token: str
     width: int = 160
     height: int = 120
-    pc: RTCPeerConnection = field(default_factory=_loopback_peer)
+    pc: RTCPeerConnection = field(default_factory=loopback_peer)
     location: str | None = None
     audio: MediaStreamTrack | None = None
     """The microphone (silence if None)."""
@@ -61,7 +102,7 @@ class WhepViewer:
 
     url: str
     token: str
-    pc: RTCPeerConnection = field(default_factory=_loopback_peer)
+    pc: RTCPeerConnection = field(default_factory=loopback_peer)
     location: str | None = None
     frames: list[Frame] = field(default_factory=list)
     audio_frames: int = 0
@@ -163,11 +204,3 @@ async def _delete(peer: WhipPublisher | WhepViewer) -> None:
             async with httpx.AsyncClient(timeout=10) as http:
                 await http.delete(peer.location, headers={"Authorization": f"Bearer {peer.token}"})
         peer.location = None
-
-
-async def until(condition, timeout_s: float = 10.0, step_s: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(step_s)
