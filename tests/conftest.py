@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from confbridge import migrate
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.models import metadata
 from confbridge.nodes import service as node_service
 from confbridge.settings import Settings, normalise_database_url
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NodeHeartbeat
 
 TEST_DB_ENV = "CONFBRIDGE_TEST_DATABASE_URL"

@@ -6,9 +6,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from confbridge.alerts import service as alert_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.alerts.test_service import node_down
 from tests.test_monitor import heartbeat
 

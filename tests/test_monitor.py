@@ -11,10 +11,11 @@ from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.alerts.service import AlertKind
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.monitor import Monitor
 from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType, NodeHeartbeat, NodeLoad, PeerStats, SfuEvent
 
 
@@ -136,9 +137,10 @@ def test_monitor_rtt_counts_and_a_site_that_left_clears(database: Database) -> N
 def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> None:
     """30 min before a meeting an invited hall without a terminal online is alerted; the alert
     resolves when its terminal reports, and at the end; in-person meetings are left alone."""
+    from confbridge.auth.models import Terminal
     from confbridge.settings import Settings, TerminalSettings
     from confbridge.sites import service as site_service
-    from confbridge.sites.models import Site, Terminal
+    from confbridge.sites.models import Site
     from tests.terminals.test_readiness import book
 
     settings = Settings(env="test", secret_key="x" * 40)

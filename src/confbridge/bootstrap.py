@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 
 from confbridge import migrate
 from confbridge.auth import service as auth_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.packaged import packaged_path
 from confbridge.settings import ConfigError, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Unit
+from confbridge.timeutil import utcnow
 
 SCHEDULES_DIR = "schedules"
 DEMO_SCHEDULE_NAME = "ha-long.yaml"

@@ -15,9 +15,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.exc import OperationalError
 
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import DomainError
 from confbridge.settings import ConfigError, Settings, load_settings
+from confbridge.timeutil import utcnow
 
 app = typer.Typer(
     help="ConfBridge: hội nghị truyền hình trực tuyến / government video-conference bridge.",
@@ -783,8 +784,8 @@ def _run_report(
     """Migrate, then `make(session=, period=, unit=, settings=, now=)` for the period and
     unit asked for; returns the settings, the report and the words for the table's title."""
     from confbridge import migrate
-    from confbridge.meetings.recurrence import zone
     from confbridge.reports import service as report_service
+    from confbridge.timeutil import zone
 
     settings = _settings()
     tz = settings.meetings.default_tz

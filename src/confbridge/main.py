@@ -17,7 +17,7 @@ from confbridge.auth.router import router as auth_router
 from confbridge.bridge.router import ScraperDep
 from confbridge.bridge.router import router as bridge_router
 from confbridge.dashboard.router import router as dashboard_router
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import install_error_handlers
 from confbridge.headers import SecurityHeaders
 from confbridge.health import Readiness, readiness
@@ -35,6 +35,7 @@ from confbridge.sites.router import router as sites_router
 from confbridge.strict_json import StrictJsonBody
 from confbridge.terminals.pages import router as kiosk_router
 from confbridge.terminals.router import router as terminals_router
+from confbridge.timeutil import utcnow
 from confbridge.web.app import install as install_web
 from confbridge_kernel import __version__
 from confbridge_kernel.logs import RequestId

@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.meetings.models import Booking, Occurrence
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.sfu.conftest import Stack, loopback, peers, stack, stack_options  # noqa: F401
 
 AGENT_STOP_TIMEOUT_S = 15.0

@@ -27,7 +27,7 @@ from confbridge.auth.models import AuditEntry, Role
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import Conflict
 from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
@@ -35,6 +35,7 @@ from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EventType,
     FloorCommand,

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.alerts.test_service import node_down
 from tests.nodes.conftest import make_occurrences

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from confbridge.db import utcnow
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence
 from confbridge.settings import MeetingSettings
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 
 
 def make_occurrences(session: Session, sites: dict[str, Site], *, count: int) -> list[Occurrence]:

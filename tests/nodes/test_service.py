@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from confbridge.db import utcnow
 from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
-from confbridge.nodes.service import NodeState, NoMediaServer
+from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
+from confbridge.nodes.service import NoMediaServer
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NodeHeartbeat, NodeLoad
 from tests.nodes.conftest import make_occurrences
 

@@ -17,14 +17,16 @@ import pytest
 
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.nodes import service as node_service
+from confbridge.nodes.models import NodeState
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from sfu.aiortc_internals import use_host_addresses
 from tests.conftest import ServerThread, free_port, make_settings
 from tests.sfu.peers import WhepViewer, WhipPublisher
@@ -147,7 +149,7 @@ def wait_until_registered(database: Database, node_ids: list[str]) -> None:
             up = {
                 node.id
                 for node in node_service.list_(session=session)
-                if node_service.state_of(node, utcnow()) is node_service.NodeState.up
+                if node_service.state_of(node, utcnow()) is NodeState.up
             }
         if up >= set(node_ids):
             return

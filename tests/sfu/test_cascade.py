@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 from confbridge.auth.models import Role
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
 from confbridge.main import create_app
 from confbridge.meetings.models import Occurrence
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, UnitKind
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import FloorAction, FloorCommand
 from sfu.aiortc_internals import use_host_addresses
 from sfu.cascade import RelayState, assign_tracks, relayed_sources

@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.conftest import ServerThread, WebhookReceiver, make_settings
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

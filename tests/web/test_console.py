@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth.models import Role
 from confbridge.bridge import grants
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import PeerRole
 from tests.conftest import free_port, make_settings, register_node
 from tests.web.conftest import create_user, csrf_of, sign_in

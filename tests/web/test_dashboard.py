@@ -13,12 +13,13 @@ from playwright.sync_api import expect, sync_playwright
 
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.alerts.test_service import node_down
 from tests.conftest import ServerThread
 from tests.test_monitor import heartbeat

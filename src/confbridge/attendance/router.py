@@ -19,14 +19,13 @@ from confbridge.attendance.schemas import (
 )
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import CurrentUser, SecretariatUser
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.meetings.recurrence import zone
 from confbridge.pagination import IdPath
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import ExportFormat
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow, zone
 
 router = APIRouter(tags=["attendance"])
 FormatQuery = Annotated[str, Query(alias="format", max_length=10, description="json, csv or xlsx")]

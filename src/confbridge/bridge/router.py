@@ -8,19 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from confbridge.auth.dependencies import CurrentUser, PrincipalDep, TerminalDep
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, NodeDep, PrincipalDep, TerminalDep
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
-from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNodeEnrolment
 from confbridge.pagination import IdPath, Limit, Offset, Page
-from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EVENTS_PATH,
     GRANT_KEY_PATH,
@@ -32,31 +30,11 @@ from confbridge_kernel.contracts import (
 )
 
 router = APIRouter(tags=["bridge"])
-node_bearer = HTTPBearer(
-    auto_error=False, description="the SFU node's own key (`confbridge nodes enroll`)"
-)
 scrape_bearer = HTTPBearer(
     auto_error=False, description="the metrics scraping secret (sfu.node_secret)"
 )
 PEM_MEDIA_TYPE = "application/x-pem-file"
 API_PREFIX = "/api/v1"
-
-
-def require_node(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(node_bearer)],
-) -> SfuNodeEnrolment:
-    """Let through an enrolled SFU node, which presents its own key; returns its enrolment."""
-    if credentials is None:
-        raise Unauthorized("node authentication required: send 'Authorization: Bearer <node key>'")
-    # Looked up by its SHA-256: the stored hash, not the key, is compared.
-    enrolment = node_service.authenticate(session=session, key=credentials.credentials)
-    if enrolment is None:
-        raise Unauthorized("unknown or revoked node key; enrol the node with `confbridge nodes`")
-    return enrolment
-
-
-NodeDep = Annotated[SfuNodeEnrolment, Depends(require_node)]
 
 
 def require_scraper(
@@ -95,7 +73,7 @@ def join(
         tz=settings.meetings.default_tz,
         failed_node_id=body.failed_node_id if body else None,
         terminal_id=terminal.id,
-        credential_id=terminal_service.credential_id(terminal),
+        credential_id=auth_service.credential_id(terminal),
     )
     session.commit()  # the room's placement, made at its first join
     return info

@@ -19,15 +19,14 @@ from confbridge.auth.service import Principal
 from confbridge.bridge.grants import GrantSigner
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.worker_client import WorkerClient
-from confbridge.db import utcnow
 from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
-from confbridge.meetings.recurrence import zone
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import SfuSettings
 from confbridge.sites.models import Site, UnitKind
+from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import (
     RELAY_SITE_ID,
     CascadeRequest,

@@ -18,7 +18,7 @@ from confbridge.auth.dependencies import (
     oauth2_scheme,
     require_terminal,
 )
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Invalid
 from confbridge.meetings import calendars
@@ -41,7 +41,7 @@ from confbridge.meetings.schemas import (
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
-from confbridge.timeutil import parse_window
+from confbridge.timeutil import parse_window, utcnow
 
 router = APIRouter(tags=["meetings"])
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"

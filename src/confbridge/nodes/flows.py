@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge.auth.models import SfuNodeEnrolment
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
+from confbridge.nodes.models import SfuNode
 from confbridge_kernel.contracts import EventType, NodeHeartbeat, SfuEvent
 
 log = logging.getLogger(__name__)

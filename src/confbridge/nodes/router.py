@@ -5,15 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import AdminUser, ITUser
-from confbridge.bridge.router import NodeDep
-from confbridge.db import utcnow
+from confbridge.auth.dependencies import AdminUser, ITUser, NodeDep
+from confbridge.auth.models import SfuNodeEnrolment
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.nodes import flows as node_flows
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
+from confbridge.nodes.models import SfuNode
 from confbridge.nodes.schemas import NodeEnrol, NodeEnrolled, NodeEnrolmentRead, NodeRead
-from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck
 
 router = APIRouter(tags=["nodes"])
@@ -50,7 +49,7 @@ def heartbeat(
     now = utcnow()
     node = node_flows.receive_heartbeat(session=session, beat=beat, enrolment=enrolment, now=now)
     # the revocation list rides on every answer: a worker that missed one learns it next time
-    revocations = terminal_service.grant_revocations(
+    revocations = auth_service.grant_revocations(
         session=session, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     )
     session.commit()

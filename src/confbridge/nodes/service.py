@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import re
@@ -21,9 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
+from confbridge.auth.models import SfuNodeEnrolment
 from confbridge.bridge.grants import GrantSigner, admin_headers
 from confbridge.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
+from confbridge.nodes.models import NodeState, RoomEdge, RoomHost, RoomPlacement, SfuNode
 from confbridge.settings import SfuSettings
 from confbridge_kernel.contracts import (
     NODE_KEY_PREFIX,
@@ -41,12 +41,6 @@ PROBE_TIMEOUT_S = 1.0
 """How long a node reported dead by a terminal has to answer its health check."""
 EXTEND_TIMEOUT_S = 10.0
 """How long a node may take to open a pipe or a relay session from the room's origin."""
-
-
-class NodeState(StrEnum):
-    up = "up"
-    draining = "draining"  # up, but takes no new rooms
-    down = "down"
 
 
 NO_MEDIA_SERVER_RETRY_AFTER_S = 2
@@ -80,11 +74,6 @@ class MediaServer:
 
 
 # --- enrolment: each node's own key ---------------------------------------------------------------
-
-
-def hash_node_key(key: str) -> str:
-    """Keys are 256 random bits: a plain SHA-256 is enough to store them (no guessing)."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def check_node_id(node_id: str) -> str:
@@ -133,7 +122,7 @@ def enrol(
     if enrolment is None:
         enrolment = SfuNodeEnrolment(node_id=node_id)
         session.add(enrolment)
-    enrolment.key_hash = hash_node_key(key)
+    enrolment.key_hash = auth_service.hash_node_key(key)
     enrolment.local = local
     enrolment.allow_loopback = allow_loopback
     enrolment.enrolled_at = now
@@ -165,15 +154,6 @@ def revoke(*, session: Session, node_id: str, by: str, now: datetime) -> None:
         detail={"node_id": node_id},
     )
     session.flush()
-
-
-def authenticate(*, session: Session, key: str) -> SfuNodeEnrolment | None:
-    """The enrolment whose key this is, if any."""
-    if not key.startswith(NODE_KEY_PREFIX):
-        return None
-    return session.scalar(
-        select(SfuNodeEnrolment).where(SfuNodeEnrolment.key_hash == hash_node_key(key))
-    )
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:

@@ -18,8 +18,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from confbridge.attendance.schemas import OccurrenceAttendance
-from confbridge.meetings.recurrence import zone
 from confbridge.reports.schemas import AttendanceReport, OnlineRatioReport, UnitRef
+from confbridge.timeutil import zone
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

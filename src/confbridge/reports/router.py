@@ -8,13 +8,12 @@ from fastapi import APIRouter, Query, Response
 
 from confbridge.attendance.router import FormatQuery, file_response
 from confbridge.auth.dependencies import CurrentUser
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.meetings.recurrence import zone
 from confbridge.pagination import MAX_ID
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import AttendanceReport, ExportFormat, OnlineRatioReport
+from confbridge.timeutil import utcnow, zone
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 DateQuery = Annotated[

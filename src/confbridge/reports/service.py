@@ -42,7 +42,6 @@ from confbridge.meetings.models import (
     OccurrenceStatus,
     Series,
 )
-from confbridge.meetings.recurrence import zone
 from confbridge.reports.schemas import (
     AttendanceReport,
     ExportFormat,
@@ -55,7 +54,7 @@ from confbridge.reports.schemas import (
 )
 from confbridge.settings import ReportSettings, Target
 from confbridge.sites.models import Site, Unit, UnitKind
-from confbridge.timeutil import check_year
+from confbridge.timeutil import check_year, zone
 
 COMMUNE_KINDS = frozenset({UnitKind.commune.value, UnitKind.ward.value, UnitKind.special_zone})
 ONLINE_MODES = frozenset({MeetingMode.online.value, MeetingMode.hybrid.value})

@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
-from confbridge.db import utcnow
+from confbridge.auth.models import Terminal
 from confbridge.errors import Conflict, Invalid, NotFound
-from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Terminal, Unit, UnitKind
+from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Unit, UnitKind
+from confbridge.timeutil import utcnow
 
 
 def get_unit(*, session: Session, unit_id: int) -> Unit:

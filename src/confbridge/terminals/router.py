@@ -12,7 +12,6 @@ from confbridge.auth.dependencies import ITUser, TerminalDep
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import DomainError, Forbidden, Invalid
 from confbridge.meetings import service as meeting_service
@@ -36,6 +35,7 @@ from confbridge.terminals.schemas import (
     TerminalRead,
     TerminalStatus,
 )
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import room_name
 
 router = APIRouter(tags=["terminals"])

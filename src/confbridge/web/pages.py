@@ -24,7 +24,7 @@ from confbridge.auth.service import AccountDisabled, Principal
 from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import (
     Conflict,
     DomainError,
@@ -37,10 +37,11 @@ from confbridge.live import LiveBusDep, occurrence_topic, publish_floor
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series, UnplannedStatus
-from confbridge.meetings.recurrence import holiday_name, zone
+from confbridge.meetings.recurrence import holiday_name
 from confbridge.meetings.schemas import SeriesCreate
 from confbridge.pagination import MAX_ID
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, live_status, queries
 from confbridge.web.context import (
     AnyPage,

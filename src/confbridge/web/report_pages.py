@@ -12,12 +12,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from confbridge.attendance.router import file_response, occurrence_attendance
-from confbridge.db import utcnow
 from confbridge.errors import DomainError, Invalid
-from confbridge.meetings.recurrence import zone
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy, OnlineRatioReport, OnlineRatioRow
+from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.charts import Bar, ratio_bars
 from confbridge.web.context import Page, UserPage
