@@ -15,6 +15,7 @@ from confbridge.db import Database
 from confbridge.monitor import Monitor
 from confbridge.nodes import service as node_service
 from confbridge.settings import AlertSettings
+from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType, NodeHeartbeat, NodeLoad, PeerStats, SfuEvent
 
@@ -139,7 +140,6 @@ def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> 
     resolves when its terminal reports, and at the end; in-person meetings are left alone."""
     from confbridge.auth.models import Terminal
     from confbridge.settings import Settings, TerminalSettings
-    from confbridge.sites import service as site_service
     from confbridge.sites.models import Site
     from tests.terminals.test_readiness import book
 
@@ -153,7 +153,7 @@ def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> 
         terminal_ids = {}
         for key in ("hq", "p1"):
             site = session.get(Site, sites[key].id)
-            terminal_ids[key] = site_service.create_terminal(session=session, site=site)[0].id
+            terminal_ids[key] = terminal_service.create_with_token(session=session, site=site)[0].id
         session.commit()
 
     def seen(key: str, at: datetime) -> None:

@@ -14,6 +14,7 @@ from confbridge.packaged import packaged_path
 from confbridge.settings import ConfigError, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Unit
+from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
 
 SCHEDULES_DIR = "schedules"
@@ -108,7 +109,7 @@ def seed_demo(
         first_series = report.first_series_chair_site_id()
         if first_series is not None:
             site = site_service.get_site(session=session, site_id=first_series)
-            _terminal, token = site_service.create_terminal(session=session, site=site)
+            _terminal, token = terminal_service.create_with_token(session=session, site=site)
             session.commit()
             server = base_url or "http://127.0.0.1:8000"
             return [

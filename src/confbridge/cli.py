@@ -757,7 +757,7 @@ def _percent(value: float | None) -> str:
 
 def _report_output(output_format: str, output: Path | None, model: Any, document: Any) -> bool:
     """Write `model` as JSON or `document` as CSV/XLSX; False when a table is to be printed."""
-    from confbridge.reports import export
+    from confbridge import exports
 
     if output_format == "table":
         return False
@@ -768,7 +768,7 @@ def _report_output(output_format: str, output: Path | None, model: Any, document
     if output_format == "json":
         body = model.model_dump_json(indent=2).encode()
     else:
-        body = export.render(document, output_format)[0]
+        body = exports.render(document, output_format)[0]
     if output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

@@ -24,6 +24,7 @@ from confbridge.health import Readiness, readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
 from confbridge.meetings.router import router as meetings_router
+from confbridge.meetings.router import site_router as site_archiving_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
@@ -35,6 +36,7 @@ from confbridge.sites.router import router as sites_router
 from confbridge.strict_json import StrictJsonBody
 from confbridge.terminals.pages import router as kiosk_router
 from confbridge.terminals.router import router as terminals_router
+from confbridge.terminals.router import site_router as site_terminals_router
 from confbridge.timeutil import utcnow
 from confbridge.web.app import install as install_web
 from confbridge_kernel import __version__
@@ -101,6 +103,8 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(sites_router)
+    api.include_router(site_archiving_router)
+    api.include_router(site_terminals_router)
     api.include_router(meetings_router)
     api.include_router(bridge_router)
     api.include_router(nodes_router)

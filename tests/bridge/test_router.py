@@ -33,8 +33,8 @@ from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EventType,
@@ -181,7 +181,7 @@ def terminal(database: Database, sites: dict[str, Site]) -> Callable[[str], Head
         with database.session() as session:
             site = session.get(Site, sites[name].id)
             assert site is not None
-            _, token = site_service.create_terminal(session=session, site=site)
+            _, token = terminal_service.create_with_token(session=session, site=site)
             session.commit()
         return {"Authorization": f"Bearer {token}"}
 

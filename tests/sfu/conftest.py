@@ -24,8 +24,8 @@ from confbridge.meetings import service as meeting_service
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
 from confbridge.settings import Settings
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
 from sfu.aiortc_internals import use_host_addresses
 from tests.conftest import ServerThread, free_port, make_settings
@@ -191,7 +191,7 @@ def open_occurrence(
         for key in ("hq", "p1", "p2"):
             site = session.get(Site, sites[key].id)
             assert site is not None
-            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
+            _terminal, tokens[key] = terminal_service.create_with_token(session=session, site=site)
         session.commit()
         occurrence_id = series.occurrences[0].id
     return occurrence_id, tokens

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import GrantRevocation, Terminal
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
@@ -56,7 +55,7 @@ def test_grant_revocations_name_revoked_and_replaced_tokens_until_their_grants_e
     assert listed() == set()
 
     # made with a token shown once: a device may hold grants of it
-    shown, _token = site_service.create_terminal(
+    shown, _token = terminal_service.create_with_token(
         session=session, site=session.get(Site, sites["p2"].id)
     )
     first = auth_service.credential_id(shown)
@@ -78,7 +77,7 @@ def test_grant_revocations_name_revoked_and_replaced_tokens_until_their_grants_e
 def test_credential_id_reveals_nothing_of_the_token_hash(
     session: Session, sites: dict[str, Site]
 ) -> None:
-    terminal, _token = site_service.create_terminal(
+    terminal, _token = terminal_service.create_with_token(
         session=session, site=session.get(Site, sites["p1"].id)
     )
     credential = auth_service.credential_id(terminal)

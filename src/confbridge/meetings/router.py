@@ -14,6 +14,7 @@ from confbridge.auth.dependencies import (
     CurrentUser,
     FeedPrincipalDep,
     SecretariatUser,
+    SiteEditor,
     get_principal,
     oauth2_scheme,
     require_terminal,
@@ -44,6 +45,9 @@ from confbridge.sites import service as site_service
 from confbridge.timeutil import parse_window, utcnow
 
 router = APIRouter(tags=["meetings"])
+# Archiving a site is refused while a meeting needs it, which only this floor can tell; the
+# route keeps its place among the sites' in the API documentation.
+site_router = APIRouter(tags=["sites"])
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
 TimeQuery = Annotated[str | None, Query(max_length=40)]
 FromQuery = Annotated[str | None, Query(alias="from", max_length=40)]
@@ -398,3 +402,18 @@ def _terminal_agenda(database: Database, settings: Settings, token: str | None) 
                 for r in rows
             ],
         )
+
+
+@site_router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_site(site_id: IdPath, user: SiteEditor, session: SessionDep) -> Response:
+    site = site_service.get_site(session=session, site_id=site_id)
+    meeting_flows.archive_site(session=session, site=site)
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="site_archived",
+        entity="site",
+        entity_id=site.id,
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

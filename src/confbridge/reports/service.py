@@ -44,7 +44,6 @@ from confbridge.meetings.models import (
 )
 from confbridge.reports.schemas import (
     AttendanceReport,
-    ExportFormat,
     GroupBy,
     OnlineRatioReport,
     OnlineRatioRow,
@@ -126,14 +125,6 @@ def parse_group_by(value: str) -> GroupBy:
     except ValueError:
         names = ", ".join(g.value for g in GroupBy)
         raise Invalid(f"group_by: unknown value {value!r} (one of {names})") from None
-
-
-def parse_format(value: str) -> ExportFormat:
-    try:
-        return ExportFormat(value.strip().lower())
-    except ValueError:
-        names = ", ".join(f.value for f in ExportFormat)
-        raise Invalid(f"format: unknown value {value!r} (one of {names})") from None
 
 
 def resolve_unit(*, session: Session, unit_id: int | None) -> Unit | None:

@@ -200,6 +200,20 @@ def issue_pairing_code(
     return row, code
 
 
+def create_with_token(*, session: Session, site: Site, name: str = "") -> tuple[Terminal, str]:
+    """Create a terminal for `site`; returns it with its token, which is not stored (the
+    token is shown once: `POST /sites/{id}/terminals`, and the demo chair site at first start)."""
+    if site.archived_at is not None:
+        raise Conflict(f"site {site.id} is archived")
+    token, token_hash = auth_service.new_terminal_token()
+    terminal = Terminal(site_id=site.id, name=name, token_hash=token_hash)
+    session.add(terminal)
+    session.flush()
+    if not name:
+        terminal.name = f"{site.name} #{terminal.id}"
+    return terminal, token
+
+
 def create(
     *,
     session: Session,
@@ -213,7 +227,7 @@ def create(
     """A terminal for the site and its first pairing code (the terminal has no usable token
     until a device pairs)."""
     site = site_service.get_site(session=session, site_id=site_id)
-    terminal, _unused_token = site_service.create_terminal(session=session, site=site, name=name)
+    terminal, _unused_token = create_with_token(session=session, site=site, name=name)
     # The token made there is never shown: no token hashes to this, and pairing replaces it.
     terminal.token_hash = auth_service.UNPAIRED_TOKEN_HASH_PREFIX + secrets.token_hex(24)
     pairing, code = issue_pairing_code(
