@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from confbridge.auth.models import SfuNodeEnrolment
-from confbridge.bridge.grants import PUBLIC_KEY_FILENAME, write_public_key
 from confbridge.db import Database
 from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
+from confbridge.signing import PUBLIC_KEY_FILENAME, write_public_key
 from confbridge.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from confbridge.alerts.router import router as alerts_router
 from confbridge.attendance.router import router as attendance_router
 from confbridge.auth.router import router as auth_router
 from confbridge.bridge.router import ScraperDep
+from confbridge.bridge.router import heartbeat_router as node_heartbeat_router
 from confbridge.bridge.router import router as bridge_router
 from confbridge.dashboard.router import router as dashboard_router
 from confbridge.db import Database
@@ -108,6 +109,7 @@ def create_app(
     api.include_router(meetings_router)
     api.include_router(bridge_router)
     api.include_router(nodes_router)
+    api.include_router(node_heartbeat_router)
     api.include_router(alerts_router)
     api.include_router(dashboard_router)
     api.include_router(attendance_router)

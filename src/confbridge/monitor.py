@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
+from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
 from confbridge.meetings.models import (
@@ -24,7 +25,6 @@ from confbridge.meetings.models import (
     OccurrenceStatus,
     Series,
 )
-from confbridge.nodes import flows as node_flows
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
 from confbridge.settings import AlertSettings, TerminalSettings
@@ -147,9 +147,13 @@ class Monitor:
         self, session: Session, node_id: str, last_seen_at: datetime, now: datetime
     ) -> int:
         """Record a `left` event (reason `node_down`, at the node's last heartbeat) for every
-        session the node reported joined and never reported left (see `nodes.flows`)."""
-        return node_flows.end_sessions(
-            session=session, node_id=node_id, at=last_seen_at, now=now, reason=node_flows.NODE_DOWN
+        session the node reported joined and never reported left (see `bridge.flows`)."""
+        return bridge_flows.end_sessions(
+            session=session,
+            node_id=node_id,
+            at=last_seen_at,
+            now=now,
+            reason=bridge_flows.NODE_DOWN,
         )
 
     # links: a site with high loss or round-trip time for a while in a live meeting

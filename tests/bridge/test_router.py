@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge import signing
 from confbridge.auth.models import AuditEntry, Role
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
@@ -46,6 +46,7 @@ from confbridge_kernel.contracts import (
     SfuEvent,
     room_name,
 )
+from sfu.grants import GrantVerifier
 from tests.conftest import ServerThread, enrol_node, free_port, let_node_hold, make_settings
 
 Headers = dict[str, str]
@@ -198,7 +199,7 @@ def join(client: TestClient, occurrence_id: int, headers: Headers) -> httpx.Resp
 
 def public_pem(client: TestClient) -> str:
     settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
-    return grants.signer_for(settings.grant_key_path).public_pem
+    return signing.signer_for(settings.grant_key_path).public_pem
 
 
 def fetched_pem(client: TestClient, node: Headers) -> str:
@@ -227,7 +228,7 @@ def test_join_chair_terminal_gets_a_chair_grant(
     assert info["whep_url"] == f"{PUBLIC_URL}/whep/{room}"
     assert info["role"] == "chair"
     assert info["ice_servers"] == ICE
-    claims = grants.verify(info["token"], public_pem(client))
+    claims = GrantVerifier(public_pem(client).encode()).verify(info["token"], room=room)
     assert (claims.room, claims.occurrence_id, claims.role) == (room, occurrence_id, PeerRole.chair)
     assert (claims.site_id, claims.site_name) == (sites["hq"].id, sites["hq"].name)
     assert claims.chair_site_id == sites["hq"].id
@@ -249,7 +250,8 @@ def test_join_invited_site_gets_a_site_grant(
     response = join(client, occurrence_id, terminal("p1"))
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "site"
-    claims = grants.verify(response.json()["token"], public_pem(client))
+    verifier = GrantVerifier(public_pem(client).encode())
+    claims = verifier.verify(response.json()["token"], room=room_name(occurrence_id))
     assert (claims.site_id, claims.role) == (sites["p1"].id, PeerRole.site)
     assert claims.chair_site_id == sites["hq"].id
 
@@ -295,7 +297,7 @@ def test_join_window_edges_exactly(
     occurrence = session.get(Occurrence, occurrence_id)
     assert occurrence is not None
     site = session.get(Site, sites["p1"].id)
-    signer = grants.signer_for(settings.grant_key_path)
+    signer = signing.signer_for(settings.grant_key_path)
     opens_at = occurrence.start_at - timedelta(minutes=settings.sfu.join_early_min)
     tick = timedelta(microseconds=1)
 

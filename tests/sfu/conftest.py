@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from confbridge.bridge import grants
+from confbridge import signing
 from confbridge.bridge import service as bridge_service
 from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
@@ -78,7 +78,7 @@ class Stack:
                 chair_site=bridge_service.chair_site_id(session=session, occurrence=occurrence),
                 now=utcnow(),
             )
-        return grants.signer_for(self.settings.grant_key_path).sign(claims)
+        return signing.signer_for(self.settings.grant_key_path).sign(claims)
 
     async def join(self, site: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.control) as http:

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
+from confbridge import signing
 from confbridge.auth.models import Role
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
@@ -402,7 +402,7 @@ def _relay_token(database: Database, tmp_path: Path, stack: Stack, node_id: str)
             chair_site=occurrence.series.chair_site_id,
             now=utcnow(),
         )
-    return grants.signer_for(settings.grant_key_path).sign(claims)
+    return signing.signer_for(settings.grant_key_path).sign(claims)
 
 
 async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import CurrentUser, NodeDep, PrincipalDep, TerminalDep
-from confbridge.bridge import grants
+from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
@@ -22,14 +23,20 @@ from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EVENTS_PATH,
     GRANT_KEY_PATH,
+    NODE_HEARTBEAT_PATH,
     EventAck,
     EventBatch,
     EventType,
     FloorState,
     JoinInfo,
+    NodeHeartbeat,
+    NodeHeartbeatAck,
 )
 
 router = APIRouter(tags=["bridge"])
+# A node's heartbeat settles its restarts' sessions (events, this floor); the route keeps its
+# place among the nodes' in the API documentation.
+heartbeat_router = APIRouter(tags=["nodes"])
 scrape_bearer = HTTPBearer(
     auto_error=False, description="the metrics scraping secret (sfu.node_secret)"
 )
@@ -68,7 +75,7 @@ def join(
         occurrence_id=occurrence_id,
         site=terminal.site,
         settings=settings.sfu,
-        signer=grants.signer_for(settings.grant_key_path),
+        signer=signing.signer_for(settings.grant_key_path),
         now=utcnow(),
         tz=settings.meetings.default_tz,
         failed_node_id=body.failed_node_id if body else None,
@@ -94,7 +101,7 @@ def floor(
         principal=principal,
         action=body.action,
         site_id=body.site_id,
-        signer=grants.signer_for(settings.grant_key_path),
+        signer=signing.signer_for(settings.grant_key_path),
     )
     session.commit()
     publish_floor(live, occurrence_id, state)
@@ -151,5 +158,22 @@ def receive_events(
 @router.get(GRANT_KEY_PATH.removeprefix(API_PREFIX), response_class=Response)
 def grant_public_key(_node: NodeDep, settings: SettingsDep) -> Response:
     """The public key that checks join grants (PEM); workers fetch it at start."""
-    pem = grants.signer_for(settings.grant_key_path).public_pem
+    pem = signing.signer_for(settings.grant_key_path).public_pem
     return Response(pem, media_type=PEM_MEDIA_TYPE)
+
+
+@heartbeat_router.post(
+    NODE_HEARTBEAT_PATH.removeprefix(API_PREFIX), response_model=NodeHeartbeatAck
+)
+def heartbeat(
+    beat: NodeHeartbeat, enrolment: NodeDep, session: SessionDep, settings: SettingsDep
+) -> NodeHeartbeatAck:
+    """A node registers and reports its load, with its own key and for its own id only."""
+    now = utcnow()
+    node = bridge_flows.receive_heartbeat(session=session, beat=beat, enrolment=enrolment, now=now)
+    # the revocation list rides on every answer: a worker that missed one learns it next time
+    revocations = auth_service.grant_revocations(
+        session=session, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+    )
+    session.commit()
+    return NodeHeartbeatAck(node_id=node.id, draining=node.draining, revocations=revocations)

@@ -16,15 +16,15 @@ from sqlalchemy.orm import Session
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
 from confbridge.auth.service import Principal
-from confbridge.bridge.grants import GrantSigner
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.bridge.worker_client import WorkerClient
 from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
+from confbridge.nodes.worker_client import WorkerClient
 from confbridge.settings import SfuSettings
+from confbridge.signing import GrantSigner
 from confbridge.sites.models import Site, UnitKind
 from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import (

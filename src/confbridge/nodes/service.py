@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import SfuNodeEnrolment
-from confbridge.bridge.grants import GrantSigner, admin_headers
 from confbridge.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from confbridge.nodes.models import NodeState, RoomEdge, RoomHost, RoomPlacement, SfuNode
+from confbridge.nodes.worker_client import WorkerClient
 from confbridge.settings import SfuSettings
+from confbridge.signing import GrantSigner
 from confbridge_kernel.contracts import (
     NODE_KEY_PREFIX,
     CascadeRequest,
@@ -676,22 +677,9 @@ def _ask(
     *,
     timeout_s: float = EXTEND_TIMEOUT_S,
 ) -> bool:
-    """POST to a node's admin API with a token for that node and path; False (logged) if it
-    cannot be reached or refuses."""
-    try:
-        response = httpx.post(
-            f"{node.internal_url}{path}",
-            json=body,
-            headers=admin_headers(signer, node_id=node.id, method="POST", path=path),
-            timeout=timeout_s,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("node %s could not %s: %s", node.id, what, exc)
-        return False
-    if response.status_code != 200:
-        log.warning("node %s refused to %s: %s", node.id, what, response.text[:200])
-        return False
-    return True
+    """POST to a node's admin API; False (logged) if it cannot be reached or refuses."""
+    client = WorkerClient(node.internal_url, node_id=node.id, signer=signer)
+    return client.tell(path, body, what=what, timeout_s=timeout_s)
 
 
 def public_urls(*, session: Session, settings: SfuSettings) -> list[str]:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
+from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITUser, TerminalDep
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
 from confbridge.deps import SessionDep, SettingsDep
@@ -264,7 +264,7 @@ def my_floor(
         client = bridge_service.room_client(
             session=session,
             occurrence_id=occurrence.id,
-            signer=grants.signer_for(settings.grant_key_path),
+            signer=signing.signer_for(settings.grant_key_path),
         )
         floor = client.get_floor(room=room_name(occurrence.id))
         speaker, hands, muted = floor.speaker_site_id, floor.hands, floor.muted_site_ids

@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
+from confbridge import signing
 from confbridge.auth import passwords
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
 from confbridge.auth.service import AccountDisabled, Principal
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
 from confbridge.db import Database
@@ -1013,7 +1013,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             principal=Principal(user=user),
             action=action,
             site_id=site_id,
-            signer=grants.signer_for(settings.grant_key_path),
+            signer=signing.signer_for(settings.grant_key_path),
         )
         page.session.commit()
     except DomainError as exc:
@@ -1071,7 +1071,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
         exp=int(expires_at.timestamp()),
     )
     try:
-        signer = grants.signer_for(settings.grant_key_path)
+        signer = signing.signer_for(settings.grant_key_path)
         token = signer.sign(claims)
         # Placed like a terminal's viewer: on the room's node, or a node relaying it.
         _origin, viewing = bridge_service.place_sessions(

@@ -1,4 +1,5 @@
-"""Nodes and the attendance they reported: sessions of a node that died or restarted end."""
+"""Node heartbeats and the events nodes reported (nodes + bridge): the sessions of a node that
+died or restarted end, recorded as events like the ones the node sends."""
 
 from __future__ import annotations
 
