@@ -19,6 +19,7 @@ from confbridge.auth.models import Role
 from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.models import metadata
+from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.settings import Settings, normalise_database_url
 from confbridge.sites import service as site_service
@@ -231,7 +232,7 @@ def let_node_hold(database: Database, node_id: str, *occurrence_ids: int) -> Non
     it may report their events."""
     with database.session() as session:
         for occurrence_id in occurrence_ids:
-            node_service.record_host(
+            placement.record_host(
                 session=session, occurrence_id=occurrence_id, node_id=node_id, now=utcnow()
             )
         session.commit()

@@ -30,6 +30,7 @@ from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
 from confbridge.errors import Conflict
 from confbridge.meetings.models import Occurrence
+from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
@@ -371,7 +372,7 @@ def test_join_unknown_occurrence_is_not_found(
 def place(database: Database, occurrence_id: int) -> None:
     """The room placed on node-a, as its first join does."""
     with database.session() as session:
-        node_service.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
+        placement.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
         session.commit()
 
 
@@ -754,7 +755,7 @@ def test_events_of_a_room_that_moved_away_are_still_accepted(
         moved = session.get(SfuNode, NODE_ID)
         assert moved is not None
         moved.down_since = utcnow()
-        server = node_service.place_room(session=session, occurrence_id=held, now=utcnow())
+        server = placement.place_room(session=session, occurrence_id=held, now=utcnow())
         assert server.node_id == "node-b"
         session.commit()
     late = client.post("/api/v1/sfu/events", json=batch(event(held)), headers=node)

@@ -16,7 +16,7 @@ from confbridge.auth.models import Role
 from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
-from confbridge.nodes import service as node_service
+from confbridge.nodes import placement
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import PeerRole
@@ -110,7 +110,7 @@ def test_console_floor_actions_report_a_media_server_that_is_down(
 ) -> None:
     client, token = console_client
     occurrence_id = _occurrence(session, console_settings, communes, utcnow())
-    node_service.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
+    placement.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
     session.commit()  # the room is on the node, as after a first join
     path = f"/occurrences/{occurrence_id}/floor"
     form = {"csrf_token": token, "action": "give", "site_id": str(communes["c0"])}
