@@ -50,15 +50,16 @@ from sqlalchemy.orm import Session
 from vietnam_provinces import Province
 
 from confbridge import migrate
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import Conflict
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence
 from confbridge.meetings.schemas import SeriesCreate
 from confbridge.settings import MeetingSettings, Settings
-from confbridge.sites import service as site_service
 from confbridge.sites.divisions import hall_name, import_province
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from tests.support.database import drop_schema, postgres_schema_url, server_version
 from tests.support.servers import free_port
 
@@ -342,7 +343,7 @@ def make_terminal(target: Target) -> tuple[str, int]:
     try:
         with database.session() as session:
             site = session.scalars(select(Site).order_by(Site.id.desc()).limit(1)).one()
-            _terminal, token = site_service.create_terminal(session=session, site=site)
+            _terminal, token = terminal_service.create_with_token(session=session, site=site)
             session.commit()
             return token, site.id
     finally:

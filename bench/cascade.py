@@ -344,11 +344,12 @@ class Node:
 
 def relay_token(data_dir: Path, occurrence_id: int, node_id: str, chair_site_id: int) -> str:
     """A relay grant for `node_id`, minted and signed as the control plane does."""
-    from confbridge.bridge.grants import signer_for
     from confbridge.bridge.service import relay_grant
-    from confbridge.db import Database, utcnow
+    from confbridge.db import Database
     from confbridge.meetings.models import Occurrence
     from confbridge.settings import Settings
+    from confbridge.signing import signer_for
+    from confbridge.timeutil import utcnow
 
     # the database and grant key `start_stack` made in data_dir
     settings = Settings(

@@ -860,7 +860,7 @@ class Stack:
 
     def relay_token(self, node_id: str) -> str:
         """A relay grant for the room, signed as the control plane signs it for an edge."""
-        from confbridge.bridge.grants import signer_for
+        from confbridge.signing import signer_for
         from confbridge_kernel.contracts import RELAY_SITE_ID, GrantClaims, PeerRole, room_name
 
         assert self.grant_key_path is not None
@@ -913,11 +913,14 @@ class Stack:
         Signed with the control plane's key, as `bridge.service.join` signs them."""
         import uuid
 
-        from confbridge.bridge import grants
+        from confbridge import signing
+        from sfu.grants import GrantVerifier
 
         assert self.grant_key_path is not None
-        signer = grants.signer_for(self.grant_key_path)
-        claims = grants.verify(grant["token"], signer.public_pem)
+        signer = signing.signer_for(self.grant_key_path)
+        claims = GrantVerifier(signer.public_pem.encode()).verify(
+            grant["token"], room=grant["room"]
+        )
         return [
             signer.sign(claims.model_copy(update={"jti": uuid.uuid4().hex})) for _ in range(count)
         ]

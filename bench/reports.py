@@ -48,7 +48,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from vietnam_provinces import Province
 
-from confbridge import migrate
+from confbridge import exports, migrate
 from confbridge.attendance import service as attendance_service
 from confbridge.attendance.models import Attendance
 from confbridge.bridge.models import SfuEventRecord
@@ -392,7 +392,7 @@ def report_runs(database: Database, settings: Settings, figures: Figures, repeat
             )
             session.commit()
             if as_xlsx:
-                return export.render(export.online_ratio_document(report, tz=TZ), "xlsx")[0]
+                return exports.render(export.online_ratio_document(report, tz=TZ), "xlsx")[0]
             return report.model_dump_json().encode()
 
         return run
@@ -405,7 +405,7 @@ def report_runs(database: Database, settings: Settings, figures: Figures, repeat
             )
             session.commit()
             if as_xlsx:
-                return export.render(export.attendance_document(report, tz=TZ), "xlsx")[0]
+                return exports.render(export.attendance_document(report, tz=TZ), "xlsx")[0]
             return report.model_dump_json().encode()
 
         return run

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from confbridge.auth import service as auth_service
+from confbridge.auth.models import Terminal
 from confbridge.bootstrap import prepare
 from confbridge.db import Database
 from confbridge.meetings.models import Series
 from confbridge.settings import ConfigError
-from confbridge.sites.models import Site, Terminal, Unit
+from confbridge.sites.models import Site, Unit
 from tests.support.factories import make_settings
 
 # Every test migrates and seeds an SQLite database of its own.

@@ -189,10 +189,11 @@ def test_sfu_without_a_grant_key_fetches_it_or_says_why_not(
 
 def _book_past_meetings() -> None:
     """Quảng Ninh in 2025: 4 online January briefings and one review in person."""
-    from confbridge.db import Database, utcnow
+    from confbridge.db import Database
     from confbridge.meetings import service as meeting_service
     from confbridge.settings import load_settings
     from confbridge.sites.models import Site, Unit
+    from confbridge.timeutil import utcnow
 
     settings = load_settings()
     database = Database(settings)

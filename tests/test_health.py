@@ -8,9 +8,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from confbridge import migrate
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
+from confbridge.timeutil import utcnow
 from tests.support.factories import heartbeat
 
 

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.live import occurrence_topic
 from confbridge.live_redis import RedisBus
 from confbridge.main import create_app
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import room_name
 from tests.support.factories import enrol_node, let_node_hold, make_occurrences, make_settings
 from tests.support.servers import ServerThread

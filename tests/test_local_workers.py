@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from confbridge.auth import service as auth_service
 from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
 from confbridge.nodes import service as node_service
@@ -114,14 +115,14 @@ def test_local_workers_rotate_their_keys_at_every_start(database: Database, tmp_
     second = LocalWorkers(fewer, control_url="http://127.0.0.1:9", database=database)
     second.enrol()
     with database.session() as session:
-        assert all(node_service.authenticate(session=session, key=k) is None for k in keys)
+        assert all(auth_service.authenticate_node(session=session, key=k) is None for k in keys)
         (enrolment,) = node_service.list_enrolments(session=session)
         assert (enrolment.node_id, enrolment.local, enrolment.allow_loopback) == (
             "local-0",
             True,
             True,
         )
-        assert node_service.authenticate(session=session, key=second.node_key(0)) is enrolment
+        assert auth_service.authenticate_node(session=session, key=second.node_key(0)) is enrolment
 
 
 # --- workers die with `serve` -------------------------------------------------------------------

@@ -6,9 +6,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from confbridge.alerts import service as alert_service
-from confbridge.db import Database, utcnow
-from confbridge.sites import service as site_service
+from confbridge.db import Database
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from tests.support.factories import heartbeat, node_down
 
 NODE = {"Authorization": "Bearer change-me-in-production"}
@@ -35,11 +36,11 @@ def test_metrics_time_requests_by_route_and_read_state(
         alert_service.raise_(session=session, alert_in=node_down("b"), now=utcnow(), deliver=False)
         hall = session.get(Site, sites["p1"].id)
         assert hall is not None
-        online, _ = site_service.create_terminal(session=session, site=hall)
+        online, _ = terminal_service.create_with_token(session=session, site=hall)
         online.last_seen_at = utcnow()
-        revoked, _ = site_service.create_terminal(session=session, site=hall)
+        revoked, _ = terminal_service.create_with_token(session=session, site=hall)
         revoked.revoked_at = utcnow()
-        site_service.create_terminal(session=session, site=hall)  # never heard from
+        terminal_service.create_with_token(session=session, site=hall)  # never heard from
         session.commit()
     samples = scrape(client)
     # one series for the three ids: the route's template, with the API prefix

@@ -11,9 +11,11 @@ from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.alerts.service import AlertKind
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.monitor import Monitor
 from confbridge.settings import AlertSettings
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.support.factories import heartbeat
 
@@ -121,9 +123,9 @@ def test_monitor_rtt_counts_and_a_site_that_left_clears(database: Database) -> N
 def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> None:
     """30 min before a meeting an invited hall without a terminal online is alerted; the alert
     resolves when its terminal reports, and at the end; in-person meetings are left alone."""
+    from confbridge.auth.models import Terminal
     from confbridge.settings import Settings, TerminalSettings
-    from confbridge.sites import service as site_service
-    from confbridge.sites.models import Site, Terminal
+    from confbridge.sites.models import Site
     from tests.support.factories import book_occurrence
 
     settings = Settings(env="test", secret_key="x" * 40)
@@ -136,7 +138,7 @@ def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> 
         terminal_ids = {}
         for key in ("hq", "p1"):
             site = session.get(Site, sites[key].id)
-            terminal_ids[key] = site_service.create_terminal(session=session, site=site)[0].id
+            terminal_ids[key] = terminal_service.create_with_token(session=session, site=site)[0].id
         session.commit()
 
     def seen(key: str, at: datetime) -> None:

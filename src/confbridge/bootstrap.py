@@ -9,11 +9,13 @@ from sqlalchemy import func, select
 
 from confbridge import migrate
 from confbridge.auth import service as auth_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.packaged import packaged_path
 from confbridge.settings import ConfigError, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Unit
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 
 SCHEDULES_DIR = "schedules"
 DEMO_SCHEDULE_NAME = "ha-long.yaml"
@@ -107,7 +109,7 @@ def seed_demo(
         first_series = report.first_series_chair_site_id()
         if first_series is not None:
             site = site_service.get_site(session=session, site_id=first_series)
-            _terminal, token = site_service.create_terminal(session=session, site=site)
+            _terminal, token = terminal_service.create_with_token(session=session, site=site)
             session.commit()
             server = base_url or "http://127.0.0.1:8000"
             return [

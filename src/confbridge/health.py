@@ -11,8 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from confbridge import migrate
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.nodes import service as node_service
+from confbridge.nodes.models import NodeState
+from confbridge.timeutil import utcnow
 
 
 class CheckAnswer(BaseModel):
@@ -55,7 +57,7 @@ def readiness(database: Database, heard_since: datetime | None = None) -> list[C
     now = utcnow()
     with database.session() as session:
         nodes = node_service.list_(session=session)
-    alive = [n for n in nodes if node_service.state_of(n, now) is not node_service.NodeState.down]
+    alive = [n for n in nodes if node_service.state_of(n, now) is not NodeState.down]
     # a node last heard before this process started may be a worker of the previous run
     up = [n for n in alive if heard_since is None or n.last_seen_at >= heard_since]
     if up:

@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from confbridge.bridge.grants import PUBLIC_KEY_FILENAME, write_public_key
-from confbridge.db import Database, utcnow
+from confbridge.auth.models import SfuNodeEnrolment
+from confbridge.db import Database
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNodeEnrolment
 from confbridge.settings import Settings
+from confbridge.signing import PUBLIC_KEY_FILENAME, write_public_key
+from confbridge.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0

@@ -15,15 +15,17 @@ from confbridge.alerts.router import router as alerts_router
 from confbridge.attendance.router import router as attendance_router
 from confbridge.auth.router import router as auth_router
 from confbridge.bridge.router import ScraperDep
+from confbridge.bridge.router import heartbeat_router as node_heartbeat_router
 from confbridge.bridge.router import router as bridge_router
 from confbridge.dashboard.router import router as dashboard_router
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import install_error_handlers
 from confbridge.headers import SecurityHeaders
 from confbridge.health import Readiness, readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
 from confbridge.meetings.router import router as meetings_router
+from confbridge.meetings.router import site_router as site_archiving_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
@@ -35,6 +37,8 @@ from confbridge.sites.router import router as sites_router
 from confbridge.strict_json import StrictJsonBody
 from confbridge.terminals.pages import router as kiosk_router
 from confbridge.terminals.router import router as terminals_router
+from confbridge.terminals.router import site_router as site_terminals_router
+from confbridge.timeutil import utcnow
 from confbridge.web.app import install as install_web
 from confbridge_kernel import __version__
 from confbridge_kernel.logs import RequestId
@@ -100,9 +104,12 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(sites_router)
+    api.include_router(site_archiving_router)
+    api.include_router(site_terminals_router)
     api.include_router(meetings_router)
     api.include_router(bridge_router)
     api.include_router(nodes_router)
+    api.include_router(node_heartbeat_router)
     api.include_router(alerts_router)
     api.include_router(dashboard_router)
     api.include_router(attendance_router)

@@ -13,10 +13,12 @@ from sqlalchemy import case, func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confbridge.alerts.models import Alert
-from confbridge.db import Database, utcnow
+from confbridge.auth.models import Terminal
+from confbridge.db import Database
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.nodes import service as node_service
-from confbridge.sites.models import Terminal
+from confbridge.nodes.models import NodeState
+from confbridge.timeutil import utcnow
 
 API_PREFIX = "/api/v1"
 HTTP_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -71,7 +73,7 @@ class ControlPlaneMetrics(Collector):
         meetings.add_metric([], live or 0)
         yield meetings
         states = GaugeMetricFamily("confbridge_sfu_nodes", "SFU nodes by state", labels=["state"])
-        counts = {state.value: 0 for state in node_service.NodeState}
+        counts = {state.value: 0 for state in NodeState}
         for node in nodes:
             counts[node_service.state_of(node, now).value] += 1
         for state, count in counts.items():

@@ -7,7 +7,15 @@ from confbridge.attendance.models import (
     AttendancePending,
     AttendanceRun,
 )
-from confbridge.auth.models import AuditEntry, SignInThrottle, User, UserSession
+from confbridge.auth.models import (
+    AuditEntry,
+    GrantRevocation,
+    SfuNodeEnrolment,
+    SignInThrottle,
+    Terminal,
+    User,
+    UserSession,
+)
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Base
 from confbridge.meetings.models import (
@@ -17,9 +25,9 @@ from confbridge.meetings.models import (
     Series,
     UnplannedOccurrence,
 )
-from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode, SfuNodeEnrolment
-from confbridge.sites.models import Site, Terminal, Unit
-from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
+from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode
+from confbridge.sites.models import Site, Unit
+from confbridge.terminals.models import PairingCode, TerminalState
 
 metadata = Base.metadata
 

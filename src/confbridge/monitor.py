@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
+from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.meetings.models import (
     Booking,
     MeetingMode,
@@ -24,12 +25,12 @@ from confbridge.meetings.models import (
     OccurrenceStatus,
     Series,
 )
-from confbridge.meetings.recurrence import zone
-from confbridge.nodes import flows as node_flows
 from confbridge.nodes import service as node_service
+from confbridge.nodes.models import NodeState
 from confbridge.settings import AlertSettings, TerminalSettings
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import EventType
 from confbridge_kernel.tasks import OwnedTask
 
@@ -91,7 +92,7 @@ class Monitor:
         spool_open = alert_service.open_subjects(session=session, kind=AlertKind.spool_growing)
         for node in node_service.list_(session=session):
             subject = f"node:{node.id}"
-            up = node_service.state_of(node, now) is not node_service.NodeState.down
+            up = node_service.state_of(node, now) is not NodeState.down
             if not up and subject not in down_open:
                 # its sessions ended when it went silent, though it could not say so
                 self.end_sessions_of(session, node.id, node.last_seen_at, now)
@@ -146,9 +147,13 @@ class Monitor:
         self, session: Session, node_id: str, last_seen_at: datetime, now: datetime
     ) -> int:
         """Record a `left` event (reason `node_down`, at the node's last heartbeat) for every
-        session the node reported joined and never reported left (see `nodes.flows`)."""
-        return node_flows.end_sessions(
-            session=session, node_id=node_id, at=last_seen_at, now=now, reason=node_flows.NODE_DOWN
+        session the node reported joined and never reported left (see `bridge.flows`)."""
+        return bridge_flows.end_sessions(
+            session=session,
+            node_id=node_id,
+            at=last_seen_at,
+            now=now,
+            reason=bridge_flows.NODE_DOWN,
         )
 
     # links: a site with high loss or round-trip time for a while in a live meeting

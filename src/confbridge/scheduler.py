@@ -8,9 +8,10 @@ import logging
 from datetime import timedelta
 
 from confbridge.attendance import service as attendance_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.meetings import flows as meeting_flows
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.tasks import OwnedTask
 
 log = logging.getLogger(__name__)

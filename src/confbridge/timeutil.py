@@ -1,15 +1,29 @@
-"""Reading instants from query strings: dates are local days, naive times are local wall clock."""
+"""Time helpers every floor shares: the current instant, IANA zones, and reading instants from
+query strings (dates are local days, naive times are local wall clock)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from confbridge.errors import Invalid
-from confbridge.meetings.recurrence import zone
 
 # Windows asked for stay within these years: near year 1 or 9999 a zone's offset, or the day
 # added to an end date, leaves what `datetime` can hold.
 MIN_QUERY_YEAR, MAX_QUERY_YEAR = 1900, 2999
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC instant (what every instant column holds)."""
+    return datetime.now(UTC)
+
+
+def zone(tz: str) -> ZoneInfo:
+    """The IANA zone named `tz`; an unknown name is refused as invalid input."""
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"unknown IANA time zone {tz!r} (e.g. 'Asia/Ho_Chi_Minh')") from None
 
 
 def check_year(value: date, name: str) -> None:

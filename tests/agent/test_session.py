@@ -7,7 +7,7 @@ from datetime import timedelta
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from confbridge.agent.session import MeetingSession
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import JoinInfo, PeerRole
 from tests.support.peers import until
 

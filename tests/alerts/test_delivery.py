@@ -10,8 +10,9 @@ import httpx
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.delivery import SIGNATURE_HEADER, AlertDelivery
 from confbridge.alerts.models import Alert
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.settings import AlertSettings
+from confbridge.timeutil import utcnow
 from tests.support.factories import node_down
 from tests.support.servers import WebhookReceiver
 

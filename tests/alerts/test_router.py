@@ -6,7 +6,8 @@ from fastapi.testclient import TestClient
 
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
+from confbridge.timeutil import utcnow
 from tests.support.factories import node_down
 
 

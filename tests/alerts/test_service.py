@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertKind
-from confbridge.db import utcnow
 from confbridge.errors import Conflict
+from confbridge.timeutil import utcnow
 from tests.support.factories import node_down
 
 

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from confbridge.attendance.models import AttendanceRun
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType
 from tests.support.events import TZ, event
 

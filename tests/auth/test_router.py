@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.auth import passwords
-from confbridge.auth.models import AuditEntry, Role
+from confbridge.auth.models import AuditEntry, Role, Terminal
 from confbridge.db import Database
 from confbridge.main import create_app
-from confbridge.sites.models import Site, Terminal
+from confbridge.sites.models import Site
 from tests.support.factories import TEST_SECRET, make_settings
 
 Headers = dict[str, str]

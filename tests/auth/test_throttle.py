@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import throttle
 from confbridge.auth.models import SignInThrottle
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 
 LIMIT = throttle.Limit(max_failures=3, window_s=60, lock_s=300)
 

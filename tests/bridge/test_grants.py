@@ -1,4 +1,5 @@
-"""Join grants: the signing key on disk, signatures a worker can check with the public key only."""
+"""Join grants: the signing key on disk, signatures a worker checks with the public key only
+(`sfu.grants.GrantVerifier`, what the workers run)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from confbridge.bridge import grants
+from confbridge import signing
 from confbridge.bridge.service import GRANT_OVERRUN_MARGIN, grant_expiry
 from confbridge_kernel.contracts import GrantClaims, PeerRole
+from sfu.grants import GrantError, GrantVerifier
 
 NOW = datetime(2030, 3, 4, 0, 15, tzinfo=UTC)
 
@@ -48,17 +50,22 @@ def fresh_claims(**changes: object) -> GrantClaims:
     )
 
 
+def verify(token: str, public_pem: str) -> GrantClaims:
+    """As a worker checks a grant for the room of `claims()`."""
+    return GrantVerifier(public_pem.encode()).verify(token, room="occ-7")
+
+
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def test_grant_key_created_private_on_first_use(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "grant-key.pem"
-    first = grants.load_or_create_private_key(path)
+    first = signing.load_or_create_private_key(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert b"PRIVATE KEY" in path.read_bytes()
-    second = grants.load_or_create_private_key(path)
-    assert grants.public_key_pem(first.public_key()) == grants.public_key_pem(second.public_key())
+    second = signing.load_or_create_private_key(path)
+    assert signing.public_key_pem(first.public_key()) == signing.public_key_pem(second.public_key())
     assert [p.name for p in path.parent.iterdir()] == ["grant-key.pem"]  # no temporary left
 
 
@@ -69,7 +76,7 @@ def test_grant_key_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> Non
 
     def load() -> None:
         barrier.wait()
-        keys.append(grants.public_key_pem(grants.load_or_create_private_key(path).public_key()))
+        keys.append(signing.public_key_pem(signing.load_or_create_private_key(path).public_key()))
 
     threads = [threading.Thread(target=load) for _ in range(8)]
     for thread in threads:
@@ -82,8 +89,8 @@ def test_grant_key_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> Non
 def test_grant_key_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "grant-key.pem"
     path.write_text("not a key")
-    with pytest.raises(grants.GrantKeyError, match=r"grant-key\.pem"):
-        grants.load_or_create_private_key(path)
+    with pytest.raises(signing.GrantKeyError, match=r"grant-key\.pem"):
+        signing.load_or_create_private_key(path)
 
 
 def test_grant_key_of_another_kind_is_refused(tmp_path: Path) -> None:
@@ -96,64 +103,64 @@ def test_grant_key_of_another_kind_is_refused(tmp_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
-    with pytest.raises(grants.GrantKeyError, match="not an Ed25519 key"):
-        grants.load_or_create_private_key(path)
+    with pytest.raises(signing.GrantKeyError, match="not an Ed25519 key"):
+        signing.load_or_create_private_key(path)
 
 
 def test_grant_signed_verifies_with_the_public_key_only(tmp_path: Path) -> None:
-    signer = grants.GrantSigner(grants.load_or_create_private_key(tmp_path / "k.pem"))
+    signer = signing.GrantSigner(signing.load_or_create_private_key(tmp_path / "k.pem"))
     token = signer.sign(fresh_claims())
     assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
-    verified = grants.verify(token, signer.public_pem)
+    verified = verify(token, signer.public_pem)
     assert verified.room == "occ-7" and verified.role == PeerRole.site
     assert verified.starts_at == NOW + timedelta(minutes=15)
     assert "PRIVATE" not in signer.public_pem
 
 
 def test_grant_from_another_key_is_refused(tmp_path: Path) -> None:
-    ours = grants.GrantSigner(grants.load_or_create_private_key(tmp_path / "ours.pem"))
-    theirs = grants.GrantSigner(grants.load_or_create_private_key(tmp_path / "theirs.pem"))
-    with pytest.raises(jwt.InvalidSignatureError):
-        grants.verify(theirs.sign(fresh_claims()), ours.public_pem)
+    ours = signing.GrantSigner(signing.load_or_create_private_key(tmp_path / "ours.pem"))
+    theirs = signing.GrantSigner(signing.load_or_create_private_key(tmp_path / "theirs.pem"))
+    with pytest.raises(GrantError, match="Signature verification failed"):
+        verify(theirs.sign(fresh_claims()), ours.public_pem)
 
 
 def test_grant_tampered_claims_are_refused(tmp_path: Path) -> None:
-    signer = grants.GrantSigner(grants.load_or_create_private_key(tmp_path / "k.pem"))
+    signer = signing.GrantSigner(signing.load_or_create_private_key(tmp_path / "k.pem"))
     header, payload, signature = signer.sign(fresh_claims()).split(".")
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["role"] = "chair"
     forged = ".".join([header, b64(json.dumps(body).encode()), signature])
-    with pytest.raises(jwt.InvalidSignatureError):
-        grants.verify(forged, signer.public_pem)
+    with pytest.raises(GrantError, match="Signature verification failed"):
+        verify(forged, signer.public_pem)
 
 
 def test_grant_hmac_signed_with_the_public_key_is_refused(tmp_path: Path) -> None:
     """Algorithm confusion: an HS256 token keyed with the (public) PEM must not pass."""
-    signer = grants.GrantSigner(grants.load_or_create_private_key(tmp_path / "k.pem"))
+    signer = signing.GrantSigner(signing.load_or_create_private_key(tmp_path / "k.pem"))
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     payload = b64(fresh_claims(role="chair").model_dump_json().encode())
     mac = hmac.new(signer.public_pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
-    with pytest.raises(jwt.InvalidAlgorithmError):
-        grants.verify(f"{header}.{payload}.{b64(mac.digest())}", signer.public_pem)
+    with pytest.raises(GrantError, match="alg"):
+        verify(f"{header}.{payload}.{b64(mac.digest())}", signer.public_pem)
 
 
 def test_grant_expired_is_refused(tmp_path: Path) -> None:
-    signer = grants.GrantSigner(grants.load_or_create_private_key(tmp_path / "k.pem"))
+    signer = signing.GrantSigner(signing.load_or_create_private_key(tmp_path / "k.pem"))
     past = datetime.now(UTC) - timedelta(hours=3)
     token = signer.sign(
         claims(iat=int(past.timestamp()), exp=int((past + timedelta(hours=2)).timestamp()))
     )
-    with pytest.raises(jwt.ExpiredSignatureError):
-        grants.verify(token, signer.public_pem)
+    with pytest.raises(GrantError, match="expired"):
+        verify(token, signer.public_pem)
 
 
 def test_grant_public_key_written_for_a_worker(tmp_path: Path) -> None:
     private = tmp_path / "data" / "grant-key.pem"
-    public = grants.write_public_key(private, tmp_path / "worker" / grants.PUBLIC_KEY_FILENAME)
+    public = signing.write_public_key(private, tmp_path / "worker" / signing.PUBLIC_KEY_FILENAME)
     text = public.read_text()
     assert text.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in text
-    token = grants.signer_for(private).sign(fresh_claims())
-    assert grants.verify(token, text).site_id == 3
+    token = signing.signer_for(private).sign(fresh_claims())
+    assert verify(token, text).site_id == 3
 
 
 def test_grant_expiry_ends_shortly_after_the_meeting() -> None:

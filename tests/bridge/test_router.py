@@ -23,18 +23,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge import signing
 from confbridge.auth.models import AuditEntry, Role
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import Conflict
 from confbridge.meetings.models import Occurrence
+from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EventType,
     FloorCommand,
@@ -45,6 +47,7 @@ from confbridge_kernel.contracts import (
     SfuEvent,
     room_name,
 )
+from sfu.grants import GrantVerifier
 from tests.support.factories import enrol_node, let_node_hold, make_settings
 from tests.support.servers import ServerThread, free_port
 
@@ -181,7 +184,7 @@ def terminal(database: Database, sites: dict[str, Site]) -> Callable[[str], Head
         with database.session() as session:
             site = session.get(Site, sites[name].id)
             assert site is not None
-            _, token = site_service.create_terminal(session=session, site=site)
+            _, token = terminal_service.create_with_token(session=session, site=site)
             session.commit()
         return {"Authorization": f"Bearer {token}"}
 
@@ -198,7 +201,7 @@ def join(client: TestClient, occurrence_id: int, headers: Headers) -> httpx.Resp
 
 def public_pem(client: TestClient) -> str:
     settings: Settings = client.app.state.settings  # type: ignore[attr-defined]
-    return grants.signer_for(settings.grant_key_path).public_pem
+    return signing.signer_for(settings.grant_key_path).public_pem
 
 
 def fetched_pem(client: TestClient, node: Headers) -> str:
@@ -227,7 +230,7 @@ def test_join_chair_terminal_gets_a_chair_grant(
     assert info["whep_url"] == f"{PUBLIC_URL}/whep/{room}"
     assert info["role"] == "chair"
     assert info["ice_servers"] == ICE
-    claims = grants.verify(info["token"], public_pem(client))
+    claims = GrantVerifier(public_pem(client).encode()).verify(info["token"], room=room)
     assert (claims.room, claims.occurrence_id, claims.role) == (room, occurrence_id, PeerRole.chair)
     assert (claims.site_id, claims.site_name) == (sites["hq"].id, sites["hq"].name)
     assert claims.chair_site_id == sites["hq"].id
@@ -249,7 +252,8 @@ def test_join_invited_site_gets_a_site_grant(
     response = join(client, occurrence_id, terminal("p1"))
     assert response.status_code == 200, response.text
     assert response.json()["role"] == "site"
-    claims = grants.verify(response.json()["token"], public_pem(client))
+    verifier = GrantVerifier(public_pem(client).encode())
+    claims = verifier.verify(response.json()["token"], room=room_name(occurrence_id))
     assert (claims.site_id, claims.role) == (sites["p1"].id, PeerRole.site)
     assert claims.chair_site_id == sites["hq"].id
 
@@ -295,7 +299,7 @@ def test_join_window_edges_exactly(
     occurrence = session.get(Occurrence, occurrence_id)
     assert occurrence is not None
     site = session.get(Site, sites["p1"].id)
-    signer = grants.signer_for(settings.grant_key_path)
+    signer = signing.signer_for(settings.grant_key_path)
     opens_at = occurrence.start_at - timedelta(minutes=settings.sfu.join_early_min)
     tick = timedelta(microseconds=1)
 
@@ -369,7 +373,7 @@ def test_join_unknown_occurrence_is_not_found(
 def place(database: Database, occurrence_id: int) -> None:
     """The room placed on node-a, as its first join does."""
     with database.session() as session:
-        node_service.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
+        placement.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
         session.commit()
 
 
@@ -752,7 +756,7 @@ def test_events_of_a_room_that_moved_away_are_still_accepted(
         moved = session.get(SfuNode, NODE_ID)
         assert moved is not None
         moved.down_since = utcnow()
-        server = node_service.place_room(session=session, occurrence_id=held, now=utcnow())
+        server = placement.place_room(session=session, occurrence_id=held, now=utcnow())
         assert server.node_id == "node-b"
         session.commit()
     late = client.post("/api/v1/sfu/events", json=batch(event(held)), headers=node)

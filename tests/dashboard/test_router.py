@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
-from confbridge.sites import service as site_service
+from confbridge.db import Database
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.support.factories import heartbeat, make_occurrences, node_down
 
@@ -49,7 +50,7 @@ def test_router_overview_for_it_staff(
         alert_service.raise_(session=session, alert_in=node_down("b"), now=utcnow(), deliver=False)
         site = session.get(Site, sites["dept"].id)
         assert site is not None
-        site_service.create_terminal(session=session, site=site)  # never heard from
+        terminal_service.create_with_token(session=session, site=site)  # never heard from
         session.commit()
         live_id = live.id
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from confbridge.dashboard import service as dashboard_service
-from confbridge.db import utcnow
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import RoomEdge, RoomPlacement
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import UnitKind
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NodeHeartbeat
 from tests.support.factories import make_occurrences
 

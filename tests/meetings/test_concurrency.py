@@ -12,12 +12,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import Conflict
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Series
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.support.servers import ServerThread
 
 CONTENDERS = 8

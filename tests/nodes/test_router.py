@@ -11,8 +11,8 @@ from sqlalchemy import select
 from confbridge.auth.models import AuditEntry, Role
 from confbridge.db import Database
 from confbridge.nodes.models import SfuNode
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
 from tests.support.factories import enrol_node, make_occurrences
 from tests.support.servers import free_port
 
@@ -69,7 +69,7 @@ def test_router_join_and_floor_go_to_the_rooms_node(
         (occurrence,) = make_occurrences(session, sites, count=1)
         site = session.get(Site, sites["p1"].id)
         assert site is not None
-        _, token = site_service.create_terminal(session=session, site=site)
+        _, token = terminal_service.create_with_token(session=session, site=site)
         session.commit()
         occurrence_id = occurrence.id
     busy, idle = free_port(), free_port()
@@ -116,7 +116,7 @@ def test_router_a_node_reported_dead_loses_its_room_at_once(
         (occurrence,) = make_occurrences(session, sites, count=1)
         site = session.get(Site, sites["p1"].id)
         assert site is not None
-        _, token = site_service.create_terminal(session=session, site=site)
+        _, token = terminal_service.create_with_token(session=session, site=site)
         session.commit()
         occurrence_id = occurrence.id
     terminal = {"Authorization": f"Bearer {token}"}
@@ -269,7 +269,7 @@ def test_router_a_join_with_no_live_node_is_503_with_retry_after(
         (occurrence,) = make_occurrences(session, sites, count=1)
         site = session.get(Site, sites["p1"].id)
         assert site is not None
-        _, token = site_service.create_terminal(session=session, site=site)
+        _, token = terminal_service.create_with_token(session=session, site=site)
         session.commit()
         occurrence_id = occurrence.id
     url = f"/api/v1/occurrences/{occurrence_id}/join"

@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from confbridge.db import utcnow
 from confbridge.meetings.models import Occurrence
+from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
-from confbridge.nodes.service import NodeState, NoMediaServer
+from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
+from confbridge.nodes.placement import NoMediaServer
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NodeHeartbeat, NodeLoad
 from tests.support.factories import make_occurrences
 
@@ -68,7 +69,7 @@ def test_service_no_node_registered_is_a_503_with_a_retry_after(
     address where nothing may listen yet."""
     (occurrence,) = make_occurrences(session, sites, count=1)
     with pytest.raises(NoMediaServer, match="no media server has registered yet") as refused:
-        node_service.place_room(session=session, occurrence_id=occurrence.id, now=utcnow())
+        placement.place_room(session=session, occurrence_id=occurrence.id, now=utcnow())
     assert (refused.value.status_code, refused.value.retry_after_s) == (503, 2)
     assert session.get(RoomPlacement, occurrence.id) is None
 
@@ -83,7 +84,7 @@ def test_service_places_rooms_on_the_least_loaded_node_and_keeps_them_there(
     node_service.heartbeat(session=session, beat=beat("full", peers=100), now=now)
 
     def place(occurrence: Occurrence, at=now) -> str | None:
-        return node_service.place_room(session=session, occurrence_id=occurrence.id, now=at).node_id
+        return placement.place_room(session=session, occurrence_id=occurrence.id, now=at).node_id
 
     assert place(first) == "idle"
     # the idle node fills up; the room stays where it is, a new room goes to the other
@@ -106,7 +107,7 @@ def test_service_no_node_available_is_a_clear_503(session: Session, sites: dict)
     now = utcnow()
     node_service.heartbeat(session=session, beat=beat("a"), now=now - timedelta(minutes=1))
     with pytest.raises(NoMediaServer, match="no media server is available") as refused:
-        node_service.place_room(session=session, occurrence_id=occurrence.id, now=now)
+        placement.place_room(session=session, occurrence_id=occurrence.id, now=now)
     assert refused.value.status_code == 503
 
 
@@ -124,8 +125,8 @@ def test_service_viewers_fill_the_origin_then_extend_the_room(
         return node.id != "b"  # b cannot open the pipe
 
     def join() -> tuple[str | None, str | None]:
-        origin = node_service.place_room(session=session, occurrence_id=occurrence.id, now=now)
-        viewing = node_service.place_viewer(
+        origin = placement.place_room(session=session, occurrence_id=occurrence.id, now=now)
+        viewing = placement.place_viewer(
             session=session, occurrence_id=occurrence.id, origin=origin, now=now, extend=extend
         )
         return origin.node_id, viewing.node_id
@@ -148,8 +149,8 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
     now = utcnow()
     for node_id in ("a", "b"):
         node_service.heartbeat(session=session, beat=beat(node_id, capacity=1), now=now)
-    origin = node_service.place_room(session=session, occurrence_id=occurrence.id, now=now)
-    edge = node_service.place_viewer(
+    origin = placement.place_room(session=session, occurrence_id=occurrence.id, now=now)
+    edge = placement.place_viewer(
         session=session,
         occurrence_id=occurrence.id,
         origin=origin,
@@ -160,7 +161,7 @@ def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: d
     later = now + timedelta(seconds=20)
     node_service.heartbeat(session=session, beat=beat("b"), now=later)
     told: list[str] = []
-    moved = node_service.place_room(
+    moved = placement.place_room(
         session=session,
         occurrence_id=occurrence.id,
         now=later,
@@ -192,18 +193,18 @@ def test_service_the_tree_sends_each_province_to_its_own_node(
         )
     asked: list[tuple[str, str, str]] = []
 
-    def extend(node: SfuNode, kind: node_service.EdgeKind, upstream: SfuNode) -> bool:
+    def extend(node: SfuNode, kind: placement.EdgeKind, upstream: SfuNode) -> bool:
         asked.append((node.id, kind.value, upstream.id))
         return True
 
     def join(region: str | None) -> tuple[str | None, str | None]:
-        origin = node_service.place_room(
+        origin = placement.place_room(
             session=session,
             occurrence_id=occurrence.id,
             now=now,
             region="01",
         )
-        viewing = node_service.place_viewer(
+        viewing = placement.place_viewer(
             session=session,
             occurrence_id=occurrence.id,
             origin=origin,

@@ -22,15 +22,16 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
+from confbridge import signing
 from confbridge.auth.models import Role
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
 from confbridge.main import create_app
 from confbridge.meetings.models import Occurrence
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, UnitKind
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import FloorAction, FloorCommand
 from sfu.cascade import RelayState, assign_tracks, relayed_sources
 from sfu.codecs import RtpCodec
@@ -399,7 +400,7 @@ def _relay_token(database: Database, tmp_path: Path, stack: Stack, node_id: str)
             occurrence=occurrence,
             node_id=node_id,
             chair_site=occurrence.series.chair_site_id,
-            signer=grants.signer_for(settings.grant_key_path),
+            signer=signing.signer_for(settings.grant_key_path),
             now=utcnow(),
         )
 

@@ -14,8 +14,8 @@ import pytest
 from aiortc.rtp import RtpPacket
 
 from confbridge.auth.models import Role
-from confbridge.db import utcnow
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from sfu.cascade import UPSTREAM_SILENCE_S
 from sfu.pipe import PipedCodec, PipedSource, PipeIn
 from tests.support.factories import let_node_hold

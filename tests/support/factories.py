@@ -15,13 +15,16 @@ from sqlalchemy.orm import Session
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence
+from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.settings import MeetingSettings, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NodeHeartbeat, NodeLoad
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
@@ -164,7 +167,7 @@ def open_occurrence(
         for key in ("hq", *invited):
             site = session.get(Site, site_ids[key])
             assert site is not None
-            _terminal, tokens[key] = site_service.create_terminal(session=session, site=site)
+            _terminal, tokens[key] = terminal_service.create_with_token(session=session, site=site)
         session.commit()
         occurrence_id = series.occurrences[0].id
     return occurrence_id, tokens
@@ -237,7 +240,7 @@ def let_node_hold(database: Database, node_id: str, *occurrence_ids: int) -> Non
     it may report their events."""
     with database.session() as session:
         for occurrence_id in occurrence_ids:
-            node_service.record_host(
+            placement.record_host(
                 session=session, occurrence_id=occurrence_id, node_id=node_id, now=utcnow()
             )
         session.commit()

@@ -21,10 +21,12 @@ from typing import Any
 
 import httpx
 
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
+from confbridge.nodes import models as nodes_models
 from confbridge.nodes import service as node_service
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 
 NODE_SECRET = "node-secret-for-tests-0123456789abcdef"
 # The worker binds media in a port range (as behind a firewall), below Linux's ephemeral range.
@@ -151,7 +153,7 @@ def wait_until_registered(database: Database, node_ids: list[str]) -> None:
             up = {
                 node.id
                 for node in node_service.list_(session=session)
-                if node_service.state_of(node, utcnow()) is node_service.NodeState.up
+                if node_service.state_of(node, utcnow()) is nodes_models.NodeState.up
             }
         if up >= set(node_ids):
             return
@@ -189,7 +191,7 @@ class Stack:
 
     def relay_token(self) -> str:
         """A relay grant for the room, as the control plane gives an edge (pipes, cascade)."""
-        from confbridge.bridge import grants
+        from confbridge import signing as grants
         from confbridge.bridge import service as bridge_service
         from confbridge.meetings import service as meeting_service
 

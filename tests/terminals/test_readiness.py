@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.support.factories import book_occurrence, make_settings
 from tests.support.servers import ServerThread, WebhookReceiver
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.auth.models import Role, Terminal
+from confbridge.db import Database
 from confbridge.main import create_app
-from confbridge.sites.models import Site, Terminal
+from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.models import PairingCode
+from confbridge.timeutil import utcnow
 from tests.support.factories import make_settings
 
 Headers = dict[str, str]

@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from confbridge.db import utcnow
-from confbridge.sites import service as site_service
-from confbridge.sites.models import Site, Terminal
+from confbridge.auth import service as auth_service
+from confbridge.auth.models import GrantRevocation, Terminal
+from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
-from confbridge.terminals.models import GrantRevocation
+from confbridge.timeutil import utcnow
 from tests.support.factories import TEST_SECRET
 
 TTL_S = 3600
@@ -38,7 +38,7 @@ def test_grant_revocations_name_revoked_and_replaced_tokens_until_their_grants_e
     now = utcnow()
 
     def listed(at=now) -> set[tuple[int, str]]:
-        found = terminal_service.grant_revocations(session=session, now=at, grant_ttl_s=TTL_S)
+        found = auth_service.grant_revocations(session=session, now=at, grant_ttl_s=TTL_S)
         return {(r.terminal_id, r.credential_id) for r in found}
 
     # made for pairing: its first token was never handed out, so pairing voids nothing
@@ -55,20 +55,20 @@ def test_grant_revocations_name_revoked_and_replaced_tokens_until_their_grants_e
     assert listed() == set()
 
     # made with a token shown once: a device may hold grants of it
-    shown, _token = site_service.create_terminal(
+    shown, _token = terminal_service.create_with_token(
         session=session, site=session.get(Site, sites["p2"].id)
     )
-    first = terminal_service.credential_id(shown)
+    first = auth_service.credential_id(shown)
     _pair(session, shown, now)  # a replacement device
-    second = terminal_service.credential_id(shown)
+    second = auth_service.credential_id(shown)
     assert first != second
     assert listed() == {(shown.id, first)}
 
     terminal_service.revoke(session=session, terminal=fresh, now=now)
-    assert listed() == {(shown.id, first), (fresh.id, terminal_service.credential_id(fresh))}
+    assert listed() == {(shown.id, first), (fresh.id, auth_service.credential_id(fresh))}
 
     # once every grant they void has expired, they are dropped (and the rows deleted)
-    later = now + timedelta(seconds=TTL_S) + terminal_service.REVOCATION_MARGIN
+    later = now + timedelta(seconds=TTL_S) + auth_service.REVOCATION_MARGIN
     assert listed(later - timedelta(seconds=1)) == listed()
     assert listed(later) == set()
     assert session.scalar(select(func.count()).select_from(GrantRevocation)) == 0
@@ -77,9 +77,9 @@ def test_grant_revocations_name_revoked_and_replaced_tokens_until_their_grants_e
 def test_credential_id_reveals_nothing_of_the_token_hash(
     session: Session, sites: dict[str, Site]
 ) -> None:
-    terminal, _token = site_service.create_terminal(
+    terminal, _token = terminal_service.create_with_token(
         session=session, site=session.get(Site, sites["p1"].id)
     )
-    credential = terminal_service.credential_id(terminal)
-    assert len(credential) == terminal_service.CREDENTIAL_ID_CHARS
+    credential = auth_service.credential_id(terminal)
+    assert len(credential) == auth_service.CREDENTIAL_ID_CHARS
     assert credential not in terminal.token_hash

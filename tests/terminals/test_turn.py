@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.local_workers import LocalWorkers
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import ConfigError, load_settings
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.turn import turn_ice_server, turn_rest_credential
 from sfu.config import WorkerSettings
 from sfu.http import ice_server_links
@@ -76,7 +77,7 @@ def test_turn_credentials_in_the_join_grant_end_with_it(
         )
         site = session.get(Site, sites["p1"].id)
         assert site is not None
-        _terminal, token = site_service.create_terminal(session=session, site=site)
+        _terminal, token = terminal_service.create_with_token(session=session, site=site)
         session.commit()
     register_node(database)
     with TestClient(create_app(settings, database=database)) as client:

@@ -14,10 +14,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import PeerStats, SfuEvent, room_name
 from tests.support.browsers import (
     DESKTOP,

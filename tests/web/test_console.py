@@ -11,14 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from confbridge import signing
 from confbridge.auth.models import Role
-from confbridge.bridge import grants
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
-from confbridge.nodes import service as node_service
+from confbridge.nodes import placement
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import PeerRole
+from sfu.grants import GrantVerifier
 from tests.support.factories import create_user, make_settings, register_node
 from tests.support.servers import free_port
 from tests.support.web import csrf_of, sign_in
@@ -77,8 +79,9 @@ def test_console_grant_is_a_viewer_grant_for_the_room(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["whep_url"] == f"{console_settings.sfu.public_url}/whep/occ-{occurrence_id}"
-    public_pem = grants.signer_for(console_settings.grant_key_path).public_pem
-    claims = grants.verify(body["token"], public_pem)
+    public_pem = signing.signer_for(console_settings.grant_key_path).public_pem
+    verifier = GrantVerifier(public_pem.encode())
+    claims = verifier.verify(body["token"], room=f"occ-{occurrence_id}")
     assert claims.role is PeerRole.viewer
     assert claims.room == f"occ-{occurrence_id}"
     assert claims.site_id == 0  # not a site of the meeting: attendance ignores it
@@ -108,7 +111,7 @@ def test_console_floor_actions_report_a_media_server_that_is_down(
 ) -> None:
     client, token = console_client
     occurrence_id = _occurrence(session, console_settings, communes, utcnow())
-    node_service.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
+    placement.place_room(session=session, occurrence_id=occurrence_id, now=utcnow())
     session.commit()  # the room is on the node, as after a first join
     path = f"/occurrences/{occurrence_id}/floor"
     form = {"csrf_token": token, "action": "give", "site_id": str(communes["c0"])}

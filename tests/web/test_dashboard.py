@@ -13,12 +13,13 @@ from playwright.sync_api import expect, sync_playwright
 
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
-from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from tests.support.browsers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, artifact
 from tests.support.factories import PASSWORD, create_user, heartbeat, node_down
 from tests.support.servers import ServerThread
@@ -35,7 +36,7 @@ def bridge_state(database: Database, sites: dict[str, Site]) -> int:
         )
         site = session.get(Site, sites["p2"].id)
         assert site is not None
-        site_service.create_terminal(session=session, site=site)
+        terminal_service.create_with_token(session=session, site=site)
         session.commit()
         assert alert is not None
         return alert.id

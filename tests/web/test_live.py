@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from confbridge.auth.models import Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.live import InProcessBus
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
+from confbridge.timeutil import utcnow
 from confbridge.web import occurrence_pages
 from confbridge.web.live_status import LiveStatus
 from tests.support.factories import PASSWORD, create_user, enrol_node, let_node_hold, make_settings

@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.auth.models import AuditEntry, Role
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from tests.support.web import csrf_of, next_weekday
 
 

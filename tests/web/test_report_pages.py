@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth.models import Role
 from confbridge.bridge import service as bridge_service
-from confbridge.db import utcnow
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Series
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import PeerStats, SfuEvent
 
 # The last 30 days, whatever today is (the default period starts on 1 January).

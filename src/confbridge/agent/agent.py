@@ -17,7 +17,7 @@ from confbridge.agent.backoff import Backoff, retry_after_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
 from confbridge.agent.media import MediaSources
 from confbridge.agent.session import MeetingSession, SessionError
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 from confbridge_kernel import __version__
 from confbridge_kernel.contracts import JoinInfo
 

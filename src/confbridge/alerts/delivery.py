@@ -11,8 +11,9 @@ import logging
 import httpx
 
 from confbridge.alerts import service as alert_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.settings import AlertSettings
+from confbridge.timeutil import utcnow
 from confbridge_kernel.tasks import OwnedTask
 
 log = logging.getLogger(__name__)

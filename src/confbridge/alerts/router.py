@@ -12,9 +12,9 @@ from confbridge.alerts.schemas import AlertRead
 from confbridge.alerts.service import AlertKind
 from confbridge.auth.dependencies import ITUser, require_roles
 from confbridge.auth.models import Role, User
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep
 from confbridge.pagination import IdPath, Limit, Offset, Page
+from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["alerts"])
 # The secretariat reads alerts too: meetings the planner could not book are theirs to resolve.

@@ -19,7 +19,8 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.db import Base, UTCDateTime
+from confbridge.timeutil import utcnow
 
 
 class AttendanceStatus(StrEnum):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
+from confbridge.attendance import export as attendance_export
 from confbridge.attendance import service as attendance_service
 from confbridge.attendance.models import AttendanceCorrection, AttendanceStatus
 from confbridge.attendance.schemas import (
@@ -19,17 +19,20 @@ from confbridge.attendance.schemas import (
 )
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import CurrentUser, SecretariatUser
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.meetings.recurrence import zone
+from confbridge.exports import (
+    FILE_RESPONSES,
+    ExportFormat,
+    FormatQuery,
+    file_response,
+    parse_format,
+    render,
+)
 from confbridge.pagination import IdPath
-from confbridge.reports import export
-from confbridge.reports import service as report_service
-from confbridge.reports.schemas import ExportFormat
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow, zone
 
 router = APIRouter(tags=["attendance"])
-FormatQuery = Annotated[str, Query(alias="format", max_length=10, description="json, csv or xlsx")]
 
 
 def correction_read(correction: AttendanceCorrection) -> CorrectionRead:
@@ -109,18 +112,10 @@ def occurrence_attendance(
     )
 
 
-def file_response(body: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 @router.get(
     "/occurrences/{occurrence_id}/attendance",
     response_model=OccurrenceAttendance,
-    responses={200: {"content": {export.CSV_MEDIA_TYPE: {}, export.XLSX_MEDIA_TYPE: {}}}},
+    responses=FILE_RESPONSES,
 )
 def get_attendance(
     occurrence_id: IdPath,
@@ -130,7 +125,7 @@ def get_attendance(
     format_: FormatQuery = "json",
 ) -> OccurrenceAttendance | Response:
     """Who attended: every invited site, from the SFU's events, with corrections applied."""
-    export_format = report_service.parse_format(format_)
+    export_format = parse_format(format_)
     now = utcnow()
     result = occurrence_attendance(
         session=session, occurrence_id=occurrence_id, settings=settings, now=now
@@ -138,10 +133,10 @@ def get_attendance(
     session.commit()  # attendance computed on first read is kept
     if export_format is ExportFormat.json:
         return result
-    document = export.occurrence_attendance_document(
+    document = attendance_export.occurrence_attendance_document(
         result, tz=settings.meetings.default_tz, generated_at=now
     )
-    return file_response(*export.render(document, export_format.value))
+    return file_response(*render(document, export_format.value))
 
 
 @router.post(

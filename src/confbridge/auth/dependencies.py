@@ -6,14 +6,13 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Query
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.models import Role, User
+from confbridge.auth.models import Role, SfuNodeEnrolment, Terminal, User
 from confbridge.auth.service import Principal
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Unauthorized
-from confbridge.sites.models import Terminal
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -95,3 +94,24 @@ SecretariatUser = Annotated[User, Depends(require_roles(Role.secretariat))]
 SiteEditor = Annotated[User, Depends(require_roles(Role.secretariat, Role.it))]
 ITUser = Annotated[User, Depends(require_roles(Role.it))]
 TerminalDep = Annotated[Terminal, Depends(require_terminal)]
+
+node_bearer = HTTPBearer(
+    auto_error=False, description="the SFU node's own key (`confbridge nodes enroll`)"
+)
+
+
+def require_node(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(node_bearer)],
+) -> SfuNodeEnrolment:
+    """Let through an enrolled SFU node, which presents its own key; returns its enrolment."""
+    if credentials is None:
+        raise Unauthorized("node authentication required: send 'Authorization: Bearer <node key>'")
+    # Looked up by its SHA-256: the stored hash, not the key, is compared.
+    enrolment = auth_service.authenticate_node(session=session, key=credentials.credentials)
+    if enrolment is None:
+        raise Unauthorized("unknown or revoked node key; enrol the node with `confbridge nodes`")
+    return enrolment
+
+
+NodeDep = Annotated[SfuNodeEnrolment, Depends(require_node)]

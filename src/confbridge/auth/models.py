@@ -1,4 +1,10 @@
-"""Users, roles, sign-in sessions, sign-in limits and the audit log."""
+"""Who may call: users and roles, sign-in sessions and limits, terminals, node keys; the audit log.
+
+Terminals and SFU nodes are principals like users: their bearer tokens (node keys) are their
+credentials, so the tables that hold the hashes live here, where tokens are resolved, and no
+floor above `auth` has to be asked who a token belongs to. Which site a terminal stands in is
+the sites floor's business; the `Terminal.site` relationship names `Site` without importing it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.db import Base, UTCDateTime
+from confbridge.timeutil import utcnow
 
 
 class Role(StrEnum):
@@ -83,3 +90,65 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+
+
+class SfuNodeEnrolment(Base):
+    """A node's own credential: enrolled by an admin (or by `serve` for its local workers).
+
+    Only a hash of the key is stored; the key is shown once. Revoking deletes the row (the
+    audit log keeps the story), and the node's heartbeats and events are refused from then on.
+    """
+
+    __tablename__ = "sfu_node_enrolments"
+
+    node_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # A worker started by `serve` on this machine (its key is rotated at every start).
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    # May register loopback URLs (a worker on the control plane's own machine).
+    allow_loopback: Mapped[bool] = mapped_column(Boolean, default=False)
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enrolled_by: Mapped[str] = mapped_column(String(120), default="")
+    # Restarts of a local worker by `serve`'s supervisor since the key was issued.
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Terminal(Base):
+    __tablename__ = "terminals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # SHA-256 of the token: tokens are long random strings, so a fast hash is enough.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When a device last exchanged a pairing code for this terminal's token.
+    paired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # `Site` lives on the sites floor, above this one: SQLAlchemy finds it by name in the
+    # registry of mapped classes, so this module never imports it.
+    site: Mapped[Site] = relationship(back_populates="terminals")  # noqa: F821
+
+    __table_args__ = (Index("ix_terminals_site_id", "site_id"),)
+
+
+class GrantRevocation(Base):
+    """Join grants issued to a terminal token that a new pairing replaced are void until
+    `expires_at` (revoked terminals need no row: their `revoked_at` says it).
+
+    Workers get every revocation in force with their heartbeat answer. `terminal_id` has no
+    foreign key on purpose: the revocation must outlive a deleted terminal.
+    """
+
+    __tablename__ = "grant_revocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    terminal_id: Mapped[int] = mapped_column(Integer)
+    credential_id: Mapped[str] = mapped_column(String(32))
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # every grant of that token has expired by then (the longest grant lifetime, and leeway)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_grant_revocations_expires_at", "expires_at"),)

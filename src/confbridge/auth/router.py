@@ -23,10 +23,10 @@ from confbridge.auth.schemas import (
     UserUpdate,
 )
 from confbridge.client_address import client_address
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import NotFound, Unauthorized
 from confbridge.pagination import IdPath
+from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["auth"])
 UNAUTHORIZED = {401: {"description": "no valid access token (or the session has ended)"}}

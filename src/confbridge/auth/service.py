@@ -7,23 +7,41 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import jwt
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, joinedload
 
 from confbridge.auth import passwords, throttle
-from confbridge.auth.models import AuditEntry, Role, User, UserSession
-from confbridge.db import utcnow
+from confbridge.auth.models import (
+    AuditEntry,
+    GrantRevocation,
+    Role,
+    SfuNodeEnrolment,
+    Terminal,
+    User,
+    UserSession,
+)
 from confbridge.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
 from confbridge.settings import AuthSettings
-from confbridge.sites.models import Terminal
+from confbridge.timeutil import utcnow
+from confbridge_kernel.contracts import NODE_KEY_PREFIX
+from confbridge_kernel.contracts import GrantRevocation as GrantRevocationMessage
 
 JWT_ALGORITHM = "HS256"
 TERMINAL_TOKEN_PREFIX = "cbt_"
 FEED_TOKEN_PREFIX = "cbf_"
+# Hex digits of a terminal's credential id in its join grants (96 bits).
+CREDENTIAL_ID_CHARS = 24
+# A revocation is kept this much longer than the longest grant lifetime: workers accept a
+# grant up to 30 s after its expiry (clock leeway), and heartbeats take a few seconds.
+REVOCATION_MARGIN = timedelta(minutes=2)
+# The stored token hash of a terminal no device has paired with yet (a SHA-256 hex digest
+# never starts so): no token opens it, and it held no grant that pairing would have to void.
+UNPAIRED_TOKEN_HASH_PREFIX = "unpaired-"
 SESSION_API = "api"
 SESSION_WEB = "web"
 # The token type (`typ` claim) of each kind of session: an API token is not a web cookie.
@@ -438,13 +456,75 @@ def hash_terminal_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# Built once: terminals poll their agenda, and building the query cost more than running it.
-# The site comes in the same query, since the agenda names it.
-_TERMINAL_BY_TOKEN_HASH = (
-    select(Terminal)
-    .where(Terminal.token_hash == bindparam("token_hash"))
-    .options(joinedload(Terminal.site, innerjoin=True))
-)
+def credential_id(terminal: Terminal) -> str:
+    """Names the terminal's current token in its join grants, so that workers can refuse the
+    grants of a token that was revoked or replaced. One-way: grants are readable by anyone
+    who holds them, and reveal nothing of the token or its stored hash."""
+    digest = hashlib.sha256(b"confbridge-grant-holder:" + terminal.token_hash.encode())
+    return digest.hexdigest()[:CREDENTIAL_ID_CHARS]
+
+
+def grant_revocations(
+    *, session: Session, now: datetime, grant_ttl_s: int
+) -> list[GrantRevocationMessage]:
+    """Every grant revocation in force, for the workers' heartbeat answers: the tokens of
+    terminals revoked within the longest grant lifetime (however they were revoked, site
+    archiving included), and tokens replaced by a new pairing. Rows past their expiry are
+    deleted on the way: no grant they name is accepted any more."""
+    keep = timedelta(seconds=grant_ttl_s) + REVOCATION_MARGIN
+    revoked = session.scalars(
+        select(Terminal).where(Terminal.revoked_at > now - keep).order_by(Terminal.id)
+    )
+    found = [
+        GrantRevocationMessage(
+            terminal_id=terminal.id,
+            credential_id=credential_id(terminal),
+            until=terminal.revoked_at + keep,  # type: ignore[operator]
+        )
+        for terminal in revoked
+        if not terminal.token_hash.startswith(UNPAIRED_TOKEN_HASH_PREFIX)
+    ]
+    session.execute(
+        delete(GrantRevocation)
+        .where(GrantRevocation.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+    replaced = session.scalars(
+        select(GrantRevocation).where(GrantRevocation.expires_at > now).order_by(GrantRevocation.id)
+    )
+    found += [
+        GrantRevocationMessage(
+            terminal_id=row.terminal_id, credential_id=row.credential_id, until=row.expires_at
+        )
+        for row in replaced
+    ]
+    return found
+
+
+def hash_node_key(key: str) -> str:
+    """Keys are 256 random bits: a plain SHA-256 is enough to store them (no guessing)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def authenticate_node(*, session: Session, key: str) -> SfuNodeEnrolment | None:
+    """The enrolment whose key this is, if any."""
+    if not key.startswith(NODE_KEY_PREFIX):
+        return None
+    return session.scalar(
+        select(SfuNodeEnrolment).where(SfuNodeEnrolment.key_hash == hash_node_key(key))
+    )
+
+
+@cache
+def _terminal_by_token_hash() -> Select[tuple[Terminal]]:
+    """Built once: terminals poll their agenda, and building the query cost more than running
+    it. The site comes in the same query, since the agenda names it. Built at first use, not at
+    import: `Terminal.site` needs the sites floor's models, which import this floor's."""
+    return (
+        select(Terminal)
+        .where(Terminal.token_hash == bindparam("token_hash"))
+        .options(joinedload(Terminal.site, innerjoin=True))
+    )
 
 
 def resolve_bearer(*, session: Session, token: str, secret_key: str) -> Principal:
@@ -452,7 +532,7 @@ def resolve_bearer(*, session: Session, token: str, secret_key: str) -> Principa
     if token.startswith(TERMINAL_TOKEN_PREFIX):
         # Checked against the database on every request, so a revoked token stops at once.
         terminal = session.scalar(
-            _TERMINAL_BY_TOKEN_HASH, {"token_hash": hash_terminal_token(token)}
+            _terminal_by_token_hash(), {"token_hash": hash_terminal_token(token)}
         )
         if terminal is None or terminal.revoked_at is not None:
             raise Unauthorized("unknown or revoked terminal token")

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.db import Base, UTCDateTime
+from confbridge.timeutil import utcnow
 
 
 class SfuEventRecord(Base):

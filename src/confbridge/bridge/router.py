@@ -8,55 +8,40 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from confbridge.auth.dependencies import CurrentUser, PrincipalDep, TerminalDep
-from confbridge.bridge import grants
+from confbridge import signing
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, NodeDep, PrincipalDep, TerminalDep
+from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
-from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNodeEnrolment
 from confbridge.pagination import IdPath, Limit, Offset, Page
-from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EVENTS_PATH,
     GRANT_KEY_PATH,
+    NODE_HEARTBEAT_PATH,
     EventAck,
     EventBatch,
     EventType,
     FloorState,
     JoinInfo,
+    NodeHeartbeat,
+    NodeHeartbeatAck,
 )
 
 router = APIRouter(tags=["bridge"])
-node_bearer = HTTPBearer(
-    auto_error=False, description="the SFU node's own key (`confbridge nodes enroll`)"
-)
+# A node's heartbeat settles its restarts' sessions (events, this floor); the route keeps its
+# place among the nodes' in the API documentation.
+heartbeat_router = APIRouter(tags=["nodes"])
 scrape_bearer = HTTPBearer(
     auto_error=False, description="the metrics scraping secret (sfu.node_secret)"
 )
 PEM_MEDIA_TYPE = "application/x-pem-file"
 API_PREFIX = "/api/v1"
-
-
-def require_node(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(node_bearer)],
-) -> SfuNodeEnrolment:
-    """Let through an enrolled SFU node, which presents its own key; returns its enrolment."""
-    if credentials is None:
-        raise Unauthorized("node authentication required: send 'Authorization: Bearer <node key>'")
-    # Looked up by its SHA-256: the stored hash, not the key, is compared.
-    enrolment = node_service.authenticate(session=session, key=credentials.credentials)
-    if enrolment is None:
-        raise Unauthorized("unknown or revoked node key; enrol the node with `confbridge nodes`")
-    return enrolment
-
-
-NodeDep = Annotated[SfuNodeEnrolment, Depends(require_node)]
 
 
 def require_scraper(
@@ -90,12 +75,12 @@ def join(
         occurrence_id=occurrence_id,
         site=terminal.site,
         settings=settings.sfu,
-        signer=grants.signer_for(settings.grant_key_path),
+        signer=signing.signer_for(settings.grant_key_path),
         now=utcnow(),
         tz=settings.meetings.default_tz,
         failed_node_id=body.failed_node_id if body else None,
         terminal_id=terminal.id,
-        credential_id=terminal_service.credential_id(terminal),
+        credential_id=auth_service.credential_id(terminal),
     )
     session.commit()  # the room's placement, made at its first join
     return info
@@ -116,7 +101,7 @@ def floor(
         principal=principal,
         action=body.action,
         site_id=body.site_id,
-        signer=grants.signer_for(settings.grant_key_path),
+        signer=signing.signer_for(settings.grant_key_path),
     )
     session.commit()
     publish_floor(live, occurrence_id, state)
@@ -173,5 +158,22 @@ def receive_events(
 @router.get(GRANT_KEY_PATH.removeprefix(API_PREFIX), response_class=Response)
 def grant_public_key(_node: NodeDep, settings: SettingsDep) -> Response:
     """The public key that checks join grants (PEM); workers fetch it at start."""
-    pem = grants.signer_for(settings.grant_key_path).public_pem
+    pem = signing.signer_for(settings.grant_key_path).public_pem
     return Response(pem, media_type=PEM_MEDIA_TYPE)
+
+
+@heartbeat_router.post(
+    NODE_HEARTBEAT_PATH.removeprefix(API_PREFIX), response_model=NodeHeartbeatAck
+)
+def heartbeat(
+    beat: NodeHeartbeat, enrolment: NodeDep, session: SessionDep, settings: SettingsDep
+) -> NodeHeartbeatAck:
+    """A node registers and reports its load, with its own key and for its own id only."""
+    now = utcnow()
+    node = bridge_flows.receive_heartbeat(session=session, beat=beat, enrolment=enrolment, now=now)
+    # the revocation list rides on every answer: a worker that missed one learns it next time
+    revocations = auth_service.grant_revocations(
+        session=session, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+    )
+    session.commit()
+    return NodeHeartbeatAck(node_id=node.id, draining=node.draining, revocations=revocations)

@@ -17,18 +17,17 @@ from sqlalchemy.orm import Session
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
 from confbridge.auth.service import Principal
-from confbridge.bridge.grants import GrantSigner
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.bridge.worker_client import WorkerClient
-from confbridge.db import utcnow
 from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
-from confbridge.meetings.recurrence import zone
-from confbridge.nodes import service as node_service
+from confbridge.nodes import placement
 from confbridge.nodes.models import SfuNode
+from confbridge.nodes.worker_client import WorkerClient
 from confbridge.settings import SfuSettings
+from confbridge.signing import GrantSigner
 from confbridge.sites.models import Site, UnitKind
+from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import (
     RELAY_SITE_ID,
     CascadeRequest,
@@ -230,26 +229,26 @@ def place_sessions(
     signer: GrantSigner,
     now: datetime,
     region: str | None = None,
-) -> tuple[node_service.MediaServer, node_service.MediaServer]:
+) -> tuple[placement.MediaServer, placement.MediaServer]:
     """Where a grant sends its holder (of province `region`): WHIP to the room's origin;
     WHEP to a node of its own province relaying the room, or to the origin while it has
     room, then to a node that relays it (extended now if none does yet)."""
     chair = session.get(Site, chair_site)
     room = room_name(occurrence.id)
-    origin = node_service.place_room(
+    origin = placement.place_room(
         session=session,
         occurrence_id=occurrence.id,
         now=now,
         region=region_of(chair) if chair is not None else None,
-        hold=lambda node: node_service.hold_room(node, room=room, signer=signer),
+        hold=lambda node: placement.hold_room(node, room=room, signer=signer),
     )
 
-    def extend(node: SfuNode, kind: node_service.EdgeKind, upstream: SfuNode) -> bool:
+    def extend(node: SfuNode, kind: placement.EdgeKind, upstream: SfuNode) -> bool:
         token = relay_grant(
             occurrence=occurrence, node_id=node.id, chair_site=chair_site, signer=signer, now=now
         )
-        if kind is node_service.EdgeKind.pipe:
-            return node_service.extend_room(
+        if kind is placement.EdgeKind.pipe:
+            return placement.extend_room(
                 node,
                 room=room,
                 upstream=upstream,
@@ -266,9 +265,9 @@ def place_sessions(
             chair_site_id=chair_site,
             ends_at=occurrence.end_at,
         )
-        return node_service.cascade_room(node, room=room, request=request, signer=signer)
+        return placement.cascade_room(node, room=room, request=request, signer=signer)
 
-    viewing = node_service.place_viewer(
+    viewing = placement.place_viewer(
         session=session,
         occurrence_id=occurrence.id,
         origin=origin,
@@ -322,7 +321,7 @@ def join(
     )
     claims = grant.claims
     if failed_node_id is not None:
-        node_service.check_reported_failure(
+        placement.check_reported_failure(
             session=session, occurrence_id=occurrence.id, node_id=failed_node_id, now=now
         )
     server, viewing = place_sessions(
@@ -409,7 +408,7 @@ def authorize_floor(
 def room_client(*, session: Session, occurrence_id: int, signer: GrantSigner) -> WorkerClient:
     """The client of the node holding the occurrence's room; Conflict if it was never placed
     (nobody has joined: the room is not open anywhere)."""
-    server = node_service.room_server(session=session, occurrence_id=occurrence_id)
+    server = placement.room_server(session=session, occurrence_id=occurrence_id)
     if server is None:
         raise Conflict("the meeting room is not open yet", room=room_name(occurrence_id))
     return WorkerClient(server.internal_url, node_id=server.node_id, signer=signer)
@@ -502,7 +501,7 @@ def check_events_from(*, session: Session, node_id: str, events: Sequence[SfuEve
     if mislabelled:
         raise Invalid(f"event room(s) {', '.join(mislabelled)} do not match their occurrence")
     reported = {e.occurrence_id for e in events}
-    held = node_service.rooms_held(session=session, node_id=node_id, occurrence_ids=reported)
+    held = placement.rooms_held(session=session, node_id=node_id, occurrence_ids=reported)
     refused = sorted(reported - held)
     if refused:
         log.warning(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from confbridge.cli.common import clean_errors, migrated_session
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 
 app = typer.Typer(
     help="SFU nodes (máy chủ truyền hình): enrol one with its own key, list, revoke.",

@@ -10,9 +10,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from confbridge import exports
 from confbridge.cli.common import clean_errors, current_settings, fail, migrated_session
-from confbridge.db import utcnow
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 
 R = TypeVar("R")
 
@@ -55,7 +56,6 @@ def _percent(value: float | None) -> str:
 
 def _report_output(output_format: str, output: Path | None, model: Any, document: Any) -> bool:
     """Write `model` as JSON or `document` as CSV/XLSX; False when a table is to be printed."""
-    from confbridge.reports import export
 
     if output_format == "table":
         return False
@@ -66,7 +66,7 @@ def _report_output(output_format: str, output: Path | None, model: Any, document
     if output_format == "json":
         body = model.model_dump_json(indent=2).encode()
     else:
-        body = export.render(document, output_format)[0]
+        body = exports.render(document, output_format)[0]
     if output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
@@ -81,8 +81,8 @@ def _run_report(
 ) -> tuple[Settings, R, str]:
     """Migrate, then `make(session=, period=, unit=, settings=, now=)` for the period and
     unit asked for; returns the settings, the report and the words for the table's title."""
-    from confbridge.meetings.recurrence import zone
     from confbridge.reports import service as report_service
+    from confbridge.timeutil import zone
 
     settings = current_settings()
     tz = settings.meetings.default_tz

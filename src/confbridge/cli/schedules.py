@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from confbridge.cli.common import clean_errors, current_settings, fail, migrated_session
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 
 app = typer.Typer(help="Schedules declared in YAML files.", no_args_is_help=True)
 

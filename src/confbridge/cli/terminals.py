@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from confbridge.cli.common import clean_errors, current_settings, migrated_session
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 
 app = typer.Typer(
     help="Terminals (thiết bị đầu cuối) of the sites: create with a pairing code, list, revoke.",

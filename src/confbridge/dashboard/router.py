@@ -16,9 +16,9 @@ from confbridge.dashboard.schemas import (
     OverviewRead,
     SiteLinkRead,
 )
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.nodes.router import node_read
+from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["dashboard"])
 

@@ -14,7 +14,7 @@ from confbridge.alerts.models import Alert
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import RoomEdge, RoomPlacement, SfuNode
+from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
 from confbridge.settings import Settings
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
@@ -67,7 +67,7 @@ class OfflineTerminal:
 @dataclass(frozen=True)
 class Overview:
     at: datetime
-    nodes: list[tuple[SfuNode, node_service.NodeState]]
+    nodes: list[tuple[SfuNode, NodeState]]
     meetings: list[LiveMeeting]
     offline_terminals: list[OfflineTerminal]
     offline_total: int

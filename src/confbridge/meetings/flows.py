@@ -1,4 +1,5 @@
-"""Planning ahead, and the alerts for the meetings it could not place (meetings + alerts)."""
+"""Planning ahead, and the alerts for the meetings it could not place (meetings + alerts);
+retiring a site no meeting needs any more (meetings + sites)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
+from confbridge.errors import Conflict
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Series, UnplannedOccurrence
 from confbridge.settings import Settings
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
 
 
 def unplanned_subject(item: UnplannedOccurrence) -> str:
@@ -68,3 +72,15 @@ def plan_ahead(
     results = meeting_service.extend_horizons(session=session, settings=settings.meetings, now=now)
     sync_unplanned_alerts(session=session, deliver=bool(settings.alerts.webhook_url), now=now)
     return results
+
+
+def archive_site(*, session: Session, site: Site) -> None:
+    """Retire a site (its terminals revoked); refused while it chairs a series, is invited to
+    one, or is booked for a coming meeting."""
+    busy = meeting_service.site_commitments(session=session, site_id=site.id)
+    if busy:
+        raise Conflict(
+            f"site {site.id} is still used by {len(busy)} series; remove it from them first",
+            series=busy,
+        )
+    site_service.mark_archived(session=session, site=site)

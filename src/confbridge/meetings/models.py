@@ -20,8 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.db import Base, UTCDateTime
 from confbridge.sites.models import Site, Unit
+from confbridge.timeutil import utcnow
 
 
 class MeetingKind(StrEnum):

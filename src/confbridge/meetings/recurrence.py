@@ -7,12 +7,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays
 from dateutil.rrule import rrule, rrulestr
 
 from confbridge.errors import Invalid
+from confbridge.timeutil import zone
 
 # Meetings are at most daily events; finer rules are almost certainly a mistake.
 ALLOWED_FREQS = {"YEARLY", "MONTHLY", "WEEKLY", "DAILY"}
@@ -40,13 +41,6 @@ MAX_EXPANSION_STEPS = 200_000
 HOLIDAY_COUNTRY = "VN"
 _UNTIL = re.compile(r"UNTIL=([0-9TZ]+)", re.IGNORECASE)
 _ORDINAL_DAY = re.compile(r"^[+-]?\d")
-
-
-def zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"unknown IANA time zone {tz!r} (e.g. 'Asia/Ho_Chi_Minh')") from None
 
 
 def _until_to_utc(match: re.Match[str], tz: ZoneInfo) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
-from confbridge.db import UTCDateTime, utcnow
+from confbridge.db import UTCDateTime
 from confbridge.errors import Conflict, Invalid, NotFound
 from confbridge.meetings.conflicts import (
     MAX_REPORTED,
@@ -33,11 +33,12 @@ from confbridge.meetings.models import (
     UnplannedStatus,
     series_sites,
 )
-from confbridge.meetings.recurrence import Rule, normalise_rrule, parse_exdate, zone
+from confbridge.meetings.recurrence import Rule, normalise_rrule, parse_exdate
 from confbridge.meetings.schemas import SeriesCreate, SeriesUpdate
 from confbridge.settings import MeetingSettings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit
+from confbridge.timeutil import utcnow, zone
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,21 @@
-"""Registered SFU nodes and the placement of rooms on them."""
+"""Registered SFU nodes and the placement of rooms on them (a node's key: `auth.models`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.db import Base, UTCDateTime
+from confbridge.timeutil import utcnow
+
+
+class NodeState(StrEnum):
+    up = "up"
+    draining = "draining"  # up, but takes no new rooms
+    down = "down"
 
 
 class SfuNode(Base):
@@ -45,27 +53,6 @@ class SfuNode(Base):
     restart_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last heartbeat of the previous incarnation.
     previous_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-
-
-class SfuNodeEnrolment(Base):
-    """A node's own credential: enrolled by an admin (or by `serve` for its local workers).
-
-    Only a hash of the key is stored; the key is shown once. Revoking deletes the row (the
-    audit log keeps the story), and the node's heartbeats and events are refused from then on.
-    """
-
-    __tablename__ = "sfu_node_enrolments"
-
-    node_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # A worker started by `serve` on this machine (its key is rotated at every start).
-    local: Mapped[bool] = mapped_column(Boolean, default=False)
-    # May register loopback URLs (a worker on the control plane's own machine).
-    allow_loopback: Mapped[bool] = mapped_column(Boolean, default=False)
-    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    enrolled_by: Mapped[str] = mapped_column(String(120), default="")
-    # Restarts of a local worker by `serve`'s supervisor since the key was issued.
-    restarts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RoomPlacement(Base):

@@ -1,4 +1,4 @@
-"""The node registry over HTTP: workers heartbeat, IT staff look and drain."""
+"""The node registry over HTTP: IT staff look, drain and enrol (heartbeats: `bridge.router`)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ from fastapi import APIRouter, Response
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import AdminUser, ITUser
-from confbridge.bridge.router import NodeDep
-from confbridge.db import utcnow
-from confbridge.deps import SessionDep, SettingsDep
-from confbridge.nodes import flows as node_flows
+from confbridge.auth.models import SfuNodeEnrolment
+from confbridge.deps import SessionDep
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
+from confbridge.nodes.models import SfuNode
 from confbridge.nodes.schemas import NodeEnrol, NodeEnrolled, NodeEnrolmentRead, NodeRead
-from confbridge.terminals import service as terminal_service
-from confbridge_kernel.contracts import NODE_HEARTBEAT_PATH, NodeHeartbeat, NodeHeartbeatAck
+from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["nodes"])
 API_PREFIX = "/api/v1"
@@ -40,21 +37,6 @@ def node_read(node: SfuNode) -> NodeRead:
         last_seen_at=node.last_seen_at,
         down_since=node.down_since,
     )
-
-
-@router.post(NODE_HEARTBEAT_PATH.removeprefix(API_PREFIX), response_model=NodeHeartbeatAck)
-def heartbeat(
-    beat: NodeHeartbeat, enrolment: NodeDep, session: SessionDep, settings: SettingsDep
-) -> NodeHeartbeatAck:
-    """A node registers and reports its load, with its own key and for its own id only."""
-    now = utcnow()
-    node = node_flows.receive_heartbeat(session=session, beat=beat, enrolment=enrolment, now=now)
-    # the revocation list rides on every answer: a worker that missed one learns it next time
-    revocations = terminal_service.grant_revocations(
-        session=session, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
-    )
-    session.commit()
-    return NodeHeartbeatAck(node_id=node.id, draining=node.draining, revocations=revocations)
 
 
 def enrolment_read(session: SessionDep, enrolment: SfuNodeEnrolment) -> NodeEnrolmentRead:

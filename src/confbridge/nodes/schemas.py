@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from confbridge.nodes.service import NodeState
+from confbridge.nodes.models import NodeState
 
 
 class NodeRead(BaseModel):

@@ -6,15 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from confbridge.attendance.router import FormatQuery, file_response
 from confbridge.auth.dependencies import CurrentUser
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.meetings.recurrence import zone
+from confbridge.exports import (
+    FILE_RESPONSES,
+    ExportFormat,
+    FormatQuery,
+    file_response,
+    parse_format,
+    render,
+)
 from confbridge.pagination import MAX_ID
 from confbridge.reports import export
 from confbridge.reports import service as report_service
-from confbridge.reports.schemas import AttendanceReport, ExportFormat, OnlineRatioReport
+from confbridge.reports.schemas import AttendanceReport, OnlineRatioReport
+from confbridge.timeutil import utcnow, zone
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 DateQuery = Annotated[
@@ -27,7 +33,6 @@ FromQuery = Annotated[
 UnitQuery = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="a unit; its descendants are included")
 ]
-FILE_RESPONSES = {200: {"content": {export.CSV_MEDIA_TYPE: {}, export.XLSX_MEDIA_TYPE: {}}}}
 
 
 @router.get("/online-ratio", response_model=OnlineRatioReport, responses=FILE_RESPONSES)
@@ -44,7 +49,7 @@ def online_ratio(
     format_: FormatQuery = "json",
 ) -> OnlineRatioReport | Response:
     """Meetings held online (or hybrid) / all held, and communes connected, beside targets."""
-    export_format = report_service.parse_format(format_)
+    export_format = parse_format(format_)
     grouping = report_service.parse_group_by(group_by)
     tz = settings.meetings.default_tz
     now = utcnow()
@@ -62,7 +67,7 @@ def online_ratio(
     if export_format is ExportFormat.json:
         return report
     document = export.online_ratio_document(report, tz=tz)
-    return file_response(*export.render(document, export_format.value))
+    return file_response(*render(document, export_format.value))
 
 
 @router.get("/attendance", response_model=AttendanceReport, responses=FILE_RESPONSES)
@@ -76,7 +81,7 @@ def attendance(
     format_: FormatQuery = "json",
 ) -> AttendanceReport | Response:
     """Attendance per site: invited, present, partial, absent, late, left early, rate."""
-    export_format = report_service.parse_format(format_)
+    export_format = parse_format(format_)
     tz = settings.meetings.default_tz
     now = utcnow()
     period = report_service.parse_period(from_, to, tz=tz, today=now.astimezone(zone(tz)).date())
@@ -88,4 +93,4 @@ def attendance(
     if export_format is ExportFormat.json:
         return report
     document = export.attendance_document(report, tz=tz)
-    return file_response(*export.render(document, export_format.value))
+    return file_response(*render(document, export_format.value))

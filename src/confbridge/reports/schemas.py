@@ -15,12 +15,6 @@ class GroupBy(StrEnum):
     kind = "kind"
 
 
-class ExportFormat(StrEnum):
-    json = "json"
-    csv = "csv"
-    xlsx = "xlsx"
-
-
 class TargetResult(BaseModel):
     """One target and how the group stands against it."""
 

@@ -42,10 +42,8 @@ from confbridge.meetings.models import (
     OccurrenceStatus,
     Series,
 )
-from confbridge.meetings.recurrence import zone
 from confbridge.reports.schemas import (
     AttendanceReport,
-    ExportFormat,
     GroupBy,
     OnlineRatioReport,
     OnlineRatioRow,
@@ -55,7 +53,7 @@ from confbridge.reports.schemas import (
 )
 from confbridge.settings import ReportSettings, Target
 from confbridge.sites.models import Site, Unit, UnitKind
-from confbridge.timeutil import check_year
+from confbridge.timeutil import check_year, zone
 
 COMMUNE_KINDS = frozenset({UnitKind.commune.value, UnitKind.ward.value, UnitKind.special_zone})
 ONLINE_MODES = frozenset({MeetingMode.online.value, MeetingMode.hybrid.value})
@@ -127,14 +125,6 @@ def parse_group_by(value: str) -> GroupBy:
     except ValueError:
         names = ", ".join(g.value for g in GroupBy)
         raise Invalid(f"group_by: unknown value {value!r} (one of {names})") from None
-
-
-def parse_format(value: str) -> ExportFormat:
-    try:
-        return ExportFormat(value.strip().lower())
-    except ValueError:
-        names = ", ".join(f.value for f in ExportFormat)
-        raise Invalid(f"format: unknown value {value!r} (one of {names})") from None
 
 
 def resolve_unit(*, session: Session, unit_id: int | None) -> Unit | None:

@@ -20,7 +20,6 @@ from confbridge.auth import service as auth_service
 from confbridge.errors import Conflict, DomainError
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, Series
-from confbridge.meetings.recurrence import zone
 from confbridge.meetings.service import SeriesSpec
 from confbridge.schedules import loader
 from confbridge.schedules.loader import Loc, Schedule, ScheduleError, SeriesEntry, UnitEntry
@@ -28,6 +27,7 @@ from confbridge.settings import Settings
 from confbridge.sites import divisions
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit
+from confbridge.timeutil import zone
 
 ACTIONS = ("created", "updated", "unchanged")
 # Series fields as the file names them, for "updated series ...: chair, sites".

@@ -1,4 +1,4 @@
-"""Administrative units, sites (điểm cầu) and their terminals."""
+"""Administrative units and sites (điểm cầu); a site's terminals are principals of `auth`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.auth.models import Terminal
+from confbridge.db import Base, UTCDateTime
+from confbridge.timeutil import utcnow
 
 
 class UnitKind(StrEnum):
@@ -72,22 +74,3 @@ class Site(Base):
         UniqueConstraint("unit_id", "name", name="uq_sites_unit_id_name"),
         Index("ix_sites_unit_id", "unit_id"),
     )
-
-
-class Terminal(Base):
-    __tablename__ = "terminals"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
-    # SHA-256 of the token: tokens are long random strings, so a fast hash is enough.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # When a device last exchanged a pairing code for this terminal's token.
-    paired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    site: Mapped[Site] = relationship(back_populates="terminals")
-
-    __table_args__ = (Index("ix_terminals_site_id", "site_id"),)

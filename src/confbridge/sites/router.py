@@ -1,13 +1,13 @@
-"""Units, sites and terminals over HTTP."""
+"""Units and sites over HTTP (archiving one: `meetings.router`; its terminals: `terminals`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, ITUser, SecretariatUser, SiteEditor
+from confbridge.auth.dependencies import CurrentUser, SecretariatUser, SiteEditor
 from confbridge.deps import SessionDep
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.sites import service as site_service
@@ -16,8 +16,6 @@ from confbridge.sites.schemas import (
     SiteCreate,
     SiteRead,
     SiteUpdate,
-    TerminalCreate,
-    TerminalCreated,
     UnitCreate,
     UnitDetail,
     UnitRead,
@@ -130,42 +128,3 @@ def update_site(
     )
     session.commit()
     return SiteRead.model_validate(site)
-
-
-@router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_site(site_id: IdPath, user: SiteEditor, session: SessionDep) -> Response:
-    site = site_service.get_site(session=session, site_id=site_id)
-    site_service.archive_site(session=session, site=site)
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="site_archived",
-        entity="site",
-        entity_id=site.id,
-    )
-    session.commit()
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post(
-    "/sites/{site_id}/terminals",
-    response_model=TerminalCreated,
-    status_code=status.HTTP_201_CREATED,
-)
-def create_terminal(
-    site_id: IdPath, user: ITUser, session: SessionDep, body: TerminalCreate | None = None
-) -> TerminalCreated:
-    site = site_service.get_site(session=session, site_id=site_id)
-    terminal, token = site_service.create_terminal(
-        session=session, site=site, name=body.name if body else ""
-    )
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="terminal_created",
-        entity="terminal",
-        entity_id=terminal.id,
-        detail={"site_id": site.id},
-    )
-    session.commit()
-    return TerminalCreated(id=terminal.id, site_id=site.id, name=terminal.name, token=token)

@@ -7,10 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from confbridge.auth import service as auth_service
-from confbridge.db import utcnow
 from confbridge.errors import Conflict, Invalid, NotFound
-from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Terminal, Unit, UnitKind
+from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Unit, UnitKind
+from confbridge.timeutil import utcnow
 
 
 def get_unit(*, session: Session, unit_id: int) -> Unit:
@@ -157,31 +156,10 @@ def update_site(
     return site
 
 
-def archive_site(*, session: Session, site: Site) -> None:
-    """Retire a site; refused while it chairs a series or is booked for a coming meeting."""
-    # Imported here: meetings depend on sites, not the other way round.
-    from confbridge.meetings import service as meeting_service
-
-    busy = meeting_service.site_commitments(session=session, site_id=site.id)
-    if busy:
-        raise Conflict(
-            f"site {site.id} is still used by {len(busy)} series; remove it from them first",
-            series=busy,
-        )
+def mark_archived(*, session: Session, site: Site) -> None:
+    """Retire a site and revoke its terminals. Whether a meeting still needs it is checked
+    first, a floor up (`meetings.flows.archive_site`): sites know nothing of meetings."""
     site.archived_at = utcnow()
     for terminal in site.terminals:
         terminal.revoked_at = terminal.revoked_at or site.archived_at
     session.flush()
-
-
-def create_terminal(*, session: Session, site: Site, name: str = "") -> tuple[Terminal, str]:
-    """Create a terminal for `site`; returns it with its token, which is not stored."""
-    if site.archived_at is not None:
-        raise Conflict(f"site {site.id} is archived")
-    token, token_hash = auth_service.new_terminal_token()
-    terminal = Terminal(site_id=site.id, name=name, token_hash=token_hash)
-    session.add(terminal)
-    session.flush()
-    if not name:
-        terminal.name = f"{site.name} #{terminal.id}"
-    return terminal, token

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from confbridge.db import Base, UTCDateTime, utcnow
+from confbridge.db import Base, UTCDateTime
+from confbridge.timeutil import utcnow
 
 
 class PairingCode(Base):
@@ -45,23 +46,3 @@ class TerminalState(Base):
     microphone: Mapped[bool] = mapped_column(Boolean, default=False)
     occurrence_id: Mapped[int | None] = mapped_column(Integer, default=None)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
-
-
-class GrantRevocation(Base):
-    """Join grants issued to a terminal token that a new pairing replaced are void until
-    `expires_at` (revoked terminals need no row: their `revoked_at` says it).
-
-    Workers get every revocation in force with their heartbeat answer. `terminal_id` has no
-    foreign key on purpose: the revocation must outlive a deleted terminal.
-    """
-
-    __tablename__ = "grant_revocations"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    terminal_id: Mapped[int] = mapped_column(Integer)
-    credential_id: Mapped[str] = mapped_column(String(32))
-    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # every grant of that token has expired by then (the longest grant lifetime, and leeway)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    __table_args__ = (Index("ix_grant_revocations_expires_at", "expires_at"),)

@@ -5,20 +5,22 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
 
+from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITUser, TerminalDep
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
-from confbridge.db import utcnow
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import DomainError, Forbidden, Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
+from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
+from confbridge.sites.schemas import TerminalCreate as SiteTerminalCreate
+from confbridge.sites.schemas import TerminalCreated
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.limiter import PairingLimiter
 from confbridge.terminals.models import PairingCode
@@ -36,9 +38,13 @@ from confbridge.terminals.schemas import (
     TerminalRead,
     TerminalStatus,
 )
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import room_name
 
 router = APIRouter(tags=["terminals"])
+# `POST /sites/{id}/terminals`: a terminal with its token at once (no pairing), documented
+# among the sites' routes.
+site_router = APIRouter(tags=["sites"])
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 _limiter_lock = threading.Lock()
 
@@ -258,7 +264,7 @@ def my_floor(
         client = bridge_service.room_client(
             session=session,
             occurrence_id=occurrence.id,
-            signer=grants.signer_for(settings.grant_key_path),
+            signer=signing.signer_for(settings.grant_key_path),
         )
         floor = client.get_floor(room=room_name(occurrence.id))
         speaker, hands, muted = floor.speaker_site_id, floor.hands, floor.muted_site_ids
@@ -343,3 +349,28 @@ def revoke_terminal(
             offline_after_s=settings.terminals.offline_after_s,
         )
     )
+
+
+@site_router.post(
+    "/sites/{site_id}/terminals",
+    response_model=TerminalCreated,
+    status_code=status.HTTP_201_CREATED,
+    name="create_terminal",  # its operationId, as before it moved here
+)
+def create_terminal_with_token(
+    site_id: IdPath, user: ITUser, session: SessionDep, body: SiteTerminalCreate | None = None
+) -> TerminalCreated:
+    site = site_service.get_site(session=session, site_id=site_id)
+    terminal, token = terminal_service.create_with_token(
+        session=session, site=site, name=body.name if body else ""
+    )
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="terminal_created",
+        entity="terminal",
+        entity_id=terminal.id,
+        detail={"site_id": site.id},
+    )
+    session.commit()
+    return TerminalCreated(id=terminal.id, site_id=site.id, name=terminal.name, token=token)

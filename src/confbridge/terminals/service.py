@@ -9,30 +9,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from confbridge.auth import service as auth_service
+from confbridge.auth.models import GrantRevocation, Terminal
 from confbridge.errors import Conflict, Invalid, NotFound, Unauthorized
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking
 from confbridge.sites import service as site_service
-from confbridge.sites.models import Site, Terminal
-from confbridge.terminals.models import GrantRevocation, PairingCode, TerminalState
+from confbridge.sites.models import Site
+from confbridge.terminals.models import PairingCode, TerminalState
 from confbridge.terminals.schemas import HeartbeatIn, TerminalStatus
-from confbridge_kernel.contracts import GrantRevocation as GrantRevocationMessage
 
 # Upper-case letters and digits without the ones people confuse (0/O, 1/I/L): 31 symbols,
 # 8 of them about 39.6 bits.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
-# A revocation is kept this much longer than the longest grant lifetime: workers accept a
-# grant up to 30 s after its expiry (clock leeway), and heartbeats take a few seconds.
-REVOCATION_MARGIN = timedelta(minutes=2)
-CREDENTIAL_ID_CHARS = 24
-# The stored token hash of a terminal no device has paired with yet (a SHA-256 hex digest
-# never starts so): no token opens it, and it held no grant that pairing would have to void.
-UNPAIRED_TOKEN_HASH_PREFIX = "unpaired-"
 
 
 def new_code() -> str:
@@ -52,14 +45,6 @@ def format_code(code: str) -> str:
 def hash_code(code: str, *, secret_key: str) -> str:
     """HMAC with the server's secret: a stolen database alone cannot be searched for codes."""
     return hmac.new(secret_key.encode(), code.encode(), hashlib.sha256).hexdigest()
-
-
-def credential_id(terminal: Terminal) -> str:
-    """Names the terminal's current token in its join grants, so that workers can refuse the
-    grants of a token that was revoked or replaced. One-way: grants are readable by anyone
-    who holds them, and reveal nothing of the token or its stored hash."""
-    digest = hashlib.sha256(b"confbridge-grant-holder:" + terminal.token_hash.encode())
-    return digest.hexdigest()[:CREDENTIAL_ID_CHARS]
 
 
 def _valid_shape(code: str) -> bool:
@@ -215,6 +200,20 @@ def issue_pairing_code(
     return row, code
 
 
+def create_with_token(*, session: Session, site: Site, name: str = "") -> tuple[Terminal, str]:
+    """Create a terminal for `site`; returns it with its token, which is not stored (the
+    token is shown once: `POST /sites/{id}/terminals`, and the demo chair site at first start)."""
+    if site.archived_at is not None:
+        raise Conflict(f"site {site.id} is archived")
+    token, token_hash = auth_service.new_terminal_token()
+    terminal = Terminal(site_id=site.id, name=name, token_hash=token_hash)
+    session.add(terminal)
+    session.flush()
+    if not name:
+        terminal.name = f"{site.name} #{terminal.id}"
+    return terminal, token
+
+
 def create(
     *,
     session: Session,
@@ -228,9 +227,9 @@ def create(
     """A terminal for the site and its first pairing code (the terminal has no usable token
     until a device pairs)."""
     site = site_service.get_site(session=session, site_id=site_id)
-    terminal, _unused_token = site_service.create_terminal(session=session, site=site, name=name)
+    terminal, _unused_token = create_with_token(session=session, site=site, name=name)
     # The token made there is never shown: no token hashes to this, and pairing replaces it.
-    terminal.token_hash = UNPAIRED_TOKEN_HASH_PREFIX + secrets.token_hex(24)
+    terminal.token_hash = auth_service.UNPAIRED_TOKEN_HASH_PREFIX + secrets.token_hex(24)
     pairing, code = issue_pairing_code(
         session=session,
         terminal=terminal,
@@ -288,14 +287,14 @@ def pair(
 def _void_grants(session: Session, terminal: Terminal, *, now: datetime, grant_ttl_s: int) -> None:
     """The join grants issued to the terminal's current token are void from now on (a new
     token replaces it); a token that was never handed out has none."""
-    if terminal.token_hash.startswith(UNPAIRED_TOKEN_HASH_PREFIX):
+    if terminal.token_hash.startswith(auth_service.UNPAIRED_TOKEN_HASH_PREFIX):
         return
     session.add(
         GrantRevocation(
             terminal_id=terminal.id,
-            credential_id=credential_id(terminal),
+            credential_id=auth_service.credential_id(terminal),
             revoked_at=now,
-            expires_at=now + timedelta(seconds=grant_ttl_s) + REVOCATION_MARGIN,
+            expires_at=now + timedelta(seconds=grant_ttl_s) + auth_service.REVOCATION_MARGIN,
         )
     )
 
@@ -317,43 +316,6 @@ def revoke(*, session: Session, terminal: Terminal, now: datetime) -> Terminal:
     )
     session.flush()
     return terminal
-
-
-def grant_revocations(
-    *, session: Session, now: datetime, grant_ttl_s: int
-) -> list[GrantRevocationMessage]:
-    """Every grant revocation in force, for the workers' heartbeat answers: the tokens of
-    terminals revoked within the longest grant lifetime (however they were revoked, site
-    archiving included), and tokens replaced by a new pairing. Rows past their expiry are
-    deleted on the way: no grant they name is accepted any more."""
-    keep = timedelta(seconds=grant_ttl_s) + REVOCATION_MARGIN
-    revoked = session.scalars(
-        select(Terminal).where(Terminal.revoked_at > now - keep).order_by(Terminal.id)
-    )
-    found = [
-        GrantRevocationMessage(
-            terminal_id=terminal.id,
-            credential_id=credential_id(terminal),
-            until=terminal.revoked_at + keep,  # type: ignore[operator]
-        )
-        for terminal in revoked
-        if not terminal.token_hash.startswith(UNPAIRED_TOKEN_HASH_PREFIX)
-    ]
-    session.execute(
-        delete(GrantRevocation)
-        .where(GrantRevocation.expires_at <= now)
-        .execution_options(synchronize_session=False)
-    )
-    replaced = session.scalars(
-        select(GrantRevocation).where(GrantRevocation.expires_at > now).order_by(GrantRevocation.id)
-    )
-    found += [
-        GrantRevocationMessage(
-            terminal_id=row.terminal_id, credential_id=row.credential_id, until=row.expires_at
-        )
-        for row in replaced
-    ]
-    return found
 
 
 # --- heartbeats ----------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from confbridge.auth import service as auth_service
-from confbridge.db import utcnow
 from confbridge.errors import Conflict, DomainError, Invalid
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import OccurrenceStatus, Series, UnplannedStatus
-from confbridge.meetings.recurrence import holiday_name, zone
+from confbridge.meetings.recurrence import holiday_name
 from confbridge.meetings.schemas import SeriesCreate
+from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page
 from confbridge.web.forms import BookingForm, OccurrenceForm, parse_date

@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
-from confbridge.db import utcnow
 from confbridge.meetings.models import Series
-from confbridge.meetings.recurrence import zone
+from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, Page, UserPage
 from confbridge.web.forms import parse_date

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
+from confbridge import signing as grants
 from confbridge.auth.models import User
 from confbridge.auth.service import Principal
-from confbridge.bridge import grants
 from confbridge.bridge import service as bridge_service
-from confbridge.db import utcnow
 from confbridge.errors import Conflict, DomainError
 from confbridge.live import LiveBusDep, publish_floor
 from confbridge.meetings.models import OccurrenceStatus
+from confbridge.timeutil import utcnow
 from confbridge.web import labels
 from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
 from confbridge.web.occurrence_pages import occurrence_context, occurrence_or_none

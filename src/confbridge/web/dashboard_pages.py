@@ -13,8 +13,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from confbridge.alerts import service as alert_service
 from confbridge.dashboard import service as dashboard_service
-from confbridge.db import utcnow
 from confbridge.errors import DomainError
+from confbridge.timeutil import utcnow
 from confbridge.web.context import CheckedForm, Page, signed_in
 from confbridge.web.security import NotAllowed
 

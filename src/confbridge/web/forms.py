@@ -14,9 +14,9 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from confbridge.meetings.models import MeetingKind, MeetingMode, Occurrence, Series
-from confbridge.meetings.recurrence import zone
 from confbridge.pagination import MAX_ID
 from confbridge.text import control_character
+from confbridge.timeutil import zone
 from confbridge.web.recurrence_words import RecurrenceWordsError, describe, parse
 
 MAX_TITLE = 300

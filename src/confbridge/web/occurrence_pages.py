@@ -12,12 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from confbridge.auth import service as auth_service
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.errors import Conflict, DomainError
 from confbridge.live import LiveBusDep, occurrence_topic
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.settings import Settings
+from confbridge.timeutil import utcnow
 from confbridge.web import labels, live_status, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage
 from confbridge.web.forms import OccurrenceForm

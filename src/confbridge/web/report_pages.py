@@ -11,13 +11,14 @@ from babel.dates import format_date
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from confbridge.attendance.router import file_response, occurrence_attendance
-from confbridge.db import utcnow
+from confbridge.attendance import export as attendance_export
+from confbridge.attendance.router import occurrence_attendance
 from confbridge.errors import DomainError, Invalid
-from confbridge.meetings.recurrence import zone
+from confbridge.exports import file_response, render
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy, OnlineRatioReport, OnlineRatioRow
+from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.charts import Bar, ratio_bars
 from confbridge.web.context import Page, UserPage
@@ -189,7 +190,7 @@ def online_ratio_file(
         message = page._("The report cannot be made: %(reason)s", reason=exc.message)
         return page.render("error.html", 422, message=message)
     document = export.online_ratio_document(report, tz=page.settings.meetings.default_tz)
-    return file_response(*export.render(document, fmt))
+    return file_response(*render(document, fmt))
 
 
 def _attendance_report(
@@ -250,7 +251,7 @@ def attendance_file(
         message = page._("The report cannot be made: %(reason)s", reason=exc.message)
         return page.render("error.html", 422, message=message)
     document = export.attendance_document(report, tz=page.settings.meetings.default_tz)
-    return file_response(*export.render(document, fmt))
+    return file_response(*render(document, fmt))
 
 
 def occurrence_attendance_or_none(page: Page, occurrence_id: int) -> Any:
@@ -279,7 +280,7 @@ def occurrence_attendance_file(page: UserPage, occurrence_id: str, fmt: str) -> 
     )
     if attendance is None:
         return page.render("error.html", 404, message=page._("This page does not exist."))
-    document = export.occurrence_attendance_document(
+    document = attendance_export.occurrence_attendance_document(
         attendance, tz=page.settings.meetings.default_tz, generated_at=utcnow()
     )
-    return file_response(*export.render(document, fmt))
+    return file_response(*render(document, fmt))

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
-from confbridge.db import utcnow
+from confbridge.timeutil import utcnow
 
 SESSION_COOKIE = "cb_session"
 CSRF_COOKIE = "cb_csrf"

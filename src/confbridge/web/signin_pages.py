@@ -12,8 +12,8 @@ from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
 from confbridge.auth.service import AccountDisabled
 from confbridge.client_address import client_address
-from confbridge.db import utcnow
 from confbridge.errors import DomainError, TooManyRequests, Unauthorized, Unavailable
+from confbridge.timeutil import utcnow
 from confbridge.web.context import AnyPage, CheckedForm, Page, UserPage
 from confbridge.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 from confbridge.web.security import PASSWORD_PAGE, SESSION_TTL, end_session, issue_session

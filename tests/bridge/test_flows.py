@@ -14,11 +14,12 @@ from sqlalchemy import select
 from confbridge.attendance import service as attendance_service
 from confbridge.attendance.service import OccurrenceWindow
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.db import Database, utcnow
+from confbridge.db import Database
 from confbridge.meetings.models import Occurrence
 from confbridge.nodes.models import RoomEdge, SfuNode
 from confbridge.settings import AttendanceRule
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import EventType, SfuEvent, room_name
 from tests.support.factories import enrol_node, let_node_hold, make_occurrences
 

@@ -1,7 +1,10 @@
-"""Join grants: Ed25519-signed JWTs carrying `contracts.GrantClaims`.
+"""The control plane's signing key: Ed25519, for join grants (`contracts.GrantClaims`) and
+for the tokens of calls to a node's admin API (`contracts.AdminClaims`).
 
 The control plane holds the private key; SFU workers get only the public key, so a worker (or
-anyone who reads a worker's disk) can check grants but never mint them.
+anyone who reads a worker's disk) can check what was signed but never sign. Below every domain:
+the bridge signs grants with it, the node registry its calls to the nodes. Workers check with
+`sfu.grants.GrantVerifier`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from confbridge.errors import DomainError
 from confbridge_kernel.contracts import (
     ADMIN_TOKEN_TTL_S,
     GRANT_ALGORITHM,
-    GRANT_AUDIENCE,
-    GRANT_ISSUER,
     AdminClaims,
     GrantClaims,
 )
@@ -76,25 +77,6 @@ def public_key_pem(public_key: Ed25519PublicKey) -> str:
     return public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
-
-
-def verify(token: str, public_pem: str | bytes, *, leeway_s: float = 0) -> GrantClaims:
-    """Check a grant with the public key only, as a worker does; raises `jwt.PyJWTError`."""
-    public_key = serialization.load_pem_public_key(
-        public_pem.encode() if isinstance(public_pem, str) else public_pem
-    )
-    claims = jwt.decode(
-        token,
-        public_key,  # type: ignore[arg-type]
-        # One algorithm only: accepting others would let an HMAC token "signed" with the
-        # public key pass (algorithm confusion).
-        algorithms=[GRANT_ALGORITHM],
-        audience=GRANT_AUDIENCE,
-        issuer=GRANT_ISSUER,
-        leeway=leeway_s,
-        options={"require": ["exp", "iat", "aud", "iss", "jti"]},
-    )
-    return GrantClaims.model_validate(claims)
 
 
 def _read_private_key(path: Path) -> Ed25519PrivateKey:
