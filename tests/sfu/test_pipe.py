@@ -20,6 +20,7 @@ from sfu.cascade import UPSTREAM_SILENCE_S
 from sfu.pipe import PipedCodec, PipedSource, PipeIn
 from tests.support.factories import let_node_hold
 from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.polling import eventually
 from tests.support.servers import NODE_SECRET, Stack
 
 READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads /rooms
@@ -53,6 +54,14 @@ async def test_pipe_edge_viewers_decode_the_chair_and_follow_the_floor(
     room = f"occ-{stack.occurrence_id}"
 
     async with httpx.AsyncClient(timeout=10) as http:
+        # the chair's tracks feed the room once its session has connected (on a busy machine,
+        # a while after the answer)
+        async def chair_connected() -> bool:
+            answer = await http.get(f"{origin}/rooms", headers=stack.admin(origin))
+            held = [r for r in answer.json()["rooms"] if r["room"] == room]
+            return bool(held) and any(p["connected"] for p in held[0]["peers"])
+
+        await eventually(chair_connected, timeout_s=15, what="the chair's session connected")
         extended = await http.post(
             f"{edge}/rooms/{room}/pipe",
             json={

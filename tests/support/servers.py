@@ -191,7 +191,7 @@ class Stack:
 
     def relay_token(self) -> str:
         """A relay grant for the room, as the control plane gives an edge (pipes, cascade)."""
-        from confbridge import signing as grants
+        from confbridge import signing
         from confbridge.bridge import service as bridge_service
         from confbridge.meetings import service as meeting_service
 
@@ -204,7 +204,7 @@ class Stack:
                 occurrence=occurrence,
                 node_id="test",
                 chair_site=bridge_service.chair_site_id(session=session, occurrence=occurrence),
-                signer=grants.signer_for(self.settings.grant_key_path),
+                signer=signing.signer_for(self.settings.grant_key_path),
                 now=utcnow(),
             )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from confbridge import signing as grants
+from confbridge import signing
 from confbridge.auth.models import User
 from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
@@ -83,7 +83,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             principal=Principal(user=user),
             action=action,
             site_id=site_id,
-            signer=grants.signer_for(settings.grant_key_path),
+            signer=signing.signer_for(settings.grant_key_path),
         )
         page.session.commit()
     except DomainError as exc:
@@ -129,7 +129,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
     room = room_name(occurrence.id)
     chair_site = bridge_service.chair_site_id(session=page.session, occurrence=occurrence)
     try:
-        signer = grants.signer_for(settings.grant_key_path)
+        signer = signing.signer_for(settings.grant_key_path)
         grant = bridge_service.issue_grant(
             signer=signer,
             occurrence=occurrence,
