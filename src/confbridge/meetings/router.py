@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from typing import Annotated
 
@@ -55,19 +56,8 @@ FromQuery = Annotated[str | None, Query(alias="from", max_length=40)]
 
 def series_read(session: Session, series: Series) -> SeriesRead:
     return SeriesRead(
+        **dataclasses.asdict(meeting_service.spec_of(series)),
         id=series.id,
-        title=series.title,
-        kind=series.kind,
-        mode=series.mode,
-        rrule=series.rrule,
-        dtstart=series.dtstart,
-        tz=series.tz,
-        duration_min=series.duration_min,
-        chair_site_id=series.chair_site_id,
-        site_ids=[s.id for s in series.sites],
-        unit_ids=[u.id for u in series.units],
-        exdates=list(series.exdates),
-        skip_holidays=series.skip_holidays,
         materialized_until_at=series.materialized_until_at,
         ended_at=series.ended_at,
         occurrence_count=meeting_service.occurrence_count(session=session, series_id=series.id),

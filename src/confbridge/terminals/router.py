@@ -6,10 +6,12 @@ import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
+from sqlalchemy.orm import Session
 
 from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITUser, TerminalDep
+from confbridge.auth.models import Terminal, User
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
 from confbridge.deps import SessionDep, SettingsDep
@@ -101,6 +103,18 @@ def _pairing_read(request: Request, pairing: PairingCode, code: str) -> PairingC
 # --- IT staff ------------------------------------------------------------------------------------
 
 
+def _record_created(session: Session, user: User, terminal: Terminal) -> None:
+    """The audit entry of a new terminal, whichever route created it."""
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="terminal_created",
+        entity="terminal",
+        entity_id=terminal.id,
+        detail={"site_id": terminal.site_id},
+    )
+
+
 @router.post("/terminals", response_model=TerminalCreatedWithCode, status_code=201)
 def create_terminal(
     body: TerminalCreate, user: ITUser, session: SessionDep, settings: SettingsDep, request: Request
@@ -116,14 +130,7 @@ def create_terminal(
         now=now,
         created_by=f"user:{user.username}",
     )
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="terminal_created",
-        entity="terminal",
-        entity_id=terminal.id,
-        detail={"site_id": terminal.site_id},
-    )
+    _record_created(session, user, terminal)
     session.commit()
     view = terminal_service.view(
         session=session,
@@ -364,13 +371,6 @@ def create_terminal_with_token(
     terminal, token = terminal_service.create_with_token(
         session=session, site=site, name=body.name if body else ""
     )
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="terminal_created",
-        entity="terminal",
-        entity_id=terminal.id,
-        detail={"site_id": site.id},
-    )
+    _record_created(session, user, terminal)
     session.commit()
     return TerminalCreated(id=terminal.id, site_id=site.id, name=terminal.name, token=token)

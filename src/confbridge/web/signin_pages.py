@@ -22,6 +22,23 @@ from confbridge.web.shared import local_path, redirect
 router = APIRouter(include_in_schema=False)
 
 
+def _signed_in(page: AnyPage, user: User, target: str) -> Response:
+    """A new web session for `user` (committed), and the redirect to `target` carrying it."""
+    web_session = auth_service.start_session(
+        session=page.session, user=user, kind=auth_service.SESSION_WEB, ttl=SESSION_TTL
+    )
+    page.session.commit()
+    response = redirect(target)
+    issue_session(
+        response,
+        page.request,
+        user=user,
+        session_id=web_session.id,
+        secret_key=page.settings.secret_key,
+    )
+    return response
+
+
 @router.get("/")
 def home(page: AnyPage) -> Response:
     return redirect("/calendar" if page.user else "/sign-in")
@@ -75,21 +92,9 @@ def sign_in(page: AnyPage, form: CheckedForm) -> Response:
     except Unavailable as exc:
         busy = again(503, page._("The server is busy. Try again in a moment."))
         return _with_retry_after(busy, exc.extra.get("retry_after_s"))
-    web_session = auth_service.start_session(
-        session=page.session, user=user, kind=auth_service.SESSION_WEB, ttl=SESSION_TTL
-    )
-    page.session.commit()
     if user.must_change_password:
         target = f"{PASSWORD_PAGE}?next={quote(target, safe='')}"
-    response = redirect(target)
-    issue_session(
-        response,
-        page.request,
-        user=user,
-        session_id=web_session.id,
-        secret_key=page.settings.secret_key,
-    )
-    return response
+    return _signed_in(page, user, target)
 
 
 @router.post("/sign-out")
@@ -160,19 +165,7 @@ def change_password(page: UserPage, form: CheckedForm) -> Response:
             error = _password_message(page, exc)
     if error is not None:
         return page.render("account_password.html", 422, next=target, error=error)
-    web_session = auth_service.start_session(
-        session=page.session, user=user, kind=auth_service.SESSION_WEB, ttl=SESSION_TTL
-    )
-    page.session.commit()
-    response = redirect(target)
-    issue_session(
-        response,
-        page.request,
-        user=user,
-        session_id=web_session.id,
-        secret_key=page.settings.secret_key,
-    )
-    return response
+    return _signed_in(page, user, target)
 
 
 @router.get("/language/{code}")
