@@ -919,7 +919,7 @@ class Stack:
         assert self.grant_key_path is not None
         signer = signing.signer_for(self.grant_key_path)
         claims = GrantVerifier(signer.public_pem.encode()).verify(
-            grant["token"], room=grant["room"]
+            grant["token"], room=grant["whep_url"].rsplit("/", 1)[1]
         )
         return [
             signer.sign(claims.model_copy(update={"jti": uuid.uuid4().hex})) for _ in range(count)

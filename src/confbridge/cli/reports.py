@@ -10,7 +10,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from confbridge import exports
 from confbridge.cli.common import clean_errors, current_settings, fail, migrated_session
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
@@ -66,6 +65,9 @@ def _report_output(output_format: str, output: Path | None, model: Any, document
     if output_format == "json":
         body = model.model_dump_json(indent=2).encode()
     else:
+        # imported here: workers start through this package, and need no spreadsheet code
+        from confbridge import exports
+
         body = exports.render(document, output_format)[0]
     if output is None:
         sys.stdout.buffer.write(body)
