@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -57,6 +57,37 @@ def create_app(
     """Build the app; `serve` runs the scheduler loop, tests drive it directly."""
     settings = settings or get_settings()
     database = database or Database(settings)
+    # /docs and /redoc from files shipped in a package, not a CDN (closed government networks)
+    app = FastAPIOffline(
+        swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
+        title="ConfBridge",
+        version=__version__,
+        description="Hội nghị truyền hình trực tuyến: lịch họp, điểm cầu, điểm danh.",
+        lifespan=_lifespan(database, settings, run_scheduler=run_scheduler),
+    )
+    app.state.settings = settings
+    app.state.db = database
+    # Live events for the web pages (one process; a Redis-backed bus can replace it).
+    app.state.live = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
+    install_error_handlers(app)
+    install_openapi(app)
+    # NaN/Infinity and lone surrogates in any JSON body: 422 before a route sees them
+    app.add_middleware(StrictJsonBody)
+    app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
+    app.add_middleware(RequestTimer, metrics=app_metrics)
+    app.add_middleware(SecurityHeaders)
+    # outermost, so that every log line of a request carries its id
+    app.add_middleware(RequestId)
+    _include_routers(app)
+    _add_health_routes(app, database, app_metrics)
+    return app
+
+
+def _lifespan(
+    database: Database, settings: Settings, *, run_scheduler: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the scheduler, health monitor and alert delivery with the app (`serve` only),
+    and stop them and the live event bus when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,28 +110,11 @@ def create_app(
                 await delivery.close()
             app.state.live.close()
 
-    # /docs and /redoc from files shipped in a package, not a CDN (closed government networks)
-    app = FastAPIOffline(
-        swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
-        title="ConfBridge",
-        version=__version__,
-        description="Hội nghị truyền hình trực tuyến: lịch họp, điểm cầu, điểm danh.",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.db = database
-    # Live events for the web pages (one process; a Redis-backed bus can replace it).
-    app.state.live = RedisBus(settings.redis_url) if settings.redis_url else InProcessBus()
-    install_error_handlers(app)
-    install_openapi(app)
-    # NaN/Infinity and lone surrogates in any JSON body: 422 before a route sees them
-    app.add_middleware(StrictJsonBody)
-    app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
-    app.add_middleware(RequestTimer, metrics=app_metrics)
-    app.add_middleware(SecurityHeaders)
-    # outermost, so that every log line of a request carries its id
-    app.add_middleware(RequestId)
+    return lifespan
 
+
+def _include_routers(app: FastAPI) -> None:
+    """The domains' API under `API_PREFIX`, then the kiosk and the web pages."""
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(sites_router)
@@ -118,6 +132,10 @@ def create_app(
     app.include_router(api)
     app.include_router(kiosk_router)
     install_web(app)
+
+
+def _add_health_routes(app: FastAPI, database: Database, app_metrics: ControlPlaneMetrics) -> None:
+    """/healthz, /readyz and /metrics."""
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -149,8 +167,6 @@ def create_app(
     def metrics(_scraper: ScraperDep) -> Response:
         """Prometheus metrics; scrape with `Authorization: Bearer <sfu.node_secret>`."""
         return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app
 
 
 def create_served_app() -> FastAPI:

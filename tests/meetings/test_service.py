@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.errors import Invalid
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings import unplanned
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.settings import MeetingSettings
 from confbridge.sites.models import Site
@@ -32,11 +33,11 @@ def test_open_ended_series_is_planned_to_the_horizon_then_extended(
     series = _create(session, series_body(rrule="FREQ=WEEKLY;BYDAY=MO"))
     assert len(series.occurrences) == 5  # Mondays 4 Mar – 1 Apr 2030 (30 + 3 days ahead)
     later = NOW + timedelta(days=28)
-    results = meeting_service.extend_horizons(session=session, settings=SHORT, now=later)
+    results = unplanned.extend_horizons(session=session, settings=SHORT, now=later)
     session.commit()
     assert [r.created for r in results] == [3]  # 8, 15 and 22 April
     assert meeting_service.occurrence_count(session=session, series_id=series.id) == 8
-    again = meeting_service.extend_horizons(session=session, settings=SHORT, now=later)
+    again = unplanned.extend_horizons(session=session, settings=SHORT, now=later)
     assert again == []
 
 
@@ -55,7 +56,7 @@ def test_extension_skips_a_slot_booked_since_and_reports_it(
             site_ids=[],
         ),
     )
-    results = meeting_service.extend_horizons(
+    results = unplanned.extend_horizons(
         session=session, settings=SHORT, now=NOW + timedelta(days=28)
     )
     session.commit()

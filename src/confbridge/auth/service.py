@@ -256,15 +256,7 @@ def sign_in(
     alike, so neither the timing nor a lock tells which usernames exist.
     """
     user_key, address_key = throttle.user_key(username), throttle.address_key(address)
-    user_wait = throttle.wait_s(session=session, key=user_key, now=now)
-    address_wait = throttle.wait_s(session=session, key=address_key, now=now)
-    if user_wait or address_wait:
-        wait = max(user_wait, address_wait)
-        whose = "this account" if user_wait >= address_wait else "your address"
-        raise TooManyRequests(
-            f"too many failed sign-ins for {whose}; try again in {_minutes(wait)}",
-            retry_after_s=wait,
-        )
+    _refuse_while_locked(session=session, user_key=user_key, address_key=address_key, now=now)
     user = get_by_username(session=session, username=username)
     if user is None:
         matches = passwords.verify_nobody(password)
@@ -293,6 +285,45 @@ def sign_in(
             detail={**detail, "reason": "disabled"},
         )
         raise AccountDisabled("this account is disabled; ask an administrator")
+    _count_failure(
+        session=session,
+        user=user,
+        user_key=user_key,
+        address_key=address_key,
+        limits=limits,
+        detail=detail,
+        now=now,
+    )
+    raise Unauthorized(FAILED_SIGN_IN)
+
+
+def _refuse_while_locked(
+    *, session: Session, user_key: str, address_key: str, now: datetime
+) -> None:
+    """`TooManyRequests` while the username or the address is locked, with the longer wait."""
+    user_wait = throttle.wait_s(session=session, key=user_key, now=now)
+    address_wait = throttle.wait_s(session=session, key=address_key, now=now)
+    if user_wait or address_wait:
+        wait = max(user_wait, address_wait)
+        whose = "this account" if user_wait >= address_wait else "your address"
+        raise TooManyRequests(
+            f"too many failed sign-ins for {whose}; try again in {_minutes(wait)}",
+            retry_after_s=wait,
+        )
+
+
+def _count_failure(
+    *,
+    session: Session,
+    user: User | None,
+    user_key: str,
+    address_key: str,
+    limits: SignInLimits,
+    detail: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Count a failed sign-in against the username and the address; audit it and each lock
+    it sets off."""
     throttle.purge(session=session, now=now, window_s=limits.per_user.window_s)
     locked = []
     if throttle.failed(session=session, key=user_key, limit=limits.per_user, now=now):
@@ -317,7 +348,6 @@ def sign_in(
             entity_id=user.id if user is not None else None,
             detail={**detail, "locked": what, "until": until.isoformat()},
         )
-    raise Unauthorized(FAILED_SIGN_IN)
 
 
 def _minutes(seconds: int) -> str:

@@ -90,27 +90,7 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
     if not rows:
         return []
     ids = [occurrence.id for occurrence, _title in rows]
-    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
-    for occurrence_id, site_id, at, payload in session.execute(
-        select(
-            SfuEventRecord.occurrence_id,
-            SfuEventRecord.site_id,
-            SfuEventRecord.at,
-            SfuEventRecord.payload,
-        ).where(
-            SfuEventRecord.occurrence_id.in_(ids),
-            SfuEventRecord.type == EventType.stats.value,
-            SfuEventRecord.at >= now - LINK_WINDOW,
-        )
-    ):
-        if site_id is None:
-            continue
-        stats = (payload or {}).get("stats") or {}
-        key = (occurrence_id, site_id)
-        worst = latest.get(key)
-        # a site is as bad as its worst session (publish or view)
-        if worst is None or _badness(stats) > _badness(worst[1]):
-            latest[key] = (at, stats)
+    latest = _worst_link_stats(session, ids, now)
     site_ids = {site_id for _occurrence, site_id in latest}
     names = {
         site_id: name
@@ -160,6 +140,35 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
             )
         )
     return meetings
+
+
+def _worst_link_stats(
+    session: Session, occurrence_ids: list[int], now: datetime
+) -> dict[tuple[int, int], tuple[datetime, dict]]:
+    """The worst recent link stats of each site in each meeting, by (occurrence id, site id),
+    with when they were reported."""
+    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    for occurrence_id, site_id, at, payload in session.execute(
+        select(
+            SfuEventRecord.occurrence_id,
+            SfuEventRecord.site_id,
+            SfuEventRecord.at,
+            SfuEventRecord.payload,
+        ).where(
+            SfuEventRecord.occurrence_id.in_(occurrence_ids),
+            SfuEventRecord.type == EventType.stats.value,
+            SfuEventRecord.at >= now - LINK_WINDOW,
+        )
+    ):
+        if site_id is None:
+            continue
+        stats = (payload or {}).get("stats") or {}
+        key = (occurrence_id, site_id)
+        worst = latest.get(key)
+        # a site is as bad as its worst session (publish or view)
+        if worst is None or _badness(stats) > _badness(worst[1]):
+            latest[key] = (at, stats)
+    return latest
 
 
 def _badness(stats: dict) -> tuple[float, float]:

@@ -86,27 +86,13 @@ def find_conflicts(
     wanted = set(site_ids)
     sites = sorted(wanted)
 
-    slots: set[tuple[int, datetime, datetime]] = set()
-    for chunk_start in range(0, len(sites), SITE_CHUNK):
-        chunk = sites[chunk_start : chunk_start + SITE_CHUNK]
-        query = (
-            select(Booking.occurrence_id, Booking.start_at, Booking.end_at)
-            .where(
-                Booking.site_id.in_(chunk),
-                Booking.active.is_(True),
-                Booking.start_at < window_end,
-                Booking.end_at > window_start,
-            )
-            .group_by(Booking.occurrence_id, Booking.start_at, Booking.end_at)
-        )
-        if exclude_series_id is not None:
-            query = query.join(Occurrence, Occurrence.id == Booking.occurrence_id).where(
-                Occurrence.series_id != exclude_series_id
-            )
-        if exclude_occurrence_id is not None:
-            query = query.where(Booking.occurrence_id != exclude_occurrence_id)
-        slots.update((o, s, e) for o, s, e in session.execute(query))
-
+    slots = _booked_slots(
+        session,
+        sites,
+        window=(window_start, window_end),
+        exclude_series_id=exclude_series_id,
+        exclude_occurrence_id=exclude_occurrence_id,
+    )
     requested_by_slot: dict[tuple[int, datetime, datetime], datetime] = {}
     for slot in slots:
         _, start_at, end_at = slot
@@ -149,6 +135,40 @@ def find_conflicts(
     ]
     found.sort(key=lambda c: (c.start_at, c.site_id))
     return found
+
+
+def _booked_slots(
+    session: Session,
+    sites: list[int],
+    *,
+    window: tuple[datetime, datetime],
+    exclude_series_id: int | None,
+    exclude_occurrence_id: int | None,
+) -> set[tuple[int, datetime, datetime]]:
+    """The distinct (occurrence, start, end) slots in which any of `sites` is actively booked
+    within the window, a chunk of sites per query."""
+    window_start, window_end = window
+    slots: set[tuple[int, datetime, datetime]] = set()
+    for chunk_start in range(0, len(sites), SITE_CHUNK):
+        chunk = sites[chunk_start : chunk_start + SITE_CHUNK]
+        query = (
+            select(Booking.occurrence_id, Booking.start_at, Booking.end_at)
+            .where(
+                Booking.site_id.in_(chunk),
+                Booking.active.is_(True),
+                Booking.start_at < window_end,
+                Booking.end_at > window_start,
+            )
+            .group_by(Booking.occurrence_id, Booking.start_at, Booking.end_at)
+        )
+        if exclude_series_id is not None:
+            query = query.join(Occurrence, Occurrence.id == Booking.occurrence_id).where(
+                Occurrence.series_id != exclude_series_id
+            )
+        if exclude_occurrence_id is not None:
+            query = query.where(Booking.occurrence_id != exclude_occurrence_id)
+        slots.update((o, s, e) for o, s, e in session.execute(query))
+    return slots
 
 
 def _series_of(session: Session, occurrence_ids: list[int]) -> dict[int, tuple[int, str]]:

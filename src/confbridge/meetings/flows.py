@@ -11,6 +11,7 @@ from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.errors import Conflict
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings import unplanned
 from confbridge.meetings.models import Series, UnplannedOccurrence
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
@@ -23,7 +24,7 @@ def unplanned_subject(item: UnplannedOccurrence) -> str:
 
 
 def _alert_of(item: UnplannedOccurrence, series: Series) -> AlertIn:
-    day = meeting_service.local_date(item, series)
+    day = unplanned.local_date(item, series)
     clashes = item.conflicts or []
     others = sorted({str(c.get("series_title", "")) for c in clashes if c.get("series_title")})
     with_vi = f" (trùng với: {', '.join(others)[:200]})" if others else ""
@@ -51,7 +52,7 @@ def sync_unplanned_alerts(*, session: Session, deliver: bool, now: datetime) -> 
     for the others (moved, skipped, or no longer given by the rule): idempotent."""
     waiting = {
         unplanned_subject(item): (item, series)
-        for item, series in meeting_service.pending_unplanned(session=session)
+        for item, series in unplanned.pending_unplanned(session=session)
     }
     open_now = alert_service.open_subjects(session=session, kind=AlertKind.occurrence_unplanned)
     for subject in open_now - waiting.keys():
@@ -67,9 +68,9 @@ def sync_unplanned_alerts(*, session: Session, deliver: bool, now: datetime) -> 
 
 def plan_ahead(
     *, session: Session, settings: Settings, now: datetime
-) -> list[meeting_service.ExtensionResult]:
+) -> list[unplanned.ExtensionResult]:
     """Plan open-ended series up to the horizon; alert on what could not be placed."""
-    results = meeting_service.extend_horizons(session=session, settings=settings.meetings, now=now)
+    results = unplanned.extend_horizons(session=session, settings=settings.meetings, now=now)
     sync_unplanned_alerts(session=session, deliver=bool(settings.alerts.webhook_url), now=now)
     return results
 

@@ -23,7 +23,7 @@ from confbridge.auth.dependencies import (
 from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Invalid
-from confbridge.meetings import calendars
+from confbridge.meetings import calendars, unplanned
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
@@ -63,7 +63,7 @@ def series_read(session: Session, series: Series) -> SeriesRead:
         occurrence_count=meeting_service.occurrence_count(session=session, series_id=series.id),
         unplanned=[
             UnplannedRead(
-                date=meeting_service.local_date(item, series),
+                date=unplanned.local_date(item, series),
                 start_at=item.recurrence_at,
                 reason=item.reason,
                 conflicts=item.conflicts or [],
@@ -197,17 +197,17 @@ def resolve_unplanned(
     it at `start_at` (409 with the clashes if that is busy too), `skip` accepts that it does
     not take place (it stays listed, as skipped, and its alert closes)."""
     series = meeting_service.get(session=session, series_id=series_id)
-    item = meeting_service.get_unplanned(session=session, series=series, day=day)
+    item = unplanned.get_unplanned(session=session, series=series, day=day)
     now = utcnow()
     occurrence = None
     if body.action == "move":
         if body.start_at is None:
             raise Invalid("start_at: give the new start to move the meeting to")
-        occurrence = meeting_service.move_unplanned(
+        occurrence = unplanned.move_unplanned(
             session=session, series=series, item=item, start_at=body.start_at
         )
     else:
-        meeting_service.skip_unplanned(
+        unplanned.skip_unplanned(
             session=session, series=series, item=item, actor=_actor(user), now=now
         )
     meeting_flows.sync_unplanned_alerts(

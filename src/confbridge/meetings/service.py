@@ -1,10 +1,13 @@
-"""Meeting series and occurrences: booking, re-planning, moving, cancelling, agendas."""
+"""Meeting series and occurrences: booking, re-planning, moving, cancelling, agendas.
+
+Extending series over time and the starts that could not be placed are in `unplanned`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,7 +33,6 @@ from confbridge.meetings.models import (
     OccurrenceStatus,
     Series,
     UnplannedOccurrence,
-    UnplannedStatus,
     series_sites,
 )
 from confbridge.meetings.recurrence import Rule, normalise_rrule, parse_exdate
@@ -71,7 +73,6 @@ INSERT_SITE_CHUNK = 600
 INSERT_OCCURRENCE_CHUNK = 300
 BOOKING_COLUMNS = ["occurrence_id", "site_id", "start_at", "end_at", "active", "is_chair"]
 M = TypeVar("M", bound=BaseModel)
-UNPLANNED_CLASH = "clash"  # the reason: another meeting holds one of its sites at that time
 
 
 @dataclass
@@ -218,7 +219,7 @@ def invited_site_ids(session: Session, spec: SeriesSpec) -> tuple[list[Site], li
     return explicit, units, booked
 
 
-def _refuse_conflicts(conflicts: list[ConflictInfo]) -> None:
+def refuse_conflicts(conflicts: list[ConflictInfo]) -> None:
     if conflicts:
         raise Conflict(
             f"{len(conflicts)} booking(s) would overlap meetings already booked for the same site",
@@ -252,14 +253,14 @@ def _check_schedule(
             f"({_local(first.start_at, tz)} and {_local(second.start_at, tz)}): "
             "the duration is longer than the time between them"
         )
-    _refuse_conflicts(
+    refuse_conflicts(
         find_conflicts(
             session=session, site_ids=site_ids, intervals=intervals, exclude_series_id=series_id
         )
     )
 
 
-def _insert_bookings(
+def insert_bookings(
     session: Session, occurrences: Sequence[Occurrence], site_ids: set[int], chair_site_id: int
 ) -> int:
     """Book every site for every occurrence, copying the occurrence's times and status.
@@ -343,7 +344,7 @@ def create(
     series.occurrences = occurrences
     session.add(series)
     session.flush()
-    _insert_bookings(session, occurrences, booked, spec.chair_site_id)
+    insert_bookings(session, occurrences, booked, spec.chair_site_id)
     return series
 
 
@@ -427,7 +428,7 @@ def _replan(
     series.materialized_until_at = until_at
     session.flush()
     _check_schedule(session, series_id=series.id, occurrences=planned, site_ids=booked, tz=spec.tz)
-    _insert_bookings(session, planned, booked, spec.chair_site_id)
+    insert_bookings(session, planned, booked, spec.chair_site_id)
 
 
 def delete_series(*, session: Session, series: Series, now: datetime) -> bool:
@@ -454,6 +455,12 @@ def delete_series(*, session: Session, series: Series, now: datetime) -> bool:
     series.ended_at = now
     session.flush()
     return False
+
+
+def list_unplanned(*, session: Session, series_id: int) -> list[UnplannedOccurrence]:
+    """The series' unplanned starts (waiting or skipped), in date order."""
+    query = select(UnplannedOccurrence).where(UnplannedOccurrence.series_id == series_id)
+    return list(session.scalars(query.order_by(UnplannedOccurrence.recurrence_at)))
 
 
 def get(*, session: Session, series_id: int) -> Series:
@@ -544,7 +551,7 @@ def update_occurrence(
             intervals=[Interval(new_start, new_start + duration)],
             exclude_occurrence_id=occurrence.id,
         )
-        _refuse_conflicts(conflicts)
+        refuse_conflicts(conflicts)
     occurrence.start_at, occurrence.end_at = new_start, new_start + duration
     occurrence.status = new_status
     occurrence.sequence = (occurrence.sequence or 0) + 1
@@ -626,159 +633,3 @@ def site_commitments(*, session: Session, site_id: int) -> list[dict[str, object
         ),
     )
     return [{"id": i, "title": t} for i, t in session.execute(query)]
-
-
-@dataclass
-class ExtensionResult:
-    series_id: int
-    created: int
-    skipped: list[ConflictInfo]
-    unplanned: list[UnplannedOccurrence] = field(default_factory=list)
-
-
-def extend_horizons(
-    *, session: Session, settings: MeetingSettings, now: datetime
-) -> list[ExtensionResult]:
-    """Plan open-ended series further ahead as time passes.
-
-    An occurrence that would clash with a booking made since is not created: it is recorded as
-    unplanned (`UnplannedOccurrence`), with what it clashes with, until the secretariat moves
-    it or accepts that it is skipped.
-    """
-    until_at = now + timedelta(days=settings.horizon_days)
-    lock_bookings(session)
-    due = session.scalars(
-        select(Series).where(Series.ended_at.is_(None), Series.materialized_until_at < until_at)
-    ).all()
-    results = []
-    for series in due:
-        spec = spec_of(series)
-        _, _, booked = invited_site_ids(session, spec)
-        starts = spec.rule.starts(
-            after_at=series.materialized_until_at,
-            until_at=until_at,
-            limit=settings.max_occurrences_per_series,
-        )
-        known = {u.recurrence_at for u in list_unplanned(session=session, series_id=series.id)}
-        result = ExtensionResult(series.id, 0, [])
-        for start_at in starts:
-            if start_at in known:
-                continue
-            occurrence = Occurrence(
-                recurrence_at=start_at, start_at=start_at, end_at=start_at + spec.duration
-            )
-            clashes = find_conflicts(
-                session=session,
-                site_ids=booked,
-                intervals=[Interval(occurrence.start_at, occurrence.end_at)],
-            )
-            if clashes:
-                log.warning(
-                    "series %s: %s not planned, %d clash(es); recorded as unplanned",
-                    series.id,
-                    start_at,
-                    len(clashes),
-                )
-                item = UnplannedOccurrence(
-                    series_id=series.id,
-                    recurrence_at=start_at,
-                    reason=UNPLANNED_CLASH,
-                    conflicts=[c.as_dict() for c in clashes[:MAX_REPORTED]],
-                    status=UnplannedStatus.pending.value,
-                    created_at=now,
-                )
-                session.add(item)
-                result.skipped.extend(clashes)
-                result.unplanned.append(item)
-                continue
-            series.occurrences.append(occurrence)
-            session.flush()
-            _insert_bookings(session, [occurrence], booked, spec.chair_site_id)
-            result.created += 1
-        series.materialized_until_at = until_at
-        results.append(result)
-    session.flush()
-    return results
-
-
-# --- occurrences the planner could not place -----------------------------------------------------
-
-
-def list_unplanned(*, session: Session, series_id: int) -> list[UnplannedOccurrence]:
-    """The series' unplanned starts (waiting or skipped), in date order."""
-    query = select(UnplannedOccurrence).where(UnplannedOccurrence.series_id == series_id)
-    return list(session.scalars(query.order_by(UnplannedOccurrence.recurrence_at)))
-
-
-def pending_unplanned(*, session: Session) -> list[tuple[UnplannedOccurrence, Series]]:
-    """Every unplanned start still waiting for the secretariat, with its series."""
-    query = (
-        select(UnplannedOccurrence, Series)
-        .join(Series, Series.id == UnplannedOccurrence.series_id)
-        .where(UnplannedOccurrence.status == UnplannedStatus.pending.value)
-        .order_by(UnplannedOccurrence.recurrence_at)
-    )
-    return [(item, series) for item, series in session.execute(query)]
-
-
-def local_date(item: UnplannedOccurrence, series: Series) -> date:
-    """The date the rule gave it, in the series' time zone (the key the API uses)."""
-    return item.recurrence_at.astimezone(zone(series.tz)).date()
-
-
-def get_unplanned(*, session: Session, series: Series, day: date) -> UnplannedOccurrence:
-    """The unplanned start of the series on `day` (a series meets at most once a day)."""
-    for item in list_unplanned(session=session, series_id=series.id):
-        if local_date(item, series) == day:
-            return item
-    raise NotFound(f"series {series.id} has no unplanned meeting on {day.isoformat()}")
-
-
-def _check_pending(series: Series, item: UnplannedOccurrence) -> None:
-    if series.ended_at is not None:
-        raise Conflict(f"series {series.id} has ended")
-    if item.status != UnplannedStatus.pending.value:
-        raise Conflict(f"the meeting of {item.recurrence_at:%Y-%m-%d} was already {item.status}")
-
-
-def move_unplanned(
-    *, session: Session, series: Series, item: UnplannedOccurrence, start_at: datetime
-) -> Occurrence:
-    """Book an unplanned start at `start_at` instead: it becomes an occurrence like the others
-    (moved from the start the rule gave), or 409 with the clashes, and nothing changes."""
-    lock_bookings(session)
-    _check_pending(series, item)
-    spec = spec_of(series)
-    _, _, booked = invited_site_ids(session, spec)
-    new_start = start_at.astimezone(UTC)
-    interval = Interval(new_start, new_start + spec.duration)
-    own = [
-        Interval(o.start_at, o.end_at)
-        for o in series.occurrences
-        if o.status != OccurrenceStatus.cancelled.value
-    ]
-    if any(interval.overlaps(other) for other in own):
-        raise Conflict("the new time overlaps another meeting of this series")
-    _refuse_conflicts(find_conflicts(session=session, site_ids=booked, intervals=[interval]))
-    occurrence = Occurrence(
-        recurrence_at=item.recurrence_at,
-        start_at=interval.start_at,
-        end_at=interval.end_at,
-        sequence=1,
-    )
-    series.occurrences.append(occurrence)
-    session.delete(item)
-    session.flush()
-    _insert_bookings(session, [occurrence], booked, spec.chair_site_id)
-    return occurrence
-
-
-def skip_unplanned(
-    *, session: Session, series: Series, item: UnplannedOccurrence, actor: str, now: datetime
-) -> UnplannedOccurrence:
-    """Accept that the meeting does not take place: it stays listed, as skipped."""
-    _check_pending(series, item)
-    item.status = UnplannedStatus.skipped.value
-    item.resolved_at, item.resolved_by = now, actor
-    session.flush()
-    return item

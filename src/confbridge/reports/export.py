@@ -66,6 +66,28 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
         for target in row.targets:
             cells += [target.actual, target.target, _met(target.met)]
         main.rows.append(cells)
+    targets = _targets_table(report)
+    info = [
+        ("Báo cáo", "Tỷ lệ cuộc họp trực tuyến"),
+        ("Từ ngày", report.from_date),
+        ("Đến ngày", report.to_date),
+        ("Đơn vị", _unit_label(report.unit)),
+        ("Nhóm theo", group_header),
+        (
+            "Đã xác minh",
+            "cuộc họp trực tuyến hoặc kết hợp có điểm cầu chủ trì và ít nhất một điểm cầu "
+            "khác có tín hiệu hình, tiếng trong đủ thời gian quy định; chỉ tiêu tính theo "
+            "số đã xác minh",
+        ),
+        ("Lập lúc", report.generated_at),
+    ]
+    name = f"ty-le-truc-tuyen_{report.from_date}_{report.to_date}"
+    return Document(name, [main, targets], info, tz)
+
+
+def _targets_table(report: OnlineRatioReport) -> Table:
+    """The targets of the whole report (its total row): how each is reckoned and whether it
+    is met."""
     targets = Table(
         "Chỉ tiêu",
         [
@@ -92,22 +114,7 @@ def online_ratio_document(report: OnlineRatioReport, *, tz: str) -> Document:
                 _met(target.met),
             ]
         )
-    info = [
-        ("Báo cáo", "Tỷ lệ cuộc họp trực tuyến"),
-        ("Từ ngày", report.from_date),
-        ("Đến ngày", report.to_date),
-        ("Đơn vị", _unit_label(report.unit)),
-        ("Nhóm theo", group_header),
-        (
-            "Đã xác minh",
-            "cuộc họp trực tuyến hoặc kết hợp có điểm cầu chủ trì và ít nhất một điểm cầu "
-            "khác có tín hiệu hình, tiếng trong đủ thời gian quy định; chỉ tiêu tính theo "
-            "số đã xác minh",
-        ),
-        ("Lập lúc", report.generated_at),
-    ]
-    name = f"ty-le-truc-tuyen_{report.from_date}_{report.to_date}"
-    return Document(name, [main, targets], info, tz)
+    return targets
 
 
 def attendance_document(report: AttendanceReport, *, tz: str) -> Document:

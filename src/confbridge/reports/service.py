@@ -489,24 +489,7 @@ def online_ratio(
     scope_communes = tree.communes(scope)
     top = unit.id if unit else None
 
-    # Each occurrence's group: month, quarter or kind; for `unit`, its chair's branch.
-    labels: dict[str, str] = {}
-    if group_by is GroupBy.month:
-        labels = dict(_period_keys(period, _month_key))
-        key_of = {o.id: _month_key(o.local_date)[0] for o in in_scope}
-    elif group_by is GroupBy.quarter:
-        labels = dict(_period_keys(period, _quarter_key))
-        key_of = {o.id: _quarter_key(o.local_date)[0] for o in in_scope}
-    elif group_by is GroupBy.kind:
-        kinds = {o.kind for o in in_scope} | {k for t in settings.targets.values() for k in t.kinds}
-        labels = {k.value: KIND_LABELS[k.value] for k in MeetingKind if k.value in kinds}
-        key_of = {o.id: o.kind for o in in_scope}
-    else:
-        branches = list(tree.children.get(top, []))
-        if top is not None:
-            branches.insert(0, top)
-        labels = {str(b): tree.name[b] for b in branches}
-        key_of = {o.id: str(tree.branch_of(o.chair_unit_id, top)) for o in in_scope}
+    labels, key_of = _report_groups(group_by, period, in_scope, settings, tree, top)
 
     # Communes connected: by the same groups, except for `unit`, where a commune is in its
     # branch and is connected by any verified online meeting of the period.
@@ -560,6 +543,36 @@ def online_ratio(
         rows=rows,
         total=total,
     )
+
+
+def _report_groups(
+    group_by: GroupBy,
+    period: Period,
+    in_scope: list[HeldOccurrence],
+    settings: ReportSettings,
+    tree: UnitTree,
+    top: int | None,
+) -> tuple[dict[str, str], dict[int, str]]:
+    """The report's rows (key → label, in order) and each occurrence's row key: its month,
+    quarter or kind; for `unit`, its chair's branch."""
+    labels: dict[str, str] = {}
+    if group_by is GroupBy.month:
+        labels = dict(_period_keys(period, _month_key))
+        key_of = {o.id: _month_key(o.local_date)[0] for o in in_scope}
+    elif group_by is GroupBy.quarter:
+        labels = dict(_period_keys(period, _quarter_key))
+        key_of = {o.id: _quarter_key(o.local_date)[0] for o in in_scope}
+    elif group_by is GroupBy.kind:
+        kinds = {o.kind for o in in_scope} | {k for t in settings.targets.values() for k in t.kinds}
+        labels = {k.value: KIND_LABELS[k.value] for k in MeetingKind if k.value in kinds}
+        key_of = {o.id: o.kind for o in in_scope}
+    else:
+        branches = list(tree.children.get(top, []))
+        if top is not None:
+            branches.insert(0, top)
+        labels = {str(b): tree.name[b] for b in branches}
+        key_of = {o.id: str(tree.branch_of(o.chair_unit_id, top)) for o in in_scope}
+    return labels, key_of
 
 
 def _group_key(occurrence: HeldOccurrence, group_by: GroupBy) -> str:

@@ -14,6 +14,7 @@ from confbridge.auth import service as auth_service
 from confbridge.errors import Conflict, DomainError, Invalid
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings import unplanned as meeting_unplanned
 from confbridge.meetings.models import OccurrenceStatus, Series, UnplannedStatus
 from confbridge.meetings.recurrence import holiday_name
 from confbridge.meetings.schemas import SeriesCreate
@@ -35,7 +36,7 @@ def _unplanned_rows(page: Page, series: Series | None) -> list[dict[str, Any]]:
     rows = []
     local_tz = zone(series.tz)
     for item in meeting_service.list_unplanned(session=page.session, series_id=series.id):
-        day = meeting_service.local_date(item, series)
+        day = meeting_unplanned.local_date(item, series)
         titles = sorted({str(c.get("series_title", "")) for c in item.conflicts or []} - {""})
         sites = sorted({str(c.get("site_name", "")) for c in item.conflicts or []} - {""})
         rows.append(
@@ -258,18 +259,18 @@ def resolve_unplanned(page: EditorPage, series_id: str, day: str, form: CheckedF
     moved.status = OccurrenceStatus.scheduled.value  # a move books it; nothing to cancel
     message, status_code = None, 422
     try:
-        item = meeting_service.get_unplanned(session=page.session, series=series, day=parsed_day)
+        item = meeting_unplanned.get_unplanned(session=page.session, series=series, day=parsed_day)
         assert page.user is not None
         actor = f"user:{page.user.username}"
         if action == "move":
             checked = moved.validate(page.translations.gettext, series.tz)
             if checked is None:
                 raise Invalid(page._("Enter a date such as 2026-01-05 and a time such as 07:30."))
-            meeting_service.move_unplanned(
+            meeting_unplanned.move_unplanned(
                 session=page.session, series=series, item=item, start_at=checked[0]
             )
         elif action == "skip":
-            meeting_service.skip_unplanned(
+            meeting_unplanned.skip_unplanned(
                 session=page.session, series=series, item=item, actor=actor, now=utcnow()
             )
         else:

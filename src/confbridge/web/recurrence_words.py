@@ -115,26 +115,21 @@ def _parse_date(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def parse(text: str) -> Recurrence:
-    """Turn recurrence words into an RRULE value (and a time, if one was given)."""
-    raw = text.strip()
-    if not raw:
-        raise RecurrenceWordsError()
-    if re.match(r"(?i)(rrule:)?\s*freq=", raw):
-        return Recurrence(raw.upper().removeprefix("RRULE:").strip())
-    rest = normalise(raw)
-    parts: dict[str, str] = {}
-
-    at: time | None = None
+def _take_time(rest: str) -> tuple[time | None, str]:
+    """The time of day, if one is given (12-hour words are read as such)."""
     match, rest = _take(_TIME, rest)
-    if match:
-        hour, minute = int(match.group(1)), int(match.group(2) or 0)
-        if match.group(3) in ("pm", "chieu") and hour < 12:
-            hour += 12
-        if hour > 23 or minute > 59:
-            raise RecurrenceWordsError(match.group(0))
-        at = time(hour, minute)
+    if not match:
+        return None, rest
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if match.group(3) in ("pm", "chieu") and hour < 12:
+        hour += 12
+    if hour > 23 or minute > 59:
+        raise RecurrenceWordsError(match.group(0))
+    return time(hour, minute), rest
 
+
+def _take_end(rest: str, parts: dict[str, str]) -> str:
+    """The last date (UNTIL) and the number of meetings (COUNT), into `parts`."""
     match, rest = _take(_UNTIL, rest)
     if match:
         try:
@@ -147,36 +142,30 @@ def parse(text: str) -> Recurrence:
         if not 1 <= count <= MAX_COUNT:
             raise RecurrenceWordsError(match.group(0))
         parts["COUNT"] = str(count)
+    return rest
 
-    freq: str | None = None
-    interval = 1
+
+def _take_interval(rest: str) -> tuple[int, str | None, str]:
+    """Every N days, weeks, months or years: the interval and the frequency it implies (1 and
+    None when the words do not say)."""
     match, rest = _take(
         r"(?:every|moi|cach|cu) (\d{1,2}) (ngay|tuan|thang|nam|days?|weeks?|months?|years?)"
         r"(?: mot lan| 1 lan)?|(\d{1,2}) (ngay|tuan|thang|nam) (?:mot|1) lan",
         rest,
     )
-    if match:
-        number = match.group(1) or match.group(3)
-        unit = match.group(2) or match.group(4)
-        interval, freq = int(number), _UNIT_FREQ[unit]
-        if not 1 <= interval <= MAX_INTERVAL:
-            raise RecurrenceWordsError(match.group(0))
-    days: list[str] = []
-    match, rest = _take(r"ngay lam viec|ngay thuong|weekdays|working days", rest)
-    if match:
-        days = list(WORKING_DAYS)
-        freq = freq or "WEEKLY"
-    match, rest = _take(r"ngay cuoi thang|ngay cuoi cung cua thang|last day of the month", rest)
-    if match:
-        parts["BYMONTHDAY"] = "-1"
-        freq = freq or "MONTHLY"
-    for name, pattern in _FREQ_WORDS.items():
-        match, rest = _take(pattern, rest)
-        if match:
-            if freq is not None and freq != name:
-                raise RecurrenceWordsError(match.group(0))
-            freq = name
+    if not match:
+        return 1, None, rest
+    number = match.group(1) or match.group(3)
+    unit = match.group(2) or match.group(4)
+    interval = int(number)
+    if not 1 <= interval <= MAX_INTERVAL:
+        raise RecurrenceWordsError(match.group(0))
+    return interval, _UNIT_FREQ[unit], rest
 
+
+def _take_weekdays(rest: str) -> tuple[list[str], list[str], str]:
+    """The weekdays named (MO, TU, ...) and those with an ordinal ("second Tuesday": 2TU)."""
+    days: list[str] = []
     ordinal_days: list[str] = []
     en_ordinals = "|".join(_EN_ORDINALS)
     vi_ordinals = "|".join(_VI_ORDINALS)
@@ -200,7 +189,40 @@ def parse(text: str) -> Recurrence:
         if match:
             days.append(next(c for c in WEEKDAY_CODES if match.group(c)))
             continue
-        break
+        return days, ordinal_days, rest
+
+
+def parse(text: str) -> Recurrence:
+    """Turn recurrence words into an RRULE value (and a time, if one was given)."""
+    raw = text.strip()
+    if not raw:
+        raise RecurrenceWordsError()
+    if re.match(r"(?i)(rrule:)?\s*freq=", raw):
+        return Recurrence(raw.upper().removeprefix("RRULE:").strip())
+    rest = normalise(raw)
+    parts: dict[str, str] = {}
+
+    at, rest = _take_time(rest)
+    rest = _take_end(rest, parts)
+    interval, freq, rest = _take_interval(rest)
+    days: list[str] = []
+    match, rest = _take(r"ngay lam viec|ngay thuong|weekdays|working days", rest)
+    if match:
+        days = list(WORKING_DAYS)
+        freq = freq or "WEEKLY"
+    match, rest = _take(r"ngay cuoi thang|ngay cuoi cung cua thang|last day of the month", rest)
+    if match:
+        parts["BYMONTHDAY"] = "-1"
+        freq = freq or "MONTHLY"
+    for name, pattern in _FREQ_WORDS.items():
+        match, rest = _take(pattern, rest)
+        if match:
+            if freq is not None and freq != name:
+                raise RecurrenceWordsError(match.group(0))
+            freq = name
+
+    named_days, ordinal_days, rest = _take_weekdays(rest)
+    days += named_days
     if ordinal_days:
         freq = freq or "MONTHLY"
         if freq != "MONTHLY":
