@@ -30,7 +30,6 @@ from confbridge.sites.models import Site, UnitKind
 from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import (
     RELAY_SITE_ID,
-    CascadeRequest,
     EventAck,
     EventType,
     FloorAction,
@@ -247,25 +246,17 @@ def place_sessions(
         token = relay_grant(
             occurrence=occurrence, node_id=node.id, chair_site=chair_site, signer=signer, now=now
         )
-        if kind is placement.EdgeKind.pipe:
-            return placement.extend_room(
-                node,
-                room=room,
-                upstream=upstream,
-                occurrence_id=occurrence.id,
-                chair_site_id=chair_site,
-                ends_at=occurrence.end_at,
-                token=token,  # shown to the origin when asking for the pipe
-                signer=signer,
-            )
-        request = CascadeRequest(
-            upstream_whep_url=f"{upstream.public_url}/whep/{room}",
-            token=token,
+        return placement.relay_room(
+            node,
+            kind,
+            upstream,
+            room=room,
             occurrence_id=occurrence.id,
             chair_site_id=chair_site,
             ends_at=occurrence.end_at,
+            token=token,
+            signer=signer,
         )
-        return placement.cascade_room(node, room=room, request=request, signer=signer)
 
     viewing = placement.place_viewer(
         session=session,

@@ -351,6 +351,42 @@ def cascade_room(node: SfuNode, *, room: str, request: CascadeRequest, signer: G
     return _ask(node, cascade_path(room), body, signer, f"relay room {room}")
 
 
+def relay_room(
+    node: SfuNode,
+    kind: EdgeKind,
+    upstream: SfuNode,
+    *,
+    room: str,
+    occurrence_id: int,
+    chair_site_id: int,
+    ends_at: datetime,
+    token: str,
+    signer: GrantSigner,
+) -> bool:
+    """Ask `node` to relay the room from `upstream` the way `upstream_for` chose: a pipe from
+    a worker of its machine, or the cascade from a node elsewhere. `token` is the relay grant
+    it shows upstream."""
+    if kind is EdgeKind.pipe:
+        return extend_room(
+            node,
+            room=room,
+            upstream=upstream,
+            occurrence_id=occurrence_id,
+            chair_site_id=chair_site_id,
+            ends_at=ends_at,
+            token=token,
+            signer=signer,
+        )
+    request = CascadeRequest(
+        upstream_whep_url=f"{upstream.public_url}/whep/{room}",
+        token=token,
+        occurrence_id=occurrence_id,
+        chair_site_id=chair_site_id,
+        ends_at=ends_at,
+    )
+    return cascade_room(node, room=room, request=request, signer=signer)
+
+
 def hold_room(node: SfuNode, *, room: str, signer: GrantSigner) -> bool:
     """Tell `node` the room is placed on it now; a copy it relayed stops relaying (if it
     cannot be told, it finds out when its upstream falls silent)."""
