@@ -29,6 +29,7 @@ class AlertKind(StrEnum):
     link_quality = "link_quality"
     spool_growing = "spool_growing"
     occurrence_unplanned = "occurrence_unplanned"  # the planner could not book a meeting
+    room_system_unreachable = "room_system_unreachable"  # a SIP room system ignores OPTIONS
 
 
 class Severity(StrEnum):

@@ -1,4 +1,4 @@
-"""The `confbridge` command: the processes it runs (`serve`, `sfu`, `terminal`) and the
+"""The `confbridge` command: the processes it runs (`serve`, `sfu`, `sip`, `terminal`) and the
 administration commands, one module per command group."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from confbridge.cli import (
     schedules,
     serve,
     sites,
+    sip,
     terminal_agent,
     terminals,
     users,
@@ -30,6 +31,7 @@ app = typer.Typer(
 # Registered in the order `--help` lists them.
 app.command()(serve.serve)
 app.command()(sfu_worker.sfu)
+app.command()(sip.sip)
 app.command()(terminal_agent.terminal)
 app.add_typer(db.app, name="db")
 app.add_typer(sites.app, name="sites")

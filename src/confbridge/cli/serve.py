@@ -1,4 +1,5 @@
-"""`confbridge serve`: the control plane, with the SFU workers it starts and supervises."""
+"""`confbridge serve`: the control plane, with the SFU workers it starts and supervises and
+the SIP gateway it runs beside them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def serve(
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
     from confbridge.private_files import make_process_private
+    from confbridge.sip.service import SipService
     from confbridge.settings import check_listen_address, config_source
     from confbridge_kernel.logs import log_config, resolve_log_format
 
@@ -48,6 +50,7 @@ def serve(
     workers = LocalWorkers(
         settings, control_url=f"http://127.0.0.1:{listen_port}", database=database
     )
+    gateway = SipService(settings, database) if settings.sip.enabled else None
     options: dict[str, Any] = {
         "host": listen_host,
         "port": listen_port,
@@ -65,6 +68,8 @@ def serve(
     terminated = False
     try:
         workers.start()
+        if gateway is not None:
+            gateway.start()
         if processes == 1:
             uvicorn.run(application, **options)
         else:
@@ -75,6 +80,8 @@ def serve(
     except _Terminated:
         terminated = True
     finally:
+        if gateway is not None:
+            gateway.close()
         workers.close()
     if terminated:  # end as a process stopped by SIGTERM, which is what it is
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -1,0 +1,292 @@
+"""Who a SIP call is, and where its media goes: the database side of a call, run in a thread.
+
+A call to `sip:<meeting_number>@<bridge>` is looked up in the meetings (`meetings.dial_in`):
+a caller whose URI is an invited site's `sip_uri` joins as that site with a join grant;
+anyone else is put in a lobby on the room's node until it gives the series' PIN, then joins
+as a guest site. The room is placed exactly as for a terminal (`bridge.service`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from confbridge.bridge import service as bridge
+from confbridge.db import Database
+from confbridge.errors import DomainError
+from confbridge.meetings import dial_in as dial_in_lookup
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
+from confbridge.nodes import service as node_service
+from confbridge.settings import Settings
+from confbridge.signing import GrantSigner
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
+from confbridge_kernel.contracts import PeerRole, room_name
+
+log = logging.getLogger(__name__)
+UPSTREAM_NAME = "Trung ương"
+"""What the bridge above is called in the room (the chair gives it the floor by this name)."""
+
+
+class CallRefused(Exception):
+    """The call cannot join: a SIP status and a reason the room system can show."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class MediaNode:
+    node_id: str
+    internal_url: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Where the call's media goes and as whom; `token` None: the caller must give the PIN."""
+
+    occurrence_id: int
+    room: str
+    media: MediaNode
+    site_id: int | None
+    site_name: str | None
+    token: str | None
+    pin: str
+    ends_at: datetime
+
+
+_STATUS_OF_REASON = {"unknown": (404, "Not Found"), "cancelled": (410, "Gone")}
+
+
+def _refusal(error: DomainError) -> CallRefused:
+    reason_code = str(error.extra.get("reason", ""))
+    status, phrase = _STATUS_OF_REASON.get(reason_code, (480, "Temporarily Unavailable"))
+    return CallRefused(status, phrase, error.message)
+
+
+def admit(
+    database: Database,
+    settings: Settings,
+    signer: GrantSigner,
+    *,
+    meeting_number: str,
+    caller_uri: str,
+    now: datetime,
+) -> Admission:
+    """Decide a call to `meeting_number` from `caller_uri`; raises `CallRefused`."""
+    with database.session() as session:
+        try:
+            found = dial_in_lookup.find_dial_in(
+                session,
+                meeting_number=meeting_number,
+                now=now,
+                early_min=settings.sip.join_early_min,
+            )
+            occurrence = found.occurrence
+            site = dial_in_lookup.match_site(found, caller_uri)
+            if site is not None:
+                info = bridge.join(
+                    session=session,
+                    settings=settings.sfu,
+                    signer=signer,
+                    occurrence_id=occurrence.id,
+                    site=site,
+                    now=now,
+                    tz=found.series.tz,
+                )
+                node = node_service.get(session=session, node_id=info.node_id or "")
+                token: str | None = info.token
+            else:
+                origin, _viewing = bridge.place_sessions(
+                    session=session,
+                    occurrence=occurrence,
+                    chair_site=found.chair_site_id,
+                    signer=signer,
+                    now=now,
+                )
+                node = node_service.get(session=session, node_id=origin.node_id)
+                token = None
+            session.commit()
+        except DomainError as exc:
+            session.rollback()
+            raise _refusal(exc) from None
+        return Admission(
+            occurrence_id=occurrence.id,
+            room=room_name(occurrence.id),
+            media=MediaNode(node_id=node.id, internal_url=node.internal_url),
+            site_id=site.id if site is not None else None,
+            site_name=site.name if site is not None else None,
+            token=token,
+            pin=found.series.pin,
+            ends_at=occurrence.end_at,
+        )
+
+
+@dataclass(frozen=True)
+class DialTarget:
+    """A call the bridge should be in now: an invited room system, or the bridge above."""
+
+    occurrence_id: int
+    uri: str
+    site_id: int | None  # None: the bridge above (it joins as its own site, made on demand)
+    upstream: bool
+    title: str
+    meeting_number: str
+    ends_at: datetime
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.occurrence_id, self.uri)
+
+
+def due_dial_outs(database: Database, settings: Settings, *, now: datetime) -> list[DialTarget]:
+    """Targets of occurrences from `sip.dial_out_lead_min` before their start to their end."""
+    lead = timedelta(minutes=settings.sip.dial_out_lead_min)
+    targets: list[DialTarget] = []
+    with database.session() as session:
+        query = (
+            select(Occurrence)
+            .where(Occurrence.status == OccurrenceStatus.scheduled.value)
+            .where(Occurrence.start_at <= now + lead, Occurrence.end_at > now)
+            .options(selectinload(Occurrence.series))
+        )
+        for occurrence in session.scalars(query):
+            series = occurrence.series
+            common = {
+                "occurrence_id": occurrence.id,
+                "title": series.title,
+                "meeting_number": series.meeting_number,
+                "ends_at": occurrence.end_at,
+            }
+            rooms = session.execute(
+                select(Site.id, Site.sip_uri)
+                .join(Booking, Booking.site_id == Site.id)
+                .where(Booking.occurrence_id == occurrence.id, Booking.active.is_(True))
+                .where(Site.sip_uri.is_not(None))
+            )
+            for site_id, uri in rooms:
+                targets.append(DialTarget(uri=uri, site_id=site_id, upstream=False, **common))
+            upstream = occurrence.upstream_sip_uri or series.upstream_sip_uri
+            if upstream:
+                targets.append(DialTarget(uri=upstream, site_id=None, upstream=True, **common))
+    return targets
+
+
+def prepare_dial(
+    database: Database,
+    settings: Settings,
+    signer: GrantSigner,
+    *,
+    target: DialTarget,
+    now: datetime,
+) -> Admission:
+    """Place the room and issue the grant for a call we are about to make."""
+    with database.session() as session:
+        try:
+            occurrence = meeting_service.get_occurrence(
+                session=session, occurrence_id=target.occurrence_id
+            )
+            if target.site_id is not None:
+                site = session.get(Site, target.site_id)
+                if site is None:
+                    raise CallRefused(404, "Not Found", "the site is gone")
+                info = bridge.join(
+                    session=session,
+                    settings=settings.sfu,
+                    signer=signer,
+                    occurrence_id=occurrence.id,
+                    site=site,
+                    now=now,
+                    tz=occurrence.series.tz,
+                )
+                node_id, token, site_id, site_name = (
+                    info.node_id or "",
+                    info.token,
+                    site.id,
+                    site.name,
+                )
+            else:
+                site_id, site_name, token = _guest(
+                    session, settings, signer, occurrence, target.uri, UPSTREAM_NAME, now
+                )
+                origin, _viewing = bridge.place_sessions(
+                    session=session,
+                    occurrence=occurrence,
+                    chair_site=bridge.chair_site_id(session=session, occurrence=occurrence),
+                    signer=signer,
+                    now=now,
+                )
+                node_id = origin.node_id
+            node = node_service.get(session=session, node_id=node_id)
+            session.commit()
+        except DomainError as exc:
+            session.rollback()
+            raise _refusal(exc) from None
+        return Admission(
+            occurrence_id=occurrence.id,
+            room=room_name(occurrence.id),
+            media=MediaNode(node_id=node.id, internal_url=node.internal_url),
+            site_id=site_id,
+            site_name=site_name,
+            token=token,
+            pin="",
+            ends_at=occurrence.end_at,
+        )
+
+
+def pin_matches(given: str, pin: str) -> bool:
+    return bool(pin) and hmac.compare_digest(given.encode(), pin.encode())
+
+
+def guest_grant(
+    database: Database,
+    settings: Settings,
+    signer: GrantSigner,
+    *,
+    occurrence_id: int,
+    caller_uri: str,
+    display_name: str,
+    now: datetime,
+) -> tuple[int, str, str]:
+    """A caller gave the PIN: (site id, site name, join grant) of its guest site."""
+    with database.session() as session:
+        occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+        granted = _guest(session, settings, signer, occurrence, caller_uri, display_name, now)
+        session.commit()
+        log.info("SIP guest joins occurrence %s as site %s", occurrence_id, granted[0])
+        return granted
+
+
+def _guest(
+    session: Session,
+    settings: Settings,
+    signer: GrantSigner,
+    occurrence: Occurrence,
+    uri: str,
+    display_name: str,
+    now: datetime,
+) -> tuple[int, str, str]:
+    site = site_service.sip_guest_site(session, caller_uri=uri, display_name=display_name)
+    expires_at = bridge.grant_expiry(
+        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+    ).replace(microsecond=0)
+    grant = bridge.issue_grant(
+        signer=signer,
+        occurrence=occurrence,
+        site_id=site.id,
+        site_name=site.name,
+        role=PeerRole.site,
+        chair_site=bridge.chair_site_id(session=session, occurrence=occurrence),
+        now=now,
+        expires_at=expires_at,
+    )
+    return site.id, site.name, grant.token

@@ -1,0 +1,105 @@
+"""The bridge calls: invited room systems at the start (and again after a drop), and the
+bridge above (`upstream_sip_uri`), whose sound a hall hears when the chair gives it the floor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from confbridge.meetings.models import Occurrence
+from confbridge.sites.models import Site
+from tests.support.peers import TONE_HZ, until
+from tests.support.polling import eventually
+from tests.support.servers import Stack
+from tests.support.sip_agents import Baresip
+from tests.support.sip_calls import (
+    ROOM_SYSTEM_TONE_HZ,
+    Bridge,
+    ListeningViewer,
+    chair_speaking,
+    heard_tone,
+    set_sip_uri,
+    sites_in_room,
+    viewer_tone,
+)
+
+UPSTREAM_TONE_HZ = 700
+
+
+def set_upstream(stack: Stack, uri: str) -> None:
+    assert stack.database is not None
+    with stack.database.session() as session:
+        occurrence = session.get(Occurrence, stack.occurrence_id)
+        assert occurrence is not None
+        occurrence.series.upstream_sip_uri = uri
+        session.commit()
+
+
+async def test_an_invited_room_system_is_called_at_the_start_and_again_after_a_drop(
+    bridge: Bridge,
+    room_systems: list[Baresip],
+    sites: dict[str, Site],
+    peers: list[Any],
+    tmp_path: Path,
+) -> None:
+    stack = bridge.stack
+    room_system = Baresip(tmp_path / "p2", user="p2-hall", tone_hz=ROOM_SYSTEM_TONE_HZ)
+    room_systems.append(room_system)
+    await chair_speaking(stack, peers)
+    asked_at = time.monotonic()
+    set_sip_uri(stack, sites["p2"], room_system.contact)  # the meeting is on: due at once
+
+    first = room_system.wait_for("Call established", timeout_s=20)
+    await eventually(lambda: _in_room(stack, sites["p2"].id), 10, "p2 called into the room")
+    print(f"called and in the room {time.monotonic() - asked_at:.1f} s after being due")
+    await asyncio.sleep(3)
+    frequency, _level = heard_tone(room_system)
+    assert abs(frequency - TONE_HZ) < 25
+
+    room_system.hangup()  # the hall hangs up: the bridge calls again (after a pause)
+    room_system.wait_for("terminated", after=first.end())
+    room_system.wait_for("Call established", after=first.end(), timeout_s=30)
+    await eventually(lambda: _in_room(stack, sites["p2"].id), 15, "p2 back in the room")
+
+
+async def _in_room(stack: Stack, site_id: int) -> bool:
+    return site_id in await sites_in_room(stack)
+
+
+async def test_the_bridge_above_is_called_and_a_hall_hears_it_given_the_floor(
+    bridge: Bridge,
+    room_systems: list[Baresip],
+    sites: dict[str, Site],
+    peers: list[Any],
+    tmp_path: Path,
+) -> None:
+    stack = bridge.stack
+    above = Baresip(tmp_path / "above", user="trunguong", tone_hz=UPSTREAM_TONE_HZ)
+    room_systems.append(above)
+    await chair_speaking(stack, peers)
+    before = await sites_in_room(stack)
+    set_upstream(stack, above.contact)
+
+    above.wait_for("Call established", timeout_s=20)
+    new_sites = await eventually(
+        lambda: _new_sites(stack, before), 10, "the bridge above in the room"
+    )
+    (upstream_site,) = new_sites
+    # what goes up is the room's programme: the chair speaking
+    await asyncio.sleep(3)
+    frequency, _level = heard_tone(above)
+    assert abs(frequency - TONE_HZ) < 25
+
+    # the chair gives the floor to the bridge above: a hall hears it
+    assert (await stack.floor("give", upstream_site)).status_code == 200
+    joined = await stack.join("p1")
+    viewer = ListeningViewer(joined["whep_url"], joined["token"])
+    peers.append(viewer)
+    await viewer.start()
+    await until(lambda: abs(viewer_tone(viewer)[0] - UPSTREAM_TONE_HZ) < 40, timeout_s=15)
+
+
+async def _new_sites(stack: Stack, before: set[int]) -> set[int]:
+    return await sites_in_room(stack) - before

@@ -1,0 +1,163 @@
+"""Room systems for SIP tests: `baresip` (Debian's), driven over its UDP console.
+
+Each agent runs from a config directory of its own: its account (the room system's SIP URI),
+a sine tone as its microphone, and `sndfile`, which writes what it hears (decoded) to WAV
+files, so a test checks the far end's audio as the room system got it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import shutil
+import socket
+import subprocess
+import time
+import wave
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.support.servers import free_port
+
+BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
+START_TIMEOUT_S = 10.0
+
+
+def baresip_available() -> bool:
+    return Path(BARESIP).exists()
+
+
+class Baresip:
+    """One baresip process: `dial`, `digits`, `hangup`, and what it logged and heard."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        user: str,
+        domain: str = "rooms.halong.gov.vn",
+        tone_hz: int = 440,
+        auto_answer: bool = True,
+    ) -> None:
+        self.directory = directory
+        self.sip_port = free_port()
+        self.console_port = free_port()
+        self.uri = f"sip:{user}@{domain}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "snd").mkdir(exist_ok=True)
+        modules = [
+            "account",
+            "g711",
+            "g722",
+            "opus",
+            "ausine",
+            "aubridge",
+            "sndfile",
+            "cons",
+            "menu",
+        ]
+        config = [
+            "poll_method epoll",
+            "net_interface 127.0.0.1",
+            f"sip_listen 127.0.0.1:{self.sip_port}",
+            "module_path /usr/lib/baresip/modules",
+            *[f"module {name}.so" for name in modules],
+            f"cons_listen 127.0.0.1:{self.console_port}",
+            f"audio_source ausine,{tone_hz}",
+            "audio_player aubridge,speaker",
+            "ausrc_srate 48000",
+            "ausrc_channels 2",
+            "auplay_srate 48000",
+            f"snd_path {directory / 'snd'}",
+            "rtp_timeout 0",
+        ]
+        (directory / "config").write_text("\n".join(config) + "\n")
+        answer = ";answermode=auto" if auto_answer else ""
+        # no registration: the room system calls and is called directly, as on a LAN
+        account = f"<{self.uri}>;regint=0{answer};audio_codecs=PCMU,G722,PCMA,opus"
+        (directory / "accounts").write_text(account + "\n")
+        (directory / "contacts").write_text("")
+        self.log_path = directory / "out.txt"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [BARESIP, "-f", str(directory)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.wait_for("baresip is ready", timeout_s=START_TIMEOUT_S)
+
+    @property
+    def contact(self) -> str:
+        """Where the bridge reaches it: its URI's user at its own address."""
+        user = self.uri.removeprefix("sip:").split("@")[0]
+        return f"sip:{user}@127.0.0.1:{self.sip_port}"
+
+    def command(self, text: str) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(text.encode(), ("127.0.0.1", self.console_port))
+
+    def dial(self, uri: str) -> None:
+        self.command(f"/dial {uri}\n")
+
+    def digits(self, digits: str, gap_s: float = 0.35) -> None:
+        """Key digits in the call: sent as RFC 4733 telephone events."""
+        for digit in digits:
+            self.command(digit)
+            time.sleep(gap_s)
+
+    def hangup(self) -> None:
+        self.command("/hangup\n")
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def wait_for(self, pattern: str, *, timeout_s: float = 15.0, after: int = 0) -> re.Match[str]:
+        """The first log match of `pattern` (after offset `after`), waiting for it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = re.compile(pattern).search(self.log(), after)
+            if match:
+                return match
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"baresip never logged {pattern!r}:\n{self.log()[-3000:]}")
+
+    def heard(self) -> list[Path]:
+        """WAV files of decoded audio (one per call)."""
+        return sorted((self.directory / "snd").glob("*-dec.wav"))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        """Gone without a BYE, as a room system losing power."""
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
+
+def tone_of(path: Path, *, skip_s: float = 0.5) -> tuple[float, float]:
+    """The tone of a 16-bit WAV after its first `skip_s` seconds (see `tone_of_samples`)."""
+    with wave.open(str(path)) as wav:
+        rate = wav.getframerate()
+        channels = wav.getnchannels()
+        samples = array("h", wav.readframes(wav.getnframes()))
+    return tone_of_samples(samples[::channels][int(skip_s * rate) :], rate)
+
+
+def tone_of_samples(samples: Sequence[int], rate: int) -> tuple[float, float]:
+    """(frequency in Hz by zero crossings, RMS level 0–1) of 16-bit samples: enough to tell
+    which sine a room system or a hall heard; (0, 0) for less than 0.1 s."""
+    if len(samples) < rate // 10:
+        return 0.0, 0.0
+    crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
+    rms = math.sqrt(sum(value * value for value in samples) / len(samples)) / 32768.0
+    return crossings / 2 / (len(samples) / rate), rms
