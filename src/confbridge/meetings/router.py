@@ -361,13 +361,21 @@ def update_occurrence(
 
 @router.get("/series/{series_id}/calendar.ics", response_class=Response)
 def series_calendar(
-    series_id: IdPath, principal: FeedPrincipalDep, session: SessionDep
+    series_id: IdPath, principal: FeedPrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The series as iCalendar; calendar programs subscribe with `?feed=<feed token>`."""
+    """The series as iCalendar; calendar programs subscribe with `?feed=<feed token>`.
+
+    Each event says how to dial in by SIP; the PIN only for the secretariat and admins."""
     if principal.user is None:
         raise Forbidden("terminals may not use this endpoint")
     series = meeting_service.get(session=session, series_id=series_id)
-    body = calendars.series_calendar(session=session, series=series, now=utcnow())
+    body = calendars.series_calendar(
+        session=session,
+        series=series,
+        now=utcnow(),
+        sip_domain=settings.sip_domain,
+        show_pin=may_see_pin(principal.user),
+    )
     return Response(body, media_type=ICS_MEDIA_TYPE)
 
 
@@ -375,12 +383,23 @@ def series_calendar(
 def site_calendar(
     site_id: IdPath, principal: FeedPrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The site's meetings as iCalendar; calendar programs subscribe with `?feed=<token>`."""
+    """The site's meetings as iCalendar; calendar programs subscribe with `?feed=<token>`.
+
+    Each event says how to dial in by SIP; the PIN for the site's own terminals (the site is
+    invited: it dials in with it) and for the secretariat and admins."""
     site = site_service.get_site(session=session, site_id=site_id)
     if principal.terminal is not None and principal.terminal.site_id != site.id:
         raise Forbidden("a terminal may only read its own site's calendar")
+    show_pin = principal.terminal is not None or (
+        principal.user is not None and may_see_pin(principal.user)
+    )
     body = calendars.site_calendar(
-        session=session, site=site, tz=settings.meetings.default_tz, now=utcnow()
+        session=session,
+        site=site,
+        tz=settings.meetings.default_tz,
+        now=utcnow(),
+        sip_domain=settings.sip_domain,
+        show_pin=show_pin,
     )
     return Response(body, media_type=ICS_MEDIA_TYPE)
 
