@@ -87,7 +87,7 @@ class Series(Base):
     materialized_until_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # What a room system dials (`sip:<meeting_number>@<sip.domain>`) and the PIN it then keys
     # in; both are set at creation (`meetings.dial_numbers`). The PIN is never logged.
-    meeting_number: Mapped[str] = mapped_column(String(9), unique=True)
+    meeting_number: Mapped[str] = mapped_column(String(9))
     pin: Mapped[str] = mapped_column(String(8))
     # The bridge above (e.g. the Government's) that each occurrence dials at its start.
     upstream_sip_uri: Mapped[str | None] = mapped_column(String(300))
@@ -105,6 +105,10 @@ class Series(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+
+    # A unique index, not a constraint: SQLite adds one without copying the table (a copy of
+    # `series` would drop the original, and its occurrences with it, by ON DELETE CASCADE).
+    __table_args__ = (Index("ix_series_meeting_number", "meeting_number", unique=True),)
 
 
 class Occurrence(Base):

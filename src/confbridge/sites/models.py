@@ -70,10 +70,10 @@ class Site(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The room system's SIP address, canonical (`confbridge.sip_uri`): a call from it joins as
     # this site.
-    sip_uri: Mapped[str | None] = mapped_column(String(300), unique=True)
+    sip_uri: Mapped[str | None] = mapped_column(String(300))
     # Set on guest sites only: the SIP caller (user@host) that gave a meeting's PIN without
     # being any site's room system. Guests are not listed, invited or counted in reports.
-    guest_uri: Mapped[str | None] = mapped_column(String(300), unique=True)
+    guest_uri: Mapped[str | None] = mapped_column(String(300))
 
     unit: Mapped[Unit] = relationship(back_populates="sites")
     terminals: Mapped[list[Terminal]] = relationship(back_populates="site")
@@ -81,4 +81,7 @@ class Site(Base):
     __table_args__ = (
         UniqueConstraint("unit_id", "name", name="uq_sites_unit_id_name"),
         Index("ix_sites_unit_id", "unit_id"),
+        # Unique indexes (many NULLs allowed): SQLite adds them without copying the table.
+        Index("ix_sites_sip_uri", "sip_uri", unique=True),
+        Index("ix_sites_guest_uri", "guest_uri", unique=True),
     )

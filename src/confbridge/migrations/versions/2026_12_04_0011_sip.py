@@ -3,6 +3,9 @@
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-04 09:00:00.000000
+
+Only ADD COLUMN and CREATE INDEX: on SQLite anything more copies the table, and dropping the
+original `series` would delete its occurrences (ON DELETE CASCADE) on the way.
 """
 
 import secrets
@@ -39,36 +42,42 @@ def _backfill_series() -> None:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("series", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("meeting_number", sa.String(length=9), nullable=True))
-        batch_op.add_column(sa.Column("pin", sa.String(length=8), nullable=True))
-        batch_op.add_column(sa.Column("upstream_sip_uri", sa.String(length=300), nullable=True))
+    # NOT NULL columns can be added to filled tables only with a default; it is dropped again
+    # where the database can (PostgreSQL) and never used: every new series gets its own.
+    op.add_column(
+        "series",
+        sa.Column("meeting_number", sa.String(length=9), nullable=False, server_default=""),
+    )
+    op.add_column(
+        "series", sa.Column("pin", sa.String(length=8), nullable=False, server_default="")
+    )
+    op.add_column("series", sa.Column("upstream_sip_uri", sa.String(length=300), nullable=True))
     _backfill_series()
-    with op.batch_alter_table("series", schema=None) as batch_op:
-        batch_op.alter_column("meeting_number", existing_type=sa.String(length=9), nullable=False)
-        batch_op.alter_column("pin", existing_type=sa.String(length=8), nullable=False)
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_series_meeting_number"), ["meeting_number"]
-        )
-    with op.batch_alter_table("occurrences", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("upstream_sip_uri", sa.String(length=300), nullable=True))
-    with op.batch_alter_table("sites", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("sip_uri", sa.String(length=300), nullable=True))
-        batch_op.add_column(sa.Column("guest_uri", sa.String(length=300), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f("uq_sites_sip_uri"), ["sip_uri"])
-        batch_op.create_unique_constraint(batch_op.f("uq_sites_guest_uri"), ["guest_uri"])
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("series", "meeting_number", server_default=None)
+        op.alter_column("series", "pin", server_default=None)
+    op.create_index("ix_series_meeting_number", "series", ["meeting_number"], unique=True)
+
+    op.add_column(
+        "occurrences", sa.Column("upstream_sip_uri", sa.String(length=300), nullable=True)
+    )
+
+    op.add_column("sites", sa.Column("sip_uri", sa.String(length=300), nullable=True))
+    op.add_column("sites", sa.Column("guest_uri", sa.String(length=300), nullable=True))
+    op.create_index("ix_sites_sip_uri", "sites", ["sip_uri"], unique=True)
+    op.create_index("ix_sites_guest_uri", "sites", ["guest_uri"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sites_guest_uri", table_name="sites")
+    op.drop_index("ix_sites_sip_uri", table_name="sites")
     with op.batch_alter_table("sites", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_sites_guest_uri"), type_="unique")
-        batch_op.drop_constraint(batch_op.f("uq_sites_sip_uri"), type_="unique")
         batch_op.drop_column("guest_uri")
         batch_op.drop_column("sip_uri")
     with op.batch_alter_table("occurrences", schema=None) as batch_op:
         batch_op.drop_column("upstream_sip_uri")
+    op.drop_index("ix_series_meeting_number", table_name="series")
     with op.batch_alter_table("series", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_series_meeting_number"), type_="unique")
         batch_op.drop_column("upstream_sip_uri")
         batch_op.drop_column("pin")
         batch_op.drop_column("meeting_number")
