@@ -586,6 +586,10 @@ def _group_key(occurrence: HeldOccurrence, group_by: GroupBy) -> str:
 # --- attendance ----------------------------------------------------------------------------------
 
 
+# SIP guests joined without an invitation: their attendance rows are not part of the rates.
+NOT_A_GUEST = Attendance.site_id.not_in(select(Site.id).where(Site.guest_uri.is_not(None)))
+
+
 def attendance(
     *,
     session: Session,
@@ -619,12 +623,8 @@ def attendance(
         func.sum(Attendance.connected_s),
     )
     totals: dict[int, list[int]] = defaultdict(lambda: [0] * 7)
-    guest_sites = select(Site.id).where(Site.guest_uri.is_not(None))
     for chunk in _chunks([o.id for o in held]):
-        # SIP guests joined without an invitation: their rows are not part of the rates.
-        query = select(*columns).where(
-            Attendance.occurrence_id.in_(chunk), Attendance.site_id.not_in(guest_sites)
-        )
+        query = select(*columns).where(Attendance.occurrence_id.in_(chunk), NOT_A_GUEST)
         if site_ids is not None:
             # Sites of one province: a few hundred ids, read through the site index.
             query = query.where(Attendance.site_id.in_(site_ids))
