@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from confbridge.errors import Invalid
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.web.queries import flatten, unit_tree
 
 Headers = dict[str, str]
 
@@ -100,3 +101,34 @@ def test_guest_sites_are_listed_apart_and_never_invited_through_units(
     assert made.status_code == 422
     edited = client.patch(f"/api/v1/sites/{guest.id}", json={"name": "X"}, headers=secretariat)
     assert edited.status_code == 409
+
+
+def test_guest_sites_cannot_be_invited_nor_offered_on_the_booking_form(
+    client: TestClient, secretariat: Headers, session: Session, sites: dict[str, Site]
+) -> None:
+    guest = site_service.sip_guest_site(
+        session=session, caller_uri="sip:minh@partner.vn", display_name="Minh"
+    )
+    session.commit()
+    body = {
+        "title": "Giao ban",
+        "kind": "giao_ban",
+        "rrule": "FREQ=WEEKLY;BYDAY=MO;COUNT=2",
+        "dtstart": "2030-03-04T07:30:00",
+        "duration_min": 60,
+        "chair_site_id": sites["hq"].id,
+        "site_ids": [sites["p1"].id, guest.id],
+    }
+    refused = client.post("/api/v1/series", json=body, headers=secretariat)
+    assert refused.status_code == 422
+    assert f"SIP guests cannot be invited: sites {guest.id}" in refused.json()["detail"]
+    as_chair = client.post(
+        "/api/v1/series",
+        json={**body, "site_ids": [], "chair_site_id": guest.id},
+        headers=secretariat,
+    )
+    assert as_chair.status_code == 422
+    offered = flatten(unit_tree(session))
+    assert guest.unit_id not in {node.id for node in offered}
+    assert guest.id not in {site_id for node in offered for site_id, _name in node.sites}
+    assert sites["p1"].id in {site_id for node in offered for site_id, _name in node.sites}

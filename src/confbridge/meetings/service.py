@@ -209,6 +209,9 @@ def invited_site_ids(session: Session, spec: SeriesSpec) -> tuple[list[Site], li
     archived = [i for i in wanted if by_id[i].archived_at is not None]
     if archived:
         raise Invalid(f"archived sites cannot be booked: {', '.join(map(str, archived[:20]))}")
+    guests = [i for i in wanted if by_id[i].guest_uri is not None]
+    if guests:
+        raise Invalid(f"SIP guests cannot be invited: sites {', '.join(map(str, guests[:20]))}")
     units = list(session.scalars(select(Unit).where(Unit.id.in_(spec.unit_ids))))
     unknown_units = sorted(set(spec.unit_ids) - {u.id for u in units})
     if unknown_units:
