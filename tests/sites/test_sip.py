@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from confbridge.auth.models import Role
 from confbridge.errors import Invalid
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
@@ -79,7 +82,11 @@ def test_sip_guest_site_is_found_by_caller_address_or_created_in_the_guest_unit(
 
 
 def test_guest_sites_are_listed_apart_and_never_invited_through_units(
-    client: TestClient, secretariat: Headers, session: Session, sites: dict[str, Site]
+    client: TestClient,
+    secretariat: Headers,
+    make_user: Callable[..., Headers],
+    session: Session,
+    sites: dict[str, Site],
 ) -> None:
     guest = site_service.sip_guest_site(
         session=session, caller_uri="sip:minh@partner.vn", display_name="Minh"
@@ -101,6 +108,9 @@ def test_guest_sites_are_listed_apart_and_never_invited_through_units(
     assert made.status_code == 422
     edited = client.patch(f"/api/v1/sites/{guest.id}", json={"name": "X"}, headers=secretariat)
     assert edited.status_code == 409
+    it = make_user(Role.it)
+    terminal = client.post(f"/api/v1/sites/{guest.id}/terminals", headers=it)
+    assert terminal.status_code == 409 and "guests have no terminals" in terminal.json()["detail"]
 
 
 def test_guest_sites_cannot_be_invited_nor_offered_on_the_booking_form(
