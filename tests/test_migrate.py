@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from confbridge import migrate
 from confbridge.db import Database
 from confbridge.models import metadata
+from tests.support.database import TEST_DB_ENV, drop_schema, postgres_schema_url
+from tests.support.factories import make_settings
 
 
 def test_migrations_match_the_models(database: Database) -> None:
@@ -19,3 +29,69 @@ def test_migrations_match_the_models(database: Database) -> None:
 
 def test_migrations_are_at_head(database: Database) -> None:
     assert migrate.current_revision(database.engine) == migrate.head_revision()
+
+
+@pytest.fixture
+def fresh_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the kind the tests run on (its own schema on PostgreSQL)."""
+    base = os.environ.get(TEST_DB_ENV)
+    if not base:
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    url, schema = postgres_schema_url(base, prefix="cbmig")
+    yield url
+    drop_schema(base, schema)
+
+
+@pytest.mark.integration
+def test_migration_0011_gives_existing_series_distinct_numbers_and_pins(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    engine = Database(make_settings(fresh_url, tmp_path)).engine
+    migrate.upgrade(engine, "0010")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO units (id, name, kind, created_at) VALUES (1, 'Tỉnh', 'province', :at)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sites (id, name, unit_id, created_at) VALUES (1, 'Hội trường', 1, :at)"
+            ),
+            {"at": at},
+        )
+        for series_id in range(1, 51):
+            connection.execute(
+                text(
+                    "INSERT INTO series (id, title, kind, mode, rrule, dtstart, tz, duration_min,"
+                    " chair_site_id, skip_holidays, exdates, materialized_until_at, created_at,"
+                    " updated_at) VALUES (:id, 'Giao ban', 'giao_ban', 'online',"
+                    " 'FREQ=WEEKLY;BYDAY=MO', :dtstart, 'Asia/Ho_Chi_Minh', 60, 1, false, '[]',"
+                    " :at, :at, :at)"
+                ),
+                {"id": series_id, "dtstart": datetime(2026, 1, 5, 7, 30), "at": at},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO occurrences (series_id, recurrence_at, start_at, end_at, status,"
+                    " sequence, updated_at) VALUES (:id, :at, :at, :at, 'scheduled', 0, :at)"
+                ),
+                {"id": series_id, "at": at},
+            )
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT meeting_number, pin FROM series")).all()
+        kept = connection.scalar(text("SELECT count(*) FROM occurrences"))
+    numbers = [number for number, _pin in rows]
+    assert len(rows) == 50 and len(set(numbers)) == 50
+    assert kept == 50  # the series' meetings are all still there
+    assert all(len(n) == 7 and n.isdigit() and n[0] != "0" for n in numbers)
+    assert all(len(pin) == 6 and pin.isdigit() for _number, pin in rows)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            text("UPDATE series SET meeting_number = :n WHERE id = 2"), {"n": numbers[0]}
+        )
+    engine.dispose()

@@ -305,3 +305,60 @@ def test_settings_trusted_proxies_from_yaml_or_env_and_refused_when_not_addresse
         monkeypatch.setenv("CONFBRIDGE_TRUSTED_PROXIES", bad)
         with pytest.raises(ConfigError, match=r"^config error: trusted_proxies: .* not an IP"):
             load_settings()
+
+
+def test_settings_sip_defaults_and_domain_from_the_listen_host() -> None:
+    settings = load_settings()
+    sip = settings.sip
+    assert (sip.enabled, sip.listen, sip.domain) == (True, "127.0.0.1:5060", None)
+    assert (sip.join_early_min, sip.dial_out_lead_min) == (10, 1)
+    assert (sip.rate_limit_per_source, sip.max_pin_attempts) == (20, 3)
+    assert settings.sip_domain == "127.0.0.1"
+    assert load_settings(sip={"listen": "[::1]:5070"}).sip_domain == "[::1]"
+    assert load_settings(sip={"domain": "Hop.HaLong.gov.vn"}).sip_domain == "hop.halong.gov.vn"
+
+
+@pytest.mark.parametrize(
+    ("sip", "message"),
+    [
+        ({"listen": "127.0.0.1"}, "sip.listen: give host:port"),
+        ({"listen": "::1:5060"}, "sip.listen: put an IPv6 host in brackets"),
+        ({"listen": "[::1:5060"}, "sip.listen: an IPv6 host needs its closing bracket"),
+        ({"listen": "[zz::1]:5060"}, "sip.listen: [zz::1] is not an IPv6 address"),
+        ({"listen": "0.0.0.0:70000"}, "sip.listen: give host:port"),
+        ({"tls_listen": "0.0.0.0:5061"}, "sip.tls_private_key: sip.tls_listen needs both"),
+        (
+            {"tls_listen": "0.0.0.0:5061", "tls_certificate": "c.pem"},
+            "sip.tls_private_key: sip.tls_listen needs both",
+        ),
+        ({"domain": "hop example"}, "sip.domain: a host name or address without spaces"),
+        ({"max_pin_attempts": 0}, "sip.max_pin_attempts"),
+        ({"rate_limit_per_source": 0}, "sip.rate_limit_per_source"),
+        ({"lister": "x"}, "sip.lister: Extra inputs are not permitted"),
+    ],
+)
+def test_settings_sip_refuses_bad_values_naming_the_key(sip: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(sip=sip)
+    assert str(caught.value).startswith(f"config error: {message}")
+
+
+def test_settings_sip_tls_with_both_files_and_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tls = load_settings(
+        sip={"tls_listen": "[::]:5061", "tls_certificate": "c.pem", "tls_private_key": "k.pem"}
+    ).sip
+    assert (tls.tls_listen, tls.tls_certificate, tls.tls_private_key) == (
+        "[::]:5061",
+        Path("c.pem"),
+        Path("k.pem"),
+    )
+    monkeypatch.setenv("CONFBRIDGE_SIP__LISTEN", "0.0.0.0:5080")
+    monkeypatch.setenv("CONFBRIDGE_SIP__PUBLIC_ADDRESS", "203.0.113.7")
+    sip = load_settings().sip
+    assert (sip.listen, sip.public_address, sip.listen_host) == (
+        "0.0.0.0:5080",
+        "203.0.113.7",
+        "0.0.0.0",
+    )

@@ -200,6 +200,85 @@ class SfuSettings(BaseModel):
         return self.internal_url or self.public_url
 
 
+def split_host_port(value: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets: `[::1]:5060`) → (host, port); ValueError if not."""
+    host, colon, port_text = value.strip().rpartition(":")
+    if not colon or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"give host:port (IPv6 in brackets, e.g. [::1]:5060), got {value!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"an IPv6 host needs its closing bracket, got {value!r}")
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv6 address") from None
+    elif ":" in host:
+        raise ValueError(f"put an IPv6 host in brackets, e.g. [{host}]:{port_text}")
+    elif any(char.isspace() for char in host):
+        raise ValueError(f"a host has no spaces, got {host!r}")
+    return host, int(port_text)
+
+
+def _host_port(value: str) -> str:
+    host, port = split_host_port(value)
+    return f"{host}:{port}"
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class SipSettings(BaseModel):
+    """SIP room systems dialling in (`confbridge sip`, the gateway) and the bridge dialling out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # UDP and TCP signalling; host:port, an IPv6 host in brackets.
+    listen: HostPort = "127.0.0.1:5060"
+    # Meetings are dialled at sip:<meeting number>@<domain>; none: the listen host.
+    domain: str | None = Field(default=None, min_length=1, max_length=253)
+    # The address put into Contact and SDP when the gateway is behind NAT; none: the listen host.
+    public_address: str | None = Field(default=None, min_length=1, max_length=253)
+    # SIP over TLS (sips:); needs the certificate and its private key (PEM files).
+    tls_listen: HostPort | None = None
+    tls_certificate: Path | None = None
+    # validate_default: checked when absent (required with tls_listen).
+    tls_private_key: Path | None = Field(default=None, validate_default=True)
+    # Room systems may dial in this many minutes before the start.
+    join_early_min: int = Field(default=10, ge=0, le=24 * 60)
+    # The bridge dials the upstream bridge (`upstream_sip_uri`) this many minutes before start.
+    dial_out_lead_min: int = Field(default=1, ge=0, le=60)
+    # SIP requests per second accepted from one source address; more are dropped.
+    rate_limit_per_source: int = Field(default=20, ge=1, le=10_000)
+    # Wrong PINs in one call before the gateway hangs up.
+    max_pin_attempts: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("domain", "public_address")
+    @classmethod
+    def _no_spaces(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            raise ValueError(f"a host name or address without spaces, got {value!r}")
+        return value.lower() if value is not None else None
+
+    @field_validator("tls_private_key")
+    @classmethod
+    def _tls_files(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if info.data.get("tls_listen") and not (value and info.data.get("tls_certificate")):
+            raise ValueError(
+                "sip.tls_listen needs both sip.tls_certificate and sip.tls_private_key (PEM)"
+            )
+        return value
+
+    @property
+    def listen_host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def sip_domain(self) -> str:
+        """The domain of meeting addresses: `domain`, else the listen host."""
+        return self.domain or self.listen_host
+
+
 # The meeting kinds of `meetings.models.MeetingKind`, repeated here because settings are loaded
 # before any model (a test checks that the two lists agree).
 KindName = Literal["giao_ban", "so_ket", "tong_ket", "tap_huan", "chuyen_de", "khac"]
@@ -377,6 +456,7 @@ class Settings(BaseSettings):
     reports: ReportSettings = ReportSettings()
     terminals: TerminalSettings = TerminalSettings()
     auth: AuthSettings = AuthSettings()
+    sip: SipSettings = SipSettings()
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty:
     # the header is ignored and a request comes from its connecting peer. A list in YAML; in
     # CONFBRIDGE_TRUSTED_PROXIES, comma-separated.
@@ -433,6 +513,11 @@ class Settings(BaseSettings):
     def grant_key_path(self) -> Path:
         """Where the join-grant signing key lives (created on first use)."""
         return self.sfu.grant_key_file or self.data_dir / GRANT_KEY_FILENAME
+
+    @property
+    def sip_domain(self) -> str:
+        """The domain of meeting addresses (`sip:<meeting number>@<domain>`)."""
+        return self.sip.sip_domain
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -66,6 +66,7 @@ def test_attendance_of_an_ended_meeting(
         "joined_late": 1,
         "left_early": 1,
         "corrected": 0,
+        "guests": 0,
     }
     records = by_site(body)
     assert body["records"][0]["site_id"] == hq and records[hq]["is_chair"] is True

@@ -28,12 +28,13 @@ from confbridge.auth.models import AuditEntry, Role
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
-from confbridge.errors import Conflict
+from confbridge.errors import Conflict, Forbidden
 from confbridge.meetings.models import Occurrence
 from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
+from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
@@ -870,3 +871,38 @@ def test_floor_voice_activation_permissions(
     room, _authorization, command = worker.received[-1]
     assert room == room_name(live_meeting)
     assert command.action == action and command.site_id is None
+
+
+def test_join_as_guest_only_for_sip_guest_sites(
+    session: Session, meeting: Callable[..., int], sites: dict[str, Site], settings: Settings
+) -> None:
+    """The SIP gateway joins a guest without a booking; nobody else joins uninvited."""
+    occurrence_id = meeting(now())
+    guest = site_service.sip_guest_site(
+        session=session, caller_uri="sip:minh@partner.vn", display_name="Minh"
+    )
+    session.commit()
+    signer = signing.signer_for(settings.grant_key_path)
+
+    def attempt(site: Site, as_guest: bool) -> Any:
+        return bridge_service.join(
+            session=session,
+            occurrence_id=occurrence_id,
+            site=site,
+            settings=settings.sfu,
+            signer=signer,
+            now=now(),
+            tz=settings.meetings.default_tz,
+            as_guest=as_guest,
+        )
+
+    info = attempt(guest, as_guest=True)
+    assert info.role == PeerRole.site
+    claims = jwt.decode(info.token, options={"verify_signature": False})
+    assert claims["site_id"] == guest.id
+    with pytest.raises(Forbidden, match="not invited"):
+        attempt(guest, as_guest=False)  # a terminal's join
+    uninvited = session.get(Site, sites["dept"].id)
+    assert uninvited is not None
+    with pytest.raises(Forbidden, match="not invited"):
+        attempt(uninvited, as_guest=True)  # only guest sites join as guests

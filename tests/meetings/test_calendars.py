@@ -197,3 +197,34 @@ def make_user_token(client: TestClient, username: str) -> Headers:
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_feeds_say_how_to_dial_in_with_the_pin_for_those_who_may_see_it(
+    client: TestClient,
+    secretariat: Headers,
+    make_user: Callable[..., Headers],
+    book: Book,
+    sites: dict[str, Site],
+) -> None:
+    series = book(meeting_number="2468135", pin="975310")
+    line = "Gọi SIP / SIP: sip:2468135@127.0.0.1"
+    it = make_user(Role.it)
+    token = client.post(f"/api/v1/sites/{sites['p1'].id}/terminals", headers=it).json()["token"]
+    terminal = {"Authorization": f"Bearer {token}"}
+    series_path = f"/api/v1/series/{series['id']}/calendar.ics"
+    site_path = f"/api/v1/sites/{sites['p1'].id}/calendar.ics"
+    readers = [
+        (series_path, secretariat, True),
+        (series_path, make_user(Role.viewer), False),
+        (site_path, terminal, True),  # the invited site dials in with it
+        (site_path, it, False),
+    ]
+    for path, headers, with_pin in readers:
+        events = list(_feed(client, path, headers).walk("VEVENT"))
+        assert events
+        for event in events:
+            description = str(event["DESCRIPTION"])
+            assert description.splitlines()[-1] == (f"{line} — PIN 975310" if with_pin else line), (
+                path,
+                description,
+            )

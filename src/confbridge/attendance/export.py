@@ -36,6 +36,7 @@ def occurrence_attendance_document(
             Column("RTT trung vị (ms)", Kind.number),
             Column("Mất gói lớn nhất", Kind.ratio),
             Column("Lý do điều chỉnh", width=36),
+            Column("Khách mời (SIP)", width=10),
         ],
     )
     for record in attendance.records:
@@ -59,6 +60,7 @@ def occurrence_attendance_document(
                 record.rtt_median_ms,
                 record.loss_max,
                 record.correction.reason if record.correction else None,
+                yes(record.guest),
             ]
         )
     summary = attendance.summary

@@ -55,6 +55,7 @@ def record_read(item: attendance_service.SiteAttendance, duration_s: float) -> A
         unit_id=item.unit_id,
         unit_name=item.unit_name,
         is_chair=item.is_chair,
+        guest=item.is_guest,
         status=item.status,
         computed_status=figures.status,
         connected_min=round(figures.connected_s / 60, 1),
@@ -82,10 +83,11 @@ def occurrence_attendance(
     )
     duration_s = (occurrence.end_at - occurrence.start_at).total_seconds()
     records = [record_read(item, duration_s) for item in items]
+    invited = [r for r in records if not r.guest]
     series = occurrence.series
 
     def count(wanted: AttendanceStatus) -> int:
-        return sum(r.status is wanted for r in records)
+        return sum(r.status is wanted for r in invited)
 
     return OccurrenceAttendance(
         occurrence_id=occurrence.id,
@@ -100,13 +102,14 @@ def occurrence_attendance(
         duration_min=round(duration_s / 60),
         ended=occurrence.end_at <= now,
         summary=AttendanceSummary(
-            invited=len(records),
+            invited=len(invited),
             present=count(AttendanceStatus.present),
             partial=count(AttendanceStatus.partial),
             absent=count(AttendanceStatus.absent),
-            joined_late=sum(r.joined_late for r in records),
-            left_early=sum(r.left_early for r in records),
-            corrected=sum(r.correction is not None for r in records),
+            joined_late=sum(r.joined_late for r in invited),
+            left_early=sum(r.left_early for r in invited),
+            corrected=sum(r.correction is not None for r in invited),
+            guests=len(records) - len(invited),
         ),
         records=records,
     )

@@ -35,6 +35,9 @@ class AttendanceRecord(BaseModel):
     unit_id: int
     unit_name: str
     is_chair: bool
+    guest: bool = Field(
+        default=False, description="a SIP caller that was not invited: not counted as invited"
+    )
     status: AttendanceStatus = Field(description="after the latest correction, if any")
     computed_status: AttendanceStatus = Field(description="as computed from the SFU's events")
     connected_min: float
@@ -53,6 +56,8 @@ class AttendanceRecord(BaseModel):
 
 
 class AttendanceSummary(BaseModel):
+    """Counts over the invited sites; SIP guests are counted apart."""
+
     invited: int
     present: int
     partial: int
@@ -60,6 +65,7 @@ class AttendanceSummary(BaseModel):
     joined_late: int
     left_early: int
     corrected: int
+    guests: int = Field(default=0, description="SIP callers that joined without an invitation")
 
 
 class OccurrenceAttendance(BaseModel):

@@ -286,6 +286,21 @@ def _invited(session: Session, occurrence_ids: Sequence[int]) -> dict[int, list[
     return invited
 
 
+def _guests(session: Session, occurrence_ids: Sequence[int]) -> dict[int, list[int]]:
+    """SIP guests (sites with a `guest_uri`) with events in these occurrences: they joined
+    without a booking, and are reported beside the invited sites, marked as guests."""
+    guests: dict[int, list[int]] = {i: [] for i in occurrence_ids}
+    query = (
+        select(SfuEventRecord.occurrence_id, SfuEventRecord.site_id)
+        .join(Site, Site.id == SfuEventRecord.site_id)
+        .where(SfuEventRecord.occurrence_id.in_(occurrence_ids), Site.guest_uri.is_not(None))
+        .distinct()
+    )
+    for occurrence_id, site_id in session.execute(query):
+        guests[occurrence_id].append(site_id)
+    return guests
+
+
 def compute(
     *,
     session: Session,
@@ -293,13 +308,14 @@ def compute(
     rule: AttendanceRule,
     now: datetime,
 ) -> dict[int, list[SiteFigures]]:
-    """Attendance of every invited site of `occurrences`, in one pass over their events."""
+    """Attendance of every invited site (and SIP guest) of `occurrences`, in one pass over
+    their events."""
     result: dict[int, list[SiteFigures]] = {}
     for start in range(0, len(occurrences), ID_CHUNK):
         chunk = occurrences[start : start + ID_CHUNK]
         ids = [o.id for o in chunk]
-        invited = _invited(session, ids)
-        replays = {o.id: OccurrenceReplay(o, invited[o.id]) for o in chunk}
+        invited, guests = _invited(session, ids), _guests(session, ids)
+        replays = {o.id: OccurrenceReplay(o, invited[o.id] + guests[o.id]) for o in chunk}
         for occurrence_id, *event in session.execute(_event_query(ids)):
             replays[occurrence_id].feed(*event)
         for occurrence in chunk:
@@ -426,6 +442,8 @@ class SiteAttendance:
     unit_name: str
     is_chair: bool
     correction: AttendanceCorrection | None
+    # A SIP caller that was not invited (no booking): shown, never counted as invited.
+    is_guest: bool = False
 
     @property
     def status(self) -> AttendanceStatus:
@@ -501,7 +519,35 @@ def for_occurrence(
         )
         for site_id, is_chair, site_name, unit_id, unit_name in session.execute(query)
     ]
+    result.extend(_guest_attendance(session, figures, {item.figures.site_id for item in result}))
     return occurrence, result
+
+
+def _guest_attendance(
+    session: Session, figures: dict[int, SiteFigures], invited: set[int]
+) -> list[SiteAttendance]:
+    """The guests among `figures` (sites without a booking), by name."""
+    others = sorted(set(figures) - invited)
+    if not others:
+        return []
+    query = (
+        select(Site.id, Site.name, Unit.id, Unit.name)
+        .join(Unit, Unit.id == Site.unit_id)
+        .where(Site.id.in_(others), Site.guest_uri.is_not(None))
+        .order_by(Site.name, Site.id)
+    )
+    return [
+        SiteAttendance(
+            figures=figures[site_id],
+            site_name=site_name,
+            unit_id=unit_id,
+            unit_name=unit_name,
+            is_chair=False,
+            correction=None,
+            is_guest=True,
+        )
+        for site_id, site_name, unit_id, unit_name in session.execute(query)
+    ]
 
 
 # --- corrections ---------------------------------------------------------------------------------

@@ -184,6 +184,15 @@ def _invited_booking(session: Session, occurrence: Occurrence, site: Site) -> Bo
     return booking
 
 
+def _join_role(session: Session, occurrence: Occurrence, site: Site, as_guest: bool) -> PeerRole:
+    """The role `site` joins in: from its booking, or as a SIP guest (which is never invited,
+    so never the chair)."""
+    if as_guest and site.guest_uri is not None:
+        return PeerRole.site
+    booking = _invited_booking(session, occurrence, site)
+    return PeerRole.chair if booking.is_chair else PeerRole.site
+
+
 def _check_window(occurrence: Occurrence, *, join_early_min: int, now: datetime, tz: str) -> None:
     opens_at, closes_at = join_window(occurrence=occurrence, join_early_min=join_early_min)
     if now < opens_at:
@@ -281,18 +290,20 @@ def join(
     failed_node_id: str | None = None,
     terminal_id: int | None = None,
     credential_id: str | None = None,
+    as_guest: bool = False,
 ) -> JoinInfo:
     """Issue a join grant for `site` in the occurrence's room, if the site may join now.
 
     With `failed_node_id`, a node the terminal lost is checked first; a node that does not
     answer is taken as down, and the room moves to another. `terminal_id` and `credential_id`
     name the terminal token the grant goes to, so that revoking it voids the grant on workers.
+    `as_guest` (the SIP gateway, once the caller gave the PIN) lets a guest site
+    (`sites.service.sip_guest_site`) in without a booking; a terminal never passes it.
     """
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-    booking = _invited_booking(session, occurrence, site)
+    role = _join_role(session, occurrence, site, as_guest)
     _refuse_cancelled(occurrence)
     _check_window(occurrence, join_early_min=settings.join_early_min, now=now, tz=tz)
-    role = PeerRole.chair if booking.is_chair else PeerRole.site
     # Whole seconds, as in the grant's `exp`.
     expires_at = grant_expiry(
         end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s

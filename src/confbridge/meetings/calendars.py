@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus, Series
 from confbridge.meetings.recurrence import Rule, parse_exdate
+from confbridge.sip_uri import sip_address
 from confbridge.sites.models import Site
 from confbridge.text import one_line
 
@@ -52,7 +53,14 @@ def series_uid(series_id: int) -> str:
     return f"series-{series_id}@{UID_DOMAIN}"
 
 
-def _describe(event: Event, series: Series, chair_name: str) -> None:
+def dial_in_line(series: Series, *, sip_domain: str, show_pin: bool) -> str:
+    """How a room system joins: "Gọi SIP / SIP: sip:<number>@<domain> — PIN <pin>"; without
+    the PIN for readers that may not see it (it opens the meeting to any caller)."""
+    line = f"Gọi SIP / SIP: {sip_address(series.meeting_number, sip_domain)}"
+    return f"{line} — PIN {series.pin}" if show_pin else line
+
+
+def _describe(event: Event, series: Series, chair_name: str, dial_line: str) -> None:
     chair_name = one_line(chair_name)
     event.add("summary", one_line(series.title))
     event.add("location", chair_name)
@@ -60,7 +68,7 @@ def _describe(event: Event, series: Series, chair_name: str) -> None:
     event.add(
         "description",
         f"{KIND_LABELS.get(series.kind, series.kind)} · {MODE_LABELS.get(series.mode, series.mode)}"
-        f" · Chủ trì: {chair_name}",
+        f" · Chủ trì: {chair_name}\n{dial_line}",
     )
 
 
@@ -76,10 +84,13 @@ def _ended_rule(series: Series) -> str:
     return ";".join([*parts, f"UNTIL={until:%Y%m%dT%H%M%SZ}"])
 
 
-def series_calendar(*, session: Session, series: Series, now: datetime) -> bytes:
+def series_calendar(
+    *, session: Session, series: Series, now: datetime, sip_domain: str, show_pin: bool
+) -> bytes:
     """One VEVENT with the RRULE, EXDATEs for every start that will not take place, and one
     override (RECURRENCE-ID) per moved occurrence."""
     tz = ZoneInfo(series.tz)
+    dial_line = dial_in_line(series, sip_domain=sip_domain, show_pin=show_pin)
     chair = session.get(Site, series.chair_site_id)
     chair_name = chair.name if chair else ""
     rule_text = _ended_rule(series)
@@ -102,7 +113,7 @@ def series_calendar(*, session: Session, series: Series, now: datetime) -> bytes
     master.add("dtstart", series.dtstart.replace(tzinfo=tz))
     master.add("duration", timedelta(minutes=series.duration_min))
     master.add("rrule", vRecur.from_ical(rule_text))
-    _describe(master, series, chair_name)
+    _describe(master, series, chair_name, dial_line)
 
     planned_until = series.materialized_until_at
     excluded: list[datetime] = []
@@ -136,13 +147,15 @@ def series_calendar(*, session: Session, series: Series, now: datetime) -> bytes
         event.add("sequence", occurrence.sequence)
         event.add("dtstart", occurrence.start_at.astimezone(tz))
         event.add("dtend", occurrence.end_at.astimezone(tz))
-        _describe(event, series, chair_name)
+        _describe(event, series, chair_name, dial_line)
         calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()
 
 
-def site_calendar(*, session: Session, site: Site, tz: str, now: datetime) -> bytes:
+def site_calendar(
+    *, session: Session, site: Site, tz: str, now: datetime, sip_domain: str, show_pin: bool
+) -> bytes:
     """Every occurrence the site is invited to, as its own event; cancelled ones say so."""
     zone = ZoneInfo(tz)
     calendar = _calendar(site.name, tz)
@@ -163,7 +176,8 @@ def site_calendar(*, session: Session, site: Site, tz: str, now: datetime) -> by
         event.add("dtend", occurrence.end_at.astimezone(zone))
         cancelled = occurrence.status == OccurrenceStatus.cancelled
         event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-        _describe(event, series, chair_name)
+        dial_line = dial_in_line(series, sip_domain=sip_domain, show_pin=show_pin)
+        _describe(event, series, chair_name, dial_line)
         calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()

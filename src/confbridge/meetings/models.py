@@ -85,6 +85,12 @@ class Series(Base):
     source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # Occurrences exist up to here (UTC); open-ended rules are extended as time passes.
     materialized_until_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What a room system dials (`sip:<meeting_number>@<sip.domain>`) and the PIN it then keys
+    # in; both are set at creation (`meetings.dial_numbers`). The PIN is never logged.
+    meeting_number: Mapped[str] = mapped_column(String(9))
+    pin: Mapped[str] = mapped_column(String(8))
+    # The bridge above (e.g. the Government's) that each occurrence dials at its start.
+    upstream_sip_uri: Mapped[str | None] = mapped_column(String(300))
     # Set when a series with past occurrences is deleted: history stays, nothing new is planned.
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -100,6 +106,10 @@ class Series(Base):
         passive_deletes=True,
     )
 
+    # A unique index, not a constraint: SQLite adds one without copying the table (a copy of
+    # `series` would drop the original, and its occurrences with it, by ON DELETE CASCADE).
+    __table_args__ = (Index("ix_series_meeting_number", "meeting_number", unique=True),)
+
 
 class Occurrence(Base):
     __tablename__ = "occurrences"
@@ -113,6 +123,8 @@ class Occurrence(Base):
     status: Mapped[str] = mapped_column(String(20), default=OccurrenceStatus.scheduled.value)
     # RFC 5545 SEQUENCE: bumped on every move or cancellation so calendar clients update.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # Overrides the series' upstream bridge for this occurrence.
+    upstream_sip_uri: Mapped[str | None] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     series: Mapped[Series] = relationship(back_populates="occurrences")

@@ -20,10 +20,11 @@ from confbridge.auth.dependencies import (
     oauth2_scheme,
     require_terminal,
 )
+from confbridge.auth.models import Role, User
 from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Invalid
-from confbridge.meetings import calendars, unplanned
+from confbridge.meetings import calendars, dial_numbers, unplanned
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
@@ -42,6 +43,7 @@ from confbridge.meetings.schemas import (
 )
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
+from confbridge.sip_uri import sip_address
 from confbridge.sites import service as site_service
 from confbridge.timeutil import parse_window, utcnow
 
@@ -52,15 +54,27 @@ site_router = APIRouter(tags=["sites"])
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
 TimeQuery = Annotated[str | None, Query(max_length=40)]
 FromQuery = Annotated[str | None, Query(alias="from", max_length=40)]
+PIN_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
 
 
-def series_read(session: Session, series: Series) -> SeriesRead:
+def may_see_pin(user: User) -> bool:
+    """The PIN opens the meeting to any caller: shown to the secretariat and admins only."""
+    return user.role in PIN_ROLES
+
+
+def series_read(
+    session: Session, series: Series, *, settings: Settings, show_pin: bool
+) -> SeriesRead:
     return SeriesRead(
         **dataclasses.asdict(meeting_service.spec_of(series)),
         id=series.id,
         materialized_until_at=series.materialized_until_at,
         ended_at=series.ended_at,
         occurrence_count=meeting_service.occurrence_count(session=session, series_id=series.id),
+        meeting_number=series.meeting_number,
+        pin=series.pin if show_pin else None,
+        sip_address=sip_address(series.meeting_number, settings.sip_domain),
+        upstream_sip_uri=series.upstream_sip_uri,
         unplanned=[
             UnplannedRead(
                 date=unplanned.local_date(item, series),
@@ -93,6 +107,7 @@ def occurrence_read(occurrence: Occurrence, site_count: int) -> OccurrenceRead:
         status=occurrence.status,
         moved=occurrence.moved,
         site_count=site_count,
+        upstream_sip_uri=occurrence.upstream_sip_uri,
     )
 
 
@@ -116,22 +131,33 @@ def create_series(
         detail={"title": series.title},
     )
     session.commit()
-    return series_read(session, series)
+    return series_read(session, series, settings=settings, show_pin=True)
 
 
 @router.get("/series", response_model=Page[SeriesRead])
 def list_series(
-    _user: CurrentUser, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[SeriesRead]:
     items, total = meeting_service.list_(session=session, limit=limit, offset=offset)
+    show_pin = may_see_pin(user)
     return Page(
-        items=[series_read(session, s) for s in items], total=total, limit=limit, offset=offset
+        items=[series_read(session, s, settings=settings, show_pin=show_pin) for s in items],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
 @router.get("/series/{series_id}", response_model=SeriesRead)
-def get_series(series_id: IdPath, _user: CurrentUser, session: SessionDep) -> SeriesRead:
-    return series_read(session, meeting_service.get(session=session, series_id=series_id))
+def get_series(
+    series_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> SeriesRead:
+    series = meeting_service.get(session=session, series_id=series_id)
+    return series_read(session, series, settings=settings, show_pin=may_see_pin(user))
 
 
 @router.patch("/series/{series_id}", response_model=SeriesRead)
@@ -157,10 +183,10 @@ def update_series(
         action="series_updated",
         entity="series",
         entity_id=series.id,
-        detail=body.model_dump(mode="json", exclude_unset=True),
+        detail=dial_numbers.without_secrets(body.model_dump(mode="json", exclude_unset=True)),
     )
     session.commit()
-    return series_read(session, series)
+    return series_read(session, series, settings=settings, show_pin=True)
 
 
 @router.delete("/series/{series_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -226,7 +252,9 @@ def resolve_unplanned(
     if occurrence is not None:
         sites = meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
         read = occurrence_read(occurrence, len(sites))
-    return UnplannedResolved(series=series_read(session, series), occurrence=read)
+    return UnplannedResolved(
+        series=series_read(session, series, settings=settings, show_pin=True), occurrence=read
+    )
 
 
 @router.get("/series/{series_id}/occurrences", response_model=Page[OccurrenceRead])
@@ -306,9 +334,16 @@ def update_occurrence(
     occurrence_id: IdPath, body: OccurrenceUpdate, user: SecretariatUser, session: SessionDep
 ) -> OccurrenceRead:
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-    meeting_service.update_occurrence(
-        session=session, occurrence=occurrence, start_at=body.start_at, status=body.status
-    )
+    upstream_only = body.model_fields_set == {"upstream_sip_uri"}
+    if not upstream_only:
+        meeting_service.update_occurrence(
+            session=session, occurrence=occurrence, start_at=body.start_at, status=body.status
+        )
+    if "upstream_sip_uri" in body.model_fields_set:
+        # not a move or a cancellation: no conflict check, no new calendar SEQUENCE
+        meeting_service.set_occurrence_upstream(
+            session=session, occurrence=occurrence, upstream_sip_uri=body.upstream_sip_uri
+        )
     auth_service.record(
         session=session,
         actor=_actor(user),
@@ -326,13 +361,21 @@ def update_occurrence(
 
 @router.get("/series/{series_id}/calendar.ics", response_class=Response)
 def series_calendar(
-    series_id: IdPath, principal: FeedPrincipalDep, session: SessionDep
+    series_id: IdPath, principal: FeedPrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The series as iCalendar; calendar programs subscribe with `?feed=<feed token>`."""
+    """The series as iCalendar; calendar programs subscribe with `?feed=<feed token>`.
+
+    Each event says how to dial in by SIP; the PIN only for the secretariat and admins."""
     if principal.user is None:
         raise Forbidden("terminals may not use this endpoint")
     series = meeting_service.get(session=session, series_id=series_id)
-    body = calendars.series_calendar(session=session, series=series, now=utcnow())
+    body = calendars.series_calendar(
+        session=session,
+        series=series,
+        now=utcnow(),
+        sip_domain=settings.sip_domain,
+        show_pin=may_see_pin(principal.user),
+    )
     return Response(body, media_type=ICS_MEDIA_TYPE)
 
 
@@ -340,12 +383,23 @@ def series_calendar(
 def site_calendar(
     site_id: IdPath, principal: FeedPrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The site's meetings as iCalendar; calendar programs subscribe with `?feed=<token>`."""
+    """The site's meetings as iCalendar; calendar programs subscribe with `?feed=<token>`.
+
+    Each event says how to dial in by SIP; the PIN for the site's own terminals (the site is
+    invited: it dials in with it) and for the secretariat and admins."""
     site = site_service.get_site(session=session, site_id=site_id)
     if principal.terminal is not None and principal.terminal.site_id != site.id:
         raise Forbidden("a terminal may only read its own site's calendar")
+    show_pin = principal.terminal is not None or (
+        principal.user is not None and may_see_pin(principal.user)
+    )
     body = calendars.site_calendar(
-        session=session, site=site, tz=settings.meetings.default_tz, now=utcnow()
+        session=session,
+        site=site,
+        tz=settings.meetings.default_tz,
+        now=utcnow(),
+        sip_domain=settings.sip_domain,
+        show_pin=show_pin,
     )
     return Response(body, media_type=ICS_MEDIA_TYPE)
 

@@ -15,6 +15,7 @@ from confbridge.meetings.models import (
     UnplannedStatus,
 )
 from confbridge.pagination import Id
+from confbridge.sip_uri import MeetingNumber, Pin, SipUri
 from confbridge.text import SingleLine
 
 Title = Field(min_length=1, max_length=300)
@@ -65,6 +66,20 @@ class SeriesCreate(SeriesBase):
     unit_ids: list[Id] = Field(default_factory=list, max_length=MAX_INVITED)
     exdates: list[ExDate] = Field(default_factory=list, max_length=1000)
     skip_holidays: bool = True
+    meeting_number: MeetingNumber | None = Field(
+        default=None,
+        description="what room systems dial (6-9 digits, not starting with 0); "
+        "left out: a free 7-digit number",
+        examples=["2468135"],
+    )
+    pin: Pin | None = Field(
+        default=None, description="4-8 digits keyed in after dialling; left out: 6 random digits"
+    )
+    upstream_sip_uri: SipUri | None = Field(
+        default=None,
+        max_length=300,
+        description="the bridge above (e.g. the Government's) each occurrence dials at its start",
+    )
 
 
 class SeriesUpdate(SeriesBase):
@@ -80,6 +95,11 @@ class SeriesUpdate(SeriesBase):
     unit_ids: list[Id] | None = Field(default=None, max_length=MAX_INVITED)
     exdates: list[ExDate] | None = Field(default=None, max_length=1000)
     skip_holidays: bool | None = None
+    meeting_number: MeetingNumber | None = None
+    pin: Pin | None = None
+    upstream_sip_uri: SipUri | None = Field(
+        default=None, max_length=300, description="null: no bridge above"
+    )
 
 
 class UnplannedRead(BaseModel):
@@ -113,6 +133,10 @@ class SeriesRead(BaseModel):
     materialized_until_at: datetime
     ended_at: datetime | None
     occurrence_count: int
+    meeting_number: str = Field(description="what room systems dial")
+    pin: str | None = Field(description="keyed in after dialling; null: not shown to this user")
+    sip_address: str = Field(description="sip:<meeting_number>@<sip.domain>")
+    upstream_sip_uri: str | None = Field(description="the bridge above, dialled at each start")
     unplanned: list[UnplannedRead] = Field(
         default_factory=list, description="meetings the planner could not book"
     )
@@ -133,6 +157,9 @@ class OccurrenceRead(BaseModel):
     status: OccurrenceStatus
     moved: bool
     site_count: int
+    upstream_sip_uri: str | None = Field(
+        description="this occurrence's bridge above, overriding the series'"
+    )
 
 
 class OccurrenceDetail(OccurrenceRead):
@@ -146,6 +173,9 @@ class OccurrenceUpdate(BaseModel):
         default=None, description="new start with its UTC offset, e.g. 2026-01-05T09:00:00+07:00"
     )
     status: OccurrenceStatus | None = None
+    upstream_sip_uri: SipUri | None = Field(
+        default=None, max_length=300, description="null: the series' bridge above"
+    )
 
 
 class AgendaItem(BaseModel):

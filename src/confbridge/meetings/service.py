@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.db import UTCDateTime
 from confbridge.errors import Conflict, Invalid, NotFound
+from confbridge.meetings import dial_numbers
 from confbridge.meetings.conflicts import (
     MAX_REPORTED,
     ConflictInfo,
@@ -208,6 +209,9 @@ def invited_site_ids(session: Session, spec: SeriesSpec) -> tuple[list[Site], li
     archived = [i for i in wanted if by_id[i].archived_at is not None]
     if archived:
         raise Invalid(f"archived sites cannot be booked: {', '.join(map(str, archived[:20]))}")
+    guests = [i for i in wanted if by_id[i].guest_uri is not None]
+    if guests:
+        raise Invalid(f"SIP guests cannot be invited: sites {', '.join(map(str, guests[:20]))}")
     units = list(session.scalars(select(Unit).where(Unit.id.in_(spec.unit_ids))))
     unknown_units = sorted(set(spec.unit_ids) - {u.id for u in units})
     if unknown_units:
@@ -337,6 +341,7 @@ def create(
         raise Invalid(f"the rule gives no occurrence before {until_at:%Y-%m-%d}")
     series = Series(source_key=source_key, materialized_until_at=until_at)
     _apply_spec(series, spec, sites, units)
+    dial_numbers.assign(session, series, data)
     occurrences = [
         Occurrence(recurrence_at=s, start_at=s, end_at=s + spec.duration) for s in starts
     ]
@@ -361,6 +366,7 @@ def update(
     nulls = sorted(k for k, v in changes.items() if v is None and k in NON_NULLABLE)
     if nulls:
         raise Invalid(f"{', '.join(nulls)}: may not be null")
+    dial_numbers.refuse_nulls(changes)
     if series.ended_at is not None:
         raise Conflict(f"series {series.id} has ended and can no longer be changed")
     current = spec_of(series)
@@ -370,6 +376,7 @@ def update(
     spec = build_spec(
         merged, default_tz=settings.default_tz, max_duration_min=settings.max_duration_min
     )
+    dial_numbers.assign(session, series, changes)
     if not changes.keys() & SCHEDULE_FIELDS:
         series.title, series.kind, series.mode = spec.title, spec.kind, spec.mode
         session.flush()
@@ -527,6 +534,17 @@ def list_occurrences(
         query.order_by(Occurrence.start_at, Occurrence.id).limit(limit).offset(offset)
     )
     return [(row[0], row[1]) for row in rows], total
+
+
+def set_occurrence_upstream(
+    *, session: Session, occurrence: Occurrence, upstream_sip_uri: str | None
+) -> Occurrence:
+    """Give one occurrence its own bridge above (None: the series')."""
+    if occurrence.series.ended_at is not None and occurrence.start_at >= occurrence.series.ended_at:
+        raise Conflict("the series has ended")
+    occurrence.upstream_sip_uri = upstream_sip_uri
+    session.flush()
+    return occurrence
 
 
 def update_occurrence(

@@ -586,6 +586,10 @@ def _group_key(occurrence: HeldOccurrence, group_by: GroupBy) -> str:
 # --- attendance ----------------------------------------------------------------------------------
 
 
+# SIP guests joined without an invitation: their attendance rows are not part of the rates.
+NOT_A_GUEST = Attendance.site_id.not_in(select(Site.id).where(Site.guest_uri.is_not(None)))
+
+
 def attendance(
     *,
     session: Session,
@@ -620,7 +624,7 @@ def attendance(
     )
     totals: dict[int, list[int]] = defaultdict(lambda: [0] * 7)
     for chunk in _chunks([o.id for o in held]):
-        query = select(*columns).where(Attendance.occurrence_id.in_(chunk))
+        query = select(*columns).where(Attendance.occurrence_id.in_(chunk), NOT_A_GUEST)
         if site_ids is not None:
             # Sites of one province: a few hundred ids, read through the site index.
             query = query.where(Attendance.site_id.in_(site_ids))

@@ -32,6 +32,7 @@ from pydantic import (
 from confbridge.errors import DomainError, Invalid
 from confbridge.meetings.models import MeetingKind, MeetingMode
 from confbridge.meetings.recurrence import normalise_rrule
+from confbridge.sip_uri import MeetingNumber, Pin, SipUri
 from confbridge.sites import divisions
 from confbridge.sites import service as site_service
 from confbridge.sites.models import UnitKind
@@ -121,6 +122,9 @@ class SiteEntry(_Entry):
 
     key: Key
     name: Name
+    sip_uri: SipUri | None = Field(
+        default=None, max_length=300, description="the room system's SIP address"
+    )
 
 
 class UnitEntry(_Entry):
@@ -165,6 +169,25 @@ class SeriesEntry(_Entry):
     )
     exdates: list[date | datetime] = Field(default_factory=list, max_length=1000)
     skip_holidays: bool = True
+    meeting_number: MeetingNumber | None = Field(
+        default=None, description="what room systems dial; left out: a free one is given"
+    )
+    pin: Pin | None = Field(default=None, description="left out: 6 random digits")
+    upstream_sip_uri: SipUri | None = Field(default=None, max_length=300)
+
+    @field_validator("meeting_number", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        # A meeting number never starts with 0, so YAML reads it right unquoted.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("pin", mode="before")
+    @classmethod
+    def _pin_is_text(cls, value: Any) -> Any:
+        # Unquoted, YAML drops a PIN's leading zeros (012345 is even read as octal).
+        if _is_number(value):
+            raise ValueError('give the PIN as quoted text, e.g. pin: "012345"')
+        return value
 
     @field_validator("dtstart", mode="before")
     @classmethod

@@ -22,7 +22,14 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, Series
 from confbridge.meetings.service import SeriesSpec
 from confbridge.schedules import loader
-from confbridge.schedules.loader import Loc, Schedule, ScheduleError, SeriesEntry, UnitEntry
+from confbridge.schedules.loader import (
+    Loc,
+    Schedule,
+    ScheduleError,
+    SeriesEntry,
+    SiteEntry,
+    UnitEntry,
+)
 from confbridge.settings import Settings
 from confbridge.sites import divisions
 from confbridge.sites import service as site_service
@@ -162,7 +169,7 @@ class _Run:
             for index, site_entry in enumerate(entry.sites):
                 site_loc = (*loc, "sites", index)
                 with self.at(site_loc):
-                    site = self.ensure_site(site_loc, site_entry.name, unit)
+                    site = self.ensure_site(site_loc, site_entry, unit)
                 self.site_ids[site_entry.key] = site.id
             if entry.import_divisions:
                 # Before the children: a child can then name an imported commune to add sites.
@@ -228,14 +235,21 @@ class _Run:
             self.session.flush()
         return tuple(changed)
 
-    def ensure_site(self, loc: Loc, name: str, unit: Unit) -> Site:
+    def ensure_site(self, loc: Loc, entry: SiteEntry, unit: Unit) -> Site:
+        name = entry.name
         site = site_service.get_site_by_name(session=self.session, unit_id=unit.id, name=name)
         if site is None:
-            site = site_service.create_site(session=self.session, name=name, unit_id=unit.id)
+            site = site_service.create_site(
+                session=self.session, name=name, unit_id=unit.id, sip_uri=entry.sip_uri
+            )
             self.record("created", "site", site, site.name)
         elif site.archived_at is not None:
             reason = f"the site '{name}' of {unit.name} is archived; give the new one another name"
             raise self.error((*loc, "name"), reason)
+        elif entry.sip_uri is not None and entry.sip_uri != site.sip_uri:
+            # A site the file gives no address keeps the one set on its page.
+            site_service.update_site(session=self.session, site=site, sip_uri=entry.sip_uri)
+            self.record("updated", "site", site, site.name, ("sip_uri",))
         else:
             self.record("unchanged", "site", site, site.name)
         return site
@@ -339,12 +353,13 @@ class _Run:
 
     def ensure_series(self, loc: Loc, entry: SeriesEntry) -> int:
         wanted = self.wanted_spec(loc, entry)
+        dial = self.dial_fields(entry)
         series = meeting_service.get_by_source_key(session=self.session, source_key=entry.key)
         if series is None:
             with self.conflicts(loc, wanted.tz):
                 series = meeting_service.create(
                     session=self.session,
-                    series_in=dataclasses.asdict(wanted),
+                    series_in={**dataclasses.asdict(wanted), **dial},
                     settings=self.settings.meetings,
                     now=self.now,
                     source_key=entry.key,
@@ -358,17 +373,34 @@ class _Run:
             # Sites were added or archived under an invited unit since the booking: passing the
             # same units makes the meetings service re-plan, which books the sites now there.
             changed, names = ["unit_ids"], ("invited sites",)
-        if changed:
+        dial_changed = [name for name, value in dial.items() if getattr(series, name) != value]
+        names += tuple(dial_changed)
+        if changed or dial_changed:
             with self.conflicts(loc, wanted.tz):
                 meeting_service.update(
                     session=self.session,
                     series=series,
-                    series_in={name: getattr(wanted, name) for name in changed},
+                    series_in={
+                        **{name: getattr(wanted, name) for name in changed},
+                        **{name: dial[name] for name in dial_changed},
+                    },
                     settings=self.settings.meetings,
                     now=self.now,
                 )
-        self.record("updated" if changed else "unchanged", "series", series, entry.key, names)
+        action = "updated" if changed or dial_changed else "unchanged"
+        self.record(action, "series", series, entry.key, names)
         return wanted.chair_site_id
+
+    @staticmethod
+    def dial_fields(entry: SeriesEntry) -> dict[str, str]:
+        """The dial-in fields the file gives; those left out keep their value (a series' number
+        and PIN are generated once, and may be changed on its page)."""
+        given = {
+            "meeting_number": entry.meeting_number,
+            "pin": entry.pin,
+            "upstream_sip_uri": entry.upstream_sip_uri,
+        }
+        return {name: value for name, value in given.items() if value is not None}
 
     def invitations_stale(self, series: Series, wanted: SeriesSpec) -> bool:
         """Whether coming occurrences book other sites than the series invites today."""

@@ -22,6 +22,7 @@ class UnitKind(StrEnum):
     special_zone = "special_zone"
     department = "department"
     office = "office"  # Văn phòng UBND, the People's Committee office
+    guest = "guest"  # holds guest sites (SIP callers that are no site); never a commune
 
 
 # Which kinds may sit directly under which: keeps the tree meaningful.
@@ -34,6 +35,7 @@ ALLOWED_PARENT_KINDS: dict[UnitKind, set[UnitKind | None]] = {
     UnitKind.special_zone: {UnitKind.province},
     UnitKind.department: {UnitKind.province, UnitKind.city, UnitKind.district},
     UnitKind.office: {UnitKind.province, UnitKind.city, UnitKind.district},
+    UnitKind.guest: {None},
 }
 
 
@@ -66,6 +68,12 @@ class Site(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Sites with a meeting history are archived, not deleted: attendance keeps pointing at them.
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The room system's SIP address, canonical (`confbridge.sip_uri`): a call from it joins as
+    # this site.
+    sip_uri: Mapped[str | None] = mapped_column(String(300))
+    # Set on guest sites only: the SIP caller (user@host) that gave a meeting's PIN without
+    # being any site's room system. Guests are not listed, invited or counted in reports.
+    guest_uri: Mapped[str | None] = mapped_column(String(300))
 
     unit: Mapped[Unit] = relationship(back_populates="sites")
     terminals: Mapped[list[Terminal]] = relationship(back_populates="site")
@@ -73,4 +81,7 @@ class Site(Base):
     __table_args__ = (
         UniqueConstraint("unit_id", "name", name="uq_sites_unit_id_name"),
         Index("ix_sites_unit_id", "unit_id"),
+        # Unique indexes (many NULLs allowed): SQLite adds them without copying the table.
+        Index("ix_sites_sip_uri", "sip_uri", unique=True),
+        Index("ix_sites_guest_uri", "guest_uri", unique=True),
     )

@@ -11,7 +11,7 @@ from confbridge.auth.dependencies import CurrentUser, SecretariatUser, SiteEdito
 from confbridge.deps import SessionDep
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.sites import service as site_service
-from confbridge.sites.models import UnitKind
+from confbridge.sites.models import Site, UnitKind
 from confbridge.sites.schemas import (
     SiteCreate,
     SiteRead,
@@ -22,6 +22,19 @@ from confbridge.sites.schemas import (
 )
 
 router = APIRouter(tags=["sites"])
+
+
+def site_read(site: Site) -> SiteRead:
+    return SiteRead(
+        id=site.id,
+        name=site.name,
+        unit_id=site.unit_id,
+        archived_at=site.archived_at,
+        sip_uri=site.sip_uri,
+        guest=site.guest_uri is not None,
+    )
+
+
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
@@ -81,20 +94,23 @@ def list_sites(
     session: SessionDep,
     unit_id: OptionalId = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    guest: Annotated[
+        bool, Query(description="list the SIP guests instead of the ordinary sites")
+    ] = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SiteRead]:
     sites, total = site_service.list_sites(
-        session=session, unit_id=unit_id, q=q, limit=limit, offset=offset
+        session=session, unit_id=unit_id, q=q, guests=guest, limit=limit, offset=offset
     )
-    return Page(
-        items=[SiteRead.model_validate(s) for s in sites], total=total, limit=limit, offset=offset
-    )
+    return Page(items=[site_read(s) for s in sites], total=total, limit=limit, offset=offset)
 
 
 @router.post("/sites", response_model=SiteRead, status_code=status.HTTP_201_CREATED)
 def create_site(body: SiteCreate, user: SiteEditor, session: SessionDep) -> SiteRead:
-    site = site_service.create_site(session=session, name=body.name, unit_id=body.unit_id)
+    site = site_service.create_site(
+        session=session, name=body.name, unit_id=body.unit_id, sip_uri=body.sip_uri
+    )
     auth_service.record(
         session=session,
         actor=f"user:{user.username}",
@@ -104,12 +120,12 @@ def create_site(body: SiteCreate, user: SiteEditor, session: SessionDep) -> Site
         detail=body.model_dump(mode="json"),
     )
     session.commit()
-    return SiteRead.model_validate(site)
+    return site_read(site)
 
 
 @router.get("/sites/{site_id}", response_model=SiteRead)
 def get_site(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> SiteRead:
-    return SiteRead.model_validate(site_service.get_site(session=session, site_id=site_id))
+    return site_read(site_service.get_site(session=session, site_id=site_id))
 
 
 @router.patch("/sites/{site_id}", response_model=SiteRead)
@@ -117,7 +133,14 @@ def update_site(
     site_id: IdPath, body: SiteUpdate, user: SiteEditor, session: SessionDep
 ) -> SiteRead:
     site = site_service.get_site(session=session, site_id=site_id)
-    site_service.update_site(session=session, site=site, name=body.name, unit_id=body.unit_id)
+    site_service.update_site(
+        session=session,
+        site=site,
+        name=body.name,
+        unit_id=body.unit_id,
+        sip_uri=body.sip_uri,
+        clear_sip_uri="sip_uri" in body.model_fields_set and body.sip_uri is None,
+    )
     auth_service.record(
         session=session,
         actor=f"user:{user.username}",
@@ -127,4 +150,4 @@ def update_site(
         detail=body.model_dump(mode="json", exclude_unset=True),
     )
     session.commit()
-    return SiteRead.model_validate(site)
+    return site_read(site)

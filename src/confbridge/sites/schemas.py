@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from confbridge.pagination import Id
+from confbridge.sip_uri import SipUri
 from confbridge.sites.models import UnitKind
 from confbridge.text import SingleLine
 
@@ -35,14 +36,27 @@ class UnitDetail(UnitRead):
     site_ids: list[int]
 
 
+SipUriField = Field(
+    default=None,
+    max_length=300,
+    description="the room system's SIP address (sip: or sips:, user@host[:port]); "
+    "stored in lower case without the default port",
+    examples=["sip:halong-p1@rooms.halong.gov.vn"],
+)
+
+
 class SiteCreate(BaseModel):
     name: SingleLine = Name
     unit_id: Id
+    sip_uri: SipUri | None = SipUriField
 
 
 class SiteUpdate(BaseModel):
     name: SingleLine | None = Field(default=None, min_length=1, max_length=200)
     unit_id: Id | None = None
+    sip_uri: SipUri | None = Field(
+        default=None, max_length=300, description="null removes the room system's address"
+    )
 
 
 class SiteRead(BaseModel):
@@ -52,6 +66,8 @@ class SiteRead(BaseModel):
     name: str
     unit_id: int
     archived_at: datetime | None
+    sip_uri: str | None = Field(description="the room system's SIP address")
+    guest: bool = Field(description="a SIP caller that is no site's room system (a guest)")
 
 
 class TerminalCreate(BaseModel):

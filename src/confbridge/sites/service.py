@@ -8,8 +8,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from confbridge.errors import Conflict, Invalid, NotFound
+from confbridge.sip_uri import MAX_SIP_URI_CHARS, SipUriError, address_key, normalise_sip_uri
 from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Unit, UnitKind
+from confbridge.text import one_line
 from confbridge.timeutil import utcnow
+
+# The unit that holds guest sites, created on first use.
+GUEST_UNIT_NAME = "Khách mời (SIP)"
+GUEST_SITE_PREFIX = "Khách: "
+MAX_SITE_NAME_CHARS = 200
 
 
 def get_unit(*, session: Session, unit_id: int) -> Unit:
@@ -62,6 +69,8 @@ def create_unit(
 ) -> Unit:
     parent = get_unit(session=session, unit_id=parent_id) if parent_id is not None else None
     check_parent_kind(kind=kind, parent_kind=UnitKind(parent.kind) if parent else None)
+    if kind == UnitKind.guest:
+        raise Invalid("kind: guest units are created by the SIP gateway, not by hand")
     if code is not None and get_unit_by_code(session=session, code=code) is not None:
         raise Conflict(f"a unit with code {code!r} already exists")
     if get_unit_by_name(session=session, name=name, parent_id=parent_id) is not None:
@@ -94,7 +103,9 @@ def site_ids_under_units(*, session: Session, unit_ids: Iterable[int]) -> set[in
     units = descendant_unit_ids(session=session, unit_ids=unit_ids)
     if not units:
         return set()
-    query = select(Site.id).where(Site.unit_id.in_(units), Site.archived_at.is_(None))
+    query = select(Site.id).where(
+        Site.unit_id.in_(units), Site.archived_at.is_(None), Site.guest_uri.is_(None)
+    )
     return set(session.scalars(query))
 
 
@@ -114,10 +125,13 @@ def list_sites(
     session: Session,
     unit_id: int | None = None,
     q: str | None = None,
+    guests: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[Site], int]:
+    """Active sites; guest sites (SIP callers) only when `guests` is set, then only they."""
     query = select(Site).where(Site.archived_at.is_(None))
+    query = query.where(Site.guest_uri.is_not(None) if guests else Site.guest_uri.is_(None))
     if unit_id is not None:
         get_unit(session=session, unit_id=unit_id)
         units = descendant_unit_ids(session=session, unit_ids=[unit_id])
@@ -129,29 +143,106 @@ def list_sites(
     return list(sites), total
 
 
-def create_site(*, session: Session, name: str, unit_id: int) -> Site:
-    get_unit(session=session, unit_id=unit_id)
+def _ordinary_unit(session: Session, unit_id: int) -> Unit:
+    unit = get_unit(session=session, unit_id=unit_id)
+    if unit.kind == UnitKind.guest:
+        raise Invalid(f"unit_id: unit {unit_id} holds SIP guests; put the site in another unit")
+    return unit
+
+
+def checked_sip_uri(*, session: Session, sip_uri: str | None, site_id: int | None) -> str | None:
+    """`sip_uri` in canonical form, refused (422) when malformed, (409) when another site's."""
+    if sip_uri is None:
+        return None
+    try:
+        canonical = normalise_sip_uri(sip_uri)
+    except SipUriError as exc:
+        raise Invalid(f"sip_uri: not a SIP address: {exc}") from None
+    other = get_site_by_sip_uri(session=session, sip_uri=canonical)
+    if other is not None and other.id != site_id:
+        raise Conflict(f"sip_uri: {canonical} is already the address of site {other.name!r}")
+    return canonical
+
+
+def get_site_by_sip_uri(*, session: Session, sip_uri: str) -> Site | None:
+    return session.scalar(select(Site).where(Site.sip_uri == sip_uri))
+
+
+def create_site(*, session: Session, name: str, unit_id: int, sip_uri: str | None = None) -> Site:
+    _ordinary_unit(session, unit_id)
     if get_site_by_name(session=session, unit_id=unit_id, name=name) is not None:
         raise Conflict(f"a site named {name!r} already exists in unit {unit_id}")
-    site = Site(name=name, unit_id=unit_id)
+    canonical = checked_sip_uri(session=session, sip_uri=sip_uri, site_id=None)
+    site = Site(name=name, unit_id=unit_id, sip_uri=canonical)
     session.add(site)
     session.flush()
     return site
 
 
 def update_site(
-    *, session: Session, site: Site, name: str | None = None, unit_id: int | None = None
+    *,
+    session: Session,
+    site: Site,
+    name: str | None = None,
+    unit_id: int | None = None,
+    sip_uri: str | None = None,
+    clear_sip_uri: bool = False,
 ) -> Site:
+    """Rename or move a site, or set its room system's address (`clear_sip_uri` removes it)."""
     if site.archived_at is not None:
         raise Conflict(f"site {site.id} is archived")
+    if site.guest_uri is not None:
+        raise Conflict(f"site {site.id} is a SIP guest; it is kept as the call left it")
     new_unit = unit_id if unit_id is not None else site.unit_id
     new_name = name if name is not None else site.name
     if unit_id is not None:
-        get_unit(session=session, unit_id=unit_id)
+        _ordinary_unit(session, unit_id)
     other = get_site_by_name(session=session, unit_id=new_unit, name=new_name)
     if other is not None and other.id != site.id:
         raise Conflict(f"a site named {new_name!r} already exists in unit {new_unit}")
+    if sip_uri is not None:
+        site.sip_uri = checked_sip_uri(session=session, sip_uri=sip_uri, site_id=site.id)
+    elif clear_sip_uri:
+        site.sip_uri = None
     site.name, site.unit_id = new_name, new_unit
+    session.flush()
+    return site
+
+
+def _guest_unit(session: Session) -> Unit:
+    unit = session.scalar(
+        select(Unit).where(Unit.kind == UnitKind.guest.value).order_by(Unit.id).limit(1)
+    )
+    if unit is None:
+        unit = Unit(name=GUEST_UNIT_NAME, kind=UnitKind.guest.value, parent_id=None)
+        session.add(unit)
+        session.flush()
+    return unit
+
+
+def sip_guest_site(*, session: Session, caller_uri: str, display_name: str) -> Site:
+    """The guest site of a SIP caller that gave a meeting's PIN but is no site's room system:
+    found by the caller's address (`user@host`), else created in the guest unit.
+
+    Its name is "Khách: <display name or user@host>", made unique in the unit; a later call
+    from the same address is the same guest, whatever name it shows.
+    """
+    key = address_key(caller_uri)
+    if key is None:
+        raise Invalid(f"caller_uri: {caller_uri[:MAX_SIP_URI_CHARS]!r} is not a SIP address")
+    site = session.scalar(select(Site).where(Site.guest_uri == key))
+    if site is not None:
+        return site
+    unit = _guest_unit(session)
+    shown = " ".join(one_line(display_name).split()) or key
+    base = (GUEST_SITE_PREFIX + shown)[:MAX_SITE_NAME_CHARS]
+    name, number = base, 1
+    while get_site_by_name(session=session, unit_id=unit.id, name=name) is not None:
+        number += 1
+        suffix = f" ({number})"
+        name = base[: MAX_SITE_NAME_CHARS - len(suffix)] + suffix
+    site = Site(name=name, unit_id=unit.id, guest_uri=key)
+    session.add(site)
     session.flush()
     return site
 

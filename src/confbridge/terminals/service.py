@@ -205,6 +205,9 @@ def create_with_token(*, session: Session, site: Site, name: str = "") -> tuple[
     token is shown once: `POST /sites/{id}/terminals`, and the demo chair site at first start)."""
     if site.archived_at is not None:
         raise Conflict(f"site {site.id} is archived")
+    if site.guest_uri is not None:
+        # A guest is a SIP caller the gateway admitted by PIN: a terminal would let it in alone.
+        raise Conflict(f"site {site.id} is a SIP guest; guests have no terminals")
     token, token_hash = auth_service.new_terminal_token()
     terminal = Terminal(site_id=site.id, name=name, token_hash=token_hash)
     session.add(terminal)

@@ -15,6 +15,7 @@ from confbridge.web import (
     console_pages,
     occurrence_pages,
     signin_pages,
+    site_pages,
 )
 from confbridge.web.context import language_of, render
 from confbridge.web.dashboard_pages import router as dashboard_router
@@ -37,7 +38,14 @@ def _error_page(request: Request, status_code: int, message: str) -> Response:
 
 def install(app: FastAPI) -> None:
     """Serve the pages at the site's root and the browser's files under /static."""
-    for pages in (signin_pages, calendar_pages, booking_pages, occurrence_pages, console_pages):
+    for pages in (
+        signin_pages,
+        calendar_pages,
+        booking_pages,
+        occurrence_pages,
+        console_pages,
+        site_pages,
+    ):
         app.include_router(pages.router)
     app.include_router(report_router)
     app.include_router(dashboard_router)

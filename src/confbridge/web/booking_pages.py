@@ -18,6 +18,7 @@ from confbridge.meetings import unplanned as meeting_unplanned
 from confbridge.meetings.models import OccurrenceStatus, Series, UnplannedStatus
 from confbridge.meetings.recurrence import holiday_name
 from confbridge.meetings.schemas import SeriesCreate
+from confbridge.sip_uri import sip_address
 from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page
@@ -56,6 +57,12 @@ def _unplanned_rows(page: Page, series: Series | None) -> list[dict[str, Any]]:
 def _booking_context(page: Page, form: BookingForm, **values: Any) -> dict[str, Any]:
     tree = queries.unit_tree(page.session)
     flat = queries.flatten(tree)
+    series = values.get("series")
+    # Only editors (secretariat, admin) reach this page: they may see the PIN.
+    if series is not None:
+        values.setdefault(
+            "sip_address", sip_address(series.meeting_number, page.settings.sip_domain)
+        )
     return {
         "unplanned": _unplanned_rows(page, values.get("series")),
         "unplanned_message": None,

@@ -54,6 +54,7 @@ UNIT_KINDS = {
     "special_zone": N_("Special zone"),
     "department": N_("Department"),
     "office": N_("Committee office"),
+    "guest": N_("Guests (SIP)"),
 }
 
 

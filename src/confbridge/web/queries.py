@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.meetings.models import Booking, Occurrence, Series
 from confbridge.sites import service as site_service
-from confbridge.sites.models import Site, Unit
+from confbridge.sites.models import Site, Unit, UnitKind
 
 SITE_CHUNK = 900
 
@@ -31,16 +31,20 @@ class UnitNode:
 
 
 def unit_tree(session: Session) -> list[UnitNode]:
-    """Every unit, as a forest sorted by name, each with its active sites."""
-    nodes = {
-        unit_id: UnitNode(unit_id, name, kind)
-        for unit_id, name, kind in session.execute(select(Unit.id, Unit.name, Unit.kind))
-    }
+    """Every unit, as a forest sorted by name, each with its active sites (SIP guests and
+    their unit left out: they are never invited)."""
+    units = select(Unit.id, Unit.name, Unit.kind, Unit.parent_id).where(
+        Unit.kind != UnitKind.guest.value
+    )
+    rows = session.execute(units).all()
+    nodes = {unit_id: UnitNode(unit_id, name, kind) for unit_id, name, kind, _parent in rows}
     roots: list[UnitNode] = []
-    for unit_id, parent_id in session.execute(select(Unit.id, Unit.parent_id)):
+    for unit_id, _name, _kind, parent_id in rows:
         parent = nodes.get(parent_id) if parent_id is not None else None
         (parent.children if parent else roots).append(nodes[unit_id])
-    sites = select(Site.id, Site.name, Site.unit_id).where(Site.archived_at.is_(None))
+    sites = select(Site.id, Site.name, Site.unit_id).where(
+        Site.archived_at.is_(None), Site.guest_uri.is_(None)
+    )
     for site_id, name, unit_id in session.execute(sites.order_by(Site.name, Site.id)):
         nodes[unit_id].sites.append((site_id, name))
 

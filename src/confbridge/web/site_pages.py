@@ -1,0 +1,77 @@
+"""A site's page: its unit, its room system's SIP address (editable by the secretariat and IT)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.models import Role
+from confbridge.errors import DomainError
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Site
+from confbridge.web.context import CheckedForm, Page, UserPage
+from confbridge.web.shared import not_found, parse_id, redirect
+
+router = APIRouter(include_in_schema=False)
+# As the API's SiteEditor: who may change a site.
+SITE_EDITOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value, Role.it.value})
+
+
+def _site_or_none(page: Page, site_id: str) -> Site | None:
+    parsed = parse_id(site_id)
+    return page.session.get(Site, parsed) if parsed is not None else None
+
+
+def _may_edit(page: Page, site: Site) -> bool:
+    assert page.user is not None
+    editable = site.archived_at is None and site.guest_uri is None
+    return editable and page.user.role in SITE_EDITOR_ROLES
+
+
+def _render(page: Page, site: Site, status_code: int = 200, **values: object) -> Response:
+    return page.render(
+        "site.html", status_code, site=site, may_edit=_may_edit(page, site), **values
+    )
+
+
+@router.get("/sites/{site_id}")
+def site_page(page: UserPage, site_id: str) -> Response:
+    site = _site_or_none(page, site_id)
+    if site is None:
+        return not_found(page)
+    saved = page.request.query_params.get("saved") == "1"
+    return _render(page, site, saved=saved, sip_uri=site.sip_uri or "")
+
+
+@router.post("/sites/{site_id}")
+def update_site(page: UserPage, site_id: str, form: CheckedForm) -> Response:
+    site = _site_or_none(page, site_id)
+    if site is None:
+        return not_found(page)
+    if not _may_edit(page, site):
+        return _render(page, site, 403, error=page._("You may not change this site."))
+    assert page.user is not None
+    typed = str(form.get("sip_uri") or "").strip()
+    try:
+        site_service.update_site(
+            session=page.session,
+            site=site,
+            sip_uri=typed or None,
+            clear_sip_uri=not typed,
+        )
+        auth_service.record(
+            session=page.session,
+            actor=f"user:{page.user.username}",
+            action="site_updated",
+            entity="site",
+            entity_id=site.id,
+            detail={"sip_uri": site.sip_uri, "via": "web"},
+        )
+        page.session.commit()
+    except DomainError as exc:
+        page.session.rollback()
+        site = page.session.get(Site, site.id) or site
+        message = page._("The change was refused: %(reason)s", reason=exc.message)
+        return _render(page, site, exc.status_code, error=message, sip_uri=typed)
+    return redirect(f"/sites/{site.id}?saved=1")
