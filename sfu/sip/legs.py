@@ -273,15 +273,19 @@ class SipLegs:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
             now = time.monotonic()
             try:
-                for leg in list(self.legs.values()):
-                    if leg.silent_for(now) > MEDIA_TIMEOUT_S:
-                        self._close(leg, "no media")
+                self.close_silent(now)
                 if now >= report_due:
                     report_due = now + RTCP_INTERVAL_S
                     for leg in self.legs.values():
                         leg.transport.send_report()
             except Exception:
                 log.exception("SIP leg housekeeping failed")
+
+    def close_silent(self, now: float) -> None:
+        """Close the legs whose far end stopped sending RTP (`MEDIA_TIMEOUT_S`)."""
+        for leg in list(self.legs.values()):
+            if leg.silent_for(now) > MEDIA_TIMEOUT_S:
+                self._close(leg, "no media")
 
     async def close(self) -> None:
         """End every leg and the clocks (the worker stops)."""

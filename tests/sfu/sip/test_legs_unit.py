@@ -1,0 +1,134 @@
+"""The worker's SIP legs without a server: joining a room as a site, the media timeout, the
+room closing, and what the events say."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confbridge_kernel.contracts import FloorCommand, FloorState, GrantClaims, PeerRole
+from confbridge_kernel.sip_legs import SipLegOpen
+from sfu.config import WorkerSettings
+from sfu.room import Peer, Room
+from sfu.sip.legs import MEDIA_TIMEOUT_S, SipLegs
+
+OFFER = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 5004 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+)
+
+
+def _grant(site_id: int, role: PeerRole = PeerRole.site) -> GrantClaims:
+    now = datetime.now(UTC)
+    return GrantClaims(
+        jti=f"grant-{site_id}",
+        room="occ-7",
+        occurrence_id=7,
+        site_id=site_id,
+        site_name=f"Phường {site_id}",
+        role=role,
+        chair_site_id=1,
+        starts_at=now,
+        ends_at=now + timedelta(hours=1),
+        iat=int(now.timestamp()),
+        exp=int(now.timestamp()) + 600,
+    )
+
+
+class Recorder:
+    """What the legs tell the worker: events, retired peers, floor commands."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Peer | None, dict[str, Any]]] = []
+        self.retired: list[Peer] = []
+        self.floor: list[FloorCommand] = []
+
+    def emit(self, type_: Any, room: Room, peer: Peer | None, **kwargs: Any) -> None:
+        self.events.append((type_.value, peer, kwargs.get("detail") or {}))
+
+    def retire(self, peer: Peer) -> None:
+        self.retired.append(peer)
+
+
+def _legs(room: Room, recorder: Recorder) -> SipLegs:
+    def apply_floor(name: str, command: FloorCommand) -> FloorState:
+        recorder.floor.append(command)
+        return room.apply_floor(command)
+
+    return SipLegs(
+        WorkerSettings(),
+        verify_grant=lambda token: _grant(int(token)),
+        room_for=lambda grant: room,
+        apply_floor=apply_floor,
+        sources_changed=lambda _room: None,
+        events=recorder,  # type: ignore[arg-type]
+        metrics=recorder,  # type: ignore[arg-type]
+    )
+
+
+async def test_legs_unit_joined_leg_is_a_site_and_times_out_without_media() -> None:
+    room = Room(_grant(2), on_floor_changed=lambda _room: None)
+    recorder = Recorder()
+    legs = _legs(room, recorder)
+    try:
+        opened = await legs.open(
+            SipLegOpen(call_id="c1", remote_uri="sip:a@b", offer=OFFER, token="2")
+        )
+        leg = legs.find(opened.leg_id)
+        assert {(p.direction, p.transport, p.site_id) for p in room.peers.values()} == {
+            ("ingest", "sip", 2),
+            ("egress", "sip", 2),
+        }
+        assert room.pipe_sources()[0][0] == 2  # its audio feeds the room
+        assert [e[0] for e in recorder.events] == ["joined", "joined"]
+        leg.digit("*")
+        leg.digit("9")
+        assert recorder.floor[0].action.value == "raise_hand" and room.floor.hands == [2]
+        leg.last_rtp_at = time.monotonic() - MEDIA_TIMEOUT_S - 1
+        legs.close_silent(time.monotonic())
+        assert not room.peers and opened.leg_id not in legs.legs
+        left = [e for e in recorder.events if e[0] == "left"]
+        assert [e[2]["reason"] for e in left] == ["no media", "no media"]
+        stream = [event async for event in leg.events.follow()]
+        assert [(e.type, e.digit or e.reason) for e in stream] == [
+            ("dtmf", "*"),
+            ("dtmf", "9"),
+            ("closed", "no media"),
+        ]
+    finally:
+        await legs.close()
+
+
+async def test_legs_unit_room_closing_closes_its_legs_and_lobby_legs_stay() -> None:
+    room = Room(_grant(2), on_floor_changed=lambda _room: None)
+    recorder = Recorder()
+    legs = _legs(room, recorder)
+    try:
+        member = await legs.open(
+            SipLegOpen(call_id="c1", remote_uri="sip:a@b", offer=OFFER, token="3")
+        )
+        lobby = await legs.open(
+            SipLegOpen(call_id="c2", remote_uri="sip:c@d", offer=OFFER, lobby=True)
+        )
+        assert len(room.peers) == 2
+        leg = legs.find(member.leg_id)
+        await room.close()
+        legs.room_closed(room)
+        assert leg.closed and leg.close_reason == "room closed"
+        assert list(legs.legs) == [lobby.leg_id] and legs.find(lobby.leg_id).member is None
+    finally:
+        await legs.close()
+
+
+async def test_legs_unit_viewer_grant_views_without_publishing() -> None:
+    room = Room(_grant(2), on_floor_changed=lambda _room: None)
+    legs = _legs(room, Recorder())
+    legs._verify_grant = lambda token: _grant(4, PeerRole.viewer)
+    try:
+        await legs.open(SipLegOpen(call_id="c1", remote_uri="sip:a@b", offer=OFFER, token="4"))
+        assert room.pipe_sources() == []
+        egress = [p for p in room.peers.values() if p.direction == "egress"]
+        assert len(egress[0].audio_slots) == 2
+    finally:
+        await legs.close()
