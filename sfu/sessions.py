@@ -228,7 +228,7 @@ class Sessions:
     def find_peer(self, room_name: str, peer_id: str) -> Peer:
         room = self._rooms.get(room_name)
         peer = room.peers.get(peer_id) if room else None
-        if peer is None:
+        if peer is None or peer.pc is None:  # a SIP leg's peers are the gateway's, not WHIP's
             raise SfuError(404, "no such session")
         return peer
 
