@@ -23,7 +23,7 @@ from sfu.room import Peer, Room
 from sfu.room_events import utcnow
 from sfu.sip.audio import ROOM_OPUS, DecodingEgress, Downlink, Uplink
 from sfu.sip.dtmf import DtmfReceiver
-from sfu.sip.sdp import MediaPlan
+from sfu.sip.sdp import MediaPlan, VideoPlan
 from sfu.sip.transport import RtpTransport, Srtp
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,11 @@ class VideoPath(Protocol):
     def close(self) -> None:
         """The leg ended or left its room."""
         ...
+
+
+VideoFactory = Callable[["SipLeg", VideoPlan, RtpTransport], VideoPath]
+"""Makes the video path of a leg whose video was accepted: the leg, what was negotiated, and
+the video stream's own transport (its sockets; the path sends on it)."""
 
 
 class LegEventStream:
@@ -120,6 +125,7 @@ class SipLeg:
         )
         self.events = LegEventStream()
         self.video: VideoPath | None = None
+        self.video_transport: RtpTransport | None = None
         self.member: Membership | None = None
         self.on_digits: Callable[[SipLeg, str], None] = lambda _leg, _digits: None
         self._dtmf = DtmfReceiver()
@@ -137,6 +143,29 @@ class SipLeg:
     def codec_name(self) -> str | None:
         codec = self.plan.audio.codec if self.plan and self.plan.audio else None
         return f"{codec.name}/{codec.clock_rate}" if codec else None
+
+    def open_video_transport(self) -> RtpTransport:
+        """The sockets of the video stream; their packets go to the video path, if any."""
+
+        def on_rtp(data: bytes, _now: float) -> None:
+            if self.video is not None and self.member is not None:
+                self.video.on_rtp(data)
+
+        def on_rtcp(data: bytes) -> None:
+            if self.video is not None and self.member is not None:
+                self.video.on_rtcp(data)
+
+        self.video_transport = RtpTransport(on_rtp=on_rtp, on_rtcp=on_rtcp, clock_rate=90000)
+        return self.video_transport
+
+    def close_video(self) -> None:
+        """No video (refused, or the leg ended): the path and its sockets go."""
+        if self.video is not None:
+            self.video.close()
+            self.video = None
+        if self.video_transport is not None:
+            self.video_transport.close()
+            self.video_transport = None
 
     def use_plan(self, plan: MediaPlan) -> None:
         """Take the negotiated media (an answer given or received): keys and addresses."""
@@ -260,8 +289,7 @@ class SipLeg:
                 slot.close()
             for source in peer.sources.values():
                 source.close()
-        if self.video is not None:
-            self.video.close()
+        self.close_video()  # the video path belonged to the room it leaves
         return member
 
     # sending
@@ -288,6 +316,7 @@ class SipLeg:
         self.closed = True
         self.close_reason = reason
         self.leave()
+        self.close_video()
         self.transport.close()
         self.events.close(SipLegEvent(type="closed", reason=reason[:200]))
         log.info("%r closed: %s", self, reason)

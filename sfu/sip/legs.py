@@ -28,17 +28,18 @@ from sfu.room import Room
 from sfu.room_events import RoomEvents
 from sfu.sip.audio import run_every_frame
 from sfu.sip.dtmf import normalise_digits
-from sfu.sip.leg import SipLeg
+from sfu.sip.leg import SipLeg, VideoFactory
 from sfu.sip.sdp import (
     LocalOffer,
     LocalPorts,
+    MediaPlan,
     SdpError,
     accept_answer,
     answer_offer,
     render_answer,
     render_offer,
 )
-from sfu.sip.transport import NoSipPort
+from sfu.sip.transport import NoSipPort, RtpTransport
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class SipLegs:
         self.legs: dict[str, SipLeg] = {}
         self._offers: dict[str, LocalOffer] = {}
         self._waiting: dict[str, GrantClaims] = {}  # admitted before the far end answered
+        # Video is forwarded by a video path (`sfu.sip.video`) when one is plugged in here;
+        # until then video m-lines are refused (port 0) and offers carry audio only.
+        self.video_factory: VideoFactory | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -120,28 +124,43 @@ class SipLegs:
         return SipLegOpened(leg_id=leg.id, sdp=sdp)
 
     async def _negotiate(self, leg: SipLeg, offer: str | None) -> str:
+        video = self.video_factory is not None
         plan = None
         if offer is not None:
             try:
-                plan = answer_offer(offer, can_forward_video=False)
+                plan = answer_offer(offer, can_forward_video=video)
             except SdpError as exc:
                 raise SfuError(400, f"SDP offer: {exc}") from None
         assert plan is None or plan.audio is not None
         mux = plan.audio.rtcp_mux if plan is not None and plan.audio else False
+        ports = await self._bind(leg.transport, mux=mux)
+        video_ports = None
+        if (plan is None and video) or (plan is not None and plan.video is not None):
+            video_mux = plan.video.rtcp_mux if plan is not None and plan.video else False
+            video_ports = await self._bind(leg.open_video_transport(), mux=video_mux)
+        if plan is None:
+            local = render_offer(address=self.media_address, audio=ports, video=video_ports)
+            self._offers[leg.id] = local
+            return local.sdp
+        self._use_plan(leg, plan)
+        return render_answer(plan, address=self.media_address, audio=ports, video=video_ports)
+
+    async def _bind(self, transport: RtpTransport, *, mux: bool) -> LocalPorts:
         try:
-            await leg.transport.bind(
-                self._settings.media_ip, self._settings.udp_port_range, mux=mux
-            )
+            await transport.bind(self._settings.media_ip, self._settings.udp_port_range, mux=mux)
         except NoSipPort as exc:
             log.warning("refused a SIP leg: %s", exc)
             raise SfuError(503, "this media server has no free media port; try later") from None
-        ports = LocalPorts(leg.transport.local_port, leg.transport.local_rtcp_port)
-        if plan is None:
-            local = render_offer(address=self.media_address, audio=ports)
-            self._offers[leg.id] = local
-            return local.sdp
+        return LocalPorts(transport.local_port, transport.local_rtcp_port)
+
+    def _use_plan(self, leg: SipLeg, plan: MediaPlan) -> None:
+        """Take the negotiated media; hand accepted video to the video path."""
         leg.use_plan(plan)
-        return render_answer(plan, address=self.media_address, audio=ports)
+        if plan.video is not None and leg.video_transport is not None and self.video_factory:
+            leg.video_transport.connect(plan.video.remote, plan.video.remote_rtcp, None)
+            leg.video = self.video_factory(leg, plan.video, leg.video_transport)
+        else:
+            leg.close_video()
 
     def answer(self, leg_id: str, sdp: str) -> None:
         """The far end's answer to the worker's offer (a call out)."""
@@ -150,11 +169,11 @@ class SipLegs:
         if offer is None:
             raise SfuError(409, "this leg made no offer, or its answer was already given")
         try:
-            plan = accept_answer(offer, sdp, can_forward_video=False)
+            plan = accept_answer(offer, sdp, can_forward_video=self.video_factory is not None)
         except SdpError as exc:
             raise SfuError(400, f"SDP answer: {exc}") from None
         del self._offers[leg_id]
-        leg.use_plan(plan)
+        self._use_plan(leg, plan)
         grant = self._waiting.pop(leg_id, None)
         if grant is not None:
             self._admit(leg, grant)

@@ -3,6 +3,7 @@ room closing, and what the events say."""
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from confbridge_kernel.sip_legs import SipLegOpen
 from sfu.config import WorkerSettings
 from sfu.room import Peer, Room
 from sfu.sip.legs import MEDIA_TIMEOUT_S, SipLegs
+from tests.support.polling import until
 
 OFFER = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -132,3 +134,62 @@ async def test_legs_unit_viewer_grant_views_without_publishing() -> None:
         assert len(egress[0].audio_slots) == 2
     finally:
         await legs.close()
+
+
+class FakeVideo:
+    """A video path as `sfu.sip.video` plugs in: records what the leg hands it."""
+
+    def __init__(self, leg: Any, plan: Any, transport: Any) -> None:
+        self.plan, self.transport = plan, transport
+        self.attached: list[tuple[str, int]] = []
+        self.rtp: list[bytes] = []
+        self.closed = False
+
+    def attach(self, room: Room, site_id: int) -> None:
+        self.attached.append((room.name, site_id))
+
+    def on_rtp(self, packet: bytes) -> None:
+        self.rtp.append(packet)
+
+    def on_rtcp(self, packet: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_legs_unit_video_goes_to_the_video_path_when_one_is_plugged_in() -> None:
+    room = Room(_grant(2), on_floor_changed=lambda _room: None)
+    legs = _legs(room, Recorder())
+    made: list[FakeVideo] = []
+
+    def factory(leg: Any, plan: Any, transport: Any) -> FakeVideo:
+        made.append(FakeVideo(leg, plan, transport))
+        return made[-1]
+
+    legs.video_factory = factory
+    offer = OFFER + (
+        "m=video 5006 RTP/AVP 109\r\na=rtpmap:109 H264/90000\r\n"
+        "a=fmtp:109 profile-level-id=42801f;packetization-mode=1\r\n"
+    )
+    try:
+        opened = await legs.open(
+            SipLegOpen(call_id="c1", remote_uri="sip:a@b", offer=offer, lobby=True)
+        )
+        (video_line,) = [x for x in opened.sdp.splitlines() if x.startswith("m=video")]
+        port = int(video_line.split()[1])
+        assert port > 0 and "profile-level-id=42801f" in opened.sdp
+        (video,) = made
+        assert video.attached == []  # the lobby: nothing of it reaches the room
+        legs._verify_grant = lambda token: _grant(5)
+        legs.admit(opened.leg_id, "5")
+        assert video.attached == [("occ-7", 5)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as far_end:
+            far_end.sendto(bytes((0x80, 109)) + bytes(10) + b"h264", ("127.0.0.1", port))
+            await until(lambda: video.rtp, timeout_s=5)
+        assert video.rtp[0].endswith(b"h264")
+        legs.close_leg(opened.leg_id, "hangup")
+        assert video.closed and video.transport.closed
+    finally:
+        await legs.close()
+    assert port % 2 == 0
