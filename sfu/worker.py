@@ -210,7 +210,8 @@ class Worker:
                 peer.site_name,
                 revocation.terminal_id,
             )
-            await self.sessions.remove_peer(peer, reason="revoked")
+            if not self.sip_legs.close_for(peer, "revoked"):
+                await self.sessions.remove_peer(peer, reason="revoked")
 
     def verify_admin(self, token: str, *, method: str, path: str) -> None:
         """A call to the admin API: the control plane's token for this node and this call,

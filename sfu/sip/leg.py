@@ -257,6 +257,7 @@ class SipLeg:
             created_at=utcnow(),
             connected=True,
             grant_id=grant.jti,
+            credential_id=grant.credential_id,
             transport="sip",
             codec=self.codec_name,
         )

@@ -24,7 +24,7 @@ from confbridge_kernel.sip_legs import SipLegEvent, SipLegOpen, SipLegOpened
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.metrics import WorkerMetrics
-from sfu.room import Room
+from sfu.room import Peer, Room
 from sfu.room_events import RoomEvents
 from sfu.sip.audio import run_every_frame
 from sfu.sip.dtmf import normalise_digits
@@ -258,6 +258,15 @@ class SipLegs:
             self._apply_floor(member.room.name, command)
         except SfuError as exc:
             log.warning("%r: raising the hand failed: %s", leg, exc.message)
+
+    def close_for(self, peer: Peer, reason: str) -> bool:
+        """End the leg `peer` belongs to (its grant was revoked, say); False if none does."""
+        for leg in list(self.legs.values()):
+            member = leg.member
+            if member is not None and peer in (member.ingest, member.egress):
+                self._close(leg, reason)
+                return True
+        return False
 
     def room_closed(self, room: Room) -> None:
         """The room closed (its peers, the legs' among them, are gone): end its legs."""

@@ -226,6 +226,10 @@ class RtpTransport:
                 await _bind_one(host, port, self._rtp)
             except OSError:
                 continue
+            if self.local_port % 2:  # the kernel's choice was odd: RTP takes even ports
+                self._rtp.close()
+                self._rtp = _Socket(self._rtp_datagram)
+                continue
             if mux:
                 return
             rtcp = _Socket(self._rtcp_datagram)

@@ -8,9 +8,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from confbridge_kernel.contracts import FloorCommand, FloorState, GrantClaims, PeerRole
 from confbridge_kernel.sip_legs import SipLegOpen
 from sfu.config import WorkerSettings
+from sfu.errors import SfuError
 from sfu.room import Peer, Room
 from sfu.sip.legs import MEDIA_TIMEOUT_S, SipLegs
 from tests.support.polling import until
@@ -193,3 +196,22 @@ async def test_legs_unit_video_goes_to_the_video_path_when_one_is_plugged_in() -
     finally:
         await legs.close()
     assert port % 2 == 0
+
+
+async def test_legs_unit_a_revoked_grant_ends_its_leg() -> None:
+    room = Room(_grant(2), on_floor_changed=lambda _room: None)
+    recorder = Recorder()
+    legs = _legs(room, recorder)
+    try:
+        opened = await legs.open(
+            SipLegOpen(call_id="c1", remote_uri="sip:a@b", offer=OFFER, token="6")
+        )
+        peer = next(iter(room.peers.values()))
+        assert legs.close_for(peer, "revoked")
+        assert not room.peers and legs.legs == {}
+        assert not legs.close_for(peer, "revoked")
+        with pytest.raises(SfuError) as refused:
+            legs.find(opened.leg_id)
+        assert refused.value.status == 404
+    finally:
+        await legs.close()
