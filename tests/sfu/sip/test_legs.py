@@ -351,3 +351,54 @@ async def test_legs_refuse_bad_requests_with_json_reasons(stack: Stack) -> None:
         assert again.status_code == 409
         closed = await http.delete(f"/sip-legs/{leg}", headers=admin)
         assert closed.status_code == 200
+
+
+async def test_legs_ffmpeg_rtp_sender_is_heard_in_the_room(
+    stack: Stack, peers: list, sites: dict[str, Site]
+) -> None:
+    """Interop: ffmpeg's own RTP muxer (PCMU) as the caller, opened straight into the room."""
+    loop = asyncio.get_running_loop()
+    _transport, system = await loop.create_datagram_endpoint(
+        RoomSystem, local_addr=("127.0.0.1", 0)
+    )
+    grant = await stack.join("p2")
+    ffmpeg: asyncio.subprocess.Process | None = None
+    try:
+        async with httpx.AsyncClient(
+            base_url=stack.worker, headers=stack.admin(), timeout=10
+        ) as http:
+            opened = await http.post(
+                "/sip-legs",
+                json={
+                    "call_id": "ffmpeg-1",
+                    "remote_uri": "sip:ffmpeg@127.0.0.1",
+                    "offer": system.offer(),
+                    "token": grant["token"],
+                },
+            )
+            assert opened.status_code == 201, opened.text
+            (m_line,) = [x for x in opened.json()["sdp"].splitlines() if x.startswith("m=audio")]
+            port = int(m_line.split()[1])
+            ffmpeg = await asyncio.create_subprocess_exec(
+                "ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+                "-f", "lavfi", "-i", f"sine=frequency={LEG_TONE_HZ}:sample_rate=8000",
+                "-t", "30", "-c:a", "pcm_mulaw", "-ar", "8000", "-ac", "1",
+                "-f", "rtp", f"rtp://127.0.0.1:{port}",
+                stdout=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            assert (await stack.floor("give", sites["p2"].id)).status_code == 200
+            p1 = await stack.join("p1")
+            viewer = ListeningViewer(p1["whep_url"], p1["token"])
+            peers.append(viewer)
+            assert (await viewer.start()).status_code == 201
+            await until(lambda: len(viewer.pcm_since(0)) > 48000 * 1.5, timeout_s=20)
+            sound = viewer.pcm_since(0)[-24000:]
+            assert np.abs(sound).max() > 1000
+            assert abs(dominant_hz(sound, 48000) - LEG_TONE_HZ) < 15
+            closed = await http.delete(f"/sip-legs/{opened.json()['leg_id']}")
+            assert closed.status_code == 200
+    finally:
+        if ffmpeg is not None and ffmpeg.returncode is None:
+            ffmpeg.kill()
+            await ffmpeg.wait()
+        await system.stop()
