@@ -67,7 +67,7 @@ LEG_FORMATS = {
     "pcmu": LegFormat("pcm_mulaw", "pcm_mulaw", 8000, 160),
     "pcma": LegFormat("pcm_alaw", "pcm_alaw", 8000, 160),
     "g722": LegFormat("g722", "g722", 16000, 160),
-    "opus": LegFormat("opus", "libopus", 48000, 960),
+    "opus": LegFormat("libopus", "libopus", 48000, 960),
 }
 
 
@@ -79,7 +79,8 @@ def level_dbov(pcm: np.ndarray) -> int:
     """RMS level of int16 PCM in dBov (RFC 6464), -127 for silence."""
     if not pcm.size:
         return -127
-    rms = math.sqrt(float(np.mean(np.square(pcm, dtype=np.float64))))
+    samples = pcm.astype(np.float32)
+    rms = math.sqrt(float(np.dot(samples, samples)) / pcm.size)
     if rms < 1.0:
         return -127
     return max(-127, min(0, round(20 * math.log10(rms / 32767))))
@@ -111,20 +112,25 @@ def _frame(pcm: np.ndarray, rate: int) -> av.AudioFrame:
     return frame
 
 
+def _samples(frame: av.AudioFrame) -> np.ndarray:
+    """int16 mono PCM of a decoded or resampled frame (a copy: the codec reuses its buffer)."""
+    if frame.format.name == "s16" and len(frame.layout.channels) == 1:
+        return np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples).copy()
+    samples = frame.to_ndarray().reshape(len(frame.layout.channels), -1)
+    if frame.format.name in ("fltp", "flt"):
+        return np.clip(samples.mean(axis=0) * 32767, -32768, 32767).astype(np.int16)
+    return samples[0].astype(np.int16)
+
+
 def decode_pcm(context: av.AudioCodecContext, payload: bytes) -> np.ndarray:
     """Decode one payload to int16 mono PCM (empty if it does not decode)."""
     try:
         frames = context.decode(av.Packet(payload))
     except (av.FFmpegError, ValueError):
         return np.zeros(0, dtype=np.int16)
-    chunks = []
-    for frame in frames:
-        samples = frame.to_ndarray()
-        if frame.format.name in ("fltp", "flt"):
-            mono = samples.reshape(len(frame.layout.channels), -1).mean(axis=0)
-            chunks.append(np.clip(mono * 32767, -32768, 32767).astype(np.int16))
-        else:
-            chunks.append(samples.reshape(len(frame.layout.channels), -1)[0].astype(np.int16))
+    if len(frames) == 1:
+        return _samples(frames[0])
+    chunks = [_samples(frame) for frame in frames]
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
@@ -143,9 +149,11 @@ class Resampler:
         if self._swr is None or not pcm.size:
             return pcm
         frames = self._swr.resample(_frame(pcm, self.rate_in))
+        if len(frames) == 1:
+            return _samples(frames[0])
         if not frames:
             return np.zeros(0, dtype=np.int16)
-        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+        return np.concatenate([_samples(f) for f in frames])
 
 
 def encode_pcm(context: av.AudioCodecContext, pcm: np.ndarray, rate: int, pts: int) -> bytes:
@@ -224,7 +232,8 @@ class DecodingEgress:
         self.params = NegotiatedRtp(kind="audio", mid=None, codecs=(ROOM_OPUS,))
         self.clock_rate = ROOM_RATE
         self.on_keyframe_request: Callable[[], None] = lambda: None
-        self._decoder = _decoder("opus", ROOM_RATE)
+        # libopus hands out s16 mono directly (ffmpeg's own decoder gives float planes)
+        self._decoder = _decoder("libopus", ROOM_RATE)
         self._buffer: deque[np.ndarray] = deque()
         self._buffered = 0
         self._playing = False
