@@ -3,7 +3,10 @@ room closing, and what the events say."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import socket
+import struct
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +18,10 @@ from confbridge_kernel.sip_legs import SipLegOpen
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.room import Peer, Room
+from sfu.sip.dtmf import encode_event
 from sfu.sip.legs import MEDIA_TIMEOUT_S, SipLegs
+from sfu.sip.sdp import parse_sdp
+from sfu.sip.transport import RtpTransport, Srtp
 from tests.support.polling import until
 
 OFFER = (
@@ -214,4 +220,47 @@ async def test_legs_unit_a_revoked_grant_ends_its_leg() -> None:
             legs.find(opened.leg_id)
         assert refused.value.status == 404
     finally:
+        await legs.close()
+
+
+async def test_legs_unit_srtp_leg_hears_encrypted_digits() -> None:
+    """RTP/SAVP: the caller's SDES key decrypts its digits; the answer's key is the worker's."""
+    room = Room(_grant(2), on_floor_changed=lambda _room: None)
+    legs = _legs(room, Recorder())
+    caller_key = bytes(range(30))
+    far = RtpTransport(on_rtp=lambda _d, _n: None, on_rtcp=lambda _d: None, clock_rate=8000)
+    await far.bind("127.0.0.1", None, mux=True)
+    offer = (
+        f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {far.local_port} RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+        f"a=rtcp-mux\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+        f"inline:{base64.b64encode(caller_key).decode()}\r\n"
+    )
+    try:
+        opened = await legs.open(
+            SipLegOpen(call_id="c1", remote_uri="sip:a@b", offer=offer, lobby=True)
+        )
+        answer = parse_sdp(opened.sdp).media[0]
+        assert answer.proto == "RTP/SAVP" and answer.rtcp_mux
+        far.connect(
+            ("127.0.0.1", answer.port),
+            None,
+            Srtp("AES_CM_128_HMAC_SHA1_80", caller_key, answer.cryptos[0].key_salt),
+        )
+        for seq in range(3):
+            header = struct.pack("!BBHII", 0x80, 101, seq, 8000, far.ssrc)
+            far.send_rtp(header + encode_event("7", end=True, duration=800), 8000)
+        leg = legs.find(opened.leg_id)
+        seen: list[str | None] = []
+
+        async def collect() -> None:
+            async for event in leg.events.follow():
+                seen.append(event.digit or event.type)
+
+        task = asyncio.create_task(collect())
+        await until(lambda: "7" in seen, timeout_s=5)
+        task.cancel()
+        assert seen == ["media", "7"]  # three end packets: one digit
+    finally:
+        far.close()
         await legs.close()
