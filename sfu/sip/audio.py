@@ -9,7 +9,7 @@
   a short playout buffer, and every 20 ms the buffers are mixed, resampled to the leg's rate,
   encoded in its codec and sent with continuous sequence numbers and timestamps.
 
-The codec work runs on the event loop: about 0.1 ms per leg and 20 ms (see `measure_cpu`), less
+The codec work runs on the event loop: about 0.3 ms per leg and 20 ms (see `measure_cpu`), less
 than a hop to a thread pool would cost.
 """
 
