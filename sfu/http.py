@@ -24,6 +24,7 @@ from confbridge_kernel.logs import RequestId
 from confbridge_kernel.turn import turn_ice_server
 from sfu.errors import SfuError
 from sfu.pipe import ExtendRoom, PipeRequest, PipeState
+from sfu.sip.routes import sip_leg_routes
 from sfu.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -299,6 +300,7 @@ def build_app(worker: Worker) -> Starlette:
         *_control_routes(worker),
         *_pipe_routes(worker),
         *_session_routes(worker),
+        *sip_leg_routes(worker.sip_legs, lambda request: _admin_only(worker, request)),
     ]
 
     @asynccontextmanager

@@ -14,7 +14,7 @@ import httpx
 from aiortc import RTCPeerConnection
 from aiortc.rtcdatachannel import RTCDataChannel
 
-from confbridge_kernel.contracts import FloorCommand, FloorState, PeerRole
+from confbridge_kernel.contracts import FloorCommand, FloorState, PeerRole, PeerStats
 from sfu.cascade import RelayState, Upstream, assign_tracks
 from sfu.errors import SfuError
 from sfu.floor import Floor
@@ -46,7 +46,9 @@ class PipedRoomInfo:
 
 @dataclass(eq=False)
 class Peer:
-    """One WHIP (ingest) or WHEP (egress) session of a site."""
+    """One WHIP (ingest) or WHEP (egress) session of a site, or one direction of a SIP leg
+    (`transport` "sip": no peer connection; `sfu.sip.leg` feeds its source and reads its
+    slots)."""
 
     id: str
     direction: str  # "ingest" or "egress"
@@ -54,7 +56,7 @@ class Peer:
     site_id: int
     site_name: str
     role: PeerRole
-    pc: RTCPeerConnection
+    pc: RTCPeerConnection | None
     remote_ufrags: set[str]
     etag: str
     created_at: datetime
@@ -72,6 +74,11 @@ class Peer:
     # terminal token that grant was issued to (revocation closes the session)
     grant_id: str = ""
     credential_id: str | None = None
+    # "webrtc" or "sip"; a SIP leg's audio codec, and how it fills in its link quality
+    # (loss and jitter measured on its RTP, not by aiortc)
+    transport: str = "webrtc"
+    codec: str | None = None
+    measure: Callable[[PeerStats], None] | None = None
 
     @property
     def slots(self) -> list[Slot]:
@@ -82,7 +89,8 @@ class Peer:
             slot.close()
         for source in self.sources.values():
             source.close()
-        await self.pc.close()
+        if self.pc is not None:
+            await self.pc.close()
 
 
 class Room:

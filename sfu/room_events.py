@@ -34,6 +34,9 @@ class RoomEvents:
     ) -> None:
         if self.reporter is None or (peer is not None and peer.role is PeerRole.relay):
             return  # a relay is a node, not a site: not in attendance
+        if peer is not None and peer.transport != "webrtc":
+            # attendance tells a room system (SIP) from a hall's browser or agent
+            detail = {"transport": peer.transport, "codec": peer.codec, **(detail or {})}
         self.reporter.emit(
             SfuEvent(
                 id=uuid.uuid4().hex,

@@ -85,7 +85,8 @@ class Sessions:
         # the one live session of each grant and direction
         self._by_grant: dict[tuple[str, str], Peer] = {}
 
-    def _room_for(self, grant: GrantClaims) -> Room:
+    def room_for(self, grant: GrantClaims) -> Room:
+        """The grant's room, opened now if it is not (409 once the meeting has ended)."""
         now = utcnow()
         if now > grant.ends_at + timedelta(seconds=self._settings.room_grace_s):
             raise SfuError(409, "the meeting has ended; the room is closed")
@@ -101,7 +102,7 @@ class Sessions:
         """Answer a WHIP (publish) or WHEP (view) offer; the peer joins the room once connected."""
         if direction == "whip" and grant.role in (PeerRole.viewer, PeerRole.relay):
             raise SfuError(403, f"a {grant.role.value} grant cannot publish")
-        room = self._room_for(grant)
+        room = self.room_for(grant)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
         # No STUN/TURN for the worker itself: its media address is configured, not discovered
@@ -227,7 +228,7 @@ class Sessions:
     def find_peer(self, room_name: str, peer_id: str) -> Peer:
         room = self._rooms.get(room_name)
         peer = room.peers.get(peer_id) if room else None
-        if peer is None:
+        if peer is None or peer.pc is None:  # a SIP leg's peers are the gateway's, not WHIP's
             raise SfuError(404, "no such session")
         return peer
 

@@ -36,6 +36,7 @@ from sfu.room_events import RoomEvents, utcnow
 from sfu.rtc.ice import set_consent_timing, use_host_candidates
 from sfu.rtc.transport import accept_rsa_dtls_peers
 from sfu.sessions import Sessions
+from sfu.sip.legs import SipLegs
 from sfu.tasks import PendingTasks
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,15 @@ class Worker:
             metrics=self.metrics,
             tasks=self.tasks,
         )
+        self.sip_legs = SipLegs(
+            settings,
+            verify_grant=lambda token: self.verify_grant(token, room=None),
+            room_for=self.sessions.room_for,
+            apply_floor=self.apply_floor,
+            sources_changed=self.edges.pipes_changed,
+            events=self.events,
+            metrics=self.metrics,
+        )
 
     @property
     def reporter(self) -> EventReporter | None:
@@ -123,6 +133,7 @@ class Worker:
                 await self._task
             self._task = None
         await self.tasks.close()
+        await self.sip_legs.close()
         for room in list(self.rooms.values()):
             await self.close_room(room, reason="worker_stopped")
         if self.events.reporter is not None:
@@ -146,6 +157,7 @@ class Worker:
             self.metrics.retire(peer)
             if peer.connected:
                 self.events.emit(EventType.left, room, peer, detail={"reason": reason})
+        self.sip_legs.room_closed(room)
         log.info("room %s closed: %s", room.name, reason)
 
     async def _close_ended_rooms(self) -> None:
@@ -156,7 +168,9 @@ class Worker:
 
     # grants
 
-    def verify_grant(self, token: str, *, room: str, site_id: int | None = None) -> GrantClaims:
+    def verify_grant(
+        self, token: str, *, room: str | None, site_id: int | None = None
+    ) -> GrantClaims:
         assert self._verifier is not None, "start() the worker first"
         try:
             grant = self._verifier.verify(token, room=room)
@@ -196,7 +210,8 @@ class Worker:
                 peer.site_name,
                 revocation.terminal_id,
             )
-            await self.sessions.remove_peer(peer, reason="revoked")
+            if not self.sip_legs.close_for(peer, "revoked"):
+                await self.sessions.remove_peer(peer, reason="revoked")
 
     def verify_admin(self, token: str, *, method: str, path: str) -> None:
         """A call to the admin API: the control plane's token for this node and this call,
@@ -287,6 +302,7 @@ class Worker:
                             "site_id": p.site_id,
                             "direction": p.direction,
                             "connected": p.connected,
+                            "transport": p.transport,
                         }
                         for p in room.peers.values()
                     ],
