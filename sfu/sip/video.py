@@ -1,0 +1,351 @@
+"""The video half of a SIP leg: a room system's H.264 over plain RTP into the room, and the
+room's programme back out, forwarded packet by packet like a WebRTC session's (nothing decoded).
+
+- Ingress: the leg hands every video RTP packet to `SipVideo.on_rtp()`. Parameter sets are
+  kept (`sfu.sip.h264.ParameterSets`) and put in front of an IDR that comes without them, then
+  the packet goes into a room `Source`. The insertion happens here, before the Source, so every
+  slot sees one stream with continuous numbering: the leg's incoming sequence numbers are
+  shifted by one more for each packet inserted (`SeqShift`), and a viewer's slot maps them as
+  it maps any publisher's. Inserting on a slot's egress instead would need a second offset per
+  slot and would break the slot's `in_seq + offset` rule that keeps upstream loss a gap.
+- Egress: a `Slot` whose `SipEgress` sends plain RTP through the leg's `send_rtp`, with the
+  leg's negotiated payload type and our SSRC, and no header extensions (none is negotiated).
+- RTCP: a PLI or FIR from the room system (RFC 4585 §6.3.1, RFC 5104 §4.3.1) asks the slot's
+  source for a keyframe; a keyframe request from the room sends the room system both, since
+  room systems differ in which they honour. Receiver reports give the egress loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+)
+
+from confbridge_kernel.contracts import PeerRole
+from sfu.codecs import H264, RtpCodec
+from sfu.forwarding import SEQ_REORDER_WINDOW, Slot, Source
+from sfu.room import Peer, Room
+from sfu.rtc.egress import EgressStats
+from sfu.rtc.sdp import NegotiatedRtp
+from sfu.sip.h264 import WEBRTC_PROFILE_LEVEL_ID, ParameterSets, parse_profile_level_id
+
+log = logging.getLogger(__name__)
+
+H264_CLOCK_RATE = 90_000
+_FIR_ENTRY = struct.Struct("!IB3x")  # RFC 5104 §4.3.1.1: SSRC, seq nr, reserved
+
+
+class SeqShift:
+    """Sequence numbers of a stream into which packets are inserted: each input number moves
+    up by the count of insertions made before it, so a packet that arrives late (reordered)
+    still lands on its own number, not on an inserted packet's."""
+
+    __slots__ = ("_base", "_marks", "_newest")
+
+    def __init__(self) -> None:
+        self._base = 0
+        self._marks: list[int] = []  # input numbers something was inserted in front of
+        self._newest = -1
+
+    def insert_before(self, seq: int) -> int:
+        """Make room in front of input `seq`; returns the number for the inserted packet."""
+        out = self.map(seq)
+        self._marks.append(seq)
+        return out
+
+    def map(self, seq: int) -> int:
+        """The output number of input `seq`."""
+        if self._newest < 0 or (seq - self._newest) & 0xFFFF < 0x8000:
+            self._newest = seq
+            # marks far behind the newest packet apply to everything still to come
+            while self._marks and (seq - self._marks[0]) & 0xFFFF > SEQ_REORDER_WINDOW:
+                self._marks.pop(0)
+                self._base += 1
+        offset = self._base + sum(1 for m in self._marks if (seq - m) & 0xFFFF < 0x8000)
+        return (seq + offset) & 0xFFFF
+
+
+@dataclass(frozen=True)
+class SipVideoStats:
+    """Counters of a leg's video, each way, with the room system's last receiver report."""
+
+    packets_received: int
+    bytes_received: int
+    packets_lost: int
+    """Incoming packets never received (from sequence numbers)."""
+    parameter_sets_inserted: int
+    keyframe_requests_sent: int
+    packets_sent: int
+    bytes_sent: int
+    keyframe_requests_received: int
+    fraction_lost: float | None
+    """What the room system last reported of our stream (0..1), None before its first RR."""
+    remote_packets_lost: int | None
+    jitter_s: float | None
+
+
+class SipEgress:
+    """A `SlotEgress` that sends plain RTP to the room system through the leg's socket."""
+
+    def __init__(self, send_rtp: Callable[[bytes], object], ssrc: int, codec: RtpCodec) -> None:
+        self.kind = "video"
+        self.ssrc = ssrc
+        self.params = NegotiatedRtp(kind="video", mid=None, codecs=(codec,), header_extensions={})
+        self.clock_rate = codec.clock_rate
+        self.on_keyframe_request: Callable[[], None] = lambda: None
+        self._send_rtp = send_rtp
+        self._packets = 0
+        self._bytes = 0
+        self._keyframe_requests = 0
+        self._closed = False
+        self.report: RtcpReceiverInfo | None = None
+        """The room system's last report about our stream."""
+
+    @property
+    def ready(self) -> bool:
+        return not self._closed
+
+    def send(self, header: bytes, payload: bytes, seq: int, rtp_ts: int, now: float) -> bool:
+        if self._closed:
+            return False
+        self._send_rtp(header + payload)
+        self._packets += 1
+        self._bytes += len(payload)
+        return True
+
+    def keyframe_requested(self) -> None:
+        self._keyframe_requests += 1
+        self.on_keyframe_request()
+
+    def stats(self) -> EgressStats:
+        report = self.report
+        return EgressStats(
+            packets_sent=self._packets,
+            bytes_sent=self._bytes,
+            packets_dropped=0,
+            packets_retransmitted=0,
+            nacks_received=0,
+            keyframe_requests_received=self._keyframe_requests,
+            rtt_s=None,
+            fraction_lost=report.fraction_lost / 256 if report else None,
+            packets_lost=report.packets_lost if report else None,
+            jitter_s=report.jitter / self.clock_rate if report else None,
+            remb_bps=None,
+        )
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class SipVideo:
+    """The video of one SIP leg: a room `Source` fed by the room system, a `Slot` sent to it.
+
+    `send_rtp` and `send_rtcp` send one datagram to the room system (the leg's RTP and RTCP
+    sockets, or the same one with rtcp-mux). `payload_type` and `profile_level_id` are the
+    H.264 format the leg negotiated (packetization-mode 1); `ssrc` is ours (random if None);
+    `remote_ssrc` is the room system's from its SDP, or None to learn it from its packets.
+    """
+
+    def __init__(
+        self,
+        *,
+        send_rtp: Callable[[bytes], object],
+        send_rtcp: Callable[[bytes], object],
+        payload_type: int,
+        profile_level_id: str = WEBRTC_PROFILE_LEVEL_ID,
+        ssrc: int | None = None,
+        remote_ssrc: int | None = None,
+        label: str = "SIP",
+    ) -> None:
+        if not 96 <= payload_type <= 127:
+            raise ValueError(f"H.264 needs a dynamic payload type (96-127), not {payload_type}")
+        parse_profile_level_id(profile_level_id)  # refuses a malformed one now, not per packet
+        self.codec = RtpCodec(
+            mime_type=H264,
+            clock_rate=H264_CLOCK_RATE,
+            payload_type=payload_type,
+            parameters={"packetization-mode": "1", "profile-level-id": profile_level_id.lower()},
+        )
+        self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
+        self.remote_ssrc = remote_ssrc
+        self._learn_ssrc = remote_ssrc is None
+        self._send_rtcp = send_rtcp
+        self.source = Source("video", [self.codec], send_pli=self._request_keyframe, label=label)
+        self.egress = SipEgress(send_rtp, self.ssrc, self.codec)
+        self.slot = Slot(self.egress, label=label)
+        self.parameter_sets = ParameterSets()
+        self._shift = SeqShift()
+        self._fir_seq = 0
+        self._last_fir_seq: int | None = None
+        self._received = 0
+        self._stream_received = 0  # since the SSRC last changed, for the loss count
+        self._bytes = 0
+        self._first_seq = -1
+        self._highest = -1  # extended (with wraps) highest sequence number received
+        self._room: Room | None = None
+        self.peers: list[Peer] = []
+        """The room's view of this leg while attached (see `attach`)."""
+
+    # ingress ------------------------------------------------------------------------------------
+
+    def on_rtp(self, packet: RtpPacket) -> None:
+        """One RTP packet of the room system's video (the leg demultiplexes audio itself)."""
+        if packet.payload_type != self.codec.payload_type:
+            return
+        if packet.ssrc != self.remote_ssrc:
+            if not self._learn_ssrc and self.remote_ssrc is not None:
+                return  # not the stream the SDP named
+            if self.remote_ssrc is not None:
+                log.info("%s: the room system's video SSRC changed", self.source.label)
+            self.remote_ssrc = packet.ssrc
+            self._shift = SeqShift()
+            self._first_seq = -1
+            self._stream_received = 0
+        self._count(packet)
+        inserted = self.parameter_sets.observe(packet.payload, packet.timestamp)
+        if inserted is not None:
+            self.source.push(
+                RtpPacket(
+                    payload_type=packet.payload_type,
+                    sequence_number=self._shift.insert_before(packet.sequence_number),
+                    timestamp=packet.timestamp,
+                    ssrc=packet.ssrc,
+                    payload=inserted,
+                )
+            )
+        packet.sequence_number = self._shift.map(packet.sequence_number)
+        self.source.push(packet)
+
+    def _count(self, packet: RtpPacket) -> None:
+        self._received += 1
+        self._stream_received += 1
+        self._bytes += len(packet.payload)
+        seq = packet.sequence_number
+        if self._first_seq < 0:
+            self._first_seq = self._highest = seq
+            return
+        step = (seq - self._highest) & 0xFFFF
+        if 0 < step < 0x8000:
+            self._highest += step
+
+    # RTCP ---------------------------------------------------------------------------------------
+
+    def on_rtcp(self, packets: Iterable[RtcpPacket]) -> None:
+        """RTCP from the room system (parsed with `aiortc.rtp.RtcpPacket.parse`)."""
+        for packet in packets:
+            if isinstance(packet, RtcpPsfbPacket):
+                pli = packet.fmt == RTCP_PSFB_PLI and packet.media_ssrc in (self.ssrc, 0)
+                if pli or (packet.fmt == RTCP_PSFB_FIR and self._new_fir(packet.fci)):
+                    self.egress.keyframe_requested()
+            elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                for report in packet.reports:
+                    if report.ssrc == self.ssrc:
+                        self.egress.report = report
+
+    def _new_fir(self, fci: bytes) -> bool:
+        """True if an FCI entry names our SSRC with a new sequence number (RFC 5104 §4.3.1.2:
+        a repeated number is a retransmission of a request already served)."""
+        for pos in range(0, len(fci) - _FIR_ENTRY.size + 1, _FIR_ENTRY.size):
+            ssrc, seq = _FIR_ENTRY.unpack_from(fci, pos)
+            if ssrc == self.ssrc:
+                if seq == self._last_fir_seq:
+                    return False
+                self._last_fir_seq = seq
+                return True
+        return False
+
+    def _request_keyframe(self) -> bool:
+        """Ask the room system for an IDR with both PLI and FIR, in one compound packet."""
+        if self.remote_ssrc is None:
+            return False  # nothing received yet: a request would name no stream
+        self._fir_seq = (self._fir_seq + 1) & 0xFF
+        fir = _FIR_ENTRY.pack(self.remote_ssrc, self._fir_seq)
+        compound = (
+            bytes(RtcpRrPacket(ssrc=self.ssrc))  # RFC 3550 §6.1: a compound starts with a report
+            + bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.ssrc, media_ssrc=self.remote_ssrc))
+            + bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=self.ssrc, media_ssrc=0, fci=fir))
+        )
+        self._send_rtcp(compound)
+        return True
+
+    # the room -----------------------------------------------------------------------------------
+
+    def attach(
+        self,
+        room: Room,
+        site_id: int,
+        *,
+        site_name: str,
+        peer_id: str,
+        role: PeerRole = PeerRole.participant,
+        audio_source: Source | None = None,
+        audio_slots: Sequence[Slot] = (),
+    ) -> list[Peer]:
+        """Join `room` as `site_id`: our source publishes, our slot shows what the floor gives
+        the site; the leg's audio source and slots, if given, join with them. The room is
+        flagged to ask WebRTC publishers for H.264 from now on. Returns the room's peers for
+        the leg (for events and stats)."""
+        if self._room is not None:
+            raise RuntimeError("the leg's video is in a room already; detach it first")
+        room.prefer_h264()
+        sources = {"video": self.source}
+        if audio_source is not None:
+            sources["audio"] = audio_source
+        self.peers = room.add_plain(
+            peer_id=peer_id,
+            site_id=site_id,
+            site_name=site_name,
+            role=role,
+            sources=sources,
+            video_slots=[self.slot],
+            audio_slots=audio_slots,
+        )
+        self._room = room
+        return self.peers
+
+    def detach(self) -> None:
+        """Leave the room (the leg goes on: back to a lobby, or to close)."""
+        room, self._room = self._room, None
+        if room is not None:
+            for peer in self.peers:
+                room.remove(peer)
+        self.peers = []
+        if not self.slot.closed:
+            self.slot.switch_to(None)
+
+    def close(self) -> None:
+        """Leave the room and stop both ways."""
+        self.detach()
+        self.slot.close()
+        self.source.close()
+
+    def stats(self) -> SipVideoStats:
+        """A snapshot of both directions' counters."""
+        egress = self.egress.stats()
+        expected = self._highest - self._first_seq + 1 if self._first_seq >= 0 else 0
+        return SipVideoStats(
+            packets_received=self._received,
+            bytes_received=self._bytes,
+            packets_lost=max(expected - self._stream_received, 0),
+            parameter_sets_inserted=self.parameter_sets.inserted,
+            keyframe_requests_sent=self.source.stats().keyframe_requests_sent,
+            packets_sent=egress.packets_sent,
+            bytes_sent=egress.bytes_sent,
+            keyframe_requests_received=egress.keyframe_requests_received,
+            fraction_lost=egress.fraction_lost,
+            remote_packets_lost=egress.packets_lost,
+            jitter_s=egress.jitter_s,
+        )
