@@ -125,12 +125,14 @@ def answer_profile_level_id(offered: str | int | None, supported: str | int | No
     """Our answer to an offered profile-level-id, or None if we cannot take that profile.
 
     RFC 6184 §8.2.2: the answer keeps the offered profile and may only lower the level; we
-    lower it to what `supported` allows (the level of the room's H.264 publishers).
+    lower it to what `supported` allows (the level of the room's H.264 publishers). Baseline
+    and constrained baseline are taken as one: room systems that offer baseline send no FMO,
+    ASO or redundant slices, which is all that sets it apart. Main or high against our
+    constrained baseline gives None: choose another offered format (`webrtc_rank`).
     """
     offer, ours = parse_profile_level_id(offered), parse_profile_level_id(supported)
-    if offer.profile != ours.profile and offer.profile not in _DECODES.get(
-        ours.profile, frozenset()
-    ):
+    baselines = {CONSTRAINED_BASELINE, BASELINE}
+    if offer.profile != ours.profile and not {offer.profile, ours.profile} <= baselines:
         return None
     lower = offer if offer.level <= ours.level else ours
     return str(ProfileLevel(offer.profile_idc, _answer_iop(offer, lower), lower.level_idc))

@@ -290,7 +290,7 @@ class SipVideo:
         *,
         site_name: str,
         peer_id: str,
-        role: PeerRole = PeerRole.participant,
+        role: PeerRole = PeerRole.site,
         audio_source: Source | None = None,
         audio_slots: Sequence[Slot] = (),
     ) -> list[Peer]:
