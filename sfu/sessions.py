@@ -86,7 +86,9 @@ class Sessions:
         # the one live session of each grant and direction
         self._by_grant: dict[tuple[str, str], Peer] = {}
 
-    def _room_for(self, grant: GrantClaims) -> Room:
+    def room_for(self, grant: GrantClaims) -> Room:
+        """The open room `grant` names, opened now if need be (for a session or a SIP leg);
+        409 once its meeting has ended."""
         now = utcnow()
         if now > grant.ends_at + timedelta(seconds=self._settings.room_grace_s):
             raise SfuError(409, "the meeting has ended; the room is closed")
@@ -102,7 +104,7 @@ class Sessions:
         """Answer a WHIP (publish) or WHEP (view) offer; the peer joins the room once connected."""
         if direction == "whip" and grant.role in (PeerRole.viewer, PeerRole.relay):
             raise SfuError(403, f"a {grant.role.value} grant cannot publish")
-        room = self._room_for(grant)
+        room = self.room_for(grant)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
         # No STUN/TURN for the worker itself: its media address is configured, not discovered

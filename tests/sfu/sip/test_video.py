@@ -3,19 +3,30 @@ PLI and FIR both ways with real RTCP bytes, and the leg in a room's floor."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import struct
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtcpRrPacket, RtpPacket
 
-from confbridge_kernel.contracts import FloorAction, FloorCommand
+from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, PeerRole
 from sfu import forwarding
 from sfu.codecs import H264, RtpCodec
+from sfu.config import WorkerSettings
 from sfu.forwarding import Slot, Source
-from sfu.room import PipedRoomInfo, Room
+from sfu.room import Peer, PipedRoomInfo, Room
 from sfu.sip.video import SipEgress, SipVideo
-from tests.sfu.sip.media import IDR, PPS, SPS, decode, encode, nal_types, packetize
+from sfu.worker import Worker
+from tests.sfu.sip.media import IDR, PPS, SPS, decode, encode, nal_types, packetize, picture
+from tests.support.peers import SizedVideoTrack, loopback_peer, until
 
 ROOM_SYSTEM_SSRC = 0x5157_0001
 SIP_PT = 109
@@ -249,3 +260,202 @@ async def test_room_add_plain_routes_sip_legs_by_the_floor() -> None:
     assert not chair.source.closed
     chair.close()
     assert chair.source.closed and chair.slot.closed
+
+
+# --- a real worker: WHIP and WHEP sessions of aiortc peers beside a leg on UDP sockets ---------
+
+
+def grant(site_id: int, role: PeerRole, room: str = "occ-1") -> GrantClaims:
+    now = datetime.now(UTC)
+    return GrantClaims(
+        jti=uuid.uuid4().hex,
+        room=room,
+        occurrence_id=1,
+        site_id=site_id,
+        site_name=f"site {site_id}",
+        role=role,
+        chair_site_id=1,
+        starts_at=now,
+        ends_at=now + timedelta(hours=1),
+        iat=int(now.timestamp()),
+        exp=int(now.timestamp()) + 3600,
+    )
+
+
+@pytest.fixture
+async def worker(loopback: None, tmp_path: Path) -> AsyncIterator[Worker]:
+    instance = Worker(WorkerSettings(node_id="sip-test", spool_dir=tmp_path / "spool"))
+    yield instance
+    await instance.close()
+
+
+async def answer(
+    worker: Worker, direction: str, pc: RTCPeerConnection, claims: GrantClaims
+) -> Peer:
+    await pc.setLocalDescription(await pc.createOffer())
+    peer, sdp = await worker.sessions.create_peer(
+        direction, claims.room, claims, pc.localDescription.sdp
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+    return peer
+
+
+def first_video_codec(sdp: str) -> str:
+    video = sdp[sdp.index("m=video") :]
+    first_pt = video.splitlines()[0].split()[3]
+    rtpmap = next(line for line in video.splitlines() if line.startswith(f"a=rtpmap:{first_pt} "))
+    return rtpmap.split()[1].split("/")[0].lower()
+
+
+async def test_whip_answer_prefers_h264_only_in_a_room_flagged_for_sip(worker: Worker) -> None:
+    """A publisher offering VP8 then H.264: a normal room keeps VP8, a room with a SIP leg
+    answers H.264 (packetization-mode 1, 42e01f) first."""
+    answers = {}
+    for room_name in ("occ-plain", "occ-sip"):
+        if room_name == "occ-sip":
+            worker.sessions.room_for(grant(1, PeerRole.chair, room_name)).prefer_h264()
+        pc = loopback_peer()
+        pc.addTransceiver(SizedVideoTrack(160, 120), direction="sendonly")
+        try:
+            peer = await answer(worker, "whip", pc, grant(2, PeerRole.site, room_name))
+            answers[room_name] = pc.remoteDescription.sdp
+            codecs = peer.sources["video"].codecs
+        finally:
+            await pc.close()
+        if room_name == "occ-sip":
+            assert codecs[0].name == "video/h264"
+            assert codecs[0].parameters["profile-level-id"] == "42e01f"
+            assert {str(c.parameters.get("packetization-mode")) for c in codecs[:-1]} == {"1"}
+            assert codecs[-1].name == "video/vp8"
+        else:
+            assert [c.name for c in codecs] == ["video/vp8"]
+    assert first_video_codec(answers["occ-plain"]) == "vp8"
+    assert first_video_codec(answers["occ-sip"]) == "h264"
+
+
+class RoomSystem(asyncio.DatagramProtocol):
+    """A room system's media socket: sends H.264 with SPS/PPS only in its first access unit,
+    answers PLI or FIR with an IDR, and keeps the RTP it receives."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.leg_addr: tuple[str, int] = ("127.0.0.1", 0)
+        self.received: list[RtpPacket] = []
+        self.keyframe_requests = 0
+        self._encoder = H264Encoder()
+        self._seq = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if 192 <= data[1] <= 223:
+            for packet in RtcpPacket.parse(data):
+                if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (1, 4):
+                    self.keyframe_requests += 1
+        else:
+            self.received.append(RtpPacket.parse(data))
+
+    async def stream(self, frames: int) -> None:
+        answered = 0
+        for index in range(frames):
+            wanted = answered < self.keyframe_requests or index == 0
+            answered = self.keyframe_requests
+            nals = list(self._encoder._encode_frame(picture(index, 176, 144), wanted))
+            if index:
+                nals = [nal for nal in nals if nal[0] & 0x1F not in (SPS, PPS)]
+            payloads = H264Encoder._packetize(nals)
+            for number, payload in enumerate(payloads):
+                packet = RtpPacket(
+                    payload_type=SIP_PT,
+                    marker=int(number == len(payloads) - 1),
+                    sequence_number=self._seq & 0xFFFF,
+                    timestamp=index * 3000,
+                    ssrc=ROOM_SYSTEM_SSRC,
+                    payload=payload,
+                )
+                self._seq += 1
+                assert self.transport is not None
+                self.transport.sendto(packet.serialize(), self.leg_addr)
+            await asyncio.sleep(1 / 30)
+
+
+class LegSocket(asyncio.DatagramProtocol):
+    """The leg's side of the test's socket pair (rtcp-mux), demultiplexing into `SipVideo`."""
+
+    def __init__(self) -> None:
+        self.video: SipVideo | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.video is not None
+        if 192 <= data[1] <= 223:
+            self.video.on_rtcp(RtcpPacket.parse(data))
+        else:
+            self.video.on_rtp(RtpPacket.parse(data))
+
+
+async def test_sip_video_in_a_worker_room_both_ways(worker: Worker) -> None:
+    """A room system on plain RTP is the chair: a WHEP viewer decodes its H.264; given the
+    floor, a WHIP publisher's H.264 (asked for by the flagged room) reaches the room system,
+    and FFmpeg decodes it."""
+    loop = asyncio.get_running_loop()
+    far_transport, far = await loop.create_datagram_endpoint(
+        RoomSystem, local_addr=("127.0.0.1", 0)
+    )
+    near_transport, near = await loop.create_datagram_endpoint(
+        LegSocket, local_addr=("127.0.0.1", 0)
+    )
+    far.leg_addr = near_transport.get_extra_info("sockname")[:2]
+    far_addr = far_transport.get_extra_info("sockname")[:2]
+    leg = SipVideo(
+        send_rtp=lambda data: near_transport.sendto(data, far_addr),
+        send_rtcp=lambda data: near_transport.sendto(data, far_addr),
+        payload_type=SIP_PT,
+        label="room system",
+    )
+    near.video = leg
+    chair = grant(1, PeerRole.chair)
+    room = worker.sessions.room_for(chair)
+    leg.attach(room, 1, site_name="Room system", peer_id="leg-1")
+    streaming = asyncio.create_task(far.stream(600))
+    viewer_pc, publisher_pc = loopback_peer(), loopback_peer()
+    try:
+        await asyncio.sleep(0.3)  # the call's first IDR, with its SPS and PPS, is gone
+        viewer_pc.addTransceiver("video", direction="recvonly")
+        widths: list[int] = []
+        reading: list[asyncio.Task[None]] = []
+
+        async def read(track: MediaStreamTrack) -> None:
+            with contextlib.suppress(MediaStreamError):
+                while True:
+                    widths.append((await track.recv()).width)
+
+        viewer_pc.on("track", lambda track: reading.append(asyncio.create_task(read(track))))
+        await answer(worker, "whep", viewer_pc, grant(3, PeerRole.site))
+        await until(lambda: len(widths) >= 10, timeout_s=15)
+        assert set(widths) == {176}
+        assert far.keyframe_requests >= 1
+        assert leg.stats().parameter_sets_inserted >= 1
+
+        publisher_pc.addTransceiver(SizedVideoTrack(192, 144), direction="sendonly")
+        publisher = await answer(worker, "whip", publisher_pc, grant(2, PeerRole.site))
+        assert publisher.sources["video"].codecs[0].name == "video/h264"
+        await until(lambda: publisher.connected, timeout_s=15)
+        room.apply_floor(FloorCommand(action=FloorAction.give, site_id=2, by="test"))
+        await until(lambda: len(decode(list(far.received))) >= 10, timeout_s=15)
+        frames = decode(far.received)
+        assert {(f.width, f.height) for f in frames} == {(192, 144)}
+        assert {(p.payload_type, p.ssrc) for p in far.received} == {(SIP_PT, leg.ssrc)}
+        assert leg.stats().packets_sent == len(far.received)
+        assert not streaming.done()  # the room system streamed throughout
+        for task in reading:
+            task.cancel()
+        await asyncio.gather(*reading, return_exceptions=True)
+    finally:
+        streaming.cancel()
+        await asyncio.gather(streaming, return_exceptions=True)
+        await viewer_pc.close()
+        await publisher_pc.close()
+        leg.close()
+        near_transport.close()
+        far_transport.close()
