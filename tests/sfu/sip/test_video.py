@@ -21,6 +21,7 @@ from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, 
 from sfu import forwarding
 from sfu.codecs import H264, RtpCodec
 from sfu.config import WorkerSettings
+from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
 from sfu.room import Peer, PipedRoomInfo, Room
 from sfu.sip.video import SipEgress, SipVideo
@@ -459,3 +460,16 @@ async def test_sip_video_in_a_worker_room_both_ways(worker: Worker) -> None:
         leg.close()
         near_transport.close()
         far_transport.close()
+
+
+async def test_sip_leg_halves_are_no_whip_or_whep_sessions(worker: Worker) -> None:
+    """PATCH or DELETE on /whip/{room}/{id} cannot reach a leg's half: 404, not a crash."""
+    room = worker.sessions.room_for(grant(1, PeerRole.chair))
+    leg = Wire().leg()
+    peers = leg.attach(room, 1, site_name="Room system", peer_id="leg-7")
+    for peer in peers:
+        with pytest.raises(SfuError) as refused:
+            worker.sessions.find_peer(room.name, peer.id)
+        assert refused.value.status == 404
+    leg.close()
+    assert room.peers == {}
