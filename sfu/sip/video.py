@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,9 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpReceiverInfo,
     RtcpRrPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
 )
@@ -45,6 +50,10 @@ from sfu.sip.h264 import WEBRTC_PROFILE_LEVEL_ID, ParameterSets, parse_profile_l
 log = logging.getLogger(__name__)
 
 H264_CLOCK_RATE = 90_000
+RTCP_REPORT_INTERVAL_S = 5.0
+"""How often the leg should send `SipVideo.rtcp_report()` (RFC 3550 §6.2's minimum)."""
+_NTP_EPOCH_OFFSET_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
+_SDES_CNAME = 1
 _FIR_ENTRY = struct.Struct("!IB3x")  # RFC 5104 §4.3.1.1: SSRC, seq nr, reserved
 
 
@@ -78,6 +87,76 @@ class SeqShift:
         return (seq + offset) & 0xFFFF
 
 
+class IncomingStream:
+    """Reception of the room system's stream as RFC 3550 §6.4.1 and A.3, A.8 count it: loss
+    from sequence numbers, interarrival jitter, and its last SR, for our receiver reports."""
+
+    __slots__ = (
+        "_expected_prior",
+        "_first_seq",
+        "_highest",
+        "_received_prior",
+        "_sr_at",
+        "_sr_lsr",
+        "_transit",
+        "jitter",
+        "received",
+    )
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.jitter = 0.0  # in RTP timestamp units
+        self._first_seq = -1
+        self._highest = -1  # extended (with wraps) highest sequence number received
+        self._transit: float | None = None
+        self._expected_prior = 0
+        self._received_prior = 0
+        self._sr_lsr = 0
+        self._sr_at = 0.0
+
+    @property
+    def expected(self) -> int:
+        return self._highest - self._first_seq + 1 if self._first_seq >= 0 else 0
+
+    @property
+    def lost(self) -> int:
+        return max(self.expected - self.received, 0)
+
+    def count(self, packet: RtpPacket, now: float) -> None:
+        self.received += 1
+        transit = now * H264_CLOCK_RATE - packet.timestamp
+        if self._transit is not None:
+            self.jitter += (abs(transit - self._transit) - self.jitter) / 16
+        self._transit = transit
+        seq = packet.sequence_number
+        if self._first_seq < 0:
+            self._first_seq = self._highest = seq
+            return
+        step = (seq - self._highest) & 0xFFFF
+        if 0 < step < 0x8000:
+            self._highest += step
+
+    def sender_report(self, ntp_timestamp: int, now: float) -> None:
+        self._sr_lsr, self._sr_at = (ntp_timestamp >> 16) & 0xFFFFFFFF, now
+
+    def block(self, ssrc: int, now: float) -> RtcpReceiverInfo:
+        """A report block about this stream, since the previous one."""
+        expected, received = self.expected, self.received
+        expected_interval = expected - self._expected_prior
+        lost_interval = expected_interval - (received - self._received_prior)
+        self._expected_prior, self._received_prior = expected, received
+        fraction = (lost_interval << 8) // expected_interval if lost_interval > 0 else 0
+        return RtcpReceiverInfo(
+            ssrc=ssrc,
+            fraction_lost=min(fraction, 255),
+            packets_lost=min(self.lost, 0x7FFFFF),
+            highest_sequence=self._highest & 0xFFFFFFFF,
+            jitter=int(self.jitter),
+            lsr=self._sr_lsr,
+            dlsr=int((now - self._sr_at) * 65536) if self._sr_lsr else 0,
+        )
+
+
 @dataclass(frozen=True)
 class SipVideoStats:
     """Counters of a leg's video, each way, with the room system's last receiver report."""
@@ -95,6 +174,8 @@ class SipVideoStats:
     """What the room system last reported of our stream (0..1), None before its first RR."""
     remote_packets_lost: int | None
     jitter_s: float | None
+    rtt_s: float | None
+    """From the room system's report on our last SR; None before."""
 
 
 class SipEgress:
@@ -111,6 +192,11 @@ class SipEgress:
         self._bytes = 0
         self._keyframe_requests = 0
         self._closed = False
+        self._last_ts = 0
+        self._last_at: float | None = None
+        self._sr_lsr = -1  # the middle 32 bits of our last SR's NTP time, for the RTT
+        self._sr_sent_at = 0.0
+        self.rtt_s: float | None = None
         self.report: RtcpReceiverInfo | None = None
         """The room system's last report about our stream."""
 
@@ -124,7 +210,30 @@ class SipEgress:
         self._send_rtp(header + payload)
         self._packets += 1
         self._bytes += len(payload)
+        self._last_ts, self._last_at = rtp_ts, now
         return True
+
+    def sender_info(self, now: float, ntp: int) -> RtcpSenderInfo | None:
+        """What an SR says of our stream at `now` (`time.monotonic()`), None before any
+        packet; remembers the SR for the RTT its answer gives."""
+        if self._last_at is None:
+            return None
+        elapsed = round(max(now - self._last_at, 0.0) * self.clock_rate)
+        self._sr_lsr, self._sr_sent_at = (ntp >> 16) & 0xFFFFFFFF, now
+        return RtcpSenderInfo(
+            ntp_timestamp=ntp,
+            rtp_timestamp=(self._last_ts + elapsed) & 0xFFFFFFFF,
+            packet_count=self._packets & 0xFFFFFFFF,
+            octet_count=self._bytes & 0xFFFFFFFF,
+        )
+
+    def reported(self, report: RtcpReceiverInfo, now: float) -> None:
+        """The room system's receiver report about our stream (RFC 3550 §6.4.1 for RTT)."""
+        self.report = report
+        if report.lsr and report.lsr == self._sr_lsr:
+            rtt = now - self._sr_sent_at - report.dlsr / 65536
+            if rtt >= 0:
+                self.rtt_s = rtt
 
     def keyframe_requested(self) -> None:
         self._keyframe_requests += 1
@@ -139,7 +248,7 @@ class SipEgress:
             packets_retransmitted=0,
             nacks_received=0,
             keyframe_requests_received=self._keyframe_requests,
-            rtt_s=None,
+            rtt_s=self.rtt_s,
             fraction_lost=report.fraction_lost / 256 if report else None,
             packets_lost=report.packets_lost if report else None,
             jitter_s=report.jitter / self.clock_rate if report else None,
@@ -191,10 +300,9 @@ class SipVideo:
         self._fir_seq = 0
         self._last_fir_seq: int | None = None
         self._received = 0
-        self._stream_received = 0  # since the SSRC last changed, for the loss count
         self._bytes = 0
-        self._first_seq = -1
-        self._highest = -1  # extended (with wraps) highest sequence number received
+        self.incoming = IncomingStream()  # of the current SSRC
+        self._cname = secrets.token_hex(8).encode()
         self._room: Room | None = None
         self.peers: list[Peer] = []
         """The room's view of this leg while attached (see `attach`)."""
@@ -212,9 +320,10 @@ class SipVideo:
                 log.info("%s: the room system's video SSRC changed", self.source.label)
             self.remote_ssrc = packet.ssrc
             self._shift = SeqShift()
-            self._first_seq = -1
-            self._stream_received = 0
-        self._count(packet)
+            self.incoming = IncomingStream()
+        self._received += 1
+        self._bytes += len(packet.payload)
+        self.incoming.count(packet, time.monotonic())
         inserted = self.parameter_sets.observe(packet.payload, packet.timestamp)
         if inserted is not None:
             self.source.push(
@@ -229,18 +338,6 @@ class SipVideo:
         packet.sequence_number = self._shift.map(packet.sequence_number)
         self.source.push(packet)
 
-    def _count(self, packet: RtpPacket) -> None:
-        self._received += 1
-        self._stream_received += 1
-        self._bytes += len(packet.payload)
-        seq = packet.sequence_number
-        if self._first_seq < 0:
-            self._first_seq = self._highest = seq
-            return
-        step = (seq - self._highest) & 0xFFFF
-        if 0 < step < 0x8000:
-            self._highest += step
-
     # RTCP ---------------------------------------------------------------------------------------
 
     def on_rtcp(self, packets: Iterable[RtcpPacket]) -> None:
@@ -251,9 +348,31 @@ class SipVideo:
                 if pli or (packet.fmt == RTCP_PSFB_FIR and self._new_fir(packet.fci)):
                     self.egress.keyframe_requested()
             elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                now = time.monotonic()
+                if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.remote_ssrc:
+                    self.incoming.sender_report(packet.sender_info.ntp_timestamp, now)
                 for report in packet.reports:
                     if report.ssrc == self.ssrc:
-                        self.egress.report = report
+                        self.egress.reported(report, now)
+
+    def rtcp_report(self) -> bytes:
+        """Our compound report for the room system, to send every RTCP_REPORT_INTERVAL_S: an
+        SR once we send (an RR before), a block about its stream once it sends, our CNAME."""
+        now = time.monotonic()
+        ntp = int((time.time() + _NTP_EPOCH_OFFSET_S) * (1 << 32))
+        blocks = []
+        if self.remote_ssrc is not None and self.incoming.received:
+            blocks.append(self.incoming.block(self.remote_ssrc, now))
+        info = self.egress.sender_info(now, ntp)
+        report: RtcpSrPacket | RtcpRrPacket = (
+            RtcpSrPacket(ssrc=self.ssrc, sender_info=info, reports=blocks)
+            if info is not None
+            else RtcpRrPacket(ssrc=self.ssrc, reports=blocks)
+        )
+        sdes = RtcpSdesPacket(
+            chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(_SDES_CNAME, self._cname)])]
+        )
+        return bytes(report) + bytes(sdes)
 
     def _new_fir(self, fci: bytes) -> bool:
         """True if an FCI entry names our SSRC with a new sequence number (RFC 5104 §4.3.1.2:
@@ -335,11 +454,10 @@ class SipVideo:
     def stats(self) -> SipVideoStats:
         """A snapshot of both directions' counters."""
         egress = self.egress.stats()
-        expected = self._highest - self._first_seq + 1 if self._first_seq >= 0 else 0
         return SipVideoStats(
             packets_received=self._received,
             bytes_received=self._bytes,
-            packets_lost=max(expected - self._stream_received, 0),
+            packets_lost=self.incoming.lost,
             parameter_sets_inserted=self.parameter_sets.inserted,
             keyframe_requests_sent=self.source.stats().keyframe_requests_sent,
             packets_sent=egress.packets_sent,
@@ -348,4 +466,5 @@ class SipVideo:
             fraction_lost=egress.fraction_lost,
             remote_packets_lost=egress.packets_lost,
             jitter_s=egress.jitter_s,
+            rtt_s=egress.rtt_s,
         )

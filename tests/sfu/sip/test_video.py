@@ -15,7 +15,16 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RtcpPacket, RtcpPsfbPacket, RtcpRrPacket, RtpPacket
+from aiortc.rtp import (
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 
 from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, PeerRole
 from sfu import forwarding
@@ -222,6 +231,46 @@ def test_sip_video_counts_incoming_loss_and_drops_other_streams() -> None:
     stats = leg.stats()
     assert stats.packets_received == len(packets) - 2
     assert stats.packets_lost == 2
+
+
+def test_sip_video_rtcp_report_counts_both_ways_and_gives_rtt(clock: Clock) -> None:
+    """Our SR counts what went out, its block what came in (loss, the room system's SR);
+    the room system's RR answering our SR gives the round trip."""
+    leg = Wire().leg()
+    rr, sdes = RtcpPacket.parse(leg.rtcp_report())  # nothing either way yet
+    assert isinstance(rr, RtcpRrPacket) and rr.reports == []
+    assert isinstance(sdes, RtcpSdesPacket) and sdes.chunks[0].ssrc == leg.ssrc
+
+    packets = packetize(encode(3, {0}), payload_type=SIP_PT, ssrc=ROOM_SYSTEM_SSRC)
+    for packet in packets[:2] + packets[3:]:
+        leg.on_rtp(packet)
+    their_ntp = 0x1234_5678_9ABC_DEF0
+    their_sr = RtcpSrPacket(
+        ssrc=ROOM_SYSTEM_SSRC, sender_info=RtcpSenderInfo(their_ntp, 0, len(packets), 1000)
+    )
+    leg.on_rtcp([their_sr])
+    publisher = Source("video", [h264()])
+    leg.slot.switch_to(publisher)
+    publisher.push(RtpPacket(payload_type=96, sequence_number=1, ssrc=9, payload=b"\x65idr"))
+
+    sr, _sdes = RtcpPacket.parse(leg.rtcp_report())
+    assert isinstance(sr, RtcpSrPacket) and sr.ssrc == leg.ssrc
+    assert (sr.sender_info.packet_count, sr.sender_info.octet_count) == (1, 4)
+    [block] = sr.reports
+    assert block.ssrc == ROOM_SYSTEM_SSRC
+    assert block.packets_lost == 1
+    assert block.fraction_lost == 256 // len(packets)
+    assert block.lsr == (their_ntp >> 16) & 0xFFFFFFFF
+    assert leg.stats().rtt_s is None
+
+    lsr = (sr.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+    answer = RtcpRrPacket(
+        ssrc=ROOM_SYSTEM_SSRC,
+        reports=[RtcpReceiverInfo(leg.ssrc, 0, 0, 1, 0, lsr=lsr, dlsr=0)],
+    )
+    leg.on_rtcp(RtcpPacket.parse(bytes(answer)))
+    rtt = leg.stats().rtt_s
+    assert rtt is not None and 0 <= rtt < 1.0
 
 
 def test_sip_video_refuses_a_static_payload_type_or_malformed_profile() -> None:
