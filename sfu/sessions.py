@@ -96,6 +96,8 @@ class Sessions:
         if room is None or room.closed:
             room = self._new_room(grant)
             log.info("room %s opened (occurrence %s)", room.name, room.occurrence_id)
+        if grant.prefers_h264:
+            room.prefer_h264()
         return room
 
     async def create_peer(

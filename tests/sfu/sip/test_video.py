@@ -315,9 +315,12 @@ async def test_room_add_plain_routes_sip_legs_by_the_floor() -> None:
 # --- a real worker: WHIP and WHEP sessions of aiortc peers beside a leg on UDP sockets ---------
 
 
-def grant(site_id: int, role: PeerRole, room: str = "occ-1") -> GrantClaims:
+def grant(
+    site_id: int, role: PeerRole, room: str = "occ-1", *, prefers_h264: bool = False
+) -> GrantClaims:
     now = datetime.now(UTC)
     return GrantClaims(
+        prefers_h264=prefers_h264,
         jti=uuid.uuid4().hex,
         room=room,
         occurrence_id=1,
@@ -358,21 +361,22 @@ def first_video_codec(sdp: str) -> str:
 
 
 async def test_whip_answer_prefers_h264_only_in_a_room_flagged_for_sip(worker: Worker) -> None:
-    """A publisher offering VP8 then H.264: a normal room keeps VP8, a room with a SIP leg
-    answers H.264 (packetization-mode 1, 42e01f) first."""
+    """A publisher offering VP8 then H.264: a normal room keeps VP8; a room with a SIP leg, or
+    whose grant says legs are expected, answers H.264 (packetization-mode 1, 42e01f) first."""
     answers = {}
-    for room_name in ("occ-plain", "occ-sip"):
-        if room_name == "occ-sip":
-            worker.sessions.room_for(grant(1, PeerRole.chair, room_name)).prefer_h264()
+    worker.sessions.room_for(grant(1, PeerRole.chair, "occ-sip")).prefer_h264()  # a leg joined
+    for room_name in ("occ-plain", "occ-sip", "occ-expects-sip"):
+        # the grant says room systems are expected before any joined
+        claims = grant(2, PeerRole.site, room_name, prefers_h264=room_name == "occ-expects-sip")
         pc = loopback_peer()
         pc.addTransceiver(SizedVideoTrack(160, 120), direction="sendonly")
         try:
-            peer = await answer(worker, "whip", pc, grant(2, PeerRole.site, room_name))
+            peer = await answer(worker, "whip", pc, claims)
             answers[room_name] = pc.remoteDescription.sdp
             codecs = peer.sources["video"].codecs
         finally:
             await pc.close()
-        if room_name == "occ-sip":
+        if room_name != "occ-plain":
             assert codecs[0].name == "video/h264"
             assert codecs[0].parameters["profile-level-id"] == "42e01f"
             assert {str(c.parameters.get("packetization-mode")) for c in codecs[:-1]} == {"1"}
@@ -381,6 +385,8 @@ async def test_whip_answer_prefers_h264_only_in_a_room_flagged_for_sip(worker: W
             assert [c.name for c in codecs] == ["video/vp8"]
     assert first_video_codec(answers["occ-plain"]) == "vp8"
     assert first_video_codec(answers["occ-sip"]) == "h264"
+    assert first_video_codec(answers["occ-expects-sip"]) == "h264"
+    assert not worker.rooms["occ-plain"].prefers_h264
 
 
 class RoomSystem(asyncio.DatagramProtocol):
