@@ -22,7 +22,7 @@ import random
 import secrets
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiortc.rtp import (
@@ -41,6 +41,7 @@ from aiortc.rtp import (
 
 from confbridge_kernel.contracts import PeerRole
 from sfu.codecs import H264, RtpCodec
+from sfu.errors import SfuError
 from sfu.forwarding import SEQ_REORDER_WINDOW, Slot, Source
 from sfu.room import Peer, Room
 from sfu.rtc.egress import EgressStats
@@ -181,10 +182,18 @@ class SipVideoStats:
 class SipEgress:
     """A `SlotEgress` that sends plain RTP to the room system through the leg's socket."""
 
-    def __init__(self, send_rtp: Callable[[bytes], object], ssrc: int, codec: RtpCodec) -> None:
+    def __init__(
+        self,
+        send_rtp: Callable[[bytes], object],
+        ssrc: int,
+        codec: RtpCodec,
+        header_extensions: Mapping[str, int] | None = None,
+    ) -> None:
         self.kind = "video"
         self.ssrc = ssrc
-        self.params = NegotiatedRtp(kind="video", mid=None, codecs=(codec,), header_extensions={})
+        self.params = NegotiatedRtp(
+            kind="video", mid=None, codecs=(codec,), header_extensions=header_extensions or {}
+        )
         self.clock_rate = codec.clock_rate
         self.on_keyframe_request: Callable[[], None] = lambda: None
         self._send_rtp = send_rtp
@@ -264,8 +273,12 @@ class SipVideo:
 
     `send_rtp` and `send_rtcp` send one datagram to the room system (the leg's RTP and RTCP
     sockets, or the same one with rtcp-mux). `payload_type` and `profile_level_id` are the
-    H.264 format the leg negotiated (packetization-mode 1); `ssrc` is ours (random if None);
-    `remote_ssrc` is the room system's from its SDP, or None to learn it from its packets.
+    H.264 format the leg negotiated (packetization-mode 1), as our SDP numbers it (what we
+    receive); `remote_payload_type` is its number in the room system's SDP, which we send with,
+    if it differs (RFC 3264 §6.1 only says SHOULD be the same). `header_extensions` are those
+    negotiated (URI → id; only mid and abs-send-time are ever written); none by default.
+    `ssrc` is ours (random if None); `remote_ssrc` is the room system's from its SDP, or None
+    to learn it from its packets (and follow it when it changes, as after a re-INVITE).
     """
 
     def __init__(
@@ -275,25 +288,28 @@ class SipVideo:
         send_rtcp: Callable[[bytes], object],
         payload_type: int,
         profile_level_id: str = WEBRTC_PROFILE_LEVEL_ID,
+        remote_payload_type: int | None = None,
+        header_extensions: Mapping[str, int] | None = None,
         ssrc: int | None = None,
         remote_ssrc: int | None = None,
         label: str = "SIP",
     ) -> None:
-        if not 96 <= payload_type <= 127:
-            raise ValueError(f"H.264 needs a dynamic payload type (96-127), not {payload_type}")
+        for pt in (payload_type, remote_payload_type):
+            if pt is not None and not 96 <= pt <= 127:
+                raise ValueError(f"H.264 needs a dynamic payload type (96-127), not {pt}")
         parse_profile_level_id(profile_level_id)  # refuses a malformed one now, not per packet
-        self.codec = RtpCodec(
-            mime_type=H264,
-            clock_rate=H264_CLOCK_RATE,
-            payload_type=payload_type,
-            parameters={"packetization-mode": "1", "profile-level-id": profile_level_id.lower()},
+        parameters = {"packetization-mode": "1", "profile-level-id": profile_level_id.lower()}
+        self.codec = RtpCodec(H264, H264_CLOCK_RATE, payload_type, parameters=parameters)
+        """The format the room system sends us (what the room's viewers receive)."""
+        sent = RtpCodec(
+            H264, H264_CLOCK_RATE, remote_payload_type or payload_type, parameters=parameters
         )
         self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
         self.remote_ssrc = remote_ssrc
         self._learn_ssrc = remote_ssrc is None
         self._send_rtcp = send_rtcp
         self.source = Source("video", [self.codec], send_pli=self._request_keyframe, label=label)
-        self.egress = SipEgress(send_rtp, self.ssrc, self.codec)
+        self.egress = SipEgress(send_rtp, self.ssrc, sent, header_extensions or {})
         self.slot = Slot(self.egress, label=label)
         self.parameter_sets = ParameterSets()
         self._shift = SeqShift()
@@ -310,7 +326,9 @@ class SipVideo:
     # ingress ------------------------------------------------------------------------------------
 
     def on_rtp(self, packet: RtpPacket) -> None:
-        """One RTP packet of the room system's video (the leg demultiplexes audio itself)."""
+        """One RTP packet of the room system's video (the leg demultiplexes audio itself).
+
+        The packet is the leg's no more: its sequence number is rewritten (`SeqShift`)."""
         if packet.payload_type != self.codec.payload_type:
             return
         if packet.ssrc != self.remote_ssrc:
@@ -419,6 +437,8 @@ class SipVideo:
         the leg (for events and stats)."""
         if self._room is not None:
             raise RuntimeError("the leg's video is in a room already; detach it first")
+        if room.closed:
+            raise SfuError(409, f"room {room.name} is closed")
         room.prefer_h264()
         sources = {"video": self.source}
         if audio_source is not None:

@@ -28,7 +28,7 @@ from aiortc.rtp import (
 
 from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, PeerRole
 from sfu import forwarding
-from sfu.codecs import H264, RtpCodec
+from sfu.codecs import EXT_ABS_SEND_TIME, H264, RtpCodec
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
@@ -271,6 +271,39 @@ def test_sip_video_rtcp_report_counts_both_ways_and_gives_rtt(clock: Clock) -> N
     leg.on_rtcp(RtcpPacket.parse(bytes(answer)))
     rtt = leg.stats().rtt_s
     assert rtt is not None and 0 <= rtt < 1.0
+
+
+def test_sip_video_sends_with_the_room_systems_numbering_and_only_negotiated_extensions(
+    clock: Clock,
+) -> None:
+    publisher = Source("video", [h264()])
+    idr = RtpPacket(payload_type=96, sequence_number=1, ssrc=9, payload=b"\x65idr")
+    sent = {}
+    for name, options in {
+        "plain": {},
+        "asymmetric": {"remote_payload_type": 120, "header_extensions": {EXT_ABS_SEND_TIME: 3}},
+    }.items():
+        wire = Wire()
+        leg = wire.leg(**options)
+        leg.slot.switch_to(publisher)
+        publisher.push(idr)
+        [sent[name]] = wire.rtp
+        leg.on_rtp(RtpPacket(payload_type=120, sequence_number=1, ssrc=5, payload=b"\x41p"))
+        assert leg.stats().packets_received == 0  # 120 is what it sends with, not we
+        leg.close()
+    assert sent["plain"][0] == 0x80 and sent["plain"][1] == SIP_PT  # no extension, no marker
+    assert len(sent["plain"]) == 12 + 4
+    assert sent["asymmetric"][0] & 0x10 and sent["asymmetric"][1] & 0x7F == 120
+    assert sent["asymmetric"][12:14] == b"\xbe\xde"  # RFC 8285 one-byte extensions
+
+
+async def test_sip_video_attach_refuses_a_closed_room() -> None:
+    info = PipedRoomInfo("occ-2", 2, 1, datetime.now(UTC) + timedelta(hours=1))
+    room = Room(info, on_floor_changed=lambda _room: None)
+    await room.close()
+    with pytest.raises(SfuError) as refused:
+        Wire().leg().attach(room, 1, site_name="Room system", peer_id="leg-3")
+    assert refused.value.status == 409
 
 
 def test_sip_video_refuses_a_static_payload_type_or_malformed_profile() -> None:
