@@ -9,10 +9,14 @@ room's programme back out, forwarded packet by packet like a WebRTC session's (n
   it maps any publisher's. Inserting on a slot's egress instead would need a second offset per
   slot and would break the slot's `in_seq + offset` rule that keeps upstream loss a gap.
 - Egress: a `Slot` whose `SipEgress` sends plain RTP through the leg's `send_rtp`, with the
-  leg's negotiated payload type and our SSRC, and no header extensions (none is negotiated).
+  leg's negotiated payload type and our SSRC, and no header extensions unless negotiated.
 - RTCP: a PLI or FIR from the room system (RFC 4585 §6.3.1, RFC 5104 §4.3.1) asks the slot's
   source for a keyframe; a keyframe request from the room sends the room system both, since
-  room systems differ in which they honour. Receiver reports give the egress loss.
+  room systems differ in which they honour. Its receiver reports give the egress loss and, on
+  our SRs (`rtcp_report()`, sent by the leg every RTCP_REPORT_INTERVAL_S), the round trip.
+
+In the room a leg is one more participant (`Room.add_plain`): an ingest peer with its sources
+and an egress peer with its slots, routed by the floor like any WebRTC session.
 """
 
 from __future__ import annotations
