@@ -10,6 +10,8 @@ send in front of an IDR that comes without them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from struct import pack
 
@@ -214,6 +216,23 @@ class ParameterSets:
         self._au_timestamp = -1
         self._au_has_sps = False
         self._au_has_pps = False
+
+    def seed(self, sprop_parameter_sets: str) -> None:
+        """Take the parameter sets the SDP gave (RFC 6184 §8.1 sprop-parameter-sets: base64
+        NAL units, comma-separated): room systems that put them only there send no SPS or
+        PPS in band at all. Raises ValueError if the value is not that."""
+        for item in sprop_parameter_sets.split(","):
+            try:
+                unit = base64.b64decode(item.strip(), validate=True)
+            except binascii.Error:
+                raise ValueError(f"sprop-parameter-sets: {item[:40]!r} is not base64") from None
+            nal_type = unit[0] & 0x1F if unit else 0
+            if nal_type == NAL_SPS:
+                self.sps = unit
+            elif nal_type == NAL_PPS:
+                self.pps = unit
+            else:
+                raise ValueError(f"sprop-parameter-sets: NAL unit type {nal_type} is no SPS/PPS")
 
     def observe(self, payload: bytes, timestamp: int) -> bytes | None:
         """Note this packet's parameter sets; the STAP-A to send before it, if it needs one."""

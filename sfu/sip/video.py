@@ -281,6 +281,7 @@ class SipVideo:
     receive); `remote_payload_type` is its number in the room system's SDP, which we send with,
     if it differs (RFC 3264 §6.1 only says SHOULD be the same). `header_extensions` are those
     negotiated (URI → id; only mid and abs-send-time are ever written); none by default.
+    `sprop_parameter_sets` is the room system's fmtp value of that name, if its SDP had one.
     `ssrc` is ours (random if None); `remote_ssrc` is the room system's from its SDP, or None
     to learn it from its packets (and follow it when it changes, as after a re-INVITE).
     """
@@ -294,6 +295,7 @@ class SipVideo:
         profile_level_id: str = WEBRTC_PROFILE_LEVEL_ID,
         remote_payload_type: int | None = None,
         header_extensions: Mapping[str, int] | None = None,
+        sprop_parameter_sets: str | None = None,
         ssrc: int | None = None,
         remote_ssrc: int | None = None,
         label: str = "SIP",
@@ -316,6 +318,8 @@ class SipVideo:
         self.egress = SipEgress(send_rtp, self.ssrc, sent, header_extensions or {})
         self.slot = Slot(self.egress, label=label)
         self.parameter_sets = ParameterSets()
+        if sprop_parameter_sets:
+            self.parameter_sets.seed(sprop_parameter_sets)
         self._shift = SeqShift()
         self._fir_seq = 0
         self._last_fir_seq: int | None = None

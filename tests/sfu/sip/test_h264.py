@@ -173,3 +173,15 @@ def test_parameter_sets_let_a_late_joiner_decode_from_the_second_idr() -> None:
     frames = decode(joined)
     assert len(frames) == 6
     assert {(f.width, f.height) for f in frames} == {(320, 240)}
+
+
+def test_parameter_sets_seed_from_sprop_parameter_sets() -> None:
+    keeper = ParameterSets()
+    keeper.seed("Z0LACtkCxOwEQAAAAwBAAAAHo8SJkg==,aMuDyyA=")  # FFmpeg's, from its SDP
+    assert keeper.sps is not None and keeper.sps[0] & 0x1F == SPS
+    assert keeper.pps == bytes.fromhex("68cb83cb20")
+    assert keeper.observe(b"\x65idr", 0) == stap_a([keeper.sps, keeper.pps])
+    with pytest.raises(ValueError, match="not base64"):
+        ParameterSets().seed("Z0L*,aMuDyyA=")
+    with pytest.raises(ValueError, match="no SPS/PPS"):
+        ParameterSets().seed("ZYiE")  # an IDR slice
