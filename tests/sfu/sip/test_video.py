@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -29,12 +26,12 @@ from aiortc.rtp import (
 from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, PeerRole
 from sfu import forwarding
 from sfu.codecs import EXT_ABS_SEND_TIME, H264, RtpCodec
-from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
 from sfu.room import Peer, PipedRoomInfo, Room
 from sfu.sip.video import SipEgress, SipVideo
 from sfu.worker import Worker
+from tests.sfu.sip.conftest import grant
 from tests.sfu.sip.media import IDR, PPS, SPS, decode, encode, nal_types, packetize, picture
 from tests.support.peers import SizedVideoTrack, loopback_peer, until
 
@@ -346,33 +343,6 @@ async def test_room_add_plain_routes_sip_legs_by_the_floor() -> None:
 
 
 # --- a real worker: WHIP and WHEP sessions of aiortc peers beside a leg on UDP sockets ---------
-
-
-def grant(
-    site_id: int, role: PeerRole, room: str = "occ-1", *, prefers_h264: bool = False
-) -> GrantClaims:
-    now = datetime.now(UTC)
-    return GrantClaims(
-        prefers_h264=prefers_h264,
-        jti=uuid.uuid4().hex,
-        room=room,
-        occurrence_id=1,
-        site_id=site_id,
-        site_name=f"site {site_id}",
-        role=role,
-        chair_site_id=1,
-        starts_at=now,
-        ends_at=now + timedelta(hours=1),
-        iat=int(now.timestamp()),
-        exp=int(now.timestamp()) + 3600,
-    )
-
-
-@pytest.fixture
-async def worker(loopback: None, tmp_path: Path) -> AsyncIterator[Worker]:
-    instance = Worker(WorkerSettings(node_id="sip-test", spool_dir=tmp_path / "spool"))
-    yield instance
-    await instance.close()
 
 
 async def answer(
