@@ -67,17 +67,20 @@ class SeqShift:
     up by the count of insertions made before it, so a packet that arrives late (reordered)
     still lands on its own number, not on an inserted packet's."""
 
-    __slots__ = ("_base", "_marks", "_newest")
+    __slots__ = ("_base", "_last_mark", "_marks", "_newest")
 
     def __init__(self) -> None:
         self._base = 0
         self._marks: list[int] = []  # input numbers something was inserted in front of
+        self._last_mark = -1  # the latest of them
         self._newest = -1
 
     def insert_before(self, seq: int) -> int:
         """Make room in front of input `seq`; returns the number for the inserted packet."""
         out = self.map(seq)
         self._marks.append(seq)
+        if self._last_mark < 0 or (seq - self._last_mark) & 0xFFFF < 0x8000:
+            self._last_mark = seq
         return out
 
     def map(self, seq: int) -> int:
@@ -88,7 +91,10 @@ class SeqShift:
             while self._marks and (seq - self._marks[0]) & 0xFFFF > SEQ_REORDER_WINDOW:
                 self._marks.pop(0)
                 self._base += 1
-        offset = self._base + sum(1 for m in self._marks if (seq - m) & 0xFFFF < 0x8000)
+        marks = self._marks
+        if not marks or (seq - self._last_mark) & 0xFFFF < 0x8000:
+            return (seq + self._base + len(marks)) & 0xFFFF  # after them all: most packets
+        offset = self._base + sum(1 for m in marks if (seq - m) & 0xFFFF < 0x8000)
         return (seq + offset) & 0xFFFF
 
 
