@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
@@ -109,6 +109,10 @@ class Room:
         self.ends_at = grant.ends_at
         self.floor = Floor(room=self.name, chair_site_id=grant.chair_site_id)
         self.peers: dict[str, Peer] = {}
+        # Set once a SIP leg with H.264 is in the room: WebRTC sessions opened from then on
+        # are answered with H.264 ahead of the worker's video codec (room systems speak H.264,
+        # and packets are forwarded as they are).
+        self.prefers_h264 = False
         # The newest ingest of each site feeds the programme (a reconnect replaces the old one).
         self._sources: dict[tuple[int, str], Source] = {}
         self._on_floor_changed = on_floor_changed
@@ -192,6 +196,50 @@ class Room:
         for kind, source in peer.sources.items():
             self._sources[(peer.site_id, kind)] = source
         self.reroute()
+
+    def add_plain(
+        self,
+        *,
+        peer_id: str,
+        site_id: int,
+        site_name: str,
+        role: PeerRole,
+        sources: Mapping[str, Source],
+        video_slots: Sequence[Slot] = (),
+        audio_slots: Sequence[Slot] = (),
+    ) -> list[Peer]:
+        """Add a participant whose media is not WebRTC (a SIP leg's plain RTP), connected now:
+        an ingest peer for its sources and an egress peer for its slots, which the floor routes
+        as any session's. Returns both; `remove()` each when it leaves."""
+        now = datetime.now(UTC)
+        common = dict(
+            room_name=self.name,
+            site_id=site_id,
+            site_name=site_name,
+            role=role,
+            pc=None,
+            remote_ufrags=set(),
+            etag="",
+            created_at=now,
+            connected=True,
+        )
+        ingest = Peer(id=f"{peer_id}-in", direction="ingest", sources=dict(sources), **common)
+        egress = Peer(
+            id=f"{peer_id}-out",
+            direction="egress",
+            video_slots=list(video_slots),
+            audio_slots=list(audio_slots),
+            **common,
+        )
+        self.peers[egress.id] = egress
+        self.add(ingest)  # routes every slot, the egress peer's included
+        return [ingest, egress]
+
+    def prefer_h264(self) -> None:
+        """From now on, ask WebRTC sessions of this room for H.264 first."""
+        if not self.prefers_h264:
+            log.info("room %s: WebRTC sessions are asked for H.264 from now on", self.name)
+        self.prefers_h264 = True
 
     def remove(self, peer: Peer) -> None:
         self.peers.pop(peer.id, None)

@@ -26,6 +26,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from confbridge_kernel.contracts import EventType, GrantClaims, PeerRole
 from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
+from sfu.codecs import H264
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
@@ -94,6 +95,8 @@ class Sessions:
         if room is None or room.closed:
             room = self._new_room(grant)
             log.info("room %s opened (occurrence %s)", room.name, room.occurrence_id)
+        if grant.prefers_h264:
+            room.prefer_h264()
         return room
 
     async def create_peer(
@@ -125,7 +128,7 @@ class Sessions:
         if peer.role is PeerRole.relay:
             self._serve_floor_channel(room, peer)
         try:
-            answer = await self._negotiate(peer, offer)
+            answer = await self._negotiate(room, peer, offer)
             self._refuse_revoked(grant)  # revoked while the offer was being answered
         except BaseException:
             await pc.close()
@@ -143,7 +146,16 @@ class Sessions:
             await self.remove_peer(previous, reason="replaced")
         return peer, answer
 
-    async def _negotiate(self, peer: Peer, offer: str) -> str:
+    def _video_codecs(self, room: Room) -> list[str]:
+        """The video formats a session of `room` is answered with, preferred first."""
+        configured = self._settings.video_codec
+        if room.prefers_h264 and configured.lower() != H264:
+            # H.264 first, for the room systems; the configured codec still serves a peer
+            # that offers no H.264 (its video reaches WebRTC viewers only)
+            return [H264, configured]
+        return [configured]
+
+    async def _negotiate(self, room: Room, peer: Peer, offer: str) -> str:
         pc = peer.pc
         if not offer.lstrip().startswith("v=0"):
             raise SfuError(400, "malformed SDP offer: it must start with 'v=0'")
@@ -172,7 +184,7 @@ class Sessions:
                 raise SfuError(
                     400, f"a {'WHIP' if verb == 'send' else 'WHEP'} offer must {verb} media"
                 )
-            allowed = [self._settings.video_codec] if transceiver.kind == "video" else AUDIO_CODECS
+            allowed = self._video_codecs(room) if transceiver.kind == "video" else AUDIO_CODECS
             if not restrict_codecs(transceiver, allowed):
                 raise SfuError(
                     422,

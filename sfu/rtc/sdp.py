@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from aiortc import RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from sfu.codecs import RtpCodec
+from sfu.codecs import H264, RtpCodec
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,19 +93,35 @@ def offered_direction(transceiver: RTCRtpTransceiver) -> str:
     return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(local, local)
 
 
+def _preference(codec: RTCRtpCodecParameters, wanted: list[str]) -> tuple[int, int]:
+    # the order of `wanted`, then, for H.264, WebRTC's own constrained baseline first
+    plid = str(codec.parameters.get("profile-level-id", "")).lower()
+    return wanted.index(codec.mimeType.lower()), 0 if plid in ("", "42e01f") else 1
+
+
+def _forwardable(codec: RTCRtpCodecParameters) -> bool:
+    # H.264 only in packetization mode 1 (non-interleaved), the one the SFU forwards
+    if codec.mimeType.lower() != H264:
+        return True
+    return str(codec.parameters.get("packetization-mode", "0")) == "1"
+
+
 def restrict_codecs(transceiver: RTCRtpTransceiver, mime_types: Sequence[str]) -> bool:
-    """Keep only `mime_types` (and their RTX) among the codecs negotiated from an offer.
+    """Keep only `mime_types` (and their RTX) among the codecs negotiated from an offer, in
+    the order of `mime_types` (the answer's order of preference, which the peer sends with).
 
     Every publisher and viewer of a room must share one format, since packets are forwarded
-    as they are. Call it between setRemoteDescription and createAnswer; returns False when the
-    offer has none of them.
+    as they are. H.264 is kept only in packetization mode 1, 42e01f before other profiles.
+    Call it between setRemoteDescription and createAnswer; returns False when the offer has
+    none of them.
     """
-    wanted = {m.lower() for m in mime_types}
+    wanted = [m.lower() for m in mime_types]
     # touches RTCRtpTransceiver._codecs, which createAnswer turns into the answer's formats
     codecs = transceiver._codecs
-    kept = [c for c in codecs if c.mimeType.lower() in wanted]
+    kept = [c for c in codecs if c.mimeType.lower() in wanted and _forwardable(c)]
     if not kept:
         return False
+    kept.sort(key=lambda c: _preference(c, wanted))  # stable: the offer's order otherwise
     kept_pts = {c.payloadType for c in kept}
     rtx = [c for c in codecs if is_rtx(c) and c.parameters.get("apt") in kept_pts]
     transceiver._codecs = kept + rtx

@@ -86,6 +86,11 @@ class GrantClaims(BaseModel):
     credential_id: str | None = Field(
         default=None, description="the terminal token it was issued to (a one-way fingerprint)"
     )
+    prefers_h264: bool = Field(
+        default=False,
+        description="SIP room systems are expected in the room: its WebRTC sessions are "
+        "answered with H.264 first from the start, not only once the first SIP leg joins",
+    )
 
 
 ADMIN_AUDIENCE = "confbridge-sfu-admin"

@@ -6,12 +6,15 @@ moved; then port `sfu/rtc/sdp.py` (and only `sfu/rtc/`).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from aiortc import RTCPeerConnection
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from sfu.codecs import EXT_ABS_SEND_TIME, EXT_MID
 from sfu.rtc.ice import use_host_addresses
-from sfu.rtc.sdp import negotiated_rtp
+from sfu.rtc.sdp import negotiated_rtp, restrict_codecs
 from tests.sfu.rtc.introspect import negotiated_pair, source_of
 
 
@@ -53,3 +56,33 @@ async def test_negotiated_rtp_reads_payload_types_and_extensions(
         await client.close()
         await server.close()
         use_host_addresses(None)
+
+
+def test_restrict_codecs_orders_by_preference_and_keeps_forwardable_h264() -> None:
+    """H.264 ahead of VP8 when asked so; packetization mode 0 is dropped, 42e01f comes first,
+    and each kept format keeps its RTX."""
+
+    def codec(pt: int, mime: str, **parameters: object) -> RTCRtpCodecParameters:
+        return RTCRtpCodecParameters(
+            mimeType=mime, clockRate=90000, payloadType=pt, parameters=dict(parameters)
+        )
+
+    offered = [
+        codec(96, "video/VP8"),
+        codec(97, "video/rtx", apt=96),
+        codec(102, "video/H264", **{"packetization-mode": 0, "profile-level-id": "42e01f"}),
+        codec(104, "video/H264", **{"packetization-mode": 1, "profile-level-id": "42001f"}),
+        codec(106, "video/H264", **{"packetization-mode": 1, "profile-level-id": "42e01f"}),
+        codec(107, "video/rtx", apt=106),
+        codec(108, "video/VP9"),
+    ]
+    transceiver = SimpleNamespace(_codecs=list(offered))
+    assert restrict_codecs(transceiver, ["video/H264", "video/VP8"])  # type: ignore[arg-type]
+    assert [c.payloadType for c in transceiver._codecs] == [106, 104, 96, 97, 107]
+
+    transceiver = SimpleNamespace(_codecs=list(offered))
+    assert restrict_codecs(transceiver, ["video/VP8"])  # type: ignore[arg-type]
+    assert [c.payloadType for c in transceiver._codecs] == [96, 97]
+
+    only_mode_0 = SimpleNamespace(_codecs=[offered[2]])
+    assert not restrict_codecs(only_mode_0, ["video/H264"])  # type: ignore[arg-type]
