@@ -36,6 +36,7 @@ from sfu.room_events import RoomEvents, utcnow
 from sfu.rtc.ice import set_consent_timing, use_host_candidates
 from sfu.rtc.transport import accept_rsa_dtls_peers
 from sfu.sessions import Sessions
+from sfu.sip.leg_video import LegVideo
 from sfu.sip.legs import SipLegs
 from sfu.tasks import PendingTasks
 
@@ -94,6 +95,7 @@ class Worker:
             events=self.events,
             metrics=self.metrics,
         )
+        self.sip_legs.video_factory = LegVideo
 
     @property
     def reporter(self) -> EventReporter | None:

@@ -306,6 +306,8 @@ class SipLegs:
                     report_due = now + RTCP_INTERVAL_S
                     for leg in self.legs.values():
                         leg.transport.send_report()
+                        if leg.video_transport is not None:
+                            leg.video_transport.send_report()
             except Exception:
                 log.exception("SIP leg housekeeping failed")
 

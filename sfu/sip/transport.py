@@ -377,7 +377,14 @@ class RtpTransport:
         else:
             first = RtcpRrPacket(self.ssrc, reports)
         sdes = RtcpSdesPacket([RtcpSourceInfo(self.ssrc, [(1, self.cname)])])
-        data = bytes(first) + bytes(sdes)
+        self.send_rtcp(bytes(first) + bytes(sdes))
+
+    def send_rtcp(self, data: bytes) -> None:
+        """Send one compound RTCP packet (protected when SRTP is on), e.g. PLI and FIR."""
+        target = self.remote_rtcp
+        sock = self._rtcp if self._rtcp is not None else self._rtp
+        if self.closed or sock.transport is None or target is None:
+            return
         if self.srtp is not None:
             data = self.srtp.protect(data, rtcp=True)
         sock.transport.sendto(data, target)

@@ -29,8 +29,8 @@ def serve(
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
     from confbridge.private_files import make_process_private
-    from confbridge.sip.service import SipService
     from confbridge.settings import check_listen_address, config_source
+    from confbridge.sip.service import SipService
     from confbridge_kernel.logs import log_config, resolve_log_format
 
     settings = current_settings()

@@ -275,7 +275,7 @@ def _guest(
     display_name: str,
     now: datetime,
 ) -> tuple[int, str, str]:
-    site = site_service.sip_guest_site(session, caller_uri=uri, display_name=display_name)
+    site = site_service.sip_guest_site(session=session, caller_uri=uri, display_name=display_name)
     expires_at = bridge.grant_expiry(
         end_at=occurrence.end_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     ).replace(microsecond=0)
