@@ -345,7 +345,15 @@ class SipGateway:
             self._spawn(self._end(call, "the room system hung up"))
         elif request.method == "INFO":
             digit = dtmf_from_info(request)
-            self._respond(transaction, 200 if digit or not request.body else 415, "OK")
+            if digit or not request.body:
+                self._respond(transaction, 200, "OK")
+            else:  # an INFO we do not read (e.g. video fast update): say so
+                self._respond(
+                    transaction,
+                    415,
+                    "Unsupported Media Type",
+                    headers={"Accept": "application/dtmf-relay, application/dtmf"},
+                )
             if digit:
                 self._spawn(self._digit(call, digit, relay=True))
         else:  # re-INVITE (session refresh, hold): keep the media as negotiated

@@ -162,23 +162,8 @@ class SipTransport:
         self._outgoing[key] = remote
         self._connections.add(writer)
 
-        async def read() -> None:
-            try:
-                await self._read_stream(reader, remote)
-            except (
-                ConnectionError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-                ssl.SSLError,
-                TimeoutError,
-            ):
-                pass
-            finally:
-                self._connections.discard(writer)
-                self._outgoing.pop(key, None)
-                writer.close()
-
-        self._readers.add(asyncio.get_running_loop().create_task(read()))
+        read = self._read_connection(reader, remote, forget=key)
+        self._readers.add(asyncio.get_running_loop().create_task(read))
         return remote
 
     def received(self, data: bytes, remote: Remote, *, stream: bool = False) -> None:
@@ -210,23 +195,35 @@ class SipTransport:
                 writer.close()
                 return
             peer = writer.get_extra_info("peername")
-            remote = Remote(kind, str(peer[0]), int(peer[1]), writer)
             self._connections.add(writer)
-            try:
-                await self._read_stream(reader, remote)
-            except (
-                ConnectionError,
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-                ssl.SSLError,
-                TimeoutError,
-            ):
-                pass
-            finally:
-                self._connections.discard(writer)
-                writer.close()
+            await self._read_connection(reader, Remote(kind, str(peer[0]), int(peer[1]), writer))
 
         return serve
+
+    async def _read_connection(
+        self,
+        reader: asyncio.StreamReader,
+        remote: Remote,
+        *,
+        forget: tuple[str, str, int] | None = None,
+    ) -> None:
+        """Read messages until the connection ends (or breaks the limits), then close it."""
+        assert remote.writer is not None
+        try:
+            await self._read_stream(reader, remote)
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ssl.SSLError,
+            TimeoutError,
+        ):
+            pass
+        finally:
+            self._connections.discard(remote.writer)
+            if forget is not None:
+                self._outgoing.pop(forget, None)
+            remote.writer.close()
 
     async def _read_stream(self, reader: asyncio.StreamReader, remote: Remote) -> None:
         while True:
