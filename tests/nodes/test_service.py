@@ -139,9 +139,33 @@ def test_service_viewers_fill_the_origin_then_extend_the_room(
     # everything full: the origin takes more rather than nobody
     node_service.heartbeat(session=session, beat=beat("c", peers=2, capacity=2), now=now)
     assert join()[1] == "a"
-    # a heartbeat replaces the guesses with what the node reports
-    node_service.heartbeat(session=session, beat=beat("a", peers=0, capacity=2), now=now)
-    assert session.get(SfuNode, "a").pending_sessions == 0
+
+
+def test_service_reservations_last_until_their_sessions_connect(
+    session: Session, sites: dict
+) -> None:
+    """A heartbeat counts connected sessions only: a chair that has published but not yet
+    opened its view still holds two places; reservations nobody used expire."""
+    (occurrence,) = make_occurrences(session, sites, count=1)
+    now = utcnow()
+    node_service.heartbeat(session=session, beat=beat("a", capacity=4), now=now)
+    origin = placement.place_room(session=session, occurrence_id=occurrence.id, now=now)
+    placement.place_viewer(
+        session=session,
+        occurrence_id=occurrence.id,
+        origin=origin,
+        now=now,
+        extend=lambda node, kind, upstream: False,
+    )
+    node = session.get(SfuNode, "a")
+    assert node.pending_sessions == 2
+    node_service.heartbeat(session=session, beat=beat("a", peers=1, capacity=4), now=now)
+    assert node.pending_sessions == 1  # the chair published; its view is still coming
+    node_service.heartbeat(session=session, beat=beat("a", peers=1, capacity=4), now=now)
+    assert node.pending_sessions == 1  # nothing new connected: the place is still held
+    later = now + timedelta(seconds=node_service.RESERVATION_TTL_S + 1)
+    node_service.heartbeat(session=session, beat=beat("a", peers=1, capacity=4), now=later)
+    assert node.pending_sessions == 0  # never used: dropped
 
 
 def test_service_an_origin_that_moves_drops_its_edges(session: Session, sites: dict) -> None:

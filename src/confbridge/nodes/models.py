@@ -39,8 +39,10 @@ class SfuNode(Base):
     packets_per_s: Mapped[float] = mapped_column(Float, default=0.0)
     cpu_ratio: Mapped[float] = mapped_column(Float, default=0.0)
     spool_events: Mapped[int] = mapped_column(Integer, default=0)
-    # Sessions sent here since the last heartbeat, which does not count them yet.
+    # Sessions that joins sent here and that have not connected yet (heartbeats count only
+    # connected ones), and when the last was reserved: unused reservations expire.
     pending_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # When the monitor found the node silent (None while it heartbeats).

@@ -75,6 +75,12 @@ def rooms_held(*, session: Session, node_id: str, occurrence_ids: Iterable[int])
     )
 
 
+def reserve(node: SfuNode, now: datetime) -> None:
+    """Count a session a join sends to the node until the node reports it connected."""
+    node.pending_sessions = (node.pending_sessions or 0) + 1
+    node.pending_at = now
+
+
 def _sessions(node: SfuNode) -> int:
     return node.peers + node.pending_sessions
 
@@ -129,7 +135,7 @@ def place_room(
     if placement is not None:
         node = session.get(SfuNode, placement.node_id)
         if node is not None and state_of(node, now) is not NodeState.down:
-            node.pending_sessions += 1
+            reserve(node, now)
             return _server(node)
         # the origin is gone: its edges relayed a pipe that no longer exists
         session.execute(delete(RoomEdge).where(RoomEdge.occurrence_id == occurrence_id))
@@ -161,10 +167,10 @@ def place_room(
         assert placement is not None
         node = session.get(SfuNode, placement.node_id)
         assert node is not None
-        node.pending_sessions += 1
+        reserve(node, now)
         return _server(node)
     record_host(session=session, occurrence_id=occurrence_id, node_id=chosen.id, now=now)
-    chosen.pending_sessions += 1
+    reserve(chosen, now)
     return _server(chosen)
 
 
@@ -268,7 +274,7 @@ def place_viewer(
     assert origin_node is not None
     serves_region = not region or origin_node.region in ("", region)
     if serves_region and _has_room(origin_node):
-        origin_node.pending_sessions += 1
+        reserve(origin_node, now)
         return origin
     edges = list(session.scalars(select(RoomEdge).where(RoomEdge.occurrence_id == occurrence_id)))
     edge_ids = {edge.node_id for edge in edges}
@@ -283,13 +289,13 @@ def place_viewer(
     candidates = [n for n in _placeable(session, now, region) if n.id != origin_node.id]
     in_region = [n for n in candidates if region and n.region == region]
     if not serves_region and not in_region and _has_room(origin_node):
-        origin_node.pending_sessions += 1  # no node of its own province can take it
+        reserve(origin_node, now)  # no node of its own province can take it
         return origin
     # the province's own nodes first (an edge already relaying, else one extended now)
     for group in (in_region, [n for n in candidates if n not in in_region]):
         for node in group:
             if node.id in edge_ids:
-                node.pending_sessions += 1
+                reserve(node, now)
                 return _server(node)
         for node in group:
             upstream, kind = upstream_for(node, origin_node, relaying)
@@ -303,7 +309,7 @@ def place_viewer(
                     )
                 )
                 record_host(session=session, occurrence_id=occurrence_id, node_id=node.id, now=now)
-                node.pending_sessions += 1
+                reserve(node, now)
                 log.info(
                     "room of occurrence %s extended to node %s (%s from %s)",
                     occurrence_id,
@@ -317,7 +323,7 @@ def place_viewer(
         occurrence_id,
         origin_node.id,
     )
-    origin_node.pending_sessions += 1
+    reserve(origin_node, now)
     return origin
 
 

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 NODE_DOWN_AFTER_S = 15.0
 """A node that has not sent a heartbeat for this long is `down`."""
+RESERVATION_TTL_S = 15.0
+"""How long a session a join sent to a node counts before it connects (a terminal connects
+within seconds of its grant; one that never does must not hold the place)."""
 
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NODE_KEY_BYTES = 32
@@ -176,15 +179,26 @@ def heartbeat(
     node.machine_id = beat.machine_id
     node.region = beat.region
     node.rooms = beat.load.rooms
+    _settle_reservations(node, reported_peers=beat.load.peers, now=now)
     node.peers = beat.load.peers
     node.packets_per_s = beat.load.packets_per_s
     node.cpu_ratio = beat.load.cpu_ratio
     node.spool_events = beat.load.spool_events
-    node.pending_sessions = 0  # the reported load now includes them
     node.last_seen_at = now
     node.down_since = None
     session.flush()
     return node
+
+
+def _settle_reservations(node: SfuNode, *, reported_peers: int, now: datetime) -> None:
+    """Sessions that connected since the last heartbeat use up as many reservations; those
+    not used within RESERVATION_TTL_S are dropped (the hall never connected)."""
+    reserved_at = node.pending_at
+    if reserved_at is None or now - reserved_at > timedelta(seconds=RESERVATION_TTL_S):
+        node.pending_sessions = 0
+        return
+    connected = max(0, reported_peers - (node.peers or 0))
+    node.pending_sessions = max(0, (node.pending_sessions or 0) - connected)
 
 
 def _check_registration(
