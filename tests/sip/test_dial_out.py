@@ -17,10 +17,12 @@ from tests.support.sip_agents import Baresip
 from tests.support.sip_calls import (
     ROOM_SYSTEM_TONE_HZ,
     Bridge,
+    ListeningViewer,
     chair_speaking,
     heard_tone,
     set_sip_uri,
     sites_in_room,
+    viewer_tone,
 )
 
 UPSTREAM_TONE_HZ = 700
@@ -85,10 +87,42 @@ async def test_the_bridge_above_is_called_and_gets_the_rooms_programme(
         lambda: _new_sites(stack, before), 10, "the bridge above in the room"
     )
     assert len(new_sites) == 1  # one site: the bridge above
+    (upstream_id,) = new_sites
+    assert _site_name(stack, upstream_id) == "Trung ương"
     # what goes up is the room's programme: the chair speaking
     await asyncio.sleep(3)
     frequency, _level = heard_tone(above)
     assert abs(frequency - TONE_HZ) < 25
+
+    # the chair gives the floor to the bridge above: a ward hall hears the national briefing
+    joined = await stack.join("p1")
+    hall = ListeningViewer(joined["whep_url"], joined["token"])
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    await eventually(lambda: _hears(hall, TONE_HZ), 15, "the hall hearing the chair")
+    await eventually(lambda: _floor_given(stack, upstream_id), 15, "the floor given upstream")
+    await eventually(
+        lambda: _hears(hall, UPSTREAM_TONE_HZ), 15, "the hall hearing the bridge above"
+    )
+
+
+def _site_name(stack: Stack, site_id: int) -> str:
+    assert stack.database is not None
+    with stack.database.session() as session:
+        site = session.get(Site, site_id)
+        assert site is not None
+        return site.name
+
+
+async def _floor_given(stack: Stack, site_id: int) -> bool:
+    # the room's events reach the control plane a moment after the leg joined
+    response = await stack.floor("give", site_id)
+    return response.status_code == 200 and response.json()["speaker_site_id"] == site_id
+
+
+async def _hears(hall: ListeningViewer, hz: int) -> bool:
+    frequency, level = viewer_tone(hall)
+    return abs(frequency - hz) < 25 and level > 0
 
 
 async def _new_sites(stack: Stack, before: set[int]) -> set[int]:

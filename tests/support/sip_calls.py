@@ -65,9 +65,9 @@ class ListeningViewer(WhepViewer):
             except Exception:
                 return
             if track.kind == "audio":
-                data = bytes(frame.planes[0])
-                step = 2 * len(frame.layout.channels)
-                self.pcm.extend(b"".join(data[i : i + 2] for i in range(0, len(data), step)))
+                # packed s16: channels interleaved in one row (the plane's buffer is padded)
+                samples = frame.to_ndarray()[0, :: len(frame.layout.channels)]
+                self.pcm.extend(samples.astype("<i2").tobytes())
 
 
 async def chair_speaking(stack: Stack, peers: list[Any]) -> WhipPublisher:

@@ -47,6 +47,7 @@ from confbridge.attendance.models import (
     AttendanceStatus,
 )
 from confbridge.bridge.models import SfuEventRecord
+from confbridge.bridge.service import guest_sites
 from confbridge.errors import Conflict, Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
@@ -286,21 +287,6 @@ def _invited(session: Session, occurrence_ids: Sequence[int]) -> dict[int, list[
     return invited
 
 
-def _guests(session: Session, occurrence_ids: Sequence[int]) -> dict[int, list[int]]:
-    """SIP guests (sites with a `guest_uri`) with events in these occurrences: they joined
-    without a booking, and are reported beside the invited sites, marked as guests."""
-    guests: dict[int, list[int]] = {i: [] for i in occurrence_ids}
-    query = (
-        select(SfuEventRecord.occurrence_id, SfuEventRecord.site_id)
-        .join(Site, Site.id == SfuEventRecord.site_id)
-        .where(SfuEventRecord.occurrence_id.in_(occurrence_ids), Site.guest_uri.is_not(None))
-        .distinct()
-    )
-    for occurrence_id, site_id in session.execute(query):
-        guests[occurrence_id].append(site_id)
-    return guests
-
-
 def compute(
     *,
     session: Session,
@@ -314,7 +300,7 @@ def compute(
     for start in range(0, len(occurrences), ID_CHUNK):
         chunk = occurrences[start : start + ID_CHUNK]
         ids = [o.id for o in chunk]
-        invited, guests = _invited(session, ids), _guests(session, ids)
+        invited, guests = _invited(session, ids), guest_sites(session=session, occurrence_ids=ids)
         replays = {o.id: OccurrenceReplay(o, invited[o.id] + guests[o.id]) for o in chunk}
         for occurrence_id, *event in session.execute(_event_query(ids)):
             replays[occurrence_id].feed(*event)

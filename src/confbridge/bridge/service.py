@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
@@ -133,8 +133,27 @@ def issue_grant(
         exp=int(expires_at.timestamp()),
         terminal_id=terminal_id,
         credential_id=credential_id,
+        prefers_h264=expects_room_systems(occurrence),
     )
     return IssuedGrant(claims=claims, token=signer.sign(claims))
+
+
+def expects_room_systems(occurrence: Occurrence) -> bool:
+    """True if SIP room systems are due in the occurrence's room (the bridge above, or an
+    invited site with a `sip_uri`): its WebRTC sessions then send H.264 from the start, which
+    room systems take without transcoding. A guest dialling in by PIN switches the room later."""
+    if occurrence.upstream_sip_uri or occurrence.series.upstream_sip_uri:
+        return True
+    session = object_session(occurrence)
+    if session is None:
+        return False
+    query = (
+        select(Booking.id)
+        .join(Site, Site.id == Booking.site_id)
+        .where(Booking.occurrence_id == occurrence.id, Booking.active, Site.sip_uri.is_not(None))
+        .limit(1)
+    )
+    return session.scalar(query) is not None
 
 
 def relay_grant(
@@ -402,9 +421,29 @@ def authorize_floor(
     if target is None:
         raise Invalid(f"{action.value} needs a site_id")
     booking = get_booking(session=session, occurrence_id=occurrence.id, site_id=target)
-    if booking is None or not booking.active:
-        raise Invalid(f"site {target} is not invited to occurrence {occurrence.id}")
-    return target
+    if booking is not None and booking.active:
+        return target
+    if (
+        booking is None
+        and target in guest_sites(session=session, occurrence_ids=[occurrence.id])[occurrence.id]
+    ):
+        return target  # a SIP guest in the room, e.g. the bridge above ("Trung ương")
+    raise Invalid(f"site {target} is not invited to occurrence {occurrence.id}")
+
+
+def guest_sites(*, session: Session, occurrence_ids: Sequence[int]) -> dict[int, list[int]]:
+    """SIP guests (sites with a `guest_uri`) that joined these occurrences: they came in
+    without a booking (by the PIN, or as the bridge above that the room called)."""
+    guests: dict[int, list[int]] = {i: [] for i in occurrence_ids}
+    query = (
+        select(SfuEventRecord.occurrence_id, SfuEventRecord.site_id)
+        .join(Site, Site.id == SfuEventRecord.site_id)
+        .where(SfuEventRecord.occurrence_id.in_(occurrence_ids), Site.guest_uri.is_not(None))
+        .distinct()
+    )
+    for occurrence_id, site_id in session.execute(query):
+        guests[occurrence_id].append(site_id)
+    return guests
 
 
 def room_client(*, session: Session, occurrence_id: int, signer: GrantSigner) -> WorkerClient:

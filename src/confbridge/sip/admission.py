@@ -216,7 +216,7 @@ def prepare_dial(
                 )
             else:
                 site_id, site_name, token = _guest(
-                    session, settings, signer, occurrence, target.uri, UPSTREAM_NAME, now
+                    session, settings, signer, occurrence, target.uri, UPSTREAM_NAME, now, prefix=""
                 )
                 origin, _viewing = bridge.place_sessions(
                     session=session,
@@ -274,8 +274,12 @@ def _guest(
     uri: str,
     display_name: str,
     now: datetime,
+    *,
+    prefix: str = site_service.GUEST_SITE_PREFIX,
 ) -> tuple[int, str, str]:
-    site = site_service.sip_guest_site(session=session, caller_uri=uri, display_name=display_name)
+    site = site_service.sip_guest_site(
+        session=session, caller_uri=uri, display_name=display_name, prefix=prefix
+    )
     expires_at = bridge.grant_expiry(
         end_at=occurrence.end_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     ).replace(microsecond=0)

@@ -220,12 +220,15 @@ def _guest_unit(session: Session) -> Unit:
     return unit
 
 
-def sip_guest_site(*, session: Session, caller_uri: str, display_name: str) -> Site:
+def sip_guest_site(
+    *, session: Session, caller_uri: str, display_name: str, prefix: str = GUEST_SITE_PREFIX
+) -> Site:
     """The guest site of a SIP caller that gave a meeting's PIN but is no site's room system:
     found by the caller's address (`user@host`), else created in the guest unit.
 
-    Its name is "Khách: <display name or user@host>", made unique in the unit; a later call
-    from the same address is the same guest, whatever name it shows.
+    Its name is "Khách: <display name or user@host>" (`prefix` "" for the bridge above, which
+    the chair knows by its own name), made unique in the unit; a later call from the same
+    address is the same guest, whatever name it shows.
     """
     key = address_key(caller_uri)
     if key is None:
@@ -235,7 +238,7 @@ def sip_guest_site(*, session: Session, caller_uri: str, display_name: str) -> S
         return site
     unit = _guest_unit(session)
     shown = " ".join(one_line(display_name).split()) or key
-    base = (GUEST_SITE_PREFIX + shown)[:MAX_SITE_NAME_CHARS]
+    base = (prefix + shown)[:MAX_SITE_NAME_CHARS]
     name, number = base, 1
     while get_site_by_name(session=session, unit_id=unit.id, name=name) is not None:
         number += 1
