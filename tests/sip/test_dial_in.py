@@ -15,8 +15,10 @@ from tests.support.sip_agents import Baresip
 from tests.support.sip_calls import (
     ROOM_SYSTEM_TONE_HZ,
     Bridge,
+    ListeningViewer,
     chair_speaking,
     heard_tone,
+    hears,
     set_sip_uri,
     sites_in_room,
 )
@@ -44,6 +46,15 @@ async def test_a_known_room_system_joins_as_its_site_both_ways(
     await asyncio.sleep(3)
     frequency, level = heard_tone(room_system)
     assert abs(frequency - TONE_HZ) < 25 and level > 0.02, (frequency, level)
+    # the chair gives it the floor: a ward hall hears the room system
+    joined = await stack.join("p2")
+    hall = ListeningViewer(joined["whep_url"], joined["token"])
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    assert (await stack.floor("give", sites["p1"].id)).status_code == 200
+    await eventually(
+        lambda: hears(hall, ROOM_SYSTEM_TONE_HZ), 15, "the hall hearing the room system"
+    )
 
     room_system.hangup()
     await eventually(

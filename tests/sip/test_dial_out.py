@@ -20,9 +20,9 @@ from tests.support.sip_calls import (
     ListeningViewer,
     chair_speaking,
     heard_tone,
+    hears,
     set_sip_uri,
     sites_in_room,
-    viewer_tone,
 )
 
 UPSTREAM_TONE_HZ = 700
@@ -99,10 +99,10 @@ async def test_the_bridge_above_is_called_and_gets_the_rooms_programme(
     hall = ListeningViewer(joined["whep_url"], joined["token"])
     peers.append(hall)
     assert (await hall.start()).status_code == 201
-    await eventually(lambda: _hears(hall, TONE_HZ), 15, "the hall hearing the chair")
+    await eventually(lambda: hears(hall, TONE_HZ), 15, "the hall hearing the chair")
     await eventually(lambda: _floor_given(stack, upstream_id), 15, "the floor given upstream")
     await eventually(
-        lambda: _hears(hall, UPSTREAM_TONE_HZ), 15, "the hall hearing the bridge above"
+        lambda: hears(hall, UPSTREAM_TONE_HZ), 15, "the hall hearing the bridge above"
     )
 
 
@@ -118,11 +118,6 @@ async def _floor_given(stack: Stack, site_id: int) -> bool:
     # the room's events reach the control plane a moment after the leg joined
     response = await stack.floor("give", site_id)
     return response.status_code == 200 and response.json()["speaker_site_id"] == site_id
-
-
-async def _hears(hall: ListeningViewer, hz: int) -> bool:
-    frequency, level = viewer_tone(hall)
-    return abs(frequency - hz) < 25 and level > 0
 
 
 async def _new_sites(stack: Stack, before: set[int]) -> set[int]:

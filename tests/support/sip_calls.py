@@ -88,3 +88,9 @@ def viewer_tone(viewer: ListeningViewer, seconds: float = 1.0) -> tuple[float, f
     """The tone in the viewer's last `seconds` of sound."""
     pcm = bytes(getattr(viewer, "pcm", b""))[-int(48_000 * 2 * seconds) :]
     return tone_of_samples(array("h", pcm), 48_000)
+
+
+async def hears(viewer: ListeningViewer, hz: int) -> bool:
+    """True if the hall's loudspeaker plays the tone `hz` now."""
+    frequency, level = viewer_tone(viewer)
+    return abs(frequency - hz) < 25 and level > 0
