@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +25,7 @@ from confbridge.meetings import dial_in as dial_in_lookup
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.nodes import service as node_service
+from confbridge.nodes.models import SfuNode
 from confbridge.settings import Settings
 from confbridge.signing import GrantSigner
 from confbridge.sites import service as site_service
@@ -73,6 +76,69 @@ def _refusal(error: DomainError) -> CallRefused:
     return CallRefused(status, phrase, error.message)
 
 
+@contextmanager
+def _deciding(database: Database) -> Iterator[Session]:
+    """A session for deciding a call: committed if it is admitted, else rolled back and the
+    domain's refusal turned into the SIP one."""
+    with database.session() as session:
+        try:
+            yield session
+            session.commit()
+        except DomainError as exc:
+            session.rollback()
+            raise _refusal(exc) from None
+
+
+def _as_site(
+    session: Session,
+    settings: Settings,
+    signer: GrantSigner,
+    occurrence: Occurrence,
+    site: Site,
+    now: datetime,
+) -> tuple[SfuNode, str]:
+    """Join `site` as a terminal of it would: (the node of its media, its join grant)."""
+    info = bridge.join(
+        session=session,
+        settings=settings.sfu,
+        signer=signer,
+        occurrence_id=occurrence.id,
+        site=site,
+        now=now,
+        tz=occurrence.series.tz,
+    )
+    return node_service.get(session=session, node_id=info.node_id or ""), info.token
+
+
+def _room_node(
+    session: Session, signer: GrantSigner, occurrence: Occurrence, now: datetime
+) -> SfuNode:
+    """The node of the room (placed now if it is not), for a caller with no site yet."""
+    origin, _viewing = bridge.place_sessions(
+        session=session,
+        occurrence=occurrence,
+        chair_site=bridge.chair_site_id(session=session, occurrence=occurrence),
+        signer=signer,
+        now=now,
+    )
+    return node_service.get(session=session, node_id=origin.node_id)
+
+
+def _admission(
+    occurrence: Occurrence, node: SfuNode, site: Site | None, token: str | None, pin: str
+) -> Admission:
+    return Admission(
+        occurrence_id=occurrence.id,
+        room=room_name(occurrence.id),
+        media=MediaNode(node_id=node.id, internal_url=node.internal_url),
+        site_id=site.id if site is not None else None,
+        site_name=site.name if site is not None else None,
+        token=token,
+        pin=pin,
+        ends_at=occurrence.end_at,
+    )
+
+
 def admit(
     database: Database,
     settings: Settings,
@@ -83,52 +149,20 @@ def admit(
     now: datetime,
 ) -> Admission:
     """Decide a call to `meeting_number` from `caller_uri`; raises `CallRefused`."""
-    with database.session() as session:
-        try:
-            found = dial_in_lookup.find_dial_in(
-                session,
-                meeting_number=meeting_number,
-                now=now,
-                early_min=settings.sip.join_early_min,
-            )
-            occurrence = found.occurrence
-            site = dial_in_lookup.match_site(found, caller_uri)
-            if site is not None:
-                info = bridge.join(
-                    session=session,
-                    settings=settings.sfu,
-                    signer=signer,
-                    occurrence_id=occurrence.id,
-                    site=site,
-                    now=now,
-                    tz=found.series.tz,
-                )
-                node = node_service.get(session=session, node_id=info.node_id or "")
-                token: str | None = info.token
-            else:
-                origin, _viewing = bridge.place_sessions(
-                    session=session,
-                    occurrence=occurrence,
-                    chair_site=found.chair_site_id,
-                    signer=signer,
-                    now=now,
-                )
-                node = node_service.get(session=session, node_id=origin.node_id)
-                token = None
-            session.commit()
-        except DomainError as exc:
-            session.rollback()
-            raise _refusal(exc) from None
-        return Admission(
-            occurrence_id=occurrence.id,
-            room=room_name(occurrence.id),
-            media=MediaNode(node_id=node.id, internal_url=node.internal_url),
-            site_id=site.id if site is not None else None,
-            site_name=site.name if site is not None else None,
-            token=token,
-            pin=found.series.pin,
-            ends_at=occurrence.end_at,
+    with _deciding(database) as session:
+        found = dial_in_lookup.find_dial_in(
+            session,
+            meeting_number=meeting_number,
+            now=now,
+            early_min=settings.sip.join_early_min,
         )
+        occurrence = found.occurrence
+        site = dial_in_lookup.match_site(found, caller_uri)
+        if site is not None:
+            node, token = _as_site(session, settings, signer, occurrence, site, now)
+            return _admission(occurrence, node, site, token, found.series.pin)
+        node = _room_node(session, signer, occurrence, now)
+        return _admission(occurrence, node, None, None, found.series.pin)  # the lobby
 
 
 @dataclass(frozen=True)
@@ -190,57 +224,21 @@ def prepare_dial(
     now: datetime,
 ) -> Admission:
     """Place the room and issue the grant for a call we are about to make."""
-    with database.session() as session:
-        try:
-            occurrence = meeting_service.get_occurrence(
-                session=session, occurrence_id=target.occurrence_id
-            )
-            if target.site_id is not None:
-                site = session.get(Site, target.site_id)
-                if site is None:
-                    raise CallRefused(404, "Not Found", "the site is gone")
-                info = bridge.join(
-                    session=session,
-                    settings=settings.sfu,
-                    signer=signer,
-                    occurrence_id=occurrence.id,
-                    site=site,
-                    now=now,
-                    tz=occurrence.series.tz,
-                )
-                node_id, token, site_id, site_name = (
-                    info.node_id or "",
-                    info.token,
-                    site.id,
-                    site.name,
-                )
-            else:
-                site_id, site_name, token = _guest(
-                    session, settings, signer, occurrence, target.uri, UPSTREAM_NAME, now, prefix=""
-                )
-                origin, _viewing = bridge.place_sessions(
-                    session=session,
-                    occurrence=occurrence,
-                    chair_site=bridge.chair_site_id(session=session, occurrence=occurrence),
-                    signer=signer,
-                    now=now,
-                )
-                node_id = origin.node_id
-            node = node_service.get(session=session, node_id=node_id)
-            session.commit()
-        except DomainError as exc:
-            session.rollback()
-            raise _refusal(exc) from None
-        return Admission(
-            occurrence_id=occurrence.id,
-            room=room_name(occurrence.id),
-            media=MediaNode(node_id=node.id, internal_url=node.internal_url),
-            site_id=site_id,
-            site_name=site_name,
-            token=token,
-            pin="",
-            ends_at=occurrence.end_at,
+    with _deciding(database) as session:
+        occurrence = meeting_service.get_occurrence(
+            session=session, occurrence_id=target.occurrence_id
         )
+        if target.site_id is not None:
+            site = session.get(Site, target.site_id)
+            if site is None:
+                raise CallRefused(404, "Not Found", "the site is gone")
+            node, token = _as_site(session, settings, signer, occurrence, site, now)
+        else:
+            site, token = _guest(
+                session, settings, signer, occurrence, target.uri, UPSTREAM_NAME, now, prefix=""
+            )
+            node = _room_node(session, signer, occurrence, now)
+        return _admission(occurrence, node, site, token, pin="")
 
 
 def pin_matches(given: str, pin: str) -> bool:
@@ -260,10 +258,10 @@ def guest_grant(
     """A caller gave the PIN: (site id, site name, join grant) of its guest site."""
     with database.session() as session:
         occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-        granted = _guest(session, settings, signer, occurrence, caller_uri, display_name, now)
+        site, token = _guest(session, settings, signer, occurrence, caller_uri, display_name, now)
         session.commit()
-        log.info("SIP guest joins occurrence %s as site %s", occurrence_id, granted[0])
-        return granted
+        log.info("SIP guest joins occurrence %s as site %s", occurrence_id, site.id)
+        return site.id, site.name, token
 
 
 def _guest(
@@ -276,7 +274,7 @@ def _guest(
     now: datetime,
     *,
     prefix: str = site_service.GUEST_SITE_PREFIX,
-) -> tuple[int, str, str]:
+) -> tuple[Site, str]:
     site = site_service.sip_guest_site(
         session=session, caller_uri=uri, display_name=display_name, prefix=prefix
     )
@@ -293,4 +291,4 @@ def _guest(
         now=now,
         expires_at=expires_at,
     )
-    return site.id, site.name, grant.token
+    return site, grant.token
