@@ -192,18 +192,10 @@ class PipeEgress:
         self.on_keyframe_request()
 
     def stats(self) -> EgressStats:
-        return EgressStats(
+        return EgressStats.plain(
             packets_sent=self._packets,
             bytes_sent=self._bytes,
-            packets_dropped=0,
-            packets_retransmitted=0,
-            nacks_received=0,
             keyframe_requests_received=self._keyframe_requests,
-            rtt_s=None,
-            fraction_lost=None,
-            packets_lost=None,
-            jitter_s=None,
-            remb_bps=None,
         )
 
     def close(self) -> None:

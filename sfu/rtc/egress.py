@@ -24,6 +24,7 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSenderInfo,
@@ -87,6 +88,33 @@ class EgressStats:
     packets_lost: int | None
     jitter_s: float | None
     remb_bps: int | None
+
+    @classmethod
+    def plain(
+        cls,
+        *,
+        packets_sent: int,
+        bytes_sent: int,
+        keyframe_requests_received: int = 0,
+        report: RtcpReceiverInfo | None = None,
+        clock_rate: int = 90_000,
+        rtt_s: float | None = None,
+    ) -> EgressStats:
+        """Stats of an egress over plain RTP (a pipe, a SIP leg): nothing is retransmitted or
+        dropped; loss and jitter come from the far end's last receiver report, if any."""
+        return cls(
+            packets_sent=packets_sent,
+            bytes_sent=bytes_sent,
+            packets_dropped=0,
+            packets_retransmitted=0,
+            nacks_received=0,
+            keyframe_requests_received=keyframe_requests_received,
+            rtt_s=rtt_s,
+            fraction_lost=report.fraction_lost / 256 if report else None,
+            packets_lost=report.packets_lost if report else None,
+            jitter_s=report.jitter / clock_rate if report else None,
+            remb_bps=None,
+        )
 
 
 class RtpEgress:

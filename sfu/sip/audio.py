@@ -285,19 +285,7 @@ class DecodingEgress:
         return out
 
     def stats(self) -> EgressStats:
-        return EgressStats(
-            packets_sent=self._packets,
-            bytes_sent=self._bytes,
-            packets_dropped=0,
-            packets_retransmitted=0,
-            nacks_received=0,
-            keyframe_requests_received=0,
-            rtt_s=None,
-            fraction_lost=None,
-            packets_lost=None,
-            jitter_s=None,
-            remb_bps=None,
-        )
+        return EgressStats.plain(packets_sent=self._packets, bytes_sent=self._bytes)
 
     def close(self) -> None:
         self._closed = True

@@ -259,19 +259,13 @@ class SipEgress:
         self.on_keyframe_request()
 
     def stats(self) -> EgressStats:
-        report = self.report
-        return EgressStats(
+        return EgressStats.plain(
             packets_sent=self._packets,
             bytes_sent=self._bytes,
-            packets_dropped=0,
-            packets_retransmitted=0,
-            nacks_received=0,
             keyframe_requests_received=self._keyframe_requests,
+            report=self.report,
+            clock_rate=self.clock_rate,
             rtt_s=self.rtt_s,
-            fraction_lost=report.fraction_lost / 256 if report else None,
-            packets_lost=report.packets_lost if report else None,
-            jitter_s=report.jitter / self.clock_rate if report else None,
-            remb_bps=None,
         )
 
     def close(self) -> None:
