@@ -3,6 +3,12 @@
 Each agent runs from a config directory of its own: its account (the room system's SIP URI),
 a sine tone as its microphone, and `sndfile`, which writes what it hears (decoded) to WAV
 files, so a test checks the far end's audio as the room system got it.
+
+With `video=BaresipVideo(...)` it is a room system with a camera too: `avcodec` (libx264 and
+FFmpeg's H.264 decoder, from baresip-ffmpeg), `fakevideo` as its camera (a test pattern of the
+configured size) and its screen, and `snapshot`, which saves the next decoded picture it
+receives as a PNG (`snapshot_received`), so a test checks the far end's video as decoded.
+Without it no video codec is loaded and its offers carry audio only.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import time
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.servers import free_port
@@ -29,8 +36,37 @@ def baresip_available() -> bool:
     return Path(BARESIP).exists()
 
 
+AUDIO_MODULES = ("account", "g711", "g722", "opus", "ausine", "aubridge", "sndfile", "cons", "menu")
+VIDEO_MODULES = ("avcodec", "fakevideo", "snapshot")
+
+
+@dataclass(frozen=True)
+class BaresipVideo:
+    """A room system's camera and screen: H.264 only (the bridge forwards, never transcodes)."""
+
+    width: int = 352
+    height: int = 288
+    fps: int = 15
+    bitrate_bps: int = 300_000
+
+    def config_lines(self) -> list[str]:
+        return [
+            "video_source fakevideo,nil",
+            "video_display fakevideo,nil",
+            f"video_size {self.width}x{self.height}",
+            f"video_fps {self.fps}",
+            f"video_bitrate {self.bitrate_bps}",
+            "avcodec_h264enc libx264",
+            "avcodec_h264dec h264",
+        ]
+
+
+def _modules(video: BaresipVideo | None) -> list[str]:
+    return [*AUDIO_MODULES, *(VIDEO_MODULES if video is not None else ())]
+
+
 class Baresip:
-    """One baresip process: `dial`, `digits`, `hangup`, and what it logged and heard."""
+    """One baresip process: `dial`, `digits`, `hangup`, and what it logged, heard and saw."""
 
     def __init__(
         self,
@@ -40,30 +76,21 @@ class Baresip:
         domain: str = "rooms.halong.gov.vn",
         tone_hz: int = 440,
         auto_answer: bool = True,
+        video: BaresipVideo | None = None,
     ) -> None:
         self.directory = directory
         self.sip_port = free_port()
         self.console_port = free_port()
         self.uri = f"sip:{user}@{domain}"
+        self.video = video
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "snd").mkdir(exist_ok=True)
-        modules = [
-            "account",
-            "g711",
-            "g722",
-            "opus",
-            "ausine",
-            "aubridge",
-            "sndfile",
-            "cons",
-            "menu",
-        ]
         config = [
             "poll_method epoll",
             "net_interface 127.0.0.1",
             f"sip_listen 127.0.0.1:{self.sip_port}",
             "module_path /usr/lib/baresip/modules",
-            *[f"module {name}.so" for name in modules],
+            *[f"module {name}.so" for name in _modules(video)],
             f"cons_listen 127.0.0.1:{self.console_port}",
             f"audio_source ausine,{tone_hz}",
             "audio_player aubridge,speaker",
@@ -72,6 +99,7 @@ class Baresip:
             "auplay_srate 48000",
             f"snd_path {directory / 'snd'}",
             "rtp_timeout 0",
+            *(video.config_lines() if video is not None else []),
         ]
         (directory / "config").write_text("\n".join(config) + "\n")
         answer = ";answermode=auto" if auto_answer else ""
@@ -122,6 +150,15 @@ class Baresip:
                 break
             time.sleep(0.1)
         raise AssertionError(f"baresip never logged {pattern!r}:\n{self.log()[-3000:]}")
+
+    def snapshot_received(self, path: Path, *, timeout_s: float = 10.0) -> Path:
+        """The next picture it decodes from the far end, saved as a PNG at `path`. Waits for it
+        (blocking: an async test calls it in a thread, so that its own peers go on sending)."""
+        assert self.video is not None, "a room system without video decodes no pictures"
+        start = len(self.log())
+        self.command(f"/snapshot_recv {path}\n")
+        self.wait_for(f"png: wrote {re.escape(str(path))}", timeout_s=timeout_s, after=start)
+        return path
 
     def heard(self) -> list[Path]:
         """WAV files of decoded audio (one per call)."""
