@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pytest
 
 from confbridge.sites.models import Site
 from tests.support.peers import ToneTrack, WhepViewer, WhipPublisher
 from tests.support.polling import eventually
 from tests.support.servers import Stack
-from tests.support.sip_agents import Baresip, BaresipVideo
+from tests.support.sip_agents import Baresip, BaresipVideo, baresip_video_available
 from tests.support.sip_calls import Bridge, set_sip_uri, sites_in_room
+
+pytestmark = pytest.mark.skipif(
+    not baresip_video_available(), reason="baresip-ffmpeg is not installed (CI installs it)"
+)
 
 CAMERA = BaresipVideo(width=352, height=288)
 CHAIR_SIZE = (192, 144)  # neither the room system's nor any hall's picture size

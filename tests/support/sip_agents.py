@@ -28,6 +28,7 @@ from pathlib import Path
 from tests.support.servers import free_port
 
 BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
+MODULE_PATH = Path("/usr/lib/baresip/modules")
 START_TIMEOUT_S = 10.0
 WAV_HEADER_BYTES = 44
 
@@ -37,7 +38,13 @@ def baresip_available() -> bool:
 
 
 AUDIO_MODULES = ("account", "g711", "g722", "opus", "ausine", "aubridge", "sndfile", "cons", "menu")
-VIDEO_MODULES = ("avcodec", "fakevideo", "snapshot")
+VIDEO_MODULES = ("avcodec", "fakevideo", "snapshot")  # avcodec comes with baresip-ffmpeg
+
+
+def baresip_video_available() -> bool:
+    return baresip_available() and all(
+        (MODULE_PATH / f"{name}.so").exists() for name in VIDEO_MODULES
+    )
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class Baresip:
             "poll_method epoll",
             "net_interface 127.0.0.1",
             f"sip_listen 127.0.0.1:{self.sip_port}",
-            "module_path /usr/lib/baresip/modules",
+            f"module_path {MODULE_PATH}",
             *[f"module {name}.so" for name in _modules(video)],
             f"cons_listen 127.0.0.1:{self.console_port}",
             f"audio_source ausine,{tone_hz}",
