@@ -69,7 +69,8 @@ async def test_an_invited_room_system_called_at_the_start_exchanges_video(
     set_sip_uri(stack, sites["p2"], hall.contact)  # the meeting is on: due at once
     await _chair_on_camera(stack, peers)
 
-    hall.wait_for("Call established", timeout_s=20)
+    # waited for in a thread: the chair, on this event loop, goes on connecting meanwhile
+    await asyncio.to_thread(hall.wait_for, "Call established", timeout_s=20)
     await eventually(lambda: _in_room(stack, sites["p2"].id), 10, "p2 called into the room")
     picture = await asyncio.to_thread(hall.snapshot_received, tmp_path / "chair.png")
     assert _flat_picture_size(picture) == CHAIR_SIZE
