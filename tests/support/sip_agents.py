@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
 MODULE_PATH = Path("/usr/lib/baresip/modules")
@@ -86,8 +86,10 @@ class Baresip:
         video: BaresipVideo | None = None,
     ) -> None:
         self.directory = directory
-        self.sip_port = free_port()
-        self.console_port = free_port()
+        # SIP on UDP and TCP at sip_port, and TLS on the next port (baresip binds it unasked: a
+        # port picked apart could be that one), then the console
+        self.sip_port = free_ports(3)
+        self.console_port = self.sip_port + 2
         self.uri = f"sip:{user}@{domain}"
         self.video = video
         directory.mkdir(parents=True, exist_ok=True)
