@@ -40,8 +40,8 @@ async def test_a_room_system_joining_by_pin_sees_the_chair_and_is_seen_with_the_
     room_systems.append(guest)
     before = await sites_in_room(stack)
     guest.dial(bridge.address())
-    guest.wait_for("Call established")
-    guest.wait_for("Set video decoder: H264 packetization-mode=1")
+    await guest.until("Call established")
+    await guest.until("Set video decoder: H264 packetization-mode=1")
     guest.digits(bridge.pin + "#")
     (guest_site,) = await eventually(
         lambda: _new_sites(stack, before), 10, "the guest in the room after the PIN"
@@ -70,7 +70,7 @@ async def test_an_invited_room_system_called_at_the_start_exchanges_video(
     await _chair_on_camera(stack, peers)
 
     # waited for in a thread: the chair, on this event loop, goes on connecting meanwhile
-    await asyncio.to_thread(hall.wait_for, "Call established", timeout_s=20)
+    await hall.until("Call established", timeout_s=20)
     await eventually(lambda: _in_room(stack, sites["p2"].id), 10, "p2 called into the room")
     picture = await asyncio.to_thread(hall.snapshot_received, tmp_path / "chair.png")
     assert _flat_picture_size(picture) == CHAIR_SIZE

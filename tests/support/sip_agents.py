@@ -13,6 +13,7 @@ Without it no video codec is loaded and its offers carry audio only.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import re
@@ -148,6 +149,12 @@ class Baresip:
     def log(self) -> str:
         return self.log_path.read_bytes().decode("utf-8", "replace")
 
+    async def until(
+        self, pattern: str, *, timeout_s: float = 15.0, after: int = 0
+    ) -> re.Match[str]:
+        """`wait_for` off the event loop, so that the peers of a test keep sending meanwhile."""
+        return await asyncio.to_thread(self.wait_for, pattern, timeout_s=timeout_s, after=after)
+
     def wait_for(self, pattern: str, *, timeout_s: float = 15.0, after: int = 0) -> re.Match[str]:
         """The first log match of `pattern` (after offset `after`), waiting for it."""
         deadline = time.monotonic() + timeout_s
@@ -190,15 +197,18 @@ class Baresip:
         self._log.close()
 
 
-def tone_of(path: Path, *, skip_s: float = 0.5) -> tuple[float, float]:
-    """The tone of a 16-bit WAV after its first `skip_s` seconds (see `tone_of_samples`)."""
+def tone_of(path: Path, *, skip_s: float = 0.5, last_s: float | None = None) -> tuple[float, float]:
+    """The tone of a 16-bit WAV after its first `skip_s` seconds, or in its last `last_s`
+    (see `tone_of_samples`)."""
     # read as written so far: baresip fills in the header's sizes only when the call ends
     data = path.read_bytes()
     channels = int.from_bytes(data[22:24], "little") or 1
     rate = int.from_bytes(data[24:28], "little") or 8000
     body = data[WAV_HEADER_BYTES:]
     samples = array("h", body[: len(body) // 2 * 2])
-    return tone_of_samples(samples[::channels][int(skip_s * rate) :], rate)
+    mono = samples[::channels]
+    start = len(mono) - int(last_s * rate) if last_s is not None else int(skip_s * rate)
+    return tone_of_samples(mono[max(start, 0) :], rate)
 
 
 def tone_of_samples(samples: Sequence[int], rate: int) -> tuple[float, float]:
