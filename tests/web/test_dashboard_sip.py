@@ -28,7 +28,12 @@ def offer(port: int) -> str:
 
 
 async def test_dashboard_sip_calls_opened_on_the_worker_are_listed(
-    stack: Stack, web: Callable[..., TestClient], sites: dict[str, Site], database: Database
+    stack: Stack,
+    web: Callable[..., TestClient],
+    make_user: Callable[..., dict[str, str]],
+    client: TestClient,
+    sites: dict[str, Site],
+    database: Database,
 ) -> None:
     grant = await stack.join("p2")
     with database.session() as session:
@@ -59,8 +64,8 @@ async def test_dashboard_sip_calls_opened_on_the_worker_are_listed(
         assert lobby_call.status_code == 201, lobby_call.text
         site_leg, lobby_leg = site_call.json()["leg_id"], lobby_call.json()["leg_id"]
 
-        client = web(Role.it)
-        page = html.unescape(client.get("/it").text)
+        it_page = web(Role.it)
+        page = html.unescape(it_page.get("/it").text)
         assert "Cuộc gọi SIP (2)" in page
         assert f'data-sip-leg="{site_leg}" data-direction="out"' in page
         assert f'data-sip-leg="{lobby_leg}" data-direction="in"' in page
@@ -70,11 +75,19 @@ async def test_dashboard_sip_calls_opened_on_the_worker_are_listed(
         assert "Polycom khách" in page and "Đang chờ nhập mã PIN" in page
         assert 'data-sip-unreachable="local-9"' in page and "local-9 không trả lời" in page
         assert f'href="/occurrences/{stack.occurrence_id}"' in page
+        overview = client.get("/api/v1/overview", headers=make_user(Role.it)).json()
+        (listed,) = [c for c in overview["sip_calls"] if c["leg_id"] == site_leg]
+        assert listed["node_id"] == "local-0" and listed["site_id"] == sites["p2"].id
+        assert listed["occurrence_id"] == stack.occurrence_id and listed["guest"] is False
+        assert listed["audio_codec"] == "PCMA/8000" and listed["duration_s"] >= 0
+        assert overview["sip_unreachable_nodes"] == ["local-9"]
+        anonymous = await http.get("/sip-legs", headers={"Authorization": "Bearer x"})
+        assert anonymous.status_code == 401
 
         for leg in (site_leg, lobby_leg):
             closed = await http.request("DELETE", f"/sip-legs/{leg}", json={"reason": "hangup"})
             assert closed.status_code == 200
-    body = client.get("/it/body").text
+    body = it_page.get("/it/body").text
     assert "data-sip-leg=" not in body and "Hiện không có cuộc gọi SIP nào." in body
-    english = client.get("/language/en?next=/it", follow_redirects=True).text
+    english = it_page.get("/language/en?next=/it", follow_redirects=True).text
     assert "SIP calls (0)" in english and "No SIP call now." in english
