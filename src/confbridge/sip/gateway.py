@@ -21,6 +21,7 @@ from confbridge.sip.calls import Call, Dialog, dtmf_from_info
 from confbridge.sip.headers import parse_name_addr, parse_uri
 from confbridge.sip.media import LegClient, MediaError
 from confbridge.sip.message import SipMessage, SipParseError, parse_via
+from confbridge.sip.metrics import GatewayMetrics
 from confbridge.sip.transactions import (
     TIMEOUT_S,
     ServerTransaction,
@@ -44,14 +45,22 @@ MAX_LOBBY_CALLS_PER_SOURCE = 5
 
 
 class SipGateway:
-    def __init__(self, settings: Settings, database: Database, signer: GrantSigner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        signer: GrantSigner,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.database = database
         self.signer = signer
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
         self.transport = SipTransport(
             self._on_message,
             self._on_bad_message,
             rate_per_source=settings.sip.rate_limit_per_source,
+            metrics=self.metrics,
         )
         self.transactions = Transactions(self.transport)
         self.calls: dict[str, Call] = {}
@@ -61,7 +70,7 @@ class SipGateway:
         self._sweeper: asyncio.Task[None] | None = None
         self._dialler: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
-        self.dial_outs = dial_out.DialOuts(self._due, self.dial)
+        self.dial_outs = dial_out.DialOuts(self._due, self.dial, metrics=self.metrics)
         self.malformed = 0
 
     # -- life ------------------------------------------------------------------------------
