@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from confbridge.db import Database
 from confbridge.settings import Settings
@@ -57,6 +58,7 @@ class SipGateway:
         self.calls: dict[str, Call] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}  # INVITEs not answered yet
         self._cancelled: set[str] = set()
+        self._lobby_setups: Counter[str] = Counter()  # lobby calls being set up, by address
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._dialler: asyncio.Task[None] | None = None
@@ -220,11 +222,12 @@ class SipGateway:
             await asyncio.sleep(1.0)
 
     def _lobby_calls_from(self, host: str) -> int:
-        return sum(
+        waiting = sum(
             1
             for call in self.calls.values()
             if call.state == "lobby" and call.dialog.transport.host == host
         )
+        return waiting + self._lobby_setups[host]
 
     async def _answer(
         self,
@@ -252,6 +255,32 @@ class SipGateway:
         except admission_.CallRefused as refused:
             log.info("SIP call from %s to %s refused: %s", remote.host, number, refused.detail)
             raise _Refused(refused.status, refused.reason, refused.detail) from None
+        if admitted.token is not None:
+            return await self._set_up(transaction, number, offer, to_tag, admitted)
+        # A lobby call holds its place from now on: INVITEs from one address that come
+        # together all pass the check above before any of them is in `calls`, and would
+        # take every media port of the worker.
+        if self._lobby_calls_from(remote.host) >= MAX_LOBBY_CALLS_PER_SOURCE:
+            raise _Refused(486, "Busy Here", "too many calls waiting for their PIN")
+        self._lobby_setups[remote.host] += 1
+        try:
+            return await self._set_up(transaction, number, offer, to_tag, admitted)
+        finally:  # `_invite` puts the call in `calls` straight after
+            self._lobby_setups[remote.host] -= 1
+            if not self._lobby_setups[remote.host]:
+                del self._lobby_setups[remote.host]
+
+    async def _set_up(
+        self,
+        transaction: ServerTransaction,
+        number: str,
+        offer: str | None,
+        to_tag: str,
+        admitted: admission_.Admission,
+    ) -> Call:
+        """The call's media leg on the worker, then the 200 with its SDP."""
+        request, remote = transaction.request, transaction.remote
+        caller_addr = parse_name_addr(request.get("From") or "")
         media = LegClient(
             admitted.media.internal_url, node_id=admitted.media.node_id, signer=self.signer
         )
