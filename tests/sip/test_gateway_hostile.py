@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ from confbridge.signing import signer_for
 from confbridge.sip.gateway import SipGateway
 from confbridge.sip.headers import parse_name_addr
 from confbridge.sip.message import SipMessage, SipParseError, parse
+from confbridge_kernel.sip_legs import SIP_LEGS_PATH
 from tests.support.polling import eventually, until
 from tests.support.servers import Stack, free_port
 from tests.support.sip_calls import Bridge, sites_in_room
@@ -495,6 +497,26 @@ async def test_an_invite_flood_from_one_address_is_cut_and_another_caller_is_ser
         await hang_up(flooder, ok)
     flooder.close()
     elsewhere.close()
+
+
+async def test_closing_does_not_wait_for_callers_that_are_gone(limited: MeetingGateway) -> None:
+    """Three callers wait in the lobby, then vanish: the gateway's close() ends their legs and
+    returns without waiting for answers to its BYEs (32 s each, one after the other)."""
+    stack, gateway = limited.stack, limited.gateway
+    legs = []
+    for _ in range(3):
+        caller = SipSocket(limited.target)
+        caller.send(sip_request("INVITE", caller, limited.uri(), extra=SDP_HEAD, body=SDP_OFFER))
+        ok = await caller.final("INVITE")
+        assert ok.status == 200, ok.reason
+        legs.append(gateway.calls[ok.call_id].leg_id)
+        caller.close()  # no ACK, no answer to anything from now on
+    started = time.monotonic()
+    await asyncio.wait_for(gateway.close(), 15)
+    assert time.monotonic() - started < 5
+    async with httpx.AsyncClient(base_url=stack.worker, headers=stack.admin()) as http:
+        for leg_id in legs:
+            assert (await http.delete(f"{SIP_LEGS_PATH}/{leg_id}")).status_code == 404
 
 
 # -- sipvicious and the PIN ----------------------------------------------------------------

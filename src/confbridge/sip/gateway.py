@@ -42,6 +42,8 @@ SWEEP_INTERVAL_S = 5.0
 LOBBY_TIMEOUT_S = 60.0
 """A caller has this long to key the PIN."""
 MAX_LOBBY_CALLS_PER_SOURCE = 5
+CLOSE_BYE_WAIT_S = 2.0
+"""On shutdown, how long answers to our BYEs are waited for (a far end may be gone)."""
 
 
 class SipGateway:
@@ -78,8 +80,9 @@ class SipGateway:
         log.info("SIP listening on %s (UDP and TCP)", self.transport.udp_address)
 
     async def close(self) -> None:
-        for call in list(self.calls.values()):
-            await self.hang_up(call, "the bridge is shutting down")
+        reason = "the bridge is shutting down"
+        calls = list(self.calls.values())
+        await asyncio.gather(*(self.hang_up(c, reason, wait_s=CLOSE_BYE_WAIT_S) for c in calls))
         for task in [*self._pending.values(), *self._tasks]:
             task.cancel()
         self.dial_outs.close()
@@ -443,16 +446,21 @@ class SipGateway:
         call.state = "admitted"
         log.info("SIP caller %s gave the PIN: joined as %s", call.caller_label, site_name)
 
-    async def hang_up(self, call: Call, reason: str) -> None:
-        """End the call from our side: BYE to the room system, the leg closed."""
+    async def hang_up(self, call: Call, reason: str, *, wait_s: float = TIMEOUT_S) -> None:
+        """End the call from our side: BYE to the room system, the leg closed; its answer is
+        waited for `wait_s` at most."""
         if call.state == "ended":
             return
         host, port = self.contact_host
         bye = call.dialog.request("BYE", host, port)
         bye.add("Reason", f'Q.850;cause=16;text="{_quoted(reason)}"')
         await self._end(call, reason)
-        answer = await self.transactions.send_request(bye, call.dialog.transport)
-        if answer is None:
+        answer = self.transactions.send_request(bye, call.dialog.transport)
+        try:
+            answered = await asyncio.wait_for(answer, wait_s) is not None
+        except TimeoutError:  # the BYE's transaction is cancelled with its future
+            answered = False
+        if not answered:
             log.info("no answer to BYE for call %s", call.call_id[:40])
 
     async def _end(self, call: Call, reason: str) -> None:
