@@ -421,6 +421,8 @@ def expected_of(data: bytes) -> tuple[str, SipMessage | None]:
 async def test_mangled_invites_get_an_error_or_nothing_and_no_one_joins(
     fuzzed: MeetingGateway, invite: Path, mutations: list[Callable[[bytes], bytes]]
 ) -> None:
+    """A room system's INVITE cut, flipped, swollen or stripped: an error, a drop or the lobby,
+    and an OPTIONS from elsewhere still answered (the worker's /rooms too)."""
     data = recorded(invite, fuzzed.number)
     for mutate in mutations:
         data = mutate(data)
