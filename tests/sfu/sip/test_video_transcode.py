@@ -1,0 +1,259 @@
+"""A SIP leg's video when the source is not H.264: VP8 decoded and encoded to H.264 for that leg
+alone, PLI answered by our encoder, loss answered by asking the source, and passthrough again
+once the slot gets H.264."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import struct
+
+import pytest
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtp import RtcpPacket, RtpPacket
+
+from sfu.codecs import H264, VP8, RtpCodec
+from sfu.forwarding import Source
+from sfu.sip.video import SipVideo
+from sfu.sip.video_transcode import VideoTranscoder, output_size
+from tests.sfu.sip.media import IDR, SPS, decode, encode, nal_types, packetize, picture
+from tests.support.peers import until
+
+SIP_PT = 109
+VP8_PT = 96
+PUBLISHER_SSRC = 0x7008_0001
+ROOM_SYSTEM_SSRC = 0x5157_0002
+
+
+def vp8(payload_type: int = VP8_PT) -> RtpCodec:
+    return RtpCodec(VP8, 90_000, payload_type)
+
+
+def h264(payload_type: int) -> RtpCodec:
+    parameters = {"packetization-mode": "1", "profile-level-id": "42e01f"}
+    return RtpCodec(H264, 90_000, payload_type, parameters=parameters)
+
+
+def pli(sender: int, media: int) -> bytes:
+    # RFC 4585 §6.1: V=2, FMT=1, PT=206 (PSFB), length 2 words after the first
+    return struct.pack("!BBHII", 0x81, 206, 2, sender, media)
+
+
+class Vp8Stream:
+    """A publisher's VP8 as RTP: aiortc's encoder, its payload descriptors, our numbering."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self._encoder = Vp8Encoder()
+        self._seq = 4000
+        self.index = 0
+
+    def frame(self, *, keyframe: bool = False) -> list[RtpPacket]:
+        image = picture(self.index, self.width, self.height)
+        payloads, timestamp = self._encoder.encode(image, keyframe or self.index == 0)
+        self.index += 1
+        packets = []
+        for number, payload in enumerate(payloads):
+            packets.append(
+                RtpPacket(
+                    payload_type=VP8_PT,
+                    marker=int(number == len(payloads) - 1),
+                    sequence_number=self._seq & 0xFFFF,
+                    timestamp=timestamp,
+                    ssrc=PUBLISHER_SSRC,
+                    payload=payload,
+                )
+            )
+            self._seq += 1
+        return packets
+
+
+class Leg:
+    """A leg negotiating H.264 at SIP_PT, its datagrams kept; the publisher's keyframe
+    requests counted."""
+
+    def __init__(self) -> None:
+        self.rtp: list[bytes] = []
+        self.video = SipVideo(
+            send_rtp=self.rtp.append, send_rtcp=lambda _data: None, payload_type=SIP_PT
+        )
+        self.asked = 0
+        self.source = Source("video", [vp8()], send_pli=self._ask, label="publisher")
+
+    def _ask(self) -> bool:
+        self.asked += 1
+        return True
+
+    def received(self) -> list[RtpPacket]:
+        return [RtpPacket.parse(data) for data in self.rtp]
+
+    async def send(self, stream: Vp8Stream, frames: int, *, skip: set[int] = frozenset()) -> None:
+        """Push `frames` frames at 30 fps (packets whose index in the run is in `skip` lost)."""
+        pushed = 0
+        for _ in range(frames):
+            for packet in stream.frame():
+                if pushed not in skip:
+                    self.source.push(packet)
+                pushed += 1
+            await asyncio.sleep(1 / 30)
+
+
+@pytest.fixture
+async def leg() -> Leg:
+    made = Leg()
+    yield made
+    made.video.close()
+    made.source.close()
+
+
+def access_units(packets: list[RtpPacket]) -> dict[int, list[RtpPacket]]:
+    units: dict[int, list[RtpPacket]] = {}
+    for packet in packets:
+        units.setdefault(packet.timestamp, []).append(packet)
+    return units
+
+
+async def test_transcode_vp8_source_reaches_the_leg_as_h264_that_decodes(leg: Leg) -> None:
+    """A VP8 source on a leg that negotiated only H.264: the room system gets H.264 at its
+    payload type, at the source's size, one numbering, the marker on each frame's last packet."""
+    leg.video.slot.switch_to(leg.source)
+    await leg.send(Vp8Stream(320, 240), 20)
+    transcoder = leg.video.egress.transcoder
+    assert transcoder is not None and not transcoder.closed
+    await until(lambda: transcoder.stats().frames_encoded >= 15, timeout_s=10)
+
+    received = leg.received()
+    assert {(p.payload_type, p.ssrc) for p in received} == {(SIP_PT, leg.video.ssrc)}
+    seqs = [p.sequence_number for p in received]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(len(seqs))]
+    units = access_units(received)
+    assert all([p.marker for p in unit] == [0] * (len(unit) - 1) + [1] for unit in units.values())
+    assert nal_types(received[0])[0] == SPS  # it starts with an IDR and its parameter sets
+    frames = decode(received)
+    assert len(frames) == len(units) >= 15
+    assert {(f.width, f.height) for f in frames} == {(320, 240)}
+    stats = transcoder.stats()
+    assert (stats.width, stats.height) == (320, 240)
+    assert stats.packets_sent == len(received)
+    assert leg.video.slot.stats().packets_dropped == 0
+
+
+async def test_transcode_pli_from_the_room_system_makes_our_encoder_send_an_idr(leg: Leg) -> None:
+    leg.video.slot.switch_to(leg.source)
+    stream = Vp8Stream(320, 240)
+    await leg.send(stream, 10)
+    transcoder = leg.video.egress.transcoder
+    assert transcoder is not None
+    await until(lambda: transcoder.stats().frames_encoded >= 8, timeout_s=10)
+    asked_before, sent_before = leg.asked, len(leg.rtp)
+    assert not any(IDR in nal_types(p) for p in leg.received()[-5:])  # no IDR of late
+
+    leg.video.on_rtcp(RtcpPacket.parse(pli(ROOM_SYSTEM_SSRC, leg.video.ssrc)))
+    await leg.send(stream, 5)
+    await until(lambda: transcoder.stats().frames_encoded >= 13, timeout_s=10)
+
+    after = leg.received()[sent_before:]
+    first_unit = next(iter(access_units(after).values()))
+    assert [nal_types(p)[0] for p in first_unit][:1] == [SPS]
+    assert any(IDR in nal_types(p) for p in first_unit)
+    assert transcoder.stats().keyframes_forced == 1
+    assert leg.asked == asked_before  # the publisher was not bothered
+    assert leg.video.stats().keyframe_requests_received == 1
+
+
+async def test_transcode_lost_packets_ask_the_source_for_a_keyframe(leg: Leg) -> None:
+    """A packet lost upstream stops decoding (no broken pictures to the room system) and asks
+    the source for a keyframe; its keyframe resumes the pictures."""
+    leg.video.slot.switch_to(leg.source)
+    stream = Vp8Stream(160, 120)
+    await leg.send(stream, 5)
+    transcoder = leg.video.egress.transcoder
+    assert transcoder is not None
+    await until(lambda: transcoder.stats().frames_encoded >= 4, timeout_s=10)
+    await asyncio.sleep(0.6)  # past the source's limit on keyframe requests
+    asked_before = leg.asked
+    decoded_before = transcoder.stats().frames_decoded
+
+    # one packet lost, then enough frames for the jitter buffer to give the gap up
+    for index in range(150):
+        for number, packet in enumerate(stream.frame()):
+            if index != 0 or number != 0:
+                leg.source.push(packet)
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.3)
+    stats = transcoder.stats()
+    assert leg.asked > asked_before and stats.keyframe_requests >= 1
+    assert stats.frames_discarded > 100  # inter frames after the loss: not decoded
+    assert stats.frames_decoded <= decoded_before + 1
+    stalled = stats.frames_encoded
+
+    for packet in stream.frame(keyframe=True):
+        leg.source.push(packet)
+    await leg.send(stream, 3)
+    await until(lambda: transcoder.stats().frames_encoded > stalled, timeout_s=10)
+    assert decode(leg.received())[-1].width == 160
+
+
+async def test_transcode_stops_when_the_slot_gets_h264_again(leg: Leg) -> None:
+    """The floor moves to an H.264 publisher: its packets go through untouched, numbered on
+    from the transcoded ones, and the transcoder is closed."""
+    leg.video.slot.switch_to(leg.source)
+    await leg.send(Vp8Stream(320, 240), 10)
+    transcoder = leg.video.egress.transcoder
+    assert transcoder is not None
+    await until(lambda: transcoder.stats().frames_encoded >= 8, timeout_s=10)
+    transcoded = len(leg.rtp)
+
+    h264_source = Source("video", [h264(100)], label="H.264 publisher")
+    leg.video.slot.switch_to(h264_source)
+    passthrough = packetize(encode(4, {0}), payload_type=100, ssrc=0x2640_0001)
+    for packet in passthrough:
+        h264_source.push(packet)
+    assert transcoder.closed
+    await transcoder.wait_closed()
+    await leg.send(Vp8Stream(320, 240), 2)  # the old source goes on, to nobody here
+
+    received = leg.received()
+    after = received[transcoded:]
+    assert [p.payload for p in after] == [p.payload for p in passthrough]
+    seqs = [p.sequence_number for p in received]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(len(seqs))]
+    stamps = [p.timestamp for p in received]
+    assert all(0 <= (b - a) & 0xFFFFFFFF < 0x8000_0000 for a, b in itertools.pairwise(stamps))
+    assert {(f.width, f.height) for f in decode(after)} == {(320, 240)}
+    assert leg.video.egress.transcoders_started == 1
+    h264_source.close()
+
+
+def test_transcode_only_for_codecs_aiortc_decodes() -> None:
+    """Anything else stays dropped, as for a WebRTC viewer (tests/sfu/test_forwarding.py)."""
+    assert VideoTranscoder.can_decode(vp8())
+    assert VideoTranscoder.can_decode(h264(100))
+    assert not VideoTranscoder.can_decode(RtpCodec("video/AV1", 90_000, 45))
+    assert not VideoTranscoder.can_decode(RtpCodec("audio/opus", 48_000, 111, channels=2))
+
+
+@pytest.mark.parametrize(
+    ("size", "profile_level_id", "expected"),
+    [
+        ((320, 240), "42e01f", (320, 240)),
+        ((1920, 1080), "42e01f", (1280, 720)),
+        ((1280, 720), "42e028", (1280, 720)),  # level 4 allows more; 720p is our cap
+        ((640, 360), "42e01e", (640, 360)),  # level 3: up to 1620 macroblocks
+        ((1280, 720), "42e01e", None),  # level 3: scaled to fit
+        ((640, 480), "42e00a", None),  # level 1: 99 macroblocks (QCIF)
+    ],
+)
+def test_transcode_output_size_fits_the_legs_level(
+    size: tuple[int, int], profile_level_id: str, expected: tuple[int, int] | None
+) -> None:
+    width, height = output_size(*size, profile_level_id)
+    if expected is not None:
+        assert (width, height) == expected
+        return
+    max_mbs = 1620 if profile_level_id.endswith("1e") else 99
+    assert math.ceil(width / 16) * math.ceil(height / 16) <= max_mbs
+    assert width % 2 == 0 and height % 2 == 0
+    assert abs(width / height - size[0] / size[1]) < 0.05
+    assert width * height > 0.8 * max_mbs * 256  # scaled to fit, not far below
