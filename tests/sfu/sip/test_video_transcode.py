@@ -10,15 +10,20 @@ import math
 import struct
 
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtcpPacket, RtpPacket
 
+from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, PeerRole
 from sfu.codecs import H264, VP8, RtpCodec
 from sfu.forwarding import Source
+from sfu.room import Peer
 from sfu.sip.video import SipVideo
 from sfu.sip.video_transcode import VideoTranscoder, output_size
+from sfu.worker import Worker
+from tests.sfu.sip.conftest import grant
 from tests.sfu.sip.media import IDR, SPS, decode, encode, nal_types, packetize, picture
-from tests.support.peers import until
+from tests.support.peers import SizedVideoTrack, loopback_peer, until
 
 SIP_PT = 109
 VP8_PT = 96
@@ -257,3 +262,109 @@ def test_transcode_output_size_fits_the_legs_level(
     assert width % 2 == 0 and height % 2 == 0
     assert abs(width / height - size[0] / size[1]) < 0.05
     assert width * height > 0.8 * max_mbs * 256  # scaled to fit, not far below
+
+
+# --- a real worker: an aiortc publisher's VP8 to a leg on UDP sockets -------------------------
+
+
+async def answer(
+    worker: Worker, direction: str, pc: RTCPeerConnection, claims: GrantClaims
+) -> Peer:
+    await pc.setLocalDescription(await pc.createOffer())
+    peer, sdp = await worker.sessions.create_peer(
+        direction, claims.room, claims, pc.localDescription.sdp
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+    return peer
+
+
+class FarEnd(asyncio.DatagramProtocol):
+    """The room system's socket (rtcp-mux): keeps the RTP it gets, sends RTCP to the leg."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.received: list[RtpPacket] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not 192 <= data[1] <= 223:
+            self.received.append(RtpPacket.parse(data))
+
+
+class LegSocket(asyncio.DatagramProtocol):
+    """The leg's socket, demultiplexing into its `SipVideo`."""
+
+    def __init__(self) -> None:
+        self.video: SipVideo | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.video is not None
+        if 192 <= data[1] <= 223:
+            self.video.on_rtcp(RtcpPacket.parse(data))
+        else:
+            self.video.on_rtp(RtpPacket.parse(data))
+
+
+def idr_count(packets: list[RtpPacket]) -> int:
+    return sum(IDR in nal_types(p) for p in packets)
+
+
+async def test_transcode_in_a_worker_room_from_an_aiortc_vp8_publisher(worker: Worker) -> None:
+    """A hall that published VP8 before a room system joined: the room system gets H.264 that
+    decodes at the hall's size, its PLI is answered with an IDR, and when the floor goes to an
+    H.264 publisher the leg is back on passthrough (the transcoder closed)."""
+    loop = asyncio.get_running_loop()
+    far_transport, far = await loop.create_datagram_endpoint(FarEnd, local_addr=("127.0.0.1", 0))
+    near_transport, near = await loop.create_datagram_endpoint(
+        LegSocket, local_addr=("127.0.0.1", 0)
+    )
+    near_addr = near_transport.get_extra_info("sockname")[:2]
+    far_addr = far_transport.get_extra_info("sockname")[:2]
+    leg = SipVideo(
+        send_rtp=lambda data: near_transport.sendto(data, far_addr),
+        send_rtcp=lambda data: near_transport.sendto(data, far_addr),
+        payload_type=SIP_PT,
+        label="room system",
+    )
+    near.video = leg
+    room = worker.sessions.room_for(grant(1, PeerRole.chair))
+    vp8_pc, h264_pc = loopback_peer(), loopback_peer()
+    try:
+        vp8_pc.addTransceiver(SizedVideoTrack(320, 240), direction="sendonly")
+        hall = await answer(worker, "whip", vp8_pc, grant(1, PeerRole.chair))
+        assert [c.name for c in hall.sources["video"].codecs] == ["video/vp8"]
+        await until(lambda: hall.connected, timeout_s=15)
+        leg.attach(room, 2, site_name="Room system", peer_id="leg-vp8")
+        await until(lambda: len(decode(list(far.received))) >= 10, timeout_s=15)
+        transcoder = leg.egress.transcoder
+        assert transcoder is not None and not transcoder.closed
+        assert {(f.width, f.height) for f in decode(far.received)} == {(320, 240)}
+        assert {(p.payload_type, p.ssrc) for p in far.received} == {(SIP_PT, leg.ssrc)}
+
+        idrs = idr_count(far.received)
+        assert far.transport is not None
+        far.transport.sendto(pli(ROOM_SYSTEM_SSRC, leg.ssrc), near_addr)
+        await until(lambda: idr_count(far.received) > idrs, timeout_s=10)
+        assert transcoder.stats().keyframes_forced == 1
+
+        h264_pc.addTransceiver(SizedVideoTrack(192, 144), direction="sendonly")
+        speaker = await answer(worker, "whip", h264_pc, grant(3, PeerRole.site))
+        assert speaker.sources["video"].codecs[0].name == "video/h264"  # the room asks now
+        await until(lambda: speaker.connected, timeout_s=15)
+        switched_at = len(far.received)
+        room.apply_floor(FloorCommand(action=FloorAction.give, site_id=3, by="test"))
+        await until(lambda: len(decode(far.received[switched_at:])) >= 10, timeout_s=15)
+        assert transcoder.closed
+        sizes = [(f.width, f.height) for f in decode(far.received[switched_at:])]
+        assert sizes[-5:] == [(192, 144)] * 5
+        assert leg.egress.transcoders_started == 1
+        seqs = [p.sequence_number for p in far.received]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+    finally:
+        await vp8_pc.close()
+        await h264_pc.close()
+        leg.close()
+        near_transport.close()
+        far_transport.close()
