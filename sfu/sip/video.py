@@ -13,9 +13,10 @@ room's programme back out, forwarded packet by packet like a WebRTC session's (n
   source in a codec the leg did not negotiate (a VP8 publisher) is transcoded to H.264 for this
   leg only (`sfu.sip.video_transcode`), until the slot gets H.264 again.
 - RTCP: a PLI or FIR from the room system (RFC 4585 §6.3.1, RFC 5104 §4.3.1) asks the slot's
-  source for a keyframe; a keyframe request from the room sends the room system both, since
-  room systems differ in which they honour. Its receiver reports give the egress loss and, on
-  our SRs (`rtcp_report()`, sent by the leg every RTCP_REPORT_INTERVAL_S), the round trip.
+  source for a keyframe (while transcoding, our encoder makes the IDR); a keyframe request from
+  the room sends the room system both, since room systems differ in which they honour. Its
+  receiver reports give the egress loss and, on our SRs (`rtcp_report()`, sent by the leg every
+  RTCP_REPORT_INTERVAL_S), the round trip.
 
 In the room a leg is one more participant (`Room.add_plain`): an ingest peer with its sources
 and an egress peer with its slots, routed by the floor like any WebRTC session.
@@ -504,6 +505,8 @@ class SipVideo:
         self.peers = []
         if not self.slot.closed:
             self.slot.switch_to(None)
+        if self.egress.transcoder is not None:
+            self.egress.transcoder.close()  # a slot switched to nobody keeps it otherwise
 
     def close(self) -> None:
         """Leave the room and stop both ways."""

@@ -43,7 +43,8 @@ MAX_WIDTH = 1280
 MAX_HEIGHT = 720
 BITS_PER_PIXEL_S = 2.5
 """Target bitrate per pixel of the output picture (640×360: ~580 kbit/s; 1280×720: ~2.3
-Mbit/s); aiortc's encoder keeps it within 0.5–3 Mbit/s."""
+Mbit/s); aiortc's encoder keeps it within 0.5–3 Mbit/s, which is within every level's MaxBR
+from 1.3 up (table A-1). Its SPS says level 3.1 whatever the size."""
 JITTER_BUFFER_PACKETS = 128
 """Packets held to reassemble frames; a gap still open after this many is a loss."""
 MAX_PENDING_FRAMES = 30
@@ -273,14 +274,13 @@ class VideoTranscoder:
             force, self._force_keyframe = self._force_keyframe, False
             try:
                 batch = await asyncio.to_thread(self._transcode, frames, force)
+                if not self._closed:
+                    self._emit(batch, force)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # logged, and the next keyframe starts over: the leg goes on
                 log.exception("%s: transcoding failed", self.label)
                 self._restart()
-                continue
-            if not self._closed:
-                self._emit(batch, force)
 
     def _emit(self, batch: _Batch, force: bool) -> None:
         self._decoded += batch.decoded

@@ -126,7 +126,7 @@ async def test_transcode_vp8_source_reaches_the_leg_as_h264_that_decodes(leg: Le
     await leg.send(Vp8Stream(320, 240), 20)
     transcoder = leg.video.egress.transcoder
     assert transcoder is not None and not transcoder.closed
-    await until(lambda: transcoder.stats().frames_encoded >= 15, timeout_s=10)
+    await until(lambda: transcoder.stats().frames_decoded >= 19, timeout_s=10)
 
     received = leg.received()
     assert {(p.payload_type, p.ssrc) for p in received} == {(SIP_PT, leg.video.ssrc)}
@@ -136,12 +136,14 @@ async def test_transcode_vp8_source_reaches_the_leg_as_h264_that_decodes(leg: Le
     assert all([p.marker for p in unit] == [0] * (len(unit) - 1) + [1] for unit in units.values())
     assert nal_types(received[0])[0] == SPS  # it starts with an IDR and its parameter sets
     frames = decode(received)
-    assert len(frames) == len(units) >= 15
+    assert len(frames) == len(units) >= 5  # fewer if the thread fell behind (a busy machine)
     assert {(f.width, f.height) for f in frames} == {(320, 240)}
     stats = transcoder.stats()
     assert (stats.width, stats.height) == (320, 240)
     assert stats.packets_sent == len(received)
     assert leg.video.slot.stats().packets_dropped == 0
+    leg.video.detach()
+    assert transcoder.closed
 
 
 async def test_transcode_pli_from_the_room_system_makes_our_encoder_send_an_idr(leg: Leg) -> None:
@@ -150,18 +152,19 @@ async def test_transcode_pli_from_the_room_system_makes_our_encoder_send_an_idr(
     await leg.send(stream, 10)
     transcoder = leg.video.egress.transcoder
     assert transcoder is not None
-    await until(lambda: transcoder.stats().frames_encoded >= 8, timeout_s=10)
+    await until(lambda: transcoder.stats().frames_decoded >= 9, timeout_s=10)
     asked_before, sent_before = leg.asked, len(leg.rtp)
     assert not any(IDR in nal_types(p) for p in leg.received()[-5:])  # no IDR of late
 
     leg.video.on_rtcp(RtcpPacket.parse(pli(ROOM_SYSTEM_SSRC, leg.video.ssrc)))
     await leg.send(stream, 5)
-    await until(lambda: transcoder.stats().frames_encoded >= 13, timeout_s=10)
+    await until(lambda: transcoder.stats().frames_decoded >= 14, timeout_s=10)
 
-    after = leg.received()[sent_before:]
-    first_unit = next(iter(access_units(after).values()))
-    assert [nal_types(p)[0] for p in first_unit][:1] == [SPS]
-    assert any(IDR in nal_types(p) for p in first_unit)
+    # a frame already in the encoder's thread may come first; the next one is the IDR
+    units = list(access_units(leg.received()[sent_before:]).values())
+    with_idr = [n for n, unit in enumerate(units) if any(IDR in nal_types(p) for p in unit)]
+    assert len(with_idr) == 1 and with_idr[0] <= 1
+    assert nal_types(units[with_idr[0]][0])[0] == SPS  # with its parameter sets
     assert transcoder.stats().keyframes_forced == 1
     assert leg.asked == asked_before  # the publisher was not bothered
     assert leg.video.stats().keyframe_requests_received == 1
@@ -175,7 +178,7 @@ async def test_transcode_lost_packets_ask_the_source_for_a_keyframe(leg: Leg) ->
     await leg.send(stream, 5)
     transcoder = leg.video.egress.transcoder
     assert transcoder is not None
-    await until(lambda: transcoder.stats().frames_encoded >= 4, timeout_s=10)
+    await until(lambda: transcoder.stats().frames_decoded >= 4, timeout_s=10)
     await asyncio.sleep(0.6)  # past the source's limit on keyframe requests
     asked_before = leg.asked
     decoded_before = transcoder.stats().frames_decoded
@@ -207,7 +210,7 @@ async def test_transcode_stops_when_the_slot_gets_h264_again(leg: Leg) -> None:
     await leg.send(Vp8Stream(320, 240), 10)
     transcoder = leg.video.egress.transcoder
     assert transcoder is not None
-    await until(lambda: transcoder.stats().frames_encoded >= 8, timeout_s=10)
+    await until(lambda: transcoder.stats().frames_decoded >= 9, timeout_s=10)
     transcoded = len(leg.rtp)
 
     h264_source = Source("video", [h264(100)], label="H.264 publisher")
