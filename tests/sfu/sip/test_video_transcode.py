@@ -234,6 +234,36 @@ async def test_transcode_stops_when_the_slot_gets_h264_again(leg: Leg) -> None:
     h264_source.close()
 
 
+async def test_transcode_a_new_vp8_source_gets_a_new_transcoder_numbered_on(leg: Leg) -> None:
+    """The floor moves from one VP8 publisher to another: a fresh decoder for the new stream,
+    the room system's numbering and pictures go on (now at the second one's size)."""
+    leg.video.slot.switch_to(leg.source)
+    await leg.send(Vp8Stream(320, 240), 6)
+    first = leg.video.egress.transcoder
+    assert first is not None
+    await until(lambda: first.stats().frames_decoded >= 5, timeout_s=10)
+
+    other = Source("video", [vp8()], send_pli=lambda: True, label="second publisher")
+    leg.video.slot.switch_to(other)
+    stream = Vp8Stream(160, 120)
+    for _ in range(6):
+        for packet in stream.frame():
+            other.push(packet)
+        await asyncio.sleep(1 / 30)
+    second = leg.video.egress.transcoder
+    assert second is not None and second is not first
+    assert first.closed and not second.closed
+    await until(lambda: second.stats().frames_decoded >= 5, timeout_s=10)
+
+    received = leg.received()
+    seqs = [p.sequence_number for p in received]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(len(seqs))]
+    sizes = [(f.width, f.height) for f in decode(received)]
+    assert sizes[0] == (320, 240) and sizes[-1] == (160, 120)
+    assert leg.video.egress.transcoders_started == 2
+    other.close()
+
+
 def test_transcode_only_for_codecs_aiortc_decodes() -> None:
     """Anything else stays dropped, as for a WebRTC viewer (tests/sfu/test_forwarding.py)."""
     assert VideoTranscoder.can_decode(vp8())
