@@ -1,0 +1,292 @@
+"""The hall's screen: a Chromium kiosk window on `/terminal` that the agent keeps up.
+
+With a screen the page does the media (it joins each meeting, publishes the hall's camera and
+plays the programme full-screen with sound) and shows the clock and the next meetings between
+them; the agent does not join itself. It starts Chromium, hands the page the terminal token over
+the DevTools pipe (never in a URL or on a command line), checks every few seconds that the page
+answers, and starts Chromium again, with back-off, when it exits or hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from confbridge.agent.backoff import Backoff
+from confbridge.agent.devtools import DevToolsError, DevToolsPipe
+
+log = logging.getLogger("confbridge.agent")
+
+CHROMIUM = "/usr/bin/chromium"
+# Where the page keeps the token and learns that the agent reports for it (kiosk.js).
+TOKEN_KEY = "confbridge.terminal.token"
+MANAGED_KEY = "confbridge.terminal.managed_by"
+KIOSK_FLAGS = (
+    "--kiosk",
+    "--autoplay-policy=no-user-gesture-required",  # the programme plays with sound, unclicked
+    "--remote-debugging-pipe",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--noerrdialogs",
+    "--disable-session-crashed-bubble",  # no "restore pages?" after a kill
+    "--disable-infobars",
+    "--disable-translate",
+    "--disable-features=Translate,MediaRouter",
+    "--password-store=basic",
+    "--lang=vi",
+)
+SCREEN_CHECK_INTERVAL_S = 5.0
+# This many unanswered checks in a row: the window is hung and is started again.
+HUNG_AFTER_CHECKS = 3
+# This many checks without the kiosk page (an error page, the server was down): load it again.
+RELOAD_AFTER_CHECKS = 3
+# A window that stayed up this long was a success: the back-off starts again from 1 s.
+STABLE_SCREEN_S = 60.0
+PAGE_WAIT_S = 15.0
+SNAPSHOT = """(() => {
+  const k = window.kiosk;
+  if (!k) return null;
+  return {state: k.state, occurrence_id: k.occurrenceId, last_error: k.lastError,
+          camera: Boolean(k.devices && k.devices.camera),
+          microphone: Boolean(k.devices && k.devices.microphone)};
+})()"""
+
+
+@dataclass
+class ScreenOptions:
+    """How the kiosk window is started."""
+
+    chromium: str = CHROMIUM
+    profile_dir: Path = Path("screen-profile")
+    extra_flags: list[str] = field(default_factory=list)
+    check_interval_s: float = SCREEN_CHECK_INTERVAL_S
+    restart_max_s: float = 30.0
+
+
+@dataclass
+class PageState:
+    """What the kiosk page said at the last check."""
+
+    state: str = ""
+    occurrence_id: int | None = None
+    last_error: str | None = None
+    camera: bool = False
+    microphone: bool = False
+
+
+def page_origin(server: str) -> str:
+    """The page's origin as the browser writes it (`location.origin`): the default port left out."""
+    parts = urlsplit(server)
+    host = (parts.hostname or "").lower()
+    netloc = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    if parts.port is not None and parts.port != default:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def token_script(origin: str, token: str) -> str:
+    """Run before every document: on the kiosk's origin only, store the token (a reload, or a
+    token paired again, finds the current one) and say that the agent sends the heartbeats."""
+    return (
+        f"if (location.origin === {json.dumps(origin)}) {{ try {{"
+        f" localStorage.setItem({json.dumps(TOKEN_KEY)}, {json.dumps(token)});"
+        f" localStorage.setItem({json.dumps(MANAGED_KEY)}, 'agent');"
+        " } catch (e) {} }"
+    )
+
+
+class KioskScreen:
+    """Keeps one Chromium kiosk window on the terminal page until `run` is cancelled."""
+
+    def __init__(self, server: str, token: str, options: ScreenOptions) -> None:
+        self._server = server.rstrip("/")
+        self._token = token
+        self._options = options
+        self.url = f"{self._server}/terminal"
+        self.page: PageState | None = None
+        self.error: str | None = None
+        self.starts = 0
+        self._pipe: DevToolsPipe | None = None
+        # called when the page's state or meeting changes
+        self.on_change: Callable[[], None] = lambda: None
+
+    def argv(self) -> list[str]:
+        profile = self._options.profile_dir.resolve()
+        return [
+            self._options.chromium,
+            *KIOSK_FLAGS,
+            f"--user-data-dir={profile}",
+            *self._options.extra_flags,
+            "about:blank",
+        ]
+
+    async def run(self) -> None:
+        """Start the window, watch it, and start it again after it exits or hangs."""
+        backoff = Backoff(1.0, self._options.restart_max_s)
+        try:
+            while True:
+                started_at = time.monotonic()
+                reason = await self._one_window()
+                self.page = None
+                if time.monotonic() - started_at > STABLE_SCREEN_S:
+                    backoff.reset()
+                delay = backoff.next_delay_s()
+                self.error = f"screen: {reason}"
+                log.warning(
+                    "the screen's window %s; starting it again in %.1f s",
+                    reason,
+                    delay,
+                    extra={"event": "screen_restart", "retry_in_s": round(delay, 1)},
+                )
+                await asyncio.sleep(delay)
+        finally:
+            await self._stop()
+
+    async def _one_window(self) -> str:
+        """Start Chromium, show the page and watch it; why it ended ("exited …", "hung")."""
+        try:
+            self._options.profile_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._pipe = await DevToolsPipe.launch(self.argv(), env=dict(os.environ))
+        except OSError as exc:
+            return f"could not be started ({exc})"
+        self.starts += 1
+        pipe = self._pipe
+        log.info(
+            "screen started: %s (pid %s)",
+            self.url,
+            pipe.process.pid,
+            extra={"event": "screen_started", "pid": pipe.process.pid, "starts": self.starts},
+        )
+        try:
+            session_id = await self._show(pipe)
+            return await self._watch(pipe, session_id)
+        except DevToolsError as exc:
+            return f"failed ({exc})"
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            await pipe.close()
+
+    async def _page_target(self, pipe: DevToolsPipe) -> str:
+        deadline = time.monotonic() + PAGE_WAIT_S
+        while time.monotonic() < deadline:
+            targets = await pipe.send("Target.getTargets")
+            pages = [t for t in targets.get("targetInfos", []) if t.get("type") == "page"]
+            if pages:
+                return str(pages[0]["targetId"])
+            await asyncio.sleep(0.2)
+        raise DevToolsError(f"no page in the window after {PAGE_WAIT_S:.0f} s")
+
+    async def _show(self, pipe: DevToolsPipe) -> str:
+        """Attach to the window's page, give it the token and the camera, load the kiosk."""
+        target_id = await self._page_target(pipe)
+        attached = await pipe.send(
+            "Target.attachToTarget", {"targetId": target_id, "flatten": True}
+        )
+        session_id = str(attached["sessionId"])
+        origin = page_origin(self._server)
+        await pipe.send(
+            "Page.addScriptToEvaluateOnNewDocument",
+            {"source": token_script(origin, self._token)},
+            session_id=session_id,
+        )
+        # the hall's own camera and microphone, for this origin only (no prompt, nobody to click)
+        await pipe.send(
+            "Browser.grantPermissions",
+            {"origin": origin, "permissions": ["videoCapture", "audioCapture"]},
+        )
+        await self._navigate(pipe, session_id)
+        return session_id
+
+    async def _navigate(self, pipe: DevToolsPipe, session_id: str) -> None:
+        answer = await pipe.send("Page.navigate", {"url": self.url}, session_id=session_id)
+        if answer.get("errorText"):
+            log.warning(
+                "the screen could not load %s: %s",
+                self.url,
+                answer["errorText"],
+                extra={"event": "screen_load_failed"},
+            )
+
+    async def _snapshot(self, pipe: DevToolsPipe, session_id: str) -> dict[str, Any] | None:
+        answer = await pipe.send(
+            "Runtime.evaluate",
+            {"expression": SNAPSHOT, "returnByValue": True},
+            session_id=session_id,
+            timeout_s=self._options.check_interval_s,
+        )
+        value = answer.get("result", {}).get("value")
+        return value if isinstance(value, dict) else None
+
+    async def _watch(self, pipe: DevToolsPipe, session_id: str) -> str:
+        """Check the page every few seconds until the browser exits or stops answering."""
+        exited = asyncio.ensure_future(pipe.process.wait())
+        unanswered = missing = 0
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), self._options.check_interval_s)
+                if exited.done() or pipe.closed.is_set():
+                    return f"exited (status {pipe.process.returncode})"
+                try:
+                    seen = await self._snapshot(pipe, session_id)
+                except DevToolsError as exc:
+                    unanswered += 1
+                    if unanswered >= HUNG_AFTER_CHECKS:
+                        log.error(
+                            "the screen does not answer: %s", exc, extra={"event": "screen_hung"}
+                        )
+                        return "hung"
+                    continue
+                unanswered = 0
+                if seen is None:
+                    missing += 1
+                    if missing >= RELOAD_AFTER_CHECKS:
+                        missing = 0
+                        log.warning("the screen shows no kiosk page; loading it again",
+                                    extra={"event": "screen_reload"})  # fmt: skip
+                        await self._navigate(pipe, session_id)
+                    continue
+                missing = 0
+                self._note(seen)
+        finally:
+            exited.cancel()
+
+    def _note(self, seen: dict[str, Any]) -> None:
+        page = PageState(
+            state=str(seen.get("state") or ""),
+            occurrence_id=seen.get("occurrence_id"),
+            last_error=seen.get("last_error"),
+            camera=bool(seen.get("camera")),
+            microphone=bool(seen.get("microphone")),
+        )
+        before = self.page
+        self.page = page
+        self.error = None
+        if before is None or (before.state, before.occurrence_id) != (
+            page.state,
+            page.occurrence_id,
+        ):
+            self.on_change()
+            log.info(
+                "screen: %s",
+                page.state,
+                extra={
+                    "event": "screen_state",
+                    "state": page.state,
+                    "occurrence_id": page.occurrence_id,
+                },
+            )
