@@ -198,6 +198,7 @@ class KioskScreen:
         )
         session_id = str(attached["sessionId"])
         origin = page_origin(self._server)
+        await pipe.send("Page.enable", session_id=session_id)  # else no script on new documents
         await pipe.send(
             "Page.addScriptToEvaluateOnNewDocument",
             {"source": token_script(origin, self._token)},
