@@ -1,0 +1,93 @@
+"""The hall screen's pieces without a browser: the page's origin, the script that hands the
+page its token, and the back-off when the browser cannot be started."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from confbridge.agent.screen import (
+    MANAGED_KEY,
+    TOKEN_KEY,
+    KioskScreen,
+    ScreenOptions,
+    page_origin,
+    token_script,
+)
+
+NODE = shutil.which("node")
+# Runs a token script as a page at `origin` would, with a local storage of its own.
+NODE_PAGE = """
+const [origin, script] = JSON.parse(process.argv[1]);
+const stored = {};
+globalThis.location = { origin };
+globalThis.localStorage = { setItem: (key, value) => { stored[key] = String(value); } };
+eval(script);
+process.stdout.write(JSON.stringify(stored));
+"""
+
+
+@pytest.mark.parametrize(
+    ("server", "origin"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://HOP.example.vn:443/", "https://hop.example.vn"),
+        ("http://hop.example.vn:80/confbridge", "http://hop.example.vn"),
+        ("https://hop.example.vn:8443", "https://hop.example.vn:8443"),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+    ],
+)
+def test_screen_page_origin_is_written_as_the_browser_writes_it(server: str, origin: str) -> None:
+    assert page_origin(server) == origin
+
+
+def run_as_page(origin: str, script: str) -> dict[str, str]:
+    assert NODE is not None
+    result = subprocess.run(
+        [NODE, "-e", NODE_PAGE, json.dumps([origin, script])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return dict(json.loads(result.stdout))
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_screen_token_script_stores_the_token_on_the_kiosk_origin_only() -> None:
+    token = "cbt_a\"b'c</script>\\d"  # quotes and a closing tag stay inside the string
+    script = token_script("http://127.0.0.1:8000", token)
+    stored = run_as_page("http://127.0.0.1:8000", script)
+    assert stored == {TOKEN_KEY: token, MANAGED_KEY: "agent"}
+    assert run_as_page("http://evil.example", script) == {}
+
+
+@pytest.mark.integration
+async def test_screen_a_browser_that_cannot_start_is_tried_again_with_back_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No browser at the path: each start fails, is logged, and is retried (1 s, then 2 s)."""
+    options = ScreenOptions(
+        chromium=str(tmp_path / "no-such-browser"),
+        profile_dir=tmp_path / "profile",
+        restart_max_s=2.0,
+    )
+    screen = KioskScreen("http://127.0.0.1:9", "cbt_test", options)
+    caplog.set_level(logging.INFO, logger="confbridge.agent")
+    task = asyncio.create_task(screen.run())
+    await asyncio.sleep(3.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    restarts = [r for r in caplog.records if getattr(r, "event", "") == "screen_restart"]
+    assert len(restarts) >= 2 and screen.starts == len(restarts)
+    delays = [r.retry_in_s for r in restarts]  # type: ignore[attr-defined]
+    assert 0.8 <= delays[0] <= 1.2 and 1.6 <= delays[1] <= 2.4, delays
+    assert screen.page is None and screen.error is not None
+    assert screen.error.startswith("screen: failed")
+    assert (tmp_path / "profile").stat().st_mode & 0o777 == 0o700
