@@ -43,6 +43,7 @@ KIOSK_FLAGS = (
     "--disable-features=Translate,MediaRouter",
     "--password-store=basic",
     "--lang=vi",
+    "--ozone-platform-hint=auto",  # Wayland where the session has it, else X11
 )
 SCREEN_CHECK_INTERVAL_S = 5.0
 # This many unanswered checks in a row: the window is hung and is started again.
