@@ -161,6 +161,7 @@ class TerminalAgent:
         """What the kiosk window said at its last check (its camera is the hall's camera)."""
         assert self._screen is not None
         page = self._screen.page
+        error = self._screen.error or (page.last_error if page else None)
         return {
             "kind": "agent",
             "version": __version__,
@@ -168,8 +169,7 @@ class TerminalAgent:
             "camera": page.camera if page else False,
             "microphone": page.microphone if page else False,
             "occurrence_id": page.occurrence_id if page else None,
-            "last_error": (self._screen.error or (page.last_error if page else None) or "")[:500]
-            or None,
+            "last_error": error[:500] if error else None,
         }
 
     async def _heartbeats(self) -> None:
