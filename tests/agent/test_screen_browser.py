@@ -1,8 +1,9 @@
 """The agent's hall screen (`confbridge terminal --screen`) with Debian's Chromium, headless and
 with fake devices: between meetings the kiosk window shows the clock and the next meetings in
 Vietnamese; at the start it plays the chair's programme with sound; a killed or hung Chromium is
-started again and plays it again. The test reaches the window over a DevTools port it adds with
-`--screen-flag` (the agent itself talks to Chromium over a pipe)."""
+started again and plays it again; after the end the clock is back. The test reaches the window
+over a DevTools port it adds with `--screen-flag` (the agent itself talks to Chromium over a
+pipe)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ import httpx
 from playwright.async_api import Page, async_playwright
 
 from confbridge.db import Database
+from confbridge.meetings.models import Booking, Occurrence
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.support.browsers import CHROMIUM, CHROMIUM_ARGS, artifact, skip_without_chromium
 from tests.support.factories import move_occurrence, soon
 from tests.support.peers import WhepViewer, WhipPublisher
@@ -31,12 +35,27 @@ skip_without_chromium()
 
 CHAIR_WIDTH = 160  # tests.support.peers.WhipPublisher
 TITLE = "Giao ban trực tuyến"  # tests.support.factories.open_occurrence
+NO_MEETING = "Không có cuộc họp sắp tới"
 # Words of the English kiosk: none may show on the Vietnamese screen.
 ENGLISH = ("Terminal", "Next meeting", "Agenda", "Starts in", "In progress", "Speaking", "Pair")
 # A hall's TV: headless Chromium has no screen, a kiosk window fills the one it is told of.
 SCREEN = "--screen-info={1920x1080}"
 CLOCK_MIN_PX = 100  # the clock read from across a hall
 SPEAKER_MIN_PX = 50
+# From the hang on, the meeting lasts this long: time for the window to come back and play.
+MEETING_LEFT_S = 50
+
+
+def end_occurrence(database: Database, occurrence_id: int, end_at: datetime) -> datetime:
+    """Let the occurrence (and its bookings) end at `end_at`."""
+    with database.session() as session:
+        occurrence = session.get(Occurrence, occurrence_id)
+        assert occurrence is not None
+        occurrence.end_at = end_at
+        for booking in session.query(Booking).filter_by(occurrence_id=occurrence_id):
+            booking.end_at = end_at
+        session.commit()
+    return end_at
 
 
 def screen_args(stack: Stack, code: str, tmp_path: Path, devtools_port: int) -> list[str]:
@@ -148,7 +167,8 @@ async def test_screen_shows_the_hall_its_meetings_and_plays_the_programme(
     tmp_path: Path,
 ) -> None:
     """Idle: clock and next meetings in Vietnamese; start: programme with sound; Chromium
-    killed, then hung: started again, programme again; the agent never joins by itself."""
+    killed, then hung: started again, programme again; the end: the clock again; the agent
+    never joins by itself."""
     move_occurrence(database, stack.occurrence_id, soon(30))
     grant = await stack.join("hq")
     chair = WhipPublisher(grant["whip_url"], grant["token"])
@@ -220,12 +240,26 @@ async def test_screen_shows_the_hall_its_meetings_and_plays_the_programme(
     async with kiosk_window(port) as page:
         await playing(page)
 
-    # Chromium hung (stopped): it stops answering, is ended and started again
+    # Chromium hung (stopped): it stops answering, is ended and started again; the meeting now
+    # ends soon (the new window reads that end), and then the screen goes back to the clock
+    end_at = end_occurrence(database, stack.occurrence_id, soon(MEETING_LEFT_S))
     os.kill(again["pid"], signal.SIGSTOP)
     await agent.wait_for("screen_hung", 30)
     third = await agent.wait_for("screen_started", 40, after=2)
     async with kiosk_window(port) as page:
         await playing(page)
+
+        async def after_the_meeting() -> dict[str, Any] | None:
+            seen = await shown(page)
+            ok = seen["state"] == "idle" and seen["next"] == NO_MEETING
+            return seen if ok else None
+
+        after = await eventually(after_the_meeting, MEETING_LEFT_S + 20, "the idle screen")
+        assert utcnow() >= end_at
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", after["clock"]), after["clock"]
+        assert not [word for word in ENGLISH if word in after["text"]], after["text"]
+        lit, bright = await screenshot_levels(page, "screen-after.png")
+        assert lit > 0.95 and bright > 0.01, (lit, bright)
 
     # stopped like systemd does: the window goes with the agent
     assert agent.stop() == 0
