@@ -13,9 +13,10 @@ import re
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import av
 import httpx
@@ -74,8 +75,9 @@ def screen_args(stack: Stack, code: str, tmp_path: Path, devtools_port: int) -> 
 
 
 @asynccontextmanager
-async def kiosk_window(port: int) -> AsyncIterator[Page]:
-    """The agent's kiosk window, reached over the DevTools port the test added."""
+async def kiosk_window(port: int, showing: str = "/terminal") -> AsyncIterator[Page]:
+    """The agent's kiosk window, reached over the DevTools port the test added, once it shows
+    a URL containing `showing`."""
     async with async_playwright() as playwright:
 
         async def connected() -> Any:
@@ -87,7 +89,7 @@ async def kiosk_window(port: int) -> AsyncIterator[Page]:
         browser = await eventually(connected, 30, "the kiosk window's DevTools port")
 
         async def kiosk_page() -> Page | None:
-            pages = [p for c in browser.contexts for p in c.pages if "/terminal" in p.url]
+            pages = [p for c in browser.contexts for p in c.pages if showing in p.url]
             return pages[0] if pages else None
 
         try:
@@ -268,3 +270,53 @@ async def test_screen_shows_the_hall_its_meetings_and_plays_the_programme(
         return not Path(f"/proc/{third['pid']}").exists()
 
     await eventually(gone, 10, "Chromium ended with the agent")
+
+
+async def test_screen_shows_its_standby_page_while_the_control_plane_is_away(
+    stack: Stack,
+    database: Database,
+    sites: dict[str, Site],
+    it_user: dict[str, str],
+    agents: Callable[[list[str]], AgentProcess],
+    tmp_path: Path,
+) -> None:
+    """Chromium started again while the control plane is away: the agent's standby page (the
+    hall, a running clock, the next meeting it read before, in Vietnamese); back: the kiosk."""
+    start_at = move_occurrence(database, stack.occurrence_id, soon(900)) - timedelta(hours=1)
+    port = free_port()
+    agent = agents(screen_args(stack, pairing_code(stack, it_user, sites["p1"]), tmp_path, port))
+    started = await agent.wait_for("screen_started", 30)
+    await agent.wait_for("screen_state", 30, where=lambda e: e["state"] == "idle")
+    assert stack.server is not None
+    stack.server.stop()
+    os.kill(started["pid"], signal.SIGKILL)
+    await agent.wait_for("screen_standby", 30)
+    async with kiosk_window(port, showing="data:text/html") as page:
+
+        async def clock() -> str:
+            return str(await page.evaluate("document.getElementById('clock').textContent"))
+
+        first = await eventually(clock, 10, "the standby clock")
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", first), first
+        await eventually(lambda: _changed(clock, first), 5, "the standby clock running")
+        text = await page.evaluate("document.body.innerText")
+        assert sites["p1"].name in text and TITLE in text and "Đang kết nối" in text
+        local = start_at.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert f"{local:%d/%m %H:%M}" in text
+        assert not [word for word in ENGLISH if word in text], text
+        lit, bright = await screenshot_levels(page, "screen-standby.png")
+        assert lit > 0.95 and bright > 0.01, (lit, bright)
+
+    stack.server.start()
+    await agent.wait_for("screen_reload", 30)
+    async with kiosk_window(port) as page:
+
+        async def idle() -> dict[str, Any] | None:
+            seen = await shown(page)
+            return seen if seen["state"] == "idle" and seen["next"] == TITLE else None
+
+        await eventually(idle, 30, "the kiosk page again")
+
+
+async def _changed(read: Callable[[], Any], before: str) -> bool:
+    return bool(await read() != before)

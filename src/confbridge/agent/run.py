@@ -87,7 +87,7 @@ async def run_agent(
         client.token = await obtain_token(client, token=token, token_file=token_file, code=code)
         kiosk = None
         if screen is not None:
-            kiosk = KioskScreen(options.server, client.token, screen)
+            kiosk = KioskScreen(client, screen)
         else:
             await asyncio.to_thread(media.open)
         await TerminalAgent(client, media, options, kiosk).run()

@@ -4,7 +4,9 @@ With a screen the page does the media (it joins each meeting, publishes the hall
 plays the programme full-screen with sound) and shows the clock and the next meetings between
 them; the agent does not join itself. It starts Chromium, hands the page the terminal token over
 the DevTools pipe (never in a URL or on a command line), checks every few seconds that the page
-answers, and starts Chromium again, with back-off, when it exits or hangs.
+answers, and starts Chromium again, with back-off, when it exits or hangs. While the kiosk page
+cannot be loaded (the control plane is down) the window shows the agent's standby page: the
+clock and the next meetings from the agenda the agent read last.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from confbridge.agent.backoff import Backoff
+from confbridge.agent.client import AgendaView, ControlClient, ControlError, Revoked
 from confbridge.agent.devtools import DevToolsError, DevToolsPipe
+from confbridge.agent.standby import standby_url
+from confbridge.timeutil import utcnow
 
 log = logging.getLogger("confbridge.agent")
 
@@ -53,6 +58,8 @@ RELOAD_AFTER_CHECKS = 3
 # A window that stayed up this long was a success: the back-off starts again from 1 s.
 STABLE_SCREEN_S = 60.0
 PAGE_WAIT_S = 15.0
+# The agenda kept for the standby page is read again this often.
+AGENDA_REFRESH_S = 60.0
 SNAPSHOT = """(() => {
   const k = window.kiosk;
   if (!k) return null;
@@ -109,10 +116,15 @@ def token_script(origin: str, token: str) -> str:
 class KioskScreen:
     """Keeps one Chromium kiosk window on the terminal page until `run` is cancelled."""
 
-    def __init__(self, server: str, token: str, options: ScreenOptions) -> None:
-        self._server = server.rstrip("/")
-        self._token = token
+    def __init__(self, client: ControlClient, options: ScreenOptions) -> None:
+        assert client.token, "the screen needs the terminal's token"
+        self._client = client
+        self._server = client.server
+        self._token = client.token
         self._options = options
+        self._agenda: AgendaView | None = None  # the last one read, for the standby page
+        self._agenda_at = 0.0
+        self.standby = False  # the standby page is shown (the kiosk page could not be loaded)
         self.url = f"{self._server}/terminal"
         self.page: PageState | None = None
         self.error: str | None = None
@@ -210,15 +222,48 @@ class KioskScreen:
             "Browser.grantPermissions",
             {"origin": origin, "permissions": ["videoCapture", "audioCapture"]},
         )
-        await self._navigate(pipe, session_id)
+        await self._load(pipe, session_id)
         return session_id
 
-    async def _navigate(self, pipe: DevToolsPipe, session_id: str) -> None:
-        answer = await pipe.send("Page.navigate", {"url": self.url}, session_id=session_id)
+    async def _reachable(self) -> bool:
+        """Whether the control plane answers (the agenda it gives is kept for standby)."""
+        try:
+            await self._read_agenda()
+        except Revoked:
+            return True  # the page shows that itself; the agent stops at its next heartbeat
+        except ControlError:
+            return False
+        return True
+
+    async def _read_agenda(self) -> None:
+        self._agenda = await self._client.agenda()
+        self._agenda_at = time.monotonic()
+
+    async def _load(self, pipe: DevToolsPipe, session_id: str) -> None:
+        """The kiosk page when the control plane answers, else the standby page."""
+        if await self._reachable():
+            if self.standby:
+                log.info("the control plane answers; loading the kiosk page",
+                         extra={"event": "screen_reload"})  # fmt: skip
+            self.standby = False
+            await self._navigate(pipe, session_id, self.url)
+            return
+        if not self.standby:
+            log.warning("the control plane does not answer; showing the standby page",
+                        extra={"event": "screen_standby"})  # fmt: skip
+        self.standby = True
+        agenda = self._agenda
+        url = standby_url(
+            agenda.site_name if agenda else "", agenda.items if agenda else [], utcnow()
+        )
+        await self._navigate(pipe, session_id, url)
+
+    async def _navigate(self, pipe: DevToolsPipe, session_id: str, url: str) -> None:
+        answer = await pipe.send("Page.navigate", {"url": url}, session_id=session_id)
         if answer.get("errorText"):
             log.warning(
                 "the screen could not load %s: %s",
-                self.url,
+                url if url.startswith("http") else "the standby page",
                 answer["errorText"],
                 extra={"event": "screen_load_failed"},
             )
@@ -258,12 +303,13 @@ class KioskScreen:
                     missing += 1
                     if missing >= RELOAD_AFTER_CHECKS:
                         missing = 0
-                        log.warning("the screen shows no kiosk page; loading it again",
-                                    extra={"event": "screen_reload"})  # fmt: skip
-                        await self._navigate(pipe, session_id)
+                        await self._load(pipe, session_id)
                     continue
                 missing = 0
                 self._note(seen)
+                if time.monotonic() - self._agenda_at > AGENDA_REFRESH_S:
+                    with contextlib.suppress(ControlError):
+                        await self._read_agenda()
         finally:
             exited.cancel()
 
