@@ -30,7 +30,7 @@ from tests.support.browsers import CHROMIUM, CHROMIUM_ARGS, artifact, skip_witho
 from tests.support.factories import move_occurrence, soon
 from tests.support.peers import WhepViewer, WhipPublisher
 from tests.support.polling import eventually
-from tests.support.servers import AgentProcess, Stack, free_port, pairing_code
+from tests.support.servers import AgentProcess, Stack, attendance_of, free_port, pairing_code
 
 skip_without_chromium()
 
@@ -320,3 +320,39 @@ async def test_screen_shows_its_standby_page_while_the_control_plane_is_away(
 
 async def _changed(read: Callable[[], Any], before: str) -> bool:
     return bool(await read() != before)
+
+
+async def test_screen_stopped_mid_meeting_leaves_it_on_purpose(
+    stack: Stack,
+    sites: dict[str, Site],
+    it_user: dict[str, str],
+    agents: Callable[[list[str]], AgentProcess],
+    peers: list[WhipPublisher | WhepViewer],
+    tmp_path: Path,
+) -> None:
+    """Stopped like systemd does, in a meeting: the page leaves (WHIP/WHEP DELETE) before the
+    window closes, so the attendance shows a leave, not a lost connection."""
+    grant = await stack.join("hq")
+    chair = WhipPublisher(grant["whip_url"], grant["token"])
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    port = free_port()
+    agent = agents(screen_args(stack, pairing_code(stack, it_user, sites["p1"]), tmp_path, port))
+    started = await agent.wait_for("screen_started", 30)
+    async with kiosk_window(port) as page:
+        await playing(page)
+
+    async def joined() -> dict[str, Any] | None:
+        record = await attendance_of(stack, sites["p1"])
+        return record if record["first_join_at"] else None
+
+    await eventually(joined, 15, "the hall in the attendance")
+    assert agent.stop() == 0
+    assert not Path(f"/proc/{started['pid']}").exists()
+
+    async def left() -> dict[str, Any] | None:
+        record = await attendance_of(stack, sites["p1"])
+        return record if record["last_leave_at"] else None
+
+    record = await eventually(left, 10, "the leave in the attendance")
+    assert record["last_leave_reason"] == "deleted"

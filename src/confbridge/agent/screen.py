@@ -58,6 +58,8 @@ RELOAD_AFTER_CHECKS = 3
 # A window that stayed up this long was a success: the back-off starts again from 1 s.
 STABLE_SCREEN_S = 60.0
 PAGE_WAIT_S = 15.0
+LEAVE_TIMEOUT_S = 5.0
+STOP = "window.kiosk && window.kiosk.stop ? window.kiosk.stop() : null"
 # The agenda kept for the standby page is read again this often.
 AGENDA_REFRESH_S = 60.0
 SNAPSHOT = """(() => {
@@ -130,6 +132,7 @@ class KioskScreen:
         self.error: str | None = None
         self.starts = 0
         self._pipe: DevToolsPipe | None = None
+        self._session_id: str | None = None
         # called when the page's state or meeting changes
         self.on_change: Callable[[], None] = lambda: None
 
@@ -165,6 +168,19 @@ class KioskScreen:
         finally:
             await self._stop()
 
+    async def _leave(self) -> None:
+        """Let the page leave its meeting on purpose (the attendance shows a leave, not a
+        lost connection) before the window is closed."""
+        if self._pipe is None or self._session_id is None:
+            return
+        with contextlib.suppress(DevToolsError):
+            await self._pipe.send(
+                "Runtime.evaluate",
+                {"expression": STOP, "awaitPromise": True},
+                session_id=self._session_id,
+                timeout_s=LEAVE_TIMEOUT_S,
+            )
+
     async def _one_window(self) -> str:
         """Start Chromium, show the page and watch it; why it ended ("exited …", "hung")."""
         try:
@@ -185,10 +201,14 @@ class KioskScreen:
             return await self._watch(pipe, session_id)
         except DevToolsError as exc:
             return f"failed ({exc})"
+        except asyncio.CancelledError:
+            await self._leave()  # the agent stops (SIGTERM): the page leaves its meeting first
+            raise
         finally:
             await self._stop()
 
     async def _stop(self) -> None:
+        self._session_id = None
         if self._pipe is not None:
             pipe, self._pipe = self._pipe, None
             await pipe.close()
@@ -209,7 +229,7 @@ class KioskScreen:
         attached = await pipe.send(
             "Target.attachToTarget", {"targetId": target_id, "flatten": True}
         )
-        session_id = str(attached["sessionId"])
+        session_id = self._session_id = str(attached["sessionId"])
         origin = page_origin(self._server)
         await pipe.send("Page.enable", session_id=session_id)  # else no script on new documents
         await pipe.send(

@@ -85,6 +85,13 @@ document.addEventListener("securitypolicyviolation", (event) => {
 // What tests and IT staff can read from the page (also in document.body.dataset.state).
 const kiosk = (window.kiosk = {
   state: "starting", joins: 0, lastError: null, occurrenceId: null, log: [], devices: null,
+  stopped: false,
+  // The agent calls this before it closes the window (systemd stops it): the page leaves its
+  // meeting on purpose (WHIP/WHEP DELETE) and joins nothing more.
+  stop: async () => {
+    kiosk.stopped = true;
+    await leave();
+  },
 });
 
 function setState(state) {
@@ -408,7 +415,7 @@ async function attend(item) {
   let delay = BACKOFF_INITIAL_MS;
   let lostNode = null;
   let nextAgendaAt = Date.now() + agendaIntervalMs;
-  while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY)) {
+  while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY) && !kiosk.stopped) {
     if (Date.now() >= nextAgendaAt) {
       nextAgendaAt = Date.now() + agendaIntervalMs;
       await refreshAgenda().catch(() => {});
@@ -453,7 +460,7 @@ async function attend(item) {
 async function schedule() {
   let nextAgendaAt = 0;
   for (;;) {
-    if (!localStorage.getItem(TOKEN_KEY)) return;
+    if (!localStorage.getItem(TOKEN_KEY) || kiosk.stopped) return;
     if (Date.now() >= nextAgendaAt) {
       try {
         await refreshAgenda();
