@@ -44,8 +44,12 @@ def _high(fd: int) -> int:
 class DevToolsPipe:
     """One browser process started with `--remote-debugging-pipe`, and its command channel."""
 
-    def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
-                 writer: asyncio.WriteTransport) -> None:  # fmt: skip
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        reader: asyncio.StreamReader,
+        writer: asyncio.WriteTransport,
+    ) -> None:
         self.process = process
         self._reader = reader
         self._writer = writer
