@@ -75,7 +75,8 @@ def test_screen_token_script_stores_the_token_on_the_kiosk_origin_only() -> None
 async def test_screen_a_browser_that_cannot_start_is_tried_again_with_back_off(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """No browser at the path: each start fails, is logged, and is retried (1 s, then 2 s)."""
+    """No browser at the path: each start fails, is logged with the reason, and is retried
+    (1 s, then 2 s)."""
     options = ScreenOptions(
         chromium=str(tmp_path / "no-such-browser"),
         profile_dir=tmp_path / "profile",
@@ -95,6 +96,7 @@ async def test_screen_a_browser_that_cannot_start_is_tried_again_with_back_off(
     assert 0.8 <= delays[0] <= 1.2 and 1.6 <= delays[1] <= 2.4, delays
     assert screen.page is None and screen.error is not None
     assert screen.error.startswith("screen: failed")
+    assert "no-such-browser: No such file or directory" in screen.error  # what the exec said
     assert (tmp_path / "profile").stat().st_mode & 0o777 == 0o700
 
 

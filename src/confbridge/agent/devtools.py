@@ -16,6 +16,8 @@ import itertools
 import json
 import logging
 import os
+import re
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,11 @@ HIGH_FD = 10
 # numbers above 9 in redirections; dash does not).
 PIPE_EXEC = 'exec "$@" 3<&{cmd} 4>&{ans} {cmd}<&- {ans}>&-'
 CLOSE_TIMEOUT_S = 3.0
+# Chromium's last lines on stderr, kept to say why it exited (no display, a bad flag).
+STDERR_LINES = 20
+# Lines that never say why: no D-Bus on a kiosk PC, helpers noticing that the browser is gone.
+STDERR_NOISE = ("dbus", "zygote", "unexpected operator")
+LOG_PREFIX = re.compile(r"^\[[^\]]*\]\s*")  # [pid:tid:time:LEVEL:file:line]
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a screenshot of a 4K screen fits
 
 
@@ -57,6 +64,8 @@ class DevToolsPipe:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.closed = asyncio.Event()
         self._task = asyncio.create_task(self._read(), name="devtools-pipe")
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
+        self._stderr_task = asyncio.create_task(self._read_stderr(), name="devtools-stderr")
 
     @classmethod
     async def launch(
@@ -73,7 +82,7 @@ class DevToolsPipe:
                 pass_fds=(cmd_read, ans_write),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
                 env=env,
                 start_new_session=True,  # a process group: a hang is ended with all its children
             )  # fmt: skip
@@ -110,6 +119,24 @@ class DevToolsPipe:
                 if not waiter.done():
                     waiter.set_exception(DevToolsError("the browser is gone"))
             self._waiting.clear()
+
+    async def _read_stderr(self) -> None:
+        """Drain stderr (a full pipe would block the browser), keeping its last lines."""
+        if self.process.stderr is None:
+            return
+        while line := await self.process.stderr.readline():
+            text = line.decode(errors="replace").strip()
+            if text:
+                self.stderr_tail.append(text)
+
+    def last_words(self) -> str:
+        """Chromium's last two telling lines on stderr (why it exited), or ""."""
+        telling = [
+            LOG_PREFIX.sub("", line)
+            for line in self.stderr_tail
+            if not any(noise in line for noise in STDERR_NOISE)
+        ]
+        return "; ".join(telling[-2:])[:300]
 
     async def send(
         self,
@@ -151,6 +178,7 @@ class DevToolsPipe:
             os.killpg(self.process.pid, 9)
         await self.process.wait()
         self._writer.close()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in (self._task, self._stderr_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -115,6 +115,12 @@ def token_script(origin: str, token: str) -> str:
     )
 
 
+def said(pipe: DevToolsPipe) -> str:
+    """ ": <Chromium's last line on stderr>", or "" when it said nothing."""
+    words = pipe.last_words()
+    return f": {words}" if words else ""
+
+
 class KioskScreen:
     """Keeps one Chromium kiosk window on the terminal page until `run` is cancelled."""
 
@@ -200,7 +206,8 @@ class KioskScreen:
             session_id = await self._show(pipe)
             return await self._watch(pipe, session_id)
         except DevToolsError as exc:
-            return f"failed ({exc})"
+            await asyncio.sleep(0.1)  # its last words reach the stderr reader
+            return f"failed ({exc}{said(pipe)})"
         except asyncio.CancelledError:
             await self._leave()  # the agent stops (SIGTERM): the page leaves its meeting first
             raise
@@ -307,7 +314,8 @@ class KioskScreen:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(exited), self._options.check_interval_s)
                 if exited.done() or pipe.closed.is_set():
-                    return f"exited (status {pipe.process.returncode})"
+                    await asyncio.sleep(0.1)  # its last words reach the stderr reader
+                    return f"exited (status {pipe.process.returncode}{said(pipe)})"
                 try:
                     seen = await self._snapshot(pipe, session_id)
                 except DevToolsError as exc:
