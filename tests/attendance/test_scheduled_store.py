@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -175,3 +176,38 @@ def test_scheduled_store_skips_what_another_process_is_folding(
         assert session.get(AttendanceRun, free) is not None
         assert session.get(AttendanceRun, busy) is None
         other.rollback()
+
+
+def test_scheduled_store_read_waits_for_a_fold_in_progress(
+    database: Database,
+    settings: Settings,
+    meeting: Callable[..., int],
+) -> None:
+    """A report arriving while the loop folds a meeting waits for it, then computes nothing."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a read never meets a fold in progress")
+    occurrence_id = _ended_meeting(meeting, timedelta(hours=2))
+    rule, now = settings.reports.attendance, utcnow()
+    written: list[int] = []
+    with database.session() as loop, database.session() as report:
+        folded = attendance_service.fold_stale(session=loop, rule=rule, now=now, limit=5)
+        assert folded.occurrences == 1  # not committed yet: the occurrence stays locked
+
+        def read() -> None:
+            written.append(
+                attendance_service.refresh(
+                    session=report, from_at=AT_DAWN, to_at=now, rule=rule, now=now
+                )
+            )
+            report.commit()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive()  # waiting for the loop's lock
+        loop.commit()
+        reader.join(10)
+        assert not reader.is_alive()
+    assert written == [0]
+    with database.session() as session:
+        assert session.get(AttendanceRun, occurrence_id) is not None

@@ -443,7 +443,22 @@ def refresh(
 ) -> int:
     """Bring stored attendance up to date for occurrences starting in [from_at, to_at)."""
     stale = stale_occurrence_ids(session=session, from_at=from_at, to_at=to_at, now=now)
+    if stale:
+        stale = _still_stale(session, stale, now)
     return store(session=session, occurrence_ids=stale, rule=rule, now=now) if stale else 0
+
+
+def _still_stale(session: Session, occurrence_ids: Sequence[int], now: datetime) -> list[int]:
+    """Of these stale occurrences, those still stale once any fold of them in progress (the
+    server's loop, in another transaction) has committed: a read waits for it rather than
+    computing the same meeting a second time."""
+    still: list[int] = []
+    for start in range(0, len(occurrence_ids), ID_CHUNK):
+        chunk = occurrence_ids[start : start + ID_CHUNK]
+        lock = select(Occurrence.id).where(Occurrence.id.in_(chunk)).with_for_update()
+        session.execute(lock).all()
+        still += session.scalars(_stale_query(now).where(Occurrence.id.in_(chunk)))
+    return sorted(still)
 
 
 # --- one occurrence ------------------------------------------------------------------------------
@@ -497,7 +512,7 @@ def occurrence_figures(
     stale = stale_occurrence_ids(
         session=session, from_at=occurrence.start_at, to_at=occurrence.start_at + _TICK, now=now
     )
-    if occurrence.id in stale:
+    if occurrence.id in stale and _still_stale(session, [occurrence.id], now):
         store(session=session, occurrence_ids=[occurrence.id], rule=rule, now=now)
     rows = session.scalars(select(Attendance).where(Attendance.occurrence_id == occurrence.id))
     return [_figures_of(r) for r in rows]
