@@ -9,10 +9,14 @@ For each database (a fresh SQLite file, and PostgreSQL in a throw-away schema):
 4. run the real server (`confbridge serve`) on that database and fire
    `GET /api/v1/terminals/me/agenda` with a terminal token under concurrency.
 
+With `--baseline-revision REV` (e.g. 0012, the schema before bookings' foreign keys became
+statement-level checks), steps 1–3 also run on a database migrated only to REV, alternating
+with the current schema `--rounds` times, so that before and after come from the same run.
+
 Prints figures; it asserts only what must hold for the figures to mean anything.
 
     .venv/bin/python bench/booking.py [--postgres-url URL] [--skip-postgres] [--skip-sqlite]
-        [--skip-agenda]
+        [--skip-agenda] [--baseline-revision REV] [--rounds N]
         [--requests N] [--concurrency C[,C...]] [--load-tool auto|wrk|httpx]
         [--server serve|uvicorn] [--processes N] [--no-access-log]
 """
@@ -160,8 +164,7 @@ class Target:
 
 @contextlib.contextmanager
 def sqlite_target(work_dir: Path) -> Iterator[Target]:
-    path = work_dir / "sqlite" / "confbridge.sqlite3"
-    path.parent.mkdir(parents=True)
+    path = Path(tempfile.mkdtemp(prefix="sqlite-", dir=work_dir)) / "confbridge.sqlite3"
     yield Target(f"SQLite {sqlite3.sqlite_version}", f"sqlite:///{path}", path.parent)
 
 
@@ -171,8 +174,7 @@ def postgres_target(base_url: str, work_dir: Path) -> Iterator[Target]:
     reach theirs (`tests.support.database`); dropped at the end, even on error."""
     url, schema = postgres_schema_url(base_url, prefix="bench")
     try:
-        data_dir = work_dir / "postgres"
-        data_dir.mkdir()
+        data_dir = Path(tempfile.mkdtemp(prefix="postgres-", dir=work_dir))
         yield Target(f"PostgreSQL {server_version(url)}", url, data_dir)
     finally:
         drop_schema(base_url, schema)
@@ -200,6 +202,7 @@ def backend_pid(session: Session) -> int | None:
 @dataclass
 class BookingFigures:
     database: str
+    revision: str = "head"
     sites: int = 0
     import_s: float = 0.0
     occurrences: int = 0
@@ -260,13 +263,14 @@ def refuse(session: Session, series_in: SeriesCreate, settings: Settings) -> int
     raise SystemExit("the clashing series was booked: the conflict check is broken")
 
 
-def bench_booking(target: Target) -> BookingFigures:
-    """Steps 1–3 on `target`; leaves two national series booked for the agenda load."""
+def bench_booking(target: Target, revision: str = "head") -> BookingFigures:
+    """Steps 1–3 on `target`, its schema migrated to `revision`; leaves two national series
+    booked for the agenda load."""
     settings = bench_settings(target)
     database = Database(settings)
-    figures = BookingFigures(target.name)
+    figures = BookingFigures(target.name, revision)
     try:
-        migrate.upgrade(database.engine)
+        migrate.upgrade(database.engine, revision)
         figures.sites, figures.import_s = import_all_provinces(database)
         if figures.sites != EXPECTED_SITES:
             raise SystemExit(f"expected {EXPECTED_SITES} sites, the import made {figures.sites}")
@@ -626,7 +630,7 @@ def fmt_timing(timing: Timing | None) -> str:
 
 
 def print_booking(figures: BookingFigures) -> None:
-    print(f"\n== {figures.database}: booking")
+    print(f"\n== {figures.database}: booking (schema at {figures.revision})")
     print(f"  sites imported: {figures.sites} in {figures.import_s:.1f} s")
     print(
         f"  national series: {figures.occurrences} occurrences, {figures.rows:,} bookings, "
@@ -664,7 +668,8 @@ def verdict(ok: bool) -> str:
 
 def print_table(bookings: list[BookingFigures], loads: list[LoadFigures]) -> None:
     header = (
-        f"{'database':<17} {'booking s wall/CPU':>18} {'rows':>9} {'clash s':>8} {'2nd s':>6} "
+        f"{'database':<17} {'schema':>6} {'booking s wall/CPU':>18} {'rows':>9} {'clash s':>8} "
+        f"{'2nd s':>6} "
         f"{'conns':>5} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>6} {'srv CPU ms/req':>14}  "
         "load → server"
     )
@@ -673,10 +678,12 @@ def print_table(bookings: list[BookingFigures], loads: list[LoadFigures]) -> Non
     for b in bookings:
         assert b.booking is not None and b.clash is not None and b.second is not None
         booking = (
-            f"{b.database:<17} {b.booking.wall_s:>9.2f}/{b.booking.cpu_s:<8.2f} {b.rows:>9,} "
+            f"{b.database:<17} {b.revision:>6} {b.booking.wall_s:>9.2f}/{b.booking.cpu_s:<8.2f} "
+            f"{b.rows:>9,} "
             f"{b.clash.wall_s:>8.2f} {b.second.wall_s:>6.2f} "
         )
-        runs = [x for x in loads if x.database == b.database]
+        runs = [x for x in loads if x.database == b.database and b.revision == "head"]
+        runs = runs if b is first_head(bookings, b.database) else []
         if not runs:
             print(booking + f"{'-':>5} {'-':>7} {'-':>7} {'-':>6} {'-':>14}  -")
         for i, x in enumerate(runs):
@@ -685,15 +692,16 @@ def print_table(bookings: list[BookingFigures], loads: list[LoadFigures]) -> Non
                 + f"{x.concurrency:>5} {x.run.p50_ms:>7.2f} {x.run.p99_ms:>7.2f} "
                 f"{x.run.rps:>6.0f} {x.server_cpu_ms_per_request:>14.2f}  {x.tool} → {x.server}"
             )
+    print_comparison(bookings)
     print("\nagainst the goals:")
     for b in bookings:
         assert b.booking is not None
         print(
-            f"  {b.database}: booking {b.booking.wall_s:.2f} s "
+            f"  {b.database} (schema at {b.revision}): booking {b.booking.wall_s:.2f} s "
             f"(goal ≤ {GOAL_BOOKING_S:.0f} s: {verdict(b.booking.wall_s <= GOAL_BOOKING_S)})"
         )
         for x in loads:
-            if x.database != b.database:
+            if x.database != b.database or b is not first_head(bookings, b.database):
                 continue
             print(
                 f"  {b.database}, {x.concurrency} connections: agenda p99 {x.run.p99_ms:.1f} ms "
@@ -702,6 +710,49 @@ def print_table(bookings: list[BookingFigures], loads: list[LoadFigures]) -> Non
                 f"(goal ≥ {GOAL_AGENDA_RPS:.0f}: {verdict(x.run.rps >= GOAL_AGENDA_RPS)}), "
                 f"{x.run.errors} errors"
             )
+
+
+def first_head(bookings: list[BookingFigures], database: str) -> BookingFigures | None:
+    """The run on the current schema that the agenda was measured on (the first one)."""
+    return next((b for b in bookings if b.database == database and b.revision == "head"), None)
+
+
+def print_comparison(bookings: list[BookingFigures]) -> None:
+    """Medians per schema revision and their ratio, when a baseline revision was run."""
+    for database in dict.fromkeys(b.database for b in bookings):
+        runs = [b for b in bookings if b.database == database]
+        revisions = list(dict.fromkeys(b.revision for b in runs))
+        if len(revisions) < 2:
+            continue
+        print(f"\n{database}, medians of {len(runs) // len(revisions)} runs per schema:")
+        national: dict[str, float] = {}
+        second: dict[str, float] = {}
+        for revision in revisions:
+            mine = [(b.booking, b.second) for b in runs if b.revision == revision]
+            walls = [first.wall_s for first, _ in mine if first]
+            national[revision] = statistics.median(walls)
+            second[revision] = statistics.median(s.wall_s for _, s in mine if s)
+            db_cpu = statistics.median(first.db_cpu_s or 0.0 for first, _ in mine if first)
+            print(
+                f"  schema at {revision:>4}: national series {national[revision]:.2f} s "
+                f"(range {min(walls):.2f}–{max(walls):.2f}; +db CPU {db_cpu:.2f}), "
+                f"second series {second[revision]:.2f} s"
+            )
+        base = revisions[0]
+        print(
+            f"  head / {base}: national series {national['head'] / national[base]:.2f}×, "
+            f"second series {second['head'] / second[base]:.2f}×"
+        )
+
+
+def booking_plan(baseline: str | None, rounds: int) -> list[str]:
+    """Schema revisions to book on, in order: alternating, so drift hits both alike."""
+    if baseline is None:
+        return ["head"] * rounds
+    plan: list[str] = []
+    for index in range(rounds):
+        plan += [baseline, "head"] if index % 2 == 0 else ["head", baseline]
+    return plan
 
 
 def print_environment() -> None:
@@ -762,9 +813,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --server uvicorn: no access log line per request",
     )
+    parser.add_argument(
+        "--baseline-revision",
+        help="also book on a schema migrated only to this revision (e.g. 0012), alternating",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="booking runs per schema")
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.processes < 1:
-        parser.error("--requests and --processes must be at least 1")
+    if args.requests < 1 or args.processes < 1 or args.rounds < 1:
+        parser.error("--requests, --processes and --rounds must be at least 1")
     if args.no_access_log and args.server != "uvicorn":
         parser.error("--no-access-log needs --server uvicorn (`confbridge serve` always logs)")
 
@@ -779,11 +835,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_postgres:
             targets.append(lambda: postgres_target(args.postgres_url, work_dir))
         for make_target in targets:
-            with make_target() as target:
-                figures = bench_booking(target)
-                bookings.append(figures)
-                print_booking(figures)
-                if not args.skip_agenda:
+            for revision in booking_plan(args.baseline_revision, args.rounds):
+                with make_target() as target:
+                    figures = bench_booking(target, revision)
+                    bookings.append(figures)
+                    print_booking(figures)
+                    if args.skip_agenda or figures is not first_head(bookings, figures.database):
+                        continue
                     loads += bench_agenda(
                         target,
                         work_dir,

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from confbridge import migrate
@@ -94,4 +95,83 @@ def test_migration_0011_gives_existing_series_distinct_numbers_and_pins(
         connection.execute(
             text("UPDATE series SET meeting_number = :n WHERE id = 2"), {"n": numbers[0]}
         )
+    engine.dispose()
+
+
+def _seed_booking(connection: Connection, at: datetime) -> None:
+    """A unit, a site, a series with one occurrence, and the site's booking of it."""
+    connection.execute(
+        text("INSERT INTO units (id, name, kind, created_at) VALUES (1, 'Tỉnh', 'province', :at)"),
+        {"at": at},
+    )
+    connection.execute(
+        text("INSERT INTO sites (id, name, unit_id, created_at) VALUES (1, 'Hội trường', 1, :at)"),
+        {"at": at},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO series (id, title, kind, mode, rrule, dtstart, tz, duration_min,"
+            " chair_site_id, skip_holidays, exdates, materialized_until_at, meeting_number, pin,"
+            " created_at, updated_at) VALUES (1, 'Giao ban', 'giao_ban', 'online',"
+            " 'FREQ=WEEKLY;BYDAY=MO', :dtstart, 'Asia/Ho_Chi_Minh', 60, 1, false, '[]', :at,"
+            " '1234567', '123456', :at, :at)"
+        ),
+        {"dtstart": datetime(2026, 1, 5, 7, 30), "at": at},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO occurrences (id, series_id, recurrence_at, start_at, end_at, status,"
+            " sequence, updated_at) VALUES (1, 1, :at, :at, :at, 'scheduled', 0, :at)"
+        ),
+        {"at": at},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO bookings (occurrence_id, site_id, start_at, end_at, active, is_chair)"
+            " VALUES (1, 1, :at, :at, true, true)"
+        ),
+        {"at": at},
+    )
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = migrate.alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def _refused(engine: Engine, statement: str) -> bool:
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    except IntegrityError:
+        return True
+    return False
+
+
+@pytest.mark.integration
+def test_migration_0013_keeps_bookings_and_their_references_both_ways(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    engine = Database(make_settings(fresh_url, tmp_path)).engine
+    migrate.upgrade(engine, "0012")
+    with engine.begin() as connection:
+        _seed_booking(connection, datetime(2026, 1, 5, tzinfo=UTC))
+    missing_site = (
+        "INSERT INTO bookings (occurrence_id, site_id, start_at, end_at, active, is_chair)"
+        " VALUES (1, 99, '2026-01-05', '2026-01-05', true, false)"
+    )
+    for revision in ("0013", "0012", "0013"):  # up, down and up again
+        if revision == "0012":
+            _downgrade(engine, revision)
+        else:
+            migrate.upgrade(engine, revision)
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM bookings")) == 1
+        assert _refused(engine, missing_site)
+        assert _refused(engine, "DELETE FROM sites WHERE id = 1")
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM occurrences WHERE id = 1"))
+        assert connection.scalar(text("SELECT count(*) FROM bookings")) == 0
     engine.dispose()

@@ -5,7 +5,8 @@ from the occurrence's `sfu_events` (see `attendance.service.refresh`), so that a
 reads rows instead of replaying millions of events. `attendance_runs` says which occurrence was
 computed for which start and end; `attendance_pending` lists occurrences that received events
 since (filled by a database trigger on `sfu_events`, created in migration 0003), so late events
-from a worker's spool are folded in at the next read.
+from a worker's spool are folded in by the server loop's next round (`confbridge.scheduler`),
+or by a read that comes first.
 
 Corrections never overwrite what was computed: each one is a row of `attendance_corrections`,
 and `attendance.corrected_status` only points at the latest correction's status.

@@ -23,9 +23,11 @@ report (or since it joined) proves that media flowed over that span; a span is c
 most two reporting intervals back (`interval_s` of the event), so reports lost on the way do
 not turn one packet into an hour. A site's media time is the union of its peers' spans.
 
-Ended occurrences are computed once into the `attendance` table (`refresh`), in one pass over
+Ended occurrences are computed once into the `attendance` table (`store`), in one pass over
 their events in (occurrence, time) order; an occurrence is computed again when it received
-events since (`attendance_pending`) or was moved.
+events since (`attendance_pending`) or was moved. The server's loop does it as meetings end and
+as late events arrive (`fold_stale`), so reports read stored rows; `refresh`, called by every
+read, then finds nothing (or the odd meeting that ended seconds ago) to compute.
 """
 
 from __future__ import annotations
@@ -313,21 +315,17 @@ def compute(
 # --- the materialised table ----------------------------------------------------------------------
 
 
-def stale_occurrence_ids(
-    *, session: Session, from_at: datetime, to_at: datetime, now: datetime
-) -> list[int]:
-    """Ended, held occurrences starting in [from_at, to_at) whose stored attendance is missing
-    or out of date (events received since, or the occurrence was moved)."""
+def _stale_query(now: datetime) -> Any:
+    """Ended, held occurrences whose stored attendance is missing or out of date (events
+    received since, or the occurrence was moved)."""
     run = AttendanceRun
     pending = select(AttendancePending.occurrence_id)
-    query = (
+    return (
         select(Occurrence.id)
         .outerjoin(run, run.occurrence_id == Occurrence.id)
         .where(
             Occurrence.status == OccurrenceStatus.scheduled.value,
             Occurrence.end_at <= now,
-            Occurrence.start_at >= from_at,
-            Occurrence.start_at < to_at,
             or_(
                 run.occurrence_id.is_(None),
                 run.start_at != Occurrence.start_at,
@@ -335,9 +333,16 @@ def stale_occurrence_ids(
                 Occurrence.id.in_(pending),
             ),
         )
-        .order_by(Occurrence.id)
     )
-    return list(session.scalars(query))
+
+
+def stale_occurrence_ids(
+    *, session: Session, from_at: datetime, to_at: datetime, now: datetime
+) -> list[int]:
+    """Ended, held occurrences starting in [from_at, to_at) whose stored attendance is missing
+    or out of date (events received since, or the occurrence was moved)."""
+    query = _stale_query(now).where(Occurrence.start_at >= from_at, Occurrence.start_at < to_at)
+    return list(session.scalars(query.order_by(Occurrence.id)))
 
 
 def _latest_corrections(
@@ -402,6 +407,32 @@ def store(
     return written
 
 
+@dataclass(frozen=True)
+class Folded:
+    """What one `fold_stale` call stored."""
+
+    occurrences: int
+    records: int
+
+
+def fold_stale(*, session: Session, rule: AttendanceRule, now: datetime, limit: int) -> Folded:
+    """Store the attendance of up to `limit` ended occurrences whose stored rows are missing or
+    out of date, however long ago they ended, the latest first.
+
+    This is what keeps reports from computing on read: the server's loop calls it as meetings
+    end and as late events arrive, so a report finds its rows stored. On PostgreSQL the
+    occurrences are locked as they are picked, skipping those another process is folding
+    (`serve --processes N` runs a loop per process), so the work is shared, not repeated.
+    """
+    query = _stale_query(now).order_by(Occurrence.end_at.desc(), Occurrence.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Occurrence, skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        return Folded(0, 0)
+    return Folded(len(ids), store(session=session, occurrence_ids=ids, rule=rule, now=now))
+
+
 def refresh(
     *,
     session: Session,
@@ -412,7 +443,22 @@ def refresh(
 ) -> int:
     """Bring stored attendance up to date for occurrences starting in [from_at, to_at)."""
     stale = stale_occurrence_ids(session=session, from_at=from_at, to_at=to_at, now=now)
+    if stale:
+        stale = _still_stale(session, stale, now)
     return store(session=session, occurrence_ids=stale, rule=rule, now=now) if stale else 0
+
+
+def _still_stale(session: Session, occurrence_ids: Sequence[int], now: datetime) -> list[int]:
+    """Of these stale occurrences, those still stale once any fold of them in progress (the
+    server's loop, in another transaction) has committed: a read waits for it rather than
+    computing the same meeting a second time."""
+    still: list[int] = []
+    for start in range(0, len(occurrence_ids), ID_CHUNK):
+        chunk = occurrence_ids[start : start + ID_CHUNK]
+        lock = select(Occurrence.id).where(Occurrence.id.in_(chunk)).with_for_update()
+        session.execute(lock).all()
+        still += session.scalars(_stale_query(now).where(Occurrence.id.in_(chunk)))
+    return sorted(still)
 
 
 # --- one occurrence ------------------------------------------------------------------------------
@@ -466,7 +512,7 @@ def occurrence_figures(
     stale = stale_occurrence_ids(
         session=session, from_at=occurrence.start_at, to_at=occurrence.start_at + _TICK, now=now
     )
-    if occurrence.id in stale:
+    if occurrence.id in stale and _still_stale(session, [occurrence.id], now):
         store(session=session, occurrence_ids=[occurrence.id], rule=rule, now=now)
     rows = session.scalars(select(Attendance).where(Attendance.occurrence_id == occurrence.id))
     return [_figures_of(r) for r in rows]

@@ -536,6 +536,24 @@ def list_occurrences(
     return [(row[0], row[1]) for row in rows], total
 
 
+def next_end_at(
+    *, session: Session, after_at: datetime, before_at: datetime, max_duration_min: int
+) -> datetime | None:
+    """The first end of a held occurrence in (after_at, before_at], if any.
+
+    Bounded on the start index: an occurrence ending then started at most `max_duration_min`
+    before `after_at`.
+    """
+    query = select(func.min(Occurrence.end_at)).where(
+        Occurrence.status == OccurrenceStatus.scheduled.value,
+        Occurrence.start_at > after_at - timedelta(minutes=max_duration_min),
+        Occurrence.start_at < before_at,
+        Occurrence.end_at > after_at,
+        Occurrence.end_at <= before_at,
+    )
+    return session.scalar(query)
+
+
 def set_occurrence_upstream(
     *, session: Session, occurrence: Occurrence, upstream_sip_uri: str | None
 ) -> Occurrence:
