@@ -168,14 +168,17 @@ def to_xlsx(document: Document) -> bytes:
         for cell in sheet[1]:
             cell.font, cell.fill = bold, HEADER_FILL
             cell.alignment = Alignment(wrap_text=True, vertical="top")
-        for row in table.rows:
+        # rows counted here and cells taken one by one: `sheet.max_row` and `sheet[n]` scan
+        # every cell of the sheet, which made big sheets quadratic
+        width = len(table.columns)
+        for row_number, row in enumerate(table.rows, start=2):
             sheet.append(
                 [
                     _xlsx_value(v, c.kind, document.tz)
                     for v, c in zip(row, table.columns, strict=True)
                 ]
             )
-            _as_text(sheet[sheet.max_row])
+            _as_text(sheet.cell(row_number, column) for column in range(1, width + 1))
         for index, column in enumerate(table.columns, start=1):
             letter = get_column_letter(index)
             sheet.column_dimensions[letter].width = column.width
@@ -193,15 +196,15 @@ def to_xlsx(document: Document) -> bytes:
         if table.rows:
             sheet.auto_filter.ref = sheet.dimensions
     cover = workbook.create_sheet("Thông tin")
-    for label, value in document.info:
+    for row_number, (label, value) in enumerate(document.info, start=1):
         cover.append([label, value])
-        _as_text(cover[cover.max_row])
-        cover.cell(cover.max_row, 1).font = bold
+        _as_text(cover.cell(row_number, column) for column in (1, 2))
+        cover.cell(row_number, 1).font = bold
         if isinstance(value, date) and not isinstance(value, datetime):
-            cover.cell(cover.max_row, 2).number_format = DATE_FORMAT
+            cover.cell(row_number, 2).number_format = DATE_FORMAT
         elif isinstance(value, datetime):
-            cover.cell(cover.max_row, 2).value = _local(value, document.tz)
-            cover.cell(cover.max_row, 2).number_format = DATETIME_FORMAT
+            cover.cell(row_number, 2).value = _local(value, document.tz)
+            cover.cell(row_number, 2).number_format = DATETIME_FORMAT
     cover.column_dimensions["A"].width = 22
     cover.column_dimensions["B"].width = 40
     buffer = io.BytesIO()
