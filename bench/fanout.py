@@ -139,8 +139,26 @@ def proc_rss_mb(pid: int) -> float:
 # pre-encoded publisher
 
 
+def test_card(index: int, width: int = WIDTH, height: int = HEIGHT) -> av.VideoFrame:
+    """Frame `index` of a moving, textured test card: a gradient with a little noise, scrolled
+    a few pixels per frame (enough detail for a realistic bitrate, the same every run)."""
+    rng = random.Random(7)
+    texture = bytes((x * 255 // (width * 4) + rng.randrange(8)) & 255 for x in range(width * 4))
+    frame = av.VideoFrame(width=width, height=height, format="yuv420p")
+    for plane_index, plane in enumerate(frame.planes):
+        size = plane.line_size
+        rows = plane.buffer_size // size
+        shift = (index * (3 + plane_index)) % size
+        out = bytearray()
+        for row in range(rows):
+            offset = (shift + row * 7) % (len(texture) - size)
+            out += texture[offset : offset + size]
+        plane.update(bytes(out))
+    return frame
+
+
 def encode_loop() -> list[av.Packet]:
-    """LOOP_FRAMES frames of a moving, textured test card, VP8 at ~VIDEO_BITRATE, once."""
+    """LOOP_FRAMES frames of the test card, VP8 at ~VIDEO_BITRATE, once."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     codec.bit_rate = VIDEO_BITRATE
@@ -155,21 +173,9 @@ def encode_loop() -> list[av.Packet]:
         "bufsize": str(VIDEO_BITRATE // 2),
         "qmax": "60",
     }
-    rng = random.Random(7)
-    # a gradient with a little noise, scrolled a few pixels per frame
-    texture = bytes((x * 255 // (WIDTH * 4) + rng.randrange(8)) & 255 for x in range(WIDTH * 4))
     packets: list[av.Packet] = []
     for index in range(LOOP_FRAMES):
-        frame = av.VideoFrame(width=WIDTH, height=HEIGHT, format="yuv420p")
-        for plane_index, plane in enumerate(frame.planes):
-            size = plane.line_size
-            rows = plane.buffer_size // size
-            shift = (index * (3 + plane_index)) % size
-            out = bytearray()
-            for row in range(rows):
-                offset = (shift + row * 7) % (len(texture) - size)
-                out += texture[offset : offset + size]
-            plane.update(bytes(out))
+        frame = test_card(index)
         frame.pts = index
         frame.time_base = codec.time_base
         packets.extend(codec.encode(frame))
@@ -848,6 +854,8 @@ class Stack:
     chair_site_id: int
     ends_at: Any
     grant_key_path: Path | None = None
+    database: Any = None  # confbridge.db.Database (bench/sip.py books more sites in it)
+    settings: Any = None  # confbridge.settings.Settings
 
     @property
     def worker_pid(self) -> int:
@@ -984,6 +992,8 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
         sites["hq"].id,
         ends_at,
         grant_key_path=settings.grant_key_path,
+        database=database,
+        settings=settings,
     )
     try:
         wait_until_registered(database, [f"local-{i}" for i in range(worker_count)])

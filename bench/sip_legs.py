@@ -19,16 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sfu.sip.audio import measure_cpu
-from sfu.sip.sdp import SdpCodec
+from sip_media import CODECS
+from sip_media import GOAL_CORE_PER_LEG as GOAL
 
-CODECS = [
-    SdpCodec(0, "PCMU", 8000),
-    SdpCodec(8, "PCMA", 8000),
-    SdpCodec(9, "G722", 8000),
-    SdpCodec(111, "opus", 48000, 2),
-]
-GOAL = 0.02
+from sfu.sip.audio import measure_cpu
 
 
 def main() -> None:
