@@ -139,11 +139,16 @@ def proc_rss_mb(pid: int) -> float:
 # pre-encoded publisher
 
 
+@functools.cache
+def _texture(width: int) -> bytes:
+    rng = random.Random(7)
+    return bytes((x * 255 // (width * 4) + rng.randrange(8)) & 255 for x in range(width * 4))
+
+
 def test_card(index: int, width: int = WIDTH, height: int = HEIGHT) -> av.VideoFrame:
     """Frame `index` of a moving, textured test card: a gradient with a little noise, scrolled
     a few pixels per frame (enough detail for a realistic bitrate, the same every run)."""
-    rng = random.Random(7)
-    texture = bytes((x * 255 // (width * 4) + rng.randrange(8)) & 255 for x in range(width * 4))
+    texture = _texture(width)
     frame = av.VideoFrame(width=width, height=height, format="yuv420p")
     for plane_index, plane in enumerate(frame.planes):
         size = plane.line_size

@@ -4,8 +4,10 @@ Part A, CPU (one worker process, one room; `fanout.py`'s stack, publisher and le
 the occurrence invites `--legs` room-system sites (a `sip_uri` each), so every WebRTC session
 in it sends H.264 from the start (`bridge.service.expects_room_systems`), the same in every
 phase. The chair publishes `fanout`'s test card pre-encoded in H.264 (640×360, ~1 Mbit/s, 30
-fps) and aiortc's Opus silence over WHIP. Four phases, each measured over `--seconds` after
-`--settle` seconds:
+fps) and aiortc's Opus silence over WHIP. Four phases, each measured over `--windows` windows
+of `--seconds` after `--settle` seconds; a phase's figures are those of its window with the
+median worker CPU (a burst of other work on the shared machine moves one window, not the
+median), and the range over its windows is printed:
 
   P0  the publisher alone;
   P1  + `--viewers` lean WHEP viewers (`fanout.LeanViewer`, in `--clients` processes);
@@ -19,10 +21,12 @@ fps) and aiortc's Opus silence over WHIP. Four phases, each measured over `--sec
 Worker CPU is utime + stime of the worker process (all threads, `/proc/<pid>/stat`) over the
 window, as a share of one core ("cores"). Derived figures (every one from this run):
   - CPU per leg = (P2 − P1) / legs, and (P3 − P0) / legs without viewers; goal ≤ 2 %.
-  - viewers' cost per packet = the viewers' share of the worker's CPU / RTP packets the viewers
-    counted: (P1 − P0) / packets in P1 without legs, (P2 − P3) / packets in P2 with legs; the
-    ratio of the two should be ≈ 1 (goal: unchanged). `fanout.py`'s figure (all of the
-    worker's CPU / packets forwarded) is printed for P1 and P2 too.
+  - viewers' cost per packet = the viewers' share of the worker's CPU / packets forwarded to
+    them (the publisher's RTP packets × viewers, as `fanout.py` counts): (P1 − P0) in P1
+    without legs, (P2 − P3) in P2 with legs; the ratio of the two should be ≈ 1 (goal:
+    unchanged). `fanout.py`'s figure (all of the worker's CPU / packets forwarded) is printed
+    for P1 and P2 too. "delivered" is what the viewers counted / packets forwarded (above 100 %:
+    a client process read its sockets late at the window's start).
   - for comparison, `sfu.sip.audio.measure_cpu` (what `sip_legs.py` prints: one leg's audio
     transcoding alone, in this process, before the stack starts).
 The legs' packets received from the worker per second are printed, so that a leg that got no
@@ -42,7 +46,7 @@ p50 and p95 (nearest rank) of (b); goal p95 ≤ 3 s. The gateway asks for due ca
 default `dial_out_lead_min` (1 min) the call is placed a minute before the start.
 
     .venv/bin/python bench/sip.py [--viewers 100] [--legs 20] [--leg-codec G722]
-                                  [--seconds 10] [--dials 20] [--skip-dial-out]
+                                  [--seconds 6] [--windows 3] [--dials 20] [--skip-dial-out]
 """
 
 from __future__ import annotations
@@ -116,6 +120,13 @@ class Phase:
     leg_video_pps: float = 0.0
     leg_sent_pps: float = 0.0  # per leg, sent to the worker (audio + video)
     room_systems_cores: float = 0.0
+    spread: tuple[float, float] = (0.0, 0.0)  # worker cores, lowest and highest window
+
+    @property
+    def forwarded_pps(self) -> float:
+        """Packets the worker forwards to the viewers: the publisher's, once per viewer (as
+        `fanout.py` counts them; the viewers' own counts move with their read scheduling)."""
+        return self.publisher_pps * self.viewers
 
 
 @dataclass
@@ -210,11 +221,7 @@ def _leg_rates(before: dict[str, Any], after: dict[str, Any], seconds: float) ->
     return [audio / legs / seconds, video / video_legs / seconds, sent / legs / seconds]
 
 
-async def measure(run: Run, name: str, seconds: float, settle: float) -> Phase:
-    await asyncio.sleep(settle)
-    first = await sample(run)
-    await asyncio.sleep(seconds)
-    last = await sample(run)
+def _window(run: Run, name: str, first: Sample, last: Sample) -> Phase:
     window = last.at - first.at
     phase = Phase(
         name=name,
@@ -230,10 +237,34 @@ async def measure(run: Run, name: str, seconds: float, settle: float) -> Phase:
         phase.leg_audio_pps, phase.leg_video_pps, phase.leg_sent_pps = _leg_rates(
             first.legs, last.legs, window
         )
+    return phase
+
+
+def _median_phase(windows: list[Phase]) -> Phase:
+    """The window of median worker CPU, its figures as measured; its `spread` the range."""
+    ordered = sorted(windows, key=lambda w: w.cores)
+    middle = ordered[len(ordered) // 2]
+    middle.spread = (ordered[0].cores, ordered[-1].cores)
+    middle.seconds = sum(w.seconds for w in windows)
+    return middle
+
+
+async def measure(run: Run, name: str, args: argparse.Namespace) -> Phase:
+    """`args.windows` windows of `args.seconds` after `args.settle`: the median one."""
+    await asyncio.sleep(args.settle)
+    windows = []
+    last = await sample(run)
+    for _ in range(args.windows):
+        first = last
+        await asyncio.sleep(args.seconds)
+        last = await sample(run)
+        windows.append(_window(run, name, first, last))
+    phase = _median_phase(windows)
+    low, high = phase.spread
     print(
-        f"  {name:28} worker {phase.cores:6.1%} of a core, viewers got {phase.viewer_pps:7.0f}"
-        f" pkt/s, publisher sent {phase.publisher_pps:4.0f} pkt/s; room systems"
-        f" {phase.room_systems_cores:.1%}, load {os.getloadavg()[0]:.1f}",
+        f"  {name:22} worker {phase.cores:6.1%} of a core ({low:.1%}–{high:.1%}), viewers got"
+        f" {phase.viewer_pps:6.0f} pkt/s, publisher sent {phase.publisher_pps:3.0f} pkt/s;"
+        f" room systems {phase.room_systems_cores:.1%}, load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     return phase
@@ -318,13 +349,13 @@ async def part_a(args: argparse.Namespace, stack: Stack) -> list[Phase]:
     try:
         await run.publisher.start()
         print(f"publisher's video: {negotiated_video(run.publisher)}", flush=True)
-        phases.append(await measure(run, "P0 publisher", args.seconds, args.settle))
+        phases.append(await measure(run, "P0 publisher", args))
         await add_viewers(run, args.viewers, args.clients)
-        phases.append(await measure(run, "P1 + viewers", args.seconds, args.settle))
+        phases.append(await measure(run, "P1 + viewers", args))
         await open_legs(run, codec.name, media)
-        phases.append(await measure(run, "P2 + legs", args.seconds, args.settle))
+        phases.append(await measure(run, "P2 + legs", args))
         await asyncio.to_thread(close_viewers, run)
-        phases.append(await measure(run, "P3 legs, no viewers", args.seconds, args.settle))
+        phases.append(await measure(run, "P3 legs, no viewers", args))
     finally:
         await asyncio.to_thread(close_viewers, run)
         if run.legs is not None:
@@ -346,20 +377,22 @@ def print_part_a(
 ) -> None:
     p0, p1, p2, p3 = phases
     print()
-    print(f"{'phase':22} {'viewers':>7} {'legs':>5} {'worker':>8} {'viewer pkt/s':>12}"
-          f" {'delivered':>9} {'leg rx audio/video pkt/s':>25} {'leg tx pkt/s':>12}")  # fmt: skip
+    print(f"{'phase':22} {'viewers':>7} {'legs':>5} {'worker':>8} {'(range)':>13}"
+          f" {'viewer pkt/s':>12} {'delivered':>9} {'leg rx audio/video pkt/s':>25}"
+          f" {'leg tx pkt/s':>12}")  # fmt: skip
     for p in phases:
-        delivered = _ratio(p.viewer_pps, p.publisher_pps * p.viewers) if p.viewers else math.nan
+        delivered = f"{p.viewer_pps / p.forwarded_pps:.1%}" if p.forwarded_pps else "—"
         print(
-            f"{p.name:22} {p.viewers:7d} {p.legs:5d} {p.cores:8.1%} {p.viewer_pps:12.0f}"
-            f" {delivered:9.1%} {p.leg_audio_pps:12.1f} / {p.leg_video_pps:10.1f}"
+            f"{p.name:22} {p.viewers:7d} {p.legs:5d} {p.cores:8.1%}"
+            f" {f'{p.spread[0]:.1%}–{p.spread[1]:.1%}':>13} {p.viewer_pps:12.0f}"
+            f" {delivered:>9} {p.leg_audio_pps:12.1f} / {p.leg_video_pps:10.1f}"
             f" {p.leg_sent_pps:12.1f}"
         )
     legs = p2.legs or 1
     with_viewers = (p2.cores - p1.cores) / legs
     without_viewers = (p3.cores - p0.cores) / legs
-    before = _ratio(p1.cores - p0.cores, p1.viewer_pps) * 1e6
-    after = _ratio(p2.cores - p3.cores, p2.viewer_pps) * 1e6
+    before = _ratio(p1.cores - p0.cores, p1.forwarded_pps) * 1e6
+    after = _ratio(p2.cores - p3.cores, p2.forwarded_pps) * 1e6
     print()
     if p2.legs < legs_asked or p1.viewers != p2.viewers:
         print(f"note: {p2.legs} of {legs_asked} legs, {p2.viewers} viewers in P2")
@@ -370,10 +403,10 @@ def print_part_a(
     print(f"  audio transcoding alone (sip_legs.py, this process): {audio_alone:6.2%}")
     verdict = "ok" if max(with_viewers, without_viewers) <= GOAL_CORE_PER_LEG else "over"
     print(f"  goal ≤ {GOAL_CORE_PER_LEG:.0%} per leg: {verdict}")
-    print("viewers' worker CPU per packet they received, µs:")
+    print("viewers' worker CPU per packet forwarded to them, µs:")
     for label, figure, phase in (("without legs (P1 − P0) / P1", before, p1),
                                  ("with legs    (P2 − P3) / P2", after, p2)):  # fmt: skip
-        whole = _ratio(phase.cores, phase.viewer_pps) * 1e6
+        whole = _ratio(phase.cores, phase.forwarded_pps) * 1e6
         print(f"  {label} packets: {figure:6.1f}   (fanout.py's all-CPU figure: {whole:.1f})")
     ratio = _ratio(after, before)
     verdict = "ok" if ratio <= GOAL_PACKET_RATIO else "over"
@@ -433,7 +466,10 @@ async def run_all(args: argparse.Namespace, cleanup: list[Callable[[], Any]]) ->
     cleanup.append(stack.close)
     status = 0
     if not args.skip_legs:
-        print(f"part A: {args.viewers} viewers, {args.legs} legs, {args.seconds:.0f} s windows")
+        print(
+            f"part A: {args.viewers} viewers, {args.legs} legs, {args.windows} windows of"
+            f" {args.seconds:.0f} s per phase"
+        )
         phases = await part_a(args, stack)
         print_part_a(phases, args.legs, audio_alone, codec.name, not args.no_leg_video)
     if not args.skip_dial_out:
@@ -455,7 +491,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--legs", type=int, default=20, help="SIP legs")
     parser.add_argument("--leg-codec", default="G722", help="PCMU, PCMA, G722 or opus")
     parser.add_argument("--no-leg-video", action="store_true", help="legs without video")
-    parser.add_argument("--seconds", type=float, default=10.0, help="window per phase")
+    parser.add_argument("--seconds", type=float, default=6.0, help="one window")
+    parser.add_argument("--windows", type=int, default=3, help="windows per phase (median)")
     parser.add_argument("--settle", type=float, default=3.0, help="wait before each window")
     parser.add_argument("--dials", type=int, default=20, help="calls out timed in part B")
     parser.add_argument(
