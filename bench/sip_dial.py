@@ -142,16 +142,6 @@ async def one_dial(
     )
 
 
-def start_room_system(data_dir: Path, attempts: int = 3) -> Baresip:
-    """baresip on free ports; again on others if its TLS port (the SIP port + 1) was taken."""
-    for attempt in range(attempts):
-        try:
-            return Baresip(data_dir / f"room-system-{attempt}", user="p2-hall", tone_hz=1000)
-        except AssertionError as exc:
-            failure = exc
-    raise RuntimeError(f"baresip did not start: {failure}")
-
-
 async def run_dial_outs(
     stack: Stack, data_dir: Path, count: int, lead_s: float
 ) -> tuple[list[DialTiming], float]:
@@ -159,7 +149,7 @@ async def run_dial_outs(
     end_occurrence(stack, stack.occurrence_id)  # part A's: its sites are not dialled
     with stack.database.session() as session:
         sites = province_sites(session)
-    room_system = start_room_system(data_dir)
+    room_system = Baresip(data_dir / "room-system", user="p2-hall", tone_hz=1000)
     set_sip_uri(stack, sites["p2"], room_system.contact)  # type: ignore[arg-type]
     port = free_port()
     sip = stack.settings.sip.model_copy(
