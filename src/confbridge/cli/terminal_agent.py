@@ -128,6 +128,10 @@ def terminal(
     stored = token_file is not None and token_file.is_file() and token_file.stat().st_size > 0
     if not (token or stored or pair):
         fail("no terminal token: give --token, a --token-file holding one, or --pair CODE")
+    if screen and (camera or microphone or video_file):
+        fail("--screen: the kiosk window uses the hall's camera; leave out --camera, "
+             "--microphone and --video-file", code=2)  # fmt: skip
+    # options checked first: logging set up for a run that is refused would outlive it
     # one line per agent event: the libraries' per-request and per-check lines stay out
     logging.config.dictConfig(
         log_config(log_format, "INFO", quiet=NOISY_MEDIA_LOGGERS)  # type: ignore[arg-type]
@@ -145,9 +149,6 @@ def terminal(
     )
     screen_options = None
     if screen:
-        if camera or microphone or video_file:
-            fail("--screen: the kiosk window uses the hall's camera; leave out --camera, "
-                 "--microphone and --video-file", code=2)  # fmt: skip
         default_profile = (token_file.parent if token_file else Path.cwd()) / "screen-profile"
         screen_options = ScreenOptions(
             chromium=chromium,
