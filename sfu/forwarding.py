@@ -117,6 +117,8 @@ class SlotStats:
     fraction_lost: float | None
     packets_lost: int | None
     jitter_s: float | None
+    remb_bps: int | None = None
+    reports_received: int = 0
 
 
 class Source:
@@ -191,15 +193,22 @@ class Source:
         """`time.monotonic()` when `audio_level_dbov` was received."""
 
     @classmethod
-    def attach(cls, transceiver: RTCRtpTransceiver, *, label: str = "") -> Source:
+    def attach(
+        cls,
+        transceiver: RTCRtpTransceiver,
+        *,
+        label: str = "",
+        max_bitrate_bps: int | None = None,
+    ) -> Source:
         """A source fed by the receiver of this (negotiated) transceiver, without decoding.
 
         Call it once the remote description is applied, e.g. from the peer connection's
-        `track` event; the receiver's packets go to `push()` from then on.
+        `track` event; the receiver's packets go to `push()` from then on. `max_bitrate_bps`
+        caps the bandwidth reports (REMB) sent to the publisher.
         """
         params = negotiated_rtp(transceiver)
         source = cls(params.kind, params.codecs, label=label)
-        ingest = RtpIngest(transceiver, source.push)
+        ingest = RtpIngest(transceiver, source.push, max_bitrate_bps=max_bitrate_bps)
         source._ingest = ingest
         source._send_pli = ingest.send_pli
         return source
@@ -549,6 +558,8 @@ class Slot:
             fraction_lost=egress.fraction_lost,
             packets_lost=egress.packets_lost,
             jitter_s=egress.jitter_s,
+            remb_bps=egress.remb_bps,
+            reports_received=egress.reports_received,
         )
 
     def switch_to(self, source: Source | None) -> None:

@@ -305,6 +305,8 @@ class Worker:
                             "direction": p.direction,
                             "connected": p.connected,
                             "transport": p.transport,
+                            # a hall viewer's layer of the speaker's camera (sfu.layers)
+                            "layer": p.layer.layer if p.layer is not None else None,
                         }
                         for p in room.peers.values()
                     ],
