@@ -589,6 +589,10 @@ class Slot:
         if self._egress.ready:
             source.request_keyframe()
 
+    def skip_ahead(self, packets: int) -> None:
+        """Number the next source's packets this far ahead: the viewer drops what it awaits."""
+        self._max_seq = (self._max_seq + packets) & 0xFFFF
+
     def request_keyframe(self) -> bool:
         """Ask the chosen source for a keyframe (rate-limited by the source)."""
         source = self._target

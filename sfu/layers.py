@@ -19,7 +19,10 @@ reports and REMB), fed with reports and a clock so it is tested without media, a
   down and doubles the wait (up to `PROBE_AFTER_MAX_S`), a clean probe resets the wait. A
   receiver on the small layer cannot tell whether the main one would fit (its loss is nil and
   its bandwidth estimate follows what it receives), so going up has to be tried;
-- reports within `SETTLE_S` of a switch are ignored: they count packets of the other layer.
+- reports within `SETTLE_S` of a switch are ignored: they count packets of the other layer;
+- a move down restarts the viewer's numbering far ahead (`SKIP_AHEAD_PACKETS`) and asks the
+  thumbnail for a keyframe again once the link has drained (`REFRESH_AFTER_S`), so the viewer
+  decodes the thumbnail at once instead of waiting for what the saturated link lost.
 """
 
 from __future__ import annotations
@@ -52,7 +55,21 @@ PROBE_AFTER_MAX_S = 12.0
 PROBE_HOLD_S = 4.0
 """A try of the main layer that stays clean this long is kept."""
 SETTLE_S = 1.0
-"""Reports this soon after a switch are ignored (they describe the other layer)."""
+"""Reports this soon after a switch are ignored (they describe the other layer); so is the
+first report after it, whenever it comes."""
+REFRESH_AFTER_S = (1.0, 2.5)
+"""After a move down, the thumbnail's keyframe is asked for again this much later: the first
+one met the saturated link and may have been lost, while the link has drained by then (a
+receiver such as aiortc's drops a keyframe whose first packet is missing, and asks for no
+other)."""
+SKIP_AHEAD_PACKETS = 2048
+"""How far ahead a viewer's sequence numbers jump when it moves down (`Slot.skip_ahead`).
+
+Packets lost on the saturated link are not repaired in time, and a receiver waiting for them
+would freeze on the thumbnail: aiortc's jitter buffer holds 512 video packets and blocks on a
+gap until it overflows; Chromium drops its NACK list and asks for a keyframe past 1,000
+missing packets. Beyond both, each drops what it waits for at once and decodes from the
+thumbnail's keyframe. The receiver report right after counts the jump as lost (ignored)."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +94,14 @@ class LayerPolicy:
         self.reports_seen = 0
         """How many receiver reports of the slot were already judged (the caller's counter)."""
         self._switched_at = now
+        self._first_report = False
         self._congested_in_row = 0
         self._clean_since = now
         self._probe_after_s = PROBE_AFTER_S
         self._probing = False
         self._min_rtt_s: float | None = None
         self._last_remb_bps: int | None = None
+        self._refresh_at: tuple[float, ...] = ()
 
     @property
     def probing(self) -> bool:
@@ -116,7 +135,8 @@ class LayerPolicy:
     def report(self, report: LinkReport) -> str | None:
         """Judge one new report; returns the new layer if the viewer should switch now."""
         congested = self.congested(report)
-        if report.at - self._switched_at < SETTLE_S:
+        first, self._first_report = self._first_report, False
+        if first or report.at - self._switched_at < SETTLE_S:
             return None
         if self.layer == SMALL:
             if congested:
@@ -133,6 +153,14 @@ class LayerPolicy:
             return self._switch(SMALL, report.at)
         return None
 
+    def keyframe_due(self, now: float) -> bool:
+        """True at each of `REFRESH_AFTER_S` after a move down: ask the thumbnail for a
+        keyframe."""
+        due = bool(self._refresh_at) and now >= self._refresh_at[0]
+        if due:
+            self._refresh_at = self._refresh_at[1:]
+        return due
+
     def tick(self, now: float) -> str | None:
         """Time passing: try the main layer when due, confirm a try that held."""
         if self.layer == SMALL and now - self._clean_since >= self._probe_after_s:
@@ -147,11 +175,14 @@ class LayerPolicy:
         if layer == MAIN:
             # the estimate followed the thumbnail: only a fall from here on counts
             self._last_remb_bps = None
+            self._refresh_at = ()
         else:
             self._probing = False
+            self._refresh_at = tuple(now + after for after in REFRESH_AFTER_S)
         self.layer = layer
         self.switches += 1
         self._switched_at = now
+        self._first_report = True
         self._clean_since = now
         self._congested_in_row = 0
         return layer

@@ -21,6 +21,7 @@ from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
 from sfu.layers import (
     LAYER_TICK_INTERVAL_S,
+    SKIP_AHEAD_PACKETS,
     SMALL,
     SMALL_VIDEO,
     LayerPolicy,
@@ -374,9 +375,15 @@ class Room:
                 )
                 choice = policy.report(report)
             choice = choice or policy.tick(now)
+            if policy.keyframe_due(now):
+                slot.request_keyframe()
             if choice is not None:
                 switched += 1
                 log.info("room %s: %s now gets the %s layer", self.name, peer.site_name, choice)
+                if choice == SMALL:
+                    # what the viewer lost on the saturated link will not be repaired: a jump
+                    # makes it drop that and wait only for the thumbnail's keyframe
+                    slot.skip_ahead(SKIP_AHEAD_PACKETS)
                 slot.switch_to(self._video_for(peer, site_id))
         self._rates.keep(main_rates)
         return switched

@@ -3,7 +3,18 @@ slot between the speaker's main and small sources."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiortc.rtp import RtpPacket
+from prometheus_client.parser import text_string_to_metric_families
 
 from confbridge_kernel.contracts import FloorAction, FloorCommand, PeerRole
 from sfu.codecs import VP8, RtpCodec
@@ -17,7 +28,9 @@ from sfu.layers import (
     PROBE_AFTER_S,
     PROBE_HOLD_S,
     QUEUE_DELAY_CONGESTED_S,
+    REFRESH_AFTER_S,
     SETTLE_S,
+    SKIP_AHEAD_PACKETS,
     SMALL,
     SMALL_VIDEO,
     LayerPolicy,
@@ -27,6 +40,10 @@ from sfu.layers import (
 )
 from sfu.pipe import PipeEgress
 from sfu.room import Peer, PipedRoomInfo, Room
+from tests.support.netns import Hosts, hosts, netns_missing
+from tests.support.peers import WhipPublisher, until
+from tests.support.servers import NODE_SECRET, Stack
+from tests.support.viewer_process import ScreenProcess
 
 REPORT_S = 1.0  # a viewer's receiver reports come about once a second
 CLEAN = 0.0
@@ -151,6 +168,17 @@ def test_layers_a_falling_bandwidth_estimate_below_the_main_layer_is_congestion(
     assert viewer.layer == SMALL
 
 
+def test_layers_a_move_down_asks_for_the_thumbnails_keyframe_again() -> None:
+    policy = LayerPolicy(0.0)
+    for at in (2.0, 3.0):
+        policy.report(LinkReport(at, fraction_lost=LOSSY))
+    assert policy.layer == SMALL
+    due = [at / 10 for at in range(30, 80) if policy.keyframe_due(at / 10)]
+    assert due == [3.0 + after for after in REFRESH_AFTER_S]
+    assert policy.tick(8.0) == MAIN  # a try of the main layer needs no refresh
+    assert not any(policy.keyframe_due(at) for at in (9.0, 10.0, 12.0))
+
+
 def test_layers_loss_threshold_is_inclusive() -> None:
     policy = LayerPolicy(0.0)
     assert policy.congested(LinkReport(5.0, fraction_lost=LOSS_CONGESTED))
@@ -223,3 +251,163 @@ def test_layers_room_feeds_a_small_layer_viewer_from_the_speakers_thumbnail() ->
     room.add(_peer("ward3-in", "ingest", 3, sources={"video": plain}))
     room.apply_floor(FloorCommand(action=FloorAction.give, site_id=3, by="test"))
     assert slot.source is plain  # no thumbnail from site 3: its main stream
+
+
+# --- a viewer on a policed link, through the worker ------------------------------------------
+
+READER = {"Authorization": f"Bearer {NODE_SECRET}"}
+MAIN_WIDTH, SMALL_WIDTH = 640, 320
+# The hall's downlink is policed below the main layer (aiortc encodes random pixels at 0.5 to
+# 1.5 Mbit/s) and above the thumbnail with the sound (aiortc's floor of 250 kbit/s + Opus).
+POLICED = "meta l4proto udp limit rate over 50 kbytes/second burst 64 kbytes drop"
+BACK_WITHIN_S = 20.0
+
+
+@pytest.fixture
+def hall_netns() -> Iterator[Hosts]:
+    """A hall in its own network namespace, on a bridge to this one."""
+    reason = netns_missing() or (None if shutil.which("nft") else "nftables (nft) is missing")
+    if reason:
+        pytest.skip(reason)
+    with hosts(["hall"]) as made:
+        yield made
+
+
+@pytest.fixture
+def stack_options(hall_netns: Hosts) -> dict[str, Any]:
+    # media on the bridge's address: reachable from the hall and from this process
+    return {"sfu": {"media_ip": hall_netns.gateway}}
+
+
+def _police(hall: Hosts, on: bool) -> None:
+    if on:
+        argv = [
+            "nft",
+            "add table inet shape; "
+            "add chain inet shape downlink { type filter hook input priority 0; }; "
+            f"add rule inet shape downlink {POLICED}",
+        ]
+    else:
+        argv = ["nft", "delete", "table", "inet", "shape"]
+    subprocess.run(hall.command("hall", argv), check=True, capture_output=True)
+
+
+async def _layer_of(stack: Stack, site_id: int) -> str | None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        rooms = (await http.get(f"{stack.worker}/rooms", headers=READER)).json()["rooms"]
+    layers = [
+        peer["layer"]
+        for room in rooms
+        for peer in room["peers"]
+        if peer["site_id"] == site_id and peer["direction"] == "egress"
+    ]
+    return layers[0] if layers else None
+
+
+async def _viewers_by_layer(stack: Stack) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{stack.worker}/metrics", headers=READER)).text
+    return {
+        sample.labels["layer"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "confbridge_sfu_viewer_layer_peers"
+    }
+
+
+async def _until_layer(stack: Stack, site_id: int, layer: str, timeout_s: float) -> float:
+    deadline = time.monotonic() + timeout_s
+    while (current := await _layer_of(stack, site_id)) != layer:
+        assert time.monotonic() < deadline, f"still on the {current} layer"
+        await asyncio.sleep(0.25)
+    return time.monotonic()
+
+
+async def test_layers_a_policed_viewer_gets_the_thumbnail_then_the_main_layer_back(
+    hall_netns: Hosts, stack: Stack, peers: list, sites: dict
+) -> None:
+    """A hall whose downlink is policed below the main layer (nftables in its namespace) is
+    moved to the speaker's thumbnail and keeps decoding; once the limit is lifted it gets
+    the main layer again within 20 s."""
+    chair = await stack.join("hq")
+    camera = WhipPublisher(
+        chair["whip_url"],
+        chair["token"],
+        width=MAIN_WIDTH,
+        height=360,
+        thumbnail=True,
+        noisy=True,
+    )
+    peers.append(camera)
+    assert (await camera.start()).status_code == 201
+    grant = await stack.join("p1")
+    screen = await ScreenProcess.start(hall_netns, "hall", grant["whep_url"], grant["token"])
+    try:
+        ward = sites["p1"].id
+        started = time.monotonic()
+        await until(lambda: MAIN_WIDTH in screen.widths_since(started), timeout_s=30)
+        assert await _layer_of(stack, ward) == "main"
+        await asyncio.sleep(3)  # the main layer's encoder ramps up
+        assert set(screen.widths_since(time.monotonic() - 2)) == {MAIN_WIDTH}
+
+        _police(hall_netns, True)
+        moved = await _until_layer(stack, ward, "small", timeout_s=20)
+        assert (await _viewers_by_layer(stack)) == {"main": 0, "small": 1}
+        await until(lambda: SMALL_WIDTH in screen.widths_since(moved), timeout_s=10)
+        shown = time.monotonic()
+        await asyncio.sleep(3)
+        thumbnails = screen.widths_since(shown)
+        assert thumbnails.count(SMALL_WIDTH) >= 3 * 10, thumbnails  # 15 fps, some slack
+
+        _police(hall_netns, False)
+        lifted = time.monotonic()
+        back = await _until_layer(stack, ward, "main", timeout_s=BACK_WITHIN_S)
+        await until(lambda: MAIN_WIDTH in screen.widths_since(back), timeout_s=5)
+        assert time.monotonic() - lifted <= BACK_WITHIN_S
+        await asyncio.sleep(6)  # the try of the main layer holds
+        assert await _layer_of(stack, ward) == "main"
+        assert set(screen.widths_since(time.monotonic() - 2)) == {MAIN_WIDTH}
+    finally:
+        await screen.stop()
+
+
+class Numbers:
+    """A slot's transport that keeps the sequence number of each datagram."""
+
+    def __init__(self) -> None:
+        self.transport = self
+        self.edge_addr = ("127.0.0.1", 9)
+        self.seqs: list[int] = []
+
+    def sendto(self, data: bytes, _addr: tuple[str, int]) -> None:
+        self.seqs.append(int.from_bytes(data[2:4], "big"))
+
+
+def test_layers_skip_ahead_jumps_the_numbers_at_the_next_source() -> None:
+    """Packets of the source still feeding follow on; the new source's keyframe starts
+    SKIP_AHEAD_PACKETS further, then numbering is continuous again."""
+    out = Numbers()
+    slot = Slot(PipeEgress(out, "video", (VP8_CODEC,)))  # type: ignore[arg-type]
+    main, small = Source("video", [VP8_CODEC]), Source("video", [VP8_CODEC])
+    keyframe, delta = b"\x10\x00", b"\x10\x01"  # VP8 descriptor, then a key or inter frame
+
+    def push(source: Source, seq: int, payload: bytes) -> None:
+        source.push(RtpPacket(payload_type=96, sequence_number=seq, ssrc=5, payload=payload))
+
+    slot.switch_to(main)
+    push(main, 100, keyframe)
+    push(main, 101, delta)
+    slot.skip_ahead(SKIP_AHEAD_PACKETS)
+    slot.switch_to(small)
+    push(main, 102, delta)  # until the thumbnail's keyframe: the main layer, following on
+    push(small, 7000, delta)  # not a keyframe: nothing yet
+    push(small, 7001, keyframe)
+    push(small, 7002, delta)
+    first = out.seqs[0]
+    assert [(seq - first) & 0xFFFF for seq in out.seqs] == [
+        0,
+        1,
+        2,
+        2 + SKIP_AHEAD_PACKETS,
+        3 + SKIP_AHEAD_PACKETS,
+    ]

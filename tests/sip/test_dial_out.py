@@ -101,9 +101,7 @@ async def test_the_bridge_above_is_called_and_gets_the_rooms_programme(
     assert (await hall.start()).status_code == 201
     await eventually(lambda: hears(hall, TONE_HZ), 15, "the hall hearing the chair")
     await eventually(lambda: _floor_given(stack, upstream_id), 15, "the floor given upstream")
-    await eventually(
-        lambda: hears(hall, UPSTREAM_TONE_HZ), 15, "the hall hearing the bridge above"
-    )
+    await eventually(lambda: hears(hall, UPSTREAM_TONE_HZ), 15, "the hall hearing the bridge above")
 
 
 def _site_name(stack: Stack, site_id: int) -> str:
