@@ -275,6 +275,8 @@ def peer_stats(peer: Peer, interval_s: float) -> PeerStats:
             jitter_ms=max(jitters) * 1000 if jitters else None,
             packets=sum(s.packets_sent for s in slots),
         )
+    if peer.layer is not None:
+        stats.layer = peer.layer.layer  # type: ignore[assignment]
     if peer.measure is not None:
         peer.measure(stats)
     stats.bitrate_kbps = max(0, total - peer.last_bytes) * 8 / 1000 / interval_s
