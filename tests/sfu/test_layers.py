@@ -274,9 +274,22 @@ def hall_netns() -> Iterator[Hosts]:
 
 
 @pytest.fixture
-def stack_options(hall_netns: Hosts) -> dict[str, Any]:
+def stack_options(hall_netns: Hosts, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # the worker reports stats at every housekeeping round (5 s)
+    monkeypatch.setenv("CONFBRIDGE_SFU_STATS_INTERVAL_S", "1")
     # media on the bridge's address: reachable from the hall and from this process
     return {"sfu": {"media_ip": hall_netns.gateway}}
+
+
+async def _reported_layers(stack: Stack, site_id: int) -> list[str | None]:
+    """The layers in the site's viewing stats events so far (what the IT page shows)."""
+    return [
+        event["stats"].get("layer")
+        for event in await stack.events()
+        if event["type"] == "stats"
+        and event["site_id"] == site_id
+        and event["direction"] == "egress"
+    ]
 
 
 def _police(hall: Hosts, on: bool) -> None:
@@ -358,6 +371,11 @@ async def test_layers_a_policed_viewer_gets_the_thumbnail_then_the_main_layer_ba
         await asyncio.sleep(3)
         thumbnails = screen.widths_since(shown)
         assert thumbnails.count(SMALL_WIDTH) >= 3 * 10, thumbnails  # 15 fps, some slack
+        # the control plane hears of it (the IT page's "picture received")
+        deadline = time.monotonic() + 20
+        while "small" not in (reported := await _reported_layers(stack, ward)):
+            assert time.monotonic() < deadline, reported
+            await asyncio.sleep(0.5)
 
         _police(hall_netns, False)
         lifted = time.monotonic()
