@@ -380,11 +380,12 @@ class Room:
             if choice is not None:
                 switched += 1
                 log.info("room %s: %s now gets the %s layer", self.name, peer.site_name, choice)
-                if choice == SMALL:
+                source = self._video_for(peer, site_id)
+                if choice == SMALL and source is not slot.source:
                     # what the viewer lost on the saturated link will not be repaired: a jump
                     # makes it drop that and wait only for the thumbnail's keyframe
                     slot.skip_ahead(SKIP_AHEAD_PACKETS)
-                slot.switch_to(self._video_for(peer, site_id))
+                slot.switch_to(source)
         self._rates.keep(main_rates)
         return switched
 

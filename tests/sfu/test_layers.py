@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,8 @@ from sfu.layers import (
 )
 from sfu.pipe import PipeEgress
 from sfu.room import Peer, PipedRoomInfo, Room
+from sfu.rtc.egress import EgressStats
+from sfu.rtc.sdp import NegotiatedRtp
 from tests.support.netns import Hosts, hosts, netns_missing
 from tests.support.peers import WhipPublisher, until
 from tests.support.servers import NODE_SECRET, Stack
@@ -387,6 +390,94 @@ async def test_layers_a_policed_viewer_gets_the_thumbnail_then_the_main_layer_ba
         assert set(screen.widths_since(time.monotonic() - 2)) == {MAIN_WIDTH}
     finally:
         await screen.stop()
+
+
+class ReportingEgress:
+    """A viewer's transport whose receiver reports the test writes (`report()`)."""
+
+    def __init__(self) -> None:
+        self.kind = "video"
+        self.ssrc = 0x1234
+        self.params = NegotiatedRtp("video", "0", (VP8_CODEC,))
+        self.clock_rate = 90_000
+        self.ready = True
+        self.on_keyframe_request = lambda: None
+        self.seqs: list[int] = []
+        self._reports = 0
+        self._fraction_lost = 0.0
+
+    def report(self, fraction_lost: float) -> None:
+        self._reports += 1
+        self._fraction_lost = fraction_lost
+
+    def send(self, header: bytes, payload: bytes, seq: int, rtp_ts: int, now: float) -> bool:
+        self.seqs.append(seq)
+        return True
+
+    def stats(self) -> EgressStats:
+        return replace(
+            EgressStats.plain(packets_sent=len(self.seqs), bytes_sent=0),
+            fraction_lost=self._fraction_lost,
+            reports_received=self._reports,
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_layers_room_moves_a_congested_viewer_to_the_thumbnail_and_back() -> None:
+    """`Room.adapt_layers` on a simulated clock: two lossy reports move the viewer's slot to
+    the speaker's thumbnail (numbering far ahead), a clean thumbnail gets the main layer back
+    after PROBE_AFTER_S; a speaker without a thumbnail is not switched."""
+    info = PipedRoomInfo("occ-7", 7, 1, datetime.now(UTC) + timedelta(hours=1))
+    room = Room(info, on_floor_changed=lambda _room: None)
+    main, small = Source("video", [VP8_CODEC]), Source("video", [VP8_CODEC])
+    room.add(_peer("chair-in", "ingest", 1, sources={"video": main, SMALL_VIDEO: small}))
+    egress = ReportingEgress()
+    slot = Slot(egress)
+    viewer = _peer("ward-out", "egress", 2, video_slots=[slot], layer=LayerPolicy(0.0))
+    room.add(viewer)
+    keyframe, delta = b"\x10\x00", b"\x10\x01"
+
+    def push(source: Source, seq: int, payload: bytes) -> None:
+        source.push(RtpPacket(payload_type=96, sequence_number=seq, ssrc=5, payload=payload))
+
+    push(main, 1, keyframe)
+    now = 10.0
+    for _ in range(DOWN_AFTER_REPORTS):
+        egress.report(LOSSY)
+        now += REPORT_S
+        room.adapt_layers(now)
+    assert slot.source is small and viewer.layer is not None and viewer.layer.layer == SMALL
+    push(main, 2, delta)  # the main layer until the thumbnail's keyframe
+    push(small, 900, keyframe)
+    assert (egress.seqs[-1] - egress.seqs[-2]) & 0xFFFF == SKIP_AHEAD_PACKETS
+    assert slot.active_source is small
+    for _ in range(round(PROBE_AFTER_S / REPORT_S) + 1):
+        egress.report(CLEAN)
+        now += REPORT_S
+        room.adapt_layers(now)
+    assert slot.source is main and viewer.layer.layer == MAIN
+
+    # a room system without a thumbnail takes the floor: a congested viewer keeps its stream
+    plain = Source("video", [VP8_CODEC])
+    room.add(_peer("sip-in", "ingest", 3, sources={"video": plain}))
+    room.apply_floor(FloorCommand(action=FloorAction.give, site_id=3, by="test"))
+    push(plain, 50, keyframe)
+    sent = len(egress.seqs)
+    now += PROBE_HOLD_S
+    for _ in range(DOWN_AFTER_REPORTS + 1):
+        egress.report(LOSSY)
+        now += REPORT_S
+        room.adapt_layers(now)
+    assert viewer.layer.layer == SMALL and slot.source is plain
+    push(plain, 51, delta)
+    assert len(egress.seqs) == sent + 1 and (egress.seqs[-1] - egress.seqs[-2]) & 0xFFFF == 1
+    # nothing jumped: the chair's thumbnail follows on when the chair takes the floor back
+    room.apply_floor(FloorCommand(action=FloorAction.take, by="test"))
+    assert slot.source is small
+    push(small, 901, keyframe)
+    assert (egress.seqs[-1] - egress.seqs[-2]) & 0xFFFF == 1
 
 
 class Numbers:
