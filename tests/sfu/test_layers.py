@@ -4,6 +4,7 @@ slot between the speaker's main and small sources."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import subprocess
 import time
@@ -264,6 +265,7 @@ MAIN_WIDTH, SMALL_WIDTH = 640, 320
 # 1.5 Mbit/s) and above the thumbnail with the sound (aiortc's floor of 250 kbit/s + Opus).
 POLICED = "meta l4proto udp limit rate over 50 kbytes/second burst 64 kbytes drop"
 BACK_WITHIN_S = 20.0
+MAX_FREEZE_S = 2.0
 
 
 @pytest.fixture
@@ -374,6 +376,8 @@ async def test_layers_a_policed_viewer_gets_the_thumbnail_then_the_main_layer_ba
         await asyncio.sleep(3)
         thumbnails = screen.widths_since(shown)
         assert thumbnails.count(SMALL_WIDTH) >= 3 * 10, thumbnails  # 15 fps, some slack
+        arrivals = [shown] + [at for at, _width in screen.frames if at >= shown]
+        assert max(b - a for a, b in itertools.pairwise(arrivals)) < MAX_FREEZE_S
         # the control plane hears of it (the IT page's "picture received")
         deadline = time.monotonic() + 20
         while "small" not in (reported := await _reported_layers(stack, ward)):
