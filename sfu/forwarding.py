@@ -73,19 +73,22 @@ class SlotEgress(Protocol):
     @property
     def ready(self) -> bool:
         """True once packets can reach the viewer."""
-        ...
 
     def send(self, header: bytes, payload: bytes, seq: int, rtp_ts: int, now: float) -> bool:
         """Send one packet; False if it was dropped."""
-        ...
 
     def stats(self) -> EgressStats:
         """Counters and the viewer's last report."""
-        ...
 
     def close(self) -> None:
         """Stop sending."""
-        ...
+
+
+class SlotTranscoder(Protocol):
+    """Re-encodes a source for a viewer without its codec (an egress's `transcoder_for()`)."""
+
+    def feed(self, packet: RtpPacket) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -247,8 +250,7 @@ class Source:
             return
         self._muted = muted
         if not muted and self._fanout:
-            # Restart every slot at the next keyframe with continuous numbering, instead of
-            # exposing the muted stretch to viewers as a gap to repair.
+            # restart slots at the next keyframe, numbered on: a muted stretch is no gap to repair
             self._resync_fanout()
 
     @property
@@ -472,6 +474,7 @@ class Slot:
         "_seq_offset",
         "_switches",
         "_target",
+        "_transcoder",
         "_ts_offset",
         "_viewer_codecs",
         "kind",
@@ -498,6 +501,7 @@ class Slot:
         self._last_at: float | None = None
         self._dropped = 0
         self._switches = 0
+        self._transcoder: SlotTranscoder | None = None
         egress.on_keyframe_request = self._on_viewer_keyframe_request
 
     @classmethod
@@ -624,6 +628,8 @@ class Slot:
             self._map_payload_type(packet.payload_type)
         out_pt = self._out_pt
         if out_pt < 0:
+            if self._transcoder is not None:
+                return self._transcoder.feed(packet)
             self._dropped += 1
             return
         seq = (in_seq + self._seq_offset) & 0xFFFF
@@ -665,16 +671,29 @@ class Slot:
         self._switches += 1
         self._forward(packet, abs24, level, now)
 
+    def send_transcoded(self, payload: bytes, marker: int, timestamp: int, pt: int) -> None:
+        """Send a transcoder's packet of the source's frame at `timestamp`, numbered on."""
+        self._last_at = now = _monotonic()
+        seq = self._max_seq = (self._max_seq + 1) & 0xFFFF
+        ts = self._last_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        self._egress.send(self._build((marker << 7) | pt, seq, ts, 0, -1), payload, seq, ts, now)
+
     def _map_payload_type(self, payload_type: int) -> None:
         self._in_pt = payload_type
         self._out_pt = -1
+        transcoder, self._transcoder = self._transcoder, None
+        if transcoder is not None:
+            transcoder.close()  # the stream it served ended here (an egress's close ends it too)
         source = self._feeding
         codec = source._codecs_by_pt.get(payload_type) if source is not None else None
         if codec is None:
             return
         viewer_codec = match_codec(codec, self._viewer_codecs)
         if viewer_codec is None:
-            log.warning("%r: the viewer did not negotiate %s; not forwarded", self, codec)
+            offer = getattr(self._egress, "transcoder_for", None)
+            self._transcoder = offer(codec, self) if offer is not None else None
+            if self._transcoder is None:
+                log.warning("%r: the viewer did not negotiate %s; not forwarded", self, codec)
             return
         self._out_pt = viewer_codec.payload_type
 

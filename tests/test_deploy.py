@@ -12,7 +12,9 @@ from prometheus_client import generate_latest
 
 from confbridge.db import Database
 from confbridge.metrics import ControlPlaneMetrics
+from confbridge.sip.metrics import GatewayMetrics
 from sfu.metrics import WorkerMetrics
+from sfu.sip.metrics import SipLegMetrics
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -24,8 +26,11 @@ def exposed_names(database: Database) -> set[str]:
     worker_metrics.rtt.labels("occ-1").observe(0.05)
     worker_metrics.loss.labels("occ-1", "ingest").observe(0.0)
     worker_metrics.jitter.labels("occ-1", "ingest").observe(0.01)
+    legs = SipLegMetrics(worker_metrics.registry, list)
+    legs.loss.labels("audio").observe(0.01)
     control = ControlPlaneMetrics(database)
     control.http_duration.labels("GET", "/healthz", "200").observe(0.001)
+    GatewayMetrics(control.registry)  # `serve` with one process
     text = generate_latest(worker_metrics.registry) + generate_latest(control.registry)
     families = re.findall(r"^# TYPE (confbridge_[a-z_]+) (\w+)", text.decode(), flags=re.MULTILINE)
     names = set()

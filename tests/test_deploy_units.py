@@ -91,3 +91,41 @@ def test_deploy_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     # verify warns (unknown keys, bad values) on stderr and still exits 0: both must be clean
     assert (result.returncode, result.stderr.strip()) == (0, ""), result.stderr
+
+
+SCREEN_UNIT = "confbridge-terminal-screen.service"
+
+
+def test_deploy_screen_unit_runs_the_agent_with_a_window_in_the_graphical_session() -> None:
+    """The hall screen is a user unit of the graphical session; a revoked token is final."""
+    from confbridge.cli import TERMINAL_REVOKED_EXIT
+
+    unit = parse_unit((DEPLOY / SCREEN_UNIT).read_text(encoding="utf-8"))
+    service = unit["Service"]
+    assert service["ExecStart"] == [f"{INSTALLED_COMMAND} terminal --screen --log-format json"]
+    assert "User" not in service  # a user unit: it runs as the account that is logged in
+    assert unit["Unit"]["PartOf"] == ["graphical-session.target"]
+    assert unit["Install"]["WantedBy"] == ["graphical-session.target"]
+    assert service["RestartPreventExitStatus"] == [str(TERMINAL_REVOKED_EXIT)]
+    assert service["Restart"] == ["always"] and service["StateDirectoryMode"] == ["0700"]
+    settings = service["Environment"]
+    assert "CONFBRIDGE_TERMINAL_TOKEN_FILE=%S/confbridge-terminal/token" in settings
+    assert "CONFBRIDGE_TERMINAL_SCREEN_PROFILE=%S/confbridge-terminal/screen-profile" in settings
+    assert not any("TOKEN=" in value for value in settings)  # the token lives in its file
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not found")
+def test_deploy_screen_unit_passes_systemd_analyze_verify_as_a_user_unit(tmp_path: Path) -> None:
+    command = Path(sys.executable).with_name("confbridge")
+    text = (DEPLOY / SCREEN_UNIT).read_text(encoding="utf-8")
+    (tmp_path / SCREEN_UNIT).write_text(text.replace(INSTALLED_COMMAND, str(command)))
+    runtime = tmp_path / "runtime"  # a user manager needs one, even to verify
+    runtime.mkdir(mode=0o700)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--user", str(tmp_path / SCREEN_UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime), "HOME": str(tmp_path)},
+    )
+    assert (result.returncode, result.stderr.strip()) == (0, ""), result.stderr

@@ -179,6 +179,41 @@ def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> 
     assert open_sites() == set()
 
 
+def test_monitor_readiness_leaves_room_systems_to_the_sip_check(
+    database: Database, sites: dict
+) -> None:
+    """A site whose room system dials in (a `sip_uri`, no terminal) gets no
+    `terminal_offline`; a hall beside it without a terminal does, and an alert left open for
+    the site before it had a room system resolves."""
+    from confbridge.settings import Settings, TerminalSettings
+    from confbridge.sites.models import Site
+    from tests.support.factories import book_occurrence
+
+    settings = Settings(env="test", secret_key="x" * 40)
+    monitor = Monitor(database, AlertSettings(), TerminalSettings(offline_after_s=90))
+    start = utcnow().replace(second=0, microsecond=0) + timedelta(days=1)
+    book_occurrence(database, settings, sites, start, invited=("p1", "p2", "dept"))
+
+    def give_room_system(key: str) -> None:
+        with database.session() as session:
+            site = session.get(Site, sites[key].id)
+            assert site is not None
+            site.sip_uri = f"sip:phonghop@{key}.example.vn"
+            session.commit()
+
+    def open_sites() -> set[int]:
+        with database.session() as session:
+            return {a.site_id for a in open_alerts(session, AlertKind.terminal_offline)}
+
+    give_room_system("dept")
+    before = start - timedelta(minutes=20)
+    monitor.check(before)
+    assert open_sites() == {sites["hq"].id, sites["p1"].id, sites["p2"].id}
+    give_room_system("p2")
+    monitor.check(before + timedelta(minutes=1))
+    assert open_sites() == {sites["hq"].id, sites["p1"].id}
+
+
 def test_monitor_a_dead_nodes_sessions_end_at_its_last_heartbeat(database: Database) -> None:
     monitor = Monitor(database, AlertSettings())
     start = utcnow() - timedelta(minutes=5)

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from confbridge_kernel.contracts import GrantClaims, PeerStats
-from confbridge_kernel.sip_legs import SipLegEvent
+from confbridge_kernel.sip_legs import SipLegEvent, SipLegInfo
 from sfu.forwarding import Slot, Source
 from sfu.room import Peer, Room
 from sfu.room_events import utcnow
 from sfu.sip.audio import ROOM_OPUS, DecodingEgress, Downlink, Uplink
 from sfu.sip.dtmf import DtmfReceiver
 from sfu.sip.sdp import MediaPlan, VideoPlan
-from sfu.sip.transport import RtpTransport, Srtp
+from sfu.sip.transport import RemoteReport, RtpTransport, Srtp
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,23 @@ class SipLeg:
         remote_uri: str,
         display_name: str,
         upstream: bool,
+        direction: Literal["in", "out"] = "in",
     ) -> None:
         self.id = uuid.uuid4().hex
         self.call_id = call_id
         self.remote_uri = remote_uri
         self.display_name = display_name
         self.upstream = upstream
+        self.direction: Literal["in", "out"] = direction
+        self.opened_at = utcnow()
+        self._opened_mono = time.monotonic()
         self.plan: MediaPlan | None = None
+        # each receiver report of the far end, by media ("audio", "video"): metrics
+        self.on_report: Callable[[str, RemoteReport], None] = lambda _media, _report: None
         self.transport = RtpTransport(
             on_rtp=self._on_rtp, on_rtcp=lambda _data: None, clock_rate=8000
         )
+        self.transport.on_report = lambda report: self.on_report("audio", report)
         self.events = LegEventStream()
         self.video: VideoPath | None = None
         self.video_transport: RtpTransport | None = None
@@ -144,6 +152,38 @@ class SipLeg:
         codec = self.plan.audio.codec if self.plan and self.plan.audio else None
         return f"{codec.name}/{codec.clock_rate}" if codec else None
 
+    @property
+    def video_codec_name(self) -> str | None:
+        """The video codec forwarded, while the leg has a video path."""
+        codec = self.plan.video.codec if self.plan and self.plan.video else None
+        return f"{codec.name}/{codec.clock_rate}" if codec and self.video else None
+
+    def info(self, now: float) -> SipLegInfo:
+        """What IT staff see of the call (`GET /sip-legs`); `now` is `time.monotonic()`."""
+        member = self.member
+        reports = [self.transport.remote_report]
+        if self.video_transport is not None:
+            reports.append(self.video_transport.remote_report)
+        sent = [r.fraction_lost for r in reports if r.fraction_lost is not None]
+        return SipLegInfo(
+            leg_id=self.id,
+            call_id=self.call_id,
+            remote_uri=self.remote_uri,
+            display_name=self.display_name,
+            direction=self.direction,
+            upstream=self.upstream,
+            room=member.room.name if member else None,
+            occurrence_id=member.grant.occurrence_id if member else None,
+            site_id=member.grant.site_id if member else None,
+            site_name=member.grant.site_name if member else None,
+            audio_codec=self.codec_name,
+            video_codec=self.video_codec_name,
+            opened_at=self.opened_at,
+            duration_s=round(max(0.0, now - self._opened_mono), 1),
+            loss_sent_ratio=max(sent) if sent else None,
+            loss_received_ratio=self.transport.stats.loss_ratio,
+        )
+
     def open_video_transport(self) -> RtpTransport:
         """The sockets of the video stream; their packets go to the video path, if any."""
 
@@ -156,6 +196,7 @@ class SipLeg:
                 self.video.on_rtcp(data)
 
         self.video_transport = RtpTransport(on_rtp=on_rtp, on_rtcp=on_rtcp, clock_rate=90000)
+        self.video_transport.on_report = lambda report: self.on_report("video", report)
         return self.video_transport
 
     def close_video(self) -> None:

@@ -1,6 +1,7 @@
-"""A leg's video path: `SipVideo` (H.264 forwarded without decoding) on the leg's own video
-sockets, its source and slot carried by the leg's peers in the room (one site, one pair of
-peers, as a hall's WHIP and WHEP sessions)."""
+"""A leg's video path: `SipVideo` (H.264 forwarded without decoding; a source in another codec
+transcoded for this leg, `sfu.sip.video_transcode`) on the leg's own video sockets, its source
+and slot carried by the leg's peers in the room (one site, one pair of peers, as a hall's WHIP
+and WHEP sessions)."""
 
 from __future__ import annotations
 

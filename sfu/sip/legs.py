@@ -20,7 +20,7 @@ from confbridge_kernel.contracts import (
     GrantClaims,
     PeerRole,
 )
-from confbridge_kernel.sip_legs import SipLegEvent, SipLegOpen, SipLegOpened
+from confbridge_kernel.sip_legs import SipLegEvent, SipLegList, SipLegOpen, SipLegOpened
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.metrics import WorkerMetrics
@@ -29,6 +29,7 @@ from sfu.room_events import RoomEvents
 from sfu.sip.audio import run_every_frame
 from sfu.sip.dtmf import normalise_digits
 from sfu.sip.leg import SipLeg, VideoFactory
+from sfu.sip.metrics import SipLegMetrics
 from sfu.sip.sdp import (
     LocalOffer,
     LocalPorts,
@@ -72,6 +73,7 @@ class SipLegs:
         self._events = events
         self._metrics = metrics
         self.legs: dict[str, SipLeg] = {}
+        self.leg_metrics = SipLegMetrics(metrics.registry, lambda: self.legs.values())
         self._offers: dict[str, LocalOffer] = {}
         self._waiting: dict[str, GrantClaims] = {}  # admitted before the far end answered
         # Video is forwarded by a video path (`sfu.sip.video`) when one is plugged in here;
@@ -105,6 +107,7 @@ class SipLegs:
             remote_uri=request.remote_uri,
             display_name=request.display_name,
             upstream=request.upstream,
+            direction=request.direction,
         )
         leg.on_digits = self._on_digits
         try:
@@ -113,6 +116,7 @@ class SipLegs:
             leg.close("refused")
             raise
         self.legs[leg.id] = leg
+        self.leg_metrics.leg_opened(leg)
         self._start()
         if grant is not None:
             try:
@@ -195,6 +199,12 @@ class SipLegs:
         for key in keys:
             leg.digit(key)
 
+    def list_(self) -> SipLegList:
+        """Every open leg, oldest first."""
+        now = time.monotonic()
+        legs = sorted(self.legs.values(), key=lambda leg: leg.opened_at)
+        return SipLegList(node_id=self._settings.node_id, legs=[leg.info(now) for leg in legs])
+
     def follow(self, leg_id: str) -> AsyncIterator[SipLegEvent]:
         """The leg's events until it closes."""
         return self.find(leg_id).events.follow()
@@ -274,6 +284,8 @@ class SipLegs:
             self._close(leg, "room closed")
 
     def _close(self, leg: SipLeg, reason: str) -> None:
+        if leg.id in self.legs:
+            self.leg_metrics.leg_closed(leg, reason)  # before its streams go
         self._leave(leg, reason)
         leg.close(reason)
         self.legs.pop(leg.id, None)

@@ -1,4 +1,4 @@
-"""The worker's side of the SIP leg contract (`confbridge_kernel.sip_legs`): six admin calls of
+"""The worker's side of the SIP leg contract (`confbridge_kernel.sip_legs`): seven admin calls of
 the gateway, answered in JSON; refusals are `{"error": ...}` with a 4xx (5xx only for a worker
 out of ports), never a traceback."""
 
@@ -52,8 +52,12 @@ def _json_errors(handler: Handler) -> Handler:
 
 
 def sip_leg_routes(legs: SipLegs, admin_only: Callable[[Request], None]) -> list[Route]:
-    """`POST /sip-legs`, its answer, admit, dtmf and events, and `DELETE`; every call is the
-    control plane's (`admin_only`)."""
+    """`GET` and `POST /sip-legs`, a leg's answer, admit, dtmf and events, and `DELETE`; every
+    call is the control plane's (`admin_only`)."""
+
+    async def list_legs(request: Request) -> Response:
+        admin_only(request)
+        return JSONResponse(legs.list_().model_dump(mode="json"))
 
     async def open_leg(request: Request) -> Response:
         admin_only(request)
@@ -104,6 +108,7 @@ def sip_leg_routes(legs: SipLegs, admin_only: Callable[[Request], None]) -> list
 
     leg = f"{SIP_LEGS_PATH}/{{leg_id}}"
     return [
+        Route(SIP_LEGS_PATH, _json_errors(list_legs), methods=["GET"]),
         Route(SIP_LEGS_PATH, _json_errors(open_leg), methods=["POST"]),
         Route(f"{leg}/answer", _json_errors(answer), methods=["POST"]),
         Route(f"{leg}/admit", _json_errors(admit), methods=["POST"]),

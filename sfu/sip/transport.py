@@ -116,6 +116,13 @@ class ReceiveStats:
         return max(0, self.expected - self.received) if self.ssrc is not None else 0
 
     @property
+    def loss_ratio(self) -> float | None:
+        """Packets never received over those expected, since the stream began."""
+        if self.ssrc is None or self.expected <= 0:
+            return None
+        return min(1.0, self.lost / self.expected)
+
+    @property
     def jitter_s(self) -> float:
         return self.jitter / self.clock_rate
 
@@ -211,6 +218,8 @@ class RtpTransport:
         self.srtp: Srtp | None = None
         self.stats = ReceiveStats(clock_rate)
         self.remote_report = RemoteReport()
+        # told of each receiver report of the far end about our stream (metrics)
+        self.on_report: Callable[[RemoteReport], None] | None = None
         self.ssrc = random.getrandbits(32)
         self.cname = f"confbridge-{self.ssrc:08x}".encode()
         self.packets_sent = 0
@@ -343,6 +352,8 @@ class RtpTransport:
             jitter_s=report.jitter / self.stats.clock_rate,
             rtt_s=rtt if rtt is not None and rtt < 60 else None,
         )
+        if self.on_report is not None:
+            self.on_report(self.remote_report)
 
     # sending
 

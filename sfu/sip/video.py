@@ -9,11 +9,14 @@ room's programme back out, forwarded packet by packet like a WebRTC session's (n
   it maps any publisher's. Inserting on a slot's egress instead would need a second offset per
   slot and would break the slot's `in_seq + offset` rule that keeps upstream loss a gap.
 - Egress: a `Slot` whose `SipEgress` sends plain RTP through the leg's `send_rtp`, with the
-  leg's negotiated payload type and our SSRC, and no header extensions unless negotiated.
+  leg's negotiated payload type and our SSRC, and no header extensions unless negotiated. A
+  source in a codec the leg did not negotiate (a VP8 publisher) is transcoded to H.264 for this
+  leg only (`sfu.sip.video_transcode`), until the slot gets H.264 again.
 - RTCP: a PLI or FIR from the room system (RFC 4585 §6.3.1, RFC 5104 §4.3.1) asks the slot's
-  source for a keyframe; a keyframe request from the room sends the room system both, since
-  room systems differ in which they honour. Its receiver reports give the egress loss and, on
-  our SRs (`rtcp_report()`, sent by the leg every RTCP_REPORT_INTERVAL_S), the round trip.
+  source for a keyframe (while transcoding, our encoder makes the IDR); a keyframe request from
+  the room sends the room system both, since room systems differ in which they honour. Its
+  receiver reports give the egress loss and, on our SRs (`rtcp_report()`, sent by the leg every
+  RTCP_REPORT_INTERVAL_S), the round trip.
 
 In the room a leg is one more participant (`Room.add_plain`): an ingest peer with its sources
 and an egress peer with its slots, routed by the floor like any WebRTC session.
@@ -51,6 +54,7 @@ from sfu.room import Peer, Room
 from sfu.rtc.egress import EgressStats
 from sfu.rtc.sdp import NegotiatedRtp
 from sfu.sip.h264 import WEBRTC_PROFILE_LEVEL_ID, ParameterSets, parse_profile_level_id
+from sfu.sip.video_transcode import VideoTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +202,11 @@ class SipEgress:
         ssrc: int,
         codec: RtpCodec,
         header_extensions: Mapping[str, int] | None = None,
+        *,
+        label: str = "SIP",
     ) -> None:
         self.kind = "video"
+        self.label = label
         self.ssrc = ssrc
         self.params = NegotiatedRtp(
             kind="video", mid=None, codecs=(codec,), header_extensions=header_extensions or {}
@@ -218,6 +225,9 @@ class SipEgress:
         self.rtt_s: float | None = None
         self.report: RtcpReceiverInfo | None = None
         """The room system's last report about our stream."""
+        self.transcoder: VideoTranscoder | None = None
+        """The slot's transcoder while its source is in a codec we did not negotiate."""
+        self.transcoders_started = 0
 
     @property
     def ready(self) -> bool:
@@ -256,7 +266,28 @@ class SipEgress:
 
     def keyframe_requested(self) -> None:
         self._keyframe_requests += 1
-        self.on_keyframe_request()
+        transcoder = self.transcoder
+        if transcoder is not None and not transcoder.closed:
+            transcoder.force_keyframe()  # our encoder makes the IDR; the source needn't
+        else:
+            self.on_keyframe_request()
+
+    def transcoder_for(self, codec: RtpCodec, slot: Slot) -> VideoTranscoder | None:
+        """A transcoder to our H.264 for the slot's source in `codec`, which the room system did
+        not negotiate (the slot's `SlotTranscoder` hook); None if aiortc cannot decode it."""
+        if self._closed or not VideoTranscoder.can_decode(codec):
+            return None
+        sent = self.params.codecs[0]
+        self.transcoder = VideoTranscoder(
+            codec,
+            slot,
+            payload_type=sent.payload_type,
+            profile_level_id=str(sent.parameters.get("profile-level-id", WEBRTC_PROFILE_LEVEL_ID)),
+            label=self.label,
+        )
+        self.transcoders_started += 1
+        log.info("%s: transcoding %s to H.264", self.label, codec.mime_type)
+        return self.transcoder
 
     def stats(self) -> EgressStats:
         return EgressStats.plain(
@@ -270,6 +301,8 @@ class SipEgress:
 
     def close(self) -> None:
         self._closed = True
+        if self.transcoder is not None:
+            self.transcoder.close()
 
 
 class SipVideo:
@@ -315,7 +348,7 @@ class SipVideo:
         self._learn_ssrc = remote_ssrc is None
         self._send_rtcp = send_rtcp
         self.source = Source("video", [self.codec], send_pli=self._request_keyframe, label=label)
-        self.egress = SipEgress(send_rtp, self.ssrc, sent, header_extensions or {})
+        self.egress = SipEgress(send_rtp, self.ssrc, sent, header_extensions or {}, label=label)
         self.slot = Slot(self.egress, label=label)
         self.parameter_sets = ParameterSets()
         if sprop_parameter_sets:
@@ -472,6 +505,8 @@ class SipVideo:
         self.peers = []
         if not self.slot.closed:
             self.slot.switch_to(None)
+        if self.egress.transcoder is not None:
+            self.egress.transcoder.close()  # a slot switched to nobody keeps it otherwise
 
     def close(self) -> None:
         """Leave the room and stop both ways."""

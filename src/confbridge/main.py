@@ -74,6 +74,7 @@ def create_app(
     # NaN/Infinity and lone surrogates in any JSON body: 422 before a route sees them
     app.add_middleware(StrictJsonBody)
     app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
+    app.state.metrics = app_metrics  # `serve` adds the SIP gateway's counters to its registry
     app.add_middleware(RequestTimer, metrics=app_metrics)
     app.add_middleware(SecurityHeaders)
     # outermost, so that every log line of a request carries its id

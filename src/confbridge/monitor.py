@@ -8,7 +8,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,17 +17,10 @@ from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
-from confbridge.meetings.models import (
-    Booking,
-    MeetingMode,
-    Occurrence,
-    OccurrenceStatus,
-    Series,
-)
+from confbridge.meetings.invited import InvitedSite, invited_soon
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
 from confbridge.settings import AlertSettings, TerminalSettings
-from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import EventType
@@ -248,28 +240,15 @@ class Monitor:
     def check_readiness(self, session: Session, now: datetime) -> None:
         """From `terminals.readiness_lead_min` before an online or hybrid occurrence starts, an
         invited site without a terminal online gets a `terminal_offline` alert; it resolves when
-        one of its terminals comes online, or when the occurrence ends (or is cancelled)."""
+        one of its terminals comes online, or when the occurrence ends (or is cancelled).
+        A site with a room system (`sip_uri`) has no terminal: the SIP gateway's OPTIONS check
+        (`confbridge.sip.readiness`) watches it instead."""
         lead = timedelta(minutes=self._terminals.readiness_lead_min)
-        rows = session.execute(
-            select(
-                Booking.occurrence_id,
-                Booking.site_id,
-                Site.name,
-                Occurrence.start_at,
-                Series.title,
-                Series.tz,
-            )
-            .join(Occurrence, Occurrence.id == Booking.occurrence_id)
-            .join(Series, Series.id == Occurrence.series_id)
-            .join(Site, Site.id == Booking.site_id)
-            .where(
-                Booking.active.is_(True),
-                Occurrence.status == OccurrenceStatus.scheduled.value,
-                Series.mode != MeetingMode.in_person.value,
-                Occurrence.start_at <= now + lead,
-                Occurrence.end_at > now,
-            )
-        ).all()
+        rows = [
+            row
+            for row in invited_soon(session=session, now=now, lead=lead)
+            if row.online and row.sip_uri is None
+        ]
         online = terminal_service.online_site_ids(
             session=session,
             site_ids=[r.site_id for r in rows],
@@ -284,7 +263,7 @@ class Monitor:
         )
         current = set()
         for row in rows:
-            subject = f"occurrence:{row.occurrence_id}/site:{row.site_id}"
+            subject = row.subject
             current.add(subject)
             if row.site_id in online:
                 if subject in open_subjects:
@@ -303,7 +282,7 @@ class Monitor:
             )
 
     def _raise_offline(
-        self, session: Session, now: datetime, row: Any, last_seen_at: datetime | None
+        self, session: Session, now: datetime, row: InvitedSite, last_seen_at: datetime | None
     ) -> None:
         local_start = row.start_at.astimezone(zone(row.tz))
         minutes = max(0, round((row.start_at - now).total_seconds() / 60))
@@ -317,13 +296,13 @@ class Monitor:
             alert_in=AlertIn(
                 kind=AlertKind.terminal_offline,
                 severity=Severity.warning,
-                subject=f"occurrence:{row.occurrence_id}/site:{row.site_id}",
+                subject=row.subject,
                 occurrence_id=row.occurrence_id,
                 site_id=row.site_id,
-                message=f"Thiết bị đầu cuối của điểm cầu {row.name} mất kết nối ({seen_vi}); "
+                message=f"Thiết bị đầu cuối của điểm cầu {row.site_name} mất kết nối ({seen_vi}); "
                 f'cuộc họp "{row.title}" bắt đầu lúc {local_start:%H:%M %d/%m/%Y} '
                 f"(còn {minutes} phút)",
-                message_en=f"No terminal of site {row.name} is online ({seen_en}); "
+                message_en=f"No terminal of site {row.site_name} is online ({seen_en}); "
                 f'"{row.title}" starts at {local_start:%H:%M %d/%m/%Y} ({row.tz}), '
                 f"in {minutes} min",
                 details={

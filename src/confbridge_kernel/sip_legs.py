@@ -15,6 +15,7 @@ The gateway answers SIP; the worker opens and closes the RTP sockets:
 - `GET /sip-legs/{leg_id}/events`: newline-delimited `SipLegEvent`s while the leg lives (DTMF
   heard in RTP, first media, the leg closed by the worker), then the stream ends.
 - `DELETE /sip-legs/{leg_id}` (`SipLegClose`): the call ended; the reason goes to attendance.
+- `GET /sip-legs` → `SipLegList`: the legs open now (IT staff's page of current SIP calls).
 
 Every call carries the control plane's admin token for the worker (method and path), like the
 floor commands: a worker opens a leg only for the control plane's side.
@@ -22,6 +23,7 @@ floor commands: a worker opens a leg only for the control plane's side.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -56,6 +58,9 @@ class SipLegOpen(BaseModel):
         description="the bridge above: its media is a source the chair can give the floor to, "
         "and it receives the room's programme",
     )
+    direction: Literal["in", "out"] = Field(
+        default="in", description="a call the room system made (in) or the bridge made (out)"
+    )
 
 
 class SipLegOpened(BaseModel):
@@ -85,3 +90,36 @@ class SipLegEvent(BaseModel):
     type: Literal["dtmf", "media", "closed"]
     digit: str | None = Field(default=None, max_length=1)
     reason: str | None = Field(default=None, max_length=200)
+
+
+class SipLegInfo(BaseModel):
+    """One open leg as the worker sees it: who, where, which codecs, how long, what is lost."""
+
+    leg_id: str
+    call_id: str
+    remote_uri: str
+    display_name: str
+    direction: Literal["in", "out"]
+    upstream: bool
+    room: str | None = Field(description="None: in the lobby (PIN pending) or not admitted yet")
+    occurrence_id: int | None
+    site_id: int | None
+    site_name: str | None
+    audio_codec: str | None = Field(description="e.g. PCMU/8000; None before the far end answered")
+    video_codec: str | None = Field(description="e.g. H264/90000; None without video")
+    opened_at: datetime
+    duration_s: float
+    loss_sent_ratio: float | None = Field(
+        description="fraction of our packets the far end lost, from its last RTCP receiver "
+        "report (the worse of audio and video); None before one came"
+    )
+    loss_received_ratio: float | None = Field(
+        description="fraction of the far end's audio packets we never received; None before"
+    )
+
+
+class SipLegList(BaseModel):
+    """`GET /sip-legs`: every open leg of the worker, oldest first."""
+
+    node_id: str
+    legs: list[SipLegInfo]

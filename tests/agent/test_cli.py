@@ -45,7 +45,12 @@ def test_terminal_agent_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
     assert no_token.stderr.strip().startswith("error: no terminal token")
     bad_server = run("terminal", "--server", "ftp://x", "--token", "cbt_x")
     assert bad_server.exit_code == 2 and "--server must start with http" in bad_server.stderr
-    assert "Traceback" not in no_token.output + bad_server.output
+    both = run(
+        "terminal", "--server", "http://127.0.0.1:9", "--token", "cbt_x",
+        "--screen", "--camera", "/dev/video0",
+    )  # fmt: skip
+    assert both.exit_code == 2 and "--screen: the kiosk window uses" in both.stderr
+    assert "Traceback" not in no_token.output + bad_server.output + both.output
     assert TERMINAL_REVOKED_EXIT == 3  # the systemd unit's RestartPreventExitStatus
     unit = (
         Path(__file__).resolve().parents[2] / "deploy" / "confbridge-terminal.service"

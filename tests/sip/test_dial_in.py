@@ -38,7 +38,7 @@ async def test_a_known_room_system_joins_as_its_site_both_ways(
     await chair_speaking(stack, peers)
 
     room_system.dial(bridge.address())
-    room_system.wait_for("Call established")
+    await room_system.until("Call established")
     await eventually(
         lambda: _has_site(stack, sites["p1"].id), 10, "the room system in the room as p1"
     )
@@ -83,7 +83,7 @@ async def test_a_caller_with_the_pin_joins_as_a_guest_and_not_before(
     before = await sites_in_room(stack)
 
     guest.dial(bridge.address())
-    guest.wait_for("Call established")
+    await guest.until("Call established")
     await asyncio.sleep(1)
     assert await sites_in_room(stack) == before  # in the lobby: not in the meeting
     guest.digits("000000#")  # a wrong PIN: still in the lobby
@@ -110,11 +110,11 @@ async def test_three_wrong_pins_end_the_call(
     guest = Baresip(tmp_path / "guesser", user="guesser", domain="example.org")
     room_systems.append(guest)
     guest.dial(bridge.address())
-    guest.wait_for("Call established")
+    await guest.until("Call established")
     wrong = "1" if bridge.pin[0] != "1" else "2"
     for _ in range(3):
         guest.digits(wrong * len(bridge.pin) + "#", gap_s=0.25)
-    guest.wait_for("terminated", timeout_s=10)
+    await guest.until("terminated", timeout_s=10)
     assert bridge.pin not in guest.log()
 
 
@@ -124,4 +124,4 @@ async def test_a_call_to_a_meeting_not_on_now_is_refused_with_the_reason(
     caller = Baresip(tmp_path / "early", user="early", domain="example.org")
     room_systems.append(caller)
     caller.dial(bridge.address("98765432"))
-    caller.wait_for(r"404|Not Found", timeout_s=10)
+    await caller.until(r"404|Not Found", timeout_s=10)

@@ -51,7 +51,7 @@ async def test_an_invited_room_system_is_called_at_the_start_and_again_after_a_d
     asked_at = time.monotonic()
     set_sip_uri(stack, sites["p2"], room_system.contact)  # the meeting is on: due at once
 
-    first = room_system.wait_for("Call established", timeout_s=20)
+    first = await room_system.until("Call established", timeout_s=20)
     await eventually(lambda: _in_room(stack, sites["p2"].id), 10, "p2 called into the room")
     print(f"called and in the room {time.monotonic() - asked_at:.1f} s after being due")
     await asyncio.sleep(3)
@@ -59,8 +59,8 @@ async def test_an_invited_room_system_is_called_at_the_start_and_again_after_a_d
     assert abs(frequency - TONE_HZ) < 25
 
     room_system.hangup()  # the hall hangs up: the bridge calls again (after a pause)
-    room_system.wait_for("terminated", after=first.end())
-    room_system.wait_for("Call established", after=first.end(), timeout_s=30)
+    await room_system.until("terminated", after=first.end())
+    await room_system.until("Call established", after=first.end(), timeout_s=30)
     await eventually(lambda: _in_room(stack, sites["p2"].id), 15, "p2 back in the room")
 
 
@@ -82,7 +82,7 @@ async def test_the_bridge_above_is_called_and_gets_the_rooms_programme(
     before = await sites_in_room(stack)
     set_upstream(stack, above.contact)
 
-    above.wait_for("Call established", timeout_s=20)
+    await above.until("Call established", timeout_s=20)
     new_sites = await eventually(
         lambda: _new_sites(stack, before), 10, "the bridge above in the room"
     )

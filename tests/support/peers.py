@@ -97,6 +97,7 @@ class SizedVideoTrack(VideoStreamTrack):
 class Frame:
     at: float
     width: int
+    height: int = 0
 
 
 @dataclass
@@ -158,7 +159,7 @@ class WhepViewer:
             while True:
                 frame = await track.recv()
                 if track.kind == "video":
-                    self.frames.append(Frame(time.monotonic(), frame.width))
+                    self.frames.append(Frame(time.monotonic(), frame.width, frame.height))
                 else:
                     self.audio_frames += 1
 

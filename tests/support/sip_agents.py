@@ -3,10 +3,17 @@
 Each agent runs from a config directory of its own: its account (the room system's SIP URI),
 a sine tone as its microphone, and `sndfile`, which writes what it hears (decoded) to WAV
 files, so a test checks the far end's audio as the room system got it.
+
+With `video=BaresipVideo(...)` it is a room system with a camera too: `avcodec` (libx264 and
+FFmpeg's H.264 decoder, from baresip-ffmpeg), `fakevideo` as its camera (a test pattern of the
+configured size) and its screen, and `snapshot`, which saves the next decoded picture it
+receives as a PNG (`snapshot_received`), so a test checks the far end's video as decoded.
+Without it no video codec is loaded and its offers carry audio only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import re
@@ -16,11 +23,13 @@ import subprocess
 import time
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 
 BARESIP = shutil.which("baresip") or "/usr/bin/baresip"
+MODULE_PATH = Path("/usr/lib/baresip/modules")
 START_TIMEOUT_S = 10.0
 WAV_HEADER_BYTES = 44
 
@@ -29,8 +38,43 @@ def baresip_available() -> bool:
     return Path(BARESIP).exists()
 
 
+AUDIO_MODULES = ("account", "g711", "g722", "opus", "ausine", "aubridge", "sndfile", "cons", "menu")
+VIDEO_MODULES = ("avcodec", "fakevideo", "snapshot")  # avcodec comes with baresip-ffmpeg
+
+
+def baresip_video_available() -> bool:
+    return baresip_available() and all(
+        (MODULE_PATH / f"{name}.so").exists() for name in VIDEO_MODULES
+    )
+
+
+@dataclass(frozen=True)
+class BaresipVideo:
+    """A room system's camera and screen: H.264 only (the bridge forwards, never transcodes)."""
+
+    width: int = 352
+    height: int = 288
+    fps: int = 15
+    bitrate_bps: int = 300_000
+
+    def config_lines(self) -> list[str]:
+        return [
+            "video_source fakevideo,nil",
+            "video_display fakevideo,nil",
+            f"video_size {self.width}x{self.height}",
+            f"video_fps {self.fps}",
+            f"video_bitrate {self.bitrate_bps}",
+            "avcodec_h264enc libx264",
+            "avcodec_h264dec h264",
+        ]
+
+
+def _modules(video: BaresipVideo | None) -> list[str]:
+    return [*AUDIO_MODULES, *(VIDEO_MODULES if video is not None else ())]
+
+
 class Baresip:
-    """One baresip process: `dial`, `digits`, `hangup`, and what it logged and heard."""
+    """One baresip process: `dial`, `digits`, `hangup`, and what it logged, heard and saw."""
 
     def __init__(
         self,
@@ -40,30 +84,23 @@ class Baresip:
         domain: str = "rooms.halong.gov.vn",
         tone_hz: int = 440,
         auto_answer: bool = True,
+        video: BaresipVideo | None = None,
     ) -> None:
         self.directory = directory
-        self.sip_port = free_port()
-        self.console_port = free_port()
+        # SIP on UDP and TCP at sip_port, and TLS on the next port (baresip binds it unasked: a
+        # port picked apart could be that one), then the console
+        self.sip_port = free_ports(3)
+        self.console_port = self.sip_port + 2
         self.uri = f"sip:{user}@{domain}"
+        self.video = video
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "snd").mkdir(exist_ok=True)
-        modules = [
-            "account",
-            "g711",
-            "g722",
-            "opus",
-            "ausine",
-            "aubridge",
-            "sndfile",
-            "cons",
-            "menu",
-        ]
         config = [
             "poll_method epoll",
             "net_interface 127.0.0.1",
             f"sip_listen 127.0.0.1:{self.sip_port}",
-            "module_path /usr/lib/baresip/modules",
-            *[f"module {name}.so" for name in modules],
+            f"module_path {MODULE_PATH}",
+            *[f"module {name}.so" for name in _modules(video)],
             f"cons_listen 127.0.0.1:{self.console_port}",
             f"audio_source ausine,{tone_hz}",
             "audio_player aubridge,speaker",
@@ -72,6 +109,7 @@ class Baresip:
             "auplay_srate 48000",
             f"snd_path {directory / 'snd'}",
             "rtp_timeout 0",
+            *(video.config_lines() if video is not None else []),
         ]
         (directory / "config").write_text("\n".join(config) + "\n")
         answer = ";answermode=auto" if auto_answer else ""
@@ -111,6 +149,12 @@ class Baresip:
     def log(self) -> str:
         return self.log_path.read_bytes().decode("utf-8", "replace")
 
+    async def until(
+        self, pattern: str, *, timeout_s: float = 15.0, after: int = 0
+    ) -> re.Match[str]:
+        """`wait_for` off the event loop, so that the peers of a test keep sending meanwhile."""
+        return await asyncio.to_thread(self.wait_for, pattern, timeout_s=timeout_s, after=after)
+
     def wait_for(self, pattern: str, *, timeout_s: float = 15.0, after: int = 0) -> re.Match[str]:
         """The first log match of `pattern` (after offset `after`), waiting for it."""
         deadline = time.monotonic() + timeout_s
@@ -122,6 +166,15 @@ class Baresip:
                 break
             time.sleep(0.1)
         raise AssertionError(f"baresip never logged {pattern!r}:\n{self.log()[-3000:]}")
+
+    def snapshot_received(self, path: Path, *, timeout_s: float = 10.0) -> Path:
+        """The next picture it decodes from the far end, saved as a PNG at `path`. Waits for it
+        (blocking: an async test calls it in a thread, so that its own peers go on sending)."""
+        assert self.video is not None, "a room system without video decodes no pictures"
+        start = len(self.log())
+        self.command(f"/snapshot_recv {path}\n")
+        self.wait_for(f"png: wrote {re.escape(str(path))}", timeout_s=timeout_s, after=start)
+        return path
 
     def heard(self) -> list[Path]:
         """WAV files of decoded audio (one per call)."""
@@ -144,15 +197,18 @@ class Baresip:
         self._log.close()
 
 
-def tone_of(path: Path, *, skip_s: float = 0.5) -> tuple[float, float]:
-    """The tone of a 16-bit WAV after its first `skip_s` seconds (see `tone_of_samples`)."""
+def tone_of(path: Path, *, skip_s: float = 0.5, last_s: float | None = None) -> tuple[float, float]:
+    """The tone of a 16-bit WAV after its first `skip_s` seconds, or in its last `last_s`
+    (see `tone_of_samples`)."""
     # read as written so far: baresip fills in the header's sizes only when the call ends
     data = path.read_bytes()
     channels = int.from_bytes(data[22:24], "little") or 1
     rate = int.from_bytes(data[24:28], "little") or 8000
     body = data[WAV_HEADER_BYTES:]
     samples = array("h", body[: len(body) // 2 * 2])
-    return tone_of_samples(samples[::channels][int(skip_s * rate) :], rate)
+    mono = samples[::channels]
+    start = len(mono) - int(last_s * rate) if last_s is not None else int(skip_s * rate)
+    return tone_of_samples(mono[max(start, 0) :], rate)
 
 
 def tone_of_samples(samples: Sequence[int], rate: int) -> tuple[float, float]:

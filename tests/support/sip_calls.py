@@ -81,7 +81,7 @@ async def chair_speaking(stack: Stack, peers: list[Any]) -> WhipPublisher:
 def heard_tone(agent: Baresip) -> tuple[float, float]:
     files = agent.heard()
     assert files, "the room system decoded no audio"
-    return tone_of(files[-1], skip_s=1.0)
+    return tone_of(files[-1], last_s=1.5)  # what it hears now, not while the call began
 
 
 def viewer_tone(viewer: ListeningViewer, seconds: float = 1.0) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from confbridge.agent.backoff import Backoff, retry_after_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
 from confbridge.agent.media import MediaSources
+from confbridge.agent.screen import KioskScreen
 from confbridge.agent.session import MeetingSession, SessionError
 from confbridge.timeutil import utcnow
 from confbridge_kernel import __version__
@@ -54,17 +55,30 @@ class AgentOptions:
 
 
 class TerminalAgent:
-    """Runs until cancelled, or until its token stops working (`run` then raises Revoked)."""
+    """Runs until cancelled, or until its token stops working (`run` then raises Revoked).
 
-    def __init__(self, client: ControlClient, media: MediaSources, options: AgentOptions) -> None:
+    With a `screen`, the kiosk window it keeps up attends the meetings (and plays the
+    programme on the hall's display); the agent reports for it and does not join itself."""
+
+    def __init__(
+        self,
+        client: ControlClient,
+        media: MediaSources,
+        options: AgentOptions,
+        screen: KioskScreen | None = None,
+    ) -> None:
         self._client = client
         self._media = media
         self._options = options
+        self._screen = screen
         self._occurrence_id: int | None = None
         self._last_error: str | None = None
         self._heartbeat_interval_s = options.heartbeat_interval_s or 30.0
         # set on a join or a leave: the next heartbeat goes at once, so IT staff see it
         self._beat_now = asyncio.Event()
+        if screen is not None:
+            # the page joined or left a meeting: IT staff see it at once
+            screen.on_change = self._beat_now.set
 
     # --- the whole life ---------------------------------------------------------------------
 
@@ -81,7 +95,8 @@ class TerminalAgent:
             extra={"event": "started", "terminal_id": me.terminal_id, "site_id": me.site_id},
         )
         heartbeats = asyncio.create_task(self._heartbeats(), name="agent-heartbeats")
-        schedule = asyncio.create_task(self._schedule(), name="agent-schedule")
+        attending = self._screen.run() if self._screen is not None else self._schedule()
+        schedule = asyncio.create_task(attending, name="agent-schedule")
         try:
             # whichever ends first (a revoked token) ends the agent
             done, _pending = await asyncio.wait(
@@ -130,6 +145,8 @@ class TerminalAgent:
             return None
 
     def heartbeat_report(self) -> dict[str, object]:
+        if self._screen is not None:
+            return self._screen_report()
         return {
             "kind": "agent",
             "version": __version__,
@@ -138,6 +155,21 @@ class TerminalAgent:
             "microphone": self._media.microphone_ok,
             "occurrence_id": self._occurrence_id,
             "last_error": self._last_error or self._media.error,
+        }
+
+    def _screen_report(self) -> dict[str, object]:
+        """What the kiosk window said at its last check (its camera is the hall's camera)."""
+        assert self._screen is not None
+        page = self._screen.page
+        error = self._screen.error or (page.last_error if page else None)
+        return {
+            "kind": "agent",
+            "version": __version__,
+            "ip": self._local_ip(),
+            "camera": page.camera if page else False,
+            "microphone": page.microphone if page else False,
+            "occurrence_id": page.occurrence_id if page else None,
+            "last_error": error[:500] if error else None,
         }
 
     async def _heartbeats(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from confbridge.agent.agent import AgentOptions, TerminalAgent
 from confbridge.agent.client import ControlClient, ControlError
 from confbridge.agent.media import MediaSources
+from confbridge.agent.screen import KioskScreen, ScreenOptions
 from sfu.rtc.ice import set_consent_timing, use_host_addresses
 
 log = logging.getLogger("confbridge.agent")
@@ -69,8 +70,10 @@ async def run_agent(
     token_file: Path | None,
     code: str | None,
     host_addresses: Sequence[str] = (),
+    screen: ScreenOptions | None = None,
 ) -> None:
-    """Pair if needed, then run until cancelled or revoked (raises `Revoked`)."""
+    """Pair if needed, then run until cancelled or revoked (raises `Revoked`). With `screen`,
+    a kiosk window attends the meetings and the devices are left to it (not opened here)."""
     # systemd stops the service with SIGTERM: leave the meeting (DELETE) before exiting
     main = asyncio.current_task()
     if main is not None:
@@ -82,8 +85,12 @@ async def run_agent(
     client = ControlClient(options.server)
     try:
         client.token = await obtain_token(client, token=token, token_file=token_file, code=code)
-        await asyncio.to_thread(media.open)
-        await TerminalAgent(client, media, options).run()
+        kiosk = None
+        if screen is not None:
+            kiosk = KioskScreen(client, screen)
+        else:
+            await asyncio.to_thread(media.open)
+        await TerminalAgent(client, media, options, kiosk).run()
     finally:
         media.close()
         await client.close()

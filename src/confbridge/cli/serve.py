@@ -50,7 +50,9 @@ def serve(
     workers = LocalWorkers(
         settings, control_url=f"http://127.0.0.1:{listen_port}", database=database
     )
-    gateway = SipService(settings, database) if settings.sip.enabled else None
+    # one process: /metrics is served here and shows the gateway's counters as well
+    registry = application.state.metrics.registry if processes == 1 else None
+    gateway = SipService(settings, database, registry) if settings.sip.enabled else None
     options: dict[str, Any] = {
         "host": listen_host,
         "port": listen_port,

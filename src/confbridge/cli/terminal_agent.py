@@ -64,6 +64,29 @@ BackoffMaxOption = Annotated[
     float, typer.Option(help="longest wait between two rejoin attempts", min=0.1)
 ]
 LogFormatOption = Annotated[str, typer.Option(help="text or json")]
+ScreenOption = Annotated[
+    bool,
+    typer.Option(
+        help="show the programme on this machine's display: keep a Chromium kiosk window on "
+        "/terminal (it joins the meetings with the hall's camera; the agent does not)",
+        envvar="CONFBRIDGE_TERMINAL_SCREEN",
+    ),
+]
+ChromiumOption = Annotated[str, typer.Option(help="the browser for --screen")]
+ScreenProfileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="the kiosk window's browser profile (default: screen-profile beside the token file)",
+        envvar="CONFBRIDGE_TERMINAL_SCREEN_PROFILE",
+    ),
+]
+ScreenFlagOption = Annotated[
+    list[str] | None,
+    typer.Option(help="one more Chromium flag for --screen, e.g. --ozone-platform=wayland"),
+]
+ScreenCheckOption = Annotated[
+    float, typer.Option(help="how often the kiosk window is checked (3 misses: hung)", min=0.2)
+]
 
 
 def terminal(
@@ -82,6 +105,11 @@ def terminal(
     heartbeat_interval_s: HeartbeatIntervalOption = None,
     backoff_max_s: BackoffMaxOption = 8.0,
     log_format: LogFormatOption = "text",
+    screen: ScreenOption = False,
+    chromium: ChromiumOption = "/usr/bin/chromium",
+    screen_profile: ScreenProfileOption = None,
+    screen_flag: ScreenFlagOption = None,
+    screen_check_interval_s: ScreenCheckOption = 5.0,
 ) -> None:
     """Run a ward-hall terminal: pair once, then join every meeting of its site by itself."""
     import asyncio
@@ -90,6 +118,7 @@ def terminal(
     from confbridge.agent.client import Revoked
     from confbridge.agent.media import MediaSources
     from confbridge.agent.run import AgentSetupError, run_agent
+    from confbridge.agent.screen import ScreenOptions
     from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
 
     if log_format not in ("text", "json"):
@@ -114,6 +143,18 @@ def terminal(
     media = MediaSources(
         camera=camera, microphone=microphone, video_file=video_file, video_size=video_size
     )
+    screen_options = None
+    if screen:
+        if camera or microphone or video_file:
+            fail("--screen: the kiosk window uses the hall's camera; leave out --camera, "
+                 "--microphone and --video-file", code=2)  # fmt: skip
+        default_profile = (token_file.parent if token_file else Path.cwd()) / "screen-profile"
+        screen_options = ScreenOptions(
+            chromium=chromium,
+            profile_dir=screen_profile or default_profile,
+            extra_flags=list(screen_flag or []),
+            check_interval_s=screen_check_interval_s,
+        )
     try:
         asyncio.run(
             run_agent(
@@ -123,6 +164,7 @@ def terminal(
                 token_file=token_file,
                 code=pair,
                 host_addresses=host_address or [],
+                screen=screen_options,
             )
         )
     except AgentSetupError as exc:

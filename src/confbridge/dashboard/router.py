@@ -14,10 +14,12 @@ from confbridge.dashboard.schemas import (
     MeetingEdgeRead,
     OfflineTerminalRead,
     OverviewRead,
+    SipCallRead,
     SiteLinkRead,
 )
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.nodes.router import node_read
+from confbridge.signing import signer_for
 from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["dashboard"])
@@ -42,12 +44,19 @@ def overview_read(overview: dashboard_service.Overview) -> OverviewRead:
         offline_terminals=[OfflineTerminalRead(**asdict(t)) for t in overview.offline_terminals],
         offline_total=overview.offline_total,
         alerts=[alert_read(a) for a in overview.alerts],
+        sip_calls=[
+            SipCallRead(**c.leg.model_dump(), node_id=c.node_id, guest=c.guest)
+            for c in overview.sip.calls
+        ],
+        sip_unreachable_nodes=overview.sip.unreachable,
     )
 
 
 @router.get("/overview", response_model=OverviewRead)
 def overview(_user: ITUser, session: SessionDep, settings: SettingsDep) -> OverviewRead:
-    """Nodes, live meetings with each site's link (worst first), offline terminals, alerts."""
+    """Nodes, live meetings with each site's link (worst first), SIP calls (asked of the
+    nodes), offline terminals, alerts."""
+    signer = signer_for(settings.grant_key_path)
     return overview_read(
-        dashboard_service.overview(session=session, settings=settings, now=utcnow())
+        dashboard_service.overview(session=session, settings=settings, now=utcnow(), signer=signer)
     )

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from confbridge.alerts.schemas import AlertRead
 from confbridge.nodes.schemas import NodeRead
+from confbridge_kernel.sip_legs import SipLegInfo
 
 
 class SiteLinkRead(BaseModel):
@@ -43,6 +44,13 @@ class OfflineTerminalRead(BaseModel):
     last_seen_at: datetime | None
 
 
+class SipCallRead(SipLegInfo):
+    """A SIP call's media leg, with the node holding it."""
+
+    node_id: str
+    guest: bool
+
+
 class OverviewRead(BaseModel):
     at: datetime
     nodes: list[NodeRead]
@@ -50,3 +58,5 @@ class OverviewRead(BaseModel):
     offline_terminals: list[OfflineTerminalRead]
     offline_total: int
     alerts: list[AlertRead]
+    sip_calls: list[SipCallRead]
+    sip_unreachable_nodes: list[str]

@@ -1,29 +1,39 @@
-"""What IT staff watch: nodes, live meetings with each site's link (worst first), terminals
-offline, open alerts, in one read."""
+"""What IT staff watch: nodes, live meetings with each site's link (worst first), SIP calls,
+terminals offline, open alerts, in one read."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.bridge.models import SfuEventRecord
+from confbridge.errors import DomainError
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
+from confbridge.nodes.worker_client import WorkerClient
 from confbridge.settings import Settings
+from confbridge.signing import GrantSigner
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.schemas import TerminalStatus
 from confbridge_kernel.contracts import EventType
+from confbridge_kernel.sip_legs import SipLegInfo
+
+log = logging.getLogger(__name__)
 
 LINK_WINDOW = timedelta(seconds=60)
 """A site's link is judged on the stats reported in the last minute."""
 MAX_OFFLINE_TERMINALS = 200
+# the page refreshes every few seconds: a node slow to list its calls must not hold it up
+SIP_LIST_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,21 @@ class OfflineTerminal:
 
 
 @dataclass(frozen=True)
+class SipCall:
+    """A SIP call's media leg as its node reports it, and whether the site is a guest."""
+
+    node_id: str
+    leg: SipLegInfo
+    guest: bool
+
+
+@dataclass(frozen=True)
+class SipCalls:
+    calls: list[SipCall] = field(default_factory=list)  # the longest first
+    unreachable: list[str] = field(default_factory=list)  # nodes up that did not list theirs
+
+
+@dataclass(frozen=True)
 class Overview:
     at: datetime
     nodes: list[tuple[SfuNode, NodeState]]
@@ -77,6 +102,7 @@ class Overview:
     alerts: list[Alert]
     # province code → name, for the nodes' regions
     regions: dict[str, str] = field(default_factory=dict)
+    sip: SipCalls = field(default_factory=SipCalls)
 
 
 def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[LiveMeeting]:
@@ -185,7 +211,39 @@ def _badness(stats: dict) -> tuple[float, float]:
     return (stats.get("loss_ratio") or 0.0, stats.get("rtt_ms") or 0.0)
 
 
-def overview(*, session: Session, settings: Settings, now: datetime) -> Overview:
+def sip_calls(
+    *, session: Session, nodes: list[tuple[SfuNode, NodeState]], signer: GrantSigner
+) -> SipCalls:
+    """The SIP calls of every node that is not down, asked of the nodes themselves (the
+    gateway's calls are media legs there); a node that does not answer is named."""
+    legs: list[tuple[str, SipLegInfo]] = []
+    unreachable = []
+    for node, state in nodes:
+        if state is NodeState.down:
+            continue
+        client = WorkerClient(
+            node.internal_url, node_id=node.id, signer=signer, timeout=SIP_LIST_TIMEOUT
+        )
+        try:
+            listed = client.list_sip_legs()
+        except DomainError as exc:
+            log.info("node %s did not list its SIP calls: %s", node.id, exc.message)
+            unreachable.append(node.id)
+            continue
+        legs.extend((node.id, leg) for leg in listed.legs)
+    site_ids = {leg.site_id for _node, leg in legs if leg.site_id is not None}
+    guests = set(
+        session.scalars(select(Site.id).where(Site.id.in_(site_ids), Site.guest_uri.is_not(None)))
+    )
+    calls = [SipCall(node_id, leg, leg.site_id in guests) for node_id, leg in legs]
+    calls.sort(key=lambda call: (-call.leg.duration_s, call.leg.leg_id))
+    return SipCalls(calls=calls, unreachable=unreachable)
+
+
+def overview(
+    *, session: Session, settings: Settings, now: datetime, signer: GrantSigner | None = None
+) -> Overview:
+    """Everything IT staff watch; with `signer`, the nodes are asked for their SIP calls."""
     nodes = [
         (node, node_service.state_of(node, now)) for node in node_service.list_(session=session)
     ]
@@ -226,4 +284,5 @@ def overview(*, session: Session, settings: Settings, now: datetime) -> Overview
         offline_terminals=offline,
         offline_total=offline_total,
         alerts=alerts,
+        sip=sip_calls(session=session, nodes=nodes, signer=signer) if signer else SipCalls(),
     )

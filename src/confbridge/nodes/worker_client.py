@@ -1,5 +1,5 @@
 """The control plane's one client for an SFU node's admin API: floor commands (the bridge),
-and extending, relaying and holding rooms (placement)."""
+extending, relaying and holding rooms (placement), and the SIP calls it holds (IT page)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from confbridge.errors import Conflict, DomainError
 from confbridge.signing import GrantSigner, admin_headers
 from confbridge_kernel.contracts import FloorCommand, FloorState, floor_path
+from confbridge_kernel.sip_legs import SIP_LEGS_PATH, SipLegList
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ class WorkerClient:
     def get_floor(self, *, room: str) -> FloorState:
         """The floor of `room` as the worker holds it."""
         return self._floor(room, self._request("GET", floor_path(room)))
+
+    def list_sip_legs(self) -> SipLegList:
+        """The SIP calls' legs open on the node now."""
+        response = self._request("GET", SIP_LEGS_PATH)
+        self._raise_for_status(response)
+        try:
+            return SipLegList.model_validate_json(response.content)
+        except ValidationError:
+            log.error("worker %s sent an unexpected leg list: %.300s", self.base_url, response.text)
+            raise WorkerFailed("the SFU worker sent an unexpected list of SIP legs") from None
 
     def tell(self, path: str, body: dict[str, Any] | None, *, what: str, timeout_s: float) -> bool:
         """POST `body` to `path`; False (logged) if the node cannot be reached or refuses.

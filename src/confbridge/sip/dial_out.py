@@ -17,6 +17,7 @@ from confbridge.sip.calls import Call, Dialog
 from confbridge.sip.headers import parse_uri
 from confbridge.sip.media import LegClient, MediaError
 from confbridge.sip.message import SipMessage, SipParseError
+from confbridge.sip.metrics import GatewayMetrics
 from confbridge.sip.transactions import Transactions, new_branch, new_tag
 from confbridge.sip.transport import SipTransport
 from confbridge_kernel.sip_legs import SipLegOpen
@@ -86,6 +87,7 @@ async def invite(
             display_name=(admitted.site_name or "")[:100],
             token=admitted.token,
             upstream=target.upstream,
+            direction="out",
         )
     )
     via_host, via_port = contact
@@ -134,10 +136,12 @@ class DialOuts:
         dial: Callable[[DialTarget], Awaitable[Call]],
         *,
         interval_s: float = 2.0,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._due = due
         self._dial = dial
         self.interval_s = interval_s
+        self._metrics = metrics if metrics is not None else GatewayMetrics()
         self.attempts: dict[tuple[int, str], Attempts] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -162,9 +166,11 @@ class DialOuts:
 
     async def _place(self, target: DialTarget, attempts: Attempts) -> None:
         started = time.monotonic()
+        self._metrics.dial_outs.inc()
         try:
             call = await self._dial(target)
         except (DialFailed, MediaError) as exc:
+            self._metrics.dial_outs_failed.inc()
             log.info(
                 "calling %s for occurrence %s failed: %s", target.uri, target.occurrence_id, exc
             )

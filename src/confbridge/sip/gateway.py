@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from confbridge.db import Database
 from confbridge.settings import Settings
@@ -21,6 +22,7 @@ from confbridge.sip.calls import Call, Dialog, dtmf_from_info
 from confbridge.sip.headers import parse_name_addr, parse_uri
 from confbridge.sip.media import LegClient, MediaError
 from confbridge.sip.message import SipMessage, SipParseError, parse_via
+from confbridge.sip.metrics import GatewayMetrics
 from confbridge.sip.transactions import (
     TIMEOUT_S,
     ServerTransaction,
@@ -41,27 +43,38 @@ SWEEP_INTERVAL_S = 5.0
 LOBBY_TIMEOUT_S = 60.0
 """A caller has this long to key the PIN."""
 MAX_LOBBY_CALLS_PER_SOURCE = 5
+CLOSE_BYE_WAIT_S = 2.0
+"""On shutdown, how long answers to our BYEs are waited for (a far end may be gone)."""
 
 
 class SipGateway:
-    def __init__(self, settings: Settings, database: Database, signer: GrantSigner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        signer: GrantSigner,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.database = database
         self.signer = signer
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
         self.transport = SipTransport(
             self._on_message,
             self._on_bad_message,
             rate_per_source=settings.sip.rate_limit_per_source,
+            metrics=self.metrics,
         )
         self.transactions = Transactions(self.transport)
         self.calls: dict[str, Call] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}  # INVITEs not answered yet
         self._cancelled: set[str] = set()
+        self._lobby_setups: Counter[str] = Counter()  # lobby calls being set up, by address
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._dialler: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
-        self.dial_outs = dial_out.DialOuts(self._due, self.dial)
+        self.dial_outs = dial_out.DialOuts(self._due, self.dial, metrics=self.metrics)
         self.malformed = 0
 
     # -- life ------------------------------------------------------------------------------
@@ -76,8 +89,9 @@ class SipGateway:
         log.info("SIP listening on %s (UDP and TCP)", self.transport.udp_address)
 
     async def close(self) -> None:
-        for call in list(self.calls.values()):
-            await self.hang_up(call, "the bridge is shutting down")
+        reason = "the bridge is shutting down"
+        calls = list(self.calls.values())
+        await asyncio.gather(*(self.hang_up(c, reason, wait_s=CLOSE_BYE_WAIT_S) for c in calls))
         for task in [*self._pending.values(), *self._tasks]:
             task.cancel()
         self.dial_outs.close()
@@ -220,11 +234,12 @@ class SipGateway:
             await asyncio.sleep(1.0)
 
     def _lobby_calls_from(self, host: str) -> int:
-        return sum(
+        waiting = sum(
             1
             for call in self.calls.values()
             if call.state == "lobby" and call.dialog.transport.host == host
         )
+        return waiting + self._lobby_setups[host]
 
     async def _answer(
         self,
@@ -252,6 +267,32 @@ class SipGateway:
         except admission_.CallRefused as refused:
             log.info("SIP call from %s to %s refused: %s", remote.host, number, refused.detail)
             raise _Refused(refused.status, refused.reason, refused.detail) from None
+        if admitted.token is not None:
+            return await self._set_up(transaction, number, offer, to_tag, admitted)
+        # A lobby call holds its place from now on: INVITEs from one address that come
+        # together all pass the check above before any of them is in `calls`, and would
+        # take every media port of the worker.
+        if self._lobby_calls_from(remote.host) >= MAX_LOBBY_CALLS_PER_SOURCE:
+            raise _Refused(486, "Busy Here", "too many calls waiting for their PIN")
+        self._lobby_setups[remote.host] += 1
+        try:
+            return await self._set_up(transaction, number, offer, to_tag, admitted)
+        finally:  # `_invite` puts the call in `calls` straight after
+            self._lobby_setups[remote.host] -= 1
+            if not self._lobby_setups[remote.host]:
+                del self._lobby_setups[remote.host]
+
+    async def _set_up(
+        self,
+        transaction: ServerTransaction,
+        number: str,
+        offer: str | None,
+        to_tag: str,
+        admitted: admission_.Admission,
+    ) -> Call:
+        """The call's media leg on the worker, then the 200 with its SDP."""
+        request, remote = transaction.request, transaction.remote
+        caller_addr = parse_name_addr(request.get("From") or "")
         media = LegClient(
             admitted.media.internal_url, node_id=admitted.media.node_id, signer=self.signer
         )
@@ -414,16 +455,21 @@ class SipGateway:
         call.state = "admitted"
         log.info("SIP caller %s gave the PIN: joined as %s", call.caller_label, site_name)
 
-    async def hang_up(self, call: Call, reason: str) -> None:
-        """End the call from our side: BYE to the room system, the leg closed."""
+    async def hang_up(self, call: Call, reason: str, *, wait_s: float = TIMEOUT_S) -> None:
+        """End the call from our side: BYE to the room system, the leg closed; its answer is
+        waited for `wait_s` at most."""
         if call.state == "ended":
             return
         host, port = self.contact_host
         bye = call.dialog.request("BYE", host, port)
         bye.add("Reason", f'Q.850;cause=16;text="{_quoted(reason)}"')
         await self._end(call, reason)
-        answer = await self.transactions.send_request(bye, call.dialog.transport)
-        if answer is None:
+        answer = self.transactions.send_request(bye, call.dialog.transport)
+        try:
+            answered = await asyncio.wait_for(answer, wait_s) is not None
+        except TimeoutError:  # the BYE's transaction is cancelled with its future
+            answered = False
+        if not answered:
             log.info("no answer to BYE for call %s", call.call_id[:40])
 
     async def _end(self, call: Call, reason: str) -> None:

@@ -12,14 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.db import Database
-from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus, Series
+from confbridge.meetings.invited import InvitedSite, invited_soon
 from confbridge.settings import Settings
-from confbridge.sites.models import Site
 from confbridge.timeutil import utcnow, zone
 
 log = logging.getLogger(__name__)
@@ -31,44 +28,21 @@ ANSWER_TIMEOUT_S = 8.0
 class Expected:
     """An invited room system of an occurrence that starts soon."""
 
-    occurrence_id: int
-    site_id: int
-    site_name: str
+    invited: InvitedSite
     uri: str
-    start_at: datetime
-    title: str
-    tz: str
 
     @property
     def subject(self) -> str:
-        return f"occurrence:{self.occurrence_id}/site:{self.site_id}"
+        return self.invited.subject
 
 
 def expected_room_systems(database: Database, settings: Settings, now: datetime) -> list[Expected]:
+    """The invited sites with a `sip_uri`, from `terminals.readiness_lead_min` before the
+    start to the end (the same sites and window as the terminals' check in the monitor)."""
     lead = timedelta(minutes=settings.terminals.readiness_lead_min)
     with database.session() as session:
-        rows = session.execute(
-            select(
-                Booking.occurrence_id,
-                Site.id,
-                Site.name,
-                Site.sip_uri,
-                Occurrence.start_at,
-                Series.title,
-                Series.tz,
-            )
-            .join(Occurrence, Occurrence.id == Booking.occurrence_id)
-            .join(Series, Series.id == Occurrence.series_id)
-            .join(Site, Site.id == Booking.site_id)
-            .where(
-                Booking.active.is_(True),
-                Site.sip_uri.is_not(None),
-                Occurrence.status == OccurrenceStatus.scheduled.value,
-                Occurrence.start_at <= now + lead,
-                Occurrence.end_at > now,
-            )
-        ).all()
-    return [Expected(*row) for row in rows]
+        invited = invited_soon(session=session, now=now, lead=lead)
+    return [Expected(item, item.sip_uri) for item in invited if item.sip_uri is not None]
 
 
 def record(
@@ -91,7 +65,7 @@ def record(
                         subject=item.subject,
                         now=now,
                     )
-            elif item.subject not in open_subjects and now < item.start_at:
+            elif item.subject not in open_subjects and now < item.invited.start_at:
                 alert_service.raise_(
                     session=session, alert_in=_alert(item, now), now=now, deliver=True
                 )
@@ -103,21 +77,22 @@ def record(
 
 
 def _alert(item: Expected, now: datetime) -> AlertIn:
-    local_start = item.start_at.astimezone(zone(item.tz))
-    minutes = max(0, round((item.start_at - now).total_seconds() / 60))
+    invited = item.invited
+    local_start = invited.start_at.astimezone(zone(invited.tz))
+    minutes = max(0, round((invited.start_at - now).total_seconds() / 60))
     return AlertIn(
         kind=AlertKind.room_system_unreachable,
         severity=Severity.warning,
         subject=item.subject,
-        occurrence_id=item.occurrence_id,
-        site_id=item.site_id,
-        message=f"Thiết bị phòng họp SIP của điểm cầu {item.site_name} ({item.uri}) không trả "
-        f'lời; cuộc họp "{item.title}" bắt đầu lúc {local_start:%H:%M %d/%m/%Y} '
+        occurrence_id=invited.occurrence_id,
+        site_id=invited.site_id,
+        message=f"Thiết bị phòng họp SIP của điểm cầu {invited.site_name} ({item.uri}) không "
+        f'trả lời; cuộc họp "{invited.title}" bắt đầu lúc {local_start:%H:%M %d/%m/%Y} '
         f"(còn {minutes} phút)",
-        message_en=f"The SIP room system of site {item.site_name} ({item.uri}) does not "
-        f'answer OPTIONS; "{item.title}" starts at {local_start:%H:%M %d/%m/%Y} ({item.tz}), '
-        f"in {minutes} min",
-        details={"sip_uri": item.uri, "starts_at": item.start_at.isoformat()},
+        message_en=f"The SIP room system of site {invited.site_name} ({item.uri}) does not "
+        f'answer OPTIONS; "{invited.title}" starts at {local_start:%H:%M %d/%m/%Y} '
+        f"({invited.tz}), in {minutes} min",
+        details={"sip_uri": item.uri, "starts_at": invited.start_at.isoformat()},
     )
 
 

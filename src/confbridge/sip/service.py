@@ -9,10 +9,13 @@ import logging
 import ssl
 import threading
 
+from prometheus_client import CollectorRegistry
+
 from confbridge.db import Database
 from confbridge.settings import Settings
 from confbridge.signing import signer_for
 from confbridge.sip.gateway import SipGateway
+from confbridge.sip.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -42,10 +45,14 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def run_gateway(
-    settings: Settings, database: Database, stop: asyncio.Event, started: threading.Event
+    settings: Settings,
+    database: Database,
+    stop: asyncio.Event,
+    started: threading.Event,
+    metrics: GatewayMetrics | None = None,
 ) -> SipGateway:
     """Listen until `stop` is set; `started` is set once the sockets are open."""
-    gateway = SipGateway(settings, database, signer_for(settings.grant_key_path))
+    gateway = SipGateway(settings, database, signer_for(settings.grant_key_path), metrics)
     host, port = split_host_port(settings.sip.listen)
     context = tls_context(settings)
     tls = None
@@ -62,11 +69,16 @@ async def run_gateway(
 
 
 class SipService:
-    """Owns the gateway's thread; `start()` returns once it listens (or has failed once)."""
+    """Owns the gateway's thread; `start()` returns once it listens (or has failed once).
+    Its counters go to `registry` (the control plane's, so that `/metrics` shows them) and
+    outlive a gateway started again after a failure."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, registry: CollectorRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.database = database
+        self.metrics = GatewayMetrics(registry)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -99,7 +111,7 @@ class SipService:
         self._stop = asyncio.Event()
         if self._closing.is_set():
             return
-        await run_gateway(self.settings, self.database, self._stop, self.started)
+        await run_gateway(self.settings, self.database, self._stop, self.started, self.metrics)
 
     def close(self) -> None:
         self._closing.set()

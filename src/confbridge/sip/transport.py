@@ -21,6 +21,7 @@ from confbridge.sip.message import (
     SipParseError,
     parse,
 )
+from confbridge.sip.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,12 @@ class SipTransport:
         on_bad_message: BadMessageHandler,
         *,
         rate_per_source: int,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.on_message = on_message
         self.on_bad_message = on_bad_message
         self.limiter = RateLimiter(rate_per_source)
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
         self._udp: _Datagrams | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.StreamWriter] = set()
@@ -168,17 +171,21 @@ class SipTransport:
 
     def received(self, data: bytes, remote: Remote, *, stream: bool = False) -> None:
         if not self.limiter.allow(remote.host):
+            self.metrics.drop("rate_limited")
             return
         if not data.strip():
             return  # keep-alive (RFC 5626 CRLF)
         try:
             message = parse(data, stream=stream)
         except SipParseError as exc:
+            self.metrics.drop("malformed")
             self.on_bad_message(data, exc, remote)
             return
+        self.metrics.message(message, "in")
         self.on_message(message, remote)
 
     def send(self, message: SipMessage, remote: Remote) -> None:
+        self.metrics.message(message, "out")
         data = message.encode()
         if remote.writer is not None:
             if not remote.writer.is_closing():

@@ -1,4 +1,5 @@
-"""The IT staff's dashboard page: nodes, live meetings' links, offline terminals, alerts.
+"""The IT staff's dashboard page: nodes, live meetings' links, SIP calls, offline terminals,
+alerts.
 
 The page refreshes its body every few seconds from `/it/body`, rendered here like the page
 itself, so every word stays in the catalogues; acknowledging an alert is a CSRF-checked form.
@@ -14,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from confbridge.alerts import service as alert_service
 from confbridge.dashboard import service as dashboard_service
 from confbridge.errors import DomainError
+from confbridge.signing import signer_for
 from confbridge.timeutil import utcnow
 from confbridge.web.context import CheckedForm, Page, signed_in
 from confbridge.web.security import NotAllowed
@@ -35,7 +37,10 @@ ITPage = Annotated[Page, Depends(it_staff)]
 
 def _body(page: Page, template: str, **values: object) -> Response:
     overview = dashboard_service.overview(
-        session=page.session, settings=page.settings, now=utcnow()
+        session=page.session,
+        settings=page.settings,
+        now=utcnow(),
+        signer=signer_for(page.settings.grant_key_path),
     )
     return page.render(
         template,

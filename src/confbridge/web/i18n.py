@@ -101,3 +101,9 @@ class Formatter:
 
     def percent(self, ratio: float) -> str:
         return format_percent(ratio, format="#,##0.#%", locale=self.locale)
+
+    def duration(self, seconds: float) -> str:
+        """`h:mm:ss`, or `m:ss` under an hour (a call's length; the same in every language)."""
+        minutes, secs = divmod(max(0, int(seconds)), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -1,5 +1,6 @@
 """A leg's video against FFmpeg as the room system: its RTP sender (parameter sets only in the
-SDP, as `-flags +global_header` makes it) into the room, and its RTP receiver decoding ours."""
+SDP, as `-flags +global_header` makes it) into the room, and its RTP receiver decoding ours,
+forwarded or transcoded from VP8."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sfu.forwarding import Slot, Source
 from sfu.sip.video import SipEgress, SipVideo
 from tests.sfu.sip.media import decode, encode, packetize
 from tests.sfu.sip.test_video import SIP_PT, Wire, h264
+from tests.sfu.sip.test_video_transcode import Vp8Stream, vp8
 
 pytestmark = [
     pytest.mark.integration,
@@ -130,3 +132,50 @@ async def test_ffmpeg_decodes_what_a_leg_sends(tmp_path: Path) -> None:
     assert decoder.returncode == 0, errors.decode()
     assert len(frames) == 10
     assert "#dimensions 0: 320x240" in stdout.decode()
+
+
+async def test_ffmpeg_decodes_what_a_leg_transcodes_from_vp8(tmp_path: Path) -> None:
+    """A VP8 source, transcoded for the leg: FFmpeg, given the leg's H.264 SDP, decodes it at
+    the source's size."""
+    receiver_sock = udp_socket()
+    port = receiver_sock.getsockname()[1]
+    receiver_sock.close()  # FFmpeg binds it
+    sdp_file = tmp_path / "leg.sdp"
+    sdp_file.write_text(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=leg\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=video {port} RTP/AVP {SIP_PT}\r\na=rtpmap:{SIP_PT} H264/90000\r\n"
+        f"a=fmtp:{SIP_PT} packetization-mode=1;profile-level-id=42e01f\r\n"
+    )
+    decoder = await asyncio.create_subprocess_exec(
+        *("ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist"),
+        *("file,udp,rtp", "-i", str(sdp_file), "-frames:v", "10", "-f", "framecrc", "-"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out = udp_socket()
+    leg = SipVideo(
+        send_rtp=lambda data: out.sendto(data, ("127.0.0.1", port)),
+        send_rtcp=lambda data: None,
+        payload_type=SIP_PT,
+    )
+    publisher = Source("video", [vp8()])
+    leg.slot.switch_to(publisher)
+    stream = Vp8Stream(320, 240)
+    try:
+        await asyncio.sleep(1.0)  # FFmpeg opens its socket
+        for _ in range(60):
+            for packet in stream.frame():
+                publisher.push(packet)
+            await asyncio.sleep(1 / 30)
+        stdout, errors = await asyncio.wait_for(decoder.communicate(), 15)
+    finally:
+        if decoder.returncode is None:
+            decoder.kill()
+            await decoder.wait()
+        leg.close()
+        out.close()
+    frames = [line for line in stdout.decode().splitlines() if line and not line.startswith("#")]
+    assert decoder.returncode == 0, errors.decode()
+    assert len(frames) == 10
+    assert "#dimensions 0: 320x240" in stdout.decode()
+    assert leg.egress.transcoders_started == 1

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from confbridge_kernel.contracts import FloorCommand, FloorState, GrantClaims, PeerRole
 from confbridge_kernel.sip_legs import SipLegOpen
@@ -48,9 +49,11 @@ def _grant(site_id: int, role: PeerRole = PeerRole.site) -> GrantClaims:
 
 
 class Recorder:
-    """What the legs tell the worker: events, retired peers, floor commands."""
+    """What the legs tell the worker: events, retired peers, floor commands (and a registry
+    for the legs' metrics)."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry()
         self.events: list[tuple[str, Peer | None, dict[str, Any]]] = []
         self.retired: list[Peer] = []
         self.floor: list[FloorCommand] = []

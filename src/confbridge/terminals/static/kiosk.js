@@ -4,10 +4,16 @@
 //
 // URL parameters: `code` (pair with this code, e.g. from a QR code), `lang=en`, `relay=1`
 // (TURN relay candidates only), `agenda_s` (how often the agenda is read, default 30).
+//
+// On a hall's screen kept by the agent (`confbridge terminal --screen`), the agent puts the
+// token in local storage with MANAGED_KEY = "agent": the page then sends no heartbeats (the
+// agent reports what the page says), hides what needs a hand on it (self-test, buttons) and
+// keeps the display awake.
 
 import * as whip from "/static/js/whip.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
+const MANAGED_KEY = "confbridge.terminal.managed_by";
 const IN_PERSON = "in_person";
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 8000;
@@ -31,6 +37,11 @@ const WORDS = {
     starts_in: "Bắt đầu sau", in_progress: "Đang diễn ra", joining: "Đang vào cuộc họp…",
     paired: "Đã kết nối thiết bị", revoked: "Thiết bị đã bị thu hồi; liên hệ cán bộ CNTT.",
     no_camera: "Không tìm thấy camera hoặc micro",
+    join_failed: "Chưa vào được cuộc họp, đang thử lại…",
+    server_unreachable: "Chưa kết nối được máy chủ, đang thử lại…",
+    pair_failed: "Mã kết nối không đúng hoặc đã hết hạn",
+    pair_wait: "Nhập sai quá nhiều lần; vui lòng đợi vài phút rồi thử lại",
+    no_speaker: "Chưa có đại biểu phát biểu",
   },
   en: {
     title: "Terminal", pair_title: "Pair this terminal",
@@ -42,6 +53,11 @@ const WORDS = {
     starts_in: "Starts in", in_progress: "In progress", joining: "Joining…",
     paired: "Terminal paired", revoked: "This terminal was revoked; call IT staff.",
     no_camera: "No camera or microphone found",
+    join_failed: "Could not join yet, trying again…",
+    server_unreachable: "Cannot reach the server yet, trying again…",
+    pair_failed: "The pairing code is wrong or has expired",
+    pair_wait: "Too many wrong codes; wait a few minutes and try again",
+    no_speaker: "Nobody has the floor",
   },
 };
 
@@ -51,6 +67,7 @@ const t = (key) => WORDS[lang][key] ?? WORDS.vi[key] ?? key;
 const $ = (id) => document.getElementById(id);
 const relayOnly = params.get("relay") === "1";
 const agendaIntervalMs = Math.max(1, Number(params.get("agenda_s") || 30)) * 1000;
+const managed = localStorage.getItem(MANAGED_KEY) === "agent";
 
 // The page's Content-Security-Policy lists the media servers known when it loaded. A node
 // registered later is refused (connect-src): load the page again, which lists it, at most
@@ -67,7 +84,14 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 // What tests and IT staff can read from the page (also in document.body.dataset.state).
 const kiosk = (window.kiosk = {
-  state: "starting", joins: 0, lastError: null, occurrenceId: null, log: [],
+  state: "starting", joins: 0, lastError: null, occurrenceId: null, log: [], devices: null,
+  stopped: false,
+  // The agent calls this before it closes the window (systemd stops it): the page leaves its
+  // meeting on purpose (WHIP/WHEP DELETE) and joins nothing more.
+  stop: async () => {
+    kiosk.stopped = true;
+    await leave();
+  },
 });
 
 function setState(state) {
@@ -81,9 +105,11 @@ function note(event, detail = {}) {
   console.info(`kiosk: ${event}`, JSON.stringify(detail));
 }
 
-function fail(message) {
+// `message` (the detail, for IT staff) goes to the heartbeat; the screen shows `shown`, in the
+// page's language, never a server's English detail.
+function fail(message, shown = message) {
   kiosk.lastError = String(message).slice(0, 500);
-  $("status").textContent = kiosk.lastError;
+  $("status").textContent = shown;
   note("error", { message: kiosk.lastError });
 }
 
@@ -153,9 +179,17 @@ function translate() {
 const clockFormat = new Intl.DateTimeFormat("vi-VN", {
   hour: "2-digit", minute: "2-digit", second: "2-digit", timeZone: TZ, hour12: false,
 });
-const whenFormat = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "vi-VN", {
+const locale = lang === "en" ? "en-GB" : "vi-VN";
+const whenFormat = new Intl.DateTimeFormat(locale, {
   weekday: "short", day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
   timeZone: TZ, hour12: false,
+});
+// "Thứ Sáu, 4 tháng 12, 2026" under the clock
+const dateFormat = new Intl.DateTimeFormat(locale, {
+  weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: TZ,
+});
+const shortClockFormat = new Intl.DateTimeFormat("vi-VN", {
+  hour: "2-digit", minute: "2-digit", timeZone: TZ, hour12: false,
 });
 
 function duration(ms) {
@@ -172,6 +206,12 @@ function showPairing() {
   setState("unpaired");
   $("pairing").hidden = false;
   for (const id of ["next", "agenda-panel", "selftest"]) $(id).hidden = true;
+}
+
+// What the screen says when pairing failed (the server's detail goes to the heartbeat).
+function pairShown(error) {
+  if (error.status === 429) return t("pair_wait");
+  return error.status ? t("pair_failed") : t("server_unreachable");
 }
 
 async function pair(code) {
@@ -213,11 +253,46 @@ function current(now) {
 function tick() {
   const now = Date.now();
   $("clock").textContent = clockFormat.format(now);
+  $("date").textContent = dateFormat.format(now);
+  $("programme-clock").textContent = shortClockFormat.format(now);
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
   $("countdown").textContent = !coming ? "" : coming.start > now
     ? `${t("starts_in")} ${duration(coming.start - now)}` : t("in_progress");
 }
+
+// --- the programme on the screen -----------------------------------------------------------
+
+// Plays `stream` (null: none) with sound. Where the browser refuses sound without a click
+// (started without --autoplay-policy=no-user-gesture-required) the picture plays muted
+// rather than not at all: a hall's screen is never left black.
+function showProgramme(stream) {
+  const video = $("programme");
+  video.srcObject = stream;
+  if (!stream) return;
+  video.muted = false;
+  if (!$("speaker").textContent) $("speaker").textContent = t("no_speaker");
+  video.play().catch(() => {
+    video.muted = true;
+    note("autoplay_muted");
+    video.play().catch(() => {});
+  });
+}
+
+// The screen stays lit between meetings (a playing video already holds it during one); the
+// lock is taken again when the page is shown again, which releases it.
+let wakeLock = null;
+async function keepAwake() {
+  if (!("wakeLock" in navigator)) return;
+  try {
+    if (!wakeLock || wakeLock.released) wakeLock = await navigator.wakeLock.request("screen");
+  } catch (error) {
+    note("wake_lock_refused", { message: error.message });
+  }
+}
+document.addEventListener("visibilitychange", () => {
+  if (managed && document.visibilityState === "visible") keepAwake();
+});
 
 // --- media: self-test, meeting ------------------------------------------------------------
 
@@ -252,7 +327,7 @@ async function selfTest() {
     requestAnimationFrame(meter);
     note("selftest");
   } catch (error) {
-    fail(`${t("no_camera")}: ${error.message}`);
+    fail(`${t("no_camera")}: ${error.message}`, t("no_camera"));
   }
 }
 
@@ -306,7 +381,7 @@ async function join(item, lostNode = null) {
   }
   watch(state.outgoing, state, grant.node_id);
   watch(state.programme, state, grant.viewing_node_id || grant.node_id);
-  $("programme").srcObject = state.programme.stream;
+  showProgramme(state.programme.stream);
   const previous = meeting;
   meeting = state;
   if (previous) await stopSessions(previous);
@@ -330,7 +405,7 @@ async function leave() {
   meeting = null;
   await stopSessions(state);
   kiosk.occurrenceId = null;
-  $("programme").srcObject = null;
+  showProgramme(null);
   note("left", { occurrence_id: state.item.occurrence_id });
   beatNow();
 }
@@ -341,7 +416,7 @@ async function attend(item) {
   let delay = BACKOFF_INITIAL_MS;
   let lostNode = null;
   let nextAgendaAt = Date.now() + agendaIntervalMs;
-  while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY)) {
+  while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY) && !kiosk.stopped) {
     if (Date.now() >= nextAgendaAt) {
       nextAgendaAt = Date.now() + agendaIntervalMs;
       await refreshAgenda().catch(() => {});
@@ -364,7 +439,7 @@ async function attend(item) {
         lostNode = null;
         delay = BACKOFF_INITIAL_MS;
       } catch (error) {
-        fail(`occurrence ${item.occurrence_id}: ${error.message}`);
+        fail(`occurrence ${item.occurrence_id}: ${error.message}`, t("join_failed"));
         if (error instanceof ApiError && error.status === 401) return;
         const wait = retryDelayMs(error, delay);
         const told = error instanceof ApiError && error.retryAfterMs !== null;
@@ -386,13 +461,14 @@ async function attend(item) {
 async function schedule() {
   let nextAgendaAt = 0;
   for (;;) {
-    if (!localStorage.getItem(TOKEN_KEY)) return;
+    if (!localStorage.getItem(TOKEN_KEY) || kiosk.stopped) return;
     if (Date.now() >= nextAgendaAt) {
       try {
         await refreshAgenda();
         nextAgendaAt = Date.now() + agendaIntervalMs;
+        if ($("status").textContent === t("server_unreachable")) $("status").textContent = "";
       } catch (error) {
-        fail(error.message);
+        fail(error.message, t("server_unreachable"));
         nextAgendaAt = Date.now() + BACKOFF_MAX_MS;
       }
     }
@@ -423,17 +499,22 @@ async function devices() {
 // Wakes the heartbeat loop early: IT staff see a join or a leave at once.
 let beatNow = () => {};
 
+// On a screen kept by the agent the agent reports (with what `window.kiosk` says): the page
+// only keeps `kiosk.devices` current.
 async function heartbeats() {
   for (;;) {
     if (!localStorage.getItem(TOKEN_KEY)) return;
+    kiosk.devices = await devices();
     try {
-      await api("POST", "/api/v1/terminals/me/heartbeat", {
-        kind: "kiosk",
-        version: document.body.dataset.version || "",
-        ...(await devices()),
-        occurrence_id: kiosk.occurrenceId,
-        last_error: kiosk.lastError,
-      });
+      if (!managed) {
+        await api("POST", "/api/v1/terminals/me/heartbeat", {
+          kind: "kiosk",
+          version: document.body.dataset.version || "",
+          ...kiosk.devices,
+          occurrence_id: kiosk.occurrenceId,
+          last_error: kiosk.lastError,
+        });
+      }
     } catch (error) {
       if (error.status === 401) return;
     }
@@ -456,7 +537,8 @@ async function floorWatch() {
       const floor = await api(
         "GET", `/api/v1/terminals/me/floor?occurrence_id=${meeting.item.occurrence_id}`,
       );
-      $("speaker").textContent = floor.speaker_site_name ? `${t("speaking")}: ${floor.speaker_site_name}` : "";
+      $("speaker").textContent = floor.speaker_site_name
+        ? `${t("speaking")}: ${floor.speaker_site_name}` : t("no_speaker");
       if (askedAt > handClickedAt) {
         handRaised = floor.hand_raised;
         $("hand").setAttribute("aria-pressed", String(handRaised));
@@ -488,7 +570,7 @@ $("hand").addEventListener("click", async () => {
     $("hand").textContent = t(handRaised ? "lower_hand" : "raise_hand");
     note(action);
   } catch (error) {
-    fail(error.message);
+    fail(error.message, t("server_unreachable"));
   }
 });
 
@@ -505,7 +587,7 @@ $("pair-form").addEventListener("submit", async (event) => {
     await pair($("pair-code").value);
     start();
   } catch (error) {
-    fail(error.detail || error.message);
+    fail(error.detail || error.message, pairShown(error));
   }
 });
 
@@ -513,7 +595,8 @@ $("pair-form").addEventListener("submit", async (event) => {
 
 function start() {
   $("pairing").hidden = true;
-  for (const id of ["next", "agenda-panel", "selftest"]) $(id).hidden = false;
+  for (const id of ["next", "agenda-panel"]) $(id).hidden = false;
+  $("selftest").hidden = managed;  // nobody stands at a hall's screen to click it
   setState("idle");
   api("GET", "/api/v1/terminals/me")
     .then((me) => {
@@ -521,12 +604,16 @@ function start() {
       $("site").textContent = me.site_name;
       note("started", { terminal_id: me.terminal_id, site_id: me.site_id });
     })
-    .catch((error) => fail(error.message));
+    .catch((error) => fail(error.message, t("server_unreachable")));
   heartbeats();
   schedule();
 }
 
 async function main() {
+  if (managed) {
+    document.body.dataset.managed = "agent";
+    keepAwake();
+  }
   translate();
   tick();
   setInterval(tick, 1000);
@@ -536,7 +623,7 @@ async function main() {
     try {
       await pair(code);
     } catch (error) {
-      fail(error.detail || error.message);
+      fail(error.detail || error.message, pairShown(error));
     }
     params.delete("code");
     history.replaceState(null, "", `${location.pathname}${params.size ? `?${params}` : ""}`);
