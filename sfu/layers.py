@@ -63,7 +63,7 @@ one met the saturated link and may have been lost, while the link has drained by
 receiver such as aiortc's drops a keyframe whose first packet is missing, and asks for no
 other)."""
 SKIP_AHEAD_PACKETS = 2048
-"""How far ahead a viewer's sequence numbers jump when it moves down (`Slot.skip_ahead`).
+"""How far ahead a viewer's sequence numbers jump when it moves down (`Slot.switch_to`).
 
 Packets lost on the saturated link are not repaired in time, and a receiver waiting for them
 would freeze on the thumbnail: aiortc's jitter buffer holds 512 video packets and blocks on a

@@ -29,6 +29,7 @@ from sfu.layers import (
     RateMeter,
 )
 from sfu.pipe import PipeIn, PipeOut
+from sfu.rtc.egress import EgressStats
 from sfu.voice import VOICE_TICK_INTERVAL_S, LevelSample, VoiceDetector
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class Peer:
     transport: str = "webrtc"
     codec: str | None = None
     measure: Callable[[PeerStats], None] | None = None
-    # a hall's viewing session: which layer of the speaker's camera it gets (sfu.layers)
+    # a viewing session's reports about its video slot, and which layer of the speaker's
+    # camera it gets from them (sfu.layers; not for relays and SIP legs)
+    video_link: Callable[[], EgressStats] | None = None
     layer: LayerPolicy | None = None
 
     @property
@@ -215,8 +218,7 @@ class Room:
         for kind, source in peer.sources.items():
             self._sources[(peer.site_id, kind)] = source
         if (
-            peer.direction == "egress"
-            and peer.pc is not None
+            peer.video_link is not None
             and peer.role is not PeerRole.relay
             and peer.video_slots
             and peer.layer is None
@@ -354,15 +356,15 @@ class Room:
         switched = 0
         main_rates: dict[Source, float | None] = {}
         for peer in self.peers.values():
-            policy = peer.layer
-            if policy is None or not peer.connected or not peer.video_slots:
+            policy, link = peer.layer, peer.video_link
+            if policy is None or link is None or not peer.connected or not peer.video_slots:
                 continue
             slot = peer.video_slots[0]
             site_id = self.floor.video_for(peer.site_id)
             main = self._source(site_id, "video")
             if main is not None and main not in main_rates:
                 main_rates[main] = self._rates.rate(main, main.stats().bytes_received, now)
-            stats = slot.stats()
+            stats = link()
             choice = None
             if stats.reports_received != policy.reports_seen:
                 policy.reports_seen = stats.reports_received
@@ -380,12 +382,10 @@ class Room:
             if choice is not None:
                 switched += 1
                 log.info("room %s: %s now gets the %s layer", self.name, peer.site_name, choice)
-                source = self._video_for(peer, site_id)
-                if choice == SMALL and source is not slot.source:
-                    # what the viewer lost on the saturated link will not be repaired: a jump
-                    # makes it drop that and wait only for the thumbnail's keyframe
-                    slot.skip_ahead(SKIP_AHEAD_PACKETS)
-                slot.switch_to(source)
+                # moving down, what the viewer lost on the saturated link will not be
+                # repaired: a jump makes it drop that and wait only for the thumbnail's keyframe
+                skip = SKIP_AHEAD_PACKETS if choice == SMALL else 0
+                slot.switch_to(self._video_for(peer, site_id), skip=skip)
         self._rates.keep(main_rates)
         return switched
 

@@ -34,6 +34,7 @@ from sfu.layers import SMALL_MAX_BITRATE_BPS, SMALL_VIDEO
 from sfu.metrics import WorkerMetrics
 from sfu.room import Peer, Room, RoomInfo
 from sfu.room_events import RoomEvents, utcnow
+from sfu.rtc.egress import RtpEgress
 from sfu.rtc.ice import (
     IceRestartError,
     NoMediaPort,
@@ -196,8 +197,11 @@ class Sessions:
             self._attach_sources(peer, transceivers, label)
         else:
             for transceiver in transceivers:
-                slot = Slot.attach(transceiver, label=label)
+                egress = RtpEgress(transceiver)
+                slot = Slot(egress, label=label)
                 (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
+                if slot.kind == "video" and peer.video_link is None:
+                    peer.video_link = egress.stats  # what the viewer reports: its layer
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except NoMediaPort as exc:
@@ -224,7 +228,7 @@ class Sessions:
             peer.sources[kind] = Source.attach(
                 transceiver,
                 label=f"{label} thumbnail" if small else label,
-                max_bitrate_bps=SMALL_MAX_BITRATE_BPS if small else None,
+                max_bps=SMALL_MAX_BITRATE_BPS if small else 0,
             )
         for transceiver in audios:
             peer.sources["audio"] = Source.attach(transceiver, label=label)

@@ -439,7 +439,9 @@ def test_layers_room_moves_a_congested_viewer_to_the_thumbnail_and_back() -> Non
     room.add(_peer("chair-in", "ingest", 1, sources={"video": main, SMALL_VIDEO: small}))
     egress = ReportingEgress()
     slot = Slot(egress)
-    viewer = _peer("ward-out", "egress", 2, video_slots=[slot], layer=LayerPolicy(0.0))
+    viewer = _peer(
+        "ward-out", "egress", 2, video_slots=[slot], video_link=egress.stats, layer=LayerPolicy(0.0)
+    )
     room.add(viewer)
     keyframe, delta = b"\x10\x00", b"\x10\x01"
 
@@ -496,7 +498,7 @@ class Numbers:
         self.seqs.append(int.from_bytes(data[2:4], "big"))
 
 
-def test_layers_skip_ahead_jumps_the_numbers_at_the_next_source() -> None:
+def test_layers_switch_with_skip_jumps_the_numbers_at_the_next_source() -> None:
     """Packets of the source still feeding follow on; the new source's keyframe starts
     SKIP_AHEAD_PACKETS further, then numbering is continuous again."""
     out = Numbers()
@@ -510,8 +512,7 @@ def test_layers_skip_ahead_jumps_the_numbers_at_the_next_source() -> None:
     slot.switch_to(main)
     push(main, 100, keyframe)
     push(main, 101, delta)
-    slot.skip_ahead(SKIP_AHEAD_PACKETS)
-    slot.switch_to(small)
+    slot.switch_to(small, skip=SKIP_AHEAD_PACKETS)
     push(main, 102, delta)  # until the thumbnail's keyframe: the main layer, following on
     push(small, 7000, delta)  # not a keyframe: nothing yet
     push(small, 7001, keyframe)
