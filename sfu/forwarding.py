@@ -194,17 +194,16 @@ class Source:
         """`time.monotonic()` when `audio_level_dbov` was received."""
 
     @classmethod
-    def attach(cls, transceiver: RTCRtpTransceiver, *, label: str = "") -> Source:
+    def attach(cls, transceiver: RTCRtpTransceiver, *, label: str = "", max_bps: int = 0) -> Source:
         """A source fed by the receiver of this (negotiated) transceiver, without decoding.
 
         Call it once the remote description is applied, e.g. from the peer connection's
-        `track` event; the receiver's packets go to `push()` from then on.
+        `track` event; its packets go to `push()` from then on, REMB at most `max_bps` back.
         """
         params = negotiated_rtp(transceiver)
         source = cls(params.kind, params.codecs, label=label)
-        ingest = RtpIngest(transceiver, source.push)
-        source._ingest = ingest
-        source._send_pli = ingest.send_pli
+        ingest = RtpIngest(transceiver, source.push, max_bitrate_bps=max_bps or None)
+        source._ingest, source._send_pli = ingest, ingest.send_pli
         return source
 
     def __repr__(self) -> str:
@@ -555,11 +554,11 @@ class Slot:
             jitter_s=egress.jitter_s,
         )
 
-    def switch_to(self, source: Source | None) -> None:
+    def switch_to(self, source: Source | None, *, skip: int = 0) -> None:
         """Feed this slot from `source` (None: stop sending), without renegotiation.
 
         Video keeps forwarding the current source until `source` sends a keyframe, which is
-        requested now; audio changes at `source`'s next packet.
+        requested now; audio changes at `source`'s next packet. `skip`: number it that far on.
         """
         if self._closed:
             raise RuntimeError("the slot is closed")
@@ -578,6 +577,7 @@ class Slot:
             self._leave_feeding()
         if source is None or (source is self._feeding and self in source._fanout):
             return
+        self._max_seq = (self._max_seq + skip) & 0xFFFF
         source._waiting.append(self)
         if self._egress.ready:
             source.request_keyframe()

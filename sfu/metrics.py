@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from confbridge_kernel.contracts import PeerStats
+from sfu.layers import count_layers
 
 if TYPE_CHECKING:
     from sfu.events import EventReporter
@@ -202,6 +203,7 @@ class WorkerMetrics(Collector):
         for (direction, role), count in sorted(counts.items()):
             peers.add_metric([direction, role], count)
         yield peers
+        yield self._viewers_by_layer()
         totals = self.totals()
         for attribute, (name, documentation) in _COUNTERS.items():
             counter = CounterMetricFamily(name, documentation)
@@ -226,6 +228,22 @@ class WorkerMetrics(Collector):
             )
             dropped.add_metric([], reporter.dropped)
             yield dropped
+
+    def _viewers_by_layer(self) -> Metric:
+        viewers = GaugeMetricFamily(
+            "confbridge_sfu_viewer_layer_peers",
+            "connected hall viewers by the layer of the speaker's camera they receive",
+            labels=["layer"],
+        )
+        policies = [
+            peer.layer
+            for room in self._worker.rooms.values()
+            for peer in room.peers.values()
+            if peer.connected and peer.layer is not None
+        ]
+        for layer, count in count_layers(policies).items():
+            viewers.add_metric([layer], count)
+        return viewers
 
 
 def received_stats(sources: Iterable[Source]) -> tuple[PeerStats, int]:
@@ -257,6 +275,8 @@ def peer_stats(peer: Peer, interval_s: float) -> PeerStats:
             jitter_ms=max(jitters) * 1000 if jitters else None,
             packets=sum(s.packets_sent for s in slots),
         )
+    if peer.layer is not None:
+        stats.layer = peer.layer.layer  # type: ignore[assignment]
     if peer.measure is not None:
         peer.measure(stats)
     stats.bitrate_kbps = max(0, total - peer.last_bytes) * 8 / 1000 / interval_s

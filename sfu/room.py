@@ -19,7 +19,17 @@ from sfu.cascade import RelayState, Upstream, assign_tracks
 from sfu.errors import SfuError
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
+from sfu.layers import (
+    LAYER_TICK_INTERVAL_S,
+    SKIP_AHEAD_PACKETS,
+    SMALL,
+    SMALL_VIDEO,
+    LayerPolicy,
+    LinkReport,
+    RateMeter,
+)
 from sfu.pipe import PipeIn, PipeOut
+from sfu.rtc.egress import EgressStats
 from sfu.voice import VOICE_TICK_INTERVAL_S, LevelSample, VoiceDetector
 
 log = logging.getLogger(__name__)
@@ -79,6 +89,10 @@ class Peer:
     transport: str = "webrtc"
     codec: str | None = None
     measure: Callable[[PeerStats], None] | None = None
+    # a viewing session's reports about its video slot, and which layer of the speaker's
+    # camera it gets from them (sfu.layers; not for relays and SIP legs)
+    video_link: Callable[[], EgressStats] | None = None
+    layer: LayerPolicy | None = None
 
     @property
     def slots(self) -> list[Slot]:
@@ -131,6 +145,9 @@ class Room:
         # when the current speaker got the floor (time.monotonic(), as Source levels)
         self.speaker_since = time.monotonic()
         self._voice_task: asyncio.Task[None] | None = None
+        # adapts viewers' layers while WebRTC viewers are in the room; ended by close()
+        self._layers_task: asyncio.Task[None] | None = None
+        self._rates = RateMeter()
         # voice tasks cancelled by `voice_off`, still finishing; close() awaits them
         self._stopping: set[asyncio.Task[None]] = set()
 
@@ -141,8 +158,13 @@ class Room:
     # pipes between workers (sfu.pipe)
 
     def pipe_sources(self) -> list[tuple[int, Source]]:
-        """Every source feeding the room, with its site: what an origin pipes to its edges."""
-        return [(site_id, source) for (site_id, _kind), source in self._sources.items()]
+        """Every source feeding the room, with its site: what an origin pipes to its edges
+        (thumbnails stay here: an edge's viewers get the main layer)."""
+        return [
+            (site_id, source)
+            for (site_id, kind), source in self._sources.items()
+            if kind != SMALL_VIDEO
+        ]
 
     def use_piped(self, sources: dict[tuple[int, str], Source], floor: FloorState) -> None:
         """On an edge: the origin's sources (fed by the pipe) and floor replace the room's."""
@@ -195,6 +217,14 @@ class Room:
         self.peers[peer.id] = peer
         for kind, source in peer.sources.items():
             self._sources[(peer.site_id, kind)] = source
+        if (
+            peer.video_link is not None
+            and peer.role is not PeerRole.relay
+            and peer.video_slots
+            and peer.layer is None
+        ):
+            peer.layer = LayerPolicy(time.monotonic())
+            self._run_layers()
         self.reroute()
 
     def add_plain(
@@ -318,6 +348,74 @@ class Room:
             except Exception:
                 log.exception("room %s: voice activation failed", self.name)
 
+    # bandwidth adaptation (sfu.layers)
+
+    def adapt_layers(self, now: float) -> int:
+        """One adaptation step: judge each viewer's new reports, move those whose policy says
+        so to the other layer of the speaker's camera. Returns how many switched."""
+        switched = 0
+        main_rates: dict[Source, float | None] = {}
+        for peer in self.peers.values():
+            policy, link = peer.layer, peer.video_link
+            if policy is None or link is None or not peer.connected or not peer.video_slots:
+                continue
+            slot = peer.video_slots[0]
+            site_id = self.floor.video_for(peer.site_id)
+            main = self._source(site_id, "video")
+            if main is not None and main not in main_rates:
+                main_rates[main] = self._rates.rate(main, main.stats().bytes_received, now)
+            stats = link()
+            choice = None
+            if stats.reports_received != policy.reports_seen:
+                policy.reports_seen = stats.reports_received
+                report = LinkReport(
+                    now,
+                    stats.fraction_lost,
+                    stats.rtt_s,
+                    stats.remb_bps,
+                    main_rates.get(main) if main is not None else None,
+                )
+                choice = policy.report(report)
+            choice = choice or policy.tick(now)
+            if policy.keyframe_due(now):
+                slot.request_keyframe()
+            if choice is not None:
+                switched += 1
+                log.info("room %s: %s now gets the %s layer", self.name, peer.site_name, choice)
+                # moving down, what the viewer lost on the saturated link will not be
+                # repaired: a jump makes it drop that and wait only for the thumbnail's keyframe
+                skip = SKIP_AHEAD_PACKETS if choice == SMALL else 0
+                slot.switch_to(self._video_for(peer, site_id), skip=skip)
+        self._rates.keep(main_rates)
+        return switched
+
+    def _video_for(self, peer: Peer, site_id: int | None) -> Source | None:
+        """The speaker's layer this viewer should get: the thumbnail on a poor link, if the
+        speaker sends one; the main stream otherwise."""
+        if peer.layer is not None and peer.layer.layer == SMALL:
+            small = self._source(site_id, SMALL_VIDEO)
+            if small is not None:
+                return small
+        return self._source(site_id, "video")
+
+    def _run_layers(self) -> None:
+        task = self._layers_task
+        if self.closed or (task is not None and not task.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (plain tests): `adapt_layers` is called directly
+        self._layers_task = loop.create_task(self._adapt_layers(), name=f"sfu-layers-{self.name}")
+
+    async def _adapt_layers(self) -> None:
+        while True:
+            await asyncio.sleep(LAYER_TICK_INTERVAL_S)
+            try:
+                self.adapt_layers(time.monotonic())
+            except Exception:
+                log.exception("room %s: layer adaptation failed", self.name)
+
     def reroute(self) -> None:
         """Point every slot at the source the floor says it should carry."""
         for (site_id, kind), source in self._sources.items():
@@ -336,7 +434,7 @@ class Room:
                 video_sites = [self.floor.video_for(peer.site_id)] * len(peer.video_slots)
                 audio_sites = self.floor.audio_for(peer.site_id, len(peer.audio_slots))
             for slot, site_id in zip(peer.video_slots, video_sites, strict=False):
-                slot.switch_to(self._source(site_id, "video"))
+                slot.switch_to(self._video_for(peer, site_id))
             for slot, site_id in zip(peer.audio_slots, audio_sites, strict=False):
                 slot.switch_to(self._source(site_id, "audio"))
 
@@ -357,6 +455,10 @@ class Room:
             self.pipe_in.close()
             self.pipe_in = None
         self._run_voice(False)
+        if self._layers_task is not None:
+            self._layers_task.cancel()
+            self._stopping.add(self._layers_task)
+            self._layers_task = None
         stopping = list(self._stopping)
         await asyncio.gather(*stopping, return_exceptions=True)
         peers = list(self.peers.values())

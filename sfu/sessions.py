@@ -30,9 +30,11 @@ from sfu.codecs import H264
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
+from sfu.layers import SMALL_MAX_BITRATE_BPS, SMALL_VIDEO
 from sfu.metrics import WorkerMetrics
 from sfu.room import Peer, Room, RoomInfo
 from sfu.room_events import RoomEvents, utcnow
+from sfu.rtc.egress import RtpEgress
 from sfu.rtc.ice import (
     IceRestartError,
     NoMediaPort,
@@ -191,12 +193,15 @@ class Sessions:
                     f"unsupported {transceiver.kind} codec: this bridge takes {', '.join(allowed)}",
                 )
         label = f"{peer.site_name} ({peer.id[:6]})"
-        for transceiver in transceivers:
-            if peer.direction == "ingest":
-                peer.sources[transceiver.kind] = Source.attach(transceiver, label=label)
-            else:
-                slot = Slot.attach(transceiver, label=label)
+        if peer.direction == "ingest":
+            self._attach_sources(peer, transceivers, label)
+        else:
+            for transceiver in transceivers:
+                egress = RtpEgress(transceiver)
+                slot = Slot(egress, label=label)
                 (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
+                if slot.kind == "video" and peer.video_link is None:
+                    peer.video_link = egress.stats  # what the viewer reports: its layer
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except NoMediaPort as exc:
@@ -205,6 +210,28 @@ class Sessions:
                 503, "this media server has no free media port; try again later"
             ) from None
         return pc.localDescription.sdp
+
+    @staticmethod
+    def _attach_sources(peer: Peer, transceivers: list[Any], label: str) -> None:
+        """A hall's camera comes as two video m-lines, in this order: the main stream, then
+        its thumbnail (sfu.layers); a hall that sends one has no thumbnail."""
+        videos = [t for t in transceivers if t.kind == "video"]
+        audios = [t for t in transceivers if t.kind == "audio"]
+        if len(videos) > 2 or len(audios) > 1:
+            raise SfuError(
+                400,
+                "a WHIP offer carries at most two video tracks (the camera, then its "
+                "thumbnail) and one audio track",
+            )
+        for kind, transceiver in zip(("video", SMALL_VIDEO), videos, strict=False):
+            small = kind == SMALL_VIDEO
+            peer.sources[kind] = Source.attach(
+                transceiver,
+                label=f"{label} thumbnail" if small else label,
+                max_bps=SMALL_MAX_BITRATE_BPS if small else 0,
+            )
+        for transceiver in audios:
+            peer.sources["audio"] = Source.attach(transceiver, label=label)
 
     def _serve_floor_channel(self, room: Room, peer: Peer) -> None:
         """A relay session's data channel carries the floor down the tree from its opening."""

@@ -305,6 +305,10 @@ class Worker:
                             "direction": p.direction,
                             "connected": p.connected,
                             "transport": p.transport,
+                            # what a publisher sends ("video-small": its camera's thumbnail)
+                            # and a hall viewer's layer of the speaker's camera (sfu.layers)
+                            "sources": sorted(p.sources),
+                            "layer": p.layer.layer if p.layer is not None else None,
                         }
                         for p in room.peers.values()
                     ],

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 # server, a process, a peer or a database in its own body says so itself
 # (`@pytest.mark.integration`, or `pytestmark = pytest.mark.integration` for a whole module).
 TEST_KINDS = ("unit", "integration", "browser", "netns")
-NETNS_FIXTURES = {"cascade"}  # tests/sfu/test_cascade.py: hosts in network namespaces
+# hosts in network namespaces: tests/sfu/test_cascade.py, a hall's policed downlink
+NETNS_FIXTURES = {"cascade", "hall_netns"}
 BROWSER_FIXTURES = {"browser"}  # every Playwright test module's Chromium fixture
 INTEGRATION_FIXTURES = {
     "database_url",  # behind database, session, app, client, make_user, sites...

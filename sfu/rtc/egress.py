@@ -88,6 +88,8 @@ class EgressStats:
     packets_lost: int | None
     jitter_s: float | None
     remb_bps: int | None
+    reports_received: int = 0
+    """Receiver reports about this track so far (a new one since the last look is news)."""
 
     @classmethod
     def plain(
@@ -141,6 +143,7 @@ class RtpEgress:
         "_path",
         "_protect",
         "_remb_bps",
+        "_reports_received",
         "_rtt_s",
         "_rtx_pt",
         "_rtx_seq",
@@ -215,6 +218,7 @@ class RtpEgress:
         self._packets_lost: int | None = None
         self._jitter_s: float | None = None
         self._remb_bps: int | None = None
+        self._reports_received = 0
         self._sr_lsr: int | None = None
         self._sr_sent_at = 0.0
 
@@ -285,6 +289,7 @@ class RtpEgress:
             packets_lost=self._packets_lost,
             jitter_s=self._jitter_s,
             remb_bps=self._remb_bps,
+            reports_received=self._reports_received,
         )
 
     def close(self) -> None:
@@ -358,6 +363,7 @@ class RtpEgress:
         for report in packet.reports:
             if report.ssrc != self.ssrc:
                 continue
+            self._reports_received += 1
             self._fraction_lost = report.fraction_lost / 256
             self._packets_lost = report.packets_lost
             self._jitter_s = report.jitter / self.clock_rate if self.clock_rate else None

@@ -51,7 +51,13 @@ class RtpIngest:
     its own losses. After `close()` the receiver discards packets.
     """
 
-    def __init__(self, transceiver: RTCRtpTransceiver, on_rtp: RtpCallback) -> None:
+    def __init__(
+        self,
+        transceiver: RTCRtpTransceiver,
+        on_rtp: RtpCallback,
+        *,
+        max_bitrate_bps: int | None = None,
+    ) -> None:
         receiver = transceiver.receiver
         self.kind = transceiver.kind
         self._receiver = receiver
@@ -68,6 +74,8 @@ class RtpIngest:
         # the receiver's remote bitrate estimator (video only): publishers learn from our REMB
         # how much the path takes, since aiortc offers no transport-cc
         self._estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+        # a thumbnail's publisher is asked for no more than this, whatever the path takes
+        self._max_bitrate_bps = max_bitrate_bps
         self._apt: dict[int, int | None] = {}  # payload type → RTX apt (None: not RTX)
         self.media_ssrc: int | None = None
         self.nacks_sent = 0
@@ -165,8 +173,11 @@ class RtpIngest:
         rtcp_ssrc = self._rtcp_ssrc()
         if remb is None or rtcp_ssrc is None:
             return
+        bitrate, ssrcs = remb
+        if self._max_bitrate_bps is not None:
+            bitrate = min(bitrate, self._max_bitrate_bps)
         feedback = RtcpPsfbPacket(
-            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
         )
         if self._send_rtcp(bytes(feedback)):
             self.rembs_sent += 1

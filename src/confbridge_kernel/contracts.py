@@ -187,6 +187,11 @@ class PeerStats(BaseModel):
     interval_s: float | None = Field(
         default=None, gt=0, description="the worker's reporting interval (stats_interval_s)"
     )
+    layer: Literal["main", "small"] | None = Field(
+        default=None,
+        description="a hall viewer's layer of the speaker's camera: the main stream, or the "
+        "thumbnail while its link is poor (none for publishers and relays)",
+    )
 
 
 def _in_utc(value: datetime) -> datetime:

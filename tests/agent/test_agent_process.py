@@ -20,6 +20,7 @@ from tests.support.factories import make_occurrences, move_occurrence, soon
 from tests.support.peers import WhepViewer, WhipPublisher
 from tests.support.polling import eventually
 from tests.support.servers import (
+    NODE_SECRET,
     AgentProcess,
     ServerThread,
     Stack,
@@ -31,6 +32,7 @@ from tests.support.servers import (
 
 CHAIR_WIDTH = 160  # the chair's synthetic camera (tests.support.peers.WhipPublisher)
 REJOIN_LIMIT_S = 10.0
+READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads the worker's /rooms
 
 
 def agent_args(stack: Stack, code: str, token_file: Path) -> list[str]:
@@ -107,6 +109,16 @@ async def test_agent_pairs_joins_on_time_and_rejoins_after_the_bridge_restarts(
     (mine,) = [t for t in answer.json()["items"] if t["id"] == paired["terminal_id"]]
     assert mine["status"] == "online" and mine["kind"] == "agent"
     assert mine["occurrence_id"] == stack.occurrence_id
+    # the hall publishes its camera and the camera's thumbnail (the worker's small layer)
+    async with httpx.AsyncClient(timeout=10) as http:
+        rooms = (await http.get(f"{stack.worker}/rooms", headers=READER)).json()["rooms"]
+    (sent,) = [
+        peer["sources"]
+        for room in rooms
+        for peer in room["peers"]
+        if peer["site_id"] == sites["p1"].id and peer["direction"] == "ingest"
+    ]
+    assert sent == ["audio", "video", "video-small"]
 
     # the bridge goes away and comes back: every connection to it is cut
     stack.workers.close()

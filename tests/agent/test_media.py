@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import av
 from av import VideoFrame
 
 from confbridge.agent.backoff import Backoff
-from confbridge.agent.media import MediaSources, PatternTrack, ToneTrack
+from confbridge.agent.media import (
+    THUMBNAIL_FPS,
+    THUMBNAIL_WIDTH,
+    MediaSources,
+    PatternTrack,
+    ThumbnailTrack,
+    ToneTrack,
+)
 
 
 async def test_media_test_pattern_moves_and_the_tone_is_audible() -> None:
@@ -63,3 +71,20 @@ def test_media_backoff_doubles_up_to_its_cap() -> None:
         assert 0.8 * base <= delay <= 1.2 * base
     backoff.reset()
     assert backoff.next_delay_s() <= 1.2
+
+
+async def test_media_thumbnail_is_small_and_at_most_15_fps() -> None:
+    """The camera's small layer: 320 px wide with the camera's aspect, every other frame of a
+    30 fps camera, with the camera's timestamps; stopping it stops its source."""
+    camera = PatternTrack(640, 480)
+    thumbnail = ThumbnailTrack(camera)
+    frames = [await thumbnail.recv() for _ in range(6)]
+    assert {(f.width, f.height) for f in frames} == {(THUMBNAIL_WIDTH, 240)}
+    seconds = [float(f.pts * f.time_base) for f in frames]
+    gaps = [b - a for a, b in itertools.pairwise(seconds)]
+    assert all(abs(gap - 1 / THUMBNAIL_FPS) < 0.005 for gap in gaps), gaps
+    thumbnail.stop()
+    assert camera.readyState == "ended"
+    small_camera = ThumbnailTrack(PatternTrack(160, 120))
+    assert ((await small_camera.recv()).width) == 160  # never scaled up
+    small_camera.stop()

@@ -18,7 +18,9 @@ from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.support.factories import heartbeat, make_occurrences, node_down
 
 
-def stats(occurrence_id: int, site_id: int, loss: float, rtt_ms: float) -> SfuEvent:
+def stats(
+    occurrence_id: int, site_id: int, loss: float, rtt_ms: float, layer: str | None = None
+) -> SfuEvent:
     return SfuEvent(
         id=uuid.uuid4().hex,
         type=EventType.stats,
@@ -29,7 +31,7 @@ def stats(occurrence_id: int, site_id: int, loss: float, rtt_ms: float) -> SfuEv
         site_id=site_id,
         peer_id=f"peer-{site_id}",
         direction="egress",
-        stats=PeerStats(loss_ratio=loss, rtt_ms=rtt_ms, packets=100),
+        stats=PeerStats(loss_ratio=loss, rtt_ms=rtt_ms, packets=100, layer=layer),
     )
 
 
@@ -42,8 +44,8 @@ def test_router_overview_for_it_staff(
         bridge_service.store_events(
             session=session,
             events=[
-                stats(live.id, sites["p1"].id, loss=0.01, rtt_ms=50),
-                stats(live.id, sites["p2"].id, loss=0.12, rtt_ms=80),
+                stats(live.id, sites["p1"].id, loss=0.01, rtt_ms=50, layer="main"),
+                stats(live.id, sites["p2"].id, loss=0.12, rtt_ms=80, layer="small"),
                 stats(live.id, sites["hq"].id, loss=0.0, rtt_ms=450),
             ],
         )
@@ -61,10 +63,10 @@ def test_router_overview_for_it_staff(
     assert [(n["id"], n["state"]) for n in body["nodes"]] == [("a", "up")]
     (meeting,) = body["meetings"]
     assert meeting["occurrence_id"] == live_id and meeting["title"] == "Giao ban"
-    assert [(s["site_id"], s["bad"]) for s in meeting["sites"]] == [
-        (sites["p2"].id, True),  # 12 % loss
-        (sites["p1"].id, False),
-        (sites["hq"].id, True),  # 450 ms
+    assert [(s["site_id"], s["bad"], s["layer"]) for s in meeting["sites"]] == [
+        (sites["p2"].id, True, "small"),  # 12 % loss: its screen gets the thumbnail
+        (sites["p1"].id, False, "main"),
+        (sites["hq"].id, True, None),  # 450 ms; no viewer report with a layer
     ]
     assert [t["site_name"] for t in body["offline_terminals"]] == ["Phòng họp Sở"]
     assert body["offline_terminals"][0]["last_seen_at"] is None

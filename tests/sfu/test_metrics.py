@@ -55,6 +55,9 @@ async def test_metrics_move_while_a_peer_streams(
     assert first[("confbridge_sfu_peers", (("direction", "ingest"), ("role", "chair")))] == 1
     assert first[("confbridge_sfu_peers", (("direction", "egress"), ("role", "site")))] == 1
     assert first[("confbridge_sfu_keyframe_requests_sent_total", ())] >= 1
+    # a hall's viewer, on a clean link: the main layer of the speaker's camera
+    assert first[("confbridge_sfu_viewer_layer_peers", (("layer", "main"),))] == 1
+    assert first[("confbridge_sfu_viewer_layer_peers", (("layer", "small"),))] == 0
     await asyncio.sleep(1)
     second = await scrape(stack)
     for name in (

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from confbridge.sites.models import Site
-from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.peers import WhepViewer, WhipPublisher, loopback_peer, until
 from tests.support.servers import Stack
 
 
@@ -93,6 +93,14 @@ async def test_worker_refuses_bad_requests_with_reasons(stack: Stack, peers: lis
         assert forged.status_code == 401
         unknown = await http.delete(f"{whip}/0123456789abcdef", headers=auth)
         assert unknown.status_code == 404
+        # a camera, its thumbnail, and one video track too many
+        crowded = loopback_peer()
+        for _ in range(3):
+            crowded.addTransceiver("video", direction="sendonly")
+        await crowded.setLocalDescription(await crowded.createOffer())
+        too_many = await post(whip, crowded.localDescription.sdp, {**auth, **sdp})
+        await crowded.close()
+        assert too_many.status_code == 400 and "two video tracks" in too_many.text
     # The room still serves a well-behaved publisher afterwards.
     publisher = WhipPublisher(whip, grant["token"])
     peers.append(publisher)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from av import AudioFrame, VideoFrame
 from sfu.rtc.ice import nominated_datagram_transport
 from tests.support.polling import until
 
+NOISE_FRAMES = 8  # random pictures a noisy camera cycles through
+NOISY_SHARE = 0.1  # of a noisy picture's bytes that are random
 TONE_HZ = 400  # a whole number of periods in each 20 ms frame at 8 kHz: no click between frames
 
 
@@ -49,19 +52,42 @@ def loopback_peer() -> RTCPeerConnection:
 
 
 class SizedVideoTrack(VideoStreamTrack):
-    """Synthetic camera: frames of a fixed size (which tells publishers apart at the viewer)."""
+    """Synthetic camera: frames of a fixed size (which tells publishers apart at the viewer).
 
-    def __init__(self, width: int, height: int) -> None:
+    `fps` below 30 sends fewer frames (a thumbnail); `noisy` puts a band of random pixels
+    across the top `NOISY_SHARE` of the picture: hard enough to compress that the stream runs
+    at its encoder's target bitrate, not so hard that it overshoots it."""
+
+    def __init__(self, width: int, height: int, *, fps: int = 30, noisy: bool = False) -> None:
         super().__init__()
         self.width = width
         self.height = height
+        self.fps = fps
+        size = sum(plane.buffer_size for plane in VideoFrame(width=width, height=height).planes)
+        band = int(size * NOISY_SHARE)
+        self._noise = (
+            [os.urandom(band) + bytes((128,)) * (size - band) for _ in range(NOISE_FRAMES)]
+            if noisy
+            else []
+        )
+        self._count = 0
 
     async def recv(self) -> VideoFrame:
         pts, time_base = await self.next_timestamp()
+        while self.fps < 30 and (pts // 3000) * self.fps // 30 == self._count:
+            pts, time_base = await self.next_timestamp()  # skip to the next frame due
+        self._count = (pts // 3000) * self.fps // 30
         image = VideoFrame(width=self.width, height=self.height)
-        shade = (pts // 3000) % 200
-        for plane in image.planes:
-            plane.update(bytes((shade,)) * plane.buffer_size)
+        if self._noise:
+            noise = self._noise[self._count % len(self._noise)]
+            offset = 0
+            for plane in image.planes:
+                plane.update(noise[offset : offset + plane.buffer_size])
+                offset += plane.buffer_size
+        else:
+            shade = (pts // 3000) % 200
+            for plane in image.planes:
+                plane.update(bytes((shade,)) * plane.buffer_size)
         image.pts = pts
         image.time_base = time_base
         return image
@@ -86,10 +112,18 @@ class WhipPublisher:
     location: str | None = None
     audio: MediaStreamTrack | None = None
     """The microphone (silence if None)."""
+    thumbnail: bool = False
+    """Also publish the camera's small layer, as halls do: a second video track at half the
+    width and height and 15 fps, after the audio (sfu.layers)."""
+    noisy: bool = False
+    """Random pixels: each layer runs at its encoder's target bitrate."""
 
     async def start(self) -> httpx.Response:
-        self.pc.addTrack(SizedVideoTrack(self.width, self.height))
+        self.pc.addTrack(SizedVideoTrack(self.width, self.height, noisy=self.noisy))
         self.pc.addTrack(self.audio or AudioStreamTrack())
+        if self.thumbnail:
+            small = SizedVideoTrack(self.width // 2, self.height // 2, fps=15, noisy=self.noisy)
+            self.pc.addTransceiver(small, direction="sendonly")
         return await _offer(self, self.url)
 
     async def stop(self) -> None:

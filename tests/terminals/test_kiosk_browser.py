@@ -19,13 +19,20 @@ from tests.support.browsers import async_chromium, skip_without_chromium
 from tests.support.factories import move_occurrence, soon
 from tests.support.peers import WhepViewer, WhipPublisher
 from tests.support.polling import eventually
-from tests.support.servers import Stack, attendance_of, wait_for_worker, wait_until_registered
+from tests.support.servers import (
+    NODE_SECRET,
+    Stack,
+    attendance_of,
+    wait_for_worker,
+    wait_until_registered,
+)
 
 skip_without_chromium()
 
 CHAIR_WIDTH = 160
 REJOIN_LIMIT_S = 10.0
 PAGE_TIMEOUT_MS = 30_000
+READER = {"Authorization": f"Bearer {NODE_SECRET}"}  # reads the worker's /rooms
 
 
 @pytest.fixture
@@ -223,3 +230,86 @@ async def test_kiosk_waits_as_told_by_a_503_retry_after(
         assert retry["retry_after_ms"] == 1000
         assert 1000 <= retry["retry_in_ms"] <= 1000 * 1.2 + 200, retry
     assert refused_at[1] - refused_at[0] >= 1.0
+
+
+# Every peer connection the page makes, kept for reading their stats.
+RECORD_PEER_CONNECTIONS = """
+(() => {
+    const Native = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = function (...args) {
+        const pc = new Native(...args);
+        window.peerConnections.push(pc);
+        return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+})();
+"""
+
+# What the page sends: one entry per outgoing video stream.
+OUTGOING_VIDEO = """async () => {
+    const sent = [];
+    for (const pc of window.peerConnections) {
+        if (pc.connectionState !== "connected") continue;
+        const stats = await pc.getStats();
+        for (const report of stats.values()) {
+            if (report.type === "outbound-rtp" && report.kind === "video") {
+                sent.push({
+                    mid: report.mid, width: report.frameWidth || 0,
+                    fps: report.framesPerSecond || 0, frames: report.framesEncoded || 0,
+                });
+            }
+        }
+    }
+    return sent;
+}"""
+
+
+async def test_kiosk_publishes_its_camera_and_its_thumbnail(
+    stack: Stack,
+    sites: dict[str, Site],
+    it_user: dict[str, str],
+    browser: Browser,
+    peers: list[WhipPublisher | WhepViewer],
+) -> None:
+    """The kiosk publishes two video tracks, the camera and its thumbnail (320 px wide, at
+    most 15 fps), and the bridge takes the second as the hall's small layer."""
+    await publish_chair(stack, peers)
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(
+            f"{stack.control}/api/v1/terminals", json={"site_id": sites["p1"].id}, headers=it_user
+        )
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    await context.add_init_script(RECORD_PEER_CONNECTIONS)
+    page = await context.new_page()
+    try:
+        await page.goto(created.json()["pairing"]["pairing_url"])
+
+        async def sending_both() -> list[dict[str, Any]] | None:
+            sent = await page.evaluate(OUTGOING_VIDEO)
+            flowing = [s for s in sent if s["frames"] > 30 and s["fps"] > 0 and s["width"]]
+            return sorted(flowing, key=lambda s: int(s["mid"])) if len(flowing) == 2 else None
+
+        # in m-line order: the camera (640 px, or less where Chromium saves CPU), its thumbnail
+        camera, thumbnail = await eventually(sending_both, 60, "the camera and its thumbnail")
+        assert thumbnail["width"] <= 320 < camera["width"], (camera, thumbnail)
+        assert thumbnail["fps"] <= 15 + 1, thumbnail  # Chromium's rate is measured, not declared
+
+        async def published() -> list[str] | None:
+            async with httpx.AsyncClient(timeout=10) as http:
+                listed = await http.get(f"{stack.worker}/rooms", headers=READER)
+            (room,) = listed.json()["rooms"]
+            ingest = [
+                peer["sources"]
+                for peer in room["peers"]
+                if peer["site_id"] == sites["p1"].id and peer["direction"] == "ingest"
+            ]
+            return ingest[0] if ingest else None
+
+        assert await eventually(published, 10, "the kiosk's ingest") == [
+            "audio",
+            "video",
+            "video-small",
+        ]
+    finally:
+        await context.close()

@@ -4,6 +4,7 @@ terminals; it refreshes itself. Also in headless Chromium."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
+from confbridge.bridge import service as bridge_service
 from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
@@ -20,8 +22,9 @@ from confbridge.settings import Settings
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
+from confbridge_kernel.contracts import EventType, PeerStats, SfuEvent
 from tests.support.browsers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, artifact
-from tests.support.factories import PASSWORD, create_user, heartbeat, node_down
+from tests.support.factories import PASSWORD, create_user, heartbeat, make_occurrences, node_down
 from tests.support.servers import ServerThread
 from tests.support.web import csrf_of
 
@@ -71,6 +74,45 @@ def test_dashboard_page_for_it_staff_only(
     assert twice.status_code == 200 and "acknowledged by" in twice.text
     forged = client.post(f"/it/alerts/{bridge_state}/acknowledge", data={"csrf_token": "x"})
     assert forged.status_code == 403
+
+
+def test_dashboard_page_shows_which_sites_get_the_thumbnail(
+    web: Callable[..., TestClient], database: Database, sites: dict[str, Site]
+) -> None:
+    with database.session() as session:
+        (live,) = make_occurrences(session, sites, count=1)
+        bridge_service.store_events(
+            session=session,
+            events=[
+                link_stats(live.id, sites["p1"].id, loss=0.0, layer="main"),
+                link_stats(live.id, sites["p2"].id, loss=0.2, layer="small"),
+            ],
+        )
+        session.commit()
+    html = web(Role.it).get("/it").text
+    assert "Hình nhận được" in html
+    rows = {
+        site: re.search(rf'data-site="{sites[site].id}".*?</tr>', html, re.S).group(0)  # type: ignore[union-attr]
+        for site in ("p1", "p2")
+    }
+    assert 'data-layer="main"' in rows["p1"] and "Đầy đủ" in rows["p1"]
+    assert 'data-layer="small"' in rows["p2"] and "Hình nhỏ (đường truyền yếu)" in rows["p2"]
+
+
+def link_stats(occurrence_id: int, site_id: int, *, loss: float, layer: str) -> SfuEvent:
+    """A hall viewer's periodic link report, as a worker sends it."""
+    return SfuEvent(
+        id=uuid.uuid4().hex,
+        type=EventType.stats,
+        at=utcnow() - timedelta(seconds=5),
+        node_id="local-0",
+        room=f"occ-{occurrence_id}",
+        occurrence_id=occurrence_id,
+        site_id=site_id,
+        peer_id=f"peer-{site_id}",
+        direction="egress",
+        stats=PeerStats(loss_ratio=loss, rtt_ms=40, packets=100, layer=layer),  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture

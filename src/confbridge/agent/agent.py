@@ -349,7 +349,13 @@ class TerminalAgent:
         if grant is None:
             grant = await self._client.join(item.occurrence_id, failed_node_id=failed_node_id)
         video, audio = self._media.tracks()
-        session = MeetingSession(grant, video, audio, relay_only=self._options.relay_only)
+        session = MeetingSession(
+            grant,
+            video,
+            audio,
+            relay_only=self._options.relay_only,
+            thumbnail=self._media.thumbnail(),
+        )
         await session.start()
         if previous is not None:
             await previous.close()  # after the new one is up: no gap in the hall's presence

@@ -3,10 +3,12 @@ or a generated test pattern and tone."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import struct
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from aiortc import MediaStreamTrack, VideoStreamTrack
 from aiortc.contrib.media import MediaPlayer, MediaRelay
@@ -19,6 +21,10 @@ PATTERN_WIDTH, PATTERN_HEIGHT = 320, 240
 # Luma of the bars, left to right (a grey staircase: the codec keeps it cheap).
 BAR_LUMA = (235, 210, 170, 145, 106, 81, 41)
 MOVING_BAR_PX = 8
+# The camera's small layer, sent beside it for viewers on a poor link (the worker's sfu.layers;
+# it caps the bitrate with its bandwidth reports, aiortc's encoder going no lower than 250 kbit/s)
+THUMBNAIL_WIDTH = 320
+THUMBNAIL_FPS = 15
 TONE_HZ = 400  # whole periods in a 20 ms frame at 8 and 48 kHz: no click between frames
 TONE_AMPLITUDE = 0.1
 
@@ -46,6 +52,40 @@ class PatternTrack(VideoStreamTrack):
             chroma.update(bytes((128,)) * chroma.buffer_size)
         frame.pts, frame.time_base = pts, time_base
         return frame
+
+
+class ThumbnailTrack(MediaStreamTrack):
+    """The camera's small layer: `source`'s frames at most `THUMBNAIL_FPS` a second, scaled
+    down to `THUMBNAIL_WIDTH` pixels wide (never up), off the event loop."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self._source = source
+        self._last_at: Fraction | None = None
+
+    async def recv(self) -> VideoFrame:
+        while True:
+            frame = await self._source.recv()
+            assert isinstance(frame, VideoFrame)
+            at = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1, 90_000))
+            # a little slack, so that a 30 fps camera gives every other frame
+            if self._last_at is None or at - self._last_at >= Fraction(9, 10 * THUMBNAIL_FPS):
+                self._last_at = at
+                break
+        if frame.width <= THUMBNAIL_WIDTH:
+            return frame
+        height = round(frame.height * THUMBNAIL_WIDTH / frame.width / 2) * 2
+        small = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: frame.reformat(width=THUMBNAIL_WIDTH, height=height)
+        )
+        small.pts, small.time_base = frame.pts, frame.time_base
+        return small
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
 
 
 class ToneTrack(AudioStreamTrack):
@@ -122,6 +162,11 @@ class MediaSources:
         video = self._relay.subscribe(self._video) if self._video else PatternTrack()
         audio = self._relay.subscribe(self._audio) if self._audio else ToneTrack()
         return video, audio
+
+    def thumbnail(self) -> MediaStreamTrack:
+        """The camera's small layer for one session (of the device, the file or a pattern)."""
+        source = self._relay.subscribe(self._video) if self._video else PatternTrack()
+        return ThumbnailTrack(source)
 
     def close(self) -> None:
         for player in self._players:

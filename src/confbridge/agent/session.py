@@ -81,6 +81,8 @@ class MeetingSession:
     video: MediaStreamTrack
     audio: MediaStreamTrack
     relay_only: bool = False
+    # the camera's small layer, sent as the offer's second video m-line (the worker's thumbnail)
+    thumbnail: MediaStreamTrack | None = None
     received: ReceivedMedia = field(default_factory=ReceivedMedia)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     lost_reason: str = ""
@@ -111,6 +113,8 @@ class MeetingSession:
         publisher = _Resource(self.grant.whip_url, self._peer(self.grant.node_id))
         publisher.pc.addTransceiver(self.video, direction="sendonly")
         publisher.pc.addTransceiver(self.audio, direction="sendonly")
+        if self.thumbnail is not None:
+            publisher.pc.addTransceiver(self.thumbnail, direction="sendonly")
         viewer_node = self.grant.viewing_node_id or self.grant.node_id
         viewer = _Resource(self.grant.whep_url, self._peer(viewer_node))
         viewer.pc.addTransceiver("video", direction="recvonly")
@@ -190,6 +194,8 @@ class MeetingSession:
         for resource in self._resources:
             await resource.pc.close()
         self._resources = []
+        if self.thumbnail is not None:
+            self.thumbnail.stop()  # its own subscription to the camera: nobody reads it now
 
     async def _delete(self, resource: _Resource) -> None:
         if resource.location is None:

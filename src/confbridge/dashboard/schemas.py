@@ -18,6 +18,7 @@ class SiteLinkRead(BaseModel):
     loss_ratio: float | None
     reported_at: datetime
     bad: bool
+    layer: str | None = None  # "main" or "small": what the site's screen receives
 
 
 class MeetingEdgeRead(BaseModel):

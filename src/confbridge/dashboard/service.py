@@ -44,6 +44,9 @@ class SiteLink:
     loss_ratio: float | None
     reported_at: datetime
     bad: bool
+    # the layer of the speaker's camera the site's screen last received: "main", or "small"
+    # (the thumbnail) while its downlink is poor; None before its viewer reported
+    layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
     if not rows:
         return []
     ids = [occurrence.id for occurrence, _title in rows]
-    latest = _worst_link_stats(session, ids, now)
+    latest, layers = _worst_link_stats(session, ids, now)
     site_ids = {site_id for _occurrence, site_id in latest}
     names = {
         site_id: name
@@ -149,6 +152,7 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
                 reported_at=at,
                 bad=(stats.get("loss_ratio") or 0) > alerts.link_loss_ratio
                 or (stats.get("rtt_ms") or 0) > alerts.link_rtt_ms,
+                layer=layers.get((occurrence_id, site_id), (at, None))[1],
             )
             for (occurrence_id, site_id), (at, stats) in latest.items()
             if occurrence_id == occurrence.id
@@ -170,10 +174,13 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
 
 def _worst_link_stats(
     session: Session, occurrence_ids: list[int], now: datetime
-) -> dict[tuple[int, int], tuple[datetime, dict]]:
+) -> tuple[
+    dict[tuple[int, int], tuple[datetime, dict]], dict[tuple[int, int], tuple[datetime, str]]
+]:
     """The worst recent link stats of each site in each meeting, by (occurrence id, site id),
-    with when they were reported."""
+    with when they were reported; and the layer its screen received last, with when."""
     latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    layers: dict[tuple[int, int], tuple[datetime, str]] = {}
     for occurrence_id, site_id, at, payload in session.execute(
         select(
             SfuEventRecord.occurrence_id,
@@ -194,7 +201,10 @@ def _worst_link_stats(
         # a site is as bad as its worst session (publish or view)
         if worst is None or _badness(stats) > _badness(worst[1]):
             latest[key] = (at, stats)
-    return latest
+        layer = stats.get("layer")
+        if layer is not None and (key not in layers or layers[key][0] <= at):
+            layers[key] = (at, layer)
+    return latest, layers
 
 
 def _badness(stats: dict) -> tuple[float, float]:

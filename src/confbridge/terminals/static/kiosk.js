@@ -371,7 +371,8 @@ async function join(item, lostNode = null) {
   };
   const stream = await openCamera();
   const state = { item, grant, lost: null, joinedAt: Date.now() };
-  state.outgoing = await whip.publish(grant.whip_url, grant.token, stream, options);
+  // with the camera's thumbnail: what viewers on a poor link get of this hall
+  state.outgoing = await whip.publish(grant.whip_url, grant.token, stream, { ...options, thumbnail: true });
   try {
     state.programme = await whip.view(grant.whep_url, grant.token, options);
   } catch (error) {

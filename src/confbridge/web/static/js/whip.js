@@ -89,7 +89,8 @@ export class Session {
  * media flows. Rejects with a WhipError if the server refuses the offer.
  *
  * Options (also for `view`): `rtcConfiguration`, given to RTCPeerConnection (e.g. iceServers
- * for a TURN relay); `gatheringTimeoutMs`, the longest wait for ICE gathering.
+ * for a TURN relay); `gatheringTimeoutMs`, the longest wait for ICE gathering. Publishing only:
+ * `thumbnail`, also send the camera's small layer (about 320 px wide, 15 fps, 200 kbit/s).
  */
 export async function publish(url, token, stream, options = {}) {
   const pc = new RTCPeerConnection(options.rtcConfiguration);
@@ -98,11 +99,38 @@ export async function publish(url, token, stream, options = {}) {
       // sendonly: the bridge never sends media back on a WHIP session.
       pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
+    const camera = stream.getVideoTracks()[0];
+    if (options.thumbnail && camera) {
+      addThumbnail(pc, camera);
+    }
     return await negotiate(pc, url, token, stream, options);
   } catch (error) {
     pc.close();
     throw error;
   }
+}
+
+/** Width of the camera's thumbnail; with its frame rate and bitrate, what the bridge expects. */
+export const THUMBNAIL_WIDTH = 320;
+const THUMBNAIL_MAX_FRAMERATE = 15;
+const THUMBNAIL_MAX_BITRATE = 200000;
+
+// The camera's small layer: a second video m-line after the others, on a clone of the camera
+// track scaled down by the encoder (the bridge sends it to viewers on a poor link, and takes
+// the second video m-line of a WHIP offer as the first one's thumbnail). A clone, so that the
+// two senders' encodings stay independent.
+function addThumbnail(pc, camera) {
+  const width = camera.getSettings().width || 640;
+  pc.addTransceiver(camera.clone(), {
+    direction: "sendonly",
+    sendEncodings: [
+      {
+        scaleResolutionDownBy: Math.max(1, width / THUMBNAIL_WIDTH),
+        maxFramerate: THUMBNAIL_MAX_FRAMERATE,
+        maxBitrate: THUMBNAIL_MAX_BITRATE,
+      },
+    ],
+  });
 }
 
 /**
