@@ -220,6 +220,9 @@ async def test_browser_content_is_decoded_on_the_second_track_switched_and_stopp
     await console.wait_content(HALL_SLIDES[0], "the hall's slides in the console")
     await expect(page.locator("#content-name")).to_have_text(sites["p2"].name)
     await expect(stop).to_be_enabled()
+    shown = page.locator("#content")  # decoded into the element, and playing
+    await expect(shown).to_have_js_property("videoWidth", HALL_SLIDES[0])
+    await expect(shown).to_have_js_property("paused", False)
     await page.screenshot(path=artifact("web-console-content.png"), full_page=True)
 
     # The chair presents: its slides replace the hall's everywhere.

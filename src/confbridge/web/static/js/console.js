@@ -24,6 +24,10 @@ function renderFloor(floor) {
   const presenter = floor.content_site_id ?? null;
   document.body.dataset.content = presenter ?? "";
   document.getElementById("content-box").hidden = presenter === null;
+  if (presenter !== null) {
+    // autoplay does not start a video that was hidden when its stream came
+    document.getElementById("content").play().catch(() => {});
+  }
   document.getElementById("content-name").textContent = siteNames[presenter] ?? "–";
   document.querySelector('button[data-action="stop_content"]').disabled = presenter === null;
   const queue = document.getElementById("hands-queue");
