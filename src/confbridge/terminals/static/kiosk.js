@@ -279,6 +279,40 @@ function showProgramme(stream) {
   });
 }
 
+// Content (trình chiếu) arrives on the programme's second video track, and only while someone
+// shares: the layout follows whether its frames keep coming, polled from the receiver's stats.
+const CONTENT_POLL_MS = 500;
+const CONTENT_GONE_MS = 1500;
+let contentTimer = null;
+
+function showContent(session) {
+  clearInterval(contentTimer);
+  const video = $("content");
+  video.srcObject = session.content;
+  const [track] = session.content ? session.content.getVideoTracks() : [];
+  const receiver = track && session.pc.getReceivers().find((r) => r.track === track);
+  let decoded = 0;
+  let lastFrameAt = 0;
+  const set = (on) => {
+    if ((document.body.dataset.content === "on") === on) return;
+    document.body.dataset.content = on ? "on" : "off";
+    if (on) video.play().catch(() => {});  // hidden until now: autoplay did not start it
+    note(on ? "content_shown" : "content_hidden");
+  };
+  set(false);
+  if (!receiver) return;
+  contentTimer = setInterval(async () => {
+    if (session.pc.connectionState === "closed") return clearInterval(contentTimer);
+    let frames = decoded;
+    (await receiver.getStats()).forEach((report) => {
+      if (report.type === "inbound-rtp") frames = report.framesDecoded ?? frames;
+    });
+    if (frames > decoded) lastFrameAt = Date.now();
+    decoded = frames;
+    set(Date.now() - lastFrameAt < CONTENT_GONE_MS);
+  }, CONTENT_POLL_MS);
+}
+
 // The screen stays lit between meetings (a playing video already holds it during one); the
 // lock is taken again when the page is shown again, which releases it.
 let wakeLock = null;
@@ -373,7 +407,7 @@ async function join(item, lostNode = null) {
   const state = { item, grant, lost: null, joinedAt: Date.now() };
   state.outgoing = await whip.publish(grant.whip_url, grant.token, stream, options);
   try {
-    state.programme = await whip.view(grant.whep_url, grant.token, options);
+    state.programme = await whip.view(grant.whep_url, grant.token, { ...options, content: true });
   } catch (error) {
     await state.outgoing.stop().catch(() => {});
     throw error;
@@ -381,6 +415,7 @@ async function join(item, lostNode = null) {
   watch(state.outgoing, state, grant.node_id);
   watch(state.programme, state, grant.viewing_node_id || grant.node_id);
   showProgramme(state.programme.stream);
+  showContent(state.programme);
   const previous = meeting;
   meeting = state;
   if (previous) await stopSessions(previous);
