@@ -46,6 +46,23 @@ VideoFileOption = Annotated[
     str | None, typer.Option(help="publish this file (looped) instead of a camera")
 ]
 VideoSizeOption = Annotated[str, typer.Option(help="camera capture size")]
+ContentFileOption = Annotated[
+    str | None,
+    typer.Option(
+        help="present this video or slides file (looped) as content (trình chiếu) in every "
+        "meeting, whenever the site may present (the chair site; another once it has the floor)"
+    ),
+]
+ContentDeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="present this capture device as content: a V4L2 grabber, e.g. /dev/video2, or "
+        "an X display's screen, e.g. :0.0"
+    ),
+]
+ContentRetryOption = Annotated[
+    float, typer.Option(help="how often to ask again while the site may not present", min=0.1)
+]
 RelayOnlyOption = Annotated[
     bool, typer.Option(help="use TURN relay candidates only (strict firewalls)")
 ]
@@ -98,6 +115,9 @@ def terminal(
     microphone: MicrophoneOption = None,
     video_file: VideoFileOption = None,
     video_size: VideoSizeOption = "640x480",
+    content_file: ContentFileOption = None,
+    content_device: ContentDeviceOption = None,
+    content_retry_s: ContentRetryOption = 5.0,
     relay_only: RelayOnlyOption = False,
     host_address: HostAddressOption = None,
     join_early_s: JoinEarlyOption = 0.0,
@@ -116,6 +136,7 @@ def terminal(
 
     from confbridge.agent.agent import AgentOptions
     from confbridge.agent.client import Revoked
+    from confbridge.agent.content import ContentSource
     from confbridge.agent.media import MediaSources
     from confbridge.agent.run import AgentSetupError, run_agent
     from confbridge.agent.screen import ScreenOptions
@@ -139,7 +160,13 @@ def terminal(
         join_early_s=join_early_s,
         relay_only=relay_only,
         backoff_max_s=backoff_max_s,
+        content_retry_s=content_retry_s,
     )
+    if content_file and content_device:
+        fail("give --content-file or --content-device, not both", code=2)
+    if screen and (content_file or content_device):
+        fail("--content-file and --content-device need the agent to attend the meetings "
+             "itself; leave out --screen", code=2)  # fmt: skip
     media = MediaSources(
         camera=camera, microphone=microphone, video_file=video_file, video_size=video_size
     )
@@ -165,6 +192,7 @@ def terminal(
                 code=pair,
                 host_addresses=host_address or [],
                 screen=screen_options,
+                content=ContentSource(file=content_file, device=content_device),
             )
         )
     except AgentSetupError as exc:
