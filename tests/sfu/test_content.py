@@ -8,6 +8,8 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
+
 from confbridge.sites.models import Site
 from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.servers import Stack
@@ -76,6 +78,14 @@ async def test_content_reaches_viewers_on_the_second_track_and_the_chair_stops_i
     assert CHAIR_SLIDES_WIDTH not in plain.widths_since(0)
     floor = (await stack.floor("take")).json()
     assert floor["content_site_id"] == sites["hq"].id
+    # a hall that joins while the chair presents gets the slides at once
+    again = await stack.join("p1")  # a second screen of the hall: its own grant
+    late = WhepViewer(again["whep_url"], again["token"], content=True)
+    peers.append(late)
+    assert (await late.start()).status_code == 201
+    await until(
+        lambda: CHAIR_SLIDES_WIDTH in late.content_widths_since(0), timeout_s=MEDIA_TIMEOUT_S
+    )
 
     # The hall given the floor presents; its slides replace the chair's.
     assert (await stack.floor("give", sites["p2"].id)).status_code == 200
@@ -110,8 +120,22 @@ async def test_content_reaches_viewers_on_the_second_track_and_the_chair_stops_i
     assert events[1]["detail"]["reason"] == "replaced by another presenter"
     assert events[3]["detail"]["reason"].startswith("stopped by")
     # A presentation is no attendance: the camera sessions' joins are the only ones.
-    joined = [e["site_id"] for e in await stack.events() if e["type"] == "joined"]
-    assert sorted(joined) == sorted([sites["hq"].id, sites["p1"].id, sites["p2"].id])
+    joined = {e["site_id"] for e in await stack.events() if e["type"] == "joined"}
+    assert joined == {sites["hq"].id, sites["p1"].id, sites["p2"].id}
+    # The attendance lists who presented, when, and how it ended.
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            f"{stack.control}/api/v1/occurrences/{stack.occurrence_id}/attendance",
+            headers=stack.secretariat,
+        )
+    assert response.status_code == 200, response.text
+    shown = response.json()["presentations"]
+    assert [(p["site_id"], p["site_name"], p["end_reason"]) for p in shown] == [
+        (sites["hq"].id, sites["hq"].name, "replaced by another presenter"),
+        (sites["p2"].id, sites["p2"].name, "stopped by user:vanphong"),
+    ]
+    assert shown[0]["started_at"] < shown[0]["ended_at"] <= shown[1]["started_at"]
+    assert shown[1]["ended_at"] == events[3]["at"]
 
 
 async def test_content_grant_cannot_view_nor_carry_audio(stack: Stack, peers: list) -> None:
