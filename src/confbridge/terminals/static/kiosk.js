@@ -11,6 +11,7 @@
 // keeps the display awake.
 
 import * as whip from "/static/js/whip.js";
+import { setupSharing, showContent } from "/terminal/content.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -42,6 +43,8 @@ const WORDS = {
     pair_failed: "Mã kết nối không đúng hoặc đã hết hạn",
     pair_wait: "Nhập sai quá nhiều lần; vui lòng đợi vài phút rồi thử lại",
     no_speaker: "Chưa có đại biểu phát biểu",
+    share: "Trình chiếu", stop_sharing: "Dừng trình chiếu", share_failed: "Chưa trình chiếu được",
+    may_not_present: "Chỉ điểm cầu chủ trì hoặc điểm cầu đang phát biểu được trình chiếu",
   },
   en: {
     title: "Terminal", pair_title: "Pair this terminal",
@@ -58,6 +61,8 @@ const WORDS = {
     pair_failed: "The pairing code is wrong or has expired",
     pair_wait: "Too many wrong codes; wait a few minutes and try again",
     no_speaker: "Nobody has the floor",
+    share: "Present", stop_sharing: "Stop presenting", share_failed: "Could not present",
+    may_not_present: "Only the chair site or the site that has the floor may present",
   },
 };
 
@@ -279,40 +284,6 @@ function showProgramme(stream) {
   });
 }
 
-// Content (trình chiếu) arrives on the programme's second video track, and only while someone
-// shares: the layout follows whether its frames keep coming, polled from the receiver's stats.
-const CONTENT_POLL_MS = 500;
-const CONTENT_GONE_MS = 1500;
-let contentTimer = null;
-
-function showContent(session) {
-  clearInterval(contentTimer);
-  const video = $("content");
-  video.srcObject = session.content;
-  const [track] = session.content ? session.content.getVideoTracks() : [];
-  const receiver = track && session.pc.getReceivers().find((r) => r.track === track);
-  let decoded = 0;
-  let lastFrameAt = 0;
-  const set = (on) => {
-    if ((document.body.dataset.content === "on") === on) return;
-    document.body.dataset.content = on ? "on" : "off";
-    if (on) video.play().catch(() => {});  // hidden until now: autoplay did not start it
-    note(on ? "content_shown" : "content_hidden");
-  };
-  set(false);
-  if (!receiver) return;
-  contentTimer = setInterval(async () => {
-    if (session.pc.connectionState === "closed") return clearInterval(contentTimer);
-    let frames = decoded;
-    (await receiver.getStats()).forEach((report) => {
-      if (report.type === "inbound-rtp") frames = report.framesDecoded ?? frames;
-    });
-    if (frames > decoded) lastFrameAt = Date.now();
-    decoded = frames;
-    set(Date.now() - lastFrameAt < CONTENT_GONE_MS);
-  }, CONTENT_POLL_MS);
-}
-
 // The screen stays lit between meetings (a playing video already holds it during one); the
 // lock is taken again when the page is shown again, which releases it.
 let wakeLock = null;
@@ -415,7 +386,7 @@ async function join(item, lostNode = null) {
   watch(state.outgoing, state, grant.node_id);
   watch(state.programme, state, grant.viewing_node_id || grant.node_id);
   showProgramme(state.programme.stream);
-  showContent(state.programme);
+  showContent(state.programme, note);
   const previous = meeting;
   meeting = state;
   if (previous) await stopSessions(previous);
@@ -614,6 +585,7 @@ $("mic").addEventListener("click", () => {
 });
 
 $("selftest-button").addEventListener("click", selfTest);
+setupSharing($("share"), { api, t, note, relayOnly, current: () => meeting });
 
 $("pair-form").addEventListener("submit", async (event) => {
   event.preventDefault();
