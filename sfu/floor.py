@@ -18,6 +18,9 @@ class Floor:
     `mute_all` mutes every site but the chair; giving the floor unmutes the site given it.
     `voice_on` lets the loudest unmuted site take the floor (see `sfu.voice`); an explicit
     `give` or `take` turns that mode off again, so the chair's choice sticks.
+
+    `content_site_id` is who presents content (`sfu.content`); the room sets it, and
+    `stop_content` clears it (the room then ends the presenter's session).
     """
 
     room: str
@@ -27,6 +30,7 @@ class Floor:
     muted: set[int] = field(default_factory=set)
     hands: list[int] = field(default_factory=list)
     voice_activated: bool = False
+    content_site_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.speaker_site_id is None:
@@ -74,6 +78,8 @@ class Floor:
             self.voice_activated = True
         elif action == FloorAction.voice_off:
             self.voice_activated = False
+        elif action == FloorAction.stop_content:
+            self.content_site_id = None
         if action in (FloorAction.give, FloorAction.take):
             # The chair picked the speaker: voice activation would undo that at the next word.
             self.voice_activated = False
@@ -98,6 +104,11 @@ class Floor:
         self.muted = set(state.muted_site_ids)
         self.hands = list(state.hands)
         self.voice_activated = state.voice_activated
+        self.content_site_id = state.content_site_id
+
+    def may_present(self, site_id: int) -> bool:
+        """The chair site, or the site that has the floor, may share content."""
+        return site_id in (self.chair_site_id, self.speaker_site_id)
 
     def _set_speaker(self, site_id: int) -> None:
         if site_id != self.speaker_site_id:
@@ -151,4 +162,5 @@ class Floor:
             muted_site_ids=sorted(self.muted),
             hands=list(self.hands),
             voice_activated=self.voice_activated,
+            content_site_id=self.content_site_id,
         )

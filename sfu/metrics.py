@@ -63,7 +63,7 @@ class ForwardingTotals:
             self.keyframe_requests_sent += stats.keyframe_requests_sent
 
     def add_peer(self, peer: Peer) -> None:
-        self.add_sources(peer.sources.values())
+        self.add_sources(_sources_of(peer))
         for slot in peer.slots:
             slot_stats = slot.stats()
             self.packets_forwarded += slot_stats.packets_sent
@@ -262,7 +262,7 @@ def received_stats(sources: Iterable[Source]) -> tuple[PeerStats, int]:
 def peer_stats(peer: Peer, interval_s: float) -> PeerStats:
     """Link quality of one session since the previous report, `interval_s` ago."""
     if peer.direction == "ingest":
-        stats, total = received_stats(peer.sources.values())
+        stats, total = received_stats(_sources_of(peer))
     else:
         slots = [s.stats() for s in peer.slots]
         total = sum(s.bytes_sent for s in slots)
@@ -283,3 +283,9 @@ def peer_stats(peer: Peer, interval_s: float) -> PeerStats:
     stats.interval_s = interval_s  # attendance credits media at most two intervals back
     peer.last_bytes = total
     return stats
+
+
+def _sources_of(peer: Peer) -> list[Source]:
+    """A peer's camera and microphone, or its presentation (sfu.content)."""
+    content = [peer.content_source] if peer.content_source is not None else []
+    return [*peer.sources.values(), *content]

@@ -14,8 +14,15 @@ import httpx
 from aiortc import RTCPeerConnection
 from aiortc.rtcdatachannel import RTCDataChannel
 
-from confbridge_kernel.contracts import FloorCommand, FloorState, PeerRole, PeerStats
+from confbridge_kernel.contracts import (
+    FloorCommand,
+    FloorState,
+    GrantPurpose,
+    PeerRole,
+    PeerStats,
+)
 from sfu.cascade import RelayState, Upstream, assign_tracks
+from sfu.content import ContentShare
 from sfu.errors import SfuError
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
@@ -93,16 +100,23 @@ class Peer:
     # camera it gets from them (sfu.layers; not for relays and SIP legs)
     video_link: Callable[[], EgressStats] | None = None
     layer: LayerPolicy | None = None
+    # content sharing (sfu.content): a presenter's track, or a viewer's second video track
+    purpose: GrantPurpose = GrantPurpose.media
+    content_source: Source | None = None
+    content_slot: Slot | None = None
 
     @property
     def slots(self) -> list[Slot]:
-        return [*self.video_slots, *self.audio_slots]
+        content = [self.content_slot] if self.content_slot is not None else []
+        return [*self.video_slots, *self.audio_slots, *content]
 
     async def close(self) -> None:
         for slot in self.slots:
             slot.close()
         for source in self.sources.values():
             source.close()
+        if self.content_source is not None:
+            self.content_source.close()
         if self.pc is not None:
             await self.pc.close()
 
@@ -123,6 +137,7 @@ class Room:
         self.ends_at = grant.ends_at
         self.floor = Floor(room=self.name, chair_site_id=grant.chair_site_id)
         self.peers: dict[str, Peer] = {}
+        self.content = ContentShare()
         # Set once a SIP leg with H.264 is in the room: WebRTC sessions opened from then on
         # are answered with H.264 ahead of the worker's video codec (room systems speak H.264,
         # and packets are forwarded as they are).
@@ -215,6 +230,11 @@ class Room:
 
     def add(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
+        if peer.purpose is GrantPurpose.content:
+            self.content.start(peer)
+            self._content_changed(peer.site_id)
+            return
+        self.content.add_viewer(peer)
         for kind, source in peer.sources.items():
             self._sources[(peer.site_id, kind)] = source
         if (
@@ -273,6 +293,9 @@ class Room:
 
     def remove(self, peer: Peer) -> None:
         self.peers.pop(peer.id, None)
+        self.content.remove_viewer(peer)
+        if self.content.end(peer):
+            self._content_changed(None)
         for kind, source in peer.sources.items():
             if self._sources.get((peer.site_id, kind)) is source:
                 del self._sources[(peer.site_id, kind)]
@@ -285,9 +308,16 @@ class Room:
     def apply_floor(self, command: FloorCommand) -> FloorState:
         speaker = self.floor.speaker_site_id
         if self.floor.apply(command, self.present_site_ids()):
+            if self.floor.content_site_id is None:
+                self.content.end()  # stop_content: the worker closes the presenter's session
             self._floor_changed(speaker, time.monotonic())
         self._run_voice(self.floor.voice_activated)
         return self.floor.state()
+
+    def _content_changed(self, site_id: int | None) -> None:
+        if self.floor.content_site_id != site_id:
+            self.floor.content_site_id = site_id
+            self._on_floor_changed(self)
 
     def _floor_changed(self, speaker_before: int | None, now: float) -> None:
         if self.floor.speaker_site_id != speaker_before:

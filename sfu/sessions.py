@@ -24,10 +24,11 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from confbridge_kernel.contracts import EventType, GrantClaims, PeerRole
+from confbridge_kernel.contracts import GrantClaims, PeerRole
 from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
 from sfu.codecs import H264
 from sfu.config import WorkerSettings
+from sfu.content import attach_content, check_presenter, joined_event, left_event
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
 from sfu.layers import SMALL_MAX_BITRATE_BPS, SMALL_VIDEO
@@ -108,6 +109,7 @@ class Sessions:
         if direction == "whip" and grant.role in (PeerRole.viewer, PeerRole.relay):
             raise SfuError(403, f"a {grant.role.value} grant cannot publish")
         room = self.room_for(grant)
+        check_presenter(direction, grant, room.floor)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
         # No STUN/TURN for the worker itself: its media address is configured, not discovered
@@ -126,6 +128,7 @@ class Sessions:
             created_at=utcnow(),
             grant_id=grant.jti,
             credential_id=grant.credential_id,
+            purpose=grant.purpose,
         )
         if peer.role is PeerRole.relay:
             self._serve_floor_channel(room, peer)
@@ -193,10 +196,13 @@ class Sessions:
                     f"unsupported {transceiver.kind} codec: this bridge takes {', '.join(allowed)}",
                 )
         label = f"{peer.site_name} ({peer.id[:6]})"
+        content = attach_content(peer, transceivers, label)  # a presenter's, or a viewer's
+        rest = [t for t in transceivers if t is not content]
         if peer.direction == "ingest":
-            self._attach_sources(peer, transceivers, label)
+            if content is None:
+                self._attach_sources(peer, rest, label)
         else:
-            for transceiver in transceivers:
+            for transceiver in rest:
                 egress = RtpEgress(transceiver)
                 slot = Slot(egress, label=label)
                 (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
@@ -250,10 +256,13 @@ class Sessions:
             state = peer.pc.connectionState
             if state == "connected" and not peer.connected:
                 peer.connected = True
+                replaced = room.content.presenter if peer.content_source else None
                 room.add(peer)
                 if peer.sources:
                     self._sources_changed(room)
-                self._events.emit(EventType.joined, room, peer)
+                if replaced is not None:  # one presenter at a time (sfu.content)
+                    await self.remove_peer(replaced, reason="replaced by another presenter")
+                self._events.emit(joined_event(peer), room, peer)
             elif state in ("failed", "closed"):
                 await self.remove_peer(peer, reason=f"connection {state}")
 
@@ -377,6 +386,6 @@ class Sessions:
         if restart is not None:
             restart.cancel()
         if peer.connected:
-            self._events.emit(EventType.left, room, peer, detail={"reason": reason})
+            self._events.emit(left_event(peer), room, peer, detail={"reason": reason})
         await peer.close()
         log.info("peer %s of %s left %s: %s", peer.id[:6], peer.site_name, room.name, reason)

@@ -244,10 +244,19 @@ class Worker:
         room = open_room(self.rooms, room_name)
         if room.is_edge:
             raise SfuError(409, "this media server relays the room; its origin takes the floor")
+        presenter = room.content.presenter
         try:
-            return room.apply_floor(command)
+            state = room.apply_floor(command)
         except FloorError as exc:
             raise SfuError(422, str(exc)) from None
+        if presenter is not None and room.content.presenter is None:
+            # stop_content: the presentation ended at once; its session goes now too
+            self.tasks.own(
+                asyncio.get_running_loop().create_task(
+                    self.sessions.remove_peer(presenter, reason=f"stopped by {command.by}")
+                )
+            )
+        return state
 
     def _floor_changed(self, room: Room) -> None:
         self.edges.pipes_changed(room)
@@ -281,7 +290,8 @@ class Worker:
                 if peer.connected:
                     stats = peer_stats(peer, interval)
                     self.metrics.observe(room.name, peer.direction, stats)
-                    self.events.emit(EventType.stats, room, peer, stats=stats)
+                    if peer.content_source is None:  # a presentation is not a site's link
+                        self.events.emit(EventType.stats, room, peer, stats=stats)
             if room.upstream is not None and room.upstream.connected:
                 # the link to the node above: its loss and jitter, for IT staff's charts
                 feed, _total = received_stats(room.feed_sources())

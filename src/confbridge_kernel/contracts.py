@@ -30,6 +30,15 @@ class PeerRole(StrEnum):
     relay = "relay"  # another media server that relays the programme to its own sites
 
 
+class GrantPurpose(StrEnum):
+    """What a grant's session carries: the site's camera and microphone, or its content."""
+
+    media = "media"
+    # a presentation (screen, window, a file's slides) published beside the camera; viewers
+    # get it on a second video track (sfu.content)
+    content = "content"
+
+
 RELAY_SITE_ID = 0
 """The `site_id` of a relay grant (a node, not a site; real site ids start at 1)."""
 
@@ -44,6 +53,7 @@ class FloorAction(StrEnum):
     lower_hand = "lower_hand"
     voice_on = "voice_on"
     voice_off = "voice_off"
+    stop_content = "stop_content"  # end the presentation, whoever shares it
 
 
 def room_name(occurrence_id: int) -> str:
@@ -85,6 +95,10 @@ class GrantClaims(BaseModel):
     terminal_id: int | None = None
     credential_id: str | None = Field(
         default=None, description="the terminal token it was issued to (a one-way fingerprint)"
+    )
+    purpose: GrantPurpose = Field(
+        default=GrantPurpose.media,
+        description="content: the grant publishes the site's presentation (WHIP only)",
     )
     prefers_h264: bool = Field(
         default=False,
@@ -162,6 +176,9 @@ class FloorState(BaseModel):
     muted_site_ids: list[int]
     hands: list[int] = Field(description="sites with a raised hand, in the order raised")
     voice_activated: bool = False
+    content_site_id: int | None = Field(
+        default=None, description="the site presenting content now, if any"
+    )
 
 
 class EventType(StrEnum):
@@ -169,6 +186,8 @@ class EventType(StrEnum):
     left = "left"
     floor_changed = "floor_changed"
     stats = "stats"
+    content_started = "content_started"  # a site began presenting (detail: its name)
+    content_stopped = "content_stopped"  # ... and stopped (detail: the reason)
 
 
 class PeerStats(BaseModel):
@@ -241,6 +260,7 @@ class JoinInfo(BaseModel):
     ice_servers: list[dict[str, Any]]
     expires_at: datetime
     role: PeerRole
+    purpose: GrantPurpose = GrantPurpose.media
     node_id: str | None = Field(
         default=None, description="the media server of the room (None: the configured one)"
     )

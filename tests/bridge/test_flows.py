@@ -88,6 +88,8 @@ def test_flows_a_restart_ends_sessions_joined_while_the_control_plane_was_away(
     spooled = [
         event(occurrence_id, sites["p1"], "ghost", EventType.joined, joined_at),
         event(occurrence_id, sites["p1"], "ghost", EventType.stats, last_stats_at),
+        # and presents its slides on that process too
+        event(occurrence_id, sites["p1"], "slides", EventType.content_started, joined_at),
     ]
     # p2 joins the new process: its session is alive
     alive = [
@@ -107,6 +109,14 @@ def test_flows_a_restart_ends_sessions_joined_while_the_control_plane_was_away(
     assert lefts(database) == {"ghost": (last_stats_at, "node_restarted")}
     client.post(HEARTBEAT, json=beat("second", restart_at, 0), headers=key)
     assert len(lefts(database)) == 1  # once
+    with database.session() as session:  # the presentation ended with its process too
+        (shown,) = attendance_service.presentations(session=session, occurrence_id=occurrence_id)
+    assert (shown.site_id, shown.started_at, shown.end_reason) == (
+        sites["p1"].id,
+        joined_at,
+        "node_restarted",
+    )
+    assert shown.ended_at is not None and shown.ended_at >= joined_at
     with database.session() as session:
         row = session.get(Occurrence, occurrence_id)
         assert row is not None

@@ -42,6 +42,7 @@ from confbridge_kernel.contracts import (
     EventType,
     FloorCommand,
     FloorState,
+    GrantPurpose,
     NodeHeartbeat,
     PeerRole,
     PeerStats,
@@ -257,6 +258,27 @@ def test_join_invited_site_gets_a_site_grant(
     claims = verifier.verify(response.json()["token"], room=room_name(occurrence_id))
     assert (claims.site_id, claims.role) == (sites["p1"].id, PeerRole.site)
     assert claims.chair_site_id == sites["hq"].id
+
+
+def test_join_content_grant_for_the_chair_and_not_for_a_site_without_the_floor(
+    client: TestClient, meeting: Callable[..., int], terminal: Callable[[str], Headers]
+) -> None:
+    occurrence_id = meeting(now())
+    url = f"/api/v1/occurrences/{occurrence_id}/join"
+    # a site's floor is the worker's: with no room open, it cannot have it
+    site = client.post(url, json={"purpose": "content"}, headers=terminal("p1"))
+    assert site.status_code == 409 and "not open" in site.json()["detail"]
+    chair = client.post(url, json={"purpose": "content"}, headers=terminal("hq"))
+    assert chair.status_code == 200, chair.text
+    assert chair.json()["purpose"] == "content"
+    claims = GrantVerifier(public_pem(client).encode()).verify(
+        chair.json()["token"], room=room_name(occurrence_id)
+    )
+    assert claims.purpose is GrantPurpose.content
+    plain = client.post(url, json={}, headers=terminal("p1"))
+    assert plain.status_code == 200 and plain.json()["purpose"] == "media"
+    unknown = client.post(url, json={"purpose": "slides"}, headers=terminal("p1"))
+    assert unknown.status_code == 422
 
 
 def test_join_grant_key_is_only_the_public_key(client: TestClient, node: Headers) -> None:

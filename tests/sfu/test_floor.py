@@ -101,3 +101,23 @@ def test_floor_voice_never_picks_a_muted_site_and_serves_its_hand() -> None:
     act(floor, FloorAction.mute_all)
     act(floor, FloorAction.raise_hand, WARD_A)
     assert floor.state().voice_activated
+
+
+def test_floor_may_present_the_chair_and_the_speaker_only() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    assert floor.may_present(CHAIR) and not floor.may_present(WARD_A)
+    act(floor, FloorAction.give, WARD_A)
+    assert floor.may_present(WARD_A) and floor.may_present(CHAIR)
+    assert not floor.may_present(WARD_B)
+
+
+def test_floor_stop_content_clears_the_presenter_and_is_mirrored() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    assert not act(floor, FloorAction.stop_content)  # nobody presents: nothing changes
+    floor.content_site_id = WARD_A
+    assert floor.state().content_site_id == WARD_A
+    edge = Floor(room="occ-1", chair_site_id=CHAIR)
+    edge.mirror(floor.state())
+    assert edge.content_site_id == WARD_A
+    assert act(floor, FloorAction.stop_content)
+    assert floor.state().content_site_id is None

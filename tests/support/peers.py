@@ -117,9 +117,13 @@ class WhipPublisher:
     width and height and 15 fps, after the audio (sfu.layers)."""
     noisy: bool = False
     """Random pixels: each layer runs at its encoder's target bitrate."""
+    content: bool = False
+    """Publish a presentation (one video track, with a content grant) instead of a camera."""
 
     async def start(self) -> httpx.Response:
         self.pc.addTrack(SizedVideoTrack(self.width, self.height, noisy=self.noisy))
+        if self.content:
+            return await _offer(self, self.url)
         self.pc.addTrack(self.audio or AudioStreamTrack())
         if self.thumbnail:
             small = SizedVideoTrack(self.width // 2, self.height // 2, fps=15, noisy=self.noisy)
@@ -141,30 +145,40 @@ class WhepViewer:
     location: str | None = None
     frames: list[Frame] = field(default_factory=list)
     audio_frames: int = 0
+    content: bool = False
+    """Offer a second video track, which carries the presentation while someone shares."""
+    content_frames: list[Frame] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> httpx.Response:
         self.pc.addTransceiver("video", direction="recvonly")
         self.pc.addTransceiver("audio", direction="recvonly")
+        content = self.pc.addTransceiver("video", direction="recvonly") if self.content else None
         self.pc.on(
-            "track", lambda track: self._tasks.append(asyncio.create_task(self._read(track)))
+            "track",
+            lambda track: self._tasks.append(
+                asyncio.create_task(
+                    self._read(track, content is not None and content.receiver.track is track)
+                )
+            ),
         )
         return await _offer(self, self.url)
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self._tasks.append(asyncio.create_task(self._read(track)))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
+    async def _read(self, track: MediaStreamTrack, is_content: bool = False) -> None:
         with contextlib.suppress(Exception):
             while True:
                 frame = await track.recv()
-                if track.kind == "video":
-                    self.frames.append(Frame(time.monotonic(), frame.width, frame.height))
-                else:
+                if track.kind == "audio":
                     self.audio_frames += 1
+                    continue
+                decoded = Frame(time.monotonic(), frame.width, frame.height)
+                (self.content_frames if is_content else self.frames).append(decoded)
 
     def widths_since(self, moment: float) -> set[int]:
         return {f.width for f in self.frames if f.at >= moment}
+
+    def content_widths_since(self, moment: float) -> set[int]:
+        return {f.width for f in self.content_frames if f.at >= moment}
 
     async def stop(self) -> None:
         for task in self._tasks:

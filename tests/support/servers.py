@@ -217,6 +217,15 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()
 
+    async def join_content(self, site: str) -> httpx.Response:
+        """Ask for a grant to present content as `site` (the answer, refused or not)."""
+        async with httpx.AsyncClient(base_url=self.control, timeout=10) as http:
+            return await http.post(
+                f"/api/v1/occurrences/{self.occurrence_id}/join",
+                json={"purpose": "content"},
+                headers={"Authorization": f"Bearer {self.tokens[site]}"},
+            )
+
     async def floor(self, action: str, site_id: int | None = None) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self.control, timeout=10) as http:
             return await http.post(

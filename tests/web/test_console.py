@@ -121,6 +121,13 @@ def test_console_floor_actions_report_a_media_server_that_is_down(
     as_form = client.post(path, data=form)
     assert as_form.status_code == 503
     assert "Không kết nối được máy chủ truyền hình" in as_form.text
+    # stopping the presentation is one of the console's actions: it reaches the (dead) node
+    stop = client.post(
+        path,
+        data={"csrf_token": token, "action": "stop_content"},
+        headers={"Accept": "application/json"},
+    )
+    assert stop.status_code == 503
     for bad in ({"action": "dance"}, {"action": "raise_hand"}, {"action": ""}):
         refused = client.post(path, data={"csrf_token": token, **bad})
         assert refused.status_code == 422

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from confbridge.agent.backoff import Backoff, retry_after_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
+from confbridge.agent.content import CONTENT_RETRY_S, ContentSource, present
 from confbridge.agent.media import MediaSources
 from confbridge.agent.screen import KioskScreen
 from confbridge.agent.session import MeetingSession, SessionError
@@ -52,6 +53,8 @@ class AgentOptions:
     relay_only: bool = False
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 8.0
+    # how often a hall with content to present asks again while it may not present
+    content_retry_s: float = CONTENT_RETRY_S
 
 
 class TerminalAgent:
@@ -66,9 +69,12 @@ class TerminalAgent:
         media: MediaSources,
         options: AgentOptions,
         screen: KioskScreen | None = None,
+        content: ContentSource | None = None,
     ) -> None:
         self._client = client
         self._media = media
+        # what the hall presents in each meeting it attends (None: nothing)
+        self._content = content
         self._options = options
         self._screen = screen
         self._occurrence_id: int | None = None
@@ -265,6 +271,7 @@ class TerminalAgent:
         lost_node: str | None = None
         renew = False
         joined_at = time.monotonic()
+        presenting: asyncio.Task[None] | None = None
         try:
             while True:
                 refreshed = await self._still_on(item)
@@ -287,6 +294,7 @@ class TerminalAgent:
                     renew = False
                     lost_node = None
                     joined_at = time.monotonic()
+                    presenting = presenting or self._present(occurrence_id)
                 reason = await self._watch(session, item)
                 if reason == "end":
                     break
@@ -305,6 +313,9 @@ class TerminalAgent:
                         backoff, item, f"connection lost ({lost_reason})"
                     )
         finally:
+            if presenting is not None:
+                presenting.cancel()
+                await asyncio.gather(presenting, return_exceptions=True)
             if session is not None:
                 await session.close()
                 log.info(
@@ -314,6 +325,21 @@ class TerminalAgent:
                 )
             self._occurrence_id = None
             self._beat_now.set()
+
+    def _present(self, occurrence_id: int) -> asyncio.Task[None] | None:
+        """Start presenting the hall's content in the meeting it has joined, if it has any."""
+        if self._content is None:
+            return None
+        return asyncio.create_task(
+            present(
+                self._client,
+                self._content,
+                occurrence_id,
+                relay_only=self._options.relay_only,
+                retry_s=self._options.content_retry_s,
+            ),
+            name="agent-content",
+        )
 
     async def _pause_after_failure(
         self,

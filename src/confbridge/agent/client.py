@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from confbridge_kernel.contracts import JoinInfo
+from confbridge_kernel.contracts import GrantPurpose, JoinInfo
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -108,10 +108,19 @@ class ControlClient:
     async def agenda(self) -> AgendaView:
         return AgendaView.model_validate(await self._call("GET", "/api/v1/terminals/me/agenda"))
 
-    async def join(self, occurrence_id: int, *, failed_node_id: str | None = None) -> JoinInfo:
+    async def join(
+        self,
+        occurrence_id: int,
+        *,
+        failed_node_id: str | None = None,
+        purpose: GrantPurpose = GrantPurpose.media,
+    ) -> JoinInfo:
         """A join grant; `failed_node_id` names the media server lost with the previous one,
-        so that the control plane moves the room if that server is dead."""
-        body = {"failed_node_id": failed_node_id} if failed_node_id else None
+        so that the control plane moves the room if that server is dead; `purpose` content
+        asks for a grant to present."""
+        body: dict[str, Any] | None = {"failed_node_id": failed_node_id} if failed_node_id else None
+        if purpose is not GrantPurpose.media:
+            body = {**(body or {}), "purpose": purpose.value}
         return JoinInfo.model_validate(
             await self._call("POST", f"/api/v1/occurrences/{occurrence_id}/join", json=body)
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from confbridge.agent.agent import AgentOptions, TerminalAgent
 from confbridge.agent.client import ControlClient, ControlError
+from confbridge.agent.content import ContentSource
 from confbridge.agent.media import MediaSources
 from confbridge.agent.screen import KioskScreen, ScreenOptions
 from sfu.rtc.ice import set_consent_timing, use_host_addresses
@@ -71,9 +72,11 @@ async def run_agent(
     code: str | None,
     host_addresses: Sequence[str] = (),
     screen: ScreenOptions | None = None,
+    content: ContentSource | None = None,
 ) -> None:
     """Pair if needed, then run until cancelled or revoked (raises `Revoked`). With `screen`,
-    a kiosk window attends the meetings and the devices are left to it (not opened here)."""
+    a kiosk window attends the meetings and the devices are left to it (not opened here).
+    With `content`, the hall presents it in every meeting, whenever it may."""
     # systemd stops the service with SIGTERM: leave the meeting (DELETE) before exiting
     main = asyncio.current_task()
     if main is not None:
@@ -90,8 +93,28 @@ async def run_agent(
             kiosk = KioskScreen(client, screen)
         else:
             await asyncio.to_thread(media.open)
-        await TerminalAgent(client, media, options, kiosk).run()
+        await TerminalAgent(client, media, options, kiosk, await _opened(content)).run()
     finally:
         media.close()
+        if content is not None:
+            content.close()
         await client.close()
         log.info("stopped", extra={"event": "stopped"})
+
+
+async def _opened(content: ContentSource | None) -> ContentSource | None:
+    """The content source, opened; None if there is none or it cannot be opened (the hall
+    still attends its meetings, and the log says why it presents nothing)."""
+    if content is None or not content.configured:
+        return None
+    try:
+        await asyncio.to_thread(content.open)
+    except Exception as exc:  # PyAV raises several kinds; all mean "nothing to present"
+        log.error(
+            "content %s cannot be opened: %s",
+            content.file or content.device,
+            exc,
+            extra={"event": "content_unavailable"},
+        )
+        return None
+    return content

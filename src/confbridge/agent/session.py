@@ -75,14 +75,16 @@ class _Resource:
 @dataclass
 class MeetingSession:
     """Publish (WHIP) and view (WHEP) with one join grant. `lost` is set when either peer
-    connection fails or closes without `close()` having been called."""
+    connection fails or closes without `close()` having been called. A presentation
+    (`confbridge.agent.content`) publishes its video alone: no audio, `view` False."""
 
     grant: JoinInfo
     video: MediaStreamTrack
-    audio: MediaStreamTrack
+    audio: MediaStreamTrack | None
     relay_only: bool = False
     # the camera's small layer, sent as the offer's second video m-line (the worker's thumbnail)
     thumbnail: MediaStreamTrack | None = None
+    view: bool = True
     received: ReceivedMedia = field(default_factory=ReceivedMedia)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     lost_reason: str = ""
@@ -109,18 +111,21 @@ class MeetingSession:
         return pc
 
     async def start(self) -> None:
-        """Send both offers and wait until both connections are up (or raise)."""
+        """Send the offers and wait until the connections are up (or raise)."""
         publisher = _Resource(self.grant.whip_url, self._peer(self.grant.node_id))
         publisher.pc.addTransceiver(self.video, direction="sendonly")
-        publisher.pc.addTransceiver(self.audio, direction="sendonly")
+        if self.audio is not None:
+            publisher.pc.addTransceiver(self.audio, direction="sendonly")
         if self.thumbnail is not None:
             publisher.pc.addTransceiver(self.thumbnail, direction="sendonly")
-        viewer_node = self.grant.viewing_node_id or self.grant.node_id
-        viewer = _Resource(self.grant.whep_url, self._peer(viewer_node))
-        viewer.pc.addTransceiver("video", direction="recvonly")
-        viewer.pc.addTransceiver("audio", direction="recvonly")
-        viewer.pc.on("track", self._on_track)
-        self._resources = [publisher, viewer]
+        self._resources = [publisher]
+        if self.view:
+            viewer_node = self.grant.viewing_node_id or self.grant.node_id
+            viewer = _Resource(self.grant.whep_url, self._peer(viewer_node))
+            viewer.pc.addTransceiver("video", direction="recvonly")
+            viewer.pc.addTransceiver("audio", direction="recvonly")
+            viewer.pc.on("track", self._on_track)
+            self._resources.append(viewer)
         try:
             await asyncio.gather(*(self._negotiate(r) for r in self._resources))
             await self._connected()

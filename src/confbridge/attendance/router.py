@@ -16,6 +16,7 @@ from confbridge.attendance.schemas import (
     CorrectionCreate,
     CorrectionRead,
     OccurrenceAttendance,
+    Presentation,
 )
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import CurrentUser, SecretariatUser
@@ -112,6 +113,10 @@ def occurrence_attendance(
             guests=len(records) - len(invited),
         ),
         records=records,
+        presentations=[
+            Presentation(**vars(p))
+            for p in attendance_service.presentations(session=session, occurrence_id=occurrence.id)
+        ],
     )
 
 

@@ -68,6 +68,18 @@ class AttendanceSummary(BaseModel):
     guests: int = Field(default=0, description="SIP callers that joined without an invitation")
 
 
+class Presentation(BaseModel):
+    """One site's content sharing (trình chiếu) in the meeting, from the SFU's events."""
+
+    site_id: int
+    site_name: str | None = Field(description="null: a site no longer in the directory")
+    started_at: datetime
+    ended_at: datetime | None = Field(description="null: still presenting")
+    end_reason: str | None = Field(
+        default=None, description="e.g. 'deleted' (the hall stopped), 'stopped by user:...'"
+    )
+
+
 class OccurrenceAttendance(BaseModel):
     occurrence_id: int
     series_id: int
@@ -82,3 +94,6 @@ class OccurrenceAttendance(BaseModel):
     ended: bool = Field(description="false: figures so far, while the meeting runs or before")
     summary: AttendanceSummary
     records: list[AttendanceRecord]
+    presentations: list[Presentation] = Field(
+        default_factory=list, description="who presented content, and when, oldest first"
+    )

@@ -555,6 +555,42 @@ def for_occurrence(
     return occurrence, result
 
 
+@dataclass
+class PresentationSpan:
+    """One content session of a site: from its `content_started` to its `content_stopped`."""
+
+    site_id: int
+    site_name: str | None
+    started_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+
+
+def presentations(*, session: Session, occurrence_id: int) -> list[PresentationSpan]:
+    """Who presented content in the occurrence and when, oldest first (one span per content
+    session, so a hall that presented twice has two)."""
+    kinds = (EventType.content_started.value, EventType.content_stopped.value)
+    query = (
+        select(SfuEventRecord, Site.name)
+        .outerjoin(Site, Site.id == SfuEventRecord.site_id)
+        .where(SfuEventRecord.occurrence_id == occurrence_id, SfuEventRecord.type.in_(kinds))
+        .order_by(SfuEventRecord.at, SfuEventRecord.id)
+    )
+    spans: list[PresentationSpan] = []
+    open_spans: dict[str | None, PresentationSpan] = {}
+    for event, site_name in session.execute(query):
+        if event.site_id is None:
+            continue
+        if event.type == EventType.content_started.value:
+            span = PresentationSpan(event.site_id, site_name, started_at=event.at)
+            spans.append(span)
+            open_spans[event.peer_id] = span
+        elif (span := open_spans.pop(event.peer_id, None)) is not None:
+            span.ended_at = event.at
+            span.end_reason = (event.payload.get("detail") or {}).get("reason")
+    return spans
+
+
 def _guest_attendance(
     session: Session, figures: dict[int, SiteFigures], invited: set[int]
 ) -> list[SiteAttendance]:

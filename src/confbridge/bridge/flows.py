@@ -22,6 +22,11 @@ SESSION_LOOKBACK = timedelta(days=1)
 """Sessions of a node that went down are looked for among events this recent."""
 NODE_DOWN = "node_down"
 NODE_RESTARTED = "node_restarted"
+# A session's start and its end: a site's (attendance) and a presentation's (who presented).
+SESSION_ENDS = {
+    EventType.joined.value: EventType.left,
+    EventType.content_started.value: EventType.content_stopped,
+}
 
 
 def end_sessions(
@@ -35,7 +40,8 @@ def end_sessions(
 ) -> int:
     """Record a `left` event for every session the node reported joined and never reported
     left (only those joined before `joined_before`, if given), so that attendance shows the
-    gap until the site rejoins elsewhere.
+    gap until the site rejoins elsewhere; and a `content_stopped` for every presentation it
+    reported started and never stopped.
 
     Each leaves at `at` (the node's last heartbeat) or at the session's own last event if that
     came later (a heartbeat the control plane missed while it was away), never after
@@ -45,7 +51,7 @@ def end_sessions(
     left = select(SfuEventRecord.peer_id).where(
         SfuEventRecord.peer_id.is_not(None),
         SfuEventRecord.node_id == node_id,
-        SfuEventRecord.type == EventType.left.value,
+        SfuEventRecord.type.in_([end.value for end in SESSION_ENDS.values()]),
         SfuEventRecord.at >= since,
     )
     query = select(
@@ -54,9 +60,10 @@ def end_sessions(
         SfuEventRecord.occurrence_id,
         SfuEventRecord.site_id,
         SfuEventRecord.direction,
+        SfuEventRecord.type,
     ).where(
         SfuEventRecord.node_id == node_id,
-        SfuEventRecord.type == EventType.joined.value,
+        SfuEventRecord.type.in_(list(SESSION_ENDS)),
         SfuEventRecord.at >= since,
         SfuEventRecord.peer_id.not_in(left),
     )
@@ -80,7 +87,7 @@ def end_sessions(
     events = [
         SfuEvent(
             id=f"node-down-{row.peer_id}"[:64],
-            type=EventType.left,
+            type=SESSION_ENDS[row.type],
             at=min(cap, max(at, since, last_at.get(row.peer_id) or at)),
             node_id=node_id,
             room=row.room,

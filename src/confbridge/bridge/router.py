@@ -28,6 +28,7 @@ from confbridge_kernel.contracts import (
     EventBatch,
     EventType,
     FloorState,
+    GrantPurpose,
     JoinInfo,
     NodeHeartbeat,
     NodeHeartbeatAck,
@@ -81,6 +82,7 @@ def join(
         failed_node_id=body.failed_node_id if body else None,
         terminal_id=terminal.id,
         credential_id=auth_service.credential_id(terminal),
+        purpose=body.purpose if body else GrantPurpose.media,
     )
     session.commit()  # the room's placement, made at its first join
     return info

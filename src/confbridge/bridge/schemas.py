@@ -8,7 +8,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from confbridge.pagination import Id
-from confbridge_kernel.contracts import EventType, FloorAction, FloorState, PeerStats
+from confbridge_kernel.contracts import (
+    EventType,
+    FloorAction,
+    FloorState,
+    GrantPurpose,
+    PeerStats,
+)
 
 
 class FloorRequest(BaseModel):
@@ -41,8 +47,16 @@ class SfuEventRead(BaseModel):
 
 
 class JoinRequest(BaseModel):
-    """Optional body of a join: what went wrong with the previous grant, if anything."""
+    """Optional body of a join: what the grant is for, and what went wrong with the previous
+    grant, if anything."""
 
+    purpose: GrantPurpose = Field(
+        default=GrantPurpose.media,
+        description=(
+            "content: a grant to publish the site's presentation (screen, window, slides) "
+            "with WHIP; only the chair site or the site that has the floor gets one"
+        ),
+    )
     failed_node_id: str | None = Field(
         default=None,
         max_length=100,

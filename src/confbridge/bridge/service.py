@@ -36,6 +36,7 @@ from confbridge_kernel.contracts import (
     FloorCommand,
     FloorState,
     GrantClaims,
+    GrantPurpose,
     JoinInfo,
     PeerRole,
     SfuEvent,
@@ -57,10 +58,17 @@ CHAIR_ACTIONS = frozenset(
         FloorAction.mute_all,
         FloorAction.voice_on,
         FloorAction.voice_off,
+        FloorAction.stop_content,
     }
 )
 UNTARGETED_ACTIONS = frozenset(
-    {FloorAction.take, FloorAction.mute_all, FloorAction.voice_on, FloorAction.voice_off}
+    {
+        FloorAction.take,
+        FloorAction.mute_all,
+        FloorAction.voice_on,
+        FloorAction.voice_off,
+        FloorAction.stop_content,
+    }
 )
 FLOOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
 # Rows per INSERT: 11 columns × 80 rows stays under the oldest SQLite limit of 999 parameters.
@@ -116,6 +124,7 @@ def issue_grant(
     expires_at: datetime,
     terminal_id: int | None = None,
     credential_id: str | None = None,
+    purpose: GrantPurpose = GrantPurpose.media,
 ) -> IssuedGrant:
     """Build and sign a grant to the occurrence's room for one holder (a site's terminal, a
     relaying node, the chair console); every grant the control plane hands out comes from here."""
@@ -133,6 +142,7 @@ def issue_grant(
         exp=int(expires_at.timestamp()),
         terminal_id=terminal_id,
         credential_id=credential_id,
+        purpose=purpose,
         prefers_h264=expects_room_systems(occurrence),
     )
     return IssuedGrant(claims=claims, token=signer.sign(claims))
@@ -310,6 +320,7 @@ def join(
     terminal_id: int | None = None,
     credential_id: str | None = None,
     as_guest: bool = False,
+    purpose: GrantPurpose = GrantPurpose.media,
 ) -> JoinInfo:
     """Issue a join grant for `site` in the occurrence's room, if the site may join now.
 
@@ -318,11 +329,15 @@ def join(
     name the terminal token the grant goes to, so that revoking it voids the grant on workers.
     `as_guest` (the SIP gateway, once the caller gave the PIN) lets a guest site
     (`sites.service.sip_guest_site`) in without a booking; a terminal never passes it.
+    `purpose` content asks for a grant to present (`_check_presenter`).
     """
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     role = _join_role(session, occurrence, site, as_guest)
     _refuse_cancelled(occurrence)
     _check_window(occurrence, join_early_min=settings.join_early_min, now=now, tz=tz)
+    chair = chair_site_id(session=session, occurrence=occurrence)
+    if purpose is GrantPurpose.content:
+        _check_presenter(session, occurrence, site, chair=chair, signer=signer)
     # Whole seconds, as in the grant's `exp`.
     expires_at = grant_expiry(
         end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s
@@ -334,11 +349,12 @@ def join(
         site_id=site.id,
         site_name=site.name,
         role=role,
-        chair_site=chair_site_id(session=session, occurrence=occurrence),
+        chair_site=chair,
         now=now,
         expires_at=expires_at,
         terminal_id=terminal_id,
         credential_id=credential_id,
+        purpose=purpose,
     )
     claims = grant.claims
     if failed_node_id is not None:
@@ -354,12 +370,13 @@ def join(
         region=region_of(site),
     )
     log.info(
-        "join grant %s: site %s, room %s on %s, as %s",
+        "join grant %s: site %s, room %s on %s, as %s (%s)",
         claims.jti,
         site.id,
         room,
         server.node_id,
         role,
+        purpose,
     )
     return JoinInfo(
         whip_url=f"{server.public_url}/whip/{room}",
@@ -368,9 +385,29 @@ def join(
         ice_servers=ice_servers(settings, site_id=site.id, now=now, expires_at=expires_at),
         expires_at=expires_at,
         role=role,
+        purpose=purpose,
         node_id=server.node_id,
         viewing_node_id=viewing.node_id,
     )
+
+
+def _check_presenter(
+    session: Session, occurrence: Occurrence, site: Site, *, chair: int, signer: GrantSigner
+) -> None:
+    """Only the chair site, or the site that has the floor now, may present. The floor is the
+    worker's: asked of it, so a site that lost the floor a moment ago gets no grant (the
+    worker checks again when the presentation is published)."""
+    if site.id == chair:
+        return
+    if site.guest_uri is not None:
+        raise Forbidden("a SIP guest cannot present content")
+    client = room_client(session=session, occurrence_id=occurrence.id, signer=signer)
+    state = client.get_floor(room=room_name(occurrence.id))
+    if state.speaker_site_id != site.id:
+        raise Forbidden(
+            f"site {site.id} ({site.name}) may not present: only the chair site or the site "
+            "that has the floor may share content"
+        )
 
 
 # --- the floor ---------------------------------------------------------------------------------

@@ -46,6 +46,23 @@ VideoFileOption = Annotated[
     str | None, typer.Option(help="publish this file (looped) instead of a camera")
 ]
 VideoSizeOption = Annotated[str, typer.Option(help="camera capture size")]
+ContentFileOption = Annotated[
+    str | None,
+    typer.Option(
+        help="present this video or slides file (looped) as content (trình chiếu) in every "
+        "meeting, whenever the site may present (the chair site; another once it has the floor)"
+    ),
+]
+ContentDeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="present this capture device as content: a V4L2 grabber, e.g. /dev/video2, or "
+        "an X display's screen, e.g. :0.0"
+    ),
+]
+ContentRetryOption = Annotated[
+    float, typer.Option(help="how often to ask again while the site may not present", min=0.1)
+]
 RelayOnlyOption = Annotated[
     bool, typer.Option(help="use TURN relay candidates only (strict firewalls)")
 ]
@@ -98,6 +115,9 @@ def terminal(
     microphone: MicrophoneOption = None,
     video_file: VideoFileOption = None,
     video_size: VideoSizeOption = "640x480",
+    content_file: ContentFileOption = None,
+    content_device: ContentDeviceOption = None,
+    content_retry_s: ContentRetryOption = 5.0,
     relay_only: RelayOnlyOption = False,
     host_address: HostAddressOption = None,
     join_early_s: JoinEarlyOption = 0.0,
@@ -116,22 +136,22 @@ def terminal(
 
     from confbridge.agent.agent import AgentOptions
     from confbridge.agent.client import Revoked
+    from confbridge.agent.content import ContentSource
     from confbridge.agent.media import MediaSources
     from confbridge.agent.run import AgentSetupError, run_agent
     from confbridge.agent.screen import ScreenOptions
     from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
 
-    if log_format not in ("text", "json"):
-        fail(f"--log-format: unknown value {log_format!r} (text or json)", code=2)
-    if not server.startswith(("http://", "https://")):
-        fail(f"--server must start with http:// or https://, got {server!r}", code=2)
-    stored = token_file is not None and token_file.is_file() and token_file.stat().st_size > 0
-    if not (token or stored or pair):
-        fail("no terminal token: give --token, a --token-file holding one, or --pair CODE")
-    if screen and (camera or microphone or video_file):
-        fail("--screen: the kiosk window uses the hall's camera; leave out --camera, "
-             "--microphone and --video-file", code=2)  # fmt: skip
     # options checked first: logging set up for a run that is refused would outlive it
+    _check_options(
+        log_format=log_format,
+        server=server,
+        has_token=bool(token or pair) or _stored_token(token_file),
+        screen=screen,
+        own_media=bool(camera or microphone or video_file),
+        content_file=content_file,
+        content_device=content_device,
+    )
     # one line per agent event: the libraries' per-request and per-check lines stay out
     logging.config.dictConfig(
         log_config(log_format, "INFO", quiet=NOISY_MEDIA_LOGGERS)  # type: ignore[arg-type]
@@ -143,6 +163,7 @@ def terminal(
         join_early_s=join_early_s,
         relay_only=relay_only,
         backoff_max_s=backoff_max_s,
+        content_retry_s=content_retry_s,
     )
     media = MediaSources(
         camera=camera, microphone=microphone, video_file=video_file, video_size=video_size
@@ -166,6 +187,7 @@ def terminal(
                 code=pair,
                 host_addresses=host_address or [],
                 screen=screen_options,
+                content=ContentSource(file=content_file, device=content_device),
             )
         )
     except AgentSetupError as exc:
@@ -175,3 +197,35 @@ def terminal(
         fail(f"the terminal token was refused: {exc.detail}", code=TERMINAL_REVOKED_EXIT)
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass  # stopped (Ctrl-C, or SIGTERM from systemd) after leaving the meeting
+
+
+def _stored_token(token_file: Path | None) -> bool:
+    return token_file is not None and token_file.is_file() and token_file.stat().st_size > 0
+
+
+def _check_options(
+    *,
+    log_format: str,
+    server: str,
+    has_token: bool,
+    screen: bool,
+    own_media: bool,
+    content_file: str | None,
+    content_device: str | None,
+) -> None:
+    """Refuse options that cannot work together, in one line each (exit 2, or 1 for a
+    missing token)."""
+    if log_format not in ("text", "json"):
+        fail(f"--log-format: unknown value {log_format!r} (text or json)", code=2)
+    if not server.startswith(("http://", "https://")):
+        fail(f"--server must start with http:// or https://, got {server!r}", code=2)
+    if not has_token:
+        fail("no terminal token: give --token, a --token-file holding one, or --pair CODE")
+    if screen and own_media:
+        fail("--screen: the kiosk window uses the hall's camera; leave out --camera, "
+             "--microphone and --video-file", code=2)  # fmt: skip
+    if content_file and content_device:
+        fail("give --content-file or --content-device, not both", code=2)
+    if screen and (content_file or content_device):
+        fail("--content-file and --content-device need the agent to attend the meetings "
+             "itself; leave out --screen", code=2)  # fmt: skip

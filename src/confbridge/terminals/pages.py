@@ -72,6 +72,12 @@ def kiosk_script() -> FileResponse:
     return FileResponse(HERE / "static" / "kiosk.js", media_type="text/javascript")
 
 
+@router.get("/terminal/content.js", name="kiosk_content_script")
+def kiosk_content_script() -> FileResponse:
+    """The kiosk's content sharing (trình chiếu), a module of kiosk.js."""
+    return FileResponse(HERE / "static" / "content.js", media_type="text/javascript")
+
+
 @router.get("/terminal/kiosk.css", name="kiosk_style")
 def kiosk_style() -> FileResponse:
     return FileResponse(HERE / "static" / "kiosk.css", media_type="text/css")

@@ -22,7 +22,14 @@ from confbridge_kernel.contracts import FloorAction, PeerRole, room_name
 router = APIRouter(include_in_schema=False)
 CONSOLE_SITE_ID = 0  # the console watches the programme; it is not a site of the meeting
 CONSOLE_ACTIONS = frozenset(
-    {FloorAction.give, FloorAction.take, FloorAction.mute, FloorAction.unmute, FloorAction.mute_all}
+    {
+        FloorAction.give,
+        FloorAction.take,
+        FloorAction.mute,
+        FloorAction.unmute,
+        FloorAction.mute_all,
+        FloorAction.stop_content,
+    }
 )
 
 

@@ -44,6 +44,7 @@ FLOOR_ACTIONS = {
     "mute": N_("Mute"),
     "unmute": N_("Unmute"),
     "mute_all": N_("Mute all"),
+    "stop_content": N_("Stop the presentation"),
 }
 UNIT_KINDS = {
     "province": N_("Province"),

@@ -81,6 +81,7 @@ class LiveStatus:
     muted: set[int] = field(default_factory=set)
     hands: list[int] = field(default_factory=list)
     voice_activated: bool = False
+    content_site_id: int | None = None  # who presents content now (sfu.content)
     _seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -125,6 +126,7 @@ class LiveStatus:
         self.muted = set(floor.get("muted_site_ids") or [])
         self.hands = [s for s in floor.get("hands") or [] if s in self.sites]
         self.voice_activated = bool(floor.get("voice_activated"))
+        self.content_site_id = floor.get("content_site_id")
         return {s for s in self.sites if self._floor_view(s) != before[s]}
 
     def _floor_view(self, site_id: int) -> tuple[bool, bool, int | None]:
@@ -151,6 +153,7 @@ class LiveStatus:
             "muted_site_ids": sorted(s for s in self.muted if s in self.sites),
             "hands": list(self.hands),
             "voice_activated": self.voice_activated,
+            "content_site_id": self.content_site_id,
         }
 
     def view(self, site_ids: set[int] | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@
 // keeps the display awake.
 
 import * as whip from "/static/js/whip.js";
+import { setupSharing, showContent } from "/terminal/content.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -42,6 +43,8 @@ const WORDS = {
     pair_failed: "Mã kết nối không đúng hoặc đã hết hạn",
     pair_wait: "Nhập sai quá nhiều lần; vui lòng đợi vài phút rồi thử lại",
     no_speaker: "Chưa có đại biểu phát biểu",
+    share: "Trình chiếu", stop_sharing: "Dừng trình chiếu", share_failed: "Chưa trình chiếu được",
+    may_not_present: "Chỉ điểm cầu chủ trì hoặc điểm cầu đang phát biểu được trình chiếu",
   },
   en: {
     title: "Terminal", pair_title: "Pair this terminal",
@@ -58,6 +61,8 @@ const WORDS = {
     pair_failed: "The pairing code is wrong or has expired",
     pair_wait: "Too many wrong codes; wait a few minutes and try again",
     no_speaker: "Nobody has the floor",
+    share: "Present", stop_sharing: "Stop presenting", share_failed: "Could not present",
+    may_not_present: "Only the chair site or the site that has the floor may present",
   },
 };
 
@@ -374,7 +379,7 @@ async function join(item, lostNode = null) {
   // with the camera's thumbnail: what viewers on a poor link get of this hall
   state.outgoing = await whip.publish(grant.whip_url, grant.token, stream, { ...options, thumbnail: true });
   try {
-    state.programme = await whip.view(grant.whep_url, grant.token, options);
+    state.programme = await whip.view(grant.whep_url, grant.token, { ...options, content: true });
   } catch (error) {
     await state.outgoing.stop().catch(() => {});
     throw error;
@@ -382,6 +387,7 @@ async function join(item, lostNode = null) {
   watch(state.outgoing, state, grant.node_id);
   watch(state.programme, state, grant.viewing_node_id || grant.node_id);
   showProgramme(state.programme.stream);
+  showContent(state.programme, note);
   const previous = meeting;
   meeting = state;
   if (previous) await stopSessions(previous);
@@ -580,6 +586,7 @@ $("mic").addEventListener("click", () => {
 });
 
 $("selftest-button").addEventListener("click", selfTest);
+setupSharing($("share"), { api, t, note, relayOnly, current: () => meeting });
 
 $("pair-form").addEventListener("submit", async (event) => {
   event.preventDefault();

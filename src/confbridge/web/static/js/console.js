@@ -20,6 +20,16 @@ function showMessage(text) {
 function renderFloor(floor) {
   document.getElementById("speaker-name").textContent = siteNames[floor.speaker_site_id] ?? "–";
   document.body.dataset.floorSpeaker = floor.speaker_site_id;
+  // Who presents (null: nobody); the chair can stop it.
+  const presenter = floor.content_site_id ?? null;
+  document.body.dataset.content = presenter ?? "";
+  document.getElementById("content-box").hidden = presenter === null;
+  if (presenter !== null) {
+    // autoplay does not start a video that was hidden when its stream came
+    document.getElementById("content").play().catch(() => {});
+  }
+  document.getElementById("content-name").textContent = siteNames[presenter] ?? "–";
+  document.querySelector('button[data-action="stop_content"]').disabled = presenter === null;
   const queue = document.getElementById("hands-queue");
   const template = document.getElementById("hand-template");
   queue.replaceChildren();
@@ -96,9 +106,11 @@ async function watchProgramme() {
     }
     const session = await view(grant.whep_url, grant.token, {
       rtcConfiguration: { iceServers: grant.ice_servers ?? [] },
+      content: true,
     });
     window.programmeSession = session;
     video.srcObject = session.stream;
+    document.getElementById("content").srcObject = session.content;
     const showState = () => {
       const state = session.pc.connectionState;
       status.textContent = state === "connected" ? labels.programme_on : labels.programme_wait;

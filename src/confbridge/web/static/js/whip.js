@@ -17,6 +17,11 @@
 // reason the ICE servers a WHIP server may list in `Link` headers come too late to be used;
 // give STUN/TURN servers in `options.rtcConfiguration` instead.
 //
+// Content sharing (trình chiếu): `present(grant.whip_url, grant.token, screen)` with a grant
+// asked for with `{"purpose": "content"}` publishes a screen, a window or slides drawn on a
+// canvas; `view(url, token, { content: true })` adds a second video track to the programme,
+// `session.content`, which carries the presentation while someone shares (no frames otherwise).
+//
 // Reconnecting after a network drop is the caller's job: watch `session.pc.connectionState`,
 // and on "failed" stop() the session and publish or view again.
 
@@ -59,6 +64,8 @@ export class Session {
     this.resourceUrl = resourceUrl;
     this.token = token;
     this.stream = stream;
+    /** The presentation's MediaStream (a view with `content: true`), else null. */
+    this.content = null;
   }
 
   /**
@@ -134,19 +141,40 @@ function addThumbnail(pc, camera) {
 }
 
 /**
+ * Publish a presentation (the one video track of `stream`: a screen, a window, a canvas) with
+ * WHIP at `url`, authorised by a content grant. The track is hinted as "detail", so the
+ * browser keeps text sharp rather than motion smooth.
+ */
+export async function present(url, token, stream, options = {}) {
+  const [track] = stream.getVideoTracks();
+  if (!track) {
+    throw new WhipError(0, "nothing to present: the stream has no video track", url);
+  }
+  track.contentHint = "detail";
+  return publish(url, token, new MediaStream([track]), options);
+}
+
+/**
  * View the programme with WHEP at `url`: one video and one audio track, whoever holds the
  * floor (the bridge switches the source without renegotiating). Resolves to a Session whose
  * `stream` can be given to a <video> element's srcObject right away; frames arrive once
- * `session.pc` is connected.
+ * `session.pc` is connected. With `options.content`, a second video track carries the
+ * presentation while someone shares: `session.content`.
  */
 export async function view(url, token, options = {}) {
   const pc = new RTCPeerConnection(options.rtcConfiguration);
   try {
     const video = pc.addTransceiver("video", { direction: "recvonly" });
     const audio = pc.addTransceiver("audio", { direction: "recvonly" });
+    // The bridge takes a viewer's second video m-line as the content track (sfu.content).
+    const content = options.content ? pc.addTransceiver("video", { direction: "recvonly" }) : null;
     // The receivers' tracks exist from the start; no need to wait for "track" events.
     const stream = new MediaStream([video.receiver.track, audio.receiver.track]);
-    return await negotiate(pc, url, token, stream, options);
+    const session = await negotiate(pc, url, token, stream, options);
+    if (content) {
+      session.content = new MediaStream([content.receiver.track]);
+    }
+    return session;
   } catch (error) {
     pc.close();
     throw error;

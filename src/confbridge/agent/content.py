@@ -1,0 +1,111 @@
+"""What the agent presents (trình chiếu): a video or slides file, or a capture device (an
+HDMI grabber on v4l2, or an X display's screen), published as the hall's content beside its
+camera with a content grant.
+
+The hall presents once per meeting: it asks for a content grant until the site may present
+(the chair site at once; another site once the chair gives it the floor) and publishes; when
+the bridge ends the presentation (the chair stopped it, or another site took over) the hall
+does not start it again in that meeting, so the chair's stop sticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaPlayer, MediaRelay
+
+from confbridge.agent.client import ControlClient, ControlError, Revoked
+from confbridge.agent.session import MeetingSession, SessionError
+from confbridge_kernel.contracts import GrantPurpose
+
+log = logging.getLogger(__name__)
+
+# How often a hall that may not present yet asks again (the floor may have come to it).
+CONTENT_RETRY_S = 5.0
+# 403: not the chair and without the floor; 409: the room is not open yet.
+WAITING_STATUSES = frozenset({403, 409})
+
+
+@dataclass
+class ContentSource:
+    """The content to present: `file` (played in a loop) or `device` (":0.0" an X display's
+    screen through x11grab, anything else a v4l2 device)."""
+
+    file: str | None = None
+    device: str | None = None
+    _player: MediaPlayer | None = None
+    _relay: MediaRelay = field(default_factory=MediaRelay)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.file or self.device)
+
+    def open(self) -> None:
+        """Open the file or device (blocking: call it off the event loop)."""
+        if self.file:
+            self._player = MediaPlayer(self.file, loop=True)
+        elif self.device and self.device.startswith(":"):
+            self._player = MediaPlayer(self.device, format="x11grab")
+        elif self.device:
+            self._player = MediaPlayer(self.device, format="v4l2")
+        if self._player is not None and self._player.video is None:
+            raise ValueError(f"{self.file or self.device} has no video to present")
+
+    def track(self) -> MediaStreamTrack:
+        """A fresh track of the content for one presentation."""
+        if self._player is None or self._player.video is None:
+            raise RuntimeError("the content source is not open")
+        return self._relay.subscribe(self._player.video)
+
+    def close(self) -> None:
+        if self._player is not None and self._player.video is not None:
+            self._player.video.stop()
+        self._player = None
+
+
+async def present(
+    client: ControlClient,
+    source: ContentSource,
+    occurrence_id: int,
+    *,
+    relay_only: bool = False,
+    retry_s: float = CONTENT_RETRY_S,
+) -> None:
+    """Present `source` in the occurrence until the bridge ends it (or the task is cancelled)."""
+    while True:
+        try:
+            grant = await client.join(occurrence_id, purpose=GrantPurpose.content)
+        except Revoked:
+            raise
+        except ControlError as exc:
+            if exc.status not in WAITING_STATUSES and exc.status != 0:
+                log.error("content: refused for good: %s", exc, extra={"event": "content_refused"})
+                return
+            await asyncio.sleep(retry_s)
+            continue
+        session = MeetingSession(grant, source.track(), None, relay_only=relay_only, view=False)
+        try:
+            await session.start()
+        except SessionError as exc:
+            # the floor moved between the grant and the offer, or the bridge is away
+            log.warning("content: not published: %s", exc, extra={"event": "content_retry"})
+            await asyncio.sleep(retry_s)
+            continue
+        log.info(
+            "presenting content in occurrence %s",
+            occurrence_id,
+            extra={"event": "content_started", "occurrence_id": occurrence_id},
+        )
+        try:
+            await session.lost.wait()
+        finally:
+            await session.close()
+        log.info(
+            "content ended by the bridge (%s)",
+            session.lost_reason,
+            extra={"event": "content_stopped", "occurrence_id": occurrence_id},
+        )
+        return
