@@ -86,96 +86,101 @@ async def test_ffmpeg_room_system_with_parameter_sets_only_in_its_sdp_is_decodab
     assert decode(viewer_of(Wire().leg())) == []
 
 
+class FfmpegRoomSystem:
+    """FFmpeg as a room system's decoder: its RTP demuxer, given the SDP a leg answers with,
+    decodes what the leg sends to it; `frames()` counts what it decoded (framecrc)."""
+
+    def __init__(self, tmp_path: Path, frames: int = 10) -> None:
+        receiver_sock = udp_socket()
+        self.port = receiver_sock.getsockname()[1]
+        receiver_sock.close()  # FFmpeg binds it
+        self.sdp_file = tmp_path / "leg.sdp"
+        self.sdp_file.write_text(
+            "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=leg\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=video {self.port} RTP/AVP {SIP_PT}\r\na=rtpmap:{SIP_PT} H264/90000\r\n"
+            f"a=fmtp:{SIP_PT} packetization-mode=1;profile-level-id=42e01f\r\n"
+        )
+        self.count = frames
+        self.out = udp_socket()
+        self.process: asyncio.subprocess.Process | None = None
+
+    def leg(self) -> SipVideo:
+        return SipVideo(
+            send_rtp=lambda data: self.out.sendto(data, ("127.0.0.1", self.port)),
+            send_rtcp=lambda data: None,
+            payload_type=SIP_PT,
+        )
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *("ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist"),
+            *("file,udp,rtp", "-i", str(self.sdp_file), "-frames:v", str(self.count)),
+            *("-f", "framecrc", "-"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(1.0)  # FFmpeg opens its socket
+
+    async def decoded(self) -> str:
+        """Its framecrc output, once it has decoded its frames (asserts a clean exit)."""
+        assert self.process is not None
+        stdout, errors = await asyncio.wait_for(self.process.communicate(), 15)
+        assert self.process.returncode == 0, errors.decode()
+        return stdout.decode()
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        self.out.close()
+
+
+def frame_lines(framecrc: str) -> list[str]:
+    return [line for line in framecrc.splitlines() if line and not line.startswith("#")]
+
+
 async def test_ffmpeg_decodes_what_a_leg_sends(tmp_path: Path) -> None:
     """FFmpeg's RTP demuxer, given the SDP the leg would answer with, decodes the leg's
     stream."""
-    receiver_sock = udp_socket()
-    port = receiver_sock.getsockname()[1]
-    receiver_sock.close()  # FFmpeg binds it
-    sdp_file = tmp_path / "leg.sdp"
-    sdp_file.write_text(
-        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=leg\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=video {port} RTP/AVP {SIP_PT}\r\na=rtpmap:{SIP_PT} H264/90000\r\n"
-        f"a=fmtp:{SIP_PT} packetization-mode=1;profile-level-id=42e01f\r\n"
-    )
-    decoder = await asyncio.create_subprocess_exec(
-        *("ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist"),
-        *("file,udp,rtp", "-i", str(sdp_file), "-frames:v", "10", "-f", "framecrc", "-"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out = udp_socket()
-    leg = SipVideo(
-        send_rtp=lambda data: out.sendto(data, ("127.0.0.1", port)),
-        send_rtcp=lambda data: None,
-        payload_type=SIP_PT,
-    )
+    room_system = FfmpegRoomSystem(tmp_path)
+    leg = room_system.leg()
     publisher = Source("video", [h264()])
     leg.slot.switch_to(publisher)
     packets = packetize(
         encode(90, range(0, 90, 15), keep_parameter_sets_after=90), payload_type=96, ssrc=7
     )
     try:
-        await asyncio.sleep(1.0)  # FFmpeg opens its socket
+        await room_system.start()
         for packet in packets:
             publisher.push(packet)
             if packet.marker:
                 await asyncio.sleep(1 / 30)
-        stdout, errors = await asyncio.wait_for(decoder.communicate(), 15)
+        decoded = await room_system.decoded()
     finally:
-        if decoder.returncode is None:
-            decoder.kill()
-            await decoder.wait()
         leg.close()
-        out.close()
-    frames = [line for line in stdout.decode().splitlines() if line and not line.startswith("#")]
-    assert decoder.returncode == 0, errors.decode()
-    assert len(frames) == 10
-    assert "#dimensions 0: 320x240" in stdout.decode()
+        await room_system.close()
+    assert len(frame_lines(decoded)) == 10
+    assert "#dimensions 0: 320x240" in decoded
 
 
 async def test_ffmpeg_decodes_what_a_leg_transcodes_from_vp8(tmp_path: Path) -> None:
     """A VP8 source, transcoded for the leg: FFmpeg, given the leg's H.264 SDP, decodes it at
     the source's size."""
-    receiver_sock = udp_socket()
-    port = receiver_sock.getsockname()[1]
-    receiver_sock.close()  # FFmpeg binds it
-    sdp_file = tmp_path / "leg.sdp"
-    sdp_file.write_text(
-        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=leg\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=video {port} RTP/AVP {SIP_PT}\r\na=rtpmap:{SIP_PT} H264/90000\r\n"
-        f"a=fmtp:{SIP_PT} packetization-mode=1;profile-level-id=42e01f\r\n"
-    )
-    decoder = await asyncio.create_subprocess_exec(
-        *("ffmpeg", "-hide_banner", "-loglevel", "error", "-protocol_whitelist"),
-        *("file,udp,rtp", "-i", str(sdp_file), "-frames:v", "10", "-f", "framecrc", "-"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out = udp_socket()
-    leg = SipVideo(
-        send_rtp=lambda data: out.sendto(data, ("127.0.0.1", port)),
-        send_rtcp=lambda data: None,
-        payload_type=SIP_PT,
-    )
+    room_system = FfmpegRoomSystem(tmp_path)
+    leg = room_system.leg()
     publisher = Source("video", [vp8()])
     leg.slot.switch_to(publisher)
     stream = Vp8Stream(320, 240)
     try:
-        await asyncio.sleep(1.0)  # FFmpeg opens its socket
+        await room_system.start()
         for _ in range(60):
             for packet in stream.frame():
                 publisher.push(packet)
             await asyncio.sleep(1 / 30)
-        stdout, errors = await asyncio.wait_for(decoder.communicate(), 15)
+        decoded = await room_system.decoded()
     finally:
-        if decoder.returncode is None:
-            decoder.kill()
-            await decoder.wait()
         leg.close()
-        out.close()
-    frames = [line for line in stdout.decode().splitlines() if line and not line.startswith("#")]
-    assert decoder.returncode == 0, errors.decode()
-    assert len(frames) == 10
-    assert "#dimensions 0: 320x240" in stdout.decode()
+        await room_system.close()
+    assert len(frame_lines(decoded)) == 10
+    assert "#dimensions 0: 320x240" in decoded
     assert leg.egress.transcoders_started == 1
