@@ -3,6 +3,7 @@ into RTP packets by aiortc's packetiser, and decoded back with FFmpeg's decoder 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fractions
 import random
@@ -10,9 +11,10 @@ from collections.abc import Iterable
 
 import av
 from aiortc.codecs.h264 import H264Encoder, h264_depayload
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpPacket, RtpPacket
 
 from sfu.sip.h264 import nal_units
+from sfu.sip.video import SipVideo
 
 SPS, PPS, IDR = 7, 8, 5
 FRAME_TICKS = 3000  # 30 frames a second at 90 kHz
@@ -91,3 +93,17 @@ def decode(packets: Iterable[RtpPacket]) -> list[av.VideoFrame]:
     with contextlib.suppress(av.error.FFmpegError):
         frames += decoder.decode(None)
     return frames
+
+
+class LegSocket(asyncio.DatagramProtocol):
+    """The leg's side of the test's socket pair (rtcp-mux), demultiplexing into `SipVideo`."""
+
+    def __init__(self) -> None:
+        self.video: SipVideo | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.video is not None
+        if 192 <= data[1] <= 223:
+            self.video.on_rtcp(RtcpPacket.parse(data))
+        else:
+            self.video.on_rtp(RtpPacket.parse(data))

@@ -32,7 +32,17 @@ from sfu.room import Peer, PipedRoomInfo, Room
 from sfu.sip.video import SipEgress, SipVideo
 from sfu.worker import Worker
 from tests.sfu.sip.conftest import grant
-from tests.sfu.sip.media import IDR, PPS, SPS, decode, encode, nal_types, packetize, picture
+from tests.sfu.sip.media import (
+    IDR,
+    PPS,
+    SPS,
+    LegSocket,
+    decode,
+    encode,
+    nal_types,
+    packetize,
+    picture,
+)
 from tests.support.peers import SizedVideoTrack, loopback_peer, until
 
 ROOM_SYSTEM_SSRC = 0x5157_0001
@@ -437,20 +447,6 @@ class RoomSystem(asyncio.DatagramProtocol):
                 assert self.transport is not None
                 self.transport.sendto(packet.serialize(), self.leg_addr)
             await asyncio.sleep(1 / 30)
-
-
-class LegSocket(asyncio.DatagramProtocol):
-    """The leg's side of the test's socket pair (rtcp-mux), demultiplexing into `SipVideo`."""
-
-    def __init__(self) -> None:
-        self.video: SipVideo | None = None
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.video is not None
-        if 192 <= data[1] <= 223:
-            self.video.on_rtcp(RtcpPacket.parse(data))
-        else:
-            self.video.on_rtp(RtpPacket.parse(data))
 
 
 async def test_sip_video_in_a_worker_room_both_ways(worker: Worker) -> None:

@@ -22,7 +22,7 @@ from sfu.sip.video import SipVideo
 from sfu.sip.video_transcode import VideoTranscoder, output_size
 from sfu.worker import Worker
 from tests.sfu.sip.conftest import grant
-from tests.sfu.sip.media import IDR, SPS, decode, encode, nal_types, packetize, picture
+from tests.sfu.sip.media import IDR, SPS, LegSocket, decode, encode, nal_types, packetize, picture
 from tests.support.peers import SizedVideoTrack, loopback_peer, until
 
 SIP_PT = 109
@@ -324,20 +324,6 @@ class FarEnd(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if not 192 <= data[1] <= 223:
             self.received.append(RtpPacket.parse(data))
-
-
-class LegSocket(asyncio.DatagramProtocol):
-    """The leg's socket, demultiplexing into its `SipVideo`."""
-
-    def __init__(self) -> None:
-        self.video: SipVideo | None = None
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.video is not None
-        if 192 <= data[1] <= 223:
-            self.video.on_rtcp(RtcpPacket.parse(data))
-        else:
-            self.video.on_rtp(RtpPacket.parse(data))
 
 
 def idr_count(packets: list[RtpPacket]) -> int:
