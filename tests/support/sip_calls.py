@@ -57,7 +57,7 @@ class ListeningViewer(WhepViewer):
 
     pcm: bytearray
 
-    async def _read(self, track: Any) -> None:
+    async def _read(self, track: Any, is_content: bool = False) -> None:
         self.pcm = getattr(self, "pcm", bytearray())
         while True:
             try:

@@ -140,7 +140,7 @@ class ListeningViewer(WhepViewer):
         super().__init__(url, token)
         self.sound: list[tuple[float, np.ndarray]] = []
 
-    async def _read(self, track: MediaStreamTrack) -> None:
+    async def _read(self, track: MediaStreamTrack, is_content: bool = False) -> None:
         with contextlib.suppress(Exception):
             while True:
                 frame = await track.recv()
