@@ -56,3 +56,17 @@ def test_export_csv_leaves_ordinary_names_alone() -> None:
     text = exports.to_csv(document(["Xã An Bình", "UBND 'Hạ Long'"])).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert [r[0] for r in rows[1:]] == ["Xã An Bình", "UBND 'Hạ Long'"]
+
+
+def test_export_csv_for_a_vietnamese_excel_splits_on_semicolons_with_decimal_commas() -> None:
+    data = exports.to_csv(document(["Xã An Bình; Hạ Long"]), exports.EXCEL_VI_CSV)
+    assert data.startswith(b"\xef\xbb\xbf")  # the BOM: Excel reads UTF-8
+    text = data.decode("utf-8-sig")
+    assert text.splitlines()[0] == "Điểm cầu;Số phút;Tỷ lệ (%)"
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert rows[1] == ["Xã An Bình; Hạ Long", "-5", "50,00"]
+
+
+def test_export_csv_for_programs_stays_comma_separated() -> None:
+    text = exports.to_csv(document(["Xã An Bình"])).decode("utf-8-sig")
+    assert text.splitlines()[:2] == ["Điểm cầu,Số phút,Tỷ lệ (%)", "Xã An Bình,-5,50.00"]

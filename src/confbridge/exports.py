@@ -112,13 +112,30 @@ def _inert(value: Any) -> Any:
     return value
 
 
-def _csv_value(value: Any, kind: Kind, tz: str) -> Any:
+@dataclass(frozen=True)
+class CsvDialect:
+    """What separates cells and what marks decimals in a CSV file."""
+
+    delimiter: str
+    decimal: str
+
+
+# RFC 4180 for programs reading the API's `format=csv`.
+PLAIN_CSV = CsvDialect(delimiter=",", decimal=".")
+# Excel in a Vietnamese locale splits cells on its list separator, ';' (',' is its decimal
+# mark): a ',' file opens in one column there. The pages' downloads are made for it.
+EXCEL_VI_CSV = CsvDialect(delimiter=";", decimal=",")
+
+
+def _csv_value(value: Any, kind: Kind, tz: str, dialect: CsvDialect) -> Any:
     if value is None:
         return ""
     if isinstance(value, str):
         return _inert(value)
     if kind is Kind.ratio:
-        return f"{value * 100:.2f}"
+        return f"{value * 100:.2f}".replace(".", dialect.decimal)
+    if isinstance(value, float):
+        return str(value).replace(".", dialect.decimal)
     if kind is Kind.datetime:
         return f"{_local(value, tz):%Y-%m-%d %H:%M}"
     if isinstance(value, date):
@@ -126,17 +143,20 @@ def _csv_value(value: Any, kind: Kind, tz: str) -> Any:
     return value
 
 
-def to_csv(document: Document) -> bytes:
+def to_csv(document: Document, dialect: CsvDialect = PLAIN_CSV) -> bytes:
     """The first table as CSV (UTF-8 with a byte-order mark, so spreadsheets see UTF-8)."""
     table = document.tables[0]
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, delimiter=dialect.delimiter, lineterminator="\r\n")
     writer.writerow(
         [_inert(c.header + (" (%)" if c.kind is Kind.ratio else "")) for c in table.columns]
     )
     for row in table.rows:
         writer.writerow(
-            [_csv_value(v, c.kind, document.tz) for v, c in zip(row, table.columns, strict=True)]
+            [
+                _csv_value(v, c.kind, document.tz, dialect)
+                for v, c in zip(row, table.columns, strict=True)
+            ]
         )
     return buffer.getvalue().encode("utf-8-sig")
 
@@ -216,8 +236,10 @@ def yes(value: bool) -> str:
     return YES if value else NO
 
 
-def render(document: Document, export_format: str) -> tuple[bytes, str, str]:
+def render(
+    document: Document, export_format: str, csv_dialect: CsvDialect = PLAIN_CSV
+) -> tuple[bytes, str, str]:
     """Bytes, media type and file name of a document as CSV or XLSX."""
     if export_format == "csv":
-        return to_csv(document), CSV_MEDIA_TYPE, f"{document.name}.csv"
+        return to_csv(document, csv_dialect), CSV_MEDIA_TYPE, f"{document.name}.csv"
     return to_xlsx(document), XLSX_MEDIA_TYPE, f"{document.name}.xlsx"

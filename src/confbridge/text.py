@@ -44,3 +44,52 @@ def single_line(value: str) -> str:
 
 SingleLine = Annotated[str, AfterValidator(single_line)]
 """A name or a title."""
+
+
+# Vietnamese collation: the alphabet's own letters (ă, â, đ, ê, ô, ơ, ư) follow their base
+# letter, and tones count only when the letters are equal, in the order huyền, hỏi, ngã, sắc,
+# nặng (as CLDR's Vietnamese tailoring). Code-point order puts "Đ" after "Z" and "ồ" after "u".
+_ALPHABET = "aăâbcdđeêfghijklmnoôơpqrstuưvwxyz"
+_LETTER_RANK = {letter: rank for rank, letter in enumerate(_ALPHABET)}
+# Marks that make a letter of the alphabet (breve, circumflex, horn) rather than a tone.
+_LETTER_MARKS = frozenset("\u0306\u0302\u031b")
+_TONE_RANK = {"\u0300": 1, "\u0309": 2, "\u0303": 3, "\u0301": 4, "\u0323": 5}
+
+CollationKey = tuple[tuple[tuple[int, int], ...], tuple[int, ...], tuple[int, ...]]
+
+
+def vietnamese_key(name: str) -> CollationKey:
+    """A sort key putting names in Vietnamese dictionary order: letters first, then tones, then
+    case ("Đại Yên" after "Dương", "Hồng" before "Hùng"). Spaces and punctuation sort before
+    digits, digits before letters."""
+    letters: list[tuple[int, int]] = []
+    tones: list[int] = []
+    cases: list[int] = []
+    for base, marks in _clusters(unicodedata.normalize("NFD", " ".join(name.split()))):
+        shape = "".join(mark for mark in marks if mark in _LETTER_MARKS)
+        letter = unicodedata.normalize("NFC", base + shape)
+        folded = letter.casefold()
+        letters.append(_primary(folded))
+        tones.append(max((_TONE_RANK.get(m, 0) for m in marks), default=0))
+        cases.append(0 if folded == letter else 1)
+    return tuple(letters), tuple(tones), tuple(cases)
+
+
+def _clusters(text: str) -> list[tuple[str, list[str]]]:
+    """Each base character with the combining marks that follow it."""
+    clusters: list[tuple[str, list[str]]] = []
+    for char in text:
+        if unicodedata.combining(char) and clusters:
+            clusters[-1][1].append(char)
+        else:
+            clusters.append((char, []))
+    return clusters
+
+
+def _primary(letter: str) -> tuple[int, int]:
+    letter = letter[:1]  # casefolding may widen a letter ("ß" to "ss")
+    if letter in _LETTER_RANK:
+        return 2, _LETTER_RANK[letter]
+    if letter.isdigit():
+        return 1, ord(letter)
+    return (3 if letter.isalpha() else 0), ord(letter)

@@ -13,7 +13,8 @@ from confbridge.meetings.models import MeetingKind
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy
 from confbridge.settings import ConfigError, KindName, ReportSettings, load_settings
-from confbridge.sites.models import Unit
+from confbridge.sites import service as site_service
+from confbridge.sites.models import Unit, UnitKind
 
 TZ = "Asia/Ho_Chi_Minh"
 
@@ -78,3 +79,15 @@ def test_settings_bad_target_names_the_key(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
     monkeypatch.setenv("CONFBRIDGE_REPORTS__TARGETS__ONLINE_RATIO__MIN_RATIO", "0.9")
     assert load_settings().reports.targets["online_ratio"].min_ratio == 0.9
+
+
+def test_unit_tree_orders_children_in_vietnamese(session: Session, province: Unit) -> None:
+    for name in ("Xã Đại Yên", "Xã Hùng Sơn", "Xã Hồng Phong", "Xã Dương Liễu"):
+        site_service.create_unit(
+            session=session, name=name, kind=UnitKind.commune, parent_id=province.id
+        )
+    session.commit()
+    tree = report_service.UnitTree.load(session)
+    communes = [tree.name[i] for i in tree.children[province.id] if i > 0]
+    xa = [name for name in communes if name.startswith("Xã")]
+    assert xa == ["Xã Dương Liễu", "Xã Đại Yên", "Xã Hồng Phong", "Xã Hùng Sơn"]

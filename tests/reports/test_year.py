@@ -379,10 +379,12 @@ def test_year_online_ratio_xlsx_and_csv(
     assert rows[-1][5] == rows[-1][8] == pytest.approx(56 / 63)  # every one held on the bridge
     assert sheet.cell(2, 6).number_format == sheet.cell(2, 9).number_format == "0.0%"
     goals = list(workbook["Chỉ tiêu"].iter_rows(min_row=2, values_only=True))
-    by_label = {row[1]: row for row in goals}
-    review = by_label["Review and training meetings held online"]
-    assert review[3:] == (8, 15, pytest.approx(8 / 15), 0.8, "Không đạt")
-    assert by_label["Briefings held online"][-1] == "Đạt"
+    by_label = {row[0]: row for row in goals}
+    review = by_label["Tỷ lệ cuộc họp sơ kết, tổng kết, tập huấn trực tuyến"]
+    assert review[1] == "Sơ kết, Tổng kết, Tập huấn"  # the kinds' names, not their codes
+    assert review[2:] == (8, 15, pytest.approx(8 / 15), 0.8, "Chưa đạt")  # the page's word
+    assert by_label["Tỷ lệ cuộc họp giao ban trực tuyến"][-1] == "Đạt"
+    assert "Target (English)" not in [cell.value for cell in workbook["Chỉ tiêu"][1]]
 
     text = get(
         year_client, "/api/v1/reports/online-ratio", year.viewer, format="csv", **params
@@ -413,3 +415,29 @@ def test_year_occurrence_attendance_xlsx_has_local_times(
     assert late[7] == 70  # minutes with media: the same span
     assert late[9] == datetime(2025, 2, 10, 8, 20)  # local wall clock, a real date cell
     assert occurrence.day == date(2025, 2, 10)
+
+
+def test_year_attendance_files_name_leave_reasons_in_vietnamese(
+    year: Year, year_client: TestClient, tmp_path: Path
+) -> None:
+    occurrence = year.briefings[11]  # commune 5 hung up early ("deleted")
+    content = get(
+        year_client,
+        f"/api/v1/occurrences/{occurrence.id}/attendance",
+        year.viewer,
+        format="xlsx",
+    ).content
+    (tmp_path / "occ.xlsx").write_bytes(content)
+    sheet = load_workbook(tmp_path / "occ.xlsx")["Điểm danh"]
+    assert sheet.cell(1, 12).value == "Lý do rời"
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows[year.communes[5].name][11] == "Điểm cầu rời cuộc họp"
+    reasons = {row[11] for row in rows.values()} - {None}
+    assert reasons and not reasons & {"deleted", "meeting_ended", "connection closed"}
+    text = get(
+        year_client,
+        f"/api/v1/occurrences/{occurrence.id}/attendance",
+        year.viewer,
+        format="csv",
+    ).content.decode("utf-8-sig")
+    assert "Điểm cầu rời cuộc họp" in text and "deleted" not in text

@@ -219,6 +219,10 @@ def test_terminal_kiosk_page_and_script_are_served(client: TestClient) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert 'from "/static/js/whip.js"' in script.text
     assert client.get("/static/js/whip.js").status_code == 200
+    assert 'from "/terminal/countdown.js"' in script.text
+    countdown = client.get("/terminal/countdown.js")
+    assert countdown.status_code == 200 and "javascript" in countdown.headers["content-type"]
+    assert "export function countdown" in countdown.text
 
 
 def test_terminal_pairing_campaign_from_many_addresses_does_not_lock_out_devices(

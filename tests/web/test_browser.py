@@ -173,6 +173,10 @@ def test_web_book_a_weekly_briefing_for_the_communes(page: Page, website: WebSit
     week = page.locator("a.item", has_text="Giao ban tuần các xã")
     expect(week).to_have_count(1)
     expect(week).to_contain_text("4 điểm cầu")
+    # On a desktop the week row is the 7-column grid; the container around it is not.
+    columns = "el => getComputedStyle(el).gridTemplateColumns.split(' ').length"
+    assert page.locator(".calendar-week").evaluate(columns) == 7
+    assert page.locator(".calendar").evaluate("el => getComputedStyle(el).display") == "block"
     page.screenshot(path=artifact("web-calendar-week.png"), full_page=True)
     week.click()
     expect(page.get_by_role("heading", name="Giao ban tuần các xã")).to_be_visible()

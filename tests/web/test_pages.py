@@ -89,6 +89,9 @@ def test_booking_saves_a_weekly_briefing_and_shows_it_in_the_calendar(
     week = client.get(f"/calendar?view=week&day={next_weekday(0).isoformat()}")
     assert week.text.count("Giao ban tuần các xã") == 1
     assert "07:30–09:30" in week.text
+    # The container must not share the row's class, or the whole calendar becomes one grid row.
+    assert '<div class="calendar calendar-view-week"' in week.text
+    assert week.text.count('<div class="calendar-week">') == 1
 
 
 def test_booking_check_previews_without_saving(

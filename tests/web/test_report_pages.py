@@ -105,6 +105,9 @@ def test_report_downloads_csv_and_xlsx(web: Callable[..., TestClient], held: Ser
     assert csv.status_code == 200
     assert csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in csv.headers["content-disposition"]
+    # made for Excel in a Vietnamese locale: ';' between cells, a decimal comma
+    header = csv.content.decode("utf-8-sig").splitlines()[0]
+    assert header.startswith("Loại cuộc họp;Số cuộc họp đã tổ chức;")
     xlsx = client.get(f"/reports/attendance.xlsx?{PERIOD}")
     assert xlsx.status_code == 200
     assert xlsx.content[:2] == b"PK"  # a zip container
@@ -128,6 +131,7 @@ def test_report_attendance_per_site_and_per_meeting(
     sheet = client.get(f"/occurrences/{occurrence_id}/attendance.csv")
     assert sheet.status_code == 200
     assert "Hội trường UBND Xã An Bình" in sheet.content.decode("utf-8-sig")
+    assert sheet.content.decode("utf-8-sig").splitlines()[0].count(";") >= 3
     assert client.get("/occurrences/424242/attendance.csv").status_code == 404
 
 

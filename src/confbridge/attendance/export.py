@@ -10,6 +10,24 @@ from confbridge.exports import Column, Document, Kind, Table, yes
 
 STATUS_LABELS = {"present": "Có mặt", "partial": "Tham dự một phần", "absent": "Vắng mặt"}
 MODE_LABELS = {"online": "Trực tuyến", "in_person": "Trực tiếp", "hybrid": "Kết hợp"}
+# Why a hall's last connection ended, as the media servers and the bridge record it.
+LEAVE_REASONS = {
+    "deleted": "Điểm cầu rời cuộc họp",
+    "meeting_ended": "Cuộc họp kết thúc",
+    "connection closed": "Kết nối bị đóng",
+    "connection failed": "Mất kết nối",
+    "never connected": "Không kết nối được",
+    "ICE restart failed": "Không khôi phục được kết nối",
+    "replaced": "Thay bằng kết nối mới",
+    "replaced by another presenter": "Điểm cầu khác trình chiếu",
+    "revoked": "Thiết bị bị thu hồi",
+    "upstream_lost": "Mất kết nối tới máy chủ trung tâm",
+    "relay_refused": "Máy chủ trung tâm từ chối chuyển tiếp",
+    "worker_stopped": "Máy chủ truyền thông dừng",
+    "node_restarted": "Máy chủ truyền thông khởi động lại",
+}
+STOPPED_BY = "stopped by "
+OTHER_REASON = "Lý do khác"
 
 
 def occurrence_attendance_document(
@@ -53,7 +71,7 @@ def occurrence_attendance_document(
                 record.media_ratio,
                 record.first_join_at,
                 record.last_leave_at,
-                record.last_leave_reason,
+                leave_reason(record.last_leave_reason),
                 record.reconnects,
                 yes(record.joined_late),
                 yes(record.left_early),
@@ -78,3 +96,12 @@ def occurrence_attendance_document(
     ]
     name = f"diem-danh_{attendance.occurrence_id}_{attendance.local_date}"
     return Document(name, [table], info, tz)
+
+
+def leave_reason(reason: str | None) -> str | None:
+    """A recorded leave reason in Vietnamese; a code not known here says only "other"."""
+    if reason is None:
+        return None
+    if reason.startswith(STOPPED_BY):
+        return f"Bị dừng trình chiếu bởi {reason.removeprefix(STOPPED_BY).removeprefix('user:')}"
+    return LEAVE_REASONS.get(reason, OTHER_REASON)

@@ -55,6 +55,7 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.settings import AttendanceRule
 from confbridge.sites.models import Site, Unit
+from confbridge.text import vietnamese_key
 from confbridge_kernel.contracts import EventType
 
 # Occurrence ids per IN (...) list: well under the oldest SQLite limit of 999 parameters.
@@ -538,8 +539,8 @@ def for_occurrence(
         .join(Site, Site.id == Booking.site_id)
         .join(Unit, Unit.id == Site.unit_id)
         .where(Booking.occurrence_id == occurrence_id)
-        .order_by(Booking.is_chair.desc(), Site.name, Site.id)
     )
+    rows = sorted(session.execute(query), key=lambda r: (not r[1], vietnamese_key(r[2]), r[0]))
     result = [
         SiteAttendance(
             figures=figures.get(site_id) or SiteFigures(site_id=site_id),
@@ -549,7 +550,7 @@ def for_occurrence(
             is_chair=is_chair,
             correction=latest.get(site_id),
         )
-        for site_id, is_chair, site_name, unit_id, unit_name in session.execute(query)
+        for site_id, is_chair, site_name, unit_id, unit_name in rows
     ]
     result.extend(_guest_attendance(session, figures, {item.figures.site_id for item in result}))
     return occurrence, result
@@ -602,8 +603,8 @@ def _guest_attendance(
         select(Site.id, Site.name, Unit.id, Unit.name)
         .join(Unit, Unit.id == Site.unit_id)
         .where(Site.id.in_(others), Site.guest_uri.is_not(None))
-        .order_by(Site.name, Site.id)
     )
+    rows = sorted(session.execute(query), key=lambda r: (vietnamese_key(r[1]), r[0]))
     return [
         SiteAttendance(
             figures=figures[site_id],
@@ -614,7 +615,7 @@ def _guest_attendance(
             correction=None,
             is_guest=True,
         )
-        for site_id, site_name, unit_id, unit_name in session.execute(query)
+        for site_id, site_name, unit_id, unit_name in rows
     ]
 
 

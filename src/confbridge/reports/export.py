@@ -7,8 +7,10 @@ from typing import Any
 
 from confbridge.exports import Column, Document, Kind, Table
 from confbridge.reports.schemas import AttendanceReport, OnlineRatioReport, UnitRef
+from confbridge.reports.service import KIND_LABELS
 
-MET, NOT_MET, NO_DATA = "Đạt", "Không đạt", "—"
+# The words of the report page ("Met", "Not met" in its Vietnamese catalogue).
+MET, NOT_MET, NO_DATA = "Đạt", "Chưa đạt", "—"
 
 
 def _met(value: bool | None) -> str:
@@ -92,7 +94,6 @@ def _targets_table(report: OnlineRatioReport) -> Table:
         "Chỉ tiêu",
         [
             Column("Chỉ tiêu", width=48),
-            Column("Target (English)", width=40),
             Column("Loại cuộc họp", width=24),
             Column("Tử số", Kind.integer, 10),
             Column("Mẫu số", Kind.integer, 10),
@@ -105,8 +106,8 @@ def _targets_table(report: OnlineRatioReport) -> Table:
         targets.rows.append(
             [
                 target.label_vi,
-                target.label_en,
-                ", ".join(target.kinds) or "xã, phường, đặc khu",
+                ", ".join(KIND_LABELS.get(kind, kind) for kind in target.kinds)
+                or "xã, phường, đặc khu",
                 target.numerator,
                 target.denominator,
                 target.actual,

@@ -53,6 +53,7 @@ from confbridge.reports.schemas import (
 )
 from confbridge.settings import ReportSettings, Target
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.text import vietnamese_key
 from confbridge.timeutil import check_year, zone
 
 COMMUNE_KINDS = frozenset({UnitKind.commune.value, UnitKind.ward.value, UnitKind.special_zone})
@@ -193,7 +194,7 @@ class UnitTree:
             self.parent[unit_id], self.kind[unit_id], self.name[unit_id] = parent_id, kind, name
             self.children[parent_id].append(unit_id)
         for ids in self.children.values():
-            ids.sort(key=lambda i: (_fold(self.name[i]), i))
+            ids.sort(key=lambda i: (vietnamese_key(self.name[i]), i))
 
     @classmethod
     def load(cls, session: Session) -> UnitTree:
@@ -634,7 +635,8 @@ def attendance(
                 sums[i] += int(value or 0)
     names = _site_names(session, sorted(totals))
     rows = []
-    for site_id in sorted(totals, key=lambda s: (names[s][2], names[s][0], s)):
+    by_name = {s: (vietnamese_key(names[s][2]), vietnamese_key(names[s][0]), s) for s in totals}
+    for site_id in sorted(totals, key=by_name.__getitem__):
         invited, present, partial, corrected, late, early, connected_s = totals[site_id]
         site_name, unit_id, unit_name = names[site_id]
         rows.append(

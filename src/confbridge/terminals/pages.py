@@ -78,6 +78,12 @@ def kiosk_content_script() -> FileResponse:
     return FileResponse(HERE / "static" / "content.js", media_type="text/javascript")
 
 
+@router.get("/terminal/countdown.js", name="kiosk_countdown_script")
+def kiosk_countdown_script() -> FileResponse:
+    """The countdown's wording, a module of kiosk.js."""
+    return FileResponse(HERE / "static" / "countdown.js", media_type="text/javascript")
+
+
 @router.get("/terminal/kiosk.css", name="kiosk_style")
 def kiosk_style() -> FileResponse:
     return FileResponse(HERE / "static" / "kiosk.css", media_type="text/css")

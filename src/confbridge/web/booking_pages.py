@@ -19,6 +19,7 @@ from confbridge.meetings.models import OccurrenceStatus, Series, UnplannedStatus
 from confbridge.meetings.recurrence import holiday_name
 from confbridge.meetings.schemas import SeriesCreate
 from confbridge.sip_uri import sip_address
+from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page
@@ -38,8 +39,9 @@ def _unplanned_rows(page: Page, series: Series | None) -> list[dict[str, Any]]:
     local_tz = zone(series.tz)
     for item in meeting_service.list_unplanned(session=page.session, series_id=series.id):
         day = meeting_unplanned.local_date(item, series)
-        titles = sorted({str(c.get("series_title", "")) for c in item.conflicts or []} - {""})
-        sites = sorted({str(c.get("site_name", "")) for c in item.conflicts or []} - {""})
+        conflicts = item.conflicts or []
+        titles = _by_name({str(c.get("series_title", "")) for c in conflicts} - {""})
+        sites = _by_name({str(c.get("site_name", "")) for c in conflicts} - {""})
         rows.append(
             {
                 "date_iso": day.isoformat(),
@@ -52,6 +54,10 @@ def _unplanned_rows(page: Page, series: Series | None) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _by_name(names: set[str]) -> list[str]:
+    return sorted(names, key=vietnamese_key)
 
 
 def _booking_context(page: Page, form: BookingForm, **values: Any) -> dict[str, Any]:

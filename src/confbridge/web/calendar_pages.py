@@ -13,6 +13,7 @@ from sqlalchemy import select
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
 from confbridge.meetings.models import Series
+from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, Page, UserPage
@@ -124,8 +125,9 @@ def _feed_targets(page: Page) -> tuple[list[tuple[str, list[tuple[str, str]]]], 
     for node in queries.flatten(queries.unit_tree(page.session)):
         if node.sites:
             groups.append((node.name, [(f"site:{i}", name) for i, name in node.sites]))
-    series = page.session.execute(select(Series.id, Series.title).order_by(Series.title, Series.id))
-    series_options = [(f"series:{i}", title) for i, title in series]
+    series = page.session.execute(select(Series.id, Series.title).order_by(Series.id))
+    titles = sorted(series, key=lambda row: vietnamese_key(row[1]))
+    series_options = [(f"series:{i}", title) for i, title in titles]
     if series_options:
         groups.append((page._("Meeting series"), series_options))
     return groups, [value for _label, options in groups for value, _name in options]

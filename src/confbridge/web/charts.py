@@ -51,6 +51,13 @@ def ratio_bars(
             f'text-anchor="end">{escape(percent(step))}</text>'
         )
     rotate = len(bars) > 8
+    # One sentence for a chart with nothing to show: repeated per bar, the words overlap.
+    empty = all(bar.value is None for bar in bars)
+    if empty:
+        parts.append(
+            f'<text class="value muted" x="{MARGIN_LEFT + plot_width / 2:.1f}" '
+            f'y="{MARGIN_TOP + plot_height / 2:.1f}" text-anchor="middle">{escape(no_data)}</text>'
+        )
     for index, bar in enumerate(bars):
         centre = MARGIN_LEFT + slot * (index + 0.5)
         label_y = HEIGHT - MARGIN_BOTTOM + 16
@@ -61,10 +68,8 @@ def ratio_bars(
             f"{transform}>{escape(bar.label)}</text>"
         )
         if bar.value is None:
-            parts.append(
-                f'<text class="value muted" x="{centre:.1f}" y="{y(0) - 6:.1f}" '
-                f'text-anchor="middle">{escape(no_data)}</text>'
-            )
+            if not empty:
+                parts.append(_no_value(centre, y(0) - 6, f"{bar.label}: {no_data}"))
             continue
         met = target is None or bar.value >= target
         top = y(bar.value)
@@ -85,3 +90,12 @@ def ratio_bars(
     parts.append("</svg>")
     # Every text placed above went through escape().
     return Markup("".join(parts))
+
+
+def _no_value(centre: float, baseline: float, tooltip: str) -> str:
+    """A dash where a bar has nothing to count; the words are in its tooltip, since they are
+    wider than a bar's slot and would run into the neighbours'."""
+    return (
+        f'<text class="value muted" x="{centre:.1f}" y="{baseline:.1f}" text-anchor="middle">'
+        f"–<title>{escape(tooltip)}</title></text>"
+    )

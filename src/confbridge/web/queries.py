@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from confbridge.meetings.models import Booking, Occurrence, Series
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
+from confbridge.text import vietnamese_key
 
 SITE_CHUNK = 900
 
@@ -45,16 +46,17 @@ def unit_tree(session: Session) -> list[UnitNode]:
     sites = select(Site.id, Site.name, Site.unit_id).where(
         Site.archived_at.is_(None), Site.guest_uri.is_(None)
     )
-    for site_id, name, unit_id in session.execute(sites.order_by(Site.name, Site.id)):
+    for site_id, name, unit_id in session.execute(sites.order_by(Site.id)):
         nodes[unit_id].sites.append((site_id, name))
 
     def settle(node: UnitNode, depth: int) -> None:
         node.depth = depth
-        node.children.sort(key=lambda n: (n.name, n.id))
+        node.children.sort(key=lambda n: (vietnamese_key(n.name), n.id))
+        node.sites.sort(key=lambda s: (vietnamese_key(s[1]), s[0]))
         for child in node.children:
             settle(child, depth + 1)
 
-    roots.sort(key=lambda n: (n.name, n.id))
+    roots.sort(key=lambda n: (vietnamese_key(n.name), n.id))
     for root in roots:
         settle(root, 0)
     return roots
@@ -146,9 +148,9 @@ def invited_sites(*, session: Session, occurrence_id: int) -> list[InvitedSite]:
         .join(Site, Site.id == Booking.site_id)
         .join(Unit, Unit.id == Site.unit_id)
         .where(Booking.occurrence_id == occurrence_id)
-        .order_by(Booking.is_chair.desc(), Site.name, Site.id)
     )
-    return [InvitedSite(*row) for row in session.execute(query)]
+    rows = sorted(session.execute(query), key=lambda r: (not r[3], vietnamese_key(r[1]), r[0]))
+    return [InvitedSite(*row) for row in rows]
 
 
 def site_names(*, session: Session, site_ids: list[int]) -> dict[int, str]:

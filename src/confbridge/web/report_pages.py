@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from confbridge.attendance import export as attendance_export
 from confbridge.attendance.router import occurrence_attendance
 from confbridge.errors import DomainError, Invalid
-from confbridge.exports import file_response, render
+from confbridge.exports import EXCEL_VI_CSV, file_response, render
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy, OnlineRatioReport, OnlineRatioRow
@@ -190,7 +190,7 @@ def online_ratio_file(
         message = page._("The report cannot be made: %(reason)s", reason=exc.message)
         return page.render("error.html", 422, message=message)
     document = export.online_ratio_document(report, tz=page.settings.meetings.default_tz)
-    return file_response(*render(document, fmt))
+    return file_response(*render(document, fmt, EXCEL_VI_CSV))
 
 
 def _attendance_report(
@@ -251,7 +251,7 @@ def attendance_file(
         message = page._("The report cannot be made: %(reason)s", reason=exc.message)
         return page.render("error.html", 422, message=message)
     document = export.attendance_document(report, tz=page.settings.meetings.default_tz)
-    return file_response(*render(document, fmt))
+    return file_response(*render(document, fmt, EXCEL_VI_CSV))
 
 
 def occurrence_attendance_or_none(page: Page, occurrence_id: int) -> Any:
@@ -283,4 +283,4 @@ def occurrence_attendance_file(page: UserPage, occurrence_id: str, fmt: str) -> 
     document = attendance_export.occurrence_attendance_document(
         attendance, tz=page.settings.meetings.default_tz, generated_at=utcnow()
     )
-    return file_response(*render(document, fmt))
+    return file_response(*render(document, fmt, EXCEL_VI_CSV))

@@ -12,6 +12,7 @@
 
 import * as whip from "/static/js/whip.js";
 import { setupSharing, showContent } from "/terminal/content.js";
+import { countdown } from "/terminal/countdown.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -36,6 +37,7 @@ const WORDS = {
     raise_hand: "Giơ tay", lower_hand: "Hạ tay", mute: "Tắt micro", unmute: "Bật micro",
     muted_by_chair: "Chủ trì đã tắt tiếng", speaking: "Đang phát biểu", no_meeting: "Không có cuộc họp sắp tới",
     starts_in: "Bắt đầu sau", in_progress: "Đang diễn ra", joining: "Đang vào cuộc họp…",
+    day: "ngày", days: "ngày", hour: "giờ", hours: "giờ",
     paired: "Đã kết nối thiết bị", revoked: "Thiết bị đã bị thu hồi; liên hệ cán bộ CNTT.",
     no_camera: "Không tìm thấy camera hoặc micro",
     join_failed: "Chưa vào được cuộc họp, đang thử lại…",
@@ -54,6 +56,7 @@ const WORDS = {
     raise_hand: "Raise hand", lower_hand: "Lower hand", mute: "Mute", unmute: "Unmute",
     muted_by_chair: "Muted by the chair", speaking: "Speaking", no_meeting: "No coming meeting",
     starts_in: "Starts in", in_progress: "In progress", joining: "Joining…",
+    day: "day", days: "days", hour: "hour", hours: "hours",
     paired: "Terminal paired", revoked: "This terminal was revoked; call IT staff.",
     no_camera: "No camera or microphone found",
     join_failed: "Could not join yet, trying again…",
@@ -197,14 +200,6 @@ const shortClockFormat = new Intl.DateTimeFormat("vi-VN", {
   hour: "2-digit", minute: "2-digit", timeZone: TZ, hour12: false,
 });
 
-function duration(ms) {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${h > 0 ? `${h}:` : ""}${pad(m)}:${pad(s % 60)}`;
-}
-
 // --- pairing ----------------------------------------------------------------------------------
 
 function showPairing() {
@@ -263,7 +258,7 @@ function tick() {
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
   $("countdown").textContent = !coming ? "" : coming.start > now
-    ? `${t("starts_in")} ${duration(coming.start - now)}` : t("in_progress");
+    ? `${t("starts_in")} ${countdown(coming.start - now, WORDS[lang])}` : t("in_progress");
 }
 
 // --- the programme on the screen -----------------------------------------------------------
