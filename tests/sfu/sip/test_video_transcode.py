@@ -10,19 +10,18 @@ import math
 import struct
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtcpPacket, RtpPacket
 
-from confbridge_kernel.contracts import FloorAction, FloorCommand, GrantClaims, PeerRole
+from confbridge_kernel.contracts import FloorAction, FloorCommand, PeerRole
 from sfu.codecs import H264, VP8, RtpCodec
 from sfu.forwarding import Source
-from sfu.room import Peer
 from sfu.sip.video import SipVideo
 from sfu.sip.video_transcode import VideoTranscoder, output_size
 from sfu.worker import Worker
 from tests.sfu.sip.conftest import grant
 from tests.sfu.sip.media import IDR, SPS, LegSocket, decode, encode, nal_types, packetize, picture
+from tests.sfu.sip.test_video import answer
 from tests.support.peers import SizedVideoTrack, loopback_peer, until
 
 SIP_PT = 109
@@ -298,17 +297,6 @@ def test_transcode_output_size_fits_the_legs_level(
 
 
 # --- a real worker: an aiortc publisher's VP8 to a leg on UDP sockets -------------------------
-
-
-async def answer(
-    worker: Worker, direction: str, pc: RTCPeerConnection, claims: GrantClaims
-) -> Peer:
-    await pc.setLocalDescription(await pc.createOffer())
-    peer, sdp = await worker.sessions.create_peer(
-        direction, claims.room, claims, pc.localDescription.sdp
-    )
-    await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
-    return peer
 
 
 class FarEnd(asyncio.DatagramProtocol):
