@@ -408,7 +408,8 @@ def answer_video(
     """The video the worker takes of this m-line, or None to refuse it (port 0).
 
     H.264 with packetization-mode=1 only, answered with the offered profile-level-id, and only
-    when the leg has a video path (`can_forward`): the video is forwarded, never transcoded.
+    when the leg has a video path (`can_forward`): the room system's video is forwarded, never
+    transcoded (a room source in another codec is transcoded for it, `sfu.sip.video_transcode`).
     """
     if not can_forward or offer.proto != "RTP/AVP":
         return None
