@@ -8,6 +8,7 @@ request came from (RFC 3581 `rport`, which room systems behind NAT rely on).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import ssl
 import time
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 STREAM_IDLE_TIMEOUT_S = 300.0
 MAX_STREAM_CONNECTIONS = 200
 CONNECT_TIMEOUT_S = 5.0
+EPHEMERAL_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -117,14 +119,19 @@ class SipTransport:
         *,
         tls: tuple[str, int, ssl.SSLContext] | None = None,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(self), local_addr=(host, port)
-        )
-        self._udp = protocol
-        self.udp_address = transport.get_extra_info("sockname")[:2]
-        # TCP on the same port as UDP (the port a room system is given)
-        tcp = await asyncio.start_server(self._serve_stream("TCP"), host, self.udp_address[1])
+        # An ephemeral UDP port may already be taken for TCP (an outgoing connection's local
+        # port): with port 0, pick another one instead of failing.
+        attempts = EPHEMERAL_ATTEMPTS if port == 0 else 1
+        for attempt in range(attempts):
+            udp = await self._bind_udp(host, port)
+            try:
+                # TCP on the same port as UDP (the port a room system is given)
+                tcp = await asyncio.start_server(self._serve_stream("TCP"), host, udp[1])
+                break
+            except OSError as error:
+                self._udp.transport.close()  # type: ignore[union-attr]
+                if error.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
         self._servers.append(tcp)
         self.tcp_address = tcp.sockets[0].getsockname()[:2]
         if tls is not None:
@@ -134,6 +141,14 @@ class SipTransport:
             )
             self._servers.append(server)
             self.tls_address = server.sockets[0].getsockname()[:2]
+
+    async def _bind_udp(self, host: str, port: int) -> tuple[str, int]:
+        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=(host, port)
+        )
+        self._udp = protocol
+        self.udp_address = transport.get_extra_info("sockname")[:2]
+        return self.udp_address
 
     async def close(self) -> None:
         if self._udp and self._udp.transport:
