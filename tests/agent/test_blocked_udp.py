@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,16 @@ from typing import Any
 import pytest
 
 from confbridge.sites.models import Site
-from tests.support.netns import Hosts, block_udp, hosts, netns_missing, udp_dropped
+from tests.support import netns
+from tests.support.netns import Hosts, udp_dropped
 from tests.support.peers import WhepViewer, WhipPublisher
 from tests.support.servers import AgentProcess, Stack, pairing_code
 from tests.support.turn import (
-    TURN_SECRET,
     Certificate,
     Coturn,
     self_signed_certificate,
     skip_without_coturn,
+    turn_settings,
 )
 
 skip_without_coturn()
@@ -36,11 +36,7 @@ FALLBACK_JOIN_S = 60.0
 @pytest.fixture
 def udp_blocked_hall() -> Iterator[Hosts]:
     """A hall in its own namespace that can send and receive no UDP beyond its loopback."""
-    reason = netns_missing() or (None if shutil.which("nft") else "nftables (nft) is missing")
-    if reason:
-        pytest.skip(reason)
-    with hosts(["hall"]) as made:
-        block_udp(made, "hall")
+    with netns.udp_blocked_hall() as made:
         yield made
 
 
@@ -66,12 +62,7 @@ def stack_options(
     # control plane, workers and media on the bridge's address: the hall reaches them by TCP,
     # and would by UDP if its network let it
     monkeypatch.setenv("CONFBRIDGE_SFU_HOST", gateway)
-    turn = {
-        "urls": [coturn.url, coturn.tcp_url, coturn.tls_url],
-        "shared_secret": TURN_SECRET,
-        "credential_ttl_s": 600,
-    }
-    return {"host": gateway, "sfu": {"media_ip": gateway, "turn": turn}}
+    return {"host": gateway, "sfu": {"media_ip": gateway, "turn": turn_settings(coturn)}}
 
 
 async def _publish_chair(stack: Stack, peers: list[WhipPublisher | WhepViewer]) -> None:

@@ -95,6 +95,27 @@ def block_udp(made: Hosts, host: str) -> None:
     subprocess.run(made.command(host, ["nft", rules]), check=True, capture_output=True)
 
 
+def route_through_gateway(made: Hosts, host: str) -> None:
+    """Give `host` a default route through the gateway, as a hall's network has (browsers
+    gather candidates on the interface of the default route)."""
+    _ip("-n", made.namespaces[host], "route", "add", "default", "via", made.gateway)
+
+
+@contextmanager
+def udp_blocked_hall() -> Iterator[Hosts]:
+    """One host, `hall`, routed through the gateway, whose network lets no UDP through
+    (`block_udp`). Skips the test where namespaces or nftables are missing."""
+    import pytest
+
+    reason = netns_missing() or (None if shutil.which("nft") else "nftables (nft) is missing")
+    if reason:
+        pytest.skip(reason)
+    with hosts(["hall"]) as made:
+        route_through_gateway(made, "hall")
+        block_udp(made, "hall")
+        yield made
+
+
 def udp_dropped(made: Hosts, host: str) -> int:
     """How many UDP datagrams `block_udp` has dropped in `host` so far (both directions)."""
     listed = subprocess.run(

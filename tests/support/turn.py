@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,12 @@ def self_signed_certificate(directory: Path, address: str) -> Certificate:
         )
     )
     return made
+
+
+def turn_settings(coturn: Coturn) -> dict[str, Any]:
+    """`sfu.turn` settings for all of `coturn`'s URLs (UDP, TCP, then TLS if it has it)."""
+    urls = [coturn.url, coturn.tcp_url, *([coturn.tls_url] if coturn.tls_url else [])]
+    return {"urls": urls, "shared_secret": TURN_SECRET, "credential_ttl_s": 600}
 
 
 class Coturn:
