@@ -23,6 +23,7 @@ from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page
+from confbridge.web.domain_messages import explain
 from confbridge.web.forms import BookingForm, OccurrenceForm, parse_date
 from confbridge.web.shared import conflict_lines, not_found, parse_id, redirect
 
@@ -137,9 +138,13 @@ def _try_booking(
     except Conflict as exc:
         outcome["conflicts"], outcome["conflict_count"] = conflict_lines(page, exc)
         if not outcome["conflicts"]:
-            outcome["message"] = page._("The booking was refused: %(reason)s", reason=exc.message)
+            outcome["message"] = page._(
+                "The booking was refused: %(reason)s", reason=explain(page, exc)
+            )
     except DomainError as exc:
-        outcome["message"] = page._("The booking was refused: %(reason)s", reason=exc.message)
+        outcome["message"] = page._(
+            "The booking was refused: %(reason)s", reason=explain(page, exc)
+        )
     page.session.rollback()
     return None, outcome
 
@@ -304,7 +309,7 @@ def resolve_unplanned(page: EditorPage, series_id: str, day: str, form: CheckedF
     except DomainError as exc:
         page.session.rollback()
         status_code = exc.status_code
-        message = page._("The change was refused: %(reason)s", reason=exc.message)
+        message = page._("The change was refused: %(reason)s", reason=explain(page, exc))
         if isinstance(exc, Conflict):
             lines, _count = conflict_lines(page, exc)
             if lines:

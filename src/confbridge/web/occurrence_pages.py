@@ -14,13 +14,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from confbridge.auth import service as auth_service
 from confbridge.db import Database
 from confbridge.errors import Conflict, DomainError
+from confbridge.link_quality import LinkLimits
 from confbridge.live import LiveBusDep, occurrence_topic
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import labels, live_status, queries
-from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage
+from confbridge.web import i18n, labels, live_status, queries
+from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
+from confbridge.web.domain_messages import explain
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
 from confbridge.web.security import session_user
@@ -74,6 +76,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         site_ids=[s.site_id for s in sites],
         chair_site_id=chair,
         now=utcnow(),
+        limits=LinkLimits.from_settings(page.settings.alerts),
     )
     return {
         "occurrence": occurrence,
@@ -150,11 +153,11 @@ def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm
         except Conflict as exc:
             page.session.rollback()
             conflicts, _count = conflict_lines(page, exc)
-            message = None if conflicts else exc.message
+            message = None if conflicts else explain(page, exc)
             status_code = 409
         except DomainError as exc:
             page.session.rollback()
-            message = page._("The change was refused: %(reason)s", reason=exc.message)
+            message = page._("The change was refused: %(reason)s", reason=explain(page, exc))
             status_code = exc.status_code
         occurrence = page.session.get(Occurrence, occurrence.id) or occurrence
     context = occurrence_context(page, occurrence)
@@ -179,7 +182,7 @@ def _stream_setup(
 
 
 def _load_status(
-    database: Database, occurrence_id: int, site_ids: list[int], chair: int
+    database: Database, settings: Settings, occurrence_id: int, site_ids: list[int], chair: int
 ) -> live_status.LiveStatus:
     with database.session() as session:
         return live_status.load(
@@ -188,7 +191,12 @@ def _load_status(
             site_ids=site_ids,
             chair_site_id=chair,
             now=utcnow(),
+            limits=LinkLimits.from_settings(settings.alerts),
         )
+
+
+def _translate(request: Request, message: str) -> str:
+    return i18n.translations(language_of(request)).gettext(message)
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -203,16 +211,19 @@ async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep
     settings: Settings = request.app.state.settings
     setup = await run_in_threadpool(_stream_setup, database, settings, request, parsed or 0)
     if setup is None or parsed is None:
-        return JSONResponse({"detail": "no such occurrence"}, status_code=404)
+        return JSONResponse({"detail": _translate(request, "This page does not exist.")}, 404)
     allowed, site_ids, chair = setup
     if not allowed:
-        return JSONResponse({"detail": "sign in first"}, status_code=401)
+        message = _translate(request, "Your session has ended. Sign in again to continue.")
+        return JSONResponse({"detail": message, "code": "session_expired"}, status_code=401)
 
     async def stream() -> AsyncIterator[str]:
         async with live.subscribe(occurrence_topic(parsed)) as subscription:
             # Subscribed first, then read: an event stored meanwhile comes twice, and the
             # status skips event ids it has seen.
-            status = await run_in_threadpool(_load_status, database, parsed, site_ids, chair)
+            status = await run_in_threadpool(
+                _load_status, database, settings, parsed, site_ids, chair
+            )
             yield f"retry: {SSE_RETRY_MS}\n\n"
             yield _sse("snapshot", status.view())
             dropped = subscription.dropped
@@ -235,7 +246,7 @@ async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep
                 if subscription.dropped != dropped:
                     dropped = subscription.dropped
                     status = await run_in_threadpool(
-                        _load_status, database, parsed, site_ids, chair
+                        _load_status, database, settings, parsed, site_ids, chair
                     )
                     yield _sse("snapshot", status.view())
                 elif changed or floor_changed:

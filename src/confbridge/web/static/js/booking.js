@@ -1,6 +1,8 @@
 // The booking form: search the unit tree (accents optional), tick what the search shows, and
 // check for clashes while the form is filled in. The form works without this script too.
 
+import { pageFetch } from "/static/js/session.js";
+
 const form = document.getElementById("booking-form");
 const search = document.getElementById("site-search");
 const tree = document.getElementById("site-tree");
@@ -48,12 +50,12 @@ async function check() {
   const data = new FormData(form);
   data.delete("action");
   try {
-    const response = await fetch("/bookings/check", { method: "POST", body: data });
+    const response = await pageFetch("/bookings/check", { method: "POST", body: data });
     if (response.ok && mine === sequence) {
       panel.innerHTML = await response.text();
     }
   } catch {
-    // The check is a convenience; the buttons still work.
+    // The check is a convenience; the buttons still work (an ended sign-in is shown above).
   }
 }
 

@@ -2,6 +2,7 @@
 // raised-hands queue and the site list kept live by live.js.
 
 import { apply, connect, fill, labels } from "/static/js/live.js";
+import { pageFetch, SessionExpired } from "/static/js/session.js";
 import { view } from "/static/js/whip.js";
 
 const table = document.getElementById("sites-table");
@@ -62,7 +63,7 @@ async function act(form) {
   let floor = null;
   try {
     // Not form.action: the form has a field named "action", which shadows the property.
-    const response = await fetch(form.getAttribute("action"), {
+    const response = await pageFetch(form.getAttribute("action"), {
       method: "POST",
       body: new FormData(form),
       headers: { Accept: "application/json", "X-CSRF-Token": csrf },
@@ -75,7 +76,9 @@ async function act(form) {
     showMessage("");
     floor = body.floor;
   } catch (error) {
-    showMessage(fill(labels.failed, { reason: error.message }));
+    if (!(error instanceof SessionExpired)) {
+      showMessage(fill(labels.failed, { reason: error.message }));
+    }
   } finally {
     buttons.forEach((button, index) => (button.disabled = wasDisabled[index]));
     // The live stream brings the same change; showing it now saves the round trip.
@@ -95,7 +98,7 @@ document.addEventListener("submit", (event) => {
 
 async function watchProgramme() {
   try {
-    const response = await fetch(`/occurrences/${occurrenceId}/console/grant`, {
+    const response = await pageFetch(`/occurrences/${occurrenceId}/console/grant`, {
       method: "POST",
       headers: { Accept: "application/json", "X-CSRF-Token": csrf },
     });
@@ -125,6 +128,10 @@ async function watchProgramme() {
     });
     showState();
   } catch (error) {
+    if (error instanceof SessionExpired) {
+      status.textContent = error.message;
+      return;
+    }
     status.textContent = fill(labels.programme_failed, { reason: error.reason ?? error.message });
     setTimeout(watchProgramme, 5000);
   }
