@@ -183,14 +183,20 @@ def _worst_link_stats(
 ) -> tuple[
     dict[tuple[int, int], tuple[datetime, dict]], dict[tuple[int, int], tuple[datetime, str]]
 ]:
-    """The worst recent link stats of each site in each meeting, by (occurrence id, site id),
-    with when they were reported; and the layer its screen received last, with when."""
-    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    """Each site's link in each meeting now, by (occurrence id, site id): the latest report of
+    each of its sessions (publish, view) in the last minute, the worst of them, with when it
+    was reported; and the layer its screen received last, with when.
+
+    Only a session's latest report counts, as on the console: the worst report of the whole
+    minute would show a passing spike (a keyframe burst, a moment the worker was busy) as the
+    link's state for a minute."""
+    latest_by_peer: dict[tuple[int, int, str], tuple[datetime, dict]] = {}
     layers: dict[tuple[int, int], tuple[datetime, str]] = {}
-    for occurrence_id, site_id, at, payload in session.execute(
+    for occurrence_id, site_id, peer_id, at, payload in session.execute(
         select(
             SfuEventRecord.occurrence_id,
             SfuEventRecord.site_id,
+            SfuEventRecord.peer_id,
             SfuEventRecord.at,
             SfuEventRecord.payload,
         ).where(
@@ -203,13 +209,19 @@ def _worst_link_stats(
             continue
         stats = (payload or {}).get("stats") or {}
         key = (occurrence_id, site_id)
+        peer_key = (occurrence_id, site_id, peer_id or "")
+        if peer_key not in latest_by_peer or latest_by_peer[peer_key][0] <= at:
+            latest_by_peer[peer_key] = (at, stats)
+        layer = stats.get("layer")
+        if layer is not None and (key not in layers or layers[key][0] <= at):
+            layers[key] = (at, layer)
+    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    for (occurrence_id, site_id, _peer), (at, stats) in latest_by_peer.items():
+        key = (occurrence_id, site_id)
         worst = latest.get(key)
         # a site is as bad as its worst session (publish or view)
         if worst is None or _badness(stats) > _badness(worst[1]):
             latest[key] = (at, stats)
-        layer = stats.get("layer")
-        if layer is not None and (key not in layers or layers[key][0] <= at):
-            layers[key] = (at, layer)
     return latest, layers
 
 
