@@ -47,7 +47,10 @@ RULES: tuple[Rule, ...] = (
         r"^rrule: COUNT and UNTIL",
         N_("A series ends either after a number of meetings or on a date, not both."),
     ),
-    _rule(r"^rrule: .*several meetings a day", N_("A series meets at most once a day.")),
+    _rule(
+        r"^rrule: (.*several meetings a day|FREQ must be one of)",
+        N_("A series meets at most once a day."),
+    ),
     _rule(
         r"^rrule: the rule never occurs",
         N_("The repeat rule never gives a meeting. Choose other days."),
