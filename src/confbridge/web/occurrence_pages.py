@@ -59,8 +59,16 @@ def _live_labels(page: Page) -> dict[str, Any]:
         "not_open": page._("The meeting room is not open yet: it opens when a site joins."),
         "unreachable": page._("The media server cannot be reached; try again."),
         "programme_failed": page._("The programme cannot be shown: %(reason)s"),
-        "programme_on": page._("Programme connected."),
+        "programme_on": page._("Receiving the programme's picture and sound."),
         "programme_wait": page._("Connecting to the programme…"),
+        "programme_no_chair": page._(
+            "Connected to the media server; the chair site has not joined yet."
+        ),
+        "programme_no_picture": page._("Connected; waiting for the speaker's picture…"),
+        "sound_on": page._("Turn the sound on"),
+        "sound_off": page._("Turn the sound off"),
+        "sound_blocked": page._("The programme plays without sound: press “Turn the sound on”."),
+        "not_joined_yet": page._("%(name)s (not joined yet)"),
         "rtt": page._("RTT %(rtt)s ms"),
         "loss": page._("loss"),
     }
