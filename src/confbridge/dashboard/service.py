@@ -25,6 +25,7 @@ from confbridge.signing import GrantSigner
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.schemas import TerminalStatus
+from confbridge.text import vietnamese_key
 from confbridge_kernel.contracts import EventType
 from confbridge_kernel.sip_legs import SipLegInfo
 
@@ -163,7 +164,9 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
                     layer=layers.get((occurrence_id, site_id), (at, None))[1],
                 )
             )
-        sites.sort(key=lambda s: (-(s.loss_ratio or 0), -(s.rtt_ms or 0), s.site_name))
+        sites.sort(
+            key=lambda s: (-(s.loss_ratio or 0), -(s.rtt_ms or 0), vietnamese_key(s.site_name))
+        )
         meetings.append(
             LiveMeeting(
                 occurrence.id,
@@ -283,7 +286,12 @@ def overview(
             )
             for view in views
         ),
-        key=lambda t: (t.last_seen_at is not None, t.last_seen_at or now, t.site_name),
+        key=lambda t: (
+            t.last_seen_at is not None,
+            t.last_seen_at or now,
+            vietnamese_key(t.site_name),
+            vietnamese_key(t.name),
+        ),
     )
     _online, online_total = terminal_service.list_(
         session=session,

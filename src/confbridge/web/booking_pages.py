@@ -150,7 +150,7 @@ def _try_booking(
 
 
 def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> Response:
-    form = BookingForm.from_form(form_data)
+    form = BookingForm.from_form(form_data, page.language)
     action = str(form_data.get("action") or "check")
     data = form.validate(page.translations.gettext)
     template_values = {"series": series}
@@ -205,7 +205,7 @@ def check_booking(page: EditorPage, form: CheckedForm) -> Response:
     series_id = parse_id(str(form.get("series_id") or ""))
     if series_id is not None:
         series = page.session.get(Series, series_id)
-    booking = BookingForm.from_form(form)
+    booking = BookingForm.from_form(form, page.language)
     data = booking.validate(page.translations.gettext)
     outcome: dict[str, Any] = {"preview": None, "conflicts": [], "conflict_count": 0}
     outcome["message"] = None

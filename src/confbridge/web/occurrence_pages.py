@@ -26,7 +26,7 @@ from confbridge.web.domain_messages import explain
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
 from confbridge.web.security import session_user
-from confbridge.web.shared import conflict_lines, not_found, parse_id, redirect, script_json
+from confbridge.web.shared import not_found, parse_id, redirect, script_json, series_clashes
 
 router = APIRouter(include_in_schema=False)
 # A comment line every so often keeps proxies from closing a quiet event stream.
@@ -134,7 +134,7 @@ def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm
     tz = page.settings.meetings.default_tz
     checked = form.validate(page.translations.gettext, tz)
     message: str | None = None
-    conflicts: list[dict[str, str]] = []
+    conflicts: list[dict[str, Any]] = []
     status_code = 422
     if checked is None:
         message = page._("Please correct the fields marked below.")
@@ -160,7 +160,7 @@ def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm
             return redirect(f"/occurrences/{occurrence.id}?saved=1")
         except Conflict as exc:
             page.session.rollback()
-            conflicts, _count = conflict_lines(page, exc)
+            conflicts, _count = series_clashes(page, exc)
             message = None if conflicts else explain(page, exc)
             status_code = 409
         except DomainError as exc:

@@ -64,6 +64,26 @@ function scheduleCheck() {
   timer = setTimeout(check, CHECK_DELAY_MS);
 }
 
+// "Does not repeat": the words field says so and is not used meanwhile.
+const once = document.getElementById("once");
+const words = document.getElementById("words");
+function followOnce() {
+  words.readOnly = once.checked;
+  words.setAttribute("aria-disabled", String(once.checked));
+  if (once.checked) {
+    words.dataset.before = words.value;
+    words.value = once.dataset.words;
+  } else if (words.value === once.dataset.words) {
+    words.value = words.dataset.before ?? "";
+  }
+}
+if (once && words) {
+  once.addEventListener("change", followOnce);
+  if (once.checked) {
+    words.readOnly = true;
+  }
+}
+
 if (form && tree) {
   selectShown.hidden = false;
   clearSelection.hidden = false;

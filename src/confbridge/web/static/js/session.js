@@ -5,6 +5,7 @@
 
 const DRAFT_PREFIX = "cb-draft:";
 const SENT_SUFFIX = ":sent";
+const INTERRUPTED_SUFFIX = ":interrupted";
 
 /** Raised by pageFetch when the sign-in has ended; the message is already shown. */
 export class SessionExpired extends Error {
@@ -120,13 +121,16 @@ function keepDrafts() {
   const forms = [...document.querySelectorAll("form[data-draft]")];
   const here = new Set(forms.map(draftKey));
   const onSignIn = location.pathname === "/sign-in";
-  // A form sent from another page: the server took it (this is the page it led to), unless
-  // it led to the sign-in page.
+  // A form sent from another page: on the sign-in page it was interrupted (kept for the way
+  // back); anywhere else the server took it (this is the page it led to).
   for (let i = sessionStorage.length - 1; i >= 0; i--) {
     const key = sessionStorage.key(i);
     if (key?.startsWith(DRAFT_PREFIX) && key.endsWith(SENT_SUFFIX)) {
       const draft = key.slice(0, -SENT_SUFFIX.length);
-      if (!onSignIn && !here.has(draft)) {
+      if (onSignIn) {
+        sessionStorage.setItem(draft + INTERRUPTED_SUFFIX, "1");
+        sessionStorage.removeItem(key);
+      } else if (!here.has(draft)) {
         sessionStorage.removeItem(draft);
         sessionStorage.removeItem(key);
       }
@@ -134,10 +138,17 @@ function keepDrafts() {
   }
   for (const form of forms) {
     const key = draftKey(form);
-    const stored = sessionStorage.getItem(key);
+    const sent = sessionStorage.getItem(key + SENT_SUFFIX);
     sessionStorage.removeItem(key + SENT_SUFFIX);
+    sessionStorage.removeItem(key + INTERRUPTED_SUFFIX);
+    const fresh = form.dataset.fresh !== undefined;
+    if (sent && fresh) {
+      // sent, and the page came back by itself (a redirect after saving): nothing to keep
+      sessionStorage.removeItem(key);
+    }
+    const stored = sessionStorage.getItem(key);
     // a form the server filled in again (refused, with its reasons) shows what was sent
-    if (stored && form.dataset.fresh !== undefined) {
+    if (stored && fresh) {
       try {
         restoreDraft(form, JSON.parse(stored));
         const note = document.getElementById("draft-restored");
