@@ -235,3 +235,35 @@ def test_it_page_says_what_to_do_in_local_time(
         page.screenshot(path=artifact(f"it-page-{viewport['width']}.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_booking_does_not_repeat_choice_and_one_date_format(page: Page, website: WebSite) -> None:
+    """The 'does not repeat' choice fills the words; dates on the pages read dd/mm/yyyy."""
+    sign_in(page, "thuky", "/bookings/new")
+    words = page.get_by_label("Lặp lại")
+    words.fill("hằng tuần vào thứ Hai")
+    page.get_by_label("Chỉ họp một lần, không lặp").check()
+    expect(words).to_have_value("không lặp lại")
+    expect(words).to_have_attribute("readonly", "")
+    page.get_by_label("Chỉ họp một lần, không lặp").uncheck()
+    expect(words).to_have_value("hằng tuần vào thứ Hai")
+    expect(page.get_by_label("Bỏ qua thêm các ngày")).to_have_attribute(
+        "placeholder", "30/04/2026, 02/09/2026"
+    )
+    # no short or ISO dates in what the occurrence page and the IT page write
+    for path in (f"/occurrences/{website.occurrence_id}", "/calendar"):
+        page.goto(path)
+        text = page.locator("main").inner_text()
+        assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{2}\b(?!\d)", text), path
+        assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), path
+
+
+def test_occurrence_change_form_is_near_the_top(page: Page, website: WebSite) -> None:
+    """Moving or cancelling one meeting is in the first screen, not under the tables."""
+    sign_in(page, "thuky", f"/occurrences/{website.occurrence_id}")
+    form = page.locator("#occurrence-form")
+    expect(form).to_be_visible()
+    box = form.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= DESKTOP["height"], box
+    sites_table = page.locator("#sites-table").bounding_box()
+    assert sites_table is not None and sites_table["y"] > box["y"]
