@@ -141,6 +141,23 @@ RULES: tuple[Rule, ...] = (
     _rule(r"^the meeting ended at (?P<at>[\d-]+ [\d:]+)", N_("The meeting ended at %(at)s.")),
     _rule(r"^site \d+ .*is not invited", N_("This site is not invited to the meeting.")),
     _rule(r"needs a site_id$", N_("Choose a site for this action.")),
+    # a site's SIP address
+    _rule(
+        r"^sip_uri: not a SIP address: needs a user part",
+        N_("The address needs a user part: user@host, e.g. sip:phonghop@rooms.example.vn."),
+    ),
+    _rule(
+        r"^sip_uri: not a SIP address: must start with sip",
+        N_("The address must start with sip: or sips:, e.g. sip:phonghop@rooms.example.vn."),
+    ),
+    _rule(
+        r"^sip_uri: not a SIP address",
+        N_("This is not a SIP address; write one such as sip:phonghop@rooms.example.vn."),
+    ),
+    _rule(
+        r"^sip_uri: (?P<uri>\S+) is already the address of site '(?P<site>.*)'$",
+        N_("%(uri)s is already the address of the site %(site)s."),
+    ),
     # alerts
     _rule(r"^no alert \d+", N_("This alert no longer exists.")),
     _rule(
