@@ -187,6 +187,18 @@ def test_expiry_it_page_says_so_instead_of_pasting_the_sign_in_page(
     expect(page.locator("body")).to_have_attribute("data-session", "expired")
 
 
+def test_expiry_live_page_says_so_when_its_stream_cannot_resume(
+    page: Page, website: WebSite
+) -> None:
+    """The occurrence page's event stream ends every 30 s; resuming it without a sign-in
+    fails, and the page asks whether the session holds rather than "reconnecting" forever."""
+    sign_in(page, "thuky", f"/occurrences/{website.occurrence_id}")
+    expect(page.locator("body")).to_have_attribute("data-live", "connected")
+    end_session(page, website)
+    expect(page.locator("#session-expired")).to_be_visible(timeout=45_000)
+    expect(page.locator("body")).to_have_attribute("data-live", "signed-out")
+
+
 def test_expiry_console_action_says_so(page: Page, website: WebSite) -> None:
     sign_in(page, "thuky", f"/occurrences/{website.occurrence_id}/console")
     # no media server in this test: the programme says so in Vietnamese
