@@ -218,7 +218,12 @@ async function watchProgramme() {
       status.textContent = error.message;
       return;
     }
-    status.textContent = fill(labels.programme_failed, { reason: error.reason ?? error.message });
+    // the media server's own reason is English, for the log; the page says what it can
+    console.info("programme:", error.reason ?? error.message);
+    status.textContent =
+      error.status === 0
+        ? labels.unreachable
+        : fill(labels.programme_failed, { reason: `HTTP ${error.status ?? "?"}` });
     status.dataset.state = "failed";
     setTimeout(watchProgramme, 5000);
   }
