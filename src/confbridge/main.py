@@ -30,6 +30,7 @@ from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
 from confbridge.openapi import install as install_openapi
+from confbridge.records.router import router as records_router
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings, get_settings
@@ -130,6 +131,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(attendance_router)
     api.include_router(reports_router)
     api.include_router(terminals_router)
+    api.include_router(records_router)
     app.include_router(api)
     app.include_router(kiosk_router)
     install_web(app)

@@ -26,13 +26,23 @@ from confbridge.meetings.models import (
     UnplannedOccurrence,
 )
 from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode
+from confbridge.records.models import (
+    AgendaItem,
+    AssignedTask,
+    Conclusion,
+    Document,
+    Invitation,
+    Progress,
+)
 from confbridge.sites.models import Site, Unit
 from confbridge.terminals.models import PairingCode, TerminalState
 
 metadata = Base.metadata
 
 __all__ = [
+    "AgendaItem",
     "Alert",
+    "AssignedTask",
     "Attendance",
     "AttendanceCorrection",
     "AttendancePending",
@@ -40,9 +50,13 @@ __all__ = [
     "AuditEntry",
     "Booking",
     "BookingLock",
+    "Conclusion",
+    "Document",
     "GrantRevocation",
+    "Invitation",
     "Occurrence",
     "PairingCode",
+    "Progress",
     "RoomEdge",
     "RoomHost",
     "RoomPlacement",

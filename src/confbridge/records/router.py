@@ -1,0 +1,228 @@
+"""The meeting record over HTTP: invitations and agendas, documents, conclusions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from sqlalchemy.orm import Session
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser
+from confbridge.auth.service import Principal
+from confbridge.deps import SessionDep
+from confbridge.errors import NotFound
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence
+from confbridge.pagination import IdPath
+from confbridge.records import service as record_service
+from confbridge.records.models import AgendaItem, Invitation
+from confbridge.records.schemas import (
+    AgendaItemRead,
+    AttendeeGroup,
+    AttendeeGroupRead,
+    CurrentItemWrite,
+    InvitationRead,
+    InvitationWrite,
+    OccurrenceInvitationRead,
+)
+from confbridge.records.service import EffectiveInvitation
+
+router = APIRouter(tags=["meeting record"])
+
+
+# --- who may read an occurrence's record ---------------------------------------------------------
+
+
+def occurrence_reader(
+    occurrence_id: IdPath, principal: PrincipalDep, session: SessionDep
+) -> Occurrence:
+    """The occurrence, for a user or for a terminal of an invited site; 404 to anyone else
+    (a hall that is not invited learns nothing, not even that the meeting exists)."""
+    if principal.user is not None:
+        auth_service.check_password_fresh(principal.user)
+        return meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    terminal = principal.terminal
+    assert terminal is not None
+    if not record_service.is_invited(
+        session=session, occurrence_id=occurrence_id, site_id=terminal.site_id
+    ):
+        raise NotFound(f"occurrence {occurrence_id} does not exist")
+    return meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+
+
+ReadableOccurrence = Annotated[Occurrence, Depends(occurrence_reader)]
+
+
+def actor(principal: Principal | object) -> str:
+    """How the record names who did something: `user:<name>` or `terminal:<id>`."""
+    if isinstance(principal, Principal):
+        return principal.actor
+    return f"user:{getattr(principal, 'username', '?')}"
+
+
+# --- shapes --------------------------------------------------------------------------------------
+
+
+def _items_read(session: Session, items: list[AgendaItem]) -> list[AgendaItemRead]:
+    names = record_service.site_names(
+        session=session, site_ids=(i.presenter_site_id for i in items if i.presenter_site_id)
+    )
+    return [
+        AgendaItemRead(
+            id=item.id,
+            position=item.position,
+            title=item.title,
+            presenter=item.presenter,
+            presenter_site_id=item.presenter_site_id,
+            presenter_site_name=names.get(item.presenter_site_id or 0),
+            planned_min=item.planned_min,
+        )
+        for item in items
+    ]
+
+
+def _attendees_read(
+    session: Session, stored: list[dict[str, object]] | None
+) -> list[AttendeeGroupRead] | None:
+    if stored is None:
+        return None
+    groups = [AttendeeGroup.model_validate(group) for group in stored]
+    names = record_service.site_names(session=session, site_ids=(g.site_id or 0 for g in groups))
+    return [
+        AttendeeGroupRead(
+            site_id=g.site_id, site_name=names.get(g.site_id or 0), text=g.text, roles=g.roles
+        )
+        for g in groups
+    ]
+
+
+def invitation_read(session: Session, invitation: Invitation | None) -> InvitationRead:
+    """A stored invitation; all null when there is none."""
+    if invitation is None:
+        return InvitationRead(
+            **dict.fromkeys(record_service.TEXT_FIELDS),
+            attendees=None,
+            agenda=None,
+            updated_at=None,
+        )
+    return InvitationRead(
+        **{name: getattr(invitation, name) for name in record_service.TEXT_FIELDS},
+        attendees=_attendees_read(session, invitation.attendees),
+        agenda=_items_read(session, invitation.items) if invitation.has_agenda else None,
+        updated_at=invitation.updated_at,
+    )
+
+
+def effective_read(session: Session, found: EffectiveInvitation) -> OccurrenceInvitationRead:
+    occurrence = found.occurrence
+    return OccurrenceInvitationRead(
+        **{name: getattr(found, name) for name in record_service.TEXT_FIELDS},
+        attendees=_attendees_read(session, found.attendees),
+        agenda=_items_read(session, found.items),
+        updated_at=found.updated_at,
+        occurrence_id=occurrence.id,
+        series_id=occurrence.series_id,
+        title=occurrence.series.title,
+        start_at=occurrence.start_at,
+        end_at=occurrence.end_at,
+        tz=occurrence.series.tz,
+        own_fields=found.own_fields,
+        current_item_id=record_service.current_item_id(
+            session=session, occurrence_id=occurrence.id
+        ),
+    )
+
+
+# --- invitations and agendas ---------------------------------------------------------------------
+
+
+@router.get("/series/{series_id}/invitation", response_model=InvitationRead)
+def get_series_invitation(
+    series_id: IdPath, _user: CurrentUser, session: SessionDep
+) -> InvitationRead:
+    """The series' invitation and agenda: every occurrence's unless it sets its own."""
+    meeting_service.get(session=session, series_id=series_id)
+    return invitation_read(session, record_service.get(session=session, series_id=series_id))
+
+
+@router.patch("/series/{series_id}/invitation", response_model=InvitationRead)
+def write_series_invitation(
+    series_id: IdPath, body: InvitationWrite, user: SecretariatUser, session: SessionDep
+) -> InvitationRead:
+    """Set the series' invitation (giấy mời) and agenda; fields left out keep their value,
+    `agenda` replaces the whole agenda (items given with their `id` keep it)."""
+    series = meeting_service.get(session=session, series_id=series_id)
+    invitation = record_service.write(session=session, invitation_in=body, series=series)
+    auth_service.record(
+        session=session,
+        actor=actor(user),
+        action="invitation_updated",
+        entity="series",
+        entity_id=series.id,
+        detail={"fields": sorted(body.model_fields_set)},
+    )
+    session.commit()
+    session.refresh(invitation)
+    return invitation_read(session, invitation)
+
+
+@router.get("/occurrences/{occurrence_id}/invitation", response_model=OccurrenceInvitationRead)
+def get_occurrence_invitation(
+    occurrence: ReadableOccurrence, session: SessionDep
+) -> OccurrenceInvitationRead:
+    """What the occurrence's invitation says (its own fields over the series'), with the
+    agenda item the chair marked current; for users and the invited sites' terminals."""
+    return effective_read(session, record_service.effective(session=session, occurrence=occurrence))
+
+
+@router.patch("/occurrences/{occurrence_id}/invitation", response_model=OccurrenceInvitationRead)
+def write_occurrence_invitation(
+    occurrence_id: IdPath, body: InvitationWrite, user: SecretariatUser, session: SessionDep
+) -> OccurrenceInvitationRead:
+    """Set this occurrence's own invitation fields (e.g. its document number and date); null
+    gives a field back to the series, `agenda: null` the agenda."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    record_service.write(session=session, invitation_in=body, occurrence=occurrence)
+    auth_service.record(
+        session=session,
+        actor=actor(user),
+        action="invitation_updated",
+        entity="occurrence",
+        entity_id=occurrence.id,
+        detail={"fields": sorted(body.model_fields_set)},
+    )
+    session.commit()
+    return effective_read(session, record_service.effective(session=session, occurrence=occurrence))
+
+
+@router.delete("/occurrences/{occurrence_id}/invitation", status_code=status.HTTP_204_NO_CONTENT)
+def delete_occurrence_invitation(
+    occurrence_id: IdPath, user: SecretariatUser, session: SessionDep
+) -> Response:
+    """Drop the occurrence's own invitation: it says what the series' says again."""
+    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    if not record_service.delete(session=session, occurrence_id=occurrence_id):
+        raise NotFound(f"occurrence {occurrence_id} has no invitation of its own")
+    auth_service.record(
+        session=session,
+        actor=actor(user),
+        action="invitation_deleted",
+        entity="occurrence",
+        entity_id=occurrence_id,
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/occurrences/{occurrence_id}/current-item", response_model=OccurrenceInvitationRead)
+def set_current_item(
+    occurrence_id: IdPath, body: CurrentItemWrite, user: SecretariatUser, session: SessionDep
+) -> OccurrenceInvitationRead:
+    """Mark the agenda item the meeting is at; the halls show it."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    record_service.set_current_item(
+        session=session, occurrence=occurrence, item_id=body.agenda_item_id, actor=actor(user)
+    )
+    session.commit()
+    return effective_read(session, record_service.effective(session=session, occurrence=occurrence))
