@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy.orm import Session
@@ -15,7 +16,9 @@ from confbridge.errors import NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence
 from confbridge.pagination import IdPath
+from confbridge.records import papers, render_docx, render_pdf
 from confbridge.records import service as record_service
+from confbridge.records.layout import AdminDocument
 from confbridge.records.models import AgendaItem, Invitation
 from confbridge.records.schemas import (
     AgendaItemRead,
@@ -226,3 +229,33 @@ def set_current_item(
     )
     session.commit()
     return effective_read(session, record_service.effective(session=session, occurrence=occurrence))
+
+
+# --- the invitation as a document ----------------------------------------------------------------
+
+PDF_MEDIA_TYPE = "application/pdf"
+DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def document_response(document: AdminDocument, fmt: Literal["pdf", "docx"], stem: str) -> Response:
+    """The document drawn as PDF or DOCX, as a download named `<stem>.<fmt>`."""
+    body = render_pdf.render(document) if fmt == "pdf" else render_docx.render(document)
+    media_type = PDF_MEDIA_TYPE if fmt == "pdf" else DOCX_MEDIA_TYPE
+    name = f"{stem}.{fmt}"
+    disposition = f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}"
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
+@router.get(
+    "/occurrences/{occurrence_id}/invitation.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {PDF_MEDIA_TYPE: {}, DOCX_MEDIA_TYPE: {}}}},
+)
+def invitation_document(
+    fmt: Literal["pdf", "docx"], occurrence: ReadableOccurrence, session: SessionDep
+) -> Response:
+    """The invitation (giấy mời) as PDF or DOCX, laid out as a Vietnamese administrative
+    document; for users and the invited sites' terminals."""
+    found = record_service.effective(session=session, occurrence=occurrence)
+    document = papers.invitation_document(session, found)
+    return document_response(document, fmt, f"giay-moi-{occurrence.id}")
