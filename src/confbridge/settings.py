@@ -416,6 +416,17 @@ class AuthSettings(BaseModel):
     lockout_s: int = Field(default=900, ge=1, le=24 * 3600)
 
 
+class RecordSettings(BaseModel):
+    """The meeting record's documents (tài liệu họp)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # An upload larger than this is refused (413).
+    max_document_mb: int = Field(default=50, ge=1, le=2048)
+    # Documents of an occurrence are served this long after its end, then 404 and purged.
+    document_retention_days: int = Field(default=365, ge=1, le=36_500)
+
+
 class DemoSettings(BaseModel):
     enabled: bool = True
     schedule_file: Path | None = None
@@ -457,6 +468,7 @@ class Settings(BaseSettings):
     terminals: TerminalSettings = TerminalSettings()
     auth: AuthSettings = AuthSettings()
     sip: SipSettings = SipSettings()
+    records: RecordSettings = RecordSettings()
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty:
     # the header is ignored and a request comes from its connecting peer. A list in YAML; in
     # CONFBRIDGE_TRUSTED_PROXIES, comma-separated.
