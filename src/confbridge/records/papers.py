@@ -1,4 +1,5 @@
-"""The record's documents as `AdminDocument`s: the invitation (giấy mời) of an occurrence."""
+"""The record's documents as `AdminDocument`s: an occurrence's invitation (giấy mời) and its
+conclusions notice (thông báo kết luận)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from confbridge.records.layout import (
     title_lines,
     weekday,
 )
+from confbridge.records.models import Conclusion
 from confbridge.records.schemas import AttendeeGroup
 from confbridge.records.service import EffectiveInvitation
 from confbridge.sites.models import Site
@@ -117,4 +119,55 @@ def invitation_document(session: Session, found: EffectiveInvitation) -> AdminDo
         signer_title=title_lines(found.signer_title) or [""],
         signer_name=found.signer_name or "",
         file_title=f"Giấy mời - {series.title}",
+    )
+
+
+def conclusion_document(
+    session: Session, found: EffectiveInvitation, conclusion: Conclusion
+) -> AdminDocument:
+    """The thông báo kết luận of an occurrence: its conclusions and the tasks they assign."""
+    occurrence, series = found.occurrence, found.series
+    chair = series.chair_site
+    start = occurrence.start_at.astimezone(zone(series.tz))
+    sites = _invited_sites(session, occurrence.id)
+    issuing_body = found.issuing_body or chair.unit.name
+    mode = MODE_WORDS.get(series.mode, series.mode)
+    body = [
+        Paragraph(
+            f"Ngày {start:%d/%m/%Y}, cuộc họp {_lower_first(series.title)} được tổ chức"
+            f" theo hình thức {mode}, điểm cầu chính tại {chair.name}"
+            + (f", với {len(sites)} điểm cầu tham dự." if len(sites) > 1 else ".")
+        )
+    ]
+    if conclusion.signer_name:
+        body.append(
+            Paragraph(
+                f"Sau khi nghe báo cáo và ý kiến của các đại biểu, đồng chí "
+                f"{conclusion.signer_name} kết luận như sau:"
+            )
+        )
+    else:
+        body.append(Paragraph("Cuộc họp kết luận như sau:"))
+    for number, line in enumerate(
+        (line.strip() for line in conclusion.text.splitlines() if line.strip()), start=1
+    ):
+        body.append(Paragraph(f"{number}. {line}"))
+    if conclusion.tasks:
+        body.append(Paragraph("", label="Giao nhiệm vụ:"))
+        for task in conclusion.tasks:
+            deadline = f" Thời hạn: {task.deadline_date:%d/%m/%Y}." if task.deadline_date else ""
+            body.append(Paragraph(f"{task.content}{deadline}", label=f"{task.unit}:", bullet=True))
+    body.append(Paragraph("Thông báo để các cơ quan, đơn vị biết, thực hiện./."))
+    return AdminDocument(
+        parent_body=found.parent_body,
+        issuing_body=issuing_body,
+        number_line=number_line(conclusion.document_number, "TB"),
+        place_date=date_line(found.place, conclusion.document_date),
+        kind="THÔNG BÁO",
+        summary=f"Kết luận tại {_lower_first(series.title)} ngày {start:%d/%m/%Y}",
+        body=body,
+        copies_to=["Các đơn vị được giao nhiệm vụ;", "Các điểm cầu dự họp;", "Lưu: VT."],
+        signer_title=title_lines(conclusion.signer_title or found.signer_title) or [""],
+        signer_name=conclusion.signer_name or "",
+        file_title=f"Thông báo kết luận - {series.title}",
     )

@@ -23,21 +23,25 @@ from confbridge.errors import Invalid, NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence
 from confbridge.pagination import IdPath
+from confbridge.records import conclusions as conclusion_service
 from confbridge.records import documents as document_service
 from confbridge.records import filetypes, papers, render_docx, render_pdf
 from confbridge.records import service as record_service
 from confbridge.records.layout import AdminDocument
-from confbridge.records.models import AgendaItem, Document, Invitation
+from confbridge.records.models import AgendaItem, Conclusion, Document, Invitation
 from confbridge.records.schemas import (
     AgendaItemRead,
     AttendeeGroup,
     AttendeeGroupRead,
+    ConclusionRead,
+    ConclusionWrite,
     CurrentItemWrite,
     DocumentCreated,
     DocumentRead,
     InvitationRead,
     InvitationWrite,
     OccurrenceInvitationRead,
+    TaskRead,
 )
 from confbridge.records.service import EffectiveInvitation
 from confbridge.records.storage import DocumentStore, TooLarge
@@ -499,3 +503,73 @@ def delete_document(
     session.commit()
     document_store(settings).delete(key)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- conclusions ---------------------------------------------------------------------------------
+
+
+def conclusion_read(conclusion: Conclusion) -> ConclusionRead:
+    return ConclusionRead(
+        occurrence_id=conclusion.occurrence_id,
+        document_number=conclusion.document_number,
+        document_date=conclusion.document_date,
+        signer_name=conclusion.signer_name,
+        signer_title=conclusion.signer_title,
+        text=conclusion.text,
+        tasks=[
+            TaskRead(
+                id=task.id,
+                position=task.position,
+                content=task.content,
+                unit=task.unit,
+                unit_id=task.unit_id,
+                deadline_date=task.deadline_date,
+            )
+            for task in conclusion.tasks
+        ],
+        recorded_by=conclusion.recorded_by,
+        updated_at=conclusion.updated_at,
+    )
+
+
+@router.get("/occurrences/{occurrence_id}/conclusions", response_model=ConclusionRead)
+def get_conclusions(occurrence: ReadableOccurrence, session: SessionDep) -> ConclusionRead:
+    """The conclusions recorded after the meeting and the tasks they assign."""
+    return conclusion_read(conclusion_service.get(session=session, occurrence_id=occurrence.id))
+
+
+@router.put("/occurrences/{occurrence_id}/conclusions", response_model=ConclusionRead)
+def write_conclusions(
+    occurrence_id: IdPath, body: ConclusionWrite, user: SecretariatUser, session: SessionDep
+) -> ConclusionRead:
+    """Record the conclusions (thông báo kết luận) and assigned tasks; replaces earlier ones."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    conclusion = conclusion_service.write(
+        session=session, occurrence=occurrence, conclusion_in=body, actor=actor(user)
+    )
+    auth_service.record(
+        session=session,
+        actor=actor(user),
+        action="conclusions_recorded",
+        entity="occurrence",
+        entity_id=occurrence.id,
+        detail={"tasks": len(body.tasks)},
+    )
+    session.commit()
+    session.refresh(conclusion)
+    return conclusion_read(conclusion)
+
+
+@router.get(
+    "/occurrences/{occurrence_id}/conclusions.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {PDF_MEDIA_TYPE: {}, DOCX_MEDIA_TYPE: {}}}},
+)
+def conclusions_document(
+    fmt: Literal["pdf", "docx"], occurrence: ReadableOccurrence, session: SessionDep
+) -> Response:
+    """The conclusions notice (thông báo kết luận) as PDF or DOCX."""
+    conclusion = conclusion_service.get(session=session, occurrence_id=occurrence.id)
+    found = record_service.effective(session=session, occurrence=occurrence)
+    document = papers.conclusion_document(session, found, conclusion)
+    return document_response(document, fmt, f"thong-bao-ket-luan-{occurrence.id}")
