@@ -19,7 +19,7 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import labels, live_status, queries
+from confbridge.web import labels, live_status, queries, record_pages
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
@@ -94,6 +94,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "site_names_json": script_json({str(s.site_id): s.name for s in sites}),
         "attendance": _attendance(page, occurrence),
         "attendance_statuses": ATTENDANCE_STATUSES,
+        "record": record_pages.record_view(page, occurrence),
     }
 
 
