@@ -24,12 +24,14 @@ from confbridge.headers import SecurityHeaders
 from confbridge.health import Readiness, readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
+from confbridge.meetings import calendars
 from confbridge.meetings.router import router as meetings_router
 from confbridge.meetings.router import site_router as site_archiving_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
 from confbridge.openapi import install as install_openapi
+from confbridge.records import service as record_service
 from confbridge.records.router import router as records_router
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
@@ -133,6 +135,8 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(terminals_router)
     api.include_router(records_router)
     app.include_router(api)
+    # calendar events carry the meeting record's content and agenda
+    calendars.add_description_source(record_service.calendar_description)
     app.include_router(kiosk_router)
     install_web(app)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import icalendar
 from fastapi.testclient import TestClient
 
 from confbridge.sites.models import Site
@@ -170,3 +171,25 @@ def test_current_item_is_marked_and_seen_by_halls(
     assert wrong.status_code == 422
     cleared = client.put(current, json={"agenda_item_id": None}, headers=secretariat)
     assert cleared.json()["current_item_id"] is None
+
+
+def test_calendar_events_describe_the_invitation_and_agenda(
+    client: TestClient, secretariat: Headers, meeting: Meeting, sites: dict[str, Site]
+) -> None:
+    client.patch(
+        f"/api/v1/series/{meeting.series_id}/invitation",
+        json={**SERIES_INVITATION, "agenda": _agenda(sites)},
+        headers=secretariat,
+    )
+    for url, headers in (
+        (f"/api/v1/series/{meeting.series_id}/calendar.ics", secretariat),
+        (f"/api/v1/sites/{sites['p1'].id}/calendar.ics", meeting.p1),
+    ):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        events = icalendar.Calendar.from_ical(response.content).walk("VEVENT")
+        description = str(events[0]["description"])
+        assert "Giấy mời số 125/GM-UBND" in description
+        assert "Chương trình:\n1. Khai mạc, giới thiệu đại biểu – Văn phòng UBND (5 phút)" in (
+            description
+        )

@@ -253,3 +253,25 @@ def replace_series_invitation(
             item_in.id = item.id
     write(session=session, invitation_in=full, series=series)
     return True
+
+
+def calendar_description(session: Session, series_id: int) -> str:
+    """The series' invitation content and agenda, for its calendar events' description."""
+    invitation = get(session=session, series_id=series_id)
+    if invitation is None:
+        return ""
+    lines = []
+    if invitation.document_number:
+        lines.append(f"Giấy mời số {invitation.document_number}")
+    if invitation.summary:
+        lines.append(f"Nội dung: {' '.join(invitation.summary.split())}")
+    if invitation.items:
+        lines.append("Chương trình:")
+        for item in invitation.items:
+            line = f"{item.position}. {item.title}"
+            if item.presenter:
+                line += f" – {item.presenter}"
+            if item.planned_min:
+                line += f" ({item.planned_min} phút)"
+            lines.append(line)
+    return "\n".join(lines)
