@@ -32,6 +32,7 @@ from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
 from confbridge.openapi import install as install_openapi
 from confbridge.records import service as record_service
+from confbridge.records.delivery import NoticeDelivery
 from confbridge.records.router import router as records_router
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
@@ -104,6 +105,10 @@ def _lifespan(
         if monitor and delivery:
             monitor.start()
             delivery.start()
+        # the meetings' e-mail notices (when records.mail.smtp_host is set)
+        notices = NoticeDelivery(database, settings.records.mail) if run_scheduler else None
+        if notices:
+            notices.start()
         try:
             yield
         finally:
@@ -112,6 +117,8 @@ def _lifespan(
             if monitor and delivery:
                 await monitor.close()
                 await delivery.close()
+            if notices:
+                await notices.close()
             app.state.live.close()
 
     return lifespan

@@ -32,7 +32,9 @@ from confbridge.records.models import (
     Conclusion,
     Document,
     Invitation,
+    Notice,
     Progress,
+    SiteContact,
 )
 from confbridge.sites.models import Site, Unit
 from confbridge.terminals.models import PairingCode, TerminalState
@@ -54,6 +56,7 @@ __all__ = [
     "Document",
     "GrantRevocation",
     "Invitation",
+    "Notice",
     "Occurrence",
     "PairingCode",
     "Progress",
@@ -66,6 +69,7 @@ __all__ = [
     "SfuNodeEnrolment",
     "SignInThrottle",
     "Site",
+    "SiteContact",
     "Terminal",
     "TerminalState",
     "Unit",

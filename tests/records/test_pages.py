@@ -96,3 +96,28 @@ def test_record_pages_downloads_need_a_signed_in_user(client: TestClient, meetin
     )
     assert response.status_code == 303
     assert response.headers["location"].startswith("/sign-in")
+
+
+def test_record_pages_show_notices_to_the_secretariat(
+    app: Any,
+    database: Database,
+    client: TestClient,
+    secretariat: Headers,
+    meeting: Meeting,
+    sites: dict[str, Site],
+) -> None:
+    client.put(
+        f"/api/v1/sites/{sites['p1'].id}/contacts",
+        json=[{"email": "p1@phuong.gov.vn"}],
+        headers=secretariat,
+    )
+    client.post(
+        f"/api/v1/occurrences/{meeting.occurrence_id}/notices", json={}, headers=secretariat
+    )
+    create_user(database, "vp-web", Role.secretariat)
+    with TestClient(app) as web:
+        assert sign_in(web, "vp-web").status_code == 303
+        html = web.get(f"/occurrences/{meeting.occurrence_id}").text
+    assert "Thông báo qua thư điện tử" in html
+    assert "p1@phuong.gov.vn" in html
+    assert "Đang chờ gửi" in html

@@ -4,6 +4,7 @@ where the meeting is in its agenda, and the conclusions issued afterwards."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -181,3 +183,54 @@ class AssignedTask(Base):
     conclusion: Mapped[Conclusion] = relationship(back_populates="tasks")
 
     __table_args__ = (Index("ix_record_tasks_conclusion_id", "conclusion_id"),)
+
+
+class SiteContact(Base):
+    """An e-mail address of a site that receives the meetings' notices."""
+
+    __tablename__ = "record_site_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(150))
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "email", name="uq_record_site_contacts_site_email"),
+    )
+
+
+class NoticeStatus(StrEnum):
+    pending = "pending"  # to be sent at next_attempt_at
+    sending = "sending"  # handed to the mail server; not retried (it may have gone out)
+    sent = "sent"
+    failed = "failed"  # gave up after the last attempt
+
+
+class Notice(Base):
+    """One e-mail to one contact about one occurrence (an outbox row).
+
+    `dedupe_key` (kind, occurrence, its calendar SEQUENCE, address) is unique: planning the
+    same notice twice adds nothing, so nothing is sent twice.
+    """
+
+    __tablename__ = "record_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(Integer)
+    email: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(20))
+    sequence: Mapped[int] = mapped_column(Integer)
+    dedupe_key: Mapped[str] = mapped_column(String(400), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default=NoticeStatus.pending.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_record_notices_occurrence_id", "occurrence_id"),
+        Index("ix_record_notices_status_next", "status", "next_attempt_at"),
+    )

@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser
+from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser, SiteEditor
 from confbridge.auth.service import Principal
 from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
@@ -26,6 +26,7 @@ from confbridge.pagination import IdPath
 from confbridge.records import conclusions as conclusion_service
 from confbridge.records import documents as document_service
 from confbridge.records import filetypes, papers, render_docx, render_pdf
+from confbridge.records import notices as notice_service
 from confbridge.records import service as record_service
 from confbridge.records.layout import AdminDocument
 from confbridge.records.models import AgendaItem, Conclusion, Document, Invitation
@@ -35,17 +36,23 @@ from confbridge.records.schemas import (
     AttendeeGroupRead,
     ConclusionRead,
     ConclusionWrite,
+    ContactRead,
+    ContactWrite,
     CurrentItemWrite,
     DocumentCreated,
     DocumentRead,
     InvitationRead,
     InvitationWrite,
+    NoticeRead,
+    NoticeRequest,
+    NoticesQueued,
     OccurrenceInvitationRead,
     TaskRead,
 )
 from confbridge.records.service import EffectiveInvitation
 from confbridge.records.storage import DocumentStore, TooLarge
 from confbridge.settings import Settings
+from confbridge.sites import service as site_service
 from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["meeting record"])
@@ -573,3 +580,78 @@ def conclusions_document(
     found = record_service.effective(session=session, occurrence=occurrence)
     document = papers.conclusion_document(session, found, conclusion)
     return document_response(document, fmt, f"thong-bao-ket-luan-{occurrence.id}")
+
+
+# --- sites' contacts and notices -----------------------------------------------------------------
+
+MAX_CONTACTS = 50
+
+
+@router.get("/sites/{site_id}/contacts", response_model=list[ContactRead])
+def get_contacts(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> list[ContactRead]:
+    """The e-mail addresses that receive the site's meeting notices."""
+    site_service.get_site(session=session, site_id=site_id)
+    return [
+        ContactRead(id=c.id, email=c.email, name=c.name)
+        for c in notice_service.list_contacts(session=session, site_id=site_id)
+    ]
+
+
+@router.put("/sites/{site_id}/contacts", response_model=list[ContactRead])
+def put_contacts(
+    site_id: IdPath, body: list[ContactWrite], user: SiteEditor, session: SessionDep
+) -> list[ContactRead]:
+    """Replace the site's contacts (invitations, changes, cancellations, reminders)."""
+    if len(body) > MAX_CONTACTS:
+        raise Invalid(f"at most {MAX_CONTACTS} contacts per site")
+    site_service.get_site(session=session, site_id=site_id)
+    notice_service.set_contacts(
+        session=session,
+        site_id=site_id,
+        contacts=[notice_service.ContactIn(c.email, c.name) for c in body],
+    )
+    auth_service.record(
+        session=session, actor=actor(user), action="contacts_set", entity="site", entity_id=site_id
+    )
+    session.commit()
+    return get_contacts(site_id, user, session)
+
+
+@router.post(
+    "/occurrences/{occurrence_id}/notices",
+    response_model=NoticesQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def send_notices(
+    occurrence_id: IdPath, body: NoticeRequest, user: SecretariatUser, session: SessionDep
+) -> NoticesQueued:
+    """Send the invitation to the invited sites' contacts (once per calendar SEQUENCE)."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    queued = notice_service.enqueue(
+        session=session,
+        occurrence=occurrence,
+        kind=notice_service.NoticeKind(body.kind),
+        now=utcnow(),
+    )
+    auth_service.record(
+        session=session,
+        actor=actor(user),
+        action="notices_queued",
+        entity="occurrence",
+        entity_id=occurrence.id,
+        detail={"kind": body.kind, "queued": queued},
+    )
+    session.commit()
+    return NoticesQueued(queued=queued)
+
+
+@router.get("/occurrences/{occurrence_id}/notices", response_model=list[NoticeRead])
+def list_notices(
+    occurrence_id: IdPath, _user: CurrentUser, session: SessionDep
+) -> list[NoticeRead]:
+    """The notices of the occurrence and how their delivery went."""
+    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    return [
+        NoticeRead.model_validate(n, from_attributes=True)
+        for n in notice_service.list_(session=session, occurrence_id=occurrence_id)
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -218,3 +218,50 @@ class ConclusionRead(BaseModel):
     tasks: list[TaskRead]
     recorded_by: str
     updated_at: datetime
+
+
+def _email(value: str) -> str:
+    # One address, as a mail server takes it in RCPT TO: local@domain, no spaces or brackets.
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or any(c in value for c in ' <>,;"()[]\\'):
+        raise ValueError("give an e-mail address such as vanphong@halong.gov.vn")
+    return value
+
+
+Email = Annotated[str, _line(254), AfterValidator(single_line), AfterValidator(_email)]
+
+
+class ContactWrite(_In):
+    email: Email
+    name: Line150 | None = None
+
+
+class ContactRead(BaseModel):
+    id: int
+    email: str
+    name: str | None
+
+
+class NoticeRequest(_In):
+    kind: Literal["invitation"] = Field(
+        default="invitation",
+        description="invitation: send the invitation now (changes, cancellations and "
+        "reminders go out by themselves)",
+    )
+
+
+class NoticesQueued(BaseModel):
+    queued: int = Field(description="notices added to the outbox (0: already sent or queued)")
+
+
+class NoticeRead(BaseModel):
+    id: int
+    site_id: int
+    email: str
+    kind: str = Field(description="invitation, change, cancellation, reminder_1d, reminder_30m")
+    sequence: int
+    status: str = Field(description="pending, sending, sent or failed")
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None

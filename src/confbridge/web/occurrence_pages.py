@@ -95,6 +95,8 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "attendance": _attendance(page, occurrence),
         "attendance_statuses": ATTENDANCE_STATUSES,
         "record": record_pages.record_view(page, occurrence),
+        "notice_kinds": record_pages.NOTICE_KINDS,
+        "notice_states": record_pages.NOTICE_STATES,
     }
 
 

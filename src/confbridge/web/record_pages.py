@@ -14,15 +14,31 @@ from confbridge.meetings.models import Occurrence
 from confbridge.records import conclusions as conclusion_service
 from confbridge.records import documents as document_service
 from confbridge.records import filetypes, papers
+from confbridge.records import notices as notice_service
 from confbridge.records import service as record_service
-from confbridge.records.models import Conclusion, Document
+from confbridge.records.models import Conclusion, Document, Notice
 from confbridge.records.router import document_response, document_store
 from confbridge.records.service import EffectiveInvitation
 from confbridge.timeutil import utcnow
 from confbridge.web.context import Page, UserPage
+from confbridge.web.labels import N_
 from confbridge.web.shared import not_found, parse_id
 
 router = APIRouter(include_in_schema=False)
+# The words of notices' kinds and states on the page (translated there).
+NOTICE_KINDS = {
+    "invitation": N_("Invitation"),
+    "change": N_("Change"),
+    "cancellation": N_("Cancellation"),
+    "reminder_1d": N_("Reminder (1 day)"),
+    "reminder_30m": N_("Reminder (30 minutes)"),
+}
+NOTICE_STATES = {
+    "pending": N_("Pending"),
+    "sending": N_("Sending"),
+    "sent": N_("Sent"),
+    "failed": N_("Failed"),
+}
 
 
 @dataclass
@@ -36,6 +52,7 @@ class RecordView:
     documents: list[Document]
     documents_expired: bool
     conclusion: Conclusion | None
+    notices: list[Notice]
 
 
 def record_view(page: Page, occurrence: Occurrence) -> RecordView:
@@ -67,6 +84,7 @@ def record_view(page: Page, occurrence: Occurrence) -> RecordView:
         else document_service.list_(session=session, occurrence_id=occurrence.id),
         documents_expired=expired,
         conclusion=conclusion,
+        notices=notice_service.list_(session=session, occurrence_id=occurrence.id),
     )
 
 

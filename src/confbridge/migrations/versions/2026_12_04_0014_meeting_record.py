@@ -1,4 +1,5 @@
-"""The meeting's record: invitation and agenda, documents, progress, conclusions and tasks
+"""The meeting's record: invitation and agenda, documents, progress, conclusions and tasks,
+sites' contacts and the notices sent to them
 
 Revision ID: 0014
 Revises: 0013
@@ -19,6 +20,21 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "record_site_contacts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("name", sa.String(length=150), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["site_id"],
+            ["sites.id"],
+            name=op.f("fk_record_site_contacts_site_id_sites"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_record_site_contacts")),
+        sa.UniqueConstraint("site_id", "email", name="uq_record_site_contacts_site_email"),
+    )
     op.create_table(
         "record_conclusions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -77,6 +93,36 @@ def upgrade() -> None:
         sa.UniqueConstraint("occurrence_id", name=op.f("uq_record_invitations_occurrence_id")),
         sa.UniqueConstraint("series_id", name=op.f("uq_record_invitations_series_id")),
     )
+    op.create_table(
+        "record_notices",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("occurrence_id", sa.Integer(), nullable=False),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
+        sa.Column("dedupe_key", sa.String(length=400), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["occurrence_id"],
+            ["occurrences.id"],
+            name=op.f("fk_record_notices_occurrence_id_occurrences"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_record_notices")),
+        sa.UniqueConstraint("dedupe_key", name=op.f("uq_record_notices_dedupe_key")),
+    )
+    with op.batch_alter_table("record_notices", schema=None) as batch_op:
+        batch_op.create_index("ix_record_notices_occurrence_id", ["occurrence_id"], unique=False)
+        batch_op.create_index(
+            "ix_record_notices_status_next", ["status", "next_attempt_at"], unique=False
+        )
+
     op.create_table(
         "record_agenda_items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -204,5 +250,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_record_agenda_items_invitation_id")
 
     op.drop_table("record_agenda_items")
+    with op.batch_alter_table("record_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_record_notices_status_next")
+        batch_op.drop_index("ix_record_notices_occurrence_id")
+
+    op.drop_table("record_notices")
     op.drop_table("record_invitations")
     op.drop_table("record_conclusions")
+    op.drop_table("record_site_contacts")
