@@ -21,9 +21,9 @@ from sqlalchemy import func, select, update
 
 from confbridge.db import Database
 from confbridge.meetings.models import Occurrence
-from confbridge.records import documents as document_service
 from confbridge.records.models import Document
 from confbridge.records.storage import STALE_PART_S, DocumentStore
+from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
 from tests.support.records import Meeting
@@ -212,18 +212,10 @@ def test_documents_are_gone_after_the_retention_period(
         )
         assert listing.status_code == 404
         assert client.get(f"/api/v1/documents/{created['id']}", headers=headers).status_code == 404
+    assert len(_stored_files(settings)) == 1
+    assert Scheduler(database, settings).purge_documents() == 1
     with database.session() as session:
-        keys = document_service.purge_expired(
-            session=session,
-            now=utcnow(),
-            retention_days=settings.records.document_retention_days,
-        )
-        session.commit()
-    assert len(keys) == 1
-    store = DocumentStore(_store(settings))
-    assert store.path(keys[0]).exists()
-    for key in keys:
-        store.delete(key)
+        assert session.scalar(select(func.count()).select_from(Document)) == 0
     assert _stored_files(settings) == []
 
 

@@ -50,7 +50,7 @@ from confbridge.records.schemas import (
     TaskRead,
 )
 from confbridge.records.service import EffectiveInvitation
-from confbridge.records.storage import DocumentStore, TooLarge
+from confbridge.records.storage import DocumentStore, TooLarge, store_in
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.timeutil import utcnow
@@ -309,7 +309,7 @@ TOO_LARGE = {413: {"description": "the file is larger than records.max_document_
 
 def document_store(settings: Settings) -> DocumentStore:
     """The documents' directory under the data dir."""
-    return DocumentStore(settings.data_dir / "documents")
+    return store_in(settings.data_dir)
 
 
 def _readable(occurrence: Occurrence, settings: Settings) -> None:

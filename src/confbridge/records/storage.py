@@ -19,6 +19,7 @@ from typing import BinaryIO
 from confbridge.errors import DomainError
 from confbridge.private_files import private_dir
 
+DOCUMENTS_DIR = "documents"  # under the data dir
 CHUNK_BYTES = 1 << 20
 # A .part file this old belongs to no upload still running.
 STALE_PART_S = 3600
@@ -112,3 +113,8 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def store_in(data_dir: Path) -> DocumentStore:
+    """The documents' store of a data directory."""
+    return DocumentStore(data_dir / DOCUMENTS_DIR)
