@@ -13,6 +13,7 @@
 import * as whip from "/static/js/whip.js";
 import { setupSharing, showContent } from "/terminal/content.js";
 import { countdown } from "/terminal/countdown.js";
+import { followRecord, stopRecord } from "/terminal/record.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -388,6 +389,7 @@ async function join(item, lostNode = null) {
   if (previous) await stopSessions(previous);
   kiosk.joins += 1;
   kiosk.occurrenceId = item.occurrence_id;
+  followRecord(item.occurrence_id, api);
   kiosk.lastError = null;
   $("status").textContent = "";
   setState("in_meeting");
@@ -406,6 +408,7 @@ async function leave() {
   meeting = null;
   await stopSessions(state);
   kiosk.occurrenceId = null;
+  stopRecord();
   showProgramme(null);
   note("left", { occurrence_id: state.item.occurrence_id });
   beatNow();
