@@ -130,10 +130,6 @@ class Progress(Base):
     current_item_id: Mapped[int | None] = mapped_column(
         ForeignKey("record_agenda_items.id", ondelete="SET NULL")
     )
-    # The PDF page the chair asked the halls to show, with the document it belongs to.
-    shown_document_id: Mapped[int | None] = mapped_column(
-        ForeignKey("record_documents.id", ondelete="SET NULL")
-    )
     updated_by: Mapped[str] = mapped_column(String(150))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

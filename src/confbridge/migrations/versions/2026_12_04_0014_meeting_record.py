@@ -211,7 +211,6 @@ def upgrade() -> None:
         "record_progress",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
         sa.Column("current_item_id", sa.Integer(), nullable=True),
-        sa.Column("shown_document_id", sa.Integer(), nullable=True),
         sa.Column("updated_by", sa.String(length=150), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -225,12 +224,6 @@ def upgrade() -> None:
             ["occurrences.id"],
             name=op.f("fk_record_progress_occurrence_id_occurrences"),
             ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["shown_document_id"],
-            ["record_documents.id"],
-            name=op.f("fk_record_progress_shown_document_id_record_documents"),
-            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("occurrence_id", name=op.f("pk_record_progress")),
     )
