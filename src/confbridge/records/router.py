@@ -1,59 +1,42 @@
-"""The meeting record over HTTP: invitations and agendas, documents, conclusions."""
+"""The meeting record over HTTP: invitations and agendas, the current item, conclusions, and
+both as documents (documents_router: files; notices_router: contacts and e-mail notices)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser, SiteEditor
+from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser
 from confbridge.auth.service import Principal
-from confbridge.db import Database
-from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import Invalid, NotFound
+from confbridge.deps import SessionDep
+from confbridge.errors import NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence
 from confbridge.pagination import IdPath
 from confbridge.records import conclusions as conclusion_service
-from confbridge.records import documents as document_service
-from confbridge.records import filetypes, papers, render_docx, render_pdf
-from confbridge.records import notices as notice_service
+from confbridge.records import papers, render_docx, render_pdf
 from confbridge.records import service as record_service
 from confbridge.records.layout import AdminDocument
-from confbridge.records.models import AgendaItem, Conclusion, Document, Invitation
+from confbridge.records.models import AgendaItem, Conclusion, Invitation
 from confbridge.records.schemas import (
     AgendaItemRead,
     AttendeeGroup,
     AttendeeGroupRead,
     ConclusionRead,
     ConclusionWrite,
-    ContactRead,
-    ContactWrite,
     CurrentItemWrite,
-    DocumentCreated,
-    DocumentRead,
     InvitationRead,
     InvitationWrite,
-    NoticeRead,
-    NoticeRequest,
-    NoticesQueued,
     OccurrenceInvitationRead,
     TaskRead,
 )
 from confbridge.records.service import EffectiveInvitation
-from confbridge.records.storage import DocumentStore, TooLarge, store_in
+from confbridge.records.storage import DocumentStore, store_in
 from confbridge.settings import Settings
-from confbridge.sites import service as site_service
-from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["meeting record"])
 
@@ -255,6 +238,11 @@ def set_current_item(
     return effective_read(session, record_service.effective(session=session, occurrence=occurrence))
 
 
+def document_store(settings: Settings) -> DocumentStore:
+    """The documents' directory under the data dir."""
+    return store_in(settings.data_dir)
+
+
 # --- the invitation as a document ----------------------------------------------------------------
 
 PDF_MEDIA_TYPE = "application/pdf"
@@ -283,233 +271,6 @@ def invitation_document(
     found = record_service.effective(session=session, occurrence=occurrence)
     document = papers.invitation_document(session, found)
     return document_response(document, fmt, f"giay-moi-{occurrence.id}")
-
-
-# --- documents -----------------------------------------------------------------------------------
-
-# Multipart framing around the file: boundaries, part headers and the agenda item's field.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "agenda_item_id": {"type": "integer", "minimum": 1},
-                },
-            }
-        }
-    },
-}
-TOO_LARGE = {413: {"description": "the file is larger than records.max_document_mb"}}
-
-
-def document_store(settings: Settings) -> DocumentStore:
-    """The documents' directory under the data dir."""
-    return store_in(settings.data_dir)
-
-
-def _readable(occurrence: Occurrence, settings: Settings) -> None:
-    """After the retention period, a meeting's documents are gone for everyone."""
-    if document_service.expired(
-        occurrence, now=utcnow(), retention_days=settings.records.document_retention_days
-    ):
-        raise NotFound("the meeting's documents are past their retention period")
-
-
-def document_read(document: Document) -> DocumentRead:
-    return DocumentRead(
-        id=document.id,
-        name=document.name,
-        kind=document.kind,
-        size=document.size,
-        sha256=document.sha256,
-        agenda_item_id=document.agenda_item_id,
-        uploaded_at=document.uploaded_at,
-        uploaded_by=document.uploaded_by,
-    )
-
-
-async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    """The request body, refused as soon as it passes `limit` bytes."""
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise TooLarge(f"file: larger than the limit of {limit >> 20} MB")
-        yield chunk
-
-
-def _agenda_item_id(value: object) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        parsed = int(str(value))
-    except ValueError:
-        raise Invalid("agenda_item_id: give the id of an agenda item") from None
-    if not 1 <= parsed < 2**63:
-        raise Invalid("agenda_item_id: give the id of an agenda item")
-    return parsed
-
-
-@router.post(
-    "/occurrences/{occurrence_id}/documents",
-    response_model=DocumentCreated,
-    status_code=status.HTTP_201_CREATED,
-    openapi_extra={"requestBody": UPLOAD_BODY},
-    responses=TOO_LARGE,
-)
-async def upload_document(
-    occurrence_id: IdPath, request: Request, user: SecretariatUser
-) -> DocumentCreated:
-    """Add a document (PDF, DOCX, XLSX, PPTX: told by its content, not its name) to the
-    occurrence, or to one of its agenda items (`agenda_item_id`)."""
-    settings: Settings = request.app.state.settings
-    max_bytes = settings.records.max_document_mb << 20
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
-        raise TooLarge(f"file: larger than the limit of {settings.records.max_document_mb} MB")
-    parser = MultiPartParser(
-        request.headers,
-        _limited(request, max_bytes + MULTIPART_OVERHEAD_BYTES),
-        max_files=1,
-        max_fields=2,
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise Invalid(
-            f"the body must be multipart/form-data with a 'file' part: {exc.message}"
-        ) from None
-    except ClientDisconnect:
-        # the client went away mid-upload: nothing was stored, and no one reads the answer
-        raise Invalid("file: the upload was interrupted") from None
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid("file: send the document as the multipart field 'file'")
-        item_id = _agenda_item_id(form.get("agenda_item_id"))
-        return await run_in_threadpool(
-            _store_upload,
-            request.app.state.db,
-            settings,
-            occurrence_id,
-            upload,
-            item_id,
-            actor(user),
-            max_bytes,
-        )
-    finally:
-        await form.close()
-
-
-def _store_upload(
-    database: Database,
-    settings: Settings,
-    occurrence_id: int,
-    upload: UploadFile,
-    item_id: int | None,
-    who: str,
-    max_bytes: int,
-) -> DocumentCreated:
-    store = document_store(settings)
-    with database.session() as session:
-        occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-        upload.file.seek(0)
-        document = document_service.create(
-            session=session,
-            store=store,
-            occurrence=occurrence,
-            source=upload.file,
-            filename=upload.filename,
-            agenda_item_id=item_id,
-            max_bytes=max_bytes,
-            actor=who,
-        )
-        auth_service.record(
-            session=session,
-            actor=who,
-            action="document_uploaded",
-            entity="occurrence",
-            entity_id=occurrence.id,
-            detail={"document_id": document.id, "name": document.name, "sha256": document.sha256},
-        )
-        try:
-            session.commit()
-        except BaseException:
-            store.delete(document.storage_key)
-            raise
-        return DocumentCreated(
-            id=document.id, name=document.name, size=document.size, sha256=document.sha256
-        )
-
-
-@router.get("/occurrences/{occurrence_id}/documents", response_model=list[DocumentRead])
-def list_documents(
-    occurrence: ReadableOccurrence, session: SessionDep, settings: SettingsDep
-) -> list[DocumentRead]:
-    """The occurrence's documents; for users and the invited sites' terminals."""
-    _readable(occurrence, settings)
-    return [
-        document_read(d)
-        for d in document_service.list_(session=session, occurrence_id=occurrence.id)
-    ]
-
-
-def readable_document(
-    document_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
-) -> Document:
-    """The document, for a user or an invited site's terminal, within the retention period."""
-    document = document_service.get(session=session, document_id=document_id)
-    occurrence = occurrence_reader(document.occurrence_id, principal, session)
-    try:
-        _readable(occurrence, settings)
-    except NotFound:
-        raise NotFound(f"document {document_id} does not exist") from None
-    return document
-
-
-@router.get(
-    "/documents/{document_id}",
-    response_class=FileResponse,
-    responses={200: {"content": {t: {} for t in filetypes.MEDIA_TYPES.values()}}},
-)
-def download_document(
-    document: Annotated[Document, Depends(readable_document)], settings: SettingsDep
-) -> FileResponse:
-    """The document's bytes, with its SHA-256 in `X-Content-SHA256`."""
-    path = document_store(settings).path(document.storage_key)
-    if not path.is_file():
-        raise NotFound(f"document {document.id} is missing from the store")
-    return FileResponse(
-        path,
-        media_type=filetypes.MEDIA_TYPES[document.kind],
-        filename=document.name,
-        headers={"X-Content-SHA256": document.sha256},
-    )
-
-
-@router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_document(
-    document_id: IdPath, user: SecretariatUser, session: SessionDep, settings: SettingsDep
-) -> Response:
-    document = document_service.get(session=session, document_id=document_id)
-    key, occurrence_id = document.storage_key, document.occurrence_id
-    document_service.delete(session=session, document=document)
-    auth_service.record(
-        session=session,
-        actor=actor(user),
-        action="document_deleted",
-        entity="occurrence",
-        entity_id=occurrence_id,
-        detail={"document_id": document_id},
-    )
-    session.commit()
-    document_store(settings).delete(key)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # --- conclusions ---------------------------------------------------------------------------------
@@ -580,78 +341,3 @@ def conclusions_document(
     found = record_service.effective(session=session, occurrence=occurrence)
     document = papers.conclusion_document(session, found, conclusion)
     return document_response(document, fmt, f"thong-bao-ket-luan-{occurrence.id}")
-
-
-# --- sites' contacts and notices -----------------------------------------------------------------
-
-MAX_CONTACTS = 50
-
-
-@router.get("/sites/{site_id}/contacts", response_model=list[ContactRead])
-def get_contacts(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> list[ContactRead]:
-    """The e-mail addresses that receive the site's meeting notices."""
-    site_service.get_site(session=session, site_id=site_id)
-    return [
-        ContactRead(id=c.id, email=c.email, name=c.name)
-        for c in notice_service.list_contacts(session=session, site_id=site_id)
-    ]
-
-
-@router.put("/sites/{site_id}/contacts", response_model=list[ContactRead])
-def put_contacts(
-    site_id: IdPath, body: list[ContactWrite], user: SiteEditor, session: SessionDep
-) -> list[ContactRead]:
-    """Replace the site's contacts (invitations, changes, cancellations, reminders)."""
-    if len(body) > MAX_CONTACTS:
-        raise Invalid(f"at most {MAX_CONTACTS} contacts per site")
-    site_service.get_site(session=session, site_id=site_id)
-    notice_service.set_contacts(
-        session=session,
-        site_id=site_id,
-        contacts=[notice_service.ContactIn(c.email, c.name) for c in body],
-    )
-    auth_service.record(
-        session=session, actor=actor(user), action="contacts_set", entity="site", entity_id=site_id
-    )
-    session.commit()
-    return get_contacts(site_id, user, session)
-
-
-@router.post(
-    "/occurrences/{occurrence_id}/notices",
-    response_model=NoticesQueued,
-    status_code=status.HTTP_202_ACCEPTED,
-)
-def send_notices(
-    occurrence_id: IdPath, body: NoticeRequest, user: SecretariatUser, session: SessionDep
-) -> NoticesQueued:
-    """Send the invitation to the invited sites' contacts (once per calendar SEQUENCE)."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-    queued = notice_service.enqueue(
-        session=session,
-        occurrence=occurrence,
-        kind=notice_service.NoticeKind(body.kind),
-        now=utcnow(),
-    )
-    auth_service.record(
-        session=session,
-        actor=actor(user),
-        action="notices_queued",
-        entity="occurrence",
-        entity_id=occurrence.id,
-        detail={"kind": body.kind, "queued": queued},
-    )
-    session.commit()
-    return NoticesQueued(queued=queued)
-
-
-@router.get("/occurrences/{occurrence_id}/notices", response_model=list[NoticeRead])
-def list_notices(
-    occurrence_id: IdPath, _user: CurrentUser, session: SessionDep
-) -> list[NoticeRead]:
-    """The notices of the occurrence and how their delivery went."""
-    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-    return [
-        NoticeRead.model_validate(n, from_attributes=True)
-        for n in notice_service.list_(session=session, occurrence_id=occurrence_id)
-    ]
