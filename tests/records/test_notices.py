@@ -208,4 +208,9 @@ def test_notices_reminder_and_cancellation_are_planned_by_themselves(
     assert delivery.run_once() == 3
     cancellation = inbox.messages[-1]
     assert cancellation["Subject"].startswith("Hủy cuộc họp")
+    refused = client.post(
+        f"/api/v1/occurrences/{meeting.occurrence_id}/notices", json={}, headers=secretariat
+    )
+    assert refused.status_code == 409
+    assert "cancelled" in refused.json()["detail"]
     assert "METHOD:CANCEL" in _attachments(cancellation)["text/calendar"].get_content()

@@ -7,8 +7,9 @@ from fastapi import APIRouter, status
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import CurrentUser, SecretariatUser, SiteEditor
 from confbridge.deps import SessionDep
-from confbridge.errors import Invalid
+from confbridge.errors import Conflict, Invalid
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import IdPath
 from confbridge.records import notices as notice_service
 from confbridge.records.router import actor
@@ -70,11 +71,16 @@ def send_notices(
 ) -> NoticesQueued:
     """Send the invitation to the invited sites' contacts (once per calendar SEQUENCE)."""
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    now = utcnow()
+    if occurrence.status == OccurrenceStatus.cancelled.value:
+        raise Conflict("the meeting is cancelled: its sites were told so, no invitation is sent")
+    if occurrence.end_at <= now:
+        raise Conflict("the meeting is over: no invitation is sent")
     queued = notice_service.enqueue(
         session=session,
         occurrence=occurrence,
         kind=notice_service.NoticeKind(body.kind),
-        now=utcnow(),
+        now=now,
     )
     auth_service.record(
         session=session,
