@@ -13,7 +13,7 @@ from confbridge.db import Database
 from confbridge.sites.models import Site
 from tests.support.factories import create_user
 from tests.support.records import Meeting
-from tests.support.web import sign_in
+from tests.support.web import csrf_of, sign_in
 
 Headers = dict[str, str]
 PDF = b"%PDF-1.4\n%%EOF\n"
@@ -121,3 +121,37 @@ def test_record_pages_show_notices_to_the_secretariat(
     assert "Thông báo qua thư điện tử" in html
     assert "p1@phuong.gov.vn" in html
     assert "Đang chờ gửi" in html
+
+
+def test_record_pages_secretariat_marks_the_current_item(
+    app: Any, database: Database, client: TestClient, secretariat: Headers, meeting: Meeting
+) -> None:
+    url = f"/api/v1/occurrences/{meeting.occurrence_id}"
+    items = client.patch(
+        f"{url}/invitation",
+        json={"agenda": [{"title": "Khai mạc"}, {"title": "Báo cáo thu ngân sách"}]},
+        headers=secretariat,
+    ).json()["agenda"]
+    create_user(database, "vp-current", Role.secretariat)
+    with TestClient(app) as web:
+        assert sign_in(web, "vp-current").status_code == 303
+        page = web.get(f"/occurrences/{meeting.occurrence_id}").text
+        assert "Đánh dấu đang thảo luận" in page
+        marked = web.post(
+            f"/occurrences/{meeting.occurrence_id}/current-item",
+            data={"csrf_token": csrf_of(page), "agenda_item_id": str(items[1]["id"])},
+            follow_redirects=False,
+        )
+        assert marked.status_code == 303, marked.text
+        html = web.get(f"/occurrences/{meeting.occurrence_id}").text
+        assert f'data-item-id="{items[1]["id"]}" class="current"' in html
+        forged = web.post(
+            f"/occurrences/{meeting.occurrence_id}/current-item",
+            data={"agenda_item_id": str(items[0]["id"])},
+            follow_redirects=False,
+        )
+        assert forged.status_code in (400, 403)
+    assert (
+        client.get(f"{url}/invitation", headers=meeting.p1).json()["current_item_id"]
+        == (items[1]["id"])
+    )

@@ -20,9 +20,9 @@ from confbridge.records.models import Conclusion, Document, Notice
 from confbridge.records.router import document_response, document_store
 from confbridge.records.service import EffectiveInvitation
 from confbridge.timeutil import utcnow
-from confbridge.web.context import Page, UserPage
+from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage
 from confbridge.web.labels import N_
-from confbridge.web.shared import not_found, parse_id
+from confbridge.web.shared import not_found, parse_id, redirect
 
 router = APIRouter(include_in_schema=False)
 # The words of notices' kinds and states on the page (translated there).
@@ -138,6 +138,28 @@ def document_download(page: UserPage, document_id: str) -> Response:
         filename=document.name,
         headers={"X-Content-SHA256": document.sha256},
     )
+
+
+@router.post("/occurrences/{occurrence_id}/current-item")
+def mark_current_item(page: EditorPage, occurrence_id: str, form_data: CheckedForm) -> Response:
+    """The secretariat marks the agenda item the meeting is at (the halls show it)."""
+    occurrence = _occurrence(page, occurrence_id)
+    if occurrence is None:
+        return not_found(page)
+    raw = form_data.get("agenda_item_id")
+    item_id = parse_id(raw) if isinstance(raw, str) and raw else None
+    assert page.user is not None
+    try:
+        record_service.set_current_item(
+            session=page.session,
+            occurrence=occurrence,
+            item_id=item_id,
+            actor=f"user:{page.user.username}",
+        )
+    except DomainError:
+        return not_found(page)  # an item of another agenda: nothing to mark here
+    page.session.commit()
+    return redirect(f"/occurrences/{occurrence.id}#agenda")
 
 
 def _format(fmt: str) -> Literal["pdf", "docx"]:
