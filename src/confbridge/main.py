@@ -24,12 +24,18 @@ from confbridge.headers import SecurityHeaders
 from confbridge.health import Readiness, readiness
 from confbridge.live import InProcessBus
 from confbridge.live_redis import RedisBus
+from confbridge.meetings import calendars
 from confbridge.meetings.router import router as meetings_router
 from confbridge.meetings.router import site_router as site_archiving_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
 from confbridge.openapi import install as install_openapi
+from confbridge.records import service as record_service
+from confbridge.records.delivery import NoticeDelivery
+from confbridge.records.documents_router import router as record_documents_router
+from confbridge.records.notices_router import router as record_notices_router
+from confbridge.records.router import router as records_router
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings, get_settings
@@ -105,6 +111,10 @@ def _lifespan(
         if monitor and delivery:
             monitor.start()
             delivery.start()
+        # the meetings' e-mail notices (when records.mail.smtp_host is set)
+        notices = NoticeDelivery(database, settings.records.mail) if run_scheduler else None
+        if notices:
+            notices.start()
         try:
             yield
         finally:
@@ -113,6 +123,8 @@ def _lifespan(
             if monitor and delivery:
                 await monitor.close()
                 await delivery.close()
+            if notices:
+                await notices.close()
             app.state.live.close()
 
     return lifespan
@@ -134,7 +146,12 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(attendance_router)
     api.include_router(reports_router)
     api.include_router(terminals_router)
+    api.include_router(records_router)
+    api.include_router(record_documents_router)
+    api.include_router(record_notices_router)
     app.include_router(api)
+    # calendar events carry the meeting record's content and agenda
+    calendars.add_description_source(record_service.calendar_description)
     app.include_router(kiosk_router)
     install_web(app)
 

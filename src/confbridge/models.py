@@ -26,13 +26,25 @@ from confbridge.meetings.models import (
     UnplannedOccurrence,
 )
 from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode
+from confbridge.records.models import (
+    AgendaItem,
+    AssignedTask,
+    Conclusion,
+    Document,
+    Invitation,
+    Notice,
+    Progress,
+    SiteContact,
+)
 from confbridge.sites.models import Site, Unit
 from confbridge.terminals.models import PairingCode, TerminalState
 
 metadata = Base.metadata
 
 __all__ = [
+    "AgendaItem",
     "Alert",
+    "AssignedTask",
     "Attendance",
     "AttendanceCorrection",
     "AttendancePending",
@@ -40,9 +52,14 @@ __all__ = [
     "AuditEntry",
     "Booking",
     "BookingLock",
+    "Conclusion",
+    "Document",
     "GrantRevocation",
+    "Invitation",
+    "Notice",
     "Occurrence",
     "PairingCode",
+    "Progress",
     "RoomEdge",
     "RoomHost",
     "RoomPlacement",
@@ -52,6 +69,7 @@ __all__ = [
     "SfuNodeEnrolment",
     "SignInThrottle",
     "Site",
+    "SiteContact",
     "Terminal",
     "TerminalState",
     "Unit",

@@ -12,6 +12,8 @@ from confbridge.attendance import service as attendance_service
 from confbridge.db import Database
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
+from confbridge.records import documents as document_service
+from confbridge.records.storage import store_in
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
 from confbridge_kernel.tasks import OwnedTask
@@ -53,6 +55,10 @@ class Scheduler:
                     await asyncio.to_thread(self.extend_horizons)
                 except Exception:  # keep the loop alive; the next round may succeed
                     log.exception("extending series horizons failed")
+                try:
+                    await asyncio.to_thread(self.purge_documents)
+                except Exception:
+                    log.exception("purging meeting documents failed")
             delay_s = ATTENDANCE_INTERVAL_S
             try:
                 await asyncio.to_thread(self.store_attendance)
@@ -110,3 +116,21 @@ class Scheduler:
         if unplanned:
             log.warning("%d occurrence(s) could not be planned (clashes): alerted", unplanned)
         return created
+
+    def purge_documents(self, now: datetime | None = None) -> int:
+        """Delete meeting documents past their retention period (rows, then their bytes) and
+        files no row refers to (uploads cut off by a crash); returns how many documents went."""
+        store = store_in(self._settings.data_dir)
+        with self._database.session() as session:
+            keys = document_service.purge_expired(
+                session=session,
+                now=now or utcnow(),
+                retention_days=self._settings.records.document_retention_days,
+            )
+            session.commit()
+            for key in keys:
+                store.delete(key)
+            document_service.sweep(session=session, store=store)
+        if keys:
+            log.info("purged %d meeting document(s) past their retention period", len(keys))
+        return len(keys)

@@ -426,6 +426,36 @@ class AuthSettings(BaseModel):
     lockout_s: int = Field(default=900, ge=1, le=24 * 3600)
 
 
+class MailSettings(BaseModel):
+    """The SMTP server that sends the meetings' notices (invitations, changes, reminders)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # None: no e-mail is sent (notices stay queued and are shown on the occurrence page).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    # Upgrade the connection with STARTTLS before sending (and before logging in).
+    starttls: bool = False
+    username: str | None = None
+    password: SecretText | None = None
+    from_address: str = Field(default="confbridge@localhost", min_length=3, max_length=254)
+    # A notice the server refuses is tried again (1 min, 2, 4, ... apart) this many times.
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    timeout_s: float = Field(default=20.0, gt=0, le=300)
+
+
+class RecordSettings(BaseModel):
+    """The meeting record's documents (tài liệu họp) and notices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # An upload larger than this is refused (413).
+    max_document_mb: int = Field(default=50, ge=1, le=2048)
+    # Documents of an occurrence are served this long after its end, then 404 and purged.
+    document_retention_days: int = Field(default=365, ge=1, le=36_500)
+    mail: MailSettings = MailSettings()
+
+
 class DemoSettings(BaseModel):
     enabled: bool = True
     schedule_file: Path | None = None
@@ -467,6 +497,7 @@ class Settings(BaseSettings):
     terminals: TerminalSettings = TerminalSettings()
     auth: AuthSettings = AuthSettings()
     sip: SipSettings = SipSettings()
+    records: RecordSettings = RecordSettings()
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty:
     # the header is ignored and a request comes from its connecting peer. A list in YAML; in
     # CONFBRIDGE_TRUSTED_PROXIES, comma-separated.

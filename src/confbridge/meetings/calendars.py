@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,26 @@ def dial_in_line(series: Series, *, sip_domain: str, show_pin: bool) -> str:
     return f"{line} — PIN {series.pin}" if show_pin else line
 
 
-def _describe(event: Event, series: Series, chair_name: str, dial_line: str) -> None:
+# Text other domains add to an event's description (the meeting record: content and agenda),
+# given the session and the series id; they register with `add_description_source`.
+DescriptionSource = Callable[[Session, int], str]
+_description_sources: list[DescriptionSource] = []
+
+
+def add_description_source(source: DescriptionSource) -> None:
+    """Have calendar events describe what `source` says of their series (once per source)."""
+    if source not in _description_sources:
+        _description_sources.append(source)
+
+
+def _more_description(session: Session, series_id: int) -> str:
+    parts = [source(session, series_id) for source in _description_sources]
+    return "".join(f"\n{part}" for part in parts if part)
+
+
+def _describe(
+    event: Event, series: Series, chair_name: str, dial_line: str, more: str = ""
+) -> None:
     chair_name = one_line(chair_name)
     event.add("summary", one_line(series.title))
     event.add("location", chair_name)
@@ -68,7 +88,7 @@ def _describe(event: Event, series: Series, chair_name: str, dial_line: str) -> 
     event.add(
         "description",
         f"{KIND_LABELS.get(series.kind, series.kind)} · {MODE_LABELS.get(series.mode, series.mode)}"
-        f" · Chủ trì: {chair_name}\n{dial_line}",
+        f" · Chủ trì: {chair_name}\n{dial_line}{more}",
     )
 
 
@@ -94,6 +114,7 @@ def series_calendar(
     chair = session.get(Site, series.chair_site_id)
     chair_name = chair.name if chair else ""
     rule_text = _ended_rule(series)
+    more = _more_description(session, series.id)
     calendar = _calendar(series.title, series.tz)
     occurrences = list(series.occurrences)
     taking_place = {o.recurrence_at for o in occurrences if o.status != OccurrenceStatus.cancelled}
@@ -113,7 +134,7 @@ def series_calendar(
     master.add("dtstart", series.dtstart.replace(tzinfo=tz))
     master.add("duration", timedelta(minutes=series.duration_min))
     master.add("rrule", vRecur.from_ical(rule_text))
-    _describe(master, series, chair_name, dial_line)
+    _describe(master, series, chair_name, dial_line, more)
 
     planned_until = series.materialized_until_at
     excluded: list[datetime] = []
@@ -147,7 +168,7 @@ def series_calendar(
         event.add("sequence", occurrence.sequence)
         event.add("dtstart", occurrence.start_at.astimezone(tz))
         event.add("dtend", occurrence.end_at.astimezone(tz))
-        _describe(event, series, chair_name, dial_line)
+        _describe(event, series, chair_name, dial_line, more)
         calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()
@@ -167,6 +188,7 @@ def site_calendar(
         .where(Booking.site_id == site.id, Occurrence.end_at > now - SITE_FEED_PAST)
         .order_by(Occurrence.start_at)
     ).all()
+    more: dict[int, str] = {}
     for occurrence, series, chair_name in rows:
         event = Event()
         event.add("uid", occurrence_uid(series.id, occurrence.recurrence_at))
@@ -177,7 +199,9 @@ def site_calendar(
         cancelled = occurrence.status == OccurrenceStatus.cancelled
         event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         dial_line = dial_in_line(series, sip_domain=sip_domain, show_pin=show_pin)
-        _describe(event, series, chair_name, dial_line)
+        if series.id not in more:
+            more[series.id] = _more_description(session, series.id)
+        _describe(event, series, chair_name, dial_line, more[series.id])
         calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()

@@ -150,6 +150,64 @@ class UnitEntry(_Entry):
         return value
 
 
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=20_000), AfterValidator(_nfc)
+]
+
+
+class AttendeeEntry(_Entry):
+    """Who must attend (thành phần) from one site, or in general when `site` is left out."""
+
+    site: Key | None = Field(default=None, description="key of the site")
+    text: Text = ""
+    roles: list[Title] = Field(default_factory=list, max_length=50)
+
+
+class AgendaEntry(_Entry):
+    """One item of the agenda, in file order."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    presenter: Title | None = Field(default=None, description="the presenting unit")
+    presenter_site: Key | None = Field(default=None, description="key of the site it presents from")
+    minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+
+
+class InvitationEntry(_Entry):
+    """The series' invitation (giấy mời) and agenda; what the file leaves out stays empty."""
+
+    number: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None
+    ) = None
+    # `date:` in the file (a field named `date` would hide the type in this class)
+    document_date: date | None = Field(default=None, alias="date")
+    parent_body: Name | None = None
+    issuing_body: Name | None = None
+    place: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        | None
+    ) = None
+    signer: Name | None = None
+    signer_title: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = None
+    summary: Text | None = None
+    attendees: list[AttendeeEntry] = Field(default_factory=list, max_length=500)
+    agenda: list[AgendaEntry] = Field(default_factory=list, max_length=100)
+
+    @field_validator("number", "place", "signer_title", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return str(value) if _is_number(value) else value
+
+    @field_validator("document_date", mode="before")
+    @classmethod
+    def _a_date(cls, value: Any) -> Any:
+        if _is_number(value) or isinstance(value, datetime):
+            raise ValueError("give the invitation's date, e.g. 2026-01-02")
+        return value
+
+
 class SeriesEntry(_Entry):
     """A meeting series; `key` is stored as its source_key, so re-applying updates it."""
 
@@ -174,6 +232,9 @@ class SeriesEntry(_Entry):
     )
     pin: Pin | None = Field(default=None, description="left out: 6 random digits")
     upstream_sip_uri: SipUri | None = Field(default=None, max_length=300)
+    invitation: InvitationEntry | None = Field(
+        default=None, description="invitation and agenda; left out: kept as set on the page"
+    )
 
     @field_validator("meeting_number", mode="before")
     @classmethod
@@ -508,6 +569,16 @@ class _Checker:
             self.known(key, self.site_keys, "site", (*loc, "sites", index))
         for index, key in enumerate(series.units):
             self.known(key, self.unit_keys, "unit", (*loc, "units", index))
+        if series.invitation is not None:
+            here = (*loc, "invitation")
+            for index, group in enumerate(series.invitation.attendees):
+                if group.site is not None:
+                    place = (*here, "attendees", index, "site")
+                    self.known(group.site, self.site_keys, "site", place)
+            for index, item in enumerate(series.invitation.agenda):
+                if item.presenter_site is not None:
+                    place = (*here, "agenda", index, "presenter_site")
+                    self.known(item.presenter_site, self.site_keys, "site", place)
 
     def known(self, key: str, keys: set[str], what: str, loc: Loc) -> None:
         if key in keys:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
@@ -21,8 +22,11 @@ from confbridge.errors import Conflict, DomainError
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, Occurrence, Series
 from confbridge.meetings.service import SeriesSpec
+from confbridge.records import service as record_service
+from confbridge.records.schemas import InvitationWrite
 from confbridge.schedules import loader
 from confbridge.schedules.loader import (
+    InvitationEntry,
     Loc,
     Schedule,
     ScheduleError,
@@ -364,6 +368,7 @@ class _Run:
                     now=self.now,
                     source_key=entry.key,
                 )
+            self.apply_invitation(loc, entry, series)
             self.record("created", "series", series, entry.key)
             return wanted.chair_site_id
         current = meeting_service.spec_of(series)
@@ -387,9 +392,63 @@ class _Run:
                     settings=self.settings.meetings,
                     now=self.now,
                 )
-        action = "updated" if changed or dial_changed else "unchanged"
+        if self.apply_invitation(loc, entry, series):
+            names += ("invitation",)
+        action = "updated" if names else "unchanged"
         self.record(action, "series", series, entry.key, names)
         return wanted.chair_site_id
+
+    def apply_invitation(self, loc: Loc, entry: SeriesEntry, series: Series) -> bool:
+        """Give the series the file's invitation and agenda; True when that changed them."""
+        given = entry.invitation
+        if given is None:
+            return False  # not managed by the file: kept as set on the page
+        site_id = self.site_ids.get
+        try:
+            invitation_in = self.invitation_write(given, site_id)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise self.error((*loc, "invitation"), f"invitation {where}: {message}") from None
+        with self.at((*loc, "invitation")):
+            return record_service.replace_series_invitation(
+                session=self.session, series=series, invitation_in=invitation_in
+            )
+
+    @staticmethod
+    def invitation_write(given: InvitationEntry, site_id: Any) -> InvitationWrite:
+        return InvitationWrite.model_validate(
+            {
+                "document_number": given.number,
+                "document_date": given.document_date,
+                "parent_body": given.parent_body,
+                "issuing_body": given.issuing_body,
+                "place": given.place,
+                "signer_name": given.signer,
+                "signer_title": given.signer_title,
+                "summary": given.summary,
+                "attendees": [
+                    {
+                        "site_id": site_id(g.site) if g.site else None,
+                        "text": g.text,
+                        "roles": g.roles,
+                    }
+                    for g in given.attendees
+                ],
+                "agenda": [
+                    {
+                        "title": item.title,
+                        "presenter": item.presenter,
+                        "presenter_site_id": site_id(item.presenter_site)
+                        if item.presenter_site
+                        else None,
+                        "planned_min": item.minutes,
+                    }
+                    for item in given.agenda
+                ],
+            }
+        )
 
     @staticmethod
     def dial_fields(entry: SeriesEntry) -> dict[str, str]:

@@ -84,6 +84,12 @@ def kiosk_countdown_script() -> FileResponse:
     return FileResponse(HERE / "static" / "countdown.js", media_type="text/javascript")
 
 
+@router.get("/terminal/record.js", name="kiosk_record_script")
+def kiosk_record_script() -> FileResponse:
+    """The current agenda item on the programme, a module of kiosk.js."""
+    return FileResponse(HERE / "static" / "record.js", media_type="text/javascript")
+
+
 @router.get("/terminal/kiosk.css", name="kiosk_style")
 def kiosk_style() -> FileResponse:
     return FileResponse(HERE / "static" / "kiosk.css", media_type="text/css")

@@ -15,6 +15,7 @@ from confbridge.web import (
     calendar_pages,
     console_pages,
     occurrence_pages,
+    record_pages,
     signin_pages,
     site_pages,
 )
@@ -83,6 +84,7 @@ def install(app: FastAPI) -> None:
         occurrence_pages,
         console_pages,
         site_pages,
+        record_pages,
     ):
         app.include_router(pages.router)
     app.include_router(report_router)

@@ -20,7 +20,7 @@ from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import i18n, labels, live_status, queries
+from confbridge.web import i18n, labels, live_status, queries, record_pages
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
 from confbridge.web.domain_messages import explain
 from confbridge.web.forms import OccurrenceForm
@@ -105,6 +105,9 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "site_names_json": script_json({str(s.site_id): s.name for s in sites}),
         "attendance": _attendance(page, occurrence),
         "attendance_statuses": ATTENDANCE_STATUSES,
+        "record": record_pages.record_view(page, occurrence),
+        "notice_kinds": record_pages.NOTICE_KINDS,
+        "notice_states": record_pages.NOTICE_STATES,
     }
 
 

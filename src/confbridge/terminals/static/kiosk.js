@@ -13,6 +13,7 @@
 import * as whip from "/static/js/whip.js";
 import { setupSharing, showContent } from "/terminal/content.js";
 import { countdown } from "/terminal/countdown.js";
+import { followRecord, stopRecord } from "/terminal/record.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -403,6 +404,7 @@ async function join(item, lostNode = null) {
   if (previous) await stopSessions(previous);
   kiosk.joins += 1;
   kiosk.occurrenceId = item.occurrence_id;
+  followRecord(item.occurrence_id, api);
   kiosk.lastError = null;
   $("status").textContent = "";
   setState("in_meeting");
@@ -422,6 +424,7 @@ async function leave() {
   showHallState(false);
   await stopSessions(state);
   kiosk.occurrenceId = null;
+  stopRecord();
   showProgramme(null);
   note("left", { occurrence_id: state.item.occurrence_id });
   beatNow();

@@ -1,0 +1,106 @@
+"""Sites' contacts and the meetings' e-mail notices over HTTP."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import CurrentUser, SecretariatUser, SiteEditor
+from confbridge.deps import SessionDep
+from confbridge.errors import Conflict, Invalid
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import OccurrenceStatus
+from confbridge.pagination import IdPath
+from confbridge.records import notices as notice_service
+from confbridge.records.router import actor
+from confbridge.records.schemas import (
+    ContactRead,
+    ContactWrite,
+    NoticeRead,
+    NoticeRequest,
+    NoticesQueued,
+)
+from confbridge.sites import service as site_service
+from confbridge.timeutil import utcnow
+
+router = APIRouter(tags=["meeting record"])
+
+
+# --- sites' contacts and notices -----------------------------------------------------------------
+
+MAX_CONTACTS = 50
+
+
+@router.get("/sites/{site_id}/contacts", response_model=list[ContactRead])
+def get_contacts(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> list[ContactRead]:
+    """The e-mail addresses that receive the site's meeting notices."""
+    site_service.get_site(session=session, site_id=site_id)
+    return [
+        ContactRead(id=c.id, email=c.email, name=c.name)
+        for c in notice_service.list_contacts(session=session, site_id=site_id)
+    ]
+
+
+@router.put("/sites/{site_id}/contacts", response_model=list[ContactRead])
+def put_contacts(
+    site_id: IdPath, body: list[ContactWrite], user: SiteEditor, session: SessionDep
+) -> list[ContactRead]:
+    """Replace the site's contacts (invitations, changes, cancellations, reminders)."""
+    if len(body) > MAX_CONTACTS:
+        raise Invalid(f"at most {MAX_CONTACTS} contacts per site")
+    site_service.get_site(session=session, site_id=site_id)
+    notice_service.set_contacts(
+        session=session,
+        site_id=site_id,
+        contacts=[notice_service.ContactIn(c.email, c.name) for c in body],
+    )
+    auth_service.record(
+        session=session, actor=actor(user), action="contacts_set", entity="site", entity_id=site_id
+    )
+    session.commit()
+    return get_contacts(site_id, user, session)
+
+
+@router.post(
+    "/occurrences/{occurrence_id}/notices",
+    response_model=NoticesQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def send_notices(
+    occurrence_id: IdPath, body: NoticeRequest, user: SecretariatUser, session: SessionDep
+) -> NoticesQueued:
+    """Send the invitation to the invited sites' contacts (once per calendar SEQUENCE)."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    now = utcnow()
+    if occurrence.status == OccurrenceStatus.cancelled.value:
+        raise Conflict("the meeting is cancelled: its sites were told so, no invitation is sent")
+    if occurrence.end_at <= now:
+        raise Conflict("the meeting is over: no invitation is sent")
+    queued = notice_service.enqueue(
+        session=session,
+        occurrence=occurrence,
+        kind=notice_service.NoticeKind(body.kind),
+        now=now,
+    )
+    auth_service.record(
+        session=session,
+        actor=actor(user),
+        action="notices_queued",
+        entity="occurrence",
+        entity_id=occurrence.id,
+        detail={"kind": body.kind, "queued": queued},
+    )
+    session.commit()
+    return NoticesQueued(queued=queued)
+
+
+@router.get("/occurrences/{occurrence_id}/notices", response_model=list[NoticeRead])
+def list_notices(
+    occurrence_id: IdPath, _user: CurrentUser, session: SessionDep
+) -> list[NoticeRead]:
+    """The notices of the occurrence and how their delivery went."""
+    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    return [
+        NoticeRead.model_validate(n, from_attributes=True)
+        for n in notice_service.list_(session=session, occurrence_id=occurrence_id)
+    ]
