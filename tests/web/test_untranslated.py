@@ -34,7 +34,20 @@ JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 ATTRIBUTE = re.compile(r'[\w-]+="[^"]*"')
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "data-confirm"}
 # Names and abbreviations that are the same in both languages.
-SAME_IN_BOTH = {"ConfBridge", "CSV", "XLSX", "RTT", "CPU", "SIP", "PIN", "RRULE", "ms", "PDF"}
+SAME_IN_BOTH = {
+    "ConfBridge",
+    "CSV",
+    "XLSX",
+    "RTT",
+    "CPU",
+    "SIP",
+    "PIN",
+    "RRULE",
+    "ms",
+    "PDF",
+    "DOCX",
+    "KB",
+}
 
 
 class VisibleText(HTMLParser):
