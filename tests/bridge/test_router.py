@@ -33,7 +33,7 @@ from confbridge.meetings.models import Occurrence
 from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
-from confbridge.settings import Settings
+from confbridge.settings import MeetingSettings, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
@@ -237,8 +237,10 @@ def test_join_chair_terminal_gets_a_chair_grant(
     assert (claims.site_id, claims.site_name) == (sites["hq"].id, sites["hq"].name)
     assert claims.chair_site_id == sites["hq"].id
     assert abs(claims.starts_at - start_at) < timedelta(milliseconds=1)
-    assert claims.ends_at - claims.starts_at == timedelta(minutes=60)
-    # A short meeting: the grant ends 30 minutes after it, and says so.
+    # the room closes after the meeting and the time it may run over
+    grace = timedelta(minutes=MeetingSettings().overrun_grace_min)
+    assert claims.ends_at - claims.starts_at == timedelta(minutes=60) + grace
+    # A short meeting: the grant ends 30 minutes after it may close, and says so.
     expected_exp = int((claims.ends_at + bridge_service.GRANT_OVERRUN_MARGIN).timestamp())
     assert claims.exp == expected_exp
     assert datetime.fromisoformat(info["expires_at"]).timestamp() == expected_exp
@@ -307,7 +309,7 @@ def test_join_closes_once_the_meeting_may_no_longer_run_over(
 ) -> None:
     running = meeting(now() - timedelta(seconds=30), duration_min=1)
     running_over = meeting(now() - timedelta(minutes=65), duration_min=60)  # 5 of 10 min
-    ended = meeting(now() - timedelta(minutes=71), duration_min=60)
+    ended = meeting(now() - timedelta(hours=3), duration_min=60)
     p2 = terminal("p2")
     assert join(client, running, p2).status_code == 200
     assert join(client, running_over, p2).status_code == 200
