@@ -183,7 +183,8 @@ def import_all_provinces(database: Database) -> int:
 
 def book_year(database: Database, settings: Settings) -> None:
     """The national weekly briefing and each province's monthly reviews of 2025."""
-    common = {"tz": TZ, "skip_holidays": True}
+    # meetings that took place (the year before NOW), recorded as such
+    common = {"tz": TZ, "skip_holidays": True, "record_past": True}
     with database.session() as session:
         chair = session.scalar(select(Site.id).where(Site.name == hall_name("Thành phố Hà Nội")))
         all_sites = list(session.scalars(select(Site.id).order_by(Site.id)))
@@ -227,6 +228,7 @@ def book_year(database: Database, settings: Settings) -> None:
                         "unit_ids": [province_id],
                         "tz": TZ,
                         "skip_holidays": False,
+                        "record_past": True,
                     },
                     settings=settings.meetings,
                     now=NOW,
@@ -398,6 +400,7 @@ def add_one_more_briefing(database: Database, settings: Settings) -> list[int]:
                 "chair_site_id": chair,
                 "site_ids": all_sites,
                 "tz": TZ,
+                "record_past": True,
                 "skip_holidays": False,
             },
             settings=settings.meetings,

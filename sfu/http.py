@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from confbridge_kernel.contracts import CascadeRequest, FloorCommand
+from confbridge_kernel.contracts import CascadeRequest, FloorCommand, RoomSchedule
 from confbridge_kernel.logs import RequestId
 from confbridge_kernel.turn import turn_ice_server
 from sfu.errors import SfuError
@@ -215,8 +215,18 @@ def _control_routes(worker: Worker) -> list[Route]:
         was_relayed = await edges.hold_room(request.path_params["room"])
         return JSONResponse({"room": request.path_params["room"], "was_relayed": was_relayed})
 
+    async def schedule(request: Request) -> Response:
+        """Control plane → this node: the meeting was extended or ended."""
+        _admin_only(worker, request)
+        body = _model(RoomSchedule, await request.body())
+        room = await worker.reschedule(request.path_params["room"], body)
+        if room is None:
+            raise SfuError(404, f"room {request.path_params['room']} is not open here")
+        return JSONResponse({"room": room.name, "closed": room.closed})
+
     return [
         Route("/rooms/{room}/floor", _guarded(floor), methods=["GET", "POST"]),
+        Route("/rooms/{room}/schedule", _guarded(schedule), methods=["POST"]),
         Route("/rooms/{room}/pipe", _guarded(extend), methods=["POST"]),
         Route("/rooms/{room}/cascade", _guarded(cascade), methods=["POST"]),
         Route("/rooms/{room}/hold", _guarded(hold), methods=["POST"]),

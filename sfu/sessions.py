@@ -88,16 +88,28 @@ class Sessions:
         self._ice_restarts: dict[str, asyncio.Task[None]] = {}
         # the one live session of each grant and direction
         self._by_grant: dict[tuple[str, str], Peer] = {}
+        # rooms whose meeting the control plane ended, and when (Unix time): a grant issued
+        # before that does not open them again
+        self.ended_rooms: dict[str, float] = {}
 
     def room_for(self, grant: GrantClaims) -> Room:
         """The grant's room, opened now if it is not (409 once the meeting has ended)."""
         now = utcnow()
-        if now > grant.ends_at + timedelta(seconds=self._settings.room_grace_s):
-            raise SfuError(409, "the meeting has ended; the room is closed")
         room = self._rooms.get(grant.room)
-        if room is None or room.closed:
+        if room is not None and room.closed:
+            room = None
+        # an extension told to this node outlives the grants issued before it
+        ends_at = max(grant.ends_at, room.ends_at) if room is not None else grant.ends_at
+        if now > ends_at + timedelta(seconds=self._settings.room_grace_s):
+            raise SfuError(409, "the meeting has ended; the room is closed")
+        ended_at = self.ended_rooms.get(grant.room)
+        if ended_at is not None and grant.iat <= ended_at:
+            raise SfuError(409, "the meeting has ended; the room is closed")
+        if room is None:
             room = self._new_room(grant)
             log.info("room %s opened (occurrence %s)", room.name, room.occurrence_id)
+        elif grant.ends_at > room.ends_at:
+            room.ends_at = grant.ends_at  # a grant issued after an extension
         if grant.prefers_h264:
             room.prefer_h264()
         return room

@@ -22,6 +22,7 @@ from confbridge_kernel.contracts import (
     GrantClaims,
     GrantRevocation,
     PeerRole,
+    RoomSchedule,
 )
 from sfu.config import WorkerSettings
 from sfu.edges import Edges
@@ -43,6 +44,8 @@ from sfu.tasks import PendingTasks
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 5.0
+# Rooms ended by the control plane that are remembered (so old grants cannot reopen them).
+MAX_ENDED_ROOMS = 10_000
 
 
 class Worker:
@@ -161,6 +164,24 @@ class Worker:
                 self.events.emit(EventType.left, room, peer, detail={"reason": reason})
         self.sip_legs.room_closed(room)
         log.info("room %s closed: %s", room.name, reason)
+
+    async def reschedule(self, room_name: str, schedule: RoomSchedule) -> Room | None:
+        """The meeting was extended (the room closes later) or ended (it closes now); None
+        if the room is not open here."""
+        if schedule.ended:
+            ended = self.sessions.ended_rooms
+            ended[room_name] = utcnow().timestamp()
+            if len(ended) > MAX_ENDED_ROOMS:  # the oldest go first (insertion order)
+                del ended[next(iter(ended))]
+        room = self.rooms.get(room_name)
+        if room is None or room.closed:
+            return None
+        if schedule.ended:
+            await self.close_room(room, reason="meeting_ended")
+        else:
+            room.ends_at = schedule.ends_at
+            log.info("room %s now closes after %s", room.name, schedule.ends_at.isoformat())
+        return room
 
     async def _close_ended_rooms(self) -> None:
         limit = utcnow() - timedelta(seconds=self.settings.room_grace_s)
@@ -304,6 +325,7 @@ class Worker:
                 {
                     "room": room.name,
                     "occurrence_id": room.occurrence_id,
+                    "ends_at": room.ends_at.isoformat(),
                     "floor": room.floor.state().model_dump(mode="json"),
                     "upstream": room.origin_url,
                     "upstream_connected": room.upstream.connected if room.upstream else None,

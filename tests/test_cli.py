@@ -200,7 +200,12 @@ def _book_past_meetings() -> None:
     with database.session() as session:
         province = session.query(Unit).filter(Unit.name == "Quảng Ninh").one()
         hall = session.query(Site).filter(Site.unit_id == province.id).one()
-        common = {"chair_site_id": hall.id, "unit_ids": [province.id], "skip_holidays": False}
+        common = {
+            "chair_site_id": hall.id,
+            "unit_ids": [province.id],
+            "skip_holidays": False,
+            "record_past": True,  # meetings that took place
+        }
         for body in (
             {
                 "title": "Giao ban tuần",

@@ -16,6 +16,7 @@ from confbridge.attendance.router import router as attendance_router
 from confbridge.auth.router import router as auth_router
 from confbridge.bridge.router import ScraperDep
 from confbridge.bridge.router import heartbeat_router as node_heartbeat_router
+from confbridge.bridge.router import occurrence_router as occurrence_timing_router
 from confbridge.bridge.router import router as bridge_router
 from confbridge.dashboard.router import router as dashboard_router
 from confbridge.db import Database
@@ -98,7 +99,7 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scheduler = Scheduler(database, settings) if run_scheduler else None
+        scheduler = Scheduler(database, settings, live=app.state.live) if run_scheduler else None
         if scheduler:
             scheduler.start()
         # health checks and alert delivery run beside the scheduler (`serve`)
@@ -138,6 +139,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(site_archiving_router)
     api.include_router(site_terminals_router)
     api.include_router(meetings_router)
+    api.include_router(occurrence_timing_router)
     api.include_router(bridge_router)
     api.include_router(nodes_router)
     api.include_router(node_heartbeat_router)

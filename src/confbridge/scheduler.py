@@ -1,6 +1,7 @@
-"""The control plane's background loop: keeps open-ended series planned ahead, and stores the
-attendance of meetings as they end and as late events arrive, so that reports read stored rows
-instead of computing them on first read."""
+"""The control plane's background loop: keeps open-ended series planned ahead, ends meetings
+left running past their end and the grace, and stores the attendance of meetings as they end
+and as late events arrive, so that reports read stored rows instead of computing them on first
+read."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from confbridge import signing
 from confbridge.attendance import service as attendance_service
+from confbridge.bridge import timing
 from confbridge.db import Database
+from confbridge.live import LiveBus
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence
 from confbridge.records import documents as document_service
 from confbridge.records.storage import store_in
 from confbridge.settings import Settings
@@ -34,9 +39,10 @@ days) is worked off over a few rounds rather than in one long one."""
 class Scheduler:
     """Owns one asyncio task; `start()` creates it, `close()` cancels it and waits."""
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings, live: LiveBus | None = None) -> None:
         self._database = database
         self._settings = settings
+        self._live = live
         self._task = OwnedTask("confbridge-scheduler")
 
     def start(self) -> None:
@@ -59,6 +65,10 @@ class Scheduler:
                     await asyncio.to_thread(self.purge_documents)
                 except Exception:
                     log.exception("purging meeting documents failed")
+            try:
+                await asyncio.to_thread(self.end_overrun)
+            except Exception:
+                log.exception("ending meetings left running failed")
             delay_s = ATTENDANCE_INTERVAL_S
             try:
                 await asyncio.to_thread(self.store_attendance)
@@ -66,6 +76,25 @@ class Scheduler:
             except Exception:
                 log.exception("storing attendance failed")
             await asyncio.sleep(delay_s)
+
+    def end_overrun(self, now: datetime | None = None) -> int:
+        """End the meetings left running past their end and the grace; their rooms close and
+        the pages following them are told. Returns how many ended."""
+        now = now or utcnow()
+        with self._database.session() as session:
+            changes = timing.end_overrun(session=session, settings=self._settings.meetings, now=now)
+            session.commit()
+            if not changes:
+                return 0
+            signer = signing.signer_for(self._settings.grant_key_path)
+            timing.tell_rooms(session=session, changes=changes, signer=signer)
+            if self._live is not None:
+                for change in changes:
+                    occurrence = session.get(Occurrence, change.occurrence_id)
+                    if occurrence is not None:
+                        timing.publish_schedule(self._live, occurrence, self._settings.meetings)
+        log.info("%d meeting(s) left running past their end ended by themselves", len(changes))
+        return len(changes)
 
     def store_attendance(self, now: datetime | None = None) -> int:
         """Store the attendance of ended occurrences not stored (or out of date) yet, however

@@ -66,6 +66,9 @@ class MeetingSettings(BaseModel):
     max_occurrences_per_series: int = Field(default=2000, ge=1, le=100_000)
     max_duration_min: int = Field(default=24 * 60, ge=1)
     agenda_size: int = Field(default=10, ge=1, le=100)
+    # A meeting nobody ended or extended runs over its end by this much (the halls stay
+    # connected, the console shows a notice), then ends by itself.
+    overrun_grace_min: int = Field(default=10, ge=0, le=240)
 
     @field_validator("default_tz")
     @classmethod

@@ -150,6 +150,19 @@ def cascade_path(room: str) -> str:
     return f"/rooms/{room}/cascade"
 
 
+class RoomSchedule(BaseModel):
+    """Control plane → every node holding or relaying a room: the meeting was extended (the
+    room now closes after `ends_at`) or ended (`ended`: the room closes now)."""
+
+    ends_at: AwareDatetime = Field(description="the room closes after this")
+    ended: bool = False
+
+
+def schedule_path(room: str) -> str:
+    """The admin endpoint that tells a node when the room's meeting ends (`RoomSchedule`)."""
+    return f"/rooms/{room}/schedule"
+
+
 def hold_path(room: str) -> str:
     """The admin endpoint that makes a node the room's origin (the room moved there): a copy
     it relayed stops relaying and keeps its halls and floor."""

@@ -44,6 +44,7 @@ def meeting(client: TestClient, secretariat: Headers, sites: dict[str, Site]) ->
             "chair_site_id": sites["hq"].id,
             "site_ids": [sites["p1"].id, sites["p2"].id],
             "skip_holidays": False,
+            "record_past": True,  # meetings that took place, recorded
             **changes,
         }
         created = client.post("/api/v1/series", json=body, headers=secretariat)

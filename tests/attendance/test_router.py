@@ -120,7 +120,12 @@ def test_attendance_moved_meeting_is_computed_again(
     assert by_site(attendance(client, occ, secretariat))[p1]["status"] == "partial"
     moved = client.patch(
         f"/api/v1/occurrences/{occ}",
-        json={"start_at": "2025-03-03T08:30:00+07:00"},
+        json={
+            "start_at": "2025-03-03T08:30:00+07:00",
+            "record_past": True,
+            "confirm": True,
+            "reason": "giờ họp thực tế",
+        },
         headers=secretariat,
     )
     assert moved.status_code == 200, moved.text

@@ -33,7 +33,7 @@ from confbridge.meetings.models import Occurrence
 from confbridge.nodes import placement
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
-from confbridge.settings import Settings
+from confbridge.settings import MeetingSettings, Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
@@ -169,7 +169,7 @@ def meeting(client: TestClient, secretariat: Headers, sites: dict[str, Site]) ->
         occurrence_id = listed.json()["items"][0]["id"]
         moved = client.patch(
             f"/api/v1/occurrences/{occurrence_id}",
-            json={"start_at": start_at.isoformat()},
+            json={"start_at": start_at.isoformat(), "record_past": True},
             headers=secretariat,
         )
         assert moved.status_code == 200, moved.text
@@ -237,8 +237,10 @@ def test_join_chair_terminal_gets_a_chair_grant(
     assert (claims.site_id, claims.site_name) == (sites["hq"].id, sites["hq"].name)
     assert claims.chair_site_id == sites["hq"].id
     assert abs(claims.starts_at - start_at) < timedelta(milliseconds=1)
-    assert claims.ends_at - claims.starts_at == timedelta(minutes=60)
-    # A short meeting: the grant ends 30 minutes after it, and says so.
+    # the room closes after the meeting and the time it may run over
+    grace = timedelta(minutes=MeetingSettings().overrun_grace_min)
+    assert claims.ends_at - claims.starts_at == timedelta(minutes=60) + grace
+    # A short meeting: the grant ends 30 minutes after it may close, and says so.
     expected_exp = int((claims.ends_at + bridge_service.GRANT_OVERRUN_MARGIN).timestamp())
     assert claims.exp == expected_exp
     assert datetime.fromisoformat(info["expires_at"]).timestamp() == expected_exp
@@ -302,13 +304,15 @@ def test_join_opens_join_early_min_before_the_start(
     assert "opens_at" in refused.json()
 
 
-def test_join_closes_at_the_end(
+def test_join_closes_once_the_meeting_may_no_longer_run_over(
     client: TestClient, meeting: Callable[..., int], terminal: Callable[[str], Headers]
 ) -> None:
     running = meeting(now() - timedelta(seconds=30), duration_min=1)
-    ended = meeting(now() - timedelta(minutes=61), duration_min=60)
+    running_over = meeting(now() - timedelta(minutes=65), duration_min=60)  # 5 of 10 min
+    ended = meeting(now() - timedelta(hours=3), duration_min=60)
     p2 = terminal("p2")
     assert join(client, running, p2).status_code == 200
+    assert join(client, running_over, p2).status_code == 200
     refused = join(client, ended, p2)
     assert refused.status_code == 409
     assert "ended" in refused.json()["detail"]
@@ -317,7 +321,8 @@ def test_join_closes_at_the_end(
 def test_join_window_edges_exactly(
     session: Session, meeting: Callable[..., int], sites: dict[str, Site], settings: Settings
 ) -> None:
-    """Open from start − join_early_min inclusive, closed from the end inclusive."""
+    """Open from start − join_early_min inclusive, closed from the end plus the time a meeting
+    may run over, inclusive."""
     occurrence_id = meeting(datetime(2031, 5, 5, 1, 0, tzinfo=UTC), duration_min=90)
     occurrence = session.get(Occurrence, occurrence_id)
     assert occurrence is not None
@@ -339,6 +344,7 @@ def test_join_window_edges_exactly(
                 signer=signer,
                 now=at,
                 tz=settings.meetings.default_tz,
+                overrun_grace_min=settings.meetings.overrun_grace_min,
             )
         except Conflict:
             return "refused"
@@ -346,8 +352,10 @@ def test_join_window_edges_exactly(
 
     assert attempt(opens_at - tick) == "refused"
     assert attempt(opens_at) == "joined"
-    assert attempt(occurrence.end_at - tick) == "joined"
-    assert attempt(occurrence.end_at) == "refused"
+    closes_at = occurrence.end_at + timedelta(minutes=settings.meetings.overrun_grace_min)
+    assert attempt(occurrence.end_at) == "joined"
+    assert attempt(closes_at - tick) == "joined"
+    assert attempt(closes_at) == "refused"
 
 
 def test_join_site_not_invited_is_forbidden(

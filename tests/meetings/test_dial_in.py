@@ -13,6 +13,7 @@ from confbridge.errors import DomainError
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.dial_in import DialInRefused, find_dial_in, match_site
 from confbridge.meetings.models import OccurrenceStatus, Series
+from confbridge.meetings.service import OccurrenceChange
 from confbridge.settings import MeetingSettings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
@@ -80,7 +81,11 @@ def test_find_dial_in_refuses_unknown_numbers_cancelled_meetings_and_ended_serie
         assert refused.reason == "unknown" and refused.status_code == 404
     occurrence = series.occurrences[0]
     meeting_service.update_occurrence(
-        session=session, occurrence=occurrence, start_at=None, status=OccurrenceStatus.cancelled
+        session=session,
+        occurrence=occurrence,
+        change=OccurrenceChange(status=OccurrenceStatus.cancelled),
+        settings=MeetingSettings(),
+        now=FIRST_START - timedelta(days=1),
     )
     assert refusal(session, "2468135", FIRST_START).reason == "cancelled"
     after_the_last = series.occurrences[-1].end_at + timedelta(minutes=1)

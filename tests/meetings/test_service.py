@@ -14,6 +14,7 @@ from confbridge.errors import Invalid
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings import unplanned
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
+from confbridge.meetings.service import OccurrenceChange
 from confbridge.settings import MeetingSettings
 from confbridge.sites.models import Site
 
@@ -77,8 +78,9 @@ def test_replan_keeps_past_occurrences_and_individual_moves(
     meeting_service.update_occurrence(
         session=session,
         occurrence=third,
-        start_at=third.start_at + timedelta(hours=3),
-        status=None,
+        change=OccurrenceChange(start_at=third.start_at + timedelta(hours=3)),
+        settings=SHORT,
+        now=NOW,
     )
     session.commit()
     moved_start = third.start_at
@@ -107,7 +109,11 @@ def test_cancelled_occurrence_stays_cancelled_after_replan(
     series = _create(session, series_body(rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=3"))
     target = series.occurrences[1]
     meeting_service.update_occurrence(
-        session=session, occurrence=target, start_at=None, status=OccurrenceStatus.cancelled
+        session=session,
+        occurrence=target,
+        change=OccurrenceChange(status=OccurrenceStatus.cancelled),
+        settings=SHORT,
+        now=NOW,
     )
     meeting_service.update(
         session=session,

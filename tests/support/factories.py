@@ -173,9 +173,14 @@ def open_occurrence(
     return occurrence_id, tokens
 
 
-def move_occurrence(database: Database, occurrence_id: int, start_at: datetime) -> datetime:
-    """Let an occurrence start at `start_at` (seconds matter here) for an hour; its end."""
-    end_at = start_at + timedelta(hours=1)
+def move_occurrence(
+    database: Database,
+    occurrence_id: int,
+    start_at: datetime,
+    duration: timedelta = timedelta(hours=1),
+) -> datetime:
+    """Let an occurrence start at `start_at` (seconds matter here) for `duration`; its end."""
+    end_at = start_at + duration
     with database.session() as session:
         occurrence = session.get(Occurrence, occurrence_id)
         assert occurrence is not None

@@ -153,3 +153,46 @@ def test_console_is_for_the_secretariat_only(
         f"/occurrences/{occurrence_id}/floor", data={"csrf_token": token, "action": "take"}
     )
     assert refused.status_code == 403
+
+
+def test_console_extends_and_ends_a_running_meeting(
+    console_client: tuple[TestClient, str],
+    console_settings: Settings,
+    session: Session,
+    communes: dict[str, int],
+) -> None:
+    client, token = console_client
+    occurrence_id = _occurrence(session, console_settings, communes, utcnow())
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    end_at = occurrence.end_at
+    page = client.get(f"/occurrences/{occurrence_id}/console")
+    assert "Gia hạn +15 phút" in page.text and "Kết thúc ngay" in page.text
+    path = f"/occurrences/{occurrence_id}/schedule"
+    as_script = {"Accept": "application/json"}
+    extended = client.post(
+        path, data={"csrf_token": token, "action": "extend", "minutes": "15"}, headers=as_script
+    )
+    assert extended.status_code == 200, extended.text
+    schedule = extended.json()["schedule"]
+    assert schedule["end_at"] == (end_at + timedelta(minutes=15)).isoformat()
+    assert schedule["ended"] is False
+    for bad in ({"action": "extend", "minutes": "7"}, {"action": "stop"}):
+        refused = client.post(path, data={"csrf_token": token, **bad}, headers=as_script)
+        assert refused.status_code == 422 and refused.json()["detail"] == "Thao tác không hợp lệ."
+    # the occurrence page's plain form: back to the page
+    from_page = client.post(
+        path,
+        data={"csrf_token": token, "action": "end", "next": f"/occurrences/{occurrence_id}"},
+        follow_redirects=False,
+    )
+    assert from_page.status_code == 303
+    assert from_page.headers["location"] == f"/occurrences/{occurrence_id}"
+    session.expire_all()
+    ended = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    assert ended.ended_at is not None and ended.end_at <= utcnow()
+    again = client.post(
+        path, data={"csrf_token": token, "action": "extend", "minutes": "30"}, headers=as_script
+    )
+    assert again.status_code == 409
+    assert again.json()["detail"] == "Chỉ gia hạn hoặc kết thúc được cuộc họp đang diễn ra."
+    assert "Cuộc họp đã kết thúc." in client.get(f"/occurrences/{occurrence_id}/console").text

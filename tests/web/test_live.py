@@ -178,7 +178,9 @@ class EventStream:
     def __init__(self, response: httpx.Response) -> None:
         self._lines = response.iter_lines()
 
-    def next(self) -> tuple[str, dict[str, Any]]:
+    def next(self, *, skip: tuple[str, ...] = ("schedule",)) -> tuple[str, dict[str, Any]]:
+        """The next event, but for those named in `skip` (by default when the meeting runs,
+        sent after each snapshot and when it is extended or ended)."""
         name, data = "", ""
         for line in self._lines:
             if line.startswith("event: "):
@@ -186,7 +188,9 @@ class EventStream:
             elif line.startswith("data: "):
                 data = line.removeprefix("data: ")
             elif line == "" and name:
-                return name, json.loads(data)
+                if name not in skip:
+                    return name, json.loads(data)
+                name, data = "", ""
         raise AssertionError("the stream ended")
 
 
@@ -212,6 +216,10 @@ def test_live_stream_starts_from_stored_events_and_follows_new_ones(
             stream = EventStream(response)
             name, snapshot = stream.next()
             assert name == "snapshot"
+            # then when the meeting runs: its end, and whether it ended
+            name, when = stream.next(skip=())
+            assert name == "schedule" and when["occurrence_id"] == occurrence_id
+            assert when["ended"] is False and when["end_at"]
             assert snapshot["sites"][str(c0)]["state"] == "dropped"
             assert snapshot["sites"][str(c1)]["state"] == "joined"
             assert snapshot["sites"][str(communes["hq"])]["state"] == "not_joined"

@@ -213,11 +213,11 @@ class TerminalAgent:
     # --- the agenda -------------------------------------------------------------------------
 
     def _current(self, items: list[AgendaEntry], now: datetime) -> AgendaEntry | None:
+        """The meeting to be in now; one running over its end gives way to the next."""
         early = timedelta(seconds=self._options.join_early_s)
-        for item in items:
-            if item.mode != IN_PERSON and item.start_at - early <= now < item.end_at:
-                return item
-        return None
+        on = [i for i in items if i.mode != IN_PERSON and i.start_at - early <= now < i.leave_at]
+        scheduled = [i for i in on if now < i.end_at]
+        return (scheduled or on or [None])[0]
 
     async def _schedule(self) -> None:
         announced: tuple[int, datetime] | None = None
@@ -285,8 +285,8 @@ class TerminalAgent:
         try:
             while True:
                 refreshed = await self._still_on(item)
-                if refreshed is None or utcnow() >= refreshed.end_at:
-                    break
+                if refreshed is None or utcnow() >= refreshed.leave_at:
+                    break  # cancelled, ended, or over
                 item = refreshed
                 if session is None or renew:
                     grant, spare = spare, None
@@ -307,7 +307,7 @@ class TerminalAgent:
                     presenting = presenting or self._present(occurrence_id)
                 reason = await self._watch(session, item)
                 if reason == "end":
-                    break
+                    continue  # the agenda says whether it was extended meanwhile
                 if reason == "renew":
                     renew = True
                 elif reason == "lost":
@@ -429,12 +429,12 @@ class TerminalAgent:
         agenda should be read again ("agenda") or the meeting ends ("end")."""
         renew_at = session.grant.expires_at - timedelta(seconds=GRANT_RENEW_MARGIN_S)
         check_at = utcnow() + timedelta(seconds=self._options.agenda_interval_s)
-        until = min(item.end_at, renew_at, check_at)
+        until = min(item.leave_at, renew_at, check_at)
         timeout_s = max(0.0, (until - utcnow()).total_seconds())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(session.lost.wait(), timeout=timeout_s)
             return "lost"
-        if until == item.end_at:
+        if until == item.leave_at:
             return "end"
         if until == renew_at:
             return "renew"

@@ -51,7 +51,14 @@ class AgendaEntry(BaseModel):
     mode: str
     start_at: datetime
     end_at: datetime
+    # the end plus the time a meeting may run over; an older control plane does not send it
+    closes_at: datetime | None = None
     is_chair: bool
+
+    @property
+    def leave_at(self) -> datetime:
+        """When the hall leaves, unless the meeting is extended or ended first."""
+        return self.closes_at or self.end_at
 
 
 class AgendaView(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -10,14 +11,25 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from confbridge import signing
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, NodeDep, PrincipalDep, TerminalDep
+from confbridge.auth.dependencies import (
+    CurrentUser,
+    NodeDep,
+    PrincipalDep,
+    SecretariatUser,
+    TerminalDep,
+)
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
+from confbridge.bridge import timing
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.router import occurrence_read
+from confbridge.meetings.schemas import OccurrenceRead, OccurrenceUpdate
+from confbridge.meetings.service import OccurrenceChange
 from confbridge.pagination import IdPath, Limit, Offset, Page
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
@@ -35,6 +47,9 @@ from confbridge_kernel.contracts import (
 )
 
 router = APIRouter(tags=["bridge"])
+# Moving, extending and ending a meeting tells the media servers of its room; the route keeps
+# its place among the meetings' in the API documentation.
+occurrence_router = APIRouter(tags=["meetings"])
 # A node's heartbeat settles its restarts' sessions (events, this floor); the route keeps its
 # place among the nodes' in the API documentation.
 heartbeat_router = APIRouter(tags=["nodes"])
@@ -83,6 +98,7 @@ def join(
         terminal_id=terminal.id,
         credential_id=auth_service.credential_id(terminal),
         purpose=body.purpose if body else GrantPurpose.media,
+        overrun_grace_min=settings.meetings.overrun_grace_min,
     )
     session.commit()  # the room's placement, made at its first join
     return info
@@ -179,3 +195,69 @@ def heartbeat(
     )
     session.commit()
     return NodeHeartbeatAck(node_id=node.id, draining=node.draining, revocations=revocations)
+
+
+@occurrence_router.patch("/occurrences/{occurrence_id}", response_model=OccurrenceRead)
+def update_occurrence(
+    occurrence_id: IdPath,
+    body: OccurrenceUpdate,
+    user: SecretariatUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    live: LiveBusDep,
+) -> OccurrenceRead:
+    """Move, cancel or restore one occurrence, or change its end (`end_at` or `duration_min`):
+    a later end extends a running meeting, an end not after now ends it now. Clashes are
+    refused (409) as for a booking. A meeting that would end before now needs
+    `record_past: true` (else 422); moving or cancelling a meeting that has attendance needs
+    `confirm: true` (else 409) and a `reason` (else 422), and its attendance is kept."""
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    now = utcnow()
+    fields = body.model_fields_set
+    changed: list[timing.RoomChange] = []
+    if fields != {"upstream_sip_uri"}:
+        end_at = body.end_at
+        if body.duration_min is not None:
+            start_at = body.start_at or occurrence.start_at
+            end_at = start_at + timedelta(minutes=body.duration_min)
+        change = OccurrenceChange(
+            start_at=body.start_at,
+            end_at=end_at,
+            status=body.status,
+            record_past=body.record_past,
+            confirm=body.confirm,
+            reason=body.reason,
+        )
+        changed.append(
+            timing.change_occurrence(
+                session=session,
+                occurrence=occurrence,
+                change=change,
+                settings=settings.meetings,
+                now=now,
+                actor=f"user:{user.username}",
+                detail={"request": body.model_dump(mode="json", exclude_unset=True)},
+            )
+        )
+    if "upstream_sip_uri" in fields:
+        # not a move or a cancellation: no conflict check, no new calendar SEQUENCE
+        meeting_service.set_occurrence_upstream(
+            session=session, occurrence=occurrence, upstream_sip_uri=body.upstream_sip_uri
+        )
+        auth_service.record(
+            session=session,
+            actor=f"user:{user.username}",
+            action="occurrence_updated",
+            entity="occurrence",
+            entity_id=occurrence.id,
+            detail={"upstream_sip_uri": body.upstream_sip_uri},
+        )
+    session.commit()
+    timing.tell_rooms(
+        session=session, changes=changed, signer=signing.signer_for(settings.grant_key_path)
+    )
+    timing.publish_schedule(live, occurrence, settings.meetings)
+    site_count = len(
+        meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+    )
+    return occurrence_read(occurrence, site_count)

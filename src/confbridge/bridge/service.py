@@ -125,9 +125,13 @@ def issue_grant(
     terminal_id: int | None = None,
     credential_id: str | None = None,
     purpose: GrantPurpose = GrantPurpose.media,
+    overrun_grace_min: int = 0,
 ) -> IssuedGrant:
     """Build and sign a grant to the occurrence's room for one holder (a site's terminal, a
-    relaying node, the chair console); every grant the control plane hands out comes from here."""
+    relaying node, the chair console); every grant the control plane hands out comes from here.
+
+    Its `ends_at` is when the room closes: the meeting's end plus the time it may run over
+    (`meetings.overrun_grace_min`), or when it was ended."""
     claims = GrantClaims(
         jti=uuid.uuid4().hex,
         room=room_name(occurrence.id),
@@ -137,7 +141,7 @@ def issue_grant(
         role=role,
         chair_site_id=chair_site,
         starts_at=occurrence.start_at,
-        ends_at=occurrence.end_at,
+        ends_at=meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
         iat=int(now.timestamp()),
         exp=int(expires_at.timestamp()),
         terminal_id=terminal_id,
@@ -167,11 +171,18 @@ def expects_room_systems(occurrence: Occurrence) -> bool:
 
 
 def relay_grant(
-    *, occurrence: Occurrence, node_id: str, chair_site: int, signer: GrantSigner, now: datetime
+    *,
+    occurrence: Occurrence,
+    node_id: str,
+    chair_site: int,
+    signer: GrantSigner,
+    now: datetime,
+    overrun_grace_min: int = 0,
 ) -> str:
     """A node's signed grant to pull the room's programme from the node above it (the
     cascade); it lasts as long as the meeting may, so the relay can reconnect on its own."""
-    expires_at = (occurrence.end_at + GRANT_OVERRUN_MARGIN).replace(microsecond=0)
+    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    expires_at = (closes_at + GRANT_OVERRUN_MARGIN).replace(microsecond=0)
     grant = issue_grant(
         signer=signer,
         occurrence=occurrence,
@@ -181,13 +192,18 @@ def relay_grant(
         chair_site=chair_site,
         now=now,
         expires_at=expires_at,
+        overrun_grace_min=overrun_grace_min,
     )
     return grant.token
 
 
-def join_window(*, occurrence: Occurrence, join_early_min: int) -> tuple[datetime, datetime]:
-    """[opens_at, closes_at): terminals may join a little early, and until the scheduled end."""
-    return occurrence.start_at - timedelta(minutes=join_early_min), occurrence.end_at
+def join_window(
+    *, occurrence: Occurrence, join_early_min: int, overrun_grace_min: int = 0
+) -> tuple[datetime, datetime]:
+    """[opens_at, closes_at): terminals may join a little early, and until the meeting ends
+    (ended, or its end plus the time it may run over by)."""
+    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    return occurrence.start_at - timedelta(minutes=join_early_min), closes_at
 
 
 def grant_expiry(*, end_at: datetime, now: datetime, grant_ttl_s: int) -> datetime:
@@ -222,8 +238,12 @@ def _join_role(session: Session, occurrence: Occurrence, site: Site, as_guest: b
     return PeerRole.chair if booking.is_chair else PeerRole.site
 
 
-def _check_window(occurrence: Occurrence, *, join_early_min: int, now: datetime, tz: str) -> None:
-    opens_at, closes_at = join_window(occurrence=occurrence, join_early_min=join_early_min)
+def _check_window(
+    occurrence: Occurrence, *, join_early_min: int, overrun_grace_min: int, now: datetime, tz: str
+) -> None:
+    opens_at, closes_at = join_window(
+        occurrence=occurrence, join_early_min=join_early_min, overrun_grace_min=overrun_grace_min
+    )
     if now < opens_at:
         raise Conflict(
             f"joining opens at {_local(opens_at, tz)}, "
@@ -266,6 +286,7 @@ def place_sessions(
     signer: GrantSigner,
     now: datetime,
     region: str | None = None,
+    overrun_grace_min: int = 0,
 ) -> tuple[placement.MediaServer, placement.MediaServer]:
     """Where a grant sends its holder (of province `region`): WHIP to the room's origin;
     WHEP to a node of its own province relaying the room, or to the origin while it has
@@ -282,7 +303,12 @@ def place_sessions(
 
     def extend(node: SfuNode, kind: placement.EdgeKind, upstream: SfuNode) -> bool:
         token = relay_grant(
-            occurrence=occurrence, node_id=node.id, chair_site=chair_site, signer=signer, now=now
+            occurrence=occurrence,
+            node_id=node.id,
+            chair_site=chair_site,
+            signer=signer,
+            now=now,
+            overrun_grace_min=overrun_grace_min,
         )
         return placement.relay_room(
             node,
@@ -291,7 +317,7 @@ def place_sessions(
             room=room,
             occurrence_id=occurrence.id,
             chair_site_id=chair_site,
-            ends_at=occurrence.end_at,
+            ends_at=meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
             token=token,
             signer=signer,
         )
@@ -321,6 +347,7 @@ def join(
     credential_id: str | None = None,
     as_guest: bool = False,
     purpose: GrantPurpose = GrantPurpose.media,
+    overrun_grace_min: int = 0,
 ) -> JoinInfo:
     """Issue a join grant for `site` in the occurrence's room, if the site may join now.
 
@@ -329,19 +356,27 @@ def join(
     name the terminal token the grant goes to, so that revoking it voids the grant on workers.
     `as_guest` (the SIP gateway, once the caller gave the PIN) lets a guest site
     (`sites.service.sip_guest_site`) in without a booking; a terminal never passes it.
-    `purpose` content asks for a grant to present (`_check_presenter`).
+    `purpose` content asks for a grant to present (`_check_presenter`). `overrun_grace_min`:
+    how long past its end a meeting nobody ended still runs (`meetings.overrun_grace_min`).
     """
     occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     role = _join_role(session, occurrence, site, as_guest)
     _refuse_cancelled(occurrence)
-    _check_window(occurrence, join_early_min=settings.join_early_min, now=now, tz=tz)
+    _check_window(
+        occurrence,
+        join_early_min=settings.join_early_min,
+        overrun_grace_min=overrun_grace_min,
+        now=now,
+        tz=tz,
+    )
     chair = chair_site_id(session=session, occurrence=occurrence)
     if purpose is GrantPurpose.content:
         _check_presenter(session, occurrence, site, chair=chair, signer=signer)
     # Whole seconds, as in the grant's `exp`.
-    expires_at = grant_expiry(
-        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s
-    ).replace(microsecond=0)
+    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    expires_at = grant_expiry(end_at=closes_at, now=now, grant_ttl_s=settings.grant_ttl_s).replace(
+        microsecond=0
+    )
     room = room_name(occurrence.id)
     grant = issue_grant(
         signer=signer,
@@ -355,6 +390,7 @@ def join(
         terminal_id=terminal_id,
         credential_id=credential_id,
         purpose=purpose,
+        overrun_grace_min=overrun_grace_min,
     )
     claims = grant.claims
     if failed_node_id is not None:
@@ -368,6 +404,7 @@ def join(
         signer=signer,
         now=now,
         region=region_of(site),
+        overrun_grace_min=overrun_grace_min,
     )
     log.info(
         "join grant %s: site %s, room %s on %s, as %s (%s)",

@@ -125,6 +125,9 @@ class Occurrence(Base):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     # Overrides the series' upstream bridge for this occurrence.
     upstream_sip_uri: Mapped[str | None] = mapped_column(String(300))
+    # When the meeting was ended (by the chair, the secretariat, or by itself after running
+    # over): the room closes and nobody joins again. None: not ended (yet).
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     series: Mapped[Series] = relationship(back_populates="occurrences")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -33,7 +33,6 @@ from confbridge.meetings.schemas import (
     AgendaItem,
     OccurrenceDetail,
     OccurrenceRead,
-    OccurrenceUpdate,
     SeriesCreate,
     SeriesRead,
     SeriesUpdate,
@@ -106,6 +105,7 @@ def occurrence_read(occurrence: Occurrence, site_count: int) -> OccurrenceRead:
         end_at=occurrence.end_at,
         status=occurrence.status,
         moved=occurrence.moved,
+        ended_at=occurrence.ended_at,
         site_count=site_count,
         upstream_sip_uri=occurrence.upstream_sip_uri,
     )
@@ -329,36 +329,6 @@ def get_occurrence(
     )
 
 
-@router.patch("/occurrences/{occurrence_id}", response_model=OccurrenceRead)
-def update_occurrence(
-    occurrence_id: IdPath, body: OccurrenceUpdate, user: SecretariatUser, session: SessionDep
-) -> OccurrenceRead:
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-    upstream_only = body.model_fields_set == {"upstream_sip_uri"}
-    if not upstream_only:
-        meeting_service.update_occurrence(
-            session=session, occurrence=occurrence, start_at=body.start_at, status=body.status
-        )
-    if "upstream_sip_uri" in body.model_fields_set:
-        # not a move or a cancellation: no conflict check, no new calendar SEQUENCE
-        meeting_service.set_occurrence_upstream(
-            session=session, occurrence=occurrence, upstream_sip_uri=body.upstream_sip_uri
-        )
-    auth_service.record(
-        session=session,
-        actor=_actor(user),
-        action="occurrence_updated",
-        entity="occurrence",
-        entity_id=occurrence.id,
-        detail=body.model_dump(mode="json", exclude_unset=True),
-    )
-    session.commit()
-    site_count = len(
-        meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
-    )
-    return occurrence_read(occurrence, site_count)
-
-
 @router.get("/series/{series_id}/calendar.ics", response_class=Response)
 def series_calendar(
     series_id: IdPath, principal: FeedPrincipalDep, session: SessionDep, settings: SettingsDep
@@ -428,7 +398,9 @@ def _terminal_agenda(database: Database, settings: Settings, token: str | None) 
             now=utcnow(),
             limit=settings.meetings.agenda_size,
             max_duration_min=settings.meetings.max_duration_min,
+            overrun_grace_min=settings.meetings.overrun_grace_min,
         )
+        grace = timedelta(minutes=settings.meetings.overrun_grace_min)
         return Agenda(
             site_id=terminal.site_id,
             site_name=terminal.site.name,
@@ -441,6 +413,7 @@ def _terminal_agenda(database: Database, settings: Settings, token: str | None) 
                     mode=r[4],
                     start_at=r[5],
                     end_at=r[6],
+                    closes_at=r[6] + grace,
                     is_chair=r[7],
                 )
                 for r in rows

@@ -6,7 +6,15 @@ import datetime as dt
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from confbridge.meetings.models import (
     MeetingKind,
@@ -79,6 +87,11 @@ class SeriesCreate(SeriesBase):
         default=None,
         max_length=300,
         description="the bridge above (e.g. the Government's) each occurrence dials at its start",
+    )
+    record_past: bool = Field(
+        default=False,
+        description="record meetings that already took place (ended before now); without it "
+        "a booking with such meetings is refused (422)",
     )
 
 
@@ -156,6 +169,9 @@ class OccurrenceRead(BaseModel):
     end_at: datetime
     status: OccurrenceStatus
     moved: bool
+    ended_at: datetime | None = Field(
+        default=None, description="when the meeting was ended (null: not ended)"
+    )
     site_count: int
     upstream_sip_uri: str | None = Field(
         description="this occurrence's bridge above, overriding the series'"
@@ -172,10 +188,33 @@ class OccurrenceUpdate(BaseModel):
     start_at: Annotated[AwareDatetime, AfterValidator(_plausible_year)] | None = Field(
         default=None, description="new start with its UTC offset, e.g. 2026-01-05T09:00:00+07:00"
     )
+    end_at: Annotated[AwareDatetime, AfterValidator(_plausible_year)] | None = Field(
+        default=None,
+        description="new end with its UTC offset; on a live meeting a later end extends it "
+        "and an end not after now ends it now",
+    )
+    duration_min: int | None = Field(
+        default=None, ge=1, le=24 * 60, description="new length from the (new) start"
+    )
     status: OccurrenceStatus | None = None
     upstream_sip_uri: SipUri | None = Field(
         default=None, max_length=300, description="null: the series' bridge above"
     )
+    record_past: bool = Field(
+        default=False, description="record a meeting that took place (it ends before now)"
+    )
+    confirm: bool = Field(
+        default=False, description="move or cancel a meeting that has attendance on purpose"
+    )
+    reason: SingleLine | None = Field(
+        default=None, max_length=500, description="why a meeting with attendance is changed"
+    )
+
+    @model_validator(mode="after")
+    def _one_end(self) -> OccurrenceUpdate:
+        if self.end_at is not None and self.duration_min is not None:
+            raise ValueError("give end_at or duration_min, not both")
+        return self
 
 
 class AgendaItem(BaseModel):
@@ -186,6 +225,9 @@ class AgendaItem(BaseModel):
     mode: MeetingMode
     start_at: datetime
     end_at: datetime
+    closes_at: datetime = Field(
+        description="the latest the meeting runs until: its end plus the time it may run over"
+    )
     is_chair: bool
 
 

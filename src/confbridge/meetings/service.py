@@ -18,7 +18,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from confbridge.db import UTCDateTime
-from confbridge.errors import Conflict, Invalid, NotFound
+from confbridge.errors import Conflict, DomainError, Invalid, NotFound
 from confbridge.meetings import dial_numbers
 from confbridge.meetings.conflicts import (
     MAX_REPORTED,
@@ -339,6 +339,9 @@ def create(
     )
     if not starts:
         raise Invalid(f"the rule gives no occurrence before {until_at:%Y-%m-%d}")
+    past = [s for s in starts if s + spec.duration <= now]
+    if past and not data.get("record_past"):
+        raise past_meetings_refused(len(past), past[0], spec.tz)
     series = Series(source_key=source_key, materialized_until_at=until_at)
     _apply_spec(series, spec, sites, units)
     dial_numbers.assign(session, series, data)
@@ -565,30 +568,128 @@ def set_occurrence_upstream(
     return occurrence
 
 
+@dataclass(frozen=True)
+class OccurrenceChange:
+    """What a change to one occurrence asks for (None: keep as it is).
+
+    `record_past`: the caller chose to record a meeting that took place (its end is past);
+    `confirm` and `reason`: a meeting with attendance is moved or cancelled on purpose.
+    """
+
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    status: OccurrenceStatus | None = None
+    record_past: bool = False
+    confirm: bool = False
+    reason: str | None = None
+
+
+def closes_at(occurrence: Occurrence, *, overrun_grace_min: int) -> datetime:
+    """When the room closes and joining stops: when the meeting was ended, else its end plus
+    the time a meeting may run over by before it ends by itself."""
+    if occurrence.ended_at is not None:
+        return occurrence.ended_at
+    return occurrence.end_at + timedelta(minutes=overrun_grace_min)
+
+
+def is_live(occurrence: Occurrence, *, now: datetime, overrun_grace_min: int) -> bool:
+    """Started, not cancelled, not ended, and not past the time it may run over until."""
+    return (
+        occurrence.status == OccurrenceStatus.scheduled.value
+        and occurrence.ended_at is None
+        and occurrence.start_at <= now < closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    )
+
+
+def past_meetings_refused(count: int, first_at: datetime, tz: str) -> Invalid:
+    """The refusal of a booking or a move that would record meetings already over."""
+    when = first_at.astimezone(zone(tz)).strftime("%d/%m/%Y %H:%M")
+    return Invalid(
+        f"{count} cuộc họp đã kết thúc trước thời điểm hiện tại (đầu tiên: {when}); để ghi "
+        "nhận cuộc họp đã diễn ra, chọn “Ghi nhận cuộc họp đã diễn ra” (record_past: true). "
+        f"{count} meeting(s) would end before now (first: {when}); to record meetings that "
+        "took place, send record_past: true",
+        code="record_past_needed",
+        past_count=count,
+    )
+
+
+def held_meeting_refused(attended_sites: int, *, reason_missing: bool) -> DomainError:
+    """The refusal of a move or cancellation of a meeting that has attendance: 409 without a
+    confirmation, 422 without a reason."""
+    if reason_missing:
+        return Invalid(
+            "Hãy ghi lý do khi dời hoặc hủy cuộc họp đã có điểm cầu tham dự. "
+            "reason: give the reason for moving or cancelling a meeting that has attendance",
+            code="reason_needed",
+            attended_sites=attended_sites,
+        )
+    return Conflict(
+        f"Cuộc họp đã có {attended_sites} điểm cầu tham dự: xác nhận và ghi lý do để dời "
+        f"hoặc hủy (điểm danh được giữ lại). The meeting has attendance ({attended_sites} "
+        "site(s) joined): send confirm: true and a reason to move or cancel it (its attendance "
+        "is kept)",
+        code="confirm_needed",
+        attended_sites=attended_sites,
+    )
+
+
 def update_occurrence(
     *,
     session: Session,
     occurrence: Occurrence,
-    start_at: datetime | None,
-    status: OccurrenceStatus | None,
+    change: OccurrenceChange,
+    settings: MeetingSettings,
+    now: datetime,
+    attended_sites: int = 0,
 ) -> Occurrence:
-    """Move and/or cancel (or restore) one occurrence; a move into a busy slot is refused."""
+    """Move, extend, end, cancel or restore one occurrence.
+
+    A live meeting whose end alone changes is extended (clashes are checked like a move) or,
+    with an end not after now, ended now. Anything else that would leave the meeting over
+    before now needs `record_past`; moving or cancelling a meeting with `attended_sites`
+    needs `confirm` and a reason. A move into a busy slot is refused with the clashes.
+    """
     lock_bookings(session)
     if occurrence.series.ended_at is not None and occurrence.start_at >= occurrence.series.ended_at:
         raise Conflict("the series has ended")
-    duration = occurrence.end_at - occurrence.start_at
-    new_start = start_at.astimezone(UTC) if start_at is not None else occurrence.start_at
-    new_status = status.value if status is not None else occurrence.status
-    if new_status == OccurrenceStatus.scheduled:
+    new_start = change.start_at.astimezone(UTC) if change.start_at else occurrence.start_at
+    if change.end_at is not None:
+        new_end = change.end_at.astimezone(UTC)
+    else:
+        new_end = new_start + (occurrence.end_at - occurrence.start_at)
+    if new_end <= new_start:
+        raise Invalid("end_at: the end must be after the start (Giờ kết thúc phải sau giờ bắt đầu)")
+    if new_end - new_start > timedelta(minutes=settings.max_duration_min):
+        raise Invalid(f"duration: at most {settings.max_duration_min} minutes")
+    new_status = change.status.value if change.status is not None else occurrence.status
+    timing = new_start != occurrence.start_at or new_end != occurrence.end_at
+    grace = settings.overrun_grace_min
+    live_end_only = (
+        is_live(occurrence, now=now, overrun_grace_min=grace)
+        and new_start == occurrence.start_at
+        and new_status == OccurrenceStatus.scheduled.value
+    )
+    if not live_end_only:
+        _check_past_and_held(
+            occurrence, change, (new_start, new_end), new_status, timing, now, attended_sites
+        )
+    ending = live_end_only and new_end <= now
+    if new_status == OccurrenceStatus.scheduled and not ending:
         site_ids = occurrence_site_ids(session=session, occurrence_id=occurrence.id)
         conflicts = find_conflicts(
             session=session,
             site_ids=site_ids,
-            intervals=[Interval(new_start, new_start + duration)],
+            intervals=[Interval(new_start, new_end)],
             exclude_occurrence_id=occurrence.id,
         )
         refuse_conflicts(conflicts)
-    occurrence.start_at, occurrence.end_at = new_start, new_start + duration
+    if ending:
+        occurrence.ended_at = now
+    elif timing:
+        # moved or extended: open again unless it is over (a past meeting recorded)
+        occurrence.ended_at = None if new_end > now else occurrence.ended_at
+    occurrence.start_at, occurrence.end_at = new_start, new_end
     occurrence.status = new_status
     occurrence.sequence = (occurrence.sequence or 0) + 1
     session.execute(
@@ -602,6 +703,34 @@ def update_occurrence(
     )
     session.flush()
     return occurrence
+
+
+def _check_past_and_held(
+    occurrence: Occurrence,
+    change: OccurrenceChange,
+    interval: tuple[datetime, datetime],
+    new_status: str,
+    timing: bool,
+    now: datetime,
+    attended_sites: int,
+) -> None:
+    new_start, new_end = interval
+    restored = (
+        occurrence.status == OccurrenceStatus.cancelled.value
+        and new_status == OccurrenceStatus.scheduled.value
+    )
+    held = new_status == OccurrenceStatus.scheduled.value and (timing or restored)
+    if held and new_end <= now and not change.record_past:
+        raise past_meetings_refused(1, new_start, occurrence.series.tz)
+    cancels = (
+        occurrence.status == OccurrenceStatus.scheduled.value
+        and new_status == OccurrenceStatus.cancelled.value
+    )
+    if attended_sites and (timing or cancels):
+        if not change.confirm:
+            raise held_meeting_refused(attended_sites, reason_missing=False)
+        if not (change.reason or "").strip():
+            raise held_meeting_refused(attended_sites, reason_missing=True)
 
 
 # The agenda is what every terminal polls: a Core statement built once (no ORM entities to
@@ -627,7 +756,9 @@ _AGENDA = (
         _BOOKINGS.c.site_id == bindparam("site_id"),
         _BOOKINGS.c.active.is_(True),
         _BOOKINGS.c.start_at > bindparam("started_after_at", type_=UTCDateTime()),
-        _BOOKINGS.c.end_at > bindparam("now", type_=UTCDateTime()),
+        # running over its end (not ended yet) still counts: the halls stay in the meeting
+        _BOOKINGS.c.end_at > bindparam("open_after_at", type_=UTCDateTime()),
+        _OCCURRENCES.c.ended_at.is_(None),
     )
     .order_by(_BOOKINGS.c.start_at)
     .limit(bindparam("limit"))
@@ -635,18 +766,26 @@ _AGENDA = (
 
 
 def agenda(
-    *, session: Session, site_id: int, now: datetime, limit: int, max_duration_min: int
+    *,
+    session: Session,
+    site_id: int,
+    now: datetime,
+    limit: int,
+    max_duration_min: int,
+    overrun_grace_min: int = 0,
 ) -> Sequence[Row[Any]]:
-    """The site's coming (and running) occurrences, soonest first.
+    """The site's coming and running occurrences (running over their end too, until they
+    end or the grace is over), soonest first.
 
     Rows of (occurrence id, series id, title, kind, mode, start_at, end_at, is_chair).
     """
+    grace = timedelta(minutes=overrun_grace_min)
     return session.execute(
         _AGENDA,
         {
             "site_id": site_id,
-            "started_after_at": now - timedelta(minutes=max_duration_min),
-            "now": now,
+            "started_after_at": now - timedelta(minutes=max_duration_min) - grace,
+            "open_after_at": now - grace,
             "limit": limit,
         },
     ).all()

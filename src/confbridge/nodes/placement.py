@@ -22,7 +22,13 @@ from confbridge.nodes.models import NodeState, RoomEdge, RoomHost, RoomPlacement
 from confbridge.nodes.service import list_, state_of
 from confbridge.nodes.worker_client import WorkerClient
 from confbridge.signing import GrantSigner
-from confbridge_kernel.contracts import CascadeRequest, cascade_path, hold_path
+from confbridge_kernel.contracts import (
+    CascadeRequest,
+    RoomSchedule,
+    cascade_path,
+    hold_path,
+    schedule_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +185,32 @@ def room_server(*, session: Session, occurrence_id: int) -> MediaServer | None:
     placement = session.get(RoomPlacement, occurrence_id)
     node = session.get(SfuNode, placement.node_id) if placement is not None else None
     return _server(node) if node is not None else None
+
+
+def room_nodes(*, session: Session, occurrence_id: int) -> list[SfuNode]:
+    """The nodes serving the room now: its origin, then the edges relaying it."""
+    placement = session.get(RoomPlacement, occurrence_id)
+    wanted = [placement.node_id] if placement is not None else []
+    edges = select(RoomEdge.node_id).where(RoomEdge.occurrence_id == occurrence_id)
+    wanted += [node_id for node_id in session.scalars(edges) if node_id not in wanted]
+    nodes = [session.get(SfuNode, node_id) for node_id in wanted]
+    return [node for node in nodes if node is not None]
+
+
+def reschedule_room(
+    node: SfuNode, *, room: str, schedule: RoomSchedule, signer: GrantSigner
+) -> bool:
+    """Tell `node` the room's meeting was extended or ended (False, logged, if it cannot be
+    told: it closes the room at the end it knew, and grants issued since carry the new one)."""
+    body = schedule.model_dump(mode="json")
+    return _ask(
+        node,
+        schedule_path(room),
+        body,
+        signer,
+        f"reschedule room {room}",
+        timeout_s=PROBE_TIMEOUT_S * 3,
+    )
 
 
 def probe(node: SfuNode) -> bool:

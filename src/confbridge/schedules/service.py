@@ -363,7 +363,9 @@ class _Run:
             with self.conflicts(loc, wanted.tz):
                 series = meeting_service.create(
                     session=self.session,
-                    series_in={**dataclasses.asdict(wanted), **dial},
+                    # a file states its series' first dates on purpose: meetings before now
+                    # are recorded as held, as the file says
+                    series_in={**dataclasses.asdict(wanted), **dial, "record_past": True},
                     settings=self.settings.meetings,
                     now=self.now,
                     source_key=entry.key,

@@ -106,6 +106,7 @@ def _as_site(
         site=site,
         now=now,
         tz=occurrence.series.tz,
+        overrun_grace_min=settings.meetings.overrun_grace_min,
     )
     return node_service.get(session=session, node_id=info.node_id or ""), info.token
 

@@ -17,6 +17,7 @@ from confbridge.client_address import client_address
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import DomainError, Forbidden, Invalid
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
@@ -278,12 +279,20 @@ def my_floor(
     except DomainError:
         pass  # the room is not open or its worker is away: nobody speaks
     speaker_site = session.get(Site, speaker) if speaker is not None else None
+    grace = settings.meetings.overrun_grace_min
+    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=grace)
     return SpeakerRead(
         occurrence_id=occurrence.id,
         speaker_site_id=speaker,
         speaker_site_name=speaker_site.name if speaker_site else None,
         hand_raised=terminal.site_id in hands,
         muted=terminal.site_id in muted,
+        # polled every few seconds by the kiosk: an extension or an end reaches the hall here
+        end_at=occurrence.end_at,
+        closes_at=closes_at,
+        ended=occurrence.status == OccurrenceStatus.cancelled.value
+        or not booking.active
+        or utcnow() >= closes_at,
     )
 
 

@@ -104,3 +104,10 @@ class SpeakerRead(BaseModel):
     speaker_site_name: str | None
     hand_raised: bool
     muted: bool
+    end_at: datetime | None = Field(
+        default=None, description="the meeting's end (moved by an extension or an end now)"
+    )
+    closes_at: datetime | None = Field(
+        default=None, description="when the terminal leaves: the end plus the time it may run over"
+    )
+    ended: bool = Field(default=False, description="the meeting has ended: leave now")

@@ -114,6 +114,7 @@ def _try_booking(
     """Create or update the series; with `keep` False, only find out what would happen."""
     outcome: dict[str, Any] = {"conflicts": [], "conflict_count": 0, "message": None}
     settings = page.settings.meetings
+    is_new = series is None
     try:
         if series is None:
             series = meeting_service.create(
@@ -123,16 +124,7 @@ def _try_booking(
             meeting_service.update(
                 session=page.session, series=series, series_in=data, settings=settings, now=utcnow()
             )
-        coming = [
-            o
-            for o in sorted(series.occurrences, key=lambda o: o.start_at)
-            if o.end_at > utcnow() and o.status == OccurrenceStatus.scheduled.value
-        ]
-        outcome["preview"] = {
-            "count": len(coming),
-            "first": [page.fmt.long_datetime(o.start_at) for o in coming[:PREVIEW_OCCURRENCES]],
-            "holidays": _holidays_skipped(page, data),
-        }
+        outcome["preview"] = _preview(page, data, series, new=is_new)
         if keep:
             return series, outcome
     except Conflict as exc:
@@ -142,11 +134,39 @@ def _try_booking(
                 "The booking was refused: %(reason)s", reason=explain(page, exc)
             )
     except DomainError as exc:
-        outcome["message"] = page._(
-            "The booking was refused: %(reason)s", reason=explain(page, exc)
-        )
+        if exc.extra.get("code") == "record_past_needed":
+            count = int(exc.extra.get("past_count", 0))
+            outcome["message"] = page.translations.ngettext(
+                "%(num)s meeting of this booking is already over. To record meetings that "
+                "took place, tick “Record past meetings”; otherwise choose a later first date.",
+                "%(num)s meetings of this booking are already over. To record meetings that "
+                "took place, tick “Record past meetings”; otherwise choose a later first date.",
+                count,
+            ) % {"num": count}
+        else:
+            outcome["message"] = page._(
+                "The booking was refused: %(reason)s", reason=explain(page, exc)
+            )
     page.session.rollback()
     return None, outcome
+
+
+def _preview(page: Page, data: dict[str, Any], series: Series, *, new: bool) -> dict[str, Any]:
+    """What the booking saves, as saved: a new series' every meeting (those already over
+    recorded as held, when chosen), or the coming meetings a change re-plans."""
+    now = utcnow()
+    planned = [
+        o
+        for o in sorted(series.occurrences, key=lambda o: o.start_at)
+        if o.status == OccurrenceStatus.scheduled.value and (new or o.end_at > now)
+    ]
+    past = [o for o in planned if o.end_at <= now]
+    return {
+        "count": len(planned),
+        "past": len(past),
+        "first": [page.fmt.long_datetime(o.start_at) for o in planned[:PREVIEW_OCCURRENCES]],
+        "holidays": _holidays_skipped(page, data),
+    }
 
 
 def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> Response:
@@ -161,6 +181,7 @@ def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> R
         return page.render("booking.html", 422, **context)
     if series is not None:
         data.pop("tz", None)
+        data.pop("record_past", None)  # a change re-plans only coming meetings
     saved, outcome = _try_booking(page, data, series, keep=action == "save")
     if saved is not None:
         assert page.user is not None

@@ -1,4 +1,5 @@
-"""The chair console: the floor actions and the programme viewer's join grant."""
+"""The chair console: the floor actions, extending or ending the meeting, and the programme
+viewer's join grant."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ from confbridge import signing
 from confbridge.auth.models import User
 from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
-from confbridge.errors import DomainError, Unavailable
+from confbridge.bridge import timing as bridge_timing
+from confbridge.errors import Conflict, DomainError, Unavailable
 from confbridge.live import LiveBusDep, publish_floor
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.timeutil import utcnow
 from confbridge.web import labels
 from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
 from confbridge.web.domain_messages import explain
-from confbridge.web.occurrence_pages import occurrence_context, occurrence_or_none
-from confbridge.web.shared import not_found, parse_id, redirect
+from confbridge.web.occurrence_pages import (
+    after_timing_change,
+    occurrence_context,
+    occurrence_or_none,
+)
+from confbridge.web.shared import local_path, not_found, parse_id, redirect, timing_refusal
 from confbridge_kernel.contracts import FloorAction, PeerRole, room_name
 
 router = APIRouter(include_in_schema=False)
@@ -109,6 +115,62 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
     return redirect(f"/occurrences/{occurrence.id}/console")
 
 
+@router.post("/occurrences/{occurrence_id}/schedule")
+def schedule(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBusDep) -> Response:
+    """Extend a running meeting (`action` extend, `minutes` 15, 30 or 60) or end it now
+    (`action` end), from the console (JSON) or the occurrence page (back to `next`)."""
+    wants_json = "application/json" in page.request.headers.get("accept", "")
+    occurrence = occurrence_or_none(page, occurrence_id)
+    if occurrence is None:
+        if wants_json:
+            return JSONResponse({"detail": page._("This page does not exist.")}, 404)
+        return not_found(page)
+    back = local_path(str(form.get("next") or ""), f"/occurrences/{occurrence.id}")
+    action = str(form.get("action") or "")
+    minutes = str(form.get("minutes") or "")
+    assert page.user is not None
+    actor, settings, now = f"user:{page.user.username}", page.settings.meetings, utcnow()
+    try:
+        if action == "extend" and minutes in {str(m) for m in bridge_timing.EXTENSIONS_MIN}:
+            changed = bridge_timing.extend(
+                session=page.session,
+                occurrence=occurrence,
+                minutes=int(minutes),
+                settings=settings,
+                now=now,
+                actor=actor,
+            )
+        elif action == "end":
+            changed = bridge_timing.end_now(
+                session=page.session, occurrence=occurrence, settings=settings, now=now, actor=actor
+            )
+        else:
+            message = page._("Unknown action.")
+            if wants_json:
+                return JSONResponse({"detail": message}, 422)
+            return page.render("error.html", 422, message=message)
+        page.session.commit()
+    except DomainError as exc:
+        page.session.rollback()
+        message = timing_refusal(page, exc)
+        if isinstance(exc, Conflict) and exc.extra.get("conflicts"):
+            first = exc.extra["conflicts"][0]
+            message = page._(
+                "The meeting cannot run longer: %(site)s is booked for “%(title)s” then.",
+                site=first.get("site_name", ""),
+                title=first.get("series_title", ""),
+            )
+        if wants_json:
+            return JSONResponse({"detail": message}, exc.status_code)
+        return page.render("error.html", exc.status_code, message=message)
+    after_timing_change(page, live, occurrence, [changed])
+    if wants_json:
+        return JSONResponse(
+            {"schedule": bridge_timing.schedule_view(occurrence, page.settings.meetings)}
+        )
+    return redirect(back)
+
+
 @router.post("/occurrences/{occurrence_id}/console/grant")
 def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest) -> Response:
     """A viewer's join grant for the console's programme video (WHEP)."""
@@ -118,7 +180,9 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
     settings = page.settings
     now = utcnow()
     opens_at, closes_at = bridge_service.join_window(
-        occurrence=occurrence, join_early_min=settings.sfu.join_early_min
+        occurrence=occurrence,
+        join_early_min=settings.sfu.join_early_min,
+        overrun_grace_min=settings.meetings.overrun_grace_min,
     )
     if occurrence.status == OccurrenceStatus.cancelled.value:
         return JSONResponse({"detail": page._("This meeting has been cancelled.")}, 409)
@@ -130,7 +194,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
         )
         return JSONResponse({"detail": detail}, 409)
     expires_at = bridge_service.grant_expiry(
-        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+        end_at=closes_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     ).replace(microsecond=0)
     room = room_name(occurrence.id)
     chair_site = bridge_service.chair_site_id(session=page.session, occurrence=occurrence)
@@ -145,6 +209,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
             chair_site=chair_site,
             now=now,
             expires_at=expires_at,
+            overrun_grace_min=settings.meetings.overrun_grace_min,
         )
         # Placed like a terminal's viewer: on the room's node, or a node relaying it.
         _origin, viewing = bridge_service.place_sessions(
@@ -153,6 +218,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
             chair_site=chair_site,
             signer=signer,
             now=now,
+            overrun_grace_min=settings.meetings.overrun_grace_min,
         )
         page.session.commit()
     except DomainError as exc:

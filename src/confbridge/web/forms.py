@@ -93,6 +93,8 @@ class BookingForm:
     once: bool = False  # "does not repeat": one meeting, whatever the words say
     errors: dict[str, str] = field(default_factory=dict)
     rrule: str = ""
+    # meetings before now are recorded as held only when chosen (a new series only)
+    record_past: bool = False
 
     @classmethod
     def from_form(cls, form: FormData, language: str = "vi") -> BookingForm:
@@ -112,6 +114,7 @@ class BookingForm:
             unit_ids=_ids(form, "unit_ids"),
             skip_holidays=form.get("skip_holidays") is not None,
             exdates=_text(form, "exdates", 2000),
+            record_past=form.get("record_past") is not None,
         )
 
     @classmethod
@@ -209,6 +212,7 @@ class BookingForm:
             "unit_ids": self.unit_ids,
             "skip_holidays": self.skip_holidays,
             "exdates": exdates,
+            "record_past": self.record_past,
         }
 
 
@@ -220,6 +224,11 @@ class OccurrenceForm:
     start_time: str = ""
     status: str = "scheduled"
     errors: dict[str, str] = field(default_factory=dict)
+    # a meeting that is over is recorded on purpose; one that sites joined is changed on
+    # purpose, with a reason
+    record_past: bool = False
+    confirm: bool = False
+    reason: str = ""
 
     @classmethod
     def from_occurrence(cls, occurrence: Occurrence, tz: str) -> OccurrenceForm:
@@ -229,7 +238,12 @@ class OccurrenceForm:
     @classmethod
     def from_form(cls, form: FormData) -> OccurrenceForm:
         return cls(
-            _text(form, "start_date", 20), _text(form, "start_time", 10), _text(form, "status", 20)
+            _text(form, "start_date", 20),
+            _text(form, "start_time", 10),
+            _text(form, "status", 20),
+            record_past=form.get("record_past") == "1",
+            confirm=form.get("confirm") == "1",
+            reason=_text(form, "reason", 500),
         )
 
     def validate(self, _: Callable[[str], str], tz: str) -> tuple[datetime, str] | None:

@@ -11,22 +11,30 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from confbridge.auth import service as auth_service
+from confbridge import signing
+from confbridge.bridge import timing as bridge_timing
 from confbridge.db import Database
 from confbridge.errors import Conflict, DomainError
 from confbridge.link_quality import LinkLimits
-from confbridge.live import LiveBusDep, occurrence_topic
+from confbridge.live import LiveBus, LiveBusDep, occurrence_topic
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
+from confbridge.meetings.service import OccurrenceChange
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
 from confbridge.web import i18n, labels, live_status, queries, record_pages
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
-from confbridge.web.domain_messages import explain
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
 from confbridge.web.security import session_user
-from confbridge.web.shared import not_found, parse_id, redirect, script_json, series_clashes
+from confbridge.web.shared import (
+    not_found,
+    parse_id,
+    redirect,
+    script_json,
+    series_clashes,
+    timing_refusal,
+)
 
 router = APIRouter(include_in_schema=False)
 # A comment line every so often keeps proxies from closing a quiet event stream.
@@ -37,6 +45,8 @@ SSE_COALESCE_S = 0.2
 # stream would otherwise hold up a server shutdown, which waits for responses to finish.
 SSE_STREAM_MAX_S = 30.0
 SSE_RETRY_MS = 1000
+# What `bridge.timing.publish_schedule` sends: the meeting was extended or ended.
+SCHEDULE_MESSAGE = "schedule"
 
 
 def occurrence_or_none(page: Page, occurrence_id: str) -> Occurrence | None:
@@ -71,6 +81,12 @@ def _live_labels(page: Page) -> dict[str, Any]:
         "not_joined_yet": page._("%(name)s (not joined yet)"),
         "rtt": page._("RTT %(rtt)s ms"),
         "loss": page._("loss"),
+        "ends_at": page._("Ends at"),
+        "meeting_ended": page._("The meeting has ended."),
+        "overrun": page._(
+            "The meeting has passed its end (%(end)s). It ends by itself at %(closes)s unless "
+            "it is extended."
+        ),
     }
 
 
@@ -86,9 +102,22 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         now=utcnow(),
         limits=LinkLimits.from_settings(page.settings.alerts),
     )
+    meetings = page.settings.meetings
+    now = utcnow()
+    attended = bridge_timing.attended_site_ids(session=page.session, occurrence_id=occurrence.id)
     return {
         "occurrence": occurrence,
         "series": series,
+        # running over, extending, ending (`bridge.timing`)
+        "is_live": meeting_service.is_live(
+            occurrence, now=now, overrun_grace_min=meetings.overrun_grace_min
+        ),
+        "closes_at": meeting_service.closes_at(
+            occurrence, overrun_grace_min=meetings.overrun_grace_min
+        ),
+        "extensions": bridge_timing.EXTENSIONS_MIN,
+        "schedule_json": script_json(bridge_timing.schedule_view(occurrence, meetings)),
+        "attended_count": len(attended),
         "sites": sites,
         "site_names": {s.site_id: s.name for s in sites},
         "chair_site_id": chair,
@@ -103,12 +132,25 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "live_labels": script_json(_live_labels(page)),
         "live_initial": script_json(status.view()),
         "site_names_json": script_json({str(s.site_id): s.name for s in sites}),
-        "attendance": _attendance(page, occurrence),
+        "attendance": _attendance(page, occurrence, attended=bool(attended)),
         "attendance_statuses": ATTENDANCE_STATUSES,
         "record": record_pages.record_view(page, occurrence),
         "notice_kinds": record_pages.NOTICE_KINDS,
         "notice_states": record_pages.NOTICE_STATES,
     }
+
+
+def after_timing_change(
+    page: Page, live: LiveBus, occurrence: Occurrence, changes: list[bridge_timing.RoomChange]
+) -> None:
+    """Once a change of when the meeting runs is committed: its room's media servers and the
+    pages following it are told."""
+    bridge_timing.tell_rooms(
+        session=page.session,
+        changes=changes,
+        signer=signing.signer_for(page.settings.grant_key_path),
+    )
+    bridge_timing.publish_schedule(live, occurrence, page.settings.meetings)
 
 
 @router.get("/occurrences/{occurrence_id}")
@@ -121,15 +163,20 @@ def occurrence_page(page: UserPage, occurrence_id: str) -> Response:
     return page.render("occurrence.html", form=form, message=None, conflicts=[], **context)
 
 
-def _attendance(page: Page, occurrence: Occurrence) -> Any:
-    """Attendance once the meeting has started (figures so far while it runs)."""
-    if occurrence.start_at > utcnow() or occurrence.status != OccurrenceStatus.scheduled.value:
+def _attendance(page: Page, occurrence: Occurrence, *, attended: bool) -> Any:
+    """Attendance once the meeting has started (figures so far while it runs); a cancelled
+    meeting that sites joined keeps it."""
+    if occurrence.start_at > utcnow():
+        return None
+    if occurrence.status != OccurrenceStatus.scheduled.value and not attended:
         return None
     return occurrence_attendance_or_none(page, occurrence.id)
 
 
 @router.post("/occurrences/{occurrence_id}/edit")
-def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm) -> Response:
+def edit_occurrence(
+    page: EditorPage, occurrence_id: str, form_data: CheckedForm, live: LiveBusDep
+) -> Response:
     occurrence = occurrence_or_none(page, occurrence_id)
     if occurrence is None:
         return not_found(page)
@@ -143,32 +190,34 @@ def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm
         message = page._("Please correct the fields marked below.")
     else:
         start_at, status = checked
+        assert page.user is not None
         try:
-            meeting_service.update_occurrence(
+            changed = bridge_timing.change_occurrence(
                 session=page.session,
                 occurrence=occurrence,
-                start_at=start_at if start_at != occurrence.start_at else None,
-                status=OccurrenceStatus(status),
-            )
-            assert page.user is not None
-            auth_service.record(
-                session=page.session,
+                change=OccurrenceChange(
+                    start_at=start_at if start_at != occurrence.start_at else None,
+                    status=OccurrenceStatus(status),
+                    record_past=form.record_past,
+                    confirm=form.confirm,
+                    reason=form.reason,
+                ),
+                settings=page.settings.meetings,
+                now=utcnow(),
                 actor=f"user:{page.user.username}",
-                action="occurrence_updated",
-                entity="occurrence",
-                entity_id=occurrence.id,
-                detail={"start_at": start_at.isoformat(), "status": status, "via": "web"},
+                detail={"via": "web"},
             )
             page.session.commit()
+            after_timing_change(page, live, occurrence, [changed])
             return redirect(f"/occurrences/{occurrence.id}?saved=1")
         except Conflict as exc:
             page.session.rollback()
             conflicts, _count = series_clashes(page, exc)
-            message = None if conflicts else explain(page, exc)
+            message = None if conflicts else timing_refusal(page, exc)
             status_code = 409
         except DomainError as exc:
             page.session.rollback()
-            message = page._("The change was refused: %(reason)s", reason=explain(page, exc))
+            message = timing_refusal(page, exc)
             status_code = exc.status_code
         occurrence = page.session.get(Occurrence, occurrence.id) or occurrence
     context = occurrence_context(page, occurrence)
@@ -210,6 +259,16 @@ def _translate(request: Request, message: str) -> str:
     return i18n.translations(language_of(request)).gettext(message)
 
 
+def _load_schedule(
+    database: Database, settings: Settings, occurrence_id: int
+) -> dict[str, Any] | None:
+    with database.session() as session:
+        occurrence = session.get(Occurrence, occurrence_id)
+        if occurrence is None:
+            return None
+        return bridge_timing.schedule_view(occurrence, settings.meetings)
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -237,6 +296,9 @@ async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep
             )
             yield f"retry: {SSE_RETRY_MS}\n\n"
             yield _sse("snapshot", status.view())
+            when = await run_in_threadpool(_load_schedule, database, settings, parsed)
+            if when is not None:
+                yield _sse("schedule", when)
             dropped = subscription.dropped
             loop = asyncio.get_running_loop()
             ends_at = loop.time() + SSE_STREAM_MAX_S
@@ -248,9 +310,15 @@ async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep
                     continue
                 if message is None:
                     return
+                if message.get("type") == SCHEDULE_MESSAGE:  # extended or ended
+                    yield _sse("schedule", message)
+                    continue
                 changed, floor_changed = status.apply(message)
                 await asyncio.sleep(SSE_COALESCE_S)
                 while (more := subscription.get_nowait()) is not None:
+                    if more.get("type") == SCHEDULE_MESSAGE:
+                        yield _sse("schedule", more)
+                        continue
                     more_changed, more_floor = status.apply(more)
                     changed |= more_changed
                     floor_changed = floor_changed or more_floor

@@ -14,6 +14,7 @@ from confbridge.errors import DomainError
 from confbridge.pagination import MAX_ID
 from confbridge.text import vietnamese_key
 from confbridge.web.context import Page
+from confbridge.web.domain_messages import explain
 
 MAX_CONFLICTS_SHOWN = 20
 
@@ -97,3 +98,25 @@ def series_clashes(page: Page, exc: DomainError) -> tuple[list[dict[str, Any]], 
 def script_json(value: Any) -> str:
     """JSON to place inside a <script> element: "<" cannot end the element early."""
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def timing_refusal(page: Page, exc: DomainError) -> str:
+    """A refused change of a meeting's time, in the page's language: past and held meetings
+    by their codes, anything else by the service's reason."""
+    code = exc.extra.get("code")
+    if code == "record_past_needed":
+        return page._(
+            "This would record a meeting that is already over. To record a meeting that took "
+            "place, tick “Record a past meeting”."
+        )
+    if code == "confirm_needed":
+        return page._(
+            "Sites have already joined this meeting (%(count)s). To move or cancel it, tick the "
+            "confirmation and give a reason; its attendance is kept.",
+            count=exc.extra.get("attended_sites", 0),
+        )
+    if code == "reason_needed":
+        return page._("Give the reason for moving or cancelling a meeting that sites joined.")
+    if code == "not_live":
+        return page._("Only a meeting that is running can be extended or ended.")
+    return page._("The change was refused: %(reason)s", reason=explain(page, exc))

@@ -1,6 +1,7 @@
 // The ward hall's kiosk: pairs once, shows the site, the clock, the agenda and a countdown,
 // joins each meeting at its start (WHIP + WHEP with the join grant), rejoins with back-off after
-// a drop or before the grant expires, leaves at the end, and reports a heartbeat.
+// a drop or before the grant expires, stays while the meeting runs over or is extended, leaves
+// when it ends (showing that it ended), and reports a heartbeat.
 //
 // URL parameters: `code` (pair with this code, e.g. from a QR code), `lang=en`, `relay=1`
 // (TURN relay candidates only), `agenda_s` (how often the agenda is read, default 30).
@@ -134,11 +135,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class ApiError extends Error {
   // `retryAfterMs`: the server's Retry-After (503: no media server up just now), or null.
-  constructor(status, detail, retryAfterMs = null) {
+  constructor(status, detail, retryAfterMs = null, data = {}) {
     super(`${status}: ${detail}`);
     this.status = status;
     this.detail = detail;
     this.retryAfterMs = retryAfterMs;
+    this.data = data;
   }
 }
 
@@ -174,7 +176,7 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401 && token && !path.endsWith("/pair")) revoked();
-    throw new ApiError(response.status, data.detail || response.statusText, retryAfterMs(response));
+    throw new ApiError(response.status, data.detail || response.statusText, retryAfterMs(response), data);
   }
   return data;
 }
@@ -240,7 +242,11 @@ async function refreshAgenda() {
   $("site").textContent = data.site_name;
   agenda = data.items
     .filter((item) => item.mode !== IN_PERSON)
-    .map((item) => ({ ...item, start: Date.parse(item.start_at), end: Date.parse(item.end_at) }));
+    .map((item) => ({
+      ...item, start: Date.parse(item.start_at), end: Date.parse(item.end_at),
+      // the meeting may run over its end until then (unless it is extended or ended)
+      close: Date.parse(item.closes_at ?? item.end_at),
+    }));
   const list = $("agenda");
   list.replaceChildren(
     ...agenda.slice(0, 6).map((item) => {
@@ -255,9 +261,14 @@ async function refreshAgenda() {
   );
 }
 
+// The meeting on now; one running over its end gives way to the next that starts.
 function current(now) {
-  return agenda.find((item) => item.start <= now && now < item.end) || null;
+  return agenda.find((item) => item.start <= now && now < item.end)
+    || agenda.find((item) => item.start <= now && now < item.close) || null;
 }
+
+// What the floor poll last said of each meeting's end: {end, close, ended} by occurrence id.
+const told = new Map();
 
 function tick() {
   const now = Date.now();
@@ -436,13 +447,20 @@ async function attend(item) {
   let delay = BACKOFF_INITIAL_MS;
   let lostNode = null;
   let nextAgendaAt = Date.now() + agendaIntervalMs;
-  while (Date.now() < item.end && localStorage.getItem(TOKEN_KEY) && !kiosk.stopped) {
+  while (Date.now() < item.close && localStorage.getItem(TOKEN_KEY) && !kiosk.stopped) {
+    const news = told.get(item.occurrence_id);
+    if (news) {
+      if (news.ended) break;  // ended by the chair or the secretariat
+      Object.assign(item, { end: news.end, close: news.close });  // extended
+    }
     if (Date.now() >= nextAgendaAt) {
       nextAgendaAt = Date.now() + agendaIntervalMs;
       await refreshAgenda().catch(() => {});
       const fresh = agenda.find((a) => a.occurrence_id === item.occurrence_id);
-      if (!fresh) break;  // cancelled
+      if (!fresh) break;  // cancelled or ended
       item = fresh;
+      const next = current(Date.now());
+      if (next && next.occurrence_id !== item.occurrence_id) break;  // running over into the next
     }
     const renew = meeting && Date.parse(meeting.grant.expires_at) - Date.now() < GRANT_RENEW_MARGIN_MS;
     if (!meeting || meeting.lost || renew) {
@@ -459,6 +477,7 @@ async function attend(item) {
         lostNode = null;
         delay = BACKOFF_INITIAL_MS;
       } catch (error) {
+        if (error instanceof ApiError && error.status === 409 && error.data.closed_at) break;  // ended
         fail(`occurrence ${item.occurrence_id}: ${error.message}`, t("join_failed"));
         if (error instanceof ApiError && error.status === 401) return;
         const wait = retryDelayMs(error, delay);
@@ -475,8 +494,9 @@ async function attend(item) {
     await sleep(250);
   }
   await leave();
-  if (Date.now() >= item.end && !kiosk.stopped) showEnded(item);
-  else setState("idle");
+  // over (its time, ended now, cancelled): the hall sees that it ended, then the idle screen
+  if (kiosk.stopped || !localStorage.getItem(TOKEN_KEY)) setState("idle");
+  else showEnded(item);
 }
 
 // After a meeting: what ended and when, until the next one comes (see tick).
@@ -575,6 +595,11 @@ async function floorWatch() {
         handRaised = floor.hand_raised;
         $("hand").setAttribute("aria-pressed", String(handRaised));
         $("hand").textContent = t(handRaised ? "lower_hand" : "raise_hand");
+      }
+      if (floor.closes_at) {
+        told.set(floor.occurrence_id, {
+          end: Date.parse(floor.end_at), close: Date.parse(floor.closes_at), ended: floor.ended,
+        });
       }
       $("mic").disabled = floor.muted;
       mutedByChair = floor.muted;

@@ -229,11 +229,88 @@ async function watchProgramme() {
   }
 }
 
+// --- the meeting's time: extend, end now, the notice while it runs over its end ------------
+
+let schedule = JSON.parse(document.getElementById("schedule").textContent);
+const timeFormat = new Intl.DateTimeFormat(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", {
+  hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "Asia/Ho_Chi_Minh",
+});
+
+function renderSchedule() {
+  const box = document.getElementById("meeting-time");
+  if (!box) return;
+  const now = Date.now();
+  const end = Date.parse(schedule.end_at);
+  const closes = Date.parse(schedule.closes_at);
+  const ended = schedule.ended || schedule.cancelled || now >= closes;
+  const state = ended ? "ended" : now >= end ? "overrun" : now >= Date.parse(schedule.start_at) ? "running" : "idle";
+  box.dataset.state = state;
+  document.body.dataset.meeting = state;
+  const endLabel = document.getElementById("meeting-end-label");
+  if (ended) {
+    endLabel.textContent = labels.meeting_ended;
+  } else {
+    endLabel.textContent = `${labels.ends_at} `;
+    const strong = document.createElement("strong");
+    strong.id = "meeting-end";
+    strong.textContent = timeFormat.format(end);
+    endLabel.append(strong);
+  }
+  const notice = document.getElementById("overrun-notice");
+  notice.hidden = state !== "overrun";
+  if (state === "overrun") {
+    notice.textContent = fill(labels.overrun, { end: timeFormat.format(end), closes: timeFormat.format(closes) });
+  }
+  const actions = document.getElementById("schedule-actions");
+  if (actions) actions.hidden = state === "ended" || state === "idle";
+}
+
+async function changeSchedule(form) {
+  const question = form.dataset.confirm;
+  if (question && !window.confirm(question)) return;
+  const buttons = [...form.closest("#schedule-actions").querySelectorAll("button")];
+  buttons.forEach((button) => (button.disabled = true));
+  try {
+    const response = await fetch(form.getAttribute("action"), {
+      method: "POST",
+      body: new FormData(form),
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      showMessage(body.detail ?? fill(labels.failed, { reason: response.status }));
+      return;
+    }
+    showMessage("");
+    schedule = body.schedule;
+    renderSchedule();
+  } catch (error) {
+    showMessage(fill(labels.failed, { reason: error.message }));
+  } finally {
+    buttons.forEach((button) => (button.disabled = false));
+  }
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest(".schedule-form");
+  if (form) {
+    event.preventDefault();
+    changeSchedule(form);
+  }
+});
+
 window.liveSource = connect(occurrenceId, renderFloor);
 speakerSiteId = JSON.parse(document.getElementById("live-initial").textContent).floor.speaker_site_id;
 watchFrames();
 showSound();
 setInterval(showProgrammeState, 1000);
+// extended or ended elsewhere (the occurrence page, the API, by itself after running over)
+window.liveSource.addEventListener("schedule", (event) => {
+  schedule = JSON.parse(event.data);
+  renderSchedule();
+});
+renderSchedule();
+setInterval(renderSchedule, 1000);
 watchProgramme();
 window.addEventListener("pagehide", () => window.programmeSession?.stop().catch(() => {}));
 export { apply };
