@@ -1,7 +1,7 @@
 """When a meeting was ended (by the chair, the secretariat, or by itself after running over)
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-04 16:00:00.000000
 
 A plain ADD COLUMN (no table copy): on SQLite a copy of `occurrences` would drop the original,
