@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from confbridge_kernel.contracts import FloorState
 from sfu.errors import SfuError
 from sfu.forwarding import Source
-from sfu.rtc.ice import NoMediaPort
+from sfu.rtc.ice import NoMediaPort, share_port
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ class Upstream:
         channel = pc.createDataChannel(FLOOR_CHANNEL)
         channel.on("message", self._state_message)
         pc.on("connectionstatechange", self._state_changed)
+        share_port(pc)  # single-port mode: gather on the worker's one media socket
         try:
             await pc.setLocalDescription(await pc.createOffer())
         except NoMediaPort as exc:
