@@ -151,13 +151,9 @@ class BatchSender:
     def add(self, data: bytes, addr: tuple[str, int]) -> None:
         """Queue one datagram; it leaves when the event loop next turns, or with a full batch."""
         size = len(data)
-        name = self._sockaddrs.get(addr)
-        if name is None:
-            name = self._sockaddr(addr)
-            if name is None or size > SLOT_BYTES:
-                self._transport.sendto(data, addr)
-                return
-        elif size > SLOT_BYTES:
+        name = self._sockaddrs.get(addr) or self._sockaddr(addr)
+        if name is None or size > SLOT_BYTES:
+            self.flush()  # what was queued before leaves first
             self._transport.sendto(data, addr)
             return
         index = self._count
