@@ -1540,8 +1540,8 @@ async def run(
             for c in clients:
                 c.process.join(10)
             clients[:] = start_clients(args.clients)
-        if not await run_sfu(args, mode, packets, clients, cleanup, rows, problems):
-            break
+        # a mode whose series failed leaves its figures out; the next mode still runs
+        await run_sfu(args, mode, packets, clients, cleanup, rows, problems)
 
     # --- baseline: aiortc MediaRelay in its own process
     if args.baseline_viewers:

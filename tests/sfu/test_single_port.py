@@ -3,6 +3,8 @@ mode (a socket per peer): a publisher and several viewers join and every viewer 
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +12,9 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp
 
+from sfu.config import WorkerSettings
 from sfu.rtc.ice import nominated_datagram_transport
+from sfu.worker import MediaPortUnavailable, Worker
 from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.servers import Stack
 
@@ -81,3 +85,12 @@ async def test_single_port_publisher_and_viewers_share_the_worker_port(
         lambda: all(len(v.frames) > n + 10 for v, n in zip(viewers[1:], counts, strict=True)),
         timeout_s=10,
     )
+
+
+async def test_single_port_taken_stops_the_worker_start(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        port = squatter.getsockname()[1]
+        worker = Worker(WorkerSettings(udp_port=port, spool_dir=tmp_path / "spool"))
+        with pytest.raises(MediaPortUnavailable, match=f"media port UDP 127.0.0.1:{port}"):
+            await worker.start()
