@@ -1541,7 +1541,11 @@ async def run(
                 c.process.join(10)
             clients[:] = start_clients(args.clients)
         # a mode whose series failed leaves its figures out; the next mode still runs
-        await run_sfu(args, mode, packets, clients, cleanup, rows, problems)
+        try:
+            await run_sfu(args, mode, packets, clients, cleanup, rows, problems)
+        except RuntimeError as exc:
+            print(f"{mode}: {exc}", flush=True)
+            problems.append(f"{mode}: {exc}")
 
     # --- baseline: aiortc MediaRelay in its own process
     if args.baseline_viewers:

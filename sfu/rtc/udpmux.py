@@ -92,6 +92,8 @@ class SharedPortTransport(asyncio.DatagramTransport):
         self._protocol = protocol
         self._closing = False
         self.sendto: Callable[[bytes, tuple[str, int]], None] = port.sendto  # type: ignore[method-assign,assignment]
+        # the egress reads it before every packet: the socket's backlog, without a call more
+        self.get_write_buffer_size: Callable[[], int] = port.write_buffer_size  # type: ignore[method-assign]
 
     def close(self) -> None:
         if self._closing:
@@ -105,9 +107,6 @@ class SharedPortTransport(asyncio.DatagramTransport):
 
     def is_closing(self) -> bool:
         return self._closing or self._port.closed
-
-    def get_write_buffer_size(self) -> int:
-        return self._port.write_buffer_size()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname":
@@ -151,7 +150,7 @@ class SocketSender:
         self._sock = sock
         self._loop = loop
         self._queue: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
-        self._queued_bytes = 0
+        self.queued_bytes = 0
         self._closed = False
 
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -170,7 +169,7 @@ class SocketSender:
         if self._closed:
             return
         self._queue.append((data, addr))
-        self._queued_bytes += len(data)
+        self.queued_bytes += len(data)
 
     def _write_ready(self) -> None:
         while self._queue:
@@ -182,11 +181,13 @@ class SocketSender:
             except OSError as exc:
                 log.debug("shared media socket: cannot send to %s: %s", addr, exc)
             self._queue.popleft()
-            self._queued_bytes -= len(data)
+            self.queued_bytes -= len(data)
         self._loop.remove_writer(self._sock.fileno())
 
     def get_write_buffer_size(self) -> int:
-        return self._queued_bytes
+        """Bytes the socket refused for now, waiting to be sent (a batch about to leave at the
+        next turn of the event loop is not a backlog)."""
+        return self.queued_bytes
 
     def is_closing(self) -> bool:
         return self._closed
@@ -197,7 +198,7 @@ class SocketSender:
             if self._queue:
                 self._loop.remove_writer(self._sock.fileno())
             self._queue.clear()
-            self._queued_bytes = 0
+            self.queued_bytes = 0
 
 
 class SharedUdpPort:
@@ -229,6 +230,7 @@ class SharedUdpPort:
         self.sendto: Callable[[bytes, tuple[str, int]], None] = (
             self.batch.add if self.batch is not None else self._sender.sendto
         )
+        self.write_buffer_size: Callable[[], int] = self._sender.get_write_buffer_size
         # datagrams are read in a loop until the socket is empty, into one reused buffer,
         # rather than one per event-loop turn into a fresh 256 KiB one (asyncio's reader)
         loop.add_reader(sock.fileno(), self._read_ready)
@@ -391,11 +393,6 @@ class SharedUdpPort:
         self.by_ufrag[ufrag] = protocol
 
     # sending
-
-    def write_buffer_size(self) -> int:
-        """Bytes waiting in user space to be sent on the shared socket."""
-        pending = self.batch.pending_bytes if self.batch is not None else 0
-        return self._sender.get_write_buffer_size() + pending
 
     def close(self) -> None:
         """Close the socket; every connection on it is detached."""
