@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from confbridge_kernel.contracts import FloorState
 from sfu.errors import SfuError
 from sfu.forwarding import Source
-from sfu.rtc.ice import NoMediaPort, share_port
+from sfu.rtc.ice import NoMediaPort
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,9 @@ class Upstream:
         channel = pc.createDataChannel(FLOOR_CHANNEL)
         channel.on("message", self._state_message)
         pc.on("connectionstatechange", self._state_changed)
-        share_port(pc)  # single-port mode: gather on the worker's one media socket
+        # Not on the worker's shared port even in single-port mode: an upstream node tells its
+        # peers apart by their address, and this edge's sessions of several rooms to one node
+        # would all come from that one address. A socket of its own, as a browser has.
         try:
             await pc.setLocalDescription(await pc.createOffer())
         except NoMediaPort as exc:

@@ -12,7 +12,10 @@ WebRtcServer and LiveKit's UDP mux route them:
   the worker's own check can come before the peer's first request);
 - anything else (DTLS, SRTP, SRTCP) by its source address; from an unknown address it is dropped.
 
-A connection's ufrag and addresses are forgotten when it closes; an ICE restart renames its
+A remote address belongs to one connection at a time (the latest whose check authenticated
+from it): a peer must not run several sessions with the worker from one socket, which browsers
+and aiortc never do (and the worker's own cascade sessions to other nodes use sockets of their
+own). A connection's ufrag and addresses are forgotten when it closes; an ICE restart renames its
 ufrag (`rename`). The socket is read in a loop until it is empty (one wake-up for a burst, into
 a reused buffer), and sends can be batched with sendmmsg(2) (`sfu.rtc.sendmmsg`).
 
