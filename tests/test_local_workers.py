@@ -179,6 +179,7 @@ class Serve:
             "CONFBRIDGE_ADMIN_PASSWORD": "a-long-admin-password-0123",
             "CONFBRIDGE_SFU__LOCAL_WORKERS": "1",
             "CONFBRIDGE_SFU__PUBLIC_URL": f"http://127.0.0.1:{worker_port}",
+            "CONFBRIDGE_SFU__UDP_PORT": "0",  # a media port the system picks
             "CONFBRIDGE_LOG_FORMAT": "text",
         }
         self.process: subprocess.Popen[bytes] | None = None
