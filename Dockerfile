@@ -43,9 +43,9 @@ RUN pip install /tmp/dist/*.whl \
 USER confbridge
 WORKDIR /data
 VOLUME ["/data"]
-# 8000: the control plane (pages, API); 8001: the first local SFU worker (WHIP/WHEP). Media
-# itself goes over UDP: set CONFBRIDGE_SFU__UDP_PORT_MIN/MAX and publish that range too.
-EXPOSE 8000 8001
+# 8000: the control plane (pages, API); 8001: the first local SFU worker (WHIP/WHEP); 7882/udp:
+# its media, every session on that one port (worker i: 8001 + i and 7882 + i; publish them all).
+EXPOSE 8000 8001 7882/udp
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
 CMD ["confbridge", "serve", "--port", "8000"]

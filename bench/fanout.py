@@ -45,9 +45,15 @@ With `--workers 2` both local workers serve the room: the second relays the firs
 pipe (`sfu/pipe.py`), client process i views through worker i mod 2 and the decoding viewers
 alternate; CPU and RSS are summed over both workers, and the viewer goal doubles (250 per core).
 
+With `--udp-modes range,single` the same series runs once per media socket mode of the worker
+(`sfu.udp_mode`: `single`, one UDP port for every peer with sends batched by sendmmsg;
+`single-sendto`, one port with a `sendto` per packet; `range`, a socket per peer), each on a
+fresh stack, and the µs per packet of each mode is printed against range mode's in that run.
+
     .venv/bin/python bench/fanout.py [--viewers 10,50,100,250] [--seconds 10]
                                      [--baseline-viewers 1,3] [--clients 2] [--workers 1|2]
                                      [--lean-viewers [--lean-poll-ms 50]]
+                                     [--udp-modes single|range|single-sendto,...]
     .venv/bin/python bench/fanout.py --workers 2 --lean-viewers --viewers 250,500 \
                                      --baseline-viewers ""
 """
@@ -98,7 +104,13 @@ from sfu.rtc.observe import set_receive_filter
 from sfu.rtc.sdp import negotiated_rtp
 from tests.support.factories import make_province, make_settings, open_occurrence, province_sites
 from tests.support.peers import loopback_peer
-from tests.support.servers import ServerThread, free_port, free_ports, wait_until_registered
+from tests.support.servers import (
+    ServerThread,
+    free_port,
+    free_ports,
+    free_udp_ports,
+    wait_until_registered,
+)
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 VIDEO_BITRATE = 1_000_000
@@ -949,9 +961,18 @@ NODE_SECRET = "bench-node-secret-0123456789abcdef"
 CONTROL_START_TIMEOUT_S = 15.0
 
 
-def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
+UDP_MODES = {
+    # --udp-modes value: (sfu.udp_mode, sfu.udp_batch)
+    "single": ("single", True),
+    "single-sendto": ("single", False),
+    "range": ("range", False),
+}
+
+
+def start_stack(data_dir: Path, worker_count: int = 1, udp_mode: str = "single") -> Stack:
     """The control plane and `worker_count` local workers on a fresh SQLite database, with an
-    occurrence on now (chair hq, inviting p1) and a terminal token for both sites."""
+    occurrence on now (chair hq, inviting p1) and a terminal token for both sites. `udp_mode`:
+    a key of UDP_MODES (single port with sendmmsg, single port with sendto, a port per peer)."""
     from confbridge import migrate
     from confbridge.db import Database
     from confbridge.local_workers import LocalWorkers
@@ -967,6 +988,9 @@ def start_stack(data_dir: Path, worker_count: int = 1) -> Stack:
             "public_url": f"http://127.0.0.1:{worker_port}",
             "node_secret": NODE_SECRET,
             "local_workers": worker_count,
+            "udp_mode": UDP_MODES[udp_mode][0],
+            "udp_batch": UDP_MODES[udp_mode][1],
+            "udp_port": free_udp_ports(worker_count),
         },
     )
     database = Database(settings)
@@ -1275,7 +1299,7 @@ def fmt(value: float, spec: str = ".1f") -> str:
 
 def print_table(rows: list[Row]) -> None:
     head = (
-        f"{'server':<11}{'N':>5}{'fed':>5}{'conn':>5}{'pub pps':>8}{'srv core':>9}"
+        f"{'server':<20}{'N':>5}{'fed':>5}{'conn':>5}{'pub pps':>8}{'srv core':>9}"
         f"{'µs/pkt':>8}{'marg µs':>8}{'view/core':>10}{'deliv %':>9}{'min %':>7}{'dec fps':>12}"
         f"{'1st frame s':>13}{'kf p50/p95 s':>14}{'RSS MB':>8}{'MB/view':>8}"
         f"{'cli core':>9}{'pub core':>9}"
@@ -1291,7 +1315,7 @@ def print_table(rows: list[Row]) -> None:
             else "—"
         )
         print(
-            f"{r.label:<11}{r.viewers:>5}{r.total_viewers:>5}{r.connected:>5}"
+            f"{r.label:<20}{r.viewers:>5}{r.total_viewers:>5}{r.connected:>5}"
             f"{r.pub_pps:>8.0f}{r.server_cores:>9.2f}{fmt(r.cpu_us):>8}{fmt(r.marginal_us):>8}"
             f"{fmt(r.viewers_per_core, '.0f'):>10}{fmt(r.delivered * 100, '.2f'):>9}"
             f"{fmt(r.min_viewer * 100, '.1f'):>7}{fps:>12}{first:>13}{kf:>14}"
@@ -1303,6 +1327,28 @@ def print_table(rows: list[Row]) -> None:
             print(
                 f"  {r.label} N={r.viewers}: {len(r.failures)} failed joins, e.g. {r.failures[0]}"
             )
+
+
+def print_mode_ratios(rows: list[Row]) -> None:
+    """Worker µs per forwarded packet of each media socket mode against range mode, per N."""
+    by_mode: dict[str, dict[int, Row]] = {}
+    for row in rows:
+        if row.label.startswith("sfu") and row.viewers > 0:
+            by_mode.setdefault(row.label.rsplit(" ", 1)[1], {})[row.viewers] = row
+    ranged = by_mode.get("range")
+    if not ranged or len(by_mode) < 2:
+        return
+    print("\nworker µs/pkt against range mode in this run (one socket per peer):")
+    for mode, measured in by_mode.items():
+        if mode == "range":
+            continue
+        for n, row in sorted(measured.items()):
+            base = ranged.get(n)
+            if base is not None and base.cpu_us > 0:
+                print(
+                    f"  {mode} N={n}: {row.cpu_us:.1f} µs against {base.cpu_us:.1f} µs: "
+                    f"{row.cpu_us / base.cpu_us:.2f}×"
+                )
 
 
 def print_goals(rows: list[Row], viewer_kind: str = "cheap") -> None:
@@ -1388,35 +1434,27 @@ def worker_peers(stack: Stack) -> str:
     return "workers: " + "; ".join(parts)
 
 
-async def run(
-    args: argparse.Namespace, cleanup: list, rows: list[Row], problems: list[str] | None = None
-) -> list[Row]:
-    """Measure every step; a step that fails ends the SFU series and is added to `problems`."""
-    problems = [] if problems is None else problems
-    use_host_addresses(["127.0.0.1"])
-    t0 = time.process_time()
-    packets = encode_loop()
-    size = sum(p.size for p in packets)
-    print(
-        f"pre-encoded {len(packets)} VP8 frames {WIDTH}x{HEIGHT} in "
-        f"{time.process_time() - t0:.1f} s CPU: {size * 8 * FPS / len(packets) / 1e6:.2f} Mbit/s,"
-        f" keyframe {packets[0].size} B",
-        flush=True,
-    )
-    clients = start_clients(args.clients)
-    cleanup.append(lambda: [c.close() for c in clients])
-
-    # --- the real worker
+async def run_sfu(
+    args: argparse.Namespace,
+    mode: str,
+    packets: list[av.Packet],
+    clients: list,
+    cleanup: list,
+    rows: list[Row],
+    problems: list[str],
+) -> bool:
+    """One series through the real worker(s) in media socket mode `mode`; False if a step
+    failed (it is in `problems`)."""
     data_dir = Path(tempfile.mkdtemp(prefix="fanout-"))
     cleanup.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
-    stack = await asyncio.to_thread(start_stack, data_dir, args.workers)
+    stack = await asyncio.to_thread(start_stack, data_dir, args.workers, mode)
     cleanup.append(stack.close)
     chair = stack.join("hq")
     ward = stack.join("p1")
     publisher = Publisher(chair["whip_url"], chair["token"], packets)
     ward_grants = functools.partial(stack.viewer_grants, ward)
     bench = Bench(clients, stack.worker_pids, args.seconds, lean=args.lean_viewers)
-    label = "sfu" if args.workers == 1 else f"sfu×{args.workers}"
+    label = ("sfu" if args.workers == 1 else f"sfu×{args.workers}") + f" {mode}"
     try:
         await publisher.start()
         await asyncio.sleep(2)
@@ -1443,15 +1481,15 @@ async def run(
                 await bench.measure(row, publisher, rss0, urls, ward_grants, 2)
             except Exception as exc:
                 print(f"N={n}: {type(exc).__name__}: {exc}", flush=True)
-                problems.append(f"N={n}: {type(exc).__name__}: {exc}")
-                break
+                problems.append(f"{mode} N={n}: {type(exc).__name__}: {exc}")
+                return False
             if row.pub_pps:
                 row.marginal_us = (
                     (row.server_cores - zero.server_cores) * 1e6 / (row.pub_pps * row.total_viewers)
                 )
             rows.append(row)
             print(
-                f"N={n}: {row.cpu_us:.1f} µs/pkt, {row.delivered * 100:.2f} % delivered, "
+                f"{mode} N={n}: {row.cpu_us:.1f} µs/pkt, {row.delivered * 100:.2f} % delivered, "
                 f"{row.connected} connected, worker {row.server_cores:.2f} cores, "
                 f"clients {row.client_cores:.2f}, publisher+decoders {row.main_cores:.2f}; "
                 + (
@@ -1475,6 +1513,39 @@ async def run(
         await ask_all(clients, [("stop",)] * len(clients), 60)
         await publisher.stop()
         stack.close()
+    return True
+
+
+async def run(
+    args: argparse.Namespace, cleanup: list, rows: list[Row], problems: list[str] | None = None
+) -> list[Row]:
+    """Measure every step; a step that fails ends the SFU series and is added to `problems`."""
+    problems = [] if problems is None else problems
+    use_host_addresses(["127.0.0.1"])
+    t0 = time.process_time()
+    packets = encode_loop()
+    size = sum(p.size for p in packets)
+    print(
+        f"pre-encoded {len(packets)} VP8 frames {WIDTH}x{HEIGHT} in "
+        f"{time.process_time() - t0:.1f} s CPU: {size * 8 * FPS / len(packets) / 1e6:.2f} Mbit/s,"
+        f" keyframe {packets[0].size} B",
+        flush=True,
+    )
+    clients = start_clients(args.clients)
+    cleanup.append(lambda: [c.close() for c in clients])
+
+    # --- the real worker, in each media socket mode asked for
+    for index, mode in enumerate(args.udp_modes):
+        if index:
+            for c in clients:
+                c.process.join(10)
+            clients[:] = start_clients(args.clients)
+        # a mode whose series failed leaves its figures out; the next mode still runs
+        try:
+            await run_sfu(args, mode, packets, clients, cleanup, rows, problems)
+        except RuntimeError as exc:
+            print(f"{mode}: {exc}", flush=True)
+            problems.append(f"{mode}: {exc}")
 
     # --- baseline: aiortc MediaRelay in its own process
     if args.baseline_viewers:
@@ -1547,6 +1618,14 @@ def main() -> None:
         default=LEAN_POLL_MS,
         help="with --lean-viewers: how often each client process reads its viewers' sockets",
     )
+    parser.add_argument(
+        "--udp-modes",
+        type=lambda text: [m.strip() for m in text.split(",") if m.strip()],
+        default=["single"],
+        help="media socket modes of the worker, one series each in this order: single (one "
+        "UDP port, sends batched with sendmmsg), single-sendto (one port, sendto per packet), "
+        "range (a socket per peer); e.g. range,single,single-sendto for their ratios",
+    )
     parser.add_argument("--timeout", type=float, default=1200.0, help="bound on the whole run")
     parser.add_argument(
         "--join-concurrency",
@@ -1560,6 +1639,9 @@ def main() -> None:
         parser.error("--lean-poll-ms must be positive")
     os.environ["FANOUT_LEAN_POLL_MS"] = str(args.lean_poll_ms)  # read by the clients too
     args.viewers = sorted(args.viewers)
+    unknown = [m for m in args.udp_modes if m not in UDP_MODES]
+    if unknown or not args.udp_modes:
+        parser.error(f"--udp-modes: choose among {', '.join(UDP_MODES)} (got {unknown})")
     cleanup: list = []
     rows: list[Row] = []
     problems: list[str] = []
@@ -1588,6 +1670,7 @@ def main() -> None:
     if rows:
         print()
         print_table(rows)
+        print_mode_ratios(rows)
         kind = "lean" if args.lean_viewers else "cheap"
         print_goals(rows, kind)
         print(

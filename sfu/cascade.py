@@ -120,6 +120,9 @@ class Upstream:
         channel = pc.createDataChannel(FLOOR_CHANNEL)
         channel.on("message", self._state_message)
         pc.on("connectionstatechange", self._state_changed)
+        # Not on the worker's shared port even in single-port mode: an upstream node tells its
+        # peers apart by their address, and this edge's sessions of several rooms to one node
+        # would all come from that one address. A socket of its own, as a browser has.
         try:
             await pc.setLocalDescription(await pc.createOffer())
         except NoMediaPort as exc:

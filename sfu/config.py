@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from confbridge_kernel.ports import check_port_range
+from confbridge_kernel.ports import DEFAULT_UDP_PORT, check_port_range
 from confbridge_kernel.redact import (
     TURN_SECRET_MIN_CHARS,
     TURN_SECRET_TOO_SHORT,
@@ -44,7 +44,18 @@ class WorkerSettings(BaseSettings):
     media_ip: str = "127.0.0.1"
     # Announced in host candidates instead of media_ip, for a worker behind a 1:1 NAT.
     announced_ip: str | None = None
-    # UDP ports media sockets bind in (firewall rules); 0 and 0: any ephemeral port.
+    # How peers' media (ICE) sockets are bound. "single": every peer of this worker on one UDP
+    # port, `udp_port` (one firewall rule; 0: a port the system picks at start). "range": a
+    # socket per peer, in udp_port_min..udp_port_max.
+    udp_mode: Literal["single", "range"] = "single"
+    udp_port: int = Field(default=DEFAULT_UDP_PORT, ge=0, le=65535)
+    # Announced in host candidates instead of the bound port (single mode), for a NAT or a
+    # firewall that forwards another port to this one.
+    announced_port: int | None = Field(default=None, ge=1, le=65535)
+    # Single mode: a packet fanned out to many viewers leaves in one sendmmsg(2) call.
+    udp_batch: bool = True
+    # UDP ports per-peer media sockets (range mode) and SIP legs' RTP bind in (firewall rules);
+    # 0 and 0: any ephemeral port.
     udp_port_min: int = Field(default=0, ge=0, le=65535)
     udp_port_max: int = Field(default=0, ge=0, le=65535)
     control_url: str = "http://127.0.0.1:8000"
@@ -108,6 +119,8 @@ class WorkerSettings(BaseSettings):
     @model_validator(mode="after")
     def _valid_port_range(self) -> WorkerSettings:
         check_port_range(self.udp_port_min, self.udp_port_max)
+        if self.announced_port is not None and self.udp_mode != "single":
+            raise ValueError("announced_port: applies to udp_mode single only")
         return self
 
     @field_validator("turn_secret")

@@ -41,6 +41,7 @@ from sfu.rtc.ice import (
     NoMediaPort,
     begin_ice_restart,
     complete_ice_restart,
+    share_port,
 )
 from sfu.rtc.sdp import offered_direction, restrict_codecs
 from sfu.tasks import PendingTasks
@@ -220,6 +221,7 @@ class Sessions:
                 (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
                 if slot.kind == "video" and peer.video_link is None:
                     peer.video_link = egress.stats  # what the viewer reports: its layer
+        share_port(pc)  # single-port mode: gather on the worker's one media socket
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except NoMediaPort as exc:

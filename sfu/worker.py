@@ -34,7 +34,12 @@ from sfu.heartbeat import Heartbeat
 from sfu.metrics import WorkerMetrics, peer_stats, received_stats
 from sfu.room import Room, RoomInfo, open_room
 from sfu.room_events import RoomEvents, utcnow
-from sfu.rtc.ice import set_consent_timing, use_host_candidates
+from sfu.rtc.ice import (
+    close_shared_port,
+    open_shared_port,
+    set_consent_timing,
+    use_host_candidates,
+)
 from sfu.rtc.transport import accept_rsa_dtls_peers
 from sfu.sessions import Sessions
 from sfu.sip.leg_video import LegVideo
@@ -46,6 +51,10 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 5.0
 # Rooms ended by the control plane that are remembered (so old grants cannot reopen them).
 MAX_ENDED_ROOMS = 10_000
+
+
+class MediaPortUnavailable(RuntimeError):
+    """The worker's single media port cannot be bound (taken, or a wrong address)."""
 
 
 class Worker:
@@ -113,6 +122,8 @@ class Worker:
             announced_address=self.settings.announced_ip,
             port_range=self.settings.udp_port_range,
         )
+        if self.settings.udp_mode == "single":
+            await self._open_media_port()
         accept_rsa_dtls_peers()
         set_consent_timing(self.settings.ice_consent_interval_s, self.settings.ice_consent_failures)
         if self._verifier is None:
@@ -144,6 +155,23 @@ class Worker:
         if self.events.reporter is not None:
             await self.events.reporter.close()
         await self.edges.close()
+        close_shared_port()
+
+    async def _open_media_port(self) -> None:
+        settings = self.settings
+        try:
+            await open_shared_port(
+                settings.media_ip,
+                settings.udp_port,
+                announced_address=settings.announced_ip,
+                announced_port=settings.announced_port,
+                batch=settings.udp_batch,
+            )
+        except OSError as exc:
+            raise MediaPortUnavailable(
+                f"cannot open the media port UDP {settings.media_ip}:{settings.udp_port} "
+                f"({exc.strerror or exc}); free it or set CONFBRIDGE_SFU_UDP_PORT"
+            ) from None
 
     # rooms
 

@@ -126,6 +126,7 @@ def start_serve(tmp_path: Path) -> Iterator[object]:
                 "CONFBRIDGE_DATA_DIR": str(tmp_path / "data"),
                 "CONFBRIDGE_SFU__LOCAL_WORKERS": "1",
                 "CONFBRIDGE_SFU__PUBLIC_URL": f"http://127.0.0.1:{worker_port}",
+                "CONFBRIDGE_SFU__UDP_PORT": "0",  # a media port the system picks
                 "CONFBRIDGE_SFU__NODE_SECRET": NODE_SECRET,
             }
         )

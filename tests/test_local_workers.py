@@ -38,6 +38,8 @@ def test_local_workers_environment_carries_media_settings(
             "public_url": "http://127.0.0.1:9101",
             "media_ip": "127.0.0.1",
             "announced_ip": "203.0.113.7",
+            "udp_port": 41000,
+            "announced_port": 51000,
             "udp_port_min": 40000,
             "udp_port_max": 40099,
             "ice_servers": [
@@ -57,6 +59,12 @@ def test_local_workers_environment_carries_media_settings(
         monkeypatch.setenv(key, value)
     worker = WorkerSettings()
     assert worker.udp_port_range == (40000, 40099)
+    assert (worker.udp_mode, worker.udp_port, worker.announced_port) == ("single", 41000, 51000)
+    # each local worker its own media port, and its own announced one
+    assert (second["CONFBRIDGE_SFU_UDP_PORT"], second["CONFBRIDGE_SFU_ANNOUNCED_PORT"]) == (
+        "41001",
+        "51001",
+    )
     assert worker.announced_ip == "203.0.113.7"
     assert worker.port == 9101 and worker.control_url == "http://127.0.0.1:9100"
 
@@ -171,6 +179,7 @@ class Serve:
             "CONFBRIDGE_ADMIN_PASSWORD": "a-long-admin-password-0123",
             "CONFBRIDGE_SFU__LOCAL_WORKERS": "1",
             "CONFBRIDGE_SFU__PUBLIC_URL": f"http://127.0.0.1:{worker_port}",
+            "CONFBRIDGE_SFU__UDP_PORT": "0",  # a media port the system picks
             "CONFBRIDGE_LOG_FORMAT": "text",
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -238,3 +247,12 @@ def test_local_workers_die_with_serve_on_sigterm_and_on_sigkill(tmp_path: Path) 
     serve.process.wait(timeout=30)
     assert _gone(workers)
     assert "SpoolInUse" not in serve.log.read_text()
+
+
+def test_local_workers_environment_range_mode_and_system_picked_ports(tmp_path: Path) -> None:
+    ranged = make_settings("", tmp_path, sfu={"udp_mode": "range"})
+    environment = LocalWorkers(ranged, control_url="http://127.0.0.1:9100").environment(1)
+    assert environment["CONFBRIDGE_SFU_UDP_MODE"] == "range"
+    picked = make_settings("", tmp_path, sfu={"udp_port": 0})
+    environment = LocalWorkers(picked, control_url="http://127.0.0.1:9100").environment(1)
+    assert environment["CONFBRIDGE_SFU_UDP_PORT"] == "0"  # not 1: the system picks each one

@@ -142,6 +142,17 @@ def test_settings_sfu_media_port_range_is_checked(monkeypatch: pytest.MonkeyPatc
     assert (load_settings().sfu.udp_port_min, load_settings().sfu.udp_port_max) == (40000, 40999)
 
 
+def test_settings_sfu_single_media_port_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (load_settings().sfu.udp_mode, load_settings().sfu.udp_port) == ("single", 7882)
+    monkeypatch.setenv("CONFBRIDGE_SFU__UDP_PORT", "65535")
+    monkeypatch.setenv("CONFBRIDGE_SFU__LOCAL_WORKERS", "2")
+    with pytest.raises(ConfigError, match=r"udp_port: 2 local workers need ports 65535"):
+        load_settings()
+    monkeypatch.setenv("CONFBRIDGE_SFU__UDP_MODE", "ranges")
+    with pytest.raises(ConfigError, match=r"sfu\.udp_mode"):
+        load_settings()
+
+
 def test_settings_default_node_secret_refused_in_production(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -8,6 +8,8 @@ ordinary aiortc peers in the same process keep their stock behaviour. By concern
 - `versions`: the aiortc/aioice versions relied upon; checked before anything else is imported.
 - `ice`: host candidates (addresses, port range, announced address), consent timing, ICE
   restart in place, the pair ICE selected.
+- `udpmux`: single-port mode, every peer connection of the worker on one UDP socket, routed by
+  STUN username and remote address; `sendmmsg`: batched sends on that socket.
 - `sdp`: what a transceiver negotiated, and the helpers that shape an answer.
 - `transport`: synchronous SRTP on a DTLS transport; DTLS cipher suites for RSA peers.
 - `ingest`: one publisher's receiver as a packet source (`RtpIngest`).

@@ -3,6 +3,8 @@ ICE restart in place under a connected DTLS transport.
 
 - `use_host_candidates` chooses the addresses aioice gathers host candidates on, the UDP port
   range and the address announced for them (`use_host_addresses`: addresses only).
+- `open_shared_port` / `share_port` put the worker's peer connections on one UDP socket
+  (single-port mode, `sfu.rtc.udpmux`); `close_shared_port` ends it.
 - `set_consent_timing` sets how soon a silent peer's ICE consent expires, and lets consent
   checks be answered late without expiring (process-wide, like `accept_rsa_dtls_peers`).
 - `begin_ice_restart` / `complete_ice_restart` restart ICE of a connected, bundled peer
@@ -19,6 +21,7 @@ import asyncio
 import logging
 import random
 import socket
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +33,8 @@ from aiortc import RTCIceCandidate, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport, candidate_from_aioice, candidate_to_aioice
 from aiortc.sdp import candidate_to_sdp
+
+from sfu.rtc.udpmux import SharedPortProtocol, SharedUdpPort, shared_port_candidates
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,93 @@ async def _bind_host_protocol(
     raise NoMediaPort(f"no free UDP port in {port_range[0]}-{port_range[1]} on {address}")
 
 
+# --------------------------------------------------------------------------------------------
+# single-port mode
+
+_shared_port: SharedUdpPort | None = None
+
+
+async def open_shared_port(
+    address: str,
+    port: int,
+    *,
+    announced_address: str | None = None,
+    announced_port: int | None = None,
+    batch: bool = True,
+) -> SharedUdpPort:
+    """Bind the worker's one media socket on `address:port` (0: a port the system picks);
+    the peer connections given to `share_port` afterwards gather on it. Process-wide (the
+    worker is one process); OSError if the port is taken."""
+    global _shared_port
+    close_shared_port()
+    _shared_port = await SharedUdpPort.open(
+        address,
+        port,
+        announced_address=announced_address,
+        announced_port=announced_port,
+        batch=batch,
+    )
+    return _shared_port
+
+
+def close_shared_port() -> None:
+    """Close the shared media socket, if one is open (its connections lose their socket)."""
+    global _shared_port
+    if _shared_port is not None:
+        _shared_port.close()
+        _shared_port = None
+
+
+def shared_port() -> SharedUdpPort | None:
+    """The shared media socket of this process, if single-port mode is on."""
+    return _shared_port
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
+    dtls = {t.sender.transport for t in pc.getTransceivers() if t.sender.transport}
+    if pc.sctp is not None:
+        dtls.add(pc.sctp.transport)
+    # touches RTCIceTransport._connection, the aioice Connection under each ICE transport
+    connections = {id(d.transport._connection): d.transport._connection for d in dtls}
+    return list(connections.values())
+
+
+def share_port(pc: RTCPeerConnection) -> None:
+    """Make `pc` gather on the shared media socket, if one is open (else nothing changes).
+
+    Call it before the description that gathers (`createAnswer`/`createOffer`, then
+    `setLocalDescription`): each of its ICE transports gets a local ufrag unique on the port,
+    by which the port routes the peer's first checks to it.
+    """
+    port = _shared_port
+    if port is None:
+        return
+    shared_gather = shared_port_candidates(port)
+
+    async def gather(
+        self: aioice.Connection, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[aioice.Candidate]:
+        try:
+            return await shared_gather(self, component, addresses, timeout)
+        except OSError as exc:  # the port closed meanwhile, or a ufrag clash
+            raise NoMediaPort(str(exc)) from None
+
+    for connection in _ice_connections(pc):
+        # touches Connection._local_candidates_start (set once gathering began) and
+        # _local_username (what getLocalParameters puts in the SDP), before the description
+        # is made; and shadows get_component_candidates, which gather_candidates calls, on
+        # this connection only (the peers of a test in the same process keep stock gathering)
+        if connection._local_candidates_start:
+            continue
+        connection._local_username = port.unused_ufrag()
+        connection.get_component_candidates = types.MethodType(gather, connection)  # type: ignore[method-assign]
+
+
+def _shared_port_protocols(connection: aioice.Connection) -> list[SharedPortProtocol]:
+    # touches Connection._protocols (the local candidates' protocols)
+    return [p for p in connection._protocols if isinstance(p, SharedPortProtocol)]
+
+
 CONSENT_RETRANSMISSIONS = 2
 """A consent check is sent again after 0.5 and 1.5 s before it counts as unanswered (3.5 s)."""
 
@@ -256,7 +348,16 @@ def begin_ice_restart(pc: RTCPeerConnection) -> IceCredentials:
     connection._remote_candidates_end = False
     connection._early_checks.clear()
     connection._early_checks_done = False
-    connection._local_username = aioice.utils.random_string(4)
+    shared = _shared_port_protocols(connection)
+    if shared:
+        # on a shared port the new ufrag must be unique there, and requests naming it are
+        # routed to this connection from now on
+        ufrag = shared[0].shared_port.unused_ufrag()
+        for protocol in shared:
+            protocol.shared_port.rename(protocol, ufrag)
+    else:
+        ufrag = aioice.utils.random_string(4)
+    connection._local_username = ufrag
     connection._local_password = aioice.utils.random_string(22)
     local = [c for c in connection.local_candidates if c.component == _ICE_COMPONENT_RTP]
     mids = [t.mid for t in pc.getTransceivers()]

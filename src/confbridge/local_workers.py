@@ -120,6 +120,12 @@ class LocalWorkers:
             "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE": str(public_key),
             "CONFBRIDGE_SFU_SPOOL_DIR": str(settings.data_dir / f"sfu-spool-{index}"),
             "CONFBRIDGE_SFU_LOG_FORMAT": settings.log_format,
+            "CONFBRIDGE_SFU_UDP_MODE": settings.sfu.udp_mode,
+            # each worker its own media port in single mode: the next one for each worker
+            "CONFBRIDGE_SFU_UDP_PORT": str(
+                settings.sfu.udp_port + index if settings.sfu.udp_port else 0
+            ),
+            "CONFBRIDGE_SFU_UDP_BATCH": "true" if settings.sfu.udp_batch else "false",
             "CONFBRIDGE_SFU_UDP_PORT_MIN": str(settings.sfu.udp_port_min),
             "CONFBRIDGE_SFU_UDP_PORT_MAX": str(settings.sfu.udp_port_max),
             # handed to WHIP/WHEP clients in Link headers, as in join answers
@@ -135,6 +141,8 @@ class LocalWorkers:
             environment["CONFBRIDGE_SFU_TURN_CREDENTIAL_TTL_S"] = str(turn.credential_ttl_s)
         if settings.sfu.announced_ip:
             environment["CONFBRIDGE_SFU_ANNOUNCED_IP"] = settings.sfu.announced_ip
+        if settings.sfu.announced_port:
+            environment["CONFBRIDGE_SFU_ANNOUNCED_PORT"] = str(settings.sfu.announced_port + index)
         return environment
 
     @property

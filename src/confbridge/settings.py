@@ -29,7 +29,7 @@ from pydantic_settings import (
 )
 
 from confbridge.packaged import packaged_path
-from confbridge_kernel.ports import check_port_range
+from confbridge_kernel.ports import DEFAULT_UDP_PORT, check_port_range
 from confbridge_kernel.redact import (
     PUBLIC_PLACEHOLDERS,
     TURN_SECRET_MIN_CHARS,
@@ -186,7 +186,17 @@ class SfuSettings(BaseModel):
     media_ip: str = "127.0.0.1"
     # Address announced to terminals instead of media_ip (a worker behind a 1:1 NAT).
     announced_ip: str | None = None
-    # UDP ports of the local workers' media sockets, for firewall rules (0 and 0: ephemeral).
+    # Media sockets of the local workers. "single": all peers of a worker on one UDP port,
+    # udp_port for the first worker and the next ports for the others (0: ports the system
+    # picks); "range": a socket per peer in udp_port_min..udp_port_max.
+    udp_mode: Literal["single", "range"] = "single"
+    udp_port: int = Field(default=DEFAULT_UDP_PORT, ge=0, le=65535)
+    # Port announced for the first worker instead of udp_port (NAT port forwarding); +1 each.
+    announced_port: int | None = Field(default=None, ge=1, le=65535)
+    # Single mode: a packet fanned out to many viewers leaves in one sendmmsg(2) call.
+    udp_batch: bool = True
+    # UDP ports of per-peer media sockets (range mode) and of SIP legs' RTP, for firewall
+    # rules (0 and 0: ephemeral).
     udp_port_min: int = Field(default=0, ge=0, le=65535)
     udp_port_max: int = Field(default=0, ge=0, le=65535)
     # TURN relay with time-limited credentials, handed out beside `ice_servers`.
@@ -205,6 +215,15 @@ class SfuSettings(BaseModel):
     @model_validator(mode="after")
     def _valid_port_range(self) -> SfuSettings:
         check_port_range(self.udp_port_min, self.udp_port_max)
+        if self.announced_port is not None and self.udp_mode != "single":
+            raise ValueError("announced_port: applies to udp_mode single only")
+        for name in ("udp_port", "announced_port"):
+            first = getattr(self, name)
+            if first and first + max(self.local_workers, 1) - 1 > 65535:
+                raise ValueError(
+                    f"{name}: {self.local_workers} local workers need ports {first} and up, "
+                    "beyond 65535"
+                )
         return self
 
     @property

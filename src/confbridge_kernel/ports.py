@@ -3,6 +3,9 @@ settings."""
 
 from __future__ import annotations
 
+DEFAULT_UDP_PORT = 7882
+"""A worker's media port in single-port mode (`serve`'s local worker i: this + i)."""
+
 
 def check_port_range(low: int, high: int) -> None:
     """Both 0 (ephemeral ports) or 1024 <= low <= high; ValueError naming the settings if not."""

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from confbridge.sites.models import Site
 from confbridge.web import STATIC_DIR
+from sfu.rtc.ice import nominated_datagram_transport
 from tests.support.browsers import artifact, async_chromium, skip_without_chromium
 from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.servers import NODE_SECRET, ServerThread, Stack
@@ -302,3 +303,48 @@ async def test_browser_whip_error_carries_status_and_reason(
     other_room = grant["whip_url"].rsplit("/", 1)[0] + "/occ-999999"
     wrong_room = await page.page.evaluate(REFUSED_JS, [other_room, grant["token"]])
     assert wrong_room is not None and wrong_room["status"] == 403, wrong_room
+
+
+# The worker's port on the ICE candidate pair Chromium selected.
+SELECTED_REMOTE_PORT_JS = """async () => {
+  const stats = await window.session.pc.getStats();
+  for (const report of stats.values()) {
+    if (report.type === "transport" && report.selectedCandidatePairId) {
+      const pair = stats.get(report.selectedCandidatePairId);
+      return stats.get(pair.remoteCandidateId).port;
+    }
+  }
+  return null;
+}"""
+
+
+async def test_browser_views_through_the_worker_single_port(
+    stack: Stack,
+    peers: list[WhipPublisher | WhepViewer],
+    terminal: Callable[[str], Awaitable[Terminal]],
+) -> None:
+    """Single-port mode (the default): Chromium and an aiortc hall view through the same
+    worker port the publisher sends to, and both decode."""
+    assert stack.settings is not None and stack.settings.sfu.udp_mode == "single"
+    port = stack.settings.sfu.udp_port
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    hall_grant = await stack.join("p1")
+    hall = WhepViewer(hall_grant["whep_url"], hall_grant["token"])
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    ward_grant = await stack.join("p2")
+    ward = await terminal("ward")
+    await ward.page.evaluate(VIEW_JS, [ward_grant["whep_url"], ward_grant["token"]])
+    await ward.wait_rising(_inbound("video", "framesDecoded"), "video frames decoded")
+    await until(lambda: len(hall.frames) > 10, timeout_s=MEDIA_TIMEOUT_S)
+    stats = await ward.wait_for(lambda s: s.get("videoWidth") == 320, "the chair's picture", 10)
+    assert stats["connection"] == "connected"
+    assert await ward.page.evaluate(SELECTED_REMOTE_PORT_JS) == port
+    used = [
+        nominated_datagram_transport(peer.pc.getTransceivers()[0].sender.transport)
+        for peer in (chair, hall)
+    ]
+    assert [selected[1][1] for selected in used if selected is not None] == [port, port]

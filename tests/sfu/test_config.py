@@ -35,6 +35,24 @@ def test_config_bad_port_range_is_refused_with_its_name(low: int, high: int) -> 
         WorkerSettings(udp_port_min=low, udp_port_max=high)
 
 
+def test_config_single_port_mode_is_the_default() -> None:
+    settings = WorkerSettings()
+    assert (settings.udp_mode, settings.udp_port, settings.announced_port) == ("single", 7882, None)
+
+
+def test_config_single_port_and_announced_port_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONFBRIDGE_SFU_UDP_PORT", "41000")
+    monkeypatch.setenv("CONFBRIDGE_SFU_ANNOUNCED_PORT", "51000")
+    settings = WorkerSettings()
+    assert (settings.udp_port, settings.announced_port) == (41000, 51000)
+    with pytest.raises(ValidationError, match="udp_mode"):
+        WorkerSettings(udp_mode="mux")
+    with pytest.raises(ValidationError, match="announced_port: applies to udp_mode single"):
+        WorkerSettings(udp_mode="range")
+
+
 def test_config_advertised_urls_default_to_the_listening_address() -> None:
     settings = WorkerSettings(host="127.0.0.1", port=8011)
     assert settings.advertised_public_url == "http://127.0.0.1:8011"

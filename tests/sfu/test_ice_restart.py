@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
+import pytest
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge.sites.models import Site
@@ -15,6 +17,12 @@ from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.servers import Stack
 
 SDP_FRAG = "application/trickle-ice-sdpfrag"
+
+
+@pytest.fixture(params=["single", "range"])
+def stack_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Every test here runs with the worker in single-port mode and in port-range mode."""
+    return {"sfu": {"udp_mode": request.param}}
 
 
 def attribute(sdp: str, name: str) -> list[str]:
@@ -68,9 +76,13 @@ async def test_ice_restart_keeps_the_session_and_its_media(
     (new_ufrag,) = attribute(restarted.text, "ice-ufrag")
     (new_pwd,) = attribute(restarted.text, "ice-pwd")
     assert new_ufrag != first_ufrag
-    low, high = stack.media_ports
     candidates = [candidate_from_sdp(c) for c in attribute(restarted.text, "candidate")]
-    assert candidates and all(low <= c.port <= high for c in candidates)
+    assert stack.settings is not None
+    if stack.settings.sfu.udp_mode == "single":
+        assert candidates and {c.port for c in candidates} == {stack.settings.sfu.udp_port}
+    else:
+        low, high = stack.media_ports
+        assert candidates and all(low <= c.port <= high for c in candidates)
     checks = await complete_ice_restart(
         viewer.pc,
         remote_ufrag=new_ufrag,

@@ -43,6 +43,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_udp_ports(count: int) -> int:
+    """The first of `count` consecutive UDP ports on 127.0.0.1 that are free now (the media
+    ports of local workers in single-port mode)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+                    other.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no run of free UDP ports")
+
+
 def free_ports(count: int) -> int:
     """The first of `count` consecutive free TCP ports (local worker i listens on first + i)."""
     for _ in range(100):
@@ -246,14 +265,16 @@ class Stack:
 def stack_settings(
     database_url: str, data_dir: Path, options: Mapping[str, Any] | None = None
 ) -> tuple[Settings, int, tuple[int, int]]:
-    """Settings for a stack: local workers on free ports, media in a random port range, the
+    """Settings for a stack: local workers on free ports, media on free UDP ports (single-port
+    mode, the default) and per-peer sockets in a random port range (range mode, SIP legs), the
     test node secret; `options` as the `stack_options` fixture gives them. Also the first
     worker's port and the media port range."""
     from tests.support.factories import make_settings
 
     options = options or {}
     host = options.get("host", "127.0.0.1")
-    worker_port = free_ports(options.get("sfu", {}).get("local_workers", 1))
+    workers = options.get("sfu", {}).get("local_workers", 1)
+    worker_port = free_ports(workers)
     first_media_port = random.randrange(20_000, 30_000 - MEDIA_PORTS)
     media_ports = (first_media_port, first_media_port + MEDIA_PORTS - 1)
     settings = make_settings(
@@ -262,6 +283,7 @@ def stack_settings(
         sfu={
             "public_url": f"http://{host}:{worker_port}",
             "node_secret": NODE_SECRET,
+            "udp_port": free_udp_ports(workers),
             "udp_port_min": media_ports[0],
             "udp_port_max": media_ports[1],
             "local_workers": 1,

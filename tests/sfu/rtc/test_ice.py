@@ -73,6 +73,36 @@ def test_host_candidate_hooks_exist() -> None:
     ]
 
 
+def test_shared_port_hooks_exist() -> None:
+    # sfu.rtc.udpmux subclasses StunProtocol and shadows get_component_candidates per connection
+    assert parameters(aioice.ice.StunProtocol.request) == [
+        "request",
+        "addr",
+        "integrity_key",
+        "retransmissions",
+    ]
+    assert "self.transactions: dict[bytes, stun.Transaction] = {}" in source_of(
+        aioice.ice.StunProtocol.__init__
+    )
+    assert "self.transport = cast(asyncio.DatagramTransport, transport)" in source_of(
+        aioice.ice.StunProtocol.connection_made
+    )
+    assert "self.__closed.set_result(True)" in source_of(aioice.ice.StunProtocol.connection_lost)
+    assert "self.transport.sendto(bytes(message), addr)" in source_of(
+        aioice.ice.StunProtocol.send_stun
+    )
+    assert "self.get_component_candidates(component=component, addresses=addresses)" in (
+        source_of(aioice.Connection.gather_candidates)
+    )
+    assert "self._local_candidates_start = True" in source_of(aioice.Connection.gather_candidates)
+    assert "for protocol in self._protocols:\n            await protocol.close()" in source_of(
+        aioice.Connection.close
+    )
+    assert "usernameFragment=self._connection.local_username" in source_of(
+        aiortc.RTCIceGatherer.getLocalParameters
+    )
+
+
 def test_ice_restart_hooks_exist() -> None:
     init = source_of(aioice.Connection.__init__)
     for name in (

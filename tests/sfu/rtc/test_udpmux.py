@@ -1,0 +1,286 @@
+"""Single-port mode: peer connections of one process on one UDP socket (`sfu.rtc.udpmux`),
+routed by the STUN USERNAME's local ufrag, then by the remote address."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import aioice.stun
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.sdp import candidate_from_sdp
+
+from sfu.rtc.ice import (
+    begin_ice_restart,
+    close_shared_port,
+    complete_ice_restart,
+    nominated_datagram_transport,
+    open_shared_port,
+    share_port,
+    use_host_addresses,
+)
+from sfu.rtc.sendmmsg import BatchSender
+from sfu.rtc.udpmux import SharedUdpPort, _binding_username
+from tests.sfu.rtc.introspect import LOOPBACK_ONLY
+
+pytestmark = pytest.mark.integration
+
+REPLY_WAIT_S = 0.5
+
+
+@pytest.fixture
+async def shared() -> AsyncIterator[SharedUdpPort]:
+    use_host_addresses(["127.0.0.1"])
+    port = await open_shared_port("127.0.0.1", 0)
+    yield port
+    close_shared_port()
+    use_host_addresses(None)
+
+
+class Pair:
+    """An aiortc client (its own socket) and a server peer on the shared port, talking over a
+    data channel."""
+
+    def __init__(self) -> None:
+        self.client = RTCPeerConnection(LOOPBACK_ONLY)
+        self.server = RTCPeerConnection(LOOPBACK_ONLY)
+        self.to_server: asyncio.Queue[str] = asyncio.Queue()
+        self.client.addTransceiver("audio")  # an ICE restart needs a bundled media transport
+        self.channel = self.client.createDataChannel("probe")
+
+        @self.server.on("datachannel")
+        def _channel(channel: object) -> None:
+            channel.on("message", self.to_server.put_nowait)  # type: ignore[attr-defined]
+
+    async def connect(self) -> None:
+        await self.client.setLocalDescription(await self.client.createOffer())
+        await self.server.setRemoteDescription(self.client.localDescription)
+        share_port(self.server)
+        await self.server.setLocalDescription(await self.server.createAnswer())
+        await self.client.setRemoteDescription(self.server.localDescription)
+        opened = asyncio.Event()
+        self.channel.on("open", opened.set)
+        await asyncio.wait_for(opened.wait(), 10)
+
+    async def roundtrip(self, text: str) -> None:
+        self.channel.send(text)
+        assert await asyncio.wait_for(self.to_server.get(), 10) == text
+
+    def server_candidate_ports(self) -> set[int]:
+        sdp = self.server.localDescription.sdp
+        return {
+            candidate_from_sdp(line[len("a=candidate:") :]).port
+            for line in sdp.splitlines()
+            if line.startswith("a=candidate:")
+        }
+
+    def server_ufrag(self) -> str:
+        (ufrag,) = {
+            line.split(":", 1)[1]
+            for line in self.server.localDescription.sdp.splitlines()
+            if line.startswith("a=ice-ufrag:")
+        }
+        return ufrag
+
+    def client_address(self) -> tuple[str, int]:
+        dtls = self.client.sctp.transport
+        selected = nominated_datagram_transport(dtls)
+        assert selected is not None
+        return selected[0].get_extra_info("sockname")[:2]
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.server.close()
+
+
+@pytest.fixture
+async def pairs() -> AsyncIterator[list[Pair]]:
+    made: list[Pair] = []
+    yield made
+    for pair in made:
+        await pair.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(REPLY_WAIT_S)
+    yield sock
+    sock.close()
+
+
+def binding_request(username: str, password: str) -> bytes:
+    request = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
+    )
+    request.attributes["USERNAME"] = username
+    request.attributes["PRIORITY"] = 1
+    request.attributes["ICE-CONTROLLING"] = 1
+    request.add_message_integrity(password.encode())
+    return bytes(request)
+
+
+async def reply(sock: socket.socket) -> bytes | None:
+    try:
+        return await asyncio.to_thread(sock.recv, 2048)
+    except TimeoutError:
+        return None
+
+
+async def test_udpmux_peers_share_one_port_and_each_gets_its_own_data(
+    shared: SharedUdpPort, pairs: list[Pair]
+) -> None:
+    for _ in range(3):
+        pairs.append(Pair())
+        await pairs[-1].connect()
+    assert {port for pair in pairs for port in pair.server_candidate_ports()} == {
+        shared.sockname[1]
+    }
+    assert len({pair.server_ufrag() for pair in pairs}) == 3
+    for index, pair in enumerate(pairs):
+        await pair.roundtrip(f"to server {index}")
+    # each client's address is bound to its own connection
+    assert {pair.client_address() for pair in pairs} <= set(shared.by_address)
+    assert len(shared.by_ufrag) == 3
+
+
+async def test_udpmux_request_with_unknown_ufrag_is_ignored(
+    shared: SharedUdpPort, pairs: list[Pair], raw: socket.socket
+) -> None:
+    pairs.append(Pair())
+    await pairs[0].connect()
+    dropped = shared.dropped
+    raw.sendto(binding_request("nobody12:abcd", "x" * 22), shared.sockname)
+    assert await reply(raw) is None  # no answer at all, not even an error
+    raw.sendto(b"\x80\x60" + bytes(30), shared.sockname)  # RTP from an unknown address
+    await asyncio.sleep(0.1)
+    assert shared.dropped == dropped + 2
+    assert raw.getsockname() not in shared.by_address
+    await pairs[0].roundtrip("still served")
+
+
+async def test_udpmux_forged_request_does_not_bind_its_address(
+    shared: SharedUdpPort, pairs: list[Pair], raw: socket.socket
+) -> None:
+    pairs.append(Pair())
+    await pairs[0].connect()
+    # the right ufrag, the wrong password: the connection answers 401, the address stays free
+    raw.sendto(binding_request(f"{pairs[0].server_ufrag()}:abcd", "y" * 22), shared.sockname)
+    answer = await reply(raw)
+    assert answer is not None
+    assert aioice.stun.parse_message(answer).error_code == 401
+    assert raw.getsockname() not in shared.by_address
+
+
+async def test_udpmux_closed_peer_is_unregistered(
+    shared: SharedUdpPort, pairs: list[Pair], raw: socket.socket
+) -> None:
+    for _ in range(2):
+        pairs.append(Pair())
+        await pairs[-1].connect()
+    gone, staying = pairs
+    ufrag, address = gone.server_ufrag(), gone.client_address()
+    assert shared.by_address[address].ufrag == ufrag
+    await gone.server.close()
+    assert ufrag not in shared.by_ufrag
+    assert address not in shared.by_address
+    raw.sendto(binding_request(f"{ufrag}:abcd", "x" * 22), shared.sockname)
+    assert await reply(raw) is None
+    await staying.roundtrip("the other peer goes on")
+
+
+async def test_udpmux_ice_restart_routes_the_new_ufrag(
+    shared: SharedUdpPort, pairs: list[Pair]
+) -> None:
+    pairs.append(Pair())
+    pair = pairs[0]
+    await pair.connect()
+    old_ufrag = pair.server_ufrag()
+    server = begin_ice_restart(pair.server)
+    client = begin_ice_restart(pair.client)
+    assert server.ufrag != old_ufrag
+    assert server.ufrag in shared.by_ufrag and old_ufrag not in shared.by_ufrag
+    checks = [
+        await complete_ice_restart(
+            pc,
+            remote_ufrag=remote.ufrag,
+            remote_pwd=remote.pwd,
+            remote_candidates=[candidate_from_sdp(c) for c in remote.candidates],
+            end_of_candidates=True,
+        )
+        for pc, remote in ((pair.server, client), (pair.client, server))
+    ]
+    await asyncio.wait_for(asyncio.gather(*checks), 10)
+    await pair.roundtrip("after the restart")
+
+
+def test_udpmux_reads_the_username_of_binding_requests_only() -> None:
+    assert _binding_username(binding_request("abcd1234:wxyz", "p" * 22)) == "abcd1234:wxyz"
+    response = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.RESPONSE
+    )
+    assert _binding_username(bytes(response)) is None
+    assert _binding_username(b"\x00\x01" + bytes(10)) is None  # too short
+    assert _binding_username(b"\x80\x60" + bytes(30)) is None  # RTP
+
+
+class _Fallback:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sent: list[bytes] = []
+        self.buffered = 0
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append(data)
+        self.sock.sendto(data, addr)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_sendmmsg_batches_keep_order_per_receiver() -> None:
+    loop = asyncio.get_running_loop()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receivers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        sender.bind(("127.0.0.1", 0))
+        sender.setblocking(False)
+        for receiver in receivers:
+            receiver.bind(("127.0.0.1", 0))
+            receiver.settimeout(2)
+        fallback = _Fallback(sender)
+        batch = BatchSender.create(sender, fallback, loop)
+        if batch is None:
+            pytest.skip("no sendmmsg on this platform")
+        count = 150  # more than one full batch
+        for index in range(count):
+            for receiver in receivers:
+                batch.add(index.to_bytes(2, "big") * (1 + index % 50), receiver.getsockname())
+        batch.add(b"j" * 3000, receivers[0].getsockname())  # too large for a slot: sendto
+        await asyncio.sleep(0)  # the loop turns: the last batch leaves
+        for receiver in receivers:
+            got = [receiver.recv(4096) for _ in range(count)]
+            assert [int.from_bytes(g[:2], "big") for g in got] == list(range(count))
+        assert receivers[0].recv(4096) == b"j" * 3000
+        assert fallback.sent == [b"j" * 3000]
+        assert batch.datagrams == 2 * count and batch.batches <= 2 * count // 64 + 2
+        # behind datagrams asyncio holds, a batch goes through the fallback, in order
+        fallback.buffered = 1
+        batch.add(b"late", receivers[1].getsockname())
+        batch.flush()
+        assert fallback.sent[-1] == b"late"
+        assert receivers[1].recv(4096) == b"late"
+    finally:
+        for sock in (sender, *receivers):
+            sock.close()
+
+
+async def test_udpmux_port_taken_is_an_os_error(shared: SharedUdpPort) -> None:
+    with pytest.raises(OSError):
+        await SharedUdpPort.open("127.0.0.1", shared.sockname[1])
