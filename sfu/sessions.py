@@ -25,6 +25,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge_kernel.contracts import GrantClaims, PeerRole
+from sfu.admission import JoinGate, Ticket
 from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
 from sfu.codecs import H264
 from sfu.config import WorkerSettings
@@ -74,8 +75,11 @@ class Sessions:
         events: RoomEvents,
         metrics: WorkerMetrics,
         tasks: PendingTasks,
+        gate: JoinGate | None = None,
     ) -> None:
         self._settings = settings
+        # paces new sessions (sfu.admission); None: every join starts at once
+        self._gate = gate
         self._rooms = rooms
         self._new_room = new_room
         self._refuse_revoked = refuse_revoked
@@ -88,6 +92,8 @@ class Sessions:
         self._ice_restarts: dict[str, asyncio.Task[None]] = {}
         # the one live session of each grant and direction
         self._by_grant: dict[tuple[str, str], Peer] = {}
+        # the handshake slot of each session admitted and not yet connected, by peer id
+        self._tickets: dict[str, Ticket] = {}
 
     def room_for(self, grant: GrantClaims) -> Room:
         """The grant's room, opened now if it is not (409 once the meeting has ended)."""
@@ -112,6 +118,34 @@ class Sessions:
         check_presenter(direction, grant, room.floor)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
+        ticket = await self._admit(grant, direction)
+        try:
+            peer, answer = await self._open(room, direction, grant, offer)
+        except BaseException:
+            ticket.release()
+            raise
+        self._tickets[peer.id] = ticket
+        return peer, answer
+
+    async def _admit(self, grant: GrantClaims, direction: str) -> Ticket:
+        """A handshake slot from the gate: relays between media servers, the chair and the
+        second session of a hall admitted already (its WHEP after its WHIP) go first."""
+        if self._gate is None:
+            return Ticket(None)
+        other = "egress" if direction == "whip" else "ingest"
+        priority = (
+            grant.role in (PeerRole.relay, PeerRole.chair) or (grant.jti, other) in self._by_grant
+        )
+        return await self._gate.admit(priority=priority)
+
+    def _handshake_done(self, peer: Peer) -> None:
+        ticket = self._tickets.pop(peer.id, None)
+        if ticket is not None:
+            ticket.release()
+
+    async def _open(
+        self, room: Room, direction: str, grant: GrantClaims, offer: str
+    ) -> tuple[Peer, str]:
         # No STUN/TURN for the worker itself: its media address is configured, not discovered
         # (aiortc would otherwise ask a public STUN server).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -256,6 +290,7 @@ class Sessions:
             state = peer.pc.connectionState
             if state == "connected" and not peer.connected:
                 peer.connected = True
+                self._handshake_done(peer)
                 replaced = room.content.presenter if peer.content_source else None
                 room.add(peer)
                 if peer.sources:
@@ -374,6 +409,7 @@ class Sessions:
 
     async def remove_peer(self, peer: Peer, *, reason: str) -> None:
         """Take `peer` out of its room and close it; nothing if it has left already."""
+        self._handshake_done(peer)
         room = self._rooms.get(peer.room_name)
         if room is None or room.peers.get(peer.id) is not peer:
             return

@@ -23,6 +23,7 @@ from confbridge_kernel.contracts import (
     GrantRevocation,
     PeerRole,
 )
+from sfu.admission import JoinGate
 from sfu.config import WorkerSettings
 from sfu.edges import Edges
 from sfu.errors import SfuError
@@ -76,6 +77,13 @@ class Worker:
             metrics=self.metrics,
             tasks=self.tasks,
         )
+        self.gate = JoinGate(
+            max_handshakes=settings.join_max_handshakes,
+            rate_per_s=settings.join_rate_per_s,
+            burst=settings.join_burst,
+            queue_s=settings.join_queue_s,
+            max_lag_s=settings.join_max_loop_lag_ms / 1000,
+        )
         self.sessions = Sessions(
             settings,
             self.rooms,
@@ -85,6 +93,7 @@ class Worker:
             events=self.events,
             metrics=self.metrics,
             tasks=self.tasks,
+            gate=self.gate,
         )
         self.sip_legs = SipLegs(
             settings,
@@ -123,6 +132,7 @@ class Worker:
                 self.settings.control_url, self.settings.node_key or "", self.settings.spool_dir
             )
         self.events.reporter.start()
+        self.gate.start()
         self.heartbeat.start()
         self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
         self.tasks.own(asyncio.create_task(self.edges.keepalive(), name="sfu-keepalive"))
@@ -135,6 +145,7 @@ class Worker:
                 await self._task
             self._task = None
         await self.tasks.close()
+        await self.gate.close()
         await self.sip_legs.close()
         for room in list(self.rooms.values()):
             await self.close_room(room, reason="worker_stopped")
