@@ -149,8 +149,11 @@ class JoinGate:
     async def close(self) -> None:
         await self.lag.close()
 
-    async def admit(self, *, priority: bool = False) -> Ticket:
-        """A handshake slot for a new session, waiting for one up to `queue_s`; raises `Busy`."""
+    async def admit(
+        self, *, priority: bool = False, promoted: Callable[[], bool] | None = None
+    ) -> Ticket:
+        """A handshake slot for a new session, waiting for one up to `queue_s`; raises `Busy`.
+        `promoted`, asked while the join waits, makes it a priority join once true."""
         if not self.enabled:
             return Ticket(None)
         if priority:
@@ -165,6 +168,8 @@ class JoinGate:
         try:
             while True:
                 await asyncio.sleep(QUEUE_POLL_S)
+                if promoted is not None and promoted():
+                    return self._take(token=False)
                 if self._queue[0] is place and self._ready():
                     return self._take(token=True)
                 if self._clock() >= deadline:

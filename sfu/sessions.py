@@ -25,7 +25,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge_kernel.contracts import GrantClaims, PeerRole
-from sfu.admission import JoinGate, Ticket
+from sfu.admission import HANDSHAKE_HOLD_S, JoinGate, Ticket
 from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
 from sfu.codecs import H264
 from sfu.config import WorkerSettings
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 AUDIO_CODECS = ["audio/opus"]
 # A peer that has not connected this long after its offer is given up.
 CONNECT_TIMEOUT_S = 30.0
+# Grants admitted lately that are remembered before the expired ones are pruned.
+ADMITTED_GRANTS_KEPT = 1000
 
 
 def _ice_ufrags(sdp: str) -> set[str]:
@@ -94,6 +96,8 @@ class Sessions:
         self._by_grant: dict[tuple[str, str], Peer] = {}
         # the handshake slot of each session admitted and not yet connected, by peer id
         self._tickets: dict[str, Ticket] = {}
+        # when a grant (its jti) was last admitted: its hall's other session goes first
+        self._admitted_at: dict[str, float] = {}
 
     def room_for(self, grant: GrantClaims) -> Room:
         """The grant's room, opened now if it is not (409 once the meeting has ended)."""
@@ -129,14 +133,27 @@ class Sessions:
 
     async def _admit(self, grant: GrantClaims, direction: str) -> Ticket:
         """A handshake slot from the gate: relays between media servers, the chair and the
-        second session of a hall admitted already (its WHEP after its WHIP) go first."""
+        other session of a hall admitted already (its WHEP beside its WHIP) go first."""
         if self._gate is None:
             return Ticket(None)
+        loop = asyncio.get_running_loop()
         other = "egress" if direction == "whip" else "ingest"
-        priority = (
-            grant.role in (PeerRole.relay, PeerRole.chair) or (grant.jti, other) in self._by_grant
-        )
-        return await self._gate.admit(priority=priority)
+
+        def hall_admitted() -> bool:
+            admitted_at = self._admitted_at.get(grant.jti)
+            return (grant.jti, other) in self._by_grant or (
+                admitted_at is not None and loop.time() - admitted_at < HANDSHAKE_HOLD_S
+            )
+
+        priority = grant.role in (PeerRole.relay, PeerRole.chair) or hall_admitted()
+        ticket = await self._gate.admit(priority=priority, promoted=hall_admitted)
+        now = loop.time()
+        if len(self._admitted_at) > ADMITTED_GRANTS_KEPT:
+            self._admitted_at = {
+                jti: at for jti, at in self._admitted_at.items() if now - at < HANDSHAKE_HOLD_S
+            }
+        self._admitted_at[grant.jti] = now
+        return ticket
 
     def _handshake_done(self, peer: Peer) -> None:
         ticket = self._tickets.pop(peer.id, None)
