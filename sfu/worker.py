@@ -63,6 +63,14 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         # connection watchdogs, ICE restarts, pipe pushes; owned here so close() can end them
         self.tasks = PendingTasks()
+        # paces new sessions under a join storm; before the metrics, which read it
+        self.gate = JoinGate(
+            max_handshakes=settings.join_max_handshakes,
+            rate_per_s=settings.join_rate_per_s,
+            burst=settings.join_burst,
+            queue_s=settings.join_queue_s,
+            max_lag_s=settings.join_max_loop_lag_ms / 1000,
+        )
         self.metrics = WorkerMetrics(self)
         self.heartbeat = Heartbeat(self)
         # credential ids of terminal tokens whose grants are void (the control plane's list,
@@ -76,13 +84,6 @@ class Worker:
             close_room=self.close_room,
             metrics=self.metrics,
             tasks=self.tasks,
-        )
-        self.gate = JoinGate(
-            max_handshakes=settings.join_max_handshakes,
-            rate_per_s=settings.join_rate_per_s,
-            burst=settings.join_burst,
-            queue_s=settings.join_queue_s,
-            max_lag_s=settings.join_max_loop_lag_ms / 1000,
         )
         self.sessions = Sessions(
             settings,
