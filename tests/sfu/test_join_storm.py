@@ -113,6 +113,5 @@ async def test_join_storm_viewers_already_in_keep_receiving(stack: Stack, peers:
     assert joined["connected"] == len(halls), joined
     during = [t for t in arrivals if storm_at - 1 <= t <= ended_at]
     gaps = [b - a for a, b in itertools.pairwise(during)]
-    print(f"refused {len(joined['refusals'])}, largest gap {max(gaps):.3f} s")
     assert len(during) > 100, "the watching hall received too little to judge"
     assert max(gaps) <= LARGEST_GAP_S, f"largest gap {max(gaps):.2f} s during the joins"
