@@ -71,6 +71,16 @@ class WorkerSettings(BaseSettings):
     # Sessions (WHIP + WHEP) this worker accepts before the control plane places rooms elsewhere.
     capacity_peers: int = Field(default=300, ge=1)
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=60)
+    # Admission of new WHIP/WHEP sessions under a join storm (sfu.admission): at most this many
+    # in their ICE/DTLS handshake at once (0: no admission control), at most this many new ones
+    # a second (a bucket of `join_burst`), none while the event loop runs later than
+    # `join_max_loop_lag_ms` (0: not checked); a join waits up to `join_queue_s` for its turn,
+    # then gets 503 with Retry-After.
+    join_max_handshakes: int = Field(default=12, ge=0, le=1000)
+    join_rate_per_s: float = Field(default=20.0, gt=0, le=1000)
+    join_burst: int = Field(default=10, ge=1, le=1000)
+    join_queue_s: float = Field(default=2.0, ge=0, le=30)
+    join_max_loop_lag_ms: float = Field(default=50.0, ge=0, le=10000)
     # ICE consent freshness (RFC 7675): a check every interval (randomised ×0.8–1.2); a peer
     # that leaves this many in a row unanswered is dropped (defaults: aioice's, about 30 s).
     ice_consent_interval_s: float = Field(default=5.0, gt=0, le=60)

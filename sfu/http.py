@@ -22,6 +22,7 @@ from starlette.routing import Route
 from confbridge_kernel.contracts import CascadeRequest, FloorCommand, RoomSchedule
 from confbridge_kernel.logs import RequestId
 from confbridge_kernel.turn import turn_ice_server
+from sfu.admission import Busy
 from sfu.errors import SfuError
 from sfu.pipe import ExtendRoom, PipeRequest, PipeState
 from sfu.sip.routes import sip_leg_routes
@@ -37,6 +38,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def _error(status: int, message: str) -> PlainTextResponse:
     return PlainTextResponse(message + "\n", status_code=status)
+
+
+def _busy(exc: Busy) -> JSONResponse:
+    """503 of a worker admitting other joins: JSON with the wait, also in `Retry-After`."""
+    return JSONResponse(
+        {"detail": exc.message, "retry_after_s": exc.retry_after_s},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
 
 
 def _bearer(request: Request) -> str:
@@ -95,6 +105,8 @@ def _guarded(handler: Handler) -> Handler:
     async def wrapper(request: Request) -> Response:
         try:
             return await handler(request)
+        except Busy as exc:
+            return _busy(exc)
         except SfuError as exc:
             return _error(exc.status, exc.message)
 
@@ -298,7 +310,8 @@ def _middleware(worker: Worker) -> list[Middleware]:
             allow_origins=worker.settings.cors_origins,
             allow_methods=["POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-Match"],
-            expose_headers=["Location", "ETag", "Link"],
+            # Retry-After is not CORS-safelisted: a page must be allowed to read it on a 503
+            expose_headers=["Location", "ETag", "Link", "Retry-After"],
         ),
     ]
 

@@ -21,6 +21,7 @@ from confbridge_kernel.contracts import PeerStats
 from sfu.layers import count_layers
 
 if TYPE_CHECKING:
+    from sfu.admission import JoinGate
     from sfu.events import EventReporter
     from sfu.forwarding import Source
     from sfu.room import Peer, Room
@@ -35,6 +36,9 @@ class ObservedWorker(Protocol):
 
     @property
     def reporter(self) -> EventReporter | None: ...
+
+    @property
+    def gate(self) -> JoinGate: ...
 
 
 RTT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -216,6 +220,7 @@ class WorkerMetrics(Collector):
             )
             cpu.add_metric([], self.cpu_per_packet_s)
             yield cpu
+        yield from self._admission(worker.gate)
         reporter = worker.reporter
         if reporter is not None:
             spool = GaugeMetricFamily(
@@ -228,6 +233,27 @@ class WorkerMetrics(Collector):
             )
             dropped.add_metric([], reporter.dropped)
             yield dropped
+
+    @staticmethod
+    def _admission(gate: JoinGate) -> Iterator[Metric]:
+        """How the worker paces joins (sfu.admission): refusals tell a storm from a quiet day."""
+        handshakes = GaugeMetricFamily(
+            "confbridge_sfu_handshakes", "sessions admitted and not yet connected"
+        )
+        handshakes.add_metric([], gate.in_flight)
+        yield handshakes
+        for name, documentation, value in (
+            ("confbridge_sfu_joins_admitted", "new sessions admitted", gate.admitted),
+            ("confbridge_sfu_joins_refused", "new sessions refused with 503", gate.refused),
+        ):
+            counter = CounterMetricFamily(name, documentation)
+            counter.add_metric([], value)
+            yield counter
+        lag = GaugeMetricFamily(
+            "confbridge_sfu_loop_lag_seconds", "how late the event loop runs (smoothed)"
+        )
+        lag.add_metric([], gate.lag.lag_s)
+        yield lag
 
     def _viewers_by_layer(self) -> Metric:
         viewers = GaugeMetricFamily(

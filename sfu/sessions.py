@@ -25,6 +25,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from confbridge_kernel.contracts import GrantClaims, PeerRole
+from sfu.admission import HANDSHAKE_HOLD_S, JoinGate, Ticket
 from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
 from sfu.codecs import H264
 from sfu.config import WorkerSettings
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 AUDIO_CODECS = ["audio/opus"]
 # A peer that has not connected this long after its offer is given up.
 CONNECT_TIMEOUT_S = 30.0
+# Grants admitted lately that are remembered before the expired ones are pruned.
+ADMITTED_GRANTS_KEPT = 1000
 
 
 def _ice_ufrags(sdp: str) -> set[str]:
@@ -75,8 +78,11 @@ class Sessions:
         events: RoomEvents,
         metrics: WorkerMetrics,
         tasks: PendingTasks,
+        gate: JoinGate | None = None,
     ) -> None:
         self._settings = settings
+        # paces new sessions (sfu.admission); None: every join starts at once
+        self._gate = gate
         self._rooms = rooms
         self._new_room = new_room
         self._refuse_revoked = refuse_revoked
@@ -92,6 +98,10 @@ class Sessions:
         # rooms whose meeting the control plane ended, and when (Unix time): a grant issued
         # before that does not open them again
         self.ended_rooms: dict[str, float] = {}
+        # the handshake slot of each session admitted and not yet connected, by peer id
+        self._tickets: dict[str, Ticket] = {}
+        # when a grant (its jti) was last admitted: its hall's other session goes first
+        self._admitted_at: dict[str, float] = {}
 
     def room_for(self, grant: GrantClaims) -> Room:
         """The grant's room, opened now if it is not (409 once the meeting has ended)."""
@@ -125,6 +135,47 @@ class Sessions:
         check_presenter(direction, grant, room.floor)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
+        ticket = await self._admit(grant, direction)
+        try:
+            peer, answer = await self._open(room, direction, grant, offer)
+        except BaseException:
+            ticket.release()
+            raise
+        self._tickets[peer.id] = ticket
+        return peer, answer
+
+    async def _admit(self, grant: GrantClaims, direction: str) -> Ticket:
+        """A handshake slot from the gate: relays between media servers, the chair and the
+        other session of a hall admitted already (its WHEP beside its WHIP) go first."""
+        if self._gate is None:
+            return Ticket(None)
+        loop = asyncio.get_running_loop()
+        other = "egress" if direction == "whip" else "ingest"
+
+        def hall_admitted() -> bool:
+            admitted_at = self._admitted_at.get(grant.jti)
+            return (grant.jti, other) in self._by_grant or (
+                admitted_at is not None and loop.time() - admitted_at < HANDSHAKE_HOLD_S
+            )
+
+        priority = grant.role in (PeerRole.relay, PeerRole.chair) or hall_admitted()
+        ticket = await self._gate.admit(priority=priority, promoted=hall_admitted)
+        now = loop.time()
+        if len(self._admitted_at) > ADMITTED_GRANTS_KEPT:
+            self._admitted_at = {
+                jti: at for jti, at in self._admitted_at.items() if now - at < HANDSHAKE_HOLD_S
+            }
+        self._admitted_at[grant.jti] = now
+        return ticket
+
+    def _handshake_done(self, peer: Peer) -> None:
+        ticket = self._tickets.pop(peer.id, None)
+        if ticket is not None:
+            ticket.release()
+
+    async def _open(
+        self, room: Room, direction: str, grant: GrantClaims, offer: str
+    ) -> tuple[Peer, str]:
         # No STUN/TURN for the worker itself: its media address is configured, not discovered
         # (aiortc would otherwise ask a public STUN server).
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -270,6 +321,7 @@ class Sessions:
             state = peer.pc.connectionState
             if state == "connected" and not peer.connected:
                 peer.connected = True
+                self._handshake_done(peer)
                 replaced = room.content.presenter if peer.content_source else None
                 room.add(peer)
                 if peer.sources:
@@ -388,6 +440,7 @@ class Sessions:
 
     async def remove_peer(self, peer: Peer, *, reason: str) -> None:
         """Take `peer` out of its room and close it; nothing if it has left already."""
+        self._handshake_done(peer)
         room = self._rooms.get(peer.room_name)
         if room is None or room.peers.get(peer.id) is not peer:
             return

@@ -24,6 +24,7 @@ from confbridge_kernel.contracts import (
     PeerRole,
     RoomSchedule,
 )
+from sfu.admission import JoinGate
 from sfu.config import WorkerSettings
 from sfu.edges import Edges
 from sfu.errors import SfuError
@@ -74,6 +75,14 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         # connection watchdogs, ICE restarts, pipe pushes; owned here so close() can end them
         self.tasks = PendingTasks()
+        # paces new sessions under a join storm; before the metrics, which read it
+        self.gate = JoinGate(
+            max_handshakes=settings.join_max_handshakes,
+            rate_per_s=settings.join_rate_per_s,
+            burst=settings.join_burst,
+            queue_s=settings.join_queue_s,
+            max_lag_s=settings.join_max_loop_lag_ms / 1000,
+        )
         self.metrics = WorkerMetrics(self)
         self.heartbeat = Heartbeat(self)
         # credential ids of terminal tokens whose grants are void (the control plane's list,
@@ -97,6 +106,7 @@ class Worker:
             events=self.events,
             metrics=self.metrics,
             tasks=self.tasks,
+            gate=self.gate,
         )
         self.sip_legs = SipLegs(
             settings,
@@ -137,6 +147,7 @@ class Worker:
                 self.settings.control_url, self.settings.node_key or "", self.settings.spool_dir
             )
         self.events.reporter.start()
+        self.gate.start()
         self.heartbeat.start()
         self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
         self.tasks.own(asyncio.create_task(self.edges.keepalive(), name="sfu-keepalive"))
@@ -149,6 +160,7 @@ class Worker:
                 await self._task
             self._task = None
         await self.tasks.close()
+        await self.gate.close()
         await self.sip_legs.close()
         for room in list(self.rooms.values()):
             await self.close_room(room, reason="worker_stopped")

@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from confbridge.db import Database
 from confbridge.metrics import ControlPlaneMetrics
 from confbridge.sip.metrics import GatewayMetrics
+from sfu.admission import JoinGate
 from sfu.metrics import WorkerMetrics
 from sfu.sip.metrics import SipLegMetrics
 
@@ -20,7 +21,8 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
 def exposed_names(database: Database) -> set[str]:
-    worker = SimpleNamespace(rooms={}, reporter=SimpleNamespace(depth=0, dropped=0))
+    gate = JoinGate(max_handshakes=12, rate_per_s=20, burst=10, queue_s=2, max_lag_s=0.05)
+    worker = SimpleNamespace(rooms={}, reporter=SimpleNamespace(depth=0, dropped=0), gate=gate)
     worker_metrics = WorkerMetrics(worker)  # type: ignore[arg-type]
     worker_metrics.cpu_per_packet_s = 1e-5
     worker_metrics.rtt.labels("occ-1").observe(0.05)

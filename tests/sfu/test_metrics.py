@@ -58,6 +58,11 @@ async def test_metrics_move_while_a_peer_streams(
     # a hall's viewer, on a clean link: the main layer of the speaker's camera
     assert first[("confbridge_sfu_viewer_layer_peers", (("layer", "main"),))] == 1
     assert first[("confbridge_sfu_viewer_layer_peers", (("layer", "small"),))] == 0
+    # the join gate: the viewer was admitted (the chair goes first, counted too), none refused
+    assert first[("confbridge_sfu_joins_admitted_total", ())] == 2
+    assert first[("confbridge_sfu_joins_refused_total", ())] == 0
+    assert first[("confbridge_sfu_handshakes", ())] == 0  # both connected
+    assert first[("confbridge_sfu_loop_lag_seconds", ())] >= 0
     await asyncio.sleep(1)
     second = await scrape(stack)
     for name in (

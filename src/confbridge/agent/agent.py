@@ -30,9 +30,9 @@ T = TypeVar("T")
 
 
 def retry_delay_s(backoff: Backoff, error: Exception | None) -> float:
-    """The wait before the next attempt: what the control plane asked for (503 with
-    `Retry-After`, jittered) instead of the back-off, which then does not grow."""
-    if isinstance(error, ControlError) and error.retry_after_s is not None:
+    """The wait before the next attempt: what the control plane or the media server asked
+    for (503 with `Retry-After`, jittered) instead of the back-off, which then does not grow."""
+    if isinstance(error, ControlError | SessionError) and error.retry_after_s is not None:
         return retry_after_delay_s(error.retry_after_s)
     return backoff.next_delay_s()
 
@@ -291,12 +291,24 @@ class TerminalAgent:
                 if session is None or renew:
                     grant, spare = spare, None
                     try:
-                        session = await self._join(
-                            item, grant=grant, previous=session, failed_node_id=lost_node
-                        )
+                        if grant is None:
+                            grant = await self._client.join(
+                                item.occurrence_id, failed_node_id=lost_node
+                            )
+                        session = await self._join(item, grant=grant, previous=session)
                     except Revoked:
                         raise
-                    except (ControlError, SessionError) as exc:
+                    except SessionError as exc:
+                        if exc.busy and grant is not None:
+                            # the media server paces a join storm: wait as told, same grant
+                            spare = grant
+                            await self._wait_admission(item, exc)
+                            continue
+                        await self._pause_after_failure(
+                            backoff, item, f"joining failed: {exc}", error=exc
+                        )
+                        continue
+                    except ControlError as exc:
                         await self._pause_after_failure(
                             backoff, item, f"joining failed: {exc}", error=exc
                         )
@@ -375,16 +387,31 @@ class TerminalAgent:
         )
         await asyncio.sleep(delay)
 
+    async def _wait_admission(self, item: AgendaEntry, error: SessionError) -> None:
+        """A media server admitting other halls first (503, `Retry-After`): not a failure, so
+        no error for IT staff; the wait is what it asked for, with jitter."""
+        assert error.retry_after_s is not None
+        delay = retry_after_delay_s(error.retry_after_s)
+        log.info(
+            "occurrence %s: the media server admits other halls first; joining in %.1f s",
+            item.occurrence_id,
+            delay,
+            extra={
+                "event": "waiting",
+                "occurrence_id": item.occurrence_id,
+                "retry_after_s": error.retry_after_s,
+                "retry_in_s": round(delay, 1),
+            },
+        )
+        await asyncio.sleep(delay)
+
     async def _join(
         self,
         item: AgendaEntry,
         *,
-        grant: JoinInfo | None,
+        grant: JoinInfo,
         previous: MeetingSession | None,
-        failed_node_id: str | None = None,
     ) -> MeetingSession:
-        if grant is None:
-            grant = await self._client.join(item.occurrence_id, failed_node_id=failed_node_id)
         video, audio = self._media.tracks()
         route = self._routes.current(grant.ice_servers)
         session = MeetingSession(

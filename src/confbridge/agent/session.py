@@ -22,6 +22,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from confbridge.agent.routes import DIRECT, IceRoute, selected_path, use_turn_tls_context
+from confbridge.agent.client import retry_after_s
 from confbridge_kernel.contracts import JoinInfo
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,33 @@ MAX_REASON_CHARS = 200
 
 
 class SessionError(Exception):
-    """The bridge refused a WHIP/WHEP request (`status`), or could not be reached (0)."""
+    """The bridge refused a WHIP/WHEP request (`status`), or could not be reached (0).
+    `retry_after_s`: the worker's `Retry-After` (503: it is admitting other halls just now)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after_s: float | None = None) -> None:
         super().__init__(f"{status}: {reason}" if status else reason)
         self.status = status
         self.reason = reason
+        self.retry_after_s = retry_after_s
+
+    @property
+    def busy(self) -> bool:
+        """The media server asked to come back later: a wait, not a failure."""
+        return self.status == 503 and self.retry_after_s is not None
+
+
+def _reason(response: httpx.Response) -> str:
+    """The refusal's one-line reason: a JSON answer's `detail` (a busy worker), else the
+    first line of its text."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        if isinstance(detail, str) and detail:
+            return detail[:MAX_REASON_CHARS]
+    text = response.text.strip().split("\n", 1)[0][:MAX_REASON_CHARS]
+    return text or response.reason_phrase
 
 
 class MediaNotUp(SessionError):
@@ -161,8 +183,7 @@ class MeetingSession:
         except httpx.HTTPError as exc:
             raise SessionError(0, f"cannot reach the bridge at {resource.url}: {exc!r}") from None
         if response.status_code != 201:
-            reason = response.text.strip().split("\n", 1)[0][:MAX_REASON_CHARS]
-            raise SessionError(response.status_code, reason or response.reason_phrase)
+            raise SessionError(response.status_code, _reason(response), retry_after_s(response))
         location = response.headers.get("location")
         if not location:
             raise SessionError(response.status_code, "the answer has no Location header")

@@ -21,8 +21,6 @@ const MANAGED_KEY = "confbridge.terminal.managed_by";
 const IN_PERSON = "in_person";
 const BACKOFF_INITIAL_MS = 1000;
 const BACKOFF_MAX_MS = 8000;
-// A Retry-After longer than this is taken as this.
-const RETRY_AFTER_MAX_S = 300;
 // A grant is renewed this long before it expires.
 const GRANT_RENEW_MARGIN_MS = 120000;
 // A connection "disconnected" for this long counts as lost (browsers may recover by themselves).
@@ -47,6 +45,7 @@ const WORDS = {
     paired: "Đã kết nối thiết bị", revoked: "Thiết bị đã bị thu hồi; liên hệ cán bộ CNTT.",
     no_camera: "Không tìm thấy camera hoặc micro",
     join_failed: "Chưa vào được cuộc họp, đang thử lại…",
+    waiting_turn: "Đang chờ đến lượt vào cuộc họp…",
     server_unreachable: "Chưa kết nối được máy chủ, đang thử lại…",
     pair_failed: "Mã kết nối không đúng hoặc đã hết hạn",
     pair_wait: "Nhập sai quá nhiều lần; vui lòng đợi vài phút rồi thử lại",
@@ -68,6 +67,7 @@ const WORDS = {
     paired: "Terminal paired", revoked: "This terminal was revoked; call IT staff.",
     no_camera: "No camera or microphone found",
     join_failed: "Could not join yet, trying again…",
+    waiting_turn: "Waiting for a turn to join…",
     server_unreachable: "Cannot reach the server yet, trying again…",
     pair_failed: "The pairing code is wrong or has expired",
     pair_wait: "Too many wrong codes; wait a few minutes and try again",
@@ -144,17 +144,12 @@ class ApiError extends Error {
   }
 }
 
-// Retry-After in seconds (the delay form; an HTTP date is ignored), as milliseconds.
-function retryAfterMs(response) {
-  const value = Number.parseFloat(response.headers.get("Retry-After") ?? "");
-  return Number.isFinite(value) && value >= 0 ? Math.min(value, RETRY_AFTER_MAX_S) * 1000 : null;
-}
-
-// The wait before the next join: what the server asked for, plus up to 20 % so that the
-// halls it turned away do not all come back at once; else the capped back-off.
+// The wait before the next join: what the control plane or a media server asked for
+// (Retry-After), plus up to 20 % so that the halls it turned away do not all come back at
+// once; else the capped back-off.
 function retryDelayMs(error, backoffMs) {
-  if (error instanceof ApiError && error.retryAfterMs !== null) {
-    return error.retryAfterMs * (1 + 0.2 * Math.random()) + 200 * Math.random();
+  if ((error instanceof ApiError || error instanceof whip.WhipError) && error.retryAfterMs !== null) {
+    return whip.retryDelayMs(error.retryAfterMs);
   }
   return backoffMs * (0.8 + 0.4 * Math.random());
 }
@@ -176,7 +171,9 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401 && token && !path.endsWith("/pair")) revoked();
-    throw new ApiError(response.status, data.detail || response.statusText, retryAfterMs(response), data);
+    throw new ApiError(
+      response.status, data.detail || response.statusText, whip.retryAfterMs(response), data,
+    );
   }
   return data;
 }
@@ -383,16 +380,19 @@ function watch(session, state, nodeId) {
   });
 }
 
-// `lostNode`: the media server of a session that was lost, so that the control plane moves the
-// room at once if that server is dead.
-async function join(item, lostNode = null) {
-  setState(kiosk.joins ? "reconnecting" : "joining");
-  $("status").textContent = t("joining");
-  const grant = await api(
+// A join grant; `lostNode`: the media server of a session that was lost, so that the control
+// plane moves the room at once if that server is dead.
+function askGrant(item, lostNode) {
+  return api(
     "POST",
     `/api/v1/occurrences/${item.occurrence_id}/join`,
     lostNode ? { failed_node_id: lostNode } : undefined,
   );
+}
+
+async function join(item, grant) {
+  setState(kiosk.joins ? "reconnecting" : "joining");
+  $("status").textContent = t("joining");
   const options = {
     rtcConfiguration: { iceServers: grant.ice_servers, iceTransportPolicy: relayOnly ? "relay" : "all" },
   };
@@ -446,6 +446,8 @@ async function leave() {
 async function attend(item) {
   let delay = BACKOFF_INITIAL_MS;
   let lostNode = null;
+  // kept while a media server asks the hall to wait its turn (a join storm)
+  let grant = null;
   let nextAgendaAt = Date.now() + agendaIntervalMs;
   while (Date.now() < item.close && localStorage.getItem(TOKEN_KEY) && !kiosk.stopped) {
     const news = told.get(item.occurrence_id);
@@ -473,15 +475,34 @@ async function attend(item) {
         stopSessions(dead).catch(() => {});
       }
       try {
-        await join(item, lostNode);
+        if (!grant || Date.parse(grant.expires_at) - Date.now() < GRANT_RENEW_MARGIN_MS) {
+          grant = await askGrant(item, lostNode);
+        }
+        await join(item, grant);
+        grant = null;
         lostNode = null;
         delay = BACKOFF_INITIAL_MS;
       } catch (error) {
         if (error instanceof ApiError && error.status === 409 && error.data.closed_at) break;  // ended
+        if (error instanceof whip.WhipError && error.busy) {
+          // Not a failure: the media server admits halls at the pace it can take. The hall
+          // sees that it waits its turn; IT staff see no error.
+          const wait = retryDelayMs(error, delay);
+          setState("waiting");
+          $("status").textContent = t("waiting_turn");
+          note("waiting", {
+            occurrence_id: item.occurrence_id, retry_in_ms: Math.round(wait),
+            retry_after_ms: error.retryAfterMs,
+          });
+          await sleep(wait);
+          continue;
+        }
+        grant = null;
         fail(`occurrence ${item.occurrence_id}: ${error.message}`, t("join_failed"));
         if (error instanceof ApiError && error.status === 401) return;
         const wait = retryDelayMs(error, delay);
-        const told = error instanceof ApiError && error.retryAfterMs !== null;
+        const told = (error instanceof ApiError || error instanceof whip.WhipError)
+          && error.retryAfterMs !== null;
         if (!told) delay = Math.min(delay * 2, BACKOFF_MAX_MS);
         note("retry", {
           occurrence_id: item.occurrence_id, retry_in_ms: Math.round(wait),

@@ -23,7 +23,9 @@
 // `session.content`, which carries the presentation while someone shares (no frames otherwise).
 //
 // Reconnecting after a network drop is the caller's job: watch `session.pc.connectionState`,
-// and on "failed" stop() the session and publish or view again.
+// and on "failed" stop() the session and publish or view again. So is waiting when a media
+// server under a join storm answers 503 with Retry-After (`error.busy`): try again with the
+// same grant after `retryDelayMs(error.retryAfterMs)`.
 
 const SDP = "application/sdp";
 
@@ -36,22 +38,47 @@ const REQUEST_TIMEOUT_MS = 10000;
 /** Reasons are shown to people on a kiosk screen and in logs: keep them to one short line. */
 const MAX_REASON_CHARS = 200;
 
+/** A Retry-After longer than this is taken as this (a misconfigured server must not park a hall). */
+export const RETRY_AFTER_MAX_S = 300;
+
 /** Sessions started by this module and not stopped yet; `stop()` without argument ends them. */
 const sessions = new Set();
 
 /**
  * A failed WHIP/WHEP request. `status` is the HTTP status (0 when the server could not be
- * reached), `reason` the first line of the server's answer, e.g.
- * "unsupported video codec: this bridge takes video/VP8".
+ * reached), `reason` the first line of the server's answer (or its JSON `detail`), e.g.
+ * "unsupported video codec: this bridge takes video/VP8". `retryAfterMs` is the server's
+ * Retry-After in milliseconds, or null: a 503 with it means the media server is admitting
+ * other halls just now (a join storm) and asks this one to come back then (`busy`).
  */
 export class WhipError extends Error {
-  constructor(status, reason, url) {
+  constructor(status, reason, url, retryAfterMs = null) {
     super(status ? `${status}: ${reason}` : reason);
     this.name = "WhipError";
     this.status = status;
     this.reason = reason;
     this.url = url;
+    this.retryAfterMs = retryAfterMs;
   }
+
+  /** The media server asked to come back later: a wait, not a failure. */
+  get busy() {
+    return this.status === 503 && this.retryAfterMs !== null;
+  }
+}
+
+/** `Retry-After` in seconds (the delay form; an HTTP date is ignored) as milliseconds, or null. */
+export function retryAfterMs(response) {
+  const value = Number.parseFloat(response.headers.get("Retry-After") ?? "");
+  return Number.isFinite(value) && value >= 0 ? Math.min(value, RETRY_AFTER_MAX_S) * 1000 : null;
+}
+
+/**
+ * How long to wait after a refusal that said Retry-After: at least that long, plus up to 20 %
+ * and 200 ms, so that the halls a server turned away together do not come back together.
+ */
+export function retryDelayMs(retryAfter) {
+  return retryAfter * (1 + 0.2 * Math.random()) + 200 * Math.random();
 }
 
 /**
@@ -263,6 +290,14 @@ async function errorFrom(response, url) {
   } catch {
     // The status alone still says what happened.
   }
-  const line = text.split("\n", 1)[0].trim().slice(0, MAX_REASON_CHARS);
-  return new WhipError(response.status, line || response.statusText || "request failed", url);
+  let line = text.split("\n", 1)[0].trim();
+  if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+    try {
+      line = String(JSON.parse(text).detail || line);
+    } catch {
+      // not JSON after all: its first line
+    }
+  }
+  const reason = line.slice(0, MAX_REASON_CHARS) || response.statusText || "request failed";
+  return new WhipError(response.status, reason, url, retryAfterMs(response));
 }
