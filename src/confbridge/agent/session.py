@@ -21,8 +21,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from confbridge.agent.routes import DIRECT, IceRoute, selected_path, use_turn_tls_context
 from confbridge.agent.client import retry_after_s
+from confbridge.agent.routes import DIRECT, IceRoute, selected_path, use_turn_tls_context
 from confbridge_kernel.contracts import JoinInfo
 
 log = logging.getLogger(__name__)
