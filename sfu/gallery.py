@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from aiortc import RTCRtpTransceiver
 from pydantic import BaseModel, ConfigDict, Field
 
-from confbridge_kernel.contracts import GrantClaims, GrantPurpose, PeerRole
+from confbridge_kernel.contracts import GALLERY_PAGE_TILES, GrantClaims, GrantPurpose, PeerRole
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
 from sfu.layers import SMALL_VIDEO
@@ -30,8 +30,6 @@ from sfu.layers import SMALL_VIDEO
 if TYPE_CHECKING:
     from sfu.room import Peer
 
-GALLERY_PAGE_TILES = 25
-"""Tiles of one gallery page: at most this many thumbnails per session."""
 MAX_GALLERY_VIDEOS = GALLERY_PAGE_TILES + 1
 """A gallery offer's video m-lines at most: the preview, then the tiles."""
 

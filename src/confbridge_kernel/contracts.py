@@ -44,6 +44,8 @@ class GrantPurpose(StrEnum):
 
 RELAY_SITE_ID = 0
 """The `site_id` of a relay grant (a node, not a site; real site ids start at 1)."""
+GALLERY_PAGE_TILES = 25
+"""Halls' thumbnails on one page of the chair's gallery, and at most on a gallery session."""
 VIEWER_SITE_ID = 0
 """The `site_id` of a grant that watches without being a site of the meeting (the chair
 console's programme, a gallery): attendance and the live status ignore it."""

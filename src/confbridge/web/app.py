@@ -13,6 +13,7 @@ from confbridge.web import (
     booking_pages,
     calendar_pages,
     console_pages,
+    gallery_pages,
     occurrence_pages,
     signin_pages,
     site_pages,
@@ -44,6 +45,7 @@ def install(app: FastAPI) -> None:
         booking_pages,
         occurrence_pages,
         console_pages,
+        gallery_pages,
         site_pages,
     ):
         app.include_router(pages.router)

@@ -15,6 +15,7 @@ from confbridge.meetings.models import OccurrenceStatus
 from confbridge.timeutil import utcnow
 from confbridge.web import labels
 from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
+from confbridge.web.gallery_pages import gallery_context
 from confbridge.web.occurrence_pages import occurrence_context, occurrence_or_none
 from confbridge.web.shared import not_found, parse_id, redirect
 from confbridge_kernel.contracts import FloorAction, PeerRole, room_name
@@ -45,6 +46,7 @@ def console(page: EditorPage, occurrence_id: str) -> Response:
         actions=labels.FLOOR_ACTIONS,
         media_urls=page.media_urls(),
         **context,
+        **gallery_context(page, occurrence, controls=True),
     )
 
 
@@ -79,6 +81,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             "console.html", 422, message=message, actions=labels.FLOOR_ACTIONS,
             media_urls=page.media_urls(),
             **occurrence_context(page, occurrence),
+            **gallery_context(page, occurrence, controls=True),
         )  # fmt: skip
     assert page.user is not None
     user = page.session.get(User, page.user.id)
@@ -103,6 +106,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             "console.html", exc.status_code, message=message, actions=labels.FLOOR_ACTIONS,
             media_urls=page.media_urls(),
             **context,
+            **gallery_context(page, occurrence, controls=True),
         )  # fmt: skip
     publish_floor(live, occurrence.id, state)
     if wants_json:

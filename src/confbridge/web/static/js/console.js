@@ -1,6 +1,7 @@
 // The chair console: the programme over WHEP, floor actions without reloading the page, the
-// raised-hands queue and the site list kept live by live.js.
+// raised-hands queue and the site list kept live by live.js, the halls' gallery (gallery.js).
 
+import { mountGallery } from "/static/js/gallery.js";
 import { apply, connect, fill, labels } from "/static/js/live.js";
 import { view } from "/static/js/whip.js";
 
@@ -131,6 +132,7 @@ async function watchProgramme() {
 }
 
 window.liveSource = connect(occurrenceId, renderFloor);
+window.gallery = mountGallery();
 watchProgramme();
 window.addEventListener("pagehide", () => window.programmeSession?.stop().catch(() => {}));
 export { apply };
