@@ -37,9 +37,7 @@ def gallery_settings(database: Database, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def signed_in(
-    gallery_settings: Settings, database: Database
-) -> Iterator[Callable[[Role], Client]]:
+def signed_in(gallery_settings: Settings, database: Database) -> Iterator[Callable[[Role], Client]]:
     """`signed_in(role)`: a client of a new user of `role`, and its CSRF token."""
     register_node(database, public_url=gallery_settings.sfu.public_url)
     app = create_app(gallery_settings, database=database)
@@ -108,7 +106,8 @@ def test_gallery_grant_views_every_halls_thumbnail(
 ) -> None:
     occurrence_id = _occurrence(session, gallery_settings, communes, 0)
     path = f"/occurrences/{occurrence_id}/gallery/grant"
-    verifier = GrantVerifier(signing.signer_for(gallery_settings.grant_key_path).public_pem.encode())
+    public_pem = signing.signer_for(gallery_settings.grant_key_path).public_pem
+    verifier = GrantVerifier(public_pem.encode())
     for role in (Role.it, Role.secretariat):
         client, token = signed_in(role)
         assert client.post(path).status_code == 403  # no CSRF header
@@ -120,9 +119,7 @@ def test_gallery_grant_views_every_halls_thumbnail(
         assert claims.purpose is GrantPurpose.gallery
         assert (claims.role, claims.site_id) == (PeerRole.viewer, 0)
     later = _occurrence(session, gallery_settings, communes, 2)
-    refused = client.post(
-        f"/occurrences/{later}/gallery/grant", headers={"X-CSRF-Token": token}
-    )
+    refused = client.post(f"/occurrences/{later}/gallery/grant", headers={"X-CSRF-Token": token})
     assert refused.status_code == 409
     assert "Có thể xem hình ảnh hội nghị từ" in refused.json()["detail"]
     missing = client.post("/occurrences/999999/gallery/grant", headers={"X-CSRF-Token": token})

@@ -91,7 +91,7 @@ def join(
         return info
     terminal = principal.terminal
     if terminal is None:
-        raise Forbidden("a user joins only to watch the gallery ({\"purpose\": \"gallery\"})")
+        raise Forbidden('a user joins only to watch the gallery ({"purpose": "gallery"})')
     info = bridge_service.join(
         session=session,
         occurrence_id=occurrence_id,
