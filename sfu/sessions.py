@@ -43,7 +43,7 @@ from sfu.rtc.ice import (
     begin_ice_restart,
     complete_ice_restart,
 )
-from sfu.rtc.sdp import offered_direction, restrict_codecs
+from sfu.rtc.sdp import bundle_transports, offered_direction, restrict_codecs
 from sfu.tasks import PendingTasks
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,7 @@ class Sessions:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError... on malformed SDP
             raise SfuError(400, f"malformed SDP offer: {exc or type(exc).__name__}") from None
+        bundle_transports(pc, offer)
         transceivers = pc.getTransceivers()
         if not transceivers:
             raise SfuError(400, "the offer has no audio or video")

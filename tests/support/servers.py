@@ -282,8 +282,8 @@ def running_stack(
     """The control plane on a real server, its local SFU worker processes (registered), and
     an occurrence on now with a terminal token for hq, p1 and p2; all stopped at the end.
     `options`: `sfu` and `settings` overrides, `run_background` for the control plane's loops
-    (health checks, alert delivery). Call `sfu.rtc.ice.use_host_addresses` first for
-    loopback-only candidates."""
+    (health checks, alert delivery), `invited` for other invited sites than p1 and p2. Call
+    `sfu.rtc.ice.use_host_addresses` first for loopback-only candidates."""
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
     from tests.support.factories import open_occurrence
@@ -296,7 +296,8 @@ def running_stack(
         settings, database=database, run_scheduler=options.get("run_background", False)
     )
     control = ServerThread(application).start()
-    occurrence_id, tokens = open_occurrence(database, settings, sites)
+    invited = tuple(options.get("invited", ("p1", "p2")))
+    occurrence_id, tokens = open_occurrence(database, settings, sites, invited=invited)
     workers = LocalWorkers(settings, control_url=control.url, database=database)
     workers.start()
     try:

@@ -214,15 +214,25 @@ export async function viewGallery(url, token, tiles, options = {}) {
   }
 }
 
-// The formats a bridge forwards (VP8, H.264): with every codec Chromium knows, 26 video
-// m-lines would not fit in the bridge's 64 KiB limit for an offer.
+// Only the formats a bridge forwards (VP8; H.264 constrained baseline, packetization mode 1):
+// with every codec Chromium knows, 26 video m-lines make a 130 KB offer, with these 40 KB.
 function onlyBridgeCodecs(transceiver) {
   const capabilities = RTCRtpReceiver.getCapabilities?.("video");
   if (!capabilities || !transceiver.setCodecPreferences) {
     return;
   }
-  const wanted = ["video/vp8", "video/h264", "video/rtx"];
-  const codecs = capabilities.codecs.filter((c) => wanted.includes(c.mimeType.toLowerCase()));
+  const wanted = (codec) => {
+    const mime = codec.mimeType.toLowerCase();
+    const fmtp = codec.sdpFmtpLine ?? "";
+    return (
+      mime === "video/vp8" ||
+      mime === "video/rtx" ||
+      (mime === "video/h264" &&
+        fmtp.includes("profile-level-id=42e01f") &&
+        fmtp.includes("packetization-mode=1"))
+    );
+  };
+  const codecs = capabilities.codecs.filter(wanted);
   if (codecs.length) {
     transceiver.setCodecPreferences(codecs);
   }
