@@ -50,6 +50,7 @@ alternate; CPU and RSS are summed over both workers, and the viewer goal doubles
                                      [--lean-viewers [--lean-poll-ms 50]]
     .venv/bin/python bench/fanout.py --workers 2 --lean-viewers --viewers 250,500 \
                                      --baseline-viewers ""
+    .venv/bin/python bench/fanout.py --gallery [--halls 100] [--viewers 100]  # bench/gallery.py
 """
 
 from __future__ import annotations
@@ -1521,6 +1522,14 @@ async def run(
 
 
 def main() -> None:
+    if "--gallery" in sys.argv[1:]:
+        # the gallery case (bench/gallery.py): one console viewing a page of thumbnails while
+        # the halls watch the programme; its own options follow
+        import gallery
+
+        sys.argv.remove("--gallery")
+        gallery.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ints = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
     parser.add_argument("--viewers", type=ints, default=[10, 50, 100, 250])
