@@ -56,6 +56,7 @@ fresh stack, and the µs per packet of each mode is printed against range mode's
                                      [--udp-modes single|range|single-sendto,...]
     .venv/bin/python bench/fanout.py --workers 2 --lean-viewers --viewers 250,500 \
                                      --baseline-viewers ""
+    .venv/bin/python bench/fanout.py --gallery [--halls 100] [--viewers 100]  # bench/gallery.py
 """
 
 from __future__ import annotations
@@ -1592,6 +1593,14 @@ async def run(
 
 
 def main() -> None:
+    if "--gallery" in sys.argv[1:]:
+        # the gallery case (bench/gallery.py): one console viewing a page of thumbnails while
+        # the halls watch the programme; its own options follow
+        import gallery
+
+        sys.argv.remove("--gallery")
+        gallery.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ints = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
     parser.add_argument("--viewers", type=ints, default=[10, 50, 100, 250])

@@ -24,6 +24,7 @@ from confbridge_kernel.logs import RequestId
 from confbridge_kernel.turn import turn_ice_server
 from sfu.admission import Busy
 from sfu.errors import SfuError
+from sfu.gallery import GalleryLayout
 from sfu.pipe import ExtendRoom, PipeRequest, PipeState
 from sfu.sip.routes import sip_leg_routes
 from sfu.worker import Worker
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 SDP_FRAG = "application/trickle-ice-sdpfrag"
-MAX_SDP_BYTES = 64 * 1024
+# A gallery's offer has 26 video m-lines: about 40 KB from Chromium with only the bridge's
+# codecs, plus its candidates (the grant is checked before the body is read).
+MAX_SDP_BYTES = 128 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -141,7 +144,8 @@ def _turn_servers(worker: Worker, site_id: int) -> list[dict[str, Any]]:
 
 
 def _session_routes(worker: Worker) -> list[Route]:
-    """WHIP and WHEP: create a session, trickle to it or restart its ICE, delete it."""
+    """WHIP and WHEP: create a session, trickle to it or restart its ICE, delete it; point a
+    gallery session's tiles."""
     sessions = worker.sessions
 
     async def create_session(request: Request) -> Response:
@@ -180,7 +184,20 @@ def _session_routes(worker: Worker) -> list[Route]:
         await sessions.remove_peer(peer, reason="deleted")
         return Response(status_code=200)
 
-    routes = []
+    async def gallery_layout(request: Request) -> Response:
+        """A gallery's viewer points its tiles and preview at halls (sfu.gallery); only with
+        the grant the session was opened with."""
+        peer = sessions.find_peer(request.path_params["room"], request.path_params["peer_id"])
+        grant = worker.verify_grant(_bearer(request), room=peer.room_name, site_id=peer.site_id)
+        if grant.jti != peer.grant_id:
+            raise SfuError(403, "this session was opened with another grant")
+        body = _model(GalleryLayout, await request.body())
+        room = worker.rooms[peer.room_name]
+        return JSONResponse(room.set_gallery(peer, body))
+
+    routes = [
+        Route("/whep/{room}/{peer_id}/layout", _guarded(gallery_layout), methods=["POST"]),
+    ]
     for direction in ("whip", "whep"):
         session = f"/{direction}/{{room}}/{{peer_id}}"
         routes += [

@@ -26,6 +26,7 @@ from sfu.content import ContentShare
 from sfu.errors import SfuError
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
+from sfu.gallery import Gallery, GalleryLayout
 from sfu.layers import (
     LAYER_TICK_INTERVAL_S,
     SKIP_AHEAD_PACKETS,
@@ -104,11 +105,14 @@ class Peer:
     purpose: GrantPurpose = GrantPurpose.media
     content_source: Source | None = None
     content_slot: Slot | None = None
+    # a gallery session's preview and tiles (sfu.gallery), pointed by its viewer
+    gallery: Gallery | None = None
 
     @property
     def slots(self) -> list[Slot]:
         content = [self.content_slot] if self.content_slot is not None else []
-        return [*self.video_slots, *self.audio_slots, *content]
+        gallery = self.gallery.slots if self.gallery is not None else []
+        return [*self.video_slots, *self.audio_slots, *content, *gallery]
 
     async def close(self) -> None:
         for slot in self.slots:
@@ -314,6 +318,16 @@ class Room:
         self._run_voice(self.floor.voice_activated)
         return self.floor.state()
 
+    def set_gallery(self, peer: Peer, layout: GalleryLayout) -> dict[str, object]:
+        """Point a gallery session's tiles and preview (sfu.gallery); returns what each
+        shows now."""
+        gallery = peer.gallery
+        if gallery is None or self.peers.get(peer.id) is not peer:
+            raise SfuError(409, "not a gallery session of this room")
+        gallery.set_layout(layout)
+        gallery.route(self._source)
+        return gallery.describe(self._source)
+
     def _content_changed(self, site_id: int | None) -> None:
         if self.floor.content_site_id != site_id:
             self.floor.content_site_id = site_id
@@ -453,6 +467,9 @@ class Room:
                 source.muted = site_id in self.floor.muted
         for peer in self.peers.values():
             if peer.direction != "egress":
+                continue
+            if peer.gallery is not None:
+                peer.gallery.route(self._source)
                 continue
             if peer.role is PeerRole.relay:
                 wanted_video, wanted_audio = self.floor.relay_sites()

@@ -24,7 +24,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from confbridge_kernel.contracts import GrantClaims, PeerRole
+from confbridge_kernel.contracts import GrantClaims, GrantPurpose, PeerRole
 from sfu.admission import HANDSHAKE_HOLD_S, JoinGate, Ticket
 from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
 from sfu.codecs import H264
@@ -32,6 +32,7 @@ from sfu.config import WorkerSettings
 from sfu.content import attach_content, check_presenter, joined_event, left_event
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
+from sfu.gallery import attach_gallery, check_gallery
 from sfu.layers import SMALL_MAX_BITRATE_BPS, SMALL_VIDEO
 from sfu.metrics import WorkerMetrics
 from sfu.room import Peer, Room, RoomInfo
@@ -44,7 +45,7 @@ from sfu.rtc.ice import (
     complete_ice_restart,
     share_port,
 )
-from sfu.rtc.sdp import offered_direction, restrict_codecs
+from sfu.rtc.sdp import bundle_transports, offered_direction, restrict_codecs
 from sfu.tasks import PendingTasks
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Sessions:
             raise SfuError(403, f"a {grant.role.value} grant cannot publish")
         room = self.room_for(grant)
         check_presenter(direction, grant, room.floor)
+        check_gallery(direction, grant)
         if direction == "whip" and room.is_edge:
             raise SfuError(409, "this media server only relays the room; publish to its origin")
         ticket = await self._admit(grant, direction)
@@ -232,6 +234,7 @@ class Sessions:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError... on malformed SDP
             raise SfuError(400, f"malformed SDP offer: {exc or type(exc).__name__}") from None
+        bundle_transports(pc, offer)
         transceivers = pc.getTransceivers()
         if not transceivers:
             raise SfuError(400, "the offer has no audio or video")
@@ -260,6 +263,9 @@ class Sessions:
                     f"unsupported {transceiver.kind} codec: this bridge takes {', '.join(allowed)}",
                 )
         label = f"{peer.site_name} ({peer.id[:6]})"
+        if peer.purpose is GrantPurpose.gallery:
+            attach_gallery(peer, transceivers, label)  # its slots follow its layout, not the floor
+            return await self._answer(peer)
         content = attach_content(peer, transceivers, label)  # a presenter's, or a viewer's
         rest = [t for t in transceivers if t is not content]
         if peer.direction == "ingest":
@@ -272,6 +278,11 @@ class Sessions:
                 (peer.video_slots if slot.kind == "video" else peer.audio_slots).append(slot)
                 if slot.kind == "video" and peer.video_link is None:
                     peer.video_link = egress.stats  # what the viewer reports: its layer
+        return await self._answer(peer)
+
+    async def _answer(self, peer: Peer) -> str:
+        pc = peer.pc
+        assert pc is not None
         share_port(pc)  # single-port mode: gather on the worker's one media socket
         try:
             await pc.setLocalDescription(await pc.createAnswer())

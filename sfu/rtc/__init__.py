@@ -10,9 +10,10 @@ ordinary aiortc peers in the same process keep their stock behaviour. By concern
   restart in place, the pair ICE selected.
 - `udpmux`: single-port mode, every peer connection of the worker on one UDP socket, routed by
   STUN username and remote address; `sendmmsg`: batched sends on that socket.
-- `sdp`: what a transceiver negotiated, and the helpers that shape an answer.
+- `sdp`: what a transceiver negotiated, and the helpers that shape an answer (codecs, every
+  m-line of a BUNDLE group on its transport).
 - `transport`: synchronous SRTP on a DTLS transport; DTLS cipher suites for RSA peers.
-- `ingest`: one publisher's receiver as a packet source (`RtpIngest`).
+- `ingest`: one publisher's receiver as a packet source (`RtpIngest`), routed by MID too.
 - `egress`: one viewer's sender fed with serialized RTP (`RtpEgress`, `ParkedTrack`).
 - `observe`: observation and fault injection for tests and benchmarks.
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
@@ -84,6 +86,8 @@ class RtpIngest:
         # touches RTCRtpReceiver._handle_rtp_packet, the coroutine RTCDtlsTransport awaits for
         # every routed RTP packet; an instance attribute shadows the method for this one only
         receiver._handle_rtp_packet = self._handle_rtp_packet
+        if receiver.transport is not None:
+            route_by_mid(receiver.transport._rtp_router)
 
     def close(self) -> None:
         """Stop handing packets on; the receiver discards them from now on.
@@ -216,6 +220,33 @@ class RtpIngest:
 
 async def _discard_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
     pass
+
+
+def route_by_mid(router: RtpRouter) -> None:
+    """Let `router` (one DTLS transport's) route a packet of an unknown SSRC by its MID header
+    extension (RFC 8843 §9.2), as browsers do, before aiortc's own rule.
+
+    aiortc 1.16 routes by the SSRCs of the offer, else by payload type when one receiver has
+    it. Chromium lists no SSRC for a track added with `sendEncodings` (the thumbnail of
+    `whip.js`), and both camera m-lines share their payload types: without this, every packet
+    of the thumbnail would be dropped. Installed once per router; idempotent.
+    """
+    # touches RtpRouter.route_rtp (shadowed on the instance), .ssrc_table and .mid_table
+    if getattr(router, "_sfu_routes_by_mid", False):
+        return
+    stock = router.route_rtp
+    ssrc_table, mid_table = router.ssrc_table, router.mid_table
+
+    def route_rtp(packet: RtpPacket) -> Any:
+        if packet.ssrc not in ssrc_table:
+            mid = packet.extensions.mid
+            receiver = mid_table.get(mid) if mid is not None else None
+            if receiver is not None:
+                ssrc_table[packet.ssrc] = receiver
+        return stock(packet)
+
+    router.route_rtp = route_rtp  # type: ignore[method-assign]
+    router._sfu_routes_by_mid = True  # type: ignore[attr-defined]
 
 
 def _ignore_rtp(packet: RtpPacket) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aiortc import RTCRtpTransceiver
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from sfu.codecs import H264, RtpCodec
@@ -126,3 +126,37 @@ def restrict_codecs(transceiver: RTCRtpTransceiver, mime_types: Sequence[str]) -
     rtx = [c for c in codecs if is_rtx(c) and c.parameters.get("apt") in kept_pts]
     transceiver._codecs = kept + rtx
     return True
+
+
+def bundle_transports(pc: RTCPeerConnection, offer: str) -> int:
+    """Put every m-line of the offer's BUNDLE group on the group's transport, as RFC 8843
+    says; returns how many transceivers were moved.
+
+    Call it right after `setRemoteDescription(offer)`. aiortc 1.16 (default "balanced"
+    policy) gives a new transceiver the transport of the first one of its kind and marks it
+    bundled; when that first one is moved onto the group's transport (the audio's, in
+    Chromium's offer audio, camera, thumbnail), the later one stays behind on a transport
+    that was just stopped, and its packets, which arrive on the group's, reach nobody.
+    """
+    group = next(
+        (
+            line.split(":", 1)[1].split()[1:]
+            for line in offer.splitlines()
+            if line.startswith("a=group:BUNDLE ")
+        ),
+        [],
+    )
+    if len(group) < 2:
+        return 0
+    transceivers = pc.getTransceivers()
+    primary = next((t.receiver.transport for t in transceivers if t.mid == group[0]), None)
+    if primary is None:
+        return 0
+    moved = 0
+    for transceiver in transceivers:
+        if transceiver.mid in group and transceiver.receiver.transport is not primary:
+            # touches RTCRtpReceiver/RTCRtpSender.setTransport, as aiortc's own bundling does
+            transceiver.receiver.setTransport(primary)
+            transceiver.sender.setTransport(primary)
+            moved += 1
+    return moved

@@ -37,10 +37,18 @@ class GrantPurpose(StrEnum):
     # a presentation (screen, window, a file's slides) published beside the camera; viewers
     # get it on a second video track (sfu.content)
     content = "content"
+    # the chair's gallery (điểm danh): a WHEP session whose video m-lines each carry one
+    # hall's thumbnail, or one hall's camera large, as its viewer points them (sfu.gallery)
+    gallery = "gallery"
 
 
 RELAY_SITE_ID = 0
 """The `site_id` of a relay grant (a node, not a site; real site ids start at 1)."""
+GALLERY_PAGE_TILES = 25
+"""Halls' thumbnails on one page of the chair's gallery, and at most on a gallery session."""
+VIEWER_SITE_ID = 0
+"""The `site_id` of a grant that watches without being a site of the meeting (the chair
+console's programme, a gallery): attendance and the live status ignore it."""
 
 
 class FloorAction(StrEnum):
@@ -98,7 +106,8 @@ class GrantClaims(BaseModel):
     )
     purpose: GrantPurpose = Field(
         default=GrantPurpose.media,
-        description="content: the grant publishes the site's presentation (WHIP only)",
+        description="content: the grant publishes the site's presentation (WHIP only); "
+        "gallery: it views every hall's thumbnail (WHEP only, sfu.gallery)",
     )
     prefers_h264: bool = Field(
         default=False,

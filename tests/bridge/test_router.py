@@ -283,6 +283,40 @@ def test_join_content_grant_for_the_chair_and_not_for_a_site_without_the_floor(
     assert unknown.status_code == 422
 
 
+def test_join_gallery_grant_for_the_chair_terminal_and_gallery_roles_only(
+    client: TestClient,
+    meeting: Callable[..., int],
+    terminal: Callable[[str], Headers],
+    secretariat: Headers,
+    make_user: Callable[..., Headers],
+) -> None:
+    """The gallery (điểm danh): the chair site's terminal, secretariat, IT and admin users get
+    a view-only grant of no site; another site's terminal and a viewer user are refused."""
+    occurrence_id = meeting(now())
+    url = f"/api/v1/occurrences/{occurrence_id}/join"
+    gallery = {"purpose": "gallery"}
+    verifier = GrantVerifier(public_pem(client).encode())
+    for headers in (terminal("hq"), secretariat, make_user(Role.it), make_user(Role.admin)):
+        granted = client.post(url, json=gallery, headers=headers)
+        assert granted.status_code == 200, granted.text
+        body = granted.json()
+        assert (body["purpose"], body["role"]) == ("gallery", "viewer")
+        assert body["whep_url"] == f"{PUBLIC_URL}/whep/{room_name(occurrence_id)}"
+        claims = verifier.verify(body["token"], room=room_name(occurrence_id))
+        assert claims.purpose is GrantPurpose.gallery
+        assert (claims.site_id, claims.role) == (0, PeerRole.viewer)
+    site = client.post(url, json=gallery, headers=terminal("p1"))
+    assert site.status_code == 403 and "chair site" in site.json()["detail"]
+    viewer = client.post(url, json=gallery, headers=make_user(Role.viewer))
+    assert viewer.status_code == 403 and "gallery" in viewer.json()["detail"]
+    # a user gets no other grant
+    media = client.post(url, json={"purpose": "media"}, headers=secretariat)
+    assert media.status_code == 403 and "gallery" in media.json()["detail"]
+    early = meeting(now() + timedelta(hours=3))
+    refused = client.post(f"/api/v1/occurrences/{early}/join", json=gallery, headers=secretariat)
+    assert refused.status_code == 409 and refused.json()["detail"].startswith("joining opens")
+
+
 def test_join_grant_key_is_only_the_public_key(client: TestClient, node: Headers) -> None:
     pem = fetched_pem(client, node)
     assert pem == public_pem(client)

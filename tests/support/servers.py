@@ -306,8 +306,9 @@ def running_stack(
     an occurrence on now with a terminal token for hq, p1 and p2; all stopped at the end.
     `options`: `sfu` and `settings` overrides, `run_background` for the control plane's loops
     (health checks, alert delivery), `host` for the address the control plane and the workers
-    listen on (127.0.0.1; another one needs CONFBRIDGE_SFU_HOST set to it for the workers).
-    Call `sfu.rtc.ice.use_host_addresses` first for loopback-only candidates."""
+    listen on (127.0.0.1; another one needs CONFBRIDGE_SFU_HOST set to it for the workers),
+    `invited` for other invited sites than p1 and p2. Call
+    `sfu.rtc.ice.use_host_addresses` first for loopback-only candidates."""
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
     from tests.support.factories import open_occurrence
@@ -321,7 +322,8 @@ def running_stack(
     )
     host = options.get("host", "127.0.0.1")
     control = ServerThread(application, host=host).start()
-    occurrence_id, tokens = open_occurrence(database, settings, sites)
+    invited = tuple(options.get("invited", ("p1", "p2")))
+    occurrence_id, tokens = open_occurrence(database, settings, sites, invited=invited)
     workers = LocalWorkers(settings, control_url=control.url, database=database)
     workers.start()
     try:

@@ -16,7 +16,6 @@ from confbridge.auth.dependencies import (
     NodeDep,
     PrincipalDep,
     SecretariatUser,
-    TerminalDep,
 )
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
@@ -24,7 +23,7 @@ from confbridge.bridge import timing
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import Unauthorized
+from confbridge.errors import Forbidden, Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.router import occurrence_read
@@ -78,14 +77,35 @@ ScraperDep = Annotated[None, Depends(require_scraper)]
 @router.post("/occurrences/{occurrence_id}/join", response_model=JoinInfo)
 def join(
     occurrence_id: IdPath,
-    terminal: TerminalDep,
+    principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     body: JoinRequest | None = None,
 ) -> JoinInfo:
     """A join grant; `failed_node_id` names the media server the terminal could not reach
     with its previous grant, so that a dead node's rooms move without waiting for its
-    heartbeats to stop."""
+    heartbeats to stop. With `{"purpose": "gallery"}`, a grant to watch every hall's
+    thumbnail: for the chair site's terminal, or a secretariat, IT or admin user (the only
+    grant a user gets)."""
+    purpose = body.purpose if body else GrantPurpose.media
+    if purpose is GrantPurpose.gallery:
+        if principal.user is not None:
+            auth_service.check_password_fresh(principal.user)
+        info = bridge_service.gallery(
+            session=session,
+            occurrence_id=occurrence_id,
+            principal=principal,
+            settings=settings.sfu,
+            signer=signing.signer_for(settings.grant_key_path),
+            now=utcnow(),
+            tz=settings.meetings.default_tz,
+            viewer_name=f"gallery of {principal.actor}",
+        )
+        session.commit()
+        return info
+    terminal = principal.terminal
+    if terminal is None:
+        raise Forbidden('a user joins only to watch the gallery ({"purpose": "gallery"})')
     info = bridge_service.join(
         session=session,
         occurrence_id=occurrence_id,
@@ -97,7 +117,7 @@ def join(
         failed_node_id=body.failed_node_id if body else None,
         terminal_id=terminal.id,
         credential_id=auth_service.credential_id(terminal),
-        purpose=body.purpose if body else GrantPurpose.media,
+        purpose=purpose,
         overrun_grace_min=settings.meetings.overrun_grace_min,
     )
     session.commit()  # the room's placement, made at its first join

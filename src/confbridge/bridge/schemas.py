@@ -54,7 +54,9 @@ class JoinRequest(BaseModel):
         default=GrantPurpose.media,
         description=(
             "content: a grant to publish the site's presentation (screen, window, slides) "
-            "with WHIP; only the chair site or the site that has the floor gets one"
+            "with WHIP; only the chair site or the site that has the floor gets one. "
+            "gallery: a grant to view every hall's thumbnail (WHEP), for the chair site's "
+            "terminal and for secretariat, IT and admin users"
         ),
     )
     failed_node_id: str | None = Field(

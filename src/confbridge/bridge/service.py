@@ -30,6 +30,7 @@ from confbridge.sites.models import Site, UnitKind
 from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import (
     RELAY_SITE_ID,
+    VIEWER_SITE_ID,
     EventAck,
     EventType,
     FloorAction,
@@ -71,6 +72,9 @@ UNTARGETED_ACTIONS = frozenset(
     }
 )
 FLOOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
+# Who may watch the gallery of every hall's thumbnail: the secretariat runs the meeting,
+# IT staff watch the halls' pictures (read-only: the floor stays with FLOOR_ROLES).
+GALLERY_ROLES = frozenset({Role.admin.value, Role.secretariat.value, Role.it.value})
 # Rows per INSERT: 11 columns × 80 rows stays under the oldest SQLite limit of 999 parameters.
 EVENT_INSERT_CHUNK = 80
 MAX_UNKNOWN_LOGGED = 20
@@ -278,6 +282,26 @@ def ice_servers(
     return servers
 
 
+def place_origin(
+    *,
+    session: Session,
+    occurrence: Occurrence,
+    chair_site: int,
+    signer: GrantSigner,
+    now: datetime,
+) -> placement.MediaServer:
+    """The node holding the room (placed now, in the chair's province, if it is not yet)."""
+    chair = session.get(Site, chair_site)
+    room = room_name(occurrence.id)
+    return placement.place_room(
+        session=session,
+        occurrence_id=occurrence.id,
+        now=now,
+        region=region_of(chair) if chair is not None else None,
+        hold=lambda node: placement.hold_room(node, room=room, signer=signer),
+    )
+
+
 def place_sessions(
     *,
     session: Session,
@@ -291,14 +315,9 @@ def place_sessions(
     """Where a grant sends its holder (of province `region`): WHIP to the room's origin;
     WHEP to a node of its own province relaying the room, or to the origin while it has
     room, then to a node that relays it (extended now if none does yet)."""
-    chair = session.get(Site, chair_site)
     room = room_name(occurrence.id)
-    origin = placement.place_room(
-        session=session,
-        occurrence_id=occurrence.id,
-        now=now,
-        region=region_of(chair) if chair is not None else None,
-        hold=lambda node: placement.hold_room(node, room=room, signer=signer),
+    origin = place_origin(
+        session=session, occurrence=occurrence, chair_site=chair_site, signer=signer, now=now
     )
 
     def extend(node: SfuNode, kind: placement.EdgeKind, upstream: SfuNode) -> bool:
@@ -425,6 +444,72 @@ def join(
         purpose=purpose,
         node_id=server.node_id,
         viewing_node_id=viewing.node_id,
+    )
+
+
+def gallery(
+    *,
+    session: Session,
+    occurrence_id: int,
+    principal: Principal,
+    settings: SfuSettings,
+    signer: GrantSigner,
+    now: datetime,
+    tz: str,
+    viewer_name: str,
+) -> JoinInfo:
+    """A grant to watch every hall's thumbnail (the chair's gallery, điểm danh, sfu.gallery).
+
+    For the chair site's terminal, and for users of `GALLERY_ROLES`; it views only, as a
+    viewer that is no site of the meeting (`VIEWER_SITE_ID`). Thumbnails stay on the room's
+    node (edges carry main layers only), so `whep_url` is always the room's node.
+    """
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    chair = chair_site_id(session=session, occurrence=occurrence)
+    if principal.user is not None:
+        if principal.user.role not in GALLERY_ROLES:
+            raise Forbidden(
+                f"your role '{principal.user.role}' may not watch the gallery "
+                "(needs admin, secretariat or it)"
+            )
+    else:
+        terminal = principal.terminal
+        assert terminal is not None
+        if terminal.site_id != chair:
+            raise Forbidden("only the chair site's terminal may watch the gallery")
+    _refuse_cancelled(occurrence)
+    _check_window(occurrence, join_early_min=settings.join_early_min, now=now, tz=tz)
+    expires_at = grant_expiry(
+        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s
+    ).replace(microsecond=0)
+    grant = issue_grant(
+        signer=signer,
+        occurrence=occurrence,
+        site_id=VIEWER_SITE_ID,
+        site_name=viewer_name,
+        role=PeerRole.viewer,
+        chair_site=chair,
+        now=now,
+        expires_at=expires_at,
+        purpose=GrantPurpose.gallery,
+    )
+    origin = place_origin(
+        session=session, occurrence=occurrence, chair_site=chair, signer=signer, now=now
+    )
+    room = room_name(occurrence.id)
+    log.info(
+        "gallery grant %s: %s, room %s on %s", grant.claims.jti, viewer_name, room, origin.node_id
+    )
+    return JoinInfo(
+        whip_url=f"{origin.public_url}/whip/{room}",
+        whep_url=f"{origin.public_url}/whep/{room}",
+        token=grant.token,
+        ice_servers=ice_servers(settings, site_id=VIEWER_SITE_ID, now=now, expires_at=expires_at),
+        expires_at=expires_at,
+        role=PeerRole.viewer,
+        purpose=GrantPurpose.gallery,
+        node_id=origin.node_id,
+        viewing_node_id=origin.node_id,
     )
 
 

@@ -14,6 +14,7 @@ from confbridge.web import (
     booking_pages,
     calendar_pages,
     console_pages,
+    gallery_pages,
     occurrence_pages,
     record_pages,
     signin_pages,
@@ -83,6 +84,7 @@ def install(app: FastAPI) -> None:
         booking_pages,
         occurrence_pages,
         console_pages,
+        gallery_pages,
         site_pages,
         record_pages,
     ):

@@ -18,6 +18,7 @@ from confbridge.timeutil import utcnow
 from confbridge.web import labels
 from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
 from confbridge.web.domain_messages import explain
+from confbridge.web.gallery_pages import gallery_context
 from confbridge.web.occurrence_pages import (
     after_timing_change,
     occurrence_context,
@@ -52,6 +53,7 @@ def console(page: EditorPage, occurrence_id: str) -> Response:
         actions=labels.FLOOR_ACTIONS,
         media_urls=page.media_urls(),
         **context,
+        **gallery_context(page, occurrence, controls=True),
     )
 
 
@@ -84,6 +86,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             "console.html", 422, message=message, actions=labels.FLOOR_ACTIONS,
             media_urls=page.media_urls(),
             **occurrence_context(page, occurrence),
+            **gallery_context(page, occurrence, controls=True),
         )  # fmt: skip
     assert page.user is not None
     user = page.session.get(User, page.user.id)
@@ -108,6 +111,7 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
             "console.html", exc.status_code, message=message, actions=labels.FLOOR_ACTIONS,
             media_urls=page.media_urls(),
             **context,
+            **gallery_context(page, occurrence, controls=True),
         )  # fmt: skip
     publish_floor(live, occurrence.id, state)
     if wants_json:

@@ -80,6 +80,13 @@ export function apply(data, onFloor) {
   }
 }
 
+const listeners = [];
+
+/** Also give `listener` every snapshot and update, after the table (e.g. the gallery). */
+export function listen(listener) {
+  listeners.push(listener);
+}
+
 /** A stream that stays away this long is shown as reconnecting (the server ends each stream
  * after a while and the browser reconnects at once: no need to show that). */
 const RECONNECTING_AFTER_MS = 3000;
@@ -88,7 +95,11 @@ const RECONNECTING_AFTER_MS = 3000;
 export function connect(occurrenceId, onFloor) {
   const indicator = document.getElementById("live-indicator");
   const source = new EventSource(`/occurrences/${occurrenceId}/live`);
-  const handle = (event) => apply(JSON.parse(event.data), onFloor);
+  const handle = (event) => {
+    const data = JSON.parse(event.data);
+    apply(data, onFloor);
+    listeners.forEach((listener) => listener(data, event.type));
+  };
   let away = null;
   source.addEventListener("snapshot", handle);
   source.addEventListener("update", handle);

@@ -22,6 +22,11 @@
 // canvas; `view(url, token, { content: true })` adds a second video track to the programme,
 // `session.content`, which carries the presentation while someone shares (no frames otherwise).
 //
+// The chair's gallery (điểm danh): `viewGallery(grant.whep_url, grant.token, 25)` with a grant
+// asked for with `{"purpose": "gallery"}` receives a preview track (one hall's camera, large)
+// and 25 tile tracks (halls' thumbnails); `session.layout({tiles: [siteId, ...], preview})`
+// points them at halls, without renegotiating.
+//
 // Reconnecting after a network drop is the caller's job: watch `session.pc.connectionState`,
 // and on "failed" stop() the session and publish or view again. So is waiting when a media
 // server under a join storm answers 503 with Retry-After (`error.busy`): try again with the
@@ -206,6 +211,77 @@ export async function view(url, token, options = {}) {
     pc.close();
     throw error;
   }
+}
+
+/**
+ * View the halls' gallery with WHEP at `url` (a gallery grant): the first video track is the
+ * preview (`session.preview`, one hall's camera), then `tiles` tracks of halls' thumbnails
+ * (`session.tiles`, one MediaStream each). Nothing is shown until `session.layout()` says
+ * which hall goes where; it resolves to what the bridge shows in each (`{tiles: [{site_id,
+ * live}], preview: {site_id, live}}`).
+ */
+export async function viewGallery(url, token, tiles, options = {}) {
+  const pc = new RTCPeerConnection(options.rtcConfiguration);
+  try {
+    const videos = [];
+    for (let index = 0; index <= tiles; index += 1) {
+      const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
+      onlyBridgeCodecs(transceiver);
+      videos.push(transceiver);
+    }
+    const [preview, ...rest] = videos.map((t) => new MediaStream([t.receiver.track]));
+    const session = await negotiate(pc, url, token, preview, options);
+    session.preview = preview;
+    session.tiles = rest;
+    session.layout = (layout) => pointGallery(session, layout);
+    return session;
+  } catch (error) {
+    pc.close();
+    throw error;
+  }
+}
+
+// Only the formats a bridge forwards (VP8; H.264 constrained baseline, packetization mode 1):
+// with every codec Chromium knows, 26 video m-lines make a 130 KB offer, with these 40 KB.
+function onlyBridgeCodecs(transceiver) {
+  const capabilities = RTCRtpReceiver.getCapabilities?.("video");
+  if (!capabilities || !transceiver.setCodecPreferences) {
+    return;
+  }
+  const wanted = (codec) => {
+    const mime = codec.mimeType.toLowerCase();
+    const fmtp = codec.sdpFmtpLine ?? "";
+    return (
+      mime === "video/vp8" ||
+      mime === "video/rtx" ||
+      (mime === "video/h264" &&
+        fmtp.includes("profile-level-id=42e01f") &&
+        fmtp.includes("packetization-mode=1"))
+    );
+  };
+  const codecs = capabilities.codecs.filter(wanted);
+  if (codecs.length) {
+    transceiver.setCodecPreferences(codecs);
+  }
+}
+
+async function pointGallery(session, layout) {
+  const url = `${session.resourceUrl}/layout`;
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${session.token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(layout),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    throw new WhipError(0, `cannot reach the bridge: ${error.message}`, url);
+  }
+  if (!response.ok) {
+    throw await errorFrom(response, url);
+  }
+  return response.json();
 }
 
 /** Stop `session`, or every session this module started when called without argument. */
