@@ -100,6 +100,7 @@ def join(
             now=utcnow(),
             tz=settings.meetings.default_tz,
             viewer_name=f"gallery of {principal.actor}",
+            overrun_grace_min=settings.meetings.overrun_grace_min,
         )
         session.commit()
         return info

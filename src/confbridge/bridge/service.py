@@ -457,6 +457,7 @@ def gallery(
     now: datetime,
     tz: str,
     viewer_name: str,
+    overrun_grace_min: int = 0,
 ) -> JoinInfo:
     """A grant to watch every hall's thumbnail (the chair's gallery, điểm danh, sfu.gallery).
 
@@ -478,10 +479,17 @@ def gallery(
         if terminal.site_id != chair:
             raise Forbidden("only the chair site's terminal may watch the gallery")
     _refuse_cancelled(occurrence)
-    _check_window(occurrence, join_early_min=settings.join_early_min, now=now, tz=tz)
-    expires_at = grant_expiry(
-        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.grant_ttl_s
-    ).replace(microsecond=0)
+    _check_window(
+        occurrence,
+        join_early_min=settings.join_early_min,
+        overrun_grace_min=overrun_grace_min,
+        now=now,
+        tz=tz,
+    )
+    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    expires_at = grant_expiry(end_at=closes_at, now=now, grant_ttl_s=settings.grant_ttl_s).replace(
+        microsecond=0
+    )
     grant = issue_grant(
         signer=signer,
         occurrence=occurrence,

@@ -86,7 +86,9 @@ def gallery_grant(page: UserPage, occurrence_id: str, _checked: CheckedRequest) 
     settings = page.settings
     now = utcnow()
     opens_at, closes_at = bridge_service.join_window(
-        occurrence=occurrence, join_early_min=settings.sfu.join_early_min
+        occurrence=occurrence,
+        join_early_min=settings.sfu.join_early_min,
+        overrun_grace_min=settings.meetings.overrun_grace_min,
     )
     if not opens_at <= now < closes_at:
         detail = page._(
@@ -107,6 +109,7 @@ def gallery_grant(page: UserPage, occurrence_id: str, _checked: CheckedRequest) 
             now=now,
             tz=settings.meetings.default_tz,
             viewer_name=page._("Gallery of %(name)s", name=page.user.display_name),
+            overrun_grace_min=settings.meetings.overrun_grace_min,
         )
         page.session.commit()
     except DomainError as exc:
