@@ -85,11 +85,14 @@ def test_users_disable_set_role_reset_password(
     engine = create_engine(f"sqlite:///{database_file}")
     with engine.connect() as connection:
         user = connection.execute(
-            text("SELECT role, active, must_change_password FROM users")
+            text(
+                "SELECT m.unit_id, m.role, u.active, u.must_change_password FROM users u "
+                "JOIN memberships m ON m.user_id = u.id"
+            )
         ).one()
         actions = connection.execute(text("SELECT actor, action FROM audit_log ORDER BY id")).all()
     engine.dispose()
-    assert tuple(user) == ("secretariat", 1, 1)
+    assert tuple(user) == (None, "secretariat", 1, 1)
     assert [tuple(a) for a in actions] == [
         ("cli", "user_created"),
         ("cli", "user_updated"),
