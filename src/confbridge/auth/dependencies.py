@@ -110,6 +110,20 @@ def require_terminal(principal: PrincipalDep) -> Terminal:
     return principal.terminal
 
 
+def require_root(*roles: Role) -> Callable[..., User]:
+    """A dependency: a user holding one of `roles` over the whole installation (a membership
+    at the root), for what serves every unit at once, such as the SFU nodes."""
+    check = require_scope(*roles)
+
+    def dependency(principal: PrincipalDep, session: SessionDep) -> User:
+        scoped = check(principal, session)
+        if not scoped.scope.whole:
+            raise Forbidden("only staff of the whole installation may do this, not of a unit")
+        return scoped.user
+
+    return dependency
+
+
 CurrentUser = Annotated[User, Depends(require_roles())]
 SignedInUser = Annotated[User, Depends(signed_in_user)]
 AdminUser = Annotated[User, Depends(require_roles(Role.admin))]
@@ -123,6 +137,8 @@ AdminScope = Annotated[Scoped, Depends(require_scope(Role.admin))]
 SecretariatScope = Annotated[Scoped, Depends(require_scope(Role.secretariat))]
 SiteEditorScope = Annotated[Scoped, Depends(require_scope(Role.secretariat, Role.it))]
 ITScope = Annotated[Scoped, Depends(require_scope(Role.it))]
+RootAdminUser = Annotated[User, Depends(require_root(Role.admin))]
+RootITUser = Annotated[User, Depends(require_root(Role.it))]
 
 node_bearer = HTTPBearer(
     auto_error=False, description="the SFU node's own key (`confbridge nodes enroll`)"

@@ -10,7 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from confbridge import signing
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, NodeDep, PrincipalDep, TerminalDep
+from confbridge.auth.dependencies import NodeDep, PrincipalDep, ReadScope, TerminalDep
+from confbridge.auth.models import Role
+from confbridge.auth.scope import scope_of
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge.models import SfuEventRecord
@@ -18,6 +20,7 @@ from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
+from confbridge.meetings import access as meeting_access
 from confbridge.pagination import IdPath, Limit, Offset, Page
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
@@ -97,6 +100,16 @@ def floor(
     settings: SettingsDep,
     live: LiveBusDep,
 ) -> FloorState:
+    """Give or take the floor: the chair site's terminal, or the secretariat of its unit."""
+    if principal.user is not None and principal.user.has_role(Role.secretariat):
+        # a user without the role is refused by the floor itself, saying so
+        user = principal.user
+        meeting_access.editable_occurrence(
+            session=session,
+            occurrence_id=occurrence_id,
+            read=scope_of(session=session, user=user),
+            write=scope_of(session=session, user=user, roles=[Role.secretariat]),
+        )
     state = bridge_service.floor(
         session=session,
         occurrence_id=occurrence_id,
@@ -113,14 +126,24 @@ def floor(
 @router.get("/occurrences/{occurrence_id}/events", response_model=Page[SfuEventRead])
 def list_events(
     occurrence_id: IdPath,
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     type_: Annotated[EventType | None, Query(alias="type")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SfuEventRead]:
+    """The SFU's events of an occurrence (of your units' sites)."""
+    if not reader.scope.whole:
+        meeting_access.visible_occurrence(
+            session=session, occurrence_id=occurrence_id, scope=reader.scope
+        )
     rows, total = bridge_service.list_events(
-        session=session, occurrence_id=occurrence_id, type_=type_, limit=limit, offset=offset
+        session=session,
+        occurrence_id=occurrence_id,
+        type_=type_,
+        limit=limit,
+        offset=offset,
+        scope=reader.scope,
     )
     return Page(items=[event_read(r) for r in rows], total=total, limit=limit, offset=offset)
 
