@@ -92,12 +92,8 @@ def occurrence_attendance(
         session=session, occurrence_id=occurrence_id, rule=settings.reports.attendance, now=now
     )
     if not scope.whole:
-        shown = set(
-            meeting_access.visible_site_ids(
-                session=session, site_ids=[i.site_id for i in items], scope=scope
-            )
-        )
-        items = [i for i in items if i.site_id in shown]
+        # a meeting of several units shows each its own sites (SIP guests: whole scopes only)
+        items = [i for i in items if scope.covers(i.unit_id)]
     duration_s = (occurrence.end_at - occurrence.start_at).total_seconds()
     records = [record_read(item, duration_s) for item in items]
     invited = [r for r in records if not r.guest]
