@@ -140,6 +140,8 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[int | None]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the client address of the request that did it (None: the command line, the planner)
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
 

@@ -50,6 +50,15 @@ class Scope:
             return false()
         return unit_column.in_(sorted(self.unit_ids))
 
+    def union(self, other: Scope) -> Scope:
+        """Everything in either scope."""
+        if self.whole or other.whole:
+            return WHOLE
+        return Scope(
+            unit_ids=self.unit_ids | other.unit_ids,
+            top_unit_ids=self.top_unit_ids | other.top_unit_ids,
+        )
+
     def within(self, other: Scope) -> bool:
         """Whether everything in this scope is also in `other`."""
         if other.whole:

@@ -29,6 +29,7 @@ from confbridge.auth.models import (
     UserSession,
 )
 from confbridge.auth.scope import Scope
+from confbridge.client_address import current_address
 from confbridge.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
 from confbridge.settings import AuthSettings
 from confbridge.timeutil import utcnow
@@ -695,7 +696,12 @@ def record(
     """Append an audit entry in the caller's transaction."""
     session.add(
         AuditEntry(
-            actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail or {}
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=detail or {},
+            address=current_address.get(),
         )
     )
 

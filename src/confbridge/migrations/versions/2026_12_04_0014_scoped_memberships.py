@@ -1,7 +1,8 @@
-"""scoped roles: memberships (unit, role) replace the global role of users
+"""scoped roles: memberships (unit, role) replace the global role of users; audit addresses
 
 Every existing user keeps its role as a membership at the root (no unit): the whole
-installation, which is what the global role meant.
+installation, which is what the global role meant. Audit entries gain the client address
+of the request that wrote them.
 
 Revision ID: 0014
 Revises: 0013
@@ -50,9 +51,11 @@ def upgrade() -> None:
     # A plain ALTER TABLE (PostgreSQL; SQLite since 3.35): a batch copy of `users` would drop
     # the original table, and its sessions and memberships with it by ON DELETE CASCADE.
     op.execute("ALTER TABLE users DROP COLUMN role")
+    op.add_column("audit_log", sa.Column("address", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE audit_log DROP COLUMN address")
     op.execute("ALTER TABLE users ADD COLUMN role VARCHAR(20) NOT NULL DEFAULT 'viewer'")
     for role in reversed(ROLE_RANK):
         # the strongest role a user held anywhere wins (written last)
