@@ -11,7 +11,6 @@ from confbridge.audit import export
 from confbridge.audit import service as audit_service
 from confbridge.audit.schemas import AuditRead
 from confbridge.auth.dependencies import AdminScope
-from confbridge.auth.models import AuditEntry
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.exports import (
     FILE_RESPONSES,
@@ -43,20 +42,6 @@ def _window(
         # an entry written this very second is in the window
         return from_at, to_at + timedelta(seconds=1) if to is None else to_at
     return parse_window(from_, to, tz=tz, now=now, default_days=DEFAULT_DAYS)
-
-
-def audit_read(entry: AuditEntry) -> AuditRead:
-    return AuditRead(
-        id=entry.id,
-        at=entry.at,
-        actor=entry.actor,
-        action=entry.action,
-        entity=entry.entity,
-        entity_id=entry.entity_id,
-        address=entry.address or audit_service.address_of(entry),
-        changes=audit_service.changes_of(entry),
-        detail=entry.detail or {},
-    )
 
 
 @router.get("/audit", response_model=Page[AuditRead], responses=FILE_RESPONSES)
@@ -98,9 +83,11 @@ def list_audit(
             scope=admin.scope,
             limit=audit_service.MAX_EXPORT_ROWS,
         )
-        document = export.audit_document([audit_read(r) for r in rows], where=where, tz=tz)
+        document = export.audit_document([audit_service.read(r) for r in rows], where=where, tz=tz)
         return file_response(*render(document, export_format.value))
     rows, total = audit_service.list_(
         session=session, where=where, scope=admin.scope, limit=limit, offset=offset
     )
-    return Page(items=[audit_read(r) for r in rows], total=total, limit=limit, offset=offset)
+    return Page(
+        items=[audit_service.read(r) for r in rows], total=total, limit=limit, offset=offset
+    )

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
+from confbridge.audit.schemas import AuditRead
 from confbridge.auth.models import AuditEntry, Membership, Terminal, User
 from confbridge.auth.scope import Scope
 from confbridge.meetings.models import Occurrence, Series
@@ -95,3 +96,18 @@ def address_of(entry: AuditEntry) -> str | None:
     """Where the action came from, when the entry says (sign-ins record the address)."""
     address = (entry.detail or {}).get("address")
     return str(address) if address else None
+
+
+def read(entry: AuditEntry) -> AuditRead:
+    """The entry as the API and the pages show it."""
+    return AuditRead(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        entity=entry.entity,
+        entity_id=entry.entity_id,
+        address=entry.address or address_of(entry),
+        changes=changes_of(entry),
+        detail=entry.detail or {},
+    )

@@ -272,6 +272,8 @@ def update(
         or any(m.unit_id is None and m.role == Role.admin for m in new_memberships)
     )
     losing_admin = was_root_admin and not keeps_root_admin
+    if active is False and isinstance(actor, User) and actor.id == user.id:
+        raise Conflict("you cannot disable your own account; ask another administrator")
     if losing_admin and isinstance(actor, User) and actor.id == user.id:
         raise Conflict("you cannot demote or disable your own account; ask another administrator")
     if losing_admin and _root_admins(session, without=user.id) == 0:

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from confbridge.web import (
     STATIC_DIR,
+    admin_pages,
     booking_pages,
     calendar_pages,
     console_pages,
@@ -45,6 +46,7 @@ def install(app: FastAPI) -> None:
         occurrence_pages,
         console_pages,
         site_pages,
+        admin_pages,
     ):
         app.include_router(pages.router)
     app.include_router(report_router)

@@ -74,6 +74,7 @@ class WebUser:
     scope: Scope = NOTHING
     edit_scope: Scope = NOTHING
     it_scope: Scope = NOTHING
+    admin_scope: Scope = NOTHING
 
     @property
     def can_edit(self) -> bool:
@@ -169,6 +170,7 @@ def session_user(request: Request, session: Session, secret_key: str) -> WebUser
         scope=scope_of(session=session, user=user),
         edit_scope=scope_of(session=session, user=user, roles=[Role.secretariat]),
         it_scope=scope_of(session=session, user=user, roles=[Role.it]),
+        admin_scope=scope_of(session=session, user=user, roles=[Role.admin]),
     )
 
 
