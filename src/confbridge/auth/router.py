@@ -46,9 +46,15 @@ NO_USER = {404: {"description": "no such user"}}
     "/auth/token",
     response_model=Token,
     responses={
-        401: {"description": "wrong username or password, or a disabled account"},
+        401: {
+            "description": "wrong username or password, a disabled account, or directory "
+            "groups that give no role"
+        },
         429: {"description": "too many failed sign-ins; see Retry-After"},
-        503: {"description": "too many sign-ins at once; see Retry-After"},
+        503: {
+            "description": "too many sign-ins at once (see Retry-After), or the directory "
+            "cannot be reached"
+        },
     },
 )
 def sign_in(
@@ -67,8 +73,9 @@ def sign_in(
             via="api",
             limits=auth_service.SignInLimits.from_settings(settings.auth),
             now=utcnow(),
+            directory=settings.auth.ldap,
         )
-    except Unauthorized:
+    except (Unauthorized, auth_service.DirectoryDown):
         session.commit()  # the failure counts, and stays in the audit log
         raise
     ttl_min = settings.access_token_ttl_min

@@ -95,6 +95,13 @@ def missing_units(*, session: Session, unit_ids: Iterable[int]) -> set[int]:
     return wanted - found
 
 
+def unit_id_by_code(*, session: Session, code: str) -> int | None:
+    """The unit with this code (`units.code`), if any."""
+    units = _units()
+    found = session.scalar(select(units.c.id).where(units.c.code == code))
+    return int(found) if found is not None else None
+
+
 def scope_of_units(*, session: Session, unit_ids: Iterable[int | None]) -> Scope:
     """The scope of memberships on these units (`None`: the root)."""
     tops = set(unit_ids)

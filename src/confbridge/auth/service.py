@@ -16,6 +16,7 @@ from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, joinedload
 
+from confbridge.auth import directory as directory_service
 from confbridge.auth import passwords, throttle
 from confbridge.auth import scope as scope_service
 from confbridge.auth.models import (
@@ -30,8 +31,15 @@ from confbridge.auth.models import (
 )
 from confbridge.auth.scope import Scope
 from confbridge.client_address import current_address
-from confbridge.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
-from confbridge.settings import AuthSettings
+from confbridge.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
+from confbridge.settings import AuthSettings, LdapSettings
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NODE_KEY_PREFIX
 from confbridge_kernel.contracts import GrantRevocation as GrantRevocationMessage
@@ -77,6 +85,19 @@ class Principal:
 
 class AccountDisabled(Unauthorized):
     """The right password for a disabled account."""
+
+
+class DirectoryDown(Unavailable):
+    """The directory could not check a directory user's password."""
+
+
+class NoDirectoryRole(Unauthorized):
+    """The directory knows the user, but none of its groups gives a role here."""
+
+
+# The password hash of accounts the directory signs in: no password matches it, and it marks
+# them, so that their sign-in goes to the directory.
+DIRECTORY_HASH = "!directory"
 
 
 @dataclass(frozen=True)
@@ -343,6 +364,7 @@ def sign_in(
     via: str,
     limits: SignInLimits,
     now: datetime,
+    directory: LdapSettings | None = None,
 ) -> User:
     """Check a username and password, within the limits of failed attempts.
 
@@ -355,11 +377,17 @@ def sign_in(
     user_key, address_key = throttle.user_key(username), throttle.address_key(address)
     _refuse_while_locked(session=session, user_key=user_key, address_key=address_key, now=now)
     user = get_by_username(session=session, username=username)
-    if user is None:
-        matches = passwords.verify_nobody(password)
-    else:
-        matches = verify_password(user.password_hash, password)
     detail = {"username": username[:80], "address": address, "via": via}
+    local = user is not None and user.password_hash != DIRECTORY_HASH
+    if local:
+        assert user is not None
+        matches = verify_password(user.password_hash, password)
+    elif directory is not None and directory.url:
+        user, matches = _directory_sign_in(
+            session=session, username=username, password=password, settings=directory, detail=detail
+        )
+    else:
+        matches = passwords.verify_nobody(password)
     if matches and user is not None and user.active:
         throttle.clear(session=session, key=user_key)
         record(
@@ -392,6 +420,70 @@ def sign_in(
         now=now,
     )
     raise Unauthorized(FAILED_SIGN_IN)
+
+
+def _directory_sign_in(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    settings: LdapSettings,
+    detail: dict[str, Any],
+) -> tuple[User | None, bool]:
+    """Check the password with the directory; on success, the local account of the directory
+    user (made at its first sign-in) with the memberships its groups give now."""
+    user = get_by_username(session=session, username=username)
+    try:
+        found = directory_service.authenticate(
+            settings=settings, username=username, password=password
+        )
+    except directory_service.DirectoryUnavailable as exc:
+        record(
+            session=session,
+            actor="anonymous",
+            action="sign_in_failed",
+            entity="user",
+            entity_id=user.id if user is not None else None,
+            detail={**detail, "reason": "directory_unavailable", "error": str(exc)[:200]},
+        )
+        raise DirectoryDown(
+            "the directory cannot be reached; try again later (local accounts still sign in)"
+        ) from None
+    if found is None:
+        return user, False
+    wanted = []
+    for code, role in directory_service.mapped_memberships(settings=settings, user=found):
+        unit_id = (
+            None if code is None else scope_service.unit_id_by_code(session=session, code=code)
+        )
+        if code is None or unit_id is not None:
+            wanted.append(MembershipIn(unit_id=unit_id, role=Role(role)))
+    if not wanted:
+        record(
+            session=session,
+            actor="anonymous",
+            action="sign_in_failed",
+            entity="user",
+            entity_id=user.id if user is not None else None,
+            detail={**detail, "reason": "no_directory_role"},
+        )
+        raise NoDirectoryRole("your directory groups give you no role here; ask an administrator")
+    if user is None:
+        user = User(username=username, password_hash=DIRECTORY_HASH, full_name=found.full_name)
+        user.memberships = [Membership(unit_id=m.unit_id, role=m.role.value) for m in wanted]
+        session.add(user)
+        session.flush()
+        record(
+            session=session,
+            actor="directory",
+            action="user_created",
+            entity="user",
+            entity_id=user.id,
+            detail={"username": username, "memberships": describe(wanted), "dn": found.dn},
+        )
+    else:
+        update(session=session, user=user, actor="directory", memberships=wanted)
+    return user, True
 
 
 def _refuse_while_locked(
