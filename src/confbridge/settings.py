@@ -356,6 +356,9 @@ class ReportSettings(BaseModel):
     verified_min_ratio: float = Field(default=0.5, gt=0, le=1)
     # Keyed by a short name (shown in exports); replacing the block replaces all targets.
     targets: dict[str, Target] = Field(default_factory=_default_targets)
+    # A province's own targets, by its unit code, in place of `targets` in reports of its
+    # units (one installation serving several provinces).
+    province_targets: dict[str, dict[str, Target]] = Field(default_factory=dict)
 
 
 class AlertSettings(BaseModel):

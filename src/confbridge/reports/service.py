@@ -500,6 +500,7 @@ def online_ratio(
     """The online-meeting ratio and communes connected, by period, unit or kind."""
     _refresh(session, period, settings, now)
     tree = UnitTree.load(session)
+    settings = _province_settings(session, settings, unit, tree)
     scope = tree.subtree(unit.id) if unit else set(tree.parent)
     held = held_occurrences(session=session, period=period, now=now)
     in_scope = [o for o in held if o.chair_unit_id in scope]
@@ -560,6 +561,21 @@ def online_ratio(
         rows=rows,
         total=total,
     )
+
+
+def _province_settings(
+    session: Session, settings: ReportSettings, unit: Unit | None, tree: UnitTree
+) -> ReportSettings:
+    """The settings with the targets of the report's province, when it has its own
+    (`reports.province_targets`, by the province's unit code)."""
+    if unit is None or not settings.province_targets:
+        return settings
+    top = unit.id
+    while tree.parent.get(top) is not None:
+        top = tree.parent[top]  # type: ignore[assignment]
+    province = session.get(Unit, top)
+    own = settings.province_targets.get(province.code or "") if province else None
+    return settings.model_copy(update={"targets": own}) if own is not None else settings
 
 
 def _report_groups(
