@@ -15,7 +15,8 @@ class FloorError(ValueError):
 class Floor:
     """The chair holds the floor at the start; hands are served in the order they were raised.
 
-    `mute_all` mutes every site but the chair; giving the floor unmutes the site given it.
+    `mute_all` mutes every site but the chair and the speaker (the hall just given the floor
+    keeps speaking); giving the floor unmutes the site given it.
     `voice_on` lets the loudest unmuted site take the floor (see `sfu.voice`); an explicit
     `give` or `take` turns that mode off again, so the chair's choice sticks.
 
@@ -66,7 +67,7 @@ class Floor:
             assert site is not None
             self.muted.discard(site)
         elif action == FloorAction.mute_all:
-            self.muted |= present_site_ids - {self.chair_site_id}
+            self.muted |= present_site_ids - {self.chair_site_id, self.speaker_site_id}
         elif action == FloorAction.raise_hand:
             assert site is not None
             if site not in self.hands and site != self.speaker_site_id:

@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 # server, a process, a peer or a database in its own body says so itself
 # (`@pytest.mark.integration`, or `pytestmark = pytest.mark.integration` for a whole module).
 TEST_KINDS = ("unit", "integration", "browser", "netns")
-# hosts in network namespaces: tests/sfu/test_cascade.py, a hall's policed downlink
-NETNS_FIXTURES = {"cascade", "hall_netns"}
+# hosts in network namespaces: tests/sfu/test_cascade.py, a hall's policed downlink, a hall
+# whose network blocks UDP
+NETNS_FIXTURES = {"cascade", "hall_netns", "udp_blocked_hall"}
 BROWSER_FIXTURES = {"browser"}  # every Playwright test module's Chromium fixture
 INTEGRATION_FIXTURES = {
     "database_url",  # behind database, session, app, client, make_user, sites...

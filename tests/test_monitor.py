@@ -163,8 +163,14 @@ def test_monitor_readiness_before_a_meeting(database: Database, sites: dict) -> 
     assert open_sites() == {sites["p1"].id, sites["p2"].id}
     with database.session() as session:
         alerts = {a.site_id: a for a in open_alerts(session, AlertKind.terminal_offline)}
-        assert alerts[sites["p2"].id].message_en.startswith("No terminal of site")
-        assert "never seen" in alerts[sites["p2"].id].message_en
+        # p2 never had a terminal: nothing "lost its connection" there
+        assert alerts[sites["p2"].id].message_en.startswith("Site ")
+        assert "has no terminal" in alerts[sites["p2"].id].message_en
+        assert "mất kết nối" not in alerts[sites["p2"].id].message
+        assert alerts[sites["p2"].id].details["no_terminal"] is True
+        assert alerts[sites["p1"].id].message_en.startswith("No terminal of site")
+        assert "mất kết nối" in alerts[sites["p1"].id].message
+        assert alerts[sites["p1"].id].details["no_terminal"] is False
         assert alerts[sites["p1"].id].occurrence_id == occurrence_id
     seen("p1", check_at + timedelta(minutes=1))
     monitor.check(check_at + timedelta(minutes=1))

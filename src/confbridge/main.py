@@ -99,7 +99,11 @@ def _lifespan(
         if scheduler:
             scheduler.start()
         # health checks and alert delivery run beside the scheduler (`serve`)
-        monitor = Monitor(database, settings.alerts, settings.terminals) if run_scheduler else None
+        monitor = (
+            Monitor(database, settings.alerts, settings.terminals, tz=settings.meetings.default_tz)
+            if run_scheduler
+            else None
+        )
         delivery = AlertDelivery(database, settings.alerts) if run_scheduler else None
         if monitor and delivery:
             monitor.start()

@@ -17,10 +17,13 @@ from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
+from confbridge.link_quality import LinkLimits
 from confbridge.meetings.invited import InvitedSite, invited_soon
+from confbridge.meetings.models import Occurrence, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
 from confbridge.settings import AlertSettings, TerminalSettings
+from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import EventType
@@ -44,10 +47,12 @@ class Monitor:
         database: Database,
         settings: AlertSettings,
         terminals: TerminalSettings | None = None,
+        tz: str = "Asia/Ho_Chi_Minh",
     ) -> None:
         self._database = database
         self._settings = settings
         self._terminals = terminals or TerminalSettings()
+        self._zone = zone(tz)  # the installation's: alert texts give local times
         self._task = OwnedTask("confbridge-monitor")
 
     def start(self) -> None:
@@ -75,6 +80,10 @@ class Monitor:
 
     # nodes: down, spool growing
 
+    def _local(self, instant: datetime) -> str:
+        """`instant` as the installation's clocks read it: 07:31:05 04/12/2026."""
+        return f"{instant.astimezone(self._zone):%H:%M:%S %d/%m/%Y}"
+
     def _deliver(self) -> bool:
         return bool(self._settings.webhook_url)
 
@@ -97,9 +106,9 @@ class Monitor:
                         subject=subject,
                         node_id=node.id,
                         message=f"Máy chủ truyền hình {node.id} không còn hoạt động "
-                        f"(lần cuối {node.last_seen_at:%H:%M:%S} UTC)",
+                        f"(lần cuối {self._local(node.last_seen_at)})",
                         message_en=f"SFU node {node.id} is down "
-                        f"(last heard from at {node.last_seen_at:%H:%M:%S} UTC)",
+                        f"(last heard from at {self._local(node.last_seen_at)})",
                         details={
                             "last_seen_at": node.last_seen_at.isoformat(),
                             "rooms": node.rooms,
@@ -151,10 +160,8 @@ class Monitor:
     # links: a site with high loss or round-trip time for a while in a live meeting
 
     def _bad(self, report: LinkReport) -> bool:
-        loss, rtt = report.loss_ratio, report.rtt_ms
-        return (loss is not None and loss > self._settings.link_loss_ratio) or (
-            rtt is not None and rtt > self._settings.link_rtt_ms
-        )
+        # the same judgement as the IT page's and the console's "poor"
+        return LinkLimits.from_settings(self._settings).is_poor(report.loss_ratio, report.rtt_ms)
 
     def _bad_for_s(self, reports: list[LinkReport]) -> float:
         """How long the trailing run of bad reports has lasted (0 if the latest is good)."""
@@ -197,6 +204,7 @@ class Monitor:
             if key not in worst or bad_for > worst[key][0]:
                 worst[key] = (bad_for, reports[-1])
         open_subjects = alert_service.open_subjects(session=session, kind=AlertKind.link_quality)
+        names = _names(session, {key for key in worst})
         seen = set()
         for (occurrence_id, site_id), (bad_for, latest) in worst.items():
             subject = f"occurrence:{occurrence_id}/site:{site_id}"
@@ -204,6 +212,7 @@ class Monitor:
             if bad_for > self._settings.link_bad_for_s and subject not in open_subjects:
                 loss = f"{latest.loss_ratio:.0%}" if latest.loss_ratio is not None else "?"
                 rtt = f"{latest.rtt_ms:.0f} ms" if latest.rtt_ms is not None else "?"
+                site_name, title = names.get((occurrence_id, site_id), (str(site_id), "?"))
                 alert_service.raise_(
                     session=session,
                     alert_in=AlertIn(
@@ -212,10 +221,10 @@ class Monitor:
                         subject=subject,
                         occurrence_id=occurrence_id,
                         site_id=site_id,
-                        message=f"Đường truyền của điểm cầu {site_id} kém trong cuộc họp "
-                        f"{occurrence_id}: mất gói {loss}, trễ {rtt}, đã {bad_for:.0f} giây",
-                        message_en=f"Site {site_id} has a bad link in occurrence "
-                        f"{occurrence_id}: loss {loss}, RTT {rtt}, for {bad_for:.0f} s",
+                        message=f"Đường truyền của điểm cầu {site_name} kém trong cuộc họp "
+                        f"“{title}”: mất gói {loss}, trễ {rtt}, đã {bad_for:.0f} giây",
+                        message_en=f"Site {site_name} has a bad link in “{title}”: "
+                        f"loss {loss}, RTT {rtt}, for {bad_for:.0f} s",
                         details={
                             "loss_ratio": latest.loss_ratio,
                             "rtt_ms": latest.rtt_ms,
@@ -258,6 +267,9 @@ class Monitor:
         last_seen = terminal_service.last_seen_by_site(
             session=session, site_ids=[r.site_id for r in rows if r.site_id not in online]
         )
+        equipped = terminal_service.site_ids_with_terminals(
+            session=session, site_ids=[r.site_id for r in rows if r.site_id not in online]
+        )
         open_subjects = alert_service.open_subjects(
             session=session, kind=AlertKind.terminal_offline
         )
@@ -275,22 +287,41 @@ class Monitor:
             # checks' and the attendance's business
             if subject in open_subjects or now >= row.start_at:
                 continue
-            self._raise_offline(session, now, row, last_seen.get(row.site_id))
+            self._raise_offline(
+                session, now, row, last_seen.get(row.site_id), row.site_id in equipped
+            )
         for subject in open_subjects - current:
             alert_service.resolve(
                 session=session, kind=AlertKind.terminal_offline, subject=subject, now=now
             )
 
     def _raise_offline(
-        self, session: Session, now: datetime, row: InvitedSite, last_seen_at: datetime | None
+        self,
+        session: Session,
+        now: datetime,
+        row: InvitedSite,
+        last_seen_at: datetime | None,
+        has_terminal: bool,
     ) -> None:
         local_start = row.start_at.astimezone(zone(row.tz))
         minutes = max(0, round((row.start_at - now).total_seconds() / 60))
-        if last_seen_at is None:
-            seen_vi, seen_en = "chưa từng kết nối", "never seen"
+        starts_vi = f"cuộc họp “{row.title}” bắt đầu lúc {local_start:%H:%M %d/%m/%Y} "
+        starts_vi += f"(còn {minutes} phút)"
+        starts_en = f"“{row.title}” starts at {local_start:%H:%M %d/%m/%Y} ({row.tz}), "
+        starts_en += f"in {minutes} min"
+        if not has_terminal:
+            # nothing lost its connection: the hall was never given a terminal
+            message = f"Điểm cầu {row.site_name} chưa có thiết bị đầu cuối; {starts_vi}"
+            message_en = f"Site {row.site_name} has no terminal; {starts_en}"
+        elif last_seen_at is None:
+            message = f"Thiết bị đầu cuối của điểm cầu {row.site_name} chưa từng kết nối; "
+            message += starts_vi
+            message_en = f"The terminal of site {row.site_name} has never connected; {starts_en}"
         else:
-            seen_vi = f"lần cuối {last_seen_at:%H:%M:%S} UTC"
-            seen_en = f"last seen at {last_seen_at:%H:%M:%S} UTC"
+            message = f"Thiết bị đầu cuối của điểm cầu {row.site_name} mất kết nối (lần cuối "
+            message += f"{self._local(last_seen_at)}); {starts_vi}"
+            message_en = f"No terminal of site {row.site_name} is online (last seen at "
+            message_en += f"{self._local(last_seen_at)}); {starts_en}"
         alert_service.raise_(
             session=session,
             alert_in=AlertIn(
@@ -299,13 +330,10 @@ class Monitor:
                 subject=row.subject,
                 occurrence_id=row.occurrence_id,
                 site_id=row.site_id,
-                message=f"Thiết bị đầu cuối của điểm cầu {row.site_name} mất kết nối ({seen_vi}); "
-                f'cuộc họp "{row.title}" bắt đầu lúc {local_start:%H:%M %d/%m/%Y} '
-                f"(còn {minutes} phút)",
-                message_en=f"No terminal of site {row.site_name} is online ({seen_en}); "
-                f'"{row.title}" starts at {local_start:%H:%M %d/%m/%Y} ({row.tz}), '
-                f"in {minutes} min",
+                message=message,
+                message_en=message_en,
                 details={
+                    "no_terminal": not has_terminal,
                     "starts_at": row.start_at.isoformat(),
                     "last_seen_at": last_seen_at.isoformat() if last_seen_at else None,
                     "offline_after_s": self._terminals.offline_after_s,
@@ -314,3 +342,20 @@ class Monitor:
             now=now,
             deliver=self._deliver(),
         )
+
+
+def _names(session: Session, keys: set[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, str]]:
+    """The site's name and the meeting's title of each (occurrence id, site id)."""
+    if not keys:
+        return {}
+    site_rows = session.execute(
+        select(Site.id, Site.name).where(Site.id.in_({s for _o, s in keys}))
+    ).tuples()
+    title_rows = session.execute(
+        select(Occurrence.id, Series.title)
+        .join(Series, Series.id == Occurrence.series_id)
+        .where(Occurrence.id.in_({o for o, _s in keys}))
+    ).tuples()
+    sites = {site_id: name for site_id, name in site_rows}
+    titles = {occurrence_id: title for occurrence_id, title in title_rows}
+    return {(o, s): (sites.get(s, str(s)), titles.get(o, str(o))) for o, s in keys}

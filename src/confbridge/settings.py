@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -94,7 +94,9 @@ class TurnSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # e.g. ["turn:turn.example.vn:3478?transport=udp", "turn:turn.example.vn:3478?transport=tcp"]
+    # e.g. ["turn:turn.example.vn:3478?transport=udp", "turn:turn.example.vn:3478?transport=tcp",
+    # "turns:turn.example.vn:443?transport=tcp"]: UDP, then TCP and TLS for halls whose network
+    # blocks UDP (browsers try them all; the agent one at a time, see README).
     urls: list[str] = Field(default_factory=list)
     # coturn's static-auth-secret; empty: no TURN credentials are handed out.
     shared_secret: SecretText | None = None
@@ -107,6 +109,14 @@ class TurnSettings(BaseModel):
         for url in value:
             if not url.startswith(("turn:", "turns:")):
                 raise ValueError(f"must start with turn: or turns:, got {url!r}")
+            transport = parse_qs(urlparse(url).query).get("transport", [""])[0]
+            # RFC 7065: turn: over UDP or TCP, turns: over TLS on TCP (browsers have no DTLS)
+            allowed = ("", "tcp") if url.startswith("turns:") else ("", "udp", "tcp")
+            if transport not in allowed:
+                raise ValueError(
+                    f"{url!r}: transport must be {' or '.join(t for t in allowed if t)}, "
+                    f"got {transport!r}"
+                )
         return value
 
     @field_validator("shared_secret")

@@ -7,13 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,88 +17,9 @@ import pytest
 from confbridge.sites.models import Site
 from tests.support.peers import WhepViewer, WhipPublisher
 from tests.support.servers import AgentProcess, Stack, pairing_code
+from tests.support.turn import TURN_SECRET, Coturn, skip_without_coturn
 
-TURNSERVER = shutil.which("turnserver")
-if TURNSERVER is None and not os.environ.get("CI"):
-    pytest.skip("coturn's turnserver is not installed (CI installs it)", allow_module_level=True)
-
-TURN_SECRET = "turn-shared-secret-for-tests"
-TURN_START_TIMEOUT_S = 10.0
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Coturn:
-    """`turnserver` on 127.0.0.1 with a temporary configuration; its log is kept."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = _free_udp_port()
-        relay_low = 42_000 + (self.port % 200) * 20
-        self.log = workdir / "turnserver.log"
-        self.config = workdir / "turnserver.conf"
-        self.config.write_text(
-            "\n".join(
-                [
-                    "listening-ip=127.0.0.1",
-                    "relay-ip=127.0.0.1",
-                    f"listening-port={self.port}",
-                    f"min-port={relay_low}",
-                    f"max-port={relay_low + 19}",
-                    "use-auth-secret",
-                    f"static-auth-secret={TURN_SECRET}",
-                    "realm=confbridge.test",
-                    # the bridge is on loopback too: coturn refuses such peers unless told
-                    "allow-loopback-peers",
-                    "no-tls",
-                    "no-dtls",
-                    "no-cli",
-                    "fingerprint",
-                    f"pidfile={workdir / 'turnserver.pid'}",
-                    f"userdb={workdir / 'turndb'}",
-                    "simple-log",
-                    "verbose",
-                    f"log-file={self.log}",
-                    "",
-                ]
-            )
-        )
-        self.url = f"turn:127.0.0.1:{self.port}?transport=udp"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Coturn:
-        assert TURNSERVER is not None
-        self._process = subprocess.Popen(
-            [TURNSERVER, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + TURN_START_TIMEOUT_S
-        while not self._listening():
-            assert self._process.poll() is None, f"turnserver exited: {self.log_text()}"
-            assert time.monotonic() < deadline, "turnserver did not start"
-            time.sleep(0.1)
-        return self
-
-    def _listening(self) -> bool:
-        return f"UDP listener opened on: 127.0.0.1:{self.port}" in self.log_text()
-
-    def log_text(self) -> str:
-        # coturn adds the date to the file name it is given
-        found = sorted(self.log.parent.glob("turnserver*.log"))
-        return "\n".join(f.read_text(errors="replace") for f in found)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+skip_without_coturn()
 
 
 @pytest.fixture(scope="module")

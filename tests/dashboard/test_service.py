@@ -3,14 +3,19 @@ each live meeting's room is held and relayed."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 from sqlalchemy.orm import Session
 
+from confbridge.bridge.models import SfuEventRecord
 from confbridge.dashboard import service as dashboard_service
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import RoomEdge, RoomPlacement
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import UnitKind
+from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NodeHeartbeat
 from tests.support.factories import make_occurrences
@@ -66,3 +71,61 @@ def test_service_live_meetings_show_where_their_room_is_held_and_relayed(
     (meeting,) = dashboard_service.overview(session=session, settings=settings, now=now).meetings
     assert meeting.origin_node_id == "hn"
     assert [(e.node_id, e.kind) for e in meeting.edges] == [("hn-2", "pipe"), ("qn", "cascade")]
+
+
+def _stats(
+    session: Session, occurrence_id: int, site_id: int, peer: str, seconds_ago: float, **stats
+) -> None:
+    session.add(
+        SfuEventRecord(
+            id=uuid.uuid4().hex,
+            type="stats",
+            at=utcnow() - timedelta(seconds=seconds_ago),
+            node_id="local-0",
+            room=f"occurrence-{occurrence_id}",
+            occurrence_id=occurrence_id,
+            site_id=site_id,
+            peer_id=peer,
+            direction="egress",
+            payload={"stats": stats},
+        )
+    )
+
+
+def test_service_link_is_each_sessions_latest_report_not_the_minutes_worst(
+    session: Session, settings: Settings, sites: dict
+) -> None:
+    """A spike 40 s ago (a busy moment) is not the link's state now: the latest report is."""
+    (live, _tomorrow) = make_occurrences(session, sites, count=2)
+    p1, p2 = sites["p1"].id, sites["p2"].id
+    _stats(session, live.id, p1, "view-p1", 40, rtt_ms=560.0, loss_ratio=0.0)
+    _stats(session, live.id, p1, "view-p1", 2, rtt_ms=3.0, loss_ratio=0.0)
+    # a site is as bad as its worst session: p2's publishing session loses 8%
+    _stats(session, live.id, p2, "view-p2", 2, rtt_ms=4.0, loss_ratio=0.0)
+    _stats(session, live.id, p2, "pub-p2", 3, loss_ratio=0.08)
+    # the chair console's own viewer is "site" 0: not a site of the meeting
+    _stats(session, live.id, 0, "console", 1, rtt_ms=900.0, loss_ratio=0.3)
+    session.flush()
+    (meeting,) = dashboard_service.overview(
+        session=session, settings=settings, now=utcnow()
+    ).meetings
+    links = {link.site_id: link for link in meeting.sites}
+    assert set(links) == {p1, p2}
+    assert links[p1].rtt_ms == 3.0 and links[p1].quality == "good" and not links[p1].bad
+    assert links[p2].loss_ratio == 0.08 and links[p2].quality == "poor" and links[p2].bad
+    # worst first
+    assert [link.site_id for link in meeting.sites] == [p2, p1]
+
+
+def test_service_counts_terminals_online_and_offline(
+    session: Session, settings: Settings, sites: dict
+) -> None:
+    now = utcnow()
+    fresh, _token = terminal_service.create_with_token(session=session, site=sites["p1"])
+    stale, _token = terminal_service.create_with_token(session=session, site=sites["p2"])
+    fresh.last_seen_at = now - timedelta(seconds=5)
+    stale.last_seen_at = now - timedelta(hours=2)
+    session.flush()
+    overview = dashboard_service.overview(session=session, settings=settings, now=now)
+    assert (overview.online_total, overview.offline_total) == (1, 1)
+    assert [t.terminal_id for t in overview.offline_terminals] == [stale.id]

@@ -25,6 +25,7 @@ from tests.reports.year import (
 )
 from tests.support.database import empty_tables
 from tests.support.factories import make_settings
+from tests.support.untranslated import untranslated
 
 # Online and hybrid occurrences held in 2025, each inviting the 55 sites of Quảng Ninh:
 # 48 briefings, 6 online reviews, 2 hybrid trainings.
@@ -441,3 +442,44 @@ def test_year_attendance_files_name_leave_reasons_in_vietnamese(
         format="csv",
     ).content.decode("utf-8-sig")
     assert "Điểm cầu rời cuộc họp" in text and "deleted" not in text
+
+
+def _file_text(content: bytes, fmt: str, tmp_path: Path) -> str:
+    """Every cell of a downloaded file, as text."""
+    if fmt == "csv":
+        return content.decode("utf-8-sig")
+    path = tmp_path / "file.xlsx"
+    path.write_bytes(content)
+    workbook = load_workbook(path)
+    return " ".join(
+        f"{sheet.title} "
+        + " ".join(str(v) for row in sheet.iter_rows(values_only=True) for v in row)
+        for sheet in workbook.worksheets
+    )
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_year_files_carry_no_english_and_no_raw_code(
+    year: Year, year_client: TestClient, tmp_path: Path, fmt: str
+) -> None:
+    """The year's reports and an occurrence with leaves of every kind, as files: Vietnamese
+    words only (kinds by name, reasons in words, 'Chưa đạt' as on the page)."""
+    period = {"from": "2025-01-01", "to": "2025-12-31", "unit_id": year.province_id}
+    files = {
+        "online ratio": get(
+            year_client, "/api/v1/reports/online-ratio", year.viewer, format=fmt, **period
+        ),
+        "attendance": get(
+            year_client, "/api/v1/reports/attendance", year.viewer, format=fmt, **period
+        ),
+        "occurrence": get(
+            year_client,
+            f"/api/v1/occurrences/{year.briefings[11].id}/attendance",
+            year.viewer,
+            format=fmt,
+        ),
+    }
+    for name, response in files.items():
+        text = _file_text(response.content, fmt, tmp_path)
+        assert len(text) > 200, name
+        assert untranslated(text) == [], name

@@ -103,6 +103,17 @@ def test_floor_voice_never_picks_a_muted_site_and_serves_its_hand() -> None:
     assert floor.state().voice_activated
 
 
+def test_floor_mute_all_leaves_the_hall_given_the_floor_speaking() -> None:
+    floor = Floor(room="occ-1", chair_site_id=CHAIR)
+    act(floor, FloorAction.give, WARD_A)
+    act(floor, FloorAction.mute_all)
+    assert floor.state().muted_site_ids == [WARD_B]
+    assert floor.audio_for(WARD_B, 2) == [WARD_A, CHAIR]
+    # the chair can still mute the speaker by name
+    act(floor, FloorAction.mute, WARD_A)
+    assert floor.state().muted_site_ids == [WARD_A, WARD_B]
+
+
 def test_floor_may_present_the_chair_and_the_speaker_only() -> None:
     floor = Floor(room="occ-1", chair_site_id=CHAIR)
     assert floor.may_present(CHAIR) and not floor.may_present(WARD_A)

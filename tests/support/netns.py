@@ -8,6 +8,7 @@ beyond the bridge. Needs root and `ip` (iproute2).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -76,3 +77,57 @@ def hosts(names: list[str]) -> Iterator[Hosts]:
         for namespace in made.namespaces.values():
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+
+BLOCK_UDP_TABLE = "blockudp"
+
+
+def block_udp(made: Hosts, host: str) -> None:
+    """Drop every UDP datagram `host` sends or receives beyond its loopback (nftables in its
+    namespace, with counters), as a hall network that lets only TCP out."""
+    rules = (
+        f"add table inet {BLOCK_UDP_TABLE}; "
+        f"add chain inet {BLOCK_UDP_TABLE} out {{ type filter hook output priority 0; }}; "
+        f'add rule inet {BLOCK_UDP_TABLE} out oifname != "lo" meta l4proto udp counter drop; '
+        f"add chain inet {BLOCK_UDP_TABLE} in {{ type filter hook input priority 0; }}; "
+        f'add rule inet {BLOCK_UDP_TABLE} in iifname != "lo" meta l4proto udp counter drop'
+    )
+    subprocess.run(made.command(host, ["nft", rules]), check=True, capture_output=True)
+
+
+def route_through_gateway(made: Hosts, host: str) -> None:
+    """Give `host` a default route through the gateway, as a hall's network has (browsers
+    gather candidates on the interface of the default route)."""
+    _ip("-n", made.namespaces[host], "route", "add", "default", "via", made.gateway)
+
+
+@contextmanager
+def udp_blocked_hall() -> Iterator[Hosts]:
+    """One host, `hall`, routed through the gateway, whose network lets no UDP through
+    (`block_udp`). Skips the test where namespaces or nftables are missing."""
+    import pytest
+
+    reason = netns_missing() or (None if shutil.which("nft") else "nftables (nft) is missing")
+    if reason:
+        pytest.skip(reason)
+    with hosts(["hall"]) as made:
+        route_through_gateway(made, "hall")
+        block_udp(made, "hall")
+        yield made
+
+
+def udp_dropped(made: Hosts, host: str) -> int:
+    """How many UDP datagrams `block_udp` has dropped in `host` so far (both directions)."""
+    listed = subprocess.run(
+        made.command(host, ["nft", "-j", "list", "table", "inet", BLOCK_UDP_TABLE]),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return sum(
+        expression["counter"]["packets"]
+        for item in json.loads(listed.stdout)["nftables"]
+        if "rule" in item
+        for expression in item["rule"]["expr"]
+        if "counter" in expression
+    )

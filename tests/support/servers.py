@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,6 +252,7 @@ def stack_settings(
     from tests.support.factories import make_settings
 
     options = options or {}
+    host = options.get("host", "127.0.0.1")
     worker_port = free_ports(options.get("sfu", {}).get("local_workers", 1))
     first_media_port = random.randrange(20_000, 30_000 - MEDIA_PORTS)
     media_ports = (first_media_port, first_media_port + MEDIA_PORTS - 1)
@@ -259,7 +260,7 @@ def stack_settings(
         database_url,
         data_dir,
         sfu={
-            "public_url": f"http://127.0.0.1:{worker_port}",
+            "public_url": f"http://{host}:{worker_port}",
             "node_secret": NODE_SECRET,
             "udp_port_min": media_ports[0],
             "udp_port_max": media_ports[1],
@@ -282,8 +283,9 @@ def running_stack(
     """The control plane on a real server, its local SFU worker processes (registered), and
     an occurrence on now with a terminal token for hq, p1 and p2; all stopped at the end.
     `options`: `sfu` and `settings` overrides, `run_background` for the control plane's loops
-    (health checks, alert delivery). Call `sfu.rtc.ice.use_host_addresses` first for
-    loopback-only candidates."""
+    (health checks, alert delivery), `host` for the address the control plane and the workers
+    listen on (127.0.0.1; another one needs CONFBRIDGE_SFU_HOST set to it for the workers).
+    Call `sfu.rtc.ice.use_host_addresses` first for loopback-only candidates."""
     from confbridge.local_workers import LocalWorkers
     from confbridge.main import create_app
     from tests.support.factories import open_occurrence
@@ -295,14 +297,15 @@ def running_stack(
     application = create_app(
         settings, database=database, run_scheduler=options.get("run_background", False)
     )
-    control = ServerThread(application).start()
+    host = options.get("host", "127.0.0.1")
+    control = ServerThread(application, host=host).start()
     occurrence_id, tokens = open_occurrence(database, settings, sites)
     workers = LocalWorkers(settings, control_url=control.url, database=database)
     workers.start()
     try:
-        worker_url = f"http://127.0.0.1:{worker_port}"
+        worker_url = f"http://{host}:{worker_port}"
         for index in range(settings.sfu.local_workers):
-            wait_for_worker(f"http://127.0.0.1:{worker_port + index}")
+            wait_for_worker(f"http://{host}:{worker_port + index}")
         wait_until_registered(database, [f"local-{i}" for i in range(settings.sfu.local_workers)])
         yield Stack(
             control.url,
@@ -348,10 +351,12 @@ async def attendance_of(running: Stack, site: Site) -> dict[str, Any]:
 class AgentProcess:
     """`confbridge terminal` as a real process; its JSON log lines are collected as they come."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], prefix: Sequence[str] = ()) -> None:
+        """`prefix`: run the agent through it, e.g. `ip netns exec <namespace>`."""
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CONFBRIDGE_")}
+        argv = [sys.executable, "-m", "confbridge.cli", "terminal", "--log-format", "json"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "confbridge.cli", "terminal", "--log-format", "json", *args],
+            [*prefix, *argv, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=environment,

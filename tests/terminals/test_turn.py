@@ -49,6 +49,18 @@ def test_turn_settings_refuse_a_non_turn_url(tmp_path: Path) -> None:
         load_settings(data_dir=tmp_path, sfu={"turn": {"urls": ["stun:x.example.vn"]}})
 
 
+def test_turn_settings_take_tcp_and_tls_urls_and_refuse_other_transports(
+    tmp_path: Path,
+) -> None:
+    urls = [TURN_URL, "turn:turn.example.vn:3478?transport=tcp", "turns:turn.example.vn:443"]
+    settings = load_settings(data_dir=tmp_path, sfu={"turn": {"urls": urls}})
+    assert settings.sfu.turn.urls == urls
+    with pytest.raises(ConfigError, match=r"transport must be tcp, got 'udp'"):
+        load_settings(data_dir=tmp_path, sfu={"turn": {"urls": ["turns:x.vn?transport=udp"]}})
+    with pytest.raises(ConfigError, match=r"transport must be udp or tcp, got 'sctp'"):
+        load_settings(data_dir=tmp_path, sfu={"turn": {"urls": ["turn:x.vn?transport=sctp"]}})
+
+
 def test_turn_credentials_in_the_join_grant_end_with_it(
     database: Database, tmp_path: Path, sites: dict[str, Site]
 ) -> None:

@@ -144,7 +144,9 @@ async def test_web_chair_console_gives_the_floor_and_every_terminal_follows(
         lambda s: s.get("frameWidth") == CHAIR_WIDTH and s.get("videoWidth") == CHAIR_WIDTH,
         "the chair's picture in the console",
     )
-    await expect(page.locator("#programme-status")).to_have_text("Đã kết nối hình ảnh hội nghị.")
+    await expect(page.locator("#programme-status")).to_have_text(
+        "Đang nhận hình và tiếng của chương trình."
+    )
     await expect(page.locator("#speaker-name")).to_have_text(sites["hq"].name)
 
     # The hall raises its hand from its terminal: the queue fills without a reload.
@@ -187,10 +189,54 @@ async def test_web_chair_console_gives_the_floor_and_every_terminal_follows(
     await expect(hall_row.locator(".muted-flag")).to_be_hidden()
     await page.get_by_role("button", name="Tắt tiếng tất cả").click()
     await expect(hall_row.locator(".muted-flag")).to_be_visible()
+    # the hall just given the floor keeps speaking
+    await expect(speaker_row.locator(".muted-flag")).to_be_hidden()
     await page.screenshot(path=artifact("web-console.png"), full_page=True)
     await page.get_by_role("button", name="Lấy lại quyền phát biểu").click()
     await _wait_stats(
         page, lambda s: s.get("frameWidth") == CHAIR_WIDTH, "the chair's picture after take"
     )
     await expect(page.locator("#console-message")).to_be_hidden()
+    await page.evaluate("window.programmeSession.stop()")
+
+
+async def test_web_chair_console_says_what_it_receives_and_plays_sound(
+    stack: Stack, peers: list[WhipPublisher | WhepViewer], sites: dict[str, Site], signed_in: Page
+) -> None:
+    """Before the chair hall joins the console says so (not "connected" over a blank video, not
+    "speaking" for a hall that is not there); once it joins, picture and sound; sound toggles."""
+    page = signed_in
+    # a hall joins (the room opens) but not the chair
+    hall_grant = await stack.join("p1")
+    hall = WhipPublisher(hall_grant["whip_url"], hall_grant["token"], SPEAKER_WIDTH, SPEAKER_HEIGHT)
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    await page.goto(f"/occurrences/{stack.occurrence_id}/console")
+    status = page.locator("#programme-status")
+    await expect(status).to_have_attribute("data-state", "waiting")
+    await expect(status).to_have_text(
+        "Đã kết nối máy chủ truyền hình; điểm cầu chủ trì chưa vào họp."
+    )
+    await expect(page.locator("#speaker-name")).to_have_text(f"{sites['hq'].name} (chưa vào họp)")
+    await page.screenshot(path=artifact("web-console-before-chair.png"), full_page=True)
+
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], CHAIR_WIDTH, CHAIR_HEIGHT)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    await expect(status).to_have_attribute("data-state", "receiving", timeout=20_000)
+    await expect(page.locator("#speaker-name")).to_have_text(sites["hq"].name)
+
+    # sound: the video element is not left muted; the button turns it off and on
+    toggle = page.locator("#sound-toggle")
+    muted = await page.evaluate("document.getElementById('programme').muted")
+    await expect(toggle).to_have_text("Bật âm thanh" if muted else "Tắt âm thanh")
+    if muted:  # the browser refused to start with sound: one click turns it on
+        await toggle.click()
+    assert await page.evaluate("document.getElementById('programme').muted") is False
+    await expect(toggle).to_have_text("Tắt âm thanh")
+    await toggle.click()
+    assert await page.evaluate("document.getElementById('programme').muted") is True
+    await expect(toggle).to_have_text("Bật âm thanh")
+    await expect(toggle).to_have_attribute("data-muted", "true")
     await page.evaluate("window.programmeSession.stop()")

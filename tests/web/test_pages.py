@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +18,8 @@ from confbridge.db import Database
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
 from confbridge.settings import Settings
+from confbridge.sites.models import Site
+from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow
 from tests.support.web import csrf_of, next_weekday
 
@@ -125,7 +127,9 @@ def test_booking_check_answers_costly_rules_quickly(
     fragment = client.post("/bookings/check", data=data)
     assert time.perf_counter() - started < 1.0  # a bound, not a benchmark
     assert fragment.status_code == 200
-    assert "never occurs" in fragment.text or "once a day" in fragment.text
+    # in the reader's words, not the rule checker's English
+    assert "không bao giờ tạo ra buổi họp" in fragment.text or "một lần mỗi ngày" in fragment.text
+    assert "never occurs" not in fragment.text and "rrule" not in fragment.text
 
 
 def test_booking_names_the_clash_and_saves_nothing(
@@ -162,7 +166,7 @@ def func_count_series() -> Any:
         ({"title": "Giao ban\r\nDTSTART:20260101T000000Z"}, "phải viết trên một dòng"),
         ({"kind": "party"}, "Chọn loại cuộc họp."),
         ({"mode": "telepathy"}, "Chọn hình thức tổ chức."),
-        ({"words": "thỉnh thoảng"}, "Không hiểu các từ: thinh thoang"),
+        ({"words": "thỉnh thoảng"}, "Không hiểu các từ: thỉnh thoảng"),
         ({"words": ""}, "Cho biết cuộc họp lặp lại thế nào"),
         ({"start_date": "31/02/2026"}, "Nhập ngày họp đầu tiên."),
         ({"start_date": "1999-01-01"}, "Năm phải nằm trong khoảng"),
@@ -249,7 +253,9 @@ def test_one_occurrence_is_moved_or_cancelled_and_a_clash_is_named(
               "start_time": "14:30", "status": "scheduled"},
     )  # fmt: skip
     assert clash.status_code == 409
-    assert f"đã có lịch “{other.title}”" in clash.text
+    assert f"“{other.title}”: 1 buổi họp từ" in clash.text
+    # the refusal sits beside the form, above the page's tables
+    assert clash.text.index('id="conflicts"') < clash.text.index('id="sites-table"')
     moved = client.post(
         f"/occurrences/{occurrence.id}/edit",
         data={"csrf_token": token, "start_date": next_weekday(2).isoformat(),
@@ -426,3 +432,71 @@ def test_series_page_lists_unplanned_meetings_and_resolves_them(
     assert afternoon in starts and afternoon + timedelta(days=7) not in starts
     no_token = client.post(f"/series/{briefing.id}/unplanned/2030-04-22", data={"action": "skip"})
     assert no_token.status_code == 403
+
+
+def test_occurrence_clash_is_one_line_per_clashing_series(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session, settings: Settings
+) -> None:
+    """Three halls booked by the same other series: one line naming the three, not three."""
+    halls = [communes["c0"], communes["c1"], communes["c2"]]
+    other = book_existing(session, settings, communes, site_ids=halls)
+    weekly = book_existing(
+        session, settings, communes, title="Giao ban tuần", rrule="FREQ=WEEKLY;COUNT=3",
+        dtstart=f"{next_weekday(2).isoformat()}T08:00", chair_site_id=communes["hq"],
+        site_ids=halls,
+    )  # fmt: skip
+    client = web(Role.secretariat)
+    occurrence = weekly.occurrences[0]
+    token = csrf_of(client.get(f"/occurrences/{occurrence.id}").text)
+    clash = client.post(
+        f"/occurrences/{occurrence.id}/edit",
+        data={"csrf_token": token, "start_date": next_weekday(2).isoformat(),
+              "start_time": "14:30", "status": "scheduled"},
+    )  # fmt: skip
+    assert clash.status_code == 409
+    lines = re.findall(r"<li data-series=\"([^\"]*)\">(.*?)</li>", clash.text, re.S)
+    assert [title for title, _text in lines] == [other.title]
+    names = [session.get(Site, site_id).name for site_id in halls]
+    assert ", ".join(sorted(names, key=vietnamese_key)) in lines[0][1]
+
+
+def test_booking_a_meeting_that_does_not_repeat(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session
+) -> None:
+    client = web(Role.secretariat)
+    choices = {
+        "Họp 1": {"words": "một lần"},
+        "Họp 2": {"words": "", "once": "1", "start_time": "14:00"},  # the form's choice
+    }
+    for title, choice in choices.items():
+        data = booking_data(client, communes, title=title, **choice)
+        saved = client.post("/bookings/new", data=data, follow_redirects=False)
+        assert saved.status_code == 303, saved.text[:2000]
+    for title in ("Họp 1", "Họp 2"):
+        series = session.scalars(select(Series).where(Series.title == title)).one()
+        assert series.rrule == "FREQ=DAILY;COUNT=1" and len(series.occurrences) == 1
+        form = client.get(f"/series/{series.id}/edit").text
+        assert 'value="không lặp lại"' in form and 'id="once" name="once"' in form
+        assert re.search(r'id="once"[^>]*checked', form)
+
+
+def test_booking_words_not_understood_are_echoed_as_typed_and_dates_read_ddmmyyyy(
+    web: Callable[..., TestClient], communes: dict[str, int], session: Session
+) -> None:
+    client = web(Role.secretariat)
+    refused = client.post(
+        "/bookings/new", data=booking_data(client, communes, words="thỉnh thoảng vào thứ Hai")
+    )
+    assert refused.status_code == 422 and "thỉnh thoảng" in refused.text
+    assert "thinh thoang" not in refused.text
+    skip = next_weekday(0) + timedelta(days=7)
+    saved = client.post(
+        "/bookings/new",
+        data=booking_data(client, communes, title="Giao ban bỏ ngày", exdates=f"{skip:%d/%m/%Y}"),
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text[:2000]
+    series = session.scalars(select(Series).where(Series.title == "Giao ban bỏ ngày")).one()
+    assert series.exdates == [skip.isoformat()]
+    # shown back as the pages write dates
+    assert f'value="{skip:%d/%m/%Y}"' in client.get(f"/series/{series.id}/edit").text

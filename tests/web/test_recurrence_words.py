@@ -48,7 +48,7 @@ def test_parse_reads_a_time_of_day() -> None:
 @pytest.mark.parametrize(
     ("words", "not_understood"),
     [
-        ("thỉnh thoảng", "thinh thoang"),
+        ("thỉnh thoảng", "thỉnh thoảng"),  # echoed as typed, with its accents
         ("hằng tuần vào thứ Hai và bla", "bla"),
         ("weekly on the first Monday", "1MO"),
         ("hằng tuần lúc 25:00", "25:00"),
@@ -75,6 +75,7 @@ def test_parse_refuses_words_it_does_not_know(words: str, not_understood: str) -
         "FREQ=DAILY;COUNT=10",
         "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
         "FREQ=WEEKLY;BYDAY=MO;UNTIL=20261231T165959Z",
+        "FREQ=DAILY;COUNT=1",
     ],
 )
 def test_describe_reads_back_to_the_same_rule(rrule: str, language: str) -> None:
@@ -97,3 +98,22 @@ def test_describe_in_vietnamese() -> None:
 def test_describe_gives_up_on_parts_without_words() -> None:
     assert describe("FREQ=MONTHLY;BYSETPOS=1;BYDAY=MO", str, tz=TZ, language="en") is None
     assert describe("FREQ=HOURLY", str, tz=TZ, language="en") is None
+
+
+@pytest.mark.parametrize(
+    "words",
+    ["một lần", "Không lặp lại", "chỉ họp một lần", "1 lần", "họp một lần lúc 14:00", "once",
+     "does not repeat", "one-off"],
+)  # fmt: skip
+def test_parse_a_meeting_that_does_not_repeat(words: str) -> None:
+    assert parse(words).rrule == "FREQ=DAILY;COUNT=1"
+
+
+def test_parse_once_a_week_is_not_a_single_meeting() -> None:
+    assert parse("mỗi tuần một lần vào thứ Hai").rrule == "FREQ=WEEKLY;BYDAY=MO"
+    assert parse("hằng tuần vào thứ Hai, 1 lần").rrule == "FREQ=WEEKLY;BYDAY=MO;COUNT=1"
+
+
+def test_describe_a_single_meeting() -> None:
+    gettext = translations("vi").gettext
+    assert describe("FREQ=DAILY;COUNT=1", gettext, tz=TZ, language="vi") == "không lặp lại"

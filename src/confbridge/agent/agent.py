@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from confbridge.agent.backoff import Backoff, retry_after_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
 from confbridge.agent.content import CONTENT_RETRY_S, ContentSource, present
 from confbridge.agent.media import MediaSources
+from confbridge.agent.routes import IceRoutes, TurnTransport, ladder
 from confbridge.agent.screen import KioskScreen
-from confbridge.agent.session import MeetingSession, SessionError
+from confbridge.agent.session import MediaNotUp, MeetingSession, SessionError
 from confbridge.timeutil import utcnow
 from confbridge_kernel import __version__
 from confbridge_kernel.contracts import JoinInfo
@@ -51,6 +53,10 @@ class AgentOptions:
     # Join this long before the start (the bridge accepts joins from sfu.join_early_min before).
     join_early_s: float = 0.0
     relay_only: bool = False
+    # the one TURN transport to use (None: the ladder of `confbridge.agent.routes`)
+    turn_transport: TurnTransport | None = None
+    # verifies `turns:` servers (None: asyncio's default, the system's CAs)
+    turn_tls: ssl.SSLContext | None = None
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 8.0
     # how often a hall with content to present asks again while it may not present
@@ -77,6 +83,10 @@ class TerminalAgent:
         self._content = content
         self._options = options
         self._screen = screen
+        # direct UDP, then relay over TURN/TCP and TURN/TLS; shared by meeting and content
+        self._routes = IceRoutes(
+            ladder(relay_only=options.relay_only, turn_transport=options.turn_transport)
+        )
         self._occurrence_id: int | None = None
         self._last_error: str | None = None
         self._heartbeat_interval_s = options.heartbeat_interval_s or 30.0
@@ -335,7 +345,8 @@ class TerminalAgent:
                 self._client,
                 self._content,
                 occurrence_id,
-                relay_only=self._options.relay_only,
+                routes=self._routes,
+                turn_tls=self._options.turn_tls,
                 retry_s=self._options.content_retry_s,
             ),
             name="agent-content",
@@ -375,26 +386,38 @@ class TerminalAgent:
         if grant is None:
             grant = await self._client.join(item.occurrence_id, failed_node_id=failed_node_id)
         video, audio = self._media.tracks()
+        route = self._routes.current(grant.ice_servers)
         session = MeetingSession(
             grant,
             video,
             audio,
-            relay_only=self._options.relay_only,
+            route=route,
+            turn_tls=self._options.turn_tls,
             thumbnail=self._media.thumbnail(),
         )
-        await session.start()
+        try:
+            await session.start()
+        except MediaNotUp:
+            self._routes.failed(route)
+            raise
+        self._routes.succeeded(route)
         if previous is not None:
             await previous.close()  # after the new one is up: no gap in the hall's presence
+        paths = session.paths
         log.info(
-            'joined occurrence %s "%s" as %s',
+            'joined occurrence %s "%s" as %s (route %s, %s)',
             item.occurrence_id,
             item.title,
             grant.role.value,
+            route.name,
+            ", ".join(path or "?" for path in paths),
             extra={
                 "event": "joined",
                 "occurrence_id": item.occurrence_id,
                 "role": grant.role.value,
                 "renewed": previous is not None,
+                "route": route.name,
+                "paths": paths,
             },
         )
         self._last_error = None

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass, field
 
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 
 from confbridge.agent.client import ControlClient, ControlError, Revoked
-from confbridge.agent.session import MeetingSession, SessionError
+from confbridge.agent.routes import DIRECT, IceRoutes
+from confbridge.agent.session import MediaNotUp, MeetingSession, SessionError
 from confbridge_kernel.contracts import GrantPurpose
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,8 @@ async def present(
     source: ContentSource,
     occurrence_id: int,
     *,
-    relay_only: bool = False,
+    routes: IceRoutes | None = None,
+    turn_tls: ssl.SSLContext | None = None,
     retry_s: float = CONTENT_RETRY_S,
 ) -> None:
     """Present `source` in the occurrence until the bridge ends it (or the task is cancelled)."""
@@ -86,14 +89,21 @@ async def present(
                 return
             await asyncio.sleep(retry_s)
             continue
-        session = MeetingSession(grant, source.track(), None, relay_only=relay_only, view=False)
+        route = routes.current(grant.ice_servers) if routes is not None else DIRECT
+        session = MeetingSession(
+            grant, source.track(), None, route=route, turn_tls=turn_tls, view=False
+        )
         try:
             await session.start()
         except SessionError as exc:
+            if isinstance(exc, MediaNotUp) and routes is not None:
+                routes.failed(route)
             # the floor moved between the grant and the offer, or the bridge is away
             log.warning("content: not published: %s", exc, extra={"event": "content_retry"})
             await asyncio.sleep(retry_s)
             continue
+        if routes is not None:
+            routes.succeeded(route)
         log.info(
             "presenting content in occurrence %s",
             occurrence_id,

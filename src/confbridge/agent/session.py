@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from confbridge.agent.routes import DIRECT, IceRoute, selected_path, use_turn_tls_context
 from confbridge_kernel.contracts import JoinInfo
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,13 @@ class SessionError(Exception):
         super().__init__(f"{status}: {reason}" if status else reason)
         self.status = status
         self.reason = reason
+
+
+class MediaNotUp(SessionError):
+    """The bridge answered, but ICE and DTLS did not connect on the session's route."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
 
 
 def rtc_configuration(ice_servers: list[dict[str, Any]], *, relay_only: bool) -> RTCConfiguration:
@@ -81,7 +90,10 @@ class MeetingSession:
     grant: JoinInfo
     video: MediaStreamTrack
     audio: MediaStreamTrack | None
-    relay_only: bool = False
+    # how ICE reaches the bridge (`confbridge.agent.routes`): which TURN URL, relay or not
+    route: IceRoute = DIRECT
+    # verifies `turns:` servers (system CAs, plus a private CA if configured)
+    turn_tls: ssl.SSLContext | None = None
     # the camera's small layer, sent as the offer's second video m-line (the worker's thumbnail)
     thumbnail: MediaStreamTrack | None = None
     view: bool = True
@@ -97,7 +109,9 @@ class MeetingSession:
 
     def _peer(self, node_id: str | None) -> RTCPeerConnection:
         pc = RTCPeerConnection(
-            rtc_configuration(self.grant.ice_servers, relay_only=self.relay_only)
+            rtc_configuration(
+                self.route.ice_servers(self.grant.ice_servers), relay_only=self.route.relay_only
+            )
         )
 
         @pc.on("connectionstatechange")
@@ -135,6 +149,8 @@ class MeetingSession:
 
     async def _negotiate(self, resource: _Resource) -> None:
         pc = resource.pc
+        if self.turn_tls is not None:
+            use_turn_tls_context(pc, self.turn_tls)
         await pc.setLocalDescription(await pc.createOffer())
         headers = {"Content-Type": SDP, "Authorization": f"Bearer {self.grant.token}"}
         try:
@@ -157,11 +173,21 @@ class MeetingSession:
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while any(r.pc.connectionState != "connected" for r in self._resources):
             if self.lost.is_set():
-                raise SessionError(0, f"the media connection did not come up ({self.lost_reason})")
+                raise MediaNotUp(
+                    f"the media connection did not come up on route {self.route.name} "
+                    f"({self.lost_reason})"
+                )
             if time.monotonic() > deadline:
                 states = ", ".join(r.pc.connectionState for r in self._resources)
-                raise SessionError(0, f"the media connection did not come up ({states})")
+                raise MediaNotUp(
+                    f"the media connection did not come up on route {self.route.name} ({states})"
+                )
             await asyncio.sleep(0.05)
+
+    @property
+    def paths(self) -> list[str | None]:
+        """Each connection's selected candidate pair (`relay/tcp`, `host/udp`, ...)."""
+        return [selected_path(r.pc) for r in self._resources]
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._tasks.append(asyncio.create_task(self._read(track), name=f"agent-{track.kind}"))

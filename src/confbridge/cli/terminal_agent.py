@@ -4,6 +4,7 @@ meetings by itself)."""
 from __future__ import annotations
 
 import logging.config
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,21 @@ ContentRetryOption = Annotated[
 RelayOnlyOption = Annotated[
     bool, typer.Option(help="use TURN relay candidates only (strict firewalls)")
 ]
+TurnTransportOption = Annotated[
+    str,
+    typer.Option(
+        help="how TURN is reached: auto (direct UDP first, then relay over TURN/TCP, then "
+        "TURN/TLS when media does not come up), or always udp, tcp or tls",
+        envvar="CONFBRIDGE_TERMINAL_TURN_TRANSPORT",
+    ),
+]
+TurnCaFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="a PEM file of CA certificates trusted for turns: servers, beside the system's",
+        envvar="CONFBRIDGE_TERMINAL_TURN_CA_FILE",
+    ),
+]
 HostAddressOption = Annotated[
     list[str] | None,
     typer.Option(help="gather ICE candidates on this local address (repeatable)"),
@@ -119,6 +135,8 @@ def terminal(
     content_device: ContentDeviceOption = None,
     content_retry_s: ContentRetryOption = 5.0,
     relay_only: RelayOnlyOption = False,
+    turn_transport: TurnTransportOption = "auto",
+    turn_ca_file: TurnCaFileOption = None,
     host_address: HostAddressOption = None,
     join_early_s: JoinEarlyOption = 0.0,
     agenda_interval_s: AgendaIntervalOption = 30.0,
@@ -138,6 +156,7 @@ def terminal(
     from confbridge.agent.client import Revoked
     from confbridge.agent.content import ContentSource
     from confbridge.agent.media import MediaSources
+    from confbridge.agent.routes import TURN_TRANSPORTS, turn_tls_context
     from confbridge.agent.run import AgentSetupError, run_agent
     from confbridge.agent.screen import ScreenOptions
     from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
@@ -152,6 +171,12 @@ def terminal(
         content_file=content_file,
         content_device=content_device,
     )
+    if turn_transport != "auto" and turn_transport not in TURN_TRANSPORTS:
+        fail(f"--turn-transport: unknown value {turn_transport!r} (auto, udp, tcp or tls)", code=2)
+    try:
+        turn_tls = turn_tls_context(turn_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"--turn-ca-file: cannot load {turn_ca_file}: {exc}", code=2)
     # one line per agent event: the libraries' per-request and per-check lines stay out
     logging.config.dictConfig(
         log_config(log_format, "INFO", quiet=NOISY_MEDIA_LOGGERS)  # type: ignore[arg-type]
@@ -162,6 +187,8 @@ def terminal(
         agenda_interval_s=agenda_interval_s,
         join_early_s=join_early_s,
         relay_only=relay_only,
+        turn_transport=None if turn_transport == "auto" else turn_transport,  # type: ignore[arg-type]
+        turn_tls=turn_tls,
         backoff_max_s=backoff_max_s,
         content_retry_s=content_retry_s,
     )

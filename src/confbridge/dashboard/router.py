@@ -43,6 +43,7 @@ def overview_read(overview: dashboard_service.Overview) -> OverviewRead:
         ],
         offline_terminals=[OfflineTerminalRead(**asdict(t)) for t in overview.offline_terminals],
         offline_total=overview.offline_total,
+        online_total=overview.online_total,
         alerts=[alert_read(a) for a in overview.alerts],
         sip_calls=[
             SipCallRead(**c.leg.model_dump(), node_id=c.node_id, guest=c.guest)

@@ -18,6 +18,7 @@ class SiteLinkRead(BaseModel):
     loss_ratio: float | None
     reported_at: datetime
     bad: bool
+    quality: str | None = None  # "good", "fair" or "poor" (confbridge.link_quality)
     layer: str | None = None  # "main" or "small": what the site's screen receives
 
 
@@ -57,6 +58,7 @@ class OverviewRead(BaseModel):
     meetings: list[LiveMeetingRead]
     offline_terminals: list[OfflineTerminalRead]
     offline_total: int
+    online_total: int = 0
     alerts: list[AlertRead]
     sip_calls: list[SipCallRead]
     sip_unreachable_nodes: list[str]

@@ -16,6 +16,7 @@ from confbridge.alerts.models import Alert
 from confbridge.auth.scope import WHOLE, Scope
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.errors import DomainError
+from confbridge.link_quality import LinkLimits, Quality
 from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
@@ -26,6 +27,7 @@ from confbridge.signing import GrantSigner
 from confbridge.sites.models import Site, Unit, UnitKind
 from confbridge.terminals import service as terminal_service
 from confbridge.terminals.schemas import TerminalStatus
+from confbridge.text import vietnamese_key
 from confbridge_kernel.contracts import EventType
 from confbridge_kernel.sip_legs import SipLegInfo
 
@@ -46,6 +48,7 @@ class SiteLink:
     loss_ratio: float | None
     reported_at: datetime
     bad: bool
+    quality: str | None = None  # good / fair / poor, as the console says (confbridge.link_quality)
     # the layer of the speaker's camera the site's screen last received: "main", or "small"
     # (the thumbnail) while its downlink is poor; None before its viewer reported
     layer: str | None = None
@@ -102,6 +105,7 @@ class Overview:
     offline_terminals: list[OfflineTerminal]
     offline_total: int
     alerts: list[Alert]
+    online_total: int = 0  # terminals online now (not revoked, heard from recently)
     # province code → name, for the nodes' regions
     regions: dict[str, str] = field(default_factory=dict)
     sip: SipCalls = field(default_factory=SipCalls)
@@ -153,24 +157,29 @@ def _live_meetings(
         select(RoomEdge).where(RoomEdge.occurrence_id.in_(ids)).order_by(RoomEdge.node_id)
     ):
         edges.setdefault(edge.occurrence_id, []).append(MeetingEdge(edge.node_id, edge.kind))
-    alerts = settings.alerts
+    limits = LinkLimits.from_settings(settings.alerts)
     meetings = []
     for occurrence, title in rows:
-        sites = [
-            SiteLink(
-                site_id=site_id,
-                site_name=names.get(site_id, f"#{site_id}"),
-                rtt_ms=stats.get("rtt_ms"),
-                loss_ratio=stats.get("loss_ratio"),
-                reported_at=at,
-                bad=(stats.get("loss_ratio") or 0) > alerts.link_loss_ratio
-                or (stats.get("rtt_ms") or 0) > alerts.link_rtt_ms,
-                layer=layers.get((occurrence_id, site_id), (at, None))[1],
+        sites = []
+        for (occurrence_id, site_id), (at, stats) in latest.items():
+            if occurrence_id != occurrence.id or site_id not in names:
+                continue
+            quality = limits.grade(stats.get("loss_ratio"), stats.get("rtt_ms"))
+            sites.append(
+                SiteLink(
+                    site_id=site_id,
+                    site_name=names[site_id],
+                    rtt_ms=stats.get("rtt_ms"),
+                    loss_ratio=stats.get("loss_ratio"),
+                    reported_at=at,
+                    bad=quality is Quality.poor,
+                    quality=quality.value if quality else None,
+                    layer=layers.get((occurrence_id, site_id), (at, None))[1],
+                )
             )
-            for (occurrence_id, site_id), (at, stats) in latest.items()
-            if occurrence_id == occurrence.id
-        ]
-        sites.sort(key=lambda s: (-(s.loss_ratio or 0), -(s.rtt_ms or 0), s.site_name))
+        sites.sort(
+            key=lambda s: (-(s.loss_ratio or 0), -(s.rtt_ms or 0), vietnamese_key(s.site_name))
+        )
         meetings.append(
             LiveMeeting(
                 occurrence.id,
@@ -190,14 +199,20 @@ def _worst_link_stats(
 ) -> tuple[
     dict[tuple[int, int], tuple[datetime, dict]], dict[tuple[int, int], tuple[datetime, str]]
 ]:
-    """The worst recent link stats of each site in each meeting, by (occurrence id, site id),
-    with when they were reported; and the layer its screen received last, with when."""
-    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    """Each site's link in each meeting now, by (occurrence id, site id): the latest report of
+    each of its sessions (publish, view) in the last minute, the worst of them, with when it
+    was reported; and the layer its screen received last, with when.
+
+    Only a session's latest report counts, as on the console: the worst report of the whole
+    minute would show a passing spike (a keyframe burst, a moment the worker was busy) as the
+    link's state for a minute."""
+    latest_by_peer: dict[tuple[int, int, str], tuple[datetime, dict]] = {}
     layers: dict[tuple[int, int], tuple[datetime, str]] = {}
-    for occurrence_id, site_id, at, payload in session.execute(
+    for occurrence_id, site_id, peer_id, at, payload in session.execute(
         select(
             SfuEventRecord.occurrence_id,
             SfuEventRecord.site_id,
+            SfuEventRecord.peer_id,
             SfuEventRecord.at,
             SfuEventRecord.payload,
         ).where(
@@ -206,17 +221,23 @@ def _worst_link_stats(
             SfuEventRecord.at >= now - LINK_WINDOW,
         )
     ):
-        if site_id is None:
+        if not site_id:  # None, or 0: the chair console's own viewer, not a site
             continue
         stats = (payload or {}).get("stats") or {}
+        key = (occurrence_id, site_id)
+        peer_key = (occurrence_id, site_id, peer_id or "")
+        if peer_key not in latest_by_peer or latest_by_peer[peer_key][0] <= at:
+            latest_by_peer[peer_key] = (at, stats)
+        layer = stats.get("layer")
+        if layer is not None and (key not in layers or layers[key][0] <= at):
+            layers[key] = (at, layer)
+    latest: dict[tuple[int, int], tuple[datetime, dict]] = {}
+    for (occurrence_id, site_id, _peer), (at, stats) in latest_by_peer.items():
         key = (occurrence_id, site_id)
         worst = latest.get(key)
         # a site is as bad as its worst session (publish or view)
         if worst is None or _badness(stats) > _badness(worst[1]):
             latest[key] = (at, stats)
-        layer = stats.get("layer")
-        if layer is not None and (key not in layers or layers[key][0] <= at):
-            layers[key] = (at, layer)
     return latest, layers
 
 
@@ -288,7 +309,19 @@ def overview(
             )
             for view in views
         ),
-        key=lambda t: (t.last_seen_at is not None, t.last_seen_at or now, t.site_name),
+        key=lambda t: (
+            t.last_seen_at is not None,
+            t.last_seen_at or now,
+            vietnamese_key(t.site_name),
+            vietnamese_key(t.name),
+        ),
+    )
+    _online, online_total = terminal_service.list_(
+        session=session,
+        now=now,
+        offline_after_s=settings.terminals.offline_after_s,
+        status=TerminalStatus.online,
+        limit=0,
     )
     alerts, _total = alert_service.list_(
         session=session, open_only=True, kind=None, limit=100, offset=0, scope=scope
@@ -306,6 +339,7 @@ def overview(
         meetings=_live_meetings(session, settings, now, scope),
         offline_terminals=offline,
         offline_total=offline_total,
+        online_total=online_total,
         alerts=alerts,
         sip=sip_calls(session=session, nodes=nodes, signer=signer) if signer else SipCalls(),
     )

@@ -158,6 +158,17 @@ def online_site_ids(
     return set(session.scalars(query.distinct()))
 
 
+def site_ids_with_terminals(*, session: Session, site_ids: Iterable[int]) -> set[int]:
+    """Of `site_ids`, those with at least one terminal that is not revoked (paired or not)."""
+    wanted = list(set(site_ids))
+    if not wanted:
+        return set()
+    query = select(Terminal.site_id).where(
+        Terminal.site_id.in_(wanted), Terminal.revoked_at.is_(None)
+    )
+    return set(session.scalars(query.distinct()))
+
+
 def last_seen_by_site(*, session: Session, site_ids: Iterable[int]) -> dict[int, datetime]:
     """The latest heartbeat of any active terminal of each site (sites never seen are left out)."""
     wanted = list(set(site_ids))

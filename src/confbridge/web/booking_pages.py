@@ -24,6 +24,7 @@ from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page
+from confbridge.web.domain_messages import explain
 from confbridge.web.forms import BookingForm, OccurrenceForm, parse_date
 from confbridge.web.shared import conflict_lines, not_found, parse_id, redirect
 
@@ -147,15 +148,19 @@ def _try_booking(
     except Conflict as exc:
         outcome["conflicts"], outcome["conflict_count"] = conflict_lines(page, exc)
         if not outcome["conflicts"]:
-            outcome["message"] = page._("The booking was refused: %(reason)s", reason=exc.message)
+            outcome["message"] = page._(
+                "The booking was refused: %(reason)s", reason=explain(page, exc)
+            )
     except DomainError as exc:
-        outcome["message"] = page._("The booking was refused: %(reason)s", reason=exc.message)
+        outcome["message"] = page._(
+            "The booking was refused: %(reason)s", reason=explain(page, exc)
+        )
     page.session.rollback()
     return None, outcome
 
 
 def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> Response:
-    form = BookingForm.from_form(form_data)
+    form = BookingForm.from_form(form_data, page.language)
     action = str(form_data.get("action") or "check")
     data = form.validate(page.translations.gettext)
     template_values = {"series": series}
@@ -210,7 +215,7 @@ def check_booking(page: EditorPage, form: CheckedForm) -> Response:
     series_id = parse_id(str(form.get("series_id") or ""))
     if series_id is not None:
         series = _series_or_none(page, str(series_id))
-    booking = BookingForm.from_form(form)
+    booking = BookingForm.from_form(form, page.language)
     data = booking.validate(page.translations.gettext)
     outcome: dict[str, Any] = {"preview": None, "conflicts": [], "conflict_count": 0}
     outcome["message"] = None
@@ -326,7 +331,7 @@ def resolve_unplanned(page: EditorPage, series_id: str, day: str, form: CheckedF
     except DomainError as exc:
         page.session.rollback()
         status_code = exc.status_code
-        message = page._("The change was refused: %(reason)s", reason=exc.message)
+        message = page._("The change was refused: %(reason)s", reason=explain(page, exc))
         if isinstance(exc, Conflict):
             lines, _count = conflict_lines(page, exc)
             if lines:

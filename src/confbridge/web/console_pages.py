@@ -9,12 +9,13 @@ from confbridge import signing
 from confbridge.auth.models import User
 from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
-from confbridge.errors import Conflict, DomainError
+from confbridge.errors import DomainError, Unavailable
 from confbridge.live import LiveBusDep, publish_floor
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.timeutil import utcnow
 from confbridge.web import labels
 from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
+from confbridge.web.domain_messages import explain
 from confbridge.web.occurrence_pages import occurrence_context, occurrence_or_none
 from confbridge.web.shared import not_found, parse_id, redirect
 from confbridge_kernel.contracts import FloorAction, PeerRole, room_name
@@ -49,11 +50,9 @@ def console(page: EditorPage, occurrence_id: str) -> Response:
 
 
 def _floor_message(page: Page, exc: DomainError) -> str:
-    if isinstance(exc, Conflict) and "not open" in exc.message:
-        return page._("The meeting room is not open yet: it opens when a site joins.")
-    if exc.status_code in (502, 503):
+    if exc.status_code in (502, 503) and not isinstance(exc, Unavailable):
         return page._("The media server cannot be reached; try again.")
-    return page._("The action failed: %(reason)s", reason=exc.message)
+    return explain(page, exc)
 
 
 @router.post("/occurrences/{occurrence_id}/floor")
@@ -62,9 +61,9 @@ def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBus
     wants_json = "application/json" in page.request.headers.get("accept", "")
     occurrence = occurrence_or_none(page, occurrence_id, edit=True)
     if occurrence is None:
-        return (
-            JSONResponse({"detail": "no such occurrence"}, 404) if wants_json else not_found(page)
-        )
+        if wants_json:
+            return JSONResponse({"detail": page._("This page does not exist.")}, 404)
+        return not_found(page)
     action_text = str(form.get("action") or "")
     site_id = parse_id(str(form.get("site_id") or ""))
     try:
@@ -158,7 +157,7 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
         page.session.commit()
     except DomainError as exc:
         page.session.rollback()
-        return JSONResponse({"detail": exc.message}, exc.status_code)
+        return JSONResponse({"detail": explain(page, exc)}, exc.status_code)
     return JSONResponse(
         {
             "whep_url": f"{viewing.public_url}/whep/{room}",

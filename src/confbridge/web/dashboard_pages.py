@@ -17,7 +17,10 @@ from confbridge.dashboard import service as dashboard_service
 from confbridge.errors import DomainError
 from confbridge.signing import signer_for
 from confbridge.timeutil import utcnow
+from confbridge.web import labels
+from confbridge.web.alert_help import help_for
 from confbridge.web.context import CheckedForm, Page, signed_in
+from confbridge.web.domain_messages import explain
 from confbridge.web.security import NotAllowed
 
 router = APIRouter(include_in_schema=False)
@@ -47,6 +50,8 @@ def _body(page: Page, template: str, **values: object) -> Response:
     return page.render(
         template,
         overview=overview,
+        alert_help={a.id: help_for(a, page.translations.gettext) for a in overview.alerts},
+        qualities=labels.QUALITIES,
         refresh_s=REFRESH_S,
         link_rtt_ms=page.settings.alerts.link_rtt_ms,
         link_loss_ratio=page.settings.alerts.link_loss_ratio,
@@ -77,6 +82,6 @@ def acknowledge(page: ITPage, alert_id: int, _form: CheckedForm) -> Response:
             scope=page.user.it_scope,
         )
     except DomainError as exc:
-        return _body(page, "dashboard.html", message=exc.message, error=True)
+        return _body(page, "dashboard.html", message=explain(page, exc), error=True)
     page.session.commit()
     return RedirectResponse("/it", status_code=303)

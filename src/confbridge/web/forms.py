@@ -17,7 +17,13 @@ from confbridge.meetings.models import MeetingKind, MeetingMode, Occurrence, Ser
 from confbridge.pagination import MAX_ID
 from confbridge.text import control_character
 from confbridge.timeutil import zone
-from confbridge.web.recurrence_words import RecurrenceWordsError, describe, parse
+from confbridge.web.recurrence_words import (
+    ONCE_WORDS,
+    RecurrenceWordsError,
+    describe,
+    is_once,
+    parse,
+)
 
 MAX_TITLE = 300
 MAX_WORDS = 300
@@ -51,6 +57,14 @@ def parse_date(text: str) -> date | None:
         return None
 
 
+def _shown_date(iso: str, language: str) -> str:
+    """A stored date as the form shows it: 16/02/2026 in Vietnamese (the pages' one format)."""
+    day = parse_date(iso)
+    if day is None or language != "vi":
+        return iso
+    return day.strftime("%d/%m/%Y")
+
+
 def parse_time(text: str) -> time | None:
     text = text.strip().lower().replace("h", ":")
     try:
@@ -76,16 +90,20 @@ class BookingForm:
     unit_ids: list[int] = field(default_factory=list)
     skip_holidays: bool = True
     exdates: str = ""
+    once: bool = False  # "does not repeat": one meeting, whatever the words say
     errors: dict[str, str] = field(default_factory=dict)
     rrule: str = ""
 
     @classmethod
-    def from_form(cls, form: FormData) -> BookingForm:
+    def from_form(cls, form: FormData, language: str = "vi") -> BookingForm:
+        once = form.get("once") is not None
+        words = _text(form, "words", MAX_WORDS + 1)
         return cls(
             title=_text(form, "title", MAX_TITLE + 1),
             kind=_text(form, "kind", 20),
             mode=_text(form, "mode", 20),
-            words=_text(form, "words", MAX_WORDS + 1),
+            words=ONCE_WORDS.get(language, ONCE_WORDS["vi"]) if once else words,
+            once=once,
             start_date=_text(form, "start_date", 20),
             start_time=_text(form, "start_time", 10),
             duration_min=_text(form, "duration_min", 10),
@@ -113,7 +131,8 @@ class BookingForm:
             site_ids=[s.id for s in series.sites],
             unit_ids=[u.id for u in series.units],
             skip_holidays=series.skip_holidays,
-            exdates=", ".join(series.exdates),
+            exdates=", ".join(_shown_date(day, language) for day in series.exdates),
+            once=is_once(series.rrule),
             rrule=series.rrule,
         )
 
@@ -169,7 +188,7 @@ class BookingForm:
                 continue
             day = parse_date(piece)
             if day is None or not 2000 <= day.year <= 2199:
-                errors["exdates"] = _("Give dates such as 2026-02-16, separated by commas.")
+                errors["exdates"] = _("Give dates such as 16/02/2026, separated by commas.")
                 break
             exdates.append(day.isoformat())
         if len(exdates) > MAX_EXDATES:

@@ -68,7 +68,9 @@ class Formatter:
         return instant.astimezone(self.zone)
 
     def datetime(self, instant: datetime) -> str:
-        return format_datetime(self.local(instant), "short", tzinfo=self.zone, locale=self.locale)
+        # one date format on every Vietnamese page: 07:30 07/12/2026, never 7/12/26
+        pattern = "HH:mm dd/MM/yyyy" if self.language == "vi" else "short"
+        return format_datetime(self.local(instant), pattern, tzinfo=self.zone, locale=self.locale)
 
     def long_datetime(self, instant: datetime) -> str:
         local = self.local(instant)

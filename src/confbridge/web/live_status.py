@@ -16,14 +16,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from confbridge.bridge.models import SfuEventRecord
+from confbridge.link_quality import LinkLimits
 from confbridge_kernel.contracts import EventType
 
 # Leaving on purpose (the terminal ended its session, the meeting ended) is not a drop.
 DELIBERATE_LEAVE_REASONS = frozenset({"deleted", "meeting_ended"})
 # Link quality reads the latest stats of each peer; older ones say nothing about now.
 STATS_WINDOW = timedelta(seconds=60)
-LOSS_POOR, LOSS_FAIR = 0.05, 0.01
-RTT_POOR_MS, RTT_FAIR_MS = 400.0, 150.0
 MAX_SEEN_IDS = 50_000
 
 
@@ -52,7 +51,9 @@ class SiteLive:
             return SiteState.left
         return SiteState.dropped
 
-    def link(self) -> tuple[str | None, float | None, float | None]:
+    def link(
+        self, limits: LinkLimits = LinkLimits()
+    ) -> tuple[str | None, float | None, float | None]:
         """Quality (good / fair / poor), worst RTT and worst loss over connected peers."""
         current = [self.stats[p] for p in self.peers if p in self.stats]
         if not current:
@@ -61,13 +62,8 @@ class SiteLive:
         losses = [s["loss_ratio"] for s in current if s.get("loss_ratio") is not None]
         rtt = max(rtts) if rtts else None
         loss = max(losses) if losses else None
-        if (loss or 0) >= LOSS_POOR or (rtt or 0) >= RTT_POOR_MS:
-            quality = "poor"
-        elif (loss or 0) >= LOSS_FAIR or (rtt or 0) >= RTT_FAIR_MS:
-            quality = "fair"
-        else:
-            quality = "good"
-        return quality, rtt, loss
+        quality = limits.grade(loss, rtt)
+        return (quality.value if quality else None), rtt, loss
 
 
 @dataclass
@@ -82,6 +78,7 @@ class LiveStatus:
     hands: list[int] = field(default_factory=list)
     voice_activated: bool = False
     content_site_id: int | None = None  # who presents content now (sfu.content)
+    limits: LinkLimits = field(default_factory=LinkLimits)  # as the IT page judges links
     _seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -136,7 +133,7 @@ class LiveStatus:
     def site_view(self, site_id: int) -> dict[str, Any]:
         site = self.sites[site_id]
         speaking, muted, hand = self._floor_view(site_id)
-        quality, rtt, loss = site.link()
+        quality, rtt, loss = site.link(self.limits)
         return {
             "state": site.state,
             "speaking": speaking,
@@ -197,9 +194,12 @@ def load(
     site_ids: list[int],
     chair_site_id: int,
     now: datetime,
+    limits: LinkLimits | None = None,
 ) -> LiveStatus:
     """The status from stored events: every join, leave and floor change, recent stats."""
-    status = LiveStatus(site_ids=site_ids, chair_site_id=chair_site_id)
+    status = LiveStatus(
+        site_ids=site_ids, chair_site_id=chair_site_id, limits=limits or LinkLimits()
+    )
     query = (
         select(SfuEventRecord)
         .where(

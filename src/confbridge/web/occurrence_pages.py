@@ -14,18 +14,20 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from confbridge.auth import service as auth_service
 from confbridge.db import Database
 from confbridge.errors import Conflict, DomainError
+from confbridge.link_quality import LinkLimits
 from confbridge.live import LiveBusDep, occurrence_topic
 from confbridge.meetings import access as meeting_access
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import labels, live_status, queries
-from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage
+from confbridge.web import i18n, labels, live_status, queries
+from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
+from confbridge.web.domain_messages import explain
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
 from confbridge.web.security import session_user
-from confbridge.web.shared import conflict_lines, not_found, parse_id, redirect, script_json
+from confbridge.web.shared import not_found, parse_id, redirect, script_json, series_clashes
 
 router = APIRouter(include_in_schema=False)
 # A comment line every so often keeps proxies from closing a quiet event stream.
@@ -75,8 +77,16 @@ def _live_labels(page: Page) -> dict[str, Any]:
         "not_open": page._("The meeting room is not open yet: it opens when a site joins."),
         "unreachable": page._("The media server cannot be reached; try again."),
         "programme_failed": page._("The programme cannot be shown: %(reason)s"),
-        "programme_on": page._("Programme connected."),
+        "programme_on": page._("Receiving the programme's picture and sound."),
         "programme_wait": page._("Connecting to the programme…"),
+        "programme_no_chair": page._(
+            "Connected to the media server; the chair site has not joined yet."
+        ),
+        "programme_no_picture": page._("Connected; waiting for the speaker's picture…"),
+        "sound_on": page._("Turn the sound on"),
+        "sound_off": page._("Turn the sound off"),
+        "sound_blocked": page._("The programme plays without sound: press “Turn the sound on”."),
+        "not_joined_yet": page._("%(name)s (not joined yet)"),
         "rtt": page._("RTT %(rtt)s ms"),
         "loss": page._("loss"),
     }
@@ -95,6 +105,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         site_ids=[s.site_id for s in sites],
         chair_site_id=chair,
         now=utcnow(),
+        limits=LinkLimits.from_settings(page.settings.alerts),
     )
     return {
         "occurrence": occurrence,
@@ -144,7 +155,7 @@ def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm
     tz = page.settings.meetings.default_tz
     checked = form.validate(page.translations.gettext, tz)
     message: str | None = None
-    conflicts: list[dict[str, str]] = []
+    conflicts: list[dict[str, Any]] = []
     status_code = 422
     if checked is None:
         message = page._("Please correct the fields marked below.")
@@ -170,12 +181,12 @@ def edit_occurrence(page: EditorPage, occurrence_id: str, form_data: CheckedForm
             return redirect(f"/occurrences/{occurrence.id}?saved=1")
         except Conflict as exc:
             page.session.rollback()
-            conflicts, _count = conflict_lines(page, exc)
-            message = None if conflicts else exc.message
+            conflicts, _count = series_clashes(page, exc)
+            message = None if conflicts else explain(page, exc)
             status_code = 409
         except DomainError as exc:
             page.session.rollback()
-            message = page._("The change was refused: %(reason)s", reason=exc.message)
+            message = page._("The change was refused: %(reason)s", reason=explain(page, exc))
             status_code = exc.status_code
         occurrence = page.session.get(Occurrence, occurrence.id) or occurrence
     context = occurrence_context(page, occurrence)
@@ -206,7 +217,7 @@ def _stream_setup(
 
 
 def _load_status(
-    database: Database, occurrence_id: int, site_ids: list[int], chair: int
+    database: Database, settings: Settings, occurrence_id: int, site_ids: list[int], chair: int
 ) -> live_status.LiveStatus:
     with database.session() as session:
         return live_status.load(
@@ -215,7 +226,12 @@ def _load_status(
             site_ids=site_ids,
             chair_site_id=chair,
             now=utcnow(),
+            limits=LinkLimits.from_settings(settings.alerts),
         )
+
+
+def _translate(request: Request, message: str) -> str:
+    return i18n.translations(language_of(request)).gettext(message)
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -230,16 +246,19 @@ async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep
     settings: Settings = request.app.state.settings
     setup = await run_in_threadpool(_stream_setup, database, settings, request, parsed or 0)
     if setup is None or parsed is None:
-        return JSONResponse({"detail": "no such occurrence"}, status_code=404)
+        return JSONResponse({"detail": _translate(request, "This page does not exist.")}, 404)
     allowed, site_ids, chair = setup
     if not allowed:
-        return JSONResponse({"detail": "sign in first"}, status_code=401)
+        message = _translate(request, "Your session has ended. Sign in again to continue.")
+        return JSONResponse({"detail": message, "code": "session_expired"}, status_code=401)
 
     async def stream() -> AsyncIterator[str]:
         async with live.subscribe(occurrence_topic(parsed)) as subscription:
             # Subscribed first, then read: an event stored meanwhile comes twice, and the
             # status skips event ids it has seen.
-            status = await run_in_threadpool(_load_status, database, parsed, site_ids, chair)
+            status = await run_in_threadpool(
+                _load_status, database, settings, parsed, site_ids, chair
+            )
             yield f"retry: {SSE_RETRY_MS}\n\n"
             yield _sse("snapshot", status.view())
             dropped = subscription.dropped
@@ -262,7 +281,7 @@ async def occurrence_live(request: Request, occurrence_id: str, live: LiveBusDep
                 if subscription.dropped != dropped:
                     dropped = subscription.dropped
                     status = await run_in_threadpool(
-                        _load_status, database, parsed, site_ids, chair
+                        _load_status, database, settings, parsed, site_ids, chair
                     )
                     yield _sse("snapshot", status.view())
                 elif changed or floor_changed:

@@ -8,7 +8,8 @@ Understood (accents and case do not matter; "hàng" and "hằng" both work):
   ... tuần thứ 3 / the third ...; hằng tháng vào ngày 15 / monthly on day 15; ngày cuối tháng;
 - hằng năm / yearly;
 - an end: đến ngày 31/12/2026 / until 2026-12-31, or 10 lần / 10 times;
-- a time of day: lúc 7:30, 7h30, 7 giờ 30 / at 07:30 (it then replaces the start time).
+- a time of day: lúc 7:30, 7h30, 7 giờ 30 / at 07:30 (it then replaces the start time);
+- once: một lần, không lặp lại / once, does not repeat (a single meeting: FREQ=DAILY;COUNT=1).
 
 A raw RRULE value (FREQ=...) is taken as it is. Words the parser does not know are refused,
 naming them, rather than guessed around.
@@ -71,6 +72,14 @@ _FILLER = {
     "a", "from", "starting", "meeting", "briefing",
 }  # fmt: skip
 
+
+# The whole of the words (a time aside) saying the meeting happens once.
+_ONCE = re.compile(
+    r"(?:chi )?(?:hop )?(?:mot lan|1 lan|mot buoi|khong lap lai|khong lap|duy nhat|"
+    r"once|one time|one-off|single meeting|does not repeat|no repeat)(?: duy nhat)?"
+)
+ONCE_RRULE = "FREQ=DAILY;COUNT=1"
+ONCE_WORDS = {"vi": "không lặp lại", "en": "does not repeat"}
 
 _TIME = r"(?:luc |at )?(\d{1,2})(?::|h| ?gio ?)(\d{2})?(?: ?(am|pm|sang|chieu))?"
 _UNTIL = (
@@ -203,6 +212,8 @@ def parse(text: str) -> Recurrence:
     parts: dict[str, str] = {}
 
     at, rest = _take_time(rest)
+    if _ONCE.fullmatch(rest.strip()):
+        return Recurrence(ONCE_RRULE, at)
     rest = _take_end(rest, parts)
     interval, freq, rest = _take_interval(rest)
     days: list[str] = []
@@ -238,7 +249,7 @@ def parse(text: str) -> Recurrence:
 
     leftover = [w for w in rest.split() if w not in _FILLER]
     if leftover:
-        raise RecurrenceWordsError(" ".join(leftover))
+        raise RecurrenceWordsError(_as_typed(raw, leftover))
     if freq is None:
         if not days:
             raise RecurrenceWordsError(raw)
@@ -257,6 +268,19 @@ def parse(text: str) -> Recurrence:
     return Recurrence(";".join(rule), at)
 
 
+def _as_typed(raw: str, words: list[str]) -> str:
+    """The words not understood as the user typed them (with their accents), in order."""
+    wanted = set(words)
+    typed = [w for w in re.split(r"[\s,;.]+", raw) if w and normalise(w) in wanted]
+    return " ".join(typed) or " ".join(words)
+
+
+def is_once(rrule: str) -> bool:
+    """Whether the rule gives a single meeting (COUNT=1, whatever the frequency)."""
+    fields = dict(p.split("=", 1) for p in rrule.upper().split(";") if "=" in p)
+    return fields.get("COUNT") == "1" and not fields.keys() - {"FREQ", "COUNT", "INTERVAL", "WKST"}
+
+
 def describe(rrule: str, gettext: Callable[[str], str], *, tz: str, language: str) -> str | None:
     """The rule in words of the page's language (the parser reads them back), or None when
     the rule uses parts that have no words here."""
@@ -268,6 +292,8 @@ def describe(rrule: str, gettext: Callable[[str], str], *, tz: str, language: st
     known = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "COUNT", "UNTIL", "WKST"}
     if not fields.keys() <= known:
         return None
+    if is_once(rrule):
+        return _("does not repeat")
     interval = int(fields.get("INTERVAL", "1") or 1)
     freq = fields.get("FREQ")
     single = {"DAILY": _("daily"), "WEEKLY": _("weekly"), "MONTHLY": _("monthly"),

@@ -23,6 +23,7 @@ from confbridge.timeutil import utcnow, zone
 from confbridge.web import labels, queries
 from confbridge.web.charts import Bar, ratio_bars
 from confbridge.web.context import Page, UserPage
+from confbridge.web.domain_messages import explain
 
 router = APIRouter(include_in_schema=False)
 DOWNLOAD_FORMATS = ("csv", "xlsx")
@@ -160,7 +161,9 @@ def online_ratio_page(
         report, grouping = _online_report(page, from_date, to_date, unit_id, group_by)
     except DomainError as exc:
         page.session.rollback()
-        values["message"] = page._("The report cannot be made: %(reason)s", reason=exc.message)
+        values["message"] = page._(
+            "The report cannot be made: %(reason)s", reason=explain(page, exc)
+        )
         return page.render("report_online.html", 422, **values)
     values["form"].update(
         from_date=report.from_date.isoformat(),
@@ -192,7 +195,7 @@ def online_ratio_file(
         report, _grouping = _online_report(page, from_date, to_date, unit_id, group_by)
     except DomainError as exc:
         page.session.rollback()
-        message = page._("The report cannot be made: %(reason)s", reason=exc.message)
+        message = page._("The report cannot be made: %(reason)s", reason=explain(page, exc))
         return page.render("error.html", 422, message=message)
     document = export.online_ratio_document(report, tz=page.settings.meetings.default_tz)
     return file_response(*render(document, fmt, EXCEL_VI_CSV))
@@ -230,7 +233,9 @@ def attendance_page(
         report = _attendance_report(page, from_date, to_date, unit_id)
     except DomainError as exc:
         page.session.rollback()
-        values["message"] = page._("The report cannot be made: %(reason)s", reason=exc.message)
+        values["message"] = page._(
+            "The report cannot be made: %(reason)s", reason=explain(page, exc)
+        )
         return page.render("report_attendance.html", 422, **values)
     values["form"].update(
         from_date=report.from_date.isoformat(), to_date=report.to_date.isoformat()
@@ -253,7 +258,7 @@ def attendance_file(
         report = _attendance_report(page, from_date, to_date, unit_id)
     except DomainError as exc:
         page.session.rollback()
-        message = page._("The report cannot be made: %(reason)s", reason=exc.message)
+        message = page._("The report cannot be made: %(reason)s", reason=explain(page, exc))
         return page.render("error.html", 422, message=message)
     document = export.attendance_document(report, tz=page.settings.meetings.default_tz)
     return file_response(*render(document, fmt, EXCEL_VI_CSV))

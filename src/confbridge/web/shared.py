@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from confbridge.errors import DomainError
 from confbridge.pagination import MAX_ID
+from confbridge.text import vietnamese_key
 from confbridge.web.context import Page
 
 MAX_CONFLICTS_SHOWN = 20
@@ -26,7 +27,15 @@ def local_path(target: str | None, default: str = "/calendar") -> str:
     if not target:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # a backslash is a slash to browsers: "/\\host" would leave the site
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    ):
         return default
     return target
 
@@ -51,6 +60,37 @@ def conflict_lines(page: Page, exc: DomainError) -> tuple[list[dict[str, str]], 
                 "occurrence_id": str(conflict.get("occurrence_id") or ""),
             }
         )
+    return lines, int(exc.extra.get("conflict_count", len(lines)))
+
+
+def series_clashes(page: Page, exc: DomainError) -> tuple[list[dict[str, Any]], int]:
+    """The clashes of a refused change, one line per clashing series: its title, the sites it
+    holds (in Vietnamese dictionary order), how many of its meetings clash and the first one
+    (the service reports one clash per meeting and site: twenty lines for one series)."""
+    by_title: dict[str, dict[str, Any]] = {}
+    for conflict in exc.extra.get("conflicts", []):
+        start_at = datetime.fromisoformat(conflict["start_at"])
+        line = by_title.setdefault(
+            conflict["series_title"],
+            {"title": conflict["series_title"], "sites": set(), "starts": set(), "first": None},
+        )
+        line["sites"].add(conflict["site_name"])
+        line["starts"].add(start_at)
+        if line["first"] is None or start_at < line["first"][0]:
+            line["first"] = (start_at, str(conflict.get("occurrence_id") or ""))
+    lines = []
+    for line in by_title.values():
+        first_at, occurrence_id = line["first"]
+        lines.append(
+            {
+                "title": line["title"],
+                "sites": ", ".join(sorted(line["sites"], key=vietnamese_key)),
+                "count": len(line["starts"]),
+                "when": page.fmt.long_datetime(first_at),
+                "occurrence_id": occurrence_id,
+            }
+        )
+    lines.sort(key=lambda line: vietnamese_key(line["title"]))
     return lines, int(exc.extra.get("conflict_count", len(lines)))
 
 

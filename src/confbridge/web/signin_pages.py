@@ -15,8 +15,15 @@ from confbridge.client_address import client_address
 from confbridge.errors import DomainError, TooManyRequests, Unauthorized, Unavailable
 from confbridge.timeutil import utcnow
 from confbridge.web.context import AnyPage, CheckedForm, Page, UserPage
+from confbridge.web.domain_messages import explain
 from confbridge.web.i18n import LANGUAGE_COOKIE, LANGUAGES
-from confbridge.web.security import PASSWORD_PAGE, SESSION_TTL, end_session, issue_session
+from confbridge.web.security import (
+    PASSWORD_PAGE,
+    SESSION_TTL,
+    SignInRequired,
+    end_session,
+    issue_session,
+)
 from confbridge.web.shared import local_path, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -45,8 +52,22 @@ def home(page: AnyPage) -> Response:
 
 
 @router.get("/sign-in")
-def sign_in_page(page: AnyPage, next: str | None = None) -> Response:
-    return page.render("sign_in.html", next=local_path(next), username="", error=None)
+def sign_in_page(page: AnyPage, next: str | None = None, expired: str | None = None) -> Response:
+    notice = None
+    if expired and page.user is None:
+        notice = page._("Your session has ended. Sign in again to continue.")
+    return page.render(
+        "sign_in.html", next=local_path(next), username="", error=None, notice=notice
+    )
+
+
+@router.get("/session")
+def session_state(page: AnyPage) -> Response:
+    """Whether this browser's sign-in still holds (204, or 401 as for any script's request):
+    the live pages ask when their event stream keeps failing."""
+    if page.user is None:
+        raise SignInRequired
+    return Response(status_code=204)
 
 
 def _with_retry_after(response: Response, seconds: object) -> Response:
@@ -142,7 +163,7 @@ def _password_message(page: Page, exc: DomainError) -> str:
         "current_wrong": page._("The current password is wrong."),
         "unchanged": page._("The new password must differ from the current one."),
     }
-    return messages.get(str(rule), exc.message)
+    return messages.get(str(rule)) or explain(page, exc)
 
 
 @router.get(PASSWORD_PAGE)

@@ -10,6 +10,7 @@ from confbridge.errors import DomainError
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
 from confbridge.web.context import CheckedForm, Page, UserPage
+from confbridge.web.domain_messages import explain
 from confbridge.web.shared import not_found, parse_id, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -77,6 +78,6 @@ def update_site(page: UserPage, site_id: str, form: CheckedForm) -> Response:
     except DomainError as exc:
         page.session.rollback()
         site = page.session.get(Site, site.id) or site
-        message = page._("The change was refused: %(reason)s", reason=exc.message)
+        message = page._("The change was refused: %(reason)s", reason=explain(page, exc))
         return _render(page, site, exc.status_code, error=message, sip_uri=typed)
     return redirect(f"/sites/{site.id}?saved=1")

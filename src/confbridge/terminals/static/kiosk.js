@@ -26,6 +26,10 @@ const GRANT_RENEW_MARGIN_MS = 120000;
 // A connection "disconnected" for this long counts as lost (browsers may recover by themselves).
 const DISCONNECTED_GRACE_MS = 3000;
 const FLOOR_POLL_MS = 2000;
+// "The meeting has ended" stays on the screen this long (or until the next meeting starts).
+const ENDED_SHOWN_MS = 15 * 60 * 1000;
+// Without a new frame for this long the programme shows no picture (the hall speaks alone).
+const PICTURE_STALE_MS = 2000;
 const TZ = "Asia/Ho_Chi_Minh";
 
 const WORDS = {
@@ -47,6 +51,8 @@ const WORDS = {
     no_speaker: "Chưa có đại biểu phát biểu",
     share: "Trình chiếu", stop_sharing: "Dừng trình chiếu", share_failed: "Chưa trình chiếu được",
     may_not_present: "Chỉ điểm cầu chủ trì hoặc điểm cầu đang phát biểu được trình chiếu",
+    on_air: "Đang phát biểu", mic_off: "Micro đang tắt", meeting_ended: "Cuộc họp đã kết thúc",
+    ended_at: "Kết thúc lúc", selftest_stop: "Kết thúc kiểm tra",
   },
   en: {
     title: "Terminal", pair_title: "Pair this terminal",
@@ -66,6 +72,8 @@ const WORDS = {
     no_speaker: "Nobody has the floor",
     share: "Present", stop_sharing: "Stop presenting", share_failed: "Could not present",
     may_not_present: "Only the chair site or the site that has the floor may present",
+    on_air: "On air", mic_off: "Microphone off", meeting_ended: "The meeting has ended",
+    ended_at: "Ended at", selftest_stop: "End the test",
   },
 };
 
@@ -255,6 +263,10 @@ function tick() {
   $("clock").textContent = clockFormat.format(now);
   $("date").textContent = dateFormat.format(now);
   $("programme-clock").textContent = shortClockFormat.format(now);
+  if (kiosk.state === "ended" && (now >= endedUntil || current(now))) {
+    $("ended").hidden = true;
+    setState("idle");
+  }
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
   $("countdown").textContent = !coming ? "" : coming.start > now
@@ -308,6 +320,9 @@ async function openCamera() {
 async function selfTest() {
   try {
     const stream = await openCamera();
+    $("selftest-view").hidden = false;
+    $("selftest-stop").hidden = false;
+    $("selftest-button").hidden = true;
     $("preview").srcObject = stream;
     if (meter) return;
     const context = new AudioContext();
@@ -404,6 +419,7 @@ async function leave() {
   if (!meeting) return;
   const state = meeting;
   meeting = null;
+  showHallState(false);
   await stopSessions(state);
   kiosk.occurrenceId = null;
   showProgramme(null);
@@ -456,7 +472,19 @@ async function attend(item) {
     await sleep(250);
   }
   await leave();
-  setState("idle");
+  if (Date.now() >= item.end && !kiosk.stopped) showEnded(item);
+  else setState("idle");
+}
+
+// After a meeting: what ended and when, until the next one comes (see tick).
+let endedUntil = 0;
+function showEnded(item) {
+  endedUntil = Date.now() + ENDED_SHOWN_MS;
+  $("ended-title").textContent = item.title;
+  $("ended-at").textContent = `${t("ended_at")} ${shortClockFormat.format(Math.min(item.end, Date.now()))}`;
+  $("ended").hidden = false;
+  setState("ended");
+  note("ended", { occurrence_id: item.occurrence_id });
 }
 
 async function schedule() {
@@ -546,8 +574,10 @@ async function floorWatch() {
         $("hand").textContent = t(handRaised ? "lower_hand" : "raise_hand");
       }
       $("mic").disabled = floor.muted;
+      mutedByChair = floor.muted;
       if (floor.muted) $("mic").textContent = t("muted_by_chair");
       else setMicLabel();
+      showHallState(floor.speaker_site_id != null && floor.speaker_site_id === kiosk.siteId);
     } catch {
       // the next poll may succeed; the programme goes on regardless
     }
@@ -558,6 +588,36 @@ function setMicLabel() {
   const enabled = camera?.getAudioTracks().some((track) => track.enabled) ?? true;
   $("mic").textContent = t(enabled ? "mute" : "unmute");
   $("mic").setAttribute("aria-pressed", String(!enabled));
+  document.body.dataset.muted = String(!enabled || mutedByChair);
+}
+
+// This hall's own state on its screen: it has the floor (and then sees itself, see kiosk.css),
+// its microphone is off (by the chair, or by its own button).
+let mutedByChair = false;
+function showHallState(speaking) {
+  const enabled = camera?.getAudioTracks().some((track) => track.enabled) ?? true;
+  document.body.dataset.muted = String(!enabled || mutedByChair);
+  document.body.dataset.speaking = String(speaking);
+  const self = $("self-view");
+  const want = speaking ? camera : null;
+  if (self.srcObject !== want) self.srcObject = want;
+}
+
+// Whether the programme brings a picture (the speaking hall may get none: nobody spoke before).
+let lastFrameAt = 0;
+function watchPicture() {
+  const video = $("programme");
+  if ("requestVideoFrameCallback" in video) {
+    const seen = () => {
+      lastFrameAt = performance.now();
+      video.requestVideoFrameCallback(seen);
+    };
+    video.requestVideoFrameCallback(seen);
+  }
+  setInterval(() => {
+    const on = meeting && performance.now() - lastFrameAt < PICTURE_STALE_MS;
+    document.body.dataset.programmePicture = on ? "on" : "off";
+  }, 500);
 }
 
 $("hand").addEventListener("click", async () => {
@@ -581,6 +641,12 @@ $("mic").addEventListener("click", () => {
 });
 
 $("selftest-button").addEventListener("click", selfTest);
+$("selftest-stop").addEventListener("click", () => {
+  $("selftest-view").hidden = true;
+  $("selftest-stop").hidden = true;
+  $("selftest-button").hidden = false;
+  $("preview").srcObject = null;
+});
 setupSharing($("share"), { api, t, note, relayOnly, current: () => meeting });
 
 $("pair-form").addEventListener("submit", async (event) => {
@@ -604,6 +670,7 @@ function start() {
     .then((me) => {
       heartbeatMs = me.heartbeat_interval_s * 1000;
       $("site").textContent = me.site_name;
+      kiosk.siteId = me.site_id;
       note("started", { terminal_id: me.terminal_id, site_id: me.site_id });
     })
     .catch((error) => fail(error.message, t("server_unreachable")));
@@ -620,6 +687,7 @@ async function main() {
   tick();
   setInterval(tick, 1000);
   floorWatch();
+  watchPicture();
   const code = params.get("code");
   if (code) {
     try {

@@ -1,6 +1,8 @@
 // The booking form: search the unit tree (accents optional), tick what the search shows, and
 // check for clashes while the form is filled in. The form works without this script too.
 
+import { pageFetch } from "/static/js/session.js";
+
 const form = document.getElementById("booking-form");
 const search = document.getElementById("site-search");
 const tree = document.getElementById("site-tree");
@@ -48,18 +50,38 @@ async function check() {
   const data = new FormData(form);
   data.delete("action");
   try {
-    const response = await fetch("/bookings/check", { method: "POST", body: data });
+    const response = await pageFetch("/bookings/check", { method: "POST", body: data });
     if (response.ok && mine === sequence) {
       panel.innerHTML = await response.text();
     }
   } catch {
-    // The check is a convenience; the buttons still work.
+    // The check is a convenience; the buttons still work (an ended sign-in is shown above).
   }
 }
 
 function scheduleCheck() {
   clearTimeout(timer);
   timer = setTimeout(check, CHECK_DELAY_MS);
+}
+
+// "Does not repeat": the words field says so and is not used meanwhile.
+const once = document.getElementById("once");
+const words = document.getElementById("words");
+function followOnce() {
+  words.readOnly = once.checked;
+  words.setAttribute("aria-disabled", String(once.checked));
+  if (once.checked) {
+    words.dataset.before = words.value;
+    words.value = once.dataset.words;
+  } else if (words.value === once.dataset.words) {
+    words.value = words.dataset.before ?? "";
+  }
+}
+if (once && words) {
+  once.addEventListener("change", followOnce);
+  if (once.checked) {
+    words.readOnly = true;
+  }
 }
 
 if (form && tree) {

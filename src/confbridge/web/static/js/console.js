@@ -2,6 +2,7 @@
 // raised-hands queue and the site list kept live by live.js.
 
 import { apply, connect, fill, labels } from "/static/js/live.js";
+import { pageFetch, SessionExpired } from "/static/js/session.js";
 import { view } from "/static/js/whip.js";
 
 const table = document.getElementById("sites-table");
@@ -11,6 +12,91 @@ const siteNames = JSON.parse(document.getElementById("site-names").textContent);
 const message = document.getElementById("console-message");
 const status = document.getElementById("programme-status");
 const video = document.getElementById("programme");
+const soundToggle = document.getElementById("sound-toggle");
+const chairSiteId = Number(document.querySelector(".programme").dataset.chairSiteId);
+const PICTURE_STALE_MS = 2000;
+let speakerSiteId = null;
+let lastFrameAt = 0;
+let programme = null; // the WHEP session, once connected
+
+// --- sound: on by default; a browser that refuses to start with sound plays it muted, and the
+// button says so
+
+function showSound() {
+  const muted = video.muted;
+  soundToggle.dataset.muted = String(muted);
+  soundToggle.textContent = muted ? labels.sound_on : labels.sound_off;
+  document.body.dataset.sound = muted ? "off" : "on";
+}
+
+async function playWithSound() {
+  video.muted = false;
+  try {
+    await video.play();
+  } catch {
+    video.muted = true;
+    video.play().catch(() => {});
+    showMessage(labels.sound_blocked);
+  }
+  showSound();
+}
+
+soundToggle.addEventListener("click", () => {
+  video.muted = !video.muted;
+  if (!video.muted) {
+    video.play().catch(() => {});
+    if (message.textContent === labels.sound_blocked) {
+      showMessage("");
+    }
+  }
+  showSound();
+});
+video.addEventListener("volumechange", showSound);
+
+// --- what the programme shows: said as it is (connected to what, receiving a picture or not)
+
+function siteJoined(siteId) {
+  return table.querySelector(`tr[data-site-id="${siteId}"]`)?.dataset.state === "joined";
+}
+
+function watchFrames() {
+  if ("requestVideoFrameCallback" in video) {
+    const seen = () => {
+      lastFrameAt = performance.now();
+      video.requestVideoFrameCallback(seen);
+    };
+    video.requestVideoFrameCallback(seen);
+  }
+}
+
+function showProgrammeState() {
+  const pcState = programme?.pc.connectionState;
+  let state = "connecting";
+  let text = labels.programme_wait;
+  if (pcState === "connected") {
+    if (performance.now() - lastFrameAt < PICTURE_STALE_MS) {
+      [state, text] = ["receiving", labels.programme_on];
+    } else if (!siteJoined(chairSiteId)) {
+      [state, text] = ["waiting", labels.programme_no_chair];
+    } else {
+      [state, text] = ["waiting", labels.programme_no_picture];
+    }
+  }
+  if (programme) {
+    status.dataset.state = state;
+    status.textContent = text;
+    document.body.dataset.programme = state;
+  }
+  showSpeaker();
+}
+
+function showSpeaker() {
+  const name = siteNames[speakerSiteId] ?? "–";
+  const joined = speakerSiteId === null || siteJoined(speakerSiteId);
+  const element = document.getElementById("speaker-name");
+  element.textContent = joined ? name : fill(labels.not_joined_yet, { name });
+  element.dataset.joined = String(joined);
+}
 
 function showMessage(text) {
   message.textContent = text ?? "";
@@ -18,7 +104,8 @@ function showMessage(text) {
 }
 
 function renderFloor(floor) {
-  document.getElementById("speaker-name").textContent = siteNames[floor.speaker_site_id] ?? "–";
+  speakerSiteId = floor.speaker_site_id ?? null;
+  showSpeaker();
   document.body.dataset.floorSpeaker = floor.speaker_site_id;
   // Who presents (null: nobody); the chair can stop it.
   const presenter = floor.content_site_id ?? null;
@@ -62,7 +149,7 @@ async function act(form) {
   let floor = null;
   try {
     // Not form.action: the form has a field named "action", which shadows the property.
-    const response = await fetch(form.getAttribute("action"), {
+    const response = await pageFetch(form.getAttribute("action"), {
       method: "POST",
       body: new FormData(form),
       headers: { Accept: "application/json", "X-CSRF-Token": csrf },
@@ -75,7 +162,9 @@ async function act(form) {
     showMessage("");
     floor = body.floor;
   } catch (error) {
-    showMessage(fill(labels.failed, { reason: error.message }));
+    if (!(error instanceof SessionExpired)) {
+      showMessage(fill(labels.failed, { reason: error.message }));
+    }
   } finally {
     buttons.forEach((button, index) => (button.disabled = wasDisabled[index]));
     // The live stream brings the same change; showing it now saves the round trip.
@@ -95,13 +184,16 @@ document.addEventListener("submit", (event) => {
 
 async function watchProgramme() {
   try {
-    const response = await fetch(`/occurrences/${occurrenceId}/console/grant`, {
+    const response = await pageFetch(`/occurrences/${occurrenceId}/console/grant`, {
       method: "POST",
       headers: { Accept: "application/json", "X-CSRF-Token": csrf },
     });
     const grant = await response.json();
     if (!response.ok) {
       status.textContent = grant.detail ?? String(response.status);
+      status.dataset.state = "failed";
+      document.body.dataset.programme = "failed";
+      setTimeout(watchProgramme, 15000); // the meeting may open, a server may start
       return;
     }
     const session = await view(grant.whep_url, grant.token, {
@@ -109,28 +201,39 @@ async function watchProgramme() {
       content: true,
     });
     window.programmeSession = session;
+    programme = session;
     video.srcObject = session.stream;
     document.getElementById("content").srcObject = session.content;
-    const showState = () => {
-      const state = session.pc.connectionState;
-      status.textContent = state === "connected" ? labels.programme_on : labels.programme_wait;
-      document.body.dataset.programme = state;
-    };
+    playWithSound();
     session.pc.addEventListener("connectionstatechange", () => {
-      showState();
+      showProgrammeState();
       if (session.pc.connectionState === "failed") {
         session.stop().catch(() => {});
         setTimeout(watchProgramme, 3000);
       }
     });
-    showState();
+    showProgrammeState();
   } catch (error) {
-    status.textContent = fill(labels.programme_failed, { reason: error.reason ?? error.message });
+    if (error instanceof SessionExpired) {
+      status.textContent = error.message;
+      return;
+    }
+    // the media server's own reason is English, for the log; the page says what it can
+    console.info("programme:", error.reason ?? error.message);
+    status.textContent =
+      error.status === 0
+        ? labels.unreachable
+        : fill(labels.programme_failed, { reason: `HTTP ${error.status ?? "?"}` });
+    status.dataset.state = "failed";
     setTimeout(watchProgramme, 5000);
   }
 }
 
 window.liveSource = connect(occurrenceId, renderFloor);
+speakerSiteId = JSON.parse(document.getElementById("live-initial").textContent).floor.speaker_site_id;
+watchFrames();
+showSound();
+setInterval(showProgrammeState, 1000);
 watchProgramme();
 window.addEventListener("pagehide", () => window.programmeSession?.stop().catch(() => {}));
 export { apply };

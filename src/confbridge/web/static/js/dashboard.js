@@ -2,6 +2,8 @@
 // server (already rendered and translated there) and swapped in, unless the reader is in the
 // middle of using a button of it.
 
+import { pageFetch, SessionExpired } from "/static/js/session.js";
+
 const body = document.getElementById("dashboard-body");
 const every = Number(body.dataset.refreshS || "5") * 1000;
 
@@ -10,14 +12,18 @@ async function refresh() {
     return;
   }
   try {
-    const response = await fetch(body.dataset.source, { headers: { Accept: "text/html" } });
+    const response = await pageFetch(body.dataset.source, { headers: { Accept: "text/html" } });
     if (response.ok) {
       body.innerHTML = await response.text();
       body.dataset.refreshedAt = String(Date.now());
     }
   } catch (error) {
-    // offline for a moment: the next round tries again
+    if (error instanceof SessionExpired) {
+      clearInterval(timer); // the notice stays; signing in again reloads the page
+      body.dataset.stale = "true";
+    }
+    // else offline for a moment: the next round tries again
   }
 }
 
-setInterval(refresh, every);
+const timer = setInterval(refresh, every);

@@ -2,6 +2,8 @@
 // /occurrences/{id}/live (a "snapshot" of every site, then "update"s of the sites that change).
 // The browser's EventSource reconnects by itself; each reconnection starts with a snapshot.
 
+import { pageFetch, SessionExpired } from "/static/js/session.js";
+
 const labels = JSON.parse(document.getElementById("live-labels").textContent);
 
 function fill(template, values) {
@@ -99,10 +101,19 @@ export function connect(occurrenceId, onFloor) {
   });
   source.addEventListener("error", () => {
     if (away === null) {
-      away = setTimeout(() => {
+      away = setTimeout(async () => {
         indicator.className = "live-indicator reconnecting";
         indicator.textContent = `${labels.connection}: ${labels.reconnecting}`;
         document.body.dataset.live = "reconnecting";
+        // an ended sign-in looks like a broken stream to EventSource: ask, and say so
+        try {
+          await pageFetch("/session");
+        } catch (error) {
+          if (error instanceof SessionExpired) {
+            source.close();
+            document.body.dataset.live = "signed-out";
+          }
+        }
       }, RECONNECTING_AFTER_MS);
     }
   });
