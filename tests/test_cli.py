@@ -63,6 +63,39 @@ def test_users_create(database_file: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert count(database_file, "users") == 1
 
 
+def test_users_create_for_a_unit(database_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFBRIDGE_NEW_PASSWORD", "mat-khau-van-phong")
+    assert run("users", "create", "goc", "--role", "admin").exit_code == 0
+    engine = create_engine(f"sqlite:///{database_file}")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO units (id, name, kind, code, created_at)"
+                " VALUES (7, 'Tỉnh Thử', 'province', 'T7', '2026-01-01')"
+            )
+        )
+    created = run("users", "create", "thuky", "--role", "secretariat", "--unit", "T7")
+    assert created.exit_code == 0, created.stderr
+    assert "unit 7 and below" in created.stdout
+    by_id = run("users", "create", "xem", "--role", "viewer", "--unit", "7")
+    assert by_id.exit_code == 0, by_id.stderr
+    missing = run("users", "create", "khac", "--role", "viewer", "--unit", "T9")
+    assert missing.exit_code == 1 and "no unit with code or id 'T9'" in missing.stderr
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT u.username, m.unit_id, m.role FROM users u"
+                " JOIN memberships m ON m.user_id = u.id ORDER BY u.id"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("goc", None, "admin"),
+        ("thuky", 7, "secretariat"),
+        ("xem", 7, "viewer"),
+    ]
+
+
 def test_users_disable_set_role_reset_password(
     database_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -85,11 +118,14 @@ def test_users_disable_set_role_reset_password(
     engine = create_engine(f"sqlite:///{database_file}")
     with engine.connect() as connection:
         user = connection.execute(
-            text("SELECT role, active, must_change_password FROM users")
+            text(
+                "SELECT m.unit_id, m.role, u.active, u.must_change_password FROM users u "
+                "JOIN memberships m ON m.user_id = u.id"
+            )
         ).one()
         actions = connection.execute(text("SELECT actor, action FROM audit_log ORDER BY id")).all()
     engine.dispose()
-    assert tuple(user) == ("secretariat", 1, 1)
+    assert tuple(user) == (None, "secretariat", 1, 1)
     assert [tuple(a) for a in actions] == [
         ("cli", "user_created"),
         ("cli", "user_updated"),

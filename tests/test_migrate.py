@@ -175,3 +175,42 @@ def test_migration_0013_keeps_bookings_and_their_references_both_ways(
         connection.execute(text("DELETE FROM occurrences WHERE id = 1"))
         assert connection.scalar(text("SELECT count(*) FROM bookings")) == 0
     engine.dispose()
+
+
+@pytest.mark.integration
+def test_migration_0016_turns_global_roles_into_root_memberships_and_back(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    engine = Database(make_settings(fresh_url, tmp_path)).engine
+    migrate.upgrade(engine, "0015")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        for user_id, name, role in ((1, "admin", "admin"), (2, "vanphong", "secretariat")):
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, full_name, password_hash, role, active,"
+                    " created_at, must_change_password) VALUES (:id, :name, '', 'x', :role,"
+                    " true, :at, false)"
+                ),
+                {"id": user_id, "name": name, "role": role, "at": at},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO user_sessions (id, user_id, kind, created_at, expires_at)"
+                " VALUES ('s1', 1, 'web', :at, :at)"
+            ),
+            {"at": at},
+        )
+    migrate.upgrade(engine, "0016")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT user_id, unit_id, role FROM memberships ORDER BY user_id")
+        ).all()
+        # dropping the column kept the rows that point at users
+        assert connection.scalar(text("SELECT count(*) FROM user_sessions")) == 1
+    assert [tuple(r) for r in rows] == [(1, None, "admin"), (2, None, "secretariat")]
+    _downgrade(engine, "0015")
+    with engine.connect() as connection:
+        roles = connection.execute(text("SELECT username, role FROM users ORDER BY id")).all()
+    assert [tuple(r) for r in roles] == [("admin", "admin"), ("vanphong", "secretariat")]
+    engine.dispose()

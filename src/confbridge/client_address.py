@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from contextvars import ContextVar
 from functools import lru_cache
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -77,3 +79,25 @@ def client_address(request: Request) -> str:
     trusted = getattr(settings, "trusted_proxies", None) or []
     peer = request.client.host if request.client else ""
     return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
+
+
+# The client address of the request being served, for the audit log of what it does (None
+# outside a request: the command line, the planner).
+current_address: ContextVar[str | None] = ContextVar("current_address", default=None)
+
+
+class NoteClientAddress:
+    """ASGI middleware: sets `current_address` while a request is served."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        token = current_address.set(client_address(Request(scope)))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_address.reset(token)

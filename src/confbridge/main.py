@@ -13,11 +13,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from confbridge.alerts.delivery import AlertDelivery
 from confbridge.alerts.router import router as alerts_router
 from confbridge.attendance.router import router as attendance_router
+from confbridge.audit.router import router as audit_router
 from confbridge.auth.router import router as auth_router
 from confbridge.bridge.router import ScraperDep
 from confbridge.bridge.router import heartbeat_router as node_heartbeat_router
 from confbridge.bridge.router import occurrence_router as occurrence_timing_router
 from confbridge.bridge.router import router as bridge_router
+from confbridge.client_address import NoteClientAddress
 from confbridge.dashboard.router import router as dashboard_router
 from confbridge.db import Database
 from confbridge.errors import install_error_handlers
@@ -85,6 +87,7 @@ def create_app(
     app.add_middleware(RequestTimer, metrics=app_metrics)
     app.add_middleware(SecurityHeaders)
     # outermost, so that every log line of a request carries its id
+    app.add_middleware(NoteClientAddress)
     app.add_middleware(RequestId)
     _include_routers(app)
     _add_health_routes(app, database, app_metrics)
@@ -147,6 +150,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(dashboard_router)
     api.include_router(attendance_router)
     api.include_router(reports_router)
+    api.include_router(audit_router)
     api.include_router(terminals_router)
     api.include_router(records_router)
     api.include_router(record_documents_router)

@@ -388,6 +388,9 @@ class ReportSettings(BaseModel):
     verified_min_ratio: float = Field(default=0.5, gt=0, le=1)
     # Keyed by a short name (shown in exports); replacing the block replaces all targets.
     targets: dict[str, Target] = Field(default_factory=_default_targets)
+    # A province's own targets, by its unit code, in place of `targets` in reports of its
+    # units (one installation serving several provinces).
+    province_targets: dict[str, dict[str, Target]] = Field(default_factory=dict)
 
 
 class AlertSettings(BaseModel):
@@ -434,6 +437,40 @@ class AlertSettings(BaseModel):
         return value
 
 
+class LdapGroup(BaseModel):
+    """A directory group and the membership its members get."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str = Field(min_length=1, max_length=500)  # the group's DN
+    # the unit by its code (`units.code`); none: the whole installation
+    unit_code: str | None = Field(default=None, max_length=40)
+    role: Literal["admin", "secretariat", "it", "viewer"]
+
+
+class LdapSettings(BaseModel):
+    """Directory sign-in (LDAP or Active Directory); off without `url`.
+
+    A user who is not a local account signs in with the directory: its password is checked by
+    binding as `user_dn_template` (with the escaped username), its groups are searched under
+    `group_base`, and `groups` maps them to memberships (refreshed at every sign-in). Local
+    accounts are checked locally first, so a directory outage never locks them out.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=300)  # ldap://host:389 or ldaps://…
+    user_dn_template: str = Field(
+        default="uid={username},ou=people,dc=example,dc=vn", max_length=500
+    )
+    group_base: str = Field(default="ou=groups,dc=example,dc=vn", max_length=500)
+    group_filter: str = Field(
+        default="(&(objectClass=groupOfNames)(member={user_dn}))", max_length=500
+    )
+    groups: list[LdapGroup] = Field(default_factory=list, max_length=500)
+    timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+
 class AuthSettings(BaseModel):
     """Limits on failed sign-ins (the API's and the web form's together)."""
 
@@ -446,6 +483,7 @@ class AuthSettings(BaseModel):
     max_failures_per_address: int = Field(default=50, ge=1, le=100_000)
     failure_window_s: int = Field(default=900, ge=1, le=24 * 3600)
     lockout_s: int = Field(default=900, ge=1, le=24 * 3600)
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
 
 
 class MailSettings(BaseModel):

@@ -217,7 +217,7 @@ def test_users_admin_changes_role_and_disables(
 
     changes = [e.detail["changes"] for e in _audit(session, "user_updated")]
     assert changes == [
-        {"role": ["viewer", "secretariat"]},
+        {"memberships": [["viewer@root"], ["secretariat@root"]]},
         {"active": [True, False]},
         {"active": [False, True]},
     ]

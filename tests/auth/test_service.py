@@ -67,4 +67,4 @@ def test_update_keeps_one_active_administrator(session: Session) -> None:
     with pytest.raises(Conflict, match="your own account"):
         auth_service.update(session=session, user=other, actor=other, active=False)
     changes = auth_service.update(session=session, user=admin, actor=other, role=Role.it)
-    assert changes == {"role": ["admin", "it"]} and admin.role == "it"
+    assert changes == {"memberships": [["admin@root"], ["it@root"]]} and admin.role == "it"

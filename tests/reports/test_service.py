@@ -91,3 +91,43 @@ def test_unit_tree_orders_children_in_vietnamese(session: Session, province: Uni
     communes = [tree.name[i] for i in tree.children[province.id] if i > 0]
     xa = [name for name in communes if name.startswith("Xã")]
     assert xa == ["Xã Dương Liễu", "Xã Đại Yên", "Xã Hồng Phong", "Xã Hùng Sơn"]
+
+
+def test_online_ratio_takes_the_targets_of_the_reports_province(session: Session) -> None:
+    own = {
+        "online_ratio": {
+            "metric": "online_ratio",
+            "kinds": ["giao_ban"],
+            "min_ratio": 0.9,
+            "label_vi": "Giao ban trực tuyến (tỉnh B)",
+            "label_en": "Online briefings (province B)",
+        }
+    }
+    settings = ReportSettings(province_targets={"B": own})
+    province_a = site_service.create_unit(
+        session=session, name="Tỉnh A", kind=UnitKind.province, code="A"
+    )
+    province_b = site_service.create_unit(
+        session=session, name="Tỉnh B", kind=UnitKind.province, code="B"
+    )
+    ward_b = site_service.create_unit(
+        session=session, name="Phường B", kind=UnitKind.ward, parent_id=province_b.id
+    )
+    period = report_service.parse_period("2026-01-01", "2026-01-31", tz=TZ, today=date(2026, 5, 1))
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+
+    def targets(unit: Unit | None) -> dict[str, float]:
+        report = report_service.online_ratio(
+            session=session,
+            period=period,
+            unit=unit,
+            group_by=GroupBy.month,
+            settings=settings,
+            now=now,
+        )
+        return {t.key: t.target for t in report.total.targets}
+
+    assert targets(ward_b) == {"online_ratio": 0.9}
+    assert targets(province_b) == {"online_ratio": 0.9}
+    assert targets(province_a) == {k: t.min_ratio for k, t in settings.targets.items()}
+    assert targets(None) == {k: t.min_ratio for k, t in settings.targets.items()}

@@ -10,15 +10,15 @@ from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.alerts.schemas import AlertRead
 from confbridge.alerts.service import AlertKind
-from confbridge.auth.dependencies import ITUser, require_roles
-from confbridge.auth.models import Role, User
+from confbridge.auth.dependencies import ITScope, Scoped, require_scope
+from confbridge.auth.models import Role
 from confbridge.deps import SessionDep
 from confbridge.pagination import IdPath, Limit, Offset, Page
 from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["alerts"])
 # The secretariat reads alerts too: meetings the planner could not book are theirs to resolve.
-AlertReader = Annotated[User, Depends(require_roles(Role.it, Role.secretariat))]
+AlertReader = Annotated[Scoped, Depends(require_scope(Role.it, Role.secretariat))]
 
 
 def alert_read(alert: Alert) -> AlertRead:
@@ -46,24 +46,34 @@ def alert_read(alert: Alert) -> AlertRead:
 
 @router.get("/alerts", response_model=Page[AlertRead])
 def list_alerts(
-    _user: AlertReader,
+    reader: AlertReader,
     session: SessionDep,
     open_only: Annotated[bool, Query(alias="open")] = False,
     kind: AlertKind | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[AlertRead]:
-    """Newest first; `open=true` lists only alerts not resolved yet."""
+    """Newest first; `open=true` lists only alerts not resolved yet. Alerts about your
+    units' sites (those about SFU nodes: for the whole installation's staff only)."""
     rows, total = alert_service.list_(
-        session=session, open_only=open_only, kind=kind, limit=limit, offset=offset
+        session=session,
+        open_only=open_only,
+        kind=kind,
+        limit=limit,
+        offset=offset,
+        scope=reader.scope,
     )
     return Page(items=[alert_read(a) for a in rows], total=total, limit=limit, offset=offset)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertRead)
-def acknowledge(alert_id: IdPath, user: ITUser, session: SessionDep) -> AlertRead:
+def acknowledge(alert_id: IdPath, it: ITScope, session: SessionDep) -> AlertRead:
     alert = alert_service.acknowledge(
-        session=session, alert_id=alert_id, by=f"user:{user.username}", now=utcnow()
+        session=session,
+        alert_id=alert_id,
+        by=f"user:{it.user.username}",
+        now=utcnow(),
+        scope=it.scope,
     )
     session.commit()
     return alert_read(alert)

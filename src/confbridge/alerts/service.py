@@ -8,12 +8,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from confbridge.alerts.models import Alert
+from confbridge.auth.scope import Scope
 from confbridge.errors import Conflict, NotFound
+from confbridge.sites.models import Site
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,22 @@ def open_subjects(*, session: Session, kind: AlertKind) -> set[str]:
     return set(session.scalars(query))
 
 
-def get(*, session: Session, alert_id: int) -> Alert:
+def scope_clause(scope: Scope) -> ColumnElement[bool]:
+    """WHERE condition on `Alert`: about a site of `scope`. Alerts about no site (SFU nodes,
+    their spools) concern the whole installation: only a whole scope holds them."""
+    if scope.whole:
+        return true()
+    in_scope = select(Site.id).where(scope.clause(Site.unit_id))
+    return Alert.site_id.in_(in_scope)
+
+
+def get(*, session: Session, alert_id: int, scope: Scope | None = None) -> Alert:
+    """The alert (404 if none, or if `scope` does not hold it)."""
     alert = session.get(Alert, alert_id)
+    if alert is not None and scope is not None and not scope.whole:
+        held = select(Alert.id).where(Alert.id == alert_id, scope_clause(scope))
+        if session.scalar(held) is None:
+            alert = None
     if alert is None:
         raise NotFound(f"no alert {alert_id}", alert_id=alert_id)
     return alert
@@ -123,8 +139,12 @@ def list_(
     kind: AlertKind | None,
     limit: int,
     offset: int,
+    scope: Scope | None = None,
 ) -> tuple[list[Alert], int]:
+    """Newest first; with `scope`, only the alerts it holds (`scope_clause`)."""
     query = select(Alert)
+    if scope is not None:
+        query = query.where(scope_clause(scope))
     if open_only:
         query = query.where(Alert.open_key.is_not(None))
     if kind is not None:
@@ -136,8 +156,10 @@ def list_(
     return list(rows), total
 
 
-def acknowledge(*, session: Session, alert_id: int, by: str, now: datetime) -> Alert:
-    alert = get(session=session, alert_id=alert_id)
+def acknowledge(
+    *, session: Session, alert_id: int, by: str, now: datetime, scope: Scope | None = None
+) -> Alert:
+    alert = get(session=session, alert_id=alert_id, scope=scope)
     if alert.acknowledged_at is not None:
         raise Conflict(
             f"alert {alert_id} was acknowledged by {alert.acknowledged_by}",

@@ -19,7 +19,8 @@ from confbridge.attendance.schemas import (
     Presentation,
 )
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, SecretariatUser
+from confbridge.auth.dependencies import ReadScope, SecretariatScope
+from confbridge.auth.scope import WHOLE, Scope
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.exports import (
     FILE_RESPONSES,
@@ -29,8 +30,10 @@ from confbridge.exports import (
     parse_format,
     render,
 )
+from confbridge.meetings import access as meeting_access
 from confbridge.pagination import IdPath
 from confbridge.settings import Settings
+from confbridge.sites.access import visible_site
 from confbridge.timeutil import utcnow, zone
 
 router = APIRouter(tags=["attendance"])
@@ -76,12 +79,21 @@ def record_read(item: attendance_service.SiteAttendance, duration_s: float) -> A
 
 
 def occurrence_attendance(
-    *, session: Session, occurrence_id: int, settings: Settings, now: datetime
+    *,
+    session: Session,
+    occurrence_id: int,
+    settings: Settings,
+    now: datetime,
+    scope: Scope = WHOLE,
 ) -> OccurrenceAttendance:
-    """The attendance of every invited site of one occurrence, with a summary."""
+    """The attendance of every invited site of one occurrence (those of `scope`), with a
+    summary of them."""
     occurrence, items = attendance_service.for_occurrence(
         session=session, occurrence_id=occurrence_id, rule=settings.reports.attendance, now=now
     )
+    if not scope.whole:
+        # a meeting of several units shows each its own sites (SIP guests: whole scopes only)
+        items = [i for i in items if scope.covers(i.unit_id)]
     duration_s = (occurrence.end_at - occurrence.start_at).total_seconds()
     records = [record_read(item, duration_s) for item in items]
     invited = [r for r in records if not r.guest]
@@ -127,16 +139,24 @@ def occurrence_attendance(
 )
 def get_attendance(
     occurrence_id: IdPath,
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     format_: FormatQuery = "json",
 ) -> OccurrenceAttendance | Response:
-    """Who attended: every invited site, from the SFU's events, with corrections applied."""
+    """Who attended: every invited site of your units, from the SFU's events, with
+    corrections applied."""
     export_format = parse_format(format_)
     now = utcnow()
+    meeting_access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=reader.scope
+    )
     result = occurrence_attendance(
-        session=session, occurrence_id=occurrence_id, settings=settings, now=now
+        session=session,
+        occurrence_id=occurrence_id,
+        settings=settings,
+        now=now,
+        scope=reader.scope,
     )
     session.commit()  # attendance computed on first read is kept
     if export_format is ExportFormat.json:
@@ -156,11 +176,18 @@ def correct_attendance(
     occurrence_id: IdPath,
     site_id: IdPath,
     body: CorrectionCreate,
-    user: SecretariatUser,
+    editor: SecretariatScope,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
 ) -> AttendanceRecord:
-    """Correct one site's attendance with a reason; the computed figures stay beside it."""
+    """Correct the attendance of one of your units' sites with a reason; the computed
+    figures stay beside it."""
+    user = editor.user
+    meeting_access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=reader.scope
+    )
+    visible_site(session=session, site_id=site_id, scope=editor.scope)
     now = utcnow()
     actor = f"user:{user.username}"
     correction = attendance_service.correct(
@@ -193,9 +220,13 @@ def correct_attendance(
     response_model=list[CorrectionRead],
 )
 def list_corrections(
-    occurrence_id: IdPath, site_id: IdPath, _user: CurrentUser, session: SessionDep
+    occurrence_id: IdPath, site_id: IdPath, reader: ReadScope, session: SessionDep
 ) -> list[CorrectionRead]:
     """Every correction of one site's attendance, oldest first."""
+    meeting_access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=reader.scope
+    )
+    visible_site(session=session, site_id=site_id, scope=reader.scope)
     corrections = attendance_service.list_corrections(
         session=session, occurrence_id=occurrence_id, site_id=site_id
     )

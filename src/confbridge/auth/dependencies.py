@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -10,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, SfuNodeEnrolment, Terminal, User
+from confbridge.auth.scope import Scope, scope_of
 from confbridge.auth.service import Principal
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Unauthorized
@@ -73,10 +75,31 @@ def require_roles(*roles: Role) -> Callable[[Principal], User]:
         if principal.user is None:
             raise Forbidden("terminals may not use this endpoint")
         auth_service.check_password_fresh(principal.user)
-        if roles and principal.user.role not in allowed:
+        if roles and not principal.user.has_role(*allowed):
             names = ", ".join(sorted(r.value for r in allowed))
-            raise Forbidden(f"your role '{principal.user.role}' may not do this (needs {names})")
+            shown = principal.user.role or "none"
+            raise Forbidden(f"your role '{shown}' may not do this (needs {names})")
         return principal.user
+
+    return dependency
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """A user and the scope it acts in for the roles a route needs (`auth.scope`)."""
+
+    user: User
+    scope: Scope
+
+
+def require_scope(*roles: Role) -> Callable[..., Scoped]:
+    """A dependency: a user holding one of `roles` (any role when empty) somewhere, and the
+    units where it holds them. Routes filter what they read and refuse what they write by it."""
+    check = require_roles(*roles)
+
+    def dependency(principal: PrincipalDep, session: SessionDep) -> Scoped:
+        user = check(principal)
+        return Scoped(user=user, scope=scope_of(session=session, user=user, roles=roles))
 
     return dependency
 
@@ -87,6 +110,20 @@ def require_terminal(principal: PrincipalDep) -> Terminal:
     return principal.terminal
 
 
+def require_root(*roles: Role) -> Callable[..., User]:
+    """A dependency: a user holding one of `roles` over the whole installation (a membership
+    at the root), for what serves every unit at once, such as the SFU nodes."""
+    check = require_scope(*roles)
+
+    def dependency(principal: PrincipalDep, session: SessionDep) -> User:
+        scoped = check(principal, session)
+        if not scoped.scope.whole:
+            raise Forbidden("only staff of the whole installation may do this, not of a unit")
+        return scoped.user
+
+    return dependency
+
+
 CurrentUser = Annotated[User, Depends(require_roles())]
 SignedInUser = Annotated[User, Depends(signed_in_user)]
 AdminUser = Annotated[User, Depends(require_roles(Role.admin))]
@@ -94,6 +131,14 @@ SecretariatUser = Annotated[User, Depends(require_roles(Role.secretariat))]
 SiteEditor = Annotated[User, Depends(require_roles(Role.secretariat, Role.it))]
 ITUser = Annotated[User, Depends(require_roles(Role.it))]
 TerminalDep = Annotated[Terminal, Depends(require_terminal)]
+# What the user may see (any of its roles), and where it may act as each role.
+ReadScope = Annotated[Scoped, Depends(require_scope())]
+AdminScope = Annotated[Scoped, Depends(require_scope(Role.admin))]
+SecretariatScope = Annotated[Scoped, Depends(require_scope(Role.secretariat))]
+SiteEditorScope = Annotated[Scoped, Depends(require_scope(Role.secretariat, Role.it))]
+ITScope = Annotated[Scoped, Depends(require_scope(Role.it))]
+RootAdminUser = Annotated[User, Depends(require_root(Role.admin))]
+RootITUser = Annotated[User, Depends(require_root(Role.it))]
 
 node_bearer = HTTPBearer(
     auto_error=False, description="the SFU node's own key (`confbridge nodes enroll`)"

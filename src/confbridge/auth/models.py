@@ -26,6 +26,10 @@ class Role(StrEnum):
     viewer = "viewer"
 
 
+# The role a user is shown by, when it holds several: the first of these it holds.
+ROLE_RANK = (Role.admin, Role.secretariat, Role.it, Role.viewer)
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -33,13 +37,61 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(80), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Set by an administrator's password reset: the user must choose a new password first.
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     # SHA-256 of the calendar feed token (`?feed=` on calendar URLs); the token is not stored.
     feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+
+    # Loaded with the user (one more query): every request checks roles and scope.
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        order_by="Membership.id",
+    )
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """Every role the user holds somewhere."""
+        return frozenset(m.role for m in self.memberships)
+
+    @property
+    def role(self) -> str:
+        """The user's main role (the strongest held anywhere), for display and coarse checks;
+        what it may do where is the business of `auth.scope`."""
+        held = self.roles
+        return next((r.value for r in ROLE_RANK if r.value in held), "")
+
+    def has_role(self, *roles: Role | str) -> bool:
+        """Whether the user holds one of `roles` (or admin) for some unit."""
+        wanted = {str(r) for r in roles} | {Role.admin.value}
+        return bool(self.roles & wanted)
+
+
+class Membership(Base):
+    """A role for a unit's subtree; `unit_id` NULL is the root: the whole installation.
+
+    `unit_id` names the sites floor's table by name only (like `Terminal.site_id`).
+    """
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("units.id", ondelete="RESTRICT"), default=None
+    )
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+    __table_args__ = (
+        Index("ix_memberships_user_id", "user_id"),
+        Index("ix_memberships_unit_id", "unit_id"),
+    )
 
 
 class UserSession(Base):
@@ -88,6 +140,8 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[int | None]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the client address of the request that did it (None: the command line, the planner)
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Annotated
 
@@ -9,7 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import AdminUser, CurrentUser, PrincipalDep, SignedInUser
+from confbridge.auth.dependencies import (
+    AdminScope,
+    CurrentUser,
+    PrincipalDep,
+    Scoped,
+    SignedInUser,
+)
 from confbridge.auth.models import User
 from confbridge.auth.schemas import (
     FeedToken,
@@ -19,6 +26,7 @@ from confbridge.auth.schemas import (
     PasswordResetDone,
     Token,
     UserCreate,
+    UserCreated,
     UserRead,
     UserUpdate,
 )
@@ -38,9 +46,15 @@ NO_USER = {404: {"description": "no such user"}}
     "/auth/token",
     response_model=Token,
     responses={
-        401: {"description": "wrong username or password, or a disabled account"},
+        401: {
+            "description": "wrong username or password, a disabled account, or directory "
+            "groups that give no role"
+        },
         429: {"description": "too many failed sign-ins; see Retry-After"},
-        503: {"description": "too many sign-ins at once; see Retry-After"},
+        503: {
+            "description": "too many sign-ins at once (see Retry-After), or the directory "
+            "cannot be reached"
+        },
     },
 )
 def sign_in(
@@ -59,8 +73,9 @@ def sign_in(
             via="api",
             limits=auth_service.SignInLimits.from_settings(settings.auth),
             now=utcnow(),
+            directory=settings.auth.ldap,
         )
-    except Unauthorized:
+    except (Unauthorized, auth_service.DirectoryDown):
         session.commit()  # the failure counts, and stays in the audit log
         raise
     ttl_min = settings.access_token_ttl_min
@@ -170,40 +185,77 @@ def revoke_feed_token(user: SignedInUser, session: SessionDep) -> None:
 # --- administrators -----------------------------------------------------------------------------
 
 
-def valid_user_id(user_id: IdPath, _admin: AdminUser, session: SessionDep) -> User:
+def valid_user_id(user_id: IdPath, admin: AdminScope, session: SessionDep) -> User:
+    """The user, if the administrator may manage it; else 404 (other units' users are not
+    even named to it)."""
     user = auth_service.get(session=session, user_id=user_id)
-    if user is None:
+    if user is None or not _visible(admin, user):
         raise NotFound(f"user {user_id} does not exist")
     return user
+
+
+def _visible(admin: Scoped, user: User) -> bool:
+    if admin.scope.whole:
+        return True
+    return any(admin.scope.covers(m.unit_id) for m in user.memberships)
 
 
 UserDep = Annotated[User, Depends(valid_user_id)]
 
 
+def _granted(body: UserCreate | UserUpdate) -> list[auth_service.MembershipIn]:
+    """What the body grants, as memberships (`role` alone: at the root)."""
+    granted = [
+        auth_service.MembershipIn(unit_id=m.unit_id, role=m.role) for m in body.memberships or []
+    ]
+    if body.role is not None:
+        granted.append(auth_service.MembershipIn(unit_id=None, role=body.role))
+    return granted
+
+
 @router.get("/users", response_model=list[UserRead])
-def list_users(_admin: AdminUser, session: SessionDep) -> list[UserRead]:
-    return [UserRead.model_validate(u) for u in auth_service.list_(session=session)]
+def list_users(admin: AdminScope, session: SessionDep) -> list[UserRead]:
+    """Users with a role in your units (every user for an administrator at the root)."""
+    users = auth_service.list_(session=session, scope=admin.scope)
+    return [UserRead.model_validate(u) for u in users]
 
 
-@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
-def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserRead:
+@router.post(
+    "/users",
+    response_model=UserCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_ADMIN, 409: {"description": "the username is taken"}},
+)
+def create_user(body: UserCreate, admin: AdminScope, session: SessionDep) -> UserCreated:
+    """Create a user with memberships `(unit_id, role)`: each role applies to the unit and
+    every unit below it (`unit_id` null: the whole installation, for administrators there).
+
+    You may give roles only in your own units. Without a password, a one-time password is
+    returned once and must be changed at the first sign-in."""
+    granted = _granted(body)
+    auth_service.check_may_grant(admin_scope=admin.scope, memberships=granted)
+    generated = None
+    password = body.password
+    if password is None:
+        generated = password = secrets.token_urlsafe(12)
     user = auth_service.create(
         session=session,
         username=body.username,
-        password=body.password,
-        role=body.role,
+        password=password,
+        memberships=granted,
         full_name=body.full_name,
     )
+    user.must_change_password = generated is not None
     auth_service.record(
         session=session,
-        actor=f"user:{admin.username}",
+        actor=f"user:{admin.user.username}",
         action="user_created",
         entity="user",
         entity_id=user.id,
-        detail={"username": user.username, "role": user.role},
+        detail={"username": user.username, "memberships": auth_service.describe(granted)},
     )
     session.commit()
-    return UserRead.model_validate(user)
+    return UserCreated(**UserRead.model_validate(user).model_dump(), password=generated)
 
 
 @router.get("/users/{user_id}", response_model=UserRead, responses={**NOT_ADMIN, **NO_USER})
@@ -220,16 +272,23 @@ def get_user(user: UserDep) -> UserRead:
         409: {"description": "it would leave no active administrator, or lock yourself out"},
     },
 )
-def update_user(body: UserUpdate, user: UserDep, admin: AdminUser, session: SessionDep) -> UserRead:
-    """Change a user's role, name, or disable (`active: false`) or enable the account.
+def update_user(
+    body: UserUpdate, user: UserDep, admin: AdminScope, session: SessionDep
+) -> UserRead:
+    """Change a user's memberships (`role` alone: one role over the whole installation),
+    name, or disable (`active: false`) or enable the account.
 
-    Disabling ends the user's sessions at once. Users are never deleted.
-    """
+    Disabling ends the user's sessions at once. Users are never deleted: the audit log keeps
+    their names. You may manage only users whose roles all lie in your units."""
+    auth_service.check_may_manage(session=session, admin_scope=admin.scope, user=user)
+    changing = body.role is not None or body.memberships is not None
+    if changing:
+        auth_service.check_may_grant(admin_scope=admin.scope, memberships=_granted(body))
     auth_service.update(
         session=session,
         user=user,
-        actor=admin,
-        role=body.role,
+        actor=admin.user,
+        memberships=_granted(body) if changing else None,
         active=body.active,
         full_name=body.full_name,
     )
@@ -243,15 +302,16 @@ def update_user(body: UserUpdate, user: UserDep, admin: AdminUser, session: Sess
     responses={**NOT_ADMIN, **NO_USER, 422: {"description": "the given password is too weak"}},
 )
 def reset_password(
-    user: UserDep, admin: AdminUser, session: SessionDep, body: PasswordReset | None = None
+    user: UserDep, admin: AdminScope, session: SessionDep, body: PasswordReset | None = None
 ) -> PasswordResetDone:
     """Set a password (given, or a generated one-time password returned once).
 
     The user must change it at the next sign-in; the user's sessions and calendar feed token
     end, and a sign-in lock on the username is lifted.
     """
+    auth_service.check_may_manage(session=session, admin_scope=admin.scope, user=user)
     generated = auth_service.reset_password(
-        session=session, user=user, actor=admin, password=body.password if body else None
+        session=session, user=user, actor=admin.user, password=body.password if body else None
     )
     session.commit()
     return PasswordResetDone(

@@ -23,10 +23,27 @@ class Token(BaseModel):
     expires_in: int
 
 
-class UserCreate(BaseModel):
-    username: str = Field(min_length=2, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = _new_password()
+class MembershipItem(BaseModel):
+    """A role over a unit and every unit below it; `unit_id` null is the whole installation."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     role: Role
+
+
+class UserCreate(BaseModel):
+    """A new user: `memberships`, or `role` alone for a role over the whole installation.
+
+    Without `password`, a one-time password is generated, returned once, and must be changed
+    at the first sign-in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=2, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str | None = _new_password(default=None)
+    role: Role | None = None
+    memberships: list[MembershipItem] | None = Field(default=None, max_length=100)
     full_name: str = Field(default="", max_length=200)
 
 
@@ -36,10 +53,17 @@ class UserRead(BaseModel):
     id: int
     username: str
     full_name: str
-    role: Role
+    # the strongest role held anywhere ("" when none); `memberships` say where
+    role: str
+    memberships: list[MembershipItem]
     active: bool
     must_change_password: bool
     created_at: datetime
+
+
+class UserCreated(UserRead):
+    # the generated one-time password (shown once), or null when one was given
+    password: str | None = None
 
 
 class UserUpdate(BaseModel):
@@ -47,7 +71,9 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # `role` alone: that role over the whole installation; `memberships`: replace them all
     role: Role | None = None
+    memberships: list[MembershipItem] | None = Field(default=None, max_length=100)
     # false disables the account (its sessions end at once); users are never deleted, so the
     # audit log keeps their names.
     active: bool | None = None

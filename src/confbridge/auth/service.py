@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -15,18 +16,30 @@ from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, joinedload
 
+from confbridge.auth import directory as directory_service
 from confbridge.auth import passwords, throttle
+from confbridge.auth import scope as scope_service
 from confbridge.auth.models import (
     AuditEntry,
     GrantRevocation,
+    Membership,
     Role,
     SfuNodeEnrolment,
     Terminal,
     User,
     UserSession,
 )
-from confbridge.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
-from confbridge.settings import AuthSettings
+from confbridge.auth.scope import Scope
+from confbridge.client_address import current_address
+from confbridge.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
+from confbridge.settings import AuthSettings, LdapSettings
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import NODE_KEY_PREFIX
 from confbridge_kernel.contracts import GrantRevocation as GrantRevocationMessage
@@ -74,6 +87,19 @@ class AccountDisabled(Unauthorized):
     """The right password for a disabled account."""
 
 
+class DirectoryDown(Unavailable):
+    """The directory could not check a directory user's password."""
+
+
+class NoDirectoryRole(Unauthorized):
+    """The directory knows the user, but none of its groups gives a role here."""
+
+
+# The password hash of accounts the directory signs in: no password matches it, and it marks
+# them, so that their sign-in goes to the directory.
+DIRECTORY_HASH = "!directory"
+
+
 @dataclass(frozen=True)
 class SignInLimits:
     """How many failed sign-ins lock a username, or an address, and for how long."""
@@ -98,29 +124,90 @@ def get_by_username(*, session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
 
 
-def list_(*, session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.username)))
-
-
 def count(*, session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
+@dataclass(frozen=True)
+class MembershipIn:
+    """A role over a unit's subtree; `unit_id` None is the root (the whole installation)."""
+
+    unit_id: int | None
+    role: Role
+
+
+def list_(*, session: Session, scope: Scope | None = None) -> list[User]:
+    """Users by name; with `scope`, those with a membership inside it (not at the root)."""
+    query = select(User).order_by(User.username)
+    if scope is not None and not scope.whole:
+        inside = select(Membership.user_id).where(scope.clause(Membership.unit_id))
+        query = query.where(User.id.in_(inside))
+    return list(session.scalars(query))
+
+
 def create(
-    *, session: Session, username: str, password: str, role: Role, full_name: str = ""
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    role: Role | None = None,
+    memberships: Sequence[MembershipIn] | None = None,
+    full_name: str = "",
 ) -> User:
+    """A new user with `memberships`, or with `role` at the root (the whole installation)."""
     if get_by_username(session=session, username=username) is not None:
         raise Conflict(f"user {username!r} already exists")
     passwords.check_policy(password, username=username)
-    user = User(
-        username=username,
-        password_hash=hash_password(password),
-        role=role.value,
-        full_name=full_name,
-    )
+    wanted = _memberships_in(session, role=role, memberships=memberships)
+    user = User(username=username, password_hash=hash_password(password), full_name=full_name)
+    user.memberships = [Membership(unit_id=m.unit_id, role=m.role.value) for m in wanted]
     session.add(user)
     session.flush()
     return user
+
+
+def _memberships_in(
+    session: Session, *, role: Role | None, memberships: Sequence[MembershipIn] | None
+) -> list[MembershipIn]:
+    """The memberships asked for, without repeats; every unit must exist."""
+    wanted = list(memberships) if memberships is not None else []
+    if role is not None:
+        wanted.append(MembershipIn(unit_id=None, role=role))
+    if not wanted:
+        raise Invalid("memberships: give at least one (unit_id, role)")
+    unique = list(dict.fromkeys(wanted))
+    unknown = scope_service.missing_units(
+        session=session, unit_ids={m.unit_id for m in unique if m.unit_id is not None}
+    )
+    if unknown:
+        raise Invalid(f"memberships: unknown unit ids: {', '.join(map(str, sorted(unknown)))}")
+    return unique
+
+
+def memberships_of(user: User) -> list[MembershipIn]:
+    return [MembershipIn(unit_id=m.unit_id, role=Role(m.role)) for m in user.memberships]
+
+
+def check_may_manage(*, session: Session, admin_scope: Scope, user: User) -> None:
+    """Refuse unless every membership of `user` lies inside the administrator's scope."""
+    if admin_scope.whole:
+        return
+    tops = [m.unit_id for m in user.memberships]
+    theirs = scope_service.scope_of_units(session=session, unit_ids=tops)
+    if not tops or not theirs.within(admin_scope):
+        raise Forbidden(
+            f"user {user.username!r} has roles outside your units; ask an administrator above"
+        )
+
+
+def check_may_grant(*, admin_scope: Scope, memberships: Sequence[MembershipIn]) -> None:
+    """Refuse memberships outside the administrator's scope (the root needs a root admin)."""
+    outside = [m for m in memberships if not admin_scope.covers(m.unit_id)]
+    if outside:
+        where = ", ".join(
+            "the root" if m.unit_id is None else f"unit {m.unit_id}" for m in outside[:10]
+        )
+        raise Forbidden(f"memberships: you may give roles only in your own units, not in {where}")
 
 
 def set_password(*, session: Session, user: User, password: str, must_change: bool = False) -> None:
@@ -150,9 +237,24 @@ def change_password(
     )
 
 
-def _active_admins(session: Session) -> int:
-    query = select(func.count()).select_from(User).where(User.role == Role.admin.value)
-    return session.scalar(query.where(User.active.is_(True))) or 0
+def _root_admins(session: Session, *, without: int | None = None) -> int:
+    """Active administrators of the whole installation (but user `without`)."""
+    query = (
+        select(func.count(func.distinct(User.id)))
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.unit_id.is_(None),
+            Membership.role == Role.admin.value,
+            User.active.is_(True),
+        )
+    )
+    if without is not None:
+        query = query.where(User.id != without)
+    return session.scalar(query) or 0
+
+
+def describe(memberships: Sequence[MembershipIn]) -> list[str]:
+    return [f"{m.role.value}@{'root' if m.unit_id is None else m.unit_id}" for m in memberships]
 
 
 def update(
@@ -161,30 +263,46 @@ def update(
     user: User,
     actor: User | str,
     role: Role | None = None,
+    memberships: Sequence[MembershipIn] | None = None,
     active: bool | None = None,
     full_name: str | None = None,
 ) -> dict[str, Any]:
-    """An administrator's change of role, name or standing; returns what changed.
+    """An administrator's change of memberships (`role`: one role at the root), name or
+    standing; returns what changed.
 
-    Disabling ends the user's sessions. The last active administrator cannot be demoted or
-    disabled (nobody could manage users any more), nor can administrators lock themselves out.
+    Disabling ends the user's sessions. The last active administrator of the whole
+    installation cannot lose that role or be disabled (nobody could manage everything any
+    more), nor can administrators lock themselves out.
     """
     changes: dict[str, Any] = {}
-    if role is not None and role.value != user.role:
-        changes["role"] = [user.role, role.value]
+    new_memberships = None
+    if role is not None or memberships is not None:
+        new_memberships = _memberships_in(session, role=role, memberships=memberships)
+        before = memberships_of(user)
+        if set(new_memberships) != set(before):
+            changes["memberships"] = [describe(before), describe(new_memberships)]
     if active is not None and active != user.active:
         changes["active"] = [user.active, active]
     if full_name is not None and full_name != user.full_name:
         changes["full_name"] = [user.full_name, full_name]
-    losing_admin = (
-        user.role == Role.admin.value and user.active and ("role" in changes or active is False)
+    was_root_admin = user.active and any(
+        m.unit_id is None and m.role == Role.admin.value for m in user.memberships
     )
+    keeps_root_admin = active is not False and (
+        new_memberships is None
+        or any(m.unit_id is None and m.role == Role.admin for m in new_memberships)
+    )
+    losing_admin = was_root_admin and not keeps_root_admin
+    if active is False and isinstance(actor, User) and actor.id == user.id:
+        raise Conflict("you cannot disable your own account; ask another administrator")
     if losing_admin and isinstance(actor, User) and actor.id == user.id:
         raise Conflict("you cannot demote or disable your own account; ask another administrator")
-    if losing_admin and _active_admins(session) <= 1:
+    if losing_admin and _root_admins(session, without=user.id) == 0:
         raise Conflict("this is the last active administrator; make another user admin first")
-    if role is not None:
-        user.role = role.value
+    if new_memberships is not None and "memberships" in changes:
+        user.memberships = [
+            Membership(unit_id=m.unit_id, role=m.role.value) for m in new_memberships
+        ]
     if active is not None:
         user.active = active
     if full_name is not None:
@@ -246,6 +364,7 @@ def sign_in(
     via: str,
     limits: SignInLimits,
     now: datetime,
+    directory: LdapSettings | None = None,
 ) -> User:
     """Check a username and password, within the limits of failed attempts.
 
@@ -258,11 +377,17 @@ def sign_in(
     user_key, address_key = throttle.user_key(username), throttle.address_key(address)
     _refuse_while_locked(session=session, user_key=user_key, address_key=address_key, now=now)
     user = get_by_username(session=session, username=username)
-    if user is None:
-        matches = passwords.verify_nobody(password)
-    else:
-        matches = verify_password(user.password_hash, password)
     detail = {"username": username[:80], "address": address, "via": via}
+    local = user is not None and user.password_hash != DIRECTORY_HASH
+    if local:
+        assert user is not None
+        matches = verify_password(user.password_hash, password)
+    elif directory is not None and directory.url:
+        user, matches = _directory_sign_in(
+            session=session, username=username, password=password, settings=directory, detail=detail
+        )
+    else:
+        matches = passwords.verify_nobody(password)
     if matches and user is not None and user.active:
         throttle.clear(session=session, key=user_key)
         record(
@@ -295,6 +420,70 @@ def sign_in(
         now=now,
     )
     raise Unauthorized(FAILED_SIGN_IN)
+
+
+def _directory_sign_in(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    settings: LdapSettings,
+    detail: dict[str, Any],
+) -> tuple[User | None, bool]:
+    """Check the password with the directory; on success, the local account of the directory
+    user (made at its first sign-in) with the memberships its groups give now."""
+    user = get_by_username(session=session, username=username)
+    try:
+        found = directory_service.authenticate(
+            settings=settings, username=username, password=password
+        )
+    except directory_service.DirectoryUnavailable as exc:
+        record(
+            session=session,
+            actor="anonymous",
+            action="sign_in_failed",
+            entity="user",
+            entity_id=user.id if user is not None else None,
+            detail={**detail, "reason": "directory_unavailable", "error": str(exc)[:200]},
+        )
+        raise DirectoryDown(
+            "the directory cannot be reached; try again later (local accounts still sign in)"
+        ) from None
+    if found is None:
+        return user, False
+    wanted = []
+    for code, role in directory_service.mapped_memberships(settings=settings, user=found):
+        unit_id = (
+            None if code is None else scope_service.unit_id_by_code(session=session, code=code)
+        )
+        if code is None or unit_id is not None:
+            wanted.append(MembershipIn(unit_id=unit_id, role=Role(role)))
+    if not wanted:
+        record(
+            session=session,
+            actor="anonymous",
+            action="sign_in_failed",
+            entity="user",
+            entity_id=user.id if user is not None else None,
+            detail={**detail, "reason": "no_directory_role"},
+        )
+        raise NoDirectoryRole("your directory groups give you no role here; ask an administrator")
+    if user is None:
+        user = User(username=username, password_hash=DIRECTORY_HASH, full_name=found.full_name)
+        user.memberships = [Membership(unit_id=m.unit_id, role=m.role.value) for m in wanted]
+        session.add(user)
+        session.flush()
+        record(
+            session=session,
+            actor="directory",
+            action="user_created",
+            entity="user",
+            entity_id=user.id,
+            detail={"username": username, "memberships": describe(wanted), "dn": found.dn},
+        )
+    else:
+        update(session=session, user=user, actor="directory", memberships=wanted)
+    return user, True
 
 
 def _refuse_while_locked(
@@ -601,7 +790,12 @@ def record(
     """Append an audit entry in the caller's transaction."""
     session.add(
         AuditEntry(
-            actor=actor, action=action, entity=entity, entity_id=entity_id, detail=detail or {}
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=detail or {},
+            address=current_address.get(),
         )
     )
 

@@ -11,12 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from confbridge import signing
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import (
-    CurrentUser,
-    NodeDep,
-    PrincipalDep,
-    SecretariatUser,
-)
+from confbridge.auth.dependencies import NodeDep, PrincipalDep, ReadScope, SecretariatScope
+from confbridge.auth.models import Role
+from confbridge.auth.scope import scope_of
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge import timing
@@ -25,6 +22,7 @@ from confbridge.bridge.schemas import FloorRequest, JoinRequest, SfuEventRead
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.router import occurrence_read
 from confbridge.meetings.schemas import OccurrenceRead, OccurrenceUpdate
@@ -91,6 +89,12 @@ def join(
     if purpose is GrantPurpose.gallery:
         if principal.user is not None:
             auth_service.check_password_fresh(principal.user)
+            # a meeting outside the user's units does not exist for it (404)
+            meeting_access.visible_occurrence(
+                session=session,
+                occurrence_id=occurrence_id,
+                scope=scope_of(session=session, user=principal.user),
+            )
         info = bridge_service.gallery(
             session=session,
             occurrence_id=occurrence_id,
@@ -134,6 +138,16 @@ def floor(
     settings: SettingsDep,
     live: LiveBusDep,
 ) -> FloorState:
+    """Give or take the floor: the chair site's terminal, or the secretariat of its unit."""
+    if principal.user is not None and principal.user.has_role(Role.secretariat):
+        # a user without the role is refused by the floor itself, saying so
+        user = principal.user
+        meeting_access.editable_occurrence(
+            session=session,
+            occurrence_id=occurrence_id,
+            read=scope_of(session=session, user=user),
+            write=scope_of(session=session, user=user, roles=[Role.secretariat]),
+        )
     state = bridge_service.floor(
         session=session,
         occurrence_id=occurrence_id,
@@ -150,14 +164,24 @@ def floor(
 @router.get("/occurrences/{occurrence_id}/events", response_model=Page[SfuEventRead])
 def list_events(
     occurrence_id: IdPath,
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     type_: Annotated[EventType | None, Query(alias="type")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SfuEventRead]:
+    """The SFU's events of an occurrence (of your units' sites)."""
+    if not reader.scope.whole:
+        meeting_access.visible_occurrence(
+            session=session, occurrence_id=occurrence_id, scope=reader.scope
+        )
     rows, total = bridge_service.list_events(
-        session=session, occurrence_id=occurrence_id, type_=type_, limit=limit, offset=offset
+        session=session,
+        occurrence_id=occurrence_id,
+        type_=type_,
+        limit=limit,
+        offset=offset,
+        scope=reader.scope,
     )
     return Page(items=[event_read(r) for r in rows], total=total, limit=limit, offset=offset)
 
@@ -222,7 +246,8 @@ def heartbeat(
 def update_occurrence(
     occurrence_id: IdPath,
     body: OccurrenceUpdate,
-    user: SecretariatUser,
+    editor: SecretariatScope,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     live: LiveBusDep,
@@ -231,8 +256,12 @@ def update_occurrence(
     a later end extends a running meeting, an end not after now ends it now. Clashes are
     refused (409) as for a booking. A meeting that would end before now needs
     `record_past: true` (else 422); moving or cancelling a meeting that has attendance needs
-    `confirm: true` (else 409) and a `reason` (else 422), and its attendance is kept."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    `confirm: true` (else 409) and a `reason` (else 422), and its attendance is kept.
+    Only a meeting the editor's units chair (404 outside what the editor sees)."""
+    user = editor.user
+    occurrence = meeting_access.editable_occurrence(
+        session=session, occurrence_id=occurrence_id, read=reader.scope, write=editor.scope
+    )
     now = utcnow()
     fields = body.model_fields_set
     changed: list[timing.RoomChange] = []

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, object_session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
+from confbridge.auth.scope import WHOLE, Scope
 from confbridge.auth.service import Principal
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
@@ -765,13 +766,17 @@ def list_events(
     type_: EventType | None = None,
     limit: int = 100,
     offset: int = 0,
+    scope: Scope = WHOLE,
 ) -> tuple[list[SfuEventRecord], int]:
-    """An occurrence's events, oldest first.
+    """An occurrence's events, oldest first (of `scope`'s sites, and those of no site).
 
     Events of an occurrence this database does not know are still returned (they are kept on
     purpose); only an unknown occurrence without any event is "not found".
     """
     query = select(SfuEventRecord).where(SfuEventRecord.occurrence_id == occurrence_id)
+    if not scope.whole:
+        in_scope = select(Site.id).where(scope.clause(Site.unit_id))
+        query = query.where(SfuEventRecord.site_id.is_(None) | SfuEventRecord.site_id.in_(in_scope))
     if type_ is not None:
         query = query.where(SfuEventRecord.type == type_.value)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -21,8 +21,14 @@ def users_create(
     username: str,
     role: Annotated[str, typer.Option(help="admin, secretariat, it or viewer")],
     full_name: Annotated[str, typer.Option()] = "",
+    unit: Annotated[
+        str | None,
+        typer.Option(help="the unit (code or id) the role applies to; none: everything"),
+    ] = None,
 ) -> None:
-    """Create a user; the password comes from CONFBRIDGE_NEW_PASSWORD or a prompt."""
+    """Create a user; the password comes from CONFBRIDGE_NEW_PASSWORD or a prompt.
+
+    The role applies to `--unit` and every unit below it, or to the whole installation."""
     from confbridge.auth import service as auth_service
     from confbridge.auth.models import Role
 
@@ -36,12 +42,24 @@ def users_create(
         if not sys.stdin.isatty():
             fail("no password: set CONFBRIDGE_NEW_PASSWORD or run in a terminal")
         password = getpass.getpass("password: ")
+    from confbridge.auth import scope as scope_service
+
     with migrated_session() as session:
+        unit_id = None
+        if unit is not None:
+            unit_id = scope_service.unit_id_by_code(session=session, code=unit)
+            if unit_id is None and unit.isdigit():
+                missing = scope_service.missing_units(session=session, unit_ids=[int(unit)])
+                unit_id = None if missing else int(unit)
+            if unit_id is None:
+                fail(f"no unit with code or id {unit!r}")
+                return
+        membership = auth_service.MembershipIn(unit_id=unit_id, role=role_value)
         user = auth_service.create(
             session=session,
             username=username,
             password=password,
-            role=role_value,
+            memberships=[membership],
             full_name=full_name,
         )
         auth_service.record(
@@ -50,10 +68,11 @@ def users_create(
             action="user_created",
             entity="user",
             entity_id=user.id,
-            detail={"username": user.username, "role": user.role},
+            detail={"username": user.username, "memberships": auth_service.describe([membership])},
         )
         session.commit()
-        typer.echo(f"user {username!r} created with role {role_value.value}")
+        where = "the whole installation" if unit_id is None else f"unit {unit_id} and below"
+        typer.echo(f"user {username!r} created with role {role_value.value} for {where}")
 
 
 def _change_user(username: str, change: Callable[[Any, Any], str]) -> None:
@@ -99,7 +118,8 @@ def users_enable(username: str) -> None:
 @app.command("set-role")
 @clean_errors
 def users_set_role(username: str, role: str) -> None:
-    """Give a user another role (admin, secretariat, it or viewer)."""
+    """Give a user one role (admin, secretariat, it or viewer) over the whole installation,
+    in place of its memberships."""
     from confbridge.auth import service as auth_service
     from confbridge.auth.models import Role
 

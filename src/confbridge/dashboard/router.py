@@ -7,7 +7,7 @@ from dataclasses import asdict
 from fastapi import APIRouter
 
 from confbridge.alerts.router import alert_read
-from confbridge.auth.dependencies import ITUser
+from confbridge.auth.dependencies import ITScope
 from confbridge.dashboard import service as dashboard_service
 from confbridge.dashboard.schemas import (
     LiveMeetingRead,
@@ -54,10 +54,13 @@ def overview_read(overview: dashboard_service.Overview) -> OverviewRead:
 
 
 @router.get("/overview", response_model=OverviewRead)
-def overview(_user: ITUser, session: SessionDep, settings: SettingsDep) -> OverviewRead:
+def overview(it: ITScope, session: SessionDep, settings: SettingsDep) -> OverviewRead:
     """Nodes, live meetings with each site's link (worst first), SIP calls (asked of the
-    nodes), offline terminals, alerts."""
-    signer = signer_for(settings.grant_key_path)
+    nodes), offline terminals, alerts: those of your units (nodes and SIP calls: for the
+    whole installation's IT staff)."""
+    signer = signer_for(settings.grant_key_path) if it.scope.whole else None
     return overview_read(
-        dashboard_service.overview(session=session, settings=settings, now=utcnow(), signer=signer)
+        dashboard_service.overview(
+            session=session, settings=settings, now=utcnow(), signer=signer, scope=it.scope
+        )
     )

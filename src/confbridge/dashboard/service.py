@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
+from confbridge.auth.scope import WHOLE, Scope
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.errors import DomainError
 from confbridge.link_quality import LinkLimits, Quality
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
@@ -109,7 +111,9 @@ class Overview:
     sip: SipCalls = field(default_factory=SipCalls)
 
 
-def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[LiveMeeting]:
+def _live_meetings(
+    session: Session, settings: Settings, now: datetime, scope: Scope
+) -> list[LiveMeeting]:
     rows = session.execute(
         select(Occurrence, Series.title)
         .join(Series, Series.id == Occurrence.series_id)
@@ -117,6 +121,7 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
             Occurrence.start_at <= now,
             Occurrence.end_at > now,
             Occurrence.status == OccurrenceStatus.scheduled.value,
+            meeting_access.occurrence_clause(scope),
         )
         .order_by(Occurrence.start_at)
     ).all()
@@ -124,6 +129,14 @@ def _live_meetings(session: Session, settings: Settings, now: datetime) -> list[
         return []
     ids = [occurrence.id for occurrence, _title in rows]
     latest, layers = _worst_link_stats(session, ids, now)
+    if not scope.whole:
+        # a meeting of several provinces shows each only its own sites' links
+        shown = set(
+            meeting_access.visible_site_ids(
+                session=session, site_ids={site_id for _o, site_id in latest}, scope=scope
+            )
+        )
+        latest = {key: value for key, value in latest.items() if key[1] in shown}
     site_ids = {site_id for _occurrence, site_id in latest}
     names = {
         site_id: name
@@ -262,18 +275,28 @@ def sip_calls(
 
 
 def overview(
-    *, session: Session, settings: Settings, now: datetime, signer: GrantSigner | None = None
+    *,
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    signer: GrantSigner | None = None,
+    scope: Scope = WHOLE,
 ) -> Overview:
-    """Everything IT staff watch; with `signer`, the nodes are asked for their SIP calls."""
-    nodes = [
-        (node, node_service.state_of(node, now)) for node in node_service.list_(session=session)
-    ]
+    """Everything IT staff watch, of `scope`; with `signer`, the nodes are asked for their
+    SIP calls. SFU nodes and their calls serve the whole installation: only a whole scope
+    sees them."""
+    nodes: list[tuple[SfuNode, NodeState]] = []
+    if scope.whole:
+        nodes = [
+            (node, node_service.state_of(node, now)) for node in node_service.list_(session=session)
+        ]
     views, offline_total = terminal_service.list_(
         session=session,
         now=now,
         offline_after_s=settings.terminals.offline_after_s,
         status=TerminalStatus.offline,
         limit=MAX_OFFLINE_TERMINALS,
+        scope=scope,
     )
     offline = sorted(
         (
@@ -301,7 +324,7 @@ def overview(
         limit=0,
     )
     alerts, _total = alert_service.list_(
-        session=session, open_only=True, kind=None, limit=100, offset=0
+        session=session, open_only=True, kind=None, limit=100, offset=0, scope=scope
     )
     codes = {node.region for node, _state in nodes if node.region}
     provinces = session.execute(
@@ -313,7 +336,7 @@ def overview(
         at=now,
         nodes=nodes,
         regions={code: name for code, name in provinces if code is not None},
-        meetings=_live_meetings(session, settings, now),
+        meetings=_live_meetings(session, settings, now, scope),
         offline_terminals=offline,
         offline_total=offline_total,
         online_total=online_total,

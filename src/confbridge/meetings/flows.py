@@ -33,6 +33,8 @@ def _alert_of(item: UnplannedOccurrence, series: Series) -> AlertIn:
         kind=AlertKind.occurrence_unplanned,
         severity=Severity.warning,
         subject=unplanned_subject(item),
+        # the chair's site: the alert belongs to the scope of the unit that books the meeting
+        site_id=series.chair_site_id,
         message=f"Không xếp được lịch cuộc họp “{series.title[:150]}” ngày "
         f"{day:%d/%m/%Y}{with_vi}: hãy dời sang giờ khác hoặc xác nhận bỏ qua",
         message_en=f"The meeting “{series.title[:150]}” of {day:%d/%m/%Y} could not be "

@@ -12,19 +12,20 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import (
-    CurrentUser,
     FeedPrincipalDep,
-    SecretariatUser,
-    SiteEditor,
+    ReadScope,
+    SecretariatScope,
+    SiteEditorScope,
     get_principal,
     oauth2_scheme,
     require_terminal,
 )
 from confbridge.auth.models import Role, User
+from confbridge.auth.scope import Scope, scope_of
 from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Invalid
-from confbridge.meetings import calendars, dial_numbers, unplanned
+from confbridge.meetings import access, calendars, dial_numbers, unplanned
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, Series
@@ -43,7 +44,7 @@ from confbridge.meetings.schemas import (
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
 from confbridge.sip_uri import sip_address
-from confbridge.sites import service as site_service
+from confbridge.sites.access import visible_site
 from confbridge.timeutil import parse_window, utcnow
 
 router = APIRouter(tags=["meetings"])
@@ -117,8 +118,18 @@ def _actor(user: object) -> str:
 
 @router.post("/series", response_model=SeriesRead, status_code=status.HTTP_201_CREATED)
 def create_series(
-    body: SeriesCreate, user: SecretariatUser, session: SessionDep, settings: SettingsDep
+    body: SeriesCreate, editor: SecretariatScope, session: SessionDep, settings: SettingsDep
 ) -> SeriesRead:
+    """Book a series chaired by one of your units' sites, inviting sites of your units only
+    (403 otherwise: see `meetings.access` on invitations upward)."""
+    user = editor.user
+    access.check_invitations(
+        session=session,
+        scope=editor.scope,
+        chair_site_id=body.chair_site_id,
+        site_ids=body.site_ids,
+        unit_ids=body.unit_ids,
+    )
     series = meeting_service.create(
         session=session, series_in=body, settings=settings.meetings, now=utcnow()
     )
@@ -136,13 +147,17 @@ def create_series(
 
 @router.get("/series", response_model=Page[SeriesRead])
 def list_series(
-    user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SeriesRead]:
-    items, total = meeting_service.list_(session=session, limit=limit, offset=offset)
+    """The series that invite a site of your units (or are chaired by one)."""
+    user = reader.user
+    items, total = meeting_service.list_(
+        session=session, limit=limit, offset=offset, where=access.series_clause(reader.scope)
+    )
     show_pin = may_see_pin(user)
     return Page(
         items=[series_read(session, s, settings=settings, show_pin=show_pin) for s in items],
@@ -154,21 +169,32 @@ def list_series(
 
 @router.get("/series/{series_id}", response_model=SeriesRead)
 def get_series(
-    series_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    series_id: IdPath, reader: ReadScope, session: SessionDep, settings: SettingsDep
 ) -> SeriesRead:
-    series = meeting_service.get(session=session, series_id=series_id)
-    return series_read(session, series, settings=settings, show_pin=may_see_pin(user))
+    series = access.visible_series(session=session, series_id=series_id, scope=reader.scope)
+    return series_read(session, series, settings=settings, show_pin=may_see_pin(reader.user))
 
 
 @router.patch("/series/{series_id}", response_model=SeriesRead)
 def update_series(
     series_id: IdPath,
     body: SeriesUpdate,
-    user: SecretariatUser,
+    editor: SecretariatScope,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
 ) -> SeriesRead:
-    series = meeting_service.get(session=session, series_id=series_id)
+    user = editor.user
+    series = access.editable_series(
+        session=session, series_id=series_id, read=reader.scope, write=editor.scope
+    )
+    access.check_invitations(
+        session=session,
+        scope=editor.scope,
+        chair_site_id=body.chair_site_id,
+        site_ids=body.site_ids,
+        unit_ids=body.unit_ids,
+    )
     now = utcnow()
     meeting_service.update(
         session=session, series=series, series_in=body, settings=settings.meetings, now=now
@@ -191,9 +217,16 @@ def update_series(
 
 @router.delete("/series/{series_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_series(
-    series_id: IdPath, user: SecretariatUser, session: SessionDep, settings: SettingsDep
+    series_id: IdPath,
+    editor: SecretariatScope,
+    reader: ReadScope,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
-    series = meeting_service.get(session=session, series_id=series_id)
+    user = editor.user
+    series = access.editable_series(
+        session=session, series_id=series_id, read=reader.scope, write=editor.scope
+    )
     now = utcnow()
     removed = meeting_service.delete_series(session=session, series=series, now=now)
     meeting_flows.sync_unplanned_alerts(
@@ -215,14 +248,18 @@ def resolve_unplanned(
     series_id: IdPath,
     day: date,
     body: UnplannedAction,
-    user: SecretariatUser,
+    editor: SecretariatScope,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
 ) -> UnplannedResolved:
     """A meeting the planner could not book (listed in the series' `unplanned`): `move` books
     it at `start_at` (409 with the clashes if that is busy too), `skip` accepts that it does
     not take place (it stays listed, as skipped, and its alert closes)."""
-    series = meeting_service.get(session=session, series_id=series_id)
+    user = editor.user
+    series = access.editable_series(
+        session=session, series_id=series_id, read=reader.scope, write=editor.scope
+    )
     item = unplanned.get_unplanned(session=session, series=series, day=day)
     now = utcnow()
     occurrence = None
@@ -260,7 +297,7 @@ def resolve_unplanned(
 @router.get("/series/{series_id}/occurrences", response_model=Page[OccurrenceRead])
 def list_series_occurrences(
     series_id: IdPath,
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     from_: FromQuery = None,
@@ -268,15 +305,22 @@ def list_series_occurrences(
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> Page[OccurrenceRead]:
-    meeting_service.get(session=session, series_id=series_id)
+    access.visible_series(session=session, series_id=series_id, scope=reader.scope)
     return _occurrence_page(
-        session, settings.meetings.default_tz, from_, to, limit, offset, series_id=series_id
+        session,
+        settings.meetings.default_tz,
+        from_,
+        to,
+        limit,
+        offset,
+        series_id=series_id,
+        scope=reader.scope,
     )
 
 
 @router.get("/occurrences", response_model=Page[OccurrenceRead])
 def list_occurrences(
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     from_: FromQuery = None,
@@ -285,10 +329,18 @@ def list_occurrences(
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> Page[OccurrenceRead]:
+    """Occurrences that book a site of your units, in a time window."""
     if site_id is not None:
-        site_service.get_site(session=session, site_id=site_id)
+        visible_site(session=session, site_id=site_id, scope=reader.scope)
     return _occurrence_page(
-        session, settings.meetings.default_tz, from_, to, limit, offset, site_id=site_id
+        session,
+        settings.meetings.default_tz,
+        from_,
+        to,
+        limit,
+        offset,
+        site_id=site_id,
+        scope=reader.scope,
     )
 
 
@@ -302,6 +354,7 @@ def _occurrence_page(
     *,
     series_id: int | None = None,
     site_id: int | None = None,
+    scope: Scope,
 ) -> Page[OccurrenceRead]:
     from_at, to_at = parse_window(from_, to, tz=tz, now=utcnow())
     rows, total = meeting_service.list_occurrences(
@@ -312,6 +365,7 @@ def _occurrence_page(
         site_id=site_id,
         limit=limit,
         offset=offset,
+        where=access.occurrence_clause(scope),
     )
     return Page(
         items=[occurrence_read(o, n) for o, n in rows], total=total, limit=limit, offset=offset
@@ -320,12 +374,16 @@ def _occurrence_page(
 
 @router.get("/occurrences/{occurrence_id}", response_model=OccurrenceDetail)
 def get_occurrence(
-    occurrence_id: IdPath, _user: CurrentUser, session: SessionDep
+    occurrence_id: IdPath, reader: ReadScope, session: SessionDep
 ) -> OccurrenceDetail:
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    """The occurrence, with the invited sites of your units (`site_count` counts them all)."""
+    occurrence = access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=reader.scope
+    )
     site_ids = meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+    shown = access.visible_site_ids(session=session, site_ids=site_ids, scope=reader.scope)
     return OccurrenceDetail(
-        **occurrence_read(occurrence, len(site_ids)).model_dump(), site_ids=site_ids
+        **occurrence_read(occurrence, len(site_ids)).model_dump(), site_ids=shown
     )
 
 
@@ -338,7 +396,8 @@ def series_calendar(
     Each event says how to dial in by SIP; the PIN only for the secretariat and admins."""
     if principal.user is None:
         raise Forbidden("terminals may not use this endpoint")
-    series = meeting_service.get(session=session, series_id=series_id)
+    scope = scope_of(session=session, user=principal.user)
+    series = access.visible_series(session=session, series_id=series_id, scope=scope)
     body = calendars.series_calendar(
         session=session,
         series=series,
@@ -357,9 +416,14 @@ def site_calendar(
 
     Each event says how to dial in by SIP; the PIN for the site's own terminals (the site is
     invited: it dials in with it) and for the secretariat and admins."""
-    site = site_service.get_site(session=session, site_id=site_id)
-    if principal.terminal is not None and principal.terminal.site_id != site.id:
+    if principal.terminal is not None and principal.terminal.site_id != site_id:
         raise Forbidden("a terminal may only read its own site's calendar")
+    if principal.user is not None:
+        scope = scope_of(session=session, user=principal.user)
+        site = visible_site(session=session, site_id=site_id, scope=scope)
+    else:
+        site = principal.terminal.site if principal.terminal else None
+        assert site is not None
     show_pin = principal.terminal is not None or (
         principal.user is not None and may_see_pin(principal.user)
     )
@@ -422,8 +486,9 @@ def _terminal_agenda(database: Database, settings: Settings, token: str | None) 
 
 
 @site_router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_site(site_id: IdPath, user: SiteEditor, session: SessionDep) -> Response:
-    site = site_service.get_site(session=session, site_id=site_id)
+def delete_site(site_id: IdPath, editor: SiteEditorScope, session: SessionDep) -> Response:
+    user = editor.user
+    site = visible_site(session=session, site_id=site_id, scope=editor.scope)
     meeting_flows.archive_site(session=session, site=site)
     auth_service.record(
         session=session,

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Row, bindparam, func, insert, or_, select
+from sqlalchemy import ColumnElement, Row, bindparam, func, insert, or_, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
@@ -484,10 +484,20 @@ def get_by_source_key(*, session: Session, source_key: str) -> Series | None:
     return session.scalar(select(Series).where(Series.source_key == source_key))
 
 
-def list_(*, session: Session, limit: int = 100, offset: int = 0) -> tuple[list[Series], int]:
-    total = session.scalar(select(func.count()).select_from(Series)) or 0
-    query = select(Series).order_by(Series.id).limit(limit).offset(offset)
-    return list(session.scalars(query)), total
+def list_(
+    *,
+    session: Session,
+    limit: int = 100,
+    offset: int = 0,
+    where: ColumnElement[bool] | None = None,
+) -> tuple[list[Series], int]:
+    """Series by id; `where` narrows them (a scope's condition, `meetings.access`)."""
+    query = select(Series)
+    if where is not None:
+        query = query.where(where)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Series.id).limit(limit).offset(offset))
+    return list(rows), total
 
 
 def occurrence_count(*, session: Session, series_id: int) -> int:
@@ -516,6 +526,7 @@ def list_occurrences(
     site_id: int | None = None,
     limit: int = 500,
     offset: int = 0,
+    where: ColumnElement[bool] | None = None,
 ) -> tuple[list[tuple[Occurrence, int]], int]:
     """Occurrences overlapping [from_at, to_at), each with its number of invited sites."""
     site_count = (
@@ -532,6 +543,8 @@ def list_occurrences(
     if site_id is not None:
         invited = select(Booking.occurrence_id).where(Booking.site_id == site_id)
         query = query.where(Occurrence.id.in_(invited))
+    if where is not None:
+        query = query.where(where)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(
         query.order_by(Occurrence.start_at, Occurrence.id).limit(limit).offset(offset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import AdminUser, ITUser
+from confbridge.auth.dependencies import RootAdminUser, RootITUser
 from confbridge.auth.models import SfuNodeEnrolment
 from confbridge.deps import SessionDep
 from confbridge.nodes import service as node_service
@@ -53,7 +53,7 @@ def enrolment_read(session: SessionDep, enrolment: SfuNodeEnrolment) -> NodeEnro
 
 
 @router.post("/sfu/nodes", response_model=NodeEnrolled, status_code=201)
-def enrol(body: NodeEnrol, user: AdminUser, session: SessionDep) -> NodeEnrolled:
+def enrol(body: NodeEnrol, user: RootAdminUser, session: SessionDep) -> NodeEnrolled:
     """Enrol a node (or rotate its key): the key is in this answer only, give it to the node
     as CONFBRIDGE_SFU_NODE_KEY."""
     enrolment, key = node_service.enrol(
@@ -69,13 +69,13 @@ def enrol(body: NodeEnrol, user: AdminUser, session: SessionDep) -> NodeEnrolled
 
 
 @router.get("/sfu/enrolments", response_model=list[NodeEnrolmentRead])
-def list_enrolments(_user: ITUser, session: SessionDep) -> list[NodeEnrolmentRead]:
+def list_enrolments(_user: RootITUser, session: SessionDep) -> list[NodeEnrolmentRead]:
     """Enrolled nodes, registered or not (never their keys)."""
     return [enrolment_read(session, e) for e in node_service.list_enrolments(session=session)]
 
 
 @router.delete("/sfu/nodes/{node_id}", status_code=204, response_class=Response)
-def revoke(node_id: str, user: AdminUser, session: SessionDep) -> Response:
+def revoke(node_id: str, user: RootAdminUser, session: SessionDep) -> Response:
     """Revoke the node's key: its heartbeats and events are refused from now on, and its
     rooms move at their next join."""
     node_service.revoke(session=session, node_id=node_id, by=f"user:{user.username}", now=utcnow())
@@ -84,11 +84,11 @@ def revoke(node_id: str, user: AdminUser, session: SessionDep) -> Response:
 
 
 @router.get("/sfu/nodes", response_model=list[NodeRead])
-def list_nodes(_user: ITUser, session: SessionDep) -> list[NodeRead]:
+def list_nodes(_user: RootITUser, session: SessionDep) -> list[NodeRead]:
     return [node_read(node) for node in node_service.list_(session=session)]
 
 
-def _set_draining(node_id: str, draining: bool, user: ITUser, session: SessionDep) -> NodeRead:
+def _set_draining(node_id: str, draining: bool, user: RootITUser, session: SessionDep) -> NodeRead:
     node = node_service.set_draining(session=session, node_id=node_id, draining=draining)
     auth_service.record(
         session=session,
@@ -102,12 +102,12 @@ def _set_draining(node_id: str, draining: bool, user: ITUser, session: SessionDe
 
 
 @router.post("/sfu/nodes/{node_id}/drain", response_model=NodeRead)
-def drain(node_id: str, user: ITUser, session: SessionDep) -> NodeRead:
+def drain(node_id: str, user: RootITUser, session: SessionDep) -> NodeRead:
     """No new rooms on this node; its rooms carry on until they end."""
     return _set_draining(node_id, True, user, session)
 
 
 @router.post("/sfu/nodes/{node_id}/resume", response_model=NodeRead)
-def resume(node_id: str, user: ITUser, session: SessionDep) -> NodeRead:
+def resume(node_id: str, user: RootITUser, session: SessionDep) -> NodeRead:
     """Place new rooms on this node again."""
     return _set_draining(node_id, False, user, session)

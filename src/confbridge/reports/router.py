@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from confbridge.auth.dependencies import CurrentUser
+from confbridge.auth.dependencies import ReadScope
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.exports import (
     FILE_RESPONSES,
@@ -37,7 +37,7 @@ UnitQuery = Annotated[
 
 @router.get("/online-ratio", response_model=OnlineRatioReport, responses=FILE_RESPONSES)
 def online_ratio(
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     from_: FromQuery = None,
@@ -48,13 +48,15 @@ def online_ratio(
     ),
     format_: FormatQuery = "json",
 ) -> OnlineRatioReport | Response:
-    """Meetings held online (or hybrid) / all held, and communes connected, beside targets."""
+    """Meetings held online (or hybrid) / all held, and communes connected, beside targets.
+
+    For a unit of yours (by default: your unit, when you have one scope)."""
     export_format = parse_format(format_)
     grouping = report_service.parse_group_by(group_by)
     tz = settings.meetings.default_tz
     now = utcnow()
     period = report_service.parse_period(from_, to, tz=tz, today=now.astimezone(zone(tz)).date())
-    unit = report_service.resolve_unit(session=session, unit_id=unit_id)
+    unit = report_service.resolve_unit(session=session, unit_id=unit_id, scope=reader.scope)
     report = report_service.online_ratio(
         session=session,
         period=period,
@@ -72,7 +74,7 @@ def online_ratio(
 
 @router.get("/attendance", response_model=AttendanceReport, responses=FILE_RESPONSES)
 def attendance(
-    _user: CurrentUser,
+    reader: ReadScope,
     session: SessionDep,
     settings: SettingsDep,
     from_: FromQuery = None,
@@ -80,12 +82,13 @@ def attendance(
     unit_id: UnitQuery = None,
     format_: FormatQuery = "json",
 ) -> AttendanceReport | Response:
-    """Attendance per site: invited, present, partial, absent, late, left early, rate."""
+    """Attendance per site: invited, present, partial, absent, late, left early, rate; of a
+    unit of yours (by default: your unit, when you have one scope)."""
     export_format = parse_format(format_)
     tz = settings.meetings.default_tz
     now = utcnow()
     period = report_service.parse_period(from_, to, tz=tz, today=now.astimezone(zone(tz)).date())
-    unit = report_service.resolve_unit(session=session, unit_id=unit_id)
+    unit = report_service.resolve_unit(session=session, unit_id=unit_id, scope=reader.scope)
     report = report_service.attendance(
         session=session, period=period, unit=unit, settings=settings.reports, now=now
     )

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.attendance import service as attendance_service
 from confbridge.attendance.models import Attendance, AttendanceStatus
+from confbridge.auth.scope import Scope
 from confbridge.errors import Invalid
 from confbridge.meetings.models import (
     Booking,
@@ -128,12 +129,27 @@ def parse_group_by(value: str) -> GroupBy:
         raise Invalid(f"group_by: unknown value {value!r} (one of {names})") from None
 
 
-def resolve_unit(*, session: Session, unit_id: int | None) -> Unit | None:
-    """The unit a report is for; an unknown id is bad input (422), not a missing page."""
+def resolve_unit(
+    *, session: Session, unit_id: int | None, scope: Scope | None = None
+) -> Unit | None:
+    """The unit a report is for; an unknown id is bad input (422), not a missing page.
+
+    With a `scope` that is not the whole installation, the unit must be in it (a unit outside
+    gets the same answer as one that does not exist), and without `unit_id` the scope's own
+    unit is taken, if it has only one.
+    """
+    partial = scope is not None and not scope.whole
+    if unit_id is None and partial:
+        assert scope is not None
+        tops = sorted(scope.top_unit_ids)
+        if len(tops) != 1:
+            shown = ", ".join(map(str, tops[:20])) or "none"
+            raise Invalid(f"unit_id: choose one of your units ({shown})")
+        unit_id = tops[0]
     if unit_id is None:
         return None
     unit = session.get(Unit, unit_id)
-    if unit is None:
+    if unit is None or (partial and scope is not None and not scope.covers(unit.id)):
         raise Invalid(f"unit_id: unit {unit_id} does not exist")
     return unit
 
@@ -484,6 +500,7 @@ def online_ratio(
     """The online-meeting ratio and communes connected, by period, unit or kind."""
     _refresh(session, period, settings, now)
     tree = UnitTree.load(session)
+    settings = _province_settings(session, settings, unit, tree)
     scope = tree.subtree(unit.id) if unit else set(tree.parent)
     held = held_occurrences(session=session, period=period, now=now)
     in_scope = [o for o in held if o.chair_unit_id in scope]
@@ -544,6 +561,21 @@ def online_ratio(
         rows=rows,
         total=total,
     )
+
+
+def _province_settings(
+    session: Session, settings: ReportSettings, unit: Unit | None, tree: UnitTree
+) -> ReportSettings:
+    """The settings with the targets of the report's province, when it has its own
+    (`reports.province_targets`, by the province's unit code)."""
+    if unit is None or not settings.province_targets:
+        return settings
+    top = unit.id
+    while tree.parent.get(top) is not None:
+        top = tree.parent[top]  # type: ignore[assignment]
+    province = session.get(Unit, top)
+    own = settings.province_targets.get(province.code or "") if province else None
+    return settings.model_copy(update={"targets": own}) if own is not None else settings
 
 
 def _report_groups(

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge.auth.scope import Scope
 from confbridge.errors import Conflict, Invalid, NotFound
 from confbridge.sip_uri import MAX_SIP_URI_CHARS, SipUriError, address_key, normalise_sip_uri
 from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Unit, UnitKind
@@ -46,12 +47,19 @@ def list_units(
     roots_only: bool = False,
     limit: int = 100,
     offset: int = 0,
+    scope: Scope | None = None,
 ) -> tuple[list[Unit], int]:
+    """Units (those of `scope` only, when given); `roots_only`: the tops of what is listed."""
     query = select(Unit)
+    if scope is not None:
+        query = query.where(scope.clause(Unit.id))
     if parent_id is not None:
         query = query.where(Unit.parent_id == parent_id)
-    elif roots_only:
+    elif roots_only and (scope is None or scope.whole):
         query = query.where(Unit.parent_id.is_(None))
+    elif roots_only:
+        # the tops of a scope are its memberships' units (their parents are outside it)
+        query = query.where(Unit.id.in_(sorted(scope.top_unit_ids)))
     if kind is not None:
         query = query.where(Unit.kind == kind.value)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -72,6 +80,7 @@ def create_unit(
     if kind == UnitKind.guest:
         raise Invalid("kind: guest units are created by the SIP gateway, not by hand")
     if code is not None and get_unit_by_code(session=session, code=code) is not None:
+        # codes are national (the statistics office's), so this names nothing of a province
         raise Conflict(f"a unit with code {code!r} already exists")
     if get_unit_by_name(session=session, name=name, parent_id=parent_id) is not None:
         raise Conflict(f"a unit named {name!r} already exists there")
@@ -128,9 +137,13 @@ def list_sites(
     guests: bool = False,
     limit: int = 100,
     offset: int = 0,
+    scope: Scope | None = None,
 ) -> tuple[list[Site], int]:
-    """Active sites; guest sites (SIP callers) only when `guests` is set, then only they."""
+    """Active sites (of `scope` only, when given); guest sites (SIP callers) only when
+    `guests` is set, then only they."""
     query = select(Site).where(Site.archived_at.is_(None))
+    if scope is not None:
+        query = query.where(scope.clause(Site.unit_id))
     query = query.where(Site.guest_uri.is_not(None) if guests else Site.guest_uri.is_(None))
     if unit_id is not None:
         get_unit(session=session, unit_id=unit_id)
@@ -150,8 +163,11 @@ def _ordinary_unit(session: Session, unit_id: int) -> Unit:
     return unit
 
 
-def checked_sip_uri(*, session: Session, sip_uri: str | None, site_id: int | None) -> str | None:
-    """`sip_uri` in canonical form, refused (422) when malformed, (409) when another site's."""
+def checked_sip_uri(
+    *, session: Session, sip_uri: str | None, site_id: int | None, scope: Scope | None = None
+) -> str | None:
+    """`sip_uri` in canonical form, refused (422) when malformed, (409) when another site's
+    (named only when it is in `scope`: other provinces' sites are not named)."""
     if sip_uri is None:
         return None
     try:
@@ -160,6 +176,8 @@ def checked_sip_uri(*, session: Session, sip_uri: str | None, site_id: int | Non
         raise Invalid(f"sip_uri: not a SIP address: {exc}") from None
     other = get_site_by_sip_uri(session=session, sip_uri=canonical)
     if other is not None and other.id != site_id:
+        if scope is not None and not scope.covers(other.unit_id):
+            raise Conflict(f"sip_uri: {canonical} is already the address of another site")
         raise Conflict(f"sip_uri: {canonical} is already the address of site {other.name!r}")
     return canonical
 
@@ -168,11 +186,18 @@ def get_site_by_sip_uri(*, session: Session, sip_uri: str) -> Site | None:
     return session.scalar(select(Site).where(Site.sip_uri == sip_uri))
 
 
-def create_site(*, session: Session, name: str, unit_id: int, sip_uri: str | None = None) -> Site:
+def create_site(
+    *,
+    session: Session,
+    name: str,
+    unit_id: int,
+    sip_uri: str | None = None,
+    scope: Scope | None = None,
+) -> Site:
     _ordinary_unit(session, unit_id)
     if get_site_by_name(session=session, unit_id=unit_id, name=name) is not None:
         raise Conflict(f"a site named {name!r} already exists in unit {unit_id}")
-    canonical = checked_sip_uri(session=session, sip_uri=sip_uri, site_id=None)
+    canonical = checked_sip_uri(session=session, sip_uri=sip_uri, site_id=None, scope=scope)
     site = Site(name=name, unit_id=unit_id, sip_uri=canonical)
     session.add(site)
     session.flush()
@@ -187,6 +212,7 @@ def update_site(
     unit_id: int | None = None,
     sip_uri: str | None = None,
     clear_sip_uri: bool = False,
+    scope: Scope | None = None,
 ) -> Site:
     """Rename or move a site, or set its room system's address (`clear_sip_uri` removes it)."""
     if site.archived_at is not None:
@@ -201,7 +227,9 @@ def update_site(
     if other is not None and other.id != site.id:
         raise Conflict(f"a site named {new_name!r} already exists in unit {new_unit}")
     if sip_uri is not None:
-        site.sip_uri = checked_sip_uri(session=session, sip_uri=sip_uri, site_id=site.id)
+        site.sip_uri = checked_sip_uri(
+            session=session, sip_uri=sip_uri, site_id=site.id, scope=scope
+        )
     elif clear_sip_uri:
         site.sip_uri = None
     site.name, site.unit_id = new_name, new_unit

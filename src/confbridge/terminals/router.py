@@ -10,17 +10,18 @@ from sqlalchemy.orm import Session
 
 from confbridge import signing
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import ITUser, TerminalDep
+from confbridge.auth.dependencies import ITScope, TerminalDep
 from confbridge.auth.models import Terminal, User
+from confbridge.auth.scope import Scope
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
 from confbridge.deps import SessionDep, SettingsDep
-from confbridge.errors import DomainError, Forbidden, Invalid
+from confbridge.errors import DomainError, Forbidden, Invalid, NotFound
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
 from confbridge.settings import Settings
-from confbridge.sites import service as site_service
+from confbridge.sites.access import visible_site, visible_unit
 from confbridge.sites.models import Site
 from confbridge.sites.schemas import TerminalCreate as SiteTerminalCreate
 from confbridge.sites.schemas import TerminalCreated
@@ -67,6 +68,14 @@ def _limiter(request: Request, settings: Settings) -> PairingLimiter:
             )
             request.app.state.pairing_limiter = limiter
     return limiter
+
+
+def _visible_terminal(session: Session, terminal_id: int, scope: Scope) -> Terminal:
+    """The terminal if its site is in `scope`; else 404, as for one that does not exist."""
+    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    if not scope.covers(terminal.site.unit_id):
+        raise NotFound(f"terminal {terminal_id} does not exist")
+    return terminal
 
 
 def terminal_read(view: terminal_service.TerminalView) -> TerminalRead:
@@ -118,9 +127,11 @@ def _record_created(session: Session, user: User, terminal: Terminal) -> None:
 
 @router.post("/terminals", response_model=TerminalCreatedWithCode, status_code=201)
 def create_terminal(
-    body: TerminalCreate, user: ITUser, session: SessionDep, settings: SettingsDep, request: Request
+    body: TerminalCreate, it: ITScope, session: SessionDep, settings: SettingsDep, request: Request
 ) -> TerminalCreatedWithCode:
-    """A terminal for a site, with a one-time pairing code (shown once)."""
+    """A terminal for a site of your units, with a one-time pairing code (shown once)."""
+    user = it.user
+    visible_site(session=session, site_id=body.site_id, scope=it.scope)
     now = utcnow()
     terminal, pairing, code = terminal_service.create(
         session=session,
@@ -146,7 +157,7 @@ def create_terminal(
 
 @router.get("/terminals", response_model=Page[TerminalRead])
 def list_terminals(
-    _user: ITUser,
+    it: ITScope,
     session: SessionDep,
     settings: SettingsDep,
     site_id: OptionalId = None,
@@ -156,7 +167,9 @@ def list_terminals(
     offset: Offset = 0,
 ) -> Page[TerminalRead]:
     """Terminals with their status: online (a heartbeat within `terminals.offline_after_s`),
-    offline or revoked, and what each last reported."""
+    offline or revoked, and what each last reported; those of your units' sites."""
+    if unit_id is not None:
+        visible_unit(session=session, unit_id=unit_id, scope=it.scope)
     views, total = terminal_service.list_(
         session=session,
         now=utcnow(),
@@ -166,6 +179,7 @@ def list_terminals(
         status=status,
         limit=limit,
         offset=offset,
+        scope=it.scope,
     )
     return Page(items=[terminal_read(v) for v in views], total=total, limit=limit, offset=offset)
 
@@ -301,9 +315,9 @@ def my_floor(
 
 @router.get("/terminals/{terminal_id}", response_model=TerminalRead)
 def get_terminal(
-    terminal_id: IdPath, _user: ITUser, session: SessionDep, settings: SettingsDep
+    terminal_id: IdPath, it: ITScope, session: SessionDep, settings: SettingsDep
 ) -> TerminalRead:
-    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    terminal = _visible_terminal(session, terminal_id, it.scope)
     return terminal_read(
         terminal_service.view(
             session=session,
@@ -318,10 +332,11 @@ def get_terminal(
     "/terminals/{terminal_id}/pairing-code", response_model=PairingCodeRead, status_code=201
 )
 def new_pairing_code(
-    terminal_id: IdPath, user: ITUser, session: SessionDep, settings: SettingsDep, request: Request
+    terminal_id: IdPath, it: ITScope, session: SessionDep, settings: SettingsDep, request: Request
 ) -> PairingCodeRead:
     """A new one-time code, e.g. for a replacement device; pairing it replaces the token."""
-    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    terminal = _visible_terminal(session, terminal_id, it.scope)
+    user = it.user
     pairing, code = terminal_service.issue_pairing_code(
         session=session,
         terminal=terminal,
@@ -343,10 +358,11 @@ def new_pairing_code(
 
 @router.post("/terminals/{terminal_id}/revoke", response_model=TerminalRead)
 def revoke_terminal(
-    terminal_id: IdPath, user: ITUser, session: SessionDep, settings: SettingsDep
+    terminal_id: IdPath, it: ITScope, session: SessionDep, settings: SettingsDep
 ) -> TerminalRead:
     """Revoke: the terminal's token stops working with its next request."""
-    terminal = terminal_service.get(session=session, terminal_id=terminal_id)
+    terminal = _visible_terminal(session, terminal_id, it.scope)
+    user = it.user
     now = utcnow()
     terminal_service.revoke(session=session, terminal=terminal, now=now)
     auth_service.record(
@@ -374,9 +390,10 @@ def revoke_terminal(
     name="create_terminal",  # its operationId, as before it moved here
 )
 def create_terminal_with_token(
-    site_id: IdPath, user: ITUser, session: SessionDep, body: SiteTerminalCreate | None = None
+    site_id: IdPath, it: ITScope, session: SessionDep, body: SiteTerminalCreate | None = None
 ) -> TerminalCreated:
-    site = site_service.get_site(session=session, site_id=site_id)
+    site = visible_site(session=session, site_id=site_id, scope=it.scope)
+    user = it.user
     terminal, token = terminal_service.create_with_token(
         session=session, site=site, name=body.name if body else ""
     )

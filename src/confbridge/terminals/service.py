@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import GrantRevocation, Terminal
+from confbridge.auth.scope import Scope
 from confbridge.errors import Conflict, Invalid, NotFound, Unauthorized
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking
@@ -98,9 +99,13 @@ def list_(
     status: TerminalStatus | None = None,
     limit: int = 100,
     offset: int = 0,
+    scope: Scope | None = None,
 ) -> tuple[list[TerminalView], int]:
-    """Terminals with their status; `status` filters in SQL, so paging stays exact."""
+    """Terminals with their status (of `scope`'s sites, when given); `status` filters in
+    SQL, so paging stays exact."""
     query = select(Terminal).join(Terminal.site)
+    if scope is not None:
+        query = query.where(scope.clause(Site.unit_id))
     if site_id is not None:
         query = query.where(Terminal.site_id == site_id)
     if unit_id is not None:

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from confbridge.web import (
     STATIC_DIR,
+    admin_pages,
     booking_pages,
     calendar_pages,
     console_pages,
@@ -86,6 +87,7 @@ def install(app: FastAPI) -> None:
         console_pages,
         gallery_pages,
         site_pages,
+        admin_pages,
         record_pages,
     ):
         app.include_router(pages.router)

@@ -12,6 +12,7 @@ from starlette.datastructures import FormData
 
 from confbridge.auth import service as auth_service
 from confbridge.errors import Conflict, DomainError, Invalid
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings import unplanned as meeting_unplanned
@@ -62,7 +63,8 @@ def _by_name(names: set[str]) -> list[str]:
 
 
 def _booking_context(page: Page, form: BookingForm, **values: Any) -> dict[str, Any]:
-    tree = queries.unit_tree(page.session)
+    assert page.user is not None
+    tree = queries.unit_tree(page.session, page.user.edit_scope)
     flat = queries.flatten(tree)
     series = values.get("series")
     # Only editors (secretariat, admin) reach this page: they may see the PIN.
@@ -114,8 +116,16 @@ def _try_booking(
     """Create or update the series; with `keep` False, only find out what would happen."""
     outcome: dict[str, Any] = {"conflicts": [], "conflict_count": 0, "message": None}
     settings = page.settings.meetings
+    assert page.user is not None
     is_new = series is None
     try:
+        meeting_access.check_invitations(
+            session=page.session,
+            scope=page.user.edit_scope,
+            chair_site_id=data.get("chair_site_id"),
+            site_ids=data.get("site_ids"),
+            unit_ids=data.get("unit_ids"),
+        )
         if series is None:
             series = meeting_service.create(
                 session=page.session, series_in=data, settings=settings, now=utcnow()
@@ -225,7 +235,7 @@ def check_booking(page: EditorPage, form: CheckedForm) -> Response:
     series = None
     series_id = parse_id(str(form.get("series_id") or ""))
     if series_id is not None:
-        series = page.session.get(Series, series_id)
+        series = _series_or_none(page, str(series_id))
     booking = BookingForm.from_form(form, page.language)
     data = booking.validate(page.translations.gettext)
     outcome: dict[str, Any] = {"preview": None, "conflicts": [], "conflict_count": 0}
@@ -237,8 +247,20 @@ def check_booking(page: EditorPage, form: CheckedForm) -> Response:
 
 
 def _series_or_none(page: Page, series_id: str) -> Series | None:
+    """The series, if the user may change it (its chair is in the user's booking scope)."""
+    assert page.user is not None
     parsed = parse_id(series_id)
-    return page.session.get(Series, parsed) if parsed is not None else None
+    if parsed is None:
+        return None
+    try:
+        return meeting_access.editable_series(
+            session=page.session,
+            series_id=parsed,
+            read=page.user.scope,
+            write=page.user.edit_scope,
+        )
+    except DomainError:
+        return None
 
 
 @router.get("/series/{series_id}/edit")

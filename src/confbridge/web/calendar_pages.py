@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import Series
 from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow, zone
@@ -40,6 +41,7 @@ def calendar(
     unit_id: str | None = None,
     kind: str | None = None,
 ) -> Response:
+    assert page.user is not None
     tz = page.settings.meetings.default_tz
     today = utcnow().astimezone(zone(tz)).date()
     anchor = parse_date(day or "") or today
@@ -65,13 +67,14 @@ def calendar(
         to_at=_local_midnight(last + timedelta(days=1), tz),
         unit_id=unit,
         kind=kind,
+        scope=page.user.scope,
     )
     by_day: dict[date, list[queries.CalendarItem]] = {}
     for item in items:
         by_day.setdefault(item.start_at.astimezone(zone(tz)).date(), []).append(item)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
-    units = queries.flatten(queries.unit_tree(page.session))
+    units = queries.flatten(queries.unit_tree(page.session, page.user.scope))
 
     def link(**changes: Any) -> str:
         params = {"view": view, "day": anchor.isoformat(), "unit_id": unit, "kind": kind}
@@ -121,11 +124,17 @@ def _external_base(page: Page) -> str:
 
 def _feed_targets(page: Page) -> tuple[list[tuple[str, list[tuple[str, str]]]], list[str]]:
     """What one can subscribe to, grouped for a <select>: sites by unit, then the series."""
+    assert page.user is not None
+    scope = page.user.scope
     groups: list[tuple[str, list[tuple[str, str]]]] = []
-    for node in queries.flatten(queries.unit_tree(page.session)):
+    for node in queries.flatten(queries.unit_tree(page.session, scope)):
         if node.sites:
             groups.append((node.name, [(f"site:{i}", name) for i, name in node.sites]))
-    series = page.session.execute(select(Series.id, Series.title).order_by(Series.id))
+    series = page.session.execute(
+        select(Series.id, Series.title)
+        .where(meeting_access.series_clause(scope))
+        .order_by(Series.id)
+    )
     titles = sorted(series, key=lambda row: vietnamese_key(row[1]))
     series_options = [(f"series:{i}", title) for i, title in titles]
     if series_options:

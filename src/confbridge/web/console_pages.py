@@ -43,7 +43,7 @@ CONSOLE_ACTIONS = frozenset(
 
 @router.get("/occurrences/{occurrence_id}/console")
 def console(page: EditorPage, occurrence_id: str) -> Response:
-    occurrence = occurrence_or_none(page, occurrence_id)
+    occurrence = occurrence_or_none(page, occurrence_id, edit=True)
     if occurrence is None:
         return not_found(page)
     context = occurrence_context(page, occurrence)
@@ -67,7 +67,7 @@ def _floor_message(page: Page, exc: DomainError) -> str:
 def floor(page: EditorPage, occurrence_id: str, form: CheckedForm, live: LiveBusDep) -> Response:
     """A floor action from the console: JSON for its script, or the console page again."""
     wants_json = "application/json" in page.request.headers.get("accept", "")
-    occurrence = occurrence_or_none(page, occurrence_id)
+    occurrence = occurrence_or_none(page, occurrence_id, edit=True)
     if occurrence is None:
         if wants_json:
             return JSONResponse({"detail": page._("This page does not exist.")}, 404)
@@ -124,7 +124,7 @@ def schedule(page: EditorPage, occurrence_id: str, form: CheckedForm, live: Live
     """Extend a running meeting (`action` extend, `minutes` 15, 30 or 60) or end it now
     (`action` end), from the console (JSON) or the occurrence page (back to `next`)."""
     wants_json = "application/json" in page.request.headers.get("accept", "")
-    occurrence = occurrence_or_none(page, occurrence_id)
+    occurrence = occurrence_or_none(page, occurrence_id, edit=True)
     if occurrence is None:
         if wants_json:
             return JSONResponse({"detail": page._("This page does not exist.")}, 404)
@@ -178,7 +178,7 @@ def schedule(page: EditorPage, occurrence_id: str, form: CheckedForm, live: Live
 @router.post("/occurrences/{occurrence_id}/console/grant")
 def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest) -> Response:
     """A viewer's join grant for the console's programme video (WHEP)."""
-    occurrence = occurrence_or_none(page, occurrence_id)
+    occurrence = occurrence_or_none(page, occurrence_id, edit=True)
     if occurrence is None:
         return JSONResponse({"detail": page._("This page does not exist.")}, 404)
     settings = page.settings

@@ -24,13 +24,12 @@ from confbridge.web.domain_messages import explain
 from confbridge.web.security import NotAllowed
 
 router = APIRouter(include_in_schema=False)
-IT_ROLES = frozenset({"it", "admin"})
 REFRESH_S = 5
 
 
 def it_staff(page: Annotated[Page, Depends(signed_in)]) -> Page:
     assert page.user is not None
-    if page.user.role not in IT_ROLES:
+    if page.user.it_scope.empty:  # IT staff (or an administrator) of some unit
         raise NotAllowed
     return page
 
@@ -39,11 +38,14 @@ ITPage = Annotated[Page, Depends(it_staff)]
 
 
 def _body(page: Page, template: str, **values: object) -> Response:
+    assert page.user is not None
+    scope = page.user.it_scope
     overview = dashboard_service.overview(
         session=page.session,
         settings=page.settings,
         now=utcnow(),
-        signer=signer_for(page.settings.grant_key_path),
+        signer=signer_for(page.settings.grant_key_path) if scope.whole else None,
+        scope=scope,
     )
     return page.render(
         template,
@@ -73,7 +75,11 @@ def acknowledge(page: ITPage, alert_id: int, _form: CheckedForm) -> Response:
     assert page.user is not None
     try:
         alert_service.acknowledge(
-            session=page.session, alert_id=alert_id, by=f"user:{page.user.username}", now=utcnow()
+            session=page.session,
+            alert_id=alert_id,
+            by=f"user:{page.user.username}",
+            now=utcnow(),
+            scope=page.user.it_scope,
         )
     except DomainError as exc:
         return _body(page, "dashboard.html", message=explain(page, exc), error=True)

@@ -17,6 +17,7 @@ from confbridge.db import Database
 from confbridge.errors import Conflict, DomainError
 from confbridge.link_quality import LinkLimits
 from confbridge.live import LiveBus, LiveBusDep, occurrence_topic
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.meetings.service import OccurrenceChange
@@ -49,9 +50,26 @@ SSE_RETRY_MS = 1000
 SCHEDULE_MESSAGE = "schedule"
 
 
-def occurrence_or_none(page: Page, occurrence_id: str) -> Occurrence | None:
+def occurrence_or_none(page: Page, occurrence_id: str, *, edit: bool = False) -> Occurrence | None:
+    """The occurrence if the user's scope sees it (with `edit`: if the user may change it, its
+    chair being in the user's booking scope); else None, for a "not found" page."""
+    assert page.user is not None
     parsed = parse_id(occurrence_id)
-    return page.session.get(Occurrence, parsed) if parsed is not None else None
+    if parsed is None:
+        return None
+    try:
+        if edit:
+            return meeting_access.editable_occurrence(
+                session=page.session,
+                occurrence_id=parsed,
+                read=page.user.scope,
+                write=page.user.edit_scope,
+            )
+        return meeting_access.visible_occurrence(
+            session=page.session, occurrence_id=parsed, scope=page.user.scope
+        )
+    except DomainError:
+        return None
 
 
 def _live_labels(page: Page) -> dict[str, Any]:
@@ -92,7 +110,10 @@ def _live_labels(page: Page) -> dict[str, Any]:
 
 def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
     series = occurrence.series
-    sites = queries.invited_sites(session=page.session, occurrence_id=occurrence.id)
+    assert page.user is not None
+    sites = queries.invited_sites(
+        session=page.session, occurrence_id=occurrence.id, scope=page.user.scope
+    )
     chair = next((s.site_id for s in sites if s.is_chair), series.chair_site_id)
     status = live_status.load(
         session=page.session,
@@ -177,7 +198,7 @@ def _attendance(page: Page, occurrence: Occurrence, *, attended: bool) -> Any:
 def edit_occurrence(
     page: EditorPage, occurrence_id: str, form_data: CheckedForm, live: LiveBusDep
 ) -> Response:
-    occurrence = occurrence_or_none(page, occurrence_id)
+    occurrence = occurrence_or_none(page, occurrence_id, edit=True)
     if occurrence is None:
         return not_found(page)
     form = OccurrenceForm.from_form(form_data)
@@ -231,12 +252,18 @@ def _stream_setup(
 ) -> tuple[bool, list[int], int] | None:
     """Who may watch, and the occurrence's sites; None when the occurrence does not exist."""
     with database.session() as session:
-        if session_user(request, session, settings.secret_key) is None:
+        user = session_user(request, session, settings.secret_key)
+        if user is None:
             return False, [], 0
-        occurrence = session.get(Occurrence, occurrence_id)
-        if occurrence is None:
+        try:
+            occurrence = meeting_access.visible_occurrence(
+                session=session, occurrence_id=occurrence_id, scope=user.scope
+            )
+        except DomainError:
             return None
-        sites = queries.invited_sites(session=session, occurrence_id=occurrence_id)
+        sites = queries.invited_sites(
+            session=session, occurrence_id=occurrence_id, scope=user.scope
+        )
         chair = next((s.site_id for s in sites if s.is_chair), occurrence.series.chair_site_id)
         return True, [s.site_id for s in sites], chair
 

@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge.auth.scope import WHOLE, Scope
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import Booking, Occurrence, Series
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
@@ -31,11 +33,11 @@ class UnitNode:
         return len(self.sites) + sum(child.site_count() for child in self.children)
 
 
-def unit_tree(session: Session) -> list[UnitNode]:
-    """Every unit, as a forest sorted by name, each with its active sites (SIP guests and
-    their unit left out: they are never invited)."""
+def unit_tree(session: Session, scope: Scope = WHOLE) -> list[UnitNode]:
+    """Every unit of `scope`, as a forest sorted by name (a scope's top units are its roots),
+    each with its active sites (SIP guests and their unit left out: they are never invited)."""
     units = select(Unit.id, Unit.name, Unit.kind, Unit.parent_id).where(
-        Unit.kind != UnitKind.guest.value
+        Unit.kind != UnitKind.guest.value, scope.clause(Unit.id)
     )
     rows = session.execute(units).all()
     nodes = {unit_id: UnitNode(unit_id, name, kind) for unit_id, name, kind, _parent in rows}
@@ -44,7 +46,7 @@ def unit_tree(session: Session) -> list[UnitNode]:
         parent = nodes.get(parent_id) if parent_id is not None else None
         (parent.children if parent else roots).append(nodes[unit_id])
     sites = select(Site.id, Site.name, Site.unit_id).where(
-        Site.archived_at.is_(None), Site.guest_uri.is_(None)
+        Site.archived_at.is_(None), Site.guest_uri.is_(None), scope.clause(Site.unit_id)
     )
     for site_id, name, unit_id in session.execute(sites.order_by(Site.id)):
         nodes[unit_id].sites.append((site_id, name))
@@ -92,8 +94,10 @@ def calendar_items(
     to_at: datetime,
     unit_id: int | None = None,
     kind: str | None = None,
+    scope: Scope = WHOLE,
 ) -> list[CalendarItem]:
-    """Occurrences overlapping [from_at, to_at); with a unit, those inviting a site under it."""
+    """Occurrences of `scope` overlapping [from_at, to_at); with a unit, those inviting a
+    site under it."""
     site_count = (
         select(func.count())
         .where(Booking.occurrence_id == Occurrence.id)
@@ -107,6 +111,8 @@ def calendar_items(
     )
     if kind:
         query = query.where(Series.kind == kind)
+    if not scope.whole:
+        query = query.where(meeting_access.occurrence_clause(scope))
     if unit_id is not None:
         unit_ids = site_service.descendant_unit_ids(session=session, unit_ids=[unit_id])
         in_unit = (
@@ -141,13 +147,15 @@ class InvitedSite:
     is_chair: bool
 
 
-def invited_sites(*, session: Session, occurrence_id: int) -> list[InvitedSite]:
-    """The occurrence's sites, chair first, then by name."""
+def invited_sites(
+    *, session: Session, occurrence_id: int, scope: Scope = WHOLE
+) -> list[InvitedSite]:
+    """The occurrence's sites (of `scope`), chair first, then by name."""
     query = (
         select(Booking.site_id, Site.name, Unit.name, Booking.is_chair)
         .join(Site, Site.id == Booking.site_id)
         .join(Unit, Unit.id == Site.unit_id)
-        .where(Booking.occurrence_id == occurrence_id)
+        .where(Booking.occurrence_id == occurrence_id, scope.clause(Site.unit_id))
     )
     rows = sorted(session.execute(query), key=lambda r: (not r[3], vietnamese_key(r[1]), r[0]))
     return [InvitedSite(*row) for row in rows]

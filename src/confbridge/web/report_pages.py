@@ -15,6 +15,7 @@ from confbridge.attendance import export as attendance_export
 from confbridge.attendance.router import occurrence_attendance
 from confbridge.errors import DomainError, Invalid
 from confbridge.exports import EXCEL_VI_CSV, file_response, render
+from confbridge.meetings import access as meeting_access
 from confbridge.reports import export
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy, OnlineRatioReport, OnlineRatioRow
@@ -56,7 +57,10 @@ def _filters(page: Page, from_: str | None, to: str | None, unit_id: str | None)
     tz = page.settings.meetings.default_tz
     today = utcnow().astimezone(zone(tz)).date()
     period = report_service.parse_period(_query_value(from_), _query_value(to), tz=tz, today=today)
-    unit = report_service.resolve_unit(session=page.session, unit_id=_unit_id(unit_id))
+    assert page.user is not None
+    unit = report_service.resolve_unit(
+        session=page.session, unit_id=_unit_id(unit_id), scope=page.user.scope
+    )
     return period, unit
 
 
@@ -108,7 +112,8 @@ def _download_links(page: Page, path: str) -> dict[str, str]:
 
 
 def _units(page: Page) -> list[queries.UnitNode]:
-    return queries.flatten(queries.unit_tree(page.session))
+    assert page.user is not None
+    return queries.flatten(queries.unit_tree(page.session, page.user.scope))
 
 
 def _online_report(
@@ -261,12 +266,17 @@ def attendance_file(
 
 def occurrence_attendance_or_none(page: Page, occurrence_id: int) -> Any:
     """The attendance of a meeting that has started (figures so far while it runs)."""
+    assert page.user is not None
     try:
+        meeting_access.visible_occurrence(
+            session=page.session, occurrence_id=occurrence_id, scope=page.user.scope
+        )
         attendance = occurrence_attendance(
             session=page.session,
             occurrence_id=occurrence_id,
             settings=page.settings,
             now=utcnow(),
+            scope=page.user.scope,
         )
     except DomainError:
         page.session.rollback()

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
+from confbridge.auth.scope import NOTHING, Scope, scope_of
 from confbridge.timeutil import utcnow
 
 SESSION_COOKIE = "cb_session"
@@ -42,7 +43,6 @@ SESSION_TYPE = "web"
 JWT_ALGORITHM = "HS256"
 # Signed-in staff keep their session through a working day.
 SESSION_TTL = timedelta(hours=10)
-EDITOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
 PASSWORD_PAGE = "/account/password"
 
 
@@ -70,11 +70,16 @@ class WebUser:
     role: str
     session_id: str
     must_change_password: bool = False
+    # What the pages show (any role) and where the user books or watches (`auth.scope`).
+    scope: Scope = NOTHING
+    edit_scope: Scope = NOTHING
+    it_scope: Scope = NOTHING
+    admin_scope: Scope = NOTHING
 
     @property
     def can_edit(self) -> bool:
-        """Book and change meetings, run the floor (secretariat and admin)."""
-        return self.role in EDITOR_ROLES
+        """Book and change meetings, run the floor (secretariat and admin, of some unit)."""
+        return not self.edit_scope.empty
 
     @property
     def display_name(self) -> str:
@@ -156,7 +161,16 @@ def session_user(request: Request, session: Session, secret_key: str) -> WebUser
     if user is None:
         return None
     return WebUser(
-        user.id, user.username, user.full_name, user.role, session_id, user.must_change_password
+        user.id,
+        user.username,
+        user.full_name,
+        user.role,
+        session_id,
+        user.must_change_password,
+        scope=scope_of(session=session, user=user),
+        edit_scope=scope_of(session=session, user=user, roles=[Role.secretariat]),
+        it_scope=scope_of(session=session, user=user, roles=[Role.it]),
+        admin_scope=scope_of(session=session, user=user, roles=[Role.admin]),
     )
 
 

@@ -96,6 +96,15 @@ def sign_in(page: AnyPage, form: CheckedForm) -> Response:
             via="web",
             limits=auth_service.SignInLimits.from_settings(page.settings.auth),
             now=utcnow(),
+            directory=page.settings.auth.ldap,
+        )
+    except auth_service.DirectoryDown:
+        page.session.commit()
+        return again(503, page._("The directory cannot be reached. Try again later."))
+    except auth_service.NoDirectoryRole:
+        page.session.commit()
+        return again(
+            403, page._("Your directory groups give you no role here. Ask an administrator.")
         )
     except AccountDisabled:
         page.session.commit()

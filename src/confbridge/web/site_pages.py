@@ -6,7 +6,6 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.models import Role
 from confbridge.errors import DomainError
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
@@ -15,19 +14,24 @@ from confbridge.web.domain_messages import explain
 from confbridge.web.shared import not_found, parse_id, redirect
 
 router = APIRouter(include_in_schema=False)
-# As the API's SiteEditor: who may change a site.
-SITE_EDITOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value, Role.it.value})
 
 
 def _site_or_none(page: Page, site_id: str) -> Site | None:
+    """The site, if the user's scope holds it (another unit's site is "not found")."""
+    assert page.user is not None
     parsed = parse_id(site_id)
-    return page.session.get(Site, parsed) if parsed is not None else None
+    site = page.session.get(Site, parsed) if parsed is not None else None
+    if site is None or not page.user.scope.covers(site.unit_id):
+        return None
+    return site
 
 
 def _may_edit(page: Page, site: Site) -> bool:
+    """As the API's site editors: the secretariat or IT of the site's unit (or above)."""
     assert page.user is not None
     editable = site.archived_at is None and site.guest_uri is None
-    return editable and page.user.role in SITE_EDITOR_ROLES
+    editors = page.user.edit_scope.union(page.user.it_scope)
+    return editable and editors.covers(site.unit_id)
 
 
 def _render(page: Page, site: Site, status_code: int = 200, **values: object) -> Response:
@@ -60,6 +64,7 @@ def update_site(page: UserPage, site_id: str, form: CheckedForm) -> Response:
             site=site,
             sip_uri=typed or None,
             clear_sip_uri=not typed,
+            scope=page.user.scope,
         )
         auth_service.record(
             session=page.session,

@@ -1,0 +1,1 @@
+"""The audit log, read: who did what, when, from where, before and after (written by `auth`)."""
