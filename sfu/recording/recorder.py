@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from confbridge_kernel.recordings import RecordingInfo
 from sfu.codecs import RtpCodec
 from sfu.forwarding import Slot, Source
 from sfu.recording.frames import FrameAssembler, vp8_size
@@ -87,9 +88,10 @@ class _TrackClock:
 class Recorder:
     """Records the programme of one room to `path` (a `.webm` file) from now until `stop()`."""
 
-    def __init__(self, recording_id: str, path: Path) -> None:
+    def __init__(self, recording_id: str, path: Path, *, room: str = "") -> None:
         self.id = recording_id
         self.path = path
+        self.room = room
         self.started_at = datetime.now(UTC)
         began = time.monotonic()
         self._writer = RecordingWriter(path)
@@ -119,13 +121,32 @@ class Recorder:
         self.video_slot.switch_to(video)
         self.audio_slot.switch_to(audio)
 
+    def info(self, written: WrittenFile | None = None) -> RecordingInfo:
+        """What the control plane is told about this recording (size and checksum once
+        `written`)."""
+        return RecordingInfo(
+            recording_id=self.id,
+            room=self.room,
+            started_at=self.started_at,
+            ended_at=written.ended_at if written else None,
+            bytes=written.bytes if written else None,
+            sha256=written.sha256 if written else None,
+        )
+
     async def stop(self) -> WrittenFile:
-        """End the recording: the file is closed and its checksum computed (off the loop)."""
+        """End the recording: the file is closed, its checksum computed and both written next
+        to it (`<id>.json`), all off the loop."""
         if self._stopping is None:
             self.video_slot.close()
             self.audio_slot.close()
-            self._stopping = asyncio.wrap_future(self._writer.close())
+            self._stopping = asyncio.ensure_future(self._finish())
         return await asyncio.shield(self._stopping)
+
+    async def _finish(self) -> WrittenFile:
+        written = await asyncio.wrap_future(self._writer.close())
+        sidecar = self.path.with_suffix(".json")
+        await asyncio.to_thread(sidecar.write_text, self.info(written).model_dump_json())
+        return written
 
     def _video(self, seq: int, rtp_ts: int, marker: bool, payload: bytes, now: float) -> None:
         for frame in self._frames.push(seq, rtp_ts, marker, payload):

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from confbridge_kernel.contracts import FloorAction, FloorCommand, PeerRole
+from sfu.errors import SfuError
+from sfu.recording.control import Recordings
 from sfu.recording.recorder import Recorder
+from sfu.room import PipedRoomInfo, Room
 from tests.sfu.recording.media import Camera, Microphone, media_for, sources
 from tests.sfu.recording.probe import decode_all, ffprobe
 
@@ -73,3 +80,54 @@ async def test_recorder_file_plays_up_to_its_last_cluster_when_cut_short(tmp_pat
     decoded = decode_all(crashed)
     assert decoded.errors == []
     assert len(decoded.widths) >= 30
+
+
+async def test_recordings_follow_the_room_floor_and_refuse_a_second_start(tmp_path: Path) -> None:
+    info = PipedRoomInfo("occ-7", 7, 1, datetime.now(UTC) + timedelta(hours=1))
+    room = Room(info, on_floor_changed=lambda _room: None)
+    halls = {1: sources("chair"), 2: sources("ward")}
+    for site_id, (video, audio) in halls.items():
+        room.add_plain(
+            peer_id=f"hall-{site_id}",
+            site_id=site_id,
+            site_name=f"Hall {site_id}",
+            role=PeerRole.chair if site_id == 1 else PeerRole.site,
+            sources={"video": video, "audio": audio},
+        )
+    recordings = Recordings(tmp_path / "recordings")
+    started = await recordings.start(room, "rec-1")
+    assert started.ended_at is None and started.room == "occ-7"
+    with pytest.raises(SfuError) as refused:
+        await recordings.start(room)
+    assert refused.value.status == 409
+
+    cameras, mics = [Camera(320, 240), Camera(176, 144)], [Microphone(440), Microphone(660)]
+    feeds = [halls[1], halls[2]]
+    await _publish(1.5, cameras, mics, feeds)
+    room.apply_floor(FloorCommand(action=FloorAction.give, site_id=2, by="test"))
+    await _publish(1.5, cameras, mics, feeds, key_at=2)
+    stopped = await recordings.stop(room)
+    assert stopped.sha256 and stopped.bytes and stopped.ended_at
+    with pytest.raises(SfuError) as again:
+        await recordings.stop(room)
+    assert again.value.status == 409
+    assert await recordings.info("rec-1") == stopped  # from the .json next to the file
+    decoded = decode_all(recordings.file("rec-1"))
+    assert decoded.errors == [] and {320, 176} <= set(decoded.widths)
+    with pytest.raises(SfuError) as missing:
+        recordings.file("rec-2")
+    assert missing.value.status == 404
+    with pytest.raises(SfuError) as bad:
+        recordings.file("../etc")
+    assert bad.value.status == 422
+    await room.close()
+
+
+async def test_recordings_settle_a_file_cut_short(tmp_path: Path) -> None:
+    """A worker that died left a file and no `.json`: asking for it settles it."""
+    directory = tmp_path / "recordings"
+    directory.mkdir()
+    (directory / "rec-9.webm").write_bytes(b"\x1a\x45\xdf\xa3" + bytes(100))
+    info = await Recordings(directory).info("rec-9")
+    assert info.bytes == 104 and info.ended_at is not None and len(info.sha256 or "") == 64
+    assert (directory / "rec-9.json").exists()
