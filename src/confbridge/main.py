@@ -30,6 +30,7 @@ from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
 from confbridge.openapi import install as install_openapi
+from confbridge.recordings.router import router as recordings_router
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings, get_settings
@@ -123,6 +124,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(site_terminals_router)
     api.include_router(meetings_router)
     api.include_router(bridge_router)
+    api.include_router(recordings_router)
     api.include_router(nodes_router)
     api.include_router(node_heartbeat_router)
     api.include_router(alerts_router)

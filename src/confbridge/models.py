@@ -26,6 +26,7 @@ from confbridge.meetings.models import (
     UnplannedOccurrence,
 )
 from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode
+from confbridge.recordings.models import Recording
 from confbridge.sites.models import Site, Unit
 from confbridge.terminals.models import PairingCode, TerminalState
 
@@ -43,6 +44,7 @@ __all__ = [
     "GrantRevocation",
     "Occurrence",
     "PairingCode",
+    "Recording",
     "RoomEdge",
     "RoomHost",
     "RoomPlacement",
