@@ -119,6 +119,7 @@ class LocalWorkers:
             "CONFBRIDGE_SFU_NODE_SECRET": settings.sfu.node_secret,
             "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE": str(public_key),
             "CONFBRIDGE_SFU_SPOOL_DIR": str(settings.data_dir / f"sfu-spool-{index}"),
+            "CONFBRIDGE_SFU_RECORDINGS_DIR": str(settings.data_dir / f"recordings-{index}"),
             "CONFBRIDGE_SFU_LOG_FORMAT": settings.log_format,
             "CONFBRIDGE_SFU_UDP_PORT_MIN": str(settings.sfu.udp_port_min),
             "CONFBRIDGE_SFU_UDP_PORT_MAX": str(settings.sfu.udp_port_max),
