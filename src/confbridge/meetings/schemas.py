@@ -12,6 +12,7 @@ from confbridge.meetings.models import (
     MeetingKind,
     MeetingMode,
     OccurrenceStatus,
+    RecordPolicy,
     UnplannedStatus,
 )
 from confbridge.pagination import Id
@@ -80,6 +81,10 @@ class SeriesCreate(SeriesBase):
         max_length=300,
         description="the bridge above (e.g. the Government's) each occurrence dials at its start",
     )
+    record: RecordPolicy = Field(
+        default=RecordPolicy.on_demand,
+        description="on_demand: the chair starts and stops recording; never: refused",
+    )
 
 
 class SeriesUpdate(SeriesBase):
@@ -100,6 +105,7 @@ class SeriesUpdate(SeriesBase):
     upstream_sip_uri: SipUri | None = Field(
         default=None, max_length=300, description="null: no bridge above"
     )
+    record: RecordPolicy | None = None
 
 
 class UnplannedRead(BaseModel):
@@ -137,6 +143,7 @@ class SeriesRead(BaseModel):
     pin: str | None = Field(description="keyed in after dialling; null: not shown to this user")
     sip_address: str = Field(description="sip:<meeting_number>@<sip.domain>")
     upstream_sip_uri: str | None = Field(description="the bridge above, dialled at each start")
+    record: RecordPolicy = Field(description="whether its meetings may be recorded")
     unplanned: list[UnplannedRead] = Field(
         default_factory=list, description="meetings the planner could not book"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +14,7 @@ from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
 from confbridge.errors import Conflict, DomainError, Forbidden, NotFound
 from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence, RecordPolicy
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.worker_client import RecordingDownload, WorkerClient
 from confbridge.recordings.models import Recording
@@ -22,6 +23,9 @@ from confbridge_kernel.contracts import room_name
 from confbridge_kernel.recordings import RecordingCommand, RecordingInfo
 
 log = logging.getLogger(__name__)
+
+ALWAYS_ACTOR = "system:record-always"
+"""Who started a recording of a series set to `record: always` (audit, `started_by`)."""
 
 
 def _authorize(session: Session, principal: Principal, occurrence_id: int) -> None:
@@ -52,36 +56,10 @@ def command(
     """Start or stop the occurrence's recording on the worker holding its room; 409 (from
     the worker) when it is already recording, or not recording."""
     _authorize(session, principal, occurrence_id)
-    client = bridge_service.room_client(session=session, occurrence_id=occurrence_id, signer=signer)
-    room = room_name(occurrence_id)
     if action == "start":
-        recording_id = uuid.uuid4().hex
-        info = client.send_recording(
-            room=room, command=RecordingCommand(action="start", recording_id=recording_id)
-        )
-        row = Recording(
-            id=info.recording_id,
-            occurrence_id=occurrence_id,
-            node_id=client.node_id,
-            started_at=info.started_at,
-            started_by=principal.actor,
-        )
-        session.add(row)
+        row = _start(session, occurrence_id, actor=principal.actor, signer=signer)
     else:
-        info = client.send_recording(room=room, command=RecordingCommand(action="stop"))
-        found = session.get(Recording, info.recording_id)
-        if found is None:
-            # started before this database knew of it (restored backup): keep it anyway
-            found = Recording(
-                id=info.recording_id,
-                occurrence_id=occurrence_id,
-                node_id=client.node_id,
-                started_at=info.started_at,
-                started_by="",
-            )
-            session.add(found)
-        row = found
-        _apply(row, info)
+        row = _stop(session, occurrence_id, signer=signer)
     auth_service.record(
         session=session,
         actor=principal.actor,
@@ -91,6 +69,49 @@ def command(
         detail={"recording_id": row.id, "node_id": row.node_id},
     )
     session.flush()
+    return row
+
+
+def _start(session: Session, occurrence_id: int, *, actor: str, signer: GrantSigner) -> Recording:
+    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    if occurrence.series.record == RecordPolicy.never.value:
+        raise Conflict(
+            f"the meetings of series {occurrence.series_id} are not to be recorded "
+            "(its setting 'record' is 'never')"
+        )
+    client = bridge_service.room_client(session=session, occurrence_id=occurrence_id, signer=signer)
+    info = client.send_recording(
+        room=room_name(occurrence_id),
+        command=RecordingCommand(action="start", recording_id=uuid.uuid4().hex),
+    )
+    row = Recording(
+        id=info.recording_id,
+        occurrence_id=occurrence_id,
+        node_id=client.node_id,
+        started_at=info.started_at,
+        started_by=actor,
+    )
+    session.add(row)
+    return row
+
+
+def _stop(session: Session, occurrence_id: int, *, signer: GrantSigner) -> Recording:
+    client = bridge_service.room_client(session=session, occurrence_id=occurrence_id, signer=signer)
+    info = client.send_recording(
+        room=room_name(occurrence_id), command=RecordingCommand(action="stop")
+    )
+    row = session.get(Recording, info.recording_id)
+    if row is None:
+        # started before this database knew of it (restored backup): keep it anyway
+        row = Recording(
+            id=info.recording_id,
+            occurrence_id=occurrence_id,
+            node_id=client.node_id,
+            started_at=info.started_at,
+            started_by="",
+        )
+        session.add(row)
+    _apply(row, info)
     return row
 
 
@@ -147,3 +168,38 @@ def open_file(
     if row.ended_at is None:
         raise Conflict(f"recording {recording_id} is still being written; stop it first")
     return row, _client(session, row.node_id, signer).open_recording_file(recording_id)
+
+
+def start_where_always(
+    *, session: Session, occurrence_ids: Iterable[int], signer: GrantSigner
+) -> list[Recording]:
+    """Start recording the rooms of series set to `record: always` that are not recording
+    (called when halls join). Best effort: a worker that refuses is logged, the next join
+    tries again."""
+    started = []
+    for occurrence_id in sorted(set(occurrence_ids)):
+        occurrence = session.get(Occurrence, occurrence_id)
+        if occurrence is None or occurrence.series.record != RecordPolicy.always.value:
+            continue
+        open_row = session.scalar(
+            select(Recording.id).where(
+                Recording.occurrence_id == occurrence_id, Recording.ended_at.is_(None)
+            )
+        )
+        if open_row is not None:
+            continue
+        try:
+            row = _start(session, occurrence_id, actor=ALWAYS_ACTOR, signer=signer)
+        except DomainError as exc:
+            log.warning("occurrence %s: recording did not start by itself: %s", occurrence_id, exc)
+            continue
+        auth_service.record(
+            session=session,
+            actor=ALWAYS_ACTOR,
+            action="recording_start",
+            entity="occurrence",
+            entity_id=occurrence_id,
+            detail={"recording_id": row.id, "node_id": row.node_id},
+        )
+        started.append(row)
+    return started

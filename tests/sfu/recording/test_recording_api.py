@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from confbridge.meetings.models import Occurrence
 from confbridge.sites.models import Site
 from tests.sfu.recording.probe import decode_all, ffprobe
 from tests.support.peers import ToneTrack, WhipPublisher
@@ -97,3 +98,57 @@ async def test_recording_api_records_the_programme_across_a_floor_switch(
 
     cut = decode_all(crashed)
     assert cut.errors == [] and len(cut.widths) > 60 and cut.audio_frames > 100
+
+
+async def test_recording_api_follows_the_series_record_setting(
+    stack: Stack, peers: list, sites: dict[str, Site]
+) -> None:
+    """`record: never` refuses a start; `record: always` starts when a hall joins."""
+    assert stack.database is not None
+    with stack.database.session() as session:
+        series_id = session.get(Occurrence, stack.occurrence_id).series_id  # type: ignore[union-attr]
+    async with httpx.AsyncClient(base_url=stack.control, timeout=30) as http:
+        bad = await http.patch(
+            f"/api/v1/series/{series_id}", json={"record": "sometimes"}, headers=stack.secretariat
+        )
+        assert bad.status_code == 422
+        never = await http.patch(
+            f"/api/v1/series/{series_id}", json={"record": "never"}, headers=stack.secretariat
+        )
+        assert never.status_code == 200, never.text
+        assert never.json()["record"] == "never"
+
+    grant = await stack.join("hq")
+    hall = WhipPublisher(grant["whip_url"], grant["token"])
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    refused = await _post(stack, "start", stack.secretariat)
+    assert refused.status_code == 409 and "'never'" in refused.text
+
+    async with httpx.AsyncClient(base_url=stack.control, timeout=30) as http:
+        always = await http.patch(
+            f"/api/v1/series/{series_id}", json={"record": "always"}, headers=stack.secretariat
+        )
+        assert always.status_code == 200, always.text
+        grant = await stack.join("p2")  # a hall joins: the room starts recording by itself
+        late = WhipPublisher(grant["whip_url"], grant["token"])
+        peers.append(late)
+        assert (await late.start()).status_code == 201
+
+        async def listed() -> list:
+            response = await http.get(
+                f"/api/v1/occurrences/{stack.occurrence_id}/recordings",
+                headers=stack.secretariat,
+            )
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        deadline = time.monotonic() + 20
+        while not await listed():
+            assert time.monotonic() < deadline, "no recording started"
+            await asyncio.sleep(0.3)
+        (item,) = await listed()
+        assert item["ended_at"] is None
+    stopped = await _post(stack, "stop", stack.secretariat)
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["sha256"]
