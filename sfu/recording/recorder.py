@@ -21,7 +21,7 @@ from confbridge_kernel.recordings import RecordingInfo
 from sfu.codecs import RtpCodec
 from sfu.forwarding import Slot, Source
 from sfu.recording.frames import FrameAssembler, vp8_size
-from sfu.recording.writer import RecordingWriter, WrittenFile, WrittenFrame
+from sfu.recording.writer import RecordingWriter, WrittenFile, WrittenFrame, written_as_is
 from sfu.rtc.egress import EgressStats
 from sfu.rtc.sdp import NegotiatedRtp
 
@@ -143,7 +143,11 @@ class Recorder:
         return await asyncio.shield(self._stopping)
 
     async def _finish(self) -> WrittenFile:
-        written = await asyncio.wrap_future(self._writer.close())
+        try:
+            written = await asyncio.wrap_future(self._writer.close())
+        except Exception:
+            # the writer failed (logged there, e.g. a full disk): keep what reached the file
+            written = await asyncio.to_thread(written_as_is, self.path)
         sidecar = self.path.with_suffix(".json")
         await asyncio.to_thread(sidecar.write_text, self.info(written).model_dump_json())
         return written

@@ -71,7 +71,8 @@ class RecordingWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.frames_dropped = 0
-        self._queue: queue.Queue[WrittenFrame | None] = queue.Queue(MAX_QUEUED_FRAMES)
+        # unbounded, so that `close()` never blocks the loop; `put()` keeps it bounded
+        self._queue: queue.Queue[WrittenFrame | None] = queue.Queue()
         self._done: Future[WrittenFile] = Future()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{path.name}")
         self._thread.daemon = True
@@ -79,10 +80,10 @@ class RecordingWriter:
 
     def put(self, frame: WrittenFrame) -> None:
         """Queue a frame (never blocks: a full queue drops it, counted)."""
-        try:
-            self._queue.put_nowait(frame)
-        except queue.Full:
+        if self._queue.qsize() >= MAX_QUEUED_FRAMES or self._done.done():
             self.frames_dropped += 1
+            return
+        self._queue.put_nowait(frame)
 
     def close(self) -> Future[WrittenFile]:
         """Finish the file after the frames queued so far."""
@@ -149,14 +150,7 @@ class RecordingWriter:
                 container.close()
         if container is None:
             self.path.touch()  # nothing arrived: an empty file says so, rather than none
-        return WrittenFile(
-            path=self.path,
-            bytes=self.path.stat().st_size,
-            sha256=_sha256(self.path),
-            ended_at=datetime.now(UTC),
-            video_frames=counts["video"],
-            audio_frames=counts["audio"],
-        )
+        return written_as_is(self.path, video_frames=counts["video"], audio_frames=counts["audio"])
 
     def _open(self, held: list[WrittenFrame]) -> tuple[Any, dict[str, Any]]:
         held.sort(key=lambda f: f.pts_ms)
@@ -179,6 +173,20 @@ class RecordingWriter:
         if video is not None:
             held[:] = [f for f in held if f.kind != "video" or f.pts_ms >= video.pts_ms]
         return container, streams
+
+
+def written_as_is(path: Path, *, video_frames: int = 0, audio_frames: int = 0) -> WrittenFile:
+    """The file as it is on disk now: its size and checksum, ended now."""
+    if not path.exists():
+        path.touch()
+    return WrittenFile(
+        path=path,
+        bytes=path.stat().st_size,
+        sha256=_sha256(path),
+        ended_at=datetime.now(UTC),
+        video_frames=video_frames,
+        audio_frames=audio_frames,
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -131,3 +131,20 @@ async def test_recordings_settle_a_file_cut_short(tmp_path: Path) -> None:
     info = await Recordings(directory).info("rec-9")
     assert info.bytes == 104 and info.ended_at is not None and len(info.sha256 or "") == 64
     assert (directory / "rec-9.json").exists()
+
+
+async def test_recorder_stop_keeps_what_was_written_when_the_writer_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sfu.recording.writer.av.open", full_disk)
+    hq = sources("hq")
+    recorder = Recorder("r3", tmp_path / "r3.webm")
+    recorder.follow(*hq)
+    await _publish(0.5, [Camera(320, 240)], [Microphone()], [hq])
+    written = await recorder.stop()
+    assert written.bytes == 0
+    assert written.sha256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert (tmp_path / "r3.json").exists()
