@@ -29,10 +29,6 @@ class Recordings:
         self.directory = directory
         self._active: dict[str, Recorder] = {}  # recording id → its recorder, while it records
 
-    def active(self) -> list[Recorder]:
-        """The recorders writing now."""
-        return list(self._active.values())
-
     async def command(self, room: Room, command: RecordingCommand) -> RecordingInfo:
         """Apply a start or stop to `room`; 409 when it is already in that state."""
         if command.action == "start":
@@ -93,12 +89,6 @@ class Recordings:
         if not path.is_file():
             raise SfuError(404, f"no recording {recording_id} on this worker")
         return path
-
-    async def close(self) -> None:
-        """The worker stops: every recording is finished properly."""
-        for recorder in list(self._active.values()):
-            await recorder.stop()
-        self._active.clear()
 
     def _path(self, recording_id: str, suffix: str) -> Path:
         if not _ID.match(recording_id):

@@ -42,6 +42,7 @@ async def test_recording_api_records_the_programme_across_a_floor_switch(
         peers.append(hall)
         assert (await hall.start()).status_code == 201
 
+    assert (await _post(stack, "pause", stack.secretariat)).status_code == 422
     refused = await _post(stack, "start", terminal)  # p1 is not the chair site
     assert refused.status_code == 403, refused.text
     started = await _post(stack, "start", stack.secretariat)
