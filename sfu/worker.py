@@ -98,6 +98,7 @@ class Worker:
         )
         self.sip_legs.video_factory = LegVideo
         self.recordings = Recordings(settings.recordings_dir)
+        self.metrics.registry.register(self.recordings)
 
     @property
     def reporter(self) -> EventReporter | None:

@@ -11,8 +11,12 @@ import asyncio
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from confbridge_kernel.recordings import RECORDING_ID_PATTERN, RecordingCommand, RecordingInfo
 from sfu.errors import SfuError
@@ -22,12 +26,32 @@ from sfu.room import Room
 _ID = re.compile(RECORDING_ID_PATTERN)
 
 
-class Recordings:
-    """Starts and stops rooms' recorders; answers for the files in `directory`."""
+class Recordings(Collector):
+    """Starts and stops rooms' recorders; answers for the files in `directory`. Also the
+    Prometheus collector of recordings active, bytes written and failures."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._active: dict[str, Recorder] = {}  # recording id → its recorder, while it records
+        self._bytes_done = 0  # frame bytes of the recordings finished since the start
+        self._failures = 0
+
+    def collect(self) -> Iterator[Metric]:
+        active = GaugeMetricFamily("confbridge_sfu_recordings_active", "rooms being recorded")
+        active.add_metric([], len(self._active))
+        yield active
+        written = CounterMetricFamily(
+            "confbridge_sfu_recording_bytes", "media bytes handed to recording files"
+        )
+        written.add_metric(
+            [], self._bytes_done + sum(r.bytes_queued for r in self._active.values())
+        )
+        yield written
+        failures = CounterMetricFamily(
+            "confbridge_sfu_recording_failures", "recordings whose file could not be written"
+        )
+        failures.add_metric([], self._failures)
+        yield failures
 
     async def command(self, room: Room, command: RecordingCommand) -> RecordingInfo:
         """Apply a start or stop to `room`; 409 when it is already in that state."""
@@ -63,6 +87,8 @@ class Recordings:
             written = await recorder.stop()
         finally:
             self._active.pop(recorder.id, None)
+            self._bytes_done += recorder.bytes_queued
+        self._failures += recorder.failed
         return recorder.info(written)
 
     async def room_closed(self, room: Room) -> None:

@@ -104,6 +104,10 @@ class Recorder:
         self.video_slot = Slot(RecorderEgress(VIDEO_CODEC, self._video), label=label)
         self.audio_slot = Slot(RecorderEgress(AUDIO_CODEC, self._audio), label=label)
         self._stopping: asyncio.Future[WrittenFile] | None = None
+        self.bytes_queued = 0
+        """Frame bytes handed to the writer so far (what the file grows by, less overhead)."""
+        self.failed = False
+        """True if the writer failed (the file holds what reached it before)."""
 
     def __repr__(self) -> str:
         return f"Recorder({self.id}, {self.path.name})"
@@ -147,6 +151,7 @@ class Recorder:
             written = await asyncio.wrap_future(self._writer.close())
         except Exception:
             # the writer failed (logged there, e.g. a full disk): keep what reached the file
+            self.failed = True
             written = await asyncio.to_thread(written_as_is, self.path)
         sidecar = self.path.with_suffix(".json")
         await asyncio.to_thread(sidecar.write_text, self.info(written).model_dump_json())
@@ -157,11 +162,13 @@ class Recorder:
             size = vp8_size(frame.data) if frame.keyframe else None
             width, height = size or (0, 0)
             pts = self._clocks["video"].pts_ms(frame.rtp_ts, now)
+            self.bytes_queued += len(frame.data)
             self._writer.put(WrittenFrame("video", pts, frame.keyframe, frame.data, width, height))
 
     def _audio(self, seq: int, rtp_ts: int, marker: bool, payload: bytes, now: float) -> None:
         if payload:
             pts = self._clocks["audio"].pts_ms(rtp_ts, now)
+            self.bytes_queued += len(payload)
             self._writer.put(WrittenFrame("audio", pts, True, payload))
 
     def _lost_video(self) -> None:

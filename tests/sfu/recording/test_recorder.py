@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from confbridge_kernel.contracts import FloorAction, FloorCommand, PeerRole
 from sfu.errors import SfuError
@@ -95,7 +96,10 @@ async def test_recordings_follow_the_room_floor_and_refuse_a_second_start(tmp_pa
             sources={"video": video, "audio": audio},
         )
     recordings = Recordings(tmp_path / "recordings")
+    registry = CollectorRegistry()
+    registry.register(recordings)
     started = await recordings.start(room, "rec-1")
+    assert registry.get_sample_value("confbridge_sfu_recordings_active") == 1
     assert started.ended_at is None and started.room == "occ-7"
     with pytest.raises(SfuError) as refused:
         await recordings.start(room)
@@ -112,6 +116,10 @@ async def test_recordings_follow_the_room_floor_and_refuse_a_second_start(tmp_pa
         await recordings.stop(room)
     assert again.value.status == 409
     assert await recordings.info("rec-1") == stopped  # from the .json next to the file
+    assert registry.get_sample_value("confbridge_sfu_recordings_active") == 0
+    written = registry.get_sample_value("confbridge_sfu_recording_bytes_total") or 0
+    assert 0.8 * (stopped.bytes or 0) < written <= (stopped.bytes or 0)
+    assert registry.get_sample_value("confbridge_sfu_recording_failures_total") == 0
     decoded = decode_all(recordings.file("rec-1"))
     assert decoded.errors == [] and {320, 176} <= set(decoded.widths)
     with pytest.raises(SfuError) as missing:
