@@ -45,7 +45,9 @@ async def test_recording_api_records_the_programme_across_a_floor_switch(
     assert (await _post(stack, "pause", stack.secretariat)).status_code == 422
     refused = await _post(stack, "start", terminal)  # p1 is not the chair site
     assert refused.status_code == 403, refused.text
+    asked_at = time.monotonic()
     started = await _post(stack, "start", stack.secretariat)
+    started_at = time.monotonic()
     assert started.status_code == 200, started.text
     recording = started.json()
     assert recording["ended_at"] is None and recording["download_url"] is None
@@ -60,10 +62,11 @@ async def test_recording_api_records_the_programme_across_a_floor_switch(
     written = tmp_path / "recordings-0" / f"{recording['id']}.webm"
     crashed = tmp_path / "crashed.webm"
     shutil.copyfile(written, crashed)
-    began = time.monotonic()
+    stopping_at = time.monotonic()
     stopped = await _post(stack, "stop", stack.secretariat)
+    stopped_at = time.monotonic()
     assert stopped.status_code == 200, stopped.text
-    assert time.monotonic() - began < 5
+    assert stopped_at - stopping_at < 5
     assert (await _post(stack, "stop", stack.secretariat)).status_code == 409
 
     async with httpx.AsyncClient(base_url=stack.control, timeout=30) as http:
@@ -91,7 +94,9 @@ async def test_recording_api_records_the_programme_across_a_floor_switch(
     probe = ffprobe(path)
     kinds = {s["codec_type"]: s for s in probe["streams"]}
     assert kinds["video"]["codec_name"] == "vp8" and kinds["audio"]["codec_name"] == "opus"
-    assert 4.5 <= float(probe["format"]["duration"]) <= 8.0
+    # the file spans the time between the start and the stop (less what was still in flight)
+    duration = float(probe["format"]["duration"])
+    assert stopping_at - started_at - 1.5 <= duration <= stopped_at - asked_at + 0.5
     decoded = decode_all(path)
     assert decoded.errors == []
     assert {320, 176} <= set(decoded.widths)  # the chair, then p2 after the switch
