@@ -94,6 +94,8 @@ class WorkerSettings(BaseSettings):
     parent_pid: int | None = Field(default=None, ge=1)
     grant_public_key_file: Path = Path("data/grant-key.pub.pem")
     spool_dir: Path = Path("data/sfu-spool")
+    # Where rooms' recordings are written (`<id>.webm`, and `<id>.json` once finished).
+    recordings_dir: Path = Path("data/recordings")
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
     # TURN with time-limited credentials minted per WHIP/WHEP answer (its Link headers):
     # the server URLs, coturn's static-auth-secret and each credential's lifetime.

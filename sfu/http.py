@@ -26,6 +26,7 @@ from sfu.admission import Busy
 from sfu.errors import SfuError
 from sfu.gallery import GalleryLayout
 from sfu.pipe import ExtendRoom, PipeRequest, PipeState
+from sfu.recording.routes import recording_routes
 from sfu.sip.routes import sip_leg_routes
 from sfu.worker import Worker
 
@@ -341,6 +342,9 @@ def build_app(worker: Worker) -> Starlette:
         *_pipe_routes(worker),
         *_session_routes(worker),
         *sip_leg_routes(worker.sip_legs, lambda request: _admin_only(worker, request)),
+        *recording_routes(
+            worker.recordings, worker.rooms, lambda r: _admin_only(worker, r), _guarded
+        ),
     ]
 
     @asynccontextmanager

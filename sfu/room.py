@@ -52,6 +52,12 @@ class RoomInfo(Protocol):
     ends_at: datetime
 
 
+class ProgrammeRecorder(Protocol):
+    """What the room asks of a recorder (`sfu.recording.Recorder`): follow the programme."""
+
+    def follow(self, video: Source | None, audio: Source | None) -> None: ...
+
+
 @dataclass(frozen=True)
 class PipedRoomInfo:
     """A room an edge serves for the origin (or upstream edge) that holds its publishers."""
@@ -169,6 +175,8 @@ class Room:
         self._rates = RateMeter()
         # voice tasks cancelled by `voice_off`, still finishing; close() awaits them
         self._stopping: set[asyncio.Task[None]] = set()
+        # writes the programme to a file while set (sfu.recording; started and stopped there)
+        self.recorder: ProgrammeRecorder | None = None
 
     @property
     def is_edge(self) -> bool:
@@ -484,6 +492,15 @@ class Room:
                 slot.switch_to(self._video_for(peer, site_id))
             for slot, site_id in zip(peer.audio_slots, audio_sites, strict=False):
                 slot.switch_to(self._source(site_id, "audio"))
+        if self.recorder is not None:
+            speaker = self.floor.speaker_site_id
+            self.recorder.follow(self._source(speaker, "video"), self._source(speaker, "audio"))
+
+    def record(self, recorder: ProgrammeRecorder | None) -> None:
+        """Feed the programme (the speaker's camera and microphone) to `recorder` from now on;
+        None: to none (the caller stops the one it replaces)."""
+        self.recorder = recorder
+        self.reroute()
 
     def _source(self, site_id: int | None, kind: str) -> Source | None:
         if site_id is None:

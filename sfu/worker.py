@@ -33,6 +33,7 @@ from sfu.floor import FloorError
 from sfu.grants import GrantError, GrantVerifier, WrongRoom
 from sfu.heartbeat import Heartbeat
 from sfu.metrics import WorkerMetrics, peer_stats, received_stats
+from sfu.recording.control import Recordings
 from sfu.room import Room, RoomInfo, open_room
 from sfu.room_events import RoomEvents, utcnow
 from sfu.rtc.ice import (
@@ -118,6 +119,8 @@ class Worker:
             metrics=self.metrics,
         )
         self.sip_legs.video_factory = LegVideo
+        self.recordings = Recordings(settings.recordings_dir)
+        self.metrics.registry.register(self.recordings)
 
     @property
     def reporter(self) -> EventReporter | None:
@@ -195,6 +198,7 @@ class Worker:
 
     async def close_room(self, room: Room, *, reason: str) -> None:
         self.rooms.pop(room.name, None)
+        await self.recordings.room_closed(room)
         self.metrics.room_closed(room.name)
         self.metrics.retire_sources(room.feed_sources())
         for peer in await room.close(self.edges.http()):

@@ -119,6 +119,7 @@ class LocalWorkers:
             "CONFBRIDGE_SFU_NODE_SECRET": settings.sfu.node_secret,
             "CONFBRIDGE_SFU_GRANT_PUBLIC_KEY_FILE": str(public_key),
             "CONFBRIDGE_SFU_SPOOL_DIR": str(settings.data_dir / f"sfu-spool-{index}"),
+            "CONFBRIDGE_SFU_RECORDINGS_DIR": str(settings.data_dir / f"recordings-{index}"),
             "CONFBRIDGE_SFU_LOG_FORMAT": settings.log_format,
             "CONFBRIDGE_SFU_UDP_MODE": settings.sfu.udp_mode,
             # each worker its own media port in single mode: the next one for each worker

@@ -34,6 +34,7 @@ from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
 from confbridge.openapi import install as install_openapi
+from confbridge.recordings.router import router as recordings_router
 from confbridge.records import service as record_service
 from confbridge.records.delivery import NoticeDelivery
 from confbridge.records.documents_router import router as record_documents_router
@@ -144,6 +145,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(meetings_router)
     api.include_router(occurrence_timing_router)
     api.include_router(bridge_router)
+    api.include_router(recordings_router)
     api.include_router(nodes_router)
     api.include_router(node_heartbeat_router)
     api.include_router(alerts_router)

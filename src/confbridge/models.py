@@ -26,6 +26,7 @@ from confbridge.meetings.models import (
     UnplannedOccurrence,
 )
 from confbridge.nodes.models import RoomEdge, RoomHost, RoomPlacement, SfuNode
+from confbridge.recordings.models import Recording
 from confbridge.records.models import (
     AgendaItem,
     AssignedTask,
@@ -60,6 +61,7 @@ __all__ = [
     "Occurrence",
     "PairingCode",
     "Progress",
+    "Recording",
     "RoomEdge",
     "RoomHost",
     "RoomPlacement",

@@ -28,6 +28,7 @@ from confbridge.meetings.router import occurrence_read
 from confbridge.meetings.schemas import OccurrenceRead, OccurrenceUpdate
 from confbridge.meetings.service import OccurrenceChange
 from confbridge.pagination import IdPath, Limit, Offset, Page
+from confbridge.recordings import service as recordings_service
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
     EVENTS_PATH,
@@ -206,15 +207,24 @@ def event_read(record: SfuEventRecord) -> SfuEventRead:
 
 @router.post(EVENTS_PATH.removeprefix(API_PREFIX), response_model=EventAck)
 def receive_events(
-    batch: EventBatch, node: NodeDep, session: SessionDep, live: LiveBusDep
+    batch: EventBatch, node: NodeDep, session: SessionDep, live: LiveBusDep, settings: SettingsDep
 ) -> EventAck:
     """A node's events, each stored once; only its own, for rooms it holds or held (else
-    403 for the batch: the node sets the bad ones apart and drops them)."""
+    403 for the batch: the node sets the bad ones apart and drops them). A hall joining a
+    meeting of a series set to `record: always` starts its recording."""
     bridge_service.check_events_from(session=session, node_id=node.node_id, events=batch.events)
     ack = bridge_service.store_events(session=session, events=batch.events)
     session.commit()
     if ack.stored:
         publish_events(live, batch.events)
+    joined = [e.occurrence_id for e in batch.events if e.type is EventType.joined]
+    if joined:
+        recordings_service.start_where_always(
+            session=session,
+            occurrence_ids=joined,
+            signer=signing.signer_for(settings.grant_key_path),
+        )
+        session.commit()
     return ack
 
 

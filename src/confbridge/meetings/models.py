@@ -40,6 +40,14 @@ class MeetingMode(StrEnum):
     hybrid = "hybrid"
 
 
+class RecordPolicy(StrEnum):
+    """Whether a series' meetings are recorded: from their start, when the chair asks, never."""
+
+    always = "always"
+    on_demand = "on_demand"
+    never = "never"
+
+
 class OccurrenceStatus(StrEnum):
     scheduled = "scheduled"
     cancelled = "cancelled"
@@ -91,6 +99,10 @@ class Series(Base):
     pin: Mapped[str] = mapped_column(String(8))
     # The bridge above (e.g. the Government's) that each occurrence dials at its start.
     upstream_sip_uri: Mapped[str | None] = mapped_column(String(300))
+    # `RecordPolicy`: may the chair record its meetings (sfu.recording), must they be.
+    record: Mapped[str] = mapped_column(
+        String(20), default=RecordPolicy.on_demand.value, server_default="on_demand"
+    )
     # Set when a series with past occurrences is deleted: history stays, nothing new is planned.
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -28,7 +28,7 @@ from confbridge.errors import Forbidden, Invalid
 from confbridge.meetings import access, calendars, dial_numbers, unplanned
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import service as meeting_service
-from confbridge.meetings.models import Occurrence, Series
+from confbridge.meetings.models import Occurrence, RecordPolicy, Series
 from confbridge.meetings.schemas import (
     Agenda,
     AgendaItem,
@@ -75,6 +75,7 @@ def series_read(
         pin=series.pin if show_pin else None,
         sip_address=sip_address(series.meeting_number, settings.sip_domain),
         upstream_sip_uri=series.upstream_sip_uri,
+        record=RecordPolicy(series.record),
         unplanned=[
             UnplannedRead(
                 date=unplanned.local_date(item, series),

@@ -20,6 +20,7 @@ from confbridge.meetings.models import (
     MeetingKind,
     MeetingMode,
     OccurrenceStatus,
+    RecordPolicy,
     UnplannedStatus,
 )
 from confbridge.pagination import Id
@@ -93,6 +94,11 @@ class SeriesCreate(SeriesBase):
         description="record meetings that already took place (ended before now); without it "
         "a booking with such meetings is refused (422)",
     )
+    record: RecordPolicy = Field(
+        default=RecordPolicy.on_demand,
+        description="always: recorded from the first hall that joins; on_demand: the chair "
+        "starts and stops recording; never: a start is refused",
+    )
 
 
 class SeriesUpdate(SeriesBase):
@@ -113,6 +119,7 @@ class SeriesUpdate(SeriesBase):
     upstream_sip_uri: SipUri | None = Field(
         default=None, max_length=300, description="null: no bridge above"
     )
+    record: RecordPolicy | None = None
 
 
 class UnplannedRead(BaseModel):
@@ -150,6 +157,7 @@ class SeriesRead(BaseModel):
     pin: str | None = Field(description="keyed in after dialling; null: not shown to this user")
     sip_address: str = Field(description="sip:<meeting_number>@<sip.domain>")
     upstream_sip_uri: str | None = Field(description="the bridge above, dialled at each start")
+    record: RecordPolicy = Field(description="whether its meetings may be recorded")
     unplanned: list[UnplannedRead] = Field(
         default_factory=list, description="meetings the planner could not book"
     )

@@ -32,6 +32,7 @@ from confbridge.meetings.models import (
     BookingLock,
     Occurrence,
     OccurrenceStatus,
+    RecordPolicy,
     Series,
     UnplannedOccurrence,
     series_sites,
@@ -66,6 +67,7 @@ NON_NULLABLE = {
     "duration_min",
     "chair_site_id",
     "skip_holidays",
+    "record",
 }
 ONE_MICROSECOND = timedelta(microseconds=1)
 # Bound the bound parameters of one booking INSERT (site ids + occurrence ids) below 999,
@@ -345,6 +347,7 @@ def create(
     series = Series(source_key=source_key, materialized_until_at=until_at)
     _apply_spec(series, spec, sites, units)
     dial_numbers.assign(session, series, data)
+    series.record = str(data.get("record") or RecordPolicy.on_demand)
     occurrences = [
         Occurrence(recurrence_at=s, start_at=s, end_at=s + spec.duration) for s in starts
     ]
@@ -380,6 +383,8 @@ def update(
         merged, default_tz=settings.default_tz, max_duration_min=settings.max_duration_min
     )
     dial_numbers.assign(session, series, changes)
+    if changes.get("record") is not None:
+        series.record = str(changes["record"])
     if not changes.keys() & SCHEDULE_FIELDS:
         series.title, series.kind, series.mode = spec.title, spec.kind, spec.mode
         session.flush()

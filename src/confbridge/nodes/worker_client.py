@@ -4,14 +4,23 @@ extending, relaying and holding rooms (placement), and the SIP calls it holds (I
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
-from confbridge.errors import Conflict, DomainError
+from confbridge.errors import Conflict, DomainError, NotFound
 from confbridge.signing import GrantSigner, admin_headers
 from confbridge_kernel.contracts import FloorCommand, FloorState, floor_path
+from confbridge_kernel.recordings import (
+    RecordingCommand,
+    RecordingInfo,
+    recording_file_path,
+    recording_info_path,
+    recording_path,
+)
 from confbridge_kernel.sip_legs import SIP_LEGS_PATH, SipLegList
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,21 @@ class WorkerFailed(DomainError):
     """The worker answered, but not with something the control plane can use."""
 
     status_code = 502
+
+
+@dataclass
+class RecordingDownload:
+    """A recording's file on its way from the node; `chunks()` reads it and closes both."""
+
+    response: httpx.Response
+    http: httpx.Client
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            yield from self.response.iter_bytes(64 * 1024)
+        finally:
+            self.response.close()
+            self.http.close()
 
 
 class WorkerClient:
@@ -59,6 +83,49 @@ class WorkerClient:
     def get_floor(self, *, room: str) -> FloorState:
         """The floor of `room` as the worker holds it."""
         return self._floor(room, self._request("GET", floor_path(room)))
+
+    def send_recording(self, *, room: str, command: RecordingCommand) -> RecordingInfo:
+        """Start or stop `room`'s recording; the recording as the worker now holds it."""
+        response = self._request(
+            "POST", recording_path(room), command.model_dump(mode="json", exclude_none=True)
+        )
+        if response.status_code == 404:
+            raise Conflict("the meeting room is not open yet", room=room)
+        return self._recording(response)
+
+    def get_recording(self, recording_id: str) -> RecordingInfo:
+        """A recording this node wrote (settled by the node if it was cut short)."""
+        return self._recording(self._request("GET", recording_info_path(recording_id)))
+
+    def open_recording_file(self, recording_id: str) -> RecordingDownload:
+        """The recording's file as a streamed response (the caller closes it); NotFound if the
+        node no longer has it."""
+        path = recording_file_path(recording_id)
+        headers = admin_headers(self._signer, node_id=self.node_id, method="GET", path=path)
+        http = httpx.Client(timeout=self._timeout, headers=headers)
+        try:
+            response = http.send(http.build_request("GET", self.base_url + path), stream=True)
+        except httpx.TransportError as exc:
+            http.close()
+            log.warning("worker %s unreachable: %s", self.base_url, exc)
+            raise WorkerUnavailable(
+                f"the SFU worker at {self.base_url} holding the recording is unreachable"
+            ) from None
+        if response.status_code != 200:
+            response.read()
+            http.close()
+            if response.status_code == 404:
+                raise NotFound(f"node {self.node_id} no longer has recording {recording_id}")
+            self._raise_for_status(response)
+        return RecordingDownload(response, http)
+
+    def _recording(self, response: httpx.Response) -> RecordingInfo:
+        self._raise_for_status(response)
+        try:
+            return RecordingInfo.model_validate_json(response.content)
+        except ValidationError:
+            log.error("worker %s: unexpected recording: %.300s", self.base_url, response.text)
+            raise WorkerFailed("the SFU worker answered with an unexpected recording") from None
 
     def list_sip_legs(self) -> SipLegList:
         """The SIP calls' legs open on the node now."""

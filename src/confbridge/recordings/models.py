@@ -1,0 +1,28 @@
+"""One recording of an occurrence's programme, written by the worker that held its room."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from confbridge.db import Base, UTCDateTime
+
+
+class Recording(Base):
+    """The file stays on `node_id` (under its recordings directory); `ended_at`, `bytes` and
+    `sha256` are filled when the worker finishes it."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    started_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_recordings_occurrence_started", "occurrence_id", "started_at"),)

@@ -1,0 +1,110 @@
+"""`POST /occurrences/{id}/recording`, `GET /occurrences/{id}/recordings` and each file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import StreamingResponse
+
+from confbridge import signing
+from confbridge.auth import service as auth_service
+from confbridge.auth.dependencies import PrincipalDep, require_roles
+from confbridge.auth.models import Role, User
+from confbridge.deps import SessionDep, SettingsDep
+from confbridge.pagination import IdPath
+from confbridge.recordings import service
+from confbridge.recordings.models import Recording
+from confbridge.recordings.schemas import RecordingRead, RecordingRequest
+from confbridge_kernel.recordings import RECORDING_ID_PATTERN
+
+router = APIRouter(tags=["recordings"])
+API_PREFIX = "/api/v1"
+RecordingIdPath = Annotated[str, Path(pattern=RECORDING_ID_PATTERN)]
+
+
+def recording_read(row: Recording) -> RecordingRead:
+    url = (
+        f"{API_PREFIX}/occurrences/{row.occurrence_id}/recordings/{row.id}/file"
+        if row.ended_at is not None
+        else None
+    )
+    return RecordingRead(
+        id=row.id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        bytes=row.bytes,
+        sha256=row.sha256,
+        download_url=url,
+    )
+
+
+@router.post("/occurrences/{occurrence_id}/recording", response_model=RecordingRead)
+def recording(
+    occurrence_id: IdPath,
+    body: RecordingRequest,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> RecordingRead:
+    """Start or stop recording the programme (409 if it already is, or is not, recording)."""
+    row = service.command(
+        session=session,
+        occurrence_id=occurrence_id,
+        principal=principal,
+        action=body.action,
+        signer=signing.signer_for(settings.grant_key_path),
+    )
+    session.commit()
+    return recording_read(row)
+
+
+Reader = Annotated[User, Depends(require_roles(Role.secretariat))]
+
+
+@router.get("/occurrences/{occurrence_id}/recordings", response_model=list[RecordingRead])
+def list_recordings(
+    occurrence_id: IdPath, _user: Reader, session: SessionDep, settings: SettingsDep
+) -> list[RecordingRead]:
+    """The occurrence's recordings, oldest first."""
+    rows = service.list_recordings(
+        session=session,
+        occurrence_id=occurrence_id,
+        signer=signing.signer_for(settings.grant_key_path),
+    )
+    session.commit()  # recordings settled by their worker
+    return [recording_read(row) for row in rows]
+
+
+@router.get(
+    "/occurrences/{occurrence_id}/recordings/{recording_id}/file",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/webm": {}}}},
+)
+def download(
+    occurrence_id: IdPath,
+    recording_id: RecordingIdPath,
+    user: Reader,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    """The recording's WebM file, streamed from the media server that wrote it."""
+    row, download = service.open_file(
+        session=session,
+        occurrence_id=occurrence_id,
+        recording_id=recording_id,
+        signer=signing.signer_for(settings.grant_key_path),
+    )
+    auth_service.record(
+        session=session,
+        actor=f"user:{user.username}",
+        action="recording_download",
+        entity="occurrence",
+        entity_id=occurrence_id,
+        detail={"recording_id": row.id},
+    )
+    session.commit()
+    headers = {"Content-Disposition": f'attachment; filename="recording-{row.id}.webm"'}
+    if row.bytes is not None:
+        headers["Content-Length"] = str(row.bytes)
+    return StreamingResponse(download.chunks(), media_type="video/webm", headers=headers)

@@ -1,0 +1,53 @@
+"""The contract between the control plane and the worker that holds a room for recording its
+programme (issue 20): the worker writes the file, the control plane keeps the list.
+
+- `POST /rooms/{room}/recording` (`RecordingCommand`) → `RecordingInfo`: start (the control
+  plane names the recording) or stop; 409 when the room is already in that state.
+- `GET /recordings/{recording_id}` → `RecordingInfo` of a recording this worker wrote.
+- `GET /recordings/{recording_id}/file` → the file itself (`video/webm`).
+
+Every call carries the control plane's admin token for the worker (method and path).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+RECORDING_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+
+
+def recording_path(room: str) -> str:
+    """The worker's admin endpoint that starts and stops a room's recording."""
+    return f"/rooms/{room}/recording"
+
+
+def recording_info_path(recording_id: str) -> str:
+    """A recording's state on the worker that wrote it."""
+    return f"/recordings/{recording_id}"
+
+
+def recording_file_path(recording_id: str) -> str:
+    """A recording's file on the worker that wrote it."""
+    return f"/recordings/{recording_id}/file"
+
+
+class RecordingCommand(BaseModel):
+    """Start or stop the room's recording; `recording_id` names a new one (start only)."""
+
+    action: Literal["start", "stop"]
+    recording_id: str | None = Field(default=None, pattern=RECORDING_ID_PATTERN)
+
+
+class RecordingInfo(BaseModel):
+    """One recording as its worker knows it; `ended_at`, `bytes` and `sha256` once stopped."""
+
+    recording_id: str
+    room: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    media_type: str = "video/webm"
