@@ -83,7 +83,9 @@ def create_app(
     install_openapi(app)
     # NaN/Infinity and lone surrogates in any JSON body: 422 before a route sees them
     app.add_middleware(StrictJsonBody)
-    app_metrics = ControlPlaneMetrics(database, settings.terminals.offline_after_s)
+    app_metrics = ControlPlaneMetrics(
+        database, settings.terminals.offline_after_s, settings.meetings.overrun_grace_min
+    )
     app.state.metrics = app_metrics  # `serve` adds the SIP gateway's counters to its registry
     app.add_middleware(RequestTimer, metrics=app_metrics)
     app.add_middleware(SecurityHeaders)

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from confbridge.alerts.models import Alert
 from confbridge.auth.models import Terminal
 from confbridge.db import Database
-from confbridge.meetings.models import Occurrence, OccurrenceStatus
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
 from confbridge.timeutil import utcnow
@@ -27,9 +28,12 @@ HTTP_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0
 class ControlPlaneMetrics(Collector):
     """One registry per app: request durations, plus meetings, nodes and alerts at scrape."""
 
-    def __init__(self, database: Database, offline_after_s: int = 90) -> None:
+    def __init__(
+        self, database: Database, offline_after_s: int = 90, overrun_grace_min: int = 0
+    ) -> None:
         self._database = database
         self._offline_after_s = offline_after_s
+        self._overrun_grace_min = overrun_grace_min
         self.registry = CollectorRegistry()
         self.http_duration = Histogram(
             "confbridge_http_request_duration_seconds",
@@ -48,9 +52,7 @@ class ControlPlaneMetrics(Collector):
         with self._database.session() as session:
             live = session.scalar(
                 select(func.count(Occurrence.id)).where(
-                    Occurrence.start_at <= now,
-                    Occurrence.end_at > now,
-                    Occurrence.status == OccurrenceStatus.scheduled.value,
+                    meeting_service.live_clause(now=now, overrun_grace_min=self._overrun_grace_min)
                 )
             )
             nodes = node_service.list_(session=session)

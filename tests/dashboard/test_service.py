@@ -129,3 +129,27 @@ def test_service_counts_terminals_online_and_offline(
     overview = dashboard_service.overview(session=session, settings=settings, now=now)
     assert (overview.online_total, overview.offline_total) == (1, 1)
     assert [t.terminal_id for t in overview.offline_terminals] == [stale.id]
+
+
+def test_service_live_meetings_keep_a_meeting_running_over_until_it_is_ended(
+    session: Session, settings: Settings, sites: dict
+) -> None:
+    """Past its end, within the time it may run over, a meeting is still on now; once ended,
+    it is not."""
+    (meeting, _tomorrow) = make_occurrences(session, sites, count=2)
+    grace_min = settings.meetings.overrun_grace_min
+    assert grace_min > 2
+    running_over = meeting.end_at + timedelta(minutes=2)
+    shown = dashboard_service.overview(session=session, settings=settings, now=running_over)
+    assert [m.occurrence_id for m in shown.meetings] == [meeting.id]
+    past_grace = meeting.end_at + timedelta(minutes=grace_min, seconds=1)
+    assert (
+        dashboard_service.overview(session=session, settings=settings, now=past_grace).meetings
+        == []
+    )
+    meeting.ended_at = running_over
+    session.flush()
+    assert (
+        dashboard_service.overview(session=session, settings=settings, now=running_over).meetings
+        == []
+    )

@@ -18,7 +18,8 @@ from confbridge.bridge.models import SfuEventRecord
 from confbridge.errors import DomainError
 from confbridge.link_quality import LinkLimits, Quality
 from confbridge.meetings import access as meeting_access
-from confbridge.meetings.models import Occurrence, OccurrenceStatus, Series
+from confbridge.meetings import service as meeting_service
+from confbridge.meetings.models import Occurrence, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
 from confbridge.nodes.worker_client import WorkerClient
@@ -118,9 +119,9 @@ def _live_meetings(
         select(Occurrence, Series.title)
         .join(Series, Series.id == Occurrence.series_id)
         .where(
-            Occurrence.start_at <= now,
-            Occurrence.end_at > now,
-            Occurrence.status == OccurrenceStatus.scheduled.value,
+            meeting_service.live_clause(
+                now=now, overrun_grace_min=settings.meetings.overrun_grace_min
+            ),
             meeting_access.occurrence_clause(scope),
         )
         .order_by(Occurrence.start_at)

@@ -610,6 +610,17 @@ def closes_at(occurrence: Occurrence, *, overrun_grace_min: int) -> datetime:
     return occurrence.end_at + timedelta(minutes=overrun_grace_min)
 
 
+def live_clause(*, now: datetime, overrun_grace_min: int) -> ColumnElement[bool]:
+    """`is_live` as a query condition: started, scheduled, not ended, and not past the time
+    it may run over until (a meeting running over stays on the IT page and in the metrics)."""
+    return (
+        (Occurrence.start_at <= now)
+        & (Occurrence.status == OccurrenceStatus.scheduled.value)
+        & Occurrence.ended_at.is_(None)
+        & (Occurrence.end_at > now - timedelta(minutes=overrun_grace_min))
+    )
+
+
 def is_live(occurrence: Occurrence, *, now: datetime, overrun_grace_min: int) -> bool:
     """Started, not cancelled, not ended, and not past the time it may run over until."""
     return (
