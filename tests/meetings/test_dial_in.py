@@ -60,6 +60,27 @@ def test_find_dial_in_opens_early_min_before_the_start_until_the_end(
         assert dial_in.pin_matches(series.pin) and not dial_in.pin_matches("0000000")
 
 
+def test_find_dial_in_stays_open_while_the_meeting_runs_over_until_it_is_ended(
+    session: Session, series: Series
+) -> None:
+    running_over = FIRST_START + timedelta(minutes=95)  # its end was 07:30 + 90 min
+    dial_in = find_dial_in(
+        session, meeting_number="2468135", now=running_over, early_min=10, overrun_grace_min=10
+    )
+    assert dial_in.occurrence.start_at == FIRST_START
+    refusal(session, "2468135", running_over)  # no time to run over: closed at the end
+    dial_in.occurrence.ended_at = running_over
+    session.flush()
+    with pytest.raises(DialInRefused):
+        find_dial_in(
+            session,
+            meeting_number="2468135",
+            now=running_over + timedelta(seconds=1),
+            early_min=10,
+            overrun_grace_min=10,
+        )
+
+
 def test_find_dial_in_before_the_window_says_when_it_opens_in_the_series_zone(
     session: Session, series: Series
 ) -> None:

@@ -67,14 +67,15 @@ def _opens_text(opens_at: datetime, tz: str, now: datetime) -> tuple[str, str]:
 
 
 def _open_occurrences(
-    session: Session, series: Series, now: datetime, early: timedelta
+    session: Session, series: Series, now: datetime, early: timedelta, overrun: timedelta
 ) -> list[Occurrence]:
     query = (
         select(Occurrence)
         .where(
             Occurrence.series_id == series.id,
             Occurrence.start_at <= now + early,
-            Occurrence.end_at > now,
+            Occurrence.end_at > now - overrun,  # a meeting running over is still open
+            Occurrence.ended_at.is_(None),
         )
         .order_by(Occurrence.start_at, Occurrence.id)
     )
@@ -105,9 +106,17 @@ def _invited_sites(session: Session, occurrence_id: int) -> list[Site]:
     return list(session.scalars(query))
 
 
-def find_dial_in(session: Session, *, meeting_number: str, now: datetime, early_min: int) -> DialIn:
+def find_dial_in(
+    session: Session,
+    *,
+    meeting_number: str,
+    now: datetime,
+    early_min: int,
+    overrun_grace_min: int = 0,
+) -> DialIn:
     """The occurrence of the series numbered `meeting_number` that is open at `now` (from
-    `early_min` minutes before its start until its end), or `DialInRefused` saying why not."""
+    `early_min` minutes before its start until it ends: ended, or its end plus
+    `overrun_grace_min` while it runs over), or `DialInRefused` saying why not."""
     number = meeting_number.strip()
     series = series_with_number(session, number) if MEETING_NUMBER_RE.match(number) else None
     if series is None:
@@ -117,7 +126,8 @@ def find_dial_in(session: Session, *, meeting_number: str, now: datetime, early_
             reason="unknown",
         )
     early = timedelta(minutes=early_min)
-    open_now = _open_occurrences(session, series, now, early)
+    overrun = timedelta(minutes=overrun_grace_min)
+    open_now = _open_occurrences(session, series, now, early, overrun)
     scheduled = [o for o in open_now if o.status == OccurrenceStatus.scheduled.value]
     if scheduled:
         occurrence = scheduled[0]

@@ -126,7 +126,13 @@ def _room_node(
 
 
 def _admission(
-    occurrence: Occurrence, node: SfuNode, site: Site | None, token: str | None, pin: str
+    occurrence: Occurrence,
+    node: SfuNode,
+    site: Site | None,
+    token: str | None,
+    pin: str,
+    *,
+    overrun_grace_min: int,
 ) -> Admission:
     return Admission(
         occurrence_id=occurrence.id,
@@ -136,7 +142,7 @@ def _admission(
         site_name=site.name if site is not None else None,
         token=token,
         pin=pin,
-        ends_at=occurrence.end_at,
+        ends_at=meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
     )
 
 
@@ -156,14 +162,20 @@ def admit(
             meeting_number=meeting_number,
             now=now,
             early_min=settings.sip.join_early_min,
+            overrun_grace_min=settings.meetings.overrun_grace_min,
         )
         occurrence = found.occurrence
+        grace_min = settings.meetings.overrun_grace_min
         site = dial_in_lookup.match_site(found, caller_uri)
         if site is not None:
             node, token = _as_site(session, settings, signer, occurrence, site, now)
-            return _admission(occurrence, node, site, token, found.series.pin)
+            return _admission(
+                occurrence, node, site, token, found.series.pin, overrun_grace_min=grace_min
+            )
         node = _room_node(session, signer, occurrence, now)
-        return _admission(occurrence, node, None, None, found.series.pin)  # the lobby
+        return _admission(  # the lobby
+            occurrence, node, None, None, found.series.pin, overrun_grace_min=grace_min
+        )
 
 
 @dataclass(frozen=True)
@@ -184,14 +196,20 @@ class DialTarget:
 
 
 def due_dial_outs(database: Database, settings: Settings, *, now: datetime) -> list[DialTarget]:
-    """Targets of occurrences from `sip.dial_out_lead_min` before their start to their end."""
+    """Targets of occurrences from `sip.dial_out_lead_min` before their start until they end
+    (ended, or their end plus the time they may run over by)."""
     lead = timedelta(minutes=settings.sip.dial_out_lead_min)
+    grace_min = settings.meetings.overrun_grace_min
     targets: list[DialTarget] = []
     with database.session() as session:
         query = (
             select(Occurrence)
             .where(Occurrence.status == OccurrenceStatus.scheduled.value)
-            .where(Occurrence.start_at <= now + lead, Occurrence.end_at > now)
+            .where(
+                Occurrence.start_at <= now + lead,
+                Occurrence.end_at > now - timedelta(minutes=grace_min),
+                Occurrence.ended_at.is_(None),
+            )
             .options(selectinload(Occurrence.series))
         )
         for occurrence in session.scalars(query):
@@ -200,7 +218,7 @@ def due_dial_outs(database: Database, settings: Settings, *, now: datetime) -> l
                 "occurrence_id": occurrence.id,
                 "title": series.title,
                 "meeting_number": series.meeting_number,
-                "ends_at": occurrence.end_at,
+                "ends_at": meeting_service.closes_at(occurrence, overrun_grace_min=grace_min),
             }
             rooms = session.execute(
                 select(Site.id, Site.sip_uri)
@@ -239,7 +257,14 @@ def prepare_dial(
                 session, settings, signer, occurrence, target.uri, UPSTREAM_NAME, now, prefix=""
             )
             node = _room_node(session, signer, occurrence, now)
-        return _admission(occurrence, node, site, token, pin="")
+        return _admission(
+            occurrence,
+            node,
+            site,
+            token,
+            pin="",
+            overrun_grace_min=settings.meetings.overrun_grace_min,
+        )
 
 
 def pin_matches(given: str, pin: str) -> bool:
@@ -279,8 +304,11 @@ def _guest(
     site = site_service.sip_guest_site(
         session=session, caller_uri=uri, display_name=display_name, prefix=prefix
     )
+    closes_at = meeting_service.closes_at(
+        occurrence, overrun_grace_min=settings.meetings.overrun_grace_min
+    )
     expires_at = bridge.grant_expiry(
-        end_at=occurrence.end_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
+        end_at=closes_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     ).replace(microsecond=0)
     grant = bridge.issue_grant(
         signer=signer,
