@@ -254,14 +254,12 @@ def delete_document(
     user = editor.user
     document = document_service.get(session=session, document_id=document_id)
     try:
-        meeting_access.visible_occurrence(
+        occurrence = meeting_access.visible_occurrence(
             session=session, occurrence_id=document.occurrence_id, scope=reader.scope
         )
     except NotFound:
         raise NotFound(f"document {document_id} does not exist") from None
-    meeting_access.editable_occurrence(
-        session=session, occurrence_id=document.occurrence_id, read=reader.scope, write=editor.scope
-    )
+    meeting_access.check_chair(session=session, series=occurrence.series, scope=editor.scope)
     key, occurrence_id = document.storage_key, document.occurrence_id
     document_service.delete(session=session, document=document)
     auth_service.record(
