@@ -56,6 +56,11 @@ RULES: dict[str, dict[str, int]] = {
     "terminal": {c: 403 for c in USERS} | {"anonymous": 401},
     "node": {c: 401 for c in CALLERS},
     "floor": {"anonymous": 401, "sec_p2": 404, "sec_b": 404, "it_a": 403, "viewer_a": 403},
+    # the meeting's record: users whose scope sees the meeting, and the invited sites' terminals
+    "record": {"anonymous": 401, "sec_p2": 404, "sec_b": 404},
+    # recordings: the secretariat whose scope sees the meeting
+    "recordings": {"anonymous": 401, "terminal": 403, "it_a": 403, "viewer_a": 403}
+    | {"sec_p2": 404, "sec_b": 404},
 }
 
 MATRIX: dict[tuple[str, str], str] = {
@@ -122,9 +127,35 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/terminals/{terminal_id}"): "it_object",
     ("POST", "/api/v1/terminals/{terminal_id}/pairing-code"): "it_object",
     ("POST", "/api/v1/terminals/{terminal_id}/revoke"): "it_object",
+    ("GET", "/api/v1/series/{series_id}/invitation"): "read",
+    ("PATCH", "/api/v1/series/{series_id}/invitation"): "change",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/invitation"): "record",
+    ("PATCH", "/api/v1/occurrences/{occurrence_id}/invitation"): "change",
+    ("DELETE", "/api/v1/occurrences/{occurrence_id}/invitation"): "change",
+    ("PUT", "/api/v1/occurrences/{occurrence_id}/current-item"): "change",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/invitation.{fmt}"): "record",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/conclusions"): "record",
+    ("PUT", "/api/v1/occurrences/{occurrence_id}/conclusions"): "change",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/conclusions.{fmt}"): "record",
+    ("POST", "/api/v1/occurrences/{occurrence_id}/documents"): "change",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/documents"): "record",
+    ("GET", "/api/v1/documents/{document_id}"): "record",
+    ("DELETE", "/api/v1/documents/{document_id}"): "change",
+    ("GET", "/api/v1/sites/{site_id}/contacts"): "read",
+    ("PUT", "/api/v1/sites/{site_id}/contacts"): "site_edit",
+    ("POST", "/api/v1/occurrences/{occurrence_id}/notices"): "change",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/notices"): "read",
+    # recording is the chair's, as the floor is: its terminal, or its unit's secretariat
+    ("POST", "/api/v1/occurrences/{occurrence_id}/recording"): "floor",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings"): "recordings",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings/{recording_id}/file"): "recordings",
 }
 # The terminal's floor needs a meeting in progress: for a terminal, tested in tests/terminals.
-ALLOWED_NOT_SENT = {("GET", "/api/v1/terminals/me/floor")}
+# A recording's file needs a media worker that wrote it: tested in tests/sfu/recording.
+ALLOWED_NOT_SENT = {
+    ("GET", "/api/v1/terminals/me/floor"),
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings/{recording_id}/file"),
+}
 # Valid bodies where a scope is checked after the body (else every caller would get 422).
 BODIES = {
     ("POST", "/api/v1/series/{series_id}/unplanned/{day}"): {"action": "skip"},
@@ -134,7 +165,11 @@ BODIES = {
         "status": "present",
         "reason": "đã dự qua điện thoại",
     },
+    ("PUT", "/api/v1/sites/{site_id}/contacts"): [],
+    ("PATCH", "/api/v1/series/{series_id}/invitation"): {"place": "Hội trường phường Một"},
+    ("POST", "/api/v1/occurrences/{occurrence_id}/recording"): {"action": "start"},
 }
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
 def api_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
@@ -202,6 +237,18 @@ def test_scope_matrix_refuses_and_lets_through_as_each_rule_says(
         f"/api/v1/sites/{sites['p1']}/terminals", json={"name": "Máy 1"}, headers=admin
     ).json()
     callers["terminal"] = {"Authorization": f"Bearer {terminal['token']}"}
+    occurrence_id = occurrences[0]["id"]
+    # the record's readers need something to read: conclusions and a document
+    client.put(
+        f"/api/v1/occurrences/{occurrence_id}/conclusions",
+        json={"text": "Giao phường Một báo cáo."},
+        headers=callers["sec_a"],
+    ).raise_for_status()
+    document = client.post(
+        f"/api/v1/occurrences/{occurrence_id}/documents",
+        files={"file": ("bao-cao.pdf", PDF, "application/pdf")},
+        headers=callers["sec_a"],
+    ).json()
     viewer_id = next(
         u["id"]
         for u in client.get("/api/v1/users", headers=admin).json()
@@ -217,6 +264,9 @@ def test_scope_matrix_refuses_and_lets_through_as_each_rule_says(
         "{alert_id}": "999999",
         "{node_id}": "nut-1",
         "{day}": "2030-03-04",
+        "{document_id}": str(document["id"]),
+        "{fmt}": "pdf",
+        "{recording_id}": "0" * 32,
     }
     wrong: list[str] = []
     for (method, template), rule in sorted(MATRIX.items()):

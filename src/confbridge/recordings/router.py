@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -9,9 +10,11 @@ from fastapi.responses import StreamingResponse
 
 from confbridge import signing
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import PrincipalDep, require_roles
+from confbridge.auth.dependencies import PrincipalDep, ReadScope, SecretariatScope
 from confbridge.auth.models import Role, User
+from confbridge.auth.scope import scope_of
 from confbridge.deps import SessionDep, SettingsDep
+from confbridge.meetings import access as meeting_access
 from confbridge.pagination import IdPath
 from confbridge.recordings import service
 from confbridge.recordings.models import Recording
@@ -47,7 +50,18 @@ def recording(
     session: SessionDep,
     settings: SettingsDep,
 ) -> RecordingRead:
-    """Start or stop recording the programme (409 if it already is, or is not, recording)."""
+    """Start or stop recording the programme (409 if it already is, or is not, recording): the
+    chair site's terminal, or the secretariat of the unit chairing the meeting."""
+    if principal.user is not None and principal.user.has_role(Role.secretariat):
+        # 404 outside the user's scope, 403 when another unit chairs it; a user without the
+        # role is refused by the service, saying so
+        user = principal.user
+        meeting_access.editable_occurrence(
+            session=session,
+            occurrence_id=occurrence_id,
+            read=scope_of(session=session, user=user),
+            write=scope_of(session=session, user=user, roles=[Role.secretariat]),
+        )
     row = service.command(
         session=session,
         occurrence_id=occurrence_id,
@@ -59,14 +73,32 @@ def recording(
     return recording_read(row)
 
 
-Reader = Annotated[User, Depends(require_roles(Role.secretariat))]
+@dataclass(frozen=True)
+class Reading:
+    """A secretariat user and the occurrence it may read the recordings of."""
+
+    occurrence_id: int
+    user: User
+
+
+def recordings_reader(
+    occurrence_id: IdPath, secretariat: SecretariatScope, reader: ReadScope, session: SessionDep
+) -> Reading:
+    """The secretariat (403 for other roles), for a meeting its scope sees (404 otherwise)."""
+    meeting_access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=reader.scope
+    )
+    return Reading(occurrence_id=occurrence_id, user=secretariat.user)
+
+
+Reader = Annotated[Reading, Depends(recordings_reader)]
 
 
 @router.get("/occurrences/{occurrence_id}/recordings", response_model=list[RecordingRead])
 def list_recordings(
-    occurrence_id: IdPath, _user: Reader, session: SessionDep, settings: SettingsDep
+    occurrence_id: IdPath, _reading: Reader, session: SessionDep, settings: SettingsDep
 ) -> list[RecordingRead]:
-    """The occurrence's recordings, oldest first."""
+    """The occurrence's recordings, oldest first (the secretariat of units that see it)."""
     rows = service.list_recordings(
         session=session,
         occurrence_id=occurrence_id,
@@ -84,7 +116,7 @@ def list_recordings(
 def download(
     occurrence_id: IdPath,
     recording_id: RecordingIdPath,
-    user: Reader,
+    reading: Reader,
     session: SessionDep,
     settings: SettingsDep,
 ) -> StreamingResponse:
@@ -97,7 +129,7 @@ def download(
     )
     auth_service.record(
         session=session,
-        actor=f"user:{user.username}",
+        actor=f"user:{reading.user.username}",
         action="recording_download",
         entity="occurrence",
         entity_id=occurrence_id,

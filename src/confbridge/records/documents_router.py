@@ -13,17 +13,24 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import PrincipalDep, SecretariatUser
+from confbridge.auth.dependencies import PrincipalDep, ReadScope, SecretariatScope
 from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Invalid, NotFound
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence
 from confbridge.pagination import IdPath
 from confbridge.records import documents as document_service
 from confbridge.records import filetypes
 from confbridge.records.models import Document
-from confbridge.records.router import ReadableOccurrence, actor, document_store, occurrence_reader
+from confbridge.records.router import (
+    EditableOccurrence,
+    ReadableOccurrence,
+    actor,
+    document_store,
+    occurrence_reader,
+)
 from confbridge.records.schemas import DocumentCreated, DocumentRead
 from confbridge.records.storage import TooLarge
 from confbridge.settings import Settings
@@ -104,11 +111,10 @@ def _agenda_item_id(value: object) -> int | None:
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=TOO_LARGE,
 )
-async def upload_document(
-    occurrence_id: IdPath, request: Request, user: SecretariatUser
-) -> DocumentCreated:
+async def upload_document(request: Request, editing: EditableOccurrence) -> DocumentCreated:
     """Add a document (PDF, DOCX, XLSX, PPTX: told by its content, not its name) to the
     occurrence, or to one of its agenda items (`agenda_item_id`)."""
+    occurrence_id, user = editing.occurrence.id, editing.user
     settings: Settings = request.app.state.settings
     max_bytes = settings.records.max_document_mb << 20
     declared = request.headers.get("content-length", "")
@@ -204,10 +210,11 @@ def list_documents(
 def readable_document(
     document_id: IdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> Document:
-    """The document, for a user or an invited site's terminal, within the retention period."""
+    """The document, for a user whose scope sees its meeting or an invited site's terminal,
+    within the retention period; 404 to anyone else."""
     document = document_service.get(session=session, document_id=document_id)
-    occurrence = occurrence_reader(document.occurrence_id, principal, session)
     try:
+        occurrence = occurrence_reader(document.occurrence_id, principal, session)
         _readable(occurrence, settings)
     except NotFound:
         raise NotFound(f"document {document_id} does not exist") from None
@@ -236,9 +243,23 @@ def download_document(
 
 @router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_document(
-    document_id: IdPath, user: SecretariatUser, session: SessionDep, settings: SettingsDep
+    document_id: IdPath,
+    editor: SecretariatScope,
+    reader: ReadScope,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
+    """Delete a document: the secretariat of the unit chairing its meeting (404 when the
+    meeting is outside the user's scope, 403 when another unit chairs it)."""
+    user = editor.user
     document = document_service.get(session=session, document_id=document_id)
+    try:
+        occurrence = meeting_access.visible_occurrence(
+            session=session, occurrence_id=document.occurrence_id, scope=reader.scope
+        )
+    except NotFound:
+        raise NotFound(f"document {document_id} does not exist") from None
+    meeting_access.check_chair(session=session, series=occurrence.series, scope=editor.scope)
     key, occurrence_id = document.storage_key, document.occurrence_id
     document_service.delete(session=session, document=document)
     auth_service.record(

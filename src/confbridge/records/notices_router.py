@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, SecretariatUser, SiteEditor
+from confbridge.auth.dependencies import ReadScope, SiteEditorScope
 from confbridge.deps import SessionDep
 from confbridge.errors import Conflict, Invalid
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import IdPath
 from confbridge.records import notices as notice_service
-from confbridge.records.router import actor
+from confbridge.records.router import EditableOccurrence, actor
 from confbridge.records.schemas import (
     ContactRead,
     ContactWrite,
@@ -20,7 +20,7 @@ from confbridge.records.schemas import (
     NoticeRequest,
     NoticesQueued,
 )
-from confbridge.sites import service as site_service
+from confbridge.sites import access as site_access
 from confbridge.timeutil import utcnow
 
 router = APIRouter(tags=["meeting record"])
@@ -32,9 +32,9 @@ MAX_CONTACTS = 50
 
 
 @router.get("/sites/{site_id}/contacts", response_model=list[ContactRead])
-def get_contacts(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> list[ContactRead]:
-    """The e-mail addresses that receive the site's meeting notices."""
-    site_service.get_site(session=session, site_id=site_id)
+def get_contacts(site_id: IdPath, reader: ReadScope, session: SessionDep) -> list[ContactRead]:
+    """The e-mail addresses that receive the site's meeting notices (sites in your scope)."""
+    site_access.visible_site(session=session, site_id=site_id, scope=reader.scope)
     return [
         ContactRead(id=c.id, email=c.email, name=c.name)
         for c in notice_service.list_contacts(session=session, site_id=site_id)
@@ -43,22 +43,27 @@ def get_contacts(site_id: IdPath, _user: CurrentUser, session: SessionDep) -> li
 
 @router.put("/sites/{site_id}/contacts", response_model=list[ContactRead])
 def put_contacts(
-    site_id: IdPath, body: list[ContactWrite], user: SiteEditor, session: SessionDep
+    site_id: IdPath, body: list[ContactWrite], editor: SiteEditorScope, session: SessionDep
 ) -> list[ContactRead]:
-    """Replace the site's contacts (invitations, changes, cancellations, reminders)."""
+    """Replace the site's contacts (invitations, changes, cancellations, reminders); the
+    secretariat or IT staff of the site's unit (404 for a site outside their scope)."""
+    site_access.visible_site(session=session, site_id=site_id, scope=editor.scope)
     if len(body) > MAX_CONTACTS:
         raise Invalid(f"at most {MAX_CONTACTS} contacts per site")
-    site_service.get_site(session=session, site_id=site_id)
     notice_service.set_contacts(
         session=session,
         site_id=site_id,
         contacts=[notice_service.ContactIn(c.email, c.name) for c in body],
     )
     auth_service.record(
-        session=session, actor=actor(user), action="contacts_set", entity="site", entity_id=site_id
+        session=session,
+        actor=actor(editor.user),
+        action="contacts_set",
+        entity="site",
+        entity_id=site_id,
     )
     session.commit()
-    return get_contacts(site_id, user, session)
+    return get_contacts(site_id, editor, session)
 
 
 @router.post(
@@ -67,10 +72,10 @@ def put_contacts(
     status_code=status.HTTP_202_ACCEPTED,
 )
 def send_notices(
-    occurrence_id: IdPath, body: NoticeRequest, user: SecretariatUser, session: SessionDep
+    editing: EditableOccurrence, body: NoticeRequest, session: SessionDep
 ) -> NoticesQueued:
     """Send the invitation to the invited sites' contacts (once per calendar SEQUENCE)."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence, user = editing.occurrence, editing.user
     now = utcnow()
     if occurrence.status == OccurrenceStatus.cancelled.value:
         raise Conflict("the meeting is cancelled: its sites were told so, no invitation is sent")
@@ -95,11 +100,11 @@ def send_notices(
 
 
 @router.get("/occurrences/{occurrence_id}/notices", response_model=list[NoticeRead])
-def list_notices(
-    occurrence_id: IdPath, _user: CurrentUser, session: SessionDep
-) -> list[NoticeRead]:
+def list_notices(occurrence_id: IdPath, reader: ReadScope, session: SessionDep) -> list[NoticeRead]:
     """The notices of the occurrence and how their delivery went."""
-    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    meeting_access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=reader.scope
+    )
     return [
         NoticeRead.model_validate(n, from_attributes=True)
         for n in notice_service.list_(session=session, occurrence_id=occurrence_id)

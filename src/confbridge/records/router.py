@@ -3,6 +3,7 @@ both as documents (documents_router: files; notices_router: contacts and e-mail 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -10,11 +11,13 @@ from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy.orm import Session
 
 from confbridge.auth import service as auth_service
-from confbridge.auth.dependencies import CurrentUser, PrincipalDep, SecretariatUser
+from confbridge.auth.dependencies import PrincipalDep, ReadScope, SecretariatScope
+from confbridge.auth.models import User
+from confbridge.auth.scope import WHOLE, scope_of
 from confbridge.auth.service import Principal
 from confbridge.deps import SessionDep
 from confbridge.errors import NotFound
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import Occurrence
 from confbridge.pagination import IdPath
 from confbridge.records import conclusions as conclusion_service
@@ -41,27 +44,55 @@ from confbridge.settings import Settings
 router = APIRouter(tags=["meeting record"])
 
 
-# --- who may read an occurrence's record ---------------------------------------------------------
+# --- who may read or change an occurrence's record ----------------------------------------------
 
 
 def occurrence_reader(
     occurrence_id: IdPath, principal: PrincipalDep, session: SessionDep
 ) -> Occurrence:
-    """The occurrence, for a user or for a terminal of an invited site; 404 to anyone else
-    (a hall that is not invited learns nothing, not even that the meeting exists)."""
+    """The occurrence, for a user whose scope sees it or for a terminal of an invited site;
+    404 to anyone else (a hall or unit outside learns nothing, not even that it exists)."""
     if principal.user is not None:
         auth_service.check_password_fresh(principal.user)
-        return meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+        scope = scope_of(session=session, user=principal.user)
+        return meeting_access.visible_occurrence(
+            session=session, occurrence_id=occurrence_id, scope=scope
+        )
     terminal = principal.terminal
     assert terminal is not None
     if not record_service.is_invited(
         session=session, occurrence_id=occurrence_id, site_id=terminal.site_id
     ):
         raise NotFound(f"occurrence {occurrence_id} does not exist")
-    return meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    return meeting_access.visible_occurrence(
+        session=session, occurrence_id=occurrence_id, scope=WHOLE
+    )
 
 
 ReadableOccurrence = Annotated[Occurrence, Depends(occurrence_reader)]
+
+
+@dataclass(frozen=True)
+class Editing:
+    """An occurrence whose record the user may change, and the user (for the audit)."""
+
+    occurrence: Occurrence
+    user: User
+
+
+def occurrence_editor(
+    occurrence_id: IdPath, editor: SecretariatScope, reader: ReadScope, session: SessionDep
+) -> Editing:
+    """The occurrence if its chair is in the user's secretariat scope: 404 when the user does
+    not see it, 403 when it sees it but another unit chairs it. Checked before the body is
+    read, so an upload from outside is refused before it is received."""
+    occurrence = meeting_access.editable_occurrence(
+        session=session, occurrence_id=occurrence_id, read=reader.scope, write=editor.scope
+    )
+    return Editing(occurrence=occurrence, user=editor.user)
+
+
+EditableOccurrence = Annotated[Editing, Depends(occurrence_editor)]
 
 
 def actor(principal: Principal | object) -> str:
@@ -149,20 +180,27 @@ def effective_read(session: Session, found: EffectiveInvitation) -> OccurrenceIn
 
 @router.get("/series/{series_id}/invitation", response_model=InvitationRead)
 def get_series_invitation(
-    series_id: IdPath, _user: CurrentUser, session: SessionDep
+    series_id: IdPath, reader: ReadScope, session: SessionDep
 ) -> InvitationRead:
     """The series' invitation and agenda: every occurrence's unless it sets its own."""
-    meeting_service.get(session=session, series_id=series_id)
+    meeting_access.visible_series(session=session, series_id=series_id, scope=reader.scope)
     return invitation_read(session, record_service.get(session=session, series_id=series_id))
 
 
 @router.patch("/series/{series_id}/invitation", response_model=InvitationRead)
 def write_series_invitation(
-    series_id: IdPath, body: InvitationWrite, user: SecretariatUser, session: SessionDep
+    series_id: IdPath,
+    body: InvitationWrite,
+    editor: SecretariatScope,
+    reader: ReadScope,
+    session: SessionDep,
 ) -> InvitationRead:
     """Set the series' invitation (giấy mời) and agenda; fields left out keep their value,
     `agenda` replaces the whole agenda (items given with their `id` keep it)."""
-    series = meeting_service.get(session=session, series_id=series_id)
+    user = editor.user
+    series = meeting_access.editable_series(
+        session=session, series_id=series_id, read=reader.scope, write=editor.scope
+    )
     invitation = record_service.write(session=session, invitation_in=body, series=series)
     auth_service.record(
         session=session,
@@ -188,11 +226,11 @@ def get_occurrence_invitation(
 
 @router.patch("/occurrences/{occurrence_id}/invitation", response_model=OccurrenceInvitationRead)
 def write_occurrence_invitation(
-    occurrence_id: IdPath, body: InvitationWrite, user: SecretariatUser, session: SessionDep
+    editing: EditableOccurrence, body: InvitationWrite, session: SessionDep
 ) -> OccurrenceInvitationRead:
     """Set this occurrence's own invitation fields (e.g. its document number and date); null
     gives a field back to the series, `agenda: null` the agenda."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence, user = editing.occurrence, editing.user
     record_service.write(session=session, invitation_in=body, occurrence=occurrence)
     auth_service.record(
         session=session,
@@ -207,11 +245,9 @@ def write_occurrence_invitation(
 
 
 @router.delete("/occurrences/{occurrence_id}/invitation", status_code=status.HTTP_204_NO_CONTENT)
-def delete_occurrence_invitation(
-    occurrence_id: IdPath, user: SecretariatUser, session: SessionDep
-) -> Response:
+def delete_occurrence_invitation(editing: EditableOccurrence, session: SessionDep) -> Response:
     """Drop the occurrence's own invitation: it says what the series' says again."""
-    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence_id, user = editing.occurrence.id, editing.user
     if not record_service.delete(session=session, occurrence_id=occurrence_id):
         raise NotFound(f"occurrence {occurrence_id} has no invitation of its own")
     auth_service.record(
@@ -227,10 +263,10 @@ def delete_occurrence_invitation(
 
 @router.put("/occurrences/{occurrence_id}/current-item", response_model=OccurrenceInvitationRead)
 def set_current_item(
-    occurrence_id: IdPath, body: CurrentItemWrite, user: SecretariatUser, session: SessionDep
+    editing: EditableOccurrence, body: CurrentItemWrite, session: SessionDep
 ) -> OccurrenceInvitationRead:
     """Mark the agenda item the meeting is at; the halls show it."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence, user = editing.occurrence, editing.user
     record_service.set_current_item(
         session=session, occurrence=occurrence, item_id=body.agenda_item_id, actor=actor(user)
     )
@@ -308,10 +344,10 @@ def get_conclusions(occurrence: ReadableOccurrence, session: SessionDep) -> Conc
 
 @router.put("/occurrences/{occurrence_id}/conclusions", response_model=ConclusionRead)
 def write_conclusions(
-    occurrence_id: IdPath, body: ConclusionWrite, user: SecretariatUser, session: SessionDep
+    editing: EditableOccurrence, body: ConclusionWrite, session: SessionDep
 ) -> ConclusionRead:
     """Record the conclusions (thông báo kết luận) and assigned tasks; replaces earlier ones."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence, user = editing.occurrence, editing.user
     conclusion = conclusion_service.write(
         session=session, occurrence=occurrence, conclusion_in=body, actor=actor(user)
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from confbridge.errors import DomainError
+from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import Occurrence
 from confbridge.records import conclusions as conclusion_service
 from confbridge.records import documents as document_service
@@ -88,9 +89,31 @@ def record_view(page: Page, occurrence: Occurrence) -> RecordView:
     )
 
 
-def _occurrence(page: Page, occurrence_id: str) -> Occurrence | None:
+def _occurrence(page: Page, occurrence_id: str, *, edit: bool = False) -> Occurrence | None:
+    """The occurrence if the user's scope sees it (with `edit`: if its chair is in the user's
+    booking scope); else None, for a "not found" page, as on the occurrence's own page."""
+    assert page.user is not None
     parsed = parse_id(occurrence_id)
-    return page.session.get(Occurrence, parsed) if parsed is not None else None
+    if parsed is None:
+        return None
+    try:
+        return _scoped(page, parsed, edit=edit)
+    except DomainError:
+        return None
+
+
+def _scoped(page: Page, occurrence_id: int, *, edit: bool) -> Occurrence:
+    assert page.user is not None
+    if edit:
+        return meeting_access.editable_occurrence(
+            session=page.session,
+            occurrence_id=occurrence_id,
+            read=page.user.scope,
+            write=page.user.edit_scope,
+        )
+    return meeting_access.visible_occurrence(
+        session=page.session, occurrence_id=occurrence_id, scope=page.user.scope
+    )
 
 
 @router.get("/occurrences/{occurrence_id}/invitation.{fmt}")
@@ -123,7 +146,7 @@ def document_download(page: UserPage, document_id: str) -> Response:
     document = page.session.get(Document, parsed) if parsed is not None else None
     if document is None:
         return not_found(page)
-    occurrence = page.session.get(Occurrence, document.occurrence_id)
+    occurrence = _occurrence(page, str(document.occurrence_id))
     retention = page.settings.records.document_retention_days
     path = document_store(page.settings).path(document.storage_key)
     if (
@@ -143,7 +166,7 @@ def document_download(page: UserPage, document_id: str) -> Response:
 @router.post("/occurrences/{occurrence_id}/current-item")
 def mark_current_item(page: EditorPage, occurrence_id: str, form_data: CheckedForm) -> Response:
     """The secretariat marks the agenda item the meeting is at (the halls show it)."""
-    occurrence = _occurrence(page, occurrence_id)
+    occurrence = _occurrence(page, occurrence_id, edit=True)
     if occurrence is None:
         return not_found(page)
     raw = form_data.get("agenda_item_id")
