@@ -7,8 +7,10 @@ tracks that carry what the edge's halls may need (`Floor.relay_sites`): the spea
 and what the speaking hall sees, the speaker's audio and the chair's. The upstream switches
 those tracks when the floor changes and tells the edge, over a data channel of the same
 session, the floor and the site each track carries now (`RelayState`); the edge routes its
-own halls from that. Media stays DTLS-SRTP encrypted on the way, nothing is decoded,
-and an edge can itself be the upstream of another edge (a deeper tree).
+own halls from that. One more video track carries the room's content while someone presents
+(the floor's `content_site_id` says when), and the edge's viewers' content slots follow it.
+Media stays DTLS-SRTP encrypted on the way, nothing is decoded, and an edge can itself be
+the upstream of another edge (a deeper tree).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 
 RELAY_VIDEO_TRACKS = 2
 RELAY_AUDIO_TRACKS = 2
+RELAY_CONTENT_TRACKS = 1
+"""After its programme tracks, a relay session may offer one more video track: the room's
+content (sfu.content), carried while someone presents and idle otherwise."""
 FLOOR_CHANNEL = "floor"
 """The data channel label of a relay session: the upstream sends `RelayState` JSON on it."""
 UPSTREAM_REQUEST_TIMEOUT_S = 10.0
@@ -78,7 +83,8 @@ def relayed_sources(
 
 
 class Upstream:
-    """An edge's WHEP session to the node above it: four programme tracks and the floor.
+    """An edge's WHEP session to the node above it: four programme tracks, the content track
+    and the floor.
 
     `on_state` gets each new `RelayState` the upstream sends (repeats are only taken as
     signs of life); `on_lost` is called once if the session fails, closes or falls silent
@@ -98,6 +104,7 @@ class Upstream:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.video: list[Source] = []
         self.audio: list[Source] = []
+        self.content: Source | None = None
         self.location: str | None = None
         self.connected = False
         self.lost = False
@@ -112,7 +119,8 @@ class Upstream:
         """Offer, get the upstream's answer; media and the floor follow once connected."""
         pc = self.pc
         videos = [
-            pc.addTransceiver("video", direction="recvonly") for _ in range(RELAY_VIDEO_TRACKS)
+            pc.addTransceiver("video", direction="recvonly")
+            for _ in range(RELAY_VIDEO_TRACKS + RELAY_CONTENT_TRACKS)
         ]
         audios = [
             pc.addTransceiver("audio", direction="recvonly") for _ in range(RELAY_AUDIO_TRACKS)
@@ -151,13 +159,26 @@ class Upstream:
         except Exception as exc:  # aiortc raises ValueError, KeyError... on a bad answer
             raise SfuError(502, f"the upstream's answer is unusable: {exc}") from None
         label = f"relayed from {self.url}"
-        self.video = [Source.attach(t, label=f"{label} (video {i})") for i, t in enumerate(videos)]
+        programme, content = videos[:RELAY_VIDEO_TRACKS], videos[RELAY_VIDEO_TRACKS]
+        self.video = [
+            Source.attach(t, label=f"{label} (video {i})") for i, t in enumerate(programme)
+        ]
+        self.content = Source.attach(content, label=f"{label} (content)")
         self.audio = [Source.attach(t, label=f"{label} (audio {i})") for i, t in enumerate(audios)]
         self._heard_at = time.monotonic()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_silence())
 
     def sources_for(self, state: RelayState) -> dict[tuple[int, str], Source]:
         return relayed_sources(state, self.video, self.audio)
+
+    def content_for(self, state: RelayState) -> Source | None:
+        """The content track, while the upstream's floor says someone presents."""
+        return self.content if state.floor.content_site_id is not None else None
+
+    def feeds(self) -> list[Source]:
+        """Every track this session receives: the programme's and the content's."""
+        content = [self.content] if self.content is not None else []
+        return [*self.video, *self.audio, *content]
 
     def _state_message(self, message: str | bytes) -> None:
         try:
@@ -200,7 +221,7 @@ class Upstream:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for source in [*self.video, *self.audio]:
+        for source in self.feeds():
             source.close()
         if http is not None and self.location is not None and not self.lost:
             with contextlib.suppress(httpx.HTTPError):

@@ -6,6 +6,11 @@ apart from the room's camera sources so that the floor never routes it. Each WHE
 offers a second video m-line gets a `content_slot` on it, fed by the presenter's source while
 someone shares and by nothing otherwise (a viewer offering one video m-line gets no content).
 
+Content reaches edges as the programme does: a relay session below this node (sfu.cascade)
+gets a content slot on its last video track, and a pipe (sfu.pipe) carries the content source
+as one more piped source. On the edge that track or piped source is the room's relayed content
+(`ContentShare.follow`), which its own viewers' slots follow as they would a presenter's.
+
 One presenter at a time, and a new presenter replaces the one before rather than being
 refused: the chair who gives the floor to another hall expects that hall's slides next, and a
 refusal would leave the room showing the previous hall's until someone stops it. The chair ends
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING
 from aiortc import RTCRtpTransceiver
 
 from confbridge_kernel.contracts import EventType, GrantClaims, GrantPurpose, PeerRole
+from sfu.cascade import RELAY_VIDEO_TRACKS
 from sfu.errors import SfuError
 from sfu.forwarding import Slot, Source
 
@@ -51,12 +57,14 @@ def attach_content(
             raise SfuError(400, "a content offer carries exactly one video track")
         peer.content_source = Source.attach(transceivers[0], label=f"{label} content")
         return transceivers[0]
-    if peer.direction != "egress" or peer.role is PeerRole.relay:
+    if peer.direction != "egress":
         return None
+    # a relay session's programme tracks come first; its content track (if offered) after them
+    index = RELAY_VIDEO_TRACKS if peer.role is PeerRole.relay else CONTENT_VIDEO_SLOT
     videos = [t for t in transceivers if t.kind == "video"]
-    if len(videos) <= CONTENT_VIDEO_SLOT:
+    if len(videos) <= index:
         return None
-    taken = videos[CONTENT_VIDEO_SLOT]
+    taken = videos[index]
     peer.content_slot = Slot.attach(taken, label=f"{label} content")
     return taken
 
@@ -71,17 +79,25 @@ def left_event(peer: Peer) -> EventType:
 
 
 class ContentShare:
-    """A room's presentation: who presents, and the content slot of every viewer."""
+    """A room's presentation: who presents (or, on an edge, the content relayed from the
+    origin), and the content slot of every viewer."""
 
     def __init__(self) -> None:
         self.presenter: Peer | None = None
+        self.relayed: Source | None = None
         self._slots: dict[str, Slot] = {}  # viewer peer id → its content slot
 
     @property
     def source(self) -> Source | None:
         presenter = self.presenter
-        source = presenter.content_source if presenter is not None else None
+        source = presenter.content_source if presenter is not None else self.relayed
         return source if source is not None and not source.closed else None
+
+    def follow(self, source: Source | None) -> None:
+        """On an edge: the content as the origin sends it (None: nobody presents there)."""
+        if source is not self.relayed:
+            self.relayed = source
+            self._route()
 
     @property
     def viewers(self) -> int:

@@ -29,6 +29,7 @@ from sfu.cascade import (
 )
 from sfu.config import WorkerSettings
 from sfu.errors import SfuError
+from sfu.forwarding import Source
 from sfu.metrics import WorkerMetrics
 from sfu.pipe import (
     PIPE_REQUEST_TIMEOUT_S,
@@ -187,7 +188,7 @@ class Edges:
         room.origin_url = url
         room.use_relayed(None)  # the upstream tells which track carries whom once connected
         if previous is not None:
-            self._metrics.retire_sources([*previous.video, *previous.audio])
+            self._metrics.retire_sources(previous.feeds())
             await previous.close(self.http())
 
     async def _reconnect(self, room: Room, url: str) -> None:
@@ -277,7 +278,7 @@ class Edges:
     def _pipe_state(room: Room, pipe: PipeOut) -> PipeState:
         return PipeState(
             origin_addr=pipe.local_addr,
-            sources=pipe.sync(room.pipe_sources()),
+            sources=pipe.sync(room.pipe_sources(), content=room.pipe_content()),
             floor=room.floor.state(),
         )
 
@@ -285,14 +286,19 @@ class Edges:
         """Edge: take the origin's sources and floor."""
         if room.pipe_in is None or not room.is_edge:
             raise SfuError(409, f"room {room.name} is not relayed here")
-        sources = {
-            (piped.site_id, piped.kind): room.pipe_in.source_for(
-                piped, label=f"site {piped.site_id} from {room.origin_url}"
+        sources: dict[tuple[int, str], Source] = {}
+        content: Source | None = None
+        for piped in state.sources:
+            what = "content" if piped.content else "site"
+            source = room.pipe_in.source_for(
+                piped, label=f"{what} {piped.site_id} from {room.origin_url}"
             )
-            for piped in state.sources
-        }
+            if piped.content:
+                content = source
+            else:
+                sources[(piped.site_id, piped.kind)] = source
         self._metrics.retire_sources(room.pipe_in.retire({piped.ssrc for piped in state.sources}))
-        room.use_piped(sources, state.floor)
+        room.use_piped(sources, state.floor, content)
 
     def pipes_changed(self, room: Room) -> None:
         """Origin: tell every edge what the pipe now carries and who holds the floor."""

@@ -93,6 +93,9 @@ class PipedSource(BaseModel):
     kind: Literal["audio", "video"]
     ssrc: int = Field(ge=0, lt=2**32)
     codecs: list[PipedCodec] = Field(min_length=1)
+    content: bool = Field(
+        default=False, description="the room's content (sfu.content), not the site's camera"
+    )
 
 
 class PipeRequest(BaseModel):
@@ -210,6 +213,7 @@ class PipeOut(_PipeEnd):
         self.edge_addr = edge_addr
         # origin Source → (slot, its egress, the site it belongs to)
         self._slots: dict[Source, tuple[Slot, PipeEgress, int]] = {}
+        self._content: Source | None = None  # the one of them that is the room's content
 
     @classmethod
     async def open(cls, edge_node_id: str, edge_addr: tuple[str, int], host: str) -> PipeOut:
@@ -217,9 +221,16 @@ class PipeOut(_PipeEnd):
         await pipe.bind(host)
         return pipe
 
-    def sync(self, sources: Iterable[tuple[int, Source]]) -> list[PipedSource]:
-        """Pipe exactly these (site id, source) pairs; returns what the edge should know."""
+    def sync(
+        self, sources: Iterable[tuple[int, Source]], content: tuple[int, Source] | None = None
+    ) -> list[PipedSource]:
+        """Pipe exactly these (site id, source) pairs, and the room's `content` (its site and
+        source) if someone presents; returns what the edge should know."""
         wanted = dict((source, site_id) for site_id, source in sources if not source.closed)
+        self._content = None
+        if content is not None and not content[1].closed:
+            self._content = content[1]
+            wanted[content[1]] = content[0]
         for source in [s for s in self._slots if s not in wanted]:
             slot, egress, _site = self._slots.pop(source)
             slot.close()
@@ -249,6 +260,7 @@ class PipeOut(_PipeEnd):
                 site_id=site_id,
                 kind=source.kind,  # type: ignore[arg-type]
                 ssrc=egress.ssrc,
+                content=source is self._content,
                 codecs=[
                     PipedCodec(
                         mime_type=c.mime_type,

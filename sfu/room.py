@@ -193,10 +193,23 @@ class Room:
             if kind != SMALL_VIDEO
         ]
 
-    def use_piped(self, sources: dict[tuple[int, str], Source], floor: FloorState) -> None:
-        """On an edge: the origin's sources (fed by the pipe) and floor replace the room's."""
+    def pipe_content(self) -> tuple[int, Source] | None:
+        """The content being presented, with its site: piped to edges beside the sources (on
+        an edge, the content relayed to it, so a deeper edge gets it too)."""
+        source, site_id = self.content.source, self.floor.content_site_id
+        return (site_id, source) if source is not None and site_id is not None else None
+
+    def use_piped(
+        self,
+        sources: dict[tuple[int, str], Source],
+        floor: FloorState,
+        content: Source | None = None,
+    ) -> None:
+        """On an edge: the origin's sources and content (fed by the pipe) and floor replace
+        the room's."""
         self._sources = dict(sources)
         self.floor.mirror(floor)
+        self.content.follow(content if floor.content_site_id is not None else None)
         self.reroute()
 
     def use_relayed(self, state: RelayState | None) -> None:
@@ -206,6 +219,7 @@ class Room:
             self.floor.mirror(state.floor)
         upstream = self.upstream
         self._sources = upstream.sources_for(state) if upstream and state else {}
+        self.content.follow(upstream.content_for(state) if upstream and state else None)
         self.reroute()
 
     def hold(self) -> None:
@@ -216,6 +230,7 @@ class Room:
             self.pipe_in = None
         self.origin_url = None
         self._sources = {}
+        self.content.follow(None)
         self.reroute()
 
     def relay_state(self, peer: Peer) -> RelayState:
@@ -230,7 +245,7 @@ class Room:
         """On an edge: the sources its programme arrives on (pipe or upstream session)."""
         sources = self.pipe_in.sources() if self.pipe_in is not None else []
         if self.upstream is not None:
-            sources += [*self.upstream.video, *self.upstream.audio]
+            sources += self.upstream.feeds()
         return sources
 
     def relays(self) -> list[Peer]:
@@ -244,7 +259,9 @@ class Room:
         self.peers[peer.id] = peer
         if peer.purpose is GrantPurpose.content:
             self.content.start(peer)
-            self._content_changed(peer.site_id)
+            # told even if the same site presents again: edges get the new source
+            self.floor.content_site_id = peer.site_id
+            self._on_floor_changed(self)
             return
         self.content.add_viewer(peer)
         for kind, source in peer.sources.items():

@@ -26,7 +26,13 @@ from aiortc.sdp import candidate_from_sdp
 
 from confbridge_kernel.contracts import GrantClaims, GrantPurpose, PeerRole
 from sfu.admission import HANDSHAKE_HOLD_S, JoinGate, Ticket
-from sfu.cascade import FLOOR_CHANNEL, RELAY_AUDIO_TRACKS, RELAY_VIDEO_TRACKS, send_state
+from sfu.cascade import (
+    FLOOR_CHANNEL,
+    RELAY_AUDIO_TRACKS,
+    RELAY_CONTENT_TRACKS,
+    RELAY_VIDEO_TRACKS,
+    send_state,
+)
 from sfu.codecs import H264
 from sfu.config import WorkerSettings
 from sfu.content import attach_content, check_presenter, joined_event, left_event
@@ -240,14 +246,14 @@ class Sessions:
             raise SfuError(400, "the offer has no audio or video")
         if peer.role is PeerRole.relay:
             kinds = [t.kind for t in transceivers]
-            if (kinds.count("video"), kinds.count("audio")) != (
-                RELAY_VIDEO_TRACKS,
-                RELAY_AUDIO_TRACKS,
-            ):
+            # the content track is optional: an edge of an older release offers none
+            videos = range(RELAY_VIDEO_TRACKS, RELAY_VIDEO_TRACKS + RELAY_CONTENT_TRACKS + 1)
+            if kinds.count("video") not in videos or kinds.count("audio") != RELAY_AUDIO_TRACKS:
                 raise SfuError(
                     400,
                     f"a relay offer carries {RELAY_VIDEO_TRACKS} video and "
-                    f"{RELAY_AUDIO_TRACKS} audio tracks",
+                    f"{RELAY_AUDIO_TRACKS} audio tracks, then at most "
+                    f"{RELAY_CONTENT_TRACKS} more video track for content",
                 )
         wanted_direction = "send" if peer.direction == "ingest" else "recv"
         for transceiver in transceivers:

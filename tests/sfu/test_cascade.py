@@ -38,6 +38,7 @@ from sfu.codecs import RtpCodec
 from sfu.floor import Floor
 from sfu.forwarding import Source
 from sfu.rtc.ice import use_host_addresses
+from tests.support.content_share import content_follows_presenters
 from tests.support.factories import enrol_node, make_settings, open_occurrence
 from tests.support.netns import Hosts, hosts, netns_missing
 from tests.support.peers import WhepViewer, WhipPublisher, until
@@ -497,3 +498,41 @@ async def test_cascade_two_levels_deep_a_pipe_below_and_the_relay_rules(
     answer = await plain.start()
     assert answer.status_code == 400
     assert "2 video and 2 audio" in answer.text
+
+
+async def test_cascade_content_reaches_viewers_two_levels_deep(
+    stack: Stack, peers: list, sites: dict[str, Site], database: Database, tmp_path: Path
+) -> None:
+    """A presentation at the origin reaches a viewer two relay hops below on its content
+    track; stopped, it stops there; the next presenter's arrives."""
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    p2 = await stack.join("p2")  # a hall at the origin, to be given the floor
+    hall = WhipPublisher(p2["whip_url"], p2["token"], width=176, height=144)
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    origin = chair_grant["whip_url"].split("/whip", 1)[0]
+    first, second = [url for url in _worker_urls(stack) if url != origin][:2]
+    room = f"occ-{stack.occurrence_id}"
+    async with httpx.AsyncClient(timeout=15) as http:
+        for edge, upstream in ((first, origin), (second, first)):
+            body = {
+                "upstream_whep_url": f"{upstream}/whep/{room}",
+                "token": _relay_token(database, tmp_path, stack, edge),
+                "occurrence_id": stack.occurrence_id,
+                "chair_site_id": sites["hq"].id,
+                "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+            }
+            relayed = await http.post(
+                f"{edge}/rooms/{room}/cascade", json=body, headers=stack.admin(edge)
+            )
+            assert relayed.status_code == 200, relayed.text
+    p1 = await stack.join("p1")
+    viewer = WhepViewer(f"{second}/whep/{room}", p1["token"], content=True)
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 10, timeout_s=20)
+    await content_follows_presenters(stack, viewer, sites, peers)
+    assert viewer.widths_since(time.monotonic() - 1) != set()  # the programme goes on

@@ -20,7 +20,7 @@ from sfu.content import check_presenter
 from sfu.errors import SfuError
 from sfu.floor import Floor
 from sfu.forwarding import Slot, Source
-from sfu.pipe import PipeEgress
+from sfu.pipe import PipeEgress, PipeOut
 from sfu.room import Peer, PipedRoomInfo, Room
 
 VP8_CODEC = RtpCodec(VP8, 90_000, 96)
@@ -112,6 +112,45 @@ def test_content_room_presenter_leaving_ends_it() -> None:
     subject.add(slides)
     subject.remove(slides)
     assert subject.content.presenter is None and subject.floor.content_site_id is None
+
+
+def test_content_room_pipes_content_and_an_edge_follows_it() -> None:
+    """The origin pipes the presentation marked as content; an edge's viewers follow the
+    relayed content while the origin's floor says someone presents, and not after."""
+    origin = Room(
+        PipedRoomInfo("occ-7", 7, CHAIR, datetime.now(UTC) + timedelta(hours=1)),
+        on_floor_changed=lambda _room: None,
+    )
+    pipe = PipeOut("edge", ("127.0.0.1", 9))
+    assert origin.pipe_content() is None
+    slides = presenter(WARD, "ward")
+    origin.add(slides)
+    assert origin.pipe_content() == (WARD, slides.content_source)
+    piped = pipe.sync(origin.pipe_sources(), content=origin.pipe_content())
+    assert [(p.site_id, p.kind, p.content) for p in piped] == [(WARD, "video", True)]
+
+    edge = Room(
+        PipedRoomInfo("occ-7", 7, CHAIR, datetime.now(UTC) + timedelta(hours=1)),
+        on_floor_changed=lambda _room: None,
+    )
+    edge.origin_url = "http://origin"
+    screen = viewer(CHAIR, Out())
+    edge.add(screen)
+    relayed = Source("video", [VP8_CODEC], label="relayed content")
+    edge.use_piped({}, origin.floor.state(), relayed)
+    assert screen.content_slot is not None and screen.content_slot.source is relayed
+    assert edge.pipe_content() == (WARD, relayed)  # a deeper edge gets it too
+    late = viewer(WARD, Out())  # a screen joining while the origin presents
+    edge.add(late)
+    assert late.content_slot is not None and late.content_slot.source is relayed
+
+    origin.apply_floor(FloorCommand(action=FloorAction.stop_content, by="test"))
+    assert pipe.sync(origin.pipe_sources(), content=origin.pipe_content()) == []
+    edge.use_piped({}, origin.floor.state())
+    assert screen.content_slot.source is None and late.content_slot.source is None
+    edge.use_piped({}, origin.floor.state(), relayed)  # no presenter: a stray source is not shown
+    assert screen.content_slot.source is None
+    pipe.close()
 
 
 def _grant(site_id: int, role: PeerRole, purpose: GrantPurpose) -> GrantClaims:

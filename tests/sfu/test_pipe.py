@@ -18,6 +18,7 @@ from confbridge.sites.models import Site
 from confbridge.timeutil import utcnow
 from sfu.cascade import UPSTREAM_SILENCE_S
 from sfu.pipe import PipedCodec, PipedSource, PipeIn
+from tests.support.content_share import content_follows_presenters
 from tests.support.factories import let_node_hold
 from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.polling import eventually
@@ -256,3 +257,51 @@ async def test_pipe_an_edge_takes_rtp_only_from_its_origin() -> None:
     finally:
         for end in (edge, origin, stranger):
             end.close()
+
+
+async def test_pipe_edge_viewers_get_the_content_and_follow_its_presenters(
+    stack: Stack, peers: list, sites: dict[str, Site]
+) -> None:
+    """A presentation at the origin reaches an edge viewer's content track through the pipe;
+    stopped, it stops there; the next presenter's arrives."""
+    chair_grant = await stack.join("hq")
+    chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"], width=320, height=240)
+    peers.append(chair)
+    assert (await chair.start()).status_code == 201
+    p2 = await stack.join("p2")  # a hall at the origin, to be given the floor
+    hall = WhipPublisher(p2["whip_url"], p2["token"], width=176, height=144)
+    peers.append(hall)
+    assert (await hall.start()).status_code == 201
+    origin = base(chair_grant["whip_url"])
+    edge = other_worker(origin, stack)
+    room = f"occ-{stack.occurrence_id}"
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def both_connected() -> bool:
+            answer = await http.get(f"{origin}/rooms", headers=stack.admin(origin))
+            held = [r for r in answer.json()["rooms"] if r["room"] == room]
+            return bool(held) and sum(p["connected"] for p in held[0]["peers"]) >= 2
+
+        await eventually(both_connected, timeout_s=15, what="both halls' sessions connected")
+        extended = await http.post(
+            f"{edge}/rooms/{room}/pipe",
+            json={
+                "origin_url": origin,
+                "occurrence_id": stack.occurrence_id,
+                "chair_site_id": sites["hq"].id,
+                "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
+                "token": stack.relay_token(),
+            },
+            headers=stack.admin(edge),
+        )
+        assert extended.status_code == 200, extended.text
+    assert stack.database is not None
+    let_node_hold(stack.database, stack.node_id(edge), stack.occurrence_id)
+
+    viewer_grant = await stack.join("p1")
+    viewer = WhepViewer(f"{edge}/whep/{room}", viewer_grant["token"], content=True)
+    peers.append(viewer)
+    assert (await viewer.start()).status_code == 201
+    await until(lambda: len(viewer.frames) > 10, timeout_s=15)
+    await content_follows_presenters(stack, viewer, sites, peers)
+    assert viewer.widths_since(time.monotonic() - 1) != set()  # the programme goes on
