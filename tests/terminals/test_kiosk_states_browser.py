@@ -48,6 +48,12 @@ SCREEN_JS = """() => {
 
 
 @pytest.fixture
+def stack_options() -> dict[str, Any]:
+    # no time to run over: the hall leaves at the end itself, so the test need not wait for it
+    return {"settings": {"meetings": {"overrun_grace_min": 0}}}
+
+
+@pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_chromium() as chromium:
         yield chromium
