@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from confbridge.alerts.models import Alert
 from confbridge.auth.models import Terminal
 from confbridge.db import Database
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
@@ -52,7 +52,9 @@ class ControlPlaneMetrics(Collector):
         with self._database.session() as session:
             live = session.scalar(
                 select(func.count(Occurrence.id)).where(
-                    meeting_service.live_clause(now=now, overrun_grace_min=self._overrun_grace_min)
+                    occurrence_service.live_clause(
+                        now=now, overrun_grace_min=self._overrun_grace_min
+                    )
                 )
             )
             nodes = node_service.list_(session=session)

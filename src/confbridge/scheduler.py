@@ -15,7 +15,7 @@ from confbridge.bridge import timing
 from confbridge.db import Database
 from confbridge.live import LiveBus
 from confbridge.meetings import flows as meeting_flows
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
 from confbridge.records import documents as document_service
 from confbridge.records.storage import store_in
@@ -122,7 +122,7 @@ class Scheduler:
         interval = timedelta(seconds=ATTENDANCE_INTERVAL_S)
         grace = timedelta(seconds=ATTENDANCE_END_GRACE_S)
         with self._database.session() as session:
-            end_at = meeting_service.next_end_at(
+            end_at = occurrence_service.next_end_at(
                 session=session,
                 after_at=now - grace,
                 before_at=now + interval - grace,

@@ -11,8 +11,7 @@ from fastapi.responses import StreamingResponse
 from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import PrincipalDep, ReadScope, SecretariatScope
-from confbridge.auth.models import Role, User
-from confbridge.auth.scope import scope_of
+from confbridge.auth.models import User
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.meetings import access as meeting_access
 from confbridge.pagination import IdPath
@@ -52,16 +51,9 @@ def recording(
 ) -> RecordingRead:
     """Start or stop recording the programme (409 if it already is, or is not, recording): the
     chair site's terminal, or the secretariat of the unit chairing the meeting."""
-    if principal.user is not None and principal.user.has_role(Role.secretariat):
-        # 404 outside the user's scope, 403 when another unit chairs it; a user without the
-        # role is refused by the service, saying so
-        user = principal.user
-        meeting_access.editable_occurrence(
-            session=session,
-            occurrence_id=occurrence_id,
-            read=scope_of(session=session, user=user),
-            write=scope_of(session=session, user=user, roles=[Role.secretariat]),
-        )
+    meeting_access.check_secretariat_edit(
+        session=session, user=principal.user, occurrence_id=occurrence_id
+    )
     row = service.command(
         session=session,
         occurrence_id=occurrence_id,

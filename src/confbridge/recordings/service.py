@@ -13,7 +13,7 @@ from confbridge.auth import service as auth_service
 from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
 from confbridge.errors import Conflict, DomainError, Forbidden, NotFound
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, RecordPolicy
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.worker_client import RecordingDownload, WorkerClient
@@ -31,7 +31,7 @@ ALWAYS_ACTOR = "system:record-always"
 def _authorize(session: Session, principal: Principal, occurrence_id: int) -> None:
     """Recording is the chair's call: an admin or secretariat user, or the chair site's
     terminal."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     if principal.user is not None:
         if principal.user.role not in bridge_service.FLOOR_ROLES:
             raise Forbidden(
@@ -73,7 +73,7 @@ def command(
 
 
 def _start(session: Session, occurrence_id: int, *, actor: str, signer: GrantSigner) -> Recording:
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     if occurrence.series.record == RecordPolicy.never.value:
         raise Conflict(
             f"the meetings of series {occurrence.series_id} are not to be recorded "
@@ -133,7 +133,7 @@ def list_recordings(
 ) -> Sequence[Recording]:
     """The occurrence's recordings, oldest first. One the list has not seen end (its room
     closed while recording, or its worker died) is asked of its worker, which settles it."""
-    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     rows = session.scalars(
         select(Recording)
         .where(Recording.occurrence_id == occurrence_id)

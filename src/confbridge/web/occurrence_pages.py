@@ -18,9 +18,9 @@ from confbridge.errors import Conflict, DomainError
 from confbridge.link_quality import LinkLimits
 from confbridge.live import LiveBus, LiveBusDep, occurrence_topic
 from confbridge.meetings import access as meeting_access
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
-from confbridge.meetings.service import OccurrenceChange
+from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
 from confbridge.web import i18n, labels, live_status, queries, record_pages
@@ -130,10 +130,10 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "occurrence": occurrence,
         "series": series,
         # running over, extending, ending (`bridge.timing`)
-        "is_live": meeting_service.is_live(
+        "is_live": occurrence_service.is_live(
             occurrence, now=now, overrun_grace_min=meetings.overrun_grace_min
         ),
-        "closes_at": meeting_service.closes_at(
+        "closes_at": occurrence_service.closes_at(
             occurrence, overrun_grace_min=meetings.overrun_grace_min
         ),
         "extensions": bridge_timing.EXTENSIONS_MIN,
