@@ -77,6 +77,7 @@ def series_read(
         sip_address=sip_address(series.meeting_number, settings.sip_domain),
         upstream_sip_uri=series.upstream_sip_uri,
         record=RecordPolicy(series.record),
+        recording_retention_days=series.recording_retention_days,
         unplanned=[
             UnplannedRead(
                 date=unplanned.local_date(item, series),

@@ -346,6 +346,7 @@ def create(
     _apply_spec(series, spec, sites, units)
     dial_numbers.assign(session, series, data)
     series.record = str(data.get("record") or RecordPolicy.on_demand)
+    series.recording_retention_days = data.get("recording_retention_days")
     occurrences = [
         Occurrence(recurrence_at=s, start_at=s, end_at=s + spec.duration) for s in starts
     ]
@@ -383,6 +384,8 @@ def update(
     dial_numbers.assign(session, series, changes)
     if changes.get("record") is not None:
         series.record = str(changes["record"])
+    if "recording_retention_days" in changes:  # null: kept
+        series.recording_retention_days = changes["recording_retention_days"]
     if not changes.keys() & SCHEDULE_FIELDS:
         series.title, series.kind, series.mode = spec.title, spec.kind, spec.mode
         session.flush()

@@ -17,6 +17,7 @@ from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, RecordPolicy
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.worker_client import RecordingDownload, WorkerClient
+from confbridge.recordings import chapters as recording_chapters
 from confbridge.recordings.models import Recording
 from confbridge.signing import GrantSigner
 from confbridge_kernel.contracts import room_name
@@ -119,6 +120,8 @@ def _apply(row: Recording, info: RecordingInfo) -> None:
     row.ended_at = info.ended_at
     row.bytes = info.bytes
     row.sha256 = info.sha256
+    row.failure = info.failure[:500] if info.failure else None
+    recording_chapters.take_worker_chapters(row, info.chapters)
 
 
 def _client(session: Session, node_id: str, signer: GrantSigner) -> WorkerClient:
@@ -160,14 +163,25 @@ def get_recording(*, session: Session, occurrence_id: int, recording_id: str) ->
 
 
 def open_file(
-    *, session: Session, occurrence_id: int, recording_id: str, signer: GrantSigner
+    *,
+    session: Session,
+    occurrence_id: int,
+    recording_id: str,
+    signer: GrantSigner,
+    byte_range: str | None = None,
 ) -> tuple[Recording, RecordingDownload]:
-    """The recording and its file streamed from the node that wrote it (close the response
-    when done). Only a finished recording downloads."""
+    """The recording and its file (or the `Range` asked for) streamed from the node that
+    wrote it (close the response when done). Only a finished recording downloads."""
     row = get_recording(session=session, occurrence_id=occurrence_id, recording_id=recording_id)
     if row.ended_at is None:
         raise Conflict(f"recording {recording_id} is still being written; stop it first")
-    return row, _client(session, row.node_id, signer).open_recording_file(recording_id)
+    client = _client(session, row.node_id, signer)
+    return row, client.open_recording_file(recording_id, byte_range)
+
+
+def client_of(*, session: Session, row: Recording, signer: GrantSigner) -> WorkerClient:
+    """The admin client of the node holding the recording's file; NotFound if it is gone."""
+    return _client(session, row.node_id, signer)
 
 
 def start_where_always(

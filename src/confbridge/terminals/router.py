@@ -20,6 +20,7 @@ from confbridge.errors import DomainError, Forbidden, Invalid, NotFound
 from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
+from confbridge.recordings.state import recording_now
 from confbridge.settings import Settings
 from confbridge.sites.access import visible_site, visible_unit
 from confbridge.sites.models import Site
@@ -307,6 +308,7 @@ def my_floor(
         ended=occurrence.status == OccurrenceStatus.cancelled.value
         or not booking.active
         or utcnow() >= closes_at,
+        recording=recording_now(session=session, occurrence_id=occurrence.id) is not None,
     )
 
 

@@ -23,7 +23,7 @@ from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import i18n, labels, live_status, queries, record_pages
+from confbridge.web import i18n, labels, live_status, queries, record_pages, recording_views
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
@@ -156,6 +156,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "attendance": _attendance(page, occurrence, attended=bool(attended)),
         "attendance_statuses": ATTENDANCE_STATUSES,
         "record": record_pages.record_view(page, occurrence),
+        **recording_views.recording_context(page, occurrence),
         "notice_kinds": record_pages.NOTICE_KINDS,
         "notice_states": record_pages.NOTICE_STATES,
     }
@@ -181,7 +182,15 @@ def occurrence_page(page: UserPage, occurrence_id: str) -> Response:
         return not_found(page)
     form = OccurrenceForm.from_occurrence(occurrence, page.settings.meetings.default_tz)
     context = occurrence_context(page, occurrence)
-    return page.render("occurrence.html", form=form, message=None, conflicts=[], **context)
+    recordings = recording_views.recordings_view(page, occurrence)
+    return page.render(
+        "occurrence.html",
+        form=form,
+        message=None,
+        conflicts=[],
+        recordings=recordings,
+        **context,
+    )
 
 
 def _attendance(page: Page, occurrence: Occurrence, *, attended: bool) -> Any:
