@@ -235,6 +235,8 @@ class SharedUdpPort:
         self.transactions: dict[bytes, SharedPortProtocol] = {}
         # datagrams not delivered, by reason (DROP_REASONS); a worker's /metrics shows them
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        # connections attached from now on answer as ICE-lite agents (`sfu.rtc.icelite`)
+        self.ice_lite = False
         self._loop = loop
         self._buffer = bytearray(RECEIVE_BUFFER_BYTES)
         self._view = memoryview(self._buffer)

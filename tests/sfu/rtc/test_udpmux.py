@@ -27,10 +27,11 @@ pytestmark = pytest.mark.integration
 REPLY_WAIT_S = 0.5
 
 
-@pytest.fixture
-async def shared() -> AsyncIterator[SharedUdpPort]:
+@pytest.fixture(params=[True, False], ids=["lite", "full"])
+async def shared(request: pytest.FixtureRequest) -> AsyncIterator[SharedUdpPort]:
+    """The shared port, its connections ICE-lite agents (the worker's default) or full ones."""
     use_host_addresses(["127.0.0.1"])
-    port = await open_shared_port("127.0.0.1", 0)
+    port = await open_shared_port("127.0.0.1", 0, ice_lite=request.param)
     yield port
     close_shared_port()
     use_host_addresses(None)
