@@ -5,10 +5,12 @@ client's checks alone; and the aioice/aiortc internals it relies on, asserted on
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import aioice
 import aioice.ice
+import aioice.stun
 import aiortc
 import aiortc.rtcpeerconnection
 import aiortc.sdp
@@ -138,3 +140,38 @@ async def test_icelite_consent_window_has_a_floor(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 5.0)
     monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 6)
     assert icelite.consent_window_s() == 30.0
+
+
+@pytest.mark.integration
+async def test_icelite_moves_to_a_pair_the_peer_nominates_later(
+    lite_port: SharedUdpPort, pairs: list[Pair]
+) -> None:
+    """A nomination from another address of the peer (its network changed) selects that pair,
+    and the DTLS transport is told, so the SFU's own sends bind to it."""
+    pairs.append(Pair())
+    pair = pairs[0]
+    await pair.connect()
+    server = ice_connection(pair.server)
+    client = ice_connection(pair.client)
+    told: list[str] = []
+    pair.server.sctp.transport.on("statechange", lambda: told.append("statechange"))
+    request = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
+    )
+    request.attributes["USERNAME"] = f"{server.local_username}:{client.local_username}"
+    request.attributes["PRIORITY"] = 1
+    request.attributes["ICE-CONTROLLING"] = 1
+    request.attributes["USE-CANDIDATE"] = None
+    request.add_message_integrity(server.local_password.encode())
+    moved = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        moved.bind(("127.0.0.1", 0))
+        moved.settimeout(2)
+        moved.sendto(bytes(request), lite_port.sockname)
+        answer = aioice.stun.parse_message(await asyncio.to_thread(moved.recv, 2048))
+        new_address = moved.getsockname()
+    finally:
+        moved.close()
+    assert answer.message_class == aioice.stun.Class.RESPONSE
+    assert server._nominated[1].remote_addr == new_address
+    assert told == ["statechange"]
