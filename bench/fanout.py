@@ -970,10 +970,13 @@ UDP_MODES = {
 }
 
 
-def start_stack(data_dir: Path, worker_count: int = 1, udp_mode: str = "single") -> Stack:
+def start_stack(
+    data_dir: Path, worker_count: int = 1, udp_mode: str = "single", ice_lite: bool = True
+) -> Stack:
     """The control plane and `worker_count` local workers on a fresh SQLite database, with an
     occurrence on now (chair hq, inviting p1) and a terminal token for both sites. `udp_mode`:
-    a key of UDP_MODES (single port with sendmmsg, single port with sendto, a port per peer)."""
+    a key of UDP_MODES (single port with sendmmsg, single port with sendto, a port per peer);
+    `ice_lite`: the workers ICE-lite agents in single-port mode."""
     from confbridge import migrate
     from confbridge.db import Database
     from confbridge.local_workers import LocalWorkers
@@ -991,6 +994,7 @@ def start_stack(data_dir: Path, worker_count: int = 1, udp_mode: str = "single")
             "local_workers": worker_count,
             "udp_mode": UDP_MODES[udp_mode][0],
             "udp_batch": UDP_MODES[udp_mode][1],
+            "ice_lite": ice_lite,
             "udp_port": free_udp_ports(worker_count),
         },
     )

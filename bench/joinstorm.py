@@ -21,6 +21,7 @@ Printed per run (admission control on, then off in the same run: `join_max_hands
 - workers: CPU cores (utime + stime of both worker processes over the storm).
 
     .venv/bin/python bench/joinstorm.py [--halls 100] [--window 30] [--workers 2] [--clients 2]
+        [--ice-lite on|off]
 """
 
 from __future__ import annotations
@@ -288,7 +289,9 @@ async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> 
         os.environ["CONFBRIDGE_SFU_JOIN_MAX_HANDSHAKES"] = "0"  # inherited by the workers
     clients = start_storm_clients(args.clients)
     data_dir = Path(tempfile.mkdtemp(prefix="joinstorm-"))
-    stack = await asyncio.to_thread(start_stack, data_dir, args.workers)
+    stack = await asyncio.to_thread(
+        start_stack, data_dir, args.workers, "single", args.ice_lite == "on"
+    )
     decoders: list[WaitingDecodingViewer] = []
     publisher = None
     try:
@@ -372,7 +375,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"{os.cpu_count()} CPUs, {args.workers} worker(s), {args.halls} lean halls within "
         f"{args.window:g} s, {EXISTING_RTCP_VIEWERS} RTCP viewers and {DECODING_VIEWERS} "
-        "decoding viewers joined before"
+        f"decoding viewers joined before, ICE-lite {args.ice_lite}"
     )
     head = (
         f"{'run':<15}{'joined':>10}{'503s':>6}{'1st p50':>9}{'1st p95':>9}{'1st max':>9}"
@@ -433,6 +436,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="client processes for viewers")
     parser.add_argument(
         "--modes", default="on,off", help="admission control in each run: on, off or both"
+    )
+    parser.add_argument(
+        "--ice-lite", default="on", choices=["on", "off"], help="workers as ICE-lite agents"
     )
     args = parser.parse_args()
     args.modes = [m.strip() == "on" for m in args.modes.split(",") if m.strip()]

@@ -54,6 +54,10 @@ class WorkerSettings(BaseSettings):
     announced_port: int | None = Field(default=None, ge=1, le=65535)
     # Single mode: a packet fanned out to many viewers leaves in one sendmmsg(2) call.
     udp_batch: bool = True
+    # Single mode: the worker is an ICE-lite agent (a=ice-lite; it answers the peer's checks
+    # and sends none, consent kept by the peer's checks). False: a full ICE agent, as in range
+    # mode.
+    ice_lite: bool = True
     # UDP ports per-peer media sockets (range mode) and SIP legs' RTP bind in (firewall rules);
     # 0 and 0: any ephemeral port.
     udp_port_min: int = Field(default=0, ge=0, le=65535)

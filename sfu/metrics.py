@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from confbridge_kernel.contracts import PeerStats
 from sfu.layers import count_layers
+from sfu.rtc.ice import shared_port
 
 if TYPE_CHECKING:
     from sfu.admission import JoinGate
@@ -221,6 +222,7 @@ class WorkerMetrics(Collector):
             cpu.add_metric([], self.cpu_per_packet_s)
             yield cpu
         yield from self._admission(worker.gate)
+        yield from _media_port_drops()
         reporter = worker.reporter
         if reporter is not None:
             spool = GaugeMetricFamily(
@@ -270,6 +272,23 @@ class WorkerMetrics(Collector):
         for layer, count in count_layers(policies).items():
             viewers.add_metric([layer], count)
         return viewers
+
+
+def _media_port_drops() -> Iterator[Metric]:
+    """Datagrams the shared media port (single-port mode) gave to no session, by reason
+    (`sfu.rtc.udpmux.DROP_REASONS`): scans, stale peers, forged checks."""
+    port = shared_port()
+    if port is None:
+        return
+    dropped = CounterMetricFamily(
+        "confbridge_sfu_media_port_dropped",
+        "datagrams on the worker's shared UDP port that reached no session: from an unknown "
+        "address, naming an unknown ICE ufrag, or a check failing integrity (answered 401)",
+        labels=["reason"],
+    )
+    for reason, count in port.drops.items():
+        dropped.add_metric([reason], count)
+    yield dropped
 
 
 def received_stats(sources: Iterable[Source]) -> tuple[PeerStats, int]:

@@ -181,6 +181,7 @@ class Worker:
                 announced_address=settings.announced_ip,
                 announced_port=settings.announced_port,
                 batch=settings.udp_batch,
+                ice_lite=settings.ice_lite,
             )
         except OSError as exc:
             raise MediaPortUnavailable(

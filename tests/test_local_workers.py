@@ -253,6 +253,10 @@ def test_local_workers_environment_range_mode_and_system_picked_ports(tmp_path: 
     ranged = make_settings("", tmp_path, sfu={"udp_mode": "range"})
     environment = LocalWorkers(ranged, control_url="http://127.0.0.1:9100").environment(1)
     assert environment["CONFBRIDGE_SFU_UDP_MODE"] == "range"
+    assert environment["CONFBRIDGE_SFU_ICE_LITE"] == "true"
+    full = make_settings("", tmp_path, sfu={"ice_lite": False})
+    environment = LocalWorkers(full, control_url="http://127.0.0.1:9100").environment(1)
+    assert environment["CONFBRIDGE_SFU_ICE_LITE"] == "false"
     picked = make_settings("", tmp_path, sfu={"udp_port": 0})
     environment = LocalWorkers(picked, control_url="http://127.0.0.1:9100").environment(1)
     assert environment["CONFBRIDGE_SFU_UDP_PORT"] == "0"  # not 1: the system picks each one

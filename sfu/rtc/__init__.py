@@ -9,7 +9,8 @@ ordinary aiortc peers in the same process keep their stock behaviour. By concern
 - `ice`: host candidates (addresses, port range, announced address), consent timing, ICE
   restart in place, the pair ICE selected.
 - `udpmux`: single-port mode, every peer connection of the worker on one UDP socket, routed by
-  STUN username and remote address; `sendmmsg`: batched sends on that socket.
+  STUN username and remote address; `sendmmsg`: batched sends on that socket; `icelite`: the
+  connections on it as ICE-lite agents (no checks of their own, consent by the peer's checks).
 - `sdp`: what a transceiver negotiated, and the helpers that shape an answer (codecs, every
   m-line of a BUNDLE group on its transport).
 - `transport`: synchronous SRTP on a DTLS transport; DTLS cipher suites for RSA peers.

@@ -34,6 +34,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport, candidate_from_aioice, candidate_to_aioice
 from aiortc.sdp import candidate_to_sdp
 
+from sfu.rtc.icelite import ice_transports, make_lite
 from sfu.rtc.udpmux import SharedPortProtocol, SharedUdpPort, shared_port_candidates
 
 log = logging.getLogger(__name__)
@@ -165,10 +166,12 @@ async def open_shared_port(
     announced_address: str | None = None,
     announced_port: int | None = None,
     batch: bool = True,
+    ice_lite: bool = True,
 ) -> SharedUdpPort:
     """Bind the worker's one media socket on `address:port` (0: a port the system picks);
-    the peer connections given to `share_port` afterwards gather on it. Process-wide (the
-    worker is one process); OSError if the port is taken."""
+    the peer connections given to `share_port` afterwards gather on it, as ICE-lite agents
+    with `ice_lite` (`sfu.rtc.icelite`). Process-wide (the worker is one process); OSError if
+    the port is taken."""
     global _shared_port
     close_shared_port()
     _shared_port = await SharedUdpPort.open(
@@ -178,6 +181,7 @@ async def open_shared_port(
         announced_port=announced_port,
         batch=batch,
     )
+    _shared_port.ice_lite = ice_lite
     return _shared_port
 
 
@@ -195,12 +199,8 @@ def shared_port() -> SharedUdpPort | None:
 
 
 def _ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
-    dtls = {t.sender.transport for t in pc.getTransceivers() if t.sender.transport}
-    if pc.sctp is not None:
-        dtls.add(pc.sctp.transport)
     # touches RTCIceTransport._connection, the aioice Connection under each ICE transport
-    connections = {id(d.transport._connection): d.transport._connection for d in dtls}
-    return list(connections.values())
+    return [transport._connection for transport in ice_transports(pc)]
 
 
 def share_port(pc: RTCPeerConnection) -> None:
@@ -208,7 +208,8 @@ def share_port(pc: RTCPeerConnection) -> None:
 
     Call it before the description that gathers (`createAnswer`/`createOffer`, then
     `setLocalDescription`): each of its ICE transports gets a local ufrag unique on the port,
-    by which the port routes the peer's first checks to it.
+    by which the port routes the peer's first checks to it. On a port opened with `ice_lite`,
+    call it after the remote offer is applied: the transports become ICE-lite agents.
     """
     port = _shared_port
     if port is None:
@@ -232,6 +233,8 @@ def share_port(pc: RTCPeerConnection) -> None:
             continue
         connection._local_username = port.unused_ufrag()
         connection.get_component_candidates = types.MethodType(gather, connection)  # type: ignore[method-assign]
+    if port.ice_lite:
+        make_lite(pc)
 
 
 def _shared_port_protocols(connection: aioice.Connection) -> list[SharedPortProtocol]:

@@ -12,6 +12,8 @@ WebRtcServer and LiveKit's UDP mux route them:
   the worker's own check can come before the peer's first request);
 - anything else (DTLS, SRTP, SRTCP) by its source address; from an unknown address it is dropped.
 
+What reaches no connection is counted by reason (`DROP_REASONS`, the worker's /metrics).
+
 A remote address belongs to one connection at a time (the latest whose check authenticated
 from it): a peer must not run several sessions with the worker from one socket, which browsers
 and aiortc never do (and the worker's own cascade sessions to other nodes use sockets of their
@@ -54,6 +56,13 @@ the worker's connections, and a clash is then vanishingly rare (it is checked an
 _STUN_HEADER = 20
 _STUN_COOKIE = b"\x21\x12\xa4\x42"
 _USERNAME = 0x0006
+
+
+DROP_REASONS = ("unknown_address", "unknown_ufrag", "integrity")
+"""Why a datagram reached no connection: DTLS, SRTP or a STUN response from an address no
+check bound; a binding request naming no session's ufrag (no answer at all); a binding request
+whose MESSAGE-INTEGRITY fails with the session's password (answered 401 by the session, and its
+address not bound)."""
 
 
 class UfragInUse(OSError):
@@ -224,7 +233,10 @@ class SharedUdpPort:
         self.by_ufrag: dict[str, SharedPortProtocol] = {}
         self.by_address: dict[tuple[str, int], SharedPortProtocol] = {}
         self.transactions: dict[bytes, SharedPortProtocol] = {}
-        self.dropped = 0  # datagrams from unknown addresses, requests naming unknown ufrags
+        # datagrams not delivered, by reason (DROP_REASONS); a worker's /metrics shows them
+        self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        # connections attached from now on answer as ICE-lite agents (`sfu.rtc.icelite`)
+        self.ice_lite = False
         self._loop = loop
         self._buffer = bytearray(RECEIVE_BUFFER_BYTES)
         self._view = memoryview(self._buffer)
@@ -297,18 +309,25 @@ class SharedUdpPort:
             return
         protocol = self.by_address.get(addr)
         if protocol is None:
-            self.dropped += 1
+            self.drops["unknown_address"] += 1
             return
         protocol.datagram_received(data, addr)
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams not delivered, whatever the reason."""
+        return sum(self.drops.values())
 
     def _route_stun(self, data: bytes, addr: tuple[str, int]) -> None:
         if _is_stun_response(data):
             protocol = self.transactions.get(data[8:20]) or self.by_address.get(addr)
+            if protocol is None:
+                self.drops["unknown_address"] += 1
+                return
         else:
             protocol = self._binding_request_target(data, addr)
-        if protocol is None:
-            self.dropped += 1
-            return
+            if protocol is None:
+                return  # counted where the reason is known
         protocol.datagram_received(data, addr)
 
     def _binding_request_target(
@@ -316,12 +335,19 @@ class SharedUdpPort:
     ) -> SharedPortProtocol | None:
         username = _binding_username(data)
         if username is None:
-            return self.by_address.get(addr)
+            protocol = self.by_address.get(addr)
+            if protocol is None:
+                self.drops["unknown_address"] += 1
+            return protocol
         protocol = self.by_ufrag.get(username.partition(":")[0])
         if protocol is None:
+            self.drops["unknown_ufrag"] += 1
             return None  # not a peer of this worker: no answer at all
-        if self.by_address.get(addr) is not protocol and self._authentic(data, protocol):
-            self._bind_address(protocol, addr)
+        if self.by_address.get(addr) is not protocol:
+            if self._authentic(data, protocol):
+                self._bind_address(protocol, addr)
+            else:
+                self.drops["integrity"] += 1  # the session answers 401; the address stays free
         return protocol
 
     @staticmethod

@@ -127,6 +127,7 @@ class LocalWorkers:
                 settings.sfu.udp_port + index if settings.sfu.udp_port else 0
             ),
             "CONFBRIDGE_SFU_UDP_BATCH": "true" if settings.sfu.udp_batch else "false",
+            "CONFBRIDGE_SFU_ICE_LITE": "true" if settings.sfu.ice_lite else "false",
             "CONFBRIDGE_SFU_UDP_PORT_MIN": str(settings.sfu.udp_port_min),
             "CONFBRIDGE_SFU_UDP_PORT_MAX": str(settings.sfu.udp_port_max),
             # handed to WHIP/WHEP clients in Link headers, as in join answers

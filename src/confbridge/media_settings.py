@@ -117,6 +117,8 @@ class SfuSettings(BaseModel):
     announced_port: int | None = Field(default=None, ge=1, le=65535)
     # Single mode: a packet fanned out to many viewers leaves in one sendmmsg(2) call.
     udp_batch: bool = True
+    # Single mode: workers are ICE-lite agents (they answer checks and send none).
+    ice_lite: bool = True
     # UDP ports of per-peer media sockets (range mode) and of SIP legs' RTP, for firewall
     # rules (0 and 0: ephemeral).
     udp_port_min: int = Field(default=0, ge=0, le=65535)

@@ -1,5 +1,6 @@
 """A media server under a join storm answers 503 with Retry-After: the agent waits as told
-(with jitter), offers the same grant again, and reports no error meanwhile."""
+(with jitter), offers the same grant again, and reports no error meanwhile; so does the
+content it presents."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import itertools
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from confbridge.agent.agent import AgentOptions, TerminalAgent, retry_delay_s
-from confbridge.agent.backoff import Backoff
+from confbridge.agent.agent import AgentOptions, TerminalAgent
+from confbridge.agent.backoff import Backoff, retry_delay_s
 from confbridge.agent.client import ControlClient
+from confbridge.agent.content import ContentSource, present
 from confbridge.agent.media import MediaSources
 from confbridge.agent.session import SessionError, _reason
 from confbridge.timeutil import utcnow
+from tests.support.content_share import slides_clip
 from tests.support.peers import until
 from tests.support.servers import ServerThread
 
@@ -34,10 +38,13 @@ class BusyBridge:
     """A control plane and a media server in one real HTTP server: the agenda holds one
     meeting on now; WHIP and WHEP answer `REFUSALS` times 503 (JSON, Retry-After), then 409."""
 
-    def __init__(self) -> None:
+    def __init__(self, content_join_refusals: int = 0) -> None:
         self.grants = 0
         self.posts: dict[str, list[tuple[float, str]]] = {"whip": [], "whep": []}
         self.url = ""
+        # the control plane answers the first content joins 503 with Retry-After
+        self.content_join_refusals = content_join_refusals
+        self.content_joins: list[float] = []
 
     def app(self) -> Starlette:
         now = utcnow()
@@ -56,7 +63,16 @@ class BusyBridge:
             }  # fmt: skip
             return JSONResponse({"site_id": 2, "site_name": "Xã A", "items": [item]})
 
-        async def join(_request: Request) -> Response:
+        async def join(request: Request) -> Response:
+            body = await request.json() if await request.body() else {}
+            if body.get("purpose") == "content":
+                self.content_joins.append(time.monotonic())
+                if len(self.content_joins) <= self.content_join_refusals:
+                    return JSONResponse(
+                        {"detail": "no media server is up just now"},
+                        status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_S)},
+                    )
             self.grants += 1
             return JSONResponse(
                 {
@@ -126,6 +142,37 @@ async def test_agent_waits_as_a_busy_media_server_asks_with_the_same_grant(
     assert [token for _at, token in whip] == ["Bearer grant-1"] * (REFUSALS + 1)
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(whip)]
     # never sooner than told; at most 20 % and 0.2 s of jitter later (and a loaded machine)
+    assert all(RETRY_AFTER_S <= gap <= RETRY_AFTER_S * 1.2 + 0.2 + 0.5 for gap in gaps), gaps
+
+
+async def test_agent_content_waits_as_told_and_offers_the_same_grant(
+    serve: Callable[..., ServerThread], loopback: None, tmp_path: Path
+) -> None:
+    """Presenting content honours Retry-After as the meeting's join does: the control plane's
+    503 is waited out as told (not the content's own short retry), and a busy media server is
+    offered the same content grant again after each wait."""
+    clip = tmp_path / "slides.webm"
+    slides_clip(clip, 160, 90)
+    source = ContentSource(file=str(clip))
+    await asyncio.to_thread(source.open)
+    bridge = BusyBridge(content_join_refusals=1)
+    server = serve(bridge.app())
+    bridge.url = server.url
+    client = ControlClient(server.url, token="cbt_x")
+    presenting = asyncio.create_task(present(client, source, 7, retry_s=0.2))
+    try:
+        await until(lambda: len(bridge.posts["whip"]) > REFUSALS, 30)
+    finally:
+        presenting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await presenting
+        await client.close()
+        source.close()
+    first, second = bridge.content_joins[:2]
+    assert RETRY_AFTER_S <= second - first <= RETRY_AFTER_S * 1.2 + 0.2 + 0.5
+    whip = bridge.posts["whip"][: REFUSALS + 1]
+    assert [token for _at, token in whip] == ["Bearer grant-1"] * (REFUSALS + 1)
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(whip)]
     assert all(RETRY_AFTER_S <= gap <= RETRY_AFTER_S * 1.2 + 0.2 + 0.5 for gap in gaps), gaps
 
 

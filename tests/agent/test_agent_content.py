@@ -5,27 +5,17 @@ stops it the hall does not start it again."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from confbridge.sites.models import Site
+from tests.support.content_share import slides_clip
 from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.servers import AgentProcess, Stack, pairing_code
 
 CLIP_WIDTH, CLIP_HEIGHT = 256, 144
 MEDIA_TIMEOUT_S = 20.0
-
-
-def _slides(path: Path) -> None:
-    """A short VP8 clip of ffmpeg's test card, standing in for a department's slides."""
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
-         f"testsrc=size={CLIP_WIDTH}x{CLIP_HEIGHT}:rate=10", "-t", "3", "-c:v", "libvpx",
-         "-y", str(path)],
-        check=True, timeout=60,
-    )  # fmt: skip
 
 
 async def test_agent_presents_its_file_once_it_has_the_floor_until_the_chair_stops_it(
@@ -38,7 +28,7 @@ async def test_agent_presents_its_file_once_it_has_the_floor_until_the_chair_sto
 ) -> None:
     """Refused without the floor → given the floor → presented → stopped by the chair."""
     clip = tmp_path / "bao-cao.webm"
-    _slides(clip)
+    slides_clip(clip, CLIP_WIDTH, CLIP_HEIGHT)
     chair_grant = await stack.join("hq")
     chair = WhipPublisher(chair_grant["whip_url"], chair_grant["token"])
     peers.append(chair)

@@ -8,13 +8,17 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from confbridge.db import Database
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 from tests.support import netns
+from tests.support.factories import move_occurrence, open_occurrence
 from tests.support.netns import Hosts, udp_dropped
 from tests.support.peers import WhepViewer, WhipPublisher
 from tests.support.servers import AgentProcess, Stack, pairing_code
@@ -62,7 +66,12 @@ def stack_options(
     # control plane, workers and media on the bridge's address: the hall reaches them by TCP,
     # and would by UDP if its network let it
     monkeypatch.setenv("CONFBRIDGE_SFU_HOST", gateway)
-    return {"host": gateway, "sfu": {"media_ip": gateway, "turn": turn_settings(coturn)}}
+    return {
+        "host": gateway,
+        "sfu": {"media_ip": gateway, "turn": turn_settings(coturn)},
+        # a hall leaves at the meeting's end, not after the time a meeting may run over
+        "settings": {"meetings": {"overrun_grace_min": 0}},
+    }
 
 
 async def _publish_chair(stack: Stack, peers: list[WhipPublisher | WhepViewer]) -> None:
@@ -130,6 +139,40 @@ async def test_blocked_udp_agent_falls_back_to_turn_over_tcp(
     assert udp_dropped(udp_blocked_hall, "hall") > 0, "the hall never tried UDP"
     # coturn relayed for the hall's credential over TCP on its plain port
     assert await _relay_ports(coturn, sites["p1"], tcp=True) == {coturn.port}
+
+
+async def test_blocked_udp_agent_tries_direct_again_at_the_next_meeting(
+    udp_blocked_hall: Hosts,
+    coturn: Coturn,
+    stack: Stack,
+    database: Database,
+    sites: dict[str, Site],
+    it_user: dict[str, str],
+) -> None:
+    """A hall that needed the relay in one meeting does not stay on it: once its network lets
+    UDP through again, the next meeting joins on direct UDP."""
+    agent = _hall_agent(udp_blocked_hall, stack, it_user, sites["p1"])
+    try:
+        first = await agent.wait_for("joined", FALLBACK_JOIN_S)
+        assert first["route"] == "relay-tcp"
+        # the network is mended; the meeting ends and the next one is on
+        netns.unblock_udp(udp_blocked_hall, "hall")
+        assert stack.settings is not None
+        # (ended before the next one starts: a site's bookings do not overlap)
+        move_occurrence(
+            database, stack.occurrence_id, utcnow() - timedelta(minutes=10), timedelta(minutes=8)
+        )
+        next_id, _tokens = open_occurrence(database, stack.settings, sites)
+        await agent.wait_for("left", 20)
+        reset = await agent.wait_for("ice_route_reset", 20)
+        assert (reset["route"], reset["previous"]) == ("direct", "relay-tcp")
+        joined = await agent.wait_for("joined", 30, after=1)
+        assert joined["occurrence_id"] == next_id
+        assert joined["route"] == "direct"
+        assert "relay/tcp" not in joined["paths"]
+    finally:
+        agent.stop()
+    assert not agent.events("ice_route")[1:], "direct UDP failed again"
 
 
 async def test_blocked_udp_agent_relays_over_tls_with_a_private_ca(

@@ -11,8 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from confbridge.agent.agent import retry_delay_s
-from confbridge.agent.backoff import MAX_RETRY_AFTER_S, Backoff, retry_after_delay_s
+from confbridge.agent.backoff import (
+    MAX_RETRY_AFTER_S,
+    Backoff,
+    retry_after_delay_s,
+    retry_delay_s,
+)
 from confbridge.agent.client import ControlClient, ControlError, retry_after_s
 from tests.support.servers import ServerThread
 

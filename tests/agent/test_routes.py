@@ -66,6 +66,21 @@ def test_routes_move_down_the_ladder_and_keep_what_works() -> None:
     assert routes.current(offered) == DIRECT  # after the last, from the start again
 
 
+def test_routes_start_over_at_the_next_meeting() -> None:
+    routes = IceRoutes(ladder(relay_only=False, turn_transport=None))
+    offered = _servers(UDP, TCP, TLS)
+    routes.failed(DIRECT)
+    relay_tcp = routes.current(offered)
+    routes.succeeded(relay_tcp)
+    assert routes.current(offered) == relay_tcp  # the rest of this meeting
+    routes.start_over()
+    assert routes.current(offered) == DIRECT  # the next one tries direct UDP first
+    relay = IceRoutes(ladder(relay_only=True, turn_transport=None))
+    relay.failed(IceRoute("udp", relay_only=True))
+    relay.start_over()
+    assert relay.current(offered) == IceRoute("udp", relay_only=True)  # its own first step
+
+
 def test_routes_skip_relays_the_grant_does_not_offer() -> None:
     routes = IceRoutes(ladder(relay_only=False, turn_transport=None))
     routes.failed(DIRECT)

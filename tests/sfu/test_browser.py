@@ -323,8 +323,8 @@ async def test_browser_views_through_the_worker_single_port(
     peers: list[WhipPublisher | WhepViewer],
     terminal: Callable[[str], Awaitable[Terminal]],
 ) -> None:
-    """Single-port mode (the default): Chromium and an aiortc hall view through the same
-    worker port the publisher sends to, and both decode."""
+    """Single-port mode (the default, the worker an ICE-lite agent): Chromium and an aiortc
+    hall view through the same worker port the publisher sends to, and both decode."""
     assert stack.settings is not None and stack.settings.sfu.udp_mode == "single"
     port = stack.settings.sfu.udp_port
     chair_grant = await stack.join("hq")
@@ -343,6 +343,9 @@ async def test_browser_views_through_the_worker_single_port(
     stats = await ward.wait_for(lambda s: s.get("videoWidth") == 320, "the chair's picture", 10)
     assert stats["connection"] == "connected"
     assert await ward.page.evaluate(SELECTED_REMOTE_PORT_JS) == port
+    # the worker is an ICE-lite agent there: Chromium nominated the pair, the worker sent no check
+    remote_sdp = await ward.page.evaluate("() => window.session.pc.remoteDescription.sdp")
+    assert "a=ice-lite" in remote_sdp.splitlines()
     used = [
         nominated_datagram_transport(peer.pc.getTransceivers()[0].sender.transport)
         for peer in (chair, hall)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 
@@ -10,7 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.sfu.rtc.shared_pairs import binding_request
 from tests.support.peers import WhepViewer, WhipPublisher, until
+from tests.support.polling import eventually
 from tests.support.servers import NODE_SECRET, Stack
 
 
@@ -92,3 +95,47 @@ async def test_metrics_move_while_a_peer_streams(
     after = await scrape(stack)
     assert after[("confbridge_sfu_packets_forwarded_total", ())] >= before
     assert ("confbridge_sfu_peers", (("direction", "egress"), ("role", "site"))) not in after
+
+
+async def test_metrics_count_what_the_shared_media_port_drops(stack: Stack, peers: list) -> None:
+    """Datagrams on the worker's one UDP port that reach no session are counted by reason:
+    from an address no check bound, naming no session's ICE ufrag, failing integrity."""
+    assert stack.settings is not None and stack.settings.sfu.udp_mode == "single"
+    media = ("127.0.0.1", stack.settings.sfu.udp_port)
+    grant = await stack.join("p1")
+    viewer = WhepViewer(grant["whep_url"], grant["token"])
+    peers.append(viewer)
+    answer = await viewer.start()
+    assert answer.status_code == 201
+    await until(lambda: viewer.pc.connectionState == "connected", timeout_s=15)
+    (ufrag,) = {
+        line.split(":", 1)[1]
+        for line in answer.text.splitlines()
+        if line.startswith("a=ice-ufrag:")
+    }
+
+    def dropped(samples: dict) -> dict[str, float]:
+        return {
+            dict(labels)["reason"]: value
+            for (name, labels), value in samples.items()
+            if name == "confbridge_sfu_media_port_dropped_total"
+        }
+
+    before = dropped(await scrape(stack))
+    assert set(before) == {"unknown_address", "unknown_ufrag", "integrity"}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as scanner:
+        scanner.bind(("127.0.0.1", 0))
+        for _ in range(3):
+            scanner.sendto(b"\x80\x60" + bytes(30), media)  # RTP from nobody's address
+        scanner.sendto(binding_request("nobody12:abcd", "x" * 22), media)
+        # the viewer's ufrag with the wrong password: answered 401, the address not bound
+        scanner.sendto(binding_request(f"{ufrag}:abcd", "y" * 22), media)
+
+        async def counted() -> dict[str, float] | None:
+            after = dropped(await scrape(stack))
+            return after if after["integrity"] > before["integrity"] else None
+
+        after = await eventually(counted, 10, "the forged check counted")
+    assert after["unknown_address"] - before["unknown_address"] == 3
+    assert after["unknown_ufrag"] - before["unknown_ufrag"] == 1
+    assert after["integrity"] - before["integrity"] == 1

@@ -1,8 +1,11 @@
 """Peers that vanish without a DELETE are dropped once ICE consent (RFC 7675) expires.
 
 The worker runs here with a consent check every second and failure after 3 unanswered ones
-(`CONFBRIDGE_SFU_ICE_CONSENT_*`; by default every 5 s and 6 failures, about 30 s), so a
-vanished peer is dropped 2.4–4 s after it went silent.
+(`CONFBRIDGE_SFU_ICE_CONSENT_*`; by default every 5 s and 6 failures, about 30 s). A full ICE
+agent (port-range mode) then drops a vanished peer 2.4–4 s after it went silent; an ICE-lite
+one (single-port mode, the default) sends no checks and drops a peer whose own checks stopped
+for the consent window, never shorter than `LITE_CONSENT_MIN_S` (15 s: peers check every
+4–6 s).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import httpx
 import pytest
 
 from confbridge.sites.models import Site
+from sfu.rtc.icelite import LITE_CONSENT_MIN_S
 from tests.support.peers import WhepViewer, WhipPublisher, until, vanish
 from tests.support.servers import NODE_SECRET, Stack
 
@@ -23,6 +27,23 @@ CONSENT_FAILURES = 3
 # checks at most 1.2 intervals apart, each waiting 0.5 s for its answer, plus slack for a
 # loaded host
 CONSENT_EXPIRY_MAX_S = CONSENT_FAILURES * (CONSENT_INTERVAL_S * 1.2 + 0.5) + 10
+
+
+@pytest.fixture(params=["single", "range"])
+def stack_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The worker an ICE-lite agent on its single port, and a full agent in port-range mode."""
+    return {"sfu": {"udp_mode": request.param}}
+
+
+def expiry_bounds_s(stack: Stack) -> tuple[float, float]:
+    """How long after a peer went silent the worker drops it, at the least and at most."""
+    assert stack.settings is not None
+    if stack.settings.sfu.udp_mode == "single" and stack.settings.sfu.ice_lite:
+        # the peer's last check came up to one of its intervals (5 s × 1.2) before it vanished
+        window = max(CONSENT_INTERVAL_S * CONSENT_FAILURES, LITE_CONSENT_MIN_S)
+        return window - 6.0, window + CONSENT_INTERVAL_S + 10
+    # at least the unanswered checks passed
+    return (CONSENT_FAILURES - 1) * CONSENT_INTERVAL_S * 0.8, CONSENT_EXPIRY_MAX_S
 
 
 @pytest.fixture
@@ -64,13 +85,14 @@ async def test_peer_liveness_vanished_peers_are_dropped_after_consent_fails(
     vanish(publisher.pc)
     vanish(viewer.pc)
     vanished_at = time.monotonic()
-    deadline = vanished_at + CONSENT_EXPIRY_MAX_S
+    shortest_s, longest_s = expiry_bounds_s(stack)
+    deadline = vanished_at + longest_s
     while gone & (await _worker_peers(stack)).keys():
         assert time.monotonic() < deadline, "the worker kept peers that answer no consent check"
         await asyncio.sleep(0.5)
     dropped_after_s = time.monotonic() - vanished_at
-    # dropped for consent, not for some earlier reason: at least the unanswered checks passed
-    assert dropped_after_s > (CONSENT_FAILURES - 1) * CONSENT_INTERVAL_S * 0.8, dropped_after_s
+    # dropped for consent, not for some earlier reason
+    assert dropped_after_s > shortest_s, dropped_after_s
 
     # The chair, still answering, stays; the control plane learns who left and why.
     remaining = await _worker_peers(stack)

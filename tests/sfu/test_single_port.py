@@ -21,9 +21,12 @@ from tests.support.servers import Stack
 VIEWER_SITES = ("p1", "p2", "p1")  # a site may watch on two screens (two grants)
 
 
-@pytest.fixture(params=["single", "range"])
+@pytest.fixture(params=["single", "single-full-ice", "range"])
 def stack_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return {"sfu": {"udp_mode": request.param}}
+    """Single-port mode with the worker an ICE-lite agent (the default) or a full one, and
+    port-range mode (always full ICE)."""
+    mode, _, full = request.param.partition("-")
+    return {"sfu": {"udp_mode": mode, "ice_lite": not full}}
 
 
 def answer_ports(response: httpx.Response) -> list[int]:
@@ -66,6 +69,12 @@ async def test_single_port_publisher_and_viewers_share_the_worker_port(
         lambda: all(len(v.frames) > 10 and v.audio_frames > 10 for v in viewers), timeout_s=20
     )
     assert all(v.widths_since(0) == {320} for v in viewers)
+    # ICE-lite in single-port mode unless turned off: said in every answer, read by the peers
+    lite = sfu.udp_mode == "single" and sfu.ice_lite
+    assert all(("a=ice-lite" in a.text.splitlines()) is lite for a in answers)
+    for peer in (chair, *viewers):
+        connection = peer.pc.getTransceivers()[0].sender.transport.transport._connection
+        assert connection.remote_is_lite is lite and connection.ice_controlling
     ports = [answer_ports(answer) for answer in answers]
     used = [selected_remote_port(peer.pc) for peer in (chair, *viewers)]
     if sfu.udp_mode == "single":

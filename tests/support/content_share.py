@@ -1,10 +1,13 @@
 """Content sharing seen from a viewer that is not on the presenter's worker (an edge): the
-chair presents, the chair stops it, a hall given the floor presents next."""
+chair presents, the chair stops it, a hall given the floor presents next; and a clip for a
+hall agent to present."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from pathlib import Path
 
 from confbridge.sites.models import Site
 from tests.support.peers import WhepViewer, WhipPublisher, until
@@ -14,6 +17,15 @@ CHAIR_SLIDES_WIDTH = 352
 HALL_SLIDES_WIDTH = 208
 MEDIA_TIMEOUT_S = 20.0
 QUIET_S = 1.5
+
+
+def slides_clip(path: Path, width: int, height: int) -> None:
+    """A short VP8 clip of ffmpeg's test card, standing in for a department's slides."""
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+         f"testsrc=size={width}x{height}:rate=10", "-t", "3", "-c:v", "libvpx", "-y", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
 
 
 async def present(stack: Stack, site: str, width: int, peers: list) -> WhipPublisher:

@@ -95,6 +95,15 @@ def block_udp(made: Hosts, host: str) -> None:
     subprocess.run(made.command(host, ["nft", rules]), check=True, capture_output=True)
 
 
+def unblock_udp(made: Hosts, host: str) -> None:
+    """Let UDP through `host`'s network again (undo `block_udp`)."""
+    subprocess.run(
+        made.command(host, ["nft", "delete", "table", "inet", BLOCK_UDP_TABLE]),
+        check=True,
+        capture_output=True,
+    )
+
+
 def route_through_gateway(made: Hosts, host: str) -> None:
     """Give `host` a default route through the gateway, as a hall's network has (browsers
     gather candidates on the interface of the default route)."""

@@ -1,6 +1,6 @@
 """The kiosk page in headless Chromium against a worker under a join storm: the worker's 503
 with Retry-After (read through CORS) makes the hall wait its turn, shown as waiting and not
-as an error, then it joins with the same grant."""
+as an error, then it joins with the same grant; presenting its screen waits the same way."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiortc import RTCPeerConnection
 from playwright.async_api import Browser
 
 from sfu.admission import HANDSHAKE_HOLD_S
@@ -43,14 +44,10 @@ async def browser() -> AsyncIterator[Browser]:
         yield chromium
 
 
-async def test_kiosk_waits_its_turn_when_the_worker_is_busy(
-    stack: Stack, sites: dict[str, Any], it_user: dict[str, str], browser: Browser
-) -> None:
-    """Another hall holds the worker's only handshake slot (it never completes, so the slot
-    is held `HANDSHAKE_HOLD_S`): the kiosk is told 503 + Retry-After, waits as told with
-    jitter, says it waits its turn, reports no error, and joins once the slot is free."""
+async def hold_the_only_slot(stack: Stack, stuck: RTCPeerConnection) -> None:
+    """Hall p2 offers a view from `stuck` and never connects: the worker's only handshake slot
+    stays taken for `HANDSHAKE_HOLD_S`."""
     other = await stack.join("p2")
-    stuck = loopback_peer()
     stuck.addTransceiver("video", direction="recvonly")
     await stuck.setLocalDescription(await stuck.createOffer())
     async with httpx.AsyncClient(timeout=10) as http:
@@ -62,7 +59,18 @@ async def test_kiosk_waits_its_turn_when_the_worker_is_busy(
                 "Authorization": f"Bearer {other['token']}",
             },
         )
-        assert held.status_code == 201  # answered, never connected: the slot stays taken
+    assert held.status_code == 201  # answered, never connected: the slot stays taken
+
+
+async def test_kiosk_waits_its_turn_when_the_worker_is_busy(
+    stack: Stack, sites: dict[str, Any], it_user: dict[str, str], browser: Browser
+) -> None:
+    """Another hall holds the worker's only handshake slot (it never completes, so the slot
+    is held `HANDSHAKE_HOLD_S`): the kiosk is told 503 + Retry-After, waits as told with
+    jitter, says it waits its turn, reports no error, and joins once the slot is free."""
+    stuck = loopback_peer()
+    await hold_the_only_slot(stack, stuck)
+    async with httpx.AsyncClient(timeout=10) as http:
         created = await http.post(
             f"{stack.control}/api/v1/terminals", json={"site_id": sites["p1"].id}, headers=it_user
         )
@@ -97,3 +105,45 @@ async def test_kiosk_waits_its_turn_when_the_worker_is_busy(
         told = wait["retry_after_ms"]
         assert told <= wait["retry_in_ms"] <= told * 1.2 + 200, wait
     assert not [e for e in seen["log"] if e["event"] == "error"]
+
+
+async def test_kiosk_presents_once_the_busy_worker_admits_it(
+    stack: Stack, sites: dict[str, Any], it_user: dict[str, str], browser: Browser
+) -> None:
+    """The hall is in the meeting with the floor when another hall holds the worker's only
+    handshake slot: "Trình chiếu" is told 503 + Retry-After, waits as told with jitter (no
+    refusal on the screen), and presents with the same grant once the slot is free."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = await http.post(
+            f"{stack.control}/api/v1/terminals", json={"site_id": sites["p1"].id}, headers=it_user
+        )
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    page = await context.new_page()
+    stuck = loopback_peer()
+    try:
+        await page.goto(created.json()["pairing"]["pairing_url"])
+
+        async def in_meeting() -> bool:
+            return bool(await page.evaluate("window.kiosk.state === 'in_meeting'"))
+
+        await eventually(in_meeting, 40, "the kiosk in the meeting")
+        assert (await stack.floor("give", sites["p1"].id)).status_code == 200
+        await hold_the_only_slot(stack, stuck)
+        share = page.locator("#share")
+        await share.click()
+
+        async def presenting() -> bool:
+            return await share.get_attribute("aria-pressed") == "true"
+
+        await eventually(presenting, HANDSHAKE_HOLD_S + 30, "the kiosk presenting")
+        log = await page.evaluate("window.kiosk.log")
+    finally:
+        await context.close()
+        await stuck.close()
+    events = [entry["event"] for entry in log]
+    assert "share_refused" not in events and events.count("share_started") == 1
+    waits = [entry for entry in log if entry["event"] == "share_waiting"]
+    assert waits, events
+    for wait in waits:
+        told = wait["retry_after_ms"]
+        assert told >= 1000 and told <= wait["retry_in_ms"] <= told * 1.2 + 200, wait

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from confbridge.agent.backoff import Backoff, retry_after_delay_s
+from confbridge.agent.backoff import Backoff, retry_after_delay_s, retry_delay_s
 from confbridge.agent.client import AgendaEntry, ControlClient, ControlError, Revoked
 from confbridge.agent.content import CONTENT_RETRY_S, ContentSource, present
 from confbridge.agent.media import MediaSources
@@ -27,14 +27,6 @@ from confbridge_kernel.contracts import JoinInfo
 
 log = logging.getLogger("confbridge.agent")
 T = TypeVar("T")
-
-
-def retry_delay_s(backoff: Backoff, error: Exception | None) -> float:
-    """The wait before the next attempt: what the control plane or the media server asked
-    for (503 with `Retry-After`, jittered) instead of the back-off, which then does not grow."""
-    if isinstance(error, ControlError | SessionError) and error.retry_after_s is not None:
-        return retry_after_delay_s(error.retry_after_s)
-    return backoff.next_delay_s()
 
 
 AGENDA_INTERVAL_S = 30.0
@@ -273,6 +265,7 @@ class TerminalAgent:
         backoff = Backoff(self._options.backoff_initial_s, self._options.backoff_max_s)
         occurrence_id = item.occurrence_id
         self._occurrence_id = occurrence_id
+        self._routes.start_over()  # a relay the last meeting needed may not be needed now
         session: MeetingSession | None = None
         # After a drop the grant in hand is tried once more (the media plane does not need the
         # control plane); it is dropped when that fails, e.g. because the room moved.

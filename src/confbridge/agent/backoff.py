@@ -1,4 +1,5 @@
-"""Capped exponential back-off with jitter, for rejoining and reconnecting."""
+"""Capped exponential back-off with jitter, for rejoining and reconnecting; and the wait a
+server asked for (`Retry-After`), which takes its place."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
+
+
+def retry_delay_s(backoff: Backoff, error: Exception | None) -> float:
+    """The wait before the next attempt: what the control plane or the media server asked
+    for (an error's `retry_after_s`, from a 503 with `Retry-After`; jittered) instead of the
+    back-off, which then does not grow."""
+    told = getattr(error, "retry_after_s", None)
+    if isinstance(told, int | float):
+        return retry_after_delay_s(told)
+    return backoff.next_delay_s()

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 
+from confbridge.agent.backoff import Backoff, retry_delay_s
 from confbridge.agent.client import ControlClient, ControlError, Revoked
 from confbridge.agent.routes import DIRECT, IceRoutes
 from confbridge.agent.session import MediaNotUp, MeetingSession, SessionError
-from confbridge_kernel.contracts import GrantPurpose
+from confbridge_kernel.contracts import GrantPurpose, JoinInfo
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +78,18 @@ async def present(
     turn_tls: ssl.SSLContext | None = None,
     retry_s: float = CONTENT_RETRY_S,
 ) -> None:
-    """Present `source` in the occurrence until the bridge ends it (or the task is cancelled)."""
+    """Present `source` in the occurrence until the bridge ends it (or the task is cancelled).
+
+    Between attempts it waits `retry_s` (±20 %), or what the control plane or the media server
+    asked for with a 503 and `Retry-After` (with jitter, as the meeting's own join does); a
+    media server pacing a join storm is offered the same grant again."""
+    pause = Backoff(retry_s, retry_s)  # a steady period, jittered: the floor may come any time
+    grant: JoinInfo | None = None
     while True:
-        try:
-            grant = await client.join(occurrence_id, purpose=GrantPurpose.content)
-        except Revoked:
-            raise
-        except ControlError as exc:
-            if exc.status not in WAITING_STATUSES and exc.status != 0:
-                log.error("content: refused for good: %s", exc, extra={"event": "content_refused"})
+        if grant is None:
+            grant = await _content_grant(client, occurrence_id, pause)
+            if grant is None:
                 return
-            await asyncio.sleep(retry_s)
-            continue
         route = routes.current(grant.ice_servers) if routes is not None else DIRECT
         session = MeetingSession(
             grant, source.track(), None, route=route, turn_tls=turn_tls, view=False
@@ -96,11 +97,19 @@ async def present(
         try:
             await session.start()
         except SessionError as exc:
-            if isinstance(exc, MediaNotUp) and routes is not None:
-                routes.failed(route)
-            # the floor moved between the grant and the offer, or the bridge is away
-            log.warning("content: not published: %s", exc, extra={"event": "content_retry"})
-            await asyncio.sleep(retry_s)
+            delay = retry_delay_s(pause, exc)
+            if exc.busy:
+                log.info(
+                    "content: the media server admits other halls first; trying in %.1f s",
+                    delay,
+                    extra={"event": "content_waiting", "retry_in_s": round(delay, 1)},
+                )
+            else:
+                grant = None  # the floor moved between the grant and the offer, or the bridge
+                if isinstance(exc, MediaNotUp) and routes is not None:  # is away
+                    routes.failed(route)
+                log.warning("content: not published: %s", exc, extra={"event": "content_retry"})
+            await asyncio.sleep(delay)
             continue
         if routes is not None:
             routes.succeeded(route)
@@ -119,3 +128,20 @@ async def present(
             extra={"event": "content_stopped", "occurrence_id": occurrence_id},
         )
         return
+
+
+async def _content_grant(
+    client: ControlClient, occurrence_id: int, pause: Backoff
+) -> JoinInfo | None:
+    """A content grant once the site may present; None if it is refused for good."""
+    while True:
+        try:
+            return await client.join(occurrence_id, purpose=GrantPurpose.content)
+        except Revoked:
+            raise
+        except ControlError as exc:
+            told = exc.retry_after_s is not None  # e.g. 503: no media server up just now
+            if exc.status not in WAITING_STATUSES and exc.status != 0 and not told:
+                log.error("content: refused for good: %s", exc, extra={"event": "content_refused"})
+                return None
+            await asyncio.sleep(retry_delay_s(pause, exc))

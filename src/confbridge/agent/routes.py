@@ -1,6 +1,7 @@
 """How the agent reaches the bridge through a hall network that may block UDP: a ladder of ICE
 routes (direct UDP, then relay through TURN over TCP, then TURN over TLS), the first one that
-brings media up kept for the following joins.
+brings media up kept for the following joins of the meeting; the next meeting starts again
+from direct UDP.
 
 aiortc uses one TURN URL per peer connection (the first it finds), unlike a browser, which
 gathers a relay candidate from every URL it is given; so the agent picks one URL per attempt.
@@ -98,8 +99,10 @@ class IceRoutes:
 
     A route whose session did not come up (`failed`) is passed over for the next one the grant
     offers; the one that works stays in use until it fails too (after the last, the ladder
-    starts again). The direct route is always possible (host candidates need no TURN); a relay
-    route only if the grant has a TURN URL of its transport."""
+    starts again) or the meeting ends: each meeting starts again from the first step
+    (`start_over`), as a network that blocked UDP one morning may let it through the next.
+    The direct route is always possible (host candidates need no TURN); a relay route only if
+    the grant has a TURN URL of its transport."""
 
     def __init__(self, routes: list[IceRoute]) -> None:
         self._routes = routes
@@ -128,6 +131,19 @@ class IceRoutes:
                 following.name,
                 extra={"event": "ice_route", "failed": route.name, "next": following.name},
             )
+
+    def start_over(self) -> None:
+        """A new meeting: its first join tries the first step of the ladder again."""
+        if self._index == 0:
+            return
+        previous, first = self._routes[self._index], self._routes[0]
+        self._index = 0
+        log.info(
+            "ICE route: trying %s again (was %s)",
+            first.name,
+            previous.name,
+            extra={"event": "ice_route_reset", "route": first.name, "previous": previous.name},
+        )
 
     def succeeded(self, route: IceRoute) -> None:
         """`route` works: it stays in use."""

@@ -8,6 +8,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from tests.sfu.rtc.introspect import LOOPBACK_ONLY
+from tests.sfu.rtc.shared_pairs import Pair
 
 
 @pytest.fixture
@@ -16,3 +17,12 @@ async def pc() -> AsyncIterator[RTCPeerConnection]:
     yield connection
     await connection.close()
     assert connection.connectionState == "closed"
+
+
+@pytest.fixture
+async def pairs() -> AsyncIterator[list[Pair]]:
+    """Client/server pairs a test made (`Pair`), closed at its end."""
+    made: list[Pair] = []
+    yield made
+    for pair in made:
+        await pair.close()

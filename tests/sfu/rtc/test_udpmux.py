@@ -9,98 +9,32 @@ from collections.abc import AsyncIterator, Iterator
 
 import aioice.stun
 import pytest
-from aiortc import RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp
 
 from sfu.rtc.ice import (
     begin_ice_restart,
     close_shared_port,
     complete_ice_restart,
-    nominated_datagram_transport,
     open_shared_port,
-    share_port,
     use_host_addresses,
 )
 from sfu.rtc.sendmmsg import BatchSender
 from sfu.rtc.udpmux import SharedUdpPort, _binding_username
-from tests.sfu.rtc.introspect import LOOPBACK_ONLY
+from tests.sfu.rtc.shared_pairs import Pair, binding_request
 
 pytestmark = pytest.mark.integration
 
 REPLY_WAIT_S = 0.5
 
 
-@pytest.fixture
-async def shared() -> AsyncIterator[SharedUdpPort]:
+@pytest.fixture(params=[True, False], ids=["lite", "full"])
+async def shared(request: pytest.FixtureRequest) -> AsyncIterator[SharedUdpPort]:
+    """The shared port, its connections ICE-lite agents (the worker's default) or full ones."""
     use_host_addresses(["127.0.0.1"])
-    port = await open_shared_port("127.0.0.1", 0)
+    port = await open_shared_port("127.0.0.1", 0, ice_lite=request.param)
     yield port
     close_shared_port()
     use_host_addresses(None)
-
-
-class Pair:
-    """An aiortc client (its own socket) and a server peer on the shared port, talking over a
-    data channel."""
-
-    def __init__(self) -> None:
-        self.client = RTCPeerConnection(LOOPBACK_ONLY)
-        self.server = RTCPeerConnection(LOOPBACK_ONLY)
-        self.to_server: asyncio.Queue[str] = asyncio.Queue()
-        self.client.addTransceiver("audio")  # an ICE restart needs a bundled media transport
-        self.channel = self.client.createDataChannel("probe")
-
-        @self.server.on("datachannel")
-        def _channel(channel: object) -> None:
-            channel.on("message", self.to_server.put_nowait)  # type: ignore[attr-defined]
-
-    async def connect(self) -> None:
-        await self.client.setLocalDescription(await self.client.createOffer())
-        await self.server.setRemoteDescription(self.client.localDescription)
-        share_port(self.server)
-        await self.server.setLocalDescription(await self.server.createAnswer())
-        await self.client.setRemoteDescription(self.server.localDescription)
-        opened = asyncio.Event()
-        self.channel.on("open", opened.set)
-        await asyncio.wait_for(opened.wait(), 10)
-
-    async def roundtrip(self, text: str) -> None:
-        self.channel.send(text)
-        assert await asyncio.wait_for(self.to_server.get(), 10) == text
-
-    def server_candidate_ports(self) -> set[int]:
-        sdp = self.server.localDescription.sdp
-        return {
-            candidate_from_sdp(line[len("a=candidate:") :]).port
-            for line in sdp.splitlines()
-            if line.startswith("a=candidate:")
-        }
-
-    def server_ufrag(self) -> str:
-        (ufrag,) = {
-            line.split(":", 1)[1]
-            for line in self.server.localDescription.sdp.splitlines()
-            if line.startswith("a=ice-ufrag:")
-        }
-        return ufrag
-
-    def client_address(self) -> tuple[str, int]:
-        dtls = self.client.sctp.transport
-        selected = nominated_datagram_transport(dtls)
-        assert selected is not None
-        return selected[0].get_extra_info("sockname")[:2]
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.server.close()
-
-
-@pytest.fixture
-async def pairs() -> AsyncIterator[list[Pair]]:
-    made: list[Pair] = []
-    yield made
-    for pair in made:
-        await pair.close()
 
 
 @pytest.fixture
@@ -110,17 +44,6 @@ def raw() -> Iterator[socket.socket]:
     sock.settimeout(REPLY_WAIT_S)
     yield sock
     sock.close()
-
-
-def binding_request(username: str, password: str) -> bytes:
-    request = aioice.stun.Message(
-        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
-    )
-    request.attributes["USERNAME"] = username
-    request.attributes["PRIORITY"] = 1
-    request.attributes["ICE-CONTROLLING"] = 1
-    request.add_message_integrity(password.encode())
-    return bytes(request)
 
 
 async def reply(sock: socket.socket) -> bytes | None:
@@ -152,12 +75,16 @@ async def test_udpmux_request_with_unknown_ufrag_is_ignored(
 ) -> None:
     pairs.append(Pair())
     await pairs[0].connect()
-    dropped = shared.dropped
+    drops = dict(shared.drops)
     raw.sendto(binding_request("nobody12:abcd", "x" * 22), shared.sockname)
     assert await reply(raw) is None  # no answer at all, not even an error
     raw.sendto(b"\x80\x60" + bytes(30), shared.sockname)  # RTP from an unknown address
     await asyncio.sleep(0.1)
-    assert shared.dropped == dropped + 2
+    assert shared.drops == {
+        **drops,
+        "unknown_ufrag": drops["unknown_ufrag"] + 1,
+        "unknown_address": drops["unknown_address"] + 1,
+    }
     assert raw.getsockname() not in shared.by_address
     await pairs[0].roundtrip("still served")
 
@@ -173,6 +100,7 @@ async def test_udpmux_forged_request_does_not_bind_its_address(
     assert answer is not None
     assert aioice.stun.parse_message(answer).error_code == 401
     assert raw.getsockname() not in shared.by_address
+    assert shared.drops["integrity"] == 1
 
 
 async def test_udpmux_closed_peer_is_unregistered(

@@ -7,6 +7,10 @@ const CONTENT_POLL_MS = 500;
 // No new frame on the content track for this long: nobody shares any more.
 const CONTENT_GONE_MS = 1500;
 const MESSAGE_SHOWN_MS = 6000;
+// A server that answers 503 with Retry-After (the control plane with no media server up, a
+// media server under a join storm) is waited out as told, with jitter, and the same grant is
+// offered again; for at most this long after the click, then the hall is told it failed.
+const SHARE_WAIT_MAX_MS = 60000;
 
 let contentTimer = null;
 
@@ -69,11 +73,21 @@ export function setupSharing(button, ctx) {
     if (presenting) return end("stopped here");
     const meeting = ctx.current();
     if (!meeting) return;
+    button.disabled = true;  // one attempt at a time, waits included
+    try {
+      await share(meeting);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  const share = async (meeting) => {
+    const giveUpAt = Date.now() + SHARE_WAIT_MAX_MS;
     let grant;
     try {
-      grant = await ctx.api("POST", `/api/v1/occurrences/${meeting.item.occurrence_id}/join`, {
-        purpose: "content",
-      });
+      grant = await whenServed(ctx, giveUpAt, () =>
+        ctx.api("POST", `/api/v1/occurrences/${meeting.item.occurrence_id}/join`, {
+          purpose: "content",
+        }));
     } catch (error) {
       const shown = ctx.t(error.status === 403 ? "may_not_present" : "share_failed");
       return tell(ctx, shown, error.message);
@@ -81,12 +95,13 @@ export function setupSharing(button, ctx) {
     let screen;
     try {
       screen = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-      presenting = await whip.present(grant.whip_url, grant.token, screen, {
-        rtcConfiguration: {
-          iceServers: grant.ice_servers,
-          iceTransportPolicy: ctx.relayOnly ? "relay" : "all",
-        },
-      });
+      presenting = await whenServed(ctx, giveUpAt, () =>
+        whip.present(grant.whip_url, grant.token, screen, {
+          rtcConfiguration: {
+            iceServers: grant.ice_servers,
+            iceTransportPolicy: ctx.relayOnly ? "relay" : "all",
+          },
+        }));
     } catch (error) {
       screen?.getTracks().forEach((track) => track.stop());
       return tell(ctx, ctx.t("share_failed"), error.message);
@@ -102,8 +117,25 @@ export function setupSharing(button, ctx) {
     });
     label();
     ctx.note("share_started");
-  });
+  };
   label();
+}
+
+// `call()` again while its refusal says to come back later (503 with Retry-After), after the
+// wait it names plus jitter (whip.js), until `giveUpAt`; any other refusal is thrown at once.
+async function whenServed(ctx, giveUpAt, call) {
+  for (;;) {
+    try {
+      return await call();
+    } catch (error) {
+      const told = error.retryAfterMs ?? null;
+      if (error.status !== 503 || told === null) throw error;
+      const wait = whip.retryDelayMs(told);
+      if (Date.now() + wait > giveUpAt) throw error;
+      ctx.note("share_waiting", { retry_after_ms: told, retry_in_ms: Math.round(wait) });
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 // `shown` on the screen, in the page's language; `detail` (the server's words) in the log.
