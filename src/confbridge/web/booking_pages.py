@@ -142,7 +142,9 @@ def _try_booking(
             return series, outcome
     except Conflict as exc:
         outcome["conflicts"], outcome["conflict_count"] = conflict_lines(page, exc)
-        if is_new and outcome["conflicts"]:
+        # an emergency meeting displaces a few meetings, not a national series' worth: the
+        # choices (a second conflict search) are offered only then
+        if is_new and 0 < outcome["conflict_count"] <= emergency_pages.MAX_CLASHES_OFFERED:
             outcome["emergency"] = emergency_pages.options(page, data)
         if not outcome["conflicts"]:
             outcome["message"] = page._(

@@ -21,6 +21,8 @@ from confbridge.web.labels import N_
 from confbridge.web.shared import parse_id
 
 MAX_OPTIONS = 50
+# Site-and-meeting clashes beyond which the form offers no emergency choices (the API does).
+MAX_CLASHES_OFFERED = 500
 # What a refusal of an emergency booking means, by its code (the API's messages are English).
 REFUSALS = {
     "emergency_confirm_needed": N_(
