@@ -118,7 +118,7 @@ def _lifespan(
         if monitor and delivery:
             monitor.start()
             delivery.start()
-        # the meetings' e-mail notices (when records.mail.smtp_host is set)
+        # the meetings' notices: sites' webhooks, and e-mail when records.mail.smtp_host is set
         notices = NoticeDelivery(database, settings.records.mail) if run_scheduler else None
         if notices:
             notices.start()

@@ -21,6 +21,7 @@ from confbridge.db import Base
 from confbridge.meetings.models import (
     Booking,
     BookingLock,
+    Displacement,
     Occurrence,
     Series,
     UnplannedOccurrence,
@@ -36,6 +37,7 @@ from confbridge.records.models import (
     Notice,
     Progress,
     SiteContact,
+    SiteWebhook,
 )
 from confbridge.sites.models import Site, Unit
 from confbridge.terminals.models import PairingCode, TerminalState
@@ -54,6 +56,7 @@ __all__ = [
     "Booking",
     "BookingLock",
     "Conclusion",
+    "Displacement",
     "Document",
     "GrantRevocation",
     "Invitation",
@@ -72,6 +75,7 @@ __all__ = [
     "SignInThrottle",
     "Site",
     "SiteContact",
+    "SiteWebhook",
     "Terminal",
     "TerminalState",
     "Unit",

@@ -3,9 +3,6 @@ attachment, no duplicates, retries when the server is away or refuses for now.""
 
 from __future__ import annotations
 
-import email
-import email.policy
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -22,37 +19,12 @@ from confbridge.records.models import Notice
 from confbridge.settings import MailSettings
 from confbridge.sites.models import Site
 from confbridge.timeutil import utcnow
+from tests.support.mail import Inbox
 from tests.support.records import Meeting
 from tests.support.servers import free_port
 
 Headers = dict[str, str]
 pytestmark = pytest.mark.integration
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps what it accepts; `refuse` answers 451 that many times."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.refuse = 0
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        if self.refuse > 0:
-            self.refuse -= 1
-            return "451 4.3.0 try again later"
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, Controller]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, controller
-    controller.stop()
 
 
 def _delivery(database: Database, port: int) -> NoticeDelivery:

@@ -118,7 +118,7 @@ def test_record_pages_show_notices_to_the_secretariat(
     with TestClient(app) as web:
         assert sign_in(web, "vp-web").status_code == 303
         html = web.get(f"/occurrences/{meeting.occurrence_id}").text
-    assert "Thông báo qua thư điện tử" in html
+    assert "Thông báo (thư điện tử và webhook)" in html
     assert "p1@phuong.gov.vn" in html
     assert "Đang chờ gửi" in html
 

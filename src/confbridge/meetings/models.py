@@ -235,3 +235,37 @@ class UnplannedOccurrence(Base):
     __table_args__ = (
         UniqueConstraint("series_id", "recurrence_at", name="uq_unplanned_series_recurrence"),
     )
+
+
+class DisplacementAction(StrEnum):
+    cancel = "cancel"
+    move = "move"
+
+
+class Displacement(Base):
+    """An occurrence an emergency meeting (họp khẩn) displaced: who decided, why, and what
+    became of it. The notices of the displaced meeting tell its sites the reason."""
+
+    __tablename__ = "meeting_displacements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"))
+    emergency_series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    # The emergency meeting's occurrence it clashed with.
+    emergency_occurrence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(String(10))
+    from_start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    to_start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The displaced occurrence's SEQUENCE after the change: its notice of that SEQUENCE says why.
+    sequence: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(150))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_meeting_displacements_occurrence_id", "occurrence_id"),
+        Index("ix_meeting_displacements_emergency_series_id", "emergency_series_id"),
+    )

@@ -25,7 +25,7 @@ from confbridge.auth.scope import Scope, scope_of
 from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Invalid
-from confbridge.meetings import access, calendars, dial_numbers, unplanned
+from confbridge.meetings import access, calendars, dial_numbers, emergency, unplanned
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import service as meeting_service
@@ -33,6 +33,7 @@ from confbridge.meetings.models import Occurrence, RecordPolicy, Series
 from confbridge.meetings.schemas import (
     Agenda,
     AgendaItem,
+    DisplacementRead,
     OccurrenceDetail,
     OccurrenceRead,
     SeriesCreate,
@@ -121,10 +122,15 @@ def _actor(user: object) -> str:
 
 @router.post("/series", response_model=SeriesRead, status_code=status.HTTP_201_CREATED)
 def create_series(
-    body: SeriesCreate, editor: SecretariatScope, session: SessionDep, settings: SettingsDep
+    body: SeriesCreate,
+    editor: SecretariatScope,
+    reader: ReadScope,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> SeriesRead:
     """Book a series chaired by one of your units' sites, inviting sites of your units only
-    (403 otherwise: see `meetings.access` on invitations upward)."""
+    (403 otherwise: see `meetings.access` on invitations upward). With `emergency`, book over
+    the meetings it clashes with (`meetings.emergency`)."""
     user = editor.user
     access.check_invitations(
         session=session,
@@ -133,6 +139,19 @@ def create_series(
         site_ids=body.site_ids,
         unit_ids=body.unit_ids,
     )
+    if body.emergency is not None:
+        booked = emergency.book(
+            session=session,
+            series_in=body,
+            read=reader.scope,
+            write=editor.scope,
+            actor=_actor(user),
+            settings=settings.meetings,
+            now=utcnow(),
+        )
+        emergency.record_audit(session=session, booking=booked, actor=_actor(user), via="api")
+        session.commit()
+        return series_read(session, booked.series, settings=settings, show_pin=True)
     series = meeting_service.create(
         session=session, series_in=body, settings=settings.meetings, now=utcnow()
     )
@@ -385,8 +404,11 @@ def get_occurrence(
     )
     site_ids = occurrence_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
     shown = access.visible_site_ids(session=session, site_ids=site_ids, scope=reader.scope)
+    displaced = emergency.involving(session=session, occurrence_id=occurrence.id)
     return OccurrenceDetail(
-        **occurrence_read(occurrence, len(site_ids)).model_dump(), site_ids=shown
+        **occurrence_read(occurrence, len(site_ids)).model_dump(),
+        site_ids=shown,
+        displacements=[DisplacementRead.model_validate(d, from_attributes=True) for d in displaced],
     )
 
 

@@ -65,6 +65,29 @@ class SeriesBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DisplacedIn(BaseModel):
+    """What becomes of one occurrence an emergency meeting displaces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    occurrence_id: Id
+    action: Literal["cancel", "move"]
+    new_start: Annotated[AwareDatetime, AfterValidator(_plausible_year)] | None = Field(
+        default=None, description="for move: the new start with its UTC offset"
+    )
+
+
+class EmergencyIn(BaseModel):
+    """Book over meetings already booked (họp khẩn): each clashing occurrence is cancelled or
+    moved, in the same transaction as the booking."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: bool = Field(description="must be true: the displaced meetings are changed")
+    reason: SingleLine | None = Field(default=None, max_length=500)
+    displaced: list[DisplacedIn] = Field(min_length=1, max_length=200)
+
+
 class SeriesCreate(SeriesBase):
     title: SingleLine = Title
     kind: MeetingKind
@@ -103,6 +126,11 @@ class SeriesCreate(SeriesBase):
         default=RecordPolicy.on_demand,
         description="always: recorded from the first hall that joins; on_demand: the chair "
         "starts and stops recording; never: a start is refused",
+    )
+    emergency: EmergencyIn | None = Field(
+        default=None,
+        description="an emergency meeting: cancel or move every occurrence it clashes with "
+        "(secretariat of each displaced meeting's chair, or admin); without it a clash is 409",
     )
 
 
@@ -195,8 +223,27 @@ class OccurrenceRead(BaseModel):
     )
 
 
+class DisplacementRead(BaseModel):
+    """An emergency meeting's override of an occurrence: who, why, what became of it."""
+
+    occurrence_id: int = Field(description="the displaced occurrence")
+    emergency_series_id: int
+    emergency_occurrence_id: int | None
+    action: Literal["cancel", "move"]
+    from_start_at: datetime
+    to_start_at: datetime | None
+    reason: str
+    actor: str
+    created_at: datetime
+
+
 class OccurrenceDetail(OccurrenceRead):
     site_ids: list[int]
+    displacements: list[DisplacementRead] = Field(
+        default_factory=list,
+        description="emergency meetings (họp khẩn) that displaced this occurrence, or that "
+        "this occurrence's emergency meeting displaced",
+    )
 
 
 class OccurrenceUpdate(BaseModel):

@@ -1,4 +1,5 @@
-"""Plans the meetings' notices and sends them by e-mail, retrying with back-off."""
+"""Plans the meetings' notices and sends them by e-mail and to sites' webhooks, retrying with
+back-off."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import logging
 import smtplib
 from datetime import datetime
 
+import httpx
+
 from confbridge.db import Database
 from confbridge.meetings.models import Occurrence
-from confbridge.records import mail
+from confbridge.records import mail, webhooks
 from confbridge.records import notices as notice_service
-from confbridge.records.models import Notice
+from confbridge.records.models import Notice, NoticeChannel, SiteWebhook
 from confbridge.settings import MailSettings
 from confbridge.timeutil import utcnow
 from confbridge_kernel.tasks import OwnedTask, every
@@ -20,8 +23,16 @@ NOTICE_POLL_S = 30.0
 BATCH = 20
 
 
+class WebhookGone(OSError):
+    """The notice's webhook was removed from the site's contacts: nowhere to send it."""
+
+
 class NoticeDelivery:
-    """Owns one task that plans and sends notices; `start()` and `close()` as the scheduler."""
+    """Owns one task that plans and sends notices; `start()` and `close()` as the scheduler.
+
+    Webhooks are sites' own contacts, so the task runs without SMTP settings too; e-mail
+    notices then stay queued (shown on the occurrence page) until a mail server is set.
+    """
 
     def __init__(self, database: Database, settings: MailSettings) -> None:
         self._database = database
@@ -29,11 +40,8 @@ class NoticeDelivery:
         self._task = OwnedTask("confbridge-notice-delivery")
 
     def start(self) -> None:
-        if self._settings.smtp_host:
-            rounds = every(
-                NOTICE_POLL_S, self.run_once, failed="notice delivery round failed", log=log
-            )
-            self._task.start(rounds)
+        rounds = every(NOTICE_POLL_S, self.run_once, failed="notice delivery round failed", log=log)
+        self._task.start(rounds)
 
     async def close(self) -> None:
         await self._task.close()
@@ -41,30 +49,43 @@ class NoticeDelivery:
     def run_once(self, now: datetime | None = None) -> int:
         """Plan due notices and send those due; returns how many were sent."""
         now = now or utcnow()
+        channels = [NoticeChannel.webhook]
+        if self._settings.smtp_host:
+            channels.append(NoticeChannel.email)
         with self._database.session() as session:
             notice_service.plan(session=session, now=now)
-            ids = notice_service.claim_due(session=session, now=now, limit=BATCH)
+            ids = notice_service.claim_due(session=session, now=now, limit=BATCH, channels=channels)
             # committed before sending: a crash now leaves them `sending`, never resent
             session.commit()
-        return sum(self._send_one(notice_id, now) for notice_id in ids)
+        with httpx.Client(timeout=webhooks.WEBHOOK_TIMEOUT_S) as http:
+            return sum(self._send_one(notice_id, now, http) for notice_id in ids)
 
-    def _send_one(self, notice_id: int, now: datetime) -> bool:
+    def _send_one(self, notice_id: int, now: datetime, http: httpx.Client) -> bool:
         with self._database.session() as session:
             notice = session.get(Notice, notice_id)
             occurrence = session.get(Occurrence, notice.occurrence_id) if notice else None
             if notice is None or occurrence is None:
                 return False
             try:
-                message = mail.compose(session, notice, occurrence, self._settings, now)
-                mail.send(message, self._settings)
-            except (smtplib.SMTPException, OSError) as exc:
+                if notice.channel == NoticeChannel.webhook:
+                    hook = session.get(SiteWebhook, notice.webhook_id or 0)
+                    if hook is None:
+                        raise WebhookGone("the webhook was removed from the site's contacts")
+                    displacement = notice_service.displacement_of(session=session, notice=notice)
+                    body = webhooks.payload(notice, occurrence, displacement, now)
+                    webhooks.post(hook, body, http)
+                else:
+                    message = mail.compose(session, notice, occurrence, self._settings, now)
+                    mail.send(message, self._settings)
+            except (smtplib.SMTPException, OSError, httpx.HTTPError) as exc:
                 log.warning("notice %d to %s not sent: %s", notice.id, notice.email, exc)
                 notice_service.mark_refused(
                     session=session,
                     notice=notice,
                     error=str(exc) or type(exc).__name__,
                     now=now,
-                    max_attempts=self._settings.max_attempts,
+                    # nowhere to retry a removed webhook at
+                    max_attempts=1 if isinstance(exc, WebhookGone) else self._settings.max_attempts,
                 )
                 session.commit()
                 return False

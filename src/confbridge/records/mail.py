@@ -13,7 +13,8 @@ from icalendar import Calendar, Event, vCalAddress
 from sqlalchemy.orm import Session
 
 from confbridge.meetings.calendars import KIND_LABELS, MODE_LABELS, occurrence_uid
-from confbridge.meetings.models import Occurrence
+from confbridge.meetings.models import Displacement, Occurrence, Series
+from confbridge.records import notices as notice_service
 from confbridge.records import papers, render_pdf
 from confbridge.records import service as record_service
 from confbridge.records.models import Notice
@@ -55,6 +56,20 @@ def _ics(occurrence: Occurrence, notice: Notice, settings: MailSettings, now: da
     return calendar.to_ical()
 
 
+def _emergency_lines(session: Session, displaced: Displacement, tz: str) -> list[str]:
+    """Why the meeting was cancelled or moved: the emergency meeting, who decided, the reason."""
+    emergency = session.get(Series, displaced.emergency_series_id)
+    title = one_line(emergency.title) if emergency else ""
+    was = displaced.from_start_at.astimezone(zone(tz))
+    done = "hủy" if displaced.action == "cancel" else "dời"
+    return [
+        f"Cuộc họp (dự kiến {was:%H:%M} ngày {was:%d/%m/%Y}) bị {done} để tổ chức họp khẩn: "
+        f"{title}",
+        f"Lý do: {displaced.reason}",
+        f"Người quyết định: {displaced.actor.removeprefix('user:')}",
+    ]
+
+
 def compose(
     session: Session, notice: Notice, occurrence: Occurrence, settings: MailSettings, now: datetime
 ) -> EmailMessage:
@@ -77,6 +92,9 @@ def compose(
         f"hình thức: {MODE_LABELS.get(series.mode, series.mode)}",
         f"Chủ trì: {series.chair_site.name}",
     ]
+    displaced = notice_service.displacement_of(session=session, notice=notice)
+    if displaced is not None:
+        lines += _emergency_lines(session, displaced, series.tz)
     if found.document_number:
         lines.append(f"Giấy mời số: {found.document_number}")
     if found.summary:

@@ -196,6 +196,26 @@ class SiteContact(Base):
     )
 
 
+class SiteWebhook(Base):
+    """A site's contact that is an HTTP endpoint: notices are POSTed to it as signed JSON."""
+
+    __tablename__ = "record_site_webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(254))
+    # Signs each body (HMAC-SHA256, the alert webhook's header); never shown back.
+    secret: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(150))
+
+    __table_args__ = (UniqueConstraint("site_id", "url", name="uq_record_site_webhooks_site_url"),)
+
+
+class NoticeChannel(StrEnum):
+    email = "email"
+    webhook = "webhook"
+
+
 class NoticeStatus(StrEnum):
     pending = "pending"  # to be sent at next_attempt_at
     sending = "sending"  # handed to the mail server; not retried (it may have gone out)
@@ -204,10 +224,11 @@ class NoticeStatus(StrEnum):
 
 
 class Notice(Base):
-    """One e-mail to one contact about one occurrence (an outbox row).
+    """One e-mail or webhook call to one contact about one occurrence (an outbox row).
 
-    `dedupe_key` (kind, occurrence, its calendar SEQUENCE, address) is unique: planning the
-    same notice twice adds nothing, so nothing is sent twice.
+    `dedupe_key` (kind, occurrence, its calendar SEQUENCE, address or webhook) is unique:
+    planning the same notice twice adds nothing, so nothing is sent twice. A webhook notice
+    keeps the URL it was meant for in `email` (shown on the page) and its `webhook_id`.
     """
 
     __tablename__ = "record_notices"
@@ -225,6 +246,12 @@ class Notice(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str] = mapped_column(
+        String(10), default=NoticeChannel.email.value, server_default="email"
+    )
+    webhook_id: Mapped[int | None] = mapped_column(
+        ForeignKey("record_site_webhooks.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         Index("ix_record_notices_occurrence_id", "occurrence_id"),

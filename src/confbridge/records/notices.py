@@ -1,5 +1,6 @@
 """Notices of meetings to the invited sites' contacts: planned into an outbox (one row per
-e-mail, unique by kind, occurrence, calendar SEQUENCE and address), then sent with retries.
+e-mail or webhook call, unique by kind, occurrence, calendar SEQUENCE and address), then sent
+with retries.
 
 Kinds: `invitation` (sent on request), `change` (the occurrence moved: its SEQUENCE went up),
 `cancellation`, and the reminders `reminder_1d` and `reminder_30m` before the start.
@@ -15,8 +16,14 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
-from confbridge.records.models import Notice, NoticeStatus, SiteContact
+from confbridge.meetings.models import Booking, Displacement, Occurrence, OccurrenceStatus
+from confbridge.records.models import (
+    Notice,
+    NoticeChannel,
+    NoticeStatus,
+    SiteContact,
+    SiteWebhook,
+)
 
 # Each reminder goes out when the start is within its window (from, to] ahead of now.
 REMINDERS = {
@@ -64,33 +71,53 @@ def set_contacts(*, session: Session, site_id: int, contacts: Iterable[ContactIn
     session.flush()
 
 
-def enqueue(*, session: Session, occurrence: Occurrence, kind: NoticeKind, now: datetime) -> int:
-    """Queue `kind` for every contact of the occurrence's invited sites; returns how many are
-    new (a notice already queued for the same SEQUENCE is not queued again)."""
-    booked = select(SiteContact.site_id, SiteContact.email).join(
-        Booking, Booking.site_id == SiteContact.site_id
-    )
-    booked = booked.where(Booking.occurrence_id == occurrence.id)
+def _recipients(
+    session: Session, occurrence: Occurrence, kind: NoticeKind
+) -> dict[str, tuple[int, str, int | None]]:
+    """By dedupe key: the site, address and webhook of each contact the notice goes to."""
+    booked = select(Booking.site_id).where(Booking.occurrence_id == occurrence.id)
     if kind != NoticeKind.cancellation:
         # a cancellation releases the bookings: the sites that were booked are told
         booked = booked.where(Booking.active.is_(True))
-    recipients = session.execute(booked.order_by(SiteContact.site_id, SiteContact.email)).all()
-    keys = {
-        f"{kind}:{occurrence.id}:{occurrence.sequence}:{email.lower()}": (site_id, email)
-        for site_id, email in recipients
+    prefix = f"{kind}:{occurrence.id}:{occurrence.sequence}"
+    emails = session.execute(
+        select(SiteContact.site_id, SiteContact.email)
+        .where(SiteContact.site_id.in_(booked))
+        .order_by(SiteContact.site_id, SiteContact.email)
+    )
+    found: dict[str, tuple[int, str, int | None]] = {
+        f"{prefix}:{email.lower()}": (site_id, email, None) for site_id, email in emails
     }
+    hooks = session.execute(
+        select(SiteWebhook.site_id, SiteWebhook.url, SiteWebhook.id)
+        .where(SiteWebhook.site_id.in_(booked))
+        .order_by(SiteWebhook.site_id, SiteWebhook.id)
+    )
+    found.update({f"{prefix}:webhook:{hook_id}": (s, url, hook_id) for s, url, hook_id in hooks})
+    return found
+
+
+def enqueue(*, session: Session, occurrence: Occurrence, kind: NoticeKind, now: datetime) -> int:
+    """Queue `kind` for every contact (e-mail or webhook) of the occurrence's invited sites;
+    returns how many are new (a notice already queued for the same SEQUENCE is not queued
+    again)."""
+    keys = _recipients(session, occurrence, kind)
     if not keys:
         return 0
     known = set(session.scalars(select(Notice.dedupe_key).where(Notice.dedupe_key.in_(keys))))
     added = 0
-    for key, (site_id, email) in keys.items():
+    for key, (site_id, address, webhook_id) in keys.items():
         if key in known:
             continue
         session.add(
             Notice(
                 occurrence_id=occurrence.id,
                 site_id=site_id,
-                email=email,
+                email=address,
+                channel=(
+                    NoticeChannel.email if webhook_id is None else NoticeChannel.webhook
+                ).value,
+                webhook_id=webhook_id,
                 kind=kind.value,
                 sequence=occurrence.sequence,
                 dedupe_key=key,
@@ -104,9 +131,49 @@ def enqueue(*, session: Session, occurrence: Occurrence, kind: NoticeKind, now: 
     return added
 
 
+def plan_emergencies(*, session: Session, now: datetime) -> int:
+    """Tell the sites of meetings an emergency meeting (họp khẩn) displaced, however far
+    ahead, and invite the emergency meeting's sites at once."""
+    added = 0
+    displaced = session.execute(
+        select(Occurrence, Displacement.action)
+        .join(Displacement, Displacement.occurrence_id == Occurrence.id)
+        .where(Displacement.sequence == Occurrence.sequence, Occurrence.end_at > now)
+        .order_by(Displacement.id)
+    )
+    for occurrence, action in displaced:
+        kind = NoticeKind.cancellation if action == "cancel" else NoticeKind.change
+        added += enqueue(session=session, occurrence=occurrence, kind=kind, now=now)
+    coming = session.scalars(
+        select(Occurrence)
+        .where(
+            Occurrence.id.in_(select(Displacement.emergency_occurrence_id)),
+            Occurrence.status == OccurrenceStatus.scheduled.value,
+            Occurrence.end_at > now,
+        )
+        .order_by(Occurrence.id)
+    )
+    for occurrence in coming:
+        added += enqueue(
+            session=session, occurrence=occurrence, kind=NoticeKind.invitation, now=now
+        )
+    return added
+
+
+def displacement_of(*, session: Session, notice: Notice) -> Displacement | None:
+    """The emergency that caused this notice's change or cancellation, if one did."""
+    if notice.kind not in (NoticeKind.change, NoticeKind.cancellation):
+        return None
+    query = select(Displacement).where(
+        Displacement.occurrence_id == notice.occurrence_id,
+        Displacement.sequence == notice.sequence,
+    )
+    return session.scalar(query.order_by(Displacement.id.desc()).limit(1))
+
+
 def plan(*, session: Session, now: datetime) -> int:
     """Queue the reminders that are due, and changes and cancellations not told yet."""
-    added = 0
+    added = plan_emergencies(session=session, now=now)
     for kind, (after, until) in REMINDERS.items():
         soon = session.scalars(
             select(Occurrence).where(
@@ -136,8 +203,16 @@ def list_(*, session: Session, occurrence_id: int) -> list[Notice]:
     return list(session.scalars(query))
 
 
-def claim_due(*, session: Session, now: datetime, limit: int) -> list[int]:
-    """Mark up to `limit` due notices as being sent (the caller commits before sending)."""
+def claim_due(
+    *,
+    session: Session,
+    now: datetime,
+    limit: int,
+    channels: Iterable[NoticeChannel] = tuple(NoticeChannel),
+) -> list[int]:
+    """Mark up to `limit` due notices of `channels` as being sent (the caller commits before
+    sending)."""
+    wanted = [c.value for c in channels]
     stale = session.scalars(
         select(Notice).where(
             Notice.status == NoticeStatus.sending.value,
@@ -147,11 +222,15 @@ def claim_due(*, session: Session, now: datetime, limit: int) -> list[int]:
     for notice in stale:
         # it may have gone out: never risk a second copy
         notice.status = NoticeStatus.failed.value
-        notice.last_error = "no answer from the mail server; not sent again"
+        notice.last_error = "no answer from the receiver; not sent again"
     due = list(
         session.scalars(
             select(Notice)
-            .where(Notice.status == NoticeStatus.pending.value, Notice.next_attempt_at <= now)
+            .where(
+                Notice.status == NoticeStatus.pending.value,
+                Notice.next_attempt_at <= now,
+                Notice.channel.in_(wanted),
+            )
             .order_by(Notice.next_attempt_at, Notice.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

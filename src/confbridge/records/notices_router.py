@@ -1,4 +1,4 @@
-"""Sites' contacts and the meetings' e-mail notices over HTTP."""
+"""Sites' contacts and the meetings' notices (e-mail and webhooks) over HTTP."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from confbridge.meetings import access as meeting_access
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import IdPath
 from confbridge.records import notices as notice_service
+from confbridge.records import webhooks
 from confbridge.records.router import EditableOccurrence, actor
 from confbridge.records.schemas import (
     ContactRead,
@@ -33,27 +34,41 @@ MAX_CONTACTS = 50
 
 @router.get("/sites/{site_id}/contacts", response_model=list[ContactRead])
 def get_contacts(site_id: IdPath, reader: ReadScope, session: SessionDep) -> list[ContactRead]:
-    """The e-mail addresses that receive the site's meeting notices (sites in your scope)."""
+    """The e-mail addresses and webhooks that receive the site's meeting notices (sites in
+    your scope); webhooks' secrets are never shown."""
     site_access.visible_site(session=session, site_id=site_id, scope=reader.scope)
-    return [
+    emails = [
         ContactRead(id=c.id, email=c.email, name=c.name)
         for c in notice_service.list_contacts(session=session, site_id=site_id)
     ]
+    hooks = [
+        ContactRead(id=w.id, kind="webhook", webhook_url=w.url, name=w.name)
+        for w in webhooks.list_webhooks(session=session, site_id=site_id)
+    ]
+    return emails + hooks
 
 
 @router.put("/sites/{site_id}/contacts", response_model=list[ContactRead])
 def put_contacts(
     site_id: IdPath, body: list[ContactWrite], editor: SiteEditorScope, session: SessionDep
 ) -> list[ContactRead]:
-    """Replace the site's contacts (invitations, changes, cancellations, reminders); the
-    secretariat or IT staff of the site's unit (404 for a site outside their scope)."""
+    """Replace the site's contacts (invitations, changes, cancellations, reminders): e-mail
+    addresses and webhooks; the secretariat or IT staff of the site's unit (404 for a site
+    outside their scope)."""
     site_access.visible_site(session=session, site_id=site_id, scope=editor.scope)
     if len(body) > MAX_CONTACTS:
         raise Invalid(f"at most {MAX_CONTACTS} contacts per site")
     notice_service.set_contacts(
         session=session,
         site_id=site_id,
-        contacts=[notice_service.ContactIn(c.email, c.name) for c in body],
+        contacts=[notice_service.ContactIn(c.email, c.name) for c in body if c.email],
+    )
+    webhooks.set_webhooks(
+        session=session,
+        site_id=site_id,
+        webhooks=[
+            webhooks.WebhookIn(c.webhook_url, c.secret, c.name) for c in body if c.webhook_url
+        ],
     )
     auth_service.record(
         session=session,

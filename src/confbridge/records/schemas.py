@@ -6,7 +6,14 @@ import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from confbridge.pagination import Id
 from confbridge.text import single_line
@@ -232,13 +239,35 @@ Email = Annotated[str, _line(254), AfterValidator(single_line), AfterValidator(_
 
 
 class ContactWrite(_In):
-    email: Email
+    """An e-mail address, or a webhook that receives the notices as signed JSON."""
+
+    email: Email | None = None
+    webhook_url: Annotated[str, _line(254), AfterValidator(single_line)] | None = Field(
+        default=None,
+        description="https URL (plain http only to a loopback or private address); notices "
+        "are POSTed to it with header X-ConfBridge-Signature: sha256=<HMAC-SHA256 hex>",
+    )
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = Field(
+        default=None,
+        description="the webhook's signing secret (16+ characters); needed for a new webhook, "
+        "kept when left out; never shown back",
+    )
     name: Line150 | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ContactWrite:
+        if (self.email is None) == (self.webhook_url is None):
+            raise ValueError("give either email or webhook_url")
+        if self.secret is not None and self.webhook_url is None:
+            raise ValueError("secret: only for a webhook")
+        return self
 
 
 class ContactRead(BaseModel):
     id: int
-    email: str
+    kind: Literal["email", "webhook"] = "email"
+    email: str | None = None
+    webhook_url: str | None = None
     name: str | None
 
 
@@ -257,7 +286,8 @@ class NoticesQueued(BaseModel):
 class NoticeRead(BaseModel):
     id: int
     site_id: int
-    email: str
+    channel: str = Field(description="email or webhook")
+    email: str = Field(description="the address, or the webhook's URL")
     kind: str = Field(description="invitation, change, cancellation, reminder_1d, reminder_30m")
     sequence: int
     status: str = Field(description="pending, sending, sent or failed")

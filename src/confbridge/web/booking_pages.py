@@ -22,7 +22,7 @@ from confbridge.meetings.schemas import SeriesCreate
 from confbridge.sip_uri import sip_address
 from confbridge.text import vietnamese_key
 from confbridge.timeutil import utcnow, zone
-from confbridge.web import labels, queries
+from confbridge.web import emergency_pages, labels, queries
 from confbridge.web.context import CheckedForm, EditorPage, Page
 from confbridge.web.domain_messages import explain
 from confbridge.web.forms import BookingForm, OccurrenceForm, parse_date
@@ -85,6 +85,9 @@ def _booking_context(page: Page, form: BookingForm, **values: Any) -> dict[str, 
         "conflicts": [],
         "conflict_count": 0,
         "message": None,
+        "emergency": [],
+        "emergency_form": {"reason": "", "confirm": False, "actions": {}, "dates": {}, "times": {}},
+        "emergency_message": None,
         **values,
     }
 
@@ -139,6 +142,10 @@ def _try_booking(
             return series, outcome
     except Conflict as exc:
         outcome["conflicts"], outcome["conflict_count"] = conflict_lines(page, exc)
+        # an emergency meeting displaces a few meetings, not a national series' worth: the
+        # choices (a second conflict search) are offered only then
+        if is_new and 0 < outcome["conflict_count"] <= emergency_pages.MAX_CLASHES_OFFERED:
+            outcome["emergency"] = emergency_pages.options(page, data)
         if not outcome["conflicts"]:
             outcome["message"] = page._(
                 "The booking was refused: %(reason)s", reason=explain(page, exc)
@@ -192,6 +199,8 @@ def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> R
     if series is not None:
         data.pop("tz", None)
         data.pop("record_past", None)  # a change re-plans only coming meetings
+    elif action == "emergency":
+        return _handle_emergency(page, form, form_data, data)
     saved, outcome = _try_booking(page, data, series, keep=action == "save")
     if saved is not None:
         assert page.user is not None
@@ -214,6 +223,33 @@ def _handle_booking(page: Page, form_data: FormData, series: Series | None) -> R
     status = 409 if outcome["conflicts"] else 422 if outcome["message"] else 200
     context = _booking_context(page, form, **outcome, **template_values)
     return page.render("booking.html", status, **context)
+
+
+def _handle_emergency(
+    page: Page, form: BookingForm, form_data: FormData, data: dict[str, Any]
+) -> Response:
+    """Book over the meetings chosen on the form (họp khẩn); its page then shows the note."""
+    try:
+        saved = emergency_pages.book(page, data, form_data)
+    except DomainError as exc:
+        page.session.rollback()
+        refused = emergency_pages.refusal(page, exc)
+        # the clashes as they are now, with the choices made, to decide again
+        _, outcome = _try_booking(page, data, None, keep=False)
+        if not outcome["conflicts"]:
+            outcome["message"] = refused
+        context = _booking_context(
+            page,
+            form,
+            series=None,
+            emergency_form=emergency_pages.entered(form_data),
+            emergency_message=refused,
+            **outcome,
+        )
+        return page.render("booking.html", exc.status_code, **context)
+    page.session.commit()
+    first = min(saved.occurrences, key=lambda o: o.start_at)
+    return redirect(f"/occurrences/{first.id}")
 
 
 @router.get("/bookings/new")

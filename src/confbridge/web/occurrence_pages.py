@@ -23,7 +23,15 @@ from confbridge.meetings.models import Occurrence, OccurrenceStatus
 from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import i18n, labels, live_status, queries, record_pages, recording_views
+from confbridge.web import (
+    emergency_pages,
+    i18n,
+    labels,
+    live_status,
+    queries,
+    record_pages,
+    recording_views,
+)
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
@@ -159,6 +167,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         **recording_views.recording_context(page, occurrence),
         "notice_kinds": record_pages.NOTICE_KINDS,
         "notice_states": record_pages.NOTICE_STATES,
+        "emergency_notes": emergency_pages.notes(page, occurrence),
     }
 
 

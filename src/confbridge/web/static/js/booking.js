@@ -108,7 +108,8 @@ if (form && tree) {
     scheduleCheck();
   });
   form.addEventListener("change", (event) => {
-    if (event.target !== search) {
+    // the emergency choices belong to the clashes shown: a re-check would replace them
+    if (event.target !== search && !event.target.closest("#emergency")) {
       updateCount();
       scheduleCheck();
     }
