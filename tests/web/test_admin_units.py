@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.auth.models import AuditEntry, Role
+from confbridge.db import Database
+from confbridge.settings import Settings
 from confbridge.sites.models import Site, Unit
+from confbridge.timeutil import utcnow
+from tests.support.factories import book_occurrence, province_sites
 from tests.support.scopes import TwoProvinces
 from tests.support.web import post_form
 
@@ -176,3 +181,23 @@ def test_admin_import_province_is_for_staff_of_the_whole_installation(
     assert unknown.status_code == 404 and "34" in _error(unknown.text)
     empty = post_form(root, "/admin/units", "/admin/units/import", {"province": " "})
     assert empty.status_code == 422
+
+
+def test_admin_disabling_a_unit_a_series_needs_is_refused(
+    browser_as: Callable[..., TestClient],
+    world: TwoProvinces,
+    session: Session,
+    database: Database,
+    settings: Settings,
+) -> None:
+    book_occurrence(database, settings, province_sites(session), utcnow() + timedelta(days=2))
+    sec_a = browser_as("sec_a", world.units["a"], Role.secretariat)
+    url = f"/admin/units/{world.units['p1']}"
+    refused = post_form(sec_a, url, f"{url}/disable", {})
+    assert refused.status_code == 409 and "chuỗi cuộc họp" in _error(refused.text)
+    session.expire_all()
+    unit = session.get(Unit, world.units["p1"])
+    site = session.get(Site, world.sites["p1"])
+    assert unit is not None and unit.disabled_at is None
+    assert site is not None and site.archived_at is None
+    assert _audit(session, "unit_disabled") == []
