@@ -4,7 +4,9 @@ programme (issue 20): the worker writes the file, the control plane keeps the li
 - `POST /rooms/{room}/recording` (`RecordingCommand`) → `RecordingInfo`: start (the control
   plane names the recording) or stop; 409 when the room is already in that state.
 - `GET /recordings/{recording_id}` → `RecordingInfo` of a recording this worker wrote.
-- `GET /recordings/{recording_id}/file` → the file itself (`video/webm`).
+- `GET /recordings/{recording_id}/file` → the file itself (`video/webm`; byte ranges too).
+- `DELETE /recordings/{recording_id}` → 204: the file and its state removed (retention); 409
+  while it records, 404 if the worker has neither.
 
 Every call carries the control plane's admin token for the worker (method and path).
 """
@@ -41,6 +43,13 @@ class RecordingCommand(BaseModel):
     recording_id: str | None = Field(default=None, pattern=RECORDING_ID_PATTERN)
 
 
+class RecordingChapter(BaseModel):
+    start_ms: int  # ms since the recording began
+    kind: Literal["floor", "content_start", "content_stop", "agenda"]
+    title: str
+    site_id: int | None = None
+
+
 class RecordingInfo(BaseModel):
     """One recording as its worker knows it; `ended_at`, `bytes` and `sha256` once stopped."""
 
@@ -51,3 +60,5 @@ class RecordingInfo(BaseModel):
     bytes: int | None = None
     sha256: str | None = None
     media_type: str = "video/webm"
+    chapters: list[RecordingChapter] = []
+    failure: str | None = None

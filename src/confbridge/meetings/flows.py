@@ -12,7 +12,7 @@ from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.auth import service as auth_service
 from confbridge.errors import Conflict
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import unplanned
 from confbridge.meetings.models import Series, UnplannedOccurrence, series_units
 from confbridge.settings import Settings
@@ -82,7 +82,7 @@ def plan_ahead(
 def archive_site(*, session: Session, site: Site, actor: str | None = None) -> None:
     """Retire a site (its terminals revoked); refused while it chairs a series, is invited to
     one, or is booked for a coming meeting. Audited for `actor`, when given."""
-    busy = meeting_service.site_commitments(session=session, site_id=site.id)
+    busy = occurrence_service.site_commitments(session=session, site_id=site.id)
     if busy:
         raise Conflict(
             f"site {site.id} is still used by {len(busy)} series; remove it from them first",
@@ -123,7 +123,7 @@ def disable_unit(*, session: Session, unit: Unit, actor: str, now: datetime) -> 
         )
     }
     for site in sites:
-        for item in meeting_service.site_commitments(session=session, site_id=site.id):
+        for item in occurrence_service.site_commitments(session=session, site_id=site.id):
             busy[int(str(item["id"]))] = str(item["title"])
     if busy:
         raise Conflict(

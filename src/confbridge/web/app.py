@@ -19,6 +19,7 @@ from confbridge.web import (
     gallery_pages,
     occurrence_pages,
     record_pages,
+    recording_pages,
     signin_pages,
     site_pages,
 )
@@ -91,6 +92,7 @@ def install(app: FastAPI) -> None:
         admin,
         attendance_pages,
         record_pages,
+        recording_pages,
     ):
         app.include_router(pages.router)
     app.include_router(report_router)
