@@ -60,7 +60,7 @@ def test_audit_exports_csv(client: TestClient, admin: Headers, world: TwoProvinc
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0][:3] == ["Thời điểm", "Người thực hiện", "Hành động"]
     assert rows[1][1:4] == ["user:admin", "site_updated", "site"]
-    assert rows[1][7] == '{"name": "=2+3"}'
+    assert rows[1][7] == '{"changes": {"name": ["Hội trường UBND Phường Một", "=2+3"]}}'
 
 
 def test_audit_of_a_province_admin_holds_only_its_province(

@@ -288,8 +288,10 @@ def book_occurrence(
     mode: str = "online",
     invited: tuple[str, ...] = ("p1",),
     duration_min: int = 60,
+    record_past: bool = False,
 ) -> int:
-    """One occurrence chaired by hq at `start_at` (whole minutes), inviting `invited`."""
+    """One occurrence chaired by hq at `start_at` (whole minutes), inviting `invited`
+    (`record_past`: a meeting that is over, recorded as having taken place)."""
     local = start_at.astimezone(LOCAL_TZ).replace(tzinfo=None)
     with database.session() as session:
         series = meeting_service.create(
@@ -304,6 +306,7 @@ def book_occurrence(
                 "chair_site_id": sites["hq"].id,
                 "site_ids": [sites[k].id for k in invited],
                 "skip_holidays": False,
+                "record_past": record_past,
             },
             settings=settings.meetings,
             now=utcnow(),

@@ -39,3 +39,10 @@ def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
         data={"csrf_token": token, "username": username, "password": password, "next": "/calendar"},
         follow_redirects=False,
     )
+
+
+def post_form(client: TestClient, page: str, action: str, data: dict[str, str]) -> Any:
+    """Submit a form of `page` to `action` as a browser does (with the page's CSRF field);
+    the answer, redirects not followed."""
+    token = csrf_of(client.get(page).text)
+    return client.post(action, data={"csrf_token": token, **data}, follow_redirects=False)

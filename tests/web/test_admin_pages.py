@@ -4,58 +4,15 @@ signed-in user's scope."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role
-from confbridge.db import Database
 from confbridge.sites.models import Site, Unit
-from tests.support.factories import PASSWORD
-from tests.support.scopes import TwoProvinces, make_two_provinces
-from tests.support.web import csrf_of, sign_in
-
-
-@pytest.fixture
-def world(session: Session) -> TwoProvinces:
-    return make_two_provinces(session)
-
-
-@pytest.fixture
-def browser_as(
-    app: Any, database: Database, world: TwoProvinces
-) -> Iterator[Callable[[str, int | None, Role], TestClient]]:
-    """`browser_as(name, unit_id, role)`: a client signed in through the form as a new user
-    with that one membership (`unit_id` None: the whole installation)."""
-    clients: list[TestClient] = []
-
-    def open_client(name: str, unit_id: int | None, role: Role) -> TestClient:
-        with database.session() as session:
-            auth_service.create(
-                session=session,
-                username=name,
-                password=PASSWORD,
-                memberships=[auth_service.MembershipIn(unit_id=unit_id, role=role)],
-            )
-            session.commit()
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        assert sign_in(client, name).status_code == 303
-        return client
-
-    yield open_client
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
-def _post(client: TestClient, page: str, action: str, data: dict[str, str]) -> Any:
-    token = csrf_of(client.get(page).text)
-    return client.post(action, data={"csrf_token": token, **data}, follow_redirects=False)
+from tests.support.scopes import TwoProvinces
+from tests.support.web import post_form, sign_in
 
 
 def test_admin_users_page_creates_and_disables_users_of_its_province_only(
@@ -67,7 +24,7 @@ def test_admin_users_page_creates_and_disables_users_of_its_province_only(
     assert page.status_code == 200 and "Người dùng" in page.text
     assert "admin_a" in page.text and "sec_b" not in page.text
     assert "Tỉnh Bên" not in page.text and 'value="root"' not in page.text
-    created = _post(
+    created = post_form(
         admin_a,
         "/admin/users",
         "/admin/users",
@@ -76,14 +33,14 @@ def test_admin_users_page_creates_and_disables_users_of_its_province_only(
     assert created.status_code == 201
     password = re.search(r'id="one-time-password">.*?<code>([^<]+)</code>', created.text)
     assert password is not None and len(password.group(1)) >= 12
-    root = _post(
+    root = post_form(
         admin_a,
         "/admin/users",
         "/admin/users",
         {"username": "goc", "unit_id": "root", "role": "viewer"},
     )
     assert root.status_code == 403
-    other = _post(
+    other = post_form(
         admin_a,
         "/admin/users",
         "/admin/users",
@@ -93,20 +50,18 @@ def test_admin_users_page_creates_and_disables_users_of_its_province_only(
     # the new user signs in with the one-time password and must change it
     fresh = TestClient(admin_a.app)
     assert sign_in(fresh, "thu_ky_p1", password.group(1)).status_code == 303
-    user_id = re.search(
-        r'<td>thu_ky_p1</td>.*?action="/admin/users/(\d+)/active"', created.text, re.DOTALL
-    )
+    user_id = re.search(r'href="/admin/users/(\d+)">thu_ky_p1<', created.text)
     assert user_id is not None
-    disabled = _post(
+    disabled = post_form(
         admin_a, "/admin/users", f"/admin/users/{user_id.group(1)}/active", {"active": "0"}
     )
     assert disabled.status_code == 303
     assert sign_in(TestClient(admin_a.app), "thu_ky_p1", password.group(1)).status_code != 303
-    own = re.search(
-        r'<td>admin_a</td>.*?action="/admin/users/(\d+)/active"', created.text, re.DOTALL
-    )
+    own = re.search(r'href="/admin/users/(\d+)">admin_a<', created.text)
     assert own is not None
-    itself = _post(admin_a, "/admin/users", f"/admin/users/{own.group(1)}/active", {"active": "0"})
+    itself = post_form(
+        admin_a, "/admin/users", f"/admin/users/{own.group(1)}/active", {"active": "0"}
+    )
     assert itself.status_code == 409  # nobody locks themselves out
 
 
@@ -116,7 +71,7 @@ def test_admin_units_page_adds_moves_and_disables_within_its_scope(
     sec_a = browser_as("sec_a", world.units["a"], Role.secretariat)
     page = sec_a.get("/admin/units")
     assert page.status_code == 200 and "Phường Một" in page.text and "Tỉnh Bên" not in page.text
-    added = _post(
+    added = post_form(
         sec_a,
         "/admin/units",
         "/admin/units",
@@ -124,12 +79,12 @@ def test_admin_units_page_adds_moves_and_disables_within_its_scope(
     )
     assert added.status_code == 303
     ward = session.query(Unit).filter_by(name="Phường Ba").one()
-    site = _post(
+    site = post_form(
         sec_a, "/admin/units", "/admin/sites", {"name": "Hội trường Ba", "unit_id": str(ward.id)}
     )
     assert site.status_code == 303
     new_site = session.query(Site).filter_by(name="Hội trường Ba").one()
-    moved = _post(
+    moved = post_form(
         sec_a,
         "/admin/units",
         f"/admin/sites/{new_site.id}/move",
@@ -138,20 +93,20 @@ def test_admin_units_page_adds_moves_and_disables_within_its_scope(
     assert moved.status_code == 303
     session.expire_all()
     assert session.get(Site, new_site.id).unit_id == world.units["p1"]
-    outside = _post(
+    outside = post_form(
         sec_a,
         "/admin/units",
         f"/admin/sites/{new_site.id}/move",
         {"unit_id": str(world.units["b"])},
     )
     assert outside.status_code == 404
-    top = _post(sec_a, "/admin/units", "/admin/units", {"name": "Tỉnh Mới", "kind": "province"})
+    top = post_form(sec_a, "/admin/units", "/admin/units", {"name": "Tỉnh Mới", "kind": "province"})
     assert top.status_code == 403
-    archived = _post(sec_a, "/admin/units", f"/admin/sites/{new_site.id}/archive", {})
+    archived = post_form(sec_a, "/admin/units", f"/admin/sites/{new_site.id}/archive", {})
     assert archived.status_code == 303
     session.expire_all()
     assert session.get(Site, new_site.id).archived_at is not None
-    other = _post(sec_a, "/admin/units", f"/admin/sites/{world.sites['hq_b']}/archive", {})
+    other = post_form(sec_a, "/admin/units", f"/admin/sites/{world.sites['hq_b']}/archive", {})
     assert other.status_code == 404
 
 
@@ -159,7 +114,7 @@ def test_admin_terminals_page_pairs_and_revokes_within_its_scope(
     browser_as: Callable[..., TestClient], world: TwoProvinces
 ) -> None:
     it_a = browser_as("it_a", world.units["a"], Role.it)
-    created = _post(
+    created = post_form(
         it_a,
         "/admin/terminals",
         "/admin/terminals",
@@ -171,13 +126,15 @@ def test_admin_terminals_page_pairs_and_revokes_within_its_scope(
     paired = it_a.post("/api/v1/terminals/pair", json={"code": code.group(1)})
     assert paired.status_code == 200, paired.text
     assert "Máy phường Một" in it_a.get("/admin/terminals").text
-    refused = _post(
+    refused = post_form(
         it_a, "/admin/terminals", "/admin/terminals", {"site_id": str(world.sites["hq_b"])}
     )
     assert refused.status_code == 404
     terminal_id = re.search(r'action="/admin/terminals/(\d+)/revoke"', created.text)
     assert terminal_id is not None
-    revoked = _post(it_a, "/admin/terminals", f"/admin/terminals/{terminal_id.group(1)}/revoke", {})
+    revoked = post_form(
+        it_a, "/admin/terminals", f"/admin/terminals/{terminal_id.group(1)}/revoke", {}
+    )
     assert revoked.status_code == 303
     assert "đã thu hồi" in it_a.get("/admin/terminals").text
 
@@ -186,11 +143,11 @@ def test_admin_audit_page_shows_and_exports_its_scope(
     browser_as: Callable[..., TestClient], world: TwoProvinces
 ) -> None:
     sec_b = browser_as("sec_b", world.units["b"], Role.secretariat)
-    _post(
+    post_form(
         sec_b, "/admin/units", "/admin/sites", {"name": "Điểm B", "unit_id": str(world.units["b"])}
     )
     admin_a = browser_as("admin_a", world.units["a"], Role.admin)
-    _post(
+    post_form(
         admin_a,
         "/admin/users",
         "/admin/users",

@@ -71,7 +71,10 @@ def test_site_page_edits_the_sip_address_and_refuses_bad_ones(
     session.expire_all()
     assert session.get(Site, site_id).sip_uri is None  # type: ignore[union-attr]
     audit = session.scalars(select(AuditEntry).where(AuditEntry.entity == "site")).all()
-    assert [e.detail["sip_uri"] for e in audit] == ["sip:Xa-An-Binh@rooms.vn", None]
+    assert [e.detail["changes"]["sip_uri"] for e in audit] == [
+        [None, "sip:Xa-An-Binh@rooms.vn"],
+        ["sip:Xa-An-Binh@rooms.vn", None],
+    ]
 
 
 def test_site_page_is_read_only_for_viewers_and_missing_sites_are_404(

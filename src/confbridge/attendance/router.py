@@ -18,7 +18,6 @@ from confbridge.attendance.schemas import (
     OccurrenceAttendance,
     Presentation,
 )
-from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ReadScope, SecretariatScope
 from confbridge.auth.scope import WHOLE, Scope
 from confbridge.deps import SessionDep, SettingsDep
@@ -189,24 +188,15 @@ def correct_attendance(
     )
     visible_site(session=session, site_id=site_id, scope=editor.scope)
     now = utcnow()
-    actor = f"user:{user.username}"
-    correction = attendance_service.correct(
+    attendance_service.correct(
         session=session,
         occurrence_id=occurrence_id,
         site_id=site_id,
         status=body.status,
         reason=body.reason,
-        actor=actor,
+        actor=f"user:{user.username}",
         rule=settings.reports.attendance,
         now=now,
-    )
-    auth_service.record(
-        session=session,
-        actor=actor,
-        action="attendance_corrected",
-        entity="occurrence",
-        entity_id=occurrence_id,
-        detail={"site_id": site_id, "status": body.status.value, "correction_id": correction.id},
     )
     session.commit()
     result = occurrence_attendance(

@@ -48,6 +48,7 @@ from confbridge.attendance.models import (
     AttendanceRun,
     AttendanceStatus,
 )
+from confbridge.auth import service as auth_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.service import guest_sites
 from confbridge.errors import Conflict, Invalid
@@ -633,7 +634,8 @@ def correct(
     rule: AttendanceRule,
     now: datetime,
 ) -> AttendanceCorrection:
-    """Record a correction beside the computed attendance (which stays as it was)."""
+    """Record a correction beside the computed attendance (which stays as it was), and its
+    audit entry (the site's status before → after, with the reason)."""
     occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     if occurrence.status == OccurrenceStatus.cancelled.value:
         raise Conflict(f"occurrence {occurrence_id} was cancelled; it has no attendance")
@@ -658,9 +660,24 @@ def correct(
     )
     session.add(correction)
     row = session.get(Attendance, (occurrence_id, site_id))
+    before = (row.corrected_status or row.status) if row is not None else None
     if row is not None:
         row.corrected_status = status.value
     session.flush()
+    auth_service.record(
+        session=session,
+        actor=actor,
+        action="attendance_corrected",
+        entity="occurrence",
+        entity_id=occurrence_id,
+        detail={
+            "site_id": site_id,
+            "status": status.value,
+            "reason": reason,
+            "correction_id": correction.id,
+            "changes": {"status": [before, status.value]},
+        },
+    )
     return correction
 
 

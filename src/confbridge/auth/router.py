@@ -245,16 +245,9 @@ def create_user(body: UserCreate, admin: AdminScope, session: SessionDep) -> Use
         password=password,
         memberships=granted,
         full_name=body.full_name,
+        actor=f"user:{admin.user.username}",
     )
     user.must_change_password = generated is not None
-    auth_service.record(
-        session=session,
-        actor=f"user:{admin.user.username}",
-        action="user_created",
-        entity="user",
-        entity_id=user.id,
-        detail={"username": user.username, "memberships": auth_service.describe(granted)},
-    )
     session.commit()
     return UserCreated(**UserRead.model_validate(user).model_dump(), password=generated)
 

@@ -32,6 +32,10 @@ class MembershipItem(BaseModel):
     role: Role
 
 
+# Letters without accents, digits and . _ @ -: names that every directory and log accepts.
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,80}$"
+
+
 class UserCreate(BaseModel):
     """A new user: `memberships`, or `role` alone for a role over the whole installation.
 
@@ -40,7 +44,7 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=2, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$")
+    username: str = Field(min_length=2, max_length=80, pattern=USERNAME_PATTERN)
     password: str | None = _new_password(default=None)
     role: Role | None = None
     memberships: list[MembershipItem] | None = Field(default=None, max_length=100)

@@ -121,8 +121,10 @@ def create(
     role: Role | None = None,
     memberships: Sequence[MembershipIn] | None = None,
     full_name: str = "",
+    actor: str | None = None,
 ) -> User:
-    """A new user with `memberships`, or with `role` at the root (the whole installation)."""
+    """A new user with `memberships`, or with `role` at the root (the whole installation);
+    audited for `actor`, when given."""
     if get_by_username(session=session, username=username) is not None:
         raise Conflict(f"user {username!r} already exists")
     passwords.check_policy(password, username=username)
@@ -131,6 +133,16 @@ def create(
     user.memberships = [Membership(unit_id=m.unit_id, role=m.role.value) for m in wanted]
     session.add(user)
     session.flush()
+    if actor is not None:
+        detail = {"username": username, "memberships": describe(wanted)}
+        record(
+            session=session,
+            actor=actor,
+            action="user_created",
+            entity="user",
+            entity_id=user.id,
+            detail=detail,
+        )
     return user
 
 

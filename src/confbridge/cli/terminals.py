@@ -22,7 +22,6 @@ def terminals_create(
     name: Annotated[str, typer.Option(help="e.g. 'Hội trường tầng 2'")] = "",
 ) -> None:
     """Create a terminal for a site and print its one-time pairing code."""
-    from confbridge.auth import service as auth_service
     from confbridge.terminals import service as terminal_service
 
     settings = current_settings()
@@ -35,14 +34,6 @@ def terminals_create(
             ttl_min=settings.terminals.pairing_code_ttl_min,
             now=utcnow(),
             created_by="cli",
-        )
-        auth_service.record(
-            session=session,
-            actor="cli",
-            action="terminal_created",
-            entity="terminal",
-            entity_id=terminal_row.id,
-            detail={"site_id": site},
         )
         session.commit()
         typer.echo(
@@ -84,18 +75,10 @@ def terminals_list(
 @clean_errors
 def terminals_revoke(terminal_id: Annotated[int, typer.Argument(help="the terminal's id")]) -> None:
     """Revoke a terminal: its token stops working at once."""
-    from confbridge.auth import service as auth_service
     from confbridge.terminals import service as terminal_service
 
     with migrated_session() as session:
         row = terminal_service.get(session=session, terminal_id=terminal_id)
-        terminal_service.revoke(session=session, terminal=row, now=utcnow())
-        auth_service.record(
-            session=session,
-            actor="cli",
-            action="terminal_revoked",
-            entity="terminal",
-            entity_id=row.id,
-        )
+        terminal_service.revoke(session=session, terminal=row, now=utcnow(), actor="cli")
         session.commit()
         typer.echo(f"terminal {row.id} ({row.name}) revoked")

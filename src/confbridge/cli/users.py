@@ -55,20 +55,13 @@ def users_create(
                 fail(f"no unit with code or id {unit!r}")
                 return
         membership = auth_service.MembershipIn(unit_id=unit_id, role=role_value)
-        user = auth_service.create(
+        auth_service.create(
             session=session,
             username=username,
             password=password,
             memberships=[membership],
             full_name=full_name,
-        )
-        auth_service.record(
-            session=session,
             actor="cli",
-            action="user_created",
-            entity="user",
-            entity_id=user.id,
-            detail={"username": user.username, "memberships": auth_service.describe([membership])},
         )
         session.commit()
         where = "the whole installation" if unit_id is None else f"unit {unit_id} and below"

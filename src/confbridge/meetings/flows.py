@@ -1,21 +1,23 @@
 """Planning ahead, and the alerts for the meetings it could not place (meetings + alerts);
-retiring a site no meeting needs any more (meetings + sites)."""
+retiring a site, or disabling a unit, that no meeting needs any more (meetings + sites)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
+from confbridge.auth import service as auth_service
 from confbridge.errors import Conflict
 from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import unplanned
-from confbridge.meetings.models import Series, UnplannedOccurrence
+from confbridge.meetings.models import Series, UnplannedOccurrence, series_units
 from confbridge.settings import Settings
 from confbridge.sites import service as site_service
-from confbridge.sites.models import Site
+from confbridge.sites.models import Site, Unit, UnitKind
 
 
 def unplanned_subject(item: UnplannedOccurrence) -> str:
@@ -77,9 +79,9 @@ def plan_ahead(
     return results
 
 
-def archive_site(*, session: Session, site: Site) -> None:
+def archive_site(*, session: Session, site: Site, actor: str | None = None) -> None:
     """Retire a site (its terminals revoked); refused while it chairs a series, is invited to
-    one, or is booked for a coming meeting."""
+    one, or is booked for a coming meeting. Audited for `actor`, when given."""
     busy = occurrence_service.site_commitments(session=session, site_id=site.id)
     if busy:
         raise Conflict(
@@ -87,3 +89,62 @@ def archive_site(*, session: Session, site: Site) -> None:
             series=busy,
         )
     site_service.mark_archived(session=session, site=site)
+    if actor is not None:
+        auth_service.record(
+            session=session,
+            actor=actor,
+            action="site_archived",
+            entity="site",
+            entity_id=site.id,
+            detail={"name": site.name, "changes": {"archived": [False, True]}},
+        )
+
+
+def disable_unit(*, session: Session, unit: Unit, actor: str, now: datetime) -> list[int]:
+    """Disable a unit and every unit below it, archiving their sites (terminals revoked);
+    refused while a series still needs one of those sites or invites one of those units.
+    Returns the archived sites' ids."""
+    site_service.check_enabled(unit)
+    if unit.kind == UnitKind.guest:
+        raise Conflict(f"unit {unit.id} holds SIP guests; it is kept as the gateway made it")
+    unit_ids = site_service.descendant_unit_ids(session=session, unit_ids=[unit.id])
+    sites = list(
+        session.scalars(
+            select(Site)
+            .where(Site.unit_id.in_(sorted(unit_ids)), Site.archived_at.is_(None))
+            .order_by(Site.id)
+        )
+    )
+    invited = select(series_units.c.series_id).where(series_units.c.unit_id.in_(unit_ids))
+    busy = {
+        series_id: title
+        for series_id, title in session.execute(
+            select(Series.id, Series.title).where(Series.ended_at.is_(None), Series.id.in_(invited))
+        )
+    }
+    for site in sites:
+        for item in occurrence_service.site_commitments(session=session, site_id=site.id):
+            busy[int(str(item["id"]))] = str(item["title"])
+    if busy:
+        raise Conflict(
+            f"unit {unit.id} is still used by {len(busy)} series; remove its sites and units "
+            "from them first",
+            series=[{"id": i, "title": t} for i, t in sorted(busy.items())],
+        )
+    for site in sites:
+        site_service.mark_archived(session=session, site=site)
+    disabled = site_service.mark_disabled(session=session, unit_ids=unit_ids, now=now)
+    auth_service.record(
+        session=session,
+        actor=actor,
+        action="unit_disabled",
+        entity="unit",
+        entity_id=unit.id,
+        detail={
+            "name": unit.name,
+            "changes": {"disabled": [False, True]},
+            "units_disabled": disabled,
+            "sites_archived": [s.id for s in sites],
+        },
+    )
+    return [s.id for s in sites]

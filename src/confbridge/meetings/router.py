@@ -514,13 +514,6 @@ def _terminal_agenda(database: Database, settings: Settings, token: str | None) 
 def delete_site(site_id: IdPath, editor: SiteEditorScope, session: SessionDep) -> Response:
     user = editor.user
     site = visible_site(session=session, site_id=site_id, scope=editor.scope)
-    meeting_flows.archive_site(session=session, site=site)
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="site_archived",
-        entity="site",
-        entity_id=site.id,
-    )
+    meeting_flows.archive_site(session=session, site=site, actor=f"user:{user.username}")
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

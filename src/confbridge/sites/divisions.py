@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 from vietnam_provinces import Province, VietNamDivisionType, Ward
 
+from confbridge.auth import service as auth_service
 from confbridge.errors import NotFound
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site, Unit, UnitKind
@@ -102,8 +103,9 @@ def _ensure_hall(session: Session, result: ImportResult, unit: Unit, name: str) 
         result.unchanged += 1
 
 
-def import_province(*, session: Session, query: str) -> ImportResult:
-    """Create a province, its communes/wards and one hall site each; safe to run again."""
+def import_province(*, session: Session, query: str, actor: str | None = None) -> ImportResult:
+    """Create a province, its communes/wards and one hall site each; safe to run again.
+    Audited for `actor`, when given."""
     province = find_province(query)
     result = ImportResult()
     unit = result.province = _ensure_unit(
@@ -126,4 +128,18 @@ def import_province(*, session: Session, query: str) -> ImportResult:
         )
         _ensure_hall(session, result, child, hall_name(ward.name))
     session.flush()
+    if actor is not None:
+        auth_service.record(
+            session=session,
+            actor=actor,
+            action="province_imported",
+            entity="unit",
+            entity_id=unit.id,
+            detail={
+                "name": unit.name,
+                "units_created": result.units_created,
+                "sites_created": result.sites_created,
+                "unchanged": result.unchanged,
+            },
+        )
     return result

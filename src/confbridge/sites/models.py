@@ -48,6 +48,8 @@ class Unit(Base):
     code: Mapped[str | None] = mapped_column(String(40), unique=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Disabled units (and everything below them) are kept: reports and the audit name them.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Unit]] = relationship(back_populates="parent", order_by="Unit.name")

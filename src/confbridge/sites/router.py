@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ReadScope, SecretariatScope, SiteEditorScope
 from confbridge.deps import SessionDep
 from confbridge.errors import Forbidden
@@ -71,17 +70,13 @@ def create_unit(body: UnitCreate, editor: SecretariatScope, session: SessionDep)
         raise Forbidden("only an administrator of the whole installation may add a top unit")
     if body.parent_id is not None:
         visible_unit(session=session, unit_id=body.parent_id, scope=editor.scope)
-    user = editor.user
     unit = site_service.create_unit(
-        session=session, name=body.name, kind=body.kind, parent_id=body.parent_id, code=body.code
-    )
-    auth_service.record(
         session=session,
-        actor=f"user:{user.username}",
-        action="unit_created",
-        entity="unit",
-        entity_id=unit.id,
-        detail=body.model_dump(mode="json"),
+        name=body.name,
+        kind=body.kind,
+        parent_id=body.parent_id,
+        code=body.code,
+        actor=f"user:{editor.user.username}",
     )
     session.commit()
     return UnitRead.model_validate(unit)
@@ -126,21 +121,13 @@ def list_sites(
 @router.post("/sites", response_model=SiteRead, status_code=status.HTTP_201_CREATED)
 def create_site(body: SiteCreate, editor: SiteEditorScope, session: SessionDep) -> SiteRead:
     visible_unit(session=session, unit_id=body.unit_id, scope=editor.scope)
-    user = editor.user
     site = site_service.create_site(
         session=session,
         name=body.name,
         unit_id=body.unit_id,
         sip_uri=body.sip_uri,
         scope=editor.scope,
-    )
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="site_created",
-        entity="site",
-        entity_id=site.id,
-        detail=body.model_dump(mode="json"),
+        actor=f"user:{editor.user.username}",
     )
     session.commit()
     return site_read(site)
@@ -159,7 +146,6 @@ def update_site(
     site = visible_site(session=session, site_id=site_id, scope=editor.scope)
     if body.unit_id is not None:
         visible_unit(session=session, unit_id=body.unit_id, scope=editor.scope)
-    user = editor.user
     site_service.update_site(
         session=session,
         site=site,
@@ -168,14 +154,7 @@ def update_site(
         sip_uri=body.sip_uri,
         clear_sip_uri="sip_uri" in body.model_fields_set and body.sip_uri is None,
         scope=editor.scope,
-    )
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="site_updated",
-        entity="site",
-        entity_id=site.id,
-        detail=body.model_dump(mode="json", exclude_unset=True),
+        actor=f"user:{editor.user.username}",
     )
     session.commit()
     return site_read(site)

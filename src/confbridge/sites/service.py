@@ -3,21 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from confbridge.auth import service as auth_service
 from confbridge.auth.scope import Scope
 from confbridge.errors import Conflict, Invalid, NotFound
 from confbridge.sip_uri import MAX_SIP_URI_CHARS, SipUriError, address_key, normalise_sip_uri
 from confbridge.sites.models import ALLOWED_PARENT_KINDS, Site, Unit, UnitKind
-from confbridge.text import one_line
+from confbridge.text import control_character, one_line
 from confbridge.timeutil import utcnow
 
 # The unit that holds guest sites, created on first use.
 GUEST_UNIT_NAME = "Khách mời (SIP)"
 GUEST_SITE_PREFIX = "Khách: "
 MAX_SITE_NAME_CHARS = 200
+
+
+def _audit(
+    session: Session,
+    actor: str | None,
+    action: str,
+    entity: str,
+    entity_id: int,
+    detail: dict[str, Any],
+) -> None:
+    """The audit entry of a change made for `actor` (none for changes applied from a schedule
+    file, which audits the file as a whole)."""
+    if actor is not None:
+        auth_service.record(
+            session=session,
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=detail,
+        )
+
+
+def checked_name(name: str) -> str:
+    """A unit's or a site's name, refused (422) when empty, too long or not one line."""
+    if not name.strip():
+        raise Invalid("name: give a name")
+    if len(name) > MAX_SITE_NAME_CHARS:
+        raise Invalid(f"name: at most {MAX_SITE_NAME_CHARS} characters")
+    if control_character(name) is not None:
+        raise Invalid("name: must be one line of text")
+    return name
 
 
 def get_unit(*, session: Session, unit_id: int) -> Unit:
@@ -74,8 +109,12 @@ def create_unit(
     kind: UnitKind,
     parent_id: int | None = None,
     code: str | None = None,
+    actor: str | None = None,
 ) -> Unit:
+    name = checked_name(name)
     parent = get_unit(session=session, unit_id=parent_id) if parent_id is not None else None
+    if parent is not None:
+        check_enabled(parent)
     check_parent_kind(kind=kind, parent_kind=UnitKind(parent.kind) if parent else None)
     if kind == UnitKind.guest:
         raise Invalid("kind: guest units are created by the SIP gateway, not by hand")
@@ -87,7 +126,63 @@ def create_unit(
     unit = Unit(name=name, kind=kind.value, parent_id=parent_id, code=code)
     session.add(unit)
     session.flush()
+    detail = {"name": name, "kind": kind.value, "parent_id": parent_id, "code": code}
+    _audit(session, actor, "unit_created", "unit", unit.id, detail)
     return unit
+
+
+def check_enabled(unit: Unit) -> None:
+    if unit.disabled_at is not None:
+        raise Conflict(f"unit {unit.id} is disabled")
+
+
+def update_unit(
+    *,
+    session: Session,
+    unit: Unit,
+    actor: str,
+    name: str | None = None,
+    kind: UnitKind | None = None,
+) -> dict[str, list[Any]]:
+    """Rename a unit or change its kind (which must still fit its parent and its children);
+    returns the changes, audited as before → after."""
+    check_enabled(unit)
+    if unit.kind == UnitKind.guest:
+        raise Conflict(f"unit {unit.id} holds SIP guests; it is kept as the gateway made it")
+    changes: dict[str, list[Any]] = {}
+    if name is not None and (name := checked_name(name)) != unit.name:
+        other = get_unit_by_name(session=session, name=name, parent_id=unit.parent_id)
+        if other is not None and other.id != unit.id:
+            raise Conflict(f"a unit named {name!r} already exists there")
+        changes["name"] = [unit.name, name]
+    if kind is not None and kind.value != unit.kind:
+        if kind == UnitKind.guest:
+            raise Invalid("kind: guest units are created by the SIP gateway, not by hand")
+        parent_kind = UnitKind(unit.parent.kind) if unit.parent is not None else None
+        check_parent_kind(kind=kind, parent_kind=parent_kind)
+        for child in unit.children:
+            check_parent_kind(kind=UnitKind(child.kind), parent_kind=kind)
+        changes["kind"] = [unit.kind, kind.value]
+    if changes:
+        unit.name = changes.get("name", [None, unit.name])[1]
+        unit.kind = changes.get("kind", [None, unit.kind])[1]
+        session.flush()
+        _audit(session, actor, "unit_updated", "unit", unit.id, {"changes": changes})
+    return changes
+
+
+def mark_disabled(*, session: Session, unit_ids: Iterable[int], now: datetime) -> list[int]:
+    """Disable these units (their sites are archived first, a floor up: `meetings.flows`);
+    returns those that were not disabled yet."""
+    units = session.scalars(
+        select(Unit).where(Unit.id.in_(sorted(set(unit_ids))), Unit.disabled_at.is_(None))
+    )
+    changed = []
+    for unit in units:
+        unit.disabled_at = now
+        changed.append(unit.id)
+    session.flush()
+    return sorted(changed)
 
 
 def check_parent_kind(*, kind: UnitKind, parent_kind: UnitKind | None) -> None:
@@ -160,6 +255,7 @@ def _ordinary_unit(session: Session, unit_id: int) -> Unit:
     unit = get_unit(session=session, unit_id=unit_id)
     if unit.kind == UnitKind.guest:
         raise Invalid(f"unit_id: unit {unit_id} holds SIP guests; put the site in another unit")
+    check_enabled(unit)
     return unit
 
 
@@ -193,7 +289,9 @@ def create_site(
     unit_id: int,
     sip_uri: str | None = None,
     scope: Scope | None = None,
+    actor: str | None = None,
 ) -> Site:
+    name = checked_name(name)
     _ordinary_unit(session, unit_id)
     if get_site_by_name(session=session, unit_id=unit_id, name=name) is not None:
         raise Conflict(f"a site named {name!r} already exists in unit {unit_id}")
@@ -201,6 +299,8 @@ def create_site(
     site = Site(name=name, unit_id=unit_id, sip_uri=canonical)
     session.add(site)
     session.flush()
+    detail = {"name": name, "unit_id": unit_id, "sip_uri": canonical}
+    _audit(session, actor, "site_created", "site", site.id, detail)
     return site
 
 
@@ -213,14 +313,17 @@ def update_site(
     sip_uri: str | None = None,
     clear_sip_uri: bool = False,
     scope: Scope | None = None,
+    actor: str | None = None,
 ) -> Site:
-    """Rename or move a site, or set its room system's address (`clear_sip_uri` removes it)."""
+    """Rename or move a site, or set its room system's address (`clear_sip_uri` removes it);
+    audited as before → after."""
     if site.archived_at is not None:
         raise Conflict(f"site {site.id} is archived")
     if site.guest_uri is not None:
         raise Conflict(f"site {site.id} is a SIP guest; it is kept as the call left it")
+    before = {"name": site.name, "unit_id": site.unit_id, "sip_uri": site.sip_uri}
     new_unit = unit_id if unit_id is not None else site.unit_id
-    new_name = name if name is not None else site.name
+    new_name = checked_name(name) if name is not None else site.name
     if unit_id is not None:
         _ordinary_unit(session, unit_id)
     other = get_site_by_name(session=session, unit_id=new_unit, name=new_name)
@@ -234,6 +337,10 @@ def update_site(
         site.sip_uri = None
     site.name, site.unit_id = new_name, new_unit
     session.flush()
+    after = {"name": site.name, "unit_id": site.unit_id, "sip_uri": site.sip_uri}
+    changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    if changes:
+        _audit(session, actor, "site_updated", "site", site.id, {"changes": changes})
     return site
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import ITScope, TerminalDep
-from confbridge.auth.models import Terminal, User
+from confbridge.auth.models import Terminal
 from confbridge.auth.scope import Scope
 from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
@@ -114,18 +114,6 @@ def _pairing_read(request: Request, pairing: PairingCode, code: str) -> PairingC
 # --- IT staff ------------------------------------------------------------------------------------
 
 
-def _record_created(session: Session, user: User, terminal: Terminal) -> None:
-    """The audit entry of a new terminal, whichever route created it."""
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="terminal_created",
-        entity="terminal",
-        entity_id=terminal.id,
-        detail={"site_id": terminal.site_id},
-    )
-
-
 @router.post("/terminals", response_model=TerminalCreatedWithCode, status_code=201)
 def create_terminal(
     body: TerminalCreate, it: ITScope, session: SessionDep, settings: SettingsDep, request: Request
@@ -143,7 +131,6 @@ def create_terminal(
         now=now,
         created_by=f"user:{user.username}",
     )
-    _record_created(session, user, terminal)
     session.commit()
     view = terminal_service.view(
         session=session,
@@ -339,20 +326,13 @@ def new_pairing_code(
     """A new one-time code, e.g. for a replacement device; pairing it replaces the token."""
     terminal = _visible_terminal(session, terminal_id, it.scope)
     user = it.user
-    pairing, code = terminal_service.issue_pairing_code(
+    pairing, code = terminal_service.new_pairing_code(
         session=session,
         terminal=terminal,
         secret_key=settings.secret_key,
         ttl_min=settings.terminals.pairing_code_ttl_min,
         now=utcnow(),
-        created_by=f"user:{user.username}",
-    )
-    auth_service.record(
-        session=session,
         actor=f"user:{user.username}",
-        action="terminal_pairing_code",
-        entity="terminal",
-        entity_id=terminal.id,
     )
     session.commit()
     return _pairing_read(request, pairing, code)
@@ -366,13 +346,8 @@ def revoke_terminal(
     terminal = _visible_terminal(session, terminal_id, it.scope)
     user = it.user
     now = utcnow()
-    terminal_service.revoke(session=session, terminal=terminal, now=now)
-    auth_service.record(
-        session=session,
-        actor=f"user:{user.username}",
-        action="terminal_revoked",
-        entity="terminal",
-        entity_id=terminal.id,
+    terminal_service.revoke(
+        session=session, terminal=terminal, now=now, actor=f"user:{user.username}"
     )
     session.commit()
     return terminal_read(
@@ -397,8 +372,7 @@ def create_terminal_with_token(
     site = visible_site(session=session, site_id=site_id, scope=it.scope)
     user = it.user
     terminal, token = terminal_service.create_with_token(
-        session=session, site=site, name=body.name if body else ""
+        session=session, site=site, name=body.name if body else "", actor=f"user:{user.username}"
     )
-    _record_created(session, user, terminal)
     session.commit()
     return TerminalCreated(id=terminal.id, site_id=site.id, name=terminal.name, token=token)

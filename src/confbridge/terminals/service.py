@@ -216,7 +216,48 @@ def issue_pairing_code(
     return row, code
 
 
-def create_with_token(*, session: Session, site: Site, name: str = "") -> tuple[Terminal, str]:
+def new_pairing_code(
+    *,
+    session: Session,
+    terminal: Terminal,
+    secret_key: str,
+    ttl_min: int,
+    now: datetime,
+    actor: str,
+) -> tuple[PairingCode, str]:
+    """Another one-time code for an existing terminal (a replacement device), audited."""
+    pairing, code = issue_pairing_code(
+        session=session,
+        terminal=terminal,
+        secret_key=secret_key,
+        ttl_min=ttl_min,
+        now=now,
+        created_by=actor,
+    )
+    _audit(session, actor, "terminal_pairing_code", terminal)
+    return pairing, code
+
+
+def _audit(session: Session, actor: str | None, action: str, terminal: Terminal) -> None:
+    """A terminal's audit entry, whichever route or command changed it."""
+    if actor is None:
+        return
+    detail: dict[str, object] = {"site_id": terminal.site_id, "name": terminal.name}
+    if action == "terminal_revoked":
+        detail["changes"] = {"revoked": [False, True]}
+    auth_service.record(
+        session=session,
+        actor=actor,
+        action=action,
+        entity="terminal",
+        entity_id=terminal.id,
+        detail=detail,
+    )
+
+
+def create_with_token(
+    *, session: Session, site: Site, name: str = "", actor: str | None = None
+) -> tuple[Terminal, str]:
     """Create a terminal for `site`; returns it with its token, which is not stored (the
     token is shown once: `POST /sites/{id}/terminals`, and the demo chair site at first start)."""
     if site.archived_at is not None:
@@ -230,6 +271,7 @@ def create_with_token(*, session: Session, site: Site, name: str = "") -> tuple[
     session.flush()
     if not name:
         terminal.name = f"{site.name} #{terminal.id}"
+    _audit(session, actor, "terminal_created", terminal)
     return terminal, token
 
 
@@ -244,9 +286,11 @@ def create(
     created_by: str,
 ) -> tuple[Terminal, PairingCode, str]:
     """A terminal for the site and its first pairing code (the terminal has no usable token
-    until a device pairs)."""
+    until a device pairs); audited as `created_by`'s."""
     site = site_service.get_site(session=session, site_id=site_id)
-    terminal, _unused_token = create_with_token(session=session, site=site, name=name)
+    terminal, _unused_token = create_with_token(
+        session=session, site=site, name=name, actor=created_by
+    )
     # The token made there is never shown: no token hashes to this, and pairing replaces it.
     terminal.token_hash = auth_service.UNPAIRED_TOKEN_HASH_PREFIX + secrets.token_hex(24)
     pairing, code = issue_pairing_code(
@@ -318,10 +362,12 @@ def _void_grants(session: Session, terminal: Terminal, *, now: datetime, grant_t
     )
 
 
-def revoke(*, session: Session, terminal: Terminal, now: datetime) -> Terminal:
+def revoke(
+    *, session: Session, terminal: Terminal, now: datetime, actor: str | None = None
+) -> Terminal:
     """Stop the terminal's token at once (every request checks it), its pending codes, and
     the join grants it holds (workers learn it with their next heartbeat,
-    `grant_revocations`)."""
+    `grant_revocations`); audited for `actor`, when given."""
     if terminal.revoked_at is not None:
         raise Conflict(
             f"terminal {terminal.id} was revoked at {terminal.revoked_at:%Y-%m-%d %H:%M} UTC"
@@ -334,6 +380,7 @@ def revoke(*, session: Session, terminal: Terminal, now: datetime) -> Terminal:
         .execution_options(synchronize_session=False)
     )
     session.flush()
+    _audit(session, actor, "terminal_revoked", terminal)
     return terminal
 
 

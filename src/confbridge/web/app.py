@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from confbridge.web import (
     STATIC_DIR,
-    admin_pages,
+    admin,
+    attendance_pages,
     booking_pages,
     calendar_pages,
     console_pages,
@@ -88,7 +89,8 @@ def install(app: FastAPI) -> None:
         console_pages,
         gallery_pages,
         site_pages,
-        admin_pages,
+        admin,
+        attendance_pages,
         record_pages,
         recording_pages,
     ):

@@ -74,7 +74,7 @@ def calendar(
         by_day.setdefault(item.start_at.astimezone(zone(tz)).date(), []).append(item)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
-    units = queries.flatten(queries.unit_tree(page.session, page.user.scope))
+    units = queries.flatten(queries.unit_tree(page.session, page.user.scope, with_disabled=True))
 
     def link(**changes: Any) -> str:
         params = {"view": view, "day": anchor.isoformat(), "unit_id": unit, "kind": kind}

@@ -158,6 +158,74 @@ RULES: tuple[Rule, ...] = (
         r"^sip_uri: (?P<uri>\S+) is already the address of site '(?P<site>.*)'$",
         N_("%(uri)s is already the address of the site %(site)s."),
     ),
+    # administration: units, sites, users, attendance corrections
+    _rule(r"^name: give a name", N_("Give a name.")),
+    _rule(r"^name: at most (?P<max>\d+)", N_("A name has at most %(max)s characters.")),
+    _rule(r"^name: must be one line", N_("A name is one line of text.")),
+    _rule(
+        r"^a unit named '(?P<name>.*)' already exists",
+        N_("A unit named %(name)s already exists there."),
+    ),
+    _rule(
+        r"^a unit with code '(?P<code>.*)' already exists",
+        N_("A unit with code %(code)s already exists."),
+    ),
+    _rule(
+        r"^a site named '(?P<name>.*)' already exists",
+        N_("A site named %(name)s already exists in this unit."),
+    ),
+    _rule(
+        r"^an? \w+ cannot sit ",
+        N_("This kind of unit cannot sit there: choose another kind or another unit above it."),
+    ),
+    _rule(r"^unit \d+ is disabled", N_("This unit is disabled.")),
+    _rule(r"^site \d+ is archived", N_("This site is disabled.")),
+    _rule(
+        r"^(site|unit) \d+ is still used by (?P<count>\d+) series",
+        N_("Still used by %(count)s meeting series: remove it from them (or end them) first."),
+    ),
+    _rule(r"^(unit|site|user|terminal) \d+ does not exist", N_("This item does not exist.")),
+    _rule(r"^no province named", N_("No province has this name or code (34 since July 2025).")),
+    _rule(r"^user '(?P<name>.*)' already exists", N_("The username %(name)s is taken.")),
+    _rule(
+        r"^memberships: you may give roles only in your own units",
+        N_("You may give roles only in your own units."),
+    ),
+    _rule(
+        r"has roles outside your units",
+        N_("This user has roles outside your units; ask an administrator above."),
+    ),
+    _rule(
+        r"^this is the last active administrator",
+        N_(
+            "This is the last active administrator of the whole installation: make another "
+            "user administrator first."
+        ),
+    ),
+    _rule(
+        r"^you cannot (demote or )?disable your own account",
+        N_("You cannot disable or demote your own account; ask another administrator."),
+    ),
+    _rule(
+        r"^the password is too short: it needs at least (?P<min>\d+)",
+        N_("The password is too short: at least %(min)s characters."),
+    ),
+    _rule(r"^the password is too long", N_("The password is too long.")),
+    _rule(
+        r"^the password (may not repeat|may not be the username|is too common)",
+        N_("The password is too easy to guess; choose another one."),
+    ),
+    _rule(r"^terminal \d+ (is|was) revoked", N_("This terminal has been revoked.")),
+    _rule(
+        r"^occurrence \d+ has not ended yet",
+        N_("The meeting has not ended yet; correct its attendance afterwards."),
+    ),
+    _rule(
+        r"^occurrence \d+ was cancelled",
+        N_("The meeting was cancelled; it has no attendance."),
+    ),
+    _rule(r"was not invited to occurrence", N_("This site was not invited to the meeting.")),
+    _rule(r"^reason: ", N_("Give the reason for the correction.")),
     # alerts
     _rule(r"^no alert \d+", N_("This alert no longer exists.")),
     _rule(

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from confbridge import signing
+from confbridge.attendance.schemas import AttendanceRecord, OccurrenceAttendance
 from confbridge.bridge import timing as bridge_timing
 from confbridge.db import Database
 from confbridge.errors import Conflict, DomainError
@@ -134,6 +135,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
     meetings = page.settings.meetings
     now = utcnow()
     attended = bridge_timing.attended_site_ids(session=page.session, occurrence_id=occurrence.id)
+    attendance = _attendance(page, occurrence, attended=bool(attended))
     return {
         "occurrence": occurrence,
         "series": series,
@@ -161,7 +163,8 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "live_labels": script_json(_live_labels(page)),
         "live_initial": script_json(status.view()),
         "site_names_json": script_json({str(s.site_id): s.name for s in sites}),
-        "attendance": _attendance(page, occurrence, attended=bool(attended)),
+        "attendance": attendance,
+        "correctable": _correctable(page, attendance),
         "attendance_statuses": ATTENDANCE_STATUSES,
         "record": record_pages.record_view(page, occurrence),
         **recording_views.recording_context(page, occurrence),
@@ -202,7 +205,9 @@ def occurrence_page(page: UserPage, occurrence_id: str) -> Response:
     )
 
 
-def _attendance(page: Page, occurrence: Occurrence, *, attended: bool) -> Any:
+def _attendance(
+    page: Page, occurrence: Occurrence, *, attended: bool
+) -> OccurrenceAttendance | None:
     """Attendance once the meeting has started (figures so far while it runs); a cancelled
     meeting that sites joined keeps it."""
     if occurrence.start_at > utcnow():
@@ -210,6 +215,16 @@ def _attendance(page: Page, occurrence: Occurrence, *, attended: bool) -> Any:
     if occurrence.status != OccurrenceStatus.scheduled.value and not attended:
         return None
     return occurrence_attendance_or_none(page, occurrence.id)
+
+
+def _correctable(page: Page, attendance: OccurrenceAttendance | None) -> list[AttendanceRecord]:
+    """The sites whose attendance the user may correct: once the meeting has ended, the
+    invited sites (not SIP guests) of the user's booking scope."""
+    assert page.user is not None
+    if attendance is None or not attendance.ended:
+        return []
+    edit_scope = page.user.edit_scope
+    return [r for r in attendance.records if not r.guest and edit_scope.covers(r.unit_id)]
 
 
 @router.post("/occurrences/{occurrence_id}/edit")

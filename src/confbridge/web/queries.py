@@ -25,6 +25,7 @@ class UnitNode:
     id: int
     name: str
     kind: str
+    disabled: bool = False
     depth: int = 0
     children: list[UnitNode] = field(default_factory=list)
     sites: list[tuple[int, str]] = field(default_factory=list)
@@ -33,23 +34,32 @@ class UnitNode:
         return len(self.sites) + sum(child.site_count() for child in self.children)
 
 
-def unit_tree(session: Session, scope: Scope = WHOLE) -> list[UnitNode]:
+def unit_tree(
+    session: Session, scope: Scope = WHOLE, *, with_disabled: bool = False
+) -> list[UnitNode]:
     """Every unit of `scope`, as a forest sorted by name (a scope's top units are its roots),
-    each with its active sites (SIP guests and their unit left out: they are never invited)."""
-    units = select(Unit.id, Unit.name, Unit.kind, Unit.parent_id).where(
+    each with its active sites (SIP guests and their unit left out: they are never invited).
+    Disabled units only `with_disabled` (the administration pages show them)."""
+    units = select(Unit.id, Unit.name, Unit.kind, Unit.parent_id, Unit.disabled_at).where(
         Unit.kind != UnitKind.guest.value, scope.clause(Unit.id)
     )
+    if not with_disabled:
+        units = units.where(Unit.disabled_at.is_(None))
     rows = session.execute(units).all()
-    nodes = {unit_id: UnitNode(unit_id, name, kind) for unit_id, name, kind, _parent in rows}
+    nodes = {
+        unit_id: UnitNode(unit_id, name, kind, disabled_at is not None)
+        for unit_id, name, kind, _parent, disabled_at in rows
+    }
     roots: list[UnitNode] = []
-    for unit_id, _name, _kind, parent_id in rows:
+    for unit_id, _name, _kind, parent_id, _disabled in rows:
         parent = nodes.get(parent_id) if parent_id is not None else None
         (parent.children if parent else roots).append(nodes[unit_id])
     sites = select(Site.id, Site.name, Site.unit_id).where(
         Site.archived_at.is_(None), Site.guest_uri.is_(None), scope.clause(Site.unit_id)
     )
     for site_id, name, unit_id in session.execute(sites.order_by(Site.id)):
-        nodes[unit_id].sites.append((site_id, name))
+        if unit_id in nodes:
+            nodes[unit_id].sites.append((site_id, name))
 
     def settle(node: UnitNode, depth: int) -> None:
         node.depth = depth

@@ -113,7 +113,7 @@ def _download_links(page: Page, path: str) -> dict[str, str]:
 
 def _units(page: Page) -> list[queries.UnitNode]:
     assert page.user is not None
-    return queries.flatten(queries.unit_tree(page.session, page.user.scope))
+    return queries.flatten(queries.unit_tree(page.session, page.user.scope, with_disabled=True))
 
 
 def _online_report(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from confbridge.auth import service as auth_service
 from confbridge.errors import DomainError
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
@@ -65,14 +64,7 @@ def update_site(page: UserPage, site_id: str, form: CheckedForm) -> Response:
             sip_uri=typed or None,
             clear_sip_uri=not typed,
             scope=page.user.scope,
-        )
-        auth_service.record(
-            session=page.session,
             actor=f"user:{page.user.username}",
-            action="site_updated",
-            entity="site",
-            entity_id=site.id,
-            detail={"sip_uri": site.sip_uri, "via": "web"},
         )
         page.session.commit()
     except DomainError as exc:
