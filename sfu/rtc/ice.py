@@ -35,7 +35,12 @@ from aiortc.rtcicetransport import RTCIceTransport, candidate_from_aioice, candi
 from aiortc.sdp import candidate_to_sdp
 
 from sfu.rtc.icelite import ice_transports, make_lite
-from sfu.rtc.udpmux import SharedPortProtocol, SharedUdpPort, shared_port_candidates
+from sfu.rtc.udpmux import (
+    SharedPortProtocol,
+    SharedUdpPort,
+    host_candidate,
+    shared_port_candidates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +112,7 @@ def use_host_candidates(
             protocol = await _bind_host_protocol(self, address, port_range)
             host, port = protocol.transport.get_extra_info("sockname")[:2]
             host = announced_address or host
-            protocol.local_candidate = aioice.Candidate(
-                foundation=aioice.candidate.candidate_foundation("host", "udp", host),
-                component=component,
-                transport="udp",
-                priority=aioice.candidate.candidate_priority(component, "host"),
-                host=host,
-                port=port,
-                type="host",
-            )
+            protocol.local_candidate = host_candidate(host, port, component)
             # touches Connection._protocols, the list aioice reads and closes its sockets from
             self._protocols.append(protocol)
             candidates.append(protocol.local_candidate)

@@ -65,6 +65,19 @@ whose MESSAGE-INTEGRITY fails with the session's password (answered 401 by the s
 address not bound)."""
 
 
+def host_candidate(host: str, port: int, component: int) -> aioice.Candidate:
+    """A UDP host candidate for `host:port`, made the way aioice makes its own."""
+    return aioice.Candidate(
+        foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+        component=component,
+        transport="udp",
+        priority=aioice.candidate.candidate_priority(component, "host"),
+        host=host,
+        port=port,
+        type="host",
+    )
+
+
 class UfragInUse(OSError):
     """Another connection on the shared port already has this local ufrag."""
 
@@ -380,15 +393,7 @@ class SharedUdpPort:
         protocol = SharedPortProtocol(connection, self)
         host = self.announced_address or self.sockname[0]
         port = self.announced_port or self.sockname[1]
-        protocol.local_candidate = aioice.Candidate(
-            foundation=aioice.candidate.candidate_foundation("host", "udp", host),
-            component=component,
-            transport="udp",
-            priority=aioice.candidate.candidate_priority(component, "host"),
-            host=host,
-            port=port,
-            type="host",
-        )
+        protocol.local_candidate = host_candidate(host, port, component)
         protocol.ufrag = ufrag
         self.by_ufrag[ufrag] = protocol
         return protocol

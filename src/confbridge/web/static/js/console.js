@@ -4,7 +4,7 @@
 import { mountRecording } from "/static/js/console_recording.js";
 import { mountGallery } from "/static/js/gallery.js";
 import { apply, connect, fill, labels } from "/static/js/live.js";
-import { pageFetch, SessionExpired } from "/static/js/session.js";
+import { pageFetch, postForm, SessionExpired } from "/static/js/session.js";
 import { view } from "/static/js/whip.js";
 
 const table = document.getElementById("sites-table");
@@ -150,13 +150,7 @@ async function act(form) {
   buttons.forEach((button) => (button.disabled = true));
   let floor = null;
   try {
-    // Not form.action: the form has a field named "action", which shadows the property.
-    const response = await pageFetch(form.getAttribute("action"), {
-      method: "POST",
-      body: new FormData(form),
-      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
-    });
-    const body = await response.json().catch(() => ({}));
+    const { response, body } = await postForm(form, csrf);
     if (!response.ok) {
       showMessage(body.detail ?? fill(labels.failed, { reason: response.status }));
       return;
@@ -273,12 +267,7 @@ async function changeSchedule(form) {
   const buttons = [...form.closest("#schedule-actions").querySelectorAll("button")];
   buttons.forEach((button) => (button.disabled = true));
   try {
-    const response = await fetch(form.getAttribute("action"), {
-      method: "POST",
-      body: new FormData(form),
-      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
-    });
-    const body = await response.json().catch(() => ({}));
+    const { response, body } = await postForm(form, csrf);
     if (!response.ok) {
       showMessage(body.detail ?? fill(labels.failed, { reason: response.status }));
       return;
@@ -287,7 +276,9 @@ async function changeSchedule(form) {
     schedule = body.schedule;
     renderSchedule();
   } catch (error) {
-    showMessage(fill(labels.failed, { reason: error.message }));
+    if (!(error instanceof SessionExpired)) {
+      showMessage(fill(labels.failed, { reason: error.message }));
+    }
   } finally {
     buttons.forEach((button) => (button.disabled = false));
   }

@@ -2,7 +2,7 @@
 // whether the meeting records now, as the server says every few seconds (a series set to
 // record always starts by itself, another console may stop it).
 
-import { pageFetch, SessionExpired } from "/static/js/session.js";
+import { pageFetch, postForm, SessionExpired } from "/static/js/session.js";
 
 const STATE_POLL_MS = 5000;
 
@@ -27,12 +27,7 @@ export function mountRecording(occurrenceId, csrf, showMessage) {
     busy = true;
     button.disabled = true;
     try {
-      const response = await pageFetch(form.getAttribute("action"), {
-        method: "POST",
-        body: new FormData(form),
-        headers: { Accept: "application/json", "X-CSRF-Token": csrf },
-      });
-      const body = await response.json().catch(() => ({}));
+      const { response, body } = await postForm(form, csrf);
       if (!response.ok) {
         showMessage(body.detail ?? String(response.status));
       } else {

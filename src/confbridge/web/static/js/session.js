@@ -52,6 +52,19 @@ export async function pageFetch(url, options = {}) {
   return response;
 }
 
+// POSTs a page's form for a JSON answer, with the session's CSRF token in a header: the
+// response and its body ({} when it has none). Not form.action: a form with a field named
+// "action" shadows the property.
+export async function postForm(form, csrf) {
+  const response = await pageFetch(form.getAttribute("action"), {
+    method: "POST",
+    body: new FormData(form),
+    headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+  });
+  const body = await response.json().catch(() => ({}));
+  return { response, body };
+}
+
 // --- drafts of filled forms ------------------------------------------------------------------
 
 function draftKey(form) {
