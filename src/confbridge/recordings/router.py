@@ -111,7 +111,7 @@ def list_recordings(
 @router.get(
     "/occurrences/{occurrence_id}/recordings/{recording_id}/file",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/webm": {}}}},
+    responses={200: {"content": {"video/webm": {}, "video/x-matroska": {}}}},
 )
 def download(
     occurrence_id: IdPath,
@@ -120,7 +120,8 @@ def download(
     session: SessionDep,
     settings: SettingsDep,
 ) -> StreamingResponse:
-    """The recording's WebM file, streamed from the media server that wrote it."""
+    """The recording's file (WebM, or Matroska for H.264 rooms), streamed from the media
+    server that wrote it."""
     row, download = service.open_file(
         session=session,
         occurrence_id=occurrence_id,
@@ -136,7 +137,10 @@ def download(
         detail={"recording_id": row.id},
     )
     session.commit()
-    headers = {"Content-Disposition": f'attachment; filename="recording-{row.id}.webm"'}
+    # WebM for VP8 rooms, Matroska for H.264 ones: as the worker that wrote it says
+    media_type = download.response.headers.get("content-type", "video/webm").split(";")[0]
+    suffix = ".mkv" if media_type == "video/x-matroska" else ".webm"
+    headers = {"Content-Disposition": f'attachment; filename="recording-{row.id}{suffix}"'}
     if row.bytes is not None:
         headers["Content-Length"] = str(row.bytes)
-    return StreamingResponse(download.chunks(), media_type="video/webm", headers=headers)
+    return StreamingResponse(download.chunks(), media_type=media_type, headers=headers)
