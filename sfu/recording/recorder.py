@@ -141,7 +141,7 @@ class _VideoTrack:
             # a source of another codec took over: start again at its keyframe
             self._dropped_before = self.frames_dropped
             frames = self._frames = FrameAssembler(mime, on_loss=self.slot.request_keyframe)
-        for frame in frames.push(seq, rtp_ts, marker, payload):
+        for frame in frames.push(seq, rtp_ts, marker, payload, now):
             size = None
             if frame.keyframe:
                 size = vp8_size(frame.data) if mime == VP8 else sps_size(frame.data)
