@@ -31,6 +31,8 @@ from sfu.room import Room
 log = logging.getLogger(__name__)
 _ID = re.compile(RECORDING_ID_PATTERN)
 
+MAX_ENDED_KEPT = 1000
+"""Recordings ended in this process whose final info is kept in memory as well as on disk."""
 RecordingEnded = Callable[[RecordingState], None]
 """Tells the control plane of a recording that ended without being asked (an event)."""
 
@@ -131,6 +133,8 @@ class Recordings(Collector):
                 self._failures += recorder.failed
         state = recorder.state(written)
         self._ended[recorder.id] = state.info
+        if len(self._ended) > MAX_ENDED_KEPT:  # the oldest first (insertion order)
+            del self._ended[next(iter(self._ended))]
         return state
 
     def _writer_failed(self, recorder: Recorder) -> None:

@@ -33,6 +33,7 @@ from sfu.recording.state import RecordingState
 from sfu.recording.writer import (
     CHAIR,
     CONTENT,
+    MEDIA_TYPES,
     SPEAKER,
     VIDEO,
     RecordingWriter,
@@ -269,7 +270,7 @@ class Recorder:
             ended_at=written.ended_at if written else None,
             bytes=written.bytes if written else None,
             sha256=written.sha256 if written else None,
-            media_type=written.media_type if written else "video/webm",
+            media_type=MEDIA_TYPES[(written.path if written else self.path).suffix],
             chapters=list(self.chapters),
             failure=self.failure,
         )

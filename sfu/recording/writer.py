@@ -95,10 +95,6 @@ class WrittenFile:
     video_frames: int
     audio_frames: int
 
-    @property
-    def media_type(self) -> str:
-        return MEDIA_TYPES.get(self.path.suffix, "video/webm")
-
 
 class RecordingWriter:
     """Writes one file, `<stem>.webm` or `<stem>.mkv`, from frames put with `put()`; `close()`
