@@ -59,7 +59,7 @@ from confbridge.bridge.models import SfuEventRecord
 from confbridge.db import Database
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Booking, MeetingMode, Occurrence, Series
-from confbridge.reports import export
+from confbridge.reports import export, site_attendance
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy
 from confbridge.scheduler import Scheduler
@@ -459,7 +459,7 @@ def report_cases(database: Database, settings: Settings) -> dict[str, Case]:
     def attendance(unit: Unit | None, as_xlsx: bool) -> Callable[[Session], bytes]:
         def run(session: Session) -> bytes:
             scoped = session.get(Unit, unit.id) if unit else None
-            report = report_service.attendance(
+            report = site_attendance.attendance(
                 session=session, period=period, unit=scoped, settings=rules, now=NOW
             )
             session.commit()

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.models import Alert
 from confbridge.alerts.service import AlertKind
-from confbridge.bridge import service as bridge_service
+from confbridge.bridge import events as event_service
 from confbridge.db import Database
 from confbridge.monitor import Monitor
 from confbridge.settings import AlertSettings
@@ -75,7 +75,7 @@ def report(session: Session, at: datetime, site_id: int, loss: float, rtt_ms: fl
         direction="egress",
         stats=PeerStats(loss_ratio=loss, rtt_ms=rtt_ms, packets=1000),
     )
-    bridge_service.store_events(session=session, events=[event])
+    event_service.store_events(session=session, events=[event])
     session.commit()
 
 
@@ -239,7 +239,7 @@ def test_monitor_a_dead_nodes_sessions_end_at_its_last_heartbeat(database: Datab
 
     with database.session() as session:
         heartbeat(session, "a", start + timedelta(seconds=30))
-        bridge_service.store_events(
+        event_service.store_events(
             session=session,
             events=[
                 session_event(EventType.joined, "peer-1", start),
@@ -252,7 +252,7 @@ def test_monitor_a_dead_nodes_sessions_end_at_its_last_heartbeat(database: Datab
     monitor.check(start + timedelta(seconds=50))
     monitor.check(start + timedelta(seconds=60))  # once only
     with database.session() as session:
-        rows, _ = bridge_service.list_events(
+        rows, _ = event_service.list_events(
             session=session, occurrence_id=9, type_=EventType.left, limit=10, offset=0
         )
     ended = [(r.peer_id, r.at, r.payload["detail"]) for r in rows]

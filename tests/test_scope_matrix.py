@@ -12,6 +12,7 @@ reading routes (GET) and must not be refused; writes they may do are tested per 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from confbridge.auth.models import Role
 from confbridge.db import Database
+from confbridge.recordings.models import Recording
+from confbridge.timeutil import utcnow
 from tests.support.scopes import Headers, TwoProvinces, make_two_provinces, scoped_user
 
 CALLERS = ("anonymous", "root", "sec_a", "sec_p2", "sec_b", "it_a", "viewer_a", "terminal")
@@ -58,7 +61,8 @@ RULES: dict[str, dict[str, int]] = {
     "floor": {"anonymous": 401, "sec_p2": 404, "sec_b": 404, "it_a": 403, "viewer_a": 403},
     # the meeting's record: users whose scope sees the meeting, and the invited sites' terminals
     "record": {"anonymous": 401, "sec_p2": 404, "sec_b": 404},
-    # recordings: the secretariat whose scope sees the meeting
+    # who downloaded a recording: the secretariat whose scope sees the meeting (a recording
+    # itself is read by every user whose scope sees the meeting: rule "read")
     "recordings": {"anonymous": 401, "terminal": 403, "it_a": 403, "viewer_a": 403}
     | {"sec_p2": 404, "sec_b": 404},
 }
@@ -147,8 +151,12 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/occurrences/{occurrence_id}/notices"): "read",
     # recording is the chair's, as the floor is: its terminal, or its unit's secretariat
     ("POST", "/api/v1/occurrences/{occurrence_id}/recording"): "floor",
-    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings"): "recordings",
-    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings/{recording_id}/file"): "recordings",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings"): "read",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings/{recording_id}/file"): "read",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings/{recording_id}/chapters.vtt"): "read",
+    ("GET", "/api/v1/occurrences/{occurrence_id}/recordings/{recording_id}/downloads"): (
+        "recordings"
+    ),
 }
 # The terminal's floor needs a meeting in progress: for a terminal, tested in tests/terminals.
 # A recording's file needs a media worker that wrote it: tested in tests/sfu/recording.
@@ -249,6 +257,22 @@ def test_scope_matrix_refuses_and_lets_through_as_each_rule_says(
         files={"file": ("bao-cao.pdf", PDF, "application/pdf")},
         headers=callers["sec_a"],
     ).json()
+    # a finished recording to read (its file needs the worker that wrote it: not sent)
+    with database.session() as session:
+        session.add(
+            Recording(
+                id="0" * 32,
+                occurrence_id=occurrence_id,
+                node_id="nut-1",
+                started_at=utcnow() - timedelta(minutes=5),
+                ended_at=utcnow(),
+                bytes=1000,
+                sha256="0" * 64,
+                started_by="user:sec_a",
+                chapters=[{"start_ms": 0, "kind": "floor", "title": "Phường Một"}],
+            )
+        )
+        session.commit()
     viewer_id = next(
         u["id"]
         for u in client.get("/api/v1/users", headers=admin).json()

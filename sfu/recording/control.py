@@ -26,6 +26,7 @@ from sfu.errors import SfuError
 from sfu.recording.recorder import Recorder
 from sfu.recording.recovery import media_file, recover
 from sfu.recording.state import RecordingState, read_state
+from sfu.recording.writer import MEDIA_TYPES
 from sfu.room import Room
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,17 @@ class Recordings(Collector):
             raise SfuError(404, f"no recording {recording_id} on this worker")
         return state.info
 
+    async def delete(self, recording_id: str) -> None:
+        """Remove a finished recording's file and its `.json` (the control plane's retention);
+        409 while it records, 404 if there is nothing to remove."""
+        if recording_id in self._active:
+            raise SfuError(409, f"recording {recording_id} is still being written; stop it first")
+        suffixes = (*MEDIA_TYPES, ".json")  # the file, WebM or Matroska, and its state
+        paths = [self._path(recording_id, suffix) for suffix in suffixes]
+        removed = await asyncio.to_thread(_unlink_all, paths)
+        if not removed:
+            raise SfuError(404, f"no recording {recording_id} on this worker")
+
     def file(self, recording_id: str) -> Path:
         """The file of a recording written here (still growing while active); 404 if none."""
         self._path(recording_id, "")
@@ -226,3 +238,15 @@ class Recordings(Collector):
         if not _ID.match(recording_id):
             raise SfuError(422, "a recording id is 1 to 64 lower-case letters, digits or '-'")
         return self.directory / f"{recording_id}{suffix}"
+
+
+def _unlink_all(paths: list[Path]) -> int:
+    """Remove those of `paths` that exist; how many there were."""
+    removed = 0
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed

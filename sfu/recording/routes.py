@@ -26,7 +26,8 @@ def recording_routes(
     admin_only: Callable[[Request], None],
     guard: Callable[[Handler], Handler],
 ) -> list[Route]:
-    """Start/stop a room's recording, a recording's state, its file; all the control plane's."""
+    """Start/stop a room's recording, a recording's state, its file, its deletion; all the
+    control plane's."""
 
     async def command(request: Request) -> Response:
         admin_only(request)
@@ -48,6 +49,11 @@ def recording_routes(
         found = await recordings.info(request.path_params["recording_id"])
         return JSONResponse(found.model_dump(mode="json"))
 
+    async def delete(request: Request) -> Response:
+        admin_only(request)
+        await recordings.delete(request.path_params["recording_id"])
+        return Response(status_code=204)
+
     async def file(request: Request) -> Response:
         admin_only(request)
         path = recordings.file(request.path_params["recording_id"])
@@ -56,5 +62,6 @@ def recording_routes(
     return [
         Route("/rooms/{room}/recording", guard(command), methods=["POST"]),
         Route("/recordings/{recording_id}", guard(info), methods=["GET"]),
+        Route("/recordings/{recording_id}", guard(delete), methods=["DELETE"]),
         Route("/recordings/{recording_id}/file", guard(file), methods=["GET"]),
     ]

@@ -15,10 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from confbridge.alerts.models import Alert
 from confbridge.auth.models import Terminal
 from confbridge.db import Database
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
+from confbridge.recordings import archive as recording_archive
 from confbridge.timeutil import utcnow
 
 API_PREFIX = "/api/v1"
@@ -52,7 +53,9 @@ class ControlPlaneMetrics(Collector):
         with self._database.session() as session:
             live = session.scalar(
                 select(func.count(Occurrence.id)).where(
-                    meeting_service.live_clause(now=now, overrun_grace_min=self._overrun_grace_min)
+                    occurrence_service.live_clause(
+                        now=now, overrun_grace_min=self._overrun_grace_min
+                    )
                 )
             )
             nodes = node_service.list_(session=session)
@@ -66,6 +69,7 @@ class ControlPlaneMetrics(Collector):
             terminals = session.execute(
                 select(status, func.count(Terminal.id)).group_by(status)
             ).all()
+            archive = recording_archive.figures(session=session)
             open_alerts = session.execute(
                 select(Alert.kind, func.count(Alert.id))
                 .where(Alert.open_key.is_not(None))
@@ -112,6 +116,24 @@ class ControlPlaneMetrics(Collector):
         for kind, count in open_alerts:
             alerts.add_metric([kind], count)
         yield alerts
+        yield from _recording_metrics(archive)
+
+
+def _recording_metrics(archive: recording_archive.ArchiveFigures) -> Iterator[Metric]:
+    """Recordings being written, bytes of the recordings kept, recordings that failed."""
+    active = GaugeMetricFamily("confbridge_recordings_active", "meetings being recorded now")
+    active.add_metric([], archive.active)
+    yield active
+    stored = GaugeMetricFamily(
+        "confbridge_recordings_stored_bytes", "bytes of the finished recordings kept"
+    )
+    stored.add_metric([], archive.bytes_stored)
+    yield stored
+    failures = GaugeMetricFamily(
+        "confbridge_recordings_failed", "recordings kept whose worker could not write them all"
+    )
+    failures.add_metric([], archive.failures)
+    yield failures
 
 
 class RequestTimer:

@@ -3,7 +3,6 @@ whose terminals are offline before a meeting, and raises (or resolves) alerts fo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
 from confbridge.timeutil import utcnow, zone
 from confbridge_kernel.contracts import EventType
-from confbridge_kernel.tasks import OwnedTask
+from confbridge_kernel.tasks import OwnedTask, every
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,13 @@ class Monitor:
         self._task = OwnedTask("confbridge-monitor")
 
     def start(self) -> None:
-        self._task.start(self._run())
+        rounds = every(
+            self._settings.check_interval_s, self.check, failed="health check failed", log=log
+        )
+        self._task.start(rounds)
 
     async def close(self) -> None:
         await self._task.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.check)
-            except Exception:  # keep watching; the next round may succeed
-                log.exception("health check failed")
-            await asyncio.sleep(self._settings.check_interval_s)
 
     def check(self, now: datetime | None = None) -> None:
         """One round of every check, in one transaction."""

@@ -15,8 +15,9 @@ from confbridge.bridge import timing
 from confbridge.db import Database
 from confbridge.live import LiveBus
 from confbridge.meetings import flows as meeting_flows
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
+from confbridge.recordings import archive as recording_archive
 from confbridge.records import documents as document_service
 from confbridge.records.storage import store_in
 from confbridge.settings import Settings
@@ -65,6 +66,10 @@ class Scheduler:
                     await asyncio.to_thread(self.purge_documents)
                 except Exception:
                     log.exception("purging meeting documents failed")
+                try:
+                    await asyncio.to_thread(self.purge_recordings)
+                except Exception:
+                    log.exception("deleting recordings past their retention failed")
             try:
                 await asyncio.to_thread(self.end_overrun)
             except Exception:
@@ -122,7 +127,7 @@ class Scheduler:
         interval = timedelta(seconds=ATTENDANCE_INTERVAL_S)
         grace = timedelta(seconds=ATTENDANCE_END_GRACE_S)
         with self._database.session() as session:
-            end_at = meeting_service.next_end_at(
+            end_at = occurrence_service.next_end_at(
                 session=session,
                 after_at=now - grace,
                 before_at=now + interval - grace,
@@ -163,3 +168,16 @@ class Scheduler:
         if keys:
             log.info("purged %d meeting document(s) past their retention period", len(keys))
         return len(keys)
+
+    def purge_recordings(self, now: datetime | None = None) -> int:
+        """Delete the recordings past their series' retention: each file on the node that
+        wrote it, then its row (audited); returns how many went."""
+        signer = signing.signer_for(self._settings.grant_key_path)
+        with self._database.session() as session:
+            deleted = recording_archive.purge_expired(
+                session=session, signer=signer, now=now or utcnow()
+            )
+            session.commit()
+        if deleted:
+            log.info("deleted %d recording(s) past their retention", len(deleted))
+        return len(deleted)

@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -28,12 +28,11 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from confbridge.media_settings import SfuSettings, SipSettings
 from confbridge.packaged import packaged_path
-from confbridge_kernel.ports import DEFAULT_UDP_PORT, check_port_range
+from confbridge.setting_types import SecretText, http_base_url
 from confbridge_kernel.redact import (
     PUBLIC_PLACEHOLDERS,
-    TURN_SECRET_MIN_CHARS,
-    TURN_SECRET_TOO_SHORT,
     Secret,
     SecretUrl,
     blank_reason,
@@ -44,14 +43,11 @@ from confbridge_kernel.redact import (
 # Long enough for HMAC-SHA256 (PyJWT warns below 32 bytes); public, so refused in production
 # and whenever the service listens beyond loopback.
 DEFAULT_SECRET = "development-only-secret-key-not-for-use-beyond-loopback"
-# The same placeholder as the worker's default, so that a development setup works unconfigured.
-DEFAULT_NODE_SECRET = "change-me-in-production"
 GRANT_KEY_FILENAME = "grant-key.pem"
 SQLITE_FILENAME = "confbridge.sqlite3"
 CONFIG_ENV_VAR = "CONFBRIDGE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.yaml")
-# Settings that are credentials: masked in repr() (a settings object printed or logged).
-SecretText = Annotated[str, AfterValidator(Secret)]
+# A database URL with its password masked in repr() (a settings object printed or logged).
 DatabaseUrl = Annotated[str, AfterValidator(SecretUrl)]
 
 
@@ -80,62 +76,6 @@ class MeetingSettings(BaseModel):
         return value
 
 
-class IceServer(BaseModel):
-    """A STUN/TURN server handed to terminals (the WebRTC `RTCIceServer` dictionary)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    urls: str | list[str] = Field(min_length=1)
-    username: str | None = None
-    credential: SecretText | None = None
-
-
-class TurnSettings(BaseModel):
-    """TURN with time-limited credentials (the TURN REST convention, coturn's
-    `use-auth-secret`): terminals get username `<expiry unix time>:<site id>` and password
-    base64(HMAC-SHA1(shared_secret, username)); coturn checks them with the same secret."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # e.g. ["turn:turn.example.vn:3478?transport=udp", "turn:turn.example.vn:3478?transport=tcp",
-    # "turns:turn.example.vn:443?transport=tcp"]: UDP, then TCP and TLS for halls whose network
-    # blocks UDP (browsers try them all; the agent one at a time, see README).
-    urls: list[str] = Field(default_factory=list)
-    # coturn's static-auth-secret; empty: no TURN credentials are handed out.
-    shared_secret: SecretText | None = None
-    # A credential is valid this long (at most; a join grant's credential ends with the grant).
-    credential_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
-
-    @field_validator("urls")
-    @classmethod
-    def _turn_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not url.startswith(("turn:", "turns:")):
-                raise ValueError(f"must start with turn: or turns:, got {url!r}")
-            transport = parse_qs(urlparse(url).query).get("transport", [""])[0]
-            # RFC 7065: turn: over UDP or TCP, turns: over TLS on TCP (browsers have no DTLS)
-            allowed = ("", "tcp") if url.startswith("turns:") else ("", "udp", "tcp")
-            if transport not in allowed:
-                raise ValueError(
-                    f"{url!r}: transport must be {' or '.join(t for t in allowed if t)}, "
-                    f"got {transport!r}"
-                )
-        return value
-
-    @field_validator("shared_secret")
-    @classmethod
-    def _strong_turn_secret(cls, value: str | None) -> str | None:
-        if not value:
-            return None  # empty: no TURN credentials are handed out
-        if len(value.strip()) < TURN_SECRET_MIN_CHARS:
-            raise ValueError(TURN_SECRET_TOO_SHORT)
-        return value
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.urls and self.shared_secret)
-
-
 class TerminalSettings(BaseModel):
     """Ward-hall terminals: pairing, heartbeats, readiness before a meeting."""
 
@@ -153,162 +93,6 @@ class TerminalSettings(BaseModel):
     # Wrong pairing codes from one address within the window before it must wait.
     pairing_max_failures: int = Field(default=10, ge=1, le=1000)
     pairing_failure_window_s: int = Field(default=300, ge=1, le=24 * 3600)
-
-
-def _http_base_url(value: str) -> str:
-    """An http(s) base URL without a trailing slash, so paths can be appended."""
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"must start with http:// or https://, got {value!r}")
-    return value.rstrip("/")
-
-
-class SfuSettings(BaseModel):
-    """How the control plane and the SFU workers reach and trust each other."""
-
-    # Terminals send WHIP/WHEP here, so it must be reachable from the halls.
-    public_url: str = "http://127.0.0.1:8001"
-    # The worker's admin API as seen from the control plane; empty: same as public_url.
-    internal_url: str | None = None
-    # Opens /metrics (control plane and workers) for Prometheus, and workers' read-only
-    # GET /rooms. Nodes authenticate with their own keys (`confbridge nodes enroll`).
-    node_secret: SecretText = Secret(DEFAULT_NODE_SECRET)
-    # Ed25519 private key (PEM) that signs join grants; empty: `<data_dir>/grant-key.pem`.
-    grant_key_file: Path | None = None
-    # Upper bound of a grant's life; the grant also ends shortly after its meeting.
-    grant_ttl_s: int = Field(default=4 * 3600, ge=60, le=48 * 3600)
-    join_early_min: int = Field(default=15, ge=0, le=24 * 60)
-    ice_servers: list[IceServer] = Field(default_factory=list)
-    # `confbridge serve` starts this many worker processes beside the control plane (0: none,
-    # e.g. when workers run on other machines); by default one per core, and a room that
-    # outgrows its worker is extended to the others.
-    local_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 64), ge=0, le=64)
-    # Address the local worker gathers media (ICE host candidates) on.
-    media_ip: str = "127.0.0.1"
-    # Address announced to terminals instead of media_ip (a worker behind a 1:1 NAT).
-    announced_ip: str | None = None
-    # Media sockets of the local workers. "single": all peers of a worker on one UDP port,
-    # udp_port for the first worker and the next ports for the others (0: ports the system
-    # picks); "range": a socket per peer in udp_port_min..udp_port_max.
-    udp_mode: Literal["single", "range"] = "single"
-    udp_port: int = Field(default=DEFAULT_UDP_PORT, ge=0, le=65535)
-    # Port announced for the first worker instead of udp_port (NAT port forwarding); +1 each.
-    announced_port: int | None = Field(default=None, ge=1, le=65535)
-    # Single mode: a packet fanned out to many viewers leaves in one sendmmsg(2) call.
-    udp_batch: bool = True
-    # UDP ports of per-peer media sockets (range mode) and of SIP legs' RTP, for firewall
-    # rules (0 and 0: ephemeral).
-    udp_port_min: int = Field(default=0, ge=0, le=65535)
-    udp_port_max: int = Field(default=0, ge=0, le=65535)
-    # TURN relay with time-limited credentials, handed out beside `ice_servers`.
-    turn: TurnSettings = TurnSettings()
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str) -> str:
-        return _http_base_url(value)
-
-    @field_validator("internal_url")
-    @classmethod
-    def _internal_url(cls, value: str | None) -> str | None:
-        return _http_base_url(value) if value else None
-
-    @model_validator(mode="after")
-    def _valid_port_range(self) -> SfuSettings:
-        check_port_range(self.udp_port_min, self.udp_port_max)
-        if self.announced_port is not None and self.udp_mode != "single":
-            raise ValueError("announced_port: applies to udp_mode single only")
-        for name in ("udp_port", "announced_port"):
-            first = getattr(self, name)
-            if first and first + max(self.local_workers, 1) - 1 > 65535:
-                raise ValueError(
-                    f"{name}: {self.local_workers} local workers need ports {first} and up, "
-                    "beyond 65535"
-                )
-        return self
-
-    @property
-    def worker_admin_url(self) -> str:
-        """Base URL of the worker's admin API (`internal_url`, else `public_url`)."""
-        return self.internal_url or self.public_url
-
-
-def split_host_port(value: str) -> tuple[str, int]:
-    """`host:port` (an IPv6 host in brackets: `[::1]:5060`) → (host, port); ValueError if not."""
-    host, colon, port_text = value.strip().rpartition(":")
-    if not colon or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"give host:port (IPv6 in brackets, e.g. [::1]:5060), got {value!r}")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"an IPv6 host needs its closing bracket, got {value!r}")
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError(f"{host} is not an IPv6 address") from None
-    elif ":" in host:
-        raise ValueError(f"put an IPv6 host in brackets, e.g. [{host}]:{port_text}")
-    elif any(char.isspace() for char in host):
-        raise ValueError(f"a host has no spaces, got {host!r}")
-    return host, int(port_text)
-
-
-def _host_port(value: str) -> str:
-    host, port = split_host_port(value)
-    return f"{host}:{port}"
-
-
-HostPort = Annotated[str, AfterValidator(_host_port)]
-
-
-class SipSettings(BaseModel):
-    """SIP room systems dialling in (`confbridge sip`, the gateway) and the bridge dialling out."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    # UDP and TCP signalling; host:port, an IPv6 host in brackets.
-    listen: HostPort = "127.0.0.1:5060"
-    # Meetings are dialled at sip:<meeting number>@<domain>; none: the listen host.
-    domain: str | None = Field(default=None, min_length=1, max_length=253)
-    # The address put into Contact and SDP when the gateway is behind NAT; none: the listen host.
-    public_address: str | None = Field(default=None, min_length=1, max_length=253)
-    # SIP over TLS (sips:); needs the certificate and its private key (PEM files).
-    tls_listen: HostPort | None = None
-    tls_certificate: Path | None = None
-    # validate_default: checked when absent (required with tls_listen).
-    tls_private_key: Path | None = Field(default=None, validate_default=True)
-    # Room systems may dial in this many minutes before the start.
-    join_early_min: int = Field(default=10, ge=0, le=24 * 60)
-    # The bridge dials the upstream bridge (`upstream_sip_uri`) this many minutes before start.
-    dial_out_lead_min: int = Field(default=1, ge=0, le=60)
-    # SIP requests per second accepted from one source address; more are dropped.
-    rate_limit_per_source: int = Field(default=20, ge=1, le=10_000)
-    # Wrong PINs in one call before the gateway hangs up.
-    max_pin_attempts: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("domain", "public_address")
-    @classmethod
-    def _no_spaces(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
-            raise ValueError(f"a host name or address without spaces, got {value!r}")
-        return value.lower() if value is not None else None
-
-    @field_validator("tls_private_key")
-    @classmethod
-    def _tls_files(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if info.data.get("tls_listen") and not (value and info.data.get("tls_certificate")):
-            raise ValueError(
-                "sip.tls_listen needs both sip.tls_certificate and sip.tls_private_key (PEM)"
-            )
-        return value
-
-    @property
-    def listen_host(self) -> str:
-        return split_host_port(self.listen)[0]
-
-    @property
-    def sip_domain(self) -> str:
-        """The domain of meeting addresses: `domain`, else the listen host."""
-        return self.domain or self.listen_host
 
 
 # The meeting kinds of `meetings.models.MeetingKind`, repeated here because settings are loaded
@@ -416,7 +200,7 @@ class AlertSettings(BaseModel):
     @field_validator("webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
-        return _http_base_url(value) if value else None
+        return http_base_url(value) if value else None
 
     @field_validator("webhook_secret")
     @classmethod
@@ -601,7 +385,7 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _public_base_url(cls, value: str | None) -> str | None:
-        return _http_base_url(value) if value else None
+        return http_base_url(value) if value else None
 
     @model_validator(mode="after")
     def _secrets_fit_where_it_listens(self) -> Settings:

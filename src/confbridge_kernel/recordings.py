@@ -5,7 +5,9 @@ programme (issue 20): the worker writes the file, the control plane keeps the li
   plane names the recording) or stop; 409 when the room is already in that state.
 - `GET /recordings/{recording_id}` → `RecordingInfo` of a recording this worker wrote.
 - `GET /recordings/{recording_id}/file` → the file itself (`media_type`: `video/webm` for
-  VP8 rooms, `video/x-matroska` for H.264 rooms).
+  VP8 rooms, `video/x-matroska` for H.264 rooms; byte ranges too).
+- `DELETE /recordings/{recording_id}` → 204: the file and its state removed (retention); 409
+  while it records, 404 if the worker has neither.
 
 A recording that ends by itself (a write error, the room closing, a worker that died and was
 recovered at its restart) is also reported as an `SfuEvent` of type `recording_ended` whose

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import logging
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -29,3 +30,16 @@ class OwnedTask:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+
+
+async def every(
+    interval_s: float, round_: Callable[[], object], *, failed: str, log: logging.Logger
+) -> None:
+    """Run the blocking `round_` in a thread every `interval_s` until cancelled; a round that
+    raises is logged (`failed`) and the next one runs as planned (a database or server back)."""
+    while True:
+        try:
+            await asyncio.to_thread(round_)
+        except Exception:
+            log.exception(failed)
+        await asyncio.sleep(interval_s)

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
-from confbridge.bridge import service as bridge_service
+from confbridge.bridge import events as event_service
 from confbridge.db import Database
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
@@ -41,7 +41,7 @@ def test_router_overview_for_it_staff(
     with database.session() as session:
         (live, _tomorrow) = make_occurrences(session, sites, count=2)
         heartbeat(session, "a", utcnow())
-        bridge_service.store_events(
+        event_service.store_events(
             session=session,
             events=[
                 stats(live.id, sites["p1"].id, loss=0.01, rtt_ms=50, layer="main"),

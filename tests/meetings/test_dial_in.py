@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from confbridge.errors import DomainError
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.dial_in import DialInRefused, find_dial_in, match_site
 from confbridge.meetings.models import OccurrenceStatus, Series
-from confbridge.meetings.service import OccurrenceChange
+from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.settings import MeetingSettings
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
@@ -101,7 +102,7 @@ def test_find_dial_in_refuses_unknown_numbers_cancelled_meetings_and_ended_serie
         refused = refusal(session, number, FIRST_START)
         assert refused.reason == "unknown" and refused.status_code == 404
     occurrence = series.occurrences[0]
-    meeting_service.update_occurrence(
+    occurrence_service.update_occurrence(
         session=session,
         occurrence=occurrence,
         change=OccurrenceChange(status=OccurrenceStatus.cancelled),
@@ -138,7 +139,7 @@ def test_dial_in_upstream_of_the_occurrence_overrides_the_series(
     series.upstream_sip_uri = "sip:cp@bridge.chinhphu.vn"
     dial_in = find_dial_in(session, meeting_number="2468135", now=FIRST_START, early_min=10)
     assert dial_in.upstream_sip_uri == "sip:cp@bridge.chinhphu.vn"
-    meeting_service.set_occurrence_upstream(
+    occurrence_service.set_occurrence_upstream(
         session=session, occurrence=dial_in.occurrence, upstream_sip_uri="sip:tinh@bridge.vn"
     )
     assert dial_in.upstream_sip_uri == "sip:tinh@bridge.vn"

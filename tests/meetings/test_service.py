@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from confbridge.errors import Invalid
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings import unplanned
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
-from confbridge.meetings.service import OccurrenceChange
+from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.settings import MeetingSettings
 from confbridge.sites.models import Site
 
@@ -75,7 +76,7 @@ def test_replan_keeps_past_occurrences_and_individual_moves(
 ) -> None:
     series = _create(session, series_body(rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=6"))
     first, second, third = series.occurrences[:3]
-    meeting_service.update_occurrence(
+    occurrence_service.update_occurrence(
         session=session,
         occurrence=third,
         change=OccurrenceChange(start_at=third.start_at + timedelta(hours=3)),
@@ -108,7 +109,7 @@ def test_cancelled_occurrence_stays_cancelled_after_replan(
 ) -> None:
     series = _create(session, series_body(rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=3"))
     target = series.occurrences[1]
-    meeting_service.update_occurrence(
+    occurrence_service.update_occurrence(
         session=session,
         occurrence=target,
         change=OccurrenceChange(status=OccurrenceStatus.cancelled),
@@ -130,7 +131,7 @@ def test_cancelled_occurrence_stays_cancelled_after_replan(
         .where(Booking.occurrence_id == target.id, Booking.active.is_(True))
     )
     assert active == 0
-    sites_now = meeting_service.occurrence_site_ids(session=session, occurrence_id=target.id)
+    sites_now = occurrence_service.occurrence_site_ids(session=session, occurrence_id=target.id)
     assert sites_now == sorted([sites["hq"].id, sites["p2"].id])
 
 

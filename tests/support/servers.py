@@ -212,11 +212,11 @@ class Stack:
         """A relay grant for the room, as the control plane gives an edge (pipes, cascade)."""
         from confbridge import signing
         from confbridge.bridge import service as bridge_service
-        from confbridge.meetings import service as meeting_service
+        from confbridge.meetings import occurrences as occurrence_service
 
         assert self.settings is not None and self.database is not None
         with self.database.session() as session:
-            occurrence = meeting_service.get_occurrence(
+            occurrence = occurrence_service.get_occurrence(
                 session=session, occurrence_id=self.occurrence_id
             )
             return bridge_service.relay_grant(

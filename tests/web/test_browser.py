@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from confbridge.auth.models import Role
-from confbridge.bridge import service as bridge_service
+from confbridge.bridge import events as event_service
 from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.meetings import service as meeting_service
@@ -275,7 +275,7 @@ def test_web_reports_show_the_ratio_against_targets(page: Page, website: WebSite
                         stats=stats if kind == "stats" else None,
                     )
                 )
-        bridge_service.store_events(session=session, events=events)
+        event_service.store_events(session=session, events=events)
         session.commit()
     sign_in(page)
     page.get_by_role("link", name="Báo cáo").click()

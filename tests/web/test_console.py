@@ -15,6 +15,7 @@ from confbridge import signing
 from confbridge.auth.models import Role
 from confbridge.db import Database
 from confbridge.main import create_app
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import service as meeting_service
 from confbridge.nodes import placement
 from confbridge.settings import Settings
@@ -163,7 +164,7 @@ def test_console_extends_and_ends_a_running_meeting(
 ) -> None:
     client, token = console_client
     occurrence_id = _occurrence(session, console_settings, communes, utcnow())
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     end_at = occurrence.end_at
     page = client.get(f"/occurrences/{occurrence_id}/console")
     assert "Gia hạn +15 phút" in page.text and "Kết thúc ngay" in page.text
@@ -188,7 +189,7 @@ def test_console_extends_and_ends_a_running_meeting(
     assert from_page.status_code == 303
     assert from_page.headers["location"] == f"/occurrences/{occurrence_id}"
     session.expire_all()
-    ended = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    ended = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     assert ended.ended_at is not None and ended.end_at <= utcnow()
     again = client.post(
         path, data={"csrf_token": token, "action": "extend", "minutes": "30"}, headers=as_script

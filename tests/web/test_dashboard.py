@@ -14,7 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from confbridge.alerts import service as alert_service
 from confbridge.auth.models import Role
-from confbridge.bridge import service as bridge_service
+from confbridge.bridge import events as event_service
 from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
@@ -82,7 +82,7 @@ def test_dashboard_page_shows_which_sites_get_the_thumbnail(
 ) -> None:
     with database.session() as session:
         (live,) = make_occurrences(session, sites, count=1)
-        bridge_service.store_events(
+        event_service.store_events(
             session=session,
             events=[
                 link_stats(live.id, sites["p1"].id, loss=0.0, layer="main"),

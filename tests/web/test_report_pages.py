@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from confbridge.auth.models import Role
-from confbridge.bridge import service as bridge_service
+from confbridge.bridge import events as event_service
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Series
 from confbridge.settings import Settings
@@ -55,7 +55,7 @@ def held(session: Session, settings: Settings, communes: dict[str, int]) -> Seri
             reports.append(report)
         return reports
 
-    bridge_service.store_events(
+    event_service.store_events(
         session=session,
         events=[
             event("joined", "hq", 0, "a"), *media("hq", 0, "a"), event("left", "hq", 60, "a"),

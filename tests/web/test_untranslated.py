@@ -47,6 +47,7 @@ SAME_IN_BOTH = {
     "PDF",
     "DOCX",
     "KB",
+    "MB",
 }
 
 

@@ -51,7 +51,7 @@ from confbridge.attendance.models import (
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.bridge.service import guest_sites
 from confbridge.errors import Conflict, Invalid
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.settings import AttendanceRule
 from confbridge.sites.models import Site, Unit
@@ -523,7 +523,7 @@ def for_occurrence(
     *, session: Session, occurrence_id: int, rule: AttendanceRule, now: datetime
 ) -> tuple[Occurrence, list[SiteAttendance]]:
     """Every invited site's attendance at one occurrence, chair first, then by site name."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     figures = {
         f.site_id: f
         for f in occurrence_figures(session=session, occurrence=occurrence, rule=rule, now=now)
@@ -634,7 +634,7 @@ def correct(
     now: datetime,
 ) -> AttendanceCorrection:
     """Record a correction beside the computed attendance (which stays as it was)."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     if occurrence.status == OccurrenceStatus.cancelled.value:
         raise Conflict(f"occurrence {occurrence_id} was cancelled; it has no attendance")
     if occurrence.end_at > now:
@@ -668,7 +668,7 @@ def list_corrections(
     *, session: Session, occurrence_id: int, site_id: int | None = None
 ) -> list[AttendanceCorrection]:
     """Corrections of an occurrence (one site's, if given), oldest first."""
-    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     conditions = [AttendanceCorrection.occurrence_id == occurrence_id]
     if site_id is not None:
         conditions.append(AttendanceCorrection.site_id == site_id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from confbridge.auth import service as auth_service
+from confbridge.auth import signin
 from confbridge.auth.dependencies import (
     AdminScope,
     CurrentUser,
@@ -65,17 +66,17 @@ def sign_in(
 ) -> Token:
     """An access token for a username and password (OAuth2 password form)."""
     try:
-        user = auth_service.sign_in(
+        user = signin.sign_in(
             session=session,
             username=form.username,
             password=form.password,
             address=client_address(request),
             via="api",
-            limits=auth_service.SignInLimits.from_settings(settings.auth),
+            limits=signin.SignInLimits.from_settings(settings.auth),
             now=utcnow(),
             directory=settings.auth.ldap,
         )
-    except (Unauthorized, auth_service.DirectoryDown):
+    except (Unauthorized, signin.DirectoryDown):
         session.commit()  # the failure counts, and stays in the audit log
         raise
     ttl_min = settings.access_token_ttl_min

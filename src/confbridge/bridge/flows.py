@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from confbridge.auth.models import SfuNodeEnrolment
-from confbridge.bridge import service as bridge_service
+from confbridge.bridge import events as event_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
@@ -99,7 +99,7 @@ def end_sessions(
         )
         for row in joined
     ]
-    bridge_service.store_events(session=session, events=events)
+    event_service.store_events(session=session, events=events)
     log.warning(
         "node %s: %d session(s) recorded as left (%s)",
         node_id,

@@ -12,8 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from confbridge import signing
 from confbridge.auth import service as auth_service
 from confbridge.auth.dependencies import NodeDep, PrincipalDep, ReadScope, SecretariatScope
-from confbridge.auth.models import Role
 from confbridge.auth.scope import scope_of
+from confbridge.bridge import events as event_service
 from confbridge.bridge import flows as bridge_flows
 from confbridge.bridge import service as bridge_service
 from confbridge.bridge import timing
@@ -23,10 +23,10 @@ from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Unauthorized
 from confbridge.live import LiveBusDep, publish_events, publish_floor
 from confbridge.meetings import access as meeting_access
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
+from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.meetings.router import occurrence_read
 from confbridge.meetings.schemas import OccurrenceRead, OccurrenceUpdate
-from confbridge.meetings.service import OccurrenceChange
 from confbridge.pagination import IdPath, Limit, Offset, Page
 from confbridge.recordings import flows as recordings_flows
 from confbridge.recordings import service as recordings_service
@@ -141,15 +141,9 @@ def floor(
     live: LiveBusDep,
 ) -> FloorState:
     """Give or take the floor: the chair site's terminal, or the secretariat of its unit."""
-    if principal.user is not None and principal.user.has_role(Role.secretariat):
-        # a user without the role is refused by the floor itself, saying so
-        user = principal.user
-        meeting_access.editable_occurrence(
-            session=session,
-            occurrence_id=occurrence_id,
-            read=scope_of(session=session, user=user),
-            write=scope_of(session=session, user=user, roles=[Role.secretariat]),
-        )
+    meeting_access.check_secretariat_edit(
+        session=session, user=principal.user, occurrence_id=occurrence_id
+    )
     state = bridge_service.floor(
         session=session,
         occurrence_id=occurrence_id,
@@ -177,7 +171,7 @@ def list_events(
         meeting_access.visible_occurrence(
             session=session, occurrence_id=occurrence_id, scope=reader.scope
         )
-    rows, total = bridge_service.list_events(
+    rows, total = event_service.list_events(
         session=session,
         occurrence_id=occurrence_id,
         type_=type_,
@@ -213,8 +207,8 @@ def receive_events(
     """A node's events, each stored once; only its own, for rooms it holds or held (else
     403 for the batch: the node sets the bad ones apart and drops them). A hall joining a
     meeting of a series set to `record: always` starts its recording."""
-    bridge_service.check_events_from(session=session, node_id=node.node_id, events=batch.events)
-    ack = bridge_service.store_events(session=session, events=batch.events)
+    event_service.check_events_from(session=session, node_id=node.node_id, events=batch.events)
+    ack = event_service.store_events(session=session, events=batch.events)
     session.commit()
     if ack.stored:
         publish_events(live, batch.events)
@@ -311,7 +305,7 @@ def update_occurrence(
         )
     if "upstream_sip_uri" in fields:
         # not a move or a cancellation: no conflict check, no new calendar SEQUENCE
-        meeting_service.set_occurrence_upstream(
+        occurrence_service.set_occurrence_upstream(
             session=session, occurrence=occurrence, upstream_sip_uri=body.upstream_sip_uri
         )
         auth_service.record(
@@ -328,6 +322,6 @@ def update_occurrence(
     )
     timing.publish_schedule(live, occurrence, settings.meetings)
     site_count = len(
-        meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+        occurrence_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
     )
     return occurrence_read(occurrence, site_count)

@@ -2,38 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import Role, User
-from confbridge.auth.scope import WHOLE, Scope
 from confbridge.auth.service import Principal
 from confbridge.bridge.models import SfuEventRecord
-from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
-from confbridge.meetings import service as meeting_service
+from confbridge.errors import Conflict, Forbidden, Invalid
+from confbridge.media_settings import SfuSettings
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.nodes import placement
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.worker_client import WorkerClient
-from confbridge.settings import SfuSettings
 from confbridge.signing import GrantSigner
 from confbridge.sites.models import Site, UnitKind
-from confbridge.timeutil import utcnow, zone
+from confbridge.timeutil import zone
 from confbridge_kernel.contracts import (
     RELAY_SITE_ID,
     VIEWER_SITE_ID,
-    EventAck,
-    EventType,
     FloorAction,
     FloorCommand,
     FloorState,
@@ -41,7 +36,6 @@ from confbridge_kernel.contracts import (
     GrantPurpose,
     JoinInfo,
     PeerRole,
-    SfuEvent,
     room_name,
 )
 from confbridge_kernel.turn import turn_ice_server
@@ -76,9 +70,6 @@ FLOOR_ROLES = frozenset({Role.admin.value, Role.secretariat.value})
 # Who may watch the gallery of every hall's thumbnail: the secretariat runs the meeting,
 # IT staff watch the halls' pictures (read-only: the floor stays with FLOOR_ROLES).
 GALLERY_ROLES = frozenset({Role.admin.value, Role.secretariat.value, Role.it.value})
-# Rows per INSERT: 11 columns × 80 rows stays under the oldest SQLite limit of 999 parameters.
-EVENT_INSERT_CHUNK = 80
-MAX_UNKNOWN_LOGGED = 20
 
 
 # --- joining -----------------------------------------------------------------------------------
@@ -146,7 +137,7 @@ def issue_grant(
         role=role,
         chair_site_id=chair_site,
         starts_at=occurrence.start_at,
-        ends_at=meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
+        ends_at=occurrence_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
         iat=int(now.timestamp()),
         exp=int(expires_at.timestamp()),
         terminal_id=terminal_id,
@@ -186,7 +177,7 @@ def relay_grant(
 ) -> str:
     """A node's signed grant to pull the room's programme from the node above it (the
     cascade); it lasts as long as the meeting may, so the relay can reconnect on its own."""
-    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    closes_at = occurrence_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
     expires_at = (closes_at + GRANT_OVERRUN_MARGIN).replace(microsecond=0)
     grant = issue_grant(
         signer=signer,
@@ -207,7 +198,7 @@ def join_window(
 ) -> tuple[datetime, datetime]:
     """[opens_at, closes_at): terminals may join a little early, and until the meeting ends
     (ended, or its end plus the time it may run over by)."""
-    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    closes_at = occurrence_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
     return occurrence.start_at - timedelta(minutes=join_early_min), closes_at
 
 
@@ -260,6 +251,53 @@ def _check_window(
             f"the meeting ended at {_local(closes_at, tz)}; joining is closed",
             closed_at=closes_at.isoformat(),
         )
+
+
+def _check_open(
+    occurrence: Occurrence, settings: SfuSettings, *, now: datetime, tz: str, overrun_grace_min: int
+) -> None:
+    """Conflict unless the meeting is on and within its join window."""
+    _refuse_cancelled(occurrence)
+    _check_window(
+        occurrence,
+        join_early_min=settings.join_early_min,
+        overrun_grace_min=overrun_grace_min,
+        now=now,
+        tz=tz,
+    )
+
+
+def _grant_expires_at(
+    occurrence: Occurrence, settings: SfuSettings, now: datetime, overrun_grace_min: int
+) -> datetime:
+    """When a grant issued now expires, in whole seconds as in the grant's `exp`."""
+    closes_at = occurrence_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
+    expiry = grant_expiry(end_at=closes_at, now=now, grant_ttl_s=settings.grant_ttl_s)
+    return expiry.replace(microsecond=0)
+
+
+def _admit(
+    session: Session,
+    occurrence: Occurrence,
+    site: Site,
+    *,
+    settings: SfuSettings,
+    now: datetime,
+    tz: str,
+    signer: GrantSigner,
+    as_guest: bool,
+    purpose: GrantPurpose,
+    overrun_grace_min: int,
+) -> tuple[PeerRole, int]:
+    """The role `site` joins in and the room's chair site, once the site may join now
+    (invited or a guest, the meeting not cancelled, within its join window, and for content a
+    site that may present)."""
+    role = _join_role(session, occurrence, site, as_guest)
+    _check_open(occurrence, settings, now=now, tz=tz, overrun_grace_min=overrun_grace_min)
+    chair = chair_site_id(session=session, occurrence=occurrence)
+    if purpose is GrantPurpose.content:
+        _check_presenter(session, occurrence, site, chair=chair, signer=signer)
+    return role, chair
 
 
 def ice_servers(
@@ -337,7 +375,7 @@ def place_sessions(
             room=room,
             occurrence_id=occurrence.id,
             chair_site_id=chair_site,
-            ends_at=meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
+            ends_at=occurrence_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
             token=token,
             signer=signer,
         )
@@ -379,25 +417,20 @@ def join(
     `purpose` content asks for a grant to present (`_check_presenter`). `overrun_grace_min`:
     how long past its end a meeting nobody ended still runs (`meetings.overrun_grace_min`).
     """
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
-    role = _join_role(session, occurrence, site, as_guest)
-    _refuse_cancelled(occurrence)
-    _check_window(
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    role, chair = _admit(
+        session,
         occurrence,
-        join_early_min=settings.join_early_min,
-        overrun_grace_min=overrun_grace_min,
+        site,
+        settings=settings,
         now=now,
         tz=tz,
+        signer=signer,
+        as_guest=as_guest,
+        purpose=purpose,
+        overrun_grace_min=overrun_grace_min,
     )
-    chair = chair_site_id(session=session, occurrence=occurrence)
-    if purpose is GrantPurpose.content:
-        _check_presenter(session, occurrence, site, chair=chair, signer=signer)
-    # Whole seconds, as in the grant's `exp`.
-    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
-    expires_at = grant_expiry(end_at=closes_at, now=now, grant_ttl_s=settings.grant_ttl_s).replace(
-        microsecond=0
-    )
-    room = room_name(occurrence.id)
+    expires_at = _grant_expires_at(occurrence, settings, now, overrun_grace_min)
     grant = issue_grant(
         signer=signer,
         occurrence=occurrence,
@@ -412,7 +445,6 @@ def join(
         purpose=purpose,
         overrun_grace_min=overrun_grace_min,
     )
-    claims = grant.claims
     if failed_node_id is not None:
         placement.check_reported_failure(
             session=session, occurrence_id=occurrence.id, node_id=failed_node_id, now=now
@@ -420,29 +452,38 @@ def join(
     server, viewing = place_sessions(
         session=session,
         occurrence=occurrence,
-        chair_site=claims.chair_site_id,
+        chair_site=chair,
         signer=signer,
         now=now,
         region=region_of(site),
         overrun_grace_min=overrun_grace_min,
     )
+    return _join_info(grant, server, viewing, settings=settings, now=now, expires_at=expires_at)
+
+
+def _join_info(
+    grant: IssuedGrant,
+    server: placement.MediaServer,
+    viewing: placement.MediaServer,
+    *,
+    settings: SfuSettings,
+    now: datetime,
+    expires_at: datetime,
+) -> JoinInfo:
+    """What the terminal is told: where to publish and view, with the grant and ICE servers."""
+    claims = grant.claims
     log.info(
         "join grant %s: site %s, room %s on %s, as %s (%s)",
-        claims.jti,
-        site.id,
-        room,
-        server.node_id,
-        role,
-        purpose,
+        *(claims.jti, claims.site_id, claims.room, server.node_id, claims.role, claims.purpose),
     )
     return JoinInfo(
-        whip_url=f"{server.public_url}/whip/{room}",
-        whep_url=f"{viewing.public_url}/whep/{room}",
+        whip_url=f"{server.public_url}/whip/{claims.room}",
+        whep_url=f"{viewing.public_url}/whep/{claims.room}",
         token=grant.token,
-        ice_servers=ice_servers(settings, site_id=site.id, now=now, expires_at=expires_at),
+        ice_servers=ice_servers(settings, site_id=claims.site_id, now=now, expires_at=expires_at),
         expires_at=expires_at,
-        role=role,
-        purpose=purpose,
+        role=claims.role,
+        purpose=claims.purpose,
         node_id=server.node_id,
         viewing_node_id=viewing.node_id,
     )
@@ -466,7 +507,7 @@ def gallery(
     viewer that is no site of the meeting (`VIEWER_SITE_ID`). Thumbnails stay on the room's
     node (edges carry main layers only), so `whep_url` is always the room's node.
     """
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     chair = chair_site_id(session=session, occurrence=occurrence)
     if principal.user is not None:
         if principal.user.role not in GALLERY_ROLES:
@@ -479,18 +520,8 @@ def gallery(
         assert terminal is not None
         if terminal.site_id != chair:
             raise Forbidden("only the chair site's terminal may watch the gallery")
-    _refuse_cancelled(occurrence)
-    _check_window(
-        occurrence,
-        join_early_min=settings.join_early_min,
-        overrun_grace_min=overrun_grace_min,
-        now=now,
-        tz=tz,
-    )
-    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min)
-    expires_at = grant_expiry(end_at=closes_at, now=now, grant_ttl_s=settings.grant_ttl_s).replace(
-        microsecond=0
-    )
+    _check_open(occurrence, settings, now=now, tz=tz, overrun_grace_min=overrun_grace_min)
+    expires_at = _grant_expires_at(occurrence, settings, now, overrun_grace_min)
     grant = issue_grant(
         signer=signer,
         occurrence=occurrence,
@@ -633,7 +664,7 @@ def floor(
     signer: GrantSigner,
 ) -> FloorState:
     """Apply a floor action in the occurrence's room through its worker, and audit it."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     _refuse_cancelled(occurrence)
     target = authorize_floor(
         session=session, occurrence=occurrence, principal=principal, action=action, site_id=site_id
@@ -653,136 +684,3 @@ def floor(
 
 
 # --- events from workers -----------------------------------------------------------------------
-
-
-def _dialect_insert(session: Session) -> Callable[..., Any]:
-    """INSERT with ON CONFLICT support: the two databases ConfBridge runs on."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"storing SFU events is not supported on {name}")
-
-
-def _event_row(event: SfuEvent, received_at: datetime) -> dict[str, Any]:
-    # Through JSON text, so that NaN or infinite stats become null (PostgreSQL refuses NaN).
-    payload = json.loads(event.model_dump_json(include={"stats", "floor", "detail"}))
-    return {
-        "id": event.id,
-        "type": event.type.value,
-        "at": event.at,
-        "node_id": event.node_id,
-        "room": event.room,
-        "occurrence_id": event.occurrence_id,
-        "site_id": event.site_id,
-        "peer_id": event.peer_id,
-        "direction": event.direction,
-        "payload": payload,
-        "received_at": received_at,
-    }
-
-
-def _log_unknown_occurrences(session: Session, events: Sequence[SfuEvent]) -> None:
-    """Events for occurrences this database lacks are kept, but someone should know."""
-    reported = {e.occurrence_id for e in events}
-    known = set(session.scalars(select(Occurrence.id).where(Occurrence.id.in_(reported))))
-    unknown = sorted(reported - known)
-    if unknown:
-        log.warning(
-            "stored %d SFU event(s) for unknown occurrence(s) %s",
-            sum(1 for e in events if e.occurrence_id in unknown),
-            ", ".join(map(str, unknown[:MAX_UNKNOWN_LOGGED])),
-        )
-
-
-def check_events_from(*, session: Session, node_id: str, events: Sequence[SfuEvent]) -> None:
-    """A node speaks only for itself and only of rooms it holds or held (placed there, or
-    relayed there): Forbidden, naming what was refused, otherwise."""
-    foreign = sorted({e.node_id for e in events if e.node_id != node_id})
-    if foreign:
-        log.warning("node %s sent events in the name of node(s) %s: refused", node_id, foreign)
-        raise Forbidden(
-            f"node {node_id!r} may not report events of node(s) {', '.join(foreign)}",
-            node_ids=foreign,
-        )
-    mislabelled = sorted({e.room for e in events if e.room != room_name(e.occurrence_id)})
-    if mislabelled:
-        raise Invalid(f"event room(s) {', '.join(mislabelled)} do not match their occurrence")
-    reported = {e.occurrence_id for e in events}
-    held = placement.rooms_held(session=session, node_id=node_id, occurrence_ids=reported)
-    refused = sorted(reported - held)
-    if refused:
-        log.warning(
-            "node %s sent events for rooms it never held (occurrence(s) %s): refused",
-            node_id,
-            ", ".join(map(str, refused[:MAX_UNKNOWN_LOGGED])),
-        )
-        # every one named, so that the node drops their events at once (a batch holds 1000)
-        raise Forbidden(
-            f"node {node_id!r} never held the room of occurrence(s) "
-            f"{', '.join(map(str, refused[:MAX_UNKNOWN_LOGGED]))}",
-            occurrence_ids=refused,
-        )
-
-
-def store_events(*, session: Session, events: Sequence[SfuEvent]) -> EventAck:
-    """Store each event once: an id already stored (or twice in the batch) is a duplicate.
-
-    The database decides (INSERT ... ON CONFLICT DO NOTHING), so two deliveries of one batch
-    racing each other still store every event once. Events from a node are checked first
-    (`check_events_from`); this stores what the control plane itself records too.
-    """
-    insert = _dialect_insert(session)
-    received_at = utcnow()
-    rows = [_event_row(e, received_at) for e in events]
-    stored: set[str] = set()
-    for start in range(0, len(rows), EVENT_INSERT_CHUNK):
-        statement = (
-            insert(SfuEventRecord)
-            .values(rows[start : start + EVENT_INSERT_CHUNK])
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(SfuEventRecord.id)
-        )
-        stored.update(session.scalars(statement))
-    new_events = [e for e in events if e.id in stored]
-    if new_events:
-        _log_unknown_occurrences(session, new_events)
-    return EventAck(stored=len(stored), duplicates=len(events) - len(stored))
-
-
-def _occurrence_known(session: Session, occurrence_id: int) -> bool:
-    """In the database, or reported on by a worker."""
-    if session.get(Occurrence, occurrence_id) is not None:
-        return True
-    any_event = select(SfuEventRecord.id).where(SfuEventRecord.occurrence_id == occurrence_id)
-    return session.scalar(any_event.limit(1)) is not None
-
-
-def list_events(
-    *,
-    session: Session,
-    occurrence_id: int,
-    type_: EventType | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    scope: Scope = WHOLE,
-) -> tuple[list[SfuEventRecord], int]:
-    """An occurrence's events, oldest first (of `scope`'s sites, and those of no site).
-
-    Events of an occurrence this database does not know are still returned (they are kept on
-    purpose); only an unknown occurrence without any event is "not found".
-    """
-    query = select(SfuEventRecord).where(SfuEventRecord.occurrence_id == occurrence_id)
-    if not scope.whole:
-        in_scope = select(Site.id).where(scope.clause(Site.unit_id))
-        query = query.where(SfuEventRecord.site_id.is_(None) | SfuEventRecord.site_id.in_(in_scope))
-    if type_ is not None:
-        query = query.where(SfuEventRecord.type == type_.value)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    if total == 0 and not _occurrence_known(session, occurrence_id):
-        raise NotFound(f"occurrence {occurrence_id} does not exist")
-    rows = session.scalars(
-        query.order_by(SfuEventRecord.at, SfuEventRecord.id).limit(limit).offset(offset)
-    )
-    return list(rows), total

@@ -23,9 +23,9 @@ from confbridge.auth import service as auth_service
 from confbridge.bridge.models import SfuEventRecord
 from confbridge.errors import Conflict
 from confbridge.live import LiveBus, occurrence_topic
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
-from confbridge.meetings.service import OccurrenceChange
+from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.nodes import placement
 from confbridge.settings import MeetingSettings
 from confbridge.signing import GrantSigner
@@ -71,7 +71,7 @@ def attended_site_ids(*, session: Session, occurrence_id: int) -> list[int]:
 def room_change(occurrence: Occurrence, settings: MeetingSettings) -> RoomChange:
     return RoomChange(
         occurrence_id=occurrence.id,
-        closes_at=meeting_service.closes_at(
+        closes_at=occurrence_service.closes_at(
             occurrence, overrun_grace_min=settings.overrun_grace_min
         ),
         ended=occurrence.ended_at is not None
@@ -95,7 +95,7 @@ def change_occurrence(
     reason (their attendance is kept). Returns what the room's nodes are to be told."""
     attended = attended_site_ids(session=session, occurrence_id=occurrence.id)
     before = (occurrence.start_at, occurrence.end_at, occurrence.status)
-    meeting_service.update_occurrence(
+    occurrence_service.update_occurrence(
         session=session,
         occurrence=occurrence,
         change=change,
@@ -132,7 +132,7 @@ def change_occurrence(
 
 
 def _require_live(occurrence: Occurrence, settings: MeetingSettings, now: datetime) -> None:
-    if not meeting_service.is_live(
+    if not occurrence_service.is_live(
         occurrence, now=now, overrun_grace_min=settings.overrun_grace_min
     ):
         raise Conflict(
@@ -231,7 +231,9 @@ def tell_rooms(*, session: Session, changes: list[RoomChange], signer: GrantSign
 
 def schedule_view(occurrence: Occurrence, settings: MeetingSettings) -> dict[str, Any]:
     """When the meeting runs, as the console and the occurrence page show it (JSON-ready)."""
-    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=settings.overrun_grace_min)
+    closes_at = occurrence_service.closes_at(
+        occurrence, overrun_grace_min=settings.overrun_grace_min
+    )
     return {
         "type": "schedule",
         "occurrence_id": occurrence.id,

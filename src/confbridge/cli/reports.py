@@ -181,10 +181,9 @@ def report_attendance(
     """Attendance per site: invited, present, partial, absent, late, left early, rate."""
     from rich.table import Table
 
-    from confbridge.reports import export
-    from confbridge.reports import service as report_service
+    from confbridge.reports import export, site_attendance
 
-    settings, report, scope = _run_report(from_, to, unit, report_service.attendance)
+    settings, report, scope = _run_report(from_, to, unit, site_attendance.attendance)
     document = export.attendance_document(report, tz=settings.meetings.default_tz)
     if _report_output(output_format, output, report, document):
         return

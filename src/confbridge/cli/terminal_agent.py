@@ -6,11 +6,17 @@ from __future__ import annotations
 import logging.config
 import ssl
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from confbridge.cli.common import fail
+
+if TYPE_CHECKING:
+    from confbridge.agent.agent import AgentOptions
+    from confbridge.agent.content import ContentSource
+    from confbridge.agent.media import MediaSources
+    from confbridge.agent.screen import ScreenOptions
 
 # The exit status when the control plane refuses the terminal token (revoked).
 TERMINAL_REVOKED_EXIT = 3
@@ -150,15 +156,10 @@ def terminal(
     screen_check_interval_s: ScreenCheckOption = 5.0,
 ) -> None:
     """Run a ward-hall terminal: pair once, then join every meeting of its site by itself."""
-    import asyncio
 
     from confbridge.agent.agent import AgentOptions
-    from confbridge.agent.client import Revoked
     from confbridge.agent.content import ContentSource
     from confbridge.agent.media import MediaSources
-    from confbridge.agent.routes import TURN_TRANSPORTS, turn_tls_context
-    from confbridge.agent.run import AgentSetupError, run_agent
-    from confbridge.agent.screen import ScreenOptions
     from confbridge_kernel.logs import NOISY_MEDIA_LOGGERS, log_config
 
     # options checked first: logging set up for a run that is refused would outlive it
@@ -171,12 +172,7 @@ def terminal(
         content_file=content_file,
         content_device=content_device,
     )
-    if turn_transport != "auto" and turn_transport not in TURN_TRANSPORTS:
-        fail(f"--turn-transport: unknown value {turn_transport!r} (auto, udp, tcp or tls)", code=2)
-    try:
-        turn_tls = turn_tls_context(turn_ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        fail(f"--turn-ca-file: cannot load {turn_ca_file}: {exc}", code=2)
+    turn_tls = _turn_tls(turn_transport, turn_ca_file)
     # one line per agent event: the libraries' per-request and per-check lines stay out
     logging.config.dictConfig(
         log_config(log_format, "INFO", quiet=NOISY_MEDIA_LOGGERS)  # type: ignore[arg-type]
@@ -195,15 +191,72 @@ def terminal(
     media = MediaSources(
         camera=camera, microphone=microphone, video_file=video_file, video_size=video_size
     )
-    screen_options = None
-    if screen:
-        default_profile = (token_file.parent if token_file else Path.cwd()) / "screen-profile"
-        screen_options = ScreenOptions(
-            chromium=chromium,
-            profile_dir=screen_profile or default_profile,
-            extra_flags=list(screen_flag or []),
-            check_interval_s=screen_check_interval_s,
-        )
+    screen_options = _screen_options(
+        screen, token_file, chromium, screen_profile, screen_flag, screen_check_interval_s
+    )
+    _run(
+        options,
+        media,
+        screen_options,
+        token=token,
+        token_file=token_file,
+        pair=pair,
+        host_addresses=host_address or [],
+        content=ContentSource(file=content_file, device=content_device),
+    )
+
+
+def _turn_tls(turn_transport: str, turn_ca_file: Path | None) -> ssl.SSLContext | None:
+    """The TURN options checked (exit 2 with a message) and the TLS context for turns: URLs."""
+    from confbridge.agent.routes import TURN_TRANSPORTS, turn_tls_context
+
+    if turn_transport != "auto" and turn_transport not in TURN_TRANSPORTS:
+        fail(f"--turn-transport: unknown value {turn_transport!r} (auto, udp, tcp or tls)", code=2)
+    try:
+        return turn_tls_context(turn_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"--turn-ca-file: cannot load {turn_ca_file}: {exc}", code=2)
+
+
+def _screen_options(
+    screen: bool,
+    token_file: Path | None,
+    chromium: str,
+    screen_profile: Path | None,
+    screen_flag: list[str] | None,
+    check_interval_s: float,
+) -> ScreenOptions | None:
+    """The kiosk window's options with --screen (its profile beside the token by default)."""
+    from confbridge.agent.screen import ScreenOptions
+
+    if not screen:
+        return None
+    default_profile = (token_file.parent if token_file else Path.cwd()) / "screen-profile"
+    return ScreenOptions(
+        chromium=chromium,
+        profile_dir=screen_profile or default_profile,
+        extra_flags=list(screen_flag or []),
+        check_interval_s=check_interval_s,
+    )
+
+
+def _run(
+    options: AgentOptions,
+    media: MediaSources,
+    screen_options: ScreenOptions | None,
+    *,
+    token: str | None,
+    token_file: Path | None,
+    pair: str | None,
+    host_addresses: list[str],
+    content: ContentSource,
+) -> None:
+    """Run the agent until it is stopped; a refused setup or token ends it with a message."""
+    import asyncio
+
+    from confbridge.agent.client import Revoked
+    from confbridge.agent.run import AgentSetupError, run_agent
+
     try:
         asyncio.run(
             run_agent(
@@ -212,9 +265,9 @@ def terminal(
                 token=token,
                 token_file=token_file,
                 code=pair,
-                host_addresses=host_address or [],
+                host_addresses=host_addresses,
                 screen=screen_options,
-                content=ContentSource(file=content_file, device=content_device),
+                content=content,
             )
         )
     except AgentSetupError as exc:

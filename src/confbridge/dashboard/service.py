@@ -18,7 +18,7 @@ from confbridge.bridge.models import SfuEventRecord
 from confbridge.errors import DomainError
 from confbridge.link_quality import LinkLimits, Quality
 from confbridge.meetings import access as meeting_access
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, Series
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
@@ -112,6 +112,28 @@ class Overview:
     sip: SipCalls = field(default_factory=SipCalls)
 
 
+def _room_nodes(
+    session: Session, occurrence_ids: list[int]
+) -> tuple[dict[int, str], dict[int, list[MeetingEdge]]]:
+    """Per occurrence: the node holding its room, and the edges relaying it."""
+    origins = {
+        occurrence_id: node_id
+        for occurrence_id, node_id in session.execute(
+            select(RoomPlacement.occurrence_id, RoomPlacement.node_id).where(
+                RoomPlacement.occurrence_id.in_(occurrence_ids)
+            )
+        )
+    }
+    edges: dict[int, list[MeetingEdge]] = {}
+    for edge in session.scalars(
+        select(RoomEdge)
+        .where(RoomEdge.occurrence_id.in_(occurrence_ids))
+        .order_by(RoomEdge.node_id)
+    ):
+        edges.setdefault(edge.occurrence_id, []).append(MeetingEdge(edge.node_id, edge.kind))
+    return origins, edges
+
+
 def _live_meetings(
     session: Session, settings: Settings, now: datetime, scope: Scope
 ) -> list[LiveMeeting]:
@@ -119,7 +141,7 @@ def _live_meetings(
         select(Occurrence, Series.title)
         .join(Series, Series.id == Occurrence.series_id)
         .where(
-            meeting_service.live_clause(
+            occurrence_service.live_clause(
                 now=now, overrun_grace_min=settings.meetings.overrun_grace_min
             ),
             meeting_access.occurrence_clause(scope),
@@ -145,19 +167,7 @@ def _live_meetings(
             select(Site.id, Site.name).where(Site.id.in_(site_ids))
         )
     }
-    origins = {
-        occurrence_id: node_id
-        for occurrence_id, node_id in session.execute(
-            select(RoomPlacement.occurrence_id, RoomPlacement.node_id).where(
-                RoomPlacement.occurrence_id.in_(ids)
-            )
-        )
-    }
-    edges: dict[int, list[MeetingEdge]] = {}
-    for edge in session.scalars(
-        select(RoomEdge).where(RoomEdge.occurrence_id.in_(ids)).order_by(RoomEdge.node_id)
-    ):
-        edges.setdefault(edge.occurrence_id, []).append(MeetingEdge(edge.node_id, edge.kind))
+    origins, edges = _room_nodes(session, ids)
     limits = LinkLimits.from_settings(settings.alerts)
     meetings = []
     for occurrence, title in rows:

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, exists, select, true
 from sqlalchemy.orm import Session
 
-from confbridge.auth.scope import Scope
+from confbridge.auth.models import Role, User
+from confbridge.auth.scope import Scope, scope_of
 from confbridge.errors import Forbidden, NotFound
 from confbridge.meetings.models import Booking, Occurrence, Series, series_sites
 from confbridge.sites.models import Site
@@ -157,3 +158,17 @@ def visible_site_ids(*, session: Session, site_ids: Iterable[int], scope: Scope)
         return ids
     query = select(Site.id).where(Site.id.in_(ids), scope.clause(Site.unit_id))
     return sorted(session.scalars(query))
+
+
+def check_secretariat_edit(*, session: Session, user: User | None, occurrence_id: int) -> None:
+    """For a secretariat user acting on a meeting: 404 outside their scope, 403 when another
+    unit chairs it. Anyone else (a terminal, a user without the role) is left to the action's
+    own checks, which refuse them saying why."""
+    if user is None or not user.has_role(Role.secretariat):
+        return
+    editable_occurrence(
+        session=session,
+        occurrence_id=occurrence_id,
+        read=scope_of(session=session, user=user),
+        write=scope_of(session=session, user=user, roles=[Role.secretariat]),
+    )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from confbridge.alerts import service as alert_service
 from confbridge.alerts.service import AlertIn, AlertKind, Severity
 from confbridge.errors import Conflict
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import unplanned
 from confbridge.meetings.models import Series, UnplannedOccurrence
 from confbridge.settings import Settings
@@ -80,7 +80,7 @@ def plan_ahead(
 def archive_site(*, session: Session, site: Site) -> None:
     """Retire a site (its terminals revoked); refused while it chairs a series, is invited to
     one, or is booked for a coming meeting."""
-    busy = meeting_service.site_commitments(session=session, site_id=site.id)
+    busy = occurrence_service.site_commitments(session=session, site_id=site.id)
     if busy:
         raise Conflict(
             f"site {site.id} is still used by {len(busy)} series; remove it from them first",

@@ -103,6 +103,8 @@ class Series(Base):
     record: Mapped[str] = mapped_column(
         String(20), default=RecordPolicy.on_demand.value, server_default="on_demand"
     )
+    # Recordings are deleted this many days after they end (`scheduler`); None: kept.
+    recording_retention_days: Mapped[int | None] = mapped_column(Integer)
     # Set when a series with past occurrences is deleted: history stays, nothing new is planned.
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -27,6 +27,7 @@ from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Forbidden, Invalid
 from confbridge.meetings import access, calendars, dial_numbers, unplanned
 from confbridge.meetings import flows as meeting_flows
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings import service as meeting_service
 from confbridge.meetings.models import Occurrence, RecordPolicy, Series
 from confbridge.meetings.schemas import (
@@ -76,6 +77,7 @@ def series_read(
         sip_address=sip_address(series.meeting_number, settings.sip_domain),
         upstream_sip_uri=series.upstream_sip_uri,
         record=RecordPolicy(series.record),
+        recording_retention_days=series.recording_retention_days,
         unplanned=[
             UnplannedRead(
                 date=unplanned.local_date(item, series),
@@ -288,7 +290,7 @@ def resolve_unplanned(
     session.commit()
     read = None
     if occurrence is not None:
-        sites = meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+        sites = occurrence_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
         read = occurrence_read(occurrence, len(sites))
     return UnplannedResolved(
         series=series_read(session, series, settings=settings, show_pin=True), occurrence=read
@@ -358,7 +360,7 @@ def _occurrence_page(
     scope: Scope,
 ) -> Page[OccurrenceRead]:
     from_at, to_at = parse_window(from_, to, tz=tz, now=utcnow())
-    rows, total = meeting_service.list_occurrences(
+    rows, total = occurrence_service.list_occurrences(
         session=session,
         from_at=from_at,
         to_at=to_at,
@@ -381,7 +383,7 @@ def get_occurrence(
     occurrence = access.visible_occurrence(
         session=session, occurrence_id=occurrence_id, scope=reader.scope
     )
-    site_ids = meeting_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
+    site_ids = occurrence_service.occurrence_site_ids(session=session, occurrence_id=occurrence.id)
     shown = access.visible_site_ids(session=session, site_ids=site_ids, scope=reader.scope)
     return OccurrenceDetail(
         **occurrence_read(occurrence, len(site_ids)).model_dump(), site_ids=shown
@@ -457,7 +459,7 @@ async def terminal_agenda(
 def _terminal_agenda(database: Database, settings: Settings, token: str | None) -> Agenda:
     with database.session() as session:
         terminal = require_terminal(get_principal(session, settings, token))
-        rows = meeting_service.agenda(
+        rows = occurrence_service.agenda(
             session=session,
             site_id=terminal.site_id,
             now=utcnow(),

@@ -54,6 +54,11 @@ def _plausible_year(value: date) -> date:
 
 StartTime = Annotated[datetime, BeforeValidator(_with_time), AfterValidator(_plausible_year)]
 ExDate = Annotated[date | datetime, BeforeValidator(_text_only), AfterValidator(_plausible_year)]
+# How long a series' recordings are kept after they end (up to ten years); None: kept.
+RetentionDays = Annotated[
+    int | None,
+    Field(default=None, ge=1, le=3660, description="days a recording is kept; null: kept"),
+]
 
 
 class SeriesBase(BaseModel):
@@ -120,6 +125,7 @@ class SeriesUpdate(SeriesBase):
         default=None, max_length=300, description="null: no bridge above"
     )
     record: RecordPolicy | None = None
+    recording_retention_days: RetentionDays = None
 
 
 class UnplannedRead(BaseModel):
@@ -158,6 +164,9 @@ class SeriesRead(BaseModel):
     sip_address: str = Field(description="sip:<meeting_number>@<sip.domain>")
     upstream_sip_uri: str | None = Field(description="the bridge above, dialled at each start")
     record: RecordPolicy = Field(description="whether its meetings may be recorded")
+    recording_retention_days: int | None = Field(
+        default=None, description="recordings are deleted this long after they end; null: kept"
+    )
     unplanned: list[UnplannedRead] = Field(
         default_factory=list, description="meetings the planner could not book"
     )

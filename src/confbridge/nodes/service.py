@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import SfuNodeEnrolment
 from confbridge.errors import Conflict, Forbidden, Invalid, NotFound
+from confbridge.media_settings import SfuSettings
 from confbridge.nodes.models import NodeState, RoomEdge, RoomPlacement, SfuNode
 from confbridge.nodes.urls import check_node_url
-from confbridge.settings import SfuSettings
 from confbridge_kernel.contracts import (
     NODE_KEY_PREFIX,
     NodeHeartbeat,

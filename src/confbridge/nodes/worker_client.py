@@ -43,6 +43,12 @@ class WorkerFailed(DomainError):
     status_code = 502
 
 
+class RangeNotSatisfiable(DomainError):
+    """A byte range outside the recording's file."""
+
+    status_code = 416
+
+
 @dataclass
 class RecordingDownload:
     """A recording's file on its way from the node; `chunks()` reads it and closes both."""
@@ -97,11 +103,23 @@ class WorkerClient:
         """A recording this node wrote (settled by the node if it was cut short)."""
         return self._recording(self._request("GET", recording_info_path(recording_id)))
 
-    def open_recording_file(self, recording_id: str) -> RecordingDownload:
-        """The recording's file as a streamed response (the caller closes it); NotFound if the
-        node no longer has it."""
+    def delete_recording(self, recording_id: str) -> bool:
+        """Remove a recording's file from the node; False if the node had none left."""
+        response = self._request("DELETE", recording_info_path(recording_id))
+        if response.status_code == 404:
+            return False
+        self._raise_for_status(response)
+        return True
+
+    def open_recording_file(
+        self, recording_id: str, byte_range: str | None = None
+    ) -> RecordingDownload:
+        """The recording's file as a streamed response (the caller closes it), or the part
+        `byte_range` (an HTTP `Range` value) names; NotFound if the node no longer has it."""
         path = recording_file_path(recording_id)
         headers = admin_headers(self._signer, node_id=self.node_id, method="GET", path=path)
+        if byte_range:
+            headers["Range"] = byte_range
         http = httpx.Client(timeout=self._timeout, headers=headers)
         try:
             response = http.send(http.build_request("GET", self.base_url + path), stream=True)
@@ -111,9 +129,11 @@ class WorkerClient:
             raise WorkerUnavailable(
                 f"the SFU worker at {self.base_url} holding the recording is unreachable"
             ) from None
-        if response.status_code != 200:
+        if response.status_code not in (200, 206):
             response.read()
             http.close()
+            if response.status_code == 416:
+                raise RangeNotSatisfiable(f"recording {recording_id}: no such byte range")
             if response.status_code == 404:
                 raise NotFound(f"node {self.node_id} no longer has recording {recording_id}")
             self._raise_for_status(response)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from confbridge.db import Base, UTCDateTime
@@ -24,5 +25,9 @@ class Recording(Base):
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     started_by: Mapped[str] = mapped_column(String(200))
+    # `RecordingChapter`s as JSON, by `start_ms`: the worker's, and the agenda items marked
+    # current while it recorded (`recordings.chapters`)
+    chapters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    failure: Mapped[str | None] = mapped_column(String(500))  # why the file is incomplete
 
     __table_args__ = (Index("ix_recordings_occurrence_started", "occurrence_id", "started_at"),)

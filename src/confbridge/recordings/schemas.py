@@ -17,7 +17,8 @@ class RecordingRequest(BaseModel):
 
 
 class RecordingRead(BaseModel):
-    """One recording; `ended_at`, `bytes` and `sha256` once it is finished."""
+    """One recording; `ended_at`, `bytes`, `sha256` and its chapters (WebVTT) once it is
+    finished; `failure` when its worker could not write all of it."""
 
     id: str
     started_at: datetime
@@ -25,3 +26,14 @@ class RecordingRead(BaseModel):
     bytes: int | None
     sha256: str | None
     download_url: str | None
+    chapters_url: str | None = None
+    failure: str | None = None
+
+
+class RecordingAccessRead(BaseModel):
+    """One download or playback of a recording (from the audit log)."""
+
+    at: datetime
+    actor: str
+    action: Literal["recording_download", "recording_play"]
+    address: str | None

@@ -13,10 +13,11 @@ from confbridge.auth import service as auth_service
 from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
 from confbridge.errors import Conflict, DomainError, Forbidden, NotFound
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, RecordPolicy
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.worker_client import RecordingDownload, WorkerClient
+from confbridge.recordings import chapters as recording_chapters
 from confbridge.recordings.models import Recording
 from confbridge.signing import GrantSigner
 from confbridge_kernel.contracts import room_name
@@ -31,7 +32,7 @@ ALWAYS_ACTOR = "system:record-always"
 def _authorize(session: Session, principal: Principal, occurrence_id: int) -> None:
     """Recording is the chair's call: an admin or secretariat user, or the chair site's
     terminal."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     if principal.user is not None:
         if principal.user.role not in bridge_service.FLOOR_ROLES:
             raise Forbidden(
@@ -73,7 +74,7 @@ def command(
 
 
 def _start(session: Session, occurrence_id: int, *, actor: str, signer: GrantSigner) -> Recording:
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     if occurrence.series.record == RecordPolicy.never.value:
         raise Conflict(
             f"the meetings of series {occurrence.series_id} are not to be recorded "
@@ -116,10 +117,12 @@ def _stop(session: Session, occurrence_id: int, *, signer: GrantSigner) -> Recor
 
 
 def apply_info(row: Recording, info: RecordingInfo) -> None:
-    """The worker's final word on a recording: its end, size and checksum."""
+    """The worker's final word on a recording: its end, size, checksum, failure, chapters."""
     row.ended_at = info.ended_at
     row.bytes = info.bytes
     row.sha256 = info.sha256
+    row.failure = info.failure[:500] if info.failure else None
+    recording_chapters.take_worker_chapters(row, info.chapters)
 
 
 def _client(session: Session, node_id: str, signer: GrantSigner) -> WorkerClient:
@@ -134,7 +137,7 @@ def list_recordings(
 ) -> Sequence[Recording]:
     """The occurrence's recordings, oldest first. One the list has not seen end (its room
     closed while recording, or its worker died) is asked of its worker, which settles it."""
-    meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     rows = session.scalars(
         select(Recording)
         .where(Recording.occurrence_id == occurrence_id)
@@ -161,14 +164,25 @@ def get_recording(*, session: Session, occurrence_id: int, recording_id: str) ->
 
 
 def open_file(
-    *, session: Session, occurrence_id: int, recording_id: str, signer: GrantSigner
+    *,
+    session: Session,
+    occurrence_id: int,
+    recording_id: str,
+    signer: GrantSigner,
+    byte_range: str | None = None,
 ) -> tuple[Recording, RecordingDownload]:
-    """The recording and its file streamed from the node that wrote it (close the response
-    when done). Only a finished recording downloads."""
+    """The recording and its file (or the `Range` asked for) streamed from the node that
+    wrote it (close the response when done). Only a finished recording downloads."""
     row = get_recording(session=session, occurrence_id=occurrence_id, recording_id=recording_id)
     if row.ended_at is None:
         raise Conflict(f"recording {recording_id} is still being written; stop it first")
-    return row, _client(session, row.node_id, signer).open_recording_file(recording_id)
+    client = _client(session, row.node_id, signer)
+    return row, client.open_recording_file(recording_id, byte_range)
+
+
+def client_of(*, session: Session, row: Recording, signer: GrantSigner) -> WorkerClient:
+    """The admin client of the node holding the recording's file; NotFound if it is gone."""
+    return _client(session, row.node_id, signer)
 
 
 def start_where_always(

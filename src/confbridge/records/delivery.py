@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import smtplib
 from datetime import datetime
@@ -14,7 +13,7 @@ from confbridge.records import notices as notice_service
 from confbridge.records.models import Notice
 from confbridge.settings import MailSettings
 from confbridge.timeutil import utcnow
-from confbridge_kernel.tasks import OwnedTask
+from confbridge_kernel.tasks import OwnedTask, every
 
 log = logging.getLogger(__name__)
 NOTICE_POLL_S = 30.0
@@ -31,18 +30,13 @@ class NoticeDelivery:
 
     def start(self) -> None:
         if self._settings.smtp_host:
-            self._task.start(self._run())
+            rounds = every(
+                NOTICE_POLL_S, self.run_once, failed="notice delivery round failed", log=log
+            )
+            self._task.start(rounds)
 
     async def close(self) -> None:
         await self._task.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.run_once)
-            except Exception:  # the next round may succeed (database or mail server back)
-                log.exception("notice delivery round failed")
-            await asyncio.sleep(NOTICE_POLL_S)
 
     def run_once(self, now: datetime | None = None) -> int:
         """Plan due notices and send those due; returns how many were sent."""

@@ -18,7 +18,7 @@ from confbridge.db import Database
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import Invalid, NotFound
 from confbridge.meetings import access as meeting_access
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
 from confbridge.pagination import IdPath
 from confbridge.records import documents as document_service
@@ -165,7 +165,7 @@ def _store_upload(
 ) -> DocumentCreated:
     store = document_store(settings)
     with database.session() as session:
-        occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+        occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
         upload.file.seek(0)
         document = document_service.create(
             session=session,

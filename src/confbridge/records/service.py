@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from confbridge.errors import Invalid
 from confbridge.meetings.models import Booking, Occurrence, Series
+from confbridge.recordings import chapters as recording_chapters
 from confbridge.records.models import AgendaItem, Invitation, Progress
 from confbridge.records.schemas import AgendaItemIn, InvitationWrite
 from confbridge.sites.models import Site
+from confbridge.timeutil import utcnow
 
 # The fields an occurrence's invitation may set itself; None there falls back to the series'.
 TEXT_FIELDS = (
@@ -204,9 +206,11 @@ def current_item_id(*, session: Session, occurrence_id: int) -> int | None:
 def set_current_item(
     *, session: Session, occurrence: Occurrence, item_id: int | None, actor: str
 ) -> None:
-    """Mark the agenda item the meeting is at (None: none)."""
+    """Mark the agenda item the meeting is at (None: none); a recording running now gets a
+    chapter for it."""
+    item = None
     if item_id is not None:
-        item_of(session=session, occurrence=occurrence, item_id=item_id)
+        item = item_of(session=session, occurrence=occurrence, item_id=item_id)
     progress = session.get(Progress, occurrence.id)
     if progress is None:
         progress = Progress(occurrence_id=occurrence.id, updated_by=actor)
@@ -214,6 +218,15 @@ def set_current_item(
     progress.current_item_id = item_id
     progress.updated_by = actor
     session.flush()
+    if item is not None:
+        recording_chapters.mark_agenda_item(
+            session=session,
+            occurrence_id=occurrence.id,
+            title=f"{item.position}. {item.title}"
+            + (f" – {item.presenter}" if item.presenter else ""),
+            site_id=item.presenter_site_id,
+            now=utcnow(),
+        )
 
 
 def _snapshot(invitation: Invitation | None) -> dict[str, Any]:

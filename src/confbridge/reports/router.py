@@ -17,7 +17,7 @@ from confbridge.exports import (
     render,
 )
 from confbridge.pagination import MAX_ID
-from confbridge.reports import export
+from confbridge.reports import export, site_attendance
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import AttendanceReport, OnlineRatioReport
 from confbridge.timeutil import utcnow, zone
@@ -89,7 +89,7 @@ def attendance(
     now = utcnow()
     period = report_service.parse_period(from_, to, tz=tz, today=now.astimezone(zone(tz)).date())
     unit = report_service.resolve_unit(session=session, unit_id=unit_id, scope=reader.scope)
-    report = report_service.attendance(
+    report = site_attendance.attendance(
         session=session, period=period, unit=unit, settings=settings.reports, now=now
     )
     session.commit()

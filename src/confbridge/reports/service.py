@@ -32,7 +32,7 @@ from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from confbridge.attendance import service as attendance_service
-from confbridge.attendance.models import Attendance, AttendanceStatus
+from confbridge.attendance.models import Attendance
 from confbridge.auth.scope import Scope
 from confbridge.errors import Invalid
 from confbridge.meetings.models import (
@@ -44,11 +44,9 @@ from confbridge.meetings.models import (
     Series,
 )
 from confbridge.reports.schemas import (
-    AttendanceReport,
     GroupBy,
     OnlineRatioReport,
     OnlineRatioRow,
-    SiteAttendanceRow,
     TargetResult,
     UnitRef,
 )
@@ -310,7 +308,7 @@ def verified_occurrence_ids(
     attendance, not corrections: a hall on the phone is not the bridge)."""
     online = {o.id: o for o in occurrences if o.online}
     best: dict[int, dict[bool, int]] = defaultdict(dict)  # the most media, chair and others
-    for chunk in _chunks(sorted(online)):
+    for chunk in id_chunks(sorted(online)):
         query = (
             select(Attendance.occurrence_id, Booking.is_chair, func.max(Attendance.media_s))
             .join(
@@ -334,7 +332,9 @@ def verified_occurrence_ids(
     return verified
 
 
-def _refresh(session: Session, period: Period, settings: ReportSettings, now: datetime) -> None:
+def refresh_attendance(
+    session: Session, period: Period, settings: ReportSettings, now: datetime
+) -> None:
     attendance_service.refresh(
         session=session,
         from_at=period.from_at - ZONE_MARGIN,
@@ -344,7 +344,7 @@ def _refresh(session: Session, period: Period, settings: ReportSettings, now: da
     )
 
 
-def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+def id_chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
     for start in range(0, len(values), ID_CHUNK):
         yield values[start : start + ID_CHUNK]
 
@@ -375,7 +375,7 @@ def connected_communes(
     ids = sorted(occurrence_groups)
     if site_ids is not None and not site_ids:
         return result
-    for chunk in _chunks(ids):
+    for chunk in id_chunks(ids):
         group = _int_case(Attendance.occurrence_id, {i: occurrence_groups[i] for i in chunk})
         needed = _int_case(Attendance.occurrence_id, {i: media_needed_s[i] for i in chunk})
         query = (
@@ -414,7 +414,7 @@ def _period_keys(period: Period, key: Callable[[date], tuple[str, str]]) -> list
     return keys
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
+def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
@@ -433,7 +433,7 @@ def _target_results(
             numerator, denominator = sum(o.id in verified for o in counted), len(counted)
         else:
             numerator, denominator = connected, communes
-        actual = _ratio(numerator, denominator)
+        actual = ratio(numerator, denominator)
         results.append(
             TargetResult(
                 key=key,
@@ -478,10 +478,10 @@ def _row(
         online=online,
         hybrid=hybrid,
         in_person=modes[MeetingMode.in_person.value],
-        ratio=_ratio(online + hybrid, len(occurrences)),
+        ratio=ratio(online + hybrid, len(occurrences)),
         online_verified=online_verified,
         hybrid_verified=hybrid_verified,
-        ratio_verified=_ratio(online_verified + hybrid_verified, len(occurrences)),
+        ratio_verified=ratio(online_verified + hybrid_verified, len(occurrences)),
         communes=len(communes),
         communes_connected=reached,
         targets=_target_results(targets, occurrences, verified, len(communes), reached),
@@ -498,7 +498,7 @@ def online_ratio(
     now: datetime,
 ) -> OnlineRatioReport:
     """The online-meeting ratio and communes connected, by period, unit or kind."""
-    _refresh(session, period, settings, now)
+    refresh_attendance(session, period, settings, now)
     tree = UnitTree.load(session)
     settings = _province_settings(session, settings, unit, tree)
     scope = tree.subtree(unit.id) if unit else set(tree.parent)
@@ -516,7 +516,7 @@ def online_ratio(
     online = [o for o in held if o.id in verified]
     needed = {o.id: o.media_needed_s(min_ratio) for o in online}
     # For one unit, only its communes' sites are read (through the site index).
-    commune_sites = _site_ids_of_units(session, scope_communes) if unit is not None else None
+    commune_sites = site_ids_of_units(session, scope_communes) if unit is not None else None
     if group_by is GroupBy.unit:
         per_group = connected_communes(
             session=session,
@@ -616,112 +616,10 @@ def _group_key(occurrence: HeldOccurrence, group_by: GroupBy) -> str:
     return occurrence.kind
 
 
-# --- attendance ----------------------------------------------------------------------------------
-
-
-# SIP guests joined without an invitation: their attendance rows are not part of the rates.
-NOT_A_GUEST = Attendance.site_id.not_in(select(Site.id).where(Site.guest_uri.is_not(None)))
-
-
-def attendance(
-    *,
-    session: Session,
-    period: Period,
-    unit: Unit | None,
-    settings: ReportSettings,
-    now: datetime,
-) -> AttendanceReport:
-    """Attendance per site over the online and hybrid occurrences held in the period.
-
-    In-person meetings are left out: the bridge cannot see who sat in the room.
-    """
-    _refresh(session, period, settings, now)
-    held = [o for o in held_occurrences(session=session, period=period, now=now) if o.online]
-    site_ids: list[int] | None = None
-    if unit is not None:
-        site_ids = _site_ids_of_units(session, UnitTree.load(session).subtree(unit.id))
-    status = func.coalesce(Attendance.corrected_status, Attendance.status)
-
-    def count(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
-
-    columns = (
-        Attendance.site_id,
-        func.count(),
-        count(status == AttendanceStatus.present.value),
-        count(status == AttendanceStatus.partial.value),
-        count(Attendance.corrected_status.is_not(None)),
-        count(Attendance.joined_late.is_(True)),
-        count(Attendance.left_early.is_(True)),
-        func.sum(Attendance.connected_s),
-    )
-    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 7)
-    for chunk in _chunks([o.id for o in held]):
-        query = select(*columns).where(Attendance.occurrence_id.in_(chunk), NOT_A_GUEST)
-        if site_ids is not None:
-            # Sites of one province: a few hundred ids, read through the site index.
-            query = query.where(Attendance.site_id.in_(site_ids))
-        for site_id, *figures in session.execute(query.group_by(Attendance.site_id)):
-            sums = totals[site_id]
-            for i, value in enumerate(figures):
-                sums[i] += int(value or 0)
-    names = _site_names(session, sorted(totals))
-    rows = []
-    by_name = {s: (vietnamese_key(names[s][2]), vietnamese_key(names[s][0]), s) for s in totals}
-    for site_id in sorted(totals, key=by_name.__getitem__):
-        invited, present, partial, corrected, late, early, connected_s = totals[site_id]
-        site_name, unit_id, unit_name = names[site_id]
-        rows.append(
-            SiteAttendanceRow(
-                site_id=site_id,
-                site_name=site_name,
-                unit_id=unit_id,
-                unit_name=unit_name,
-                invited=invited,
-                present=present,
-                partial=partial,
-                absent=invited - present - partial,
-                corrected=corrected,
-                joined_late=late,
-                left_early=early,
-                connected_min=round(connected_s / 60, 1),
-                rate=_ratio(present, invited),
-            )
-        )
-    invited = sum(r.invited for r in rows)
-    present = sum(r.present for r in rows)
-    partial = sum(r.partial for r in rows)
-    return AttendanceReport(
-        from_date=period.from_date,
-        to_date=period.to_date,
-        unit=UnitRef(id=unit.id, name=unit.name) if unit else None,
-        generated_at=now,
-        occurrences=len(held),
-        invited=invited,
-        present=present,
-        partial=partial,
-        absent=invited - present - partial,
-        rate=_ratio(present, invited),
-        rows=rows,
-    )
-
-
-def _site_ids_of_units(session: Session, unit_ids: Iterable[int]) -> list[int]:
+def site_ids_of_units(session: Session, unit_ids: Iterable[int]) -> list[int]:
+    """The sites of these units (not their subunits), in id order."""
     units = sorted(unit_ids)
     found: list[int] = []
-    for chunk in _chunks(units):
+    for chunk in id_chunks(units):
         found.extend(session.scalars(select(Site.id).where(Site.unit_id.in_(chunk))))
     return sorted(found)
-
-
-def _site_names(session: Session, site_ids: Sequence[int]) -> dict[int, tuple[str, int, str]]:
-    names: dict[int, tuple[str, int, str]] = {}
-    for chunk in _chunks(site_ids):
-        query = (
-            select(Site.id, Site.name, Unit.id, Unit.name)
-            .join(Unit, Unit.id == Site.unit_id)
-            .where(Site.id.in_(chunk))
-        )
-        for site_id, site_name, unit_id, unit_name in session.execute(query):
-            names[site_id] = (site_name, unit_id, unit_name)
-    return names

@@ -22,7 +22,7 @@ from confbridge.bridge import service as bridge
 from confbridge.db import Database
 from confbridge.errors import DomainError
 from confbridge.meetings import dial_in as dial_in_lookup
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Booking, Occurrence, OccurrenceStatus
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import SfuNode
@@ -142,7 +142,7 @@ def _admission(
         site_name=site.name if site is not None else None,
         token=token,
         pin=pin,
-        ends_at=meeting_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
+        ends_at=occurrence_service.closes_at(occurrence, overrun_grace_min=overrun_grace_min),
     )
 
 
@@ -218,7 +218,7 @@ def due_dial_outs(database: Database, settings: Settings, *, now: datetime) -> l
                 "occurrence_id": occurrence.id,
                 "title": series.title,
                 "meeting_number": series.meeting_number,
-                "ends_at": meeting_service.closes_at(occurrence, overrun_grace_min=grace_min),
+                "ends_at": occurrence_service.closes_at(occurrence, overrun_grace_min=grace_min),
             }
             rooms = session.execute(
                 select(Site.id, Site.sip_uri)
@@ -244,7 +244,7 @@ def prepare_dial(
 ) -> Admission:
     """Place the room and issue the grant for a call we are about to make."""
     with _deciding(database) as session:
-        occurrence = meeting_service.get_occurrence(
+        occurrence = occurrence_service.get_occurrence(
             session=session, occurrence_id=target.occurrence_id
         )
         if target.site_id is not None:
@@ -283,7 +283,7 @@ def guest_grant(
 ) -> tuple[int, str, str]:
     """A caller gave the PIN: (site id, site name, join grant) of its guest site."""
     with database.session() as session:
-        occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+        occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
         site, token = _guest(session, settings, signer, occurrence, caller_uri, display_name, now)
         session.commit()
         log.info("SIP guest joins occurrence %s as site %s", occurrence_id, site.id)
@@ -304,7 +304,7 @@ def _guest(
     site = site_service.sip_guest_site(
         session=session, caller_uri=uri, display_name=display_name, prefix=prefix
     )
-    closes_at = meeting_service.closes_at(
+    closes_at = occurrence_service.closes_at(
         occurrence, overrun_grace_min=settings.meetings.overrun_grace_min
     )
     expires_at = bridge.grant_expiry(

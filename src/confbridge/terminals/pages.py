@@ -90,6 +90,12 @@ def kiosk_record_script() -> FileResponse:
     return FileResponse(HERE / "static" / "record.js", media_type="text/javascript")
 
 
+@router.get("/terminal/recording.js", name="kiosk_recording_script")
+def kiosk_recording_script() -> FileResponse:
+    """The recording indicator on the programme, a module of kiosk.js."""
+    return FileResponse(HERE / "static" / "recording.js", media_type="text/javascript")
+
+
 @router.get("/terminal/kiosk.css", name="kiosk_style")
 def kiosk_style() -> FileResponse:
     return FileResponse(HERE / "static" / "kiosk.css", media_type="text/css")

@@ -17,9 +17,10 @@ from confbridge.bridge import service as bridge_service
 from confbridge.client_address import client_address
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.errors import DomainError, Forbidden, Invalid, NotFound
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import OccurrenceStatus
 from confbridge.pagination import MAX_ID, IdPath, Limit, Offset, Page
+from confbridge.recordings.state import recording_now
 from confbridge.settings import Settings
 from confbridge.sites.access import visible_site, visible_unit
 from confbridge.sites.models import Site
@@ -273,7 +274,7 @@ def my_floor(
     occurrence_id: Annotated[int, Query(ge=1, le=MAX_ID)],
 ) -> SpeakerRead:
     """Who holds the floor of a meeting the terminal's site is invited to (for its screen)."""
-    occurrence = meeting_service.get_occurrence(session=session, occurrence_id=occurrence_id)
+    occurrence = occurrence_service.get_occurrence(session=session, occurrence_id=occurrence_id)
     booking = bridge_service.get_booking(
         session=session, occurrence_id=occurrence.id, site_id=terminal.site_id
     )
@@ -294,7 +295,7 @@ def my_floor(
         pass  # the room is not open or its worker is away: nobody speaks
     speaker_site = session.get(Site, speaker) if speaker is not None else None
     grace = settings.meetings.overrun_grace_min
-    closes_at = meeting_service.closes_at(occurrence, overrun_grace_min=grace)
+    closes_at = occurrence_service.closes_at(occurrence, overrun_grace_min=grace)
     return SpeakerRead(
         occurrence_id=occurrence.id,
         speaker_site_id=speaker,
@@ -307,6 +308,7 @@ def my_floor(
         ended=occurrence.status == OccurrenceStatus.cancelled.value
         or not booking.active
         or utcnow() >= closes_at,
+        recording=recording_now(session=session, occurrence_id=occurrence.id) is not None,
     )
 
 

@@ -111,3 +111,6 @@ class SpeakerRead(BaseModel):
         default=None, description="when the terminal leaves: the end plus the time it may run over"
     )
     ended: bool = Field(default=False, description="the meeting has ended: leave now")
+    recording: bool = Field(
+        default=False, description="the meeting is being recorded (the hall shows it)"
+    )

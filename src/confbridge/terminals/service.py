@@ -16,7 +16,7 @@ from confbridge.auth import service as auth_service
 from confbridge.auth.models import GrantRevocation, Terminal
 from confbridge.auth.scope import Scope
 from confbridge.errors import Conflict, Invalid, NotFound, Unauthorized
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Booking
 from confbridge.sites import service as site_service
 from confbridge.sites.models import Site
@@ -349,7 +349,7 @@ def heartbeat(
     `Invalid`): IT staff read it as where the terminal is.
     """
     if beat.occurrence_id is not None:
-        occurrence = meeting_service.get_occurrence(
+        occurrence = occurrence_service.get_occurrence(
             session=session, occurrence_id=beat.occurrence_id
         )
         booking = session.scalar(

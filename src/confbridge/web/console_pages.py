@@ -13,12 +13,11 @@ from confbridge.bridge import service as bridge_service
 from confbridge.bridge import timing as bridge_timing
 from confbridge.errors import Conflict, DomainError, Unavailable
 from confbridge.live import LiveBusDep, publish_floor
-from confbridge.meetings.models import OccurrenceStatus
 from confbridge.timeutil import utcnow
 from confbridge.web import labels
 from confbridge.web.context import CheckedForm, CheckedRequest, EditorPage, Page
 from confbridge.web.domain_messages import explain
-from confbridge.web.gallery_pages import gallery_context
+from confbridge.web.gallery_pages import gallery_context, programme_window
 from confbridge.web.occurrence_pages import (
     after_timing_change,
     occurrence_context,
@@ -183,20 +182,9 @@ def console_grant(page: EditorPage, occurrence_id: str, _checked: CheckedRequest
         return JSONResponse({"detail": page._("This page does not exist.")}, 404)
     settings = page.settings
     now = utcnow()
-    opens_at, closes_at = bridge_service.join_window(
-        occurrence=occurrence,
-        join_early_min=settings.sfu.join_early_min,
-        overrun_grace_min=settings.meetings.overrun_grace_min,
-    )
-    if occurrence.status == OccurrenceStatus.cancelled.value:
-        return JSONResponse({"detail": page._("This meeting has been cancelled.")}, 409)
-    if not opens_at <= now < closes_at:
-        detail = page._(
-            "The programme can be watched from %(opens)s until %(closes)s.",
-            opens=page.fmt.datetime(opens_at),
-            closes=page.fmt.datetime(closes_at),
-        )
-        return JSONResponse({"detail": detail}, 409)
+    closes_at, refusal = programme_window(page, occurrence, now)
+    if refusal is not None:
+        return refusal
     expires_at = bridge_service.grant_expiry(
         end_at=closes_at, now=now, grant_ttl_s=settings.sfu.grant_ttl_s
     ).replace(microsecond=0)

@@ -7,6 +7,7 @@ gallery read-only at `/occurrences/{id}/gallery`. Both watch it with a gallery g
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -73,6 +74,29 @@ def gallery_page(page: UserPage, occurrence_id: str) -> Response:
     )
 
 
+def programme_window(
+    page: Page, occurrence: Occurrence, now: datetime
+) -> tuple[datetime, JSONResponse | None]:
+    """When the meeting's programme closes, and the 409 to answer if it cannot be watched now
+    (cancelled, or outside its join window)."""
+    settings = page.settings
+    opens_at, closes_at = bridge_service.join_window(
+        occurrence=occurrence,
+        join_early_min=settings.sfu.join_early_min,
+        overrun_grace_min=settings.meetings.overrun_grace_min,
+    )
+    if occurrence.status == OccurrenceStatus.cancelled.value:
+        return closes_at, JSONResponse({"detail": page._("This meeting has been cancelled.")}, 409)
+    if not opens_at <= now < closes_at:
+        detail = page._(
+            "The programme can be watched from %(opens)s until %(closes)s.",
+            opens=page.fmt.datetime(opens_at),
+            closes=page.fmt.datetime(closes_at),
+        )
+        return closes_at, JSONResponse({"detail": detail}, 409)
+    return closes_at, None
+
+
 @router.post("/occurrences/{occurrence_id}/gallery/grant")
 def gallery_grant(page: UserPage, occurrence_id: str, _checked: CheckedRequest) -> Response:
     """A gallery grant for the page's script (WHEP to the room's node)."""
@@ -81,22 +105,11 @@ def gallery_grant(page: UserPage, occurrence_id: str, _checked: CheckedRequest) 
     occurrence = occurrence_or_none(page, occurrence_id)
     if occurrence is None:
         return JSONResponse({"detail": page._("This page does not exist.")}, 404)
-    if occurrence.status == OccurrenceStatus.cancelled.value:
-        return JSONResponse({"detail": page._("This meeting has been cancelled.")}, 409)
     settings = page.settings
     now = utcnow()
-    opens_at, closes_at = bridge_service.join_window(
-        occurrence=occurrence,
-        join_early_min=settings.sfu.join_early_min,
-        overrun_grace_min=settings.meetings.overrun_grace_min,
-    )
-    if not opens_at <= now < closes_at:
-        detail = page._(
-            "The programme can be watched from %(opens)s until %(closes)s.",
-            opens=page.fmt.datetime(opens_at),
-            closes=page.fmt.datetime(closes_at),
-        )
-        return JSONResponse({"detail": detail}, 409)
+    _closes_at, refusal = programme_window(page, occurrence, now)
+    if refusal is not None:
+        return refusal
     assert page.user is not None
     user = page.session.get(User, page.user.id)
     try:

@@ -18,12 +18,12 @@ from confbridge.errors import Conflict, DomainError
 from confbridge.link_quality import LinkLimits
 from confbridge.live import LiveBus, LiveBusDep, occurrence_topic
 from confbridge.meetings import access as meeting_access
-from confbridge.meetings import service as meeting_service
+from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, OccurrenceStatus
-from confbridge.meetings.service import OccurrenceChange
+from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
-from confbridge.web import i18n, labels, live_status, queries, record_pages
+from confbridge.web import i18n, labels, live_status, queries, record_pages, recording_views
 from confbridge.web.context import CheckedForm, EditorPage, Page, UserPage, language_of
 from confbridge.web.forms import OccurrenceForm
 from confbridge.web.report_pages import ATTENDANCE_STATUSES, occurrence_attendance_or_none
@@ -130,10 +130,10 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "occurrence": occurrence,
         "series": series,
         # running over, extending, ending (`bridge.timing`)
-        "is_live": meeting_service.is_live(
+        "is_live": occurrence_service.is_live(
             occurrence, now=now, overrun_grace_min=meetings.overrun_grace_min
         ),
-        "closes_at": meeting_service.closes_at(
+        "closes_at": occurrence_service.closes_at(
             occurrence, overrun_grace_min=meetings.overrun_grace_min
         ),
         "extensions": bridge_timing.EXTENSIONS_MIN,
@@ -156,6 +156,7 @@ def occurrence_context(page: Page, occurrence: Occurrence) -> dict[str, Any]:
         "attendance": _attendance(page, occurrence, attended=bool(attended)),
         "attendance_statuses": ATTENDANCE_STATUSES,
         "record": record_pages.record_view(page, occurrence),
+        **recording_views.recording_context(page, occurrence),
         "notice_kinds": record_pages.NOTICE_KINDS,
         "notice_states": record_pages.NOTICE_STATES,
     }
@@ -181,7 +182,15 @@ def occurrence_page(page: UserPage, occurrence_id: str) -> Response:
         return not_found(page)
     form = OccurrenceForm.from_occurrence(occurrence, page.settings.meetings.default_tz)
     context = occurrence_context(page, occurrence)
-    return page.render("occurrence.html", form=form, message=None, conflicts=[], **context)
+    recordings = recording_views.recordings_view(page, occurrence)
+    return page.render(
+        "occurrence.html",
+        form=form,
+        message=None,
+        conflicts=[],
+        recordings=recordings,
+        **context,
+    )
 
 
 def _attendance(page: Page, occurrence: Occurrence, *, attended: bool) -> Any:

@@ -16,7 +16,7 @@ from confbridge.attendance.router import occurrence_attendance
 from confbridge.errors import DomainError, Invalid
 from confbridge.exports import EXCEL_VI_CSV, file_response, render
 from confbridge.meetings import access as meeting_access
-from confbridge.reports import export
+from confbridge.reports import export, site_attendance
 from confbridge.reports import service as report_service
 from confbridge.reports.schemas import GroupBy, OnlineRatioReport, OnlineRatioRow
 from confbridge.timeutil import utcnow, zone
@@ -205,7 +205,7 @@ def _attendance_report(
     page: Page, from_date: str | None, to_date: str | None, unit_id: str | None
 ) -> Any:
     period, unit = _filters(page, from_date, to_date, unit_id)
-    report = report_service.attendance(
+    report = site_attendance.attendance(
         session=page.session,
         period=period,
         unit=unit,

@@ -7,10 +7,10 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from confbridge.auth import passwords
+from confbridge.auth import passwords, signin
 from confbridge.auth import service as auth_service
 from confbridge.auth.models import User
-from confbridge.auth.service import AccountDisabled
+from confbridge.auth.signin import AccountDisabled
 from confbridge.client_address import client_address
 from confbridge.errors import DomainError, TooManyRequests, Unauthorized, Unavailable
 from confbridge.timeutil import utcnow
@@ -88,20 +88,20 @@ def sign_in(page: AnyPage, form: CheckedForm) -> Response:
     if not username or not password:
         return again(401, page._("Wrong username or password."))
     try:
-        user = auth_service.sign_in(
+        user = signin.sign_in(
             session=page.session,
             username=username,
             password=password,
             address=client_address(page.request),
             via="web",
-            limits=auth_service.SignInLimits.from_settings(page.settings.auth),
+            limits=signin.SignInLimits.from_settings(page.settings.auth),
             now=utcnow(),
             directory=page.settings.auth.ldap,
         )
-    except auth_service.DirectoryDown:
+    except signin.DirectoryDown:
         page.session.commit()
         return again(503, page._("The directory cannot be reached. Try again later."))
-    except auth_service.NoDirectoryRole:
+    except signin.NoDirectoryRole:
         page.session.commit()
         return again(
             403, page._("Your directory groups give you no role here. Ask an administrator.")

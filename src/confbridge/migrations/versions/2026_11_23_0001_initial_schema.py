@@ -17,6 +17,20 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_audit_log()
+    _create_booking_lock()
+    _create_units()
+    _create_users()
+    _create_sites()
+    _create_series()
+    _create_terminals()
+    _create_occurrences()
+    _create_series_sites()
+    _create_series_units()
+    _create_bookings()
+
+
+def _create_audit_log() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -31,6 +45,8 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_log_entity", ["entity", "entity_id"], unique=False)
 
+
+def _create_booking_lock() -> None:
     op.create_table(
         "booking_lock",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -42,6 +58,9 @@ def upgrade() -> None:
         sa.table("booking_lock", sa.column("id", sa.Integer), sa.column("version", sa.Integer)),
         [{"id": 1, "version": 0}],
     )
+
+
+def _create_units() -> None:
     op.create_table(
         "units",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -60,6 +79,8 @@ def upgrade() -> None:
     with op.batch_alter_table("units", schema=None) as batch_op:
         batch_op.create_index("ix_units_parent_id", ["parent_id"], unique=False)
 
+
+def _create_users() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -72,6 +93,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
+
+
+def _create_sites() -> None:
     op.create_table(
         "sites",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -88,6 +112,8 @@ def upgrade() -> None:
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.create_index("ix_sites_unit_id", ["unit_id"], unique=False)
 
+
+def _create_series() -> None:
     op.create_table(
         "series",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -115,6 +141,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_series")),
         sa.UniqueConstraint("source_key", name=op.f("uq_series_source_key")),
     )
+
+
+def _create_terminals() -> None:
     op.create_table(
         "terminals",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -133,6 +162,8 @@ def upgrade() -> None:
     with op.batch_alter_table("terminals", schema=None) as batch_op:
         batch_op.create_index("ix_terminals_site_id", ["site_id"], unique=False)
 
+
+def _create_occurrences() -> None:
     op.create_table(
         "occurrences",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -155,6 +186,8 @@ def upgrade() -> None:
     with op.batch_alter_table("occurrences", schema=None) as batch_op:
         batch_op.create_index("ix_occurrences_start_at", ["start_at"], unique=False)
 
+
+def _create_series_sites() -> None:
     op.create_table(
         "series_sites",
         sa.Column("series_id", sa.Integer(), nullable=False),
@@ -173,6 +206,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("series_id", "site_id", name=op.f("pk_series_sites")),
     )
+
+
+def _create_series_units() -> None:
     op.create_table(
         "series_units",
         sa.Column("series_id", sa.Integer(), nullable=False),
@@ -191,6 +227,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("series_id", "unit_id", name=op.f("pk_series_units")),
     )
+
+
+def _create_bookings() -> None:
     op.create_table(
         "bookings",
         sa.Column("id", sa.Integer(), nullable=False),

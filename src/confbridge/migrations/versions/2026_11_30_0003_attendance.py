@@ -17,11 +17,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_attendance_pending()
+    _create_attendance()
+    _create_attendance_corrections()
+    _create_attendance_runs()
+    _create_pending_trigger()
+
+
+def _create_attendance_pending() -> None:
     op.create_table(
         "attendance_pending",
         sa.Column("occurrence_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint("occurrence_id", name=op.f("pk_attendance_pending")),
     )
+
+
+def _create_attendance() -> None:
     op.create_table(
         "attendance",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
@@ -53,6 +64,8 @@ def upgrade() -> None:
             "ix_attendance_site_occurrence", ["site_id", "occurrence_id"], unique=False
         )
 
+
+def _create_attendance_corrections() -> None:
     op.create_table(
         "attendance_corrections",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -81,6 +94,8 @@ def upgrade() -> None:
             "ix_attendance_corrections_occurrence_site", ["occurrence_id", "site_id"], unique=False
         )
 
+
+def _create_attendance_runs() -> None:
     op.create_table(
         "attendance_runs",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
@@ -96,7 +111,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("occurrence_id", name=op.f("pk_attendance_runs")),
     )
-    _create_pending_trigger()
 
 
 # Every stored join/leave/stats event marks its occurrence as pending, whoever stores it, so

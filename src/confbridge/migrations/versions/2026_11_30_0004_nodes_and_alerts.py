@@ -17,6 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_alerts()
+    _create_sfu_nodes()
+    _create_room_edges()
+    _create_room_placements()
+
+
+def _create_alerts() -> None:
     op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -49,6 +56,8 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_alerts_raised_at", ["raised_at"], unique=False)
 
+
+def _create_sfu_nodes() -> None:
     op.create_table(
         "sfu_nodes",
         sa.Column("id", sa.String(length=100), nullable=False),
@@ -68,6 +77,9 @@ def upgrade() -> None:
         sa.Column("down_since", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sfu_nodes")),
     )
+
+
+def _create_room_edges() -> None:
     op.create_table(
         "room_edges",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
@@ -87,6 +99,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("occurrence_id", "node_id", name=op.f("pk_room_edges")),
     )
+
+
+def _create_room_placements() -> None:
     op.create_table(
         "room_placements",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),

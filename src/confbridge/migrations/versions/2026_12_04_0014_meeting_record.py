@@ -20,6 +20,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_record_site_contacts()
+    _create_record_conclusions()
+    _create_record_invitations()
+    _create_record_notices()
+    _create_record_agenda_items()
+    _create_record_tasks()
+    _create_record_documents()
+    _create_record_progress()
+
+
+def _create_record_site_contacts() -> None:
     op.create_table(
         "record_site_contacts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -35,6 +46,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_record_site_contacts")),
         sa.UniqueConstraint("site_id", "email", name="uq_record_site_contacts_site_email"),
     )
+
+
+def _create_record_conclusions() -> None:
     op.create_table(
         "record_conclusions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -56,6 +70,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_record_conclusions")),
         sa.UniqueConstraint("occurrence_id", name=op.f("uq_record_conclusions_occurrence_id")),
     )
+
+
+def _create_record_invitations() -> None:
     op.create_table(
         "record_invitations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -93,6 +110,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("occurrence_id", name=op.f("uq_record_invitations_occurrence_id")),
         sa.UniqueConstraint("series_id", name=op.f("uq_record_invitations_series_id")),
     )
+
+
+def _create_record_notices() -> None:
     op.create_table(
         "record_notices",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -123,6 +143,8 @@ def upgrade() -> None:
             "ix_record_notices_status_next", ["status", "next_attempt_at"], unique=False
         )
 
+
+def _create_record_agenda_items() -> None:
     op.create_table(
         "record_agenda_items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -151,6 +173,8 @@ def upgrade() -> None:
             "ix_record_agenda_items_invitation_id", ["invitation_id"], unique=False
         )
 
+
+def _create_record_tasks() -> None:
     op.create_table(
         "record_tasks",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -177,6 +201,8 @@ def upgrade() -> None:
     with op.batch_alter_table("record_tasks", schema=None) as batch_op:
         batch_op.create_index("ix_record_tasks_conclusion_id", ["conclusion_id"], unique=False)
 
+
+def _create_record_documents() -> None:
     op.create_table(
         "record_documents",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -207,6 +233,8 @@ def upgrade() -> None:
     with op.batch_alter_table("record_documents", schema=None) as batch_op:
         batch_op.create_index("ix_record_documents_occurrence_id", ["occurrence_id"], unique=False)
 
+
+def _create_record_progress() -> None:
     op.create_table(
         "record_progress",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),

@@ -15,6 +15,7 @@ import * as whip from "/static/js/whip.js";
 import { setupSharing, showContent } from "/terminal/content.js";
 import { countdown } from "/terminal/countdown.js";
 import { followRecord, stopRecord } from "/terminal/record.js";
+import { showRecording } from "/terminal/recording.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -436,6 +437,7 @@ async function leave() {
   await stopSessions(state);
   kiosk.occurrenceId = null;
   stopRecord();
+  showRecording(false);
   showProgramme(null);
   note("left", { occurrence_id: state.item.occurrence_id });
   beatNow();
@@ -627,6 +629,7 @@ async function floorWatch() {
       if (floor.muted) $("mic").textContent = t("muted_by_chair");
       else setMicLabel();
       showHallState(floor.speaker_site_id != null && floor.speaker_site_id === kiosk.siteId);
+      showRecording(meeting && floor.recording, lang);
     } catch {
       // the next poll may succeed; the programme goes on regardless
     }

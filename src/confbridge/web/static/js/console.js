@@ -1,6 +1,7 @@
 // The chair console: the programme over WHEP, floor actions without reloading the page, the
 // raised-hands queue and the site list kept live by live.js, the halls' gallery (gallery.js).
 
+import { mountRecording } from "/static/js/console_recording.js";
 import { mountGallery } from "/static/js/gallery.js";
 import { apply, connect, fill, labels } from "/static/js/live.js";
 import { pageFetch, SessionExpired } from "/static/js/session.js";
@@ -313,6 +314,7 @@ window.liveSource.addEventListener("schedule", (event) => {
 renderSchedule();
 setInterval(renderSchedule, 1000);
 window.gallery = mountGallery();
+mountRecording(occurrenceId, csrf, showMessage);
 watchProgramme();
 window.addEventListener("pagehide", () => window.programmeSession?.stop().catch(() => {}));
 export { apply };
