@@ -222,6 +222,7 @@ class Recordings(Collector):
             raise SfuError(409, f"recording {recording_id} is still being written; stop it first")
         suffixes = (*MEDIA_TYPES, ".json")  # the file, WebM or Matroska, and its state
         paths = [self._path(recording_id, suffix) for suffix in suffixes]
+        self._ended.pop(recording_id, None)
         removed = await asyncio.to_thread(_unlink_all, paths)
         if not removed:
             raise SfuError(404, f"no recording {recording_id} on this worker")

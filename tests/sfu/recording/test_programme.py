@@ -147,6 +147,9 @@ async def test_recording_an_h264_room_is_matroska_without_transcoding(tmp_path: 
     assert {320, 176} <= set(decoded.widths) and len(decoded.widths) >= 80
     await recordings.delete("rec-h264")  # retention removes the Matroska file and its state
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SfuError) as gone:
+        await recordings.info("rec-h264")
+    assert gone.value.status == 404
     await room.close()
 
 
