@@ -32,6 +32,7 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 
 from sfu.forwarding import Source
+from sfu.recording.programme import Programme
 from sfu.recording.recorder import AUDIO_CODEC, VIDEO_CODEC, Recorder
 
 FPS = 30
@@ -75,7 +76,7 @@ async def replay(media: list[tuple[float, str, RtpPacket]], record: bool) -> dic
     with tempfile.TemporaryDirectory() as directory:
         if record:
             recorder = Recorder("bench", Path(directory) / "bench.webm")
-            recorder.follow(sources["video"], sources["audio"])
+            recorder.follow(Programme(sources["video"], sources["audio"]))
         in_path_ns = 0
         cpu0, wall0 = time.process_time(), time.monotonic()
         for at, kind, packet in media:

@@ -37,6 +37,7 @@ from sfu.layers import (
     RateMeter,
 )
 from sfu.pipe import PipeIn, PipeOut
+from sfu.recording.programme import Programme
 from sfu.rtc.egress import EgressStats
 from sfu.voice import VOICE_TICK_INTERVAL_S, LevelSample, VoiceDetector
 
@@ -55,7 +56,7 @@ class RoomInfo(Protocol):
 class ProgrammeRecorder(Protocol):
     """What the room asks of a recorder (`sfu.recording.Recorder`): follow the programme."""
 
-    def follow(self, video: Source | None, audio: Source | None) -> None: ...
+    def follow(self, programme: Programme) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,8 @@ class Room:
             # told even if the same site presents again: edges get the new source
             self.floor.content_site_id = peer.site_id
             self._on_floor_changed(self)
+            if self.recorder is not None:
+                self.recorder.follow(self.programme())
             return
         self.content.add_viewer(peer)
         for kind, source in peer.sources.items():
@@ -510,14 +513,37 @@ class Room:
             for slot, site_id in zip(peer.audio_slots, audio_sites, strict=False):
                 slot.switch_to(self._source(site_id, "audio"))
         if self.recorder is not None:
-            speaker = self.floor.speaker_site_id
-            self.recorder.follow(self._source(speaker, "video"), self._source(speaker, "audio"))
+            self.recorder.follow(self.programme())
 
     def record(self, recorder: ProgrammeRecorder | None) -> None:
-        """Feed the programme (the speaker's camera and microphone) to `recorder` from now on;
-        None: to none (the caller stops the one it replaces)."""
+        """Feed the programme to `recorder` from now on; None: to none (the caller stops the
+        one it replaces)."""
         self.recorder = recorder
         self.reroute()
+
+    def programme(self) -> Programme:
+        """What a recording of the room holds now: the speaker's camera and microphone, the
+        chair's microphone while another site speaks, the content, and who they are."""
+        speaker, chair = self.floor.speaker_site_id, self.chair_site_id
+        presenter = self.floor.content_site_id
+        content = self.content.source
+        return Programme(
+            video=self._source(speaker, "video"),
+            audio=self._source(speaker, "audio"),
+            chair_audio=self._source(chair, "audio") if chair != speaker else None,
+            content=content,
+            speaker_site_id=speaker,
+            speaker_name=self.site_name(speaker),
+            content_site_id=presenter if content is not None else None,
+            content_name=self.site_name(presenter) if content is not None else "",
+        )
+
+    def site_name(self, site_id: int | None) -> str:
+        """A present site's name (as its grant gave it), or `site <id>`."""
+        if site_id is None:
+            return ""
+        names = (peer.site_name for peer in self.peers.values() if peer.site_id == site_id)
+        return next((name for name in names if name), f"site {site_id}")
 
     def _source(self, site_id: int | None, kind: str) -> Source | None:
         if site_id is None:

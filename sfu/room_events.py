@@ -6,8 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from confbridge_kernel.contracts import EventType, FloorState, PeerRole, PeerStats, SfuEvent
+from confbridge_kernel.contracts import (
+    EventType,
+    FloorState,
+    PeerRole,
+    PeerStats,
+    SfuEvent,
+    room_name,
+)
 from sfu.events import EventReporter
+from sfu.recording.state import RecordingState
 from sfu.room import Peer, Room
 
 
@@ -51,5 +59,24 @@ class RoomEvents:
                 stats=stats,
                 floor=floor,
                 detail=detail or {},
+            )
+        )
+
+    def recording_ended(self, state: RecordingState) -> None:
+        """A recording ended without the control plane asking (its room closed, its file
+        could not be written, or it was recovered after the worker died). The event's id is
+        the recording's, so a recovery told twice is stored once."""
+        if self.reporter is None or state.occurrence_id <= 0:
+            return  # a file of an older worker names no meeting: nothing to settle
+        info = state.info
+        self.reporter.emit(
+            SfuEvent(
+                id=f"recording-ended-{info.recording_id}"[:64],
+                type=EventType.recording_ended,
+                at=info.ended_at or utcnow(),
+                node_id=self.node_id,
+                room=info.room or room_name(state.occurrence_id),
+                occurrence_id=state.occurrence_id,
+                detail=info.model_dump(mode="json"),
             )
         )

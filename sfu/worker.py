@@ -119,7 +119,7 @@ class Worker:
             metrics=self.metrics,
         )
         self.sip_legs.video_factory = LegVideo
-        self.recordings = Recordings(settings.recordings_dir)
+        self.recordings = Recordings(settings.recordings_dir, on_ended=self.events.recording_ended)
         self.metrics.registry.register(self.recordings)
 
     @property
@@ -150,10 +150,19 @@ class Worker:
                 self.settings.control_url, self.settings.node_key or "", self.settings.spool_dir
             )
         self.events.reporter.start()
+        # recordings this worker's previous process left unfinished (it died): repaired and
+        # told to the control plane, without holding up the start
+        self.tasks.own(asyncio.create_task(self._recover_recordings(), name="sfu-recovery"))
         self.gate.start()
         self.heartbeat.start()
         self._task = asyncio.create_task(self._housekeeping(), name="sfu-housekeeping")
         self.tasks.own(asyncio.create_task(self.edges.keepalive(), name="sfu-keepalive"))
+
+    async def _recover_recordings(self) -> None:
+        try:
+            await self.recordings.recover()
+        except Exception:  # the worker serves its rooms all the same
+            log.exception("recovering unfinished recordings failed")
 
     async def close(self) -> None:
         await self.heartbeat.close()

@@ -16,6 +16,9 @@ from sfu.rtc.depayload import depayloader
 
 MAX_PENDING_PACKETS = 256
 """A hole is given up on once this many packets wait behind it (about half a second of HD)."""
+MAX_HOLE_WAIT_S = 0.5
+"""... or once no frame was completed for this long with packets waiting (a low-rate camera
+sends 256 packets in several seconds): a NACK repair comes within a round trip or not at all."""
 _HALF = 0x8000
 
 
@@ -47,24 +50,34 @@ class FrameAssembler:
         self._packets: dict[int, tuple[int, bool, bytes]] = {}  # seq → (ts, marker, payload)
         self._next: int | None = None  # the sequence number the next frame starts at
         self._need_keyframe = True
+        self._progress_at = 0.0  # since when packets wait: the last frame completed, or the
+        # first packet to wait
         self.frames_dropped = 0
 
-    def push(self, seq: int, rtp_ts: int, marker: bool, payload: bytes) -> list[Frame]:
+    def push(
+        self, seq: int, rtp_ts: int, marker: bool, payload: bytes, now: float = 0.0
+    ) -> list[Frame]:
+        """Take one packet (`now`: its arrival, `time.monotonic()`); the frames it completes."""
         if self._next is None:
             if not is_keyframe(self.mime_type, payload):
                 return []
             self._next = seq
         elif (seq - self._next) & 0xFFFF >= _HALF:
             return []  # a late repair of a frame already written or dropped
+        if not self._packets:  # nothing was waiting: the wait starts now
+            self._progress_at = now
         self._packets[seq] = (rtp_ts, marker, payload)
         frames: list[Frame] = []
         while True:
             frame = self._take_frame()
             if frame is None:
-                if len(self._packets) <= MAX_PENDING_PACKETS or self._next is None:
+                stalled = now - self._progress_at > MAX_HOLE_WAIT_S
+                if self._next is None or not (len(self._packets) > MAX_PENDING_PACKETS or stalled):
                     break
                 self._skip_hole()
+                self._progress_at = now
                 continue
+            self._progress_at = now
             if frame.keyframe:
                 self._need_keyframe = False
             if self._need_keyframe:

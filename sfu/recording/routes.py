@@ -13,6 +13,7 @@ from starlette.routing import Route
 from confbridge_kernel.recordings import RecordingCommand
 from sfu.errors import SfuError
 from sfu.recording.control import Recordings
+from sfu.recording.writer import MEDIA_TYPES
 from sfu.room import Room, open_room
 
 MAX_BODY_BYTES = 4096
@@ -56,7 +57,7 @@ def recording_routes(
     async def file(request: Request) -> Response:
         admin_only(request)
         path = recordings.file(request.path_params["recording_id"])
-        return FileResponse(path, media_type="video/webm", filename=path.name)
+        return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], filename=path.name)
 
     return [
         Route("/rooms/{room}/recording", guard(command), methods=["POST"]),

@@ -210,6 +210,9 @@ class EventType(StrEnum):
     stats = "stats"
     content_started = "content_started"  # a site began presenting (detail: its name)
     content_stopped = "content_stopped"  # ... and stopped (detail: the reason)
+    # a recording ended by itself, or its worker recovered it after dying (detail: its final
+    # `confbridge_kernel.recordings.RecordingInfo`)
+    recording_ended = "recording_ended"
 
 
 class PeerStats(BaseModel):

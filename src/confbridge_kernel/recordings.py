@@ -4,9 +4,14 @@ programme (issue 20): the worker writes the file, the control plane keeps the li
 - `POST /rooms/{room}/recording` (`RecordingCommand`) → `RecordingInfo`: start (the control
   plane names the recording) or stop; 409 when the room is already in that state.
 - `GET /recordings/{recording_id}` → `RecordingInfo` of a recording this worker wrote.
-- `GET /recordings/{recording_id}/file` → the file itself (`video/webm`; byte ranges too).
+- `GET /recordings/{recording_id}/file` → the file itself (`media_type`: `video/webm` for
+  VP8 rooms, `video/x-matroska` for H.264 rooms; byte ranges too).
 - `DELETE /recordings/{recording_id}` → 204: the file and its state removed (retention); 409
   while it records, 404 if the worker has neither.
+
+A recording that ends by itself (a write error, the room closing, a worker that died and was
+recovered at its restart) is also reported as an `SfuEvent` of type `recording_ended` whose
+`detail` is its final `RecordingInfo`.
 
 Every call carries the control plane's admin token for the worker (method and path).
 """
@@ -44,14 +49,18 @@ class RecordingCommand(BaseModel):
 
 
 class RecordingChapter(BaseModel):
-    start_ms: int  # ms since the recording began
+    """A marker in a recording: the floor moved, content started or stopped, an agenda item."""
+
+    start_ms: int = Field(ge=0, description="ms since the recording began")
     kind: Literal["floor", "content_start", "content_stop", "agenda"]
     title: str
     site_id: int | None = None
 
 
 class RecordingInfo(BaseModel):
-    """One recording as its worker knows it; `ended_at`, `bytes` and `sha256` once stopped."""
+    """One recording as its worker knows it; `ended_at`, `bytes` and `sha256` once stopped.
+    `failure` says why a recording stopped by itself (`disk_full`, `write_error`,
+    `worker_died`), None when it was stopped or its room closed."""
 
     recording_id: str
     room: str

@@ -125,10 +125,11 @@ def udp_blocked_hall() -> Iterator[Hosts]:
         yield made
 
 
-def udp_dropped(made: Hosts, host: str) -> int:
-    """How many UDP datagrams `block_udp` has dropped in `host` so far (both directions)."""
+def udp_dropped(made: Hosts, host: str, table: str = BLOCK_UDP_TABLE) -> int:
+    """How many UDP datagrams `block_udp` (or the rules of another `table` with counters) has
+    dropped in `host` so far."""
     listed = subprocess.run(
-        made.command(host, ["nft", "-j", "list", "table", "inet", BLOCK_UDP_TABLE]),
+        made.command(host, ["nft", "-j", "list", "table", "inet", table]),
         check=True,
         capture_output=True,
         text=True,
@@ -140,3 +141,18 @@ def udp_dropped(made: Hosts, host: str) -> int:
         for expression in item["rule"]["expr"]
         if "counter" in expression
     )
+
+
+LOSS_TABLE = "loss"
+
+
+def lose_udp(made: Hosts, host: str, percent: int) -> None:
+    """Drop `percent` % of the UDP datagrams `host` sends out, at random (nftables `numgen`,
+    with a counter: `udp_dropped(made, host, LOSS_TABLE)`), as a lossy uplink."""
+    rules = (
+        f"add table inet {LOSS_TABLE}; "
+        f"add chain inet {LOSS_TABLE} out {{ type filter hook output priority 0; }}; "
+        f'add rule inet {LOSS_TABLE} out oifname != "lo" meta l4proto udp '
+        f"numgen random mod 100 < {percent} counter drop"
+    )
+    subprocess.run(made.command(host, ["nft", rules]), check=True, capture_output=True)

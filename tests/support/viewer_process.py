@@ -14,6 +14,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,9 +70,19 @@ class ScreenProcess:
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, hosts: Hosts, host: str, whep_url: str, token: str) -> ScreenProcess:
-        """Start the process in `host`'s namespace and open its WHEP session at `whep_url`."""
-        argv = hosts.command(host, [sys.executable, "-m", "tests.support.viewer_process"])
+    async def start(
+        cls,
+        hosts: Hosts,
+        host: str,
+        whep_url: str,
+        token: str,
+        *,
+        module: str = "tests.support.viewer_process",
+        args: Sequence[str] = (),
+    ) -> ScreenProcess:
+        """Start the process in `host`'s namespace and open its WHEP session at `whep_url`
+        (or, with `module` `tests.support.publisher_process`, its WHIP session)."""
+        argv = hosts.command(host, [sys.executable, "-m", module, *args])
         process = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO
         )

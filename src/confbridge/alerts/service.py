@@ -32,6 +32,7 @@ class AlertKind(StrEnum):
     spool_growing = "spool_growing"
     occurrence_unplanned = "occurrence_unplanned"  # the planner could not book a meeting
     room_system_unreachable = "room_system_unreachable"  # a SIP room system ignores OPTIONS
+    recording_failed = "recording_failed"  # a recording stopped by itself (e.g. a full disk)
 
 
 class Severity(StrEnum):

@@ -28,6 +28,7 @@ from confbridge.meetings.occurrences import OccurrenceChange
 from confbridge.meetings.router import occurrence_read
 from confbridge.meetings.schemas import OccurrenceRead, OccurrenceUpdate
 from confbridge.pagination import IdPath, Limit, Offset, Page
+from confbridge.recordings import flows as recordings_flows
 from confbridge.recordings import service as recordings_service
 from confbridge.timeutil import utcnow
 from confbridge_kernel.contracts import (
@@ -211,6 +212,15 @@ def receive_events(
     session.commit()
     if ack.stored:
         publish_events(live, batch.events)
+    if any(e.type is EventType.recording_ended for e in batch.events):
+        # recordings that stopped by themselves or were recovered after their worker died
+        recordings_flows.settle_ended(
+            session=session,
+            events=batch.events,
+            now=utcnow(),
+            deliver=bool(settings.alerts.webhook_url),
+        )
+        session.commit()
     joined = [e.occurrence_id for e in batch.events if e.type is EventType.joined]
     if joined:
         recordings_service.start_where_always(

@@ -128,8 +128,8 @@ def file_response(
     actor: str,
     action: str,
 ) -> StreamingResponse:
-    """The recording's WebM file (or the byte range asked for), streamed from the media server
-    that wrote it; its first request audited as `action`."""
+    """The recording's file (WebM, or Matroska for H.264 rooms; or the byte range asked for),
+    streamed from the media server that wrote it; its first request audited as `action`."""
     byte_range = request.headers.get("range")
     row, download = service.open_file(
         session=session,
@@ -142,14 +142,17 @@ def file_response(
         archive.record_access(session=session, actor=actor, row=row, action=action)
     session.commit()
     how = "attachment" if action == archive.DOWNLOADED else "inline"
-    headers = {"Content-Disposition": f'{how}; filename="recording-{row.id}.webm"'}
+    # WebM for VP8 rooms, Matroska for H.264 ones: as the worker that wrote it says
+    media_type = download.response.headers.get("content-type", "video/webm").split(";")[0]
+    suffix = ".mkv" if media_type == "video/x-matroska" else ".webm"
+    headers = {"Content-Disposition": f'{how}; filename="recording-{row.id}{suffix}"'}
     for name in ("content-length", "content-range", "accept-ranges"):
         if name in download.response.headers:
             headers[name] = download.response.headers[name]
     return StreamingResponse(
         download.chunks(),
         status_code=download.response.status_code,
-        media_type="video/webm",
+        media_type=media_type,
         headers=headers,
     )
 
@@ -157,7 +160,10 @@ def file_response(
 @router.get(
     "/occurrences/{occurrence_id}/recordings/{recording_id}/file",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/webm": {}}}, 206: {"description": "a byte range"}},
+    responses={
+        200: {"content": {"video/webm": {}, "video/x-matroska": {}}},
+        206: {"description": "a byte range"},
+    },
 )
 def download(
     occurrence_id: IdPath,

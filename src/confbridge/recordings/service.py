@@ -112,11 +112,12 @@ def _stop(session: Session, occurrence_id: int, *, signer: GrantSigner) -> Recor
             started_by="",
         )
         session.add(row)
-    _apply(row, info)
+    apply_info(row, info)
     return row
 
 
-def _apply(row: Recording, info: RecordingInfo) -> None:
+def apply_info(row: Recording, info: RecordingInfo) -> None:
+    """The worker's final word on a recording: its end, size, checksum, failure, chapters."""
     row.ended_at = info.ended_at
     row.bytes = info.bytes
     row.sha256 = info.sha256
@@ -151,7 +152,7 @@ def list_recordings(
             log.info("recording %s: its worker could not say whether it ended: %s", row.id, exc)
             continue
         if info.ended_at is not None:
-            _apply(row, info)
+            apply_info(row, info)
     return rows
 
 

@@ -48,6 +48,10 @@ REMEDIES: dict[str, str] = {
         "Check that the room system is switched on and registered, and that its address on "
         "the site page is right."
     ),
+    AlertKind.recording_failed.value: N_(
+        "Free space in the media server's recordings directory, then start the recording "
+        "again from the console. What was recorded before is kept."
+    ),
 }
 NO_TERMINAL_REMEDY = N_(
     "The site has no terminal: pair one (confbridge terminals create --site %(site)s) "

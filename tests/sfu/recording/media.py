@@ -3,37 +3,45 @@ packets (aiortc's encoders and packetizers), pushed into `Source`s without a net
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
 import random
 from collections.abc import Iterator
 from fractions import Fraction
 
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 
-from sfu.codecs import RtpCodec
+from sfu.codecs import H264, RtpCodec
 from sfu.forwarding import Source
 from sfu.recording.recorder import AUDIO_CODEC, VIDEO_CODEC
 
 FPS = 30
 
 
-def sources(label: str) -> tuple[Source, Source]:
-    """A publisher's video and audio sources, with the codecs a hall negotiates."""
+def sources(label: str, video: RtpCodec = VIDEO_CODEC) -> tuple[Source, Source]:
+    """A publisher's video and audio sources, with the codecs a hall negotiates (a room
+    system's H.264 with `video`)."""
     return (
-        Source("video", [VIDEO_CODEC], label=label),
+        Source("video", [video], label=label),
         Source("audio", [AUDIO_CODEC], label=label),
     )
 
 
 class Camera:
-    """VP8 RTP packets of a moving picture of a fixed size."""
+    """VP8 (or H.264, with `codec`) RTP packets of a moving picture of a fixed size."""
 
-    def __init__(self, width: int, height: int, codec: RtpCodec = VIDEO_CODEC) -> None:
+    def __init__(
+        self, width: int, height: int, codec: RtpCodec = VIDEO_CODEC, *, noisy: bool = False
+    ) -> None:
         self.width, self.height = width, height
-        self._encoder = Vp8Encoder()
+        self._noisy = noisy  # random pixels: frames of several kB (a file that grows fast)
+        h264 = codec.mime_type.lower() == H264
+        self._encoder: Vp8Encoder | H264Encoder = H264Encoder() if h264 else Vp8Encoder()
         self._pt = codec.payload_type
         self._ssrc = random.getrandbits(32)
         self._seq = random.randint(0, 0xFFFF)
@@ -44,7 +52,8 @@ class Camera:
         image = VideoFrame(width=self.width, height=self.height, format="yuv420p")
         shade = (self._count * 7) % 200 + 20
         for plane in image.planes:
-            plane.update(bytes((shade,)) * plane.buffer_size)
+            fill = os.urandom(plane.buffer_size) if self._noisy else None
+            plane.update(fill or bytes((shade,)) * plane.buffer_size)
         image.pts = self._count * 3000
         image.time_base = Fraction(1, 90_000)
         self._count += 1
@@ -112,3 +121,28 @@ def media_for(seconds: float) -> Iterator[tuple[bool, int]]:
         else:
             yield False, audio
             audio += 1
+
+
+Feed = tuple[Source, Source | None]
+"""A publisher's video source and its audio source (None: video only, as content)."""
+
+
+async def publish(
+    seconds: float,
+    cameras: list[Camera],
+    mics: list[Microphone],
+    feeds: list[Feed],
+    *,
+    key_at: int = -1,
+) -> None:
+    """Every feed sends its media for `seconds` (as fast as it encodes), each camera starting
+    with a keyframe; the second camera sends another at frame `key_at`."""
+    for is_video, index in media_for(seconds):
+        for i, (video, audio) in enumerate(feeds):
+            if is_video:
+                for packet in cameras[i].frame(keyframe=index == 0 or (i == 1 and index == key_at)):
+                    video.push(packet)
+            elif audio is not None:
+                audio.push(mics[i].packet())
+        if index % 10 == 0:
+            await asyncio.sleep(0)

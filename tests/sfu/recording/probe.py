@@ -11,7 +11,8 @@ import av
 
 
 def ffprobe(path: Path) -> dict:
-    """ffprobe's streams and format of `path`, with packet counts (fails on an unreadable file)."""
+    """ffprobe's streams, format and chapters of `path`, with packet counts (fails on an
+    unreadable file)."""
     result = subprocess.run(
         [
             "ffprobe",
@@ -20,6 +21,7 @@ def ffprobe(path: Path) -> dict:
             "-count_packets",
             "-show_streams",
             "-show_format",
+            "-show_chapters",
             "-of",
             "json",
             str(path),
@@ -38,10 +40,13 @@ class Decoded:
     video_times: list[float] = field(default_factory=list)
     audio_frames: int = 0
     errors: list[str] = field(default_factory=list)
+    content_widths: list[int] = field(default_factory=list)
+    audio_by_track: dict[str, int] = field(default_factory=dict)
 
 
 def decode_all(path: Path) -> Decoded:
-    """Decode every packet of `path`; errors are collected, not raised."""
+    """Decode every packet of `path`; errors are collected, not raised. Video frames of the
+    track titled "content" are counted apart, audio frames per track title."""
     decoded = Decoded()
     with av.open(str(path)) as container:
         for packet in container.demux():
@@ -52,10 +57,14 @@ def decode_all(path: Path) -> Decoded:
             except av.FFmpegError as exc:
                 decoded.errors.append(f"{packet.stream.type} at {packet.pts}: {exc}")
                 continue
+            title = packet.stream.metadata.get("title", "")
             for frame in frames:
-                if packet.stream.type == "video":
+                if packet.stream.type == "video" and title == "content":
+                    decoded.content_widths.append(frame.width)
+                elif packet.stream.type == "video":
                     decoded.widths.append(frame.width)
                     decoded.video_times.append(float(frame.time or 0.0))
                 else:
                     decoded.audio_frames += 1
+                    decoded.audio_by_track[title] = decoded.audio_by_track.get(title, 0) + 1
     return decoded

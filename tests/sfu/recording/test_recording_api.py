@@ -92,8 +92,8 @@ async def test_recording_api_records_the_programme_across_a_floor_switch(
     path = tmp_path / "downloaded.webm"
     path.write_bytes(downloaded.content)
     probe = ffprobe(path)
-    kinds = {s["codec_type"]: s for s in probe["streams"]}
-    assert kinds["video"]["codec_name"] == "vp8" and kinds["audio"]["codec_name"] == "opus"
+    kinds = {s["tags"]["title"]: s for s in probe["streams"]}
+    assert kinds["programme"]["codec_name"] == "vp8" and kinds["speaker"]["codec_name"] == "opus"
     # the file spans the time between the start and the stop (less what was still in flight)
     duration = float(probe["format"]["duration"])
     assert stopping_at - started_at - 1.5 <= duration <= stopped_at - asked_at + 0.5
