@@ -291,17 +291,12 @@ class TerminalAgent:
                         session = await self._join(item, grant=grant, previous=session)
                     except Revoked:
                         raise
-                    except SessionError as exc:
-                        if exc.busy and grant is not None:
+                    except (SessionError, ControlError) as exc:
+                        if isinstance(exc, SessionError) and exc.busy and grant is not None:
                             # the media server paces a join storm: wait as told, same grant
                             spare = grant
                             await self._wait_admission(item, exc)
                             continue
-                        await self._pause_after_failure(
-                            backoff, item, f"joining failed: {exc}", error=exc
-                        )
-                        continue
-                    except ControlError as exc:
                         await self._pause_after_failure(
                             backoff, item, f"joining failed: {exc}", error=exc
                         )
