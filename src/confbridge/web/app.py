@@ -17,6 +17,7 @@ from confbridge.web import (
     console_pages,
     gallery_pages,
     occurrence_pages,
+    record_edit_pages,
     record_pages,
     signin_pages,
     site_pages,
@@ -89,6 +90,7 @@ def install(app: FastAPI) -> None:
         site_pages,
         admin_pages,
         record_pages,
+        record_edit_pages,
     ):
         app.include_router(pages.router)
     app.include_router(report_router)
