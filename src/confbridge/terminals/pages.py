@@ -90,6 +90,12 @@ def kiosk_record_script() -> FileResponse:
     return FileResponse(HERE / "static" / "record.js", media_type="text/javascript")
 
 
+@router.get("/terminal/documents.js", name="kiosk_documents_script")
+def kiosk_documents_script() -> FileResponse:
+    """The meeting's documents and their pages on the screen, a module of kiosk.js."""
+    return FileResponse(HERE / "static" / "documents.js", media_type="text/javascript")
+
+
 @router.get("/terminal/kiosk.css", name="kiosk_style")
 def kiosk_style() -> FileResponse:
     return FileResponse(HERE / "static" / "kiosk.css", media_type="text/css")

@@ -14,6 +14,7 @@
 import * as whip from "/static/js/whip.js";
 import { setupSharing, showContent } from "/terminal/content.js";
 import { countdown } from "/terminal/countdown.js";
+import { followDocuments, setupDocuments, stopDocuments } from "/terminal/documents.js";
 import { followRecord, stopRecord } from "/terminal/record.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
@@ -278,6 +279,9 @@ function tick() {
   }
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
+  // its documents may be read before it starts (documents.js)
+  $("next-documents").hidden = !coming || managed;
+  $("next-documents").dataset.occurrenceId = coming ? coming.occurrence_id : "";
   $("countdown").textContent = !coming ? "" : coming.start > now
     ? `${t("starts_in")} ${countdown(coming.start - now, WORDS[lang])}` : t("in_progress");
 }
@@ -416,6 +420,7 @@ async function join(item, grant) {
   kiosk.joins += 1;
   kiosk.occurrenceId = item.occurrence_id;
   followRecord(item.occurrence_id, api);
+  followDocuments(item.occurrence_id);
   kiosk.lastError = null;
   $("status").textContent = "";
   setState("in_meeting");
@@ -436,6 +441,7 @@ async function leave() {
   await stopSessions(state);
   kiosk.occurrenceId = null;
   stopRecord();
+  stopDocuments();
   showProgramme(null);
   note("left", { occurrence_id: state.item.occurrence_id });
   beatNow();
@@ -697,6 +703,7 @@ $("selftest-stop").addEventListener("click", () => {
   $("preview").srcObject = null;
 });
 setupSharing($("share"), { api, t, note, relayOnly, current: () => meeting });
+setupDocuments({ api, token: () => localStorage.getItem(TOKEN_KEY) });
 
 $("pair-form").addEventListener("submit", async (event) => {
   event.preventDefault();
