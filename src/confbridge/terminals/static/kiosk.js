@@ -280,7 +280,7 @@ function tick() {
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
   // its documents may be read before it starts (documents.js)
-  $("next-documents").hidden = !coming || managed;
+  $("next-documents").hidden = !coming || managed || meeting !== null;
   $("next-documents").dataset.occurrenceId = coming ? coming.occurrence_id : "";
   $("countdown").textContent = !coming ? "" : coming.start > now
     ? `${t("starts_in")} ${countdown(coming.start - now, WORDS[lang])}` : t("in_progress");
