@@ -23,6 +23,7 @@ from confbridge.auth.models import Role
 from confbridge.db import Database
 from confbridge.recordings.models import Recording
 from confbridge.timeutil import utcnow
+from tests.support.pdfs import multi_page_pdf
 from tests.support.scopes import Headers, TwoProvinces, make_two_provinces, scoped_user
 
 CALLERS = ("anonymous", "root", "sec_a", "sec_p2", "sec_b", "it_a", "viewer_a", "terminal")
@@ -61,6 +62,8 @@ RULES: dict[str, dict[str, int]] = {
     "floor": {"anonymous": 401, "sec_p2": 404, "sec_b": 404, "it_a": 403, "viewer_a": 403},
     # the meeting's record: users whose scope sees the meeting, and the invited sites' terminals
     "record": {"anonymous": 401, "sec_p2": 404, "sec_b": 404},
+    # a document's pages drawn for a hall's screen: the invited sites' terminals only
+    "hall": {c: 404 for c in USERS} | {"anonymous": 401},
     # who downloaded a recording: the secretariat whose scope sees the meeting (a recording
     # itself is read by every user whose scope sees the meeting: rule "read")
     "recordings": {"anonymous": 401, "terminal": 403, "it_a": 403, "viewer_a": 403}
@@ -145,6 +148,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/occurrences/{occurrence_id}/documents"): "record",
     ("GET", "/api/v1/documents/{document_id}"): "record",
     ("DELETE", "/api/v1/documents/{document_id}"): "change",
+    ("GET", "/api/v1/documents/{document_id}/pages"): "hall",
+    ("GET", "/api/v1/documents/{document_id}/pages/{number}.png"): "hall",
     ("GET", "/api/v1/sites/{site_id}/contacts"): "read",
     ("PUT", "/api/v1/sites/{site_id}/contacts"): "site_edit",
     ("POST", "/api/v1/occurrences/{occurrence_id}/notices"): "change",
@@ -177,7 +182,8 @@ BODIES = {
     ("PATCH", "/api/v1/series/{series_id}/invitation"): {"place": "Hội trường phường Một"},
     ("POST", "/api/v1/occurrences/{occurrence_id}/recording"): {"action": "start"},
 }
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+# a real one-page PDF: its pages are drawn for the invited hall
+PDF = multi_page_pdf(1)
 
 
 def api_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
@@ -290,6 +296,7 @@ def test_scope_matrix_refuses_and_lets_through_as_each_rule_says(
         "{day}": "2030-03-04",
         "{document_id}": str(document["id"]),
         "{fmt}": "pdf",
+        "{number}": "1",
         "{recording_id}": "0" * 32,
     }
     wrong: list[str] = []

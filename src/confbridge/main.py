@@ -39,6 +39,7 @@ from confbridge.records import service as record_service
 from confbridge.records.delivery import NoticeDelivery
 from confbridge.records.documents_router import router as record_documents_router
 from confbridge.records.notices_router import router as record_notices_router
+from confbridge.records.pages_router import router as record_pages_router
 from confbridge.records.router import router as records_router
 from confbridge.reports.router import router as reports_router
 from confbridge.scheduler import Scheduler
@@ -159,6 +160,7 @@ def _include_routers(app: FastAPI) -> None:
     api.include_router(records_router)
     api.include_router(record_documents_router)
     api.include_router(record_notices_router)
+    api.include_router(record_pages_router)
     app.include_router(api)
     # calendar events carry the meeting record's content and agenda
     calendars.add_description_source(record_service.calendar_description)

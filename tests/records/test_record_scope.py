@@ -173,3 +173,39 @@ def test_record_scope_pages_hide_another_wards_downloads(
         )
         assert marked.status_code == 404
         assert "bao-cao.pdf" in page
+
+
+def test_record_scope_forms_are_not_found_for_another_ward(
+    app: Any, client: TestClient, ward_meeting: WardMeeting
+) -> None:
+    """The record's page and its forms answer "not found" to the other ward's secretariat and
+    change nothing; the chairing ward builds its record there."""
+    base = f"/occurrences/{ward_meeting.occurrence_id}/record"
+    with TestClient(app) as other, TestClient(app) as own:
+        assert sign_in(other, "vp_p2").status_code == 303
+        assert sign_in(own, "vp_p1").status_code == 303
+        assert other.get(base).status_code == 404
+        assert own.get(base).status_code == 200
+        token = csrf_of(other.get("/calendar").text)
+        for path, data in (
+            ("/invitation", {"document_number": "1/GM-UBND"}),
+            ("/agenda", {"title": "Nội dung khác"}),
+            ("/conclusions", {"text": "Kết luận khác"}),
+            (f"/documents/{ward_meeting.document_id}/delete", {}),
+        ):
+            refused = other.post(
+                f"{base}{path}", data={"csrf_token": token, **data}, follow_redirects=False
+            )
+            assert refused.status_code == 404, path
+        upload = other.post(
+            f"{base}/documents",
+            data={"csrf_token": token},
+            files={"file": ("khac.pdf", PDF)},
+            follow_redirects=False,
+        )
+        assert upload.status_code == 404
+    occ = f"/api/v1/occurrences/{ward_meeting.occurrence_id}"
+    invitation = client.get(f"{occ}/invitation", headers=ward_meeting.sec_p1).json()
+    assert invitation["document_number"] is None and invitation["agenda"] == []
+    documents = client.get(f"{occ}/documents", headers=ward_meeting.sec_p1).json()
+    assert [d["id"] for d in documents] == [ward_meeting.document_id]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
@@ -92,7 +92,7 @@ async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
         yield chunk
 
 
-def _agenda_item_id(value: object) -> int | None:
+def agenda_item_id(value: object) -> int | None:
     if value in (None, ""):
         return None
     try:
@@ -102,6 +102,37 @@ def _agenda_item_id(value: object) -> int | None:
     if not 1 <= parsed < 2**63:
         raise Invalid("agenda_item_id: give the id of an agenda item")
     return parsed
+
+
+async def parse_upload(request: Request, max_bytes: int, *, max_fields: int = 2) -> FormData:
+    """The multipart body of an upload of one file of at most `max_bytes` (and `max_fields`
+    other fields), refused as soon as it is known to be larger; the caller closes it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
+        raise TooLarge(f"file: larger than the limit of {max_bytes >> 20} MB")
+    parser = MultiPartParser(
+        request.headers,
+        _limited(request, max_bytes + MULTIPART_OVERHEAD_BYTES),
+        max_files=1,
+        max_fields=max_fields,
+    )
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise Invalid(
+            f"the body must be multipart/form-data with a 'file' part: {exc.message}"
+        ) from None
+    except ClientDisconnect:
+        # the client went away mid-upload: nothing was stored, and no one reads the answer
+        raise Invalid("file: the upload was interrupted") from None
+
+
+def uploaded_file(form: FormData) -> UploadFile:
+    """The form's `file` part; a browser sends one without a name when no file was chosen."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or (upload.filename == "" and not upload.size):
+        raise Invalid("file: send the document as the multipart field 'file'")
+    return upload
 
 
 @router.post(
@@ -117,31 +148,12 @@ async def upload_document(request: Request, editing: EditableOccurrence) -> Docu
     occurrence_id, user = editing.occurrence.id, editing.user
     settings: Settings = request.app.state.settings
     max_bytes = settings.records.max_document_mb << 20
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
-        raise TooLarge(f"file: larger than the limit of {settings.records.max_document_mb} MB")
-    parser = MultiPartParser(
-        request.headers,
-        _limited(request, max_bytes + MULTIPART_OVERHEAD_BYTES),
-        max_files=1,
-        max_fields=2,
-    )
+    form = await parse_upload(request, max_bytes)
     try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise Invalid(
-            f"the body must be multipart/form-data with a 'file' part: {exc.message}"
-        ) from None
-    except ClientDisconnect:
-        # the client went away mid-upload: nothing was stored, and no one reads the answer
-        raise Invalid("file: the upload was interrupted") from None
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Invalid("file: send the document as the multipart field 'file'")
-        item_id = _agenda_item_id(form.get("agenda_item_id"))
+        upload = uploaded_file(form)
+        item_id = agenda_item_id(form.get("agenda_item_id"))
         return await run_in_threadpool(
-            _store_upload,
+            store_upload,
             request.app.state.db,
             settings,
             occurrence_id,
@@ -154,7 +166,7 @@ async def upload_document(request: Request, editing: EditableOccurrence) -> Docu
         await form.close()
 
 
-def _store_upload(
+def store_upload(
     database: Database,
     settings: Settings,
     occurrence_id: int,

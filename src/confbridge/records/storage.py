@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from confbridge.errors import DomainError
 from confbridge.private_files import private_dir
 
 DOCUMENTS_DIR = "documents"  # under the data dir
+PAGES_DIR = "pages"  # a PDF's pages drawn for the halls' screens, one folder per storage key
 CHUNK_BYTES = 1 << 20
 # A .part file this old belongs to no upload still running.
 STALE_PART_S = 3600
@@ -85,8 +87,13 @@ class DocumentStore:
     def path(self, key: str) -> Path:
         return self.root / key
 
+    def pages_dir(self, key: str) -> Path:
+        """Where the pages of the document stored under `key` are kept once drawn."""
+        return self.root / PAGES_DIR / key.removesuffix(".bin")
+
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+        shutil.rmtree(self.pages_dir(key), ignore_errors=True)
 
     def sweep(self, *, known_keys: Iterable[str], now_s: float | None = None) -> int:
         """Remove stale `.part` files and files no row refers to; returns how many."""
@@ -104,6 +111,10 @@ class DocumentStore:
             if stored.name not in keep and now_s - stored.stat().st_mtime > STALE_PART_S:
                 stored.unlink(missing_ok=True)
                 removed += 1
+        pages = self.root / PAGES_DIR
+        for drawn in pages.iterdir() if pages.exists() else ():
+            if f"{drawn.name}.bin" not in keep:
+                shutil.rmtree(drawn, ignore_errors=True)
         return removed
 
 

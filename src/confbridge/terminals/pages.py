@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
@@ -67,33 +67,25 @@ def kiosk_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/terminal/kiosk.js", name="kiosk_script")
-def kiosk_script() -> FileResponse:
-    return FileResponse(HERE / "static" / "kiosk.js", media_type="text/javascript")
+# The kiosk's script and the modules it imports, each with what it does on the screen.
+KIOSK_SCRIPTS = {
+    "kiosk": "pairing, the agenda, joining and leaving each meeting, the heartbeat",
+    "words": "the screen's words in Vietnamese and English",
+    "selftest": "the camera and microphone, and their self-test",
+    "content": "content sharing (trình chiếu)",
+    "countdown": "the countdown's wording",
+    "record": "the current agenda item on the programme",
+    "recording": "the recording indicator on the programme",
+    "documents": "the meeting's documents and their pages on the screen",
+}
 
 
-@router.get("/terminal/content.js", name="kiosk_content_script")
-def kiosk_content_script() -> FileResponse:
-    """The kiosk's content sharing (trình chiếu), a module of kiosk.js."""
-    return FileResponse(HERE / "static" / "content.js", media_type="text/javascript")
-
-
-@router.get("/terminal/countdown.js", name="kiosk_countdown_script")
-def kiosk_countdown_script() -> FileResponse:
-    """The countdown's wording, a module of kiosk.js."""
-    return FileResponse(HERE / "static" / "countdown.js", media_type="text/javascript")
-
-
-@router.get("/terminal/record.js", name="kiosk_record_script")
-def kiosk_record_script() -> FileResponse:
-    """The current agenda item on the programme, a module of kiosk.js."""
-    return FileResponse(HERE / "static" / "record.js", media_type="text/javascript")
-
-
-@router.get("/terminal/recording.js", name="kiosk_recording_script")
-def kiosk_recording_script() -> FileResponse:
-    """The recording indicator on the programme, a module of kiosk.js."""
-    return FileResponse(HERE / "static" / "recording.js", media_type="text/javascript")
+@router.get("/terminal/{script}.js", name="kiosk_script")
+def kiosk_script(script: str) -> FileResponse:
+    """The kiosk's script or one of its modules (`KIOSK_SCRIPTS`); anything else is 404."""
+    if script not in KIOSK_SCRIPTS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such script")
+    return FileResponse(HERE / "static" / f"{script}.js", media_type="text/javascript")
 
 
 @router.get("/terminal/kiosk.css", name="kiosk_style")

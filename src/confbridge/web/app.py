@@ -18,6 +18,7 @@ from confbridge.web import (
     console_pages,
     gallery_pages,
     occurrence_pages,
+    record_edit_pages,
     record_pages,
     recording_pages,
     signin_pages,
@@ -93,6 +94,7 @@ def install(app: FastAPI) -> None:
         attendance_pages,
         record_pages,
         recording_pages,
+        record_edit_pages,
     ):
         app.include_router(pages.router)
     app.include_router(report_router)

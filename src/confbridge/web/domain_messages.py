@@ -226,6 +226,26 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(r"was not invited to occurrence", N_("This site was not invited to the meeting.")),
     _rule(r"^reason: ", N_("Give the reason for the correction.")),
+    # the meeting record: documents and the agenda
+    _rule(
+        r"^file: larger than the limit of (?P<mb>\d+) MB",
+        N_("The file is larger than the limit of %(mb)s MB."),
+    ),
+    _rule(
+        r"^file: (not a|a ZIP archive|an Office package|the document's package)",
+        N_(
+            "The file is not a PDF, DOCX, XLSX or PPTX document (its content is checked, "
+            "not its name)."
+        ),
+    ),
+    _rule(r"^file: the upload was interrupted", N_("The upload was interrupted; try again.")),
+    _rule(r"^file: send the document|^the body must be multipart", N_("Choose a file to upload.")),
+    _rule(
+        r"^agenda_item_id: item \d+ is not on this",
+        N_("This agenda item is no longer on the meeting's agenda. Reload the page."),
+    ),
+    _rule(r"^agenda: at most (?P<max>\d+) items", N_("An agenda has at most %(max)s items.")),
+    _rule(r"^(agenda|attendees): site \d+ does not exist", N_("A chosen site no longer exists.")),
     # alerts
     _rule(r"^no alert \d+", N_("This alert no longer exists.")),
     _rule(

@@ -48,6 +48,8 @@ class RecordView:
 
     invitation: EffectiveInvitation
     presenter_sites: dict[int, str]
+    # "2. Báo cáo thu ngân sách" by item id: what a document is attached to
+    item_titles: dict[int, str]
     attendee_sites: dict[int, str]
     current_item_id: int | None
     documents: list[Document]
@@ -71,6 +73,7 @@ def record_view(page: Page, occurrence: Occurrence) -> RecordView:
         conclusion = None
     return RecordView(
         invitation=found,
+        item_titles={item.id: f"{item.position}. {item.title}" for item in found.items},
         presenter_sites=record_service.site_names(
             session=session, site_ids=(i.presenter_site_id or 0 for i in found.items)
         ),

@@ -14,8 +14,11 @@
 import * as whip from "/static/js/whip.js";
 import { setupSharing, showContent } from "/terminal/content.js";
 import { countdown } from "/terminal/countdown.js";
+import { followDocuments, setupDocuments, stopDocuments } from "/terminal/documents.js";
 import { followRecord, stopRecord } from "/terminal/record.js";
 import { showRecording } from "/terminal/recording.js";
+import { camera, openCamera, selfTest } from "/terminal/selftest.js";
+import { WORDS } from "/terminal/words.js";
 
 const TOKEN_KEY = "confbridge.terminal.token";
 const MANAGED_KEY = "confbridge.terminal.managed_by";
@@ -32,53 +35,6 @@ const ENDED_SHOWN_MS = 15 * 60 * 1000;
 // Without a new frame for this long the programme shows no picture (the hall speaks alone).
 const PICTURE_STALE_MS = 2000;
 const TZ = "Asia/Ho_Chi_Minh";
-
-const WORDS = {
-  vi: {
-    title: "Thiết bị đầu cuối", pair_title: "Kết nối thiết bị",
-    pair_help: "Nhập mã kết nối do cán bộ CNTT cung cấp (8 ký tự).", pair_button: "Kết nối",
-    next_meeting: "Cuộc họp tiếp theo", agenda: "Lịch họp", selftest: "Kiểm tra camera và micro",
-    selftest_button: "Bắt đầu kiểm tra", reconnecting: "Mất kết nối, đang kết nối lại…",
-    raise_hand: "Giơ tay", lower_hand: "Hạ tay", mute: "Tắt micro", unmute: "Bật micro",
-    muted_by_chair: "Chủ trì đã tắt tiếng", speaking: "Đang phát biểu", no_meeting: "Không có cuộc họp sắp tới",
-    starts_in: "Bắt đầu sau", in_progress: "Đang diễn ra", joining: "Đang vào cuộc họp…",
-    day: "ngày", days: "ngày", hour: "giờ", hours: "giờ",
-    paired: "Đã kết nối thiết bị", revoked: "Thiết bị đã bị thu hồi; liên hệ cán bộ CNTT.",
-    no_camera: "Không tìm thấy camera hoặc micro",
-    join_failed: "Chưa vào được cuộc họp, đang thử lại…",
-    waiting_turn: "Đang chờ đến lượt vào cuộc họp…",
-    server_unreachable: "Chưa kết nối được máy chủ, đang thử lại…",
-    pair_failed: "Mã kết nối không đúng hoặc đã hết hạn",
-    pair_wait: "Nhập sai quá nhiều lần; vui lòng đợi vài phút rồi thử lại",
-    no_speaker: "Chưa có đại biểu phát biểu",
-    share: "Trình chiếu", stop_sharing: "Dừng trình chiếu", share_failed: "Chưa trình chiếu được",
-    may_not_present: "Chỉ điểm cầu chủ trì hoặc điểm cầu đang phát biểu được trình chiếu",
-    on_air: "Đang phát biểu", mic_off: "Micro đang tắt", meeting_ended: "Cuộc họp đã kết thúc",
-    ended_at: "Kết thúc lúc", selftest_stop: "Kết thúc kiểm tra",
-  },
-  en: {
-    title: "Terminal", pair_title: "Pair this terminal",
-    pair_help: "Type the pairing code IT staff gave you (8 characters).", pair_button: "Pair",
-    next_meeting: "Next meeting", agenda: "Agenda", selftest: "Camera and microphone test",
-    selftest_button: "Start the test", reconnecting: "Connection lost, reconnecting…",
-    raise_hand: "Raise hand", lower_hand: "Lower hand", mute: "Mute", unmute: "Unmute",
-    muted_by_chair: "Muted by the chair", speaking: "Speaking", no_meeting: "No coming meeting",
-    starts_in: "Starts in", in_progress: "In progress", joining: "Joining…",
-    day: "day", days: "days", hour: "hour", hours: "hours",
-    paired: "Terminal paired", revoked: "This terminal was revoked; call IT staff.",
-    no_camera: "No camera or microphone found",
-    join_failed: "Could not join yet, trying again…",
-    waiting_turn: "Waiting for a turn to join…",
-    server_unreachable: "Cannot reach the server yet, trying again…",
-    pair_failed: "The pairing code is wrong or has expired",
-    pair_wait: "Too many wrong codes; wait a few minutes and try again",
-    no_speaker: "Nobody has the floor",
-    share: "Present", stop_sharing: "Stop presenting", share_failed: "Could not present",
-    may_not_present: "Only the chair site or the site that has the floor may present",
-    on_air: "On air", mic_off: "Microphone off", meeting_ended: "The meeting has ended",
-    ended_at: "Ended at", selftest_stop: "End the test",
-  },
-};
 
 const params = new URLSearchParams(location.search);
 const lang = params.get("lang") === "en" ? "en" : "vi";
@@ -279,6 +235,9 @@ function tick() {
   }
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
+  // its documents may be read before it starts (documents.js)
+  $("next-documents").hidden = !coming || managed || meeting !== null;
+  $("next-documents").dataset.occurrenceId = coming ? coming.occurrence_id : "";
   $("countdown").textContent = !coming ? "" : coming.start > now
     ? `${t("starts_in")} ${countdown(coming.start - now, WORDS[lang])}` : t("in_progress");
 }
@@ -317,44 +276,6 @@ document.addEventListener("visibilitychange", () => {
 });
 
 // --- media: self-test, meeting ------------------------------------------------------------
-
-let camera = null;  // the MediaStream of the camera and microphone, kept between sessions
-let meter = null;
-
-async function openCamera() {
-  if (camera && camera.getTracks().every((track) => track.readyState === "live")) return camera;
-  camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-  return camera;
-}
-
-async function selfTest() {
-  try {
-    const stream = await openCamera();
-    $("selftest-view").hidden = false;
-    $("selftest-stop").hidden = false;
-    $("selftest-button").hidden = true;
-    $("preview").srcObject = stream;
-    if (meter) return;
-    const context = new AudioContext();
-    const analyser = context.createAnalyser();
-    analyser.fftSize = 512;
-    context.createMediaStreamSource(stream).connect(analyser);
-    const samples = new Float32Array(analyser.fftSize);
-    const bar = $("meter").firstElementChild;
-    meter = () => {
-      analyser.getFloatTimeDomainData(samples);
-      const rms = Math.sqrt(samples.reduce((sum, v) => sum + v * v, 0) / samples.length);
-      const level = Math.min(100, Math.round(rms * 300));
-      bar.style.width = `${level}%`;
-      $("meter").setAttribute("aria-valuenow", String(level));
-      requestAnimationFrame(meter);
-    };
-    requestAnimationFrame(meter);
-    note("selftest");
-  } catch (error) {
-    fail(`${t("no_camera")}: ${error.message}`, t("no_camera"));
-  }
-}
 
 let meeting = null;  // { item, grant, outgoing, programme, lost, lostNode, joinedAt }
 let handRaised = false;
@@ -417,6 +338,7 @@ async function join(item, grant) {
   kiosk.joins += 1;
   kiosk.occurrenceId = item.occurrence_id;
   followRecord(item.occurrence_id, api);
+  followDocuments(item.occurrence_id);
   kiosk.lastError = null;
   $("status").textContent = "";
   setState("in_meeting");
@@ -438,6 +360,7 @@ async function leave() {
   kiosk.occurrenceId = null;
   stopRecord();
   showRecording(false);
+  stopDocuments();
   showProgramme(null);
   note("left", { occurrence_id: state.item.occurrence_id });
   beatNow();
@@ -692,7 +615,7 @@ $("mic").addEventListener("click", () => {
   setMicLabel();
 });
 
-$("selftest-button").addEventListener("click", selfTest);
+$("selftest-button").addEventListener("click", () => selfTest({ $, note, fail, t }));
 $("selftest-stop").addEventListener("click", () => {
   $("selftest-view").hidden = true;
   $("selftest-stop").hidden = true;
@@ -700,6 +623,7 @@ $("selftest-stop").addEventListener("click", () => {
   $("preview").srcObject = null;
 });
 setupSharing($("share"), { api, t, note, relayOnly, current: () => meeting });
+setupDocuments({ api, token: () => localStorage.getItem(TOKEN_KEY) });
 
 $("pair-form").addEventListener("submit", async (event) => {
   event.preventDefault();
