@@ -61,10 +61,15 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 PacketSink = Callable[[str, int, int, bool, bytes, float], None]
 """(codec MIME type, sequence number, timestamp, marker, payload, arrival time) of a packet."""
+BATCH_S = 0.05
+"""How long a recorder's packets wait on the event loop to be handed on together: frame
+assembly run over a batch costs a fraction of the same work done packet by packet between the
+loop's other work (the CPU's caches are cold for it then). Each keeps its arrival time."""
 
 
 class RecorderEgress:
-    """A `SlotEgress` that gives the slot's packets to the recorder rather than a network."""
+    """A `SlotEgress` that gives the slot's packets to the recorder rather than a network, in
+    batches every `BATCH_S` when an event loop runs (at once otherwise), the last at `close()`."""
 
     def __init__(self, codecs: tuple[RtpCodec, ...], sink: PacketSink) -> None:
         self.kind = codecs[0].kind
@@ -77,6 +82,12 @@ class RecorderEgress:
         self._packets = 0
         self._bytes = 0
         self._closed = False
+        self._batch: list[tuple[str, int, int, bool, bytes, float]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     @property
     def ready(self) -> bool:
@@ -87,14 +98,30 @@ class RecorderEgress:
             return False
         self._packets += 1
         self._bytes += len(payload)
-        mime = self._mime.get(header[1] & 0x7F, "")
-        self._sink(mime, seq, rtp_ts, bool(header[1] & 0x80), payload, now)
+        packet = (self._mime.get(header[1] & 0x7F, ""), seq, rtp_ts, header[1] > 0x7F, payload, now)
+        if self._loop is None:
+            self._sink(*packet)
+            return True
+        self._batch.append(packet)
+        if self._timer is None:
+            self._timer = self._loop.call_later(BATCH_S, self.flush)
         return True
+
+    def flush(self) -> None:
+        """Hand the packets waiting to the recorder now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._batch = self._batch, []
+        sink = self._sink
+        for packet in batch:
+            sink(*packet)
 
     def stats(self) -> EgressStats:
         return EgressStats.plain(packets_sent=self._packets, bytes_sent=self._bytes)
 
     def close(self) -> None:
+        self.flush()
         self._closed = True
 
 

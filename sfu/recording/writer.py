@@ -1,9 +1,12 @@
 """The recording file: a Matroska/WebM muxer fed with encoded frames on a thread of its own.
 
-The event loop only puts frames on a queue; opening, muxing, flushing and the checksum at the
-end run on the writer's thread. Packets are copied into the container as they are (PyAV's
-muxer, no decoder, no encoder). Clusters close at least every `CLUSTER_MS` and each write is
-flushed to the file, so a worker that dies leaves a file that plays up to its last cluster.
+The event loop only appends frames to a deque (no lock, no wake-up: a frame costs the loop
+one append); the writer's thread wakes every `HANDOFF_S` and takes what has queued up, so that
+a meeting costs a few wake-ups a second rather than one per frame. Opening, muxing, flushing
+and the checksum at the end run on that thread. Packets are copied into the container as they
+are (PyAV's muxer, no decoder, no encoder). Clusters close at least every `CLUSTER_MS` and each
+write is flushed to the file, so a worker that dies leaves a file that plays up to its last
+cluster.
 
 Tracks (`TRACKS`): the programme video, the content video, the speaker's audio and the chair's
 audio. The header is written once the first programme keyframe is there (its codec picks the
@@ -22,10 +25,10 @@ import contextlib
 import hashlib
 import logging
 import os
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +47,8 @@ CLUSTER_MS = 1000
 """A cluster closes (and reaches the disk) at least this often."""
 HEADER_WAIT_S = 5.0
 """How long audio waits for a video keyframe before the file is written without it."""
+HANDOFF_S = 0.1
+"""How often the writer's thread takes the frames queued (the file lags behind by as much)."""
 MAX_QUEUED_FRAMES = 3000
 """Frames waiting for the thread (about a minute of a meeting); beyond, new ones are dropped."""
 PLACEHOLDER_SIZE = (1280, 720)
@@ -107,8 +112,11 @@ class RecordingWriter:
         self.frames_dropped = 0
         self.error: BaseException | None = None
         self._on_failure = on_failure
-        # unbounded, so that `close()` never blocks the loop; `put()` keeps it bounded
-        self._queue: queue.Queue[WrittenFrame | Sidecar | None] = queue.Queue()
+        # appended on the loop, taken on the thread (both atomic under the GIL); `put()` keeps
+        # it bounded, `close()` never blocks
+        self._queue: deque[WrittenFrame | Sidecar | None] = deque()
+        self._closing = threading.Event()  # wakes the thread at once for the end
+        self._finished = False  # the thread is done (`Future.done()` takes a lock)
         self._done: Future[WrittenFile] = Future()
         self._chapters: tuple[RecordingChapter, ...] = ()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{stem.name}")
@@ -117,43 +125,54 @@ class RecordingWriter:
 
     def put(self, frame: WrittenFrame) -> None:
         """Queue a frame (never blocks: a full queue drops it, counted)."""
-        if self._queue.qsize() >= MAX_QUEUED_FRAMES or self._done.done():
+        if len(self._queue) >= MAX_QUEUED_FRAMES or self._finished:
             self.frames_dropped += 1
             return
-        self._queue.put_nowait(frame)
+        self._queue.append(frame)
 
     def keep(self, sidecar: Sidecar) -> None:
         """Write `sidecar` beside the file, in order with the frames."""
-        if not self._done.done():
-            self._queue.put_nowait(sidecar)
+        if not self._finished:
+            self._queue.append(sidecar)
 
     def close(self) -> Future[WrittenFile]:
         """Finish the file after the frames queued so far."""
-        self._queue.put(None)
+        self._queue.append(None)
+        self._closing.set()
         return self._done
 
     # the writer's thread
 
     def _run(self) -> None:
         try:
-            self._done.set_result(self._write())
+            written = self._write()
         except BaseException as exc:  # the loop side awaits this future: never leave it unset
             log.exception("recording %s failed", self.path)
             self.error = exc
+            self._finished = True
             self._done.set_exception(exc)
             self._on_failure(exc)
+        else:
+            self._finished = True
+            self._done.set_result(written)
+
+    def _items(self) -> Iterator[WrittenFrame | Sidecar | None]:
+        """What the loop queued, in order, taken every `HANDOFF_S` (at once after `close()`);
+        `_TICK` when a wait brought nothing."""
+        while True:
+            if not self._queue:
+                self._closing.wait(HANDOFF_S)
+            if not self._queue:
+                yield _TICK
+            while self._queue:
+                yield self._queue.popleft()
 
     def _write(self) -> WrittenFile:
         muxer: _Muxer | None = None
         held: list[WrittenFrame] = []
         started = time.monotonic()
         try:
-            while True:
-                timeout = None if muxer else max(0.05, HEADER_WAIT_S / 10)
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    item = _TICK
+            for item in self._items():
                 if item is None:
                     if muxer is None and held:
                         muxer = self._open(held)

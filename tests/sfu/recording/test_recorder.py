@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,12 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from confbridge_kernel.contracts import FloorAction, FloorCommand, PeerRole
 from sfu.errors import SfuError
+from sfu.forwarding import Slot
 from sfu.recording.control import Recordings
 from sfu.recording.programme import Programme
-from sfu.recording.recorder import Recorder
+from sfu.recording.recorder import BATCH_S, VIDEO_CODEC, Recorder, RecorderEgress
 from sfu.room import PipedRoomInfo, Room
 from tests.sfu.recording.media import Camera, Microphone, publish, sources
 from tests.sfu.recording.probe import decode_all, ffprobe
+from tests.support.polling import until
 
 
 async def test_recorder_writes_the_programme_across_a_floor_switch(tmp_path: Path) -> None:
@@ -124,3 +127,29 @@ async def test_recordings_settle_a_file_cut_short(tmp_path: Path) -> None:
     info = await Recordings(directory).info("rec-9")
     assert info.bytes == 104 and info.ended_at is not None and len(info.sha256 or "") == 64
     assert (directory / "rec-9.json").exists()
+
+
+async def test_recorder_egress_hands_packets_on_in_batches_and_the_rest_at_close() -> None:
+    """Packets reach the recorder every `BATCH_S`, in order with their arrival times, not one by
+    one inside the forwarding path; closing the slot hands on what waits."""
+    video, _audio = sources("hq")
+    seen: list[tuple[int, float]] = []
+    slot = Slot(RecorderEgress((VIDEO_CODEC,), lambda *packet: seen.append((packet[1], packet[5]))))
+    slot.switch_to(video)
+    camera = Camera(176, 144)
+    pushed_at = time.monotonic()
+    for packet in camera.frame(keyframe=True):
+        video.push(packet)
+    pushed_by = time.monotonic()
+    assert seen == []  # nothing yet: the batch waits for its timer
+    await until(lambda: len(seen) > 0, timeout_s=1.0)
+    assert time.monotonic() - pushed_at >= BATCH_S
+    # each packet keeps the time it arrived at, not the time it was handed on
+    assert all(pushed_at <= at <= pushed_by for _seq, at in seen)
+    first = len(seen)
+    for packet in camera.frame():
+        video.push(packet)
+    slot.close()
+    assert len(seen) > first  # closing handed the rest on at once
+    numbers = [seq for seq, _at in seen]
+    assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(len(numbers))]
