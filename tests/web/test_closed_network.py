@@ -73,7 +73,7 @@ def fill(path: str, ids: dict[str, int]) -> str | None:
     """`path` with its parameters filled in; None for downloads (`.{fmt}`)."""
     if "{fmt}" in path:
         return None
-    values = {"code": "en", **{name: str(value) for name, value in ids.items()}}
+    values = {"code": "en", "script": "kiosk", **{name: str(value) for name, value in ids.items()}}
     # a page added later with another parameter is still fetched (its 404 page is scanned too)
     return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "1"), path)
 
