@@ -4,6 +4,7 @@ as an error, then it joins with the same grant; presenting its screen waits the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,14 +52,19 @@ async def hold_the_only_slot(stack: Stack, stuck: RTCPeerConnection) -> None:
     stuck.addTransceiver("video", direction="recvonly")
     await stuck.setLocalDescription(await stuck.createOffer())
     async with httpx.AsyncClient(timeout=10) as http:
-        held = await http.post(
-            other["whep_url"],
-            content=stuck.localDescription.sdp,
-            headers={
-                "Content-Type": "application/sdp",
-                "Authorization": f"Bearer {other['token']}",
-            },
-        )
+        # the kiosk's own sessions may still hold the slot or the join rate: wait as told
+        for _ in range(20):
+            held = await http.post(
+                other["whep_url"],
+                content=stuck.localDescription.sdp,
+                headers={
+                    "Content-Type": "application/sdp",
+                    "Authorization": f"Bearer {other['token']}",
+                },
+            )
+            if held.status_code != 503:
+                break
+            await asyncio.sleep(float(held.headers.get("Retry-After", "1")))
     assert held.status_code == 201  # answered, never connected: the slot stays taken
 
 
