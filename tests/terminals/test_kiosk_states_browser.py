@@ -60,7 +60,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def _kiosk(browser: Browser, stack: Stack, site_id: int, it_user: dict[str, str]) -> Page:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=30) as http:
         created = await http.post(
             f"{stack.control}/api/v1/terminals", json={"site_id": site_id}, headers=it_user
         )
