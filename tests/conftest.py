@@ -32,6 +32,7 @@ from tests.support.database import (
     postgres_schema_url,
 )
 from tests.support.factories import PASSWORD, make_province, make_settings, province_sites
+from tests.support.object_store import SeaweedFs, seaweedfs
 from tests.support.servers import ServerThread, Stack, WebhookReceiver, running_stack
 
 if TYPE_CHECKING:
@@ -220,6 +221,14 @@ def loopback() -> Iterator[None]:
     use_host_addresses(["127.0.0.1"])
     yield
     use_host_addresses(None)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFs]:
+    """A real S3-compatible object store (SeaweedFS) for the whole run; each test that uses
+    it takes a prefix of its own (`SeaweedFs.settings()`)."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as store:
+        yield store
 
 
 @pytest.fixture

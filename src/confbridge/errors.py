@@ -59,6 +59,12 @@ class Unavailable(DomainError):
     status_code = 503
 
 
+class RangeNotSatisfiable(DomainError):
+    """A byte range outside the file asked for."""
+
+    status_code = 416
+
+
 def _body(message: str, **extra: Any) -> dict[str, Any]:
     return {"detail": message, **extra}
 

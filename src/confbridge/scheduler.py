@@ -17,9 +17,10 @@ from confbridge.live import LiveBus
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
+from confbridge.object_store import store_of
 from confbridge.recordings import archive as recording_archive
 from confbridge.records import documents as document_service
-from confbridge.records.storage import store_in
+from confbridge.records.storage import store_for
 from confbridge.settings import Settings
 from confbridge.timeutil import utcnow
 from confbridge_kernel.tasks import OwnedTask
@@ -74,6 +75,10 @@ class Scheduler:
                 await asyncio.to_thread(self.end_overrun)
             except Exception:
                 log.exception("ending meetings left running failed")
+            try:
+                await asyncio.to_thread(self.move_recordings)
+            except Exception:
+                log.exception("moving recordings to the object store failed")
             delay_s = ATTENDANCE_INTERVAL_S
             try:
                 await asyncio.to_thread(self.store_attendance)
@@ -154,7 +159,7 @@ class Scheduler:
     def purge_documents(self, now: datetime | None = None) -> int:
         """Delete meeting documents past their retention period (rows, then their bytes) and
         files no row refers to (uploads cut off by a crash); returns how many documents went."""
-        store = store_in(self._settings.data_dir)
+        store = store_for(self._settings)
         with self._database.session() as session:
             keys = document_service.purge_expired(
                 session=session,
@@ -170,14 +175,39 @@ class Scheduler:
         return len(keys)
 
     def purge_recordings(self, now: datetime | None = None) -> int:
-        """Delete the recordings past their series' retention: each file on the node that
-        wrote it, then its row (audited); returns how many went."""
+        """Delete the recordings past their series' retention: each file where it is kept,
+        then its row (audited); returns how many went."""
         signer = signing.signer_for(self._settings.grant_key_path)
         with self._database.session() as session:
             deleted = recording_archive.purge_expired(
-                session=session, signer=signer, now=now or utcnow()
+                session=session,
+                signer=signer,
+                objects=store_of(self._settings),
+                now=now or utcnow(),
             )
             session.commit()
         if deleted:
             log.info("deleted %d recording(s) past their retention", len(deleted))
         return len(deleted)
+
+    def move_recordings(self) -> int:
+        """Copy finished recordings from their workers to the object store (when one is
+        configured), one committed row at a time, then free the workers' disks; returns how
+        many moved."""
+        objects = store_of(self._settings)
+        if objects is None:
+            return 0
+        signer = signing.signer_for(self._settings.grant_key_path)
+        moved = 0
+        with self._database.session() as session:
+            for row in recording_archive.to_move(session=session):
+                if not recording_archive.move_to_store(
+                    session=session, row=row, signer=signer, objects=objects
+                ):
+                    continue
+                session.commit()
+                recording_archive.release(session=session, row=row, signer=signer)
+                moved += 1
+        if moved:
+            log.info("moved %d finished recording(s) to the object store", moved)
+        return moved

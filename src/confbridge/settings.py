@@ -300,6 +300,36 @@ class RecordSettings(BaseModel):
     mail: MailSettings = MailSettings()
 
 
+class ObjectStoreSettings(BaseModel):
+    """An S3-compatible object store (MinIO, SeaweedFS, Ceph RGW, AWS S3) for the meetings'
+    documents and finished recordings, instead of the data dir and the workers' disks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_url: str  # http(s)://host:port of the S3 API
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]+[a-z0-9]$")
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: SecretText
+    region: str = "us-east-1"
+    # Keys are written under this prefix (e.g. "hanoi/"), so one bucket can serve several bridges.
+    prefix: str = Field(default="", max_length=200)
+    # "path" (http://host/bucket/key) suits most self-hosted stores; "virtual" names the bucket
+    # in the host name, as AWS prefers.
+    addressing_style: Literal["path", "virtual"] = "path"
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_base_url(cls, value: str) -> str:
+        return http_base_url(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.strip("/")
+        return f"{value}/" if value else ""
+
+
 class DemoSettings(BaseModel):
     enabled: bool = True
     schedule_file: Path | None = None
@@ -342,6 +372,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     sip: SipSettings = SipSettings()
     records: RecordSettings = RecordSettings()
+    # None: documents under the data dir, recordings on the workers that wrote them.
+    object_store: ObjectStoreSettings | None = None
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client; empty:
     # the header is ignored and a request comes from its connecting peer. A list in YAML; in
     # CONFBRIDGE_TRUSTED_PROXIES, comma-separated.

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from confbridge.errors import Conflict, DomainError, NotFound
+from confbridge.errors import Conflict, DomainError, NotFound, RangeNotSatisfiable
 from confbridge.signing import GrantSigner, admin_headers
 from confbridge_kernel.contracts import FloorCommand, FloorState, floor_path
 from confbridge_kernel.recordings import (
@@ -43,18 +43,22 @@ class WorkerFailed(DomainError):
     status_code = 502
 
 
-class RangeNotSatisfiable(DomainError):
-    """A byte range outside the recording's file."""
-
-    status_code = 416
-
-
 @dataclass
 class RecordingDownload:
     """A recording's file on its way from the node; `chunks()` reads it and closes both."""
 
     response: httpx.Response
     http: httpx.Client
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers a reader of the file needs: type, length, range."""
+        names = ("content-type", "content-length", "content-range", "accept-ranges")
+        return {n: self.response.headers[n] for n in names if n in self.response.headers}
 
     def chunks(self) -> Iterator[bytes]:
         try:

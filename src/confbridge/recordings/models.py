@@ -12,8 +12,9 @@ from confbridge.db import Base, UTCDateTime
 
 
 class Recording(Base):
-    """The file stays on `node_id` (under its recordings directory); `ended_at`, `bytes` and
-    `sha256` are filled when the worker finishes it."""
+    """The file is written on `node_id` (under its recordings directory); `ended_at`, `bytes`
+    and `sha256` are filled when the worker finishes it. Where an object store is configured,
+    the finished file is then copied there (`storage_key`) and removed from the worker."""
 
     __tablename__ = "recordings"
 
@@ -29,5 +30,6 @@ class Recording(Base):
     # current while it recorded (`recordings.chapters`)
     chapters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     failure: Mapped[str | None] = mapped_column(String(500))  # why the file is incomplete
+    storage_key: Mapped[str | None] = mapped_column(String(200))  # its name in the object store
 
     __table_args__ = (Index("ix_recordings_occurrence_started", "occurrence_id", "started_at"),)

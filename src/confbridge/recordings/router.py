@@ -15,6 +15,7 @@ from confbridge.auth.dependencies import PrincipalDep, ReadScope, SecretariatSco
 from confbridge.auth.models import User
 from confbridge.deps import SessionDep, SettingsDep
 from confbridge.meetings import access as meeting_access
+from confbridge.object_store import store_of
 from confbridge.pagination import IdPath
 from confbridge.recordings import archive, service
 from confbridge.recordings import chapters as recording_chapters
@@ -136,6 +137,7 @@ def file_response(
         occurrence_id=occurrence_id,
         recording_id=recording_id,
         signer=signing.signer_for(settings.grant_key_path),
+        objects=store_of(settings),
         byte_range=byte_range,
     )
     if first_request(byte_range):
@@ -143,15 +145,15 @@ def file_response(
     session.commit()
     how = "attachment" if action == archive.DOWNLOADED else "inline"
     # WebM for VP8 rooms, Matroska for H.264 ones: as the worker that wrote it says
-    media_type = download.response.headers.get("content-type", "video/webm").split(";")[0]
+    media_type = download.headers.get("content-type", "video/webm").split(";")[0]
     suffix = ".mkv" if media_type == "video/x-matroska" else ".webm"
     headers = {"Content-Disposition": f'{how}; filename="recording-{row.id}{suffix}"'}
     for name in ("content-length", "content-range", "accept-ranges"):
-        if name in download.response.headers:
-            headers[name] = download.response.headers[name]
+        if name in download.headers:
+            headers[name] = download.headers[name]
     return StreamingResponse(
         download.chunks(),
-        status_code=download.response.status_code,
+        status_code=download.status_code,
         media_type=media_type,
         headers=headers,
     )

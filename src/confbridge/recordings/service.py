@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from confbridge.auth import service as auth_service
 from confbridge.auth.service import Principal
 from confbridge.bridge import service as bridge_service
-from confbridge.errors import Conflict, DomainError, Forbidden, NotFound
+from confbridge.errors import Conflict, DomainError, Forbidden, NotFound, Unavailable
 from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence, RecordPolicy
 from confbridge.nodes.models import SfuNode
 from confbridge.nodes.worker_client import RecordingDownload, WorkerClient
+from confbridge.object_store import ObjectStore, StoredObject
 from confbridge.recordings import chapters as recording_chapters
 from confbridge.recordings.models import Recording
 from confbridge.signing import GrantSigner
@@ -24,6 +25,9 @@ from confbridge_kernel.contracts import room_name
 from confbridge_kernel.recordings import RecordingCommand, RecordingInfo
 
 log = logging.getLogger(__name__)
+
+FileStream = RecordingDownload | StoredObject
+"""A recording's bytes on their way: `status_code`, `headers` and `chunks()`."""
 
 ALWAYS_ACTOR = "system:record-always"
 """Who started a recording of a series set to `record: always` (audit, `started_by`)."""
@@ -169,13 +173,21 @@ def open_file(
     occurrence_id: int,
     recording_id: str,
     signer: GrantSigner,
+    objects: ObjectStore | None,
     byte_range: str | None = None,
-) -> tuple[Recording, RecordingDownload]:
-    """The recording and its file (or the `Range` asked for) streamed from the node that
-    wrote it (close the response when done). Only a finished recording downloads."""
+) -> tuple[Recording, FileStream]:
+    """The recording and its file (or the `Range` asked for), streamed from the object store
+    it was moved to, or from the node that wrote it (read `chunks()` to the end). Only a
+    finished recording downloads."""
     row = get_recording(session=session, occurrence_id=occurrence_id, recording_id=recording_id)
     if row.ended_at is None:
         raise Conflict(f"recording {recording_id} is still being written; stop it first")
+    if row.storage_key is not None:
+        if objects is None:
+            raise Unavailable(
+                f"recording {recording_id} is in the object store, and none is configured"
+            )
+        return row, objects.get(row.storage_key, byte_range)
     client = _client(session, row.node_id, signer)
     return row, client.open_recording_file(recording_id, byte_range)
 

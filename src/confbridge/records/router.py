@@ -38,7 +38,7 @@ from confbridge.records.schemas import (
     TaskRead,
 )
 from confbridge.records.service import EffectiveInvitation
-from confbridge.records.storage import DocumentStore, store_in
+from confbridge.records.storage import DocumentStore, store_for
 from confbridge.settings import Settings
 
 router = APIRouter(tags=["meeting record"])
@@ -275,8 +275,8 @@ def set_current_item(
 
 
 def document_store(settings: Settings) -> DocumentStore:
-    """The documents' directory under the data dir."""
-    return store_in(settings.data_dir)
+    """Where the documents' bytes are kept (data dir or object store)."""
+    return store_for(settings)
 
 
 # --- the invitation as a document ----------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""Documents' bytes on disk, under `<data_dir>/documents/`: written whole or not at all.
+"""Documents' bytes, under `<data_dir>/documents/` or in the object store: written whole or
+not at all.
 
-An upload is written to `incoming/<random>.part`, flushed to disk and renamed into place;
-only then is its row committed. A crash mid-upload leaves a `.part` file (swept later), a
-crash between rename and commit an unreferenced file (swept too): never a row without bytes.
+An upload is written to `incoming/<random>.part`, flushed to disk and renamed into place (or
+put whole into the object store); only then is its row committed. A crash mid-upload leaves a
+`.part` file (swept later), a crash between placing and commit an unreferenced file or object
+(swept too): never a row without bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -18,10 +21,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from confbridge.errors import DomainError
+from confbridge.object_store import ObjectStore, store_of
 from confbridge.private_files import private_dir
+from confbridge.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DOCUMENTS_DIR = "documents"  # under the data dir
 PAGES_DIR = "pages"  # a PDF's pages drawn for the halls' screens, one folder per storage key
+CACHE_DIR = "cache"  # documents fetched from the object store to be served or drawn
+OBJECTS_FOLDER = "documents/"  # the documents' names in the object store
+# A cached copy unused this long is removed at the next sweep (the store keeps the original).
+CACHE_KEEP_S = 24 * 3600
 CHUNK_BYTES = 1 << 20
 # A .part file this old belongs to no upload still running.
 STALE_PART_S = 3600
@@ -85,6 +96,7 @@ class DocumentStore:
         received.path.unlink(missing_ok=True)
 
     def path(self, key: str) -> Path:
+        """A local file holding the document's bytes."""
         return self.root / key
 
     def pages_dir(self, key: str) -> Path:
@@ -118,6 +130,65 @@ class DocumentStore:
         return removed
 
 
+class ObjectDocumentStore(DocumentStore):
+    """Documents' bytes in the object store; uploads are received, and documents served or
+    drawn, from local copies under the data dir."""
+
+    def __init__(self, root: Path, objects: ObjectStore) -> None:
+        super().__init__(root)
+        self.objects = objects
+        self.cache = root / CACHE_DIR
+
+    def place(self, received: Received) -> str:
+        key = f"{secrets.token_hex(16)}.bin"
+        try:
+            with received.path.open("rb") as source:
+                self.objects.put(
+                    OBJECTS_FOLDER + key,
+                    source,
+                    content_type="application/octet-stream",
+                    sha256=received.sha256,
+                )
+        finally:
+            received.path.unlink(missing_ok=True)
+        return key
+
+    def path(self, key: str) -> Path:
+        """The cached copy, fetched from the store first if need be (NotFound if it is gone)."""
+        cached = self.cache / key
+        if not cached.is_file():
+            private_dir(self.root)
+            private_dir(self.cache)
+            self.objects.download(OBJECTS_FOLDER + key, cached)
+        os.utime(cached)  # in use: kept by the sweep
+        return cached
+
+    def delete(self, key: str) -> None:
+        """Remove the object and the local copies; a store that cannot be reached leaves the
+        object to a later sweep (its row is gone already)."""
+        try:
+            self.objects.delete(OBJECTS_FOLDER + key)
+        except DomainError as exc:
+            log.warning("document %s stays in the object store until a later sweep: %s", key, exc)
+        (self.cache / key).unlink(missing_ok=True)
+        shutil.rmtree(self.pages_dir(key), ignore_errors=True)
+
+    def sweep(self, *, known_keys: Iterable[str], now_s: float | None = None) -> int:
+        """As on disk, plus objects no row refers to and cached copies unused for a day."""
+        now_s = time.time() if now_s is None else now_s
+        keep = set(known_keys)
+        removed = super().sweep(known_keys=keep, now_s=now_s)
+        for cached in self.cache.iterdir() if self.cache.exists() else ():
+            if cached.name not in keep or now_s - cached.stat().st_mtime > CACHE_KEEP_S:
+                cached.unlink(missing_ok=True)
+        for stored in list(self.objects.list(OBJECTS_FOLDER)):
+            key = stored.name.removeprefix(OBJECTS_FOLDER)
+            if key not in keep and now_s - stored.modified_s > STALE_PART_S:
+                self.objects.delete(stored.name)
+                removed += 1
+        return removed
+
+
 def _fsync_dir(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -126,6 +197,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(descriptor)
 
 
-def store_in(data_dir: Path) -> DocumentStore:
-    """The documents' store of a data directory."""
-    return DocumentStore(data_dir / DOCUMENTS_DIR)
+def store_for(settings: Settings) -> DocumentStore:
+    """The documents' store: the object store where one is configured, else the data dir."""
+    root = settings.data_dir / DOCUMENTS_DIR
+    objects = store_of(settings)
+    return ObjectDocumentStore(root, objects) if objects is not None else DocumentStore(root)
