@@ -100,6 +100,9 @@ class WorkerSettings(BaseSettings):
     spool_dir: Path = Path("data/sfu-spool")
     # Where rooms' recordings are written (`<id>.webm`, and `<id>.json` once finished).
     recordings_dir: Path = Path("data/recordings")
+    # Each recording also gets one mixed audio track (the speaker's and the chair's microphones,
+    # decoded and encoded again: about 1.5 % of a core per recorded meeting).
+    recording_mixed_audio: bool = False
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
     # TURN with time-limited credentials minted per WHIP/WHEP answer (its Link headers):
     # the server URLs, coturn's static-auth-secret and each credential's lifetime.

@@ -119,7 +119,11 @@ class Worker:
             metrics=self.metrics,
         )
         self.sip_legs.video_factory = LegVideo
-        self.recordings = Recordings(settings.recordings_dir, on_ended=self.events.recording_ended)
+        self.recordings = Recordings(
+            settings.recordings_dir,
+            on_ended=self.events.recording_ended,
+            mixed_audio=settings.recording_mixed_audio,
+        )
         self.metrics.registry.register(self.recordings)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -12,7 +13,8 @@ from confbridge.db import Database
 from confbridge.main import create_app
 from confbridge.nodes.models import SfuNode
 from confbridge.timeutil import utcnow
-from tests.support.factories import heartbeat
+from tests.support.factories import heartbeat, make_settings
+from tests.support.object_store import SeaweedFs
 
 
 def test_health_ready_only_with_a_node_up(client: TestClient, database: Database) -> None:
@@ -72,3 +74,23 @@ def test_health_a_node_of_the_previous_run_counts_only_once_it_reports_again(
         with database.session() as session:
             heartbeat(session, "local-0", utcnow())
         assert client.get("/readyz").status_code == 200
+
+
+def test_health_checks_the_object_store_where_one_is_configured(
+    database: Database, tmp_path: Path, seaweed: SeaweedFs
+) -> None:
+    url = database.settings.database_url or ""
+    working = make_settings(url, tmp_path, object_store=seaweed.settings())
+    with TestClient(create_app(working, database=database)) as client:
+        with database.session() as session:
+            heartbeat(session, "a", utcnow())
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["object_store"]["ok"]
+    wrong = seaweed.settings(secret_access_key="not-the-right-secret-key")
+    refused = make_settings(url, tmp_path, object_store=wrong)
+    with TestClient(create_app(refused, database=database)) as client:
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        check = answer.json()["checks"]["object_store"]
+        assert not check["ok"] and "refused" in check["detail"]

@@ -40,11 +40,19 @@ RecordingEnded = Callable[[RecordingState], None]
 
 class Recordings(Collector):
     """Starts and stops rooms' recorders; answers for the files in `directory`. Also the
-    Prometheus collector of recordings active, bytes written and failures."""
+    Prometheus collector of recordings active, bytes written and failures. `mixed_audio`:
+    each recording also gets a mixed audio track (decoding the audio only)."""
 
-    def __init__(self, directory: Path, on_ended: RecordingEnded | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        on_ended: RecordingEnded | None = None,
+        *,
+        mixed_audio: bool = False,
+    ) -> None:
         self.directory = directory
         self.on_ended = on_ended
+        self.mixed_audio = mixed_audio
         self._active: dict[str, tuple[Recorder, Room]] = {}  # id → recorder, while it records
         # the final info of those ended here (a full disk may have refused their state file)
         self._ended: dict[str, RecordingInfo] = {}
@@ -104,6 +112,7 @@ class Recordings(Collector):
             room=room.name,
             occurrence_id=room.occurrence_id,
             on_failure=self._writer_failed,
+            mixed_audio=self.mixed_audio,
         )
         self._active[recording_id] = (recorder, room)
         room.record(recorder)

@@ -185,7 +185,8 @@ class _VideoTrack:
 class Recorder:
     """Records the programme of one room to `<stem>.webm` (VP8) or `<stem>.mkv` (H.264) from
     now until `stop()`; `path`'s suffix is ignored. `on_failure` is called on the loop when
-    the file cannot be written any more (the caller stops the recording)."""
+    the file cannot be written any more (the caller stops the recording); `mixed_audio` adds
+    a track of the speaker's and the chair's audio mixed."""
 
     def __init__(
         self,
@@ -195,6 +196,7 @@ class Recorder:
         room: str = "",
         occurrence_id: int = 0,
         on_failure: Callable[[Recorder], None] | None = None,
+        mixed_audio: bool = False,
     ) -> None:
         self.id = recording_id
         self.room = room
@@ -206,7 +208,9 @@ class Recorder:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        self._writer = RecordingWriter(path.with_suffix(""), self._writer_failed)
+        self._writer = RecordingWriter(
+            path.with_suffix(""), self._writer_failed, mixed_audio=mixed_audio
+        )
         self._video = {
             kind: _VideoTrack(kind, self._writer, self._began) for kind in (VIDEO, CONTENT)
         }

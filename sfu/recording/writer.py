@@ -9,11 +9,13 @@ write is flushed to the file, so a worker that dies leaves a file that plays up 
 cluster.
 
 Tracks (`TRACKS`): the programme video, the content video, the speaker's audio and the chair's
-audio. The header is written once the first programme keyframe is there (its codec picks the
-container: VP8 → WebM, H.264 → Matroska; its size goes into the track), or after
-`HEADER_WAIT_S` without video (VP8 tracks then); frames before that are held. Both video
-tracks carry that codec: a frame of the other codec (a hall still sending VP8 in a room of
-H.264 room systems) cannot go into them and is counted in `frames_dropped`.
+audio; and, where asked for, one mixed audio track (`sfu.recording.mixing`: the two
+microphones decoded, added and encoded again). The header is written once the first
+programme keyframe is there (its codec picks the container: VP8 → WebM, H.264 → Matroska;
+its size goes into the track), or after `HEADER_WAIT_S` without video (VP8 tracks then);
+frames before that are held. Both video tracks carry that codec: a frame of the other codec
+(a hall still sending VP8 in a room of H.264 room systems) cannot go into them and is counted
+in `frames_dropped`.
 
 Chapters are kept in a sidecar written beside the file as they come (so they outlive a crash)
 and put into the container's Chapters element when it is closed.
@@ -40,6 +42,7 @@ import av
 
 from confbridge_kernel.recordings import RecordingChapter
 from sfu.recording.h264_sps import parameter_sets
+from sfu.recording.mixing import AudioMixer
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,15 @@ MAX_QUEUED_FRAMES = 3000
 PLACEHOLDER_SIZE = (1280, 720)
 """A video track's size when its first keyframe is not there when the header is written (the
 decoder reads the real size from the stream)."""
-VIDEO, CONTENT, SPEAKER, CHAIR = "video", "content", "audio", "chair"
+VIDEO, CONTENT, SPEAKER, CHAIR, MIXED = "video", "content", "audio", "chair", "mixed"
 TRACKS = (VIDEO, CONTENT, SPEAKER, CHAIR)
-TRACK_TITLES = {VIDEO: "programme", CONTENT: "content", SPEAKER: "speaker", CHAIR: "chair"}
+TRACK_TITLES = {
+    VIDEO: "programme",
+    CONTENT: "content",
+    SPEAKER: "speaker",
+    CHAIR: "chair",
+    MIXED: "mixed",
+}
 SUFFIXES = {"vp8": ".webm", "h264": ".mkv"}
 MEDIA_TYPES = {".webm": "video/webm", ".mkv": "video/x-matroska"}
 NUDGE_MS = 100
@@ -104,10 +113,18 @@ class WrittenFile:
 class RecordingWriter:
     """Writes one file, `<stem>.webm` or `<stem>.mkv`, from frames put with `put()`; `close()`
     ends it and returns the result (a `concurrent.futures.Future`, done on the writer's
-    thread). `on_failure` is called on that thread when a write fails (e.g. a full disk)."""
+    thread). `on_failure` is called on that thread when a write fails (e.g. a full disk);
+    `mixed_audio` adds the mixed audio track."""
 
-    def __init__(self, stem: Path, on_failure: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self,
+        stem: Path,
+        on_failure: Callable[[BaseException], None],
+        *,
+        mixed_audio: bool = False,
+    ) -> None:
         self.stem = stem
+        self.mixed_audio = mixed_audio
         self.path = stem.with_suffix(".webm")  # until the first keyframe says otherwise
         self.frames_dropped = 0
         self.error: BaseException | None = None
@@ -210,7 +227,7 @@ class RecordingWriter:
         first = next((f for f in held if f.kind == VIDEO and f.keyframe), None)
         codec = first.codec if first is not None else "vp8"
         self.path = self.stem.with_suffix(SUFFIXES[codec])
-        muxer = _Muxer(self.path, codec, first)
+        muxer = _Muxer(self.path, codec, first, mixed_audio=self.mixed_audio)
         for frame in held:
             # video before the programme's first keyframe could not be decoded
             if frame.kind != VIDEO or first is None or frame.pts_ms >= first.pts_ms:
@@ -221,7 +238,9 @@ class RecordingWriter:
 class _Muxer:
     """The open container and its tracks (on the writer's thread)."""
 
-    def __init__(self, path: Path, codec: str, first: WrittenFrame | None) -> None:
+    def __init__(
+        self, path: Path, codec: str, first: WrittenFrame | None, *, mixed_audio: bool = False
+    ) -> None:
         fmt = "webm" if path.suffix == ".webm" else "matroska"
         options = {
             "cluster_time_limit": str(CLUSTER_MS),
@@ -247,6 +266,12 @@ class _Muxer:
             self._name(stream, kind)
         for kind in (SPEAKER, CHAIR):
             self._name(self.container.add_stream("libopus", rate=48000), kind)
+        self.mixer = AudioMixer() if mixed_audio else None
+        if self.mixer is not None:
+            stream = self.container.add_stream("libopus", rate=48000)
+            stream.codec_context.layout = "mono"
+            stream.codec_context.extradata = self.mixer.extradata
+            self._name(stream, MIXED)
 
     def _name(self, stream: Any, kind: str) -> None:
         stream.time_base = _MS
@@ -262,7 +287,14 @@ class _Muxer:
         self.counts["video" if item.codec != "opus" else "audio"] += 1
         self._last_ms = max(self._last_ms, pts)
         self._nudge(pts)
+        if self.mixer is not None and item.codec == "opus":
+            self.mixer.add(item.kind, item.pts_ms, item.data)
+            self._write_mixed(self.mixer.take())
         return True
+
+    def _write_mixed(self, packets: list[tuple[int, bytes]]) -> None:
+        for pts_ms, data in packets:
+            self._write(MIXED, pts_ms, data, True)
 
     def _write(self, kind: str, pts_ms: int, data: bytes, keyframe: bool) -> int:
         # strictly increasing per track: timestamps come from two clocks (RTP and arrival),
@@ -290,6 +322,8 @@ class _Muxer:
 
     def close(self, chapters: tuple[RecordingChapter, ...]) -> None:
         """Write the chapters (Matroska Chapters, written with the trailer) and close."""
+        if self.mixer is not None:
+            self._write_mixed(self.mixer.finish())
         if chapters and hasattr(self.container, "set_chapters"):
             self.container.set_chapters(container_chapters(chapters, self._last_ms))
         self.container.close()

@@ -1,4 +1,4 @@
-"""Readiness of the control plane: database, schema and media servers."""
+"""Readiness of the control plane: database, schema, media servers and the object store."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from confbridge import migrate
 from confbridge.db import Database
+from confbridge.errors import DomainError
 from confbridge.nodes import service as node_service
 from confbridge.nodes.models import NodeState
+from confbridge.object_store import ObjectStore
 from confbridge.timeutil import utcnow
 
 
@@ -36,9 +38,14 @@ class Check:
     detail: str
 
 
-def readiness(database: Database, heard_since: datetime | None = None) -> list[Check]:
+def readiness(
+    database: Database,
+    heard_since: datetime | None = None,
+    objects: ObjectStore | None = None,
+) -> list[Check]:
     """Each check with a one-line reason; ready when all pass. A node counts as up only if
-    it has heartbeated since `heard_since` (this process's start), not on an old record."""
+    it has heartbeated since `heard_since` (this process's start), not on an old record. The
+    object store, where one is configured, must answer with its bucket."""
     try:
         with database.session() as session:
             session.execute(text("SELECT 1"))
@@ -74,4 +81,14 @@ def readiness(database: Database, heard_since: datetime | None = None) -> list[C
         checks.append(Check("sfu_nodes", False, f"all {len(nodes)} registered nodes are down"))
     else:
         checks.append(Check("sfu_nodes", False, "no SFU node has registered"))
+    if objects is not None:
+        checks.append(_object_store_check(objects))
     return checks
+
+
+def _object_store_check(objects: ObjectStore) -> Check:
+    try:
+        objects.check()
+    except DomainError as exc:
+        return Check("object_store", False, exc.message)
+    return Check("object_store", True, f"{objects.describe()} answers")

@@ -128,6 +128,9 @@ class LocalWorkers:
             ),
             "CONFBRIDGE_SFU_UDP_BATCH": "true" if settings.sfu.udp_batch else "false",
             "CONFBRIDGE_SFU_ICE_LITE": "true" if settings.sfu.ice_lite else "false",
+            "CONFBRIDGE_SFU_RECORDING_MIXED_AUDIO": (
+                "true" if settings.sfu.recording_mixed_audio else "false"
+            ),
             "CONFBRIDGE_SFU_UDP_PORT_MIN": str(settings.sfu.udp_port_min),
             "CONFBRIDGE_SFU_UDP_PORT_MAX": str(settings.sfu.udp_port_max),
             # handed to WHIP/WHEP clients in Link headers, as in join answers

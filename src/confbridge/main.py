@@ -33,6 +33,7 @@ from confbridge.meetings.router import site_router as site_archiving_router
 from confbridge.metrics import ControlPlaneMetrics, RequestTimer
 from confbridge.monitor import Monitor
 from confbridge.nodes.router import router as nodes_router
+from confbridge.object_store import store_of
 from confbridge.openapi import install as install_openapi
 from confbridge.recordings.router import router as recordings_router
 from confbridge.records import service as record_service
@@ -186,8 +187,9 @@ def _add_health_routes(app: FastAPI, database: Database, app_metrics: ControlPla
         responses={503: {"model": Readiness, "description": "not ready: see the failing checks"}},
     )
     def readyz() -> JSONResponse:
-        """200 when the database answers, its schema is current and an SFU node is up."""
-        checks = readiness(database, heard_since=started_at)
+        """200 when the database answers, its schema is current, an SFU node is up and the
+        object store (where one is configured) answers."""
+        checks = readiness(database, heard_since=started_at, objects=store_of(app.state.settings))
         ready = all(check.ok for check in checks)
         return JSONResponse(
             {

@@ -119,6 +119,9 @@ class SfuSettings(BaseModel):
     udp_batch: bool = True
     # Single mode: workers are ICE-lite agents (they answer checks and send none).
     ice_lite: bool = True
+    # The local workers' recordings also get one mixed audio track (speaker and chair decoded
+    # and encoded again: about 1.5 % of a core per recorded meeting).
+    recording_mixed_audio: bool = False
     # UDP ports of per-peer media sockets (range mode) and of SIP legs' RTP, for firewall
     # rules (0 and 0: ephemeral).
     udp_port_min: int = Field(default=0, ge=0, le=65535)
