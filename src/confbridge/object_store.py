@@ -9,6 +9,7 @@ outside it, 503 when the store cannot be reached or refuses the bridge's credent
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,7 +101,8 @@ class ObjectStore:
 
     def download(self, name: str, target: Path) -> None:
         """Copy the object to the file `target` (replaced whole, never left half written)."""
-        partial = target.with_name(target.name + ".part")
+        # a name of its own: two requests may fetch the same object at once
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(6)}.part")
         try:
             with self._failures(name), partial.open("wb") as out:
                 self._client.download_fileobj(self.bucket, self.key(name), out)

@@ -179,7 +179,11 @@ class ObjectDocumentStore(DocumentStore):
         keep = set(known_keys)
         removed = super().sweep(known_keys=keep, now_s=now_s)
         for cached in self.cache.iterdir() if self.cache.exists() else ():
-            if cached.name not in keep or now_s - cached.stat().st_mtime > CACHE_KEEP_S:
+            age_s = now_s - cached.stat().st_mtime
+            if cached.suffix == ".part":  # a fetch under way, unless it is old
+                if age_s > STALE_PART_S:
+                    cached.unlink(missing_ok=True)
+            elif cached.name not in keep or age_s > CACHE_KEEP_S:
                 cached.unlink(missing_ok=True)
         for stored in list(self.objects.list(OBJECTS_FOLDER)):
             key = stored.name.removeprefix(OBJECTS_FOLDER)
