@@ -17,6 +17,7 @@ from confbridge.live import LiveBus
 from confbridge.meetings import flows as meeting_flows
 from confbridge.meetings import occurrences as occurrence_service
 from confbridge.meetings.models import Occurrence
+from confbridge.nodes.worker_client import WorkerUnavailable
 from confbridge.object_store import store_of
 from confbridge.recordings import archive as recording_archive
 from confbridge.records import documents as document_service
@@ -193,21 +194,31 @@ class Scheduler:
     def move_recordings(self) -> int:
         """Copy finished recordings from their workers to the object store (when one is
         configured), one committed row at a time, then free the workers' disks; returns how
-        many moved."""
+        many moved. A worker that cannot be reached is skipped for the rest of the round."""
         objects = store_of(self._settings)
         if objects is None:
             return 0
         signer = signing.signer_for(self._settings.grant_key_path)
         moved = 0
+        unreachable: set[str] = set()
         with self._database.session() as session:
             for row in recording_archive.to_move(session=session):
-                if not recording_archive.move_to_store(
-                    session=session, row=row, signer=signer, objects=objects
-                ):
+                if moved >= recording_archive.MOVE_BATCH:
+                    break
+                if row.node_id in unreachable:
                     continue
-                session.commit()
-                recording_archive.release(session=session, row=row, signer=signer)
-                moved += 1
+                try:
+                    done = recording_archive.move_to_store(
+                        session=session, row=row, signer=signer, objects=objects
+                    )
+                except WorkerUnavailable as exc:
+                    log.info("recordings on %s wait for it: %s", row.node_id, exc)
+                    unreachable.add(row.node_id)
+                    continue
+                if done:
+                    session.commit()
+                    recording_archive.release(session=session, row=row, signer=signer)
+                    moved += 1
         if moved:
             log.info("moved %d finished recording(s) to the object store", moved)
         return moved

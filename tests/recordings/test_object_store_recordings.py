@@ -11,13 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from confbridge.meetings.models import Occurrence, Series
 from confbridge.recordings.models import Recording
 from confbridge.scheduler import Scheduler
 from confbridge.timeutil import utcnow
 from confbridge_kernel.recordings import recording_info_path
+from tests.support.factories import heartbeat
 from tests.support.object_store import BUCKET, SeaweedFs
 from tests.support.peers import ToneTrack, WhipPublisher
 from tests.support.servers import Stack
@@ -58,6 +59,24 @@ async def test_recordings_move_to_the_object_store_and_are_served_from_it(
     item = await _record(stack, peers, 3.0)
     scheduler = Scheduler(stack.database, stack.settings)
 
+    # recordings on a worker that cannot be reached wait for it, without holding up the others
+    with stack.database.session() as session:
+        heartbeat(session, "away", utcnow())
+        for index in range(2):
+            session.add(
+                Recording(
+                    id=f"away{index}",
+                    occurrence_id=stack.occurrence_id,
+                    node_id="away",
+                    started_at=utcnow() - timedelta(hours=2),
+                    ended_at=utcnow() - timedelta(hours=1),
+                    bytes=10,
+                    sha256="0" * 64,
+                    started_by="test",
+                )
+            )
+        session.commit()
+
     # a copy that does not match what the worker reported is not kept
     with stack.database.session() as session:
         session.execute(update(Recording).values(sha256="0" * 64))
@@ -70,6 +89,12 @@ async def test_recordings_move_to_the_object_store_and_are_served_from_it(
 
     assert await asyncio.to_thread(scheduler.move_recordings) == 1
     assert await asyncio.to_thread(scheduler.move_recordings) == 0  # moved once
+    with stack.database.session() as session:
+        waiting = session.scalars(select(Recording).where(Recording.node_id == "away")).all()
+        assert [row.storage_key for row in waiting] == [None, None]
+        for row in waiting:
+            session.delete(row)
+        session.commit()
     key = f"{store.prefix}recordings/{item['id']}.webm"
     assert seaweed.keys(store.prefix) == [key]
     head = seaweed.client().head_object(Bucket=BUCKET, Key=key)

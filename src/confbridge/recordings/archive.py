@@ -4,6 +4,7 @@ metrics show."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections import defaultdict
@@ -18,6 +19,8 @@ from confbridge.auth import service as auth_service
 from confbridge.auth.models import AuditEntry
 from confbridge.errors import DomainError, NotFound, Unavailable
 from confbridge.meetings.models import Occurrence, Series
+from confbridge.nodes.models import SfuNode
+from confbridge.nodes.worker_client import WorkerUnavailable
 from confbridge.object_store import ObjectStore
 from confbridge.recordings import service as recording_service
 from confbridge.recordings.models import Recording
@@ -31,6 +34,7 @@ DELETED = "recording_deleted"
 RETENTION_ACTOR = "system:recording-retention"
 OBJECTS_FOLDER = "recordings/"  # the recordings' names in the object store
 MOVE_BATCH = 20  # recordings copied to the object store per round at most
+MOVE_CANDIDATES = 500  # recordings looked at per round (some wait for their worker)
 
 
 def record_access(*, session: Session, actor: str, row: Recording, action: str) -> None:
@@ -119,7 +123,7 @@ def _delete_file(
         if objects is None:
             raise Unavailable("it is in the object store, and none is configured")
         objects.delete(row.storage_key)
-        _release(session, row, signer=signer)  # a copy its worker could not remove then
+        release(session=session, row=row, signer=signer)  # a copy its worker kept then
         return True
     try:
         client = recording_service.client_of(session=session, row=row, signer=signer)
@@ -128,11 +132,12 @@ def _delete_file(
     return client.delete_recording(row.id)
 
 
-def to_move(*, session: Session, limit: int = MOVE_BATCH) -> list[Recording]:
-    """Finished recordings still on their worker, oldest first."""
+def to_move(*, session: Session, limit: int = MOVE_CANDIDATES) -> list[Recording]:
+    """Finished recordings still on a registered worker, oldest first."""
     return list(
         session.scalars(
             select(Recording)
+            .join(SfuNode, SfuNode.id == Recording.node_id)
             .where(Recording.ended_at.is_not(None), Recording.storage_key.is_(None))
             .order_by(Recording.ended_at, Recording.id)
             .limit(limit)
@@ -145,10 +150,13 @@ def move_to_store(
 ) -> bool:
     """Copy a finished recording from its worker to the object store, checked against the
     size and SHA-256 the worker reported, and name it on the row (the caller commits, then
-    `release`s the worker's copy). False, and nothing changed, when it cannot be done now."""
+    `release`s the worker's copy). False, and nothing changed, when it cannot be done now;
+    WorkerUnavailable when its worker cannot be reached (its other recordings wait too)."""
     try:
         client = recording_service.client_of(session=session, row=row, signer=signer)
         download = client.open_recording_file(row.id)
+    except WorkerUnavailable:
+        raise
     except DomainError as exc:
         log.info("recording %s stays on its worker for now: %s", row.id, exc)
         return False
@@ -169,7 +177,8 @@ def move_to_store(
             "kept on the worker",
             row.id, reader.size, reader.sha256, *expected,
         )  # fmt: skip
-        objects.delete(name)
+        with contextlib.suppress(DomainError):  # a leftover object is overwritten next time
+            objects.delete(name)
         return False
     row.storage_key = name
     session.flush()
@@ -179,10 +188,6 @@ def move_to_store(
 def release(*, session: Session, row: Recording, signer: GrantSigner) -> None:
     """Remove the worker's copy of a recording now kept in the object store (its row
     committed first). A worker that cannot be reached keeps it until the retention round."""
-    _release(session, row, signer=signer)
-
-
-def _release(session: Session, row: Recording, *, signer: GrantSigner) -> None:
     try:
         recording_service.client_of(session=session, row=row, signer=signer).delete_recording(
             row.id
