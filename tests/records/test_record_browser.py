@@ -1,9 +1,11 @@
 """The secretariat builds a meeting's record in headless Chromium, through the forms only:
 the invitation, two agenda items, a PDF for the second, the conclusions with a task; the
-meeting's page then shows the whole record."""
+meeting's page then shows the whole record. And a series' own invitation and agenda, which its
+meeting then shows."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from confbridge.auth.models import Role
 from confbridge.db import Database
+from confbridge.meetings.models import Occurrence
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
 from tests.support.browsers import DESKTOP, artifact, skip_without_chromium, sync_chromium
@@ -141,3 +144,37 @@ def test_record_browser_secretariat_builds_the_record_through_the_forms(
         f"/occurrences/{occurrence_id}/conclusions.docx",
     ]
     page.screenshot(path=artifact("record-occurrence-page.png"), full_page=True)
+
+
+def test_record_browser_secretariat_sets_the_series_invitation_and_agenda(
+    secretary_page: tuple[Page, int], database: Database
+) -> None:
+    page, occurrence_id = secretary_page
+    with database.session() as session:
+        occurrence = session.get(Occurrence, occurrence_id)
+        assert occurrence is not None
+        series_id = occurrence.series_id
+    page.goto(f"/series/{series_id}/edit")
+    page.get_by_role("link", name="Giấy mời và chương trình").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(
+        "Giấy mời và chương trình chung của chuỗi cuộc họp"
+    )
+    page.get_by_label("Số giấy mời").fill("3/GM-UBND")
+    page.locator("#summary").fill("Giao ban hằng tuần.")
+    page.get_by_role("button", name="Lưu giấy mời").click()
+    expect(page.locator("#saved")).to_have_text("Đã lưu giấy mời.")
+    _add_item(page, "Khai mạc", "5")
+    _add_item(page, "Thảo luận", "30")
+    page.get_by_role("button", name="Chuyển lên: Thảo luận").click()
+    expect(page.locator("#saved")).to_have_text("Đã lưu chương trình họp.")
+    titles = page.locator(".agenda-edit > li input[name=title]")
+    expect(titles.nth(0)).to_have_value("Thảo luận")
+    expect(titles.nth(1)).to_have_value("Khai mạc")
+    page.screenshot(path=artifact("record-series-forms.png"), full_page=True)
+
+    page.goto(f"/occurrences/{occurrence_id}")
+    record = page.locator("#record")
+    expect(record).to_contain_text("3/GM-UBND")
+    expect(record.locator("li[data-item-id]")).to_have_text(
+        [re.compile("^Thảo luận"), re.compile("^Khai mạc")]
+    )

@@ -1,7 +1,9 @@
-"""Item by item changes of one occurrence's agenda (the web forms): add, change, move, remove.
+"""Item by item changes of an occurrence's or a series' agenda (the web forms): add, change,
+move, remove.
 
 An occurrence that follows its series' agenda gets its own copy first; the documents and the
-current item of this occurrence that pointed at the series' items follow their copies.
+current item of this occurrence that pointed at the series' items follow their copies. A
+series' agenda is changed in place: the occurrences that follow it follow the change.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from confbridge.errors import Invalid
-from confbridge.meetings.models import Occurrence
+from confbridge.meetings.models import Occurrence, Series
 from confbridge.records import service as record_service
 from confbridge.records.models import AgendaItem, Document, Invitation, Progress
 from confbridge.records.schemas import MAX_AGENDA_ITEMS, AgendaItemIn, InvitationWrite
@@ -73,14 +75,31 @@ def item_in(item: AgendaItem) -> AgendaItemIn:
     )
 
 
-def edit(*, session: Session, occurrence: Occurrence, change: Change) -> Invitation:
-    """Apply `change` to the occurrence's own agenda (its items as written, in order)."""
-    own, _renamed = own_agenda(session=session, occurrence=occurrence)
-    items = change([item_in(item) for item in own.items])
+def edit(
+    *,
+    session: Session,
+    change: Change,
+    occurrence: Occurrence | None = None,
+    series: Series | None = None,
+) -> Invitation:
+    """Apply `change` to the occurrence's own agenda, or to the series' (its items as written,
+    in order)."""
+    if occurrence is not None:
+        own, _renamed = own_agenda(session=session, occurrence=occurrence)
+        current = list(own.items)
+    elif series is not None:
+        stored = record_service.get(session=session, series_id=series.id)
+        current = list(stored.items) if stored is not None else []
+    else:
+        raise ValueError("give occurrence or series")
+    items = change([item_in(item) for item in current])
     if len(items) > MAX_AGENDA_ITEMS:
         raise Invalid(f"agenda: at most {MAX_AGENDA_ITEMS} items")
     return record_service.write(
-        session=session, invitation_in=InvitationWrite(agenda=items), occurrence=occurrence
+        session=session,
+        invitation_in=InvitationWrite(agenda=items),
+        series=series if occurrence is None else None,
+        occurrence=occurrence,
     )
 
 

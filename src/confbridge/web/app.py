@@ -21,6 +21,7 @@ from confbridge.web import (
     record_edit_pages,
     record_pages,
     recording_pages,
+    series_record_pages,
     signin_pages,
     site_pages,
 )
@@ -95,6 +96,7 @@ def install(app: FastAPI) -> None:
         record_pages,
         recording_pages,
         record_edit_pages,
+        series_record_pages,
     ):
         app.include_router(pages.router)
     app.include_router(report_router)

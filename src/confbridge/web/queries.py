@@ -171,6 +171,28 @@ def invited_sites(
     return [InvitedSite(*row) for row in rows]
 
 
+def series_sites(*, session: Session, series: Series, scope: Scope = WHOLE) -> list[InvitedSite]:
+    """The sites a series books (of `scope`): its chair first, the sites it names and those of
+    the units it invites, then by name."""
+    site_ids = {series.chair_site_id} | {site.id for site in series.sites}
+    site_ids |= site_service.site_ids_under_units(
+        session=session, unit_ids=[unit.id for unit in series.units]
+    )
+    wanted = sorted(site_ids)
+    rows = []
+    for start in range(0, len(wanted), SITE_CHUNK):
+        query = (
+            select(Site.id, Site.name, Unit.name)
+            .join(Unit, Unit.id == Site.unit_id)
+            .where(Site.id.in_(wanted[start : start + SITE_CHUNK]), scope.clause(Site.unit_id))
+        )
+        rows += [
+            InvitedSite(site_id, name, unit_name, site_id == series.chair_site_id)
+            for site_id, name, unit_name in session.execute(query)
+        ]
+    return sorted(rows, key=lambda r: (not r.is_chair, vietnamese_key(r.name), r.site_id))
+
+
 def site_names(*, session: Session, site_ids: list[int]) -> dict[int, str]:
     names: dict[int, str] = {}
     for start in range(0, len(site_ids), SITE_CHUNK):

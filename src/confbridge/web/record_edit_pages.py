@@ -3,20 +3,26 @@ by item, documents, and the conclusions with their tasks (`/occurrences/{id}/rec
 
 Scoped as the API: the page and its forms are for users whose booking scope holds the
 meeting's chair; anyone else gets "not found". Every form checks its CSRF token.
+
+The invitation and agenda forms serve a series' page too (`series_record_pages`): their
+handlers take a `RecordTarget`, the occurrence or the series they change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from confbridge.auth import service as auth_service
 from confbridge.errors import DomainError
-from confbridge.meetings.models import Occurrence
+from confbridge.meetings.models import Occurrence, Series
 from confbridge.records import agenda_edits
 from confbridge.records import conclusions as conclusion_service
 from confbridge.records import documents as document_service
@@ -27,8 +33,9 @@ from confbridge.records.documents_router import (
     store_upload,
     uploaded_file,
 )
+from confbridge.records.models import Invitation
 from confbridge.records.router import document_store
-from confbridge.records.schemas import AgendaItemIn
+from confbridge.records.schemas import AgendaItemIn, InvitationWrite
 from confbridge.web import queries, record_pages
 from confbridge.web.context import CheckedForm, EditorPage, Page
 from confbridge.web.domain_messages import explain
@@ -63,6 +70,61 @@ class RecordForms:
     message: dict[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class RecordTarget:
+    """Whose invitation and agenda the forms change: one occurrence's, or a series' (every
+    occurrence's, unless it sets its own)."""
+
+    occurrence: Occurrence | None = None
+    series: Series | None = None
+
+    @property
+    def entity(self) -> str:
+        return "occurrence" if self.occurrence is not None else "series"
+
+    @property
+    def entity_id(self) -> int:
+        owner = self.occurrence if self.occurrence is not None else self.series
+        assert owner is not None
+        return owner.id
+
+    @property
+    def base(self) -> str:
+        """The page's path; its forms post below it."""
+        kind = "occurrences" if self.occurrence is not None else "series"
+        return f"/{kind}/{self.entity_id}/record"
+
+    def inherited(self, session: Session) -> Invitation | None:
+        """What an empty field follows: the series' invitation (none for the series itself)."""
+        if self.occurrence is None:
+            return None
+        return record_service.get(session=session, series_id=self.occurrence.series_id)
+
+    def write(self, session: Session, invitation_in: InvitationWrite) -> None:
+        if self.occurrence is not None:
+            record_service.write(
+                session=session, invitation_in=invitation_in, occurrence=self.occurrence
+            )
+        else:
+            record_service.write(session=session, invitation_in=invitation_in, series=self.series)
+
+    def renamed_items(self, session: Session) -> dict[int, int]:
+        """An occurrence following its series' agenda gets its own copy first: the new ids of
+        the copied items (a series' agenda is changed in place)."""
+        if self.occurrence is None:
+            return {}
+        return agenda_edits.own_agenda(session=session, occurrence=self.occurrence)[1]
+
+    def edit_agenda(self, session: Session, change: agenda_edits.Change) -> None:
+        agenda_edits.edit(
+            session=session, change=change, occurrence=self.occurrence, series=self.series
+        )
+
+
+# The target's page with `forms` (the others filled from the record) and a status code.
+Render = Callable[[Page, RecordForms, int], Response]
+
+
 def _editable(page: EditorPage, occurrence_id: str) -> Occurrence | None:
     return occurrence_or_none(page, occurrence_id, edit=True)
 
@@ -79,25 +141,37 @@ def render_record(
     for item in record.invitation.items:
         forms.items.setdefault(item.id, AgendaItemForm.from_item(item))
     if forms.invitation is None:
-        forms.invitation = InvitationForm.from_effective(record.invitation)
+        forms.invitation = InvitationForm.from_record(record.invitation)
     if forms.conclusion is None:
         forms.conclusion = ConclusionForm.from_conclusion(record.conclusion)
-    saved = SAVED.get(page.request.query_params.get("saved", ""))
     return page.render(
         "record_edit.html",
         status_code,
+        target=RecordTarget(occurrence=occurrence),
         occurrence=occurrence,
         series=occurrence.series,
         record=record,
         forms=forms,
+        agenda_items=record.invitation.items,
+        follows_series="agenda" not in record.invitation.own_fields,
         sites=queries.invited_sites(
             session=page.session, occurrence_id=occurrence.id, scope=page.user.scope
         ),
         # sites chosen before, named even when no longer invited
         site_names=record.attendee_sites | record.presenter_sites,
-        saved=page._(saved) if saved and status_code == 200 else None,
+        saved=saved_message(page, status_code),
         max_document_mb=page.settings.records.max_document_mb,
     )
+
+
+def saved_message(page: Page, status_code: int) -> str | None:
+    """What `?saved=` says after a form was taken."""
+    saved = SAVED.get(page.request.query_params.get("saved", ""))
+    return page._(saved) if saved and status_code == 200 else None
+
+
+def _occurrence_render(occurrence: Occurrence) -> Render:
+    return lambda page, forms, status_code: render_record(page, occurrence, forms, status_code)
 
 
 def _actor(page: Page) -> str:
@@ -105,25 +179,83 @@ def _actor(page: Page) -> str:
     return f"user:{page.user.username}"
 
 
-def _audit(page: Page, occurrence: Occurrence, what: str, **detail: Any) -> None:
+def _audit(page: Page, target: RecordTarget, what: str, **detail: Any) -> None:
     auth_service.record(
         session=page.session,
         actor=_actor(page),
         action=what,
-        entity="occurrence",
-        entity_id=occurrence.id,
+        entity=target.entity,
+        entity_id=target.entity_id,
         detail={**detail, "via": "web"},
     )
 
 
-def _refused(page: Page, occurrence: Occurrence, section: str, exc: DomainError) -> Response:
+def _refused(page: Page, render: Render, section: str, exc: DomainError) -> Response:
     page.session.rollback()
     message = {"section": section, "text": explain(page, exc)}
-    return render_record(page, occurrence, RecordForms(message=message), exc.status_code)
+    return render(page, RecordForms(message=message), exc.status_code)
 
 
-def _done(occurrence: Occurrence, saved: str, anchor: str) -> Response:
-    return redirect(f"/occurrences/{occurrence.id}/record?saved={saved}#{anchor}")
+def _done(target: RecordTarget, saved: str, anchor: str) -> Response:
+    return redirect(f"{target.base}?saved={saved}#{anchor}")
+
+
+def take_invitation(
+    page: Page, target: RecordTarget, form_data: FormData, render: Render
+) -> Response:
+    """Save the invitation form: refused beside its fields, or saved, audited as the API does."""
+    form = InvitationForm.from_form(form_data)
+    checked = form.to_write(target.inherited(page.session), page.translations.gettext)
+    if checked is None:
+        return render(page, RecordForms(invitation=form), 422)
+    try:
+        target.write(page.session, checked)
+    except DomainError as exc:
+        page.session.rollback()
+        form.errors["form"] = explain(page, exc)
+        return render(page, RecordForms(invitation=form), exc.status_code)
+    _audit(page, target, "invitation_updated", fields=sorted(checked.model_fields_set))
+    page.session.commit()
+    return _done(target, "invitation", "invitation")
+
+
+def take_new_item(
+    page: Page, target: RecordTarget, form_data: FormData, render: Render
+) -> Response:
+    """Add an item at the end of the agenda."""
+    form = AgendaItemForm.from_form(form_data)
+    item = form.to_item(None, page.translations.gettext)
+    if item is None:
+        return render(page, RecordForms(new_item=form), 422)
+    try:
+        target.edit_agenda(page.session, lambda items: [*items, item])
+    except DomainError as exc:
+        return _refused(page, render, "agenda", exc)
+    _audit(page, target, "invitation_updated", fields=["agenda"])
+    page.session.commit()
+    return _done(target, "agenda", "agenda")
+
+
+def take_item_change(
+    page: Page, target: RecordTarget, item_id: int, form_data: FormData, render: Render
+) -> Response:
+    """Save, move up or down, or delete one item (`action`, one of AGENDA_ACTIONS)."""
+    action = str(form_data.get("action"))
+    form = AgendaItemForm.from_form(form_data)
+    try:
+        current = target.renamed_items(page.session).get(item_id, item_id)
+        item = None
+        if action == "save":
+            item = form.to_item(current, page.translations.gettext)
+            if item is None:
+                page.session.rollback()
+                return render(page, RecordForms(items={item_id: form}), 422)
+        target.edit_agenda(page.session, _item_change(action, current, item))
+    except DomainError as exc:
+        return _refused(page, render, "agenda", exc)
+    _audit(page, target, "invitation_updated", fields=["agenda"], action=action)
+    page.session.commit()
+    return _done(target, "agenda", "agenda")
 
 
 @router.get("/occurrences/{occurrence_id}/record")
@@ -139,20 +271,8 @@ def save_invitation(
 ) -> Response:
     if occurrence is None:
         return not_found(page)
-    form = InvitationForm.from_form(form_data)
-    base = record_service.get(session=page.session, series_id=occurrence.series_id)
-    checked = form.to_write(base, page.translations.gettext)
-    if checked is None:
-        return render_record(page, occurrence, RecordForms(invitation=form), 422)
-    try:
-        record_service.write(session=page.session, invitation_in=checked, occurrence=occurrence)
-    except DomainError as exc:
-        page.session.rollback()
-        form.errors["form"] = explain(page, exc)
-        return render_record(page, occurrence, RecordForms(invitation=form), exc.status_code)
-    _audit(page, occurrence, "invitation_updated", fields=sorted(checked.model_fields_set))
-    page.session.commit()
-    return _done(occurrence, "invitation", "invitation")
+    target = RecordTarget(occurrence=occurrence)
+    return take_invitation(page, target, form_data, _occurrence_render(occurrence))
 
 
 @router.post("/occurrences/{occurrence_id}/record/agenda")
@@ -161,19 +281,8 @@ def add_agenda_item(
 ) -> Response:
     if occurrence is None:
         return not_found(page)
-    form = AgendaItemForm.from_form(form_data)
-    item = form.to_item(None, page.translations.gettext)
-    if item is None:
-        return render_record(page, occurrence, RecordForms(new_item=form), 422)
-    try:
-        agenda_edits.edit(
-            session=page.session, occurrence=occurrence, change=lambda items: [*items, item]
-        )
-    except DomainError as exc:
-        return _refused(page, occurrence, "agenda", exc)
-    _audit(page, occurrence, "invitation_updated", fields=["agenda"])
-    page.session.commit()
-    return _done(occurrence, "agenda", "agenda")
+    target = RecordTarget(occurrence=occurrence)
+    return take_new_item(page, target, form_data, _occurrence_render(occurrence))
 
 
 @router.post("/occurrences/{occurrence_id}/record/agenda/{item_id}")
@@ -182,28 +291,10 @@ def change_agenda_item(
 ) -> Response:
     """Save, move up or down, or delete one item (`action`)."""
     parsed = parse_id(item_id)
-    action = form_data.get("action")
-    if occurrence is None or parsed is None or action not in AGENDA_ACTIONS:
+    if occurrence is None or parsed is None or form_data.get("action") not in AGENDA_ACTIONS:
         return not_found(page)
-    form = AgendaItemForm.from_form(form_data)
-    try:
-        # an agenda followed from the series is copied first: its items get new ids
-        _own, renamed = agenda_edits.own_agenda(session=page.session, occurrence=occurrence)
-        current = renamed.get(parsed, parsed)
-        item = None
-        if action == "save":
-            item = form.to_item(current, page.translations.gettext)
-            if item is None:
-                page.session.rollback()
-                forms = RecordForms(items={parsed: form})
-                return render_record(page, occurrence, forms, 422)
-        change = _item_change(str(action), current, item)
-        agenda_edits.edit(session=page.session, occurrence=occurrence, change=change)
-    except DomainError as exc:
-        return _refused(page, occurrence, "agenda", exc)
-    _audit(page, occurrence, "invitation_updated", fields=["agenda"], action=action)
-    page.session.commit()
-    return _done(occurrence, "agenda", "agenda")
+    target = RecordTarget(occurrence=occurrence)
+    return take_item_change(page, target, parsed, form_data, _occurrence_render(occurrence))
 
 
 def _item_change(action: str, item_id: int, item: AgendaItemIn | None) -> agenda_edits.Change:
@@ -240,9 +331,11 @@ def save_conclusions(
         page.session.rollback()
         form.errors["form"] = explain(page, exc)
         return render_record(page, occurrence, RecordForms(conclusion=form), exc.status_code)
-    _audit(page, occurrence, "conclusions_recorded", tasks=len(checked.tasks))
+    _audit(
+        page, RecordTarget(occurrence=occurrence), "conclusions_recorded", tasks=len(checked.tasks)
+    )
     page.session.commit()
-    return _done(occurrence, "conclusions", "conclusions")
+    return _done(RecordTarget(occurrence=occurrence), "conclusions", "conclusions")
 
 
 @router.post("/occurrences/{occurrence_id}/record/documents")
@@ -278,7 +371,7 @@ async def upload_document(
         return await run_in_threadpool(_upload_refused, page, occurrence, exc)
     finally:
         await form.close()
-    return _done(occurrence, "document", "documents")
+    return _done(RecordTarget(occurrence=occurrence), "document", "documents")
 
 
 def _upload_refused(page: Page, occurrence: Occurrence, exc: DomainError) -> Response:
@@ -302,7 +395,8 @@ def delete_document(
         return not_found(page)
     key = document.storage_key
     document_service.delete(session=page.session, document=document)
-    _audit(page, occurrence, "document_deleted", document_id=parsed)
+    target = RecordTarget(occurrence=occurrence)
+    _audit(page, target, "document_deleted", document_id=parsed)
     page.session.commit()
     document_store(page.settings).delete(key)
-    return _done(occurrence, "document_deleted", "documents")
+    return _done(target, "document_deleted", "documents")

@@ -101,14 +101,18 @@ class InvitationForm:
         return self.attendees + [AttendeeRow() for _ in range(EMPTY_ATTENDEE_ROWS)]
 
     @classmethod
-    def from_effective(cls, found: EffectiveInvitation) -> InvitationForm:
+    def from_record(cls, found: EffectiveInvitation | Invitation | None) -> InvitationForm:
+        """What an occurrence's invitation says (its own fields over the series'), or what a
+        series' holds (None: nothing yet)."""
+        if found is None:
+            return cls()
         rows = [
             AttendeeRow(
                 _shown(group.get("site_id")),
                 "\n".join(str(r) for r in group.get("roles") or []),  # type: ignore[union-attr]
                 str(group.get("text") or ""),
             )
-            for group in found.attendees
+            for group in found.attendees or []
         ]
         return cls({name: _shown(getattr(found, name)) for name in TEXT_FIELDS}, rows)
 
@@ -128,7 +132,8 @@ class InvitationForm:
 
     def to_write(self, base: Invitation | None, _: Translate) -> InvitationWrite | None:
         """The occurrence's own invitation: what differs from the series' `base` (the same
-        value, or an empty field, follows the series); None with `errors` filled in."""
+        value, or an empty field, follows the series). Without `base` (a series' own form),
+        every field is written and an empty one is cleared. None with `errors` filled in."""
         errors: dict[str, str] = {}
         data: dict[str, Any] = {name: self.values.get(name) or None for name in TEXT_FIELDS}
         _dates(data, errors, _)
