@@ -18,10 +18,18 @@ Printed per run (admission control on, then off in the same run: `join_max_hands
 - existing viewers: the largest gap between packets (RTCP viewers, at the socket) and between
   decoded frames (decoding viewers) from the storm's start to its end;
 - publisher: still connected, and its largest gap between RTP packets sent;
-- workers: CPU cores (utime + stime of both worker processes over the storm).
+- workers: CPU cores (utime + stime of both worker processes over the storm), and the CPU of
+  every other process of the benchmark over the storm (control plane, publisher, clients, this
+  process) with the load average.
+
+Layout (`--layout`): `separate` (the default) runs the control plane (uvicorn, the local
+workers' supervisor) in a process of its own, as `confbridge serve` does, and the publisher in
+another, so that what is measured is the product and not the benchmark's own process: this
+process keeps only the 2 decoding viewers. `in-process` keeps the control plane (a thread) and
+the publisher in this process, as earlier versions of this benchmark did.
 
     .venv/bin/python bench/joinstorm.py [--halls 100] [--window 30] [--workers 2] [--clients 2]
-        [--ice-lite on|off]
+        [--ice-lite on|off] [--layout separate|in-process]
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from bench.fanout import (
     proc_cpu_s,
     start_stack,
 )
+from bench.storm_procs import PublisherProcess, StackProcess
 from sfu.rtc.ice import use_host_addresses
 from sfu.rtc.observe import set_receive_filter
 
@@ -264,6 +273,10 @@ class Result:
     worker_cores: float = float("nan")
     storm_s: float = 0.0
     failures: list[str] = field(default_factory=list)
+    cores: dict[str, float] = field(default_factory=dict)  # CPU over the storm, by process
+    keyframes: int = 0  # keyframes the publisher sent when asked, over the storm
+    refused_by: dict[str, float] = field(default_factory=dict)  # the workers' 503s, by reason
+    load: tuple[float, float] = (float("nan"), float("nan"))  # 1-min load, storm start / end
 
 
 async def publisher_gaps(publisher: Publisher, stop: asyncio.Event) -> float:
@@ -280,6 +293,145 @@ async def publisher_gaps(publisher: Publisher, stop: asyncio.Event) -> float:
     return max(largest, time.monotonic() - last_change)
 
 
+class LocalPublisher:
+    """The publisher in this process (`--layout in-process`)."""
+
+    def __init__(self, url: str, token: str, packets: list) -> None:
+        self.publisher = Publisher(url, token, packets)
+        self.pid = os.getpid()
+        self._stop = asyncio.Event()
+        self._watching: asyncio.Task[float] | None = None
+
+    async def start(self) -> None:
+        await self.publisher.start()
+
+    async def watch(self) -> None:
+        self._restarts = self._keyframes()
+        self._watching = asyncio.create_task(publisher_gaps(self.publisher, self._stop))
+
+    def _keyframes(self) -> int:
+        video = self.publisher.video
+        return video.restarts if video is not None else 0
+
+    async def result(self) -> tuple[float, bool, int]:
+        """(largest time nothing was sent since `watch`, still connected, keyframes sent when
+        asked since `watch`)."""
+        self._stop.set()
+        gap = await self._watching if self._watching is not None else float("nan")
+        connected = self.publisher.pc.connectionState == "connected"
+        return gap, connected, self._keyframes() - self._restarts
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.publisher.stop()
+
+
+class RemotePublisher:
+    """The publisher in a process of its own (`--layout separate`)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.process = PublisherProcess(url, token)
+        self.pid = self.process.pid
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.process.wait_live)
+
+    async def watch(self) -> None:
+        await asyncio.to_thread(self.process.ask, "watch")
+
+    async def result(self) -> tuple[float, bool, int]:
+        answer = await asyncio.to_thread(self.process.ask, "gaps")
+        return answer["largest_s"], answer["connected"], answer["restarts"]
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.process.close)
+
+
+def refusal_reasons(stack: fanout.Stack) -> dict[str, float]:
+    """The workers' refusals by reason (`confbridge_sfu_joins_refused_by` of their /metrics)."""
+    reasons: dict[str, float] = {}
+    for url in stack.worker_urls:
+        with contextlib.suppress(httpx.HTTPError):
+            text = httpx.get(
+                f"{url}/metrics",
+                headers={"Authorization": f"Bearer {fanout.NODE_SECRET}"},
+                timeout=10,
+            ).text
+            for line in text.splitlines():
+                if line.startswith("confbridge_sfu_joins_refused_by_total{"):
+                    reason = line.split('reason="', 1)[1].split('"', 1)[0]
+                    reasons[reason] = reasons.get(reason, 0.0) + float(line.rsplit(" ", 1)[1])
+    return reasons
+
+
+def process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (utime + stime) of each process named; NaN for one gone."""
+    readings = {}
+    for name, pid in pids.items():
+        try:
+            readings[name] = proc_cpu_s(pid)
+        except OSError:
+            readings[name] = float("nan")
+    return readings
+
+
+async def start_live(
+    args: argparse.Namespace, data_dir: Path, packets: list, cleanup: contextlib.AsyncExitStack
+) -> tuple[fanout.Stack, LocalPublisher | RemotePublisher, dict[str, int], str]:
+    """The stack and the live publisher in the layout asked for; the processes to watch; the
+    publisher's WHIP URL."""
+    pids: dict[str, int] = {}
+    if args.layout == "separate":
+        control = await asyncio.to_thread(
+            StackProcess, data_dir, args.workers, args.ice_lite == "on"
+        )
+        cleanup.callback(control.close)
+        stack = control.stack()
+        pids["control plane"] = control.pid
+    else:
+        stack = await asyncio.to_thread(
+            start_stack, data_dir, args.workers, "single", args.ice_lite == "on"
+        )
+        cleanup.callback(stack.close)
+    for index, pid in enumerate(stack.worker_pids):
+        pids[f"worker {index}"] = pid
+    chair = stack.join("hq")
+    publisher: LocalPublisher | RemotePublisher
+    if args.layout == "separate":
+        publisher = RemotePublisher(chair["whip_url"], chair["token"])
+        pids["publisher"] = publisher.pid
+    else:
+        publisher = LocalPublisher(chair["whip_url"], chair["token"], packets)
+    cleanup.push_async_callback(publisher.close)
+    await publisher.start()
+    pids["this process" if args.layout == "separate" else "this process (all)"] = os.getpid()
+    return stack, publisher, pids, chair["whip_url"]
+
+
+async def join_existing(
+    stack: fanout.Stack, chair_url: str, clients: list[Client], decoders: list
+) -> tuple[list[str], Any]:
+    """Extend the room to every worker and let the existing viewers in; (WHEP URLs, grants)."""
+    ward = stack.join("p1")
+    origin = chair_url.split("/whip/", 1)[0]
+    urls = [ward["whep_url"]]
+    for edge in stack.worker_urls:
+        if edge != origin:
+            await asyncio.to_thread(stack.extend, origin, edge)
+            urls.append(f"{edge}/whep/occ-{stack.occurrence_id}")
+    grants = functools.partial(stack.viewer_grants, ward)
+    # the viewers already in: decoding ones here, RTCP ones in the client processes
+    decoders.extend(WaitingDecodingViewer() for _ in range(DECODING_VIEWERS))
+    for index, (viewer, token) in enumerate(zip(decoders, grants(DECODING_VIEWERS), strict=True)):
+        await viewer.start(urls[index % len(urls)], token)
+    per = [EXISTING_RTCP_VIEWERS // len(clients)] * len(clients)
+    await fanout.ask_all(
+        clients, [("existing", urls[i % len(urls)], grants(n)) for i, n in enumerate(per)], 120
+    )
+    await fanout.ask_all(clients, [("reset_gaps",)] * len(clients), 30)
+    return urls, grants
+
+
 async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> Result:
     label = "admission on" if admission else "admission off"
     result = Result(label, args.halls)
@@ -289,43 +441,21 @@ async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> 
         os.environ["CONFBRIDGE_SFU_JOIN_MAX_HANDSHAKES"] = "0"  # inherited by the workers
     clients = start_storm_clients(args.clients)
     data_dir = Path(tempfile.mkdtemp(prefix="joinstorm-"))
-    stack = await asyncio.to_thread(
-        start_stack, data_dir, args.workers, "single", args.ice_lite == "on"
-    )
     decoders: list[WaitingDecodingViewer] = []
-    publisher = None
-    try:
-        chair = stack.join("hq")
-        ward = stack.join("p1")
-        publisher = Publisher(chair["whip_url"], chair["token"], packets)
-        await publisher.start()
-        origin = chair["whip_url"].split("/whip/", 1)[0]
-        urls = [ward["whep_url"]]
-        for edge in stack.worker_urls:
-            if edge != origin:
-                await asyncio.to_thread(stack.extend, origin, edge)
-                urls.append(f"{edge}/whep/occ-{stack.occurrence_id}")
-        grants = functools.partial(stack.viewer_grants, ward)
-        # the viewers already in: decoding ones here, RTCP ones in the client processes
-        decoders = [WaitingDecodingViewer() for _ in range(DECODING_VIEWERS)]
-        for index, (viewer, token) in enumerate(
-            zip(decoders, grants(DECODING_VIEWERS), strict=True)
-        ):
-            await viewer.start(urls[index % len(urls)], token)
-        per = [EXISTING_RTCP_VIEWERS // len(clients)] * len(clients)
-        await fanout.ask_all(
-            clients,
-            [("existing", urls[i % len(urls)], grants(n)) for i, n in enumerate(per)],
-            120,
-        )
-        await fanout.ask_all(clients, [("reset_gaps",)] * len(clients), 30)
-        stop = asyncio.Event()
-        watching = asyncio.create_task(publisher_gaps(publisher, stop))
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        cleanup.callback(lambda: [client.close() for client in clients])
+        stack, publisher, pids, chair_url = await start_live(args, data_dir, packets, cleanup)
+        cleanup.push_async_callback(stop_viewers, clients, decoders)
+        urls, grants = await join_existing(stack, chair_url, clients, decoders)
+        for index, client in enumerate(clients):
+            pids[f"client {index}"] = client.process.pid
+        await publisher.watch()
         shares = [
             args.halls // len(clients) + (i < args.halls % len(clients))
             for i in range(len(clients))
         ]
-        cpu0 = sum(proc_cpu_s(pid) for pid in stack.worker_pids)
+        cpu0, load0 = process_cpu(pids), os.getloadavg()[0]
         started = time.monotonic()
         print(f"{label}: {args.halls} halls joining within {args.window:g} s", flush=True)
         replies = await fanout.ask_all(
@@ -334,36 +464,43 @@ async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> 
             args.window + JOIN_DEADLINE_S + 60,
         )
         ended = time.monotonic()
-        cpu1 = sum(proc_cpu_s(pid) for pid in stack.worker_pids)
+        cpu1, load1 = process_cpu(pids), os.getloadavg()[0]
         await asyncio.sleep(SETTLE_S)
-        stop.set()
-        result.publisher_gap_s = await watching
+        (
+            result.publisher_gap_s,
+            result.publisher_connected,
+            result.keyframes,
+        ) = await publisher.result()
+        result.refused_by = await asyncio.to_thread(refusal_reasons, stack)
         result.storm_s = ended - started
-        result.worker_cores = (cpu1 - cpu0) / (ended - started)
-        result.joined = sum(r["connected"] for r in replies)
-        result.refusals = sum(r["refusals"] for r in replies)
-        firsts = [f for r in replies for f in r["first_s"]]
-        result.first_s = [f for f in firsts if f is not None]
-        result.missing_first = len(firsts) - len(result.first_s)
-        result.failures = [f for r in replies for f in r["failures"]]
-        result.rtcp_gap_s = max((g for r in replies for g in r["rtcp_gaps"]), default=float("nan"))
-        result.rtcp_connected = sum(r["rtcp_connected"] for r in replies)
-        result.decoded_gap_s = max(max_frame_gap_s(v.frames, started, ended) for v in decoders)
-        result.publisher_connected = publisher.pc.connectionState == "connected"
-    finally:
-        for viewer in decoders:
-            with contextlib.suppress(Exception):
-                await viewer.stop("")
-        with contextlib.suppress(Exception):
-            await fanout.ask_all(clients, [("stop",)] * len(clients), 120)
-        for client in clients:
-            client.close()
-        if publisher is not None:
-            with contextlib.suppress(Exception):
-                await publisher.stop()
-        stack.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        result.cores = {name: (cpu1[name] - cpu0[name]) / result.storm_s for name in pids}
+        result.worker_cores = sum(c for n, c in result.cores.items() if n.startswith("worker"))
+        result.load = (load0, load1)
+        collect(result, replies, decoders, started, ended)
     return result
+
+
+def collect(result: Result, replies: list, decoders: list, started: float, ended: float) -> None:
+    """The halls' and existing viewers' figures of one storm, into `result`."""
+    result.joined = sum(r["connected"] for r in replies)
+    result.refusals = sum(r["refusals"] for r in replies)
+    firsts = [f for r in replies for f in r["first_s"]]
+    result.first_s = [f for f in firsts if f is not None]
+    result.missing_first = len(firsts) - len(result.first_s)
+    result.failures = [f for r in replies for f in r["failures"]]
+    result.rtcp_gap_s = max((g for r in replies for g in r["rtcp_gaps"]), default=float("nan"))
+    result.rtcp_connected = sum(r["rtcp_connected"] for r in replies)
+    result.decoded_gap_s = max(max_frame_gap_s(v.frames, started, ended) for v in decoders)
+
+
+async def stop_viewers(clients: list[Client], decoders: list) -> None:
+    for viewer in decoders:
+        with contextlib.suppress(Exception):
+            await viewer.stop("")
+    with contextlib.suppress(Exception):
+        await fanout.ask_all(clients, [("stop",)] * len(clients), 120)
+    for client in clients:
+        client.close()
 
 
 def fmt(value: float, spec: str = ".2f") -> str:
@@ -375,7 +512,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"{os.cpu_count()} CPUs, {args.workers} worker(s), {args.halls} lean halls within "
         f"{args.window:g} s, {EXISTING_RTCP_VIEWERS} RTCP viewers and {DECODING_VIEWERS} "
-        f"decoding viewers joined before, ICE-lite {args.ice_lite}"
+        f"decoding viewers joined before, ICE-lite {args.ice_lite}, layout {args.layout}"
     )
     head = (
         f"{'run':<15}{'joined':>10}{'503s':>6}{'1st p50':>9}{'1st p95':>9}{'1st max':>9}"
@@ -393,6 +530,13 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.storm_s:>9.1f}"
         )
     for r in results:
+        cores = ", ".join(f"{name} {fmt(c)}" for name, c in r.cores.items())
+        print(
+            f"  {r.label}: CPU over the storm (cores): {cores}; load average {r.load[0]:.2f} at "
+            f"the start, {r.load[1]:.2f} at the end; keyframes the publisher was asked for: "
+            f"{r.keyframes}; 503s by reason: "
+            + (", ".join(f"{k} {v:g}" for k, v in sorted(r.refused_by.items())) or "none")
+        )
         if r.failures:
             print(f"  {r.label}: {len(r.failures)} failed joins, e.g. {r.failures[0]}")
         if r.missing_first:
@@ -418,7 +562,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
 
 async def run(args: argparse.Namespace) -> list[Result]:
     use_host_addresses(["127.0.0.1"])
-    packets = encode_loop()
+    packets = encode_loop() if args.layout == "in-process" else []
     results = []
     for admission in args.modes:
         try:
@@ -436,6 +580,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="client processes for viewers")
     parser.add_argument(
         "--modes", default="on,off", help="admission control in each run: on, off or both"
+    )
+    parser.add_argument(
+        "--layout",
+        default="separate",
+        choices=["separate", "in-process"],
+        help="control plane and publisher in processes of their own, or in this one",
     )
     parser.add_argument(
         "--ice-lite", default="on", choices=["on", "off"], help="workers as ICE-lite agents"

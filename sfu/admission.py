@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import suppress
 
@@ -128,6 +128,8 @@ class JoinGate:
         self._owed_at = clock()
         self.admitted = 0
         self.refused = 0
+        # refusals by what held the gate shut at that moment (`holdup`)
+        self.refused_by: Counter[str] = Counter()
 
     @property
     def enabled(self) -> bool:
@@ -161,7 +163,7 @@ class JoinGate:
         if not self._queue and self._ready():
             return self._take(token=True)
         if len(self._queue) >= max(1, math.ceil(self.rate_per_s * self.queue_s)):
-            raise self._refuse()
+            raise self._refuse("queue full")
         place = object()
         self._queue.append(place)
         deadline = self._clock() + self.queue_s
@@ -173,17 +175,24 @@ class JoinGate:
                 if self._queue[0] is place and self._ready():
                     return self._take(token=True)
                 if self._clock() >= deadline:
-                    raise self._refuse()
+                    raise self._refuse(self.holdup() or "queue")
         finally:
             self._queue.remove(place)
 
     def _ready(self) -> bool:
+        return self.holdup() is None
+
+    def holdup(self) -> str | None:
+        """What keeps a join from starting now: "handshakes" (as many as allowed under way),
+        "rate" (no token left), "loop lag"; None: nothing."""
         self._refill()
-        return (
-            self._in_flight < self.max_handshakes
-            and self._tokens >= 1
-            and (self.max_lag_s <= 0 or self.lag.lag_s <= self.max_lag_s)
-        )
+        if self._in_flight >= self.max_handshakes:
+            return "handshakes"
+        if self._tokens < 1:
+            return "rate"
+        if self.max_lag_s > 0 and self.lag.lag_s > self.max_lag_s:
+            return "loop lag"
+        return None
 
     def _refill(self) -> None:
         now = self._clock()
@@ -211,6 +220,7 @@ class JoinGate:
         seconds = math.ceil((ahead + 1) / max(self.rate_per_s, 0.01))
         return min(MAX_RETRY_AFTER_S, max(MIN_RETRY_AFTER_S, seconds))
 
-    def _refuse(self) -> Busy:
+    def _refuse(self, reason: str) -> Busy:
         self.refused += 1
+        self.refused_by[reason] += 1
         return Busy(self.retry_after_s())

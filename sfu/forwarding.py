@@ -36,6 +36,7 @@ from sfu.codecs import (
     is_keyframe,
     match_codec,
 )
+from sfu.keyframes import PLI_MIN_INTERVAL_S, keyframe_interval_s
 from sfu.rtc.egress import (
     EGRESS_HISTORY_SIZE,
     EGRESS_MAX_WRITE_BUFFER_BYTES,
@@ -47,8 +48,6 @@ from sfu.rtc.sdp import NegotiatedRtp, negotiated_rtp
 
 log = logging.getLogger(__name__)
 
-PLI_MIN_INTERVAL_S = 0.5
-"""A source sends at most one keyframe request (PLI) to its publisher per this interval."""
 SEQ_REORDER_WINDOW = 0x2000
 """Packets at least this far behind the newest of a segment are still forwarded (late repairs);
 older ones from before the segment's first packet (a switch, a resync) are dropped."""
@@ -264,14 +263,16 @@ class Source:
         )
 
     def request_keyframe(self) -> bool:
-        """Ask the publisher for a keyframe (video only), at most once per PLI_MIN_INTERVAL_S.
+        """Ask the publisher for a keyframe (video only), at most once per PLI_MIN_INTERVAL_S,
+        or per PLI_WIDE_INTERVAL_S while it feeds PLI_WIDE_FANOUT slots or more.
 
         Returns True if a request went out now.
         """
         if self.kind != "video" or self._closed or self._send_pli is None:
             return False
         now = _monotonic()
-        if now - self._last_pli_at < PLI_MIN_INTERVAL_S:
+        slots = len(self._fanout) + len(self._waiting)
+        if now - self._last_pli_at < keyframe_interval_s(slots):
             return False
         if not self._send_pli():
             return False

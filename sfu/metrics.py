@@ -251,6 +251,15 @@ class WorkerMetrics(Collector):
             counter = CounterMetricFamily(name, documentation)
             counter.add_metric([], value)
             yield counter
+        by_reason = CounterMetricFamily(
+            "confbridge_sfu_joins_refused_by",
+            "new sessions refused with 503, by what held the gate shut: handshakes, rate, "
+            "loop lag, queue full",
+            labels=["reason"],
+        )
+        for reason, count in sorted(gate.refused_by.items()):
+            by_reason.add_metric([reason], count)
+        yield by_reason
         lag = GaugeMetricFamily(
             "confbridge_sfu_loop_lag_seconds", "how late the event loop runs (smoothed)"
         )

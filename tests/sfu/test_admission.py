@@ -136,3 +136,33 @@ async def test_admission_loop_lag_measures_a_blocked_loop() -> None:
         assert lag.lag_s > 0.03
     finally:
         await lag.close()
+
+
+async def test_admission_counts_refusals_by_what_held_the_gate() -> None:
+    by_handshakes = gate(max_handshakes=1)
+    await by_handshakes.admit()
+    with pytest.raises(Busy):
+        await by_handshakes.admit()
+    by_rate = gate(max_handshakes=100, rate_per_s=0.5, burst=1)
+    await by_rate.admit()
+    with pytest.raises(Busy):
+        await by_rate.admit()
+    late = LoopLag()
+    late.lag_s = 1.0
+    by_lag = gate(max_lag_s=0.05, lag=late)
+    with pytest.raises(Busy):
+        await by_lag.admit()
+    full = gate(max_handshakes=1, rate_per_s=1.0, queue_s=1.0)  # a queue of one
+    await full.admit()
+    waiting = asyncio.create_task(full.admit())
+    await asyncio.sleep(0.05)
+    with pytest.raises(Busy):
+        await full.admit()
+    waiting.cancel()
+    assert by_handshakes.refused_by == {"handshakes": 1}
+    assert by_rate.refused_by == {"rate": 1}
+    assert by_lag.refused_by == {"loop lag": 1}
+    assert full.refused_by == {"queue full": 1}
+    assert by_lag.holdup() == "loop lag"
+    late.lag_s = 0.0
+    assert by_lag.holdup() is None

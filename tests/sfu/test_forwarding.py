@@ -28,6 +28,7 @@ from aiortc.rtp import RtpPacket, unpack_header_extensions
 import sfu.forwarding
 from sfu.codecs import EXT_ABS_SEND_TIME, EXT_AUDIO_LEVEL, EXT_MID, RtpCodec
 from sfu.forwarding import PLI_MIN_INTERVAL_S, Slot, Source
+from sfu.keyframes import PLI_WIDE_FANOUT, PLI_WIDE_INTERVAL_S
 from sfu.rtc.egress import EgressStats
 from sfu.rtc.ice import nominated_datagram_transport, use_host_addresses
 from sfu.rtc.observe import observe_rtp, set_receive_filter
@@ -279,6 +280,24 @@ def test_source_request_keyframe_is_rate_limited(clock: Clock) -> None:
     assert publisher.plis == 2
     assert publisher.source.stats().keyframe_requests_sent == 2
     assert FakePublisher("audio").source.request_keyframe() is False
+
+
+def test_source_feeding_many_slots_spaces_its_keyframe_requests_wider(clock: Clock) -> None:
+    publisher = FakePublisher()
+    slots = [make_slot()[0] for _ in range(PLI_WIDE_FANOUT)]
+    for slot in slots[:-1]:
+        slot.switch_to(publisher.source)
+    publisher.send(KEY)  # the slots are fed now
+    plis = publisher.plis
+    clock.now += PLI_MIN_INTERVAL_S
+    # one slot short of a wide fan-out: the usual interval
+    assert publisher.source.request_keyframe() is True
+    slots[-1].switch_to(publisher.source)  # waiting for a keyframe: counts too
+    clock.now += PLI_MIN_INTERVAL_S
+    assert publisher.source.request_keyframe() is False
+    clock.now += PLI_WIDE_INTERVAL_S - PLI_MIN_INTERVAL_S
+    assert publisher.source.request_keyframe() is True
+    assert publisher.plis == plis + 2
 
 
 def test_slot_viewer_keyframe_request_reaches_its_source(clock: Clock) -> None:

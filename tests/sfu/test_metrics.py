@@ -11,6 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sfu.admission import Busy, JoinGate
+from sfu.metrics import WorkerMetrics
 from tests.sfu.rtc.shared_pairs import binding_request
 from tests.support.peers import WhepViewer, WhipPublisher, until
 from tests.support.polling import eventually
@@ -139,3 +141,15 @@ async def test_metrics_count_what_the_shared_media_port_drops(stack: Stack, peer
     assert after["unknown_address"] - before["unknown_address"] == 3
     assert after["unknown_ufrag"] - before["unknown_ufrag"] == 1
     assert after["integrity"] - before["integrity"] == 1
+
+
+async def test_metrics_refusals_by_reason() -> None:
+    joins = JoinGate(max_handshakes=1, rate_per_s=100.0, burst=10, queue_s=0.0, max_lag_s=0.0)
+    await joins.admit()
+    for _ in range(2):
+        with pytest.raises(Busy):
+            await joins.admit()
+    families = {family.name: family for family in WorkerMetrics._admission(joins)}
+    samples = families["confbridge_sfu_joins_refused_by"].samples
+    assert [(s.labels, s.value) for s in samples] == [({"reason": "handshakes"}, 2)]
+    assert families["confbridge_sfu_joins_refused"].samples[0].value == 2
