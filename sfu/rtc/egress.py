@@ -1,8 +1,9 @@
 """Egress: one viewer's sender fed with already-serialized RTP.
 
 `RtpEgress` sends RTP for one sender synchronously (SRTP protect into a reused libsrtp buffer,
-then `sendto` on the nominated ICE pair), answers NACK from a bounded history, reports PLI/FIR,
-and reads RR; `ParkedTrack` keeps the stock send loop asleep while SR/SDES still go out.
+then `sendto` on the nominated ICE pair; on a shared port with batched sends, protected in place
+in its sendmmsg slot), answers NACK from a bounded history, reports PLI/FIR, and reads RR;
+`ParkedTrack` keeps the stock send loop asleep while SR/SDES still go out.
 """
 
 from __future__ import annotations
