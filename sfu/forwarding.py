@@ -7,9 +7,10 @@ with PLI), then carries on with the same SSRC, sequence numbers and timestamps f
 audio slot switches at the next packet.
 
 Per forwarded packet and viewer the work is: two integer mappings (sequence number, timestamp),
-one `struct` pack for the header, then in `RtpEgress` SRTP (header and payload copied once into
-libsrtp's buffer) and `sendto`. The publisher's packet is parsed once, by aiortc, for all
-viewers; payload bytes are never modified, and no task or coroutine is created per packet.
+one `struct` pack for the header, then in `RtpEgress` SRTP (header and payload copied once, into
+libsrtp's buffer or the sendmmsg slot they leave from) and the send. The publisher's packet is
+parsed once, by aiortc, for all viewers; payload bytes are never modified, and no task or
+coroutine is created per packet.
 
 Sequence numbers map as `in_seq + offset`, so a packet lost upstream stays a gap the viewer can
 NACK, and its repair (the SFU NACKs the publisher itself) fills that gap when it arrives.

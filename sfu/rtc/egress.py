@@ -1,8 +1,9 @@
 """Egress: one viewer's sender fed with already-serialized RTP.
 
 `RtpEgress` sends RTP for one sender synchronously (SRTP protect into a reused libsrtp buffer,
-then `sendto` on the nominated ICE pair), answers NACK from a bounded history, reports PLI/FIR,
-and reads RR; `ParkedTrack` keeps the stock send loop asleep while SR/SDES still go out.
+then `sendto` on the nominated ICE pair; on a shared port with batched sends, protected in place
+in its sendmmsg slot), answers NACK from a bounded history, reports PLI/FIR, and reads RR;
+`ParkedTrack` keeps the stock send loop asleep while SR/SDES still go out.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class RtpEgress:
         "_jitter_s",
         "_mask",
         "_max_write_buffer_bytes",
+        "_name",
         "_packets_lost",
         "_path",
         "_protect",
@@ -150,6 +152,7 @@ class RtpEgress:
         "_sender",
         "_sr_lsr",
         "_sr_sent_at",
+        "_srtp",
         "_stock_handle_rtcp",
         "_transport",
         "bytes_sent",
@@ -203,6 +206,10 @@ class RtpEgress:
         self._transport: asyncio.DatagramTransport | None = None
         self._addr: tuple[str, int] = ("", 0)
         self._protect: RtpProtect | None = None
+        # on a shared port whose sends are batched: the SRTP session's srtp_t and the viewer's
+        # C socket address, so that send() protects straight into the batch (None otherwise)
+        self._srtp: Any = None
+        self._name = b""
         self._closed = False
         # what the viewer sees and reports
         self.packets_sent = 0
@@ -245,8 +252,9 @@ class RtpEgress:
         """
         mask = self._mask
         if mask:
-            self._history_headers[seq & mask] = header
-            self._history_payloads[seq & mask] = payload
+            index = seq & mask
+            self._history_headers[index] = header
+            self._history_payloads[index] = payload
         self.last_rtp_ts = rtp_ts
         self.last_sent_at = now
         transport = self._transport
@@ -256,14 +264,26 @@ class RtpEgress:
                 return False
             transport = self._transport
             assert transport is not None
-        if transport.get_write_buffer_size() > self._max_write_buffer_bytes:
-            self.packets_dropped += 1
-            return False
-        data = self._protect(header, payload)  # type: ignore[misc]
-        if data is None:
-            self.packets_dropped += 1
-            return False
-        transport.sendto(data, self._addr)
+        srtp = self._srtp
+        batch = transport.batch if srtp is not None else None  # type: ignore[attr-defined]
+        if batch is not None:
+            # a shared port's batch: the backlog read without a call, the packet protected in
+            # its slot of the batch (no copy of its own)
+            if (
+                transport.socket_sender.queued_bytes > self._max_write_buffer_bytes  # type: ignore[attr-defined]
+                or not batch.add_srtp(header, payload, srtp, self._name, self._addr)
+            ):
+                self.packets_dropped += 1
+                return False
+        else:
+            if transport.get_write_buffer_size() > self._max_write_buffer_bytes:
+                self.packets_dropped += 1
+                return False
+            data = self._protect(header, payload)  # type: ignore[misc]
+            if data is None:
+                self.packets_dropped += 1
+                return False
+            transport.sendto(data, self._addr)
         self.packets_sent += 1
         self.bytes_sent += len(payload)
         return True
@@ -305,6 +325,7 @@ class RtpEgress:
             self._path.close()
         self._transport = None
         self._protect = None
+        self._srtp = None
         self._mask = 0
         self._history_headers = []
         self._history_payloads = []
@@ -330,6 +351,10 @@ class RtpEgress:
         if not path.resolve():
             return False
         self._transport, self._addr, self._protect = path.transport, path.addr, path.protect
+        batch = getattr(path.transport, "batch", None)
+        name = batch.sockaddr_for(path.addr) if batch is not None else None
+        handle = getattr(path.protect, "handle", None)
+        self._srtp, self._name = (handle, name) if name is not None else (None, b"")
         return True
 
     def _unbind(self) -> None:

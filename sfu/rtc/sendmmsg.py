@@ -6,8 +6,10 @@ system call when the event loop next turns (or when the batch is full), instead 
 `sendto` each with asyncio's and the socket module's per-call work.
 
 Datagrams are copied into preallocated slots (payload and socket address), so `add()` does no
-ctypes call and allocates nothing. Where sendmmsg is missing, `BatchSender.create` returns None
-and the caller sends with the socket's `sendto`.
+ctypes call and allocates nothing. `add_srtp()` goes one step further for the forwarding path:
+header and payload are copied into the slot and SRTP-protected there, in place, by one libsrtp
+call, so a viewer's copy of a packet is never a Python object of its own. Where sendmmsg is
+missing, `BatchSender.create` returns None and the caller sends with the socket's `sendto`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import socket
 import struct
 import sys
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,10 @@ MAX_BATCH = 64
 """Datagrams per system call; a fuller batch is sent at once."""
 SLOT_BYTES = 2048
 """Room for one datagram (SRTP stays under the path MTU; larger ones go through `sendto`)."""
+SRTP_MAX_TRAILER_BYTES = 16 + 128
+"""SRTP_MAX_TAG_LEN + SRTP_MAX_MKI_LEN (as pylibsrtp): what protecting may add to a packet."""
+SRTP_MAX_PLAIN_BYTES = SLOT_BYTES - SRTP_MAX_TRAILER_BYTES
+"""The largest RTP packet `add_srtp` protects (the limit of `sfu.rtc.transport`'s protector)."""
 _NAME_BYTES = 28  # sizeof(struct sockaddr_in6), the larger of the two
 _MAX_CACHED_ADDRESSES = 65536
 _RETRY_LATER = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
@@ -126,6 +132,24 @@ class BatchSender:
         self._lengths = memoryview(self._iovecs).cast("B").cast("Q" if size_t == 8 else "I")
         self._length_stride = ctypes.sizeof(_IoVec) // size_t
         self._length_offset = _IoVec.iov_len.offset // size_t
+        # iov_len of slot i, as an index into _lengths
+        self._length_index = [
+            index * self._length_stride + self._length_offset for index in range(MAX_BATCH)
+        ]
+        # for add_srtp: libsrtp's protect, each slot's address as its pointer, the length
+        # in and out; touches pylibsrtp._binding (its cffi module), as sfu.rtc.transport does
+        from pylibsrtp._binding import ffi, lib
+
+        self._srtp_protect = lib.srtp_protect
+        self._srtp_ok = lib.srtp_err_status_ok
+        self._slot_pointers = [
+            ffi.cast("char *", data_base + index * SLOT_BYTES) for index in range(MAX_BATCH)
+        ]
+        self._srtp_length = ffi.new("int *")
+        self._slot_views = [
+            self._data_view[index * SLOT_BYTES : (index + 1) * SLOT_BYTES]
+            for index in range(MAX_BATCH)
+        ]
         self._addrs: list[tuple[str, int]] = [("", 0)] * MAX_BATCH
         self._sockaddrs: dict[tuple[str, int], bytes] = {}
         self._count = 0
@@ -161,7 +185,7 @@ class BatchSender:
         self._data_view[offset : offset + size] = data
         name_offset = index * _NAME_BYTES
         self._names_view[name_offset : name_offset + len(name)] = name
-        self._lengths[index * self._length_stride + self._length_offset] = size
+        self._lengths[self._length_index[index]] = size
         self._addrs[index] = addr
         self._count = index + 1
         self.pending_bytes += size
@@ -170,6 +194,47 @@ class BatchSender:
         elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
+
+    def add_srtp(
+        self, header: bytes, payload: bytes, srtp: Any, name: bytes, addr: tuple[str, int]
+    ) -> bool:
+        """Queue RTP packet `header + payload` for `addr` (whose `sockaddr_for` is `name`),
+        SRTP-protected in its slot by the libsrtp session `srtp` (its `srtp_t`).
+
+        False if the packet is larger than `SRTP_MAX_PLAIN_BYTES` or libsrtp refused it:
+        nothing is queued then. As `add()`, it leaves when the event loop next turns, or with
+        a full batch.
+        """
+        split = len(header)
+        size = split + len(payload)
+        if size > SRTP_MAX_PLAIN_BYTES:
+            return False
+        index = self._count
+        slot = self._slot_views[index]
+        slot[:split] = header
+        slot[split:size] = payload
+        length = self._srtp_length
+        length[0] = size
+        if self._srtp_protect(srtp, self._slot_pointers[index], length) != self._srtp_ok:
+            return False
+        size = length[0]
+        if self._addrs[index] is not addr:  # a fan-out often fills a slot for the same viewer
+            name_offset = index * _NAME_BYTES
+            self._names_view[name_offset : name_offset + len(name)] = name
+            self._addrs[index] = addr
+        self._lengths[self._length_index[index]] = size
+        self._count = index + 1
+        self.pending_bytes += size
+        if index + 1 == MAX_BATCH:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+        return True
+
+    def sockaddr_for(self, addr: tuple[str, int]) -> bytes | None:
+        """`addr` as this socket's C socket address (cached), or None if it is not one."""
+        return self._sockaddrs.get(addr) or self._sockaddr(addr)
 
     def _sockaddr(self, addr: tuple[str, int]) -> bytes | None:
         try:

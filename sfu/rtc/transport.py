@@ -39,7 +39,7 @@ class _RtpProtector:
     calls libsrtp once.
     """
 
-    __slots__ = ("_buffer", "_cdata", "_handle", "_length", "_limit", "_ok", "_protect", "session")
+    __slots__ = ("_buffer", "_cdata", "_length", "_limit", "_ok", "_protect", "handle", "session")
 
     def __init__(self, session: pylibsrtp.Session) -> None:
         # touches pylibsrtp._binding (its cffi module) and Session._srtp (the srtp_t handle);
@@ -47,7 +47,8 @@ class _RtpProtector:
         from pylibsrtp._binding import ffi, lib
 
         self.session = session
-        self._handle = session._srtp[0]
+        self.handle = session._srtp[0]
+        """The session's `srtp_t` (`sfu.rtc.sendmmsg.BatchSender.add_srtp` protects with it)."""
         self._protect = lib.srtp_protect
         self._ok = lib.srtp_err_status_ok
         self._cdata = ffi.new("char[]", _SRTP_BUFFER_BYTES)
@@ -65,7 +66,7 @@ class _RtpProtector:
         buffer[split:size] = payload
         length = self._length
         length[0] = size
-        if self._protect(self._handle, self._cdata, length) != self._ok:
+        if self._protect(self.handle, self._cdata, length) != self._ok:
             return None
         return buffer[0 : length[0]]
 

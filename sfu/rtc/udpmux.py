@@ -109,6 +109,8 @@ class SharedPortTransport(asyncio.DatagramTransport):
     """The transport a connection's protocol sends through: the shared socket.
 
     `sendto` is the shared port's own send (no extra call per packet); after `close()` it drops.
+    `batch` is the port's `BatchSender` while sends are batched and the transport is open
+    (None otherwise): the forwarding path queues SRTP packets there directly.
     """
 
     def __init__(self, port: SharedUdpPort, protocol: SharedPortProtocol) -> None:
@@ -119,12 +121,16 @@ class SharedPortTransport(asyncio.DatagramTransport):
         self.sendto: Callable[[bytes, tuple[str, int]], None] = port.sendto  # type: ignore[method-assign,assignment]
         # the egress reads it before every packet: the socket's backlog, without a call more
         self.get_write_buffer_size: Callable[[], int] = port.write_buffer_size  # type: ignore[method-assign]
+        self.batch: BatchSender | None = port.batch
+        # what get_write_buffer_size() reads, for the forwarding path to read without a call
+        self.socket_sender: SocketSender = port.socket_sender
 
     def close(self) -> None:
         if self._closing:
             return
         self._closing = True
         self.sendto = _drop  # type: ignore[method-assign]
+        self.batch = None
         self._port.detach(self._protocol)
 
     def abort(self) -> None:
@@ -253,12 +259,12 @@ class SharedUdpPort:
         self._loop = loop
         self._buffer = bytearray(RECEIVE_BUFFER_BYTES)
         self._view = memoryview(self._buffer)
-        self._sender = SocketSender(sock, loop)
-        self.batch = BatchSender.create(sock, self._sender, loop) if batch else None
+        self.socket_sender = SocketSender(sock, loop)
+        self.batch = BatchSender.create(sock, self.socket_sender, loop) if batch else None
         self.sendto: Callable[[bytes, tuple[str, int]], None] = (
-            self.batch.add if self.batch is not None else self._sender.sendto
+            self.batch.add if self.batch is not None else self.socket_sender.sendto
         )
-        self.write_buffer_size: Callable[[], int] = self._sender.get_write_buffer_size
+        self.write_buffer_size: Callable[[], int] = self.socket_sender.get_write_buffer_size
         # datagrams are read in a loop until the socket is empty, into one reused buffer,
         # rather than one per event-loop turn into a fresh 256 KiB one (asyncio's reader)
         loop.add_reader(sock.fileno(), self._read_ready)
@@ -437,7 +443,7 @@ class SharedUdpPort:
         if self.batch is not None:
             self.batch.flush()
         self.closed = True
-        self._sender.close()
+        self.socket_sender.close()
         self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
 

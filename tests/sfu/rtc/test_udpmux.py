@@ -209,6 +209,68 @@ async def test_sendmmsg_batches_keep_order_per_receiver() -> None:
             sock.close()
 
 
+def _srtp_sessions() -> tuple[object, object]:
+    """Two sending sessions with one key: one for the batch, one for reference."""
+    from pylibsrtp import Policy, Session
+
+    def session(kind: int) -> Session:
+        policy = Policy(
+            key=bytes(range(28)), ssrc_type=kind, srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_128_GCM
+        )
+        return Session(policy)
+
+    return session(Policy.SSRC_ANY_OUTBOUND), session(Policy.SSRC_ANY_OUTBOUND)
+
+
+async def test_sendmmsg_protects_in_place_what_srtp_would_send() -> None:
+    """`add_srtp` queues exactly what `Session.protect` makes of header + payload, to the
+    right receiver also when slots change hands between viewers; what it refuses is not
+    queued."""
+    loop = asyncio.get_running_loop()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receivers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        sender.bind(("127.0.0.1", 0))
+        sender.setblocking(False)
+        for receiver in receivers:
+            receiver.bind(("127.0.0.1", 0))
+            receiver.settimeout(2)
+        batch = BatchSender.create(sender, _Fallback(sender), loop)
+        if batch is None:
+            pytest.skip("no sendmmsg on this platform")
+        fast, reference = _srtp_sessions()
+        srtp = fast._srtp[0]  # type: ignore[attr-defined]
+        addrs = [r.getsockname() for r in receivers]
+        names = [batch.sockaddr_for(addr) for addr in addrs]
+        assert batch.sockaddr_for(("not an address", 1)) is None
+        expected: list[list[bytes]] = [[], [], []]
+        for seq in range(100):
+            # a varying number of viewers per fan-out: slot i serves different receivers
+            for viewer in range(1 + seq % 3):
+                header = bytes((0x80, 96)) + seq.to_bytes(2, "big") + bytes(4)
+                header += (viewer + 1).to_bytes(4, "big")
+                payload = bytes((seq + viewer) % 256 for _ in range(100 + seq))
+                name = names[viewer]
+                assert name is not None
+                assert batch.add_srtp(header, payload, srtp, name, addrs[viewer])
+                expected[viewer].append(reference.protect(header + payload))  # type: ignore[attr-defined]
+            if seq % 7 == 0:
+                await asyncio.sleep(0)  # the loop turns: a partial batch leaves
+        await asyncio.sleep(0)
+        queued = batch.datagrams
+        name = names[0]
+        assert name is not None
+        assert not batch.add_srtp(bytes(12), bytes(1900), srtp, name, addrs[0])  # too large
+        await asyncio.sleep(0)
+        assert batch.datagrams == queued == sum(len(e) for e in expected)
+        for receiver, sent in zip(receivers, expected, strict=True):
+            got = [receiver.recv(4096) for _ in sent]
+            assert got == sent
+    finally:
+        for sock in (sender, *receivers):
+            sock.close()
+
+
 async def test_udpmux_port_taken_is_an_os_error(shared: SharedUdpPort) -> None:
     with pytest.raises(OSError):
         await SharedUdpPort.open("127.0.0.1", shared.sockname[1])
