@@ -272,8 +272,7 @@ class Source:
         if self.kind != "video" or self._closed or self._send_pli is None:
             return False
         now = _monotonic()
-        slots = len(self._fanout) + len(self._waiting)
-        if now - self._last_pli_at < keyframe_interval_s(slots):
+        if now - self._last_pli_at < keyframe_interval_s(len(self._fanout) + len(self._waiting)):
             return False
         if not self._send_pli():
             return False
