@@ -4,24 +4,20 @@ sizes, bounded, cached beside the document, and hidden from everyone else."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import update
 
 from confbridge.db import Database
-from confbridge.meetings.models import Occurrence
 from confbridge.records import pdf_pages
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
-from confbridge.timeutil import utcnow
 from tests.records.test_documents import PDF as EMPTY_PDF
 from tests.records.test_documents import _docx
 from tests.support.pdfs import A4_MM, drawn_size, multi_page_pdf, sized_pdf
-from tests.support.records import Meeting
+from tests.support.records import Meeting, end_past_retention
 
 Headers = dict[str, str]
 
@@ -145,14 +141,7 @@ def test_document_pages_go_with_their_document(
     assert list(pages_dir.iterdir()) == []
     kept = _upload(client, secretariat, meeting, multi_page_pdf(1))
     _image(client.get(f"/api/v1/documents/{kept}/pages/1.png", headers=meeting.p1))
-    long_ago = utcnow() - timedelta(days=settings.records.document_retention_days + 1)
-    with database.session() as session:
-        session.execute(
-            update(Occurrence)
-            .where(Occurrence.id == meeting.occurrence_id)
-            .values(start_at=long_ago - timedelta(hours=1), end_at=long_ago)
-        )
-        session.commit()
+    end_past_retention(database, meeting.occurrence_id, settings.records.document_retention_days)
     for path in (f"/api/v1/documents/{kept}/pages", f"/api/v1/documents/{kept}/pages/1.png"):
         assert client.get(path, headers=meeting.p1).status_code == 404
     assert Scheduler(database, settings).purge_documents() == 1

@@ -9,7 +9,6 @@ import socket
 import time
 import zipfile
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,14 @@ import docx
 import openpyxl
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from confbridge.db import Database
-from confbridge.meetings.models import Occurrence
 from confbridge.records.models import Document
 from confbridge.records.storage import STALE_PART_S, DocumentStore
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
-from confbridge.timeutil import utcnow
-from tests.support.records import Meeting
+from tests.support.records import Meeting, end_past_retention
 
 Headers = dict[str, str]
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
@@ -198,14 +195,7 @@ def test_documents_are_gone_after_the_retention_period(
     settings: Settings,
 ) -> None:
     created = upload("cu.pdf", PDF).json()
-    long_ago = utcnow() - timedelta(days=settings.records.document_retention_days + 1)
-    with database.session() as session:
-        session.execute(
-            update(Occurrence)
-            .where(Occurrence.id == meeting.occurrence_id)
-            .values(start_at=long_ago - timedelta(hours=1), end_at=long_ago)
-        )
-        session.commit()
+    end_past_retention(database, meeting.occurrence_id, settings.records.document_retention_days)
     for headers in (secretariat, meeting.p1):
         listing = client.get(
             f"/api/v1/occurrences/{meeting.occurrence_id}/documents", headers=headers

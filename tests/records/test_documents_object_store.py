@@ -9,25 +9,22 @@ import hashlib
 import io
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from confbridge.db import Database
-from confbridge.meetings.models import Occurrence
 from confbridge.records.models import Document
 from confbridge.records.storage import STALE_PART_S, ObjectDocumentStore, store_for
 from confbridge.scheduler import Scheduler
 from confbridge.settings import Settings
-from confbridge.timeutil import utcnow
 from tests.support.factories import make_settings
 from tests.support.object_store import SeaweedFs
 from tests.support.pdfs import multi_page_pdf
-from tests.support.records import Meeting
+from tests.support.records import Meeting, end_past_retention
 from tests.support.servers import free_port
 
 Headers = dict[str, str]
@@ -102,14 +99,7 @@ def test_documents_in_the_object_store_go_with_their_retention(
     upload: Callable[..., Any],
 ) -> None:
     assert upload(multi_page_pdf(1)).status_code == 201
-    long_ago = utcnow() - timedelta(days=settings.records.document_retention_days + 1)
-    with database.session() as session:
-        session.execute(
-            update(Occurrence)
-            .where(Occurrence.id == meeting.occurrence_id)
-            .values(start_at=long_ago - timedelta(hours=1), end_at=long_ago)
-        )
-        session.commit()
+    end_past_retention(database, meeting.occurrence_id, settings.records.document_retention_days)
     assert len(_objects(seaweed, settings)) == 1
     assert Scheduler(database, settings).purge_documents() == 1
     assert _objects(seaweed, settings) == []

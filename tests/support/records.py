@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
 
 from confbridge.db import Database
 from confbridge.meetings.models import Occurrence
 from confbridge.settings import Settings
 from confbridge.sites.models import Site
 from confbridge.terminals import service as terminal_service
+from confbridge.timeutil import utcnow
 from tests.support.factories import open_occurrence
 
 
@@ -41,3 +45,15 @@ def open_meeting(database: Database, settings: Settings, sites: dict[str, Site])
     return Meeting(
         occurrence_id, series_id, bearer(tokens["hq"]), bearer(tokens["p1"]), bearer(outsider)
     )
+
+
+def end_past_retention(database: Database, occurrence_id: int, retention_days: int) -> None:
+    """Move the occurrence back in time so that it ended `retention_days` + 1 days ago."""
+    long_ago = utcnow() - timedelta(days=retention_days + 1)
+    with database.session() as session:
+        session.execute(
+            update(Occurrence)
+            .where(Occurrence.id == occurrence_id)
+            .values(start_at=long_ago - timedelta(hours=1), end_at=long_ago)
+        )
+        session.commit()
