@@ -6,8 +6,11 @@ the control plane and `--workers` local workers on a fresh SQLite database, the 
 
 Before the storm, the existing viewers join and receive: 2 decoding viewers (stock aiortc,
 this process) and 10 viewers that send RTCP like browsers (`CheapViewer`: RR and NACK, no
-decoding; client processes). Then N lean halls (`LeanViewer`, client processes) each start at a
-random moment of the first W seconds and join through worker i mod `--workers`; a 503 is
+decoding), in a process of their own, as browsers in other halls watch from machines of their
+own (`--existing with-halls` puts them in the halls' client processes instead, whose event
+loops the halls' handshakes keep busy). Then N lean halls (`LeanViewer`, client processes)
+each start at a random moment of the first W seconds and join through worker i mod
+`--workers`; a 503 is
 waited out as its Retry-After says, plus up to 20 % and 0.2 s of jitter, and the same grant is
 offered again (as the kiosk and the agent do).
 
@@ -29,7 +32,7 @@ process keeps only the 2 decoding viewers. `in-process` keeps the control plane 
 the publisher in this process, as earlier versions of this benchmark did.
 
     .venv/bin/python bench/joinstorm.py [--halls 100] [--window 30] [--workers 2] [--clients 2]
-        [--ice-lite on|off] [--layout separate|in-process]
+        [--ice-lite on|off] [--layout separate|in-process] [--existing own-process|with-halls]
 """
 
 from __future__ import annotations
@@ -192,6 +195,13 @@ async def _storm_client(conn: Any) -> None:
                 for viewer in rtcp:
                     viewer.max_gap_s = 0.0
                 conn.send("ok")
+            elif command == "gaps":
+                conn.send(
+                    {
+                        "rtcp_gaps": [v.max_gap_s for v in rtcp],
+                        "rtcp_connected": sum(v.pc.connectionState == "connected" for v in rtcp),
+                    }
+                )
             elif command == "storm":
                 url, tokens, window_s = args
                 REFUSALS.count = 0
@@ -216,8 +226,6 @@ async def _storm_client(conn: Any) -> None:
                         "first_s": [h.first_keyframe_s for h in halls],
                         "failures": failures,
                         "refusals": REFUSALS.count,
-                        "rtcp_gaps": [v.max_gap_s for v in rtcp],
-                        "rtcp_connected": sum(v.pc.connectionState == "connected" for v in rtcp),
                     }
                 )
             elif command == "stop":
@@ -409,9 +417,10 @@ async def start_live(
 
 
 async def join_existing(
-    stack: fanout.Stack, chair_url: str, clients: list[Client], decoders: list
+    stack: fanout.Stack, chair_url: str, watchers: list[Client], decoders: list
 ) -> tuple[list[str], Any]:
-    """Extend the room to every worker and let the existing viewers in; (WHEP URLs, grants)."""
+    """Extend the room to every worker and let the existing viewers in; (WHEP URLs, grants).
+    The RTCP viewers go to the processes `watchers`, spread over the workers."""
     ward = stack.join("p1")
     origin = chair_url.split("/whip/", 1)[0]
     urls = [ward["whep_url"]]
@@ -420,15 +429,22 @@ async def join_existing(
             await asyncio.to_thread(stack.extend, origin, edge)
             urls.append(f"{edge}/whep/occ-{stack.occurrence_id}")
     grants = functools.partial(stack.viewer_grants, ward)
-    # the viewers already in: decoding ones here, RTCP ones in the client processes
     decoders.extend(WaitingDecodingViewer() for _ in range(DECODING_VIEWERS))
     for index, (viewer, token) in enumerate(zip(decoders, grants(DECODING_VIEWERS), strict=True)):
         await viewer.start(urls[index % len(urls)], token)
-    per = [EXISTING_RTCP_VIEWERS // len(clients)] * len(clients)
-    await fanout.ask_all(
-        clients, [("existing", urls[i % len(urls)], grants(n)) for i, n in enumerate(per)], 120
-    )
-    await fanout.ask_all(clients, [("reset_gaps",)] * len(clients), 30)
+    groups = max(len(watchers), len(urls))
+    # one question per process at a time: a process with several groups takes them in turn
+    for first in range(0, groups, len(watchers)):
+        batch = range(first, min(groups, first + len(watchers)))
+        await fanout.ask_all(
+            [watchers[i % len(watchers)] for i in batch],
+            [
+                ("existing", urls[i % len(urls)], grants(EXISTING_RTCP_VIEWERS // groups))
+                for i in batch
+            ],
+            120,
+        )
+    await fanout.ask_all(watchers, [("reset_gaps",)] * len(watchers), 30)
     return urls, grants
 
 
@@ -440,16 +456,22 @@ async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> 
     else:
         os.environ["CONFBRIDGE_SFU_JOIN_MAX_HANDSHAKES"] = "0"  # inherited by the workers
     clients = start_storm_clients(args.clients)
+    # browsers already in watch from machines of their own; `with-halls` puts them on the
+    # halls' event loops, where the halls' own handshakes delay what they read
+    watchers = clients if args.existing == "with-halls" else start_storm_clients(1)
+    everyone = clients if watchers is clients else [*clients, *watchers]
     data_dir = Path(tempfile.mkdtemp(prefix="joinstorm-"))
     decoders: list[WaitingDecodingViewer] = []
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, data_dir, ignore_errors=True)
-        cleanup.callback(lambda: [client.close() for client in clients])
+        cleanup.callback(lambda: [client.close() for client in everyone])
         stack, publisher, pids, chair_url = await start_live(args, data_dir, packets, cleanup)
-        cleanup.push_async_callback(stop_viewers, clients, decoders)
-        urls, grants = await join_existing(stack, chair_url, clients, decoders)
+        cleanup.push_async_callback(stop_viewers, everyone, decoders)
+        urls, grants = await join_existing(stack, chair_url, watchers, decoders)
         for index, client in enumerate(clients):
             pids[f"client {index}"] = client.process.pid
+        if watchers is not clients:
+            pids["existing viewers"] = watchers[0].process.pid
         await publisher.watch()
         shares = [
             args.halls // len(clients) + (i < args.halls % len(clients))
@@ -465,6 +487,7 @@ async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> 
         )
         ended = time.monotonic()
         cpu1, load1 = process_cpu(pids), os.getloadavg()[0]
+        watched = await fanout.ask_all(watchers, [("gaps",)] * len(watchers), 30)
         await asyncio.sleep(SETTLE_S)
         (
             result.publisher_gap_s,
@@ -476,11 +499,13 @@ async def run_once(args: argparse.Namespace, admission: bool, packets: list) -> 
         result.cores = {name: (cpu1[name] - cpu0[name]) / result.storm_s for name in pids}
         result.worker_cores = sum(c for n, c in result.cores.items() if n.startswith("worker"))
         result.load = (load0, load1)
-        collect(result, replies, decoders, started, ended)
+        collect(result, replies, watched, decoders, (started, ended))
     return result
 
 
-def collect(result: Result, replies: list, decoders: list, started: float, ended: float) -> None:
+def collect(
+    result: Result, replies: list, watched: list, decoders: list, storm: tuple[float, float]
+) -> None:
     """The halls' and existing viewers' figures of one storm, into `result`."""
     result.joined = sum(r["connected"] for r in replies)
     result.refusals = sum(r["refusals"] for r in replies)
@@ -488,9 +513,9 @@ def collect(result: Result, replies: list, decoders: list, started: float, ended
     result.first_s = [f for f in firsts if f is not None]
     result.missing_first = len(firsts) - len(result.first_s)
     result.failures = [f for r in replies for f in r["failures"]]
-    result.rtcp_gap_s = max((g for r in replies for g in r["rtcp_gaps"]), default=float("nan"))
-    result.rtcp_connected = sum(r["rtcp_connected"] for r in replies)
-    result.decoded_gap_s = max(max_frame_gap_s(v.frames, started, ended) for v in decoders)
+    result.rtcp_gap_s = max((g for r in watched for g in r["rtcp_gaps"]), default=float("nan"))
+    result.rtcp_connected = sum(r["rtcp_connected"] for r in watched)
+    result.decoded_gap_s = max(max_frame_gap_s(v.frames, *storm) for v in decoders)
 
 
 async def stop_viewers(clients: list[Client], decoders: list) -> None:
@@ -586,6 +611,12 @@ def main() -> None:
         default="separate",
         choices=["separate", "in-process"],
         help="control plane and publisher in processes of their own, or in this one",
+    )
+    parser.add_argument(
+        "--existing",
+        default="own-process",
+        choices=["own-process", "with-halls"],
+        help="the 10 RTCP viewers already in: in a process of their own, or in the halls'",
     )
     parser.add_argument(
         "--ice-lite", default="on", choices=["on", "off"], help="workers as ICE-lite agents"

@@ -57,11 +57,17 @@ INTEGRATION_FIXTURES = {
     "start_serve",  # tests/test_cli_serve.py: `confbridge serve` as a process
     "bridge",  # tests/sfu/test_forwarding.py: aiortc peers through Slot/Source on loopback
 }
+# The control plane's database, whichever CONFBRIDGE_TEST_DATABASE_URL names: such tests also
+# get the `database` mark, which CI runs once more on PostgreSQL.
+DATABASE_FIXTURES = {"database_url", "fresh_url"}  # fresh_url: tests/test_migrate.py
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give every test exactly one of TEST_KINDS, so that `-m unit` is the fast loop."""
+    """Give every test exactly one of TEST_KINDS, so that `-m unit` is the fast loop, and the
+    `database` mark to those that use the control plane's database."""
     for item in items:
+        if set(getattr(item, "fixturenames", ())) & DATABASE_FIXTURES:
+            item.add_marker("database")
         said = {mark.name for mark in item.iter_markers() if mark.name in TEST_KINDS}
         if len(said) > 1:
             raise pytest.UsageError(f"{item.nodeid}: more than one kind: {sorted(said)}")
