@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from confbridge_kernel.contracts import FloorState
 from sfu.errors import SfuError
 from sfu.forwarding import Source
-from sfu.rtc.ice import NoMediaPort
+from sfu.rtc.ice import NoMediaPort, end_ice_watch_on_close
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class Upstream:
         # would all come from that one address. A socket of its own, as a browser has.
         try:
             await pc.setLocalDescription(await pc.createOffer())
+            end_ice_watch_on_close(pc)
         except NoMediaPort as exc:
             log.warning("cannot relay from %s: %s", self.url, exc)
             raise SfuError(

@@ -49,6 +49,7 @@ from sfu.rtc.ice import (
     NoMediaPort,
     begin_ice_restart,
     complete_ice_restart,
+    end_ice_watch_on_close,
     share_port,
 )
 from sfu.rtc.sdp import bundle_transports, offered_direction, restrict_codecs
@@ -290,6 +291,7 @@ class Sessions:
         pc = peer.pc
         assert pc is not None
         share_port(pc)  # single-port mode: gather on the worker's one media socket
+        end_ice_watch_on_close(pc)
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except NoMediaPort as exc:

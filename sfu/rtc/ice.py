@@ -22,7 +22,7 @@ import logging
 import random
 import socket
 import types
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aioice
@@ -232,6 +232,32 @@ def share_port(pc: RTCPeerConnection) -> None:
         connection.get_component_candidates = types.MethodType(gather, connection)  # type: ignore[method-assign]
     if port.ice_lite:
         make_lite(pc)
+
+
+def end_ice_watch_on_close(pc: RTCPeerConnection) -> None:
+    """Make a closed ICE connection of `pc` say so to aiortc's watch of it.
+
+    aiortc's `RTCIceTransport._monitor` asks `get_event()` in a loop and stops only at
+    `ConnectionClosed`; once a connection is closed, aioice's `get_event()` returns None at
+    once, without waiting. A connection closed before the watch first waited (a session
+    replaced or ended during its handshake: `close()` can finish without yielding) lost its
+    `ConnectionClosed`, and the watch then spun without yielding, holding the worker's event
+    loop for good. Call it once the remote offer is applied (the transports exist).
+    """
+    for connection in _ice_connections(pc):
+        stock = connection.get_event
+
+        async def get_event(
+            connection: aioice.Connection = connection,
+            stock: Callable[[], Awaitable[aioice.ice.ConnectionEvent | None]] = stock,
+        ) -> aioice.ice.ConnectionEvent | None:
+            # touches Connection._closed, set by close() as it emits ConnectionClosed
+            if connection._closed:
+                return aioice.ConnectionClosed()
+            return await stock()
+
+        # shadows Connection.get_event on this connection only, which the watch calls
+        connection.get_event = get_event  # type: ignore[method-assign]
 
 
 def _shared_port_protocols(connection: aioice.Connection) -> list[SharedPortProtocol]:

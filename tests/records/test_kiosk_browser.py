@@ -137,9 +137,9 @@ async def test_kiosk_opens_the_current_items_document_pages(
             return seen if seen["text"] == "2. Báo cáo thu ngân sách" else None
 
         await eventually(band, 40, "the current item on the kiosk")
-        # the meeting's own button: the idle screen's one (the next meeting's documents) may
-        # still be shown while the kiosk joins
-        await page.locator("#documents-button").click()
+        # one "Xem tài liệu" on the screen, the meeting's own: the idle screen's (the next
+        # meeting's documents) is hidden from the moment the kiosk joins
+        await page.get_by_role("button", name="Xem tài liệu").click()
 
         first = await eventually(lambda: _shown(page, 1), 20, "page 1 of the document")
         assert first["viewer"] and first["label"] == "Trang 1/3"

@@ -19,7 +19,7 @@ from aiortc import RTCPeerConnection
 
 import sfu.rtc.ice as ice
 from sfu.rtc.ice import NoMediaPort, use_host_addresses, use_host_candidates
-from tests.sfu.rtc.introspect import LOOPBACK_ONLY, parameters, source_of
+from tests.sfu.rtc.introspect import LOOPBACK_ONLY, negotiated_pair, parameters, source_of
 
 
 def test_aioice_names() -> None:
@@ -131,6 +131,33 @@ def test_ice_restart_hooks_exist() -> None:
         aiortc.RTCIceTransport.addRemoteCandidate
     )
     assert "self._remote_candidates_end = False" in source_of(aiortc.RTCIceGatherer.__init__)
+
+
+def test_ice_watch_hooks_exist() -> None:
+    # aiortc's watch stops only at ConnectionClosed; aioice answers None once closed
+    monitor = source_of(aiortc.RTCIceTransport._monitor)
+    assert "event = await self._connection.get_event()" in monitor
+    assert "if isinstance(event, ConnectionClosed):" in monitor
+    get_event = source_of(aioice.Connection.get_event)
+    assert "if self._closed:\n            return None" in get_event
+    assert "self._closed = True" in source_of(aioice.Connection.close)
+
+
+async def test_a_closed_connection_ends_the_ice_watch() -> None:
+    """Closed before aiortc's watch first waited, the connection still tells it: closed."""
+    client, server = await negotiated_pair()
+    try:
+        ice.end_ice_watch_on_close(server)
+        (transport,) = ice.ice_transports(server)
+        connection = transport._connection
+        await connection.close()
+        event = await asyncio.wait_for(connection.get_event(), 1)
+        assert isinstance(event, aioice.ConnectionClosed)
+        # the watch itself returns at once (it would spin without ever yielding otherwise)
+        await asyncio.wait_for(transport._monitor(), 1)
+    finally:
+        await client.close()
+        await server.close()
 
 
 # aioice's own consent loop, as imported (a worker started in this process replaces it)

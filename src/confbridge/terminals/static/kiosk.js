@@ -69,9 +69,14 @@ const kiosk = (window.kiosk = {
   },
 });
 
+// States in which the kiosk is in (or on its way into) a meeting: the idle screen's button
+// for the next meeting's documents gives way to the meeting's own.
+const ATTENDING = new Set(["joining", "reconnecting", "waiting", "in_meeting"]);
+
 function setState(state) {
   kiosk.state = state;
   document.body.dataset.state = state;
+  if (ATTENDING.has(state)) $("next-documents").hidden = true;
 }
 
 function note(event, detail = {}) {
@@ -236,7 +241,8 @@ function tick() {
   const coming = agenda.find((item) => item.end > now);
   $("next-title").textContent = coming ? coming.title : t("no_meeting");
   // its documents may be read before it starts (documents.js)
-  $("next-documents").hidden = !coming || managed || meeting !== null;
+  $("next-documents").hidden =
+    !coming || managed || meeting !== null || ATTENDING.has(kiosk.state);
   $("next-documents").dataset.occurrenceId = coming ? coming.occurrence_id : "";
   $("countdown").textContent = !coming ? "" : coming.start > now
     ? `${t("starts_in")} ${countdown(coming.start - now, WORDS[lang])}` : t("in_progress");
