@@ -10,9 +10,8 @@ decoding), in a process of their own, as browsers in other halls watch from mach
 own (`--existing with-halls` puts them in the halls' client processes instead, whose event
 loops the halls' handshakes keep busy). Then N lean halls (`LeanViewer`, client processes)
 each start at a random moment of the first W seconds and join through worker i mod
-`--workers`; a 503 is
-waited out as its Retry-After says, plus up to 20 % and 0.2 s of jitter, and the same grant is
-offered again (as the kiosk and the agent do).
+`--workers`; a 503 is waited out as its Retry-After says, plus up to 20 % and 0.2 s of jitter,
+and the same grant is offered again (as the kiosk and the agent do).
 
 Printed per run (admission control on, then off in the same run: `join_max_handshakes` 0):
 - joined: halls connected at the end / N, and how many 503s they were given;
